@@ -1,0 +1,58 @@
+/* common.c: the small public helpers that libswarm, swarmd and the tools share: the clock,
+ * error strings, and the default socket path. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "swarm/swarm.h"
+
+SWARM_API uint64_t swarm_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+SWARM_API const char *swarm_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -EAGAIN:
+		return "no free slot, or the submission queue is full; try again";
+	case -ETIMEDOUT:
+		return "timed out (the wait, or the request's deadline)";
+	case -EPROTO:
+		return "the client and swarmd speak different ABI versions";
+	case -ENOENT:
+		return "no such model or version";
+	case -EINVAL:
+		return "invalid argument";
+	case -EBUSY:
+		return "the request is in flight";
+	case -ECONNABORTED:
+		return "the worker serving the session died";
+	case -EBADMSG:
+		return "the session broke the protocol and was detached";
+	case -EACCES:
+		return "swarmd refused this user";
+	case -ECONNREFUSED:
+		return "no swarmd listens on the socket";
+	case -ENOTCONN:
+		return "not connected to swarmd";
+	case -ENODEV:
+		return "no device can serve the model";
+	}
+	return err < 0 ? strerror(-err) : "not an error code";
+}
+
+SWARM_API int swarm_default_socket(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n = xdg && *xdg ? snprintf(buf, len, "%s/swarm/swarmd.sock", xdg) :
+			      snprintf(buf, len, "/tmp/swarm-%u/swarmd.sock", (unsigned)getuid());
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

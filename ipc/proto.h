@@ -1,0 +1,196 @@
+/* proto.h: the control-socket protocol, between clients and swarmd and between swarmd and
+ * its workers.
+ *
+ * The socket is a unix SOCK_SEQPACKET socket: one message per packet, never split or merged.
+ * Every message is a fixed-layout struct that starts with swarm_msg_hdr (magic, ABI version,
+ * type, length, sequence number); file descriptors travel beside it with SCM_RIGHTS. A
+ * receiver checks the header and the exact length for the type before it reads a field, and
+ * treats strings as untrusted (it NUL-terminates them itself). No policy lives here.
+ */
+#ifndef SWARM_IPC_PROTO_H
+#define SWARM_IPC_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc/segment.h"
+#include "swarm/swarm.h"
+
+#define SWARM_PROTO_MAGIC 0x50525753u /* "SWRP" */
+#define SWARM_MSG_TEXT_MAX 256
+#define SWARM_MSG_MAX_FDS 4
+#define SWARM_STATUS_MAX_DEVICES 64
+#define SWARM_STATUS_MAX_SESSIONS 256
+
+enum swarm_msg_type {
+	/* client <-> swarmd */
+	SWARM_MSG_HELLO = 1,
+	SWARM_MSG_HELLO_REPLY = 2,
+	SWARM_MSG_OPEN = 3,
+	SWARM_MSG_OPEN_REPLY = 4, /* fds: segment memfd, submit eventfd, complete eventfd */
+	SWARM_MSG_CLOSE = 5,
+	SWARM_MSG_CLOSE_REPLY = 6,
+	SWARM_MSG_STATUS = 7,
+	SWARM_MSG_STATUS_REPLY = 8,
+	/* swarmd <-> worker */
+	SWARM_MSG_WORKER_READY = 32,
+	SWARM_MSG_ATTACH = 33, /* fds: segment memfd, submit eventfd, complete eventfd */
+	SWARM_MSG_ATTACH_REPLY = 34,
+	SWARM_MSG_DETACH = 35,
+	SWARM_MSG_DETACHED = 36, /* reply to DETACH, or the worker's own decision */
+	SWARM_MSG_TYPE_MAX = 37,
+};
+
+struct swarm_msg_hdr {
+	uint32_t magic;
+	uint16_t abi;
+	uint16_t type;
+	uint32_t len; /* the whole message, header included */
+	uint32_t seq; /* a reply carries the request's seq */
+};
+
+struct swarm_msg_hello {
+	struct swarm_msg_hdr h;
+	int32_t pid;
+	int32_t cpu;       /* where the client's thread ran at connect, -1 unknown */
+	int32_t numa_node; /* that cpu's NUMA node, -1 unknown */
+	uint32_t reserved;
+};
+
+/* The generic reply: HELLO_REPLY, CLOSE_REPLY. */
+struct swarm_msg_reply {
+	struct swarm_msg_hdr h;
+	int32_t status;      /* 0 or -errno */
+	uint32_t server_abi; /* what swarmd speaks */
+	char text[SWARM_MSG_TEXT_MAX];
+};
+
+struct swarm_msg_open {
+	struct swarm_msg_hdr h;
+	char model[SWARM_NAME_MAX];
+	uint32_t version;
+	uint32_t reserved;
+	swarm_session_opts opts;
+};
+
+struct swarm_msg_open_reply {
+	struct swarm_msg_hdr h;
+	int32_t status;
+	uint32_t reserved;
+	uint64_t session_id;
+	uint64_t segment_bytes;
+	char text[SWARM_MSG_TEXT_MAX];
+};
+
+struct swarm_msg_close {
+	struct swarm_msg_hdr h;
+	uint64_t session_id;
+};
+
+/* STATUS_REPLY: what `swarm status` prints. Percentiles are in ns, from the histograms. */
+struct swarm_status_device {
+	int32_t index;
+	int32_t state; /* a swarm_device_state */
+	int32_t pid;
+	int32_t numa_node;
+	char name[32];
+	char cpus[SWARM_CPUS_MAX];
+	uint32_t sessions;
+	uint32_t queue_depth;
+	uint32_t restarts;
+	uint32_t io_backend; /* 1 io_uring, 2 epoll */
+	uint64_t requests;
+	uint64_t errors;
+	uint64_t busy_ns;
+	uint64_t p50_ns;
+	uint64_t p99_ns;
+};
+
+struct swarm_status_session {
+	uint64_t session_id;
+	int32_t device_index;
+	int32_t client_pid;
+	char model[SWARM_NAME_MAX];
+	uint32_t model_version;
+	uint32_t in_flight;
+	uint64_t requests;
+	uint64_t errors;
+	uint64_t p50_ns;
+	uint64_t p99_ns;
+};
+
+struct swarm_msg_status_reply {
+	struct swarm_msg_hdr h;
+	int32_t swarmd_pid;
+	uint32_t n_devices;
+	uint32_t n_sessions; /* sessions listed (at most SWARM_STATUS_MAX_SESSIONS) */
+	uint32_t total_sessions;
+	uint64_t uptime_ns;
+	struct swarm_status_device devices[SWARM_STATUS_MAX_DEVICES];
+	struct swarm_status_session sessions[SWARM_STATUS_MAX_SESSIONS];
+};
+
+struct swarm_msg_worker_ready {
+	struct swarm_msg_hdr h;
+	int32_t device_index;
+	int32_t pid;
+	int32_t numa_node;
+	uint32_t io_backend; /* 1 io_uring, 2 epoll */
+	char cpus[SWARM_CPUS_MAX];
+	char text[SWARM_MSG_TEXT_MAX]; /* binding notes ("membind unsupported: ...") */
+};
+
+struct swarm_msg_attach {
+	struct swarm_msg_hdr h;
+	uint64_t session_id;
+	uint32_t model_id; /* a swarm_builtin_model until the registry exists */
+	uint32_t model_version;
+	struct swarm_seg_geometry geo;
+};
+
+struct swarm_msg_attach_reply {
+	struct swarm_msg_hdr h;
+	uint64_t session_id;
+	int32_t status;
+	uint32_t reserved;
+};
+
+struct swarm_msg_detach {
+	struct swarm_msg_hdr h;
+	uint64_t session_id;
+};
+
+struct swarm_msg_detached {
+	struct swarm_msg_hdr h;
+	uint64_t session_id;
+	int32_t reason; /* 0 when asked, -EBADMSG for a protocol violation */
+	uint32_t reserved;
+	char text[SWARM_MSG_TEXT_MAX];
+};
+
+/* The largest message. */
+#define SWARM_MSG_MAX_BYTES sizeof(struct swarm_msg_status_reply)
+
+/* Fills the header of a message of type type and len bytes. */
+void swarm_msg_init(struct swarm_msg_hdr *h, uint16_t type, uint32_t len, uint32_t seq);
+
+/* The exact length of a message of type, 0 for an unknown type. */
+uint32_t swarm_msg_len(uint16_t type);
+
+/* Checks a received packet of n bytes: magic, a known type, the exact length for it, and the
+ * ABI version. Returns the type, -EBADMSG for a malformed packet, or -EPROTO when only the
+ * ABI version differs (then h->abi holds the peer's version and the rest is unread). */
+int swarm_msg_check(const void *buf, size_t n);
+
+/* Sends one message with up to SWARM_MSG_MAX_FDS fds. Retries EINTR. Returns 0 or -errno. */
+int swarm_msg_send(int sock, const void *msg, size_t len, const int *fds, int nfds);
+
+/* Receives one message into buf (cap bytes) and up to *nfds fds (the count received is
+ * written back; surplus fds are closed). Returns the byte count, 0 when the peer closed, or
+ * -errno (-EMSGSIZE when the packet or its fds were truncated: the fds are closed). */
+int swarm_msg_recv(int sock, void *buf, size_t cap, int *fds, int *nfds);
+
+/* Copies src into a fixed field of dst_len bytes, always NUL-terminated. */
+void swarm_copy_str(char *dst, size_t dst_len, const char *src);
+
+#endif /* SWARM_IPC_PROTO_H */

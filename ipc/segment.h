@@ -1,0 +1,162 @@
+/* segment.h: the layout of a session segment, the shared memory between one client and the
+ * worker that serves it.
+ *
+ * A segment is one sealed memfd: a header page, the submission queue (client to worker), the
+ * completion queue (worker to client), then nslots slots of a fixed stride. Everything in it
+ * is fixed-width and addressed by offsets. swarmd computes the geometry (swarm_seg_geometry)
+ * before it creates the memfd, then initialises the header in a second step.
+ *
+ * Trust: the client can write every byte of its segment. The worker therefore never reads the
+ * geometry from the header: it gets its own copy from swarmd in the attach message, and
+ * reads each request field once, into a local, before it checks it.
+ */
+#ifndef SWARM_IPC_SEGMENT_H
+#define SWARM_IPC_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "swarm/swarm.h"
+
+#define SWARM_SEG_MAGIC 0x314745534d525753ull /* "SWRMSEG1" little-endian */
+#define SWARM_CACHELINE 64u
+#define SWARM_SEG_HEADER_BYTES 4096u
+#define SWARM_SLOT_HEADER_BYTES 64u
+#define SWARM_TENSOR_ALIGN 64u
+#define SWARM_SEG_MAX_SLOTS 4096u
+#define SWARM_SEG_MAX_BYTES (64ull << 30)
+
+/* Session state word, written by swarmd or the worker, read by the client. */
+enum swarm_seg_state {
+	SWARM_SEG_STATE_INIT = 0,
+	SWARM_SEG_STATE_ACTIVE = 1,
+	SWARM_SEG_STATE_WORKER_LOST = 2, /* the worker died: in-flight requests are lost */
+	SWARM_SEG_STATE_DETACHED = 3,    /* the worker dropped it: protocol violation */
+};
+
+/* Values of the client's sleep word (what the worker must do after a completion). */
+enum swarm_seg_sleep {
+	SWARM_SEG_AWAKE = 0,
+	SWARM_SEG_SLEEP_FUTEX = 1,   /* wake the futex on cq_doorbell */
+	SWARM_SEG_SLEEP_EVENTFD = 2, /* write the session's completion eventfd */
+};
+
+/* The geometry of a segment, computed by swarm_seg_geometry_init; the worker keeps a private
+ * copy of it, sent by swarmd, and never re-reads it from shared memory. */
+struct swarm_seg_geometry {
+	uint32_t nslots;
+	uint32_t queue_depth; /* submission queue entries, a power of two */
+	uint32_t cq_depth;    /* completion queue entries: nslots rounded up to a power of two */
+	uint32_t max_rows;
+	uint32_t n_inputs;
+	uint32_t n_outputs;
+	uint64_t slot_stride;
+	uint64_t sq_offset;
+	uint64_t cq_offset;
+	uint64_t slots_offset;
+	uint64_t segment_bytes;
+	/* per tensor, inputs first then outputs: offset inside a slot and bytes per row */
+	uint64_t tensor_offset[2 * SWARM_MAX_TENSORS];
+	uint64_t tensor_row_bytes[2 * SWARM_MAX_TENSORS];
+};
+_Static_assert(sizeof(struct swarm_seg_geometry) == 320, "geometry travels in messages");
+
+/* The request header at the start of every slot. Written by the client before submit; the
+ * worker reads each field once. t_pickup and t_done are written by the worker (stats). */
+struct swarm_slot_header {
+	uint32_t rows;
+	uint32_t flags;
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC, 0 = none */
+	uint64_t t_submit_ns; /* client's clock at submit */
+	uint64_t t_pickup_ns; /* worker: taken from the queue */
+	uint64_t t_start_ns;  /* worker: execution started */
+	uint64_t t_done_ns;   /* worker: completed */
+	uint8_t reserved[16];
+};
+_Static_assert(sizeof(struct swarm_slot_header) == SWARM_SLOT_HEADER_BYTES, "slot header");
+
+#define SWARM_ALIGNED_LINE __attribute__((aligned(SWARM_CACHELINE)))
+
+/* A word alone on its cache line, so that the two sides never share a line they write. */
+struct swarm_seg_line {
+	uint32_t v;
+	uint8_t pad[SWARM_CACHELINE - 4];
+} SWARM_ALIGNED_LINE;
+
+struct swarm_seg_header {
+	/* identity: written once by swarmd before the segment is handed out */
+	uint64_t magic;
+	uint32_t abi_version;
+	uint32_t header_bytes;
+	uint64_t session_id;
+	struct swarm_seg_geometry geo;
+	char model[SWARM_NAME_MAX];
+	uint32_t model_version;
+	uint32_t reserved0;
+	swarm_tensor_spec inputs[SWARM_MAX_TENSORS];
+	swarm_tensor_spec outputs[SWARM_MAX_TENSORS];
+
+	/* placement: written by swarmd, rewritten when the session moves */
+	int32_t device_index;
+	int32_t numa_node;
+	int32_t worker_pid;
+	uint32_t placement_gen; /* bumped after every placement change */
+	char device_name[32];
+	char cpus[SWARM_CPUS_MAX];
+
+	/* the hot words, each on its own line; comments say who alone writes each */
+	struct swarm_seg_line sq_tail;      /* client: next submission index */
+	struct swarm_seg_line sq_head;      /* worker: next submission to take */
+	struct swarm_seg_line cq_tail;      /* worker: next completion index */
+	struct swarm_seg_line cq_head;      /* client: next completion to read */
+	struct swarm_seg_line worker_sleep; /* worker: 1 while it sleeps (eventfd wakes it) */
+	struct swarm_seg_line client_sleep; /* client: a swarm_seg_sleep value */
+	struct swarm_seg_line cq_doorbell;  /* worker and swarmd: futex word, bumped per wake */
+	struct swarm_seg_line state;        /* swarmd and worker: a swarm_seg_state */
+};
+_Static_assert(sizeof(struct swarm_seg_header) <= SWARM_SEG_HEADER_BYTES, "header fits a page");
+_Static_assert(offsetof(struct swarm_seg_header, sq_tail) % SWARM_CACHELINE == 0, "line");
+_Static_assert(offsetof(struct swarm_seg_header, state) % SWARM_CACHELINE == 0, "line");
+
+/* A completion queue entry: the slot index and the request's status (0 or -errno). */
+static inline uint64_t swarm_cqe_pack(uint32_t slot, int32_t status)
+{
+	return (uint64_t)slot | ((uint64_t)(uint32_t)status << 32);
+}
+static inline uint32_t swarm_cqe_slot(uint64_t e) { return (uint32_t)e; }
+static inline int32_t swarm_cqe_status(uint64_t e) { return (int32_t)(uint32_t)(e >> 32); }
+
+/* Byte size of one element of dtype, 0 for an unknown dtype. */
+uint32_t swarm_dtype_size(uint32_t dtype);
+const char *swarm_dtype_name(uint32_t dtype);
+
+/* Computes the geometry for a model's tensors and the session options (already resolved
+ * against the model's defaults). Returns 0 or -EINVAL (a count out of range, a size that
+ * overflows or passes SWARM_SEG_MAX_BYTES). */
+int swarm_seg_geometry_init(struct swarm_seg_geometry *g, const swarm_tensor_spec *inputs,
+			    uint32_t n_inputs, const swarm_tensor_spec *outputs, uint32_t n_outputs,
+			    uint32_t nslots, uint32_t queue_depth, uint32_t max_rows);
+
+/* Checks a geometry received from elsewhere (the worker checks swarmd's): every offset and
+ * stride consistent and inside segment_bytes. Returns 0 or -EINVAL. */
+int swarm_seg_geometry_check(const struct swarm_seg_geometry *g);
+
+/* Creates a sealed memfd of g->segment_bytes (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+ * maps it and writes the header. Returns the fd (*base_out holds the mapping) or -errno. */
+int swarm_seg_create(const struct swarm_seg_geometry *g, uint64_t session_id, const char *model,
+		     uint32_t model_version, const swarm_tensor_spec *inputs,
+		     const swarm_tensor_spec *outputs, void **base_out);
+
+/* Maps an existing segment of exactly bytes bytes, after checking with fstat that the fd
+ * is at least that large and sealed against shrinking. Returns 0 or -errno. */
+int swarm_seg_map(int fd, uint64_t bytes, void **base_out);
+
+static inline struct swarm_slot_header *swarm_seg_slot(void *base,
+						       const struct swarm_seg_geometry *g,
+						       uint32_t slot)
+{
+	return (struct swarm_slot_header *)((char *)base + g->slots_offset +
+					    (uint64_t)slot * g->slot_stride);
+}
+
+#endif /* SWARM_IPC_SEGMENT_H */
