@@ -1,0 +1,202 @@
+/* event_loop.c: io_uring multishot polls, with an epoll fallback (see event_loop.h). */
+#include "runtime/event_loop.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "runtime/log.h"
+
+#define RING_ENTRIES 256
+#define REMOVE_TAG UINT64_MAX
+
+struct watch {
+	int fd;
+	uint64_t tag;
+};
+
+struct swarm_loop {
+	enum swarm_loop_backend backend;
+	struct io_uring ring;
+	int epfd;
+	/* io_uring only: what is watched, to re-arm a multishot poll the kernel ended */
+	struct watch *watches;
+	uint32_t n_watches, cap_watches;
+};
+
+static struct io_uring_sqe *get_sqe(struct swarm_loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+	if (!sqe) {
+		/* The submission ring is full of adds: push them to the kernel and retry. */
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe;
+}
+
+int swarm_loop_create(int force_epoll, struct swarm_loop **out)
+{
+	struct swarm_loop *l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	l->epfd = -1;
+	int err = -ENOSYS;
+	if (!force_epoll) {
+		err = io_uring_queue_init(RING_ENTRIES, &l->ring, 0);
+		if (err == 0) {
+			l->backend = SWARM_LOOP_IO_URING;
+			*out = l;
+			return 0;
+		}
+	}
+	swarm_log(SWARM_LOG_WARN, "event=io_uring_unavailable fallback=epoll reason=\"%s\"",
+		  force_epoll ? "SWARM_NO_IO_URING is set" : strerror(-err));
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0) {
+		err = -errno;
+		free(l);
+		return err;
+	}
+	l->backend = SWARM_LOOP_EPOLL;
+	*out = l;
+	return 0;
+}
+
+void swarm_loop_destroy(struct swarm_loop *l)
+{
+	if (!l)
+		return;
+	if (l->backend == SWARM_LOOP_IO_URING)
+		io_uring_queue_exit(&l->ring);
+	else
+		close(l->epfd);
+	free(l->watches);
+	free(l);
+}
+
+enum swarm_loop_backend swarm_loop_backend(const struct swarm_loop *l) { return l->backend; }
+
+int swarm_loop_cheap_peek(const struct swarm_loop *l) { return l->backend == SWARM_LOOP_IO_URING; }
+
+static int uring_arm(struct swarm_loop *l, int fd, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, tag);
+	return 0;
+}
+
+int swarm_loop_add(struct swarm_loop *l, int fd, uint64_t tag)
+{
+	if (tag == REMOVE_TAG)
+		return -EINVAL;
+	if (l->backend == SWARM_LOOP_IO_URING) {
+		if (l->n_watches == l->cap_watches) {
+			uint32_t cap = l->cap_watches ? 2 * l->cap_watches : 64;
+			struct watch *w = realloc(l->watches, cap * sizeof *w);
+			if (!w)
+				return -ENOMEM;
+			l->watches = w;
+			l->cap_watches = cap;
+		}
+		int err = uring_arm(l, fd, tag);
+		if (err)
+			return err;
+		l->watches[l->n_watches++] = (struct watch){ fd, tag };
+		return 0;
+	}
+	/* Edge-triggered, like a multishot poll: one report per new event, so an eventfd
+	 * that is never read does not report forever. Callers drain what must be drained. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = tag };
+	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int swarm_loop_del(struct swarm_loop *l, int fd, uint64_t tag)
+{
+	if (l->backend == SWARM_LOOP_EPOLL)
+		return epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+	for (uint32_t i = 0; i < l->n_watches; i++)
+		if (l->watches[i].tag == tag && l->watches[i].fd == fd) {
+			l->watches[i] = l->watches[--l->n_watches];
+			break;
+		}
+	struct io_uring_sqe *sqe = get_sqe(l);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_remove(sqe, tag);
+	io_uring_sqe_set_data64(sqe, REMOVE_TAG);
+	/* Submit now: the caller closes fd next, and the poll must be gone by then or it
+	 * would fire once more for a tag that may be reused. */
+	int r = io_uring_submit(&l->ring);
+	return r < 0 ? r : 0;
+}
+
+/* Harvests what the completion ring holds. A multishot poll that ends (no F_MORE, e.g. on
+ * overflow) is re-armed unless it was removed. */
+static int uring_harvest(struct swarm_loop *l, uint64_t *tags, int max)
+{
+	struct io_uring_cqe *cqe;
+	int n = 0;
+	while (n < max && io_uring_peek_cqe(&l->ring, &cqe) == 0) {
+		uint64_t tag = io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
+		unsigned flags = cqe->flags;
+		io_uring_cqe_seen(&l->ring, cqe);
+		if (tag == REMOVE_TAG)
+			continue;
+		if (res == -ECANCELED || res == -ENOENT || res == -EBADF)
+			continue; /* removed, or its fd closed */
+		if (res >= 0 || res == -EAGAIN)
+			tags[n++] = tag;
+		if (!(flags & IORING_CQE_F_MORE)) {
+			/* The kernel ended the poll (an overflow, say): watch again if it is
+			 * still ours. A removed one is gone from the list already. */
+			for (uint32_t i = 0; i < l->n_watches; i++)
+				if (l->watches[i].tag == tag) {
+					uring_arm(l, l->watches[i].fd, tag);
+					break;
+				}
+		}
+	}
+	return n;
+}
+
+int swarm_loop_wait(struct swarm_loop *l, int64_t timeout_ns, uint64_t *tags, int max)
+{
+	if (l->backend == SWARM_LOOP_EPOLL) {
+		struct epoll_event evs[64];
+		if (max > 64)
+			max = 64;
+		int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
+		int n = epoll_wait(l->epfd, evs, max, ms);
+		if (n < 0)
+			return errno == EINTR ? 0 : -errno;
+		for (int i = 0; i < n; i++)
+			tags[i] = evs[i].data.u64;
+		return n;
+	}
+	int n = uring_harvest(l, tags, max);
+	if (n > 0 || timeout_ns == 0) {
+		if (io_uring_sq_ready(&l->ring))
+			io_uring_submit(&l->ring);
+		return n;
+	}
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts, *tsp = NULL;
+	if (timeout_ns > 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	int r = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, tsp, NULL);
+	if (r < 0 && r != -ETIME && r != -EINTR)
+		return r;
+	return uring_harvest(l, tags, max);
+}

@@ -1,0 +1,1224 @@
+/* swarmd.c: the control plane. It listens on a unix SOCK_SEQPACKET socket, starts one
+ * swarm-worker per device and watches it through a pidfd, creates a sealed segment for every
+ * session, puts the session on a device chosen by the balancer, and hands the segment and
+ * its eventfds to the client and the worker with SCM_RIGHTS. It never touches a tensor.
+ *
+ * Failure handling: a client whose socket closes loses its sessions (the worker detaches
+ * them, then swarmd frees them); a worker that dies has its sessions marked lost in their
+ * segments (their clients' waits return -ECONNABORTED at once) and is restarted; a worker
+ * that dies too often is taken out of service. SIGTERM or SIGINT stops everything cleanly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipc/doorbell.h"
+#include "ipc/proto.h"
+#include "ipc/segment.h"
+#include "kernels/builtin.h"
+#include "runtime/balancer.h"
+#include "runtime/log.h"
+#include "runtime/stats.h"
+#include "runtime/topology.h"
+#include "swarm/swarm.h"
+#ifdef SWARM_HAVE_CUDA
+#include "kernels/cuda/probe.h"
+#endif
+
+#define MAX_DEVICES SWARM_STATUS_MAX_DEVICES
+#define MAX_ALLOW 32
+#define OPEN_WAIT_NS 10000000000ull /* an open waits this long for a device to be ready */
+#define RESTART_WINDOW_NS 10000000000ull
+#define RESTART_LIMIT 5 /* restarts within the window before giving up */
+#define STOP_WAIT_MS 5000
+
+enum watch_kind {
+	W_LISTEN = 1,
+	W_SIGNAL,
+	W_CONN,
+	W_DEV_CTL,
+	W_DEV_PID
+};
+
+struct watch {
+	int kind;
+};
+
+enum sess_state {
+	S_ATTACHING = 1, /* sent to the worker, waiting for its reply */
+	S_ACTIVE,
+	S_DETACHING, /* the client closed; waiting for the worker to let go */
+	S_LOST,      /* its worker died, or it broke the protocol: no worker holds it */
+};
+
+struct conn {
+	struct watch w;
+	int fd;
+	pid_t pid;
+	uid_t uid;
+	int numa_node;
+	int hello_done;
+	int refused; /* SO_PEERCRED said no; answer the hello with -EACCES */
+	struct conn *next;
+};
+
+struct session {
+	uint64_t id;
+	struct conn *client; /* NULL once the client has gone */
+	int device;          /* -1 when no worker holds it */
+	int state;
+	int memfd, sq_efd, cq_efd;
+	void *base;
+	uint64_t bytes;
+	const struct swarm_model_desc *model;
+	uint32_t open_seq;
+	struct session *next;
+};
+
+struct pending_open {
+	struct conn *client;
+	struct swarm_msg_open msg;
+	uint64_t deadline_ns;
+	struct pending_open *next;
+};
+
+struct device {
+	struct watch ctl_w;
+	struct watch pid_w;
+	int index;
+	struct swarm_device_plan plan;
+	int state;
+	pid_t pid;
+	int pidfd;
+	int ctl;
+	int stats_fd;
+	struct swarm_worker_stats *stats;
+	uint32_t sessions;
+	uint32_t restarts;
+	uint32_t io_backend;
+	uint64_t window_start_ns;
+	uint32_t window_restarts;
+};
+
+static struct {
+	char socket_path[108];
+	char worker_path[PATH_MAX];
+	uint64_t spin_us;
+	int log_level;
+	int epfd;
+	struct watch listen_w, signal_w;
+	int listen_fd, signal_fd;
+	struct swarm_topology *topo;
+	struct device dev[MAX_DEVICES];
+	int n_dev;
+	struct conn *conns;
+	struct session *sessions;
+	struct pending_open *pending;
+	uint64_t next_session_id;
+	uid_t allow_uid[MAX_ALLOW];
+	int n_allow_uid;
+	gid_t allow_gid[MAX_ALLOW];
+	int n_allow_gid;
+	uint64_t started_ns;
+	int ready_logged;
+	int stopping;
+} d;
+
+static int epoll_add(int fd, void *ptr)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ptr };
+	return epoll_ctl(d.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void epoll_del(int fd) { epoll_ctl(d.epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+/* ---- sessions ----------------------------------------------------------------------------- */
+
+static struct swarm_seg_header *hdr(struct session *s) { return s->base; }
+
+/* Marks a session lost in its segment and wakes its client, whichever way it sleeps. */
+static void session_mark(struct session *s, uint32_t seg_state)
+{
+	struct swarm_seg_header *h = hdr(s);
+	/* Release pairs with the client's acquire load of state in session_lost. */
+	__atomic_store_n(&h->state.v, seg_state, __ATOMIC_RELEASE);
+	swarm_fence();
+	__atomic_add_fetch(&h->cq_doorbell.v, 1, __ATOMIC_RELEASE);
+	swarm_futex_wake(&h->cq_doorbell.v);
+	swarm_eventfd_signal(s->cq_efd);
+}
+
+static void session_free(struct session *s)
+{
+	for (struct session **p = &d.sessions; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			break;
+		}
+	if (s->device >= 0 && d.dev[s->device].sessions)
+		d.dev[s->device].sessions--;
+	munmap(s->base, s->bytes);
+	close(s->memfd);
+	close(s->sq_efd);
+	close(s->cq_efd);
+	swarm_log(SWARM_LOG_INFO, "event=session_freed session=%llu", (unsigned long long)s->id);
+	free(s);
+}
+
+static struct session *session_find(uint64_t id)
+{
+	for (struct session *s = d.sessions; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void send_reply(int fd, uint16_t type, uint32_t seq, int status, const char *text)
+{
+	struct swarm_msg_reply r;
+	swarm_msg_init(&r.h, type, sizeof r, seq);
+	r.status = status;
+	r.server_abi = SWARM_ABI_VERSION;
+	swarm_copy_str(r.text, sizeof r.text, text);
+	swarm_msg_send(fd, &r, sizeof r, NULL, 0);
+}
+
+static void send_open_reply(struct conn *c, uint32_t seq, int status, struct session *s,
+			    const char *text)
+{
+	struct swarm_msg_open_reply r;
+	swarm_msg_init(&r.h, SWARM_MSG_OPEN_REPLY, sizeof r, seq);
+	r.status = status;
+	swarm_copy_str(r.text, sizeof r.text, text);
+	int fds[3];
+	int nfds = 0;
+	if (s && status == 0) {
+		r.session_id = s->id;
+		r.segment_bytes = s->bytes;
+		fds[0] = s->memfd;
+		fds[1] = s->sq_efd;
+		fds[2] = s->cq_efd;
+		nfds = 3;
+	}
+	int err = swarm_msg_send(c->fd, &r, sizeof r, fds, nfds);
+	if (err)
+		swarm_log(SWARM_LOG_WARN, "event=reply_failed client_pid=%d error=\"%s\"", c->pid,
+			  strerror(-err));
+}
+
+/* ---- devices and workers -------------------------------------------------------------------- */
+
+static int start_worker(struct device *dv)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	memset(dv->stats, 0, sizeof *dv->stats);
+	char idx[16], numa[16], spin[32];
+	snprintf(idx, sizeof idx, "%d", dv->index);
+	snprintf(numa, sizeof numa, "%d", dv->plan.numa_node);
+	snprintf(spin, sizeof spin, "%llu", (unsigned long long)d.spin_us);
+	const char *level = d.log_level == SWARM_LOG_DEBUG ? "debug" : "info";
+	pid_t pid = fork();
+	if (pid < 0) {
+		int err = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return err;
+	}
+	if (pid == 0) {
+		/* Child: the control socket becomes fd 3 and the stats page fd 4; duplicate
+		 * above both first so that neither dup2 overwrites the other's source. */
+		int a = fcntl(sv[1], F_DUPFD, 10), b = fcntl(dv->stats_fd, F_DUPFD, 10);
+		if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0)
+			_exit(127);
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		execl(d.worker_path, "swarm-worker", "--ctl-fd", "3", "--stats-fd", "4",
+		      "--device-index", idx, "--name", dv->plan.name, "--cpus", dv->plan.cpus,
+		      "--numa", numa, "--spin-us", spin, "--log-level", level, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	dv->ctl = sv[0];
+	dv->pid = pid;
+	dv->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	dv->state = SWARM_DEVICE_WARMING;
+	int fl = fcntl(dv->ctl, F_GETFL);
+	fcntl(dv->ctl, F_SETFL, fl | O_NONBLOCK);
+	if (dv->pidfd < 0 || epoll_add(dv->ctl, &dv->ctl_w) || epoll_add(dv->pidfd, &dv->pid_w)) {
+		int err = -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return err ? err : -EIO;
+	}
+	swarm_log(SWARM_LOG_INFO, "event=worker_started device=%s pid=%d cpus=%s numa=%d",
+		  dv->plan.name, pid, dv->plan.cpus, dv->plan.numa_node);
+	return 0;
+}
+
+static void try_pending_opens(void);
+
+static void check_all_ready(void)
+{
+	if (d.ready_logged)
+		return;
+	for (int i = 0; i < d.n_dev; i++)
+		if (d.dev[i].state == SWARM_DEVICE_WARMING)
+			return;
+	d.ready_logged = 1;
+	swarm_log(SWARM_LOG_INFO, "event=ready socket=%s devices=%d", d.socket_path, d.n_dev);
+}
+
+static void worker_died(struct device *dv)
+{
+	int status = 0;
+	waitpid(dv->pid, &status, 0);
+	char how[64];
+	if (WIFSIGNALED(status))
+		snprintf(how, sizeof how, "signal=%d", WTERMSIG(status));
+	else
+		snprintf(how, sizeof how, "exit=%d", WEXITSTATUS(status));
+	epoll_del(dv->pidfd);
+	close(dv->pidfd);
+	dv->pidfd = -1;
+	if (dv->ctl >= 0) {
+		epoll_del(dv->ctl);
+		close(dv->ctl);
+		dv->ctl = -1;
+	}
+	int lost = 0;
+	for (struct session *s = d.sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->device != dv->index)
+			continue;
+		s->device = -1;
+		lost++;
+		if (s->state == S_ATTACHING && s->client) {
+			send_open_reply(s->client, s->open_seq, -ECONNABORTED, NULL,
+					"the worker died while attaching the session; retry");
+			session_free(s);
+		} else if (s->state == S_DETACHING || !s->client) {
+			session_free(s);
+		} else {
+			s->state = S_LOST;
+			session_mark(s, SWARM_SEG_STATE_WORKER_LOST);
+		}
+	}
+	dv->sessions = 0;
+	swarm_log(SWARM_LOG_WARN, "event=worker_died device=%s pid=%d %s sessions_lost=%d",
+		  dv->plan.name, dv->pid, how, lost);
+	dv->pid = -1;
+	if (d.stopping) {
+		dv->state = SWARM_DEVICE_PARKED;
+		return;
+	}
+	uint64_t now = swarm_now_ns();
+	if (now - dv->window_start_ns > RESTART_WINDOW_NS) {
+		dv->window_start_ns = now;
+		dv->window_restarts = 0;
+	}
+	if (++dv->window_restarts > RESTART_LIMIT) {
+		dv->state = SWARM_DEVICE_FAILED;
+		swarm_log(SWARM_LOG_ERROR,
+			  "event=device_failed device=%s reason=\"worker died %d times in %llus\"",
+			  dv->plan.name, RESTART_LIMIT, RESTART_WINDOW_NS / 1000000000ull);
+		return;
+	}
+	dv->restarts++;
+	int err = start_worker(dv);
+	if (err) {
+		dv->state = SWARM_DEVICE_FAILED;
+		swarm_log(SWARM_LOG_ERROR, "event=worker_restart_failed device=%s error=\"%s\"",
+			  dv->plan.name, strerror(-err));
+	}
+}
+
+static void handle_worker_msg(struct device *dv)
+{
+	for (;;) {
+		union {
+			struct swarm_msg_hdr h;
+			struct swarm_msg_worker_ready ready;
+			struct swarm_msg_attach_reply attach;
+			struct swarm_msg_detached detached;
+		} m;
+		int fds[SWARM_MSG_MAX_FDS], nfds = 0;
+		int n = swarm_msg_recv(dv->ctl, &m, sizeof m, fds, &nfds);
+		if (n == -EAGAIN)
+			return;
+		if (n <= 0) {
+			/* The worker is going; its pidfd tells when it is gone. */
+			epoll_del(dv->ctl);
+			close(dv->ctl);
+			dv->ctl = -1;
+			return;
+		}
+		int type = swarm_msg_check(&m, (size_t)n);
+		if (type == SWARM_MSG_WORKER_READY) {
+			m.ready.text[sizeof m.ready.text - 1] = 0;
+			dv->state = SWARM_DEVICE_ACTIVE;
+			dv->io_backend = m.ready.io_backend;
+			swarm_log(SWARM_LOG_INFO,
+				  "event=device_active device=%s pid=%d cpus=%s numa=%d io=%s "
+				  "bind=\"%s\"",
+				  dv->plan.name, dv->pid, dv->plan.cpus, dv->plan.numa_node,
+				  m.ready.io_backend == 1 ? "io_uring" : "epoll", m.ready.text);
+			check_all_ready();
+			try_pending_opens();
+		} else if (type == SWARM_MSG_ATTACH_REPLY) {
+			struct session *s = session_find(m.attach.session_id);
+			if (!s || s->state != S_ATTACHING)
+				continue;
+			if (m.attach.status) {
+				if (s->client)
+					send_open_reply(s->client, s->open_seq, m.attach.status,
+							NULL, "the worker refused the session");
+				session_free(s);
+			} else if (!s->client) {
+				/* The client left while we attached: let the worker go. */
+				struct swarm_msg_detach dm;
+				swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
+				dm.session_id = s->id;
+				s->state = S_DETACHING;
+				swarm_msg_send(dv->ctl, &dm, sizeof dm, NULL, 0);
+			} else {
+				s->state = S_ACTIVE;
+				__atomic_store_n(&hdr(s)->state.v, SWARM_SEG_STATE_ACTIVE,
+						 __ATOMIC_RELEASE);
+				send_open_reply(s->client, s->open_seq, 0, s, "");
+			}
+		} else if (type == SWARM_MSG_DETACHED) {
+			struct session *s = session_find(m.detached.session_id);
+			if (!s)
+				continue;
+			if (s->state == S_DETACHING || !s->client) {
+				session_free(s);
+			} else {
+				/* The worker dropped it for breaking the protocol; the segment
+				 * already says so. The record stays until the client closes. */
+				m.detached.text[sizeof m.detached.text - 1] = 0;
+				swarm_log(SWARM_LOG_WARN,
+					  "event=session_violation session=%llu client_pid=%d "
+					  "reason=\"%s\"",
+					  (unsigned long long)s->id, s->client->pid,
+					  m.detached.text);
+				if (dv->sessions)
+					dv->sessions--;
+				s->device = -1;
+				s->state = S_LOST;
+			}
+		} else {
+			swarm_log(SWARM_LOG_WARN, "event=worker_bad_message device=%s result=%d",
+				  dv->plan.name, type);
+		}
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+}
+
+/* ---- opening sessions ------------------------------------------------------------------------ */
+
+static uint32_t pow2_ceil(uint32_t v)
+{
+	uint32_t p = 1;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+static int pick_device(const struct conn *c)
+{
+	struct swarm_balancer_device snap[MAX_DEVICES];
+	for (int i = 0; i < d.n_dev; i++) {
+		snap[i].state = d.dev[i].state;
+		snap[i].numa_node = d.dev[i].plan.numa_node;
+		snap[i].sessions = d.dev[i].sessions;
+		snap[i].capacity = SWARM_WORKER_MAX_SESSIONS;
+		snap[i].has_model = 1; /* every worker serves the built-in models */
+	}
+	return swarm_balancer_pick(snap, (size_t)d.n_dev, c->numa_node, swarm_topology_distance,
+				   d.topo);
+}
+
+static int any_warming(void)
+{
+	for (int i = 0; i < d.n_dev; i++)
+		if (d.dev[i].state == SWARM_DEVICE_WARMING)
+			return 1;
+	return 0;
+}
+
+/* Returns 1 when the open was parked to wait for a device, else 0 (replied). */
+static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_park)
+{
+	char text[SWARM_MSG_TEXT_MAX];
+	char model_name[SWARM_NAME_MAX];
+	swarm_copy_str(model_name, sizeof model_name, m->model);
+	const struct swarm_model_desc *model = swarm_builtin_find(model_name, m->version);
+	if (!model) {
+		snprintf(text, sizeof text,
+			 "no model \"%s\"%s; this swarmd serves the built-in models identity and "
+			 "affine",
+			 model_name, m->version ? " at that version" : "");
+		send_open_reply(c, m->h.seq, -ENOENT, NULL, text);
+		return 0;
+	}
+	uint32_t slots = m->opts.slots ? m->opts.slots : model->default_slots;
+	uint32_t max_rows = m->opts.max_rows ? m->opts.max_rows : model->max_rows;
+	uint32_t depth = m->opts.queue_depth ? m->opts.queue_depth : pow2_ceil(slots);
+	if (max_rows > model->max_rows || slots > SWARM_SEG_MAX_SLOTS) {
+		snprintf(text, sizeof text,
+			 "options out of range: max_rows %u (model %s allows %u), slots %u (at "
+			 "most %u)",
+			 max_rows, model->name, model->max_rows, slots, SWARM_SEG_MAX_SLOTS);
+		send_open_reply(c, m->h.seq, -EINVAL, NULL, text);
+		return 0;
+	}
+	struct swarm_seg_geometry geo;
+	if (swarm_seg_geometry_init(&geo, model->inputs, model->n_inputs, model->outputs,
+				    model->n_outputs, slots, depth, max_rows)) {
+		snprintf(text, sizeof text,
+			 "options out of range: slots %u, queue depth %u (a power of two, at most "
+			 "slots rounded up to one), max_rows %u",
+			 slots, depth, max_rows);
+		send_open_reply(c, m->h.seq, -EINVAL, NULL, text);
+		return 0;
+	}
+	int di = pick_device(c);
+	if (di < 0) {
+		if (may_park && any_warming()) {
+			struct pending_open *p = calloc(1, sizeof *p);
+			if (p) {
+				p->client = c;
+				p->msg = *m;
+				p->deadline_ns = swarm_now_ns() + OPEN_WAIT_NS;
+				p->next = d.pending;
+				d.pending = p;
+				return 1;
+			}
+		}
+		send_open_reply(c, m->h.seq, -ENODEV, NULL,
+				"no device is in service to take the session");
+		return 0;
+	}
+	struct device *dv = &d.dev[di];
+	struct session *s = calloc(1, sizeof *s);
+	if (!s) {
+		send_open_reply(c, m->h.seq, -ENOMEM, NULL, "swarmd is out of memory");
+		return 0;
+	}
+	s->id = d.next_session_id++;
+	s->client = c;
+	s->model = model;
+	s->open_seq = m->h.seq;
+	s->bytes = geo.segment_bytes;
+	s->sq_efd = s->cq_efd = -1;
+	int fd = swarm_seg_create(&geo, s->id, model->name, model->version, model->inputs,
+				  model->outputs, &s->base);
+	if (fd < 0) {
+		snprintf(text, sizeof text, "cannot create the segment (%llu bytes): %s",
+			 (unsigned long long)geo.segment_bytes, strerror(-fd));
+		send_open_reply(c, m->h.seq, fd, NULL, text);
+		free(s);
+		return 0;
+	}
+	s->memfd = fd;
+	s->sq_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->cq_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct swarm_seg_header *h = s->base;
+	h->device_index = dv->index;
+	h->numa_node = dv->plan.numa_node;
+	h->worker_pid = dv->pid;
+	swarm_copy_str(h->device_name, sizeof h->device_name, dv->plan.name);
+	swarm_copy_str(h->cpus, sizeof h->cpus, dv->plan.cpus);
+	/* Release pairs with the client's acquire loads of placement_gen. */
+	__atomic_add_fetch(&h->placement_gen, 1, __ATOMIC_RELEASE);
+	s->device = dv->index;
+	s->state = S_ATTACHING;
+	s->next = d.sessions;
+	d.sessions = s;
+	dv->sessions++;
+
+	struct swarm_msg_attach am;
+	swarm_msg_init(&am.h, SWARM_MSG_ATTACH, sizeof am, 0);
+	am.session_id = s->id;
+	am.model_id = model->id;
+	am.model_version = model->version;
+	am.geo = geo;
+	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
+	int err = s->sq_efd < 0 || s->cq_efd < 0 ? -EMFILE :
+						   swarm_msg_send(dv->ctl, &am, sizeof am, fds, 3);
+	if (err) {
+		snprintf(text, sizeof text, "cannot hand the session to worker %s: %s",
+			 dv->plan.name, strerror(-err));
+		send_open_reply(c, m->h.seq, err, NULL, text);
+		session_free(s);
+		return 0;
+	}
+	swarm_log(SWARM_LOG_INFO,
+		  "event=session_open session=%llu client_pid=%d model=%s device=%s slots=%u "
+		  "max_rows=%u bytes=%llu",
+		  (unsigned long long)s->id, c->pid, model->name, dv->plan.name, slots, max_rows,
+		  (unsigned long long)geo.segment_bytes);
+	return 0;
+}
+
+static void try_pending_opens(void)
+{
+	struct pending_open *list = d.pending;
+	d.pending = NULL;
+	uint64_t now = swarm_now_ns();
+	while (list) {
+		struct pending_open *p = list;
+		list = p->next;
+		if (now > p->deadline_ns)
+			send_open_reply(p->client, p->msg.h.seq, -ENODEV, NULL,
+					"no device came into service in time");
+		else
+			open_session(p->client, &p->msg, 1);
+		free(p);
+	}
+}
+
+/* ---- clients -----------------------------------------------------------------------------------
+ */
+
+static int allowed(int fd, struct ucred *cred)
+{
+	socklen_t len = sizeof *cred;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+		return 0;
+	for (int i = 0; i < d.n_allow_uid; i++)
+		if (cred->uid == d.allow_uid[i])
+			return 1;
+	for (int i = 0; i < d.n_allow_gid; i++)
+		if (cred->gid == d.allow_gid[i])
+			return 1;
+	if (d.n_allow_gid) {
+		gid_t groups[256];
+		len = sizeof groups;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+			for (size_t g = 0; g < len / sizeof(gid_t); g++)
+				for (int i = 0; i < d.n_allow_gid; i++)
+					if (groups[g] == d.allow_gid[i])
+						return 1;
+	}
+	return 0;
+}
+
+static void accept_client(void)
+{
+	for (;;) {
+		int fd = accept4(d.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		struct conn *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->w.kind = W_CONN;
+		c->fd = fd;
+		c->numa_node = -1;
+		struct ucred cred = { 0 };
+		c->refused = !allowed(fd, &cred);
+		c->pid = cred.pid;
+		c->uid = cred.uid;
+		if (epoll_add(fd, c)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = d.conns;
+		d.conns = c;
+	}
+}
+
+static void client_gone(struct conn *c)
+{
+	epoll_del(c->fd);
+	close(c->fd);
+	for (struct conn **p = &d.conns; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	for (struct pending_open **p = &d.pending; *p;) {
+		if ((*p)->client == c) {
+			struct pending_open *dead = *p;
+			*p = dead->next;
+			free(dead);
+		} else {
+			p = &(*p)->next;
+		}
+	}
+	int n = 0;
+	for (struct session *s = d.sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->client != c)
+			continue;
+		s->client = NULL;
+		n++;
+		if (s->state == S_ACTIVE && s->device >= 0 && d.dev[s->device].ctl >= 0) {
+			struct swarm_msg_detach dm;
+			swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
+			dm.session_id = s->id;
+			s->state = S_DETACHING;
+			swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
+		} else if (s->state == S_LOST) {
+			session_free(s);
+		}
+		/* S_ATTACHING and S_DETACHING finish when the worker answers. */
+	}
+	swarm_log(SWARM_LOG_INFO, "event=client_gone client_pid=%d sessions=%d", c->pid, n);
+	free(c);
+}
+
+static void fill_status(struct swarm_msg_status_reply *r)
+{
+	r->swarmd_pid = getpid();
+	r->uptime_ns = swarm_now_ns() - d.started_ns;
+	r->n_devices = (uint32_t)d.n_dev;
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		struct swarm_status_device *o = &r->devices[i];
+		o->index = dv->index;
+		o->state = dv->state;
+		o->pid = dv->pid;
+		o->numa_node = dv->plan.numa_node;
+		swarm_copy_str(o->name, sizeof o->name, dv->plan.name);
+		swarm_copy_str(o->cpus, sizeof o->cpus, dv->plan.cpus);
+		o->sessions = dv->sessions;
+		o->restarts = dv->restarts;
+		o->io_backend = dv->io_backend;
+		o->queue_depth = __atomic_load_n(&dv->stats->queue_depth, __ATOMIC_RELAXED);
+		o->requests = swarm_stat_get(&dv->stats->requests);
+		o->errors = swarm_stat_get(&dv->stats->errors);
+		o->busy_ns = swarm_stat_get(&dv->stats->busy_ns);
+		o->p50_ns = swarm_hist_quantile(&dv->stats->latency, 0.50);
+		o->p99_ns = swarm_hist_quantile(&dv->stats->latency, 0.99);
+	}
+	for (struct session *s = d.sessions; s; s = s->next) {
+		r->total_sessions++;
+		if (r->n_sessions == SWARM_STATUS_MAX_SESSIONS)
+			continue;
+		struct swarm_status_session *o = &r->sessions[r->n_sessions++];
+		o->session_id = s->id;
+		o->device_index = s->device;
+		o->client_pid = s->client ? s->client->pid : -1;
+		swarm_copy_str(o->model, sizeof o->model, s->model->name);
+		o->model_version = s->model->version;
+		if (s->device < 0)
+			continue;
+		struct swarm_worker_stats *st = d.dev[s->device].stats;
+		for (int k = 0; k < SWARM_WORKER_MAX_SESSIONS; k++) {
+			struct swarm_session_stats *ss = &st->session[k];
+			if (__atomic_load_n(&ss->session_id, __ATOMIC_RELAXED) != s->id)
+				continue;
+			o->requests = swarm_stat_get(&ss->requests);
+			o->errors = swarm_stat_get(&ss->errors);
+			o->in_flight = __atomic_load_n(&ss->in_flight, __ATOMIC_RELAXED);
+			o->p50_ns = swarm_hist_quantile(&ss->latency, 0.50);
+			o->p99_ns = swarm_hist_quantile(&ss->latency, 0.99);
+			break;
+		}
+	}
+}
+
+static void handle_client(struct conn *c)
+{
+	union {
+		struct swarm_msg_hdr h;
+		struct swarm_msg_hello hello;
+		struct swarm_msg_open open;
+		struct swarm_msg_close close;
+		char raw[1024];
+	} m;
+	for (;;) {
+		int nfds = 0;
+		int n = swarm_msg_recv(c->fd, &m, sizeof m, NULL, &nfds);
+		if (n == -EAGAIN)
+			return;
+		if (n <= 0 && n != -EMSGSIZE) {
+			client_gone(c);
+			return;
+		}
+		int type = n < 0 ? -EBADMSG : swarm_msg_check(&m, (size_t)n);
+		char text[SWARM_MSG_TEXT_MAX];
+		if (type == -EPROTO) {
+			snprintf(text, sizeof text,
+				 "ABI mismatch: the client speaks swarm ABI %u, this swarmd speaks "
+				 "ABI %u; rebuild the client against this swarm's libswarm",
+				 (unsigned)m.h.abi, SWARM_ABI_VERSION);
+			swarm_log(SWARM_LOG_WARN,
+				  "event=client_refused client_pid=%d reason=\"%s\"", c->pid, text);
+			send_reply(c->fd, SWARM_MSG_HELLO_REPLY, m.h.seq, -EPROTO, text);
+			client_gone(c);
+			return;
+		}
+		if (type < 0 || (!c->hello_done && type != SWARM_MSG_HELLO)) {
+			swarm_log(SWARM_LOG_WARN,
+				  "event=client_bad_message client_pid=%d result=%d", c->pid, type);
+			client_gone(c);
+			return;
+		}
+		switch (type) {
+		case SWARM_MSG_HELLO:
+			if (c->refused) {
+				snprintf(text, sizeof text,
+					 "user %u is not allowed to use this swarmd; start it with "
+					 "--allow-user or --allow-group",
+					 (unsigned)c->uid);
+				send_reply(c->fd, SWARM_MSG_HELLO_REPLY, m.h.seq, -EACCES, text);
+				swarm_log(
+					SWARM_LOG_WARN,
+					"event=client_refused client_pid=%d uid=%u reason=peercred",
+					c->pid, (unsigned)c->uid);
+				client_gone(c);
+				return;
+			}
+			c->hello_done = 1;
+			c->numa_node = swarm_topology_cpu_numa(d.topo, m.hello.cpu);
+			send_reply(c->fd, SWARM_MSG_HELLO_REPLY, m.h.seq, 0, "");
+			break;
+		case SWARM_MSG_OPEN:
+			open_session(c, &m.open, 1);
+			break;
+		case SWARM_MSG_CLOSE: {
+			struct session *s = session_find(m.close.session_id);
+			int status = 0;
+			if (!s || s->client != c) {
+				status = -ENOENT;
+			} else if (s->state == S_ACTIVE && s->device >= 0 &&
+				   d.dev[s->device].ctl >= 0) {
+				struct swarm_msg_detach dm;
+				swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
+				dm.session_id = s->id;
+				s->state = S_DETACHING;
+				s->client = NULL;
+				swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
+			} else if (s->state == S_ATTACHING || s->state == S_DETACHING) {
+				s->client = NULL; /* finished when the worker answers */
+			} else {
+				session_free(s);
+			}
+			send_reply(c->fd, SWARM_MSG_CLOSE_REPLY, m.h.seq, status,
+				   status ? "no such session on this connection" : "");
+			break;
+		}
+		case SWARM_MSG_STATUS: {
+			struct swarm_msg_status_reply *r = malloc(sizeof *r);
+			if (!r) {
+				client_gone(c);
+				return;
+			}
+			swarm_msg_init(&r->h, SWARM_MSG_STATUS_REPLY, sizeof *r, m.h.seq);
+			fill_status(r);
+			swarm_msg_send(c->fd, r, sizeof *r, NULL, 0);
+			free(r);
+			break;
+		}
+		default:
+			swarm_log(SWARM_LOG_WARN, "event=client_bad_message client_pid=%d type=%d",
+				  c->pid, type);
+			client_gone(c);
+			return;
+		}
+	}
+}
+
+/* ---- set-up, loop, shut-down ----------------------------------------------------------------- */
+
+static int make_socket_dir(const char *path)
+{
+	char dir[sizeof d.socket_path];
+	swarm_copy_str(dir, sizeof dir, path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = 0;
+	struct stat st;
+	if (stat(dir, &st) == 0)
+		return 0;
+	/* Only the default location is created (private to the user); a given path's
+	 * directory must exist, so that a typo is not silently created. */
+	return mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+static int listen_socket(void)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(d.socket_path) >= sizeof addr.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, d.socket_path);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file left by a swarmd that died is removed; a live one is not. */
+	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof addr) == 0) {
+		close(probe);
+		close(fd);
+		return -EADDRINUSE;
+	}
+	if (probe >= 0)
+		close(probe);
+	unlink(d.socket_path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(d.socket_path, 0660) < 0 ||
+	    listen(fd, 128) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void shutdown_all(void)
+{
+	d.stopping = 1;
+	swarm_log(SWARM_LOG_INFO, "event=stopping sessions_open=%d", (int)!!d.sessions);
+	for (struct session *s = d.sessions; s; s = s->next)
+		session_mark(s, SWARM_SEG_STATE_WORKER_LOST);
+	for (int i = 0; i < d.n_dev; i++)
+		if (d.dev[i].pid > 0)
+			kill(d.dev[i].pid, SIGTERM);
+	uint64_t deadline = swarm_now_ns() + STOP_WAIT_MS * 1000000ull;
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		if (dv->pid <= 0)
+			continue;
+		for (;;) {
+			int st;
+			pid_t r = waitpid(dv->pid, &st, WNOHANG);
+			if (r == dv->pid || r < 0)
+				break;
+			if (swarm_now_ns() > deadline) {
+				swarm_log(SWARM_LOG_WARN, "event=worker_kill device=%s pid=%d",
+					  dv->plan.name, dv->pid);
+				kill(dv->pid, SIGKILL);
+				waitpid(dv->pid, &st, 0);
+				break;
+			}
+			usleep(2000);
+		}
+		if (dv->pidfd >= 0)
+			close(dv->pidfd);
+		if (dv->ctl >= 0)
+			close(dv->ctl);
+		dv->pid = -1;
+	}
+	while (d.sessions)
+		session_free(d.sessions);
+	while (d.conns) {
+		struct conn *c = d.conns;
+		d.conns = c->next;
+		close(c->fd);
+		free(c);
+	}
+	while (d.pending) {
+		struct pending_open *p = d.pending;
+		d.pending = p->next;
+		free(p);
+	}
+	for (int i = 0; i < d.n_dev; i++) {
+		swarm_stats_unmap(d.dev[i].stats);
+		close(d.dev[i].stats_fd);
+	}
+	close(d.listen_fd);
+	unlink(d.socket_path);
+	close(d.signal_fd);
+	close(d.epfd);
+	swarm_topology_free(d.topo);
+	swarm_log(SWARM_LOG_INFO, "event=stopped");
+}
+
+static int parse_id(const char *s, int user, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*s && !*end) {
+		*out = (unsigned)v;
+		return 0;
+	}
+	if (user) {
+		struct passwd *pw = getpwnam(s);
+		if (pw) {
+			*out = pw->pw_uid;
+			return 0;
+		}
+	} else {
+		struct group *gr = getgrnam(s);
+		if (gr) {
+			*out = gr->gr_gid;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: swarmd [options]\n"
+		"The swarm control plane: serves models to local clients through shared memory.\n"
+		"\n"
+		"  --socket PATH        listen here (default: $SWARM_SOCKET, else\n"
+		"                       $XDG_RUNTIME_DIR/swarm/swarmd.sock, else\n"
+		"                       /tmp/swarm-$UID/swarmd.sock)\n"
+		"  --devices cpu:N      serve N virtual CPU devices, spread over NUMA nodes and\n"
+		"                       cores (default: one per NUMA node)\n"
+		"  --topology FILE.xml  plan devices on an hwloc XML topology, not this machine\n"
+		"  --spin-us N          a worker spins N us with nothing to do before it sleeps\n"
+		"                       (default 50; 0 sleeps at once)\n"
+		"  --allow-user U       also accept clients of user U (name or uid; repeatable;\n"
+		"                       default: only swarmd's own user)\n"
+		"  --allow-group G      also accept clients in group G (name or gid; repeatable)\n"
+		"  --worker PATH        the swarm-worker binary (default: beside swarmd)\n"
+		"  --log-level L        debug, info, warn or error (default info)\n"
+		"  -h, --help           this text\n"
+		"\n"
+		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
+		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n");
+}
+
+static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
+{
+	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
+					      { "devices", required_argument, 0, 'd' },
+					      { "topology", required_argument, 0, 't' },
+					      { "spin-us", required_argument, 0, 'S' },
+					      { "allow-user", required_argument, 0, 'u' },
+					      { "allow-group", required_argument, 0, 'g' },
+					      { "worker", required_argument, 0, 'w' },
+					      { "log-level", required_argument, 0, 'l' },
+					      { "help", no_argument, 0, 'h' },
+					      { 0, 0, 0, 0 } };
+	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+		unsigned id;
+		char *end;
+		switch (o) {
+		case 's':
+			swarm_copy_str(d.socket_path, sizeof d.socket_path, optarg);
+			break;
+		case 'd':
+			if (strncmp(optarg, "cpu:", 4) != 0 ||
+			    (*n_cpu = (int)strtol(optarg + 4, &end, 10)) <= 0 || *end ||
+			    *n_cpu > MAX_DEVICES) {
+				fprintf(stderr,
+					"swarmd: --devices takes cpu:N with N from 1 to %d, not "
+					"\"%s\"\n",
+					MAX_DEVICES, optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			*topo_xml = optarg;
+			break;
+		case 'S':
+			d.spin_us = strtoull(optarg, &end, 10);
+			if (*end || !*optarg) {
+				fprintf(stderr, "swarmd: --spin-us takes a number, not \"%s\"\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'u':
+		case 'g':
+			if (parse_id(optarg, o == 'u', &id) < 0) {
+				fprintf(stderr, "swarmd: no such %s \"%s\"\n",
+					o == 'u' ? "user" : "group", optarg);
+				return 2;
+			}
+			if (o == 'u' && d.n_allow_uid < MAX_ALLOW)
+				d.allow_uid[d.n_allow_uid++] = id;
+			else if (o == 'g' && d.n_allow_gid < MAX_ALLOW)
+				d.allow_gid[d.n_allow_gid++] = id;
+			break;
+		case 'w':
+			swarm_copy_str(d.worker_path, sizeof d.worker_path, optarg);
+			break;
+		case 'l':
+			d.log_level = swarm_log_parse_level(optarg);
+			if (d.log_level < 0) {
+				fprintf(stderr,
+					"swarmd: --log-level takes debug, info, warn or error\n");
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "swarmd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	d.spin_us = 50;
+	d.log_level = SWARM_LOG_INFO;
+	d.next_session_id = 1;
+	d.allow_uid[d.n_allow_uid++] = getuid();
+	int n_cpu = 0;
+	const char *topo_xml = NULL;
+	int rc = parse_args(argc, argv, &n_cpu, &topo_xml);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	swarm_log_init("swarmd", d.log_level);
+	d.started_ns = swarm_now_ns();
+
+	if (!d.socket_path[0]) {
+		const char *env = getenv("SWARM_SOCKET");
+		if (env && *env)
+			swarm_copy_str(d.socket_path, sizeof d.socket_path, env);
+		else if (swarm_default_socket(d.socket_path, sizeof d.socket_path) == 0)
+			make_socket_dir(d.socket_path);
+	}
+	if (!d.worker_path[0]) {
+		char self[PATH_MAX - 32];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+		if (n <= 0) {
+			swarm_log(SWARM_LOG_ERROR,
+				  "event=startup_failed reason=\"no /proc/self/exe\"");
+			return 1;
+		}
+		self[n] = 0;
+		char *slash = strrchr(self, '/');
+		*slash = 0;
+		snprintf(d.worker_path, sizeof d.worker_path, "%s/swarm-worker", self);
+	}
+	if (access(d.worker_path, X_OK) < 0) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"no worker binary at %s\"",
+			  d.worker_path);
+		return 1;
+	}
+
+	if (swarm_topology_load(topo_xml, &d.topo)) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"cannot load topology\"");
+		return 1;
+	}
+#ifdef SWARM_HAVE_CUDA
+	int gpus = 0;
+	if (swarm_cuda_device_count(&gpus) == 0 && gpus > 0)
+		swarm_log(SWARM_LOG_INFO,
+			  "event=gpus_found count=%d note=\"CUDA workers come with the kernels "
+			  "issue; serving CPU devices\"",
+			  gpus);
+#endif
+	struct swarm_device_plan plan[MAX_DEVICES];
+	d.n_dev = swarm_topology_plan_cpu(d.topo, n_cpu, plan, MAX_DEVICES);
+	if (d.n_dev <= 0) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"no devices to serve\"");
+		return 1;
+	}
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	d.epfd = epoll_create1(EPOLL_CLOEXEC);
+	d.listen_fd = listen_socket();
+	if (d.listen_fd < 0) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed socket=%s error=\"%s\"%s",
+			  d.socket_path, strerror(-d.listen_fd),
+			  d.listen_fd == -EADDRINUSE ? " hint=\"another swarmd listens there\"" :
+						       "");
+		return 1;
+	}
+	d.listen_w.kind = W_LISTEN;
+	d.signal_w.kind = W_SIGNAL;
+	if (d.signal_fd < 0 || d.epfd < 0 || epoll_add(d.listen_fd, &d.listen_w) ||
+	    epoll_add(d.signal_fd, &d.signal_w)) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed error=\"%s\"", strerror(errno));
+		return 1;
+	}
+	swarm_log(SWARM_LOG_INFO, "event=listening socket=%s devices=%d numa_nodes=%d",
+		  d.socket_path, d.n_dev, swarm_topology_numa_count(d.topo));
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		dv->index = i;
+		dv->plan = plan[i];
+		dv->ctl = dv->pidfd = -1;
+		dv->ctl_w.kind = W_DEV_CTL;
+		dv->pid_w.kind = W_DEV_PID;
+		dv->stats_fd = swarm_stats_create(&dv->stats);
+		int err = dv->stats_fd < 0 ? dv->stats_fd : start_worker(dv);
+		if (err) {
+			swarm_log(SWARM_LOG_ERROR,
+				  "event=worker_start_failed device=%s error=\"%s\"", dv->plan.name,
+				  strerror(-err));
+			dv->state = SWARM_DEVICE_FAILED;
+		}
+	}
+
+	while (!d.stopping) {
+		struct epoll_event evs[64];
+		int timeout = d.pending ? 100 : -1;
+		int n = epoll_wait(d.epfd, evs, 64, timeout);
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n && !d.stopping; i++) {
+			struct watch *w = evs[i].data.ptr;
+			switch (w->kind) {
+			case W_LISTEN:
+				accept_client();
+				break;
+			case W_SIGNAL: {
+				struct signalfd_siginfo si;
+				if (read(d.signal_fd, &si, sizeof si) == sizeof si) {
+					swarm_log(SWARM_LOG_INFO, "event=signal signo=%u",
+						  si.ssi_signo);
+					d.stopping = 1;
+				}
+				break;
+			}
+			case W_CONN:
+				handle_client((struct conn *)w);
+				break;
+			case W_DEV_CTL:
+				handle_worker_msg(
+					(struct device *)((char *)w -
+							  offsetof(struct device, ctl_w)));
+				break;
+			case W_DEV_PID:
+				worker_died((struct device *)((char *)w -
+							      offsetof(struct device, pid_w)));
+				break;
+			}
+		}
+		if (d.pending)
+			try_pending_opens();
+	}
+	shutdown_all();
+	return 0;
+}

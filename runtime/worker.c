@@ -1,0 +1,659 @@
+/* worker.c: swarm-worker, one process per device in service, started by swarmd.
+ *
+ * It binds itself to its device's cores and NUMA node before it allocates anything, then
+ * runs one event loop: it drains ready requests from every attached session, runs them,
+ * completes them, and sleeps (io_uring, else epoll) only after a spin budget with nothing
+ * to do. Sessions arrive and leave through messages on the control socket from swarmd.
+ *
+ * The worker trusts nothing in a segment: the geometry comes from swarmd, every field of a
+ * request is read once into a local and checked, and a session whose queue indices make no
+ * sense is detached. A client can only break its own session.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "ipc/doorbell.h"
+#include "ipc/proto.h"
+#include "ipc/ring.h"
+#include "ipc/segment.h"
+#include "kernels/builtin.h"
+#include "runtime/event_loop.h"
+#include "runtime/log.h"
+#include "runtime/stats.h"
+#include "runtime/topology.h"
+#include "swarm/swarm.h"
+
+/* Loop tags: the control socket, the timer, and sessions by their table index. */
+#define TAG_CTL 0xffff0001ull
+#define TAG_TIMER 0xffff0002ull
+#define TICK_NS 100000000ll
+#define MAX_EVENTS 64
+
+enum slot_state {
+	SLOT_IDLE = 0,
+	SLOT_RUNNING,
+	SLOT_PENDING_CQ
+};
+
+struct session {
+	uint64_t id;
+	uint32_t index; /* in the worker's table and its stats page */
+	int memfd, sq_efd, cq_efd;
+	void *base;
+	struct swarm_seg_header *h;
+	struct swarm_seg_geometry geo; /* swarmd's copy; never re-read from the segment */
+	const struct swarm_model_desc *model;
+	struct swarm_ring_consumer sq;
+	struct swarm_ring_producer cq;
+	uint8_t *slot_state; /* an enum slot_state per slot */
+	uint32_t *pending;   /* completions waiting for room in the CQ, FIFO */
+	int32_t *pending_status;
+	uint32_t pending_head, n_pending;
+	struct swarm_session_stats *stats;
+};
+
+struct worker {
+	int device_index;
+	char name[32];
+	char cpus[SWARM_CPUS_MAX];
+	int numa_node;
+	uint64_t spin_ns;
+	int ctl;
+	int timer;
+	struct swarm_loop *loop;
+	struct swarm_worker_stats *stats;
+	struct session *sessions[SWARM_WORKER_MAX_SESSIONS];
+	uint32_t n_sessions;
+	volatile sig_atomic_t stop;
+};
+
+static volatile sig_atomic_t g_stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	g_stop = 1; /* read by the loop after every pass; a sleep ends at the next tick */
+}
+
+static void send_detached(struct worker *w, uint64_t id, int reason, const char *text)
+{
+	struct swarm_msg_detached m;
+	if (w->ctl < 0)
+		return;
+	swarm_msg_init(&m.h, SWARM_MSG_DETACHED, sizeof m, 0);
+	m.session_id = id;
+	m.reason = reason;
+	swarm_copy_str(m.text, sizeof m.text, text);
+	swarm_msg_send(w->ctl, &m, sizeof m, NULL, 0);
+}
+
+/* Wakes the client if it sleeps: after completions, or when the session dies. */
+static void wake_client(struct session *s)
+{
+	/* The handshake's producer side: our CQ release store (or state store) happened
+	 * before; the fence orders it before the load of the client's flag. */
+	swarm_fence();
+	uint32_t how = __atomic_load_n(&s->h->client_sleep.v, __ATOMIC_RELAXED);
+	if (how == SWARM_SEG_SLEEP_FUTEX) {
+		/* Release pairs with the client's acquire load of the bell before it sleeps. */
+		__atomic_add_fetch(&s->h->cq_doorbell.v, 1, __ATOMIC_RELEASE);
+		swarm_futex_wake(&s->h->cq_doorbell.v);
+	} else if (how == SWARM_SEG_SLEEP_EVENTFD) {
+		swarm_eventfd_signal(s->cq_efd);
+	}
+}
+
+static void session_free(struct worker *w, struct session *s)
+{
+	swarm_loop_del(w->loop, s->sq_efd, s->index);
+	if (s->stats)
+		memset(s->stats, 0, sizeof *s->stats);
+	munmap(s->base, s->geo.segment_bytes);
+	close(s->memfd);
+	close(s->sq_efd);
+	close(s->cq_efd);
+	free(s->slot_state);
+	free(s->pending);
+	free(s->pending_status);
+	w->sessions[s->index] = NULL;
+	w->n_sessions--;
+	swarm_stat_set32(&w->stats->sessions, w->n_sessions);
+	free(s);
+	if (w->ctl < 0 && w->n_sessions == 0)
+		w->stop = 1; /* orphaned by swarmd and nothing left to serve */
+}
+
+/* Drops a session that broke the protocol: its client learns it from the state word and
+ * swarmd from a DETACHED message; every other session goes on. */
+static void session_violation(struct worker *w, struct session *s, const char *why)
+{
+	swarm_log(SWARM_LOG_WARN, "event=session_detached session=%llu reason=\"%s\"",
+		  (unsigned long long)s->id, why);
+	/* Release pairs with the client's acquire load of state in session_lost. */
+	__atomic_store_n(&s->h->state.v, SWARM_SEG_STATE_DETACHED, __ATOMIC_RELEASE);
+	wake_client(s);
+	send_detached(w, s->id, -EBADMSG, why);
+	swarm_stat_add(&w->stats->errors, 1);
+	session_free(w, s);
+}
+
+/* Pushes a completion, or queues it privately when the client has not made room: the
+ * worker never waits for a client. Returns 0, or -EBADMSG when the CQ indices are corrupt. */
+static int complete(struct session *s, uint32_t slot, int32_t status)
+{
+	if (s->n_pending == 0) {
+		int err = swarm_ring_push(&s->cq, swarm_cqe_pack(slot, status));
+		if (err != -EAGAIN) {
+			if (!err)
+				s->slot_state[slot] = SLOT_IDLE;
+			return err;
+		}
+	}
+	uint32_t at = (s->pending_head + s->n_pending) % s->geo.nslots;
+	s->pending[at] = slot;
+	s->pending_status[at] = status;
+	s->n_pending++;
+	s->slot_state[slot] = SLOT_PENDING_CQ;
+	return 0;
+}
+
+/* Moves queued completions into the CQ as room appears. Returns how many moved, or
+ * -EBADMSG. */
+static int flush_pending(struct session *s)
+{
+	int moved = 0;
+	while (s->n_pending) {
+		uint32_t slot = s->pending[s->pending_head];
+		int err = swarm_ring_push(&s->cq,
+					  swarm_cqe_pack(slot, s->pending_status[s->pending_head]));
+		if (err == -EAGAIN)
+			break;
+		if (err)
+			return err;
+		s->slot_state[slot] = SLOT_IDLE;
+		s->pending_head = (s->pending_head + 1) % s->geo.nslots;
+		s->n_pending--;
+		moved++;
+	}
+	return moved;
+}
+
+/* Runs the request in slot. Every header field is read once, then checked. */
+static int32_t run_request(struct worker *w, struct session *s, uint32_t slot)
+{
+	struct swarm_slot_header *hdr = swarm_seg_slot(s->base, &s->geo, slot);
+	uint32_t rows = __atomic_load_n(&hdr->rows, __ATOMIC_RELAXED);
+	uint64_t deadline = __atomic_load_n(&hdr->deadline_ns, __ATOMIC_RELAXED);
+	uint64_t t_submit = __atomic_load_n(&hdr->t_submit_ns, __ATOMIC_RELAXED);
+	uint64_t t0 = swarm_now_ns();
+	int32_t status = 0;
+	if (rows == 0 || rows > s->geo.max_rows) {
+		status = -EINVAL;
+	} else if (deadline && t0 > deadline) {
+		status = -ETIMEDOUT;
+	} else {
+		const void *in[SWARM_MAX_TENSORS];
+		void *out[SWARM_MAX_TENSORS];
+		char *base = (char *)hdr;
+		for (uint32_t i = 0; i < s->geo.n_inputs; i++)
+			in[i] = base + s->geo.tensor_offset[i];
+		for (uint32_t i = 0; i < s->geo.n_outputs; i++)
+			out[i] = base + s->geo.tensor_offset[s->geo.n_inputs + i];
+		status = s->model->run(in, out, rows);
+	}
+	uint64_t t1 = swarm_now_ns();
+	hdr->t_pickup_ns = t0;
+	hdr->t_start_ns = t0;
+	hdr->t_done_ns = t1;
+	swarm_stat_add(&w->stats->busy_ns, t1 - t0);
+	swarm_stat_add(&w->stats->requests, 1);
+	swarm_stat_add(&s->stats->requests, 1);
+	if (status) {
+		swarm_stat_add(&w->stats->errors, 1);
+		swarm_stat_add(&s->stats->errors, 1);
+	}
+	/* The client's clock is the same CLOCK_MONOTONIC; a hostile value only skews its own
+	 * session's figures, and is clamped out of the device's. */
+	if (t_submit && t_submit <= t1 && t1 - t_submit < 60000000000ull) {
+		swarm_hist_add(&s->stats->latency, t1 - t_submit);
+		swarm_hist_add(&w->stats->latency, t1 - t_submit);
+	}
+	return status;
+}
+
+/* Takes, runs and completes everything ready in one session. Returns the requests served,
+ * or -1 when the session was detached (s is freed then). */
+static int serve_session(struct worker *w, struct session *s)
+{
+	int moved = 0;
+	const char *why = NULL;
+	char buf[128];
+	if (s->n_pending) {
+		moved = flush_pending(s);
+		if (moved < 0) {
+			why = "completion queue indices are corrupt";
+			goto violation;
+		}
+	}
+	int64_t n = swarm_ring_available(&s->sq);
+	if (n < 0) {
+		snprintf(buf, sizeof buf, "submission queue indices are corrupt (tail %u, head %u)",
+			 __atomic_load_n(&s->h->sq_tail.v, __ATOMIC_RELAXED), s->sq.head_local);
+		why = buf;
+		goto violation;
+	}
+	if (n == 0) {
+		if (moved)
+			wake_client(s);
+		return moved;
+	}
+	swarm_stat_set32(&s->stats->in_flight, (uint32_t)n);
+	for (uint32_t i = 0; i < (uint32_t)n; i++) {
+		uint64_t e = swarm_ring_peek(&s->sq, i);
+		if (e >= s->geo.nslots) {
+			snprintf(buf, sizeof buf, "slot id %llu out of range (%u slots)",
+				 (unsigned long long)e, s->geo.nslots);
+			why = buf;
+			goto violation;
+		}
+		uint32_t slot = (uint32_t)e;
+		if (s->slot_state[slot] != SLOT_IDLE) {
+			snprintf(buf, sizeof buf, "slot %u submitted while still the worker's",
+				 slot);
+			why = buf;
+			goto violation;
+		}
+		s->slot_state[slot] = SLOT_RUNNING;
+		int32_t status = run_request(w, s, slot);
+		if (complete(s, slot, status)) {
+			why = "completion queue indices are corrupt";
+			goto violation;
+		}
+	}
+	swarm_ring_advance(&s->sq, (uint32_t)n);
+	swarm_stat_set32(&s->stats->in_flight, 0);
+	wake_client(s);
+	return (int)n + moved;
+
+violation:
+	session_violation(w, s, why);
+	return -1;
+}
+
+/* One pass over every session. Returns the requests served. */
+static int serve_all(struct worker *w)
+{
+	int total = 0;
+	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++) {
+		struct session *s = w->sessions[i];
+		if (!s)
+			continue;
+		int n = serve_session(w, s);
+		if (n > 0)
+			total += n;
+	}
+	swarm_stat_set32(&w->stats->queue_depth, (uint32_t)total);
+	return total;
+}
+
+static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int *fds, int nfds,
+			 char *why, size_t why_len)
+{
+	if (nfds != 3) {
+		snprintf(why, why_len, "attach without its 3 descriptors");
+		return -EINVAL;
+	}
+	const struct swarm_model_desc *model = swarm_builtin_by_id(m->model_id);
+	if (!model) {
+		snprintf(why, why_len, "unknown model id %u", m->model_id);
+		return -ENOENT;
+	}
+	if (swarm_seg_geometry_check(&m->geo) || m->geo.n_inputs != model->n_inputs ||
+	    m->geo.n_outputs != model->n_outputs || m->geo.max_rows > model->max_rows) {
+		snprintf(why, why_len, "geometry does not fit model %s", model->name);
+		return -EINVAL;
+	}
+	uint32_t idx = 0;
+	while (idx < SWARM_WORKER_MAX_SESSIONS && w->sessions[idx])
+		idx++;
+	if (idx == SWARM_WORKER_MAX_SESSIONS) {
+		snprintf(why, why_len, "worker full (%d sessions)", SWARM_WORKER_MAX_SESSIONS);
+		return -ENOSPC;
+	}
+	struct session *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->id = m->session_id;
+	s->index = idx;
+	s->geo = m->geo;
+	s->model = model;
+	int err = swarm_seg_map(fds[0], s->geo.segment_bytes, &s->base);
+	if (err) {
+		snprintf(why, why_len, "cannot map the segment: %s", strerror(-err));
+		free(s);
+		return err;
+	}
+	s->memfd = fds[0];
+	s->sq_efd = fds[1];
+	s->cq_efd = fds[2];
+	s->h = s->base;
+	s->slot_state = calloc(s->geo.nslots, 1);
+	s->pending = calloc(s->geo.nslots, sizeof *s->pending);
+	s->pending_status = calloc(s->geo.nslots, sizeof *s->pending_status);
+	if (!s->slot_state || !s->pending || !s->pending_status) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	swarm_ring_consumer_init(&s->sq, &s->h->sq_head.v, &s->h->sq_tail.v,
+				 (const uint64_t *)((char *)s->base + s->geo.sq_offset),
+				 s->geo.queue_depth);
+	swarm_ring_producer_init(&s->cq, &s->h->cq_tail.v, &s->h->cq_head.v,
+				 (uint64_t *)((char *)s->base + s->geo.cq_offset), s->geo.cq_depth);
+	err = swarm_loop_add(w->loop, s->sq_efd, idx);
+	if (err) {
+		snprintf(why, why_len, "cannot watch the session's eventfd: %s", strerror(-err));
+		goto err_free;
+	}
+	s->stats = &w->stats->session[idx];
+	memset(s->stats, 0, sizeof *s->stats);
+	__atomic_store_n(&s->stats->session_id, s->id, __ATOMIC_RELAXED);
+	w->sessions[idx] = s;
+	w->n_sessions++;
+	swarm_stat_set32(&w->stats->sessions, w->n_sessions);
+	swarm_log(SWARM_LOG_DEBUG, "event=session_attached session=%llu model=%s slots=%u",
+		  (unsigned long long)s->id, model->name, s->geo.nslots);
+	return 0;
+
+err_free:
+	munmap(s->base, s->geo.segment_bytes);
+	free(s->slot_state);
+	free(s->pending);
+	free(s->pending_status);
+	free(s);
+	return err;
+}
+
+static struct session *find_session(struct worker *w, uint64_t id)
+{
+	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++)
+		if (w->sessions[i] && w->sessions[i]->id == id)
+			return w->sessions[i];
+	return NULL;
+}
+
+/* Handles every message waiting on the control socket. Returns -1 when swarmd is gone. */
+static int handle_ctl(struct worker *w)
+{
+	for (;;) {
+		union {
+			struct swarm_msg_hdr h;
+			struct swarm_msg_attach attach;
+			struct swarm_msg_detach detach;
+		} m;
+		int fds[SWARM_MSG_MAX_FDS], nfds = SWARM_MSG_MAX_FDS;
+		int n = swarm_msg_recv(w->ctl, &m, sizeof m, fds, &nfds);
+		if (n == -EAGAIN)
+			return 0;
+		if (n == 0 || n == -ECONNRESET)
+			return -1;
+		if (n < 0) {
+			swarm_log(SWARM_LOG_WARN, "event=ctl_error error=\"%s\"", strerror(-n));
+			return n == -EMSGSIZE ? 0 : -1;
+		}
+		int type = swarm_msg_check(&m, (size_t)n);
+		if (type == SWARM_MSG_ATTACH) {
+			char why[128] = "";
+			int err = handle_attach(w, &m.attach, fds, nfds, why, sizeof why);
+			if (err) {
+				swarm_log(SWARM_LOG_WARN,
+					  "event=attach_failed session=%llu error=\"%s\"",
+					  (unsigned long long)m.attach.session_id, why);
+				for (int i = 0; i < nfds; i++)
+					close(fds[i]);
+			}
+			struct swarm_msg_attach_reply r;
+			swarm_msg_init(&r.h, SWARM_MSG_ATTACH_REPLY, sizeof r, m.h.seq);
+			r.session_id = m.attach.session_id;
+			r.status = err;
+			swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+			continue;
+		}
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (type == SWARM_MSG_DETACH) {
+			struct session *s = find_session(w, m.detach.session_id);
+			if (s)
+				session_free(w, s);
+			send_detached(w, m.detach.session_id, 0, "closed");
+		} else {
+			swarm_log(SWARM_LOG_WARN, "event=ctl_bad_message result=%d", type);
+		}
+	}
+}
+
+/* swarmd is gone: sessions already attached keep being served (DESIGN.md), and the worker
+ * leaves once it holds none, since no new one can arrive. */
+static void swarmd_lost(struct worker *w)
+{
+	if (w->ctl < 0)
+		return;
+	swarm_log(SWARM_LOG_WARN, "event=swarmd_lost sessions=%u", w->n_sessions);
+	swarm_loop_del(w->loop, w->ctl, TAG_CTL);
+	close(w->ctl);
+	w->ctl = -1;
+	if (w->n_sessions == 0)
+		w->stop = 1;
+}
+
+static void handle_events(struct worker *w, int64_t timeout_ns)
+{
+	uint64_t tags[MAX_EVENTS];
+	int n = swarm_loop_wait(w->loop, timeout_ns, tags, MAX_EVENTS);
+	for (int i = 0; i < n; i++) {
+		if (tags[i] == TAG_CTL) {
+			if (handle_ctl(w) < 0)
+				swarmd_lost(w);
+		} else if (tags[i] == TAG_TIMER) {
+			uint64_t ticks;
+			if (read(w->timer, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+				swarm_log(SWARM_LOG_WARN, "event=timer_error");
+			__atomic_store_n(&w->stats->heartbeat_ns, swarm_now_ns(), __ATOMIC_RELAXED);
+		}
+		/* A session's eventfd needs no read: the pass after the wake-up serves its
+		 * queue, and both backends report each new write (multishot poll, EPOLLET), so
+		 * the counter only grows, by one per sleep of the worker. That saves a system
+		 * call per wake-up. */
+	}
+}
+
+static void set_sleep_flags(struct worker *w, uint32_t v)
+{
+	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++)
+		if (w->sessions[i])
+			__atomic_store_n(&w->sessions[i]->h->worker_sleep.v, v, __ATOMIC_RELAXED);
+}
+
+static int any_ready(struct worker *w)
+{
+	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++) {
+		struct session *s = w->sessions[i];
+		if (s && (swarm_ring_available(&s->sq) != 0 || s->n_pending))
+			return 1;
+	}
+	return 0;
+}
+
+static void run(struct worker *w)
+{
+	uint64_t idle_since = 0;
+	uint32_t pass = 0;
+	int cheap = swarm_loop_cheap_peek(w->loop);
+	while (!w->stop && !g_stop) {
+		int served = serve_all(w);
+		pass++;
+		if (served) {
+			idle_since = 0;
+			if (cheap || (pass & 255) == 0)
+				handle_events(w, 0);
+			continue;
+		}
+		uint64_t now = swarm_now_ns();
+		if (!idle_since)
+			idle_since = now;
+		if (now - idle_since < w->spin_ns) {
+			swarm_cpu_relax();
+			if (cheap || (pass & 255) == 0)
+				handle_events(w, 0);
+			continue;
+		}
+		/* Sleep: announce it in every session, fence, look once more (the handshake;
+		 * pairs with the client's push, fence, load of worker_sleep). */
+		set_sleep_flags(w, 1);
+		swarm_fence();
+		if (!any_ready(w))
+			handle_events(w, -1);
+		set_sleep_flags(w, 0);
+		idle_since = 0;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: swarm-worker --ctl-fd N --stats-fd N --device-index N --name NAME\n"
+		"                    --cpus LIST [--numa NODE] [--spin-us N] [--log-level L]\n"
+		"Serves one device for swarmd, which starts it; not meant to be run by hand.\n"
+		"  --ctl-fd N      the control socket inherited from swarmd\n"
+		"  --stats-fd N    the stats page memfd inherited from swarmd\n"
+		"  --cpus LIST     cores to bind to (cpulist, e.g. 0-3)\n"
+		"  --numa NODE     NUMA node for memory (-1: leave it)\n"
+		"  --spin-us N     spin this long with nothing to do before sleeping (default 50)\n"
+		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct worker w = { .ctl = -1, .numa_node = -1, .spin_ns = 50000, .device_index = -1 };
+	int stats_fd = -1, level = SWARM_LOG_INFO;
+	static const struct option opts[] = { { "ctl-fd", required_argument, 0, 'c' },
+					      { "stats-fd", required_argument, 0, 's' },
+					      { "device-index", required_argument, 0, 'd' },
+					      { "name", required_argument, 0, 'n' },
+					      { "cpus", required_argument, 0, 'C' },
+					      { "numa", required_argument, 0, 'N' },
+					      { "spin-us", required_argument, 0, 'S' },
+					      { "log-level", required_argument, 0, 'l' },
+					      { "help", no_argument, 0, 'h' },
+					      { 0, 0, 0, 0 } };
+	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+		switch (o) {
+		case 'c':
+			w.ctl = atoi(optarg);
+			break;
+		case 's':
+			stats_fd = atoi(optarg);
+			break;
+		case 'd':
+			w.device_index = atoi(optarg);
+			break;
+		case 'n':
+			swarm_copy_str(w.name, sizeof w.name, optarg);
+			break;
+		case 'C':
+			swarm_copy_str(w.cpus, sizeof w.cpus, optarg);
+			break;
+		case 'N':
+			w.numa_node = atoi(optarg);
+			break;
+		case 'S':
+			w.spin_ns = strtoull(optarg, NULL, 10) * 1000;
+			break;
+		case 'l':
+			level = swarm_log_parse_level(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	swarm_log_init("worker", level < 0 ? SWARM_LOG_INFO : level);
+	if (w.ctl < 0 || stats_fd < 0 || w.device_index < 0 || !w.cpus[0]) {
+		usage(stderr);
+		return 2;
+	}
+	/* Bind first: everything allocated after this lands on the device's node. */
+	char note[SWARM_MSG_TEXT_MAX];
+	int err = swarm_topology_bind_self(w.cpus, w.numa_node, note, sizeof note);
+	if (err)
+		swarm_log(SWARM_LOG_WARN, "event=bind_failed cpus=%s error=\"%s\"", w.cpus, note);
+	if (swarm_stats_map(stats_fd, &w.stats)) {
+		swarm_log(SWARM_LOG_ERROR, "event=stats_map_failed");
+		return 1;
+	}
+	close(stats_fd);
+	w.stats->pid = getpid();
+	w.stats->device_index = w.device_index;
+	w.stats->magic = SWARM_STATS_MAGIC;
+
+	struct sigaction sa = { .sa_handler = on_term };
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	const char *no_uring = getenv("SWARM_NO_IO_URING");
+	err = swarm_loop_create(no_uring && *no_uring == '1', &w.loop);
+	if (err) {
+		swarm_log(SWARM_LOG_ERROR, "event=loop_failed error=\"%s\"", strerror(-err));
+		return 1;
+	}
+	w.timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec its = { { 0, TICK_NS }, { 0, TICK_NS } };
+	if (w.timer < 0 || timerfd_settime(w.timer, 0, &its, NULL) < 0 ||
+	    swarm_loop_add(w.loop, w.timer, TAG_TIMER) || swarm_loop_add(w.loop, w.ctl, TAG_CTL)) {
+		swarm_log(SWARM_LOG_ERROR, "event=loop_setup_failed error=\"%s\"", strerror(errno));
+		return 1;
+	}
+	int fl = fcntl(w.ctl, F_GETFL);
+	if (fl < 0 || fcntl(w.ctl, F_SETFL, fl | O_NONBLOCK) < 0) {
+		swarm_log(SWARM_LOG_ERROR, "event=ctl_fd_invalid fd=%d", w.ctl);
+		return 1;
+	}
+
+	struct swarm_msg_worker_ready ready;
+	swarm_msg_init(&ready.h, SWARM_MSG_WORKER_READY, sizeof ready, 0);
+	ready.device_index = w.device_index;
+	ready.pid = getpid();
+	ready.numa_node = w.numa_node;
+	ready.io_backend = swarm_loop_backend(w.loop);
+	swarm_copy_str(ready.cpus, sizeof ready.cpus, w.cpus);
+	swarm_copy_str(ready.text, sizeof ready.text, note);
+	swarm_log(SWARM_LOG_INFO, "event=worker_ready device=%s cpus=%s numa=%d io=%s bind=\"%s\"",
+		  w.name, w.cpus, w.numa_node,
+		  ready.io_backend == SWARM_LOOP_IO_URING ? "io_uring" : "epoll", note);
+	if (swarm_msg_send(w.ctl, &ready, sizeof ready, NULL, 0)) {
+		swarm_log(SWARM_LOG_ERROR, "event=ctl_send_failed");
+		return 1;
+	}
+	run(&w);
+	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++)
+		if (w.sessions[i])
+			session_free(&w, w.sessions[i]);
+	swarm_loop_destroy(w.loop);
+	close(w.timer);
+	if (w.ctl >= 0)
+		close(w.ctl);
+	swarm_stats_unmap(w.stats);
+	swarm_log(SWARM_LOG_INFO, "event=worker_exit device=%s", w.name);
+	return 0;
+}

@@ -1,0 +1,228 @@
+/* swarm.c: the `swarm` command line. Today: `swarm status`, what swarmd serves, per device
+ * and per session, from the workers' stats pages (read by swarmd without asking them).
+ * Later issues add `registry`, `top` and `topo` here. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ipc/proto.h"
+#include "runtime/balancer.h"
+#include "swarm/swarm.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: swarm <command> [options]\n"
+		   "\n"
+		   "commands:\n"
+		   "  status [--socket PATH] [--json]   devices and sessions of a running swarmd\n"
+		   "\n"
+		   "The socket defaults to $SWARM_SOCKET, else swarmd's default path.\n"
+		   "Exit status: 0 on success, 1 when swarmd cannot be reached, 2 on bad usage.\n");
+}
+
+/* Connects and says hello with the raw protocol (the status message is not part of the
+ * client API). Returns the socket or -errno, with a message in err. */
+static int connect_raw(const char *path, char *err, size_t err_len)
+{
+	char def[108];
+	if (!path || !*path)
+		path = getenv("SWARM_SOCKET");
+	if (!path || !*path) {
+		swarm_default_socket(def, sizeof def);
+		path = def;
+	}
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof addr.sun_path) {
+		snprintf(err, err_len, "socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(addr.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		int e = errno;
+		snprintf(err, err_len, "cannot reach swarmd at %s: %s (is swarmd running?)", path,
+			 strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	struct swarm_msg_hello hello;
+	swarm_msg_init(&hello.h, SWARM_MSG_HELLO, sizeof hello, 1);
+	hello.pid = getpid();
+	hello.cpu = -1;
+	hello.numa_node = -1;
+	struct swarm_msg_reply reply;
+	int n = swarm_msg_send(fd, &hello, sizeof hello, NULL, 0);
+	if (n == 0)
+		n = swarm_msg_recv(fd, &reply, sizeof reply, NULL, NULL);
+	int type = n > 0 ? swarm_msg_check(&reply, (size_t)n) : -ENOTCONN;
+	if (type != SWARM_MSG_HELLO_REPLY || reply.status) {
+		if (type == SWARM_MSG_HELLO_REPLY) {
+			reply.text[sizeof reply.text - 1] = 0;
+			snprintf(err, err_len, "swarmd refused: %s", reply.text);
+		} else {
+			snprintf(err, err_len, "swarmd did not answer the hello (%s)",
+				 swarm_strerror(type < 0 ? type : -EBADMSG));
+		}
+		close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
+static void fmt_ns(char *buf, size_t len, uint64_t ns)
+{
+	if (ns == 0)
+		snprintf(buf, len, "-");
+	else if (ns < 10000)
+		snprintf(buf, len, "%lluns", (unsigned long long)ns);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%.1fus", ns / 1e3);
+	else
+		snprintf(buf, len, "%.1fms", ns / 1e6);
+}
+
+static void print_json(const struct swarm_msg_status_reply *r)
+{
+	printf("{\"swarmd_pid\": %d, \"uptime_s\": %.3f, \"devices\": [", r->swarmd_pid,
+	       r->uptime_ns / 1e9);
+	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++) {
+		const struct swarm_status_device *dv = &r->devices[i];
+		printf("%s\n  {\"index\": %d, \"name\": \"%s\", \"state\": \"%s\", \"pid\": %d, "
+		       "\"numa_node\": %d, \"cpus\": \"%s\", \"io\": \"%s\", \"sessions\": %u, "
+		       "\"queue_depth\": %u, \"restarts\": %u, \"requests\": %llu, \"errors\": %llu, "
+		       "\"busy_ns\": %llu, \"p50_ns\": %llu, \"p99_ns\": %llu}",
+		       i ? "," : "", dv->index, dv->name, swarm_device_state_name(dv->state),
+		       dv->pid, dv->numa_node, dv->cpus,
+		       dv->io_backend == 1 ? "io_uring" :
+		       dv->io_backend == 2 ? "epoll" :
+					     "-",
+		       dv->sessions, dv->queue_depth, dv->restarts,
+		       (unsigned long long)dv->requests, (unsigned long long)dv->errors,
+		       (unsigned long long)dv->busy_ns, (unsigned long long)dv->p50_ns,
+		       (unsigned long long)dv->p99_ns);
+	}
+	printf("],\n \"total_sessions\": %u, \"sessions\": [", r->total_sessions);
+	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++) {
+		const struct swarm_status_session *s = &r->sessions[i];
+		printf("%s\n  {\"id\": %llu, \"device\": %d, \"client_pid\": %d, \"model\": \"%s\", "
+		       "\"version\": %u, \"in_flight\": %u, \"requests\": %llu, \"errors\": %llu, "
+		       "\"p50_ns\": %llu, \"p99_ns\": %llu}",
+		       i ? "," : "", (unsigned long long)s->session_id, s->device_index,
+		       s->client_pid, s->model, s->model_version, s->in_flight,
+		       (unsigned long long)s->requests, (unsigned long long)s->errors,
+		       (unsigned long long)s->p50_ns, (unsigned long long)s->p99_ns);
+	}
+	printf("]}\n");
+}
+
+static void print_table(const struct swarm_msg_status_reply *r)
+{
+	char p50[32], p99[32];
+	printf("swarmd pid %d, up %.1f s, %u device(s), %u session(s)\n\n", r->swarmd_pid,
+	       r->uptime_ns / 1e9, r->n_devices, r->total_sessions);
+	printf("%-8s %-9s %-8s %-5s %-10s %-9s %8s %10s %8s %6s %9s %9s\n", "DEVICE", "STATE",
+	       "PID", "NUMA", "CPUS", "IO", "SESSIONS", "REQUESTS", "ERRORS", "BUSY%", "P50",
+	       "P99");
+	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++) {
+		const struct swarm_status_device *dv = &r->devices[i];
+		fmt_ns(p50, sizeof p50, dv->p50_ns);
+		fmt_ns(p99, sizeof p99, dv->p99_ns);
+		double busy = r->uptime_ns ? 100.0 * (double)dv->busy_ns / (double)r->uptime_ns : 0;
+		printf("%-8s %-9s %-8d %-5d %-10s %-9s %8u %10llu %8llu %6.1f %9s %9s\n", dv->name,
+		       swarm_device_state_name(dv->state), dv->pid, dv->numa_node, dv->cpus,
+		       dv->io_backend == 1 ? "io_uring" :
+		       dv->io_backend == 2 ? "epoll" :
+					     "-",
+		       dv->sessions, (unsigned long long)dv->requests,
+		       (unsigned long long)dv->errors, busy, p50, p99);
+	}
+	if (!r->n_sessions)
+		return;
+	printf("\n%-8s %-7s %-10s %-12s %9s %10s %8s %9s %9s\n", "SESSION", "DEVICE", "CLIENT",
+	       "MODEL", "IN-FLIGHT", "REQUESTS", "ERRORS", "P50", "P99");
+	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++) {
+		const struct swarm_status_session *s = &r->sessions[i];
+		char model[SWARM_NAME_MAX + 16], dev[16];
+		snprintf(model, sizeof model, "%s@%u", s->model, s->model_version);
+		if (s->device_index >= 0)
+			snprintf(dev, sizeof dev, "%d", s->device_index);
+		else
+			snprintf(dev, sizeof dev, "lost");
+		fmt_ns(p50, sizeof p50, s->p50_ns);
+		fmt_ns(p99, sizeof p99, s->p99_ns);
+		printf("%-8llu %-7s %-10d %-12s %9u %10llu %8llu %9s %9s\n",
+		       (unsigned long long)s->session_id, dev, s->client_pid, model, s->in_flight,
+		       (unsigned long long)s->requests, (unsigned long long)s->errors, p50, p99);
+	}
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	const char *sock = NULL;
+	int json = 0;
+	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
+					      { "json", no_argument, 0, 'j' },
+					      { "help", no_argument, 0, 'h' },
+					      { 0, 0, 0, 0 } };
+	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+		switch (o) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	char err[512];
+	int fd = connect_raw(sock, err, sizeof err);
+	if (fd < 0) {
+		fprintf(stderr, "swarm status: %s\n", err);
+		return 1;
+	}
+	struct swarm_msg_hdr q;
+	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
+	struct swarm_msg_status_reply *r = malloc(sizeof *r);
+	int n = r ? swarm_msg_send(fd, &q, sizeof q, NULL, 0) : -ENOMEM;
+	if (n == 0)
+		n = swarm_msg_recv(fd, r, sizeof *r, NULL, NULL);
+	close(fd);
+	if (n <= 0 || swarm_msg_check(r, (size_t)n) != SWARM_MSG_STATUS_REPLY) {
+		fprintf(stderr, "swarm status: swarmd sent no status (%s)\n",
+			swarm_strerror(n < 0 ? n : -EBADMSG));
+		free(r);
+		return 1;
+	}
+	if (json)
+		print_json(r);
+	else
+		print_table(r);
+	free(r);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
+	fprintf(stderr, "swarm: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
