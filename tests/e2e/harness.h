@@ -1,0 +1,173 @@
+/* harness.h: the end-to-end harness. It starts a real swarmd (and so its workers) from this
+ * build on a fresh socket in a temporary directory, stops it, and gives the e2e suites the
+ * probes they need: the pids of swarmd's workers, open fd counts, the session segment mapped
+ * as a hostile client would map it, and forked child processes.
+ *
+ * One swarmd per test process (Criterion runs every test in its own process). Nothing is
+ * left behind: swarmd runs in its own process group with PDEATHSIG, a guardian process kills
+ * that group if the test process dies without stopping it (a Criterion timeout is a SIGKILL),
+ * and an atexit handler does the same on an ordinary exit. Every wait is bounded in time.
+ *
+ * Functions that end in "_or_fail" (and h_start / h_stop) fail the current Criterion test
+ * with a message; use them only in the test process, never in a forked child. Everything
+ * else returns codes and may be called from children.
+ */
+#ifndef SWARM_TESTS_E2E_HARNESS_H
+#define SWARM_TESTS_E2E_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipc/segment.h"
+#include "swarm/swarm.h"
+
+#ifndef SWARM_BIN_DIR
+#define SWARM_BIN_DIR "build/bin"
+#endif
+
+#define H_MS 1000000ll
+#define H_SEC 1000000000ll
+
+/* A result of a round-trip helper that is not an errno: the output did not match. */
+#define H_EMISMATCH (-100000)
+
+/* ---- swarmd -------------------------------------------------------------------------------- */
+
+/* Starts swarmd --socket DIR/swarmd.sock --devices devices [extra...] (extra: NULL-terminated,
+ * may be NULL) with its stderr in DIR/swarmd.log, and waits up to 10 s for "event=ready" in
+ * the log. Fails the test (printing the log) when swarmd exits or is not ready in time. */
+void h_start(const char *devices, const char *const *extra);
+
+/* Resumes any stopped worker, sends SIGTERM to swarmd, waits up to 10 s for it to exit (else
+ * SIGKILLs it and fails), then checks that it exited 0, that its workers are gone within 3 s
+ * and that no sanitizer report is in its log. Idempotent: does nothing when swarmd is not
+ * running. Call it at the end of each test body: Criterion does not count a failed
+ * assertion in a .fini fixture as a failure of the test. */
+void h_stop(void);
+
+/* For .fini: stops swarmd if the test did not get to h_stop (it failed earlier), reporting
+ * problems on stderr only, and kills whatever is left. */
+void h_teardown(void);
+
+pid_t h_swarmd_pid(void);
+const char *h_socket(void);
+const char *h_dir(void);
+const char *h_log_path(void);
+
+/* Prints swarmd's log to stderr (the last 16 KiB at most), with a title. */
+void h_print_log(const char *why);
+
+/* 1 when the log contains needle. */
+int h_log_contains(const char *needle);
+
+/* ---- processes ------------------------------------------------------------------------------ */
+
+uint64_t h_now_ns(void);
+void h_sleep_ms(int ms);
+
+/* 1 when pid exists and is not a zombie. */
+int h_alive(pid_t pid);
+
+/* The state letter of pid from /proc/PID/stat ('R', 'S', 'T', 'Z', ...), 0 when it is gone. */
+char h_proc_state(pid_t pid);
+
+/* Waits up to timeout_ns for pid to be in state 'T' (stopped). Returns 0 or -ETIMEDOUT. */
+int h_wait_stopped(pid_t pid, int64_t timeout_ns);
+
+/* Open fds of pid (entries of /proc/PID/fd), or -errno. */
+int h_count_fds(pid_t pid);
+
+/* The live children of swarmd whose comm is "swarm-worker", sorted; returns the count
+ * (at most max are stored). */
+int h_worker_pids(pid_t *out, int max);
+
+/* Waits up to timeout_ns for a worker whose pid differs from old. Returns it, or -1. */
+pid_t h_wait_new_worker(pid_t old, int64_t timeout_ns);
+
+/* Sends sig to every worker of swarmd (SIGCONT in teardown). */
+void h_signal_workers(int sig);
+
+/* Forks a child that runs fn(arg) and _exits with its return value (never running atexit
+ * handlers). The child dies with SIGKILL if the test process dies. Returns the pid. */
+pid_t h_fork(int (*fn)(void *), void *arg);
+
+/* Waits up to timeout_ns for child pid. Returns its exit status (0..255), 256 + signal when a
+ * signal killed it, or -ETIMEDOUT (then it has been SIGKILLed and reaped). */
+int h_child_wait(pid_t pid, int64_t timeout_ns);
+
+/* ---- sessions ------------------------------------------------------------------------------- */
+
+/* Connects to h_socket(), retrying -ECONNREFUSED/-ENOENT for up to 5 s. Returns 0 or -errno. */
+int h_connect(swarm_client **out);
+
+/* Opens a session on model and runs one round trip on it (identity: 64 B, affine: 1 row),
+ * retrying both for up to timeout_ns (a worker being restarted). Returns 0 or the last error;
+ * *out is NULL on failure. */
+int h_open_working(swarm_client *c, const char *model, const swarm_session_opts *opts,
+		   swarm_session **out, int64_t timeout_ns);
+
+/* Small identity sessions: slots 8, queue_depth 8, max_rows 64. */
+swarm_session_opts h_identity_opts(void);
+
+/* The 64-byte pattern of request tag. */
+void h_pattern(uint8_t *buf, size_t len, uint64_t tag);
+
+/* One identity round trip of rows rows of pattern tag (wait bounded by timeout_ns): 0, a
+ * negative errno from the API, or H_EMISMATCH. The request is released unless the wait ran
+ * out (then it is still in flight and -ETIMEDOUT is returned). */
+int h_identity_roundtrip(swarm_session *s, uint32_t rows, uint64_t tag, int64_t timeout_ns);
+
+/* Affine inputs: a non-zero multiple of 1/8 in [-250, 250], so that 2x + 1 is exact in f32. */
+float h_affine_x(uint32_t seed, uint64_t k);
+
+/* Fills rows of affine input from seed; checks output y against 2x + 1 of the same seed.
+ * h_affine_check returns -1 when all match, else the index of the first wrong element. */
+void h_affine_fill(float *x, uint32_t rows, uint32_t seed);
+int64_t h_affine_check(const float *y, uint32_t rows, uint32_t seed);
+
+/* One affine round trip: 0, a negative errno, or H_EMISMATCH (message on stderr). */
+int h_affine_roundtrip(swarm_session *s, uint32_t rows, uint32_t seed, int64_t timeout_ns);
+
+/* ---- a hostile client's view of its own segment ---------------------------------------------- */
+
+struct h_seg {
+	int fd;     /* this process's fd of the memfd (owned by libswarm: never close it) */
+	void *base; /* our own MAP_SHARED mapping of the whole memfd */
+	size_t bytes;
+	struct swarm_seg_header *hdr;
+	struct swarm_seg_geometry geo; /* copied from the header */
+	uint64_t *sq;                  /* the submission queue entries */
+};
+
+/* Finds the memfd of session session_id among this process's fds (links that start with
+ * "/memfd:swarm-session", matched by the session id in the header) and maps it. Returns 0,
+ * -ENOENT when no memfd holds that session, or -errno. */
+int h_seg_find(uint64_t session_id, struct h_seg *out);
+
+/* Only the fd of the memfd (no mapping): -ENOENT when none matches. */
+int h_seg_fd(uint64_t session_id);
+
+void h_seg_unmap(struct h_seg *seg);
+
+/* Writes 1 to every eventfd this process holds: wakes the worker of every session of ours
+ * (and gives our own completion fds a spurious wake-up, which a client must tolerate). */
+void h_kick_eventfds(void);
+
+/* The session state word of the segment. */
+uint32_t h_seg_state(const struct h_seg *seg);
+
+/* ---- a well-behaved client in a child process ----------------------------------------------- */
+
+struct h_honest_args {
+	int64_t duration_ns; /* keep doing identity round trips this long */
+	uint64_t tag_base;
+	int ready_fd; /* written once (1 byte) after the first good round trip; -1 for none */
+};
+
+/* For h_fork: connects, opens an identity session and does checked round trips (each wait
+ * bounded by 5 s) for duration_ns. Returns 0 when every one was correct and there were some,
+ * else a small code (it prints why on stderr). */
+int h_honest_client(void *args);
+
+#endif /* SWARM_TESTS_E2E_HARNESS_H */
