@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test.sh: swarm's whole test suite, as CI runs it (.ci/run).
+#
+#   1. install what is missing (tools/install-deps.sh)
+#   2. build/       RelWithDebInfo, CUDA compiled when nvcc is present; ctest
+#   3. build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, no CUDA; ctest
+#
+# Both builds run even when the first one fails, so that one run shows every failure; the
+# exit status is non-zero if any step failed, and the last lines summarise each build.
+# Works from any directory. Extra arguments are passed to both ctest runs (e.g. -R ipc).
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
+
+JOBS=${JOBS:-2}
+declare -A result=()
+failed=0
+
+# run_build NAME BUILD_DIR CMAKE_ARGS... -- ENV... : configure, build and test one build
+# directory; records "ok" or the failing step in result[NAME].
+run_build()
+{
+	local name=$1 dir=$2
+	shift 2
+	local cmake_args=() env_args=()
+	while (($#)) && [[ $1 != -- ]]; do
+		cmake_args+=("$1")
+		shift
+	done
+	if (($#)); then
+		shift
+	fi
+	while (($#)) && [[ $1 != -- ]]; do
+		env_args+=("$1")
+		shift
+	done
+	if (($#)); then
+		shift
+	fi
+	local ctest_args=("$@")
+
+	echo "==> [$name] configure $dir"
+	if ! cmake -S . -B "$dir" "${cmake_args[@]}"; then
+		result[$name]="FAILED at configure"
+		return 1
+	fi
+	echo "==> [$name] build $dir (-j$JOBS)"
+	if ! cmake --build "$dir" -j"$JOBS"; then
+		result[$name]="FAILED at build"
+		return 1
+	fi
+	echo "==> [$name] ctest $dir"
+	if ! env "${env_args[@]}" ctest --test-dir "$dir" --output-on-failure "${ctest_args[@]}"; then
+		result[$name]="FAILED at ctest"
+		return 1
+	fi
+	result[$name]="ok"
+}
+
+echo "==> install-deps"
+tools/install-deps.sh </dev/null
+
+run_build release build -DCMAKE_BUILD_TYPE=RelWithDebInfo -- -- "$@" || failed=1
+
+run_build asan build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWARM_SANITIZE=ON -DSWARM_CUDA=OFF \
+	-- ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "$@" || failed=1
+
+echo
+echo "test.sh: build/      (RelWithDebInfo):          ${result[release]}"
+echo "test.sh: build-asan/ (ASan+UBSan, no CUDA):     ${result[asan]}"
+if ((failed)); then
+	echo "test.sh: FAILED"
+	exit 1
+fi
+echo "test.sh: all passed"
