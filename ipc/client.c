@@ -26,6 +26,7 @@
 #include "swarm/swarm.h"
 
 #define DEFAULT_SPIN_NS 50000ull
+#define SAMPLE_EVERY 8 /* requests per latency sample (a power of two) */
 
 enum req_state {
 	REQ_FREE = 0,
@@ -57,6 +58,7 @@ struct swarm_session {
 	struct swarm_ring_consumer cq;
 	uint64_t spin_ns;
 	uint32_t in_flight;
+	uint32_t submits;
 	uint32_t n_free;
 	uint32_t *free_slots;       /* a stack of free slot indices */
 	struct swarm_request *reqs; /* one per slot */
@@ -480,12 +482,19 @@ SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags)
 	int lost = session_lost(s);
 	if (lost)
 		return lost;
-	struct swarm_slot_header *h = r->hdr;
-	h->rows = r->rows;
-	h->flags = flags;
-	h->deadline_ns = r->deadline_ns;
-	h->t_submit_ns = swarm_now_ns();
-	int err = swarm_ring_push(&s->sq, r->slot);
+	if (flags & ~SWARM_SQE_PUBLIC_FLAGS)
+		return -EINVAL;
+	/* The header line is touched only when it carries something: a deadline, or the
+	 * submit time of one request in SAMPLE_EVERY (for the stats page's histograms). */
+	if (r->deadline_ns) {
+		r->hdr->deadline_ns = r->deadline_ns;
+		flags |= SWARM_SQE_DEADLINE;
+	}
+	if ((s->submits++ & (SAMPLE_EVERY - 1)) == 0) {
+		r->hdr->t_submit_ns = swarm_now_ns();
+		flags |= SWARM_SQE_STAMPED;
+	}
+	int err = swarm_ring_push(&s->sq, swarm_sqe_pack(r->slot, flags, r->rows));
 	if (err)
 		return err;
 	r->state = REQ_SUBMITTED;

@@ -93,7 +93,7 @@ int swarm_seg_geometry_init(struct swarm_seg_geometry *g, const swarm_tensor_spe
 	}
 	g->slot_stride = off;
 	g->sq_offset = SWARM_SEG_HEADER_BYTES;
-	g->cq_offset = align_up(g->sq_offset + (uint64_t)queue_depth * 8, SWARM_CACHELINE);
+	g->cq_offset = align_up(g->sq_offset + (uint64_t)queue_depth * 8, SWARM_SHARE_GAP);
 	g->slots_offset = align_up(g->cq_offset + (uint64_t)g->cq_depth * 8, 4096);
 	uint64_t slots_bytes;
 	if (__builtin_mul_overflow(g->slot_stride, (uint64_t)nslots, &slots_bytes) ||

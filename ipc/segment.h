@@ -20,6 +20,10 @@
 
 #define SWARM_SEG_MAGIC 0x314745534d525753ull /* "SWRMSEG1" little-endian */
 #define SWARM_CACHELINE 64u
+/* What two sides writing different words must keep between them: two lines, because the
+ * adjacent-line prefetchers of current x86 parts move 128-byte pairs (Folly and the C++
+ * hardware_destructive_interference_size use 128 for the same reason). */
+#define SWARM_SHARE_GAP 128u
 #define SWARM_SEG_HEADER_BYTES 4096u
 #define SWARM_SLOT_HEADER_BYTES 64u
 #define SWARM_TENSOR_ALIGN 64u
@@ -61,26 +65,40 @@ struct swarm_seg_geometry {
 };
 _Static_assert(sizeof(struct swarm_seg_geometry) == 320, "geometry travels in messages");
 
-/* The request header at the start of every slot. Written by the client before submit; the
- * worker reads each field once. t_pickup and t_done are written by the worker (stats). */
+/* The request header at the start of every slot, written by the client before submit and
+ * read by the worker only when the submission entry's flags say a field is set (so that a
+ * plain request moves no header cache line at all). */
 struct swarm_slot_header {
-	uint32_t rows;
-	uint32_t flags;
-	uint64_t deadline_ns; /* CLOCK_MONOTONIC, 0 = none */
-	uint64_t t_submit_ns; /* client's clock at submit */
-	uint64_t t_pickup_ns; /* worker: taken from the queue */
-	uint64_t t_start_ns;  /* worker: execution started */
-	uint64_t t_done_ns;   /* worker: completed */
-	uint8_t reserved[16];
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC; read when SWARM_SQE_DEADLINE is set */
+	uint64_t t_submit_ns; /* client's clock at submit; read when SWARM_SQE_STAMPED is set */
+	uint8_t reserved[48];
 };
 _Static_assert(sizeof(struct swarm_slot_header) == SWARM_SLOT_HEADER_BYTES, "slot header");
 
-#define SWARM_ALIGNED_LINE __attribute__((aligned(SWARM_CACHELINE)))
+/* A submission queue entry carries the request itself: its slot (16 bits), its flags (16
+ * bits: the public SWARM_REQUEST_* flags below 0x100, swarm's own above) and its rows (32
+ * bits). The worker reads it once and checks every field. */
+#define SWARM_SQE_DEADLINE 0x8000u /* the slot header holds a deadline */
+#define SWARM_SQE_STAMPED 0x4000u  /* the slot header holds the submit time (sampled) */
+#define SWARM_SQE_PUBLIC_FLAGS 0x00ffu
+_Static_assert(SWARM_SEG_MAX_SLOTS <= 0x10000u, "a slot index fits 16 bits");
 
-/* A word alone on its cache line, so that the two sides never share a line they write. */
+static inline uint64_t swarm_sqe_pack(uint32_t slot, uint32_t flags, uint32_t rows)
+{
+	return (uint64_t)(slot & 0xffffu) | ((uint64_t)(flags & 0xffffu) << 16) |
+	       ((uint64_t)rows << 32);
+}
+static inline uint32_t swarm_sqe_slot(uint64_t e) { return (uint32_t)(e & 0xffffu); }
+static inline uint32_t swarm_sqe_flags(uint64_t e) { return (uint32_t)((e >> 16) & 0xffffu); }
+static inline uint32_t swarm_sqe_rows(uint64_t e) { return (uint32_t)(e >> 32); }
+
+#define SWARM_ALIGNED_LINE __attribute__((aligned(SWARM_SHARE_GAP)))
+
+/* A word alone on its pair of cache lines, so that the two sides never share a line (or a
+ * prefetched pair) they write. */
 struct swarm_seg_line {
 	uint32_t v;
-	uint8_t pad[SWARM_CACHELINE - 4];
+	uint8_t pad[SWARM_SHARE_GAP - 4];
 } SWARM_ALIGNED_LINE;
 
 struct swarm_seg_header {
@@ -115,8 +133,8 @@ struct swarm_seg_header {
 	struct swarm_seg_line state;        /* swarmd and worker: a swarm_seg_state */
 };
 _Static_assert(sizeof(struct swarm_seg_header) <= SWARM_SEG_HEADER_BYTES, "header fits a page");
-_Static_assert(offsetof(struct swarm_seg_header, sq_tail) % SWARM_CACHELINE == 0, "line");
-_Static_assert(offsetof(struct swarm_seg_header, state) % SWARM_CACHELINE == 0, "line");
+_Static_assert(offsetof(struct swarm_seg_header, sq_tail) % SWARM_SHARE_GAP == 0, "line");
+_Static_assert(offsetof(struct swarm_seg_header, state) % SWARM_SHARE_GAP == 0, "line");
 
 /* A completion queue entry: the slot index and the request's status (0 or -errno). */
 static inline uint64_t swarm_cqe_pack(uint32_t slot, int32_t status)

@@ -503,7 +503,9 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 		send_open_reply(c, m->h.seq, -EINVAL, NULL, text);
 		return 0;
 	}
-	int di = pick_device(c);
+	/* Until every device of the start is serving, opens wait: placement must not depend on
+	 * which worker happened to start first. */
+	int di = d.ready_logged ? pick_device(c) : -ENODEV;
 	if (di < 0) {
 		if (may_park && any_warming()) {
 			struct pending_open *p = calloc(1, sizeof *p);

@@ -36,6 +36,7 @@
 #define TAG_TIMER 0xffff0002ull
 #define TICK_NS 100000000ll
 #define MAX_EVENTS 64
+#define SAMPLES_PER_PASS 64 /* latency samples kept per session per pass */
 
 enum slot_state {
 	SLOT_IDLE = 0,
@@ -46,6 +47,7 @@ enum slot_state {
 struct session {
 	uint64_t id;
 	uint32_t index; /* in the worker's table and its stats page */
+	uint32_t pos;   /* in the worker's dense active list */
 	int memfd, sq_efd, cq_efd;
 	void *base;
 	struct swarm_seg_header *h;
@@ -70,7 +72,8 @@ struct worker {
 	int timer;
 	struct swarm_loop *loop;
 	struct swarm_worker_stats *stats;
-	struct session *sessions[SWARM_WORKER_MAX_SESSIONS];
+	struct session *sessions[SWARM_WORKER_MAX_SESSIONS]; /* by index (stats page, loop tag) */
+	struct session *active[SWARM_WORKER_MAX_SESSIONS];   /* the first n_sessions, dense */
 	uint32_t n_sessions;
 	volatile sig_atomic_t stop;
 };
@@ -124,7 +127,9 @@ static void session_free(struct worker *w, struct session *s)
 	free(s->pending);
 	free(s->pending_status);
 	w->sessions[s->index] = NULL;
-	w->n_sessions--;
+	struct session *last = w->active[--w->n_sessions];
+	w->active[s->pos] = last;
+	last->pos = s->pos;
 	swarm_stat_set32(&w->stats->sessions, w->n_sessions);
 	free(s);
 	if (w->ctl < 0 && w->n_sessions == 0)
@@ -186,18 +191,18 @@ static int flush_pending(struct session *s)
 	return moved;
 }
 
-/* Runs the request in slot. Every header field is read once, then checked. */
-static int32_t run_request(struct worker *w, struct session *s, uint32_t slot)
+/* Runs one request: its slot, flags and rows come from the submission entry (already
+ * range-checked); a header field is read once, and only when the flags say it is set. now
+ * is when the pass took the request. Returns its status. */
+static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, uint32_t flags,
+			   uint32_t rows, uint64_t now)
 {
 	struct swarm_slot_header *hdr = swarm_seg_slot(s->base, &s->geo, slot);
-	uint32_t rows = __atomic_load_n(&hdr->rows, __ATOMIC_RELAXED);
-	uint64_t deadline = __atomic_load_n(&hdr->deadline_ns, __ATOMIC_RELAXED);
-	uint64_t t_submit = __atomic_load_n(&hdr->t_submit_ns, __ATOMIC_RELAXED);
-	uint64_t t0 = swarm_now_ns();
 	int32_t status = 0;
 	if (rows == 0 || rows > s->geo.max_rows) {
 		status = -EINVAL;
-	} else if (deadline && t0 > deadline) {
+	} else if ((flags & SWARM_SQE_DEADLINE) &&
+		   now > __atomic_load_n(&hdr->deadline_ns, __ATOMIC_RELAXED)) {
 		status = -ETIMEDOUT;
 	} else {
 		const void *in[SWARM_MAX_TENSORS];
@@ -209,22 +214,11 @@ static int32_t run_request(struct worker *w, struct session *s, uint32_t slot)
 			out[i] = base + s->geo.tensor_offset[s->geo.n_inputs + i];
 		status = s->model->run(in, out, rows);
 	}
-	uint64_t t1 = swarm_now_ns();
-	hdr->t_pickup_ns = t0;
-	hdr->t_start_ns = t0;
-	hdr->t_done_ns = t1;
-	swarm_stat_add(&w->stats->busy_ns, t1 - t0);
 	swarm_stat_add(&w->stats->requests, 1);
 	swarm_stat_add(&s->stats->requests, 1);
 	if (status) {
 		swarm_stat_add(&w->stats->errors, 1);
 		swarm_stat_add(&s->stats->errors, 1);
-	}
-	/* The client's clock is the same CLOCK_MONOTONIC; a hostile value only skews its own
-	 * session's figures, and is clamped out of the device's. */
-	if (t_submit && t_submit <= t1 && t1 - t_submit < 60000000000ull) {
-		swarm_hist_add(&s->stats->latency, t1 - t_submit);
-		swarm_hist_add(&w->stats->latency, t1 - t_submit);
 	}
 	return status;
 }
@@ -256,15 +250,20 @@ static int serve_session(struct worker *w, struct session *s)
 		return moved;
 	}
 	swarm_stat_set32(&s->stats->in_flight, (uint32_t)n);
+	/* One clock read before the batch (deadlines) and one after the client can see its
+	 * completions (stats): none between a request and its completion. */
+	uint64_t t0 = swarm_now_ns();
+	uint64_t stamps[SAMPLES_PER_PASS];
+	uint32_t n_stamps = 0;
 	for (uint32_t i = 0; i < (uint32_t)n; i++) {
-		uint64_t e = swarm_ring_peek(&s->sq, i);
-		if (e >= s->geo.nslots) {
-			snprintf(buf, sizeof buf, "slot id %llu out of range (%u slots)",
-				 (unsigned long long)e, s->geo.nslots);
+		uint64_t e = swarm_ring_peek(&s->sq, i); /* read once */
+		uint32_t slot = swarm_sqe_slot(e);
+		if (slot >= s->geo.nslots) {
+			snprintf(buf, sizeof buf, "slot id %u out of range (%u slots)", slot,
+				 s->geo.nslots);
 			why = buf;
 			goto violation;
 		}
-		uint32_t slot = (uint32_t)e;
 		if (s->slot_state[slot] != SLOT_IDLE) {
 			snprintf(buf, sizeof buf, "slot %u submitted while still the worker's",
 				 slot);
@@ -272,15 +271,30 @@ static int serve_session(struct worker *w, struct session *s)
 			goto violation;
 		}
 		s->slot_state[slot] = SLOT_RUNNING;
-		int32_t status = run_request(w, s, slot);
+		uint32_t flags = swarm_sqe_flags(e);
+		int32_t status = run_request(w, s, slot, flags, swarm_sqe_rows(e), t0);
+		if ((flags & SWARM_SQE_STAMPED) && n_stamps < SAMPLES_PER_PASS)
+			stamps[n_stamps++] = __atomic_load_n(
+				&swarm_seg_slot(s->base, &s->geo, slot)->t_submit_ns, __ATOMIC_RELAXED);
 		if (complete(s, slot, status)) {
 			why = "completion queue indices are corrupt";
 			goto violation;
 		}
 	}
 	swarm_ring_advance(&s->sq, (uint32_t)n);
-	swarm_stat_set32(&s->stats->in_flight, 0);
 	wake_client(s);
+	uint64_t t1 = swarm_now_ns();
+	swarm_stat_set32(&s->stats->in_flight, 0);
+	swarm_stat_add(&w->stats->busy_ns, t1 - t0);
+	for (uint32_t i = 0; i < n_stamps; i++) {
+		/* The client's clock is the same CLOCK_MONOTONIC; a hostile value only skews its
+		 * own figures, and one out of range is dropped. The batch's end stands for each
+		 * request's completion. */
+		if (stamps[i] && stamps[i] <= t1 && t1 - stamps[i] < 60000000000ull) {
+			swarm_hist_add(&s->stats->latency, t1 - stamps[i]);
+			swarm_hist_add(&w->stats->latency, t1 - stamps[i]);
+		}
+	}
 	return (int)n + moved;
 
 violation:
@@ -292,11 +306,9 @@ violation:
 static int serve_all(struct worker *w)
 {
 	int total = 0;
-	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++) {
-		struct session *s = w->sessions[i];
-		if (!s)
-			continue;
-		int n = serve_session(w, s);
+	/* Backwards: a session detached on the way is replaced by the last, already served. */
+	for (uint32_t i = w->n_sessions; i-- > 0;) {
+		int n = serve_session(w, w->active[i]);
 		if (n > 0)
 			total += n;
 	}
@@ -366,7 +378,8 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 	memset(s->stats, 0, sizeof *s->stats);
 	__atomic_store_n(&s->stats->session_id, s->id, __ATOMIC_RELAXED);
 	w->sessions[idx] = s;
-	w->n_sessions++;
+	s->pos = w->n_sessions;
+	w->active[w->n_sessions++] = s;
 	swarm_stat_set32(&w->stats->sessions, w->n_sessions);
 	swarm_log(SWARM_LOG_DEBUG, "event=session_attached session=%llu model=%s slots=%u",
 		  (unsigned long long)s->id, model->name, s->geo.nslots);
@@ -383,9 +396,9 @@ err_free:
 
 static struct session *find_session(struct worker *w, uint64_t id)
 {
-	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++)
-		if (w->sessions[i] && w->sessions[i]->id == id)
-			return w->sessions[i];
+	for (uint32_t i = 0; i < w->n_sessions; i++)
+		if (w->active[i]->id == id)
+			return w->active[i];
 	return NULL;
 }
 
@@ -453,11 +466,14 @@ static void swarmd_lost(struct worker *w)
 		w->stop = 1;
 }
 
-static void handle_events(struct worker *w, int64_t timeout_ns)
+/* Handles what the loop reports. Returns how many events were more than a timer tick. */
+static int handle_events(struct worker *w, int64_t timeout_ns)
 {
 	uint64_t tags[MAX_EVENTS];
 	int n = swarm_loop_wait(w->loop, timeout_ns, tags, MAX_EVENTS);
+	int work = 0;
 	for (int i = 0; i < n; i++) {
+		work += tags[i] != TAG_TIMER;
 		if (tags[i] == TAG_CTL) {
 			if (handle_ctl(w) < 0)
 				swarmd_lost(w);
@@ -472,20 +488,20 @@ static void handle_events(struct worker *w, int64_t timeout_ns)
 		 * the counter only grows, by one per sleep of the worker. That saves a system
 		 * call per wake-up. */
 	}
+	return work;
 }
 
 static void set_sleep_flags(struct worker *w, uint32_t v)
 {
-	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++)
-		if (w->sessions[i])
-			__atomic_store_n(&w->sessions[i]->h->worker_sleep.v, v, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < w->n_sessions; i++)
+		__atomic_store_n(&w->active[i]->h->worker_sleep.v, v, __ATOMIC_RELAXED);
 }
 
 static int any_ready(struct worker *w)
 {
-	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++) {
-		struct session *s = w->sessions[i];
-		if (s && (swarm_ring_available(&s->sq) != 0 || s->n_pending))
+	for (uint32_t i = 0; i < w->n_sessions; i++) {
+		struct session *s = w->active[i];
+		if (swarm_ring_available(&s->sq) != 0 || s->n_pending)
 			return 1;
 	}
 	return 0;
@@ -518,10 +534,13 @@ static void run(struct worker *w)
 		 * pairs with the client's push, fence, load of worker_sleep). */
 		set_sleep_flags(w, 1);
 		swarm_fence();
+		int woken_by_work = 1;
 		if (!any_ready(w))
-			handle_events(w, -1);
+			woken_by_work = handle_events(w, -1) > 0;
 		set_sleep_flags(w, 0);
-		idle_since = 0;
+		/* A housekeeping tick alone does not earn a new spin budget: sleep again. */
+		if (woken_by_work)
+			idle_since = 0;
 	}
 }
 
@@ -646,9 +665,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	run(&w);
-	for (uint32_t i = 0; i < SWARM_WORKER_MAX_SESSIONS; i++)
-		if (w.sessions[i])
-			session_free(&w, w.sessions[i]);
+	while (w.n_sessions)
+		session_free(&w, w.active[0]);
 	swarm_loop_destroy(w.loop);
 	close(w.timer);
 	if (w.ctl >= 0)

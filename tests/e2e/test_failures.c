@@ -445,20 +445,22 @@ Test(e2e_failures, hostile_rows_above_max_rows_fails_only_that_request)
 		swarm_request *r;
 		cr_assert_eq(swarm_request_alloc(x.s, 1, &r), 0);
 		h_pattern(swarm_request_input(r, 0), 64, 5);
-		struct swarm_slot_header *sh =
-			swarm_seg_slot(x.seg.base, &x.seg.geo, swarm_request_slot(r));
 		/* Stop the worker so that our write lands between libswarm's submit and the
-		 * worker's read, whichever of alloc or submit writes the field. */
+		 * worker's read: rewrite the rows of the entry just pushed. */
 		stop_worker(x.worker);
 		int rc = swarm_request_submit(r, 0);
-		__atomic_store_n(&sh->rows, bad[i], __ATOMIC_RELAXED);
+		uint32_t t = __atomic_load_n(&x.seg.hdr->sq_tail.v, __ATOMIC_RELAXED) - 1;
+		uint64_t *e = &x.seg.sq[t & (x.seg.geo.queue_depth - 1)];
+		uint64_t v = __atomic_load_n(e, __ATOMIC_RELAXED);
+		__atomic_store_n(e, swarm_sqe_pack(swarm_sqe_slot(v), swarm_sqe_flags(v), bad[i]),
+				 __ATOMIC_RELAXED);
 		kill(x.worker, SIGCONT);
 		cr_assert_eq(rc, 0, "submit: %d", rc);
 		rc = swarm_request_wait(r, 5 * H_SEC);
 		if (rc != -EINVAL)
 			h_print_log("bad rows");
 		cr_assert_eq(rc, -EINVAL,
-			     "rows %u in the slot header (max_rows %u): status %d (%s), "
+			     "rows %u in the submission entry (max_rows %u): status %d (%s), "
 			     "want -EINVAL",
 			     bad[i], x.seg.geo.max_rows, rc, swarm_strerror(rc));
 		cr_assert_eq(swarm_request_release(r), 0);

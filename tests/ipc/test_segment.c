@@ -70,7 +70,8 @@ Test(ipc_segment, init_known_spec_gives_expected_offsets)
 	cr_assert_eq(g.tensor_row_bytes[1], 20u);
 	cr_assert_eq(g.slot_stride, 448u, "slot_stride %llu", (unsigned long long)g.slot_stride);
 	cr_assert_eq(g.sq_offset, 4096u, "sq_offset %llu", (unsigned long long)g.sq_offset);
-	cr_assert_eq(g.cq_offset, 4160u, "cq_offset %llu", (unsigned long long)g.cq_offset);
+	/* the queues stay SWARM_SHARE_GAP (128 bytes) apart: 4096 + 32 rounded up */
+	cr_assert_eq(g.cq_offset, 4224u, "cq_offset %llu", (unsigned long long)g.cq_offset);
 	cr_assert_eq(g.slots_offset, 8192u, "slots_offset %llu",
 		     (unsigned long long)g.slots_offset);
 	cr_assert_eq(g.segment_bytes, 12288u, "segment_bytes %llu",
@@ -617,8 +618,9 @@ Test(ipc_segment, map_shares_writes_both_ways)
 	cr_assert_eq(h2->magic, SWARM_SEG_MAGIC);
 	struct swarm_slot_header *a = swarm_seg_slot(s.base, &s.g, 3);
 	struct swarm_slot_header *b = swarm_seg_slot(b2, &s.g, 3);
-	a->rows = 7;
-	cr_assert_eq(b->rows, 7u, "mapping 2 sees rows %u, want 7", b->rows);
+	a->t_submit_ns = 7;
+	cr_assert_eq(b->t_submit_ns, 7u, "mapping 2 sees t_submit %llu, want 7",
+		     (unsigned long long)b->t_submit_ns);
 	b->deadline_ns = 123456789;
 	cr_assert_eq(a->deadline_ns, 123456789u, "mapping 1 sees deadline %llu",
 		     (unsigned long long)a->deadline_ns);
@@ -722,12 +724,10 @@ static float *slot_tensor(struct session *x, uint32_t slot, uint32_t t)
 /* The client owns slot: fills its request and submits it. */
 static int client_submit(struct session *x, uint32_t slot, uint32_t rows)
 {
-	struct swarm_slot_header *sh = swarm_seg_slot(x->s.base, &x->s.g, slot);
-	sh->rows = rows;
 	float *in = slot_tensor(x, slot, 0);
 	for (uint32_t i = 0; i < rows * 4; i++)
 		in[i] = (float)(slot * 100 + i);
-	return swarm_ring_push(&x->client_sq, slot);
+	return swarm_ring_push(&x->client_sq, swarm_sqe_pack(slot, 0, rows));
 }
 
 /* The worker takes every submitted slot, doubles input 0 into output 0, and completes each
@@ -738,15 +738,13 @@ static int worker_run(struct session *x, int32_t (*status)(uint32_t))
 	if (n < 0)
 		return (int)n;
 	for (uint32_t i = 0; i < (uint32_t)n; i++) {
-		uint32_t slot = (uint32_t)swarm_ring_peek(&x->worker_sq, i);
+		uint64_t e = swarm_ring_peek(&x->worker_sq, i); /* read once */
+		uint32_t slot = swarm_sqe_slot(e), rows = swarm_sqe_rows(e);
 		cr_assert_lt(slot, x->s.g.nslots, "worker got slot %u of %u", slot, x->s.g.nslots);
-		struct swarm_slot_header *sh = swarm_seg_slot(x->s.base, &x->s.g, slot);
-		uint32_t rows = sh->rows; /* read once */
 		const float *in = slot_tensor(x, slot, 0);
 		float *out = slot_tensor(x, slot, 2);
 		for (uint32_t j = 0; j < rows * 4; j++)
 			out[j] = 2 * in[j];
-		sh->t_done_ns = 1;
 		int rc = swarm_ring_push(&x->worker_cq, swarm_cqe_pack(slot, status(slot)));
 		if (rc)
 			return rc;
