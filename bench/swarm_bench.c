@@ -1,0 +1,1028 @@
+/* swarm_bench.c: bench/swarm-bench, round trips through the runtime against the transports
+ * they replace, all measured in one process run.
+ *
+ * It drives the built-in identity model (input "x", output "y", u8, [-1, 64]) through a swarmd
+ * of its own (started from beside this binary, one per wake-up mode) or through one given with
+ * --socket, and compares each case with its baseline from bench/baselines.c: 64 B with both
+ * sides spinning against a cache-line ping-pong, 64 B with both sides sleeping against a futex
+ * ping-pong, the spinning round trip against a unix socket and a TCP loopback echo, and 1 MiB
+ * and 16 MiB tensors against memcpy of the same bytes. It prints a table (and --json, one
+ * record per case) with each target and whether it was met. Missed targets are reported, not
+ * failed: the exit status is non-zero only when something could not be measured.
+ */
+#include "bench/baselines.h"
+
+#include <swarm/swarm.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BENCH_MODEL "identity"
+#define BENCH_ROW_BYTES 64u
+#define BENCH_WAIT_NS (10ll * 1000 * 1000 * 1000) /* a request that takes longer is an error */
+#define BENCH_CONNECT_NS (10ull * 1000 * 1000 * 1000)
+#define BENCH_SPIN_FOREVER_NS 1000000000ull /* the client spins 1 s before it sleeps */
+#define BENCH_DAEMON_SPIN_US 1000u          /* swarmd --spin-us for the spinning cases */
+#define BENCH_ROWS_MAX 8
+
+enum bench_case {
+	BENCH_CASE_SPIN = 1u << 0,
+	BENCH_CASE_SLEEP = 1u << 1,
+	BENCH_CASE_1M = 1u << 2,
+	BENCH_CASE_16M = 1u << 3,
+	BENCH_CASE_ALL = 0xfu,
+};
+
+/* Iterations per case, before --quick divides them by 10. */
+struct bench_counts {
+	size_t spin, sleep, socket, bw_1m, bw_16m;
+};
+
+static const struct bench_counts bench_full_counts = {
+	.spin = 200000,
+	.sleep = 50000,
+	.socket = 50000,
+	.bw_1m = 2000,
+	.bw_16m = 200,
+};
+
+struct bench_opts {
+	const char *socket; /* an external swarmd, or NULL to start our own */
+	const char *json;
+	unsigned cases;
+	struct bench_counts n;
+};
+
+/* Percentiles of one case: latencies in ns, or bandwidths in GB/s where p99 and p999 are the
+ * tail (the bandwidth that 99% and 99.9% of iterations reached, i.e. the 1st and 0.1th
+ * percentile), so that "p99" is the bad end in both units. */
+struct bench_stats {
+	double p50, p99, p999;
+};
+
+struct bench_row {
+	char name[40];
+	const char *unit; /* "ns" or "GB/s" */
+	struct bench_stats s;
+	const char *base_name;
+	struct bench_stats b;
+	double ratio;
+	const char *target;
+	bool met;
+};
+
+struct bench_report {
+	struct bench_row rows[BENCH_ROWS_MAX];
+	int n;
+};
+
+/* A swarmd this benchmark started. */
+struct bench_daemon {
+	pid_t pid;
+	char log[PATH_MAX];
+};
+
+/* Everything main owns, released in one place. */
+struct bench_ctx {
+	struct bench_opts o;
+	char exe_dir[PATH_MAX];
+	char tmp[PATH_MAX]; /* "" when no temporary directory was made */
+	char sock[108];     /* sizeof(sun_path) */
+	uint64_t *ns;       /* scratch samples, max(counts) long */
+	double *gbps;
+	size_t cap;
+	char devices[16]; /* what the own swarmd serves: cpu:2 splits the cores in halves */
+};
+
+/* ---- statistics ---------------------------------------------------------------------------- */
+
+static int bench_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The nearest-rank index of the permille-th percentile of n sorted samples. */
+static size_t bench_rank(size_t n, unsigned permille)
+{
+	size_t rank = (n * permille + 999) / 1000;
+
+	return rank == 0 ? 0 : rank - 1;
+}
+
+static struct bench_stats bench_stats_ns(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), bench_cmp_u64);
+	return (struct bench_stats){
+		.p50 = (double)v[bench_rank(n, 500)],
+		.p99 = (double)v[bench_rank(n, 990)],
+		.p999 = (double)v[bench_rank(n, 999)],
+	};
+}
+
+static struct bench_stats bench_stats_gbps(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), bench_cmp_double);
+	return (struct bench_stats){
+		.p50 = v[bench_rank(n, 500)],
+		.p99 = v[bench_rank(n, 10)],
+		.p999 = v[bench_rank(n, 1)],
+	};
+}
+
+/* ---- swarmd -------------------------------------------------------------------------------- */
+
+/* Prints the last lines of a swarmd log, for an error message. */
+static void bench_log_tail(const char *path)
+{
+	char buf[2048];
+	ssize_t n;
+	off_t size;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size > (off_t)sizeof(buf) - 1)
+		lseek(fd, size - (off_t)sizeof(buf) + 1, SEEK_SET);
+	else
+		lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	fprintf(stderr, "swarm-bench: last lines of %s:\n%s%s", path, buf,
+		buf[n - 1] == '\n' ? "" : "\n");
+}
+
+/* Sends SIGTERM, waits up to 5 s, then SIGKILL; always reaps. Returns 0, or -ECHILD when
+ * swarmd did not exit cleanly. */
+static int bench_daemon_stop(struct bench_daemon *d)
+{
+	int status = 0;
+	bool killed = false;
+
+	if (d->pid <= 0)
+		return 0;
+	kill(d->pid, SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		pid_t w = waitpid(d->pid, &status, WNOHANG);
+
+		if (w == d->pid || (w < 0 && errno != EINTR))
+			goto reaped;
+		usleep(10000);
+	}
+	fprintf(stderr, "swarm-bench: swarmd (pid %d) ignored SIGTERM for 5 s; killing it\n",
+		(int)d->pid);
+	kill(d->pid, SIGKILL);
+	killed = true;
+	while (waitpid(d->pid, &status, 0) < 0 && errno == EINTR)
+		;
+reaped:
+	d->pid = 0;
+	if (killed || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "swarm-bench: swarmd did not stop cleanly (see below)\n");
+		bench_log_tail(d->log);
+		return -ECHILD;
+	}
+	return 0;
+}
+
+/* Starts <exe_dir>/swarmd on ctx->sock with --spin-us spin_us, its stderr to a log in the
+ * temporary directory, and connects to it (retrying for up to 10 s). On success *out is
+ * connected and d holds the running swarmd; on failure swarmd is stopped and reaped. */
+static int bench_daemon_start(struct bench_ctx *ctx, struct bench_daemon *d, unsigned spin_us,
+			      swarm_client **out)
+{
+	char path[PATH_MAX], spin[16];
+	uint64_t deadline;
+	int rc;
+
+	d->pid = 0;
+	if (snprintf(path, sizeof(path), "%s/swarmd", ctx->exe_dir) >= (int)sizeof(path) ||
+	    snprintf(d->log, sizeof(d->log), "%s/swarmd-spin%u.log", ctx->tmp, spin_us) >=
+		    (int)sizeof(d->log))
+		return -ENAMETOOLONG;
+	if (access(path, X_OK) != 0) {
+		rc = -errno;
+		fprintf(stderr, "swarm-bench: cannot run %s: %s (build swarmd, or pass --socket)\n",
+			path, strerror(-rc));
+		return rc;
+	}
+	snprintf(spin, sizeof(spin), "%u", spin_us);
+	unlink(ctx->sock); /* left by an earlier swarmd */
+
+	fflush(NULL);
+	d->pid = fork();
+	if (d->pid < 0) {
+		rc = -errno;
+		d->pid = 0;
+		fprintf(stderr, "swarm-bench: fork: %s\n", strerror(-rc));
+		return rc;
+	}
+	if (d->pid == 0) {
+		/* Two devices split the cores in halves: the session lands on cpu:0 (the
+		 * lower half, beside the baselines' peers), and the benchmark runs pinned in the
+		 * upper half, so that every case puts its two sides on the same two cores. */
+		char *argv[] = { path,         "--socket",  ctx->sock, "--devices",
+				 ctx->devices, "--spin-us", spin,      NULL };
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		/* swarmd stops (and stops its workers) should this benchmark die. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+			_exit(126);
+		execv(path, argv);
+		fprintf(stderr, "swarm-bench: exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+
+	deadline = bench_now_ns() + BENCH_CONNECT_NS;
+	for (;;) {
+		int status;
+
+		rc = swarm_connect(ctx->sock, out);
+		if (rc == 0)
+			return 0;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			fprintf(stderr, "swarm-bench: swarmd exited before it accepted a client\n");
+			bench_log_tail(d->log);
+			return -ECHILD;
+		}
+		if (bench_now_ns() > deadline)
+			break;
+		usleep(20000);
+	}
+	fprintf(stderr, "swarm-bench: no connection to swarmd on %s in 10 s: %s\n", ctx->sock,
+		swarm_strerror(rc));
+	bench_daemon_stop(d);
+	bench_log_tail(d->log);
+	return rc;
+}
+
+/* ---- runtime cases ------------------------------------------------------------------------- */
+
+/* Opens an identity session whose requests hold up to rows rows, and checks that the model
+ * is the one these cases assume. */
+static int bench_session_open(swarm_client *c, uint32_t rows, uint32_t slots, uint64_t spin_ns,
+			      swarm_session **out)
+{
+	const swarm_session_opts opts = { .slots = slots, .queue_depth = slots, .max_rows = rows };
+	const swarm_tensor_spec *in, *outp;
+	swarm_session *s;
+	int rc = swarm_session_open(c, BENCH_MODEL, 0, &opts, &s);
+
+	if (rc) {
+		const char *why = swarm_client_error(c);
+		fprintf(stderr, "swarm-bench: open a session on %s (%u rows, %u slots): %s%s%s\n",
+			BENCH_MODEL, rows, slots, swarm_strerror(rc), *why ? ": " : "", why);
+		return rc;
+	}
+	in = swarm_session_input_spec(s, 0);
+	outp = swarm_session_output_spec(s, 0);
+	if (!in || !outp || in->dtype != SWARM_DTYPE_U8 || in->row_bytes != BENCH_ROW_BYTES ||
+	    outp->dtype != SWARM_DTYPE_U8 || outp->row_bytes != BENCH_ROW_BYTES) {
+		fprintf(stderr, "swarm-bench: model %s is not a u8 [-1, %u] identity\n",
+			BENCH_MODEL, BENCH_ROW_BYTES);
+		swarm_session_close(s);
+		return -EPROTO;
+	}
+	swarm_session_set_spin(s, spin_ns);
+	*out = s;
+	return 0;
+}
+
+/* Reports a failed call and gives back r unless it is still in flight (a timed-out wait);
+ * closing the session frees it then. Returns rc. */
+static int bench_request_fail(swarm_request *r, const char *call, size_t i, int rc)
+{
+	fprintf(stderr, "swarm-bench: %s: %s at round trip %zu\n", call, swarm_strerror(rc), i);
+	if (r && rc != -ETIMEDOUT)
+		swarm_request_release(r);
+	return rc;
+}
+
+/* 64-byte round trips: the timed span is what a client does per request (alloc, write the
+ * payload, submit, wait, read the payload back, release), as the baselines copy theirs. */
+static int bench_swarm_latency(swarm_session *s, size_t warmup, size_t iters, uint64_t *out_ns)
+{
+	uint8_t msg[BENCH_ROW_BYTES], reply[BENCH_ROW_BYTES];
+
+	for (size_t i = 0; i < warmup + iters; i++) {
+		swarm_request *r = NULL;
+		uint64_t t0, t1;
+		int rc;
+
+		for (size_t j = 0; j < sizeof(msg); j++)
+			msg[j] = (uint8_t)(i * 31 + j);
+		t0 = bench_now_ns();
+		rc = swarm_request_alloc(s, 1, &r);
+		if (rc)
+			return bench_request_fail(NULL, "swarm_request_alloc", i, rc);
+		memcpy(swarm_request_input(r, 0), msg, sizeof(msg));
+		rc = swarm_request_submit(r, 0);
+		if (rc)
+			return bench_request_fail(r, "swarm_request_submit", i, rc);
+		rc = swarm_request_wait(r, BENCH_WAIT_NS);
+		if (rc)
+			return bench_request_fail(r, "swarm_request_wait", i, rc);
+		memcpy(reply, swarm_request_output(r, 0), sizeof(reply));
+		rc = swarm_request_release(r);
+		t1 = bench_now_ns();
+		if (rc)
+			return bench_request_fail(NULL, "swarm_request_release", i, rc);
+		if (memcmp(reply, msg, sizeof(msg)) != 0) {
+			fprintf(stderr,
+				"swarm-bench: round trip %zu: the output differs from the "
+				"input\n",
+				i);
+			return -EBADMSG;
+		}
+		if (i >= warmup)
+			out_ns[i - warmup] = t1 - t0;
+	}
+	return 0;
+}
+
+/* Large tensors: the input is produced in place, as a zero-copy client would, and the timed
+ * span is submit to completion, in which the worker copies input to output. A changing first
+ * and last byte catches a stale output; a few iterations compare the whole buffer. */
+static int bench_swarm_bandwidth(swarm_session *s, uint32_t rows, uint32_t slots, size_t warmup,
+				 size_t iters, double *out_gbps)
+{
+	const size_t bytes = (size_t)rows * BENCH_ROW_BYTES;
+	const size_t total = warmup + iters;
+	void *filled[8] = { 0 };
+	uint32_t nfilled = 0;
+
+	for (size_t i = 0; i < total; i++) {
+		swarm_request *r = NULL;
+		uint8_t *in;
+		const uint8_t *out;
+		uint64_t t0, t1;
+		bool known = false;
+		int rc = swarm_request_alloc(s, rows, &r);
+
+		if (rc)
+			return bench_request_fail(NULL, "swarm_request_alloc", i, rc);
+		in = swarm_request_input(r, 0);
+		for (uint32_t k = 0; k < nfilled; k++)
+			known |= filled[k] == in;
+		if (!known) {
+			/* First use of this slot: write (and so fault in) the whole input. */
+			for (size_t j = 0; j < bytes; j++)
+				in[j] = (uint8_t)(j * 7 + 1);
+			if (nfilled < slots && nfilled < 8)
+				filled[nfilled++] = in;
+		}
+		in[0] = (uint8_t)i;
+		in[bytes - 1] = (uint8_t)(i >> 8) ^ 0x5a;
+
+		t0 = bench_now_ns();
+		rc = swarm_request_submit(r, 0);
+		if (rc)
+			return bench_request_fail(r, "swarm_request_submit", i, rc);
+		rc = swarm_request_wait(r, BENCH_WAIT_NS);
+		t1 = bench_now_ns();
+		if (rc)
+			return bench_request_fail(r, "swarm_request_wait", i, rc);
+
+		out = swarm_request_output(r, 0);
+		if (out[0] != in[0] || out[bytes - 1] != in[bytes - 1] ||
+		    ((i == 0 || i == total - 1 || i % (total / 4 + 1) == 0) &&
+		     memcmp(out, in, bytes) != 0)) {
+			fprintf(stderr,
+				"swarm-bench: %zu-byte round trip %zu: the output differs "
+				"from the input\n",
+				bytes, i);
+			swarm_request_release(r);
+			return -EBADMSG;
+		}
+		rc = swarm_request_release(r);
+		if (rc)
+			return bench_request_fail(NULL, "swarm_request_release", i, rc);
+		if (i >= warmup)
+			out_gbps[i - warmup] = (double)bytes / (double)(t1 > t0 ? t1 - t0 : 1);
+	}
+	return 0;
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+static void bench_progress(const char *what, size_t n, const char *unit)
+{
+	fprintf(stderr, "swarm-bench: %s (%zu %s)\n", what, n, unit);
+}
+
+static size_t bench_warmup(size_t iters) { return iters / 10 + 1; }
+
+static struct bench_row *bench_row_add(struct bench_report *rep, const char *name, const char *unit)
+{
+	struct bench_row *row = &rep->rows[rep->n++];
+
+	snprintf(row->name, sizeof(row->name), "%s", name);
+	row->unit = unit;
+	return row;
+}
+
+static int bench_baseline_ns(struct bench_ctx *ctx, const char *what, size_t iters,
+			     int (*fn)(size_t, size_t, uint64_t *), struct bench_stats *out)
+{
+	int rc;
+
+	bench_progress(what, iters, "round trips");
+	rc = fn(bench_warmup(iters), iters, ctx->ns);
+	if (rc) {
+		fprintf(stderr, "swarm-bench: baseline %s failed: %s\n", what, strerror(-rc));
+		return rc;
+	}
+	*out = bench_stats_ns(ctx->ns, iters);
+	return 0;
+}
+
+static int bench_baseline_bw(struct bench_ctx *ctx, size_t bytes, size_t iters,
+			     struct bench_stats *out)
+{
+	int rc;
+
+	bench_progress(bytes == (1u << 20) ? "memcpy 1 MiB" : "memcpy 16 MiB", iters, "copies");
+	rc = bench_baseline_memcpy(bytes, bench_warmup(iters), iters, ctx->gbps);
+	if (rc) {
+		fprintf(stderr, "swarm-bench: baseline memcpy of %zu bytes failed: %s\n", bytes,
+			strerror(-rc));
+		return rc;
+	}
+	*out = bench_stats_gbps(ctx->gbps, iters);
+	return 0;
+}
+
+/* Connects to --socket, or starts a swarmd with --spin-us spin_us. */
+static int bench_connect(struct bench_ctx *ctx, struct bench_daemon *d, unsigned spin_us,
+			 swarm_client **c)
+{
+	int rc;
+
+	d->pid = 0;
+	if (!ctx->o.socket)
+		return bench_daemon_start(ctx, d, spin_us, c);
+	rc = swarm_connect(ctx->o.socket, c);
+	if (rc)
+		fprintf(stderr, "swarm-bench: connect to swarmd on %s: %s\n", ctx->o.socket,
+			swarm_strerror(rc));
+	return rc;
+}
+
+static int bench_disconnect(struct bench_daemon *d, swarm_client *c)
+{
+	if (c)
+		swarm_disconnect(c);
+	return bench_daemon_stop(d);
+}
+
+/* The spinning cases: 64 B against the cache-line ping-pong, then the large tensors against
+ * memcpy, all on one swarmd with --spin-us 1000; then the socket echoes. */
+static int bench_run_spinning(struct bench_ctx *ctx, struct bench_report *rep)
+{
+	const unsigned cases = ctx->o.cases;
+	struct bench_stats cl = { 0 }, m1 = { 0 }, m16 = { 0 }, unx, tcp;
+	struct bench_stats spin = { 0 }, t1 = { 0 }, t16 = { 0 };
+	struct bench_daemon d = { 0 };
+	swarm_client *c = NULL;
+	swarm_session *s = NULL;
+	struct bench_row *row;
+	int rc;
+
+	if ((cases & BENCH_CASE_SPIN) &&
+	    (rc = bench_baseline_ns(ctx, "cache-line ping-pong", ctx->o.n.spin,
+				    bench_baseline_cacheline, &cl)))
+		return rc;
+	if ((cases & BENCH_CASE_1M) && (rc = bench_baseline_bw(ctx, 1u << 20, ctx->o.n.bw_1m, &m1)))
+		return rc;
+	if ((cases & BENCH_CASE_16M) &&
+	    (rc = bench_baseline_bw(ctx, 16u << 20, ctx->o.n.bw_16m, &m16)))
+		return rc;
+
+	rc = bench_connect(ctx, &d, BENCH_DAEMON_SPIN_US, &c);
+	if (rc)
+		return rc;
+	if (cases & BENCH_CASE_SPIN) {
+		bench_progress("swarm 64 B, spinning", ctx->o.n.spin, "round trips");
+		rc = bench_session_open(c, 1, 4, BENCH_SPIN_FOREVER_NS, &s);
+		if (rc == 0)
+			rc = bench_swarm_latency(s, bench_warmup(ctx->o.n.spin), ctx->o.n.spin,
+						 ctx->ns);
+		if (s)
+			swarm_session_close(s);
+		s = NULL;
+		if (rc)
+			goto err_disconnect;
+		spin = bench_stats_ns(ctx->ns, ctx->o.n.spin);
+	}
+	for (int big = 0; big < 2; big++) {
+		const unsigned which = big ? BENCH_CASE_16M : BENCH_CASE_1M;
+		const uint32_t rows = (big ? 16u << 20 : 1u << 20) / BENCH_ROW_BYTES;
+		const size_t iters = big ? ctx->o.n.bw_16m : ctx->o.n.bw_1m;
+
+		if (!(cases & which))
+			continue;
+		bench_progress(big ? "swarm 16 MiB tensor" : "swarm 1 MiB tensor", iters,
+			       "round trips");
+		rc = bench_session_open(c, rows, 2, BENCH_SPIN_FOREVER_NS, &s);
+		if (rc == 0)
+			rc = bench_swarm_bandwidth(s, rows, 2, bench_warmup(iters), iters,
+						   ctx->gbps);
+		if (s)
+			swarm_session_close(s);
+		s = NULL;
+		if (rc)
+			goto err_disconnect;
+		*(big ? &t16 : &t1) = bench_stats_gbps(ctx->gbps, iters);
+	}
+	rc = bench_disconnect(&d, c);
+	c = NULL;
+	if (rc)
+		return rc;
+
+	if (cases & BENCH_CASE_SPIN) {
+		if ((rc = bench_baseline_ns(ctx, "unix socket echo", ctx->o.n.socket,
+					    bench_baseline_unix, &unx)) ||
+		    (rc = bench_baseline_ns(ctx, "tcp loopback echo", ctx->o.n.socket,
+					    bench_baseline_tcp, &tcp)))
+			return rc;
+
+		row = bench_row_add(rep, "64B spin", "ns");
+		row->s = spin;
+		row->base_name = "cache-line ping-pong";
+		row->b = cl;
+		row->ratio = spin.p50 / cl.p50;
+		row->target = "p50 <= 2.5x, p99 < 2 us";
+		row->met = row->ratio <= 2.5 && spin.p99 < 2000.0;
+
+		row = bench_row_add(rep, "64B spin vs unix socket", "ns");
+		row->s = spin;
+		row->base_name = "unix socket echo";
+		row->b = unx;
+		row->ratio = unx.p50 / spin.p50;
+		row->target = "baseline/swarm >= 20x";
+		row->met = row->ratio >= 20.0;
+
+		row = bench_row_add(rep, "64B spin vs tcp loopback", "ns");
+		row->s = spin;
+		row->base_name = "tcp loopback echo";
+		row->b = tcp;
+		row->ratio = tcp.p50 / spin.p50;
+		row->target = "baseline/swarm >= 20x";
+		row->met = row->ratio >= 20.0;
+	}
+	for (int big = 0; big < 2; big++) {
+		if (!(cases & (big ? BENCH_CASE_16M : BENCH_CASE_1M)))
+			continue;
+		row = bench_row_add(rep, big ? "16MiB tensor" : "1MiB tensor", "GB/s");
+		row->s = big ? t16 : t1;
+		row->base_name = big ? "memcpy 16MiB" : "memcpy 1MiB";
+		row->b = big ? m16 : m1;
+		row->ratio = row->s.p50 / row->b.p50;
+		row->target = "swarm/memcpy >= 0.8x";
+		row->met = row->ratio >= 0.8;
+	}
+	return 0;
+
+err_disconnect:
+	bench_disconnect(&d, c);
+	return rc;
+}
+
+/* The sleeping case: 64 B with both sides asleep between requests (client spin 0, swarmd
+ * --spin-us 0) against the futex ping-pong. */
+static int bench_run_sleeping(struct bench_ctx *ctx, struct bench_report *rep)
+{
+	struct bench_stats fx, sl;
+	struct bench_daemon d = { 0 };
+	swarm_client *c = NULL;
+	swarm_session *s = NULL;
+	struct bench_row *row;
+	int rc;
+
+	rc = bench_baseline_ns(ctx, "futex ping-pong", ctx->o.n.sleep, bench_baseline_futex, &fx);
+	if (rc)
+		return rc;
+	rc = bench_connect(ctx, &d, 0, &c);
+	if (rc)
+		return rc;
+	bench_progress("swarm 64 B, sleeping", ctx->o.n.sleep, "round trips");
+	rc = bench_session_open(c, 1, 4, 0, &s);
+	if (rc == 0)
+		rc = bench_swarm_latency(s, bench_warmup(ctx->o.n.sleep), ctx->o.n.sleep, ctx->ns);
+	if (s)
+		swarm_session_close(s);
+	if (rc) {
+		bench_disconnect(&d, c);
+		return rc;
+	}
+	rc = bench_disconnect(&d, c);
+	if (rc)
+		return rc;
+	sl = bench_stats_ns(ctx->ns, ctx->o.n.sleep);
+
+	row = bench_row_add(rep, "64B sleep", "ns");
+	row->s = sl;
+	row->base_name = "futex ping-pong";
+	row->b = fx;
+	row->ratio = sl.p50 / fx.p50;
+	row->target = "p50 <= 1.2x";
+	row->met = row->ratio <= 1.2;
+	return 0;
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+struct bench_machine {
+	long nproc;
+	char cpu[128];
+	char kernel[160];
+};
+
+static void bench_machine_get(struct bench_machine *m)
+{
+	struct utsname u;
+	char line[256];
+	FILE *f = fopen("/proc/cpuinfo", "re");
+
+	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+	snprintf(m->cpu, sizeof(m->cpu), "unknown");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+
+		if (strncmp(line, "model name", 10) != 0 || !colon)
+			continue;
+		colon += 1 + (colon[1] == ' ');
+		colon[strcspn(colon, "\n")] = '\0';
+		snprintf(m->cpu, sizeof(m->cpu), "%s", colon);
+		break;
+	}
+	if (f)
+		fclose(f);
+	if (uname(&u) == 0)
+		snprintf(m->kernel, sizeof(m->kernel), "%s %s", u.sysname, u.release);
+	else
+		snprintf(m->kernel, sizeof(m->kernel), "unknown");
+}
+
+static void bench_fmt(char *buf, size_t len, const char *unit, double v)
+{
+	snprintf(buf, len, strcmp(unit, "ns") == 0 ? "%.0f" : "%.2f", v);
+}
+
+static void bench_table_print(const struct bench_report *rep)
+{
+	printf("\n%-25s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %7s  %-24s %s\n", "case", "unit",
+	       "p50", "p99", "p99.9", "baseline", "p50", "p99", "p99.9", "ratio", "target", "met");
+	for (int i = 0; i < rep->n; i++) {
+		const struct bench_row *r = &rep->rows[i];
+		char v[6][32];
+
+		bench_fmt(v[0], sizeof(v[0]), r->unit, r->s.p50);
+		bench_fmt(v[1], sizeof(v[1]), r->unit, r->s.p99);
+		bench_fmt(v[2], sizeof(v[2]), r->unit, r->s.p999);
+		bench_fmt(v[3], sizeof(v[3]), r->unit, r->b.p50);
+		bench_fmt(v[4], sizeof(v[4]), r->unit, r->b.p99);
+		bench_fmt(v[5], sizeof(v[5]), r->unit, r->b.p999);
+		printf("%-25s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %6.2fx  %-24s %s\n", r->name,
+		       r->unit, v[0], v[1], v[2], r->base_name, v[3], v[4], v[5], r->ratio,
+		       r->target, r->met ? "yes" : "NO");
+	}
+	printf("(GB/s rows: p99 and p99.9 are the bandwidth 99%% and 99.9%% of iterations "
+	       "reached. Ratio: swarm/baseline p50, or baseline/swarm for the transport rows.)\n");
+}
+
+static void bench_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static int bench_json_write(const char *path, const struct bench_machine *m,
+			    const struct bench_opts *o, const struct bench_report *rep)
+{
+	FILE *f = fopen(path, "we");
+	int rc = 0;
+
+	if (!f) {
+		rc = -errno;
+		fprintf(stderr, "swarm-bench: cannot write %s: %s\n", path, strerror(-rc));
+		return rc;
+	}
+	fprintf(f, "{\n  \"machine\": {\"nproc\": %ld, \"cpu\": ", m->nproc);
+	bench_json_str(f, m->cpu);
+	fprintf(f, ", \"kernel\": ");
+	bench_json_str(f, m->kernel);
+	fprintf(f, "},\n  \"swarmd\": ");
+	bench_json_str(f, o->socket ? o->socket : "own");
+	fprintf(f, ",\n  \"quick\": %s,\n  \"cases\": [",
+		o->n.spin < bench_full_counts.spin ? "true" : "false");
+	for (int i = 0; i < rep->n; i++) {
+		const struct bench_row *r = &rep->rows[i];
+
+		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+		bench_json_str(f, r->name);
+		fprintf(f, ", \"unit\": ");
+		bench_json_str(f, r->unit);
+		fprintf(f,
+			", \"p50\": %.3f, \"p99\": %.3f, \"p999\": %.3f, \"baseline\": {\"name\": ",
+			r->s.p50, r->s.p99, r->s.p999);
+		bench_json_str(f, r->base_name);
+		fprintf(f,
+			", \"p50\": %.3f, \"p99\": %.3f, \"p999\": %.3f}, \"ratio\": %.4f, "
+			"\"target\": ",
+			r->b.p50, r->b.p99, r->b.p999, r->ratio);
+		bench_json_str(f, r->target);
+		fprintf(f, ", \"met\": %s}", r->met ? "true" : "false");
+	}
+	fprintf(f, "\n  ]\n}\n");
+	if (ferror(f))
+		rc = -EIO;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	if (rc)
+		fprintf(stderr, "swarm-bench: writing %s failed: %s\n", path, strerror(-rc));
+	return rc;
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+static void bench_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: swarm-bench [--cases LIST] [--json FILE] [--quick] [--socket PATH]\n"
+		"Round trips through swarm's identity model (u8 [-1, 64]), each against a baseline\n"
+		"measured in the same run; prints a table with each target and whether it was met.\n"
+		"\n"
+		"Cases (--cases, a comma list; default all):\n"
+		"  spin   64 B request and reply, client and worker both spinning, timed from\n"
+		"         alloc to release; against two processes ping-ponging one cache line\n"
+		"         each way (target: p50 within 2.5x, p99 under 2 us). Also compared with a\n"
+		"         unix socket echo and a TCP loopback echo of the same 64 B (target: at\n"
+		"         least 20x faster at p50).\n"
+		"  sleep  64 B round trip with client and worker asleep between requests (client\n"
+		"         spin 0, swarmd --spin-us 0); against a futex ping-pong of two processes\n"
+		"         (target: p50 within 1.2x).\n"
+		"  1m     1 MiB tensor round trip (input produced in place; the worker copies it to\n"
+		"         the output), timed from submit to completion, in GB/s; against memcpy of\n"
+		"         1 MiB (target: at least 0.8x of its bandwidth).\n"
+		"  16m    the same with 16 MiB.\n"
+		"  all    every case.\n"
+		"\n"
+		"Options:\n"
+		"  --socket PATH  use the swarmd running there (its --spin-us is whatever it is);\n"
+		"                 default: start <dir of this binary>/swarmd --devices cpu:2, once\n"
+		"                 with --spin-us %u (spin, 1m, 16m) and once with 0 (sleep)\n"
+		"\n"
+		"Placement: the benchmark pins itself to the last cpu and every peer (a baseline's\n"
+		"child; the worker of device cpu:0, which gets the session) to cpu 0's half, so\n"
+		"that swarm and its baselines cross the same pair of cores.\n"
+		"  --json FILE    also write one record per case to FILE\n"
+		"  --quick        a tenth of the iterations (a smoke run)\n"
+		"  -h, --help     this text\n"
+		"\n"
+		"Latencies are in ns (CLOCK_MONOTONIC, per round trip, warm-up excluded, nearest-rank\n"
+		"percentiles). Exit status 0 when the benchmark ran, whether or not targets were met.\n",
+		BENCH_DAEMON_SPIN_US);
+}
+
+static int bench_cases_parse(const char *list, unsigned *out)
+{
+	char buf[128], *save = NULL;
+	unsigned cases = 0;
+
+	if (snprintf(buf, sizeof(buf), "%s", list) >= (int)sizeof(buf))
+		return -EINVAL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strcmp(t, "spin") == 0)
+			cases |= BENCH_CASE_SPIN;
+		else if (strcmp(t, "sleep") == 0)
+			cases |= BENCH_CASE_SLEEP;
+		else if (strcmp(t, "1m") == 0)
+			cases |= BENCH_CASE_1M;
+		else if (strcmp(t, "16m") == 0)
+			cases |= BENCH_CASE_16M;
+		else if (strcmp(t, "all") == 0)
+			cases |= BENCH_CASE_ALL;
+		else
+			return -EINVAL;
+	}
+	if (!cases)
+		return -EINVAL;
+	*out = cases;
+	return 0;
+}
+
+static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option longs[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "cases", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	*o = (struct bench_opts){ .cases = BENCH_CASE_ALL, .n = bench_full_counts };
+	while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			o->socket = optarg;
+			break;
+		case 'j':
+			o->json = optarg;
+			break;
+		case 'q':
+			o->n = (struct bench_counts){ bench_full_counts.spin / 10,
+						      bench_full_counts.sleep / 10,
+						      bench_full_counts.socket / 10,
+						      bench_full_counts.bw_1m / 10,
+						      bench_full_counts.bw_16m / 10 };
+			break;
+		case 'c':
+			if (bench_cases_parse(optarg, &o->cases) != 0) {
+				fprintf(stderr,
+					"swarm-bench: bad --cases '%s' (a comma list of "
+					"spin,sleep,1m,16m,all)\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+			bench_usage(stdout);
+			return 1;
+		default:
+			bench_usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "swarm-bench: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Finds this binary's directory and, without --socket, makes the temporary directory. */
+static int bench_ctx_init(struct bench_ctx *ctx)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	ssize_t n = readlink("/proc/self/exe", ctx->exe_dir, sizeof(ctx->exe_dir) - 1);
+	char *slash;
+
+	if (n <= 0) {
+		int rc = n < 0 ? -errno : -ENOENT;
+		fprintf(stderr, "swarm-bench: readlink /proc/self/exe: %s\n", strerror(-rc));
+		return rc;
+	}
+	ctx->exe_dir[n] = '\0';
+	slash = strrchr(ctx->exe_dir, '/');
+	if (slash)
+		*slash = '\0';
+
+	ctx->cap = ctx->o.n.spin;
+	if (ctx->o.n.sleep > ctx->cap)
+		ctx->cap = ctx->o.n.sleep;
+	if (ctx->o.n.socket > ctx->cap)
+		ctx->cap = ctx->o.n.socket;
+	if (ctx->o.n.bw_1m > ctx->cap)
+		ctx->cap = ctx->o.n.bw_1m;
+	if (ctx->o.n.bw_16m > ctx->cap)
+		ctx->cap = ctx->o.n.bw_16m;
+	ctx->ns = calloc(ctx->cap, sizeof(*ctx->ns));
+	ctx->gbps = calloc(ctx->cap, sizeof(*ctx->gbps));
+	if (!ctx->ns || !ctx->gbps) {
+		fprintf(stderr, "swarm-bench: out of memory\n");
+		return -ENOMEM;
+	}
+
+	if (ctx->o.socket)
+		return 0;
+	if (!tmpdir || !*tmpdir)
+		tmpdir = "/tmp";
+	errno = ENAMETOOLONG;
+	if (snprintf(ctx->tmp, sizeof(ctx->tmp), "%s/swarm-bench.XXXXXX", tmpdir) >=
+		    (int)sizeof(ctx->tmp) ||
+	    !mkdtemp(ctx->tmp)) {
+		int rc = -errno;
+		fprintf(stderr, "swarm-bench: cannot make a temporary directory in %s: %s\n",
+			tmpdir, strerror(-rc));
+		ctx->tmp[0] = '\0';
+		return rc;
+	}
+	if (snprintf(ctx->sock, sizeof(ctx->sock), "%s/swarmd.sock", ctx->tmp) >=
+	    (int)sizeof(ctx->sock)) {
+		fprintf(stderr, "swarm-bench: socket path in %s too long\n", ctx->tmp);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* Removes the temporary directory: the socket and the logs swarmd left there. */
+static void bench_ctx_fini(struct bench_ctx *ctx)
+{
+	static const char *const names[] = { "swarmd.sock", "swarmd-spin0.log" };
+	char path[PATH_MAX + 32];
+
+	free(ctx->ns);
+	free(ctx->gbps);
+	if (!ctx->tmp[0])
+		return;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", ctx->tmp, names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/swarmd-spin%u.log", ctx->tmp, BENCH_DAEMON_SPIN_US);
+	unlink(path);
+	if (rmdir(ctx->tmp) != 0)
+		fprintf(stderr, "swarm-bench: could not remove %s: %s\n", ctx->tmp,
+			strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_ctx ctx = { 0 };
+	struct bench_report rep = { 0 };
+	struct bench_machine m;
+	int rc;
+
+	rc = bench_opts_parse(argc, argv, &ctx.o);
+	if (rc)
+		return rc > 0 ? 0 : 2;
+	/* A swarmd that dies mid-run must not kill the benchmark with SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+
+	bench_machine_get(&m);
+	/* The measuring side on the last cpu, every peer (baseline child, swarm worker) on
+	 * cpu 0, so that baselines and swarm cross the same pair of cores. */
+	snprintf(ctx.devices, sizeof ctx.devices, "cpu:%d", m.nproc >= 2 ? 2 : 1);
+	if (m.nproc >= 2) {
+		rc = bench_pin_self((int)m.nproc - 1);
+		if (rc)
+			fprintf(stderr,
+				"swarm-bench: cannot pin to cpu %ld: %s (running unpinned)\n",
+				m.nproc - 1, strerror(-rc));
+		else
+			bench_set_peer_cpu(0);
+	}
+	printf("swarm-bench: %ld cpus, %s, %s; swarmd: %s%s%s; client on cpu %ld, peers on cpu 0\n",
+	       m.nproc, m.cpu, m.kernel, ctx.o.socket ? ctx.o.socket : "own, --devices ",
+	       ctx.o.socket ? "" : ctx.devices,
+	       ctx.o.n.spin < bench_full_counts.spin ? "; --quick" : "", m.nproc - 1);
+	fflush(stdout);
+
+	rc = bench_ctx_init(&ctx);
+	if (rc == 0 && (ctx.o.cases & (BENCH_CASE_SPIN | BENCH_CASE_1M | BENCH_CASE_16M)))
+		rc = bench_run_spinning(&ctx, &rep);
+	if (rc == 0 && (ctx.o.cases & BENCH_CASE_SLEEP))
+		rc = bench_run_sleeping(&ctx, &rep);
+	if (rc == 0) {
+		bench_table_print(&rep);
+		if (ctx.o.json)
+			rc = bench_json_write(ctx.o.json, &m, &ctx.o, &rep);
+	}
+	bench_ctx_fini(&ctx);
+	if (rc) {
+		fprintf(stderr, "swarm-bench: failed: %s\n", strerror(-rc));
+		return 1;
+	}
+	return 0;
+}
