@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	swarm_client *c;
 	int err = swarm_connect(sock, &c);
 	if (err) {
-		fprintf(stderr, "example-client: connect: %s\n", swarm_strerror(err));
+		fprintf(stderr, "example-client: %s\n", swarm_last_error());
 		return 1;
 	}
 	swarm_session *s[MAX_SESSIONS];

@@ -73,9 +73,15 @@ struct swarm_client {
 	char error[SWARM_MSG_TEXT_MAX];
 };
 
+static __thread char last_error[2 * SWARM_MSG_TEXT_MAX];
+
+SWARM_API const char *swarm_last_error(void) { return last_error; }
+
 static void set_error(struct swarm_client *c, const char *fmt, const char *a)
 {
-	snprintf(c->error, sizeof c->error, fmt, a);
+	snprintf(last_error, sizeof last_error, fmt, a);
+	if (c)
+		swarm_copy_str(c->error, sizeof c->error, last_error);
 }
 
 /* One request and its reply on the control socket. fds (may be NULL) receives up to *nfds
@@ -141,7 +147,7 @@ SWARM_API int swarm_connect(const char *socket_path, swarm_client **out)
 	struct swarm_msg_reply reply;
 	int type = call(c, &hello, &reply, sizeof reply, NULL, NULL);
 	if (type == -EPROTO) {
-		snprintf(c->error, sizeof c->error,
+		snprintf(last_error, sizeof last_error,
 			 "ABI mismatch: this client speaks swarm ABI %u, swarmd speaks ABI %u; "
 			 "rebuild the client against the installed libswarm",
 			 SWARM_ABI_VERSION, (unsigned)reply.h.abi);
@@ -162,9 +168,13 @@ SWARM_API int swarm_connect(const char *socket_path, swarm_client **out)
 	return 0;
 
 err_close:
-	/* The message is lost with c: print it for the caller who cannot ask any more. */
-	if (c->error[0] && getenv("SWARM_DEBUG"))
-		fprintf(stderr, "swarm: %s\n", c->error);
+	if (err != -EPROTO) {
+		/* Truncation only shortens a message. */
+		int n = snprintf(last_error, sizeof last_error,
+				 "cannot connect to swarmd at %s: %s%s%s", socket_path,
+				 swarm_strerror(err), c->error[0] ? ": " : "", c->error);
+		(void)n;
+	}
 	close(c->sock);
 err_free:
 	free(c);

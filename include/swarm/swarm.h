@@ -116,6 +116,11 @@ SWARM_API void swarm_disconnect(swarm_client *c);
 /* The last error message swarmd sent to c (or that the library wrote), "" when none. */
 SWARM_API const char *swarm_client_error(const swarm_client *c);
 
+/* The last error message of any swarm call made by this thread, "" when none: the way to
+ * learn why swarm_connect failed (an ABI mismatch names both versions), since no client
+ * exists then. Thread-local; valid until the thread's next failing swarm call. */
+SWARM_API const char *swarm_last_error(void);
+
 /* Writes the default socket path ($XDG_RUNTIME_DIR/swarm/swarmd.sock, else
  * /tmp/swarm-$UID/swarmd.sock) into buf. Returns 0 or -ENAMETOOLONG. */
 SWARM_API int swarm_default_socket(char *buf, size_t len);
@@ -188,7 +193,7 @@ SWARM_API int swarm_request_poll(swarm_request *r);
  * afterwards. */
 SWARM_API int swarm_request_release(swarm_request *r);
 
-/* The rows and the status of a completed request (its slot index, for logs). */
+/* The rows of a request, and the index of its slot in the session's segment (for logs). */
 SWARM_API uint32_t swarm_request_rows(const swarm_request *r);
 SWARM_API uint32_t swarm_request_slot(const swarm_request *r);
 

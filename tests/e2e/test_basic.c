@@ -513,3 +513,30 @@ Test(e2e_basic, status_json_lists_the_device_and_the_open_session)
 	swarm_disconnect(c);
 	h_stop();
 }
+
+Test(e2e_basic, connect_to_a_dead_socket_says_which_and_why)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/nobody-listens.sock", h_dir());
+	swarm_client *c = NULL;
+	int rc = swarm_connect(path, &c);
+	cr_assert_eq(rc, -ECONNREFUSED, "connect(%s): %d (%s), want -ECONNREFUSED", path, rc,
+		     swarm_strerror(rc));
+	cr_assert_null(c, "no client on failure");
+	cr_assert(strstr(swarm_last_error(), path) != NULL,
+		  "swarm_last_error() should name the socket: \"%s\"", swarm_last_error());
+	h_stop();
+}
+
+Test(e2e_basic, unknown_model_message_names_the_model)
+{
+	swarm_client *c = connect_or_fail();
+	swarm_session *s = NULL;
+	int rc = swarm_session_open(c, "no-such-model", 0, NULL, &s);
+	cr_assert_eq(rc, -ENOENT, "open: %d", rc);
+	cr_assert(strstr(swarm_last_error(), "no-such-model") != NULL, "swarm_last_error(): \"%s\"",
+		  swarm_last_error());
+	cr_assert_str_eq(swarm_client_error(c), swarm_last_error());
+	swarm_disconnect(c);
+	h_stop();
+}
