@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -285,8 +286,28 @@ static int bench_daemon_start(struct bench_ctx *ctx, struct bench_daemon *d, uns
 
 /* ---- runtime cases ------------------------------------------------------------------------- */
 
+/* 1 when cpulist ("0-3,8") names cpu. */
+static int bench_cpulist_has(const char *list, int cpu)
+{
+	while (*list) {
+		char *end;
+		long lo = strtol(list, &end, 10), hi = lo;
+		if (end == list)
+			return 0;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		if (cpu >= lo && cpu <= hi)
+			return 1;
+		list = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return 0;
+	}
+	return 0;
+}
+
 /* Opens an identity session whose requests hold up to rows rows, and checks that the model
- * is the one these cases assume. */
+ * is the one these cases assume. Says so when its worker may share this process's core: the
+ * case then measures time slicing, not the runtime. */
 static int bench_session_open(swarm_client *c, uint32_t rows, uint32_t slots, uint64_t spin_ns,
 			      swarm_session **out)
 {
@@ -311,6 +332,13 @@ static int bench_session_open(swarm_client *c, uint32_t rows, uint32_t slots, ui
 		return -EPROTO;
 	}
 	swarm_session_set_spin(s, spin_ns);
+	swarm_session_info info;
+	int cpu = sched_getcpu();
+	if (swarm_session_info_get(s, &info) == 0 && bench_cpulist_has(info.cpus, cpu))
+		fprintf(stderr,
+			"swarm-bench: warning: the session's worker (%s, cpus %s) may run on this "
+			"benchmark's cpu %d; this case measures time slicing\n",
+			info.device_name, info.cpus, cpu);
 	*out = s;
 	return 0;
 }

@@ -83,6 +83,7 @@ struct session {
 	uint64_t id;
 	struct conn *client; /* NULL once the client has gone */
 	int device;          /* -1 when no worker holds it */
+	int counted;         /* counts in its device's load (until it starts going away) */
 	int state;
 	int memfd, sq_efd, cq_efd;
 	void *base;
@@ -165,6 +166,15 @@ static void session_mark(struct session *s, uint32_t seg_state)
 	swarm_eventfd_signal(s->cq_efd);
 }
 
+/* Takes a session out of its device's load as soon as it starts going away, so that the
+ * balancer does not count a session that is only waiting for its worker to let go. */
+static void session_uncount(struct session *s)
+{
+	if (s->counted && s->device >= 0 && d.dev[s->device].sessions)
+		d.dev[s->device].sessions--;
+	s->counted = 0;
+}
+
 static void session_free(struct session *s)
 {
 	for (struct session **p = &d.sessions; *p; p = &(*p)->next)
@@ -172,8 +182,7 @@ static void session_free(struct session *s)
 			*p = s->next;
 			break;
 		}
-	if (s->device >= 0 && d.dev[s->device].sessions)
-		d.dev[s->device].sessions--;
+	session_uncount(s);
 	munmap(s->base, s->bytes);
 	close(s->memfd);
 	close(s->sq_efd);
@@ -311,6 +320,7 @@ static void worker_died(struct device *dv)
 		if (s->device != dv->index)
 			continue;
 		s->device = -1;
+		s->counted = 0;
 		lost++;
 		if (s->state == S_ATTACHING && s->client) {
 			send_open_reply(s->client, s->open_seq, -ECONNABORTED, NULL,
@@ -421,8 +431,7 @@ static void handle_worker_msg(struct device *dv)
 					  "reason=\"%s\"",
 					  (unsigned long long)s->id, s->client->pid,
 					  m.detached.text);
-				if (dv->sessions)
-					dv->sessions--;
+				session_uncount(s);
 				s->device = -1;
 				s->state = S_LOST;
 			}
@@ -559,6 +568,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	s->next = d.sessions;
 	d.sessions = s;
 	dv->sessions++;
+	s->counted = 1;
 
 	struct swarm_msg_attach am;
 	swarm_msg_init(&am.h, SWARM_MSG_ATTACH, sizeof am, 0);
@@ -685,6 +695,7 @@ static void client_gone(struct conn *c)
 			swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
 			dm.session_id = s->id;
 			s->state = S_DETACHING;
+			session_uncount(s);
 			swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
 		} else if (s->state == S_LOST) {
 			session_free(s);
@@ -817,6 +828,7 @@ static void handle_client(struct conn *c)
 				dm.session_id = s->id;
 				s->state = S_DETACHING;
 				s->client = NULL;
+				session_uncount(s);
 				swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
 			} else if (s->state == S_ATTACHING || s->state == S_DETACHING) {
 				s->client = NULL; /* finished when the worker answers */

@@ -222,3 +222,27 @@ Test(e2e_load, million_identity_requests_pipelined_all_echo_exactly)
 	swarm_disconnect(c);
 	h_stop();
 }
+
+/* Placement counts only sessions that stay: a session closed a moment ago must not push the
+ * next one onto another device (it used to, until its worker confirmed the detach). */
+Test(e2e_load, closed_session_stops_counting_at_once)
+{
+	swarm_client *c = NULL;
+	int rc = h_connect(&c);
+	cr_assert_eq(rc, 0, "connect: %d", rc);
+	swarm_session_opts o = h_identity_opts();
+	for (int i = 0; i < 20; i++) {
+		swarm_session *s = NULL;
+		rc = swarm_session_open(c, "identity", 0, &o, &s);
+		cr_assert_eq(rc, 0, "open %d: %d (%s)", i, rc, swarm_client_error(c));
+		swarm_session_info info;
+		cr_assert_eq(swarm_session_info_get(s, &info), 0);
+		cr_assert_eq(info.device_index, 0,
+			     "open %d after a close landed on device %d; the idle lowest device "
+			     "is 0",
+			     i, info.device_index);
+		cr_assert_eq(swarm_session_close(s), 0);
+	}
+	swarm_disconnect(c);
+	h_stop();
+}
