@@ -107,8 +107,11 @@ int swarm_msg_send(int sock, const void *msg, size_t len, const int *fds, int nf
 	}
 }
 
-static void close_received(struct msghdr *mh)
+/* Takes up to want received fds into fds and closes the rest, so that none leaks. Returns
+ * how many were taken. */
+static int take_fds(struct msghdr *mh, int *fds, int want)
 {
+	int got = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -116,9 +119,13 @@ static void close_received(struct msghdr *mh)
 		for (int i = 0; i < n; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-			close(fd);
+			if (got < want)
+				fds[got++] = fd;
+			else
+				close(fd);
 		}
 	}
+	return got;
 }
 
 int swarm_msg_recv(int sock, void *buf, size_t cap, int *fds, int *nfds)
@@ -142,23 +149,10 @@ int swarm_msg_recv(int sock, void *buf, size_t cap, int *fds, int *nfds)
 	if (r < 0)
 		return -errno;
 	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		close_received(&mh);
+		take_fds(&mh, NULL, 0);
 		return -EMSGSIZE;
 	}
-	int got = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (int i = 0; i < n; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-			if (got < want)
-				fds[got++] = fd;
-			else
-				close(fd); /* more than the caller takes: never leak */
-		}
-	}
+	int got = take_fds(&mh, fds, want);
 	if (nfds)
 		*nfds = got;
 	return (int)r;
