@@ -16,6 +16,10 @@ PACKAGES=(
 	hwloc            # lstopo, for looking at the topology by hand
 	libjemalloc-dev  # swarmd's and the workers' allocator
 	libcriterion-dev # the test suites
+	libjansson-dev   # the registry's JSON (safetensors headers, manifests)
+	libssl-dev       # SHA-256 of registry blobs (libcrypto)
+	clang            # the libFuzzer targets (the registry's parsers)
+	libclang-rt-14-dev # libFuzzer's runtime for clang 14
 	python3          # importers and tools
 )
 

@@ -1,0 +1,478 @@
+/* manifest.c: parsing and checking a model version's JSON manifest (format in manifest.h and
+ * docs/manifest.md). jansson does the JSON; everything after that is checked here, field by
+ * field, and every refusal names the path of the field ("inputs[0].shape[0]") so that the
+ * author of a manifest can fix it without reading this file.
+ */
+#include "registry/manifest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ipc/segment.h"
+
+#define ROW_BYTES_MAX (1ull << 30)
+#define PATH_MAX_LEN 96
+
+static const char *const top_keys[] = {
+	"format", "inputs", "outputs", "graph", "weights", "deploy",
+};
+
+static const char *const deploy_keys[] = {
+	"max_rows",    "max_batch",   "max_queue_delay_us", "slots",
+	"min_devices", "max_devices", "latency_p99_us",
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_len, const char *fmt,
+						      ...)
+{
+	if (err && err_len > 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, err_len, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static const char *json_type_article(const char *want)
+{
+	return want[0] == 'a' || want[0] == 'o' || want[0] == 'i' ? "an" : "a";
+}
+
+static int type_error(char *err, size_t err_len, const char *path, const char *want)
+{
+	return fail(err, err_len, "%s: must be %s %s", path, json_type_article(want), want);
+}
+
+uint32_t swarm_dtype_from_name(const char *name)
+{
+	if (!name)
+		return 0;
+	for (uint32_t d = SWARM_DTYPE_F32; d <= SWARM_DTYPE_U8; d++) {
+		const char *n = swarm_dtype_name(d);
+		if (n && strcmp(n, name) == 0)
+			return d;
+	}
+	return 0;
+}
+
+static bool key_known(const char *key, const char *const *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A string member of obj: present, a string, non-empty and shorter than max bytes. */
+static int get_name(json_t *obj, const char *path, const char *key, size_t max, const char **out,
+		    char *err, size_t err_len)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v)
+		return fail(err, err_len, "%s.%s: missing", path, key);
+	if (!json_is_string(v))
+		return fail(err, err_len, "%s.%s: must be a string", path, key);
+	size_t len = json_string_length(v);
+	if (len == 0)
+		return fail(err, err_len, "%s.%s: must not be empty", path, key);
+	if (len >= max)
+		return fail(err, err_len, "%s.%s: %zu bytes long, the limit is %zu", path, key, len,
+			    max - 1);
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int get_dtype(json_t *obj, const char *path, uint32_t *out, char *err, size_t err_len)
+{
+	json_t *v = json_object_get(obj, "dtype");
+	if (!v)
+		return fail(err, err_len, "%s.dtype: missing", path);
+	if (!json_is_string(v))
+		return fail(err, err_len, "%s.dtype: must be a string", path);
+	uint32_t d = swarm_dtype_from_name(json_string_value(v));
+	if (!d)
+		return fail(err, err_len,
+			    "%s.dtype: unknown dtype \"%s\" (one of f32 f16 bf16 i32 i64 u8)", path,
+			    json_string_value(v));
+	*out = d;
+	return 0;
+}
+
+/* Keys of a tensor or weight object: exactly name, dtype, shape. */
+static int check_entry_keys(json_t *obj, const char *path, char *err, size_t err_len)
+{
+	static const char *const keys[] = { "name", "dtype", "shape" };
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v)
+	{
+		if (!key_known(key, keys, 3))
+			return fail(err, err_len, "%s: unknown key \"%s\" (name, dtype, shape)",
+				    path, key);
+	}
+	return 0;
+}
+
+static int parse_tensor(json_t *obj, const char *path, swarm_tensor_spec *t, char *err,
+			size_t err_len)
+{
+	const char *name;
+	int rc;
+
+	if (!json_is_object(obj))
+		return type_error(err, err_len, path, "object");
+	if ((rc = check_entry_keys(obj, path, err, err_len)))
+		return rc;
+	if ((rc = get_name(obj, path, "name", SWARM_NAME_MAX, &name, err, err_len)))
+		return rc;
+	memcpy(t->name, name, strlen(name) + 1);
+	if ((rc = get_dtype(obj, path, &t->dtype, err, err_len)))
+		return rc;
+
+	json_t *shape = json_object_get(obj, "shape");
+	if (!shape)
+		return fail(err, err_len, "%s.shape: missing", path);
+	if (!json_is_array(shape))
+		return fail(err, err_len, "%s.shape: must be an array", path);
+	size_t n = json_array_size(shape);
+	if (n < 2 || n > SWARM_MAX_DIMS)
+		return fail(err, err_len,
+			    "%s.shape: must have 2..%d dimensions (the batch dimension first), "
+			    "not %zu",
+			    path, SWARM_MAX_DIMS, n);
+
+	uint64_t row = swarm_dtype_size(t->dtype);
+	for (size_t i = 0; i < n; i++) {
+		json_t *d = json_array_get(shape, i);
+		if (!json_is_integer(d))
+			return fail(err, err_len, "%s.shape[%zu]: must be an integer", path, i);
+		json_int_t v = json_integer_value(d);
+		if (i == 0 && v != -1)
+			return fail(
+				err, err_len,
+				"%s.shape[0]: the batch dimension must be -1, not %" JSON_INTEGER_FORMAT,
+				path, v);
+		if (i > 0 && v < 1)
+			return fail(err, err_len,
+				    "%s.shape[%zu]: must be at least 1, not %" JSON_INTEGER_FORMAT,
+				    path, i, v);
+		t->shape[i] = v;
+		if (i > 0 &&
+		    (__builtin_mul_overflow(row, (uint64_t)v, &row) || row > ROW_BYTES_MAX))
+			return fail(err, err_len,
+				    "%s.shape: one row is more than 1 GiB (the limit per row)",
+				    path);
+	}
+	t->ndim = (uint32_t)n;
+	t->row_bytes = row;
+	return 0;
+}
+
+static int parse_tensors(json_t *root, const char *key, swarm_tensor_spec *specs, uint32_t *count,
+			 char *err, size_t err_len)
+{
+	json_t *arr = json_object_get(root, key);
+	if (!json_is_array(arr))
+		return type_error(err, err_len, key, "array");
+	size_t n = json_array_size(arr);
+	if (n == 0)
+		return fail(err, err_len, "%s: must not be empty", key);
+	if (n > SWARM_MAX_TENSORS)
+		return fail(err, err_len, "%s: %zu tensors, the limit is %d", key, n,
+			    SWARM_MAX_TENSORS);
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX_LEN];
+		snprintf(path, sizeof path, "%s[%zu]", key, i);
+		int rc = parse_tensor(json_array_get(arr, i), path, &specs[i], err, err_len);
+		if (rc)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(specs[j].name, specs[i].name) == 0)
+				return fail(err, err_len, "%s.name: \"%s\" appears twice", path,
+					    specs[i].name);
+	}
+	*count = (uint32_t)n;
+	return 0;
+}
+
+static int parse_graph(json_t *root, struct swarm_manifest *m, char *err, size_t err_len)
+{
+	json_t *g = json_object_get(root, "graph");
+	const char *key, *name;
+	json_t *v;
+	int rc;
+
+	if (!json_is_object(g))
+		return type_error(err, err_len, "graph", "object");
+	json_object_foreach(g, key, v)
+	{
+		if (strcmp(key, "builtin") != 0)
+			return fail(err, err_len,
+				    "graph.%s: unknown key; only {\"builtin\": NAME} is supported "
+				    "(the node-list form comes with the kernels issue)",
+				    key);
+	}
+	if ((rc = get_name(g, "graph", "builtin", SWARM_NAME_MAX, &name, err, err_len)))
+		return rc;
+	memcpy(m->graph_builtin, name, strlen(name) + 1);
+	return 0;
+}
+
+static int parse_weight(json_t *obj, const char *path, struct swarm_manifest_weight *w, char *err,
+			size_t err_len)
+{
+	const char *name;
+	int rc;
+
+	if (!json_is_object(obj))
+		return type_error(err, err_len, path, "object");
+	if ((rc = check_entry_keys(obj, path, err, err_len)))
+		return rc;
+	if ((rc = get_name(obj, path, "name", SWARM_ST_NAME_MAX, &name, err, err_len)))
+		return rc;
+	memcpy(w->name, name, strlen(name) + 1);
+	if ((rc = get_dtype(obj, path, &w->dtype, err, err_len)))
+		return rc;
+
+	json_t *shape = json_object_get(obj, "shape");
+	if (!shape)
+		return fail(err, err_len, "%s.shape: missing", path);
+	if (!json_is_array(shape))
+		return fail(err, err_len, "%s.shape: must be an array", path);
+	size_t n = json_array_size(shape);
+	if (n > SWARM_ST_MAX_DIMS)
+		return fail(err, err_len, "%s.shape: must have 0..%d dimensions, not %zu", path,
+			    SWARM_ST_MAX_DIMS, n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *d = json_array_get(shape, i);
+		if (!json_is_integer(d))
+			return fail(err, err_len, "%s.shape[%zu]: must be an integer", path, i);
+		json_int_t v = json_integer_value(d);
+		if (v < 0)
+			return fail(err, err_len,
+				    "%s.shape[%zu]: must be at least 0, not %" JSON_INTEGER_FORMAT,
+				    path, i, v);
+		w->shape[i] = v;
+	}
+	w->ndim = (uint32_t)n;
+	return 0;
+}
+
+static int parse_weights(json_t *root, struct swarm_manifest *m, char *err, size_t err_len)
+{
+	json_t *arr = json_object_get(root, "weights");
+	if (!json_is_array(arr))
+		return type_error(err, err_len, "weights", "array");
+	size_t n = json_array_size(arr);
+	if (n > SWARM_MANIFEST_MAX_WEIGHTS)
+		return fail(err, err_len, "weights: %zu weights, the limit is %d", n,
+			    SWARM_MANIFEST_MAX_WEIGHTS);
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX_LEN];
+		snprintf(path, sizeof path, "weights[%zu]", i);
+		int rc = parse_weight(json_array_get(arr, i), path, &m->weights[i], err, err_len);
+		if (rc)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->weights[j].name, m->weights[i].name) == 0)
+				return fail(err, err_len, "%s.name: \"%s\" appears twice", path,
+					    m->weights[i].name);
+	}
+	m->n_weights = (uint32_t)n;
+	return 0;
+}
+
+/* deploy.key, when present, into *out: an integer in lo..hi. Absent leaves *out alone. */
+static int get_u32(json_t *d, const char *key, uint64_t lo, uint64_t hi, uint32_t *out, char *err,
+		   size_t err_len)
+{
+	json_t *v = json_object_get(d, key);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v))
+		return fail(err, err_len, "deploy.%s: must be an integer", key);
+	json_int_t x = json_integer_value(v);
+	if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi)
+		return fail(err, err_len,
+			    "deploy.%s: must be %" PRIu64 "..%" PRIu64
+			    ", not %" JSON_INTEGER_FORMAT,
+			    key, lo, hi, x);
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static int parse_deploy(json_t *root, struct swarm_deploy_config *c, char *err, size_t err_len)
+{
+	json_t *d = json_object_get(root, "deploy");
+	const char *key;
+	json_t *v;
+	int rc;
+
+	*c = (struct swarm_deploy_config){
+		.max_rows = 1024,
+		.max_queue_delay_us = 0,
+		.slots = 8,
+		.min_devices = 1,
+		.max_devices = 1,
+		.latency_p99_us = 0,
+	};
+	if (!d)
+		goto defaults;
+	if (!json_is_object(d))
+		return type_error(err, err_len, "deploy", "object");
+	json_object_foreach(d, key, v)
+	{
+		if (!key_known(key, deploy_keys, sizeof deploy_keys / sizeof *deploy_keys))
+			return fail(err, err_len,
+				    "deploy.%s: unknown key (max_rows, max_batch, "
+				    "max_queue_delay_us, slots, min_devices, max_devices, "
+				    "latency_p99_us)",
+				    key);
+	}
+	if ((rc = get_u32(d, "max_rows", 1, 1048576, &c->max_rows, err, err_len)) ||
+	    (rc = get_u32(d, "max_batch", 1, UINT32_MAX, &c->max_batch, err, err_len)) ||
+	    (rc = get_u32(d, "max_queue_delay_us", 0, 10000000, &c->max_queue_delay_us, err,
+			  err_len)) ||
+	    (rc = get_u32(d, "slots", 1, 4096, &c->slots, err, err_len)) ||
+	    (rc = get_u32(d, "min_devices", 1, 64, &c->min_devices, err, err_len)) ||
+	    (rc = get_u32(d, "max_devices", 1, 64, &c->max_devices, err, err_len)) ||
+	    (rc = get_u32(d, "latency_p99_us", 0, UINT32_MAX, &c->latency_p99_us, err, err_len)))
+		return rc;
+	if (c->max_devices < c->min_devices)
+		return fail(err, err_len,
+			    "deploy.max_devices: must be at least min_devices (%" PRIu32
+			    "), not %" PRIu32,
+			    c->min_devices, c->max_devices);
+defaults:
+	/* max_batch defaults to max_rows, whichever of the two the manifest gave. */
+	if (c->max_batch == 0)
+		c->max_batch = c->max_rows;
+	return 0;
+}
+
+static int parse_root(json_t *root, struct swarm_manifest *m, char *err, size_t err_len)
+{
+	const char *key;
+	json_t *v;
+	int rc;
+
+	if (!json_is_object(root))
+		return fail(err, err_len, "the manifest must be a JSON object");
+	json_object_foreach(root, key, v)
+	{
+		if (!key_known(key, top_keys, sizeof top_keys / sizeof *top_keys))
+			return fail(err, err_len,
+				    "%s: unknown key (format, inputs, outputs, graph, weights, "
+				    "deploy)",
+				    key);
+	}
+	/* Required keys, in the order of the format, so that the first one missing is named. */
+	for (size_t i = 0; i < 5; i++)
+		if (!json_object_get(root, top_keys[i]))
+			return fail(err, err_len, "%s: missing (required)", top_keys[i]);
+
+	json_t *f = json_object_get(root, "format");
+	if (!json_is_integer(f))
+		return type_error(err, err_len, "format", "integer");
+	if (json_integer_value(f) != 1)
+		return fail(err, err_len, "format: must be 1, not %" JSON_INTEGER_FORMAT,
+			    json_integer_value(f));
+	m->format = 1;
+
+	if ((rc = parse_tensors(root, "inputs", m->inputs, &m->n_inputs, err, err_len)) ||
+	    (rc = parse_tensors(root, "outputs", m->outputs, &m->n_outputs, err, err_len)) ||
+	    (rc = parse_graph(root, m, err, err_len)) ||
+	    (rc = parse_weights(root, m, err, err_len)) ||
+	    (rc = parse_deploy(root, &m->deploy, err, err_len)))
+		return rc;
+	return 0;
+}
+
+int swarm_manifest_parse(const char *json, size_t len, struct swarm_manifest *m, char *err,
+			 size_t err_len)
+{
+	json_error_t e;
+	int rc;
+
+	if (err && err_len > 0)
+		err[0] = '\0';
+	if (!m)
+		return fail(err, err_len, "no manifest to fill");
+	memset(m, 0, sizeof *m);
+	if (!json)
+		return fail(err, err_len, "no manifest text");
+	if (len > SWARM_MANIFEST_MAX_BYTES)
+		return fail(err, err_len, "the manifest is %zu bytes, the limit is %u", len,
+			    SWARM_MANIFEST_MAX_BYTES);
+
+	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+	if (!root)
+		return fail(err, err_len, "invalid JSON at line %d, column %d: %s", e.line,
+			    e.column, e.text);
+	rc = parse_root(root, m, err, err_len);
+	json_decref(root);
+	/* A refused manifest leaves nothing half-filled behind. */
+	if (rc)
+		memset(m, 0, sizeof *m);
+	return rc;
+}
+
+/* "[16, 4]" into buf; "[]" for a scalar. */
+static void format_shape(char *buf, size_t len, uint32_t ndim, const int64_t *shape)
+{
+	size_t off = 0;
+	int n = snprintf(buf, len, "[");
+	off = n > 0 ? (size_t)n : 0;
+	for (uint32_t i = 0; i < ndim && off < len; i++) {
+		n = snprintf(buf + off, len - off, "%s%" PRId64, i ? ", " : "", shape[i]);
+		if (n < 0)
+			return;
+		off += (size_t)n;
+	}
+	if (off < len)
+		snprintf(buf + off, len - off, "]");
+}
+
+int swarm_manifest_check_weights(const struct swarm_manifest *m, const struct swarm_st_file *st,
+				 char *err, size_t err_len)
+{
+	if (err && err_len > 0)
+		err[0] = '\0';
+	if (!m || !st)
+		return fail(err, err_len, "no manifest or no weights file");
+	for (uint32_t i = 0; i < m->n_weights && i < SWARM_MANIFEST_MAX_WEIGHTS; i++) {
+		const struct swarm_manifest_weight *w = &m->weights[i];
+		const struct swarm_st_tensor *t = swarm_st_find(st, w->name);
+		if (!t)
+			return fail(err, err_len, "weight \"%s\": not in the weights file",
+				    w->name);
+
+		uint32_t t_ndim = t->ndim <= SWARM_ST_MAX_DIMS ? t->ndim : SWARM_ST_MAX_DIMS;
+		bool same = swarm_st_to_swarm_dtype(t->dtype) == w->dtype && t->ndim == w->ndim;
+		for (uint32_t d = 0; same && d < w->ndim; d++)
+			same = t->shape[d] == w->shape[d];
+		if (same)
+			continue;
+
+		char ms[200], ts[200], tdt[24];
+		const char *tname = swarm_st_dtype_name(t->dtype);
+		const char *mname = swarm_dtype_name(w->dtype);
+		if (!tname) {
+			snprintf(tdt, sizeof tdt, "dtype %" PRIu32, t->dtype);
+			tname = tdt;
+		}
+		format_shape(ms, sizeof ms, w->ndim, w->shape);
+		format_shape(ts, sizeof ts, t_ndim, t->shape);
+		return fail(err, err_len,
+			    "weight \"%s\": the manifest says %s %s, the weights file has %s %s",
+			    w->name, mname ? mname : "?", ms, tname, ts);
+	}
+	return 0;
+}

@@ -1,0 +1,77 @@
+/* manifest.h: a model version's JSON manifest, parsed with jansson and checked.
+ *
+ *   {
+ *     "format": 1,
+ *     "inputs":  [{"name": "x", "dtype": "f32", "shape": [-1, 16]}],
+ *     "outputs": [{"name": "y", "dtype": "f32", "shape": [-1, 16]}],
+ *     "graph":   {"builtin": "affine"},
+ *     "weights": [{"name": "scale", "dtype": "f32", "shape": [16]}, ...],
+ *     "deploy":  {"max_rows": 1024, "max_batch": 64, "max_queue_delay_us": 100,
+ *                 "slots": 8, "min_devices": 1, "max_devices": 1, "latency_p99_us": 1000}
+ *   }
+ *
+ * dtypes are swarm's names (f32, f16, bf16, i32, i64, u8); shape[0] of an input or output is
+ * -1, the batch dimension; weights have fixed shapes. "graph" names a built-in model for now
+ * (the kernels issue adds a node list). Every field is required except "deploy" and its members,
+ * which default as documented in docs/manifest.md (the full format, limits and errors).
+ * Unknown keys are refused at every level, so that a typo is not silently ignored.
+ */
+#ifndef SWARM_REGISTRY_MANIFEST_H
+#define SWARM_REGISTRY_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry/safetensors.h"
+#include "swarm/swarm.h"
+
+#define SWARM_MANIFEST_MAX_WEIGHTS 64
+#define SWARM_MANIFEST_MAX_BYTES (1u << 20)
+
+struct swarm_deploy_config {
+	uint32_t max_rows;           /* the largest request; default 1024 */
+	uint32_t max_batch;          /* rows per batch; default max_rows */
+	uint32_t max_queue_delay_us; /* default 0: run what is ready */
+	uint32_t slots;              /* slots per session; default 8 */
+	uint32_t min_devices;        /* default 1 */
+	uint32_t max_devices;        /* default 1; at least min_devices */
+	uint32_t latency_p99_us;     /* the objective; default 0: none */
+	uint32_t reserved;
+};
+
+struct swarm_manifest_weight {
+	char name[SWARM_ST_NAME_MAX];
+	uint32_t dtype; /* a swarm_dtype */
+	uint32_t ndim;
+	int64_t shape[SWARM_ST_MAX_DIMS];
+};
+
+struct swarm_manifest {
+	uint32_t format;
+	uint32_t n_inputs;
+	uint32_t n_outputs;
+	swarm_tensor_spec inputs[SWARM_MAX_TENSORS]; /* row_bytes filled in by the parser */
+	swarm_tensor_spec outputs[SWARM_MAX_TENSORS];
+	char graph_builtin[SWARM_NAME_MAX];
+	uint32_t n_weights;
+	struct swarm_manifest_weight weights[SWARM_MANIFEST_MAX_WEIGHTS];
+	struct swarm_deploy_config deploy;
+};
+
+/* Parses and checks a manifest of len bytes (not necessarily NUL-terminated; at most
+ * SWARM_MANIFEST_MAX_BYTES). Returns 0 with *m filled (row_bytes and deploy defaults
+ * included), or -EINVAL with *m zeroed and a message naming the field and the problem in err
+ * ("inputs[0].shape[0]: the batch dimension must be -1, not 4"). Thread-safe. */
+int swarm_manifest_parse(const char *json, size_t len, struct swarm_manifest *m, char *err,
+			 size_t err_len);
+
+/* Checks the manifest against a parsed weights file: every weight it names exists with the
+ * same dtype and shape (tensors the manifest does not name are allowed). Returns 0 or -EINVAL
+ * with the weight and the difference in err. Thread-safe. */
+int swarm_manifest_check_weights(const struct swarm_manifest *m, const struct swarm_st_file *st,
+				 char *err, size_t err_len);
+
+/* The swarm dtype for a name ("f32"), 0 when unknown. */
+uint32_t swarm_dtype_from_name(const char *name);
+
+#endif /* SWARM_REGISTRY_MANIFEST_H */
