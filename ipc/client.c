@@ -354,19 +354,23 @@ SWARM_API int swarm_session_info_get(const swarm_session *s, swarm_session_info 
 	 * is stable so that the fields belong together. */
 	for (int tries = 0; tries < 100; tries++) {
 		uint32_t gen = __atomic_load_n(&h->placement_gen, __ATOMIC_ACQUIRE);
+		if (gen & 1)
+			continue; /* swarmd is writing: odd until it is done */
 		info->device_index = h->device_index;
 		info->numa_node = h->numa_node;
 		info->worker_pid = h->worker_pid;
+		info->model_version = h->model_version;
 		memcpy(info->device_name, h->device_name, sizeof info->device_name);
 		memcpy(info->cpus, h->cpus, sizeof info->cpus);
-		if (__atomic_load_n(&h->placement_gen, __ATOMIC_ACQUIRE) == gen)
+		/* The fields' loads complete before the generation is read again. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&h->placement_gen, __ATOMIC_RELAXED) == gen)
 			break;
 	}
 	info->device_name[sizeof info->device_name - 1] = 0;
 	info->cpus[sizeof info->cpus - 1] = 0;
 	info->session_id = s->id;
 	swarm_copy_str(info->model, sizeof info->model, h->model);
-	info->model_version = h->model_version;
 	info->slots = s->geo.nslots;
 	info->queue_depth = s->geo.queue_depth;
 	info->max_rows = s->geo.max_rows;

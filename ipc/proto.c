@@ -55,6 +55,10 @@ uint32_t swarm_msg_len(uint16_t type)
 		return sizeof(struct swarm_msg_detach);
 	case SWARM_MSG_DETACHED:
 		return sizeof(struct swarm_msg_detached);
+	case SWARM_MSG_SWITCH:
+		return sizeof(struct swarm_msg_switch);
+	case SWARM_MSG_SWITCHED:
+		return sizeof(struct swarm_msg_switched);
 	}
 	return 0;
 }

@@ -38,7 +38,9 @@ enum swarm_msg_type {
 	SWARM_MSG_ATTACH_REPLY = 34,
 	SWARM_MSG_DETACH = 35,
 	SWARM_MSG_DETACHED = 36, /* reply to DETACH, or the worker's own decision */
-	SWARM_MSG_TYPE_MAX = 37,
+	SWARM_MSG_SWITCH = 37,   /* serve a session with another version from now on */
+	SWARM_MSG_SWITCHED = 38,
+	SWARM_MSG_TYPE_MAX = 39,
 };
 
 struct swarm_msg_hdr {
@@ -140,12 +142,34 @@ struct swarm_msg_worker_ready {
 	char text[SWARM_MSG_TEXT_MAX]; /* binding notes ("membind unsupported: ...") */
 };
 
+/* Which version of which model a worker must serve, and where its weights are. */
+struct swarm_msg_version {
+	uint32_t builtin_id; /* the graph: a swarm_builtin_id */
+	uint32_t version;
+	char model[SWARM_NAME_MAX];
+	char weights_sha[72];   /* hex SHA-256 of the blob in the registry; "" for the built-in's */
+	uint64_t weights_bytes; /* 0 for the built-in's own weights */
+};
+
 struct swarm_msg_attach {
 	struct swarm_msg_hdr h;
 	uint64_t session_id;
-	uint32_t model_id; /* a swarm_builtin_model until the registry exists */
-	uint32_t model_version;
+	struct swarm_msg_version v;
 	struct swarm_seg_geometry geo;
+};
+
+struct swarm_msg_switch {
+	struct swarm_msg_hdr h;
+	uint64_t session_id;
+	struct swarm_msg_version v;
+};
+
+struct swarm_msg_switched {
+	struct swarm_msg_hdr h;
+	uint64_t session_id;
+	uint32_t version;
+	int32_t status;
+	char text[SWARM_MSG_TEXT_MAX];
 };
 
 struct swarm_msg_attach_reply {
@@ -153,6 +177,7 @@ struct swarm_msg_attach_reply {
 	uint64_t session_id;
 	int32_t status;
 	uint32_t reserved;
+	char text[SWARM_MSG_TEXT_MAX]; /* why a refusal */
 };
 
 struct swarm_msg_detach {

@@ -118,7 +118,7 @@ struct swarm_seg_header {
 	int32_t device_index;
 	int32_t numa_node;
 	int32_t worker_pid;
-	uint32_t placement_gen; /* bumped after every placement change */
+	uint32_t placement_gen; /* a seqlock: odd while swarmd rewrites the placement */
 	char device_name[32];
 	char cpus[SWARM_CPUS_MAX];
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -33,6 +34,8 @@
 #include "ipc/proto.h"
 #include "ipc/segment.h"
 #include "kernels/builtin.h"
+#include "registry/manifest.h"
+#include "registry/registry.h"
 #include "runtime/balancer.h"
 #include "runtime/log.h"
 #include "runtime/stats.h"
@@ -54,7 +57,8 @@ enum watch_kind {
 	W_SIGNAL,
 	W_CONN,
 	W_DEV_CTL,
-	W_DEV_PID
+	W_DEV_PID,
+	W_REGISTRY,
 };
 
 struct watch {
@@ -88,7 +92,11 @@ struct session {
 	int memfd, sq_efd, cq_efd;
 	void *base;
 	uint64_t bytes;
-	const struct swarm_model_desc *model;
+	const struct swarm_model_desc *model; /* the graph (a built-in for now) */
+	char model_name[SWARM_NAME_MAX];
+	uint32_t version;  /* served now */
+	int follow;        /* opened by name: follows the model's active version */
+	int from_registry; /* weights from the registry, not the built-in's own */
 	uint32_t open_seq;
 	struct session *next;
 };
@@ -138,6 +146,11 @@ static struct {
 	gid_t allow_gid[MAX_ALLOW];
 	int n_allow_gid;
 	uint64_t started_ns;
+	char registry_dir[PATH_MAX];
+	struct swarm_registry *registry; /* NULL: built-in models only */
+	struct watch registry_w;
+	int inotify_fd;
+	int verify_blobs;
 	int ready_logged;
 	int stopping;
 } d;
@@ -261,9 +274,21 @@ static int start_worker(struct device *dv)
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		execl(d.worker_path, "swarm-worker", "--ctl-fd", "3", "--stats-fd", "4",
-		      "--device-index", idx, "--name", dv->plan.name, "--cpus", dv->plan.cpus,
-		      "--numa", numa, "--spin-us", spin, "--log-level", level, (char *)NULL);
+		const char *argv[24] = {
+			"swarm-worker",   "--ctl-fd", "3",      "--stats-fd",  "4",
+			"--device-index", idx,        "--name", dv->plan.name, "--cpus",
+			dv->plan.cpus,    "--numa",   numa,     "--spin-us",   spin,
+			"--log-level",    level
+		};
+		int argc = 17;
+		if (d.registry) {
+			argv[argc++] = "--registry";
+			argv[argc++] = d.registry_dir;
+		}
+		if (!d.verify_blobs)
+			argv[argc++] = "--no-verify";
+		argv[argc] = NULL;
+		execv(d.worker_path, (char *const *)argv);
 		_exit(127);
 	}
 	close(sv[1]);
@@ -370,6 +395,7 @@ static void handle_worker_msg(struct device *dv)
 			struct swarm_msg_worker_ready ready;
 			struct swarm_msg_attach_reply attach;
 			struct swarm_msg_detached detached;
+			struct swarm_msg_switched switched;
 		} m;
 		int fds[SWARM_MSG_MAX_FDS], nfds = 0;
 		int n = swarm_msg_recv(dv->ctl, &m, sizeof m, fds, &nfds);
@@ -399,9 +425,15 @@ static void handle_worker_msg(struct device *dv)
 			if (!s || s->state != S_ATTACHING)
 				continue;
 			if (m.attach.status) {
-				if (s->client)
+				if (s->client) {
+					char text[SWARM_MSG_TEXT_MAX + 32];
+					m.attach.text[sizeof m.attach.text - 1] = 0;
+					snprintf(text, sizeof text,
+						 "the worker refused the session: %s",
+						 m.attach.text);
 					send_open_reply(s->client, s->open_seq, m.attach.status,
-							NULL, "the worker refused the session");
+							NULL, text);
+				}
 				session_free(s);
 			} else if (!s->client) {
 				/* The client left while we attached: let the worker go. */
@@ -416,6 +448,29 @@ static void handle_worker_msg(struct device *dv)
 						 __ATOMIC_RELEASE);
 				send_open_reply(s->client, s->open_seq, 0, s, "");
 			}
+		} else if (type == SWARM_MSG_SWITCHED) {
+			struct session *s = session_find(m.switched.session_id);
+			m.switched.text[sizeof m.switched.text - 1] = 0;
+			if (!s)
+				continue;
+			if (m.switched.status) {
+				swarm_log(SWARM_LOG_WARN,
+					  "event=switch_failed session=%llu model=%s version=%u "
+					  "reason=\"%s\"",
+					  (unsigned long long)s->id, s->model_name,
+					  m.switched.version, m.switched.text);
+				continue;
+			}
+			s->version = m.switched.version;
+			struct swarm_seg_header *h = hdr(s);
+			/* A seqlock: odd while the fields change. The release increments pair
+			 * with the client's acquire loads in swarm_session_info_get. */
+			__atomic_add_fetch(&h->placement_gen, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&h->model_version, s->version, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&h->placement_gen, 1, __ATOMIC_RELEASE);
+			swarm_log(SWARM_LOG_INFO,
+				  "event=session_switched session=%llu model=%s version=%u",
+				  (unsigned long long)s->id, s->model_name, s->version);
 		} else if (type == SWARM_MSG_DETACHED) {
 			struct session *s = session_find(m.detached.session_id);
 			if (!s)
@@ -476,29 +531,175 @@ static int any_warming(void)
 	return 0;
 }
 
+/* What a session serves: a graph, a version, and where its weights are. */
+struct resolved {
+	const struct swarm_model_desc *desc;
+	char name[SWARM_NAME_MAX];
+	uint32_t version;
+	int from_registry;
+	char weights_sha[72];
+	uint64_t weights_bytes;
+	uint32_t default_slots;
+	uint32_t max_rows;
+};
+
+/* Reads and parses a manifest blob. Returns 0 or -errno with a message. */
+static int read_manifest(const char *sha, struct swarm_manifest *m, char *text, size_t len)
+{
+	char path[PATH_MAX];
+	if (swarm_registry_blob_path(d.registry_dir, sha, path, sizeof path))
+		return -ENAMETOOLONG;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int e = errno;
+		snprintf(text, len, "manifest blob %s: %s; run `swarm registry verify`", sha,
+			 strerror(e));
+		return -e;
+	}
+	char *buf = malloc(SWARM_MANIFEST_MAX_BYTES);
+	size_t n = buf ? fread(buf, 1, SWARM_MANIFEST_MAX_BYTES, f) : 0;
+	fclose(f);
+	int rc = buf ? swarm_manifest_parse(buf, n, m, text, len) : -ENOMEM;
+	free(buf);
+	return rc;
+}
+
+/* Finds what name@version means: the registry's model first, else a built-in. */
+static int resolve_model(const char *name, uint32_t version, struct resolved *r, char *text,
+			 size_t len)
+{
+	memset(r, 0, sizeof *r);
+	swarm_copy_str(r->name, sizeof r->name, name);
+	if (d.registry) {
+		swarm_registry_refresh(d.registry);
+		struct swarm_reg_model rm;
+		if (swarm_registry_find_model(d.registry, name, &rm) == 0) {
+			struct swarm_reg_version rv;
+			if (swarm_registry_find_version(d.registry, name, version, &rv)) {
+				if (version)
+					snprintf(text, len,
+						 "model %s has no version %u; `swarm registry show "
+						 "%s` lists its versions",
+						 name, version, name);
+				else
+					snprintf(text, len,
+						 "model %s has no active version; `swarm registry "
+						 "activate %s@N` sets one",
+						 name, name);
+				return -ENOENT;
+			}
+			struct swarm_manifest m;
+			int rc = read_manifest(rv.manifest_sha, &m, text, len);
+			if (rc)
+				return rc;
+			r->desc = swarm_builtin_find(m.graph_builtin, 0);
+			if (!r->desc) {
+				snprintf(text, len,
+					 "model %s@%u names graph %s, which this swarmd lacks",
+					 name, rv.version, m.graph_builtin);
+				return -ENOENT;
+			}
+			r->version = rv.version;
+			r->from_registry = 1;
+			swarm_copy_str(r->weights_sha, sizeof r->weights_sha, rv.weights_sha);
+			r->weights_bytes = rv.weights_bytes;
+			r->default_slots = rv.deploy.slots ? rv.deploy.slots :
+							     r->desc->default_slots;
+			r->max_rows = rv.deploy.max_rows && rv.deploy.max_rows < r->desc->max_rows ?
+					      rv.deploy.max_rows :
+					      r->desc->max_rows;
+			return 0;
+		}
+	}
+	r->desc = swarm_builtin_find(name, version);
+	if (!r->desc) {
+		snprintf(text, len,
+			 "no model \"%s\"%s in the registry%s or among the built-in models "
+			 "(identity, affine); `swarm registry list` shows the registry's",
+			 name, version ? " at that version" : "", d.registry ? "" : " (none open)");
+		return -ENOENT;
+	}
+	r->version = r->desc->version;
+	r->default_slots = r->desc->default_slots;
+	r->max_rows = r->desc->max_rows;
+	return 0;
+}
+
+static void fill_version(struct swarm_msg_version *v, const struct resolved *r)
+{
+	v->builtin_id = r->desc->id;
+	v->version = r->version;
+	swarm_copy_str(v->model, sizeof v->model, r->name);
+	swarm_copy_str(v->weights_sha, sizeof v->weights_sha, r->weights_sha);
+	v->weights_bytes = r->weights_bytes;
+}
+
+/* The catalog changed: every session that follows its model's active version and does not
+ * serve it gets a SWITCH to it. The worker loads the new version beside the old, and moves
+ * the session at a request boundary; the old one is unmapped once no session uses it. */
+static void registry_changed(void)
+{
+	swarm_log(SWARM_LOG_INFO, "event=registry_changed generation=%llu",
+		  (unsigned long long)swarm_registry_generation(d.registry));
+	for (struct session *s = d.sessions; s; s = s->next) {
+		if (!s->follow || !s->from_registry || s->state != S_ACTIVE || s->device < 0 ||
+		    d.dev[s->device].ctl < 0)
+			continue;
+		struct resolved r;
+		char text[SWARM_MSG_TEXT_MAX];
+		if (resolve_model(s->model_name, 0, &r, text, sizeof text)) {
+			swarm_log(SWARM_LOG_WARN,
+				  "event=switch_skipped session=%llu model=%s reason=\"%s\"",
+				  (unsigned long long)s->id, s->model_name, text);
+			continue;
+		}
+		if (r.version == s->version)
+			continue;
+		if (r.desc != s->model || !r.from_registry) {
+			swarm_log(SWARM_LOG_WARN,
+				  "event=switch_skipped session=%llu model=%s version=%u "
+				  "reason=\"another graph; reopen the session to use it\"",
+				  (unsigned long long)s->id, s->model_name, r.version);
+			continue;
+		}
+		struct swarm_msg_switch m;
+		swarm_msg_init(&m.h, SWARM_MSG_SWITCH, sizeof m, 0);
+		m.session_id = s->id;
+		fill_version(&m.v, &r);
+		swarm_msg_send(d.dev[s->device].ctl, &m, sizeof m, NULL, 0);
+	}
+}
+
+static void handle_registry_event(void)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	while (read(d.inotify_fd, buf, sizeof buf) > 0)
+		; /* what changed is read from the catalog itself */
+	if (swarm_registry_refresh(d.registry) > 0)
+		registry_changed();
+}
+
 /* Returns 1 when the open was parked to wait for a device, else 0 (replied). */
 static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_park)
 {
 	char text[SWARM_MSG_TEXT_MAX];
 	char model_name[SWARM_NAME_MAX];
 	swarm_copy_str(model_name, sizeof model_name, m->model);
-	const struct swarm_model_desc *model = swarm_builtin_find(model_name, m->version);
-	if (!model) {
-		snprintf(text, sizeof text,
-			 "no model \"%s\"%s; this swarmd serves the built-in models identity and "
-			 "affine",
-			 model_name, m->version ? " at that version" : "");
-		send_open_reply(c, m->h.seq, -ENOENT, NULL, text);
+	struct resolved res;
+	int rc = resolve_model(model_name, m->version, &res, text, sizeof text);
+	if (rc) {
+		send_open_reply(c, m->h.seq, rc, NULL, text);
 		return 0;
 	}
-	uint32_t slots = m->opts.slots ? m->opts.slots : model->default_slots;
-	uint32_t max_rows = m->opts.max_rows ? m->opts.max_rows : model->max_rows;
+	const struct swarm_model_desc *model = res.desc;
+	uint32_t slots = m->opts.slots ? m->opts.slots : res.default_slots;
+	uint32_t max_rows = m->opts.max_rows ? m->opts.max_rows : res.max_rows;
 	uint32_t depth = m->opts.queue_depth ? m->opts.queue_depth : pow2_ceil(slots);
-	if (max_rows > model->max_rows || slots > SWARM_SEG_MAX_SLOTS) {
+	if (max_rows > res.max_rows || slots > SWARM_SEG_MAX_SLOTS) {
 		snprintf(text, sizeof text,
 			 "options out of range: max_rows %u (model %s allows %u), slots %u (at "
 			 "most %u)",
-			 max_rows, model->name, model->max_rows, slots, SWARM_SEG_MAX_SLOTS);
+			 max_rows, res.name, res.max_rows, slots, SWARM_SEG_MAX_SLOTS);
 		send_open_reply(c, m->h.seq, -EINVAL, NULL, text);
 		return 0;
 	}
@@ -540,11 +741,15 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	s->id = d.next_session_id++;
 	s->client = c;
 	s->model = model;
+	swarm_copy_str(s->model_name, sizeof s->model_name, res.name);
+	s->version = res.version;
+	s->follow = m->version == 0;
+	s->from_registry = res.from_registry;
 	s->open_seq = m->h.seq;
 	s->bytes = geo.segment_bytes;
 	s->sq_efd = s->cq_efd = -1;
-	int fd = swarm_seg_create(&geo, s->id, model->name, model->version, model->inputs,
-				  model->outputs, &s->base);
+	int fd = swarm_seg_create(&geo, s->id, res.name, res.version, model->inputs, model->outputs,
+				  &s->base);
 	if (fd < 0) {
 		snprintf(text, sizeof text, "cannot create the segment (%llu bytes): %s",
 			 (unsigned long long)geo.segment_bytes, strerror(-fd));
@@ -561,8 +766,8 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	h->worker_pid = dv->pid;
 	swarm_copy_str(h->device_name, sizeof h->device_name, dv->plan.name);
 	swarm_copy_str(h->cpus, sizeof h->cpus, dv->plan.cpus);
-	/* Release pairs with the client's acquire loads of placement_gen. */
-	__atomic_add_fetch(&h->placement_gen, 1, __ATOMIC_RELEASE);
+	/* Even: no change in progress (the client does not have the segment yet). */
+	__atomic_add_fetch(&h->placement_gen, 2, __ATOMIC_RELEASE);
 	s->device = dv->index;
 	s->state = S_ATTACHING;
 	s->next = d.sessions;
@@ -573,8 +778,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	struct swarm_msg_attach am;
 	swarm_msg_init(&am.h, SWARM_MSG_ATTACH, sizeof am, 0);
 	am.session_id = s->id;
-	am.model_id = model->id;
-	am.model_version = model->version;
+	fill_version(&am.v, &res);
 	am.geo = geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
 	int err = s->sq_efd < 0 || s->cq_efd < 0 ? -EMFILE :
@@ -589,7 +793,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	swarm_log(SWARM_LOG_INFO,
 		  "event=session_open session=%llu client_pid=%d model=%s device=%s slots=%u "
 		  "max_rows=%u bytes=%llu",
-		  (unsigned long long)s->id, c->pid, model->name, dv->plan.name, slots, max_rows,
+		  (unsigned long long)s->id, c->pid, res.name, dv->plan.name, slots, max_rows,
 		  (unsigned long long)geo.segment_bytes);
 	return 0;
 }
@@ -738,8 +942,8 @@ static void fill_status(struct swarm_msg_status_reply *r)
 		o->session_id = s->id;
 		o->device_index = s->device;
 		o->client_pid = s->client ? s->client->pid : -1;
-		swarm_copy_str(o->model, sizeof o->model, s->model->name);
-		o->model_version = s->model->version;
+		swarm_copy_str(o->model, sizeof o->model, s->model_name);
+		o->model_version = s->version;
 		if (s->device < 0)
 			continue;
 		struct swarm_worker_stats *st = d.dev[s->device].stats;
@@ -962,6 +1166,9 @@ static void shutdown_all(void)
 	close(d.signal_fd);
 	close(d.epfd);
 	swarm_topology_free(d.topo);
+	if (d.inotify_fd >= 0)
+		close(d.inotify_fd);
+	swarm_registry_close(d.registry);
 	swarm_log(SWARM_LOG_INFO, "event=stopped");
 }
 
@@ -989,6 +1196,36 @@ static int parse_id(const char *s, int user, unsigned *out)
 	return -ENOENT;
 }
 
+/* Opens the registry and watches its directory, so that a new catalog (renamed over index
+ * by a writer) is seen at once. Without one, only the built-in models are served. */
+static void open_registry(void)
+{
+	char err[SWARM_MSG_TEXT_MAX];
+	char dir[PATH_MAX];
+	if (swarm_registry_path(d.registry_dir[0] ? d.registry_dir : NULL, dir, sizeof dir)) {
+		swarm_log(SWARM_LOG_WARN, "event=registry_unavailable reason=\"path too long\"");
+		return;
+	}
+	swarm_copy_str(d.registry_dir, sizeof d.registry_dir, dir);
+	int rc = swarm_registry_open(dir, &d.registry, err, sizeof err);
+	if (rc) {
+		d.registry = NULL;
+		swarm_log(rc == -ENOENT ? SWARM_LOG_INFO : SWARM_LOG_WARN,
+			  "event=registry_unavailable dir=%s reason=\"%s\" serving=builtin", dir,
+			  err);
+		return;
+	}
+	d.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d.inotify_fd < 0 || inotify_add_watch(d.inotify_fd, dir, IN_MOVED_TO | IN_CREATE) < 0)
+		swarm_log(SWARM_LOG_WARN,
+			  "event=registry_watch_failed dir=%s error=\"%s\" note=\"changes are "
+			  "seen at the next open only\"",
+			  dir, strerror(errno));
+	swarm_log(SWARM_LOG_INFO, "event=registry_open dir=%s generation=%llu models=%d", dir,
+		  (unsigned long long)swarm_registry_generation(d.registry),
+		  swarm_registry_model_count(d.registry));
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1006,6 +1243,11 @@ static void usage(FILE *f)
 		"  --allow-user U       also accept clients of user U (name or uid; repeatable;\n"
 		"                       default: only swarmd's own user)\n"
 		"  --allow-group G      also accept clients in group G (name or gid; repeatable)\n"
+		"  --registry DIR       the model registry (default: $SWARM_REGISTRY, else\n"
+		"                       $XDG_DATA_HOME/swarm/registry, else\n"
+		"                       ~/.local/share/swarm/registry); without one, only the\n"
+		"                       built-in models identity and affine are served\n"
+		"  --no-verify          do not check weights blobs' SHA-256 when loading them\n"
 		"  --worker PATH        the swarm-worker binary (default: beside swarmd)\n"
 		"  --log-level L        debug, info, warn or error (default info)\n"
 		"  -h, --help           this text\n"
@@ -1024,6 +1266,8 @@ static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
 					      { "allow-group", required_argument, 0, 'g' },
 					      { "worker", required_argument, 0, 'w' },
 					      { "log-level", required_argument, 0, 'l' },
+					      { "registry", required_argument, 0, 'r' },
+					      { "no-verify", no_argument, 0, 'V' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -1078,6 +1322,12 @@ static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
 				return 2;
 			}
 			break;
+		case 'r':
+			swarm_copy_str(d.registry_dir, sizeof d.registry_dir, optarg);
+			break;
+		case 'V':
+			d.verify_blobs = 0;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -1097,6 +1347,8 @@ static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
 int main(int argc, char **argv)
 {
 	d.spin_us = 50;
+	d.verify_blobs = 1;
+	d.inotify_fd = -1;
 	d.log_level = SWARM_LOG_INFO;
 	d.next_session_id = 1;
 	d.allow_uid[d.n_allow_uid++] = getuid();
@@ -1133,6 +1385,8 @@ int main(int argc, char **argv)
 			  d.worker_path);
 		return 1;
 	}
+
+	open_registry();
 
 	if (swarm_topology_load(topo_xml, &d.topo)) {
 		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"cannot load topology\"");
@@ -1176,6 +1430,10 @@ int main(int argc, char **argv)
 		swarm_log(SWARM_LOG_ERROR, "event=startup_failed error=\"%s\"", strerror(errno));
 		return 1;
 	}
+	d.registry_w.kind = W_REGISTRY;
+	if (d.inotify_fd >= 0 && epoll_add(d.inotify_fd, &d.registry_w))
+		swarm_log(SWARM_LOG_WARN, "event=registry_watch_failed error=\"%s\"",
+			  strerror(errno));
 	swarm_log(SWARM_LOG_INFO, "event=listening socket=%s devices=%d numa_nodes=%d",
 		  d.socket_path, d.n_dev, swarm_topology_numa_count(d.topo));
 	for (int i = 0; i < d.n_dev; i++) {
@@ -1223,6 +1481,9 @@ int main(int argc, char **argv)
 				handle_worker_msg(
 					(struct device *)((char *)w -
 							  offsetof(struct device, ctl_w)));
+				break;
+			case W_REGISTRY:
+				handle_registry_event();
 				break;
 			case W_DEV_PID:
 				worker_died((struct device *)((char *)w -

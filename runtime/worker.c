@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "kernels/builtin.h"
+#include "registry/loader.h"
+#include "registry/registry.h"
 #include "runtime/event_loop.h"
 #include "runtime/log.h"
 #include "runtime/stats.h"
@@ -44,6 +47,19 @@ enum slot_state {
 	SLOT_PENDING_CQ
 };
 
+/* A model version this worker holds: its weights mapped once, shared by every session that
+ * uses it, unmapped when the last one lets go. */
+struct version {
+	struct version *next;
+	char model[SWARM_NAME_MAX];
+	uint32_t number;
+	char sha[72]; /* "" for a built-in model's own weights */
+	const struct swarm_model_desc *desc;
+	struct swarm_weights w; /* w.map is NULL for a built-in's own weights */
+	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS];
+	uint32_t refs;
+};
+
 struct session {
 	uint64_t id;
 	uint32_t index; /* in the worker's table and its stats page */
@@ -53,6 +69,8 @@ struct session {
 	struct swarm_seg_header *h;
 	struct swarm_seg_geometry geo; /* swarmd's copy; never re-read from the segment */
 	const struct swarm_model_desc *model;
+	struct version *version;
+	const void *const *weights; /* version->ptrs: weights in the order of model->weights */
 	struct swarm_ring_consumer sq;
 	struct swarm_ring_producer cq;
 	uint8_t *slot_state; /* an enum slot_state per slot */
@@ -75,6 +93,9 @@ struct worker {
 	struct session *sessions[SWARM_WORKER_MAX_SESSIONS]; /* by index (stats page, loop tag) */
 	struct session *active[SWARM_WORKER_MAX_SESSIONS];   /* the first n_sessions, dense */
 	uint32_t n_sessions;
+	struct version *versions;
+	char registry[PATH_MAX];
+	int verify_blobs;
 	volatile sig_atomic_t stop;
 };
 
@@ -114,8 +135,100 @@ static void wake_client(struct session *s)
 	}
 }
 
+/* Finds or loads the version v names. Loading maps the blob, touches (and verifies) it, and
+ * binds the model's weights by name, dtype and shape. Returns it with a reference taken, or
+ * NULL with the reason in why. */
+static struct version *version_get(struct worker *w, const struct swarm_msg_version *v, char *why,
+				   size_t why_len)
+{
+	char model[SWARM_NAME_MAX], sha[72];
+	swarm_copy_str(model, sizeof model, v->model);
+	swarm_copy_str(sha, sizeof sha, v->weights_sha);
+	const struct swarm_model_desc *desc = swarm_builtin_by_id(v->builtin_id);
+	if (!desc) {
+		snprintf(why, why_len, "unknown built-in graph %u", v->builtin_id);
+		return NULL;
+	}
+	for (struct version *x = w->versions; x; x = x->next)
+		if (x->desc == desc && !strcmp(x->sha, sha) && !strcmp(x->model, model) &&
+		    x->number == v->version) {
+			x->refs++;
+			return x;
+		}
+	struct version *x = calloc(1, sizeof *x);
+	if (!x) {
+		snprintf(why, why_len, "out of memory");
+		return NULL;
+	}
+	memcpy(x->model, model, sizeof x->model);
+	memcpy(x->sha, sha, sizeof x->sha);
+	x->number = v->version;
+	x->desc = desc;
+	if (!sha[0]) {
+		for (uint32_t i = 0; i < desc->n_weights; i++)
+			x->ptrs[i] = desc->default_weights[i];
+	} else {
+		char path[PATH_MAX];
+		if (!w->registry[0] ||
+		    swarm_registry_blob_path(w->registry, sha, path, sizeof path)) {
+			snprintf(why, why_len, "no registry to load weights %s from", sha);
+			free(x);
+			return NULL;
+		}
+		if (swarm_weights_load(path, v->weights_bytes, sha, w->verify_blobs, &x->w, why,
+				       why_len)) {
+			free(x);
+			return NULL;
+		}
+		for (uint32_t i = 0; i < desc->n_weights; i++) {
+			const struct swarm_weight_spec *ws = &desc->weights[i];
+			const struct swarm_st_tensor *t = swarm_st_find(&x->w.st, ws->name);
+			int ok = t && swarm_st_to_swarm_dtype(t->dtype) == ws->dtype &&
+				 t->ndim == ws->ndim;
+			for (uint32_t k = 0; ok && k < ws->ndim; k++)
+				ok = t->shape[k] == ws->shape[k];
+			if (!ok) {
+				snprintf(why, why_len,
+					 "weights %s: tensor \"%s\" missing or not as %s needs",
+					 sha, ws->name, desc->name);
+				swarm_weights_unload(&x->w);
+				free(x);
+				return NULL;
+			}
+			x->ptrs[i] = (const char *)x->w.map + t->offset;
+		}
+		double s_ = (double)x->w.load_ns / 1e9;
+		swarm_log(SWARM_LOG_INFO,
+			  "event=weights_loaded model=%s version=%u bytes=%zu ms=%.2f gbps=%.2f "
+			  "verified=%d",
+			  model, x->number, x->w.bytes, s_ * 1e3,
+			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, w->verify_blobs);
+	}
+	x->refs = 1;
+	x->next = w->versions;
+	w->versions = x;
+	return x;
+}
+
+static void version_put(struct worker *w, struct version *v)
+{
+	if (!v || --v->refs)
+		return;
+	for (struct version **p = &w->versions; *p; p = &(*p)->next)
+		if (*p == v) {
+			*p = v->next;
+			break;
+		}
+	if (v->w.map)
+		swarm_log(SWARM_LOG_INFO, "event=weights_unloaded model=%s version=%u bytes=%zu",
+			  v->model, v->number, v->w.bytes);
+	swarm_weights_unload(&v->w);
+	free(v);
+}
+
 static void session_free(struct worker *w, struct session *s)
 {
+	version_put(w, s->version);
 	swarm_loop_del(w->loop, s->sq_efd, s->index);
 	if (s->stats)
 		memset(s->stats, 0, sizeof *s->stats);
@@ -212,7 +325,7 @@ static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, u
 			in[i] = base + s->geo.tensor_offset[i];
 		for (uint32_t i = 0; i < s->geo.n_outputs; i++)
 			out[i] = base + s->geo.tensor_offset[s->geo.n_inputs + i];
-		status = s->model->run(in, out, rows);
+		status = s->model->run(in, out, rows, s->weights);
 	}
 	swarm_stat_add(&w->stats->requests, 1);
 	swarm_stat_add(&s->stats->requests, 1);
@@ -275,7 +388,8 @@ static int serve_session(struct worker *w, struct session *s)
 		int32_t status = run_request(w, s, slot, flags, swarm_sqe_rows(e), t0);
 		if ((flags & SWARM_SQE_STAMPED) && n_stamps < SAMPLES_PER_PASS)
 			stamps[n_stamps++] = __atomic_load_n(
-				&swarm_seg_slot(s->base, &s->geo, slot)->t_submit_ns, __ATOMIC_RELAXED);
+				&swarm_seg_slot(s->base, &s->geo, slot)->t_submit_ns,
+				__ATOMIC_RELAXED);
 		if (complete(s, slot, status)) {
 			why = "completion queue indices are corrupt";
 			goto violation;
@@ -323,9 +437,9 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 		snprintf(why, why_len, "attach without its 3 descriptors");
 		return -EINVAL;
 	}
-	const struct swarm_model_desc *model = swarm_builtin_by_id(m->model_id);
+	const struct swarm_model_desc *model = swarm_builtin_by_id(m->v.builtin_id);
 	if (!model) {
-		snprintf(why, why_len, "unknown model id %u", m->model_id);
+		snprintf(why, why_len, "unknown built-in graph %u", m->v.builtin_id);
 		return -ENOENT;
 	}
 	if (swarm_seg_geometry_check(&m->geo) || m->geo.n_inputs != model->n_inputs ||
@@ -340,16 +454,24 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 		snprintf(why, why_len, "worker full (%d sessions)", SWARM_WORKER_MAX_SESSIONS);
 		return -ENOSPC;
 	}
+	struct version *v = version_get(w, &m->v, why, why_len);
+	if (!v)
+		return -EBADMSG;
 	struct session *s = calloc(1, sizeof *s);
-	if (!s)
+	if (!s) {
+		version_put(w, v);
 		return -ENOMEM;
+	}
 	s->id = m->session_id;
 	s->index = idx;
 	s->geo = m->geo;
 	s->model = model;
+	s->version = v;
+	s->weights = v->ptrs;
 	int err = swarm_seg_map(fds[0], s->geo.segment_bytes, &s->base);
 	if (err) {
 		snprintf(why, why_len, "cannot map the segment: %s", strerror(-err));
+		version_put(w, v);
 		free(s);
 		return err;
 	}
@@ -386,6 +508,7 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 	return 0;
 
 err_free:
+	version_put(w, v);
 	munmap(s->base, s->geo.segment_bytes);
 	free(s->slot_state);
 	free(s->pending);
@@ -402,6 +525,37 @@ static struct session *find_session(struct worker *w, uint64_t id)
 	return NULL;
 }
 
+/* Serves a session with another version from the next pass on: between two passes, so at
+ * a request boundary. The new version is loaded beside the old one, which is unmapped when
+ * its last session lets go. */
+static void handle_switch(struct worker *w, const struct swarm_msg_switch *m)
+{
+	struct swarm_msg_switched r;
+	swarm_msg_init(&r.h, SWARM_MSG_SWITCHED, sizeof r, m->h.seq);
+	r.session_id = m->session_id;
+	r.version = m->v.version;
+	struct session *s = find_session(w, m->session_id);
+	struct version *v = NULL;
+	if (!s) {
+		r.status = -ENOENT;
+		swarm_copy_str(r.text, sizeof r.text, "no such session on this worker");
+	} else if (swarm_builtin_by_id(m->v.builtin_id) != s->model) {
+		r.status = -EINVAL;
+		swarm_copy_str(r.text, sizeof r.text, "the new version has another graph");
+	} else if (!(v = version_get(w, &m->v, r.text, sizeof r.text))) {
+		r.status = -EBADMSG;
+	} else {
+		struct version *old = s->version;
+		s->version = v;
+		s->weights = v->ptrs;
+		version_put(w, old);
+		swarm_log(SWARM_LOG_INFO, "event=session_switched session=%llu model=%s version=%u",
+			  (unsigned long long)s->id, v->model, v->number);
+	}
+	if (w->ctl >= 0)
+		swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+}
+
 /* Handles every message waiting on the control socket. Returns -1 when swarmd is gone. */
 static int handle_ctl(struct worker *w)
 {
@@ -410,6 +564,7 @@ static int handle_ctl(struct worker *w)
 			struct swarm_msg_hdr h;
 			struct swarm_msg_attach attach;
 			struct swarm_msg_detach detach;
+			struct swarm_msg_switch sw;
 		} m;
 		int fds[SWARM_MSG_MAX_FDS], nfds = SWARM_MSG_MAX_FDS;
 		int n = swarm_msg_recv(w->ctl, &m, sizeof m, fds, &nfds);
@@ -423,7 +578,7 @@ static int handle_ctl(struct worker *w)
 		}
 		int type = swarm_msg_check(&m, (size_t)n);
 		if (type == SWARM_MSG_ATTACH) {
-			char why[128] = "";
+			char why[SWARM_MSG_TEXT_MAX] = "";
 			int err = handle_attach(w, &m.attach, fds, nfds, why, sizeof why);
 			if (err) {
 				swarm_log(SWARM_LOG_WARN,
@@ -436,12 +591,15 @@ static int handle_ctl(struct worker *w)
 			swarm_msg_init(&r.h, SWARM_MSG_ATTACH_REPLY, sizeof r, m.h.seq);
 			r.session_id = m.attach.session_id;
 			r.status = err;
+			swarm_copy_str(r.text, sizeof r.text, why);
 			swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
 			continue;
 		}
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
-		if (type == SWARM_MSG_DETACH) {
+		if (type == SWARM_MSG_SWITCH) {
+			handle_switch(w, &m.sw);
+		} else if (type == SWARM_MSG_DETACH) {
 			struct session *s = find_session(w, m.detach.session_id);
 			if (s)
 				session_free(w, s);
@@ -555,12 +713,16 @@ static void usage(FILE *f)
 		"  --cpus LIST     cores to bind to (cpulist, e.g. 0-3)\n"
 		"  --numa NODE     NUMA node for memory (-1: leave it)\n"
 		"  --spin-us N     spin this long with nothing to do before sleeping (default 50)\n"
+		"  --registry DIR  the model registry to load weights blobs from\n"
+		"  --no-verify     do not check a blob's SHA-256 when loading it\n"
 		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring.\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct worker w = { .ctl = -1, .numa_node = -1, .spin_ns = 50000, .device_index = -1 };
+	struct worker w = {
+		.ctl = -1, .numa_node = -1, .spin_ns = 50000, .device_index = -1, .verify_blobs = 1
+	};
 	int stats_fd = -1, level = SWARM_LOG_INFO;
 	static const struct option opts[] = { { "ctl-fd", required_argument, 0, 'c' },
 					      { "stats-fd", required_argument, 0, 's' },
@@ -570,6 +732,8 @@ int main(int argc, char **argv)
 					      { "numa", required_argument, 0, 'N' },
 					      { "spin-us", required_argument, 0, 'S' },
 					      { "log-level", required_argument, 0, 'l' },
+					      { "registry", required_argument, 0, 'r' },
+					      { "no-verify", no_argument, 0, 'V' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -597,6 +761,12 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			level = swarm_log_parse_level(optarg);
+			break;
+		case 'r':
+			swarm_copy_str(w.registry, sizeof w.registry, optarg);
+			break;
+		case 'V':
+			w.verify_blobs = 0;
 			break;
 		case 'h':
 			usage(stdout);

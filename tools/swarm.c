@@ -1,6 +1,6 @@
-/* swarm.c: the `swarm` command line. Today: `swarm status`, what swarmd serves, per device
- * and per session, from the workers' stats pages (read by swarmd without asking them).
- * Later issues add `registry`, `top` and `topo` here. */
+/* swarm.c: the `swarm` command line. `swarm status`: what swarmd serves, per device and per
+ * session, from the workers' stats pages (read by swarmd without asking them); `swarm
+ * registry`: the model registry (tools/cmd_registry.c). Later issues add `top` and `topo`. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include "ipc/proto.h"
 #include "runtime/balancer.h"
 #include "swarm/swarm.h"
+#include "tools/cmd.h"
 
 static void usage(FILE *f)
 {
@@ -20,6 +21,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  status [--socket PATH] [--json]   devices and sessions of a running swarmd\n"
+		   "  registry <command> ...            the model registry (swarm registry --help)\n"
 		   "\n"
 		   "The socket defaults to $SWARM_SOCKET, else swarmd's default path.\n"
 		   "Exit status: 0 on success, 1 when swarmd cannot be reached, 2 on bad usage.\n");
@@ -222,6 +224,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "registry"))
+		return swarm_cmd_registry(argc - 1, argv + 1);
 	fprintf(stderr, "swarm: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -6,22 +6,28 @@
 #define AFFINE_WIDTH 16
 #define IDENTITY_WIDTH 64
 
-static int identity_run(const void *const *in, void *const *out, uint32_t rows)
+static int identity_run(const void *const *in, void *const *out, uint32_t rows,
+			const void *const *w)
 {
+	(void)w;
 	memcpy(out[0], in[0], (size_t)rows * IDENTITY_WIDTH);
 	return 0;
 }
 
-static int affine_run(const void *const *in, void *const *out, uint32_t rows)
+static int affine_run(const void *const *in, void *const *out, uint32_t rows, const void *const *w)
 {
 	const float *x = in[0];
+	const float *scale = w[0], *bias = w[1];
 	float *y = out[0];
-	size_t n = (size_t)rows * AFFINE_WIDTH;
-	/* A plain loop: gcc vectorises it at -O2 and above. */
-	for (size_t i = 0; i < n; i++)
-		y[i] = 2.0f * x[i] + 1.0f;
+	/* Plain loops: gcc vectorises the inner one at -O2 and above. */
+	for (uint32_t r = 0; r < rows; r++, x += AFFINE_WIDTH, y += AFFINE_WIDTH)
+		for (uint32_t i = 0; i < AFFINE_WIDTH; i++)
+			y[i] = scale[i] * x[i] + bias[i];
 	return 0;
 }
+
+static const float affine_scale[AFFINE_WIDTH] = { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 };
+static const float affine_bias[AFFINE_WIDTH] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 
 static const struct swarm_model_desc models[] = {
 	{
@@ -62,6 +68,16 @@ static const struct swarm_model_desc models[] = {
 			       .row_bytes = AFFINE_WIDTH * 4 } },
 		.default_slots = 8,
 		.max_rows = 1024,
+		.n_weights = 2,
+		.weights = { { .name = "scale",
+			       .dtype = SWARM_DTYPE_F32,
+			       .ndim = 1,
+			       .shape = { AFFINE_WIDTH } },
+			     { .name = "bias",
+			       .dtype = SWARM_DTYPE_F32,
+			       .ndim = 1,
+			       .shape = { AFFINE_WIDTH } } },
+		.default_weights = { affine_scale, affine_bias },
 		.run = affine_run,
 	},
 };

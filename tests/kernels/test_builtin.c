@@ -213,7 +213,7 @@ static void identity_case(uint32_t rows)
 	memcpy(x0, x, n);
 	const void *in[1] = { x };
 	void *out[1] = { y };
-	int rc = m->run(in, out, rows);
+	int rc = m->run(in, out, rows, m->default_weights);
 	cr_assert_eq(rc, 0, "identity rows %u: run = %d", rows, rc);
 	for (size_t i = 0; i < n; i++)
 		cr_assert_eq(y[i], x0[i], "identity rows %u: byte %zu is 0x%02x, want 0x%02x", rows,
@@ -243,7 +243,7 @@ Test(kernels_builtin, identity_zero_rows_writes_nothing)
 	unsigned char *x = alloc_guarded(0), *y = alloc_guarded(0);
 	const void *in[1] = { x };
 	void *out[1] = { y };
-	int rc = m->run(in, out, 0);
+	int rc = m->run(in, out, 0, m->default_weights);
 	cr_assert_eq(rc, 0, "identity rows 0: run = %d", rc);
 	assert_guard_intact(y, 0, "identity output", 0);
 	free(x);
@@ -272,7 +272,7 @@ static void affine_case(uint32_t rows)
 		x[count - 1] = 1e30f;
 	const void *in[1] = { xb };
 	void *out[1] = { yb };
-	int rc = m->run(in, out, rows);
+	int rc = m->run(in, out, rows, m->default_weights);
 	cr_assert_eq(rc, 0, "affine rows %u: run = %d", rows, rc);
 	for (size_t i = 0; i < count; i++) {
 		double want = 2.0 * (double)x[i] + 1.0;
@@ -303,7 +303,7 @@ Test(kernels_builtin, affine_stays_in_bounds_on_hostile_bytes)
 	fill_random(x, n, 0xbadbadu);
 	const void *in[1] = { x };
 	void *out[1] = { y };
-	int rc = m->run(in, out, rows);
+	int rc = m->run(in, out, rows, m->default_weights);
 	cr_assert_eq(rc, 0, "affine on random bytes: run = %d", rc);
 	assert_guard_intact(y, n, "affine output", rows);
 	free(x);

@@ -1,0 +1,120 @@
+/* loader.c: mapping, first-touching, verifying and parsing a weights blob (loader.h). */
+#include "registry/loader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK (4u << 20) /* hashed (and so touched) per step */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void to_hex(const unsigned char *md, char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 15];
+	}
+	out[64] = 0;
+}
+
+void swarm_sha256_hex(const void *buf, size_t len, char out[65])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL);
+	to_hex(md, out);
+}
+
+/* Touches one byte of every page in [p, p + len): the page cache's pages get mapped now. */
+static uint64_t touch(const volatile unsigned char *p, size_t len)
+{
+	uint64_t sum = 0;
+	for (size_t off = 0; off < len; off += 4096)
+		sum += p[off];
+	return sum;
+}
+
+int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, int verify,
+		       struct swarm_weights *out, char *err, size_t err_len)
+{
+	memset(out, 0, sizeof *out);
+	uint64_t t0 = now_ns();
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, err_len, "cannot open weights %s: %s", path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (bytes && (uint64_t)st.st_size != bytes)) {
+		snprintf(err, err_len, "weights %s hold %lld bytes, the catalog says %llu", path,
+			 (long long)st.st_size, (unsigned long long)bytes);
+		close(fd);
+		return -EBADMSG;
+	}
+	size_t len = (size_t)st.st_size;
+	void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		int e = errno;
+		snprintf(err, err_len, "cannot map weights %s: %s", path, strerror(e));
+		return -e;
+	}
+	/* The kernel reads ahead in large steps for a sequential pass. */
+	madvise(map, len, MADV_SEQUENTIAL);
+	if (verify && sha_hex) {
+		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+		unsigned char md[32];
+		unsigned int n = 0;
+		char hex[65];
+		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+		for (size_t off = 0; off < len; off += CHUNK)
+			EVP_DigestUpdate(ctx, (const char *)map + off,
+					 len - off < CHUNK ? len - off : CHUNK);
+		EVP_DigestFinal_ex(ctx, md, &n);
+		EVP_MD_CTX_free(ctx);
+		to_hex(md, hex);
+		if (strcmp(hex, sha_hex) != 0) {
+			snprintf(err, err_len,
+				 "weights changed on disk: blob %.16s... has SHA-256 %.16s..., the "
+				 "catalog says %.16s...; run `swarm registry verify`",
+				 sha_hex, hex, sha_hex);
+			munmap(map, len);
+			return -EBADMSG;
+		}
+	} else {
+		(void)touch(map, len);
+	}
+	madvise(map, len, MADV_RANDOM);
+	int rc = swarm_st_parse(map, len, &out->st, err, err_len);
+	if (rc) {
+		munmap(map, len);
+		return rc;
+	}
+	out->map = map;
+	out->bytes = len;
+	out->load_ns = now_ns() - t0;
+	return 0;
+}
+
+void swarm_weights_unload(struct swarm_weights *w)
+{
+	if (!w->map)
+		return;
+	swarm_st_free(&w->st);
+	munmap(w->map, w->bytes);
+	w->map = NULL;
+}

@@ -1,0 +1,37 @@
+/* loader.h: loading a version's weights blob for computing on it in place.
+ *
+ * The blob is mmap'd read-only and shared, so that every worker (and every version that
+ * shares the blob) uses the page cache's one copy; the CPU device computes on the mapping
+ * itself. Loading touches every page once (the first touch, so that the first request does
+ * not pay for page faults) and, unless asked not to, verifies the blob's SHA-256 in the same
+ * pass, so a blob whose bytes changed on disk is refused here. It reports bytes and time.
+ */
+#ifndef SWARM_REGISTRY_LOADER_H
+#define SWARM_REGISTRY_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry/safetensors.h"
+
+struct swarm_weights {
+	void *map;
+	size_t bytes;
+	struct swarm_st_file st;
+	uint64_t load_ns; /* mmap, first touch (and verify), parse */
+};
+
+/* SHA-256 of buf as 64 lowercase hex digits and a NUL. */
+void swarm_sha256_hex(const void *buf, size_t len, char out[65]);
+
+/* Maps path, checks that it holds exactly bytes bytes (0: any size), touches every page,
+ * checks its SHA-256 against sha_hex when verify is set (NULL or verify 0: no check), and
+ * parses it as safetensors. Returns 0, -ENOENT, -EBADMSG (size or hash differs: the message
+ * says which) or -EINVAL (not a valid safetensors file), with a message in err. */
+int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, int verify,
+		       struct swarm_weights *out, char *err, size_t err_len);
+
+/* Unmaps and frees what swarm_weights_load made. */
+void swarm_weights_unload(struct swarm_weights *w);
+
+#endif /* SWARM_REGISTRY_LOADER_H */

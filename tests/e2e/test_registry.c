@@ -1,0 +1,296 @@
+/* test_registry.c: serving models from the registry, end to end.
+ *
+ * A registry is made in a temporary directory with versions of an affine model whose weights
+ * (scale and bias, f32 [16]) differ per version, then swarmd serves it. The hot-swap test
+ * hammers the model from several clients while v2 is published and activated and v1 is
+ * rolled back to: no request may fail, and every output must be exactly one version's. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e/harness.h"
+#include "registry/registry.h"
+#include "registry/safetensors.h"
+
+#define WIDTH 16
+#define CLIENTS 4
+
+static char reg_dir[512];
+static char work_dir[256];
+
+/* Writes the weights of version (scale, bias) and the affine manifest; returns their paths. */
+static void make_version(float scale, float bias, char *weights, char *manifest, size_t len)
+{
+	float s[WIDTH], b[WIDTH];
+	for (int i = 0; i < WIDTH; i++) {
+		s[i] = scale;
+		b[i] = bias;
+	}
+	int64_t shape[1] = { WIDTH };
+	struct swarm_st_write_tensor t[2] = {
+		{ .name = "bias", .dtype = SWARM_ST_F32, .ndim = 1, .shape = shape, .data = b },
+		{ .name = "scale", .dtype = SWARM_ST_F32, .ndim = 1, .shape = shape, .data = s },
+	};
+	snprintf(weights, len, "%s/w-%g-%g.safetensors", work_dir, scale, bias);
+	cr_assert_eq(swarm_st_write(weights, t, 2), 0, "write %s", weights);
+	snprintf(manifest, len, "%s/manifest.json", work_dir);
+	FILE *f = fopen(manifest, "w");
+	cr_assert_not_null(f);
+	fputs("{\"format\": 1,\n"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],\n"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],\n"
+	      " \"graph\": {\"builtin\": \"affine\"},\n"
+	      " \"weights\": [{\"name\": \"scale\", \"dtype\": \"f32\", \"shape\": [16]},\n"
+	      "             {\"name\": \"bias\", \"dtype\": \"f32\", \"shape\": [16]}],\n"
+	      " \"deploy\": {\"max_rows\": 64, \"slots\": 4}}\n",
+	      f);
+	fclose(f);
+}
+
+static uint32_t publish(float scale, float bias, int activate)
+{
+	char w[512], m[512], err[512];
+	make_version(scale, bias, w, m, sizeof w);
+	uint32_t v = 0;
+	const char *meta[1] = { "source=test" };
+	int rc = swarm_registry_publish(reg_dir, "scaler", w, m, meta, 1, activate, &v, err,
+					sizeof err);
+	cr_assert_eq(rc, 0, "publish scale %g: %d: %s", scale, rc, err);
+	return v;
+}
+
+static void setup(void)
+{
+	snprintf(work_dir, sizeof work_dir, "/tmp/swarm-reg-e2e-XXXXXX");
+	cr_assert_not_null(mkdtemp(work_dir));
+	snprintf(reg_dir, sizeof reg_dir, "%s/registry", work_dir);
+	char err[512];
+	cr_assert_eq(swarm_registry_init(reg_dir, err, sizeof err), 0, "init: %s", err);
+}
+
+static void teardown(void)
+{
+	h_teardown();
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", work_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", work_dir);
+}
+
+TestSuite(e2e_registry, .init = setup, .fini = teardown, .timeout = 120);
+
+static void start(void)
+{
+	const char *extra[] = { "--registry", reg_dir, NULL };
+	h_start("cpu:2", extra);
+}
+
+/* One request of rows rows with inputs exact in f32; returns which version's output came
+ * back (1 for scale 2 bias 1, 2 for scale 3 bias -0.5), 0 for neither, or a negative errno. */
+static int one_request(swarm_session *s, uint32_t rows, uint32_t seed)
+{
+	swarm_request *r;
+	int rc = swarm_request_alloc(s, rows, &r);
+	if (rc)
+		return rc;
+	float *x = swarm_request_input(r, 0);
+	for (uint32_t i = 0; i < rows * WIDTH; i++)
+		x[i] = (float)((int)((seed * 2654435761u + i * 40503u) % 2000) - 1000) / 8.0f;
+	rc = swarm_request_submit(r, 0);
+	if (!rc)
+		rc = swarm_request_wait(r, 5 * H_SEC);
+	if (rc) {
+		swarm_request_release(r);
+		return rc;
+	}
+	const float *y = swarm_request_output(r, 0);
+	int v1 = 1, v2 = 1;
+	for (uint32_t i = 0; i < rows * WIDTH; i++) {
+		v1 &= y[i] == 2.0f * x[i] + 1.0f;
+		v2 &= y[i] == 3.0f * x[i] - 0.5f;
+	}
+	swarm_request_release(r);
+	return v1 ? 1 : v2 ? 2 : 0;
+}
+
+struct hammer {
+	pthread_t t;
+	volatile int stop;
+	long requests, failures, mixed, seen[3];
+	int last;
+	int first_error;
+	uint32_t seed;
+};
+
+static void *hammer_run(void *arg)
+{
+	struct hammer *h = arg;
+	swarm_client *c = NULL;
+	swarm_session *s = NULL;
+	if (h_connect(&c) || swarm_session_open(c, "scaler", 0, NULL, &s)) {
+		h->failures++;
+		h->first_error = -ENOTCONN;
+		if (c)
+			swarm_disconnect(c);
+		return NULL;
+	}
+	swarm_session_set_spin(s, 0); /* 4 clients and 2 workers share 2 cores */
+	while (!h->stop) {
+		int v = one_request(s, 1 + h->seed % 8, h->seed);
+		h->seed++;
+		h->requests++;
+		if (v < 0) {
+			if (!h->first_error)
+				h->first_error = v;
+			h->failures++;
+		} else if (v == 0) {
+			h->mixed++;
+		} else {
+			h->seen[v]++;
+			__atomic_store_n(&h->last, v, __ATOMIC_RELEASE);
+		}
+	}
+	swarm_disconnect(c);
+	return NULL;
+}
+
+/* Waits until every hammer has answered with version want at least once more. */
+static int wait_all_see(struct hammer *hs, int want, int64_t timeout_ns)
+{
+	uint64_t end = h_now_ns() + (uint64_t)timeout_ns;
+	while (h_now_ns() < end) {
+		int all = 1;
+		for (int i = 0; i < CLIENTS; i++)
+			all &= __atomic_load_n(&hs[i].last, __ATOMIC_ACQUIRE) == want;
+		if (all)
+			return 0;
+		h_sleep_ms(5);
+	}
+	return -ETIMEDOUT;
+}
+
+Test(e2e_registry, hot_swap_and_rollback_under_load_fail_no_request)
+{
+	cr_assert_eq(publish(2.0f, 1.0f, 1), 1u);
+	start();
+	struct hammer hs[CLIENTS] = { 0 };
+	for (int i = 0; i < CLIENTS; i++) {
+		hs[i].seed = 1000u * (uint32_t)i + 1;
+		cr_assert_eq(pthread_create(&hs[i].t, NULL, hammer_run, &hs[i]), 0);
+	}
+	int rc = wait_all_see(hs, 1, 10 * H_SEC);
+	cr_assert_eq(rc, 0, "the clients never got v1's output");
+
+	uint32_t v2 = publish(3.0f, -0.5f, 1); /* publish and activate in one step */
+	cr_assert_eq(v2, 2u);
+	int saw_v2 = wait_all_see(hs, 2, 10 * H_SEC);
+
+	char err[512];
+	uint32_t back = 0;
+	int rb = swarm_registry_rollback(reg_dir, "scaler", &back, err, sizeof err);
+	int saw_v1_again = rb == 0 ? wait_all_see(hs, 1, 10 * H_SEC) : -1;
+	h_sleep_ms(100);
+	for (int i = 0; i < CLIENTS; i++) {
+		hs[i].stop = 1;
+		pthread_join(hs[i].t, NULL);
+	}
+	long total = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		total += hs[i].requests;
+		cr_expect_eq(hs[i].failures, 0,
+			     "client %d: %ld of %ld requests failed (first: %d %s)", i,
+			     hs[i].failures, hs[i].requests, hs[i].first_error,
+			     swarm_strerror(hs[i].first_error));
+		cr_expect_eq(hs[i].mixed, 0,
+			     "client %d: %ld outputs were neither v1's nor v2's (mixed versions)",
+			     i, hs[i].mixed);
+	}
+	if (saw_v2 || saw_v1_again)
+		h_print_log("swap");
+	cr_assert_eq(saw_v2, 0, "after activating v2 not every client saw its output");
+	cr_assert_eq(rb, 0, "rollback: %s", err);
+	cr_assert_eq(back, 1u, "rollback went to %u, want 1", back);
+	cr_assert_eq(saw_v1_again, 0, "after the rollback not every client saw v1 again");
+	cr_assert_gt(total, 100, "only %ld requests ran", total);
+	cr_assert(h_log_contains("event=session_switched"), "swarmd logged no switch");
+	h_stop();
+}
+
+Test(e2e_registry, session_opened_at_a_version_stays_on_it)
+{
+	cr_assert_eq(publish(2.0f, 1.0f, 1), 1u);
+	start();
+	swarm_client *c = NULL;
+	cr_assert_eq(h_connect(&c), 0);
+	swarm_session *pinned = NULL, *follow = NULL;
+	cr_assert_eq(swarm_session_open(c, "scaler", 1, NULL, &pinned), 0, "%s",
+		     swarm_client_error(c));
+	cr_assert_eq(swarm_session_open(c, "scaler", 0, NULL, &follow), 0, "%s",
+		     swarm_client_error(c));
+	cr_assert_eq(one_request(pinned, 2, 7), 1);
+	publish(3.0f, -0.5f, 1);
+	uint64_t end = h_now_ns() + 10 * H_SEC;
+	int v = 1;
+	while (h_now_ns() < end && (v = one_request(follow, 2, 9)) == 1)
+		h_sleep_ms(5);
+	cr_assert_eq(v, 2, "the session opened by name never moved to v2 (last %d)", v);
+	swarm_session_info info;
+	swarm_session_info_get(follow, &info);
+	cr_assert_eq(info.model_version, 2u, "session info says version %u", info.model_version);
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(one_request(pinned, 2, 100 + (uint32_t)i), 1,
+			     "the session opened at version 1 left it");
+	swarm_disconnect(c);
+	h_stop();
+}
+
+Test(e2e_registry, unknown_version_is_enoent_with_a_hint)
+{
+	publish(2.0f, 1.0f, 1);
+	start();
+	swarm_client *c = NULL;
+	cr_assert_eq(h_connect(&c), 0);
+	swarm_session *s = NULL;
+	int rc = swarm_session_open(c, "scaler", 9, NULL, &s);
+	cr_assert_eq(rc, -ENOENT, "open scaler@9: %d", rc);
+	cr_assert(strstr(swarm_client_error(c), "no version 9") != NULL, "message: %s",
+		  swarm_client_error(c));
+	swarm_disconnect(c);
+	h_stop();
+}
+
+Test(e2e_registry, blob_changed_on_disk_is_refused_at_load)
+{
+	publish(2.0f, 1.0f, 1);
+	char err[512];
+	struct swarm_registry *r;
+	cr_assert_eq(swarm_registry_open(reg_dir, &r, err, sizeof err), 0, "%s", err);
+	struct swarm_reg_version v;
+	cr_assert_eq(swarm_registry_find_version(r, "scaler", 1, &v), 0);
+	swarm_registry_close(r);
+	char path[512];
+	swarm_registry_blob_path(reg_dir, v.weights_sha, path, sizeof path);
+	/* Flip one byte of the last weight: same size, other bytes. */
+	FILE *f = fopen(path, "r+b");
+	cr_assert_not_null(f, "open %s", path);
+	fseek(f, -1, SEEK_END);
+	int ch = fgetc(f);
+	fseek(f, -1, SEEK_END);
+	fputc(ch ^ 0x40, f);
+	fclose(f);
+	start();
+	swarm_client *c = NULL;
+	cr_assert_eq(h_connect(&c), 0);
+	swarm_session *s = NULL;
+	int rc = swarm_session_open(c, "scaler", 0, NULL, &s);
+	cr_assert_neq(rc, 0, "a session on a corrupt blob opened");
+	cr_assert(strstr(swarm_client_error(c), "changed on disk") != NULL,
+		  "the client was not told why: \"%s\"", swarm_client_error(c));
+	cr_assert(h_log_contains("changed on disk"), "the worker did not say why");
+	swarm_disconnect(c);
+	h_stop();
+}

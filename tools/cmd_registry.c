@@ -1,0 +1,441 @@
+/* cmd_registry.c: `swarm registry ...`, the command line of the model registry.
+ *
+ * Human-readable output by default, --json for scripts (one JSON document on stdout). Exit
+ * status: 0 success, 1 the operation failed, 2 bad usage, 3 `verify` found problems, 4 no
+ * such registry, model or version. Errors go to stderr and say what to do next.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "registry/registry.h"
+#include "tools/cmd.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_PROBLEMS = 3,
+	EXIT_NOT_FOUND = 4
+};
+
+#define MAX_META SWARM_REG_MAX_META
+
+struct opts {
+	const char *registry;
+	const char *weights;
+	const char *manifest;
+	const char *meta[MAX_META + 1];
+	int n_meta;
+	int activate;
+	int json;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: swarm registry [--registry DIR] [--json] <command> [args]\n"
+		"\n"
+		"commands:\n"
+		"  init                                  create an empty registry\n"
+		"  publish NAME --weights F.safetensors --manifest F.json [--meta k=v ...]\n"
+		"          [--activate]                  add a version (the first one is activated)\n"
+		"  list                                  models, their versions and active version\n"
+		"  show NAME[@VERSION]                   a model, or one version in detail\n"
+		"  activate NAME@VERSION                 make a version the active one\n"
+		"  rollback NAME                         go back to the previously active version\n"
+		"  remove NAME@VERSION                   delete a version (not the active one)\n"
+		"  verify                                check the catalog and every blob's SHA-256\n"
+		"\n"
+		"The registry is --registry DIR, else $SWARM_REGISTRY, else\n"
+		"$XDG_DATA_HOME/swarm/registry, else ~/.local/share/swarm/registry.\n"
+		"Exit status: 0 ok, 1 failed, 2 bad usage, 3 verify found problems, 4 not found.\n");
+}
+
+static int exit_for(int rc)
+{
+	if (rc == 0)
+		return EXIT_OK;
+	return rc == -ENOENT ? EXIT_NOT_FOUND : EXIT_FAIL;
+}
+
+static int fail(const char *cmd, int rc, const char *err)
+{
+	fprintf(stderr, "swarm registry %s: %s\n", cmd, err && *err ? err : strerror(-rc));
+	return exit_for(rc);
+}
+
+/* Splits NAME@VERSION. need_version: the version is required. Returns 0 or -EINVAL. */
+static int split_ref(const char *ref, char *name, size_t len, uint32_t *version, int need_version)
+{
+	const char *at = strchr(ref, '@');
+	size_t n = at ? (size_t)(at - ref) : strlen(ref);
+	if (n == 0 || n >= len)
+		return -EINVAL;
+	memcpy(name, ref, n);
+	name[n] = 0;
+	*version = 0;
+	if (!at)
+		return need_version ? -EINVAL : 0;
+	char *end;
+	unsigned long v = strtoul(at + 1, &end, 10);
+	if (!at[1] || *end || v == 0 || v > UINT32_MAX)
+		return -EINVAL;
+	*version = (uint32_t)v;
+	return 0;
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	json_decref(j);
+}
+
+static void fmt_time(uint64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *version_json(const struct swarm_reg_version *v)
+{
+	char when[32];
+	fmt_time(v->created_ns, when, sizeof when);
+	json_t *meta = json_object();
+	for (uint32_t i = 0; i < v->n_meta && i < SWARM_REG_MAX_META; i++)
+		json_object_set_new(meta, v->meta[i].key, json_string(v->meta[i].value));
+	const struct swarm_deploy_config *c = &v->deploy;
+	return json_pack("{s:s, s:i, s:b, s:s, s:s, s:I, s:s, s:I, s:o, s:{s:i, s:i, s:i, s:i, "
+			 "s:i, s:i, s:i}}",
+			 "model", v->model, "version", (json_int_t)v->version, "active", v->active,
+			 "created", when, "weights_sha256", v->weights_sha, "weights_bytes",
+			 (json_int_t)v->weights_bytes, "manifest_sha256", v->manifest_sha,
+			 "manifest_bytes", (json_int_t)v->manifest_bytes, "meta", meta, "deploy",
+			 "max_rows", (json_int_t)c->max_rows, "max_batch", (json_int_t)c->max_batch,
+			 "max_queue_delay_us", (json_int_t)c->max_queue_delay_us, "slots",
+			 (json_int_t)c->slots, "min_devices", (json_int_t)c->min_devices,
+			 "max_devices", (json_int_t)c->max_devices, "latency_p99_us",
+			 (json_int_t)c->latency_p99_us);
+}
+
+static void print_version(const struct swarm_reg_version *v)
+{
+	char when[32];
+	fmt_time(v->created_ns, when, sizeof when);
+	const struct swarm_deploy_config *c = &v->deploy;
+	printf("%s@%u%s\n", v->model, v->version, v->active ? "  (active)" : "");
+	printf("  created     %s\n", when);
+	printf("  weights     %s  %" PRIu64 " bytes\n", v->weights_sha, v->weights_bytes);
+	printf("  manifest    %s  %" PRIu64 " bytes\n", v->manifest_sha, v->manifest_bytes);
+	printf("  deploy      max_rows %u, max_batch %u, max_queue_delay %u us, slots %u, "
+	       "devices %u..%u, p99 objective %u us\n",
+	       c->max_rows, c->max_batch, c->max_queue_delay_us, c->slots, c->min_devices,
+	       c->max_devices, c->latency_p99_us);
+	for (uint32_t i = 0; i < v->n_meta && i < SWARM_REG_MAX_META; i++)
+		printf("  meta        %s=%s\n", v->meta[i].key, v->meta[i].value);
+}
+
+static int open_reader(const char *dir, struct swarm_registry **r, const char *cmd)
+{
+	char err[512];
+	int rc = swarm_registry_open(dir, r, err, sizeof err);
+	if (rc)
+		return fail(cmd, rc, err);
+	return 0;
+}
+
+static int cmd_list(const char *dir, const struct opts *o)
+{
+	struct swarm_registry *r;
+	int rc = open_reader(dir, &r, "list");
+	if (rc)
+		return rc;
+	int n = swarm_registry_model_count(r);
+	json_t *models = json_array();
+	if (!o->json && n == 0)
+		printf("no models in %s; add one with `swarm registry publish`\n", dir);
+	else if (!o->json)
+		printf("%-24s %-8s %s\n", "MODEL", "ACTIVE", "VERSIONS");
+	for (int i = 0; i < n; i++) {
+		struct swarm_reg_model m;
+		if (swarm_registry_model_at(r, i, &m))
+			continue;
+		json_t *vs = json_array();
+		char list[512] = "";
+		size_t used = 0;
+		for (uint32_t k = 0; k < m.n_versions && k < 256; k++) {
+			json_array_append_new(vs, json_integer(m.versions[k]));
+			int w = snprintf(list + used, sizeof list - used, "%s%u", k ? "," : "",
+					 m.versions[k]);
+			if (w > 0 && (size_t)w < sizeof list - used)
+				used += (size_t)w;
+		}
+		if (o->json) {
+			json_array_append_new(models, json_pack("{s:s, s:i, s:o}", "name", m.name,
+								"active_version",
+								(json_int_t)m.active_version,
+								"versions", vs));
+		} else {
+			json_decref(vs);
+			char active[16];
+			snprintf(active, sizeof active, m.active_version ? "%u" : "-",
+				 m.active_version);
+			printf("%-24s %-8s %s\n", m.name, active, list);
+		}
+	}
+	if (o->json)
+		print_json(json_pack("{s:s, s:I, s:o}", "registry", dir, "generation",
+				     (json_int_t)swarm_registry_generation(r), "models", models));
+	else
+		json_decref(models);
+	swarm_registry_close(r);
+	return EXIT_OK;
+}
+
+static int cmd_show(const char *dir, const char *ref, const struct opts *o)
+{
+	char name[SWARM_NAME_MAX];
+	uint32_t version;
+	if (split_ref(ref, name, sizeof name, &version, 0)) {
+		fprintf(stderr, "swarm registry show: \"%s\" is not NAME or NAME@VERSION\n", ref);
+		return EXIT_USAGE;
+	}
+	struct swarm_registry *r;
+	int rc = open_reader(dir, &r, "show");
+	if (rc)
+		return rc;
+	struct swarm_reg_model m;
+	if (swarm_registry_find_model(r, name, &m)) {
+		swarm_registry_close(r);
+		fprintf(stderr,
+			"swarm registry show: no model %s in %s; `swarm registry list` "
+			"lists them\n",
+			name, dir);
+		return EXIT_NOT_FOUND;
+	}
+	json_t *vs = json_array();
+	int found = 0;
+	for (uint32_t k = 0; k < m.n_versions && k < 256; k++) {
+		if (version && m.versions[k] != version)
+			continue;
+		struct swarm_reg_version v;
+		if (swarm_registry_find_version(r, name, m.versions[k], &v))
+			continue;
+		found++;
+		if (o->json)
+			json_array_append_new(vs, version_json(&v));
+		else
+			print_version(&v);
+	}
+	if (version && !found) {
+		json_decref(vs);
+		swarm_registry_close(r);
+		fprintf(stderr, "swarm registry show: model %s has no version %u\n", name, version);
+		return EXIT_NOT_FOUND;
+	}
+	json_t *hist = json_array();
+	for (uint32_t k = 0; k < m.n_history && k < 64; k++) {
+		char when[32];
+		fmt_time(m.history[k].when_ns, when, sizeof when);
+		const char *what = m.history[k].action == 2 ? "rollback" : "activate";
+		if (o->json)
+			json_array_append_new(hist, json_pack("{s:i, s:s, s:s}", "version",
+							      (json_int_t)m.history[k].version,
+							      "action", what, "when", when));
+		else if (!version)
+			printf("history     %s %s to %u\n", when, what, m.history[k].version);
+	}
+	if (o->json)
+		print_json(json_pack("{s:s, s:i, s:o, s:o}", "name", m.name, "active_version",
+				     (json_int_t)m.active_version, "versions", vs, "history",
+				     hist));
+	else {
+		json_decref(vs);
+		json_decref(hist);
+	}
+	swarm_registry_close(r);
+	return EXIT_OK;
+}
+
+static void report_line(void *ctx, const char *line)
+{
+	json_t *problems = ctx;
+	if (problems)
+		json_array_append_new(problems, json_string(line));
+	else
+		printf("problem: %s\n", line);
+}
+
+int swarm_cmd_registry(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	static const struct option lopts[] = {
+		{ "registry", required_argument, 0, 'r' }, { "weights", required_argument, 0, 'w' },
+		{ "manifest", required_argument, 0, 'm' }, { "meta", required_argument, 0, 'M' },
+		{ "activate", no_argument, 0, 'a' },       { "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },           { 0, 0, 0, 0 }
+	};
+	optind = 1;
+	for (int c; (c = getopt_long(argc, argv, "h", lopts, NULL)) != -1;) {
+		switch (c) {
+		case 'r':
+			o.registry = optarg;
+			break;
+		case 'w':
+			o.weights = optarg;
+			break;
+		case 'm':
+			o.manifest = optarg;
+			break;
+		case 'M':
+			if (o.n_meta == MAX_META) {
+				fprintf(stderr, "swarm registry: at most %d --meta\n", MAX_META);
+				return EXIT_USAGE;
+			}
+			o.meta[o.n_meta++] = optarg;
+			break;
+		case 'a':
+			o.activate = 1;
+			break;
+		case 'j':
+			o.json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[optind];
+	char **args = argv + optind + 1;
+	int nargs = argc - optind - 1;
+	char dir[PATH_MAX], err[1024] = "";
+	if (swarm_registry_path(o.registry, dir, sizeof dir)) {
+		fprintf(stderr, "swarm registry: the registry path is too long\n");
+		return EXIT_USAGE;
+	}
+	char name[SWARM_NAME_MAX];
+	uint32_t version = 0;
+	int rc;
+
+	if (!strcmp(cmd, "init") && nargs == 0) {
+		rc = swarm_registry_init(dir, err, sizeof err);
+		if (rc)
+			return fail(cmd, rc, err);
+		if (o.json)
+			print_json(json_pack("{s:s}", "registry", dir));
+		else
+			printf("registry ready at %s\n", dir);
+		return EXIT_OK;
+	}
+	if (!strcmp(cmd, "list") && nargs == 0)
+		return cmd_list(dir, &o);
+	if (!strcmp(cmd, "show") && nargs == 1)
+		return cmd_show(dir, args[0], &o);
+	if (!strcmp(cmd, "publish") && nargs == 1) {
+		if (!o.weights || !o.manifest) {
+			fprintf(stderr,
+				"swarm registry publish: needs --weights F and --manifest F\n");
+			return EXIT_USAGE;
+		}
+		rc = swarm_registry_publish(dir, args[0], o.weights, o.manifest, o.meta, o.n_meta,
+					    o.activate, &version, err, sizeof err);
+		if (rc)
+			return fail(cmd, rc, err);
+		struct swarm_registry *r;
+		int active = 0;
+		if (swarm_registry_open(dir, &r, NULL, 0) == 0) {
+			struct swarm_reg_version v;
+			active = swarm_registry_find_version(r, args[0], version, &v) == 0 &&
+				 v.active;
+			swarm_registry_close(r);
+		}
+		if (o.json)
+			print_json(json_pack("{s:s, s:i, s:b}", "model", args[0], "version",
+					     (json_int_t)version, "active", active));
+		else
+			printf("published %s@%u%s\n", args[0], version, active ? " (active)" : "");
+		return EXIT_OK;
+	}
+	if (!strcmp(cmd, "activate") && nargs == 1) {
+		if (split_ref(args[0], name, sizeof name, &version, 1)) {
+			fprintf(stderr, "swarm registry activate: give NAME@VERSION, not \"%s\"\n",
+				args[0]);
+			return EXIT_USAGE;
+		}
+		rc = swarm_registry_activate(dir, name, version, err, sizeof err);
+		if (rc)
+			return fail(cmd, rc, err);
+		if (o.json)
+			print_json(json_pack("{s:s, s:i}", "model", name, "active_version",
+					     (json_int_t)version));
+		else
+			printf("%s@%u is active\n", name, version);
+		return EXIT_OK;
+	}
+	if (!strcmp(cmd, "rollback") && nargs == 1) {
+		rc = swarm_registry_rollback(dir, args[0], &version, err, sizeof err);
+		if (rc)
+			return fail(cmd, rc, err);
+		if (o.json)
+			print_json(json_pack("{s:s, s:i}", "model", args[0], "active_version",
+					     (json_int_t)version));
+		else
+			printf("%s rolled back: %s@%u is active\n", args[0], args[0], version);
+		return EXIT_OK;
+	}
+	if (!strcmp(cmd, "remove") && nargs == 1) {
+		if (split_ref(args[0], name, sizeof name, &version, 1)) {
+			fprintf(stderr, "swarm registry remove: give NAME@VERSION, not \"%s\"\n",
+				args[0]);
+			return EXIT_USAGE;
+		}
+		rc = swarm_registry_remove(dir, name, version, err, sizeof err);
+		if (rc)
+			return fail(cmd, rc, err);
+		if (o.json)
+			print_json(json_pack("{s:s, s:i}", "model", name, "removed_version",
+					     (json_int_t)version));
+		else
+			printf("removed %s@%u\n", name, version);
+		return EXIT_OK;
+	}
+	if (!strcmp(cmd, "verify") && nargs == 0) {
+		json_t *problems = o.json ? json_array() : NULL;
+		rc = swarm_registry_verify(dir, report_line, problems, err, sizeof err);
+		if (rc < 0) {
+			json_decref(problems);
+			return fail(cmd, rc, err);
+		}
+		if (o.json)
+			print_json(json_pack("{s:s, s:b, s:o}", "registry", dir, "ok", rc == 0,
+					     "problems", problems));
+		else if (rc == 0)
+			printf("registry %s verified: the catalog and every blob are intact\n",
+			       dir);
+		else
+			printf("registry %s: %d problem(s)\n", dir, rc);
+		return rc ? EXIT_PROBLEMS : EXIT_OK;
+	}
+	fprintf(stderr, "swarm registry: unknown command or wrong arguments: %s\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}
