@@ -120,8 +120,11 @@ static int check_entry_keys(json_t *obj, const char *path, char *err, size_t err
 	return 0;
 }
 
-static int parse_tensor(json_t *obj, const char *path, swarm_tensor_spec *t, char *err,
-			size_t err_len)
+/* What tensor and weight entries share: an object with exactly name, dtype and shape; copies
+ * the name (name_max bytes at most, NUL included) and dtype out and hands the shape array
+ * back for the caller's own rules. */
+static int parse_entry(json_t *obj, const char *path, size_t name_max, char *name_out,
+		       uint32_t *dtype, json_t **shape, char *err, size_t err_len)
 {
 	const char *name;
 	int rc;
@@ -130,17 +133,26 @@ static int parse_tensor(json_t *obj, const char *path, swarm_tensor_spec *t, cha
 		return type_error(err, err_len, path, "object");
 	if ((rc = check_entry_keys(obj, path, err, err_len)))
 		return rc;
-	if ((rc = get_name(obj, path, "name", SWARM_NAME_MAX, &name, err, err_len)))
+	if ((rc = get_name(obj, path, "name", name_max, &name, err, err_len)))
 		return rc;
-	memcpy(t->name, name, strlen(name) + 1);
-	if ((rc = get_dtype(obj, path, &t->dtype, err, err_len)))
+	memcpy(name_out, name, strlen(name) + 1);
+	if ((rc = get_dtype(obj, path, dtype, err, err_len)))
 		return rc;
-
-	json_t *shape = json_object_get(obj, "shape");
-	if (!shape)
+	*shape = json_object_get(obj, "shape");
+	if (!*shape)
 		return fail(err, err_len, "%s.shape: missing", path);
-	if (!json_is_array(shape))
+	if (!json_is_array(*shape))
 		return fail(err, err_len, "%s.shape: must be an array", path);
+	return 0;
+}
+
+static int parse_tensor(json_t *obj, const char *path, swarm_tensor_spec *t, char *err,
+			size_t err_len)
+{
+	json_t *shape;
+	int rc = parse_entry(obj, path, SWARM_NAME_MAX, t->name, &t->dtype, &shape, err, err_len);
+	if (rc)
+		return rc;
 	size_t n = json_array_size(shape);
 	if (n < 2 || n > SWARM_MAX_DIMS)
 		return fail(err, err_len,
@@ -228,24 +240,11 @@ static int parse_graph(json_t *root, struct swarm_manifest *m, char *err, size_t
 static int parse_weight(json_t *obj, const char *path, struct swarm_manifest_weight *w, char *err,
 			size_t err_len)
 {
-	const char *name;
-	int rc;
-
-	if (!json_is_object(obj))
-		return type_error(err, err_len, path, "object");
-	if ((rc = check_entry_keys(obj, path, err, err_len)))
+	json_t *shape;
+	int rc =
+		parse_entry(obj, path, SWARM_ST_NAME_MAX, w->name, &w->dtype, &shape, err, err_len);
+	if (rc)
 		return rc;
-	if ((rc = get_name(obj, path, "name", SWARM_ST_NAME_MAX, &name, err, err_len)))
-		return rc;
-	memcpy(w->name, name, strlen(name) + 1);
-	if ((rc = get_dtype(obj, path, &w->dtype, err, err_len)))
-		return rc;
-
-	json_t *shape = json_object_get(obj, "shape");
-	if (!shape)
-		return fail(err, err_len, "%s.shape: missing", path);
-	if (!json_is_array(shape))
-		return fail(err, err_len, "%s.shape: must be an array", path);
 	size_t n = json_array_size(shape);
 	if (n > SWARM_ST_MAX_DIMS)
 		return fail(err, err_len, "%s.shape: must have 0..%d dimensions, not %zu", path,
