@@ -1,0 +1,43 @@
+/* ops.h: the CPU device's ops, one function per op of kernels/device.h. Each checks the
+ * node's input count, dtypes and shapes against the op's contract before it touches any data
+ * and returns -EINVAL (nothing written) when they do not fit, else computes out and returns 0.
+ * Index inputs (embedding ids and bag offsets) are all checked before the first write.
+ * Not thread-safe on one workspace: a device runs one node at a time.
+ */
+#ifndef SWARM_KERNELS_CPU_OPS_H
+#define SWARM_KERNELS_CPU_OPS_H
+
+#include <stddef.h>
+
+#include "kernels/device.h"
+
+/* Scratch memory an op may need (attention's score matrix); grown on demand and kept by the
+ * device so that steady-state runs do not allocate. Zero-initialise; free with
+ * swarm_cpu_ws_free. */
+struct swarm_cpu_ws {
+	float *buf;
+	size_t cap; /* floats in buf */
+};
+
+void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
+
+/* 1 when act is an activation LINEAR can fuse (IDENTITY for none, RELU, GELU, SIGMOID, TANH). */
+int swarm_cpu_act_ok(uint32_t act);
+
+int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+/* RELU, GELU, SIGMOID and TANH: one function, the node's op picks the function. */
+int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+
+#endif /* SWARM_KERNELS_CPU_OPS_H */

@@ -1,0 +1,126 @@
+/* device.h: the device interface, in the spirit of ggml's backends. One table of functions per
+ * implementation (kernels/cpu/, kernels/cuda/); the executor and the worker call only this and
+ * never include a CUDA header.
+ *
+ * Tensors are dense, row-major, contiguous, and carry their shape. Every op checks the dtypes
+ * and shapes it is given against its contract below and returns -EINVAL (never reading or
+ * writing out of bounds) when they do not fit; index inputs (embedding ids, bag offsets) are
+ * checked against the table too, since they may come from a client.
+ *
+ * The ops (f32 unless said; "[.., D]" means any leading dims):
+ *   IDENTITY       out = in[0]
+ *   LINEAR         in: X [.., K], W [N, K] (PyTorch's layout), bias [N] (optional, n_in 3)
+ *                  out [.., N] = X W^T + bias; p.act fuses RELU/GELU/... into the same pass
+ *   MATMUL         in: A [.., M, K], B [.., K, N] with the same leading dims; out [.., M, N]
+ *   ADD, MUL       in: A [..], B whose shape is a suffix of A's (broadcast); out like A
+ *   RELU, GELU (erf form), SIGMOID, TANH   elementwise
+ *   SOFTMAX        over the last dim
+ *   LAYERNORM      in: X [.., D], gamma [D], beta [D]; p.eps
+ *   EMBEDDING      in: table [V, D], ids [..] (i32 or i64); out [.., D]
+ *   EMBEDDING_BAG  in: table [V, D], ids [L] (i32 or i64), offsets [B] (i32 or i64, the
+ *                  first index of each bag, ascending, offsets[0] == 0); out [B, D];
+ *                  p.bag_mode SUM or MEAN (an empty bag gives zeros)
+ *   CONCAT         in: n tensors equal but in the last dim; out joins them on the last dim
+ *   ATTENTION      in: Q, K, V [B, S, H * Dh], mask [B, S] (f32, 1 keep, 0 padding;
+ *                  optional, n_in 4); p.heads = H; out [B, S, H * Dh] =
+ *                  softmax(Q K^T / sqrt(Dh) + (mask ? 0 : -inf-like)) V per head
+ *   MEAN_POOL      in: X [B, S, D], mask [B, S] (f32, 1 keep, 0 padding); out [B, D] (a row
+ *                  with no kept token gives zeros)
+ *   L2NORM         over the last dim: x / max(||x||, p.eps)
+ * f16 and bf16 are CUDA-only, for the GEMM-heavy ops (LINEAR, MATMUL, ATTENTION).
+ */
+#ifndef SWARM_KERNELS_DEVICE_H
+#define SWARM_KERNELS_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SWARM_TENSOR_MAX_DIMS 6
+#define SWARM_NODE_MAX_INPUTS 8
+
+enum swarm_op {
+	SWARM_OP_IDENTITY = 0,
+	SWARM_OP_LINEAR,
+	SWARM_OP_MATMUL,
+	SWARM_OP_ADD,
+	SWARM_OP_MUL,
+	SWARM_OP_RELU,
+	SWARM_OP_GELU,
+	SWARM_OP_SIGMOID,
+	SWARM_OP_TANH,
+	SWARM_OP_SOFTMAX,
+	SWARM_OP_LAYERNORM,
+	SWARM_OP_EMBEDDING,
+	SWARM_OP_EMBEDDING_BAG,
+	SWARM_OP_CONCAT,
+	SWARM_OP_ATTENTION,
+	SWARM_OP_MEAN_POOL,
+	SWARM_OP_L2NORM,
+	SWARM_OP_COUNT,
+};
+
+enum swarm_bag_mode { SWARM_BAG_SUM = 0, SWARM_BAG_MEAN = 1 };
+
+struct swarm_tensor {
+	void *data; /* device memory of the device that runs the op */
+	uint32_t dtype; /* a swarm_dtype */
+	uint32_t ndim;
+	int64_t shape[SWARM_TENSOR_MAX_DIMS];
+};
+
+struct swarm_op_params {
+	uint32_t act;      /* LINEAR: an activation op fused after it (RELU, GELU, SIGMOID,
+			    * TANH), or SWARM_OP_IDENTITY for none */
+	uint32_t bag_mode; /* EMBEDDING_BAG */
+	uint32_t heads;    /* ATTENTION */
+	float eps;         /* LAYERNORM (default 1e-5 when 0), L2NORM (default 1e-12 when 0) */
+};
+
+struct swarm_node {
+	uint32_t op; /* an enum swarm_op */
+	uint32_t n_in;
+	const struct swarm_tensor *in[SWARM_NODE_MAX_INPUTS];
+	struct swarm_tensor *out; /* shape and storage set by the caller */
+	struct swarm_op_params p;
+};
+
+struct swarm_device;
+
+/* One implementation. Optional members say what NULL means. */
+struct swarm_device_i {
+	const char *name; /* "cpu", "cuda" */
+	/* device memory: NULL on failure; 64-byte aligned at least */
+	void *(*alloc)(struct swarm_device *d, size_t bytes);
+	void (*free)(struct swarm_device *d, void *p);
+	/* host to device and back; the CPU's are memcpy */
+	int (*upload)(struct swarm_device *d, void *dst, const void *src, size_t bytes);
+	int (*download)(struct swarm_device *d, void *dst, const void *src, size_t bytes);
+	/* pins host memory for DMA (cudaHostRegister); NULL: nothing to do (CPU) */
+	int (*register_host)(struct swarm_device *d, void *p, size_t bytes);
+	int (*unregister_host)(struct swarm_device *d, void *p);
+	/* waits for everything queued; NULL: ops run synchronously (CPU) */
+	int (*synchronize)(struct swarm_device *d);
+	/* 1 when run() takes this node (op and dtypes), else 0; shapes are run()'s to check */
+	int (*supports_op)(struct swarm_device *d, const struct swarm_node *n);
+	/* runs one node; returns 0, -EINVAL (shapes or dtypes), -ENOTSUP */
+	int (*run)(struct swarm_device *d, const struct swarm_node *n);
+	void (*destroy)(struct swarm_device *d);
+};
+
+struct swarm_device {
+	const struct swarm_device_i *i;
+	void *ctx;
+};
+
+/* The CPU device: GEMMs through OpenBLAS, the rest in C that gcc vectorises, threads
+ * (1 or more) on the cores the calling process is bound to. Returns 0 or -errno. */
+int swarm_device_cpu_create(int threads, struct swarm_device **out);
+
+/* Name of an op ("linear"), NULL when out of range; and the op of a name, -1 when unknown. */
+const char *swarm_op_name(uint32_t op);
+int swarm_op_from_name(const char *name);
+
+/* Elements of a tensor (the product of its shape), or -1 on overflow. */
+int64_t swarm_tensor_elems(const struct swarm_tensor *t);
+
+#endif /* SWARM_KERNELS_DEVICE_H */
