@@ -118,3 +118,34 @@ void swarm_weights_unload(struct swarm_weights *w)
 	munmap(w->map, w->bytes);
 	w->map = NULL;
 }
+
+struct weight_view {
+	const void *map;
+	const struct swarm_st_file *st;
+	struct swarm_tensor t; /* the last one looked up; swarm_graph_build copies it */
+};
+
+static const struct swarm_tensor *weight_lookup(void *ctx, const char *name)
+{
+	struct weight_view *v = ctx;
+	const struct swarm_st_tensor *t = swarm_st_find(v->st, name);
+	if (!t || t->ndim > SWARM_TENSOR_MAX_DIMS || !swarm_st_to_swarm_dtype(t->dtype))
+		return NULL;
+	memset(&v->t, 0, sizeof v->t);
+	/* The ops only read weights: the mapping is read-only and shared. */
+	v->t.data = (void *)((const char *)v->map + t->offset);
+	v->t.dtype = swarm_st_to_swarm_dtype(t->dtype);
+	v->t.ndim = t->ndim;
+	for (uint32_t i = 0; i < t->ndim; i++)
+		v->t.shape[i] = t->shape[i];
+	return &v->t;
+}
+
+int swarm_graph_from_weights(const struct swarm_manifest *m, const void *map,
+			     const struct swarm_st_file *st, struct swarm_device *dev,
+			     uint32_t max_batch, struct swarm_graph **out, char *err,
+			     size_t err_len)
+{
+	struct weight_view v = { .map = map, .st = st };
+	return swarm_graph_build(m, weight_lookup, &v, dev, max_batch, out, err, err_len);
+}

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/graph.h"
+#include "registry/manifest.h"
 #include "registry/safetensors.h"
 
 struct swarm_weights {
@@ -33,5 +35,13 @@ int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, in
 
 /* Unmaps and frees what swarm_weights_load made. */
 void swarm_weights_unload(struct swarm_weights *w);
+
+/* Builds m's node-list graph for dev with its weights taken in place from a mapped
+ * safetensors file (map, parsed as st): on the CPU device the ops read the mapping itself.
+ * Returns what swarm_graph_build returns, with its message in err. */
+int swarm_graph_from_weights(const struct swarm_manifest *m, const void *map,
+			     const struct swarm_st_file *st, struct swarm_device *dev,
+			     uint32_t max_batch, struct swarm_graph **out, char *err,
+			     size_t err_len);
 
 #endif /* SWARM_REGISTRY_LOADER_H */

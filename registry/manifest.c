@@ -214,6 +214,195 @@ static int parse_tensors(json_t *root, const char *key, swarm_tensor_spec *specs
 	return 0;
 }
 
+/* Inputs each op takes (device.h), the least and the most. */
+static const uint8_t op_arity[SWARM_OP_COUNT][2] = {
+	[SWARM_OP_IDENTITY] = { 1, 1 },      [SWARM_OP_LINEAR] = { 2, 3 },
+	[SWARM_OP_MATMUL] = { 2, 2 },        [SWARM_OP_ADD] = { 2, 2 },
+	[SWARM_OP_MUL] = { 2, 2 },           [SWARM_OP_RELU] = { 1, 1 },
+	[SWARM_OP_GELU] = { 1, 1 },          [SWARM_OP_SIGMOID] = { 1, 1 },
+	[SWARM_OP_TANH] = { 1, 1 },          [SWARM_OP_SOFTMAX] = { 1, 1 },
+	[SWARM_OP_LAYERNORM] = { 3, 3 },     [SWARM_OP_EMBEDDING] = { 2, 2 },
+	[SWARM_OP_EMBEDDING_BAG] = { 2, 3 }, [SWARM_OP_CONCAT] = { 1, SWARM_NODE_MAX_INPUTS },
+	[SWARM_OP_ATTENTION] = { 3, 4 },     [SWARM_OP_MEAN_POOL] = { 2, 2 },
+	[SWARM_OP_L2NORM] = { 1, 1 },
+};
+
+static const char *const node_keys[] = { "op", "inputs", "output", "act", "mode", "heads", "eps" };
+
+/* The index of name in the graph's name table, adding it when new. */
+static int intern_name(struct swarm_graph_spec *g, const char *path, const char *name,
+		       uint16_t *out, char *err, size_t err_len)
+{
+	for (uint32_t i = 0; i < g->n_names; i++)
+		if (strcmp(g->names[i], name) == 0) {
+			*out = (uint16_t)i;
+			return 0;
+		}
+	if (g->n_names == SWARM_GRAPH_MAX_NAMES)
+		return fail(err, err_len, "%s: more than %d distinct tensor names in the graph",
+			    path, SWARM_GRAPH_MAX_NAMES);
+	memcpy(g->names[g->n_names], name, strlen(name) + 1);
+	*out = (uint16_t)g->n_names++;
+	return 0;
+}
+
+/* A tensor name at arr[i] (or the string v itself, path given): 1..127 bytes. */
+static int get_tensor_name(json_t *v, const char *path, const char **out, char *err, size_t err_len)
+{
+	if (!json_is_string(v))
+		return fail(err, err_len, "%s: must be a string", path);
+	size_t len = json_string_length(v);
+	if (len == 0)
+		return fail(err, err_len, "%s: must not be empty", path);
+	if (len >= SWARM_ST_NAME_MAX)
+		return fail(err, err_len, "%s: %zu bytes long, the limit is %d", path, len,
+			    SWARM_ST_NAME_MAX - 1);
+	if (strlen(json_string_value(v)) != len)
+		return fail(err, err_len, "%s: must not contain a NUL byte", path);
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* The op-specific members: each is refused on an op it does not apply to. */
+static int parse_node_params(json_t *obj, const char *path, struct swarm_graph_node_spec *n,
+			     char *err, size_t err_len)
+{
+	const char *op = swarm_op_name(n->op);
+	json_t *v;
+
+	n->act = SWARM_OP_IDENTITY;
+	n->bag_mode = SWARM_BAG_SUM;
+	if ((v = json_object_get(obj, "act"))) {
+		if (n->op != SWARM_OP_LINEAR)
+			return fail(err, err_len, "%s.act: only linear takes an activation, not %s",
+				    path, op);
+		int a = json_is_string(v) ? swarm_op_from_name(json_string_value(v)) : -1;
+		if (a != SWARM_OP_RELU && a != SWARM_OP_GELU && a != SWARM_OP_SIGMOID &&
+		    a != SWARM_OP_TANH)
+			return fail(err, err_len, "%s.act: must be one of relu gelu sigmoid tanh",
+				    path);
+		n->act = (uint32_t)a;
+	}
+	if ((v = json_object_get(obj, "mode"))) {
+		if (n->op != SWARM_OP_EMBEDDING_BAG)
+			return fail(err, err_len,
+				    "%s.mode: only embedding_bag takes a mode, not %s", path, op);
+		const char *s = json_is_string(v) ? json_string_value(v) : "";
+		if (strcmp(s, "sum") == 0)
+			n->bag_mode = SWARM_BAG_SUM;
+		else if (strcmp(s, "mean") == 0)
+			n->bag_mode = SWARM_BAG_MEAN;
+		else
+			return fail(err, err_len, "%s.mode: must be \"sum\" or \"mean\"", path);
+	}
+	v = json_object_get(obj, "heads");
+	if (v && n->op != SWARM_OP_ATTENTION)
+		return fail(err, err_len, "%s.heads: only attention takes heads, not %s", path, op);
+	if (n->op == SWARM_OP_ATTENTION) {
+		if (!v)
+			return fail(err, err_len, "%s.heads: missing (attention needs it)", path);
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 65536)
+			return fail(err, err_len, "%s.heads: must be an integer 1..65536", path);
+		n->heads = (uint32_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(obj, "eps"))) {
+		if (n->op != SWARM_OP_LAYERNORM && n->op != SWARM_OP_L2NORM)
+			return fail(err, err_len,
+				    "%s.eps: only layernorm and l2norm take eps, not %s", path, op);
+		double e = json_is_number(v) ? json_number_value(v) : -1.0;
+		/* Positive and a normal float, so that it survives the narrowing. */
+		if (!(e >= 1.1754944e-38 && e <= 1.0))
+			return fail(err, err_len, "%s.eps: must be a number in (0, 1]", path);
+		n->eps = (float)e;
+	}
+	return 0;
+}
+
+static int parse_node(json_t *obj, const char *path, struct swarm_graph_spec *g,
+		      struct swarm_graph_node_spec *n, char *err, size_t err_len)
+{
+	char sub[PATH_MAX_LEN + 32];
+	const char *key, *name;
+	json_t *v;
+	int rc;
+
+	if (!json_is_object(obj))
+		return type_error(err, err_len, path, "object");
+	json_object_foreach(obj, key, v)
+	{
+		if (!key_known(key, node_keys, sizeof node_keys / sizeof *node_keys))
+			return fail(err, err_len,
+				    "%s: unknown key \"%s\" (op, inputs, output, act, mode, heads, "
+				    "eps)",
+				    path, key);
+	}
+
+	v = json_object_get(obj, "op");
+	if (!v)
+		return fail(err, err_len, "%s.op: missing", path);
+	if (!json_is_string(v))
+		return fail(err, err_len, "%s.op: must be a string", path);
+	int op = swarm_op_from_name(json_string_value(v));
+	if (op < 0 || op >= SWARM_OP_COUNT)
+		return fail(err, err_len, "%s.op: unknown op \"%s\" (docs/graph.md lists them)",
+			    path, json_string_value(v));
+	n->op = (uint32_t)op;
+
+	json_t *arr = json_object_get(obj, "inputs");
+	if (!arr)
+		return fail(err, err_len, "%s.inputs: missing", path);
+	if (!json_is_array(arr))
+		return fail(err, err_len, "%s.inputs: must be an array", path);
+	size_t n_in = json_array_size(arr), lo = op_arity[op][0], hi = op_arity[op][1];
+	if (n_in < lo || n_in > hi) {
+		if (lo == hi)
+			return fail(err, err_len, "%s.inputs: %s takes %zu inputs, not %zu", path,
+				    swarm_op_name(n->op), lo, n_in);
+		return fail(err, err_len, "%s.inputs: %s takes %zu..%zu inputs, not %zu", path,
+			    swarm_op_name(n->op), lo, hi, n_in);
+	}
+	for (size_t i = 0; i < n_in; i++) {
+		snprintf(sub, sizeof sub, "%s.inputs[%zu]", path, i);
+		if ((rc = get_tensor_name(json_array_get(arr, i), sub, &name, err, err_len)) ||
+		    (rc = intern_name(g, sub, name, &n->in[i], err, err_len)))
+			return rc;
+	}
+	n->n_in = (uint32_t)n_in;
+
+	snprintf(sub, sizeof sub, "%s.output", path);
+	v = json_object_get(obj, "output");
+	if (!v)
+		return fail(err, err_len, "%s: missing", sub);
+	if ((rc = get_tensor_name(v, sub, &name, err, err_len)) ||
+	    (rc = intern_name(g, sub, name, &n->out, err, err_len)))
+		return rc;
+	return parse_node_params(obj, path, n, err, err_len);
+}
+
+static int parse_nodes(json_t *arr, struct swarm_graph_spec *g, char *err, size_t err_len)
+{
+	if (!json_is_array(arr))
+		return type_error(err, err_len, "graph.nodes", "array");
+	size_t n = json_array_size(arr);
+	if (n == 0)
+		return fail(err, err_len, "graph.nodes: must not be empty");
+	if (n > SWARM_GRAPH_MAX_NODES)
+		return fail(err, err_len, "graph.nodes: %zu nodes, the limit is %d", n,
+			    SWARM_GRAPH_MAX_NODES);
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX_LEN];
+		snprintf(path, sizeof path, "graph.nodes[%zu]", i);
+		int rc = parse_node(json_array_get(arr, i), path, g, &g->nodes[i], err, err_len);
+		if (rc)
+			return rc;
+	}
+	g->n_nodes = (uint32_t)n;
+	return 0;
+}
+
+/* Either {"builtin": NAME} or {"nodes": [...]}. Names in a node list are only checked for
+ * form here; swarm_graph_build resolves them against the inputs, weights and earlier nodes. */
 static int parse_graph(json_t *root, struct swarm_manifest *m, char *err, size_t err_len)
 {
 	json_t *g = json_object_get(root, "graph");
@@ -225,12 +414,19 @@ static int parse_graph(json_t *root, struct swarm_manifest *m, char *err, size_t
 		return type_error(err, err_len, "graph", "object");
 	json_object_foreach(g, key, v)
 	{
-		if (strcmp(key, "builtin") != 0)
-			return fail(err, err_len,
-				    "graph.%s: unknown key; only {\"builtin\": NAME} is supported "
-				    "(the node-list form comes with the kernels issue)",
-				    key);
+		if (strcmp(key, "builtin") != 0 && strcmp(key, "nodes") != 0)
+			return fail(err, err_len, "graph.%s: unknown key (builtin or nodes)", key);
 	}
+	json_t *nodes = json_object_get(g, "nodes");
+	if (nodes) {
+		if (json_object_get(g, "builtin"))
+			return fail(err, err_len,
+				    "graph: give builtin or nodes, not both (builtin names a "
+				    "built-in model, nodes describe one)");
+		return parse_nodes(nodes, &m->graph, err, err_len);
+	}
+	if (!json_object_get(g, "builtin"))
+		return fail(err, err_len, "graph.builtin: missing (or give graph.nodes)");
 	if ((rc = get_name(g, "graph", "builtin", SWARM_NAME_MAX, &name, err, err_len)))
 		return rc;
 	memcpy(m->graph_builtin, name, strlen(name) + 1);

@@ -4,15 +4,17 @@
  *     "format": 1,
  *     "inputs":  [{"name": "x", "dtype": "f32", "shape": [-1, 16]}],
  *     "outputs": [{"name": "y", "dtype": "f32", "shape": [-1, 16]}],
- *     "graph":   {"builtin": "affine"},
+ *     "graph":   {"builtin": "affine"},       or {"nodes": [{"op": "linear", ...}, ...]}
  *     "weights": [{"name": "scale", "dtype": "f32", "shape": [16]}, ...],
  *     "deploy":  {"max_rows": 1024, "max_batch": 64, "max_queue_delay_us": 100,
  *                 "slots": 8, "min_devices": 1, "max_devices": 1, "latency_p99_us": 1000}
  *   }
  *
  * dtypes are swarm's names (f32, f16, bf16, i32, i64, u8); shape[0] of an input or output is
- * -1, the batch dimension; weights have fixed shapes. "graph" names a built-in model for now
- * (the kernels issue adds a node list). Every field is required except "deploy" and its members,
+ * -1, the batch dimension; weights have fixed shapes. "graph" names a built-in model or gives a
+ * node list (docs/graph.md): the parser checks its structure (keys, op names, input counts,
+ * parameters) and swarm_graph_build (kernels/graph.h) resolves the names and checks the shapes.
+ * Every field is required except "deploy" and its members,
  * which default as documented in docs/manifest.md (the full format, limits and errors).
  * Unknown keys are refused at every level, so that a typo is not silently ignored.
  */
@@ -22,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/device.h"
 #include "registry/safetensors.h"
 #include "swarm/swarm.h"
 
@@ -46,13 +49,38 @@ struct swarm_manifest_weight {
 	int64_t shape[SWARM_ST_MAX_DIMS];
 };
 
+#define SWARM_GRAPH_MAX_NODES 256
+#define SWARM_GRAPH_MAX_NAMES 384 /* distinct tensor names in one node list */
+
+/* One node of a node-list graph. Tensor names are indexes into swarm_graph_spec.names. */
+struct swarm_graph_node_spec {
+	uint32_t op;   /* an enum swarm_op */
+	uint32_t n_in; /* checked against the op: 1..SWARM_NODE_MAX_INPUTS */
+	uint16_t in[SWARM_NODE_MAX_INPUTS];
+	uint16_t out;
+	uint16_t reserved;
+	uint32_t act;      /* LINEAR: RELU, GELU, SIGMOID, TANH, or SWARM_OP_IDENTITY (none) */
+	uint32_t bag_mode; /* EMBEDDING_BAG: an enum swarm_bag_mode; SUM by default */
+	uint32_t heads;    /* ATTENTION: at least 1 */
+	float eps;         /* LAYERNORM, L2NORM: 0 leaves the device's default */
+};
+
+/* "graph": {"nodes": [...]}, in order of execution. n_nodes is 0 for the builtin form. */
+struct swarm_graph_spec {
+	uint32_t n_nodes;
+	uint32_t n_names;
+	struct swarm_graph_node_spec nodes[SWARM_GRAPH_MAX_NODES];
+	char names[SWARM_GRAPH_MAX_NAMES][SWARM_ST_NAME_MAX];
+};
+
 struct swarm_manifest {
 	uint32_t format;
 	uint32_t n_inputs;
 	uint32_t n_outputs;
 	swarm_tensor_spec inputs[SWARM_MAX_TENSORS]; /* row_bytes filled in by the parser */
 	swarm_tensor_spec outputs[SWARM_MAX_TENSORS];
-	char graph_builtin[SWARM_NAME_MAX];
+	char graph_builtin[SWARM_NAME_MAX]; /* "" when the graph is a node list */
+	struct swarm_graph_spec graph;      /* n_nodes 0 when the graph is builtin */
 	uint32_t n_weights;
 	struct swarm_manifest_weight weights[SWARM_MANIFEST_MAX_WEIGHTS];
 	struct swarm_deploy_config deploy;

@@ -10,6 +10,8 @@
  * while it holds the lock. The byte layout is in docs/registry.md.
  */
 #include "registry/registry.h"
+#include "registry/loader.h"
+#include "kernels/device.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1259,6 +1261,26 @@ static bool same_spec(const swarm_tensor_spec *a, const swarm_tensor_spec *b)
 
 /* The manifest against the built-in model its graph names: the same inputs and outputs, and
  * every weight the model needs declared with the same dtype and shape. */
+/* A node-list graph is planned once on a CPU device, as a worker would, so that a model that
+ * cannot run is refused at publish and not at its first session. */
+static int check_graph(const struct swarm_manifest *m, const void *map,
+		       const struct swarm_st_file *st, char *err, size_t err_len)
+{
+	struct swarm_device *dev;
+	char why[512];
+	int rc = swarm_device_cpu_create(1, &dev);
+	if (rc)
+		return fail(err, err_len, rc, "cannot create a CPU device to check the graph");
+	struct swarm_graph *g = NULL;
+	uint32_t rows = m->deploy.max_rows ? m->deploy.max_rows : 1;
+	rc = swarm_graph_from_weights(m, map, st, dev, rows, &g, why, sizeof why);
+	swarm_graph_free(g);
+	dev->i->destroy(dev);
+	if (rc)
+		return fail(err, err_len, rc == -ENOTSUP ? -EINVAL : rc, "manifest graph: %s", why);
+	return 0;
+}
+
 static int check_builtin(const struct swarm_manifest *m, char *err, size_t err_len)
 {
 	const struct swarm_model_desc *d = swarm_builtin_find(m->graph_builtin, 0);
@@ -1340,7 +1362,7 @@ static int check_staged(const struct blob *wb, const struct blob *mb, uint32_t d
 		free(m);
 		return fail(err, err_len, -EINVAL, "manifest: %s", why);
 	}
-	if ((rc = check_builtin(m, err, err_len))) {
+	if (m->graph.n_nodes == 0 && (rc = check_builtin(m, err, err_len))) {
 		free(m);
 		return rc;
 	}
@@ -1368,6 +1390,8 @@ static int check_staged(const struct blob *wb, const struct blob *mb, uint32_t d
 		rc = swarm_manifest_check_weights(m, &st, why, sizeof why);
 		if (rc)
 			rc = fail(err, err_len, -EINVAL, "manifest against weights: %s", why);
+		if (!rc && m->graph.n_nodes)
+			rc = check_graph(m, map, &st, err, err_len);
 		swarm_st_free(&st);
 	}
 	munmap(map, (size_t)wb->bytes);

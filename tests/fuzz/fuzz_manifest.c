@@ -46,7 +46,11 @@ static void check_manifest(const struct swarm_manifest *m)
 		check_spec(&m->inputs[i]);
 	for (uint32_t i = 0; i < m->n_outputs; i++)
 		check_spec(&m->outputs[i]);
-	check_name(m->graph_builtin, SWARM_NAME_MAX);
+	/* Exactly one graph form: a built-in's name, or a node list. */
+	if (m->graph.n_nodes == 0)
+		check_name(m->graph_builtin, SWARM_NAME_MAX);
+	else if (m->graph_builtin[0] || m->graph.n_nodes > SWARM_GRAPH_MAX_NODES)
+		abort();
 	for (uint32_t i = 0; i < m->n_weights; i++) {
 		const struct swarm_manifest_weight *w = &m->weights[i];
 		check_name(w->name, SWARM_ST_NAME_MAX);

@@ -443,11 +443,243 @@ Test(registry_manifest, refuses_graph_not_object)
 		       "graph: must be an object");
 }
 
-Test(registry_manifest, refuses_graph_node_list)
+Test(registry_manifest, refuses_graph_empty_node_list)
 {
 	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]", "{\"nodes\": []}", "[]", NULL)),
-		       "graph.nodes: unknown key");
-	cr_assert(strstr(err, "kernels issue") != NULL, "err \"%s\" does not say when", err);
+		       "graph.nodes: must not be empty");
+}
+
+/* graph.nodes: the node-list form. */
+
+static int parse_nodes(const char *nodes)
+{
+	char graph[4096];
+	int n = snprintf(graph, sizeof graph, "{\"nodes\": [%s]}", nodes);
+	cr_assert(n > 0 && (size_t)n < sizeof graph, "node list too long: %d", n);
+	return parse(build("[" X_IN "]", "[" Y_OUT "]", graph, "[]", NULL));
+}
+
+#define NODE_OK "{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\"}"
+
+Test(registry_manifest, node_list_parses_every_field)
+{
+	int rc = parse_nodes(
+		"{\"op\": \"linear\", \"inputs\": [\"x\", \"w1\", \"b1\"], \"output\": \"h1\", "
+		"\"act\": \"relu\"},"
+		"{\"op\": \"embedding_bag\", \"inputs\": [\"table0\", \"ids0\"], \"output\": \"e0\", "
+		"\"mode\": \"mean\"},"
+		"{\"op\": \"attention\", \"inputs\": [\"q\", \"k\", \"v\", \"mask\"], \"output\": "
+		"\"a\", \"heads\": 12},"
+		"{\"op\": \"layernorm\", \"inputs\": [\"a\", \"g\", \"b\"], \"output\": \"y\", "
+		"\"eps\": 1e-12},"
+		"{\"op\": \"linear\", \"inputs\": [\"h1\", \"w1\"], \"output\": \"h2\"}");
+	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
+	cr_assert_str_eq(m.graph_builtin, "", "graph_builtin \"%s\"", m.graph_builtin);
+	const struct swarm_graph_spec *g = &m.graph;
+	cr_assert_eq(g->n_nodes, 5);
+
+	const struct swarm_graph_node_spec *n = &g->nodes[0];
+	cr_assert_eq(n->op, SWARM_OP_LINEAR);
+	cr_assert_eq(n->n_in, 3);
+	cr_assert_str_eq(g->names[n->in[0]], "x");
+	cr_assert_str_eq(g->names[n->in[1]], "w1");
+	cr_assert_str_eq(g->names[n->in[2]], "b1");
+	cr_assert_str_eq(g->names[n->out], "h1");
+	cr_assert_eq(n->act, SWARM_OP_RELU);
+
+	n = &g->nodes[1];
+	cr_assert_eq(n->op, SWARM_OP_EMBEDDING_BAG);
+	cr_assert_eq(n->bag_mode, SWARM_BAG_MEAN);
+	cr_assert_str_eq(g->names[n->in[0]], "table0");
+
+	n = &g->nodes[2];
+	cr_assert_eq(n->op, SWARM_OP_ATTENTION);
+	cr_assert_eq(n->n_in, 4);
+	cr_assert_eq(n->heads, 12);
+
+	n = &g->nodes[3];
+	cr_assert_eq(n->op, SWARM_OP_LAYERNORM);
+	cr_assert_float_eq(n->eps, 1e-12f, 1e-18f, "eps %g", (double)n->eps);
+	cr_assert_eq(n->act, SWARM_OP_IDENTITY);
+
+	/* Names are interned: the same name is the same index. */
+	cr_assert_eq(g->nodes[4].in[0], g->nodes[0].out);
+	cr_assert_eq(g->nodes[4].in[1], g->nodes[0].in[1]);
+	cr_assert_eq(g->nodes[4].act, SWARM_OP_IDENTITY);
+	cr_assert_eq(g->nodes[1].bag_mode, SWARM_BAG_MEAN);
+	cr_assert_eq(g->nodes[4].n_in, 2);
+}
+
+Test(registry_manifest, node_list_defaults)
+{
+	int rc = parse_nodes("{\"op\": \"embedding_bag\", \"inputs\": [\"t\", \"ids\"], "
+			     "\"output\": \"y\"}");
+	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
+	cr_assert_eq(m.graph.nodes[0].bag_mode, SWARM_BAG_SUM);
+	cr_assert_eq(m.graph.nodes[0].act, SWARM_OP_IDENTITY);
+	cr_assert_eq(m.graph.nodes[0].eps, 0.0f);
+}
+
+Test(registry_manifest, builtin_form_has_no_nodes)
+{
+	int rc = parse(build("[" X_IN "]", "[" Y_OUT "]", GRAPH, "[]", NULL));
+	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
+	cr_assert_eq(m.graph.n_nodes, 0);
+	cr_assert_str_eq(m.graph_builtin, "affine");
+}
+
+Test(registry_manifest, refuses_graph_builtin_and_nodes)
+{
+	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]",
+				   "{\"builtin\": \"affine\", \"nodes\": [" NODE_OK "]}", "[]",
+				   NULL)),
+		       "graph: give builtin or nodes, not both");
+}
+
+Test(registry_manifest, refuses_graph_unknown_key)
+{
+	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]", "{\"node\": []}", "[]", NULL)),
+		       "graph.node: unknown key (builtin or nodes)");
+}
+
+Test(registry_manifest, refuses_nodes_not_array)
+{
+	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]", "{\"nodes\": {}}", "[]", NULL)),
+		       "graph.nodes: must be an array");
+}
+
+Test(registry_manifest, refuses_too_many_nodes)
+{
+	static char json[300 * 64];
+	int off = snprintf(json, sizeof json,
+			   "{\"format\": 1, \"inputs\": [" X_IN "], \"outputs\": [" Y_OUT "], "
+			   "\"weights\": [], \"graph\": {\"nodes\": [");
+	for (int i = 0; i < SWARM_GRAPH_MAX_NODES + 1; i++)
+		off += snprintf(json + off, sizeof json - (size_t)off, "%s" NODE_OK, i ? "," : "");
+	snprintf(json + off, sizeof json - (size_t)off, "]}}");
+	expect_refusal(parse(json), "graph.nodes: 257 nodes, the limit is 256");
+}
+
+Test(registry_manifest, refuses_too_many_distinct_names)
+{
+	/* Nine new names per node (eight inputs, one output): node 42's seventh input is the
+	 * 385th. */
+	static char json[64 * 1024];
+	int off = snprintf(json, sizeof json,
+			   "{\"format\": 1, \"inputs\": [" X_IN "], \"outputs\": [" Y_OUT "], "
+			   "\"weights\": [], \"graph\": {\"nodes\": [");
+	for (int i = 0; i < 50; i++) {
+		off += snprintf(json + off, sizeof json - (size_t)off,
+				"%s{\"op\": \"concat\", \"inputs\": [", i ? "," : "");
+		for (int j = 0; j < 8; j++)
+			off += snprintf(json + off, sizeof json - (size_t)off, "%s\"n%d_%d\"",
+					j ? "," : "", i, j);
+		off += snprintf(json + off, sizeof json - (size_t)off, "], \"output\": \"o%d\"}",
+				i);
+	}
+	snprintf(json + off, sizeof json - (size_t)off, "]}}");
+	expect_refusal(parse(json),
+		       "graph.nodes[42].inputs[6]: more than 384 distinct tensor names");
+}
+
+Test(registry_manifest, refuses_node_not_object)
+{
+	expect_refusal(parse_nodes(NODE_OK ", 3"), "graph.nodes[1]: must be an object");
+}
+
+Test(registry_manifest, refuses_node_unknown_key)
+{
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
+				   "\"activation\": \"relu\"}"),
+		       "graph.nodes[0]: unknown key \"activation\"");
+}
+
+Test(registry_manifest, refuses_node_without_op)
+{
+	expect_refusal(parse_nodes("{\"inputs\": [\"x\"], \"output\": \"y\"}"),
+		       "graph.nodes[0].op: missing");
+}
+
+Test(registry_manifest, refuses_node_unknown_op)
+{
+	expect_refusal(parse_nodes(NODE_OK ", {\"op\": \"conv2d\", \"inputs\": [\"x\"], "
+					   "\"output\": \"z\"}"),
+		       "graph.nodes[1].op: unknown op \"conv2d\"");
+}
+
+Test(registry_manifest, refuses_node_wrong_input_count)
+{
+	expect_refusal(parse_nodes("{\"op\": \"linear\", \"inputs\": [\"x\"], \"output\": \"y\"}"),
+		       "graph.nodes[0].inputs: linear takes 2..3 inputs, not 1");
+	expect_refusal(parse_nodes("{\"op\": \"layernorm\", \"inputs\": [\"x\", \"g\"], "
+				   "\"output\": \"y\"}"),
+		       "graph.nodes[0].inputs: layernorm takes 3 inputs, not 2");
+	expect_refusal(parse_nodes("{\"op\": \"concat\", \"inputs\": [], \"output\": \"y\"}"),
+		       "graph.nodes[0].inputs: concat takes 1..8 inputs, not 0");
+}
+
+Test(registry_manifest, refuses_node_input_not_string)
+{
+	expect_refusal(parse_nodes(NODE_OK ", {\"op\": \"add\", \"inputs\": [\"x\", 7], "
+					   "\"output\": \"z\"}"),
+		       "graph.nodes[1].inputs[1]: must be a string");
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": \"x\", \"output\": \"y\"}"),
+		       "graph.nodes[0].inputs: must be an array");
+}
+
+Test(registry_manifest, refuses_node_empty_or_long_name)
+{
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"\"], \"output\": \"y\"}"),
+		       "graph.nodes[0].inputs[0]: must not be empty");
+	char node[512];
+	snprintf(node, sizeof node,
+		 "{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"%0128d\"}", 0);
+	expect_refusal(parse_nodes(node),
+		       "graph.nodes[0].output: 128 bytes long, the limit is 127");
+}
+
+Test(registry_manifest, refuses_node_without_output)
+{
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"]}"),
+		       "graph.nodes[0].output: missing");
+}
+
+Test(registry_manifest, refuses_node_param_on_wrong_op)
+{
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
+				   "\"act\": \"relu\"}"),
+		       "graph.nodes[0].act: only linear takes an activation");
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
+				   "\"heads\": 2}"),
+		       "graph.nodes[0].heads: only attention takes heads");
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
+				   "\"mode\": \"sum\"}"),
+		       "graph.nodes[0].mode: only embedding_bag takes a mode");
+	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
+				   "\"eps\": 0.1}"),
+		       "graph.nodes[0].eps: only layernorm and l2norm take eps");
+}
+
+Test(registry_manifest, refuses_node_bad_param_values)
+{
+	expect_refusal(parse_nodes("{\"op\": \"linear\", \"inputs\": [\"x\", \"w\"], \"output\": "
+				   "\"y\", \"act\": \"softmax\"}"),
+		       "graph.nodes[0].act: must be one of relu gelu sigmoid tanh");
+	expect_refusal(parse_nodes("{\"op\": \"embedding_bag\", \"inputs\": [\"t\", \"i\"], "
+				   "\"output\": \"y\", \"mode\": \"max\"}"),
+		       "graph.nodes[0].mode: must be \"sum\" or \"mean\"");
+	expect_refusal(parse_nodes("{\"op\": \"attention\", \"inputs\": [\"q\", \"k\", \"v\"], "
+				   "\"output\": \"y\"}"),
+		       "graph.nodes[0].heads: missing");
+	expect_refusal(parse_nodes("{\"op\": \"attention\", \"inputs\": [\"q\", \"k\", \"v\"], "
+				   "\"output\": \"y\", \"heads\": 0}"),
+		       "graph.nodes[0].heads: must be an integer 1..65536");
+	expect_refusal(parse_nodes("{\"op\": \"l2norm\", \"inputs\": [\"x\"], \"output\": \"y\", "
+				   "\"eps\": -1}"),
+		       "graph.nodes[0].eps: must be a number in (0, 1]");
+	expect_refusal(parse_nodes("{\"op\": \"l2norm\", \"inputs\": [\"x\"], \"output\": \"y\", "
+				   "\"eps\": \"small\"}"),
+		       "graph.nodes[0].eps: must be a number in (0, 1]");
 }
 
 Test(registry_manifest, refuses_graph_without_builtin)

@@ -1,0 +1,855 @@
+/* graph.c: the graph executor (graph.h). swarm_graph_build does all the work that can be done
+ * once per (model, device, max batch): name resolution, shape inference by the op contracts
+ * of device.h, the arena plan and its one allocation, and the swarm_node array with its
+ * tensor pointers. swarm_graph_run then only writes the batch's row count into the tensors
+ * that scale with the batch, binds the caller's buffers, and runs the nodes in order.
+ *
+ * During the build a tensor's shape[0] is -1 when it scales with the batch (as in the
+ * manifest); every op rule keeps that symbol in dim 0, so that two shapes that agree at
+ * max_batch by chance (a weight of max_batch rows) are still told apart.
+ */
+#include "kernels/graph.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc/segment.h"
+
+#define ARENA_ALIGN 64
+#define SHAPE_STR 96
+
+enum tensor_kind {
+	T_INPUT,  /* a manifest input: the caller's buffer, bound per run */
+	T_OUTPUT, /* a node output that is a manifest output: the caller's buffer */
+	T_WEIGHT, /* from the weight callback */
+	T_INTER,  /* a node output in the arena */
+	T_CONST,  /* built here (EMBEDDING_BAG offsets), after the arena's reused part */
+	T_VIEW,   /* another tensor's bytes under another shape (EMBEDDING_BAG ids as [B*K]) */
+};
+
+struct gtensor {
+	struct swarm_tensor t; /* what the nodes point at */
+	uint32_t kind;         /* an enum tensor_kind */
+	uint32_t io;           /* T_INPUT, T_OUTPUT: the manifest's index */
+	int64_t batch_mult;    /* 0: fixed shape; else shape[0] = rows * batch_mult */
+	int32_t base;          /* T_VIEW: the tensor it views */
+	int32_t first, last;   /* producing node (-1 for inputs, weights) and last reader */
+	size_t bytes;          /* at max_batch */
+	size_t offset;         /* T_INTER, T_CONST: in the arena */
+};
+
+struct swarm_graph {
+	struct swarm_device *dev;
+	uint32_t max_batch;
+	uint32_t n_inputs, n_outputs, n_nodes, n_tensors;
+	int32_t input_t[SWARM_MAX_TENSORS];
+	int32_t output_t[SWARM_MAX_TENSORS];
+	struct gtensor *tensors;
+	struct swarm_node *nodes;
+	void *arena;
+	size_t arena_bytes, naive_bytes;
+};
+
+/* What only the build needs. */
+struct build {
+	const struct swarm_manifest *m;
+	const struct swarm_graph_spec *spec;
+	swarm_graph_weight_fn weight;
+	void *ctx;
+	struct swarm_graph *g;
+	int32_t *name_t; /* per spec name: its tensor, -1 before it exists */
+	int32_t (*node_in)[SWARM_NODE_MAX_INPUTS]; /* per node: its inputs' tensors */
+	uint32_t *node_n_in;
+	int32_t *node_out;
+	char *err;
+	size_t err_len;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct build *b, int rc, const char *fmt, ...)
+{
+	if (b->err && b->err_len > 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(b->err, b->err_len, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* A refusal about node k: "graph.nodes[3] (linear -> "h1"): " then the message. */
+__attribute__((format(printf, 3, 4))) static int node_fail(struct build *b, uint32_t k,
+							   const char *fmt, ...)
+{
+	const struct swarm_graph_node_spec *n = &b->spec->nodes[k];
+	const char *op = swarm_op_name(n->op);
+	char msg[320];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return fail(b, -EINVAL, "graph.nodes[%" PRIu32 "] (%s -> \"%s\"): %s", k, op ? op : "?",
+		    b->spec->names[n->out], msg);
+}
+
+static const char *dtype_str(uint32_t dtype)
+{
+	const char *s = swarm_dtype_name(dtype);
+	return s ? s : "?";
+}
+
+/* "f32 [B, 16]": B is the batch dimension. */
+static const char *tensor_str(char *buf, size_t len, const struct swarm_tensor *t)
+{
+	int n = snprintf(buf, len, "%s [", dtype_str(t->dtype));
+	size_t off = n > 0 ? (size_t)n : 0;
+	for (uint32_t i = 0; i < t->ndim && off < len; i++) {
+		if (t->shape[i] < 0)
+			n = snprintf(buf + off, len - off, "%sB", i ? ", " : "");
+		else
+			n = snprintf(buf + off, len - off, "%s%" PRId64, i ? ", " : "",
+				     t->shape[i]);
+		off += n > 0 ? (size_t)n : 0;
+	}
+	if (off < len)
+		snprintf(buf + off, len - off, "]");
+	return buf;
+}
+
+static bool is_float(uint32_t d)
+{
+	return d == SWARM_DTYPE_F32 || d == SWARM_DTYPE_F16 || d == SWARM_DTYPE_BF16;
+}
+
+static bool is_index(uint32_t d) { return d == SWARM_DTYPE_I32 || d == SWARM_DTYPE_I64; }
+
+/* Input j of node k, its tensor. */
+static const struct swarm_tensor *in_t(struct build *b, uint32_t k, uint32_t j)
+{
+	return &b->g->tensors[b->node_in[k][j]].t;
+}
+
+static const char *in_name(struct build *b, uint32_t k, uint32_t j)
+{
+	return b->spec->names[b->spec->nodes[k].in[j]];
+}
+
+/* A refusal naming input j of node k and its type. */
+#define IN_FAIL(b, k, j, what)                                                               \
+	do {                                                                                 \
+		char s_[SHAPE_STR];                                                          \
+		return node_fail(b, k, "inputs[%u] \"%s\" is %s; %s", (unsigned)(j),         \
+				 in_name(b, k, j), tensor_str(s_, sizeof s_, in_t(b, k, j)), \
+				 what);                                                      \
+	} while (0)
+
+/* Inputs a and j of node k differ where they must agree. */
+static int mismatch(struct build *b, uint32_t k, uint32_t a, uint32_t j, const char *what)
+{
+	char sa[SHAPE_STR], sj[SHAPE_STR];
+	return node_fail(b, k, "inputs[%u] \"%s\" is %s and inputs[%u] \"%s\" is %s; %s", a,
+			 in_name(b, k, a), tensor_str(sa, sizeof sa, in_t(b, k, a)), j,
+			 in_name(b, k, j), tensor_str(sj, sizeof sj, in_t(b, k, j)), what);
+}
+
+/* The output's dtype and shape from node k's inputs, by device.h's contract for its op. */
+static int infer(struct build *b, uint32_t k, struct swarm_tensor *out)
+{
+	const struct swarm_graph_node_spec *n = &b->spec->nodes[k];
+	const struct swarm_tensor *x = in_t(b, k, 0);
+	uint32_t n_in = n->n_in;
+
+	*out = *x;
+	out->data = NULL;
+	switch (n->op) {
+	case SWARM_OP_IDENTITY:
+		return 0;
+
+	case SWARM_OP_LINEAR: {
+		if (!is_float(x->dtype) || x->ndim < 1)
+			IN_FAIL(b, k, 0, "linear takes a float tensor [.., K]");
+		const struct swarm_tensor *w = in_t(b, k, 1);
+		if (w->ndim != 2 || w->dtype != x->dtype || w->shape[1] != x->shape[x->ndim - 1])
+			return mismatch(b, k, 0, 1, "linear takes X [.., K] and W [N, K]");
+		if (n_in == 3) {
+			const struct swarm_tensor *bias = in_t(b, k, 2);
+			if (bias->ndim != 1 || bias->dtype != x->dtype ||
+			    bias->shape[0] != w->shape[0])
+				return mismatch(b, k, 1, 2, "linear's bias is [N] for W [N, K]");
+		}
+		if (n->act != SWARM_OP_IDENTITY && n->act != SWARM_OP_RELU &&
+		    n->act != SWARM_OP_GELU && n->act != SWARM_OP_SIGMOID &&
+		    n->act != SWARM_OP_TANH)
+			return node_fail(b, k, "act %" PRIu32 " is not relu, gelu, sigmoid or tanh",
+					 n->act);
+		out->shape[x->ndim - 1] = w->shape[0];
+		return 0;
+	}
+
+	case SWARM_OP_MATMUL: {
+		const struct swarm_tensor *y = in_t(b, k, 1);
+		if (!is_float(x->dtype) || x->ndim < 2)
+			IN_FAIL(b, k, 0, "matmul takes a float A [.., M, K]");
+		bool ok = y->dtype == x->dtype && y->ndim == x->ndim &&
+			  y->shape[y->ndim - 2] == x->shape[x->ndim - 1];
+		for (uint32_t i = 0; ok && i + 2 < x->ndim; i++)
+			ok = x->shape[i] == y->shape[i];
+		if (!ok)
+			return mismatch(b, k, 0, 1,
+					"matmul takes A [.., M, K] and B [.., K, N] with the same "
+					"leading dims");
+		out->shape[x->ndim - 1] = y->shape[y->ndim - 1];
+		return 0;
+	}
+
+	case SWARM_OP_ADD:
+	case SWARM_OP_MUL: {
+		const struct swarm_tensor *y = in_t(b, k, 1);
+		if (!is_float(x->dtype))
+			IN_FAIL(b, k, 0, "add and mul take float tensors");
+		bool ok = y->dtype == x->dtype && y->ndim <= x->ndim;
+		for (uint32_t i = 0; ok && i < y->ndim; i++)
+			ok = y->shape[y->ndim - 1 - i] == x->shape[x->ndim - 1 - i];
+		if (!ok)
+			return mismatch(b, k, 0, 1,
+					"the second's shape must be a suffix of the first's");
+		return 0;
+	}
+
+	case SWARM_OP_RELU:
+	case SWARM_OP_GELU:
+	case SWARM_OP_SIGMOID:
+	case SWARM_OP_TANH:
+	case SWARM_OP_SOFTMAX:
+	case SWARM_OP_L2NORM:
+		if (!is_float(x->dtype) || x->ndim < 1)
+			IN_FAIL(b, k, 0, "it takes a float tensor");
+		return 0;
+
+	case SWARM_OP_LAYERNORM: {
+		if (!is_float(x->dtype) || x->ndim < 1)
+			IN_FAIL(b, k, 0, "layernorm takes a float X [.., D]");
+		for (uint32_t j = 1; j < 3; j++) {
+			const struct swarm_tensor *p = in_t(b, k, j);
+			if (p->ndim != 1 || p->dtype != x->dtype ||
+			    p->shape[0] != x->shape[x->ndim - 1])
+				return mismatch(b, k, 0, j,
+						"layernorm takes X [.., D], gamma [D], beta [D]");
+		}
+		return 0;
+	}
+
+	case SWARM_OP_EMBEDDING: {
+		const struct swarm_tensor *ids = in_t(b, k, 1);
+		if (!is_float(x->dtype) || x->ndim != 2)
+			IN_FAIL(b, k, 0, "embedding takes a float table [V, D]");
+		if (!is_index(ids->dtype) || ids->ndim < 1 || ids->ndim >= SWARM_TENSOR_MAX_DIMS)
+			IN_FAIL(b, k, 1, "embedding takes i32 or i64 ids of 1..5 dimensions");
+		*out = *ids;
+		out->data = NULL;
+		out->dtype = x->dtype;
+		out->shape[out->ndim++] = x->shape[1];
+		return 0;
+	}
+
+	case SWARM_OP_EMBEDDING_BAG: {
+		const struct swarm_tensor *ids = in_t(b, k, 1);
+		if (!is_float(x->dtype) || x->ndim != 2)
+			IN_FAIL(b, k, 0, "embedding_bag takes a float table [V, D]");
+		if (n->bag_mode != SWARM_BAG_SUM && n->bag_mode != SWARM_BAG_MEAN)
+			return node_fail(b, k, "bag mode %" PRIu32 " is not sum or mean",
+					 n->bag_mode);
+		out->ndim = 2;
+		out->shape[1] = x->shape[1];
+		if (n_in == 2) {
+			if (!is_index(ids->dtype) || ids->ndim != 2)
+				IN_FAIL(b, k, 1,
+					"embedding_bag with two inputs takes i32 or i64 ids "
+					"[B, K], one bag of K ids per row");
+			out->shape[0] = ids->shape[0];
+			return 0;
+		}
+		const struct swarm_tensor *offs = in_t(b, k, 2);
+		if (!is_index(ids->dtype) || ids->ndim != 1)
+			IN_FAIL(b, k, 1, "embedding_bag with offsets takes i32 or i64 ids [L]");
+		if (!is_index(offs->dtype) || offs->ndim != 1)
+			IN_FAIL(b, k, 2, "embedding_bag takes i32 or i64 offsets [B]");
+		out->shape[0] = offs->shape[0];
+		return 0;
+	}
+
+	case SWARM_OP_CONCAT: {
+		if (x->ndim < 1)
+			IN_FAIL(b, k, 0, "concat takes tensors of at least one dimension");
+		int64_t last = 0;
+		for (uint32_t j = 0; j < n_in; j++) {
+			const struct swarm_tensor *y = in_t(b, k, j);
+			bool ok = y->dtype == x->dtype && y->ndim == x->ndim;
+			for (uint32_t i = 0; ok && i + 1 < x->ndim; i++)
+				ok = y->shape[i] == x->shape[i];
+			if (!ok)
+				return mismatch(b, k, 0, j,
+						"concat takes tensors equal but in the last dim");
+			if (y->shape[y->ndim - 1] < 0 ||
+			    __builtin_add_overflow(last, y->shape[y->ndim - 1], &last))
+				IN_FAIL(b, k, j, "concat cannot join on the batch dimension");
+		}
+		out->shape[x->ndim - 1] = last;
+		return 0;
+	}
+
+	case SWARM_OP_ATTENTION: {
+		if (!is_float(x->dtype) || x->ndim != 3)
+			IN_FAIL(b, k, 0, "attention takes a float Q [B, S, H * Dh]");
+		for (uint32_t j = 1; j < 3; j++) {
+			const struct swarm_tensor *y = in_t(b, k, j);
+			bool ok = y->dtype == x->dtype && y->ndim == 3;
+			for (uint32_t i = 0; ok && i < 3; i++)
+				ok = y->shape[i] == x->shape[i];
+			if (!ok)
+				return mismatch(
+					b, k, 0, j,
+					"attention takes Q, K, V of one shape [B, S, H * Dh]");
+		}
+		if (n->heads == 0 || x->shape[2] % n->heads != 0)
+			return node_fail(b, k,
+					 "heads %" PRIu32 " does not divide the width %" PRId64,
+					 n->heads, x->shape[2]);
+		if (n_in == 4) {
+			const struct swarm_tensor *mask = in_t(b, k, 3);
+			if (mask->dtype != SWARM_DTYPE_F32 || mask->ndim != 2 ||
+			    mask->shape[0] != x->shape[0] || mask->shape[1] != x->shape[1])
+				return mismatch(b, k, 0, 3,
+						"attention's mask is f32 [B, S] for Q [B, S, E]");
+		}
+		return 0;
+	}
+
+	case SWARM_OP_MEAN_POOL: {
+		const struct swarm_tensor *mask = in_t(b, k, 1);
+		if (!is_float(x->dtype) || x->ndim != 3)
+			IN_FAIL(b, k, 0, "mean_pool takes a float X [B, S, D]");
+		if (mask->dtype != SWARM_DTYPE_F32 || mask->ndim != 2 ||
+		    mask->shape[0] != x->shape[0] || mask->shape[1] != x->shape[1])
+			return mismatch(b, k, 0, 1,
+					"mean_pool's mask is f32 [B, S] for X [B, S, D]");
+		out->ndim = 2;
+		out->shape[1] = x->shape[2];
+		return 0;
+	}
+	}
+	return node_fail(b, k, "op %" PRIu32 " is not one the executor knows", n->op);
+}
+
+/* Inputs each op takes, as the manifest parser checks them; again here since a manifest may
+ * be filled by hand. */
+static bool arity_ok(uint32_t op, uint32_t n)
+{
+	switch (op) {
+	case SWARM_OP_LINEAR:
+	case SWARM_OP_EMBEDDING_BAG:
+		return n == 2 || n == 3;
+	case SWARM_OP_MATMUL:
+	case SWARM_OP_ADD:
+	case SWARM_OP_MUL:
+	case SWARM_OP_EMBEDDING:
+	case SWARM_OP_MEAN_POOL:
+		return n == 2;
+	case SWARM_OP_LAYERNORM:
+		return n == 3;
+	case SWARM_OP_CONCAT:
+		return n >= 1 && n <= SWARM_NODE_MAX_INPUTS;
+	case SWARM_OP_ATTENTION:
+		return n == 3 || n == 4;
+	default:
+		return n == 1;
+	}
+}
+
+static int32_t add_tensor(struct build *b, uint32_t kind)
+{
+	struct swarm_graph *g = b->g;
+	int32_t i = (int32_t)g->n_tensors++;
+	g->tensors[i] = (struct gtensor){ .kind = kind, .base = -1, .first = -1, .last = -1 };
+	return i;
+}
+
+/* The weight the callback knows by name, or NULL; refuses one whose shape cannot be a
+ * tensor's. */
+static int fetch_weight(struct build *b, uint32_t k, const char *name,
+			const struct swarm_tensor **w)
+{
+	*w = b->weight ? b->weight(b->ctx, name) : NULL;
+	if (!*w)
+		return 0;
+	bool ok = (*w)->ndim <= SWARM_TENSOR_MAX_DIMS && swarm_dtype_size((*w)->dtype) != 0 &&
+		  swarm_tensor_elems(*w) >= 0;
+	if (!ok)
+		return node_fail(b, k, "weight \"%s\" has a dtype or shape no tensor can have",
+				 name);
+	return 0;
+}
+
+/* Node k's inputs: each an input, a weight or an earlier output. */
+static int resolve_inputs(struct build *b, uint32_t k)
+{
+	const struct swarm_graph_node_spec *n = &b->spec->nodes[k];
+	for (uint32_t j = 0; j < n->n_in; j++) {
+		uint16_t name = n->in[j];
+		int32_t t = b->name_t[name];
+		if (t < 0) {
+			for (uint32_t later = k; later < b->spec->n_nodes; later++)
+				if (b->spec->nodes[later].out == name)
+					return node_fail(b, k,
+							 "inputs[%u] \"%s\": used before "
+							 "graph.nodes[%" PRIu32 "] produces it",
+							 j, b->spec->names[name], later);
+			const struct swarm_tensor *w;
+			int rc = fetch_weight(b, k, b->spec->names[name], &w);
+			if (rc)
+				return rc;
+			if (!w)
+				return node_fail(b, k,
+						 "inputs[%u] \"%s\": no input, weight or earlier "
+						 "node output has this name",
+						 j, b->spec->names[name]);
+			t = add_tensor(b, T_WEIGHT);
+			b->g->tensors[t].t = *w;
+			b->name_t[name] = t;
+		}
+		b->node_in[k][j] = t;
+		b->g->tensors[t].last = (int32_t)k;
+	}
+	b->node_n_in[k] = n->n_in;
+	return 0;
+}
+
+/* Node k's output: a new name, its dtype and shape inferred, checked against the manifest's
+ * output of that name if there is one. */
+static int add_output(struct build *b, uint32_t k)
+{
+	const struct swarm_manifest *m = b->m;
+	uint16_t name = b->spec->nodes[k].out;
+	const char *s = b->spec->names[name];
+	int32_t prev = b->name_t[name];
+
+	if (prev >= 0) {
+		const struct gtensor *p = &b->g->tensors[prev];
+		if (p->kind == T_INPUT)
+			return node_fail(b, k, "output \"%s\" is the name of inputs[%" PRIu32 "]",
+					 s, p->io);
+		if (p->kind == T_WEIGHT)
+			return node_fail(b, k, "output \"%s\" is the name of a weight", s);
+		return node_fail(b, k,
+				 "output \"%s\" is produced twice, first by "
+				 "graph.nodes[%" PRId32 "]",
+				 s, p->first);
+	}
+	for (uint32_t i = 0; i < m->n_weights && i < SWARM_MANIFEST_MAX_WEIGHTS; i++)
+		if (strcmp(m->weights[i].name, s) == 0)
+			return node_fail(b, k, "output \"%s\" is the name of weights[%" PRIu32 "]",
+					 s, i);
+	const struct swarm_tensor *w;
+	int rc = fetch_weight(b, k, s, &w);
+	if (rc)
+		return rc;
+	if (w)
+		return node_fail(b, k, "output \"%s\" is the name of a weight", s);
+
+	struct swarm_tensor out;
+	if ((rc = infer(b, k, &out)))
+		return rc;
+	for (uint32_t i = 1; i < out.ndim; i++)
+		assert(out.shape[i] >= 0 && "the batch symbol left dim 0");
+
+	int32_t t = add_tensor(b, T_INTER);
+	struct gtensor *gt = &b->g->tensors[t];
+	gt->t = out;
+	gt->first = gt->last = (int32_t)k;
+	gt->batch_mult = out.ndim > 0 && out.shape[0] < 0 ? 1 : 0;
+	for (uint32_t i = 0; i < m->n_outputs; i++) {
+		const swarm_tensor_spec *o = &m->outputs[i];
+		if (strcmp(o->name, s) != 0)
+			continue;
+		bool same = o->dtype == out.dtype && o->ndim == out.ndim;
+		for (uint32_t d = 0; same && d < o->ndim; d++)
+			same = o->shape[d] == out.shape[d];
+		if (!same) {
+			char so[SHAPE_STR], sm[SHAPE_STR];
+			struct swarm_tensor want = { .dtype = o->dtype, .ndim = o->ndim };
+			memcpy(want.shape, o->shape, sizeof want.shape);
+			return node_fail(b, k, "produces %s, but outputs[%" PRIu32 "] is %s",
+					 tensor_str(so, sizeof so, &out), i,
+					 tensor_str(sm, sizeof sm, &want));
+		}
+		gt->kind = T_OUTPUT;
+		gt->io = i;
+		b->g->output_t[i] = t;
+	}
+	b->name_t[name] = t;
+	b->node_out[k] = t;
+	return 0;
+}
+
+/* EMBEDDING_BAG with ids [B, K]: node k reads them as one bag of K per row, that is ids as
+ * [B * K] and constant offsets {0, K, 2K, ...}. */
+static void bag_per_row(struct build *b, uint32_t k)
+{
+	int32_t ids = b->node_in[k][1];
+	const struct gtensor *src = &b->g->tensors[ids];
+	int64_t per_row = src->t.shape[1];
+
+	int32_t v = add_tensor(b, T_VIEW);
+	struct gtensor *view = &b->g->tensors[v];
+	view->base = ids;
+	view->t.dtype = src->t.dtype;
+	view->t.ndim = 1;
+	view->batch_mult = src->batch_mult ? per_row : 0;
+	view->t.shape[0] = src->batch_mult ? -1 : src->t.shape[0] * per_row;
+
+	int32_t c = add_tensor(b, T_CONST);
+	struct gtensor *offs = &b->g->tensors[c];
+	offs->t.dtype = SWARM_DTYPE_I64;
+	offs->t.ndim = 1;
+	offs->batch_mult = src->batch_mult ? 1 : 0;
+	offs->t.shape[0] = src->t.shape[0];
+	offs->base = ids; /* for the row count and K when it is filled */
+
+	b->node_in[k][1] = v;
+	b->node_in[k][2] = c;
+	b->node_n_in[k] = 3;
+}
+
+static size_t align_up(size_t x) { return (x + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
+
+/* Every batch symbol becomes max_batch rows; the bytes of every tensor follow. */
+static int size_tensors(struct build *b)
+{
+	struct swarm_graph *g = b->g;
+	for (uint32_t i = 0; i < g->n_tensors; i++) {
+		struct gtensor *t = &g->tensors[i];
+		if (t->batch_mult)
+			t->t.shape[0] = (int64_t)g->max_batch * t->batch_mult;
+		int64_t elems = swarm_tensor_elems(&t->t);
+		size_t bytes;
+		if (elems < 0 ||
+		    __builtin_mul_overflow((size_t)elems, (size_t)swarm_dtype_size(t->t.dtype),
+					   &bytes) ||
+		    bytes > SIZE_MAX / 2)
+			return fail(b, -EINVAL,
+				    "a tensor of the graph overflows at max_batch %" PRIu32,
+				    g->max_batch);
+		t->bytes = bytes;
+	}
+	return 0;
+}
+
+static int by_size_desc(const void *pa, const void *pb, void *arg)
+{
+	const struct gtensor *ts = arg;
+	const struct gtensor *a = &ts[*(const int32_t *)pa], *b = &ts[*(const int32_t *)pb];
+	if (a->bytes != b->bytes)
+		return a->bytes > b->bytes ? -1 : 1;
+	return a->first - b->first;
+}
+
+static int by_offset(const void *pa, const void *pb, void *arg)
+{
+	const struct gtensor *ts = arg;
+	size_t a = ts[*(const int32_t *)pa].offset, b = ts[*(const int32_t *)pb].offset;
+	return a < b ? -1 : a > b;
+}
+
+/* Offsets for the intermediates: largest first, each at the lowest 64-byte aligned offset
+ * where it overlaps no placed tensor alive at the same time; then the constants. */
+static int plan_arena(struct build *b)
+{
+	struct swarm_graph *g = b->g;
+	int32_t *order = malloc(2 * (size_t)g->n_tensors * sizeof *order + 1);
+	if (!order)
+		return fail(b, -ENOMEM, "out of memory planning the arena");
+	int32_t *live = order + g->n_tensors;
+	uint32_t n = 0, n_placed = 0;
+	size_t end = 0, naive = 0;
+
+	for (uint32_t i = 0; i < g->n_tensors; i++)
+		if (g->tensors[i].kind == T_INTER)
+			order[n++] = (int32_t)i;
+	qsort_r(order, n, sizeof *order, by_size_desc, g->tensors);
+	for (uint32_t i = 0; i < n; i++) {
+		struct gtensor *t = &g->tensors[order[i]];
+		size_t size = align_up(t->bytes ? t->bytes : 1);
+		uint32_t n_live = 0;
+		for (uint32_t p = 0; p < n_placed; p++) {
+			const struct gtensor *q = &g->tensors[order[p]];
+			if (q->first <= t->last && t->first <= q->last)
+				live[n_live++] = order[p];
+		}
+		qsort_r(live, n_live, sizeof *live, by_offset, g->tensors);
+		size_t off = 0;
+		for (uint32_t p = 0; p < n_live; p++) {
+			const struct gtensor *q = &g->tensors[live[p]];
+			if (off + size <= q->offset)
+				break;
+			size_t q_end = align_up(q->offset + (q->bytes ? q->bytes : 1));
+			if (q_end > off)
+				off = q_end;
+		}
+		t->offset = off;
+		n_placed++;
+		naive += size;
+		if (off + size > end)
+			end = off + size;
+	}
+	free(order);
+	for (uint32_t i = 0; i < g->n_tensors; i++) {
+		struct gtensor *t = &g->tensors[i];
+		if (t->kind != T_CONST)
+			continue;
+		size_t size = align_up(t->bytes ? t->bytes : 1);
+		t->offset = end;
+		end += size;
+		naive += size;
+	}
+	g->arena_bytes = end;
+	g->naive_bytes = naive;
+	return 0;
+}
+
+/* The one allocation; intermediates and constants get their addresses, constants their
+ * values. */
+static int place(struct build *b)
+{
+	struct swarm_graph *g = b->g;
+	if (g->arena_bytes) {
+		g->arena = g->dev->i->alloc(g->dev, g->arena_bytes);
+		if (!g->arena)
+			return fail(b, -ENOMEM,
+				    "the device could not allocate the arena (%zu bytes)",
+				    g->arena_bytes);
+	}
+	for (uint32_t i = 0; i < g->n_tensors; i++) {
+		struct gtensor *t = &g->tensors[i];
+		if (t->kind != T_INTER && t->kind != T_CONST)
+			continue;
+		t->t.data = (char *)g->arena + t->offset;
+		if (t->kind != T_CONST)
+			continue;
+		int64_t per_row = g->tensors[t->base].t.shape[1];
+		int64_t *host = malloc(t->bytes ? t->bytes : 1);
+		if (!host)
+			return fail(b, -ENOMEM, "out of memory filling the bag offsets");
+		for (int64_t r = 0; r < t->t.shape[0]; r++)
+			host[r] = r * per_row;
+		int rc = g->dev->i->upload(g->dev, t->t.data, host, t->bytes);
+		free(host);
+		if (rc)
+			return fail(b, rc, "the device could not take the bag offsets (%d)", rc);
+		t->base = -1;
+	}
+	return 0;
+}
+
+/* The swarm_node array, each checked against the device. */
+static int make_nodes(struct build *b)
+{
+	struct swarm_graph *g = b->g;
+	for (uint32_t k = 0; k < g->n_nodes; k++) {
+		const struct swarm_graph_node_spec *n = &b->spec->nodes[k];
+		struct swarm_node *node = &g->nodes[k];
+		node->op = n->op;
+		node->n_in = b->node_n_in[k];
+		for (uint32_t j = 0; j < node->n_in; j++)
+			node->in[j] = &g->tensors[b->node_in[k][j]].t;
+		node->out = &g->tensors[b->node_out[k]].t;
+		node->p = (struct swarm_op_params){
+			.act = n->op == SWARM_OP_LINEAR ? n->act : SWARM_OP_IDENTITY,
+			.bag_mode = n->bag_mode,
+			.heads = n->heads,
+			.eps = n->eps,
+		};
+		if (g->dev->i->supports_op && !g->dev->i->supports_op(g->dev, node)) {
+			char s[SHAPE_STR];
+			return fail(b, -ENOTSUP,
+				    "graph.nodes[%" PRIu32 "] (%s -> \"%s\"): the %s device does "
+				    "not run %s on %s",
+				    k, swarm_op_name(n->op), b->spec->names[n->out],
+				    g->dev->i->name ? g->dev->i->name : "?", swarm_op_name(n->op),
+				    tensor_str(s, sizeof s, node->in[0]));
+		}
+	}
+	return 0;
+}
+
+static int check_args(struct build *b, struct swarm_device *dev, uint32_t max_batch)
+{
+	const struct swarm_manifest *m = b->m;
+	if (!m || !dev || !dev->i || !dev->i->alloc || !dev->i->free || !dev->i->upload ||
+	    !dev->i->run)
+		return fail(b, -EINVAL,
+			    "no manifest, or a device without alloc, free, upload, run");
+	if (max_batch == 0)
+		return fail(b, -EINVAL, "max_batch must be at least 1");
+	if (m->graph.n_nodes == 0)
+		return fail(b, -EINVAL,
+			    "graph: the manifest has no node list (graph.builtin \"%s\" names a "
+			    "built-in model)",
+			    m->graph_builtin);
+	if (m->graph.n_nodes > SWARM_GRAPH_MAX_NODES || m->graph.n_names > SWARM_GRAPH_MAX_NAMES ||
+	    m->n_inputs > SWARM_MAX_TENSORS || m->n_outputs > SWARM_MAX_TENSORS)
+		return fail(b, -EINVAL, "the manifest is over its limits");
+	for (uint32_t k = 0; k < m->graph.n_nodes; k++) {
+		const struct swarm_graph_node_spec *n = &m->graph.nodes[k];
+		bool ok = n->op < SWARM_OP_COUNT && arity_ok(n->op, n->n_in) &&
+			  n->out < m->graph.n_names;
+		for (uint32_t j = 0; ok && j < n->n_in; j++)
+			ok = n->in[j] < m->graph.n_names;
+		if (!ok)
+			return fail(b, -EINVAL,
+				    "graph.nodes[%" PRIu32 "]: bad op, input count or name index",
+				    k);
+	}
+	return 0;
+}
+
+int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weight, void *ctx,
+		      struct swarm_device *dev, uint32_t max_batch, struct swarm_graph **out,
+		      char *err, size_t err_len)
+{
+	struct build b = { .m = m, .weight = weight, .ctx = ctx, .err = err, .err_len = err_len };
+	struct swarm_graph *g = NULL;
+	int rc;
+
+	if (err && err_len)
+		err[0] = '\0';
+	if (!out)
+		return fail(&b, -EINVAL, "nowhere to put the graph");
+	*out = NULL;
+	if ((rc = check_args(&b, dev, max_batch)))
+		return rc;
+	b.spec = &m->graph;
+	uint32_t n_nodes = m->graph.n_nodes, n_names = m->graph.n_names;
+
+	g = calloc(1, sizeof *g);
+	if (!g)
+		return fail(&b, -ENOMEM, "out of memory");
+	b.g = g;
+	g->dev = dev;
+	g->max_batch = max_batch;
+	g->n_inputs = m->n_inputs;
+	g->n_outputs = m->n_outputs;
+	g->n_nodes = n_nodes;
+	/* Inputs, then at most one tensor per name (weights, outputs), then a view and a
+	 * constant per EMBEDDING_BAG: the array never grows, so pointers into it hold. */
+	size_t cap = m->n_inputs + n_names + 2 * (size_t)n_nodes;
+	g->tensors = calloc(cap, sizeof *g->tensors);
+	g->nodes = calloc(n_nodes, sizeof *g->nodes);
+	b.name_t = malloc(n_names * sizeof *b.name_t + 1);
+	b.node_in = calloc(n_nodes, sizeof *b.node_in);
+	b.node_n_in = calloc(n_nodes, sizeof *b.node_n_in);
+	b.node_out = calloc(n_nodes, sizeof *b.node_out);
+	if (!g->tensors || !g->nodes || !b.name_t || !b.node_in || !b.node_n_in || !b.node_out) {
+		rc = fail(&b, -ENOMEM, "out of memory");
+		goto err_free;
+	}
+	for (uint32_t i = 0; i < n_names; i++)
+		b.name_t[i] = -1;
+
+	for (uint32_t i = 0; i < m->n_inputs; i++) {
+		const swarm_tensor_spec *s = &m->inputs[i];
+		int32_t t = add_tensor(&b, T_INPUT);
+		struct gtensor *gt = &g->tensors[t];
+		gt->io = i;
+		gt->batch_mult = 1;
+		gt->t.dtype = s->dtype;
+		gt->t.ndim = s->ndim;
+		memcpy(gt->t.shape, s->shape, sizeof gt->t.shape);
+		g->input_t[i] = t;
+		for (uint32_t n = 0; n < n_names; n++)
+			if (strcmp(m->graph.names[n], s->name) == 0)
+				b.name_t[n] = t;
+	}
+	for (uint32_t i = 0; i < m->n_outputs; i++)
+		g->output_t[i] = -1;
+
+	for (uint32_t k = 0; k < n_nodes; k++) {
+		if ((rc = resolve_inputs(&b, k)) || (rc = add_output(&b, k)))
+			goto err_free;
+		if (m->graph.nodes[k].op == SWARM_OP_EMBEDDING_BAG && m->graph.nodes[k].n_in == 2)
+			bag_per_row(&b, k);
+	}
+	for (uint32_t i = 0; i < m->n_outputs; i++)
+		if (g->output_t[i] < 0) {
+			rc = fail(&b, -EINVAL, "outputs[%" PRIu32 "] \"%s\": no node produces it",
+				  i, m->outputs[i].name);
+			goto err_free;
+		}
+	assert(g->n_tensors <= cap);
+
+	if ((rc = size_tensors(&b)) || (rc = plan_arena(&b)) || (rc = place(&b)) ||
+	    (rc = make_nodes(&b)))
+		goto err_free;
+	free(b.name_t);
+	free(b.node_in);
+	free(b.node_n_in);
+	free(b.node_out);
+	*out = g;
+	return 0;
+
+err_free:
+	free(b.name_t);
+	free(b.node_in);
+	free(b.node_n_in);
+	free(b.node_out);
+	swarm_graph_free(g);
+	return rc;
+}
+
+int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
+		    void *const *outputs)
+{
+	if (!g || rows == 0 || rows > g->max_batch || (g->n_inputs && !inputs) || !outputs)
+		return -EINVAL;
+	for (uint32_t i = 0; i < g->n_inputs; i++)
+		g->tensors[g->input_t[i]].t.data = (void *)inputs[i];
+	for (uint32_t i = 0; i < g->n_outputs; i++)
+		g->tensors[g->output_t[i]].t.data = outputs[i];
+	for (uint32_t i = 0; i < g->n_tensors; i++) {
+		struct gtensor *t = &g->tensors[i];
+		if (t->batch_mult)
+			t->t.shape[0] = (int64_t)rows * t->batch_mult;
+		/* Views follow their base, which may be an input bound just above. */
+		if (t->kind == T_VIEW)
+			t->t.data = g->tensors[t->base].t.data;
+	}
+	for (uint32_t k = 0; k < g->n_nodes; k++) {
+		int rc = g->dev->i->run(g->dev, &g->nodes[k]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void swarm_graph_free(struct swarm_graph *g)
+{
+	if (!g)
+		return;
+	if (g->arena)
+		g->dev->i->free(g->dev, g->arena);
+	free(g->tensors);
+	free(g->nodes);
+	free(g);
+}
+
+size_t swarm_graph_arena_bytes(const struct swarm_graph *g) { return g ? g->arena_bytes : 0; }
+
+size_t swarm_graph_naive_bytes(const struct swarm_graph *g) { return g ? g->naive_bytes : 0; }
+
+uint32_t swarm_graph_nodes(const struct swarm_graph *g) { return g ? g->n_nodes : 0; }
+
+uint32_t swarm_graph_max_batch(const struct swarm_graph *g) { return g->max_batch; }

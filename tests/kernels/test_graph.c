@@ -1,0 +1,806 @@
+/* test_graph.c: the graph executor (kernels/graph.h) on the CPU device. Models come from
+ * manifest JSON through swarm_manifest_parse, as they would in production: an MLP, a
+ * DLRM-style ranker and a small BERT-style encoder, each against a float64 reference computed
+ * here; rows run alone or in a batch giving the same per-row results; the arena's liveness
+ * reuse; one test per refusal (each names the node or output); and no device allocation once
+ * built (the CPU device wrapped in one that counts).
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc/segment.h"
+#include "kernels/device.h"
+#include "kernels/graph.h"
+#include "registry/manifest.h"
+
+/* ---- a CPU device that counts what it is asked to do ----------------------------------- */
+
+struct counting {
+	struct swarm_device dev;
+	struct swarm_device *inner;
+	int allocs, frees, runs;
+};
+
+static struct counting *cnt(struct swarm_device *d) { return d->ctx; }
+
+static void *cnt_alloc(struct swarm_device *d, size_t n)
+{
+	cnt(d)->allocs++;
+	return cnt(d)->inner->i->alloc(cnt(d)->inner, n);
+}
+
+static void cnt_free(struct swarm_device *d, void *p)
+{
+	cnt(d)->frees++;
+	cnt(d)->inner->i->free(cnt(d)->inner, p);
+}
+
+static int cnt_upload(struct swarm_device *d, void *dst, const void *src, size_t n)
+{
+	return cnt(d)->inner->i->upload(cnt(d)->inner, dst, src, n);
+}
+
+static int cnt_download(struct swarm_device *d, void *dst, const void *src, size_t n)
+{
+	return cnt(d)->inner->i->download(cnt(d)->inner, dst, src, n);
+}
+
+static int cnt_supports(struct swarm_device *d, const struct swarm_node *n)
+{
+	return cnt(d)->inner->i->supports_op(cnt(d)->inner, n);
+}
+
+static int cnt_run(struct swarm_device *d, const struct swarm_node *n)
+{
+	cnt(d)->runs++;
+	return cnt(d)->inner->i->run(cnt(d)->inner, n);
+}
+
+static const struct swarm_device_i counting_i = {
+	.name = "counting-cpu",
+	.alloc = cnt_alloc,
+	.free = cnt_free,
+	.upload = cnt_upload,
+	.download = cnt_download,
+	.supports_op = cnt_supports,
+	.run = cnt_run,
+};
+
+static struct counting dev;
+
+static void dev_setup(void)
+{
+	memset(&dev, 0, sizeof dev);
+	int rc = swarm_device_cpu_create(1, &dev.inner);
+	cr_assert_eq(rc, 0, "swarm_device_cpu_create = %d", rc);
+	dev.dev.i = &counting_i;
+	dev.dev.ctx = &dev;
+}
+
+static void free_weights(void);
+
+static void dev_teardown(void)
+{
+	free_weights();
+	if (dev.inner)
+		dev.inner->i->destroy(dev.inner);
+}
+
+TestSuite(kernels_graph, .init = dev_setup, .fini = dev_teardown);
+
+/* ---- weights: host f32 (or index) tensors, looked up by name --------------------------- */
+
+#define MAX_W 32
+
+struct weights {
+	uint32_t n;
+	char name[MAX_W][64];
+	struct swarm_tensor t[MAX_W];
+};
+
+static struct weights ws;
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static void free_weights(void)
+{
+	for (uint32_t i = 0; i < ws.n; i++)
+		free(ws.t[i].data);
+}
+
+static double urand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (double)(rng >> 11) / (double)(1ull << 53);
+}
+
+/* A weight of shape [d0] (d1 == 0) or [d0, d1], uniform in [-scale, scale]. */
+static float *add_w(const char *name, int64_t d0, int64_t d1, double scale)
+{
+	cr_assert_lt(ws.n, MAX_W);
+	uint32_t i = ws.n++;
+	snprintf(ws.name[i], sizeof ws.name[i], "%s", name);
+	struct swarm_tensor *t = &ws.t[i];
+	t->dtype = SWARM_DTYPE_F32;
+	t->ndim = d1 ? 2 : 1;
+	t->shape[0] = d0;
+	t->shape[1] = d1;
+	size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+	float *f = malloc(n * sizeof *f);
+	cr_assert_not_null(f);
+	for (size_t k = 0; k < n; k++)
+		f[k] = (float)((2 * urand() - 1) * scale);
+	t->data = f;
+	return f;
+}
+
+static const struct swarm_tensor *lookup(void *ctx, const char *name)
+{
+	struct weights *w = ctx;
+	for (uint32_t i = 0; i < w->n; i++)
+		if (strcmp(w->name[i], name) == 0)
+			return &w->t[i];
+	return NULL;
+}
+
+/* ---- manifests -------------------------------------------------------------------------- */
+
+static struct swarm_manifest man;
+static char err[512];
+
+static void parse(const char *json)
+{
+	int rc = swarm_manifest_parse(json, strlen(json), &man, err, sizeof err);
+	cr_assert_eq(rc, 0, "swarm_manifest_parse = %d: %s", rc, err);
+}
+
+static struct swarm_graph *build(uint32_t max_batch)
+{
+	struct swarm_graph *g = NULL;
+	int rc = swarm_graph_build(&man, lookup, &ws, &dev.dev, max_batch, &g, err, sizeof err);
+	cr_assert_eq(rc, 0, "swarm_graph_build = %d: %s", rc, err);
+	cr_assert_not_null(g);
+	return g;
+}
+
+/* The build of json fails with -EINVAL and a message containing each of want[]. */
+static void expect_refusal(const char *json, const char *want1, const char *want2)
+{
+	parse(json);
+	struct swarm_graph *g = (struct swarm_graph *)1;
+	int rc = swarm_graph_build(&man, lookup, &ws, &dev.dev, 8, &g, err, sizeof err);
+	cr_assert_eq(rc, -EINVAL, "rc %d, want -EINVAL (err \"%s\")", rc, err);
+	cr_log_info("%s", err);
+	cr_assert_null(g, "a refused build left a graph");
+	cr_assert(strstr(err, want1), "err \"%s\" does not contain \"%s\"", err, want1);
+	if (want2)
+		cr_assert(strstr(err, want2), "err \"%s\" does not contain \"%s\"", err, want2);
+	cr_assert_eq(dev.allocs, dev.frees, "%d allocs, %d frees", dev.allocs, dev.frees);
+}
+
+/* ---- float64 references ----------------------------------------------------------------- */
+
+enum act {
+	A_NONE,
+	A_RELU,
+	A_SIGMOID
+};
+
+/* out[r][n] = act(sum_k x[r][k] w[n][k] + b[n]) */
+static void ref_linear(const double *x, int rows, int K, const float *w, const float *b, int N,
+		       enum act act, double *out)
+{
+	for (int r = 0; r < rows; r++)
+		for (int n = 0; n < N; n++) {
+			double s = b ? b[n] : 0;
+			for (int k = 0; k < K; k++)
+				s += x[r * K + k] * w[n * K + k];
+			if (act == A_RELU && s < 0)
+				s = 0;
+			if (act == A_SIGMOID)
+				s = 1 / (1 + exp(-s));
+			out[r * N + n] = s;
+		}
+}
+
+static void expect_close(const float *got, const double *want, size_t n, double tol,
+			 const char *what)
+{
+	for (size_t i = 0; i < n; i++)
+		cr_assert(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])),
+			  "%s[%zu] = %.9g, want %.9g", what, i, got[i], want[i]);
+}
+
+static float *random_f32(size_t n)
+{
+	float *f = malloc(n * sizeof *f);
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < n; i++)
+		f[i] = (float)(2 * urand() - 1);
+	return f;
+}
+
+static double *to_f64(const float *f, size_t n)
+{
+	double *d = malloc(n * sizeof *d);
+	cr_assert_not_null(d);
+	for (size_t i = 0; i < n; i++)
+		d[i] = f[i];
+	return d;
+}
+
+/* ---- the MLP ---------------------------------------------------------------------------- */
+
+#define MLP_JSON                                                                             \
+	"{\"format\": 1,"                                                                    \
+	" \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"         \
+	" \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}],"         \
+	" \"graph\": {\"nodes\": ["                                                          \
+	"  {\"op\": \"linear\", \"inputs\": [\"x\", \"w1\", \"b1\"], \"output\": \"h1\","    \
+	"   \"act\": \"relu\"},"                                                             \
+	"  {\"op\": \"linear\", \"inputs\": [\"h1\", \"w2\", \"b2\"], \"output\": \"y\"}]}," \
+	" \"weights\": [{\"name\": \"w1\", \"dtype\": \"f32\", \"shape\": [32, 16]},"        \
+	"   {\"name\": \"b1\", \"dtype\": \"f32\", \"shape\": [32]},"                        \
+	"   {\"name\": \"w2\", \"dtype\": \"f32\", \"shape\": [4, 32]},"                     \
+	"   {\"name\": \"b2\", \"dtype\": \"f32\", \"shape\": [4]}]}"
+
+struct mlp {
+	float *w1, *b1, *w2, *b2;
+};
+
+static struct mlp mlp_weights(void)
+{
+	struct mlp m;
+	m.w1 = add_w("w1", 32, 16, 0.5);
+	m.b1 = add_w("b1", 32, 0, 0.5);
+	m.w2 = add_w("w2", 4, 32, 0.5);
+	m.b2 = add_w("b2", 4, 0, 0.5);
+	return m;
+}
+
+static void mlp_ref(const struct mlp *m, const float *x, int rows, double *y)
+{
+	double *xd = to_f64(x, (size_t)rows * 16), *h = malloc(sizeof(double) * rows * 32);
+	ref_linear(xd, rows, 16, m->w1, m->b1, 32, A_RELU, h);
+	ref_linear(h, rows, 32, m->w2, m->b2, 4, A_NONE, y);
+	free(xd);
+	free(h);
+}
+
+Test(kernels_graph, mlp_matches_float64_reference)
+{
+	struct mlp w = mlp_weights();
+	parse(MLP_JSON);
+	struct swarm_graph *g = build(8);
+	cr_assert_eq(swarm_graph_nodes(g), 2);
+
+	float *x = random_f32(8 * 16), y[8 * 4];
+	double want[8 * 4];
+	const void *in[] = { x };
+	void *out[] = { y };
+	int rc = swarm_graph_run(g, 8, in, out);
+	cr_assert_eq(rc, 0, "swarm_graph_run = %d", rc);
+	mlp_ref(&w, x, 8, want);
+	expect_close(y, want, 8 * 4, 1e-5, "y");
+	swarm_graph_free(g);
+	free(x);
+}
+
+/* ---- the DLRM-style ranker -------------------------------------------------------------- */
+
+/* Dense features [B, 8] through a dense MLP; two embedding tables, one bag per row ([B, 3]
+ * i64 ids summed, [B, 2] i32 ids averaged); all three concatenated; a top MLP to one logit and
+ * a sigmoid. */
+#define DLRM_JSON                                                                               \
+	"{\"format\": 1,"                                                                       \
+	" \"inputs\": [{\"name\": \"dense\", \"dtype\": \"f32\", \"shape\": [-1, 8]},"          \
+	"   {\"name\": \"ids0\", \"dtype\": \"i64\", \"shape\": [-1, 3]},"                      \
+	"   {\"name\": \"ids1\", \"dtype\": \"i32\", \"shape\": [-1, 2]}],"                     \
+	" \"outputs\": [{\"name\": \"p\", \"dtype\": \"f32\", \"shape\": [-1, 1]}],"            \
+	" \"graph\": {\"nodes\": ["                                                             \
+	"  {\"op\": \"embedding_bag\", \"inputs\": [\"t0\", \"ids0\"], \"output\": \"e0\","     \
+	"   \"mode\": \"sum\"},"                                                                \
+	"  {\"op\": \"embedding_bag\", \"inputs\": [\"t1\", \"ids1\"], \"output\": \"e1\","     \
+	"   \"mode\": \"mean\"},"                                                               \
+	"  {\"op\": \"linear\", \"inputs\": [\"dense\", \"wd\", \"bd\"], \"output\": \"d1\","   \
+	"   \"act\": \"relu\"},"                                                                \
+	"  {\"op\": \"concat\", \"inputs\": [\"d1\", \"e0\", \"e1\"], \"output\": \"cat\"},"    \
+	"  {\"op\": \"linear\", \"inputs\": [\"cat\", \"wt1\", \"bt1\"], \"output\": \"t\","    \
+	"   \"act\": \"relu\"},"                                                                \
+	"  {\"op\": \"linear\", \"inputs\": [\"t\", \"wt2\", \"bt2\"], \"output\": \"logit\"}," \
+	"  {\"op\": \"sigmoid\", \"inputs\": [\"logit\"], \"output\": \"p\"}]},"                \
+	" \"weights\": []}"
+
+#define V0 50
+#define V1 30
+
+struct dlrm {
+	float *t0, *t1, *wd, *bd, *wt1, *bt1, *wt2, *bt2;
+};
+
+static struct dlrm dlrm_weights(void)
+{
+	struct dlrm d;
+	d.t0 = add_w("t0", V0, 8, 1.0);
+	d.t1 = add_w("t1", V1, 8, 1.0);
+	d.wd = add_w("wd", 8, 8, 0.5);
+	d.bd = add_w("bd", 8, 0, 0.5);
+	d.wt1 = add_w("wt1", 16, 24, 0.4);
+	d.bt1 = add_w("bt1", 16, 0, 0.4);
+	d.wt2 = add_w("wt2", 1, 16, 0.4);
+	d.bt2 = add_w("bt2", 1, 0, 0.4);
+	return d;
+}
+
+struct dlrm_in {
+	float *dense;
+	int64_t *ids0;
+	int32_t *ids1;
+};
+
+static struct dlrm_in dlrm_inputs(int rows)
+{
+	struct dlrm_in in = { random_f32((size_t)rows * 8), malloc(sizeof(int64_t) * rows * 3),
+			      malloc(sizeof(int32_t) * rows * 2) };
+	for (int i = 0; i < rows * 3; i++)
+		in.ids0[i] = (int64_t)(urand() * V0);
+	for (int i = 0; i < rows * 2; i++)
+		in.ids1[i] = (int32_t)(urand() * V1);
+	return in;
+}
+
+static void dlrm_in_free(struct dlrm_in *in)
+{
+	free(in->dense);
+	free(in->ids0);
+	free(in->ids1);
+}
+
+static void dlrm_ref(const struct dlrm *w, const struct dlrm_in *in, int rows, double *p)
+{
+	double *dense = to_f64(in->dense, (size_t)rows * 8);
+	double d1[8], cat[24], t[16];
+	for (int r = 0; r < rows; r++) {
+		ref_linear(dense + r * 8, 1, 8, w->wd, w->bd, 8, A_RELU, d1);
+		for (int j = 0; j < 8; j++) {
+			double s0 = 0, s1 = 0;
+			for (int k = 0; k < 3; k++)
+				s0 += w->t0[in->ids0[r * 3 + k] * 8 + j];
+			for (int k = 0; k < 2; k++)
+				s1 += w->t1[in->ids1[r * 2 + k] * 8 + j];
+			cat[j] = d1[j];
+			cat[8 + j] = s0;
+			cat[16 + j] = s1 / 2;
+		}
+		ref_linear(cat, 1, 24, w->wt1, w->bt1, 16, A_RELU, t);
+		ref_linear(t, 1, 16, w->wt2, w->bt2, 1, A_SIGMOID, p + r);
+	}
+	free(dense);
+}
+
+Test(kernels_graph, dlrm_ranker_matches_float64_reference)
+{
+	struct dlrm w = dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *g = build(16);
+	struct dlrm_in in = dlrm_inputs(16);
+	float p[16];
+	double want[16];
+	const void *ins[] = { in.dense, in.ids0, in.ids1 };
+	void *outs[] = { p };
+	int rc = swarm_graph_run(g, 16, ins, outs);
+	cr_assert_eq(rc, 0, "swarm_graph_run = %d", rc);
+	dlrm_ref(&w, &in, 16, want);
+	expect_close(p, want, 16, 1e-5, "p");
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+}
+
+/* Each row's result is the same whether it runs alone, in a part of a batch or in a full
+ * one: nothing leaks between rows, and the batch dimension follows rows. */
+Test(kernels_graph, rows_are_independent_of_the_batch)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *g = build(16);
+	struct dlrm_in in = dlrm_inputs(16);
+	float full[16], part[16];
+	const void *ins[] = { in.dense, in.ids0, in.ids1 };
+	void *outs_full[] = { full }, *outs_part[] = { part };
+	cr_assert_eq(swarm_graph_run(g, 16, ins, outs_full), 0);
+
+	const uint32_t sizes[] = { 1, 5, 11, 16 };
+	for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+		uint32_t rows = sizes[s];
+		/* Run rows starting at row first, so that a row moves within the batch. */
+		for (uint32_t first = 0; first + rows <= 16; first += rows) {
+			const void *sub[] = { in.dense + first * 8, in.ids0 + first * 3,
+					      in.ids1 + first * 2 };
+			for (uint32_t r = 0; r < 16; r++)
+				part[r] = NAN;
+			int rc = swarm_graph_run(g, rows, sub, outs_part);
+			cr_assert_eq(rc, 0, "rows %u: swarm_graph_run = %d", rows, rc);
+			for (uint32_t r = 0; r < rows; r++)
+				cr_assert(fabsf(part[r] - full[first + r]) <= 1e-6f,
+					  "rows %u, row %u: %.9g alone, %.9g in the full batch",
+					  rows, first + r, part[r], full[first + r]);
+			cr_assert(rows == 16 || isnan(part[rows]),
+				  "rows %u: row %u written past the batch", rows, rows);
+		}
+	}
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+}
+
+/* ---- a BERT-style encoder: embedding, layernorm, attention, add, mean_pool, l2norm ------ */
+
+#define S 4
+#define D 8
+#define H 2
+#define VOC 20
+
+#define ENC_JSON                                                                                    \
+	"{\"format\": 1,"                                                                           \
+	" \"inputs\": [{\"name\": \"ids\", \"dtype\": \"i64\", \"shape\": [-1, 4]},"                \
+	"   {\"name\": \"mask\", \"dtype\": \"f32\", \"shape\": [-1, 4]}],"                         \
+	" \"outputs\": [{\"name\": \"emb\", \"dtype\": \"f32\", \"shape\": [-1, 8]}],"              \
+	" \"graph\": {\"nodes\": ["                                                                 \
+	"  {\"op\": \"embedding\", \"inputs\": [\"tok\", \"ids\"], \"output\": \"x\"},"             \
+	"  {\"op\": \"layernorm\", \"inputs\": [\"x\", \"g\", \"b\"], \"output\": \"x1\","          \
+	"   \"eps\": 1e-12},"                                                                       \
+	"  {\"op\": \"linear\", \"inputs\": [\"x1\", \"wq\", \"bq\"], \"output\": \"q\"},"          \
+	"  {\"op\": \"linear\", \"inputs\": [\"x1\", \"wk\", \"bk\"], \"output\": \"k\"},"          \
+	"  {\"op\": \"linear\", \"inputs\": [\"x1\", \"wv\", \"bv\"], \"output\": \"v\"},"          \
+	"  {\"op\": \"attention\", \"inputs\": [\"q\", \"k\", \"v\", \"mask\"], \"output\": \"a\"," \
+	"   \"heads\": 2},"                                                                         \
+	"  {\"op\": \"add\", \"inputs\": [\"x1\", \"a\"], \"output\": \"x2\"},"                     \
+	"  {\"op\": \"mean_pool\", \"inputs\": [\"x2\", \"mask\"], \"output\": \"pooled\"},"        \
+	"  {\"op\": \"l2norm\", \"inputs\": [\"pooled\"], \"output\": \"emb\"}]},"                  \
+	" \"weights\": []}"
+
+Test(kernels_graph, encoder_matches_float64_reference)
+{
+	const float *tok = add_w("tok", VOC, D, 1.0);
+	const float *gam = add_w("g", D, 0, 1.0), *bet = add_w("b", D, 0, 0.5);
+	const float *wq = add_w("wq", D, D, 0.5), *bq = add_w("bq", D, 0, 0.2);
+	const float *wk = add_w("wk", D, D, 0.5), *bk = add_w("bk", D, 0, 0.2);
+	const float *wv = add_w("wv", D, D, 0.5), *bv = add_w("bv", D, 0, 0.2);
+	parse(ENC_JSON);
+	struct swarm_graph *g = build(3);
+
+	enum {
+		B = 3
+	};
+	int64_t ids[B * S];
+	float mask[B * S] = { 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0 }, emb[B * D];
+	for (int i = 0; i < B * S; i++)
+		ids[i] = (int64_t)(urand() * VOC);
+	const void *ins[] = { ids, mask };
+	void *outs[] = { emb };
+	int rc = swarm_graph_run(g, B, ins, outs);
+	cr_assert_eq(rc, 0, "swarm_graph_run = %d", rc);
+
+	double x1[B * S * D], q[B * S * D], k[B * S * D], v[B * S * D], want[B * D];
+	for (int t = 0; t < B * S; t++) {
+		double mean = 0, var = 0;
+		for (int d = 0; d < D; d++)
+			mean += tok[ids[t] * D + d];
+		mean /= D;
+		for (int d = 0; d < D; d++)
+			var += pow(tok[ids[t] * D + d] - mean, 2);
+		var /= D;
+		for (int d = 0; d < D; d++)
+			x1[t * D + d] =
+				(tok[ids[t] * D + d] - mean) / sqrt(var + 1e-12) * gam[d] + bet[d];
+	}
+	ref_linear(x1, B * S, D, wq, bq, D, A_NONE, q);
+	ref_linear(x1, B * S, D, wk, bk, D, A_NONE, k);
+	ref_linear(x1, B * S, D, wv, bv, D, A_NONE, v);
+	const int dh = D / H;
+	for (int b = 0; b < B; b++) {
+		double pooled[D] = { 0 }, kept = 0, x2[S][D];
+		for (int i = 0; i < S; i++)
+			for (int h = 0; h < H; h++) {
+				double sc[S], mx = -INFINITY, sum = 0;
+				for (int j = 0; j < S; j++) {
+					sc[j] = -INFINITY;
+					if (mask[b * S + j] == 0)
+						continue;
+					double dot = 0;
+					for (int e = 0; e < dh; e++)
+						dot += q[(b * S + i) * D + h * dh + e] *
+						       k[(b * S + j) * D + h * dh + e];
+					sc[j] = dot / sqrt(dh);
+					mx = fmax(mx, sc[j]);
+				}
+				for (int j = 0; j < S; j++)
+					sum += sc[j] == -INFINITY ? 0 : exp(sc[j] - mx);
+				for (int e = 0; e < dh; e++) {
+					double a = 0;
+					for (int j = 0; j < S; j++)
+						if (sc[j] != -INFINITY)
+							a += exp(sc[j] - mx) / sum *
+							     v[(b * S + j) * D + h * dh + e];
+					x2[i][h * dh + e] = x1[(b * S + i) * D + h * dh + e] + a;
+				}
+			}
+		for (int i = 0; i < S; i++) {
+			if (mask[b * S + i] == 0)
+				continue;
+			kept++;
+			for (int d = 0; d < D; d++)
+				pooled[d] += x2[i][d];
+		}
+		double norm = 0;
+		for (int d = 0; d < D; d++)
+			norm += pow(pooled[d] / kept, 2);
+		for (int d = 0; d < D; d++)
+			want[b * D + d] = pooled[d] / kept / fmax(sqrt(norm), 1e-12);
+	}
+	expect_close(emb, want, B * D, 1e-4, "emb");
+	swarm_graph_free(g);
+}
+
+/* ---- liveness-based reuse --------------------------------------------------------------- */
+
+#define CHAIN_NODE(in, w, b, out, act)                                                            \
+	"{\"op\": \"linear\", \"inputs\": [\"" in "\", \"" w "\", \"" b "\"], \"output\": \"" out \
+	"\"" act "}"
+
+#define CHAIN_JSON                                                                                                                                                         \
+	"{\"format\": 1,"                                                                                                                                                  \
+	" \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"                                                                                       \
+	" \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}],"                                                                                       \
+	" \"graph\": {\"nodes\": [" CHAIN_NODE("x", "w0", "b0", "h0", ", \"act\": \"relu\"") "," CHAIN_NODE("h0", "w1", "b1", "h1", ", \"act\": \"relu\"") "," CHAIN_NODE( \
+		"h1", "w2", "b2", "h2",                                                                                                                                    \
+		", \"act\": \"relu\"") "," CHAIN_NODE("h2", "w3", "b3", "h3",                                                                                              \
+						      ", \"act\": \"relu\"") "," CHAIN_NODE("h3",                                                                          \
+											    "w4",                                                                          \
+											    "b4",                                                                          \
+											    "h4",                                                                          \
+											    ", \"act\": \"relu\"") "," CHAIN_NODE("h4",                                    \
+																  "w5",                                    \
+																  "b5",                                    \
+																  "y",                                     \
+																  "") "]}, \"weights\": []}"
+
+Test(kernels_graph, chain_of_six_linears_reuses_the_arena)
+{
+	const int dims[7] = { 16, 32, 32, 32, 32, 32, 4 };
+	const float *w[6], *b[6];
+	for (int i = 0; i < 6; i++) {
+		char wn[16], bn[16];
+		snprintf(wn, sizeof wn, "w%d", i);
+		snprintf(bn, sizeof bn, "b%d", i);
+		w[i] = add_w(wn, dims[i + 1], dims[i], 0.4);
+		b[i] = add_w(bn, dims[i + 1], 0, 0.4);
+	}
+	parse(CHAIN_JSON);
+	struct swarm_graph *g = build(10);
+
+	/* Five intermediates of 10 x 32 floats (1280 bytes, a multiple of 64); each lives from
+	 * its node to the next, so two buffers serve all five. */
+	size_t arena = swarm_graph_arena_bytes(g), naive = swarm_graph_naive_bytes(g);
+	cr_assert_eq(naive, 5 * 1280, "naive %zu", naive);
+	cr_assert_eq(arena, 2 * 1280, "arena %zu, naive %zu", arena, naive);
+	cr_assert_lt(arena, naive);
+
+	float *x = random_f32(10 * 16), y[10 * 4];
+	const void *ins[] = { x };
+	void *outs[] = { y };
+	cr_assert_eq(swarm_graph_run(g, 10, ins, outs), 0);
+
+	double *cur = to_f64(x, 10 * 16), *next = NULL, want[10 * 4];
+	for (int i = 0; i < 6; i++) {
+		next = i < 5 ? malloc(sizeof(double) * 10 * dims[i + 1]) : want;
+		ref_linear(cur, 10, dims[i], w[i], b[i], dims[i + 1], i < 5 ? A_RELU : A_NONE,
+			   next);
+		free(cur);
+		cur = i < 5 ? next : NULL;
+	}
+	expect_close(y, want, 10 * 4, 1e-5, "y");
+	free(x);
+	swarm_graph_free(g);
+}
+
+/* A tensor read by a later node stays alive until then, so it never shares bytes with what
+ * is produced in between. */
+Test(kernels_graph, skip_connection_keeps_its_tensor_alive)
+{
+	for (int i = 0; i < 3; i++) {
+		char wn[16];
+		snprintf(wn, sizeof wn, "w%d", i);
+		add_w(wn, 16, 16, 0.4);
+	}
+	parse("{\"format\": 1,"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"
+	      " \"graph\": {\"nodes\": ["
+	      "  {\"op\": \"linear\", \"inputs\": [\"x\", \"w0\"], \"output\": \"a\"},"
+	      "  {\"op\": \"linear\", \"inputs\": [\"a\", \"w1\"], \"output\": \"b\"},"
+	      "  {\"op\": \"linear\", \"inputs\": [\"b\", \"w2\"], \"output\": \"c\"},"
+	      "  {\"op\": \"linear\", \"inputs\": [\"c\", \"w0\"], \"output\": \"d\"},"
+	      "  {\"op\": \"add\", \"inputs\": [\"a\", \"d\"], \"output\": \"y\"}]},"
+	      " \"weights\": []}");
+	struct swarm_graph *g = build(4);
+	/* a lives from node 0 to node 4, across all the others; b (nodes 1-2) and d (3-4) may
+	 * share, c (2-3) overlaps both: 3 buffers of 256 bytes rather than 4. */
+	cr_assert_eq(swarm_graph_naive_bytes(g), 4 * 256);
+	cr_assert_eq(swarm_graph_arena_bytes(g), 3 * 256, "arena %zu", swarm_graph_arena_bytes(g));
+
+	float *x = random_f32(4 * 16), y[4 * 16];
+	double *xd = to_f64(x, 4 * 16), a[64], b[64], c[64], d[64];
+	const void *ins[] = { x };
+	void *outs[] = { y };
+	cr_assert_eq(swarm_graph_run(g, 4, ins, outs), 0);
+	ref_linear(xd, 4, 16, ws.t[0].data, NULL, 16, A_NONE, a);
+	ref_linear(a, 4, 16, ws.t[1].data, NULL, 16, A_NONE, b);
+	ref_linear(b, 4, 16, ws.t[2].data, NULL, 16, A_NONE, c);
+	ref_linear(c, 4, 16, ws.t[0].data, NULL, 16, A_NONE, d);
+	for (int i = 0; i < 64; i++)
+		d[i] += a[i];
+	expect_close(y, d, 64, 1e-5, "y");
+	free(x);
+	free(xd);
+	swarm_graph_free(g);
+}
+
+/* ---- no allocation once built ----------------------------------------------------------- */
+
+Test(kernels_graph, run_allocates_nothing)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *g = build(16);
+	/* One allocation at build: the arena, intermediates and bag offsets together. */
+	cr_assert_eq(dev.allocs, 1, "%d allocations at build", dev.allocs);
+	struct dlrm_in in = dlrm_inputs(16);
+	float p[16];
+	const void *ins[] = { in.dense, in.ids0, in.ids1 };
+	void *outs[] = { p };
+	for (uint32_t rows = 1; rows <= 16; rows++)
+		cr_assert_eq(swarm_graph_run(g, rows, ins, outs), 0);
+	cr_assert_eq(dev.allocs, 1, "%d allocations after 16 runs", dev.allocs);
+	cr_assert_eq(dev.runs, 16 * 7, "%d node runs", dev.runs);
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+	cr_assert_eq(dev.frees, 1, "%d frees", dev.frees);
+}
+
+Test(kernels_graph, run_refuses_rows_out_of_range)
+{
+	mlp_weights();
+	parse(MLP_JSON);
+	struct swarm_graph *g = build(4);
+	float x[5 * 16] = { 0 }, y[5 * 4];
+	const void *ins[] = { x };
+	void *outs[] = { y };
+	cr_assert_eq(swarm_graph_run(g, 0, ins, outs), -EINVAL);
+	cr_assert_eq(swarm_graph_run(g, 5, ins, outs), -EINVAL);
+	cr_assert_eq(dev.runs, 0);
+	swarm_graph_free(g);
+}
+
+/* ---- refusals --------------------------------------------------------------------------- */
+
+/* A one-input, one-output manifest around the given node list. */
+#define NODES(list)                                                                  \
+	"{\"format\": 1,"                                                            \
+	" \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]," \
+	" \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]," \
+	" \"graph\": {\"nodes\": [" list "]}, \"weights\": []}"
+
+#define LIN(in, w, out) \
+	"{\"op\": \"linear\", \"inputs\": [\"" in "\", \"" w "\"], \"output\": \"" out "\"}"
+
+Test(kernels_graph, refuses_use_before_produce)
+{
+	mlp_weights();
+	expect_refusal(NODES(LIN("h1", "w2", "y") "," LIN("x", "w1", "h1")),
+		       "graph.nodes[0] (linear -> \"y\")",
+		       "inputs[0] \"h1\": used before graph.nodes[1] produces it");
+}
+
+Test(kernels_graph, refuses_unknown_input_name)
+{
+	mlp_weights();
+	expect_refusal(NODES(LIN("x", "w1", "h1") "," LIN("h1", "w9", "y")),
+		       "graph.nodes[1] (linear -> \"y\")", "inputs[1] \"w9\": no input, weight");
+}
+
+Test(kernels_graph, refuses_shape_mismatch_between_nodes)
+{
+	mlp_weights();
+	add_w("w3", 4, 16, 1.0); /* takes K = 16, but h1 has 32 features */
+	expect_refusal(NODES(LIN("x", "w1", "h1") "," LIN("h1", "w3", "y")),
+		       "graph.nodes[1] (linear -> \"y\")",
+		       "inputs[0] \"h1\" is f32 [B, 32] and inputs[1] \"w3\" is f32 [4, 16]");
+}
+
+Test(kernels_graph, refuses_output_never_produced)
+{
+	mlp_weights();
+	expect_refusal(NODES(LIN("x", "w1", "h1") "," LIN("h1", "w2", "z")),
+		       "outputs[0] \"y\": no node produces it", NULL);
+}
+
+Test(kernels_graph, refuses_duplicate_output)
+{
+	mlp_weights();
+	expect_refusal(
+		NODES(LIN("x", "w1", "h1") "," LIN("x", "w1", "h1") "," LIN("h1", "w2", "y")),
+		"graph.nodes[1] (linear -> \"h1\")", "produced twice, first by graph.nodes[0]");
+}
+
+Test(kernels_graph, refuses_output_named_like_an_input_or_weight)
+{
+	mlp_weights();
+	expect_refusal(NODES(LIN("x", "w1", "x") "," LIN("x", "w2", "y")),
+		       "graph.nodes[0] (linear -> \"x\")", "is the name of inputs[0]");
+	expect_refusal(NODES(LIN("x", "w1", "w2") "," LIN("w2", "w2", "y")),
+		       "graph.nodes[0] (linear -> \"w2\")", "is the name of a weight");
+}
+
+Test(kernels_graph, refuses_output_of_the_wrong_shape)
+{
+	mlp_weights();
+	expect_refusal(NODES(LIN("x", "w1", "y")), "graph.nodes[0] (linear -> \"y\")",
+		       "produces f32 [B, 32], but outputs[0] is f32 [B, 4]");
+}
+
+Test(kernels_graph, refuses_wrong_dtype_for_ids)
+{
+	add_w("t0", 10, 4, 1.0);
+	expect_refusal("{\"format\": 1,"
+		       " \"inputs\": [{\"name\": \"ids\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],"
+		       " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}],"
+		       " \"graph\": {\"nodes\": [{\"op\": \"embedding_bag\", \"inputs\": [\"t0\", "
+		       "\"ids\"], \"output\": \"y\"}]}, \"weights\": []}",
+		       "graph.nodes[0] (embedding_bag -> \"y\")",
+		       "inputs[1] \"ids\" is f32 [B, 3]");
+}
+
+/* A weight of max_batch rows agrees with the batch at max_batch only: still refused. */
+Test(kernels_graph, refuses_a_weight_in_place_of_the_batch)
+{
+	add_w("w1", 32, 16, 1.0);
+	add_w("bias8", 8, 32, 1.0); /* 8 == max_batch in expect_refusal */
+	add_w("w2", 4, 32, 1.0);
+	expect_refusal(
+		NODES(LIN("x", "w1",
+			  "h1") ","
+				"{\"op\": \"add\", \"inputs\": [\"bias8\", \"h1\"], \"output\": "
+				"\"h2\"}," LIN("h2", "w2", "y")),
+		"graph.nodes[1] (add -> \"h2\")", "suffix");
+}
+
+Test(kernels_graph, refuses_builtin_manifest)
+{
+	expect_refusal("{\"format\": 1,"
+		       " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"
+		       " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"
+		       " \"graph\": {\"builtin\": \"affine\"}, \"weights\": []}",
+		       "no node list", "affine");
+}
+
+Test(kernels_graph, refuses_op_the_device_lacks)
+{
+	/* f16 linear is CUDA's: the graph is sound, the CPU device does not take it. */
+	parse("{\"format\": 1,"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f16\", \"shape\": [-1, 16]}],"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f16\", \"shape\": [-1, 16]}],"
+	      " \"graph\": {\"nodes\": [{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": "
+	      "\"y\"}]}, \"weights\": []}");
+	struct swarm_graph *g = NULL;
+	int rc = swarm_graph_build(&man, lookup, &ws, &dev.dev, 4, &g, err, sizeof err);
+	cr_assert_eq(rc, -ENOTSUP, "rc %d (err \"%s\")", rc, err);
+	cr_assert(strstr(err, "graph.nodes[0] (relu -> \"y\")"), "err \"%s\"", err);
+	cr_assert_null(g);
+	cr_assert_eq(dev.allocs, dev.frees);
+}
