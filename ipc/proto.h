@@ -104,6 +104,7 @@ struct swarm_status_device {
 	uint64_t requests;
 	uint64_t errors;
 	uint64_t busy_ns;
+	uint64_t batches;
 	uint64_t p50_ns;
 	uint64_t p99_ns;
 };
@@ -144,11 +145,15 @@ struct swarm_msg_worker_ready {
 
 /* Which version of which model a worker must serve, and where its weights are. */
 struct swarm_msg_version {
-	uint32_t builtin_id; /* the graph: a swarm_builtin_id */
+	uint32_t builtin_id; /* the graph: a swarm_builtin_id, or 0 for the manifest's nodes */
 	uint32_t version;
 	char model[SWARM_NAME_MAX];
 	char weights_sha[72];   /* hex SHA-256 of the blob in the registry; "" for the built-in's */
 	uint64_t weights_bytes; /* 0 for the built-in's own weights */
+	uint32_t max_batch;     /* dynamic batching: rows per batch; 0 or 1: off */
+	uint32_t max_queue_delay_us;
+	char manifest_sha[72]; /* builtin_id 0: the manifest whose node list is the graph */
+	uint64_t manifest_bytes;
 };
 
 struct swarm_msg_attach {

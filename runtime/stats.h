@@ -32,6 +32,7 @@ struct swarm_worker_stats {
 	uint64_t requests;
 	uint64_t errors;
 	uint64_t busy_ns;     /* time spent running requests */
+	uint64_t batches; /* batches of more than one request run (dynamic batching) */
 	uint32_t queue_depth; /* requests taken and not yet completed */
 	uint32_t sessions;
 	struct swarm_hist latency;

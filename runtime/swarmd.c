@@ -541,6 +541,13 @@ struct resolved {
 	uint64_t weights_bytes;
 	uint32_t default_slots;
 	uint32_t max_rows;
+	uint32_t max_batch; /* dynamic batching: 0 or 1 off (the built-ins' default) */
+	uint32_t max_queue_delay_us;
+	/* the model's tensors: the built-in's, or a node-list manifest's (desc NULL) */
+	uint32_t n_inputs, n_outputs;
+	swarm_tensor_spec inputs[SWARM_MAX_TENSORS], outputs[SWARM_MAX_TENSORS];
+	char manifest_sha[72];
+	uint64_t manifest_bytes;
 };
 
 /* Reads and parses a manifest blob. Returns 0 or -errno with a message. */
@@ -588,26 +595,38 @@ static int resolve_model(const char *name, uint32_t version, struct resolved *r,
 						 name, name);
 				return -ENOENT;
 			}
-			struct swarm_manifest m;
-			int rc = read_manifest(rv.manifest_sha, &m, text, len);
-			if (rc)
+			struct swarm_manifest *m = malloc(sizeof *m);
+			int rc = m ? read_manifest(rv.manifest_sha, m, text, len) : -ENOMEM;
+			if (rc) {
+				free(m);
 				return rc;
-			r->desc = swarm_builtin_find(m.graph_builtin, 0);
-			if (!r->desc) {
+			}
+			r->desc = m->graph.n_nodes ? NULL : swarm_builtin_find(m->graph_builtin, 0);
+			if (!m->graph.n_nodes && !r->desc) {
 				snprintf(text, len,
 					 "model %s@%u names graph %s, which this swarmd lacks",
-					 name, rv.version, m.graph_builtin);
+					 name, rv.version, m->graph_builtin);
+				free(m);
 				return -ENOENT;
 			}
+			r->n_inputs = m->n_inputs;
+			r->n_outputs = m->n_outputs;
+			memcpy(r->inputs, m->inputs, sizeof r->inputs);
+			memcpy(r->outputs, m->outputs, sizeof r->outputs);
+			free(m);
+			swarm_copy_str(r->manifest_sha, sizeof r->manifest_sha, rv.manifest_sha);
+			r->manifest_bytes = rv.manifest_bytes;
 			r->version = rv.version;
 			r->from_registry = 1;
 			swarm_copy_str(r->weights_sha, sizeof r->weights_sha, rv.weights_sha);
 			r->weights_bytes = rv.weights_bytes;
-			r->default_slots = rv.deploy.slots ? rv.deploy.slots :
-							     r->desc->default_slots;
-			r->max_rows = rv.deploy.max_rows && rv.deploy.max_rows < r->desc->max_rows ?
+			r->default_slots = rv.deploy.slots ? rv.deploy.slots : 8;
+			r->max_batch = rv.deploy.max_batch;
+			r->max_queue_delay_us = rv.deploy.max_queue_delay_us;
+			uint32_t cap = r->desc ? r->desc->max_rows : 1u << 20;
+			r->max_rows = rv.deploy.max_rows && rv.deploy.max_rows < cap ?
 					      rv.deploy.max_rows :
-					      r->desc->max_rows;
+					      cap;
 			return 0;
 		}
 	}
@@ -622,16 +641,24 @@ static int resolve_model(const char *name, uint32_t version, struct resolved *r,
 	r->version = r->desc->version;
 	r->default_slots = r->desc->default_slots;
 	r->max_rows = r->desc->max_rows;
+	r->n_inputs = r->desc->n_inputs;
+	r->n_outputs = r->desc->n_outputs;
+	memcpy(r->inputs, r->desc->inputs, sizeof r->inputs);
+	memcpy(r->outputs, r->desc->outputs, sizeof r->outputs);
 	return 0;
 }
 
 static void fill_version(struct swarm_msg_version *v, const struct resolved *r)
 {
-	v->builtin_id = r->desc->id;
+	v->builtin_id = r->desc ? r->desc->id : 0; /* 0: the manifest's node list */
+	swarm_copy_str(v->manifest_sha, sizeof v->manifest_sha, r->manifest_sha);
+	v->manifest_bytes = r->manifest_bytes;
 	v->version = r->version;
 	swarm_copy_str(v->model, sizeof v->model, r->name);
 	swarm_copy_str(v->weights_sha, sizeof v->weights_sha, r->weights_sha);
 	v->weights_bytes = r->weights_bytes;
+	v->max_batch = r->max_batch;
+	v->max_queue_delay_us = r->max_queue_delay_us;
 }
 
 /* The catalog changed: every session that follows its model's active version and does not
@@ -704,8 +731,8 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 		return 0;
 	}
 	struct swarm_seg_geometry geo;
-	if (swarm_seg_geometry_init(&geo, model->inputs, model->n_inputs, model->outputs,
-				    model->n_outputs, slots, depth, max_rows)) {
+	if (swarm_seg_geometry_init(&geo, res.inputs, res.n_inputs, res.outputs, res.n_outputs,
+				    slots, depth, max_rows)) {
 		snprintf(text, sizeof text,
 			 "options out of range: slots %u, queue depth %u (a power of two, at most "
 			 "slots rounded up to one), max_rows %u",
@@ -748,7 +775,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	s->open_seq = m->h.seq;
 	s->bytes = geo.segment_bytes;
 	s->sq_efd = s->cq_efd = -1;
-	int fd = swarm_seg_create(&geo, s->id, res.name, res.version, model->inputs, model->outputs,
+	int fd = swarm_seg_create(&geo, s->id, res.name, res.version, res.inputs, res.outputs,
 				  &s->base);
 	if (fd < 0) {
 		snprintf(text, sizeof text, "cannot create the segment (%llu bytes): %s",
@@ -931,6 +958,7 @@ static void fill_status(struct swarm_msg_status_reply *r)
 		o->requests = swarm_stat_get(&dv->stats->requests);
 		o->errors = swarm_stat_get(&dv->stats->errors);
 		o->busy_ns = swarm_stat_get(&dv->stats->busy_ns);
+		o->batches = swarm_stat_get(&dv->stats->batches);
 		o->p50_ns = swarm_hist_quantile(&dv->stats->latency, 0.50);
 		o->p99_ns = swarm_hist_quantile(&dv->stats->latency, 0.99);
 	}

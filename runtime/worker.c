@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "kernels/builtin.h"
+#include "kernels/device.h"
+#include "kernels/graph.h"
 #include "registry/loader.h"
 #include "registry/registry.h"
 #include "runtime/event_loop.h"
@@ -53,24 +56,45 @@ struct version {
 	struct version *next;
 	char model[SWARM_NAME_MAX];
 	uint32_t number;
-	char sha[72]; /* "" for a built-in model's own weights */
-	const struct swarm_model_desc *desc;
-	struct swarm_weights w; /* w.map is NULL for a built-in's own weights */
-	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS];
+	char sha[72];                        /* "" for a built-in model's own weights */
+	const struct swarm_model_desc *desc; /* a built-in graph, or NULL for a node list */
+	struct swarm_weights w;              /* w.map is NULL for a built-in's own weights */
+	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS]; /* a built-in's weights */
+	struct swarm_graph *graph; /* or a node-list graph (desc NULL), planned on the device */
 	uint32_t refs;
+	/* Dynamic batching (Triton's semantics): requests of every session of this version
+	 * wait here until max_batch rows are ready or the oldest has waited delay_ns (0: run
+	 * what is ready), then run as one batch. max_batch <= 1: each request runs alone, in
+	 * place in its slot. */
+	uint32_t max_batch;
+	uint64_t delay_ns;
+	struct queued *q; /* a FIFO ring of q_cap entries: room for every slot of its sessions */
+	uint32_t q_head, q_n, q_cap, q_rows;
+	uint32_t q_need; /* slots of the sessions using the version: the room the ring must have */
+	struct queued *batch; /* the batch being run, max_batch entries */
+	uint32_t n_in, n_out;
+	uint64_t in_row[SWARM_MAX_TENSORS], out_row[SWARM_MAX_TENSORS];
+	void *bin[SWARM_MAX_TENSORS], *bout[SWARM_MAX_TENSORS]; /* gathered rows, max_batch each */
+};
+
+/* A request waiting for its batch. */
+struct queued {
+	struct session *s;
+	uint32_t slot, rows, flags;
+	uint64_t arrived_ns;
+	uint64_t t_submit_ns; /* the client's stamp, 0 when the request carries none */
 };
 
 struct session {
 	uint64_t id;
 	uint32_t index; /* in the worker's table and its stats page */
 	uint32_t pos;   /* in the worker's dense active list */
+	uint32_t woken; /* the batch round that last woke its client */
 	int memfd, sq_efd, cq_efd;
 	void *base;
 	struct swarm_seg_header *h;
 	struct swarm_seg_geometry geo; /* swarmd's copy; never re-read from the segment */
-	const struct swarm_model_desc *model;
 	struct version *version;
-	const void *const *weights; /* version->ptrs: weights in the order of model->weights */
 	struct swarm_ring_consumer sq;
 	struct swarm_ring_producer cq;
 	uint8_t *slot_state; /* an enum slot_state per slot */
@@ -94,6 +118,8 @@ struct worker {
 	struct session *active[SWARM_WORKER_MAX_SESSIONS];   /* the first n_sessions, dense */
 	uint32_t n_sessions;
 	struct version *versions;
+	struct swarm_device *dev; /* where node-list graphs run: the CPU device */
+	uint32_t batch_round;
 	char registry[PATH_MAX];
 	int verify_blobs;
 	volatile sig_atomic_t stop;
@@ -138,15 +164,60 @@ static void wake_client(struct session *s)
 /* Finds or loads the version v names. Loading maps the blob, touches (and verifies) it, and
  * binds the model's weights by name, dtype and shape. Returns it with a reference taken, or
  * NULL with the reason in why. */
+static void version_free_buffers(struct version *x)
+{
+	for (uint32_t i = 0; i < SWARM_MAX_TENSORS; i++) {
+		free(x->bin[i]);
+		free(x->bout[i]);
+	}
+	free(x->batch);
+	free(x->q);
+}
+
+/* Reads and parses a manifest blob into a new manifest (free it). NULL with why on failure. */
+static struct swarm_manifest *load_manifest(struct worker *w, const char *sha, char *why,
+					    size_t why_len)
+{
+	char path[PATH_MAX];
+	if (!w->registry[0] || swarm_registry_blob_path(w->registry, sha, path, sizeof path)) {
+		snprintf(why, why_len, "no registry to load manifest %s from", sha);
+		return NULL;
+	}
+	struct swarm_manifest *m = malloc(sizeof *m);
+	char *buf = malloc(SWARM_MANIFEST_MAX_BYTES);
+	FILE *f = m && buf ? fopen(path, "rb") : NULL;
+	size_t n = f ? fread(buf, 1, SWARM_MANIFEST_MAX_BYTES, f) : 0;
+	if (f)
+		fclose(f);
+	if (!f || swarm_manifest_parse(buf, n, m, why, why_len)) {
+		if (!f)
+			snprintf(why, why_len, "cannot read manifest blob %.16s...", sha);
+		free(m);
+		m = NULL;
+	}
+	free(buf);
+	return m;
+}
+
+/* Finds or loads the version v names. Loading maps the weights blob, touches (and verifies)
+ * it, and either binds a built-in graph's weights by name, dtype and shape, or plans the
+ * manifest's node list on the worker's device with the weights read in place. Returns it
+ * with a reference taken, or NULL with the reason in why. */
 static struct version *version_get(struct worker *w, const struct swarm_msg_version *v, char *why,
 				   size_t why_len)
 {
 	char model[SWARM_NAME_MAX], sha[72];
 	swarm_copy_str(model, sizeof model, v->model);
 	swarm_copy_str(sha, sizeof sha, v->weights_sha);
-	const struct swarm_model_desc *desc = swarm_builtin_by_id(v->builtin_id);
-	if (!desc) {
-		snprintf(why, why_len, "unknown built-in graph %u", v->builtin_id);
+	const struct swarm_model_desc *desc = NULL;
+	if (v->builtin_id) {
+		desc = swarm_builtin_by_id(v->builtin_id);
+		if (!desc) {
+			snprintf(why, why_len, "unknown built-in graph %u", v->builtin_id);
+			return NULL;
+		}
+	} else if (!sha[0]) {
+		snprintf(why, why_len, "a node-list graph without weights");
 		return NULL;
 	}
 	for (struct version *x = w->versions; x; x = x->next)
@@ -156,6 +227,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 			return x;
 		}
 	struct version *x = calloc(1, sizeof *x);
+	struct swarm_manifest *m = NULL;
 	if (!x) {
 		snprintf(why, why_len, "out of memory");
 		return NULL;
@@ -164,6 +236,28 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 	memcpy(x->sha, sha, sizeof x->sha);
 	x->number = v->version;
 	x->desc = desc;
+	x->max_batch = v->max_batch;
+	x->delay_ns = (uint64_t)v->max_queue_delay_us * 1000;
+	const swarm_tensor_spec *ins, *outs;
+	if (desc) {
+		x->n_in = desc->n_inputs;
+		x->n_out = desc->n_outputs;
+		ins = desc->inputs;
+		outs = desc->outputs;
+	} else {
+		char msha[72];
+		swarm_copy_str(msha, sizeof msha, v->manifest_sha);
+		if (!(m = load_manifest(w, msha, why, why_len)))
+			goto err_free;
+		x->n_in = m->n_inputs;
+		x->n_out = m->n_outputs;
+		ins = m->inputs;
+		outs = m->outputs;
+	}
+	for (uint32_t i = 0; i < x->n_in; i++)
+		x->in_row[i] = ins[i].row_bytes;
+	for (uint32_t i = 0; i < x->n_out; i++)
+		x->out_row[i] = outs[i].row_bytes;
 	if (!sha[0]) {
 		for (uint32_t i = 0; i < desc->n_weights; i++)
 			x->ptrs[i] = desc->default_weights[i];
@@ -172,15 +266,12 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 		if (!w->registry[0] ||
 		    swarm_registry_blob_path(w->registry, sha, path, sizeof path)) {
 			snprintf(why, why_len, "no registry to load weights %s from", sha);
-			free(x);
-			return NULL;
+			goto err_free;
 		}
 		if (swarm_weights_load(path, v->weights_bytes, sha, w->verify_blobs, &x->w, why,
-				       why_len)) {
-			free(x);
-			return NULL;
-		}
-		for (uint32_t i = 0; i < desc->n_weights; i++) {
+				       why_len))
+			goto err_free;
+		for (uint32_t i = 0; desc && i < desc->n_weights; i++) {
 			const struct swarm_weight_spec *ws = &desc->weights[i];
 			const struct swarm_st_tensor *t = swarm_st_find(&x->w.st, ws->name);
 			int ok = t && swarm_st_to_swarm_dtype(t->dtype) == ws->dtype &&
@@ -191,23 +282,83 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 				snprintf(why, why_len,
 					 "weights %s: tensor \"%s\" missing or not as %s needs",
 					 sha, ws->name, desc->name);
-				swarm_weights_unload(&x->w);
-				free(x);
-				return NULL;
+				goto err_unload;
 			}
 			x->ptrs[i] = (const char *)x->w.map + t->offset;
+		}
+		if (m) {
+			/* The plan covers the largest batch the version will run. */
+			uint32_t rows = m->deploy.max_rows > x->max_batch ? m->deploy.max_rows :
+									    x->max_batch;
+			if (swarm_graph_from_weights(m, x->w.map, &x->w.st, w->dev, rows ? rows : 1,
+						     &x->graph, why, why_len))
+				goto err_unload;
 		}
 		double s_ = (double)x->w.load_ns / 1e9;
 		swarm_log(SWARM_LOG_INFO,
 			  "event=weights_loaded model=%s version=%u bytes=%zu ms=%.2f gbps=%.2f "
-			  "verified=%d",
+			  "verified=%d graph=%s",
 			  model, x->number, x->w.bytes, s_ * 1e3,
-			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, w->verify_blobs);
+			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, w->verify_blobs,
+			  desc ? desc->name : "nodes");
+	}
+	free(m);
+	m = NULL;
+	if (x->max_batch > 1) {
+		x->batch = calloc(x->max_batch, sizeof *x->batch);
+		int ok = x->batch != NULL;
+		for (uint32_t i = 0; ok && i < x->n_in; i++)
+			ok = (x->bin[i] = aligned_alloc(64, (x->max_batch * x->in_row[i] + 63) /
+								    64 * 64)) != NULL;
+		for (uint32_t i = 0; ok && i < x->n_out; i++)
+			ok = (x->bout[i] = aligned_alloc(64, (x->max_batch * x->out_row[i] + 63) /
+								     64 * 64)) != NULL;
+		if (!ok) {
+			snprintf(why, why_len, "out of memory for batches of %u rows",
+				 x->max_batch);
+			goto err_unload;
+		}
 	}
 	x->refs = 1;
 	x->next = w->versions;
 	w->versions = x;
 	return x;
+
+err_unload:
+	swarm_graph_free(x->graph);
+	version_free_buffers(x);
+	swarm_weights_unload(&x->w);
+err_free:
+	free(m);
+	free(x);
+	return NULL;
+}
+
+/* 1 when a session of geometry g can be served by v: the same tensors, row for row, and no
+ * more rows a request than v's plan takes. */
+static int version_fits(const struct version *v, const struct swarm_seg_geometry *g)
+{
+	if (g->n_inputs != v->n_in || g->n_outputs != v->n_out)
+		return 0;
+	for (uint32_t i = 0; i < v->n_in; i++)
+		if (g->tensor_row_bytes[i] != v->in_row[i])
+			return 0;
+	for (uint32_t i = 0; i < v->n_out; i++)
+		if (g->tensor_row_bytes[v->n_in + i] != v->out_row[i])
+			return 0;
+	if (v->desc && g->max_rows > v->desc->max_rows)
+		return 0;
+	if (v->graph && g->max_rows > swarm_graph_max_batch(v->graph))
+		return 0;
+	return 1;
+}
+
+/* Runs rows rows of v: the built-in's function, or the planned graph. */
+static int version_run(struct version *v, const void *const *in, void *const *out, uint32_t rows)
+{
+	if (v->graph)
+		return swarm_graph_run(v->graph, rows, in, out);
+	return v->desc->run(in, out, rows, v->ptrs);
 }
 
 static void version_put(struct worker *w, struct version *v)
@@ -222,12 +373,58 @@ static void version_put(struct worker *w, struct version *v)
 	if (v->w.map)
 		swarm_log(SWARM_LOG_INFO, "event=weights_unloaded model=%s version=%u bytes=%zu",
 			  v->model, v->number, v->w.bytes);
+	swarm_graph_free(v->graph);
 	swarm_weights_unload(&v->w);
+	version_free_buffers(v);
 	free(v);
+}
+
+/* Makes room in v's queue for every slot of a session about to use it (the ring never
+ * grows on the request path). Returns 0 or -ENOMEM. */
+static int queue_reserve(struct version *v, uint32_t more)
+{
+	if (v->max_batch <= 1)
+		return 0;
+	v->q_need += more;
+	if (v->q_need <= v->q_cap)
+		return 0;
+	uint32_t cap = v->q_need;
+	struct queued *q = malloc(cap * sizeof *q);
+	if (!q) {
+		v->q_need -= more;
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < v->q_n; i++)
+		q[i] = v->q[(v->q_head + i) % v->q_cap];
+	free(v->q);
+	v->q = q;
+	v->q_head = 0;
+	v->q_cap = cap;
+	return 0;
+}
+
+/* Forgets what s has waiting in v's queue (s is going away), and gives its room back. */
+static void queue_purge(struct version *v, struct session *s)
+{
+	if (v->max_batch <= 1)
+		return;
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < v->q_n; i++) {
+		struct queued e = v->q[(v->q_head + i) % v->q_cap];
+		if (e.s == s) {
+			v->q_rows -= e.rows;
+			continue;
+		}
+		v->q[(v->q_head + kept++) % v->q_cap] = e;
+	}
+	v->q_n = kept;
+	v->q_need -= s->geo.nslots; /* the ring keeps its size for the next session */
 }
 
 static void session_free(struct worker *w, struct session *s)
 {
+	if (s->version)
+		queue_purge(s->version, s);
 	version_put(w, s->version);
 	swarm_loop_del(w->loop, s->sq_efd, s->index);
 	if (s->stats)
@@ -307,8 +504,8 @@ static int flush_pending(struct session *s)
 /* Runs one request: its slot, flags and rows come from the submission entry (already
  * range-checked); a header field is read once, and only when the flags say it is set. now
  * is when the pass took the request. Returns its status. */
-static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, uint32_t flags,
-			   uint32_t rows, uint64_t now)
+static int32_t run_in_place(struct session *s, uint32_t slot, uint32_t flags, uint32_t rows,
+			    uint64_t now)
 {
 	struct swarm_slot_header *hdr = swarm_seg_slot(s->base, &s->geo, slot);
 	int32_t status = 0;
@@ -325,8 +522,16 @@ static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, u
 			in[i] = base + s->geo.tensor_offset[i];
 		for (uint32_t i = 0; i < s->geo.n_outputs; i++)
 			out[i] = base + s->geo.tensor_offset[s->geo.n_inputs + i];
-		status = s->model->run(in, out, rows, s->weights);
+		status = version_run(s->version, in, out, rows);
 	}
+	return status;
+}
+
+/* run_in_place, counted in the stats page. */
+static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, uint32_t flags,
+			   uint32_t rows, uint64_t now)
+{
+	int32_t status = run_in_place(s, slot, flags, rows, now);
 	swarm_stat_add(&w->stats->requests, 1);
 	swarm_stat_add(&s->stats->requests, 1);
 	if (status) {
@@ -335,6 +540,8 @@ static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, u
 	}
 	return status;
 }
+
+static void record_latency(struct worker *w, struct session *s, uint64_t stamp, uint64_t t1);
 
 /* Takes, runs and completes everything ready in one session. Returns the requests served,
  * or -1 when the session was detached (s is freed then). */
@@ -384,12 +591,23 @@ static int serve_session(struct worker *w, struct session *s)
 			goto violation;
 		}
 		s->slot_state[slot] = SLOT_RUNNING;
-		uint32_t flags = swarm_sqe_flags(e);
-		int32_t status = run_request(w, s, slot, flags, swarm_sqe_rows(e), t0);
-		if ((flags & SWARM_SQE_STAMPED) && n_stamps < SAMPLES_PER_PASS)
-			stamps[n_stamps++] = __atomic_load_n(
+		uint32_t flags = swarm_sqe_flags(e), rows = swarm_sqe_rows(e);
+		uint64_t stamp = 0;
+		if (flags & SWARM_SQE_STAMPED)
+			stamp = __atomic_load_n(
 				&swarm_seg_slot(s->base, &s->geo, slot)->t_submit_ns,
 				__ATOMIC_RELAXED);
+		struct version *v = s->version;
+		if (v->max_batch > 1 && rows >= 1 && rows <= s->geo.max_rows) {
+			/* Waits for its batch; completed by run_batches. */
+			v->q[(v->q_head + v->q_n++) % v->q_cap] =
+				(struct queued){ s, slot, rows, flags, t0, stamp };
+			v->q_rows += rows;
+			continue;
+		}
+		int32_t status = run_request(w, s, slot, flags, rows, t0);
+		if (stamp && n_stamps < SAMPLES_PER_PASS)
+			stamps[n_stamps++] = stamp;
 		if (complete(s, slot, status)) {
 			why = "completion queue indices are corrupt";
 			goto violation;
@@ -400,20 +618,153 @@ static int serve_session(struct worker *w, struct session *s)
 	uint64_t t1 = swarm_now_ns();
 	swarm_stat_set32(&s->stats->in_flight, 0);
 	swarm_stat_add(&w->stats->busy_ns, t1 - t0);
-	for (uint32_t i = 0; i < n_stamps; i++) {
-		/* The client's clock is the same CLOCK_MONOTONIC; a hostile value only skews its
-		 * own figures, and one out of range is dropped. The batch's end stands for each
-		 * request's completion. */
-		if (stamps[i] && stamps[i] <= t1 && t1 - stamps[i] < 60000000000ull) {
-			swarm_hist_add(&s->stats->latency, t1 - stamps[i]);
-			swarm_hist_add(&w->stats->latency, t1 - stamps[i]);
-		}
-	}
+	/* The pass's end stands for each request's completion. */
+	for (uint32_t i = 0; i < n_stamps; i++)
+		record_latency(w, s, stamps[i], t1);
 	return (int)n + moved;
 
 violation:
 	session_violation(w, s, why);
 	return -1;
+}
+
+/* Records one latency sample of a request stamped by its client. */
+static void record_latency(struct worker *w, struct session *s, uint64_t stamp, uint64_t t1)
+{
+	/* The client's clock is the same CLOCK_MONOTONIC; a hostile value only skews its own
+	 * figures, and one out of range is dropped. */
+	if (stamp && stamp <= t1 && t1 - stamp < 60000000000ull) {
+		swarm_hist_add(&s->stats->latency, t1 - stamp);
+		swarm_hist_add(&w->stats->latency, t1 - stamp);
+	}
+}
+
+/* Runs the k requests in v->batch as one batch: expired ones complete with -ETIMEDOUT, a
+ * lone request runs in place in its slot, more are gathered into v's buffers, run once and
+ * scattered back. Every client whose request completed is woken once. */
+static void exec_batch(struct worker *w, struct version *v, uint32_t k, uint64_t now)
+{
+	struct queued *b = v->batch;
+	int32_t status[k];
+	uint32_t live = 0, rows = 0;
+	for (uint32_t i = 0; i < k; i++) {
+		struct swarm_slot_header *hdr =
+			swarm_seg_slot(b[i].s->base, &b[i].s->geo, b[i].slot);
+		status[i] =
+			(b[i].flags & SWARM_SQE_DEADLINE) &&
+					now > __atomic_load_n(&hdr->deadline_ns, __ATOMIC_RELAXED) ?
+				-ETIMEDOUT :
+				1; /* 1: to run */
+		if (status[i] == 1) {
+			live++;
+			rows += b[i].rows;
+		}
+	}
+	if (live == 1) {
+		for (uint32_t i = 0; i < k; i++)
+			if (status[i] == 1)
+				status[i] =
+					run_in_place(b[i].s, b[i].slot, b[i].flags, b[i].rows, now);
+	} else if (live > 1) {
+		/* Gather: each request's rows after the previous one's, input by input. */
+		uint64_t at = 0;
+		for (uint32_t i = 0; i < k; i++) {
+			if (status[i] != 1)
+				continue;
+			struct session *s = b[i].s;
+			char *base = (char *)swarm_seg_slot(s->base, &s->geo, b[i].slot);
+			for (uint32_t t = 0; t < v->n_in; t++)
+				memcpy((char *)v->bin[t] + at * v->in_row[t],
+				       base + s->geo.tensor_offset[t], b[i].rows * v->in_row[t]);
+			at += b[i].rows;
+		}
+		int rc = version_run(v, (const void *const *)v->bin, v->bout, rows);
+		at = 0;
+		for (uint32_t i = 0; i < k; i++) {
+			if (status[i] != 1)
+				continue;
+			struct session *s = b[i].s;
+			if (rc == 0) {
+				char *base = (char *)swarm_seg_slot(s->base, &s->geo, b[i].slot);
+				for (uint32_t t = 0; t < v->n_out; t++)
+					memcpy(base + s->geo.tensor_offset[v->n_in + t],
+					       (char *)v->bout[t] + at * v->out_row[t],
+					       b[i].rows * v->out_row[t]);
+			}
+			at += b[i].rows;
+			status[i] = rc;
+		}
+		swarm_stat_add(&w->stats->batches, 1);
+	}
+	uint32_t round = ++w->batch_round;
+	uint64_t t1 = swarm_now_ns();
+	for (uint32_t i = 0; i < k; i++) {
+		struct session *s = b[i].s;
+		swarm_stat_add(&w->stats->requests, 1);
+		swarm_stat_add(&s->stats->requests, 1);
+		if (status[i]) {
+			swarm_stat_add(&w->stats->errors, 1);
+			swarm_stat_add(&s->stats->errors, 1);
+		}
+		/* A corrupt completion queue is found again, and the session detached, by the
+		 * next serve_session; here the request simply is not delivered. */
+		complete(s, b[i].slot, status[i]);
+		record_latency(w, s, b[i].t_submit_ns, t1);
+	}
+	for (uint32_t i = 0; i < k; i++)
+		if (b[i].s->woken != round) {
+			b[i].s->woken = round;
+			wake_client(b[i].s);
+		}
+	swarm_stat_add(&w->stats->busy_ns, t1 - now);
+}
+
+/* Runs v's waiting requests in batches of at most max_batch rows, oldest first, while a
+ * batch is due: enough rows, the oldest waited delay_ns, no delay, or force. Returns the
+ * requests run; *wait_ns gets how long until the next one is due (unchanged when none). */
+static int run_version_batches(struct worker *w, struct version *v, uint64_t now, int force,
+			       int64_t *wait_ns)
+{
+	int ran = 0;
+	while (v->q_n) {
+		uint64_t oldest = v->q[v->q_head].arrived_ns;
+		if (!force && v->q_rows < v->max_batch && v->delay_ns &&
+		    now - oldest < v->delay_ns) {
+			int64_t left = (int64_t)(v->delay_ns - (now - oldest));
+			if (*wait_ns < 0 || left < *wait_ns)
+				*wait_ns = left;
+			break;
+		}
+		uint32_t k = 0, rows = 0;
+		while (v->q_n && k < v->max_batch) {
+			struct queued *e = &v->q[v->q_head];
+			if (k && rows + e->rows > v->max_batch)
+				break;
+			v->batch[k++] = *e;
+			rows += e->rows;
+			v->q_rows -= e->rows;
+			v->q_head = (v->q_head + 1) % v->q_cap;
+			v->q_n--;
+		}
+		exec_batch(w, v, k, now);
+		ran += (int)k;
+		now = swarm_now_ns();
+	}
+	return ran;
+}
+
+static int run_batches(struct worker *w, int64_t *wait_ns)
+{
+	int ran = 0;
+	uint64_t now = 0;
+	for (struct version *v = w->versions; v; v = v->next) {
+		if (!v->q_n)
+			continue;
+		if (!now)
+			now = swarm_now_ns();
+		ran += run_version_batches(w, v, now, 0, wait_ns);
+	}
+	return ran;
 }
 
 /* One pass over every session. Returns the requests served. */
@@ -437,14 +788,8 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 		snprintf(why, why_len, "attach without its 3 descriptors");
 		return -EINVAL;
 	}
-	const struct swarm_model_desc *model = swarm_builtin_by_id(m->v.builtin_id);
-	if (!model) {
-		snprintf(why, why_len, "unknown built-in graph %u", m->v.builtin_id);
-		return -ENOENT;
-	}
-	if (swarm_seg_geometry_check(&m->geo) || m->geo.n_inputs != model->n_inputs ||
-	    m->geo.n_outputs != model->n_outputs || m->geo.max_rows > model->max_rows) {
-		snprintf(why, why_len, "geometry does not fit model %s", model->name);
+	if (swarm_seg_geometry_check(&m->geo)) {
+		snprintf(why, why_len, "inconsistent geometry");
 		return -EINVAL;
 	}
 	uint32_t idx = 0;
@@ -457,6 +802,17 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 	struct version *v = version_get(w, &m->v, why, why_len);
 	if (!v)
 		return -EBADMSG;
+	if (!version_fits(v, &m->geo)) {
+		snprintf(why, why_len, "the segment's tensors do not fit %s@%u", v->model,
+			 v->number);
+		version_put(w, v);
+		return -EINVAL;
+	}
+	if (queue_reserve(v, m->geo.nslots)) {
+		snprintf(why, why_len, "out of memory for the batch queue");
+		version_put(w, v);
+		return -ENOMEM;
+	}
 	struct session *s = calloc(1, sizeof *s);
 	if (!s) {
 		version_put(w, v);
@@ -465,12 +821,11 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 	s->id = m->session_id;
 	s->index = idx;
 	s->geo = m->geo;
-	s->model = model;
 	s->version = v;
-	s->weights = v->ptrs;
 	int err = swarm_seg_map(fds[0], s->geo.segment_bytes, &s->base);
 	if (err) {
 		snprintf(why, why_len, "cannot map the segment: %s", strerror(-err));
+		queue_purge(v, s);
 		version_put(w, v);
 		free(s);
 		return err;
@@ -504,10 +859,11 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 	w->active[w->n_sessions++] = s;
 	swarm_stat_set32(&w->stats->sessions, w->n_sessions);
 	swarm_log(SWARM_LOG_DEBUG, "event=session_attached session=%llu model=%s slots=%u",
-		  (unsigned long long)s->id, model->name, s->geo.nslots);
+		  (unsigned long long)s->id, v->model, s->geo.nslots);
 	return 0;
 
 err_free:
+	queue_purge(v, s);
 	version_put(w, v);
 	munmap(s->base, s->geo.segment_bytes);
 	free(s->slot_state);
@@ -539,15 +895,24 @@ static void handle_switch(struct worker *w, const struct swarm_msg_switch *m)
 	if (!s) {
 		r.status = -ENOENT;
 		swarm_copy_str(r.text, sizeof r.text, "no such session on this worker");
-	} else if (swarm_builtin_by_id(m->v.builtin_id) != s->model) {
-		r.status = -EINVAL;
-		swarm_copy_str(r.text, sizeof r.text, "the new version has another graph");
 	} else if (!(v = version_get(w, &m->v, r.text, sizeof r.text))) {
 		r.status = -EBADMSG;
+	} else if (!version_fits(v, &s->geo)) {
+		r.status = -EINVAL;
+		swarm_copy_str(r.text, sizeof r.text,
+			       "the new version's inputs or outputs differ from the session's");
+		version_put(w, v);
+	} else if (queue_reserve(v, s->geo.nslots)) {
+		r.status = -ENOMEM;
+		swarm_copy_str(r.text, sizeof r.text, "out of memory for the batch queue");
+		version_put(w, v);
 	} else {
+		/* What the session has waiting runs on the version it was submitted to. */
 		struct version *old = s->version;
+		int64_t ignored = -1;
+		run_version_batches(w, old, swarm_now_ns(), 1, &ignored);
+		queue_purge(old, s);
 		s->version = v;
-		s->weights = v->ptrs;
 		version_put(w, old);
 		swarm_log(SWARM_LOG_INFO, "event=session_switched session=%llu model=%s version=%u",
 			  (unsigned long long)s->id, v->model, v->number);
@@ -671,7 +1036,9 @@ static void run(struct worker *w)
 	uint32_t pass = 0;
 	int cheap = swarm_loop_cheap_peek(w->loop);
 	while (!w->stop && !g_stop) {
+		int64_t wait_ns = -1; /* until the next batch is due; -1: none waits */
 		int served = serve_all(w);
+		served += run_batches(w, &wait_ns);
 		pass++;
 		if (served) {
 			idle_since = 0;
@@ -694,7 +1061,7 @@ static void run(struct worker *w)
 		swarm_fence();
 		int woken_by_work = 1;
 		if (!any_ready(w))
-			woken_by_work = handle_events(w, -1) > 0;
+			woken_by_work = handle_events(w, wait_ns) > 0;
 		set_sleep_flags(w, 0);
 		/* A housekeeping tick alone does not earn a new spin budget: sleep again. */
 		if (woken_by_work)
@@ -795,6 +1162,14 @@ int main(int argc, char **argv)
 	w.stats->device_index = w.device_index;
 	w.stats->magic = SWARM_STATS_MAGIC;
 
+	/* Node-list graphs run on the CPU device, its threads on the cores bound above. */
+	cpu_set_t cpus;
+	int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+	err = swarm_device_cpu_create(threads > 0 ? threads : 1, &w.dev);
+	if (err) {
+		swarm_log(SWARM_LOG_ERROR, "event=device_failed error=\"%s\"", strerror(-err));
+		return 1;
+	}
 	struct sigaction sa = { .sa_handler = on_term };
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -838,6 +1213,7 @@ int main(int argc, char **argv)
 	while (w.n_sessions)
 		session_free(&w, w.active[0]);
 	swarm_loop_destroy(w.loop);
+	w.dev->i->destroy(w.dev);
 	close(w.timer);
 	if (w.ctl >= 0)
 		close(w.ctl);

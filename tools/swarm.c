@@ -98,7 +98,7 @@ static void print_json(const struct swarm_msg_status_reply *r)
 		printf("%s\n  {\"index\": %d, \"name\": \"%s\", \"state\": \"%s\", \"pid\": %d, "
 		       "\"numa_node\": %d, \"cpus\": \"%s\", \"io\": \"%s\", \"sessions\": %u, "
 		       "\"queue_depth\": %u, \"restarts\": %u, \"requests\": %llu, \"errors\": %llu, "
-		       "\"busy_ns\": %llu, \"p50_ns\": %llu, \"p99_ns\": %llu}",
+		       "\"busy_ns\": %llu, \"batches\": %llu, \"p50_ns\": %llu, \"p99_ns\": %llu}",
 		       i ? "," : "", dv->index, dv->name, swarm_device_state_name(dv->state),
 		       dv->pid, dv->numa_node, dv->cpus,
 		       dv->io_backend == 1 ? "io_uring" :
@@ -106,7 +106,8 @@ static void print_json(const struct swarm_msg_status_reply *r)
 					     "-",
 		       dv->sessions, dv->queue_depth, dv->restarts,
 		       (unsigned long long)dv->requests, (unsigned long long)dv->errors,
-		       (unsigned long long)dv->busy_ns, (unsigned long long)dv->p50_ns,
+		       (unsigned long long)dv->busy_ns, (unsigned long long)dv->batches,
+		       (unsigned long long)dv->p50_ns,
 		       (unsigned long long)dv->p99_ns);
 	}
 	printf("],\n \"total_sessions\": %u, \"sessions\": [", r->total_sessions);

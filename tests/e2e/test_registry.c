@@ -6,6 +6,7 @@
  * rolled back to: no request may fail, and every output must be exactly one version's. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ static char reg_dir[512];
 static char work_dir[256];
 
 /* Writes the weights of version (scale, bias) and the affine manifest; returns their paths. */
+static const char *deploy_json = "{\"max_rows\": 64, \"slots\": 4}";
+
 static void make_version(float scale, float bias, char *weights, char *manifest, size_t len)
 {
 	float s[WIDTH], b[WIDTH];
@@ -46,21 +49,28 @@ static void make_version(float scale, float bias, char *weights, char *manifest,
 	      " \"graph\": {\"builtin\": \"affine\"},\n"
 	      " \"weights\": [{\"name\": \"scale\", \"dtype\": \"f32\", \"shape\": [16]},\n"
 	      "             {\"name\": \"bias\", \"dtype\": \"f32\", \"shape\": [16]}],\n"
-	      " \"deploy\": {\"max_rows\": 64, \"slots\": 4}}\n",
+	      " \"deploy\": ",
 	      f);
+	fputs(deploy_json, f);
+	fputs("}\n", f);
 	fclose(f);
 }
 
-static uint32_t publish(float scale, float bias, int activate)
+static uint32_t publish_as(const char *model, float scale, float bias, int activate)
 {
 	char w[512], m[512], err[512];
 	make_version(scale, bias, w, m, sizeof w);
 	uint32_t v = 0;
 	const char *meta[1] = { "source=test" };
-	int rc = swarm_registry_publish(reg_dir, "scaler", w, m, meta, 1, activate, &v, err,
+	int rc = swarm_registry_publish(reg_dir, model, w, m, meta, 1, activate, &v, err,
 					sizeof err);
 	cr_assert_eq(rc, 0, "publish scale %g: %d: %s", scale, rc, err);
 	return v;
+}
+
+static uint32_t publish(float scale, float bias, int activate)
+{
+	return publish_as("scaler", scale, bias, activate);
 }
 
 static void setup(void)
@@ -238,8 +248,16 @@ Test(e2e_registry, session_opened_at_a_version_stays_on_it)
 	while (h_now_ns() < end && (v = one_request(follow, 2, 9)) == 1)
 		h_sleep_ms(5);
 	cr_assert_eq(v, 2, "the session opened by name never moved to v2 (last %d)", v);
+	/* swarmd rewrites the session info when the worker confirms the switch, a moment
+	 * after the worker starts serving v2. */
 	swarm_session_info info;
-	swarm_session_info_get(follow, &info);
+	end = h_now_ns() + 5 * H_SEC;
+	do {
+		swarm_session_info_get(follow, &info);
+		if (info.model_version == 2)
+			break;
+		h_sleep_ms(2);
+	} while (h_now_ns() < end);
 	cr_assert_eq(info.model_version, 2u, "session info says version %u", info.model_version);
 	for (int i = 0; i < 50; i++)
 		cr_assert_eq(one_request(pinned, 2, 100 + (uint32_t)i), 1,
@@ -292,5 +310,236 @@ Test(e2e_registry, blob_changed_on_disk_is_refused_at_load)
 		  "the client was not told why: \"%s\"", swarm_client_error(c));
 	cr_assert(h_log_contains("changed on disk"), "the worker did not say why");
 	swarm_disconnect(c);
+	h_stop();
+}
+
+/* ---- dynamic batching ------------------------------------------------------------------- */
+
+struct pair_client {
+	pthread_t t;
+	uint32_t seed;
+	long done, wrong, differ, failed;
+};
+
+/* Sends the same inputs to a batched and an unbatched session of the same weights: the two
+ * outputs must be identical, and exactly 2x + 1, request after request. */
+static void *pair_run(void *arg)
+{
+	struct pair_client *p = arg;
+	swarm_client *c = NULL;
+	swarm_session *b = NULL, *u = NULL;
+	if (h_connect(&c) || swarm_session_open(c, "batched", 0, NULL, &b) ||
+	    swarm_session_open(c, "single", 0, NULL, &u)) {
+		p->failed++;
+		if (c)
+			swarm_disconnect(c);
+		return NULL;
+	}
+	swarm_session_set_spin(b, 0);
+	swarm_session_set_spin(u, 0);
+	for (int it = 0; it < 300; it++) {
+		uint32_t rows = 1 + (p->seed + (uint32_t)it) % 7;
+		swarm_request *rb, *ru;
+		if (swarm_request_alloc(b, rows, &rb) || swarm_request_alloc(u, rows, &ru)) {
+			p->failed++;
+			break;
+		}
+		float *xb = swarm_request_input(rb, 0), *xu = swarm_request_input(ru, 0);
+		for (uint32_t i = 0; i < rows * WIDTH; i++)
+			xb[i] = xu[i] =
+				(float)((int)((p->seed * 7919u + (uint32_t)it * 104729u + i * 31u) %
+					      4000) -
+					2000) /
+				8.0f;
+		int rc = swarm_request_submit(rb, 0);
+		if (!rc)
+			rc = swarm_request_submit(ru, 0);
+		if (!rc)
+			rc = swarm_request_wait(rb, 5 * H_SEC);
+		if (!rc)
+			rc = swarm_request_wait(ru, 5 * H_SEC);
+		if (rc) {
+			p->failed++;
+		} else {
+			const float *yb = swarm_request_output(rb, 0),
+				    *yu = swarm_request_output(ru, 0);
+			for (uint32_t i = 0; i < rows * WIDTH; i++) {
+				if (yb[i] != 2.0f * xb[i] + 1.0f) {
+					p->wrong++;
+					break;
+				}
+				if (memcmp(&yb[i], &yu[i], sizeof(float))) {
+					p->differ++;
+					break;
+				}
+			}
+			p->done++;
+		}
+		swarm_request_release(rb);
+		swarm_request_release(ru);
+	}
+	swarm_disconnect(c);
+	return NULL;
+}
+
+Test(e2e_registry, batching_on_and_off_give_identical_outputs_and_never_mix_sessions)
+{
+	deploy_json = "{\"max_rows\": 64, \"slots\": 4, \"max_batch\": 256, "
+		      "\"max_queue_delay_us\": 2000}";
+	publish_as("batched", 2.0f, 1.0f, 1);
+	deploy_json = "{\"max_rows\": 64, \"slots\": 4, \"max_batch\": 1}";
+	publish_as("single", 2.0f, 1.0f, 1);
+	const char *extra[] = { "--registry", reg_dir, NULL };
+	h_start("cpu:1", extra);
+	enum {
+		N = 6
+	};
+	struct pair_client pc[N] = { 0 };
+	for (int i = 0; i < N; i++) {
+		pc[i].seed = 17u * (uint32_t)i + 3;
+		cr_assert_eq(pthread_create(&pc[i].t, NULL, pair_run, &pc[i]), 0);
+	}
+	long done = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(pc[i].t, NULL);
+		done += pc[i].done;
+		cr_expect_eq(pc[i].failed, 0, "client %d: %ld failures", i, pc[i].failed);
+		cr_expect_eq(pc[i].wrong, 0,
+			     "client %d: %ld batched outputs were not 2x + 1 of "
+			     "its own inputs (mixed with another request?)",
+			     i, pc[i].wrong);
+		cr_expect_eq(pc[i].differ, 0,
+			     "client %d: %ld outputs differ between batching on "
+			     "and off",
+			     i, pc[i].differ);
+	}
+	cr_assert_eq(done, N * 300L, "only %ld of %d request pairs completed", done, N * 300);
+	/* Batching happened: the device ran batches of more than one request. */
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "%s/swarm status --socket '%s' --json", SWARM_BIN_DIR,
+		 h_socket());
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	char out[16384];
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = 0;
+	pclose(f);
+	const char *at = strstr(out, "\"batches\": ");
+	cr_assert_not_null(at, "no batches in: %s", out);
+	long batches = atol(at + strlen("\"batches\": "));
+	cr_assert_gt(batches, 0, "no batch of more than one request ran: %s", out);
+	h_stop();
+}
+
+/* ---- a node-list graph, served end to end ------------------------------------------------ */
+
+static float mlp_w1[32 * 16], mlp_b1[32], mlp_w2[4 * 32], mlp_b2[4];
+
+static void mlp_reference(const float *x, double *y)
+{
+	double h[32];
+	for (int j = 0; j < 32; j++) {
+		double a = mlp_b1[j];
+		for (int k = 0; k < 16; k++)
+			a += (double)x[k] * mlp_w1[j * 16 + k];
+		h[j] = a > 0 ? a : 0;
+	}
+	for (int j = 0; j < 4; j++) {
+		double a = mlp_b2[j];
+		for (int k = 0; k < 32; k++)
+			a += h[k] * mlp_w2[j * 32 + k];
+		y[j] = a;
+	}
+}
+
+Test(e2e_registry, node_list_graph_is_served_batched_and_matches_a_reference)
+{
+	uint32_t seed = 12345;
+	float *all[4] = { mlp_w1, mlp_b1, mlp_w2, mlp_b2 };
+	size_t sizes[4] = { 32 * 16, 32, 4 * 32, 4 };
+	for (int t = 0; t < 4; t++)
+		for (size_t i = 0; i < sizes[t]; i++) {
+			seed = seed * 1103515245u + 12345u;
+			all[t][i] = (float)((int)(seed >> 16) % 2001 - 1000) / 1000.0f + 0.0005f;
+		}
+	int64_t s_w1[2] = { 32, 16 }, s_b1[1] = { 32 }, s_w2[2] = { 4, 32 }, s_b2[1] = { 4 };
+	struct swarm_st_write_tensor t[4] = {
+		{ .name = "w1", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w1, .data = mlp_w1 },
+		{ .name = "b1", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b1, .data = mlp_b1 },
+		{ .name = "w2", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w2, .data = mlp_w2 },
+		{ .name = "b2", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b2, .data = mlp_b2 },
+	};
+	char weights[512], manifest[512], err[512];
+	snprintf(weights, sizeof weights, "%s/mlp.safetensors", work_dir);
+	snprintf(manifest, sizeof manifest, "%s/mlp.json", work_dir);
+	cr_assert_eq(swarm_st_write(weights, t, 4), 0);
+	FILE *f = fopen(manifest, "w");
+	cr_assert_not_null(f);
+	fputs("{\"format\": 1,\n"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],\n"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}],\n"
+	      " \"graph\": {\"nodes\": [\n"
+	      "   {\"op\": \"linear\", \"inputs\": [\"x\", \"w1\", \"b1\"], \"output\": \"h\","
+	      " \"act\": \"relu\"},\n"
+	      "   {\"op\": \"linear\", \"inputs\": [\"h\", \"w2\", \"b2\"], \"output\": \"y\"}]},\n"
+	      " \"weights\": [{\"name\": \"w1\", \"dtype\": \"f32\", \"shape\": [32, 16]},\n"
+	      "             {\"name\": \"b1\", \"dtype\": \"f32\", \"shape\": [32]},\n"
+	      "             {\"name\": \"w2\", \"dtype\": \"f32\", \"shape\": [4, 32]},\n"
+	      "             {\"name\": \"b2\", \"dtype\": \"f32\", \"shape\": [4]}],\n"
+	      " \"deploy\": {\"max_rows\": 64, \"slots\": 4, \"max_batch\": 128,"
+	      " \"max_queue_delay_us\": 500}}\n",
+	      f);
+	fclose(f);
+	uint32_t v = 0;
+	int rc = swarm_registry_publish(reg_dir, "mlp", weights, manifest, NULL, 0, 1, &v, err,
+					sizeof err);
+	cr_assert_eq(rc, 0, "publish the MLP: %s", err);
+	start();
+	swarm_client *c = NULL;
+	cr_assert_eq(h_connect(&c), 0);
+	swarm_session *s[3];
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(swarm_session_open(c, "mlp", 0, NULL, &s[i]), 0, "%s",
+			     swarm_client_error(c));
+	cr_assert_eq(swarm_session_output_spec(s[0], 0)->row_bytes, 16u);
+	double worst = 0;
+	for (int it = 0; it < 200; it++) {
+		swarm_request *r[3];
+		uint32_t rows[3];
+		/* Three sessions in flight at once, so that the worker batches them. */
+		for (int i = 0; i < 3; i++) {
+			rows[i] = 1 + (uint32_t)(it * 3 + i) % 9;
+			cr_assert_eq(swarm_request_alloc(s[i], rows[i], &r[i]), 0);
+			float *x = swarm_request_input(r[i], 0);
+			for (uint32_t k = 0; k < rows[i] * 16; k++)
+				x[k] = (float)((int)((it * 131 + i * 17 + (int)k * 7) % 200) -
+					       100) /
+					       50.0f +
+				       0.01f;
+			cr_assert_eq(swarm_request_submit(r[i], 0), 0);
+		}
+		for (int i = 0; i < 3; i++) {
+			rc = swarm_request_wait(r[i], 5 * H_SEC);
+			cr_assert_eq(rc, 0, "request %d/%d: %d %s", it, i, rc, swarm_strerror(rc));
+			const float *x = swarm_request_input(r[i], 0);
+			const float *y = swarm_request_output(r[i], 0);
+			for (uint32_t row = 0; row < rows[i]; row++) {
+				double ref[4];
+				mlp_reference(x + row * 16, ref);
+				for (int j = 0; j < 4; j++) {
+					double d = fabs(ref[j] - y[row * 4 + j]);
+					if (d > worst)
+						worst = d;
+					cr_assert_leq(d, 1e-4 * (1 + fabs(ref[j])),
+						      "request %d session %d row %u y[%d]: %f, "
+						      "reference %f",
+						      it, i, row, j, y[row * 4 + j], ref[j]);
+				}
+			}
+			swarm_request_release(r[i]);
+		}
+	}
+	swarm_disconnect(c);
+	cr_assert(h_log_contains("graph=nodes"), "the worker did not load a node-list graph");
 	h_stop();
 }
