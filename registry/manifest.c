@@ -401,32 +401,54 @@ static int parse_nodes(json_t *arr, struct swarm_graph_spec *g, char *err, size_
 	return 0;
 }
 
-/* Either {"builtin": NAME} or {"nodes": [...]}. Names in a node list are only checked for
- * form here; swarm_graph_build resolves them against the inputs, weights and earlier nodes. */
+/* One of {"builtin": NAME}, {"nodes": [...]} or {"backend": SO, "config": TEXT}. Names in a
+ * node list are only checked for form here; swarm_graph_build resolves them against the
+ * inputs, weights and earlier nodes. */
 static int parse_graph(json_t *root, struct swarm_manifest *m, char *err, size_t err_len)
 {
 	json_t *g = json_object_get(root, "graph");
 	const char *key, *name;
 	json_t *v;
-	int rc;
+	int rc, forms = 0;
 
 	if (!json_is_object(g))
 		return type_error(err, err_len, "graph", "object");
 	json_object_foreach(g, key, v)
 	{
-		if (strcmp(key, "builtin") != 0 && strcmp(key, "nodes") != 0)
-			return fail(err, err_len, "graph.%s: unknown key (builtin or nodes)", key);
+		if (strcmp(key, "builtin") && strcmp(key, "nodes") && strcmp(key, "backend") &&
+		    strcmp(key, "config"))
+			return fail(
+				err, err_len,
+				"graph.%s: unknown key (builtin, nodes, or backend with config)",
+				key);
 	}
+	forms = !!json_object_get(g, "builtin") + !!json_object_get(g, "nodes") +
+		!!json_object_get(g, "backend");
+	if (forms != 1)
+		return fail(err, err_len,
+			    "graph: give exactly one of builtin (a built-in model), nodes (a "
+			    "node list) or backend (a shared object implementing swarm_backend.h)");
+	if (json_object_get(g, "config") && !json_object_get(g, "backend"))
+		return fail(err, err_len, "graph.config: only with graph.backend");
 	json_t *nodes = json_object_get(g, "nodes");
-	if (nodes) {
-		if (json_object_get(g, "builtin"))
-			return fail(err, err_len,
-				    "graph: give builtin or nodes, not both (builtin names a "
-				    "built-in model, nodes describe one)");
+	if (nodes)
 		return parse_nodes(nodes, &m->graph, err, err_len);
+	if (json_object_get(g, "backend")) {
+		if ((rc = get_name(g, "graph", "backend", sizeof m->graph_backend, &name, err,
+				   err_len)))
+			return rc;
+		memcpy(m->graph_backend, name, strlen(name) + 1);
+		json_t *c = json_object_get(g, "config");
+		if (c && !json_is_string(c))
+			return type_error(err, err_len, "graph.config", "string");
+		if (c && strlen(json_string_value(c)) >= sizeof m->graph_config)
+			return fail(err, err_len, "graph.config: at most %zu bytes",
+				    sizeof m->graph_config - 1);
+		if (c)
+			memcpy(m->graph_config, json_string_value(c),
+			       strlen(json_string_value(c)) + 1);
+		return 0;
 	}
-	if (!json_object_get(g, "builtin"))
-		return fail(err, err_len, "graph.builtin: missing (or give graph.nodes)");
 	if ((rc = get_name(g, "graph", "builtin", SWARM_NAME_MAX, &name, err, err_len)))
 		return rc;
 	memcpy(m->graph_builtin, name, strlen(name) + 1);

@@ -79,7 +79,9 @@ struct swarm_manifest {
 	uint32_t n_outputs;
 	swarm_tensor_spec inputs[SWARM_MAX_TENSORS]; /* row_bytes filled in by the parser */
 	swarm_tensor_spec outputs[SWARM_MAX_TENSORS];
-	char graph_builtin[SWARM_NAME_MAX]; /* "" when the graph is a node list */
+	char graph_builtin[SWARM_NAME_MAX]; /* "" when the graph is a node list or a backend */
+	char graph_backend[256];            /* a custom backend's shared object, or "" */
+	char graph_config[1024];            /* its configuration text, "" when none */
 	struct swarm_graph_spec graph;      /* n_nodes 0 when the graph is builtin */
 	uint32_t n_weights;
 	struct swarm_manifest_weight weights[SWARM_MANIFEST_MAX_WEIGHTS];

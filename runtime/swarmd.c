@@ -147,6 +147,7 @@ static struct {
 	int n_allow_gid;
 	uint64_t started_ns;
 	char registry_dir[PATH_MAX];
+	char backend_dir[PATH_MAX];      /* where a manifest's relative backend name is found */
 	struct swarm_registry *registry; /* NULL: built-in models only */
 	struct watch registry_w;
 	int inotify_fd;
@@ -287,6 +288,10 @@ static int start_worker(struct device *dv)
 		}
 		if (!d.verify_blobs)
 			argv[argc++] = "--no-verify";
+		if (d.backend_dir[0]) {
+			argv[argc++] = "--backend-dir";
+			argv[argc++] = d.backend_dir;
+		}
 		argv[argc] = NULL;
 		execv(d.worker_path, (char *const *)argv);
 		_exit(127);
@@ -601,8 +606,9 @@ static int resolve_model(const char *name, uint32_t version, struct resolved *r,
 				free(m);
 				return rc;
 			}
-			r->desc = m->graph.n_nodes ? NULL : swarm_builtin_find(m->graph_builtin, 0);
-			if (!m->graph.n_nodes && !r->desc) {
+			int custom = m->graph.n_nodes || m->graph_backend[0];
+			r->desc = custom ? NULL : swarm_builtin_find(m->graph_builtin, 0);
+			if (!custom && !r->desc) {
 				snprintf(text, len,
 					 "model %s@%u names graph %s, which this swarmd lacks",
 					 name, rv.version, m->graph_builtin);
@@ -1276,6 +1282,8 @@ static void usage(FILE *f)
 		"                       ~/.local/share/swarm/registry); without one, only the\n"
 		"                       built-in models identity and affine are served\n"
 		"  --no-verify          do not check weights blobs' SHA-256 when loading them\n"
+		"  --backend-dir DIR    where manifests' custom backends (graph.backend) are found\n"
+		"                       when named without a path\n"
 		"  --worker PATH        the swarm-worker binary (default: beside swarmd)\n"
 		"  --log-level L        debug, info, warn or error (default info)\n"
 		"  -h, --help           this text\n"
@@ -1296,6 +1304,7 @@ static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
 					      { "log-level", required_argument, 0, 'l' },
 					      { "registry", required_argument, 0, 'r' },
 					      { "no-verify", no_argument, 0, 'V' },
+					      { "backend-dir", required_argument, 0, 'B' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -1355,6 +1364,9 @@ static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
 			break;
 		case 'V':
 			d.verify_blobs = 0;
+			break;
+		case 'B':
+			swarm_copy_str(d.backend_dir, sizeof d.backend_dir, optarg);
 			break;
 		case 'h':
 			usage(stdout);

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <dlfcn.h>
 #include <getopt.h>
 #include <sched.h>
 #include <limits.h>
@@ -28,6 +29,7 @@
 #include "ipc/segment.h"
 #include "kernels/builtin.h"
 #include "kernels/device.h"
+#include "swarm/swarm_backend.h"
 #include "kernels/graph.h"
 #include "registry/loader.h"
 #include "registry/registry.h"
@@ -61,6 +63,11 @@ struct version {
 	struct swarm_weights w;              /* w.map is NULL for a built-in's own weights */
 	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS]; /* a built-in's weights */
 	struct swarm_graph *graph; /* or a node-list graph (desc NULL), planned on the device */
+	/* or a custom backend (desc NULL, graph NULL): swarm_backend.h */
+	void *bk_dl;
+	const struct swarm_backend *bk;
+	void *bk_state;
+	struct swarm_backend_tensor *bk_tensors;
 	uint32_t refs;
 	/* Dynamic batching (Triton's semantics): requests of every session of this version
 	 * wait here until max_batch rows are ready or the oldest has waited delay_ns (0: run
@@ -119,6 +126,7 @@ struct worker {
 	uint32_t n_sessions;
 	struct version *versions;
 	struct swarm_device *dev; /* where node-list graphs run: the CPU device */
+	char backend_dir[PATH_MAX];
 	uint32_t batch_round;
 	char registry[PATH_MAX];
 	int verify_blobs;
@@ -159,6 +167,96 @@ static void wake_client(struct session *s)
 	} else if (how == SWARM_SEG_SLEEP_EVENTFD) {
 		swarm_eventfd_signal(s->cq_efd);
 	}
+}
+
+static void backend_unload(struct version *x)
+{
+	if (x->bk && x->bk_state)
+		x->bk->destroy(x->bk_state);
+	if (x->bk_dl)
+		dlclose(x->bk_dl);
+	free(x->bk_tensors);
+	x->bk = NULL;
+	x->bk_state = NULL;
+	x->bk_dl = NULL;
+	x->bk_tensors = NULL;
+}
+
+/* Loads the custom backend a manifest names, and gives it the version's weights. */
+static int backend_load(struct worker *w, struct version *x, const struct swarm_manifest *m,
+			uint32_t max_batch, char *why, size_t why_len)
+{
+	char path[PATH_MAX];
+	if (m->graph_backend[0] == '/') {
+		swarm_copy_str(path, sizeof path, m->graph_backend);
+	} else if (!w->backend_dir[0] || strchr(m->graph_backend, '/')) {
+		snprintf(why, why_len,
+			 "backend \"%.64s\": give an absolute path, or a bare name with swarmd "
+			 "--backend-dir",
+			 m->graph_backend);
+		return -ENOENT;
+	} else if (snprintf(path, sizeof path, "%s/%s", w->backend_dir, m->graph_backend) >=
+		   (int)sizeof path) {
+		snprintf(why, why_len, "backend path too long");
+		return -ENAMETOOLONG;
+	}
+	x->bk_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!x->bk_dl) {
+		snprintf(why, why_len, "cannot load backend: %.200s", dlerror());
+		return -ENOENT;
+	}
+	swarm_backend_entry_fn entry = (swarm_backend_entry_fn)dlsym(x->bk_dl, SWARM_BACKEND_ENTRY);
+	const struct swarm_backend *bk = entry ? entry() : NULL;
+	if (!bk || bk->abi_version != SWARM_BACKEND_ABI_VERSION || bk->struct_size < sizeof *bk ||
+	    !bk->init || !bk->load || !bk->execute || !bk->destroy) {
+		snprintf(why, why_len,
+			 "backend %.64s: no %s, or another ABI (it says %u, swarm speaks %u)",
+			 m->graph_backend, SWARM_BACKEND_ENTRY, bk ? bk->abi_version : 0,
+			 SWARM_BACKEND_ABI_VERSION);
+		backend_unload(x);
+		return -EPROTO;
+	}
+	x->bk = bk;
+	struct swarm_backend_model model = { .n_inputs = m->n_inputs,
+					     .n_outputs = m->n_outputs,
+					     .inputs = m->inputs,
+					     .outputs = m->outputs,
+					     .max_batch = max_batch,
+					     .config = m->graph_config };
+	int rc = bk->init(&model, &x->bk_state);
+	if (rc) {
+		snprintf(why, why_len, "backend %.64s: init failed: %s", bk->name ? bk->name : "?",
+			 strerror(rc < 0 ? -rc : rc));
+		x->bk_state = NULL;
+		backend_unload(x);
+		return rc < 0 ? rc : -EIO;
+	}
+	uint32_t n = x->w.st.n_tensors;
+	x->bk_tensors = calloc(n ? n : 1, sizeof *x->bk_tensors);
+	if (!x->bk_tensors) {
+		backend_unload(x);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct swarm_st_tensor *t = &x->w.st.tensors[i];
+		struct swarm_backend_tensor *o = &x->bk_tensors[i];
+		o->name = t->name;
+		o->dtype = swarm_st_to_swarm_dtype(t->dtype);
+		o->ndim = t->ndim;
+		for (uint32_t k = 0; k < t->ndim && k < 8; k++)
+			o->shape[k] = t->shape[k];
+		o->data = (const char *)x->w.map + t->offset;
+		o->bytes = t->nbytes;
+	}
+	struct swarm_backend_weights wv = { .n = n, .tensors = x->bk_tensors };
+	rc = bk->load(x->bk_state, &wv);
+	if (rc) {
+		snprintf(why, why_len, "backend %.64s: load failed: %s", bk->name ? bk->name : "?",
+			 strerror(rc < 0 ? -rc : rc));
+		backend_unload(x);
+		return rc < 0 ? rc : -EIO;
+	}
+	return 0;
 }
 
 /* Finds or loads the version v names. Loading maps the blob, touches (and verifies) it, and
@@ -290,8 +388,12 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 			/* The plan covers the largest batch the version will run. */
 			uint32_t rows = m->deploy.max_rows > x->max_batch ? m->deploy.max_rows :
 									    x->max_batch;
-			if (swarm_graph_from_weights(m, x->w.map, &x->w.st, w->dev, rows ? rows : 1,
-						     &x->graph, why, why_len))
+			if (!rows)
+				rows = 1;
+			if (m->graph_backend[0] ?
+				    backend_load(w, x, m, rows, why, why_len) :
+				    swarm_graph_from_weights(m, x->w.map, &x->w.st, w->dev, rows,
+							     &x->graph, why, why_len))
 				goto err_unload;
 		}
 		double s_ = (double)x->w.load_ns / 1e9;
@@ -300,7 +402,9 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 			  "verified=%d graph=%s",
 			  model, x->number, x->w.bytes, s_ * 1e3,
 			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, w->verify_blobs,
-			  desc ? desc->name : "nodes");
+			  desc  ? desc->name :
+			  x->bk ? "backend" :
+				  "nodes");
 	}
 	free(m);
 	m = NULL;
@@ -325,6 +429,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 	return x;
 
 err_unload:
+	backend_unload(x);
 	swarm_graph_free(x->graph);
 	version_free_buffers(x);
 	swarm_weights_unload(&x->w);
@@ -358,6 +463,10 @@ static int version_run(struct version *v, const void *const *in, void *const *ou
 {
 	if (v->graph)
 		return swarm_graph_run(v->graph, rows, in, out);
+	if (v->bk) {
+		struct swarm_backend_batch b = { .rows = rows, .inputs = in, .outputs = out };
+		return v->bk->execute(v->bk_state, &b);
+	}
 	return v->desc->run(in, out, rows, v->ptrs);
 }
 
@@ -373,6 +482,7 @@ static void version_put(struct worker *w, struct version *v)
 	if (v->w.map)
 		swarm_log(SWARM_LOG_INFO, "event=weights_unloaded model=%s version=%u bytes=%zu",
 			  v->model, v->number, v->w.bytes);
+	backend_unload(v);
 	swarm_graph_free(v->graph);
 	swarm_weights_unload(&v->w);
 	version_free_buffers(v);
@@ -1082,6 +1192,8 @@ static void usage(FILE *f)
 		"  --spin-us N     spin this long with nothing to do before sleeping (default 50)\n"
 		"  --registry DIR  the model registry to load weights blobs from\n"
 		"  --no-verify     do not check a blob's SHA-256 when loading it\n"
+		"  --backend-dir D where manifests' custom backends named without a path are\n"
+		"                  found\n"
 		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring.\n");
 }
 
@@ -1101,6 +1213,7 @@ int main(int argc, char **argv)
 					      { "log-level", required_argument, 0, 'l' },
 					      { "registry", required_argument, 0, 'r' },
 					      { "no-verify", no_argument, 0, 'V' },
+					      { "backend-dir", required_argument, 0, 'B' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -1134,6 +1247,9 @@ int main(int argc, char **argv)
 			break;
 		case 'V':
 			w.verify_blobs = 0;
+			break;
+		case 'B':
+			swarm_copy_str(w.backend_dir, sizeof w.backend_dir, optarg);
 			break;
 		case 'h':
 			usage(stdout);

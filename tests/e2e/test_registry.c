@@ -543,3 +543,81 @@ Test(e2e_registry, node_list_graph_is_served_batched_and_matches_a_reference)
 	cr_assert(h_log_contains("graph=nodes"), "the worker did not load a node-list graph");
 	h_stop();
 }
+
+/* ---- a custom backend (include/swarm/swarm_backend.h) ------------------------------------- */
+
+static void publish_backend_model(const char *backend, const char *config)
+{
+	float bias[WIDTH];
+	for (int i = 0; i < WIDTH; i++)
+		bias[i] = 0.25f * (float)i - 1.0f;
+	int64_t shape[1] = { WIDTH };
+	struct swarm_st_write_tensor t = {
+		.name = "bias", .dtype = SWARM_ST_F32, .ndim = 1, .shape = shape, .data = bias
+	};
+	char weights[512], manifest[512], err[512];
+	snprintf(weights, sizeof weights, "%s/bias.safetensors", work_dir);
+	snprintf(manifest, sizeof manifest, "%s/backend.json", work_dir);
+	cr_assert_eq(swarm_st_write(weights, &t, 1), 0);
+	FILE *f = fopen(manifest, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"{\"format\": 1,\n"
+		" \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],\n"
+		" \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],\n"
+		" \"graph\": {\"backend\": \"%s\", \"config\": \"%s\"},\n"
+		" \"weights\": [{\"name\": \"bias\", \"dtype\": \"f32\", \"shape\": [16]}],\n"
+		" \"deploy\": {\"max_rows\": 32, \"slots\": 4}}\n",
+		backend, config);
+	fclose(f);
+	uint32_t v = 0;
+	int rc = swarm_registry_publish(reg_dir, "custom", weights, manifest, NULL, 0, 1, &v, err,
+					sizeof err);
+	cr_assert_eq(rc, 0, "publish: %s", err);
+}
+
+Test(e2e_registry, custom_backend_shared_object_is_served)
+{
+	publish_backend_model(SWARM_LIB_DIR "/libswarm_example_backend.so", "factor=3");
+	start();
+	swarm_client *c = NULL;
+	cr_assert_eq(h_connect(&c), 0);
+	swarm_session *s = NULL;
+	cr_assert_eq(swarm_session_open(c, "custom", 0, NULL, &s), 0, "%s", swarm_client_error(c));
+	for (int it = 0; it < 100; it++) {
+		swarm_request *r;
+		uint32_t rows = 1 + (uint32_t)it % 32;
+		cr_assert_eq(swarm_request_alloc(s, rows, &r), 0);
+		float *x = swarm_request_input(r, 0);
+		for (uint32_t i = 0; i < rows * WIDTH; i++)
+			x[i] = (float)((int)((uint32_t)it * 37u + i * 11u) % 400 - 200) / 8.0f;
+		cr_assert_eq(swarm_request_submit(r, 0), 0);
+		int rc = swarm_request_wait(r, 5 * H_SEC);
+		cr_assert_eq(rc, 0, "request %d: %d %s", it, rc, swarm_strerror(rc));
+		const float *y = swarm_request_output(r, 0);
+		for (uint32_t i = 0; i < rows * WIDTH; i++) {
+			float want = 3.0f * x[i] + (0.25f * (float)(i % WIDTH) - 1.0f);
+			cr_assert_eq(y[i], want, "request %d element %u: %f, want %f", it, i, y[i],
+				     want);
+		}
+		swarm_request_release(r);
+	}
+	swarm_disconnect(c);
+	cr_assert(h_log_contains("graph=backend"), "the worker did not load the backend");
+	h_stop();
+}
+
+Test(e2e_registry, missing_backend_is_refused_with_the_reason)
+{
+	publish_backend_model("/nonexistent/libnothing.so", "");
+	start();
+	swarm_client *c = NULL;
+	cr_assert_eq(h_connect(&c), 0);
+	swarm_session *s = NULL;
+	int rc = swarm_session_open(c, "custom", 0, NULL, &s);
+	cr_assert_neq(rc, 0, "a session on a missing backend opened");
+	cr_assert(strstr(swarm_client_error(c), "cannot load backend") != NULL, "message: %s",
+		  swarm_client_error(c));
+	swarm_disconnect(c);
+	h_stop();
+}

@@ -47,7 +47,7 @@ static void check_manifest(const struct swarm_manifest *m)
 	for (uint32_t i = 0; i < m->n_outputs; i++)
 		check_spec(&m->outputs[i]);
 	/* Exactly one graph form: a built-in's name, or a node list. */
-	if (m->graph.n_nodes == 0)
+	if (m->graph.n_nodes == 0 && !m->graph_backend[0])
 		check_name(m->graph_builtin, SWARM_NAME_MAX);
 	else if (m->graph_builtin[0] || m->graph.n_nodes > SWARM_GRAPH_MAX_NODES)
 		abort();

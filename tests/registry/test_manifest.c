@@ -533,13 +533,13 @@ Test(registry_manifest, refuses_graph_builtin_and_nodes)
 	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]",
 				   "{\"builtin\": \"affine\", \"nodes\": [" NODE_OK "]}", "[]",
 				   NULL)),
-		       "graph: give builtin or nodes, not both");
+		       "graph: give exactly one of builtin");
 }
 
 Test(registry_manifest, refuses_graph_unknown_key)
 {
 	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]", "{\"node\": []}", "[]", NULL)),
-		       "graph.node: unknown key (builtin or nodes)");
+		       "graph.node: unknown key (builtin, nodes, or backend with config)");
 }
 
 Test(registry_manifest, refuses_nodes_not_array)
@@ -685,7 +685,7 @@ Test(registry_manifest, refuses_node_bad_param_values)
 Test(registry_manifest, refuses_graph_without_builtin)
 {
 	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]", "{}", "[]", NULL)),
-		       "graph.builtin: missing");
+		       "graph: give exactly one of builtin");
 }
 
 Test(registry_manifest, refuses_graph_builtin_not_string)
@@ -936,4 +936,31 @@ Test(registry_manifest, check_weights_refuses_dtype_swarm_cannot_compute)
 	st_tensors[0].dtype = SWARM_ST_F64;
 	expect_refusal(swarm_manifest_check_weights(&m, &st, err, sizeof err),
 		       "the manifest says f32 [16], the weights file has F64 [16]");
+}
+
+Test(registry_manifest, graph_backend_with_config_parses)
+{
+	int rc = parse(build("[" X_IN "]", "[" Y_OUT "]",
+			     "{\"backend\": \"libscale.so\", \"config\": \"factor=3\"}", "[]",
+			     NULL));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_str_eq(m.graph_backend, "libscale.so");
+	cr_assert_str_eq(m.graph_config, "factor=3");
+	cr_assert_str_eq(m.graph_builtin, "");
+	cr_assert_eq(m.graph.n_nodes, 0u);
+}
+
+Test(registry_manifest, refuses_config_without_backend)
+{
+	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]",
+				   "{\"builtin\": \"affine\", \"config\": \"x\"}", "[]", NULL)),
+		       "graph.config: only with graph.backend");
+}
+
+Test(registry_manifest, refuses_backend_and_builtin)
+{
+	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]",
+				   "{\"builtin\": \"affine\", \"backend\": \"a.so\"}", "[]",
+				   NULL)),
+		       "graph: give exactly one of builtin");
 }
