@@ -28,7 +28,7 @@
 #include "registry/safetensors.h"
 #include "swarm/swarm.h"
 
-#define SWARM_MANIFEST_MAX_WEIGHTS 64
+#define SWARM_MANIFEST_MAX_WEIGHTS 256
 #define SWARM_MANIFEST_MAX_BYTES (1u << 20)
 
 struct swarm_deploy_config {

