@@ -6,12 +6,16 @@
  * --socket, and compares each case with its baseline from bench/baselines.c: 64 B with both
  * sides spinning against a cache-line ping-pong, 64 B with both sides sleeping against a futex
  * ping-pong, the spinning round trip against a unix socket and a TCP loopback echo, and 1 MiB
- * and 16 MiB tensors against memcpy of the same bytes. It prints a table (and --json, one
+ * and 16 MiB tensors against memcpy of the same bytes. The overhead and batching cases
+ * (bench/model_bench.c) serve a real model, a DLRM-style ranker, from a registry and swarmd of
+ * their own, against the same graph run in this process. It prints a table (and --json, one
  * record per case) with each target and whether it was met. Missed targets are reported, not
  * failed: the exit status is non-zero only when something could not be measured.
  */
 #include "bench/baselines.h"
+#include "bench/daemon.h"
 #include "bench/load.h"
+#include "bench/model_bench.h"
 
 #include <swarm/swarm.h>
 
@@ -38,7 +42,7 @@
 #define BENCH_CONNECT_NS (10ull * 1000 * 1000 * 1000)
 #define BENCH_SPIN_FOREVER_NS 1000000000ull /* the client spins 1 s before it sleeps */
 #define BENCH_DAEMON_SPIN_US 1000u          /* swarmd --spin-us for the spinning cases */
-#define BENCH_ROWS_MAX 12
+#define BENCH_ROWS_MAX 24
 #define BENCH_LOAD_BYTES (1ull << 30) /* the weight-load case: a 1 GiB model */
 #define BENCH_LOAD_REPS 5
 
@@ -48,7 +52,9 @@ enum bench_case {
 	BENCH_CASE_1M = 1u << 2,
 	BENCH_CASE_16M = 1u << 3,
 	BENCH_CASE_LOAD = 1u << 4,
-	BENCH_CASE_ALL = 0x1fu,
+	BENCH_CASE_OVERHEAD = 1u << 5, /* bench/model_bench.c */
+	BENCH_CASE_BATCHING = 1u << 6,
+	BENCH_CASE_ALL = 0x7fu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -87,17 +93,12 @@ struct bench_row {
 	double ratio;
 	const char *target;
 	bool met;
+	char note[256]; /* printed under the table and in the JSON; "" for none */
 };
 
 struct bench_report {
 	struct bench_row rows[BENCH_ROWS_MAX];
 	int n;
-};
-
-/* A swarmd this benchmark started. */
-struct bench_daemon {
-	pid_t pid;
-	char log[PATH_MAX];
 };
 
 /* Everything main owns, released in one place. */
@@ -158,134 +159,18 @@ static struct bench_stats bench_stats_gbps(double *v, size_t n)
 
 /* ---- swarmd -------------------------------------------------------------------------------- */
 
-/* Prints the last lines of a swarmd log, for an error message. */
-static void bench_log_tail(const char *path)
-{
-	char buf[2048];
-	ssize_t n;
-	off_t size;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	size = lseek(fd, 0, SEEK_END);
-	if (size > (off_t)sizeof(buf) - 1)
-		lseek(fd, size - (off_t)sizeof(buf) + 1, SEEK_SET);
-	else
-		lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	fprintf(stderr, "swarm-bench: last lines of %s:\n%s%s", path, buf,
-		buf[n - 1] == '\n' ? "" : "\n");
-}
-
-/* Sends SIGTERM, waits up to 5 s, then SIGKILL; always reaps. Returns 0, or -ECHILD when
- * swarmd did not exit cleanly. */
-static int bench_daemon_stop(struct bench_daemon *d)
-{
-	int status = 0;
-	bool killed = false;
-
-	if (d->pid <= 0)
-		return 0;
-	kill(d->pid, SIGTERM);
-	for (int i = 0; i < 500; i++) {
-		pid_t w = waitpid(d->pid, &status, WNOHANG);
-
-		if (w == d->pid || (w < 0 && errno != EINTR))
-			goto reaped;
-		usleep(10000);
-	}
-	fprintf(stderr, "swarm-bench: swarmd (pid %d) ignored SIGTERM for 5 s; killing it\n",
-		(int)d->pid);
-	kill(d->pid, SIGKILL);
-	killed = true;
-	while (waitpid(d->pid, &status, 0) < 0 && errno == EINTR)
-		;
-reaped:
-	d->pid = 0;
-	if (killed || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "swarm-bench: swarmd did not stop cleanly (see below)\n");
-		bench_log_tail(d->log);
-		return -ECHILD;
-	}
-	return 0;
-}
-
-/* Starts <exe_dir>/swarmd on ctx->sock with --spin-us spin_us, its stderr to a log in the
- * temporary directory, and connects to it (retrying for up to 10 s). On success *out is
- * connected and d holds the running swarmd; on failure swarmd is stopped and reaped. */
-static int bench_daemon_start(struct bench_ctx *ctx, struct bench_daemon *d, unsigned spin_us,
+/* Starts the benchmark's own swarmd with --spin-us spin_us on ctx's socket and devices, its
+ * log in the temporary directory, and connects to it. */
+static int bench_daemon_start(struct bench_ctx *ctx, struct bench_swarmd *d, unsigned spin_us,
 			      swarm_client **out)
 {
-	char path[PATH_MAX], spin[16];
-	uint64_t deadline;
-	int rc;
-
-	d->pid = 0;
-	if (snprintf(path, sizeof(path), "%s/swarmd", ctx->exe_dir) >= (int)sizeof(path) ||
-	    snprintf(d->log, sizeof(d->log), "%s/swarmd-spin%u.log", ctx->tmp, spin_us) >=
-		    (int)sizeof(d->log))
+	if (snprintf(d->log, sizeof(d->log), "%s/swarmd-spin%u.log", ctx->tmp, spin_us) >=
+	    (int)sizeof(d->log))
 		return -ENAMETOOLONG;
-	if (access(path, X_OK) != 0) {
-		rc = -errno;
-		fprintf(stderr, "swarm-bench: cannot run %s: %s (build swarmd, or pass --socket)\n",
-			path, strerror(-rc));
-		return rc;
-	}
-	snprintf(spin, sizeof(spin), "%u", spin_us);
-	unlink(ctx->sock); /* left by an earlier swarmd */
-
-	fflush(NULL);
-	d->pid = fork();
-	if (d->pid < 0) {
-		rc = -errno;
-		d->pid = 0;
-		fprintf(stderr, "swarm-bench: fork: %s\n", strerror(-rc));
-		return rc;
-	}
-	if (d->pid == 0) {
-		/* Two devices split the cores in halves: the session lands on cpu:0 (the
-		 * lower half, beside the baselines' peers), and the benchmark runs pinned in the
-		 * upper half, so that every case puts its two sides on the same two cores. */
-		char *argv[] = { path,         "--socket",  ctx->sock, "--devices",
-				 ctx->devices, "--spin-us", spin,      NULL };
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-		/* swarmd stops (and stops its workers) should this benchmark die. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-			_exit(126);
-		execv(path, argv);
-		fprintf(stderr, "swarm-bench: exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-
-	deadline = bench_now_ns() + BENCH_CONNECT_NS;
-	for (;;) {
-		int status;
-
-		rc = swarm_connect(ctx->sock, out);
-		if (rc == 0)
-			return 0;
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			fprintf(stderr, "swarm-bench: swarmd exited before it accepted a client\n");
-			bench_log_tail(d->log);
-			return -ECHILD;
-		}
-		if (bench_now_ns() > deadline)
-			break;
-		usleep(20000);
-	}
-	fprintf(stderr, "swarm-bench: no connection to swarmd on %s in 10 s: %s\n", ctx->sock,
-		swarm_strerror(rc));
-	bench_daemon_stop(d);
-	bench_log_tail(d->log);
-	return rc;
+	/* Two devices split the cores in halves: the session lands on cpu:0 (the lower half,
+	 * beside the baselines' peers), and the benchmark runs pinned in the upper half, so
+	 * that every case puts its two sides on the same two cores. */
+	return bench_swarmd_start(d, ctx->exe_dir, ctx->sock, ctx->devices, spin_us, NULL, out);
 }
 
 /* ---- runtime cases ------------------------------------------------------------------------- */
@@ -512,7 +397,7 @@ static int bench_baseline_bw(struct bench_ctx *ctx, size_t bytes, size_t iters,
 }
 
 /* Connects to --socket, or starts a swarmd with --spin-us spin_us. */
-static int bench_connect(struct bench_ctx *ctx, struct bench_daemon *d, unsigned spin_us,
+static int bench_connect(struct bench_ctx *ctx, struct bench_swarmd *d, unsigned spin_us,
 			 swarm_client **c)
 {
 	int rc;
@@ -527,11 +412,11 @@ static int bench_connect(struct bench_ctx *ctx, struct bench_daemon *d, unsigned
 	return rc;
 }
 
-static int bench_disconnect(struct bench_daemon *d, swarm_client *c)
+static int bench_disconnect(struct bench_swarmd *d, swarm_client *c)
 {
 	if (c)
 		swarm_disconnect(c);
-	return bench_daemon_stop(d);
+	return bench_swarmd_stop(d);
 }
 
 /* The spinning cases: 64 B against the cache-line ping-pong, then the large tensors against
@@ -541,7 +426,7 @@ static int bench_run_spinning(struct bench_ctx *ctx, struct bench_report *rep)
 	const unsigned cases = ctx->o.cases;
 	struct bench_stats cl = { 0 }, m1 = { 0 }, m16 = { 0 }, unx, tcp;
 	struct bench_stats spin = { 0 }, t1 = { 0 }, t16 = { 0 };
-	struct bench_daemon d = { 0 };
+	struct bench_swarmd d = { 0 };
 	swarm_client *c = NULL;
 	swarm_session *s = NULL;
 	struct bench_row *row;
@@ -652,7 +537,7 @@ err_disconnect:
 static int bench_run_sleeping(struct bench_ctx *ctx, struct bench_report *rep)
 {
 	struct bench_stats fx, sl;
-	struct bench_daemon d = { 0 };
+	struct bench_swarmd d = { 0 };
 	swarm_client *c = NULL;
 	swarm_session *s = NULL;
 	struct bench_row *row;
@@ -725,7 +610,7 @@ static void bench_machine_get(struct bench_machine *m)
 
 static void bench_fmt(char *buf, size_t len, const char *unit, double v)
 {
-	snprintf(buf, len, strcmp(unit, "ns") == 0 ? "%.0f" : "%.2f", v);
+	snprintf(buf, len, strcmp(unit, "GB/s") == 0 ? "%.2f" : "%.0f", v);
 }
 
 static void bench_table_print(const struct bench_report *rep)
@@ -750,7 +635,11 @@ static void bench_table_print(const struct bench_report *rep)
 				    "NO");
 	}
 	printf("(GB/s rows: p99 and p99.9 are the bandwidth 99%% and 99.9%% of iterations "
-	       "reached. Ratio: swarm/baseline p50, or baseline/swarm for the transport rows.)\n");
+	       "reached. Ratio: swarm/baseline p50, or baseline/swarm for the transport rows;\n"
+	       " req/s rows: one throughput per run, in every column, ratio batched/unbatched.)\n");
+	for (int i = 0; i < rep->n; i++)
+		if (rep->rows[i].note[0])
+			printf("%s: %s\n", rep->rows[i].name, rep->rows[i].note);
 }
 
 static void bench_json_str(FILE *f, const char *s)
@@ -805,10 +694,15 @@ static int bench_json_write(const char *path, const struct bench_machine *m,
 			r->b.p50, r->b.p99, r->b.p999, r->ratio);
 		if (r->target) {
 			bench_json_str(f, r->target);
-			fprintf(f, ", \"met\": %s}", r->met ? "true" : "false");
+			fprintf(f, ", \"met\": %s", r->met ? "true" : "false");
 		} else {
-			fprintf(f, "null, \"met\": null}");
+			fprintf(f, "null, \"met\": null");
 		}
+		if (r->note[0]) {
+			fprintf(f, ", \"note\": ");
+			bench_json_str(f, r->note);
+		}
+		fputc('}', f);
 	}
 	fprintf(f, "\n  ]\n}\n");
 	if (ferror(f))
@@ -847,6 +741,18 @@ static void bench_usage(FILE *f)
 		"         SHA-256 check) against read() into malloc'd memory, from the page\n"
 		"         cache and from disk (pages dropped with posix_fadvise). Reported,\n"
 		"         no target on the CPU.\n"
+		"  overhead  a real model, the DLRM-style ranker of tools/make-ranker-model.py\n"
+		"         (made in C, published into a registry of its own, served by a swarmd of\n"
+		"         its own even with --socket): batch 1 through swarm (max_batch 1, client\n"
+		"         and worker spinning) against the same graph and weights run in this\n"
+		"         process on the worker's cores, blocks of the two interleaved (target:\n"
+		"         at most 2 us added at p50).\n"
+		"  batching  %d client threads, one session and one row a request each, closed\n"
+		"         loop, on a swarmd of one device: the ranker with max_batch 1, then 256\n"
+		"         with queue delays 0, 50 and 200 us, in 3 rounds of 1 s per mode taken in\n"
+		"         turn (one round of 0.5 s with --quick); reports the fastest delay whose\n"
+		"         p99 is no worse than unbatched (target: at least 3x the requests per\n"
+		"         second at the same p99), and the graph's own time per row at 16 rows.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -863,7 +769,7 @@ static void bench_usage(FILE *f)
 		"\n"
 		"Latencies are in ns (CLOCK_MONOTONIC, per round trip, warm-up excluded, nearest-rank\n"
 		"percentiles). Exit status 0 when the benchmark ran, whether or not targets were met.\n",
-		BENCH_DAEMON_SPIN_US);
+		BENCH_MODEL_CLIENTS, BENCH_DAEMON_SPIN_US);
 }
 
 static int bench_cases_parse(const char *list, unsigned *out)
@@ -884,6 +790,10 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_16M;
 		else if (strcmp(t, "load") == 0)
 			cases |= BENCH_CASE_LOAD;
+		else if (strcmp(t, "overhead") == 0)
+			cases |= BENCH_CASE_OVERHEAD;
+		else if (strcmp(t, "batching") == 0)
+			cases |= BENCH_CASE_BATCHING;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -927,7 +837,7 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 			if (bench_cases_parse(optarg, &o->cases) != 0) {
 				fprintf(stderr,
 					"swarm-bench: bad --cases '%s' (a comma list of "
-					"spin,sleep,1m,16m,load,all)\n",
+					"spin,sleep,1m,16m,load,overhead,batching,all)\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -1007,6 +917,90 @@ static int bench_run_load(struct bench_ctx *ctx, struct bench_report *rep)
 		row->b = bench_reps(r.read_cold, reps);
 		row->ratio = row->s.p50 / row->b.p50;
 		row->target = NULL;
+	}
+	return 0;
+}
+
+static struct bench_stats bench_model_stats_row(struct bench_model_stats s)
+{
+	return (struct bench_stats){ s.p50, s.p99, s.p999 };
+}
+
+/* The ranker cases of bench/model_bench.c, each with its own registry and swarmd. */
+static int bench_run_models(struct bench_ctx *ctx, struct bench_report *rep)
+{
+	const struct bench_model_opts mo = { .exe_dir = ctx->exe_dir,
+					     .devices = ctx->devices,
+					     .quick = ctx->o.n.spin < bench_full_counts.spin };
+	struct bench_row *row;
+	int rc;
+
+	if (ctx->o.cases & BENCH_CASE_OVERHEAD) {
+		struct bench_model_overhead ov;
+
+		rc = bench_model_overhead_run(&mo, &ov);
+		if (rc)
+			return rc;
+		row = bench_row_add(rep, "ranker b1 overhead", "ns");
+		row->s = bench_model_stats_row(ov.swarm);
+		row->base_name = "same graph in-process";
+		row->b = bench_model_stats_row(ov.inproc);
+		row->ratio = row->s.p50 / row->b.p50;
+		row->target = "added <= 2 us at p50";
+		row->met = row->s.p50 - row->b.p50 <= 2000.0;
+		snprintf(row->note, sizeof row->note,
+			 "swarm adds %.0f ns at p50 and %.0f ns at p99 to the in-process call "
+			 "(%zu calls each; in-process on cpus %.32s, the worker's)",
+			 row->s.p50 - row->b.p50, row->s.p99 - row->b.p99, ov.iters,
+			 ov.inproc_cpus);
+	}
+	if (ctx->o.cases & BENCH_CASE_BATCHING) {
+		struct bench_model_batching bt;
+		const struct bench_model_load *on;
+		static char name[40];
+		char tried[112] = "";
+		size_t at = 0;
+
+		rc = bench_model_batching_run(&mo, &bt);
+		if (rc)
+			return rc;
+		on = &bt.tried[bt.best];
+		for (int i = 0; i < bt.n_tried && at < sizeof tried; i++)
+			at += (size_t)snprintf(tried + at, sizeof tried - at,
+					       "%s%u us %.0f/s p99 %.0f", i ? ", " : "",
+					       bt.tried[i].delay_us, bt.tried[i].rps,
+					       bt.tried[i].lat.p99);
+		snprintf(name, sizeof name, "ranker %dcl batched d%u", BENCH_MODEL_CLIENTS,
+			 on->delay_us);
+		row = bench_row_add(rep, name, "req/s");
+		row->s = (struct bench_stats){ on->rps, on->rps, on->rps };
+		row->base_name = "max_batch 1";
+		row->b = (struct bench_stats){ bt.off.rps, bt.off.rps, bt.off.rps };
+		row->ratio = on->rps / bt.off.rps;
+		row->target = ">= 3x at same p99";
+		row->met = row->ratio >= 3.0 && on->lat.p99 <= bt.off.lat.p99;
+		snprintf(
+			row->note, sizeof row->note,
+			"max_batch 256, delay %u us, %.1f s per mode; clients kept %.2f cores busy "
+			"batched, %.2f unbatched; tried: %s",
+			on->delay_us, bt.seconds, on->client_cpus, bt.off.client_cpus, tried);
+		row = bench_row_add(rep, "  latency (same run)", "ns");
+		row->s = bench_model_stats_row(on->lat);
+		row->base_name = "max_batch 1";
+		row->b = bench_model_stats_row(bt.off.lat);
+		row->ratio = on->lat.p50 / bt.off.lat.p50;
+		row->target = "p99 <= unbatched p99";
+		row->met = on->lat.p99 <= bt.off.lat.p99;
+		row = bench_row_add(rep, "  in-process graph/row b16", "ns");
+		row->s = bench_model_stats_row(bt.graph_b16);
+		row->base_name = "same graph, batch 1";
+		row->b = bench_model_stats_row(bt.graph_b1);
+		row->ratio = row->s.p50 / row->b.p50;
+		row->target = NULL;
+		snprintf(row->note, sizeof row->note,
+			 "ns per row of the ranker's graph in this process at %d rows a batch "
+			 "against 1: the most batching can save the worker",
+			 BENCH_MODEL_CLIENTS);
 	}
 	return 0;
 }
@@ -1126,6 +1120,8 @@ int main(int argc, char **argv)
 		rc = bench_run_sleeping(&ctx, &rep);
 	if (rc == 0 && (ctx.o.cases & BENCH_CASE_LOAD))
 		rc = bench_run_load(&ctx, &rep);
+	if (rc == 0 && (ctx.o.cases & (BENCH_CASE_OVERHEAD | BENCH_CASE_BATCHING)))
+		rc = bench_run_models(&ctx, &rep);
 	if (rc == 0) {
 		bench_table_print(&rep);
 		if (ctx.o.json)

@@ -1,0 +1,30 @@
+/* daemon.h: a swarmd of the benchmark's own, started from beside the swarm-bench binary. */
+#ifndef SWARM_BENCH_DAEMON_H
+#define SWARM_BENCH_DAEMON_H
+
+#include <limits.h>
+#include <sys/types.h>
+
+#include <swarm/swarm.h>
+
+struct bench_swarmd {
+	pid_t pid;          /* 0 when none runs */
+	char log[PATH_MAX]; /* its stdout and stderr (appended); set before starting */
+};
+
+/* Starts <exe_dir>/swarmd --socket sock --devices devices --spin-us spin_us (and --registry
+ * registry when not NULL), dying with this process, and waits up to 10 s until it takes a
+ * client: returned connected in *out, or disconnected when out is NULL. On failure swarmd is
+ * stopped and reaped, its log's tail printed. Returns 0 or -errno. */
+int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *sock,
+		       const char *devices, unsigned spin_us, const char *registry,
+		       swarm_client **out);
+
+/* SIGTERM, up to 5 s, then SIGKILL; always reaps. Returns 0, or -ECHILD (and prints the
+ * log's tail) when swarmd did not exit cleanly. */
+int bench_swarmd_stop(struct bench_swarmd *d);
+
+/* Prints the last lines of a log to stderr, for an error message. */
+void bench_log_tail(const char *path);
+
+#endif /* SWARM_BENCH_DAEMON_H */
