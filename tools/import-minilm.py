@@ -39,6 +39,8 @@ import subprocess
 import sys
 import zipfile
 
+from safetensors_writer import write_safetensors  # tools/safetensors_writer.py
+
 HIDDEN = 384
 HEADS = 12
 LAYERS = 6
@@ -101,24 +103,6 @@ def parse_safetensors(buf):
         a, b = t["data_offsets"]
         out[name] = (t["dtype"], list(t["shape"]), data[a:b])
     return out
-
-
-def write_safetensors(path, tensors):
-    """tensors: list of (name, dtype, shape, bytes), written in that order. Every tensor here
-    is f32, so offsets stay 4-byte aligned after the 8-byte aligned header."""
-    header, offset = {}, 0
-    for name, dtype, shape, data in tensors:
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * ((8 - (8 + len(raw)) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for _, _, _, data in tensors:
-            f.write(data)
-    os.replace(tmp, path)
 
 
 def check_config(cfg):

@@ -13,24 +13,9 @@ import os
 import struct
 import sys
 
+from safetensors_writer import write_safetensors  # tools/safetensors_writer.py
+
 WIDTH = 16
-
-
-def write_safetensors(path, tensors):
-    """tensors: list of (name, dtype, shape, bytes), written in that order."""
-    header, offset = {}, 0
-    for name, dtype, shape, data in tensors:
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * ((8 - (8 + len(raw)) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for _, _, _, data in tensors:
-            f.write(data)
-    os.replace(tmp, path)
 
 
 def main():
