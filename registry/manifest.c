@@ -554,7 +554,7 @@ static int parse_deploy(json_t *root, struct swarm_deploy_config *c, char *err, 
 				    key);
 	}
 	if ((rc = get_u32(d, "max_rows", 1, 1048576, &c->max_rows, err, err_len)) ||
-	    (rc = get_u32(d, "max_batch", 1, UINT32_MAX, &c->max_batch, err, err_len)) ||
+	    (rc = get_u32(d, "max_batch", 1, SWARM_MAX_BATCH_ROWS, &c->max_batch, err, err_len)) ||
 	    (rc = get_u32(d, "max_queue_delay_us", 0, 10000000, &c->max_queue_delay_us, err,
 			  err_len)) ||
 	    (rc = get_u32(d, "slots", 1, 4096, &c->slots, err, err_len)) ||

@@ -44,7 +44,8 @@
 #define TAG_TIMER 0xffff0002ull
 #define TICK_NS 100000000ll
 #define MAX_EVENTS 64
-#define SAMPLES_PER_PASS 64 /* latency samples kept per session per pass */
+#define SAMPLES_PER_PASS 64     /* latency samples kept per session per pass */
+#define BATCH_MAX_REQUESTS 1024 /* requests in one batch (their statuses live on the stack) */
 
 enum slot_state {
 	SLOT_IDLE = 0,
@@ -409,7 +410,9 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 	free(m);
 	m = NULL;
 	if (x->max_batch > 1) {
-		x->batch = calloc(x->max_batch, sizeof *x->batch);
+		x->batch = calloc(x->max_batch < BATCH_MAX_REQUESTS ? x->max_batch :
+								      BATCH_MAX_REQUESTS,
+				  sizeof *x->batch);
 		int ok = x->batch != NULL;
 		for (uint32_t i = 0; ok && i < x->n_in; i++)
 			ok = (x->bin[i] = aligned_alloc(64, (x->max_batch * x->in_row[i] + 63) /
@@ -755,7 +758,7 @@ static void record_latency(struct worker *w, struct session *s, uint64_t stamp, 
 static void exec_batch(struct worker *w, struct version *v, uint32_t k, uint64_t now)
 {
 	struct queued *b = v->batch;
-	int32_t status[k];
+	int32_t status[BATCH_MAX_REQUESTS]; /* k <= BATCH_MAX_REQUESTS: run_version_batches */
 	uint32_t live = 0, rows = 0;
 	for (uint32_t i = 0; i < k; i++) {
 		struct swarm_slot_header *hdr =
@@ -846,7 +849,7 @@ static int run_version_batches(struct worker *w, struct version *v, uint64_t now
 			break;
 		}
 		uint32_t k = 0, rows = 0;
-		while (v->q_n && k < v->max_batch) {
+		while (v->q_n && k < v->max_batch && k < BATCH_MAX_REQUESTS) {
 			struct queued *e = &v->q[v->q_head];
 			if (k && rows + e->rows > v->max_batch)
 				break;

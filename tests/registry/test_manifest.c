@@ -967,3 +967,12 @@ Test(registry_manifest, refuses_backend_and_builtin)
 				   NULL)),
 		       "graph: give exactly one of builtin");
 }
+
+Test(registry_manifest, refuses_max_batch_above_the_batch_buffers)
+{
+	char d[96];
+	snprintf(d, sizeof d, "{\"max_batch\": %d}", SWARM_MAX_BATCH_ROWS + 1);
+	expect_refusal(parse_deploy(d), "deploy.max_batch");
+	snprintf(d, sizeof d, "{\"max_batch\": %d}", SWARM_MAX_BATCH_ROWS);
+	cr_assert_eq(parse_deploy(d), 0, "max_batch %d: %s", SWARM_MAX_BATCH_ROWS, err);
+}
