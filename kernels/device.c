@@ -60,3 +60,16 @@ int64_t swarm_tensor_elems(const struct swarm_tensor *t)
 	}
 	return n;
 }
+
+#ifndef SWARM_HAVE_CUDA
+#include <errno.h>
+
+/* A build without nvcc has no CUDA device; kernels/cuda/cuda_device.cu defines the real one. */
+int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
+{
+	(void)ordinal;
+	if (out)
+		*out = NULL;
+	return -ENOTSUP;
+}
+#endif

@@ -102,9 +102,25 @@ struct swarm_device_i {
 	int (*synchronize)(struct swarm_device *d);
 	/* 1 when run() takes this node (op and dtypes), else 0; shapes are run()'s to check */
 	int (*supports_op)(struct swarm_device *d, const struct swarm_node *n);
-	/* runs one node; returns 0, -EINVAL (shapes or dtypes), -ENOTSUP */
+	/* runs one node; returns 0, -EINVAL (shapes or dtypes), -ENOTSUP. On an asynchronous
+	 * device (synchronize != NULL) run() checks everything it can on the host and queues
+	 * the work; an index input that is out of range (its values live in device memory) is
+	 * found on the device, the node then writes nothing, and the next synchronize returns
+	 * -EINVAL. */
 	int (*run)(struct swarm_device *d, const struct swarm_node *n);
 	void (*destroy)(struct swarm_device *d);
+	/* 1 when device memory is host memory (the CPU): the graph executor then binds the
+	 * caller's input and output buffers directly; 0: it stages them through device buffers
+	 * with upload and download. */
+	int host_memory;
+	/* Graph capture (CUDA graphs), all NULL where the device has none. Between
+	 * capture_begin and capture_end, run(), upload and download are recorded, not run;
+	 * capture_end returns an executable that replay() runs with one launch, with the same
+	 * pointers and shapes as were captured. exec_free releases it. */
+	int (*capture_begin)(struct swarm_device *d);
+	int (*capture_end)(struct swarm_device *d, void **exec);
+	int (*replay)(struct swarm_device *d, void *exec);
+	void (*exec_free)(struct swarm_device *d, void *exec);
 };
 
 struct swarm_device {
@@ -115,6 +131,12 @@ struct swarm_device {
 /* The CPU device: GEMMs through OpenBLAS, the rest in C that gcc vectorises, threads
  * (1 or more) on the cores the calling process is bound to. Returns 0 or -errno. */
 int swarm_device_cpu_create(int threads, struct swarm_device **out);
+
+/* The CUDA device on GPU ordinal: one context, one non-blocking stream and one cuBLAS/cuBLASLt
+ * handle, all its ops queued on that stream. Declared in every build: without CUDA built in
+ * it returns -ENOTSUP. Returns 0, -ENODEV (no usable GPU or driver; why is in
+ * swarm_cuda_last_error()), -ENOMEM or -EIO. */
+int swarm_device_cuda_create(int ordinal, struct swarm_device **out);
 
 /* Name of an op ("linear"), NULL when out of range; and the op of a name, -1 when unknown. */
 const char *swarm_op_name(uint32_t op);

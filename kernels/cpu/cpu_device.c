@@ -169,6 +169,7 @@ static const struct swarm_device_i cpu_device_i = {
 	.supports_op = cpu_supports_op,
 	.run = cpu_run,
 	.destroy = cpu_destroy,
+	.host_memory = 1,
 };
 
 int swarm_device_cpu_create(int threads, struct swarm_device **out)

@@ -69,6 +69,7 @@ static const struct swarm_device_i counting_i = {
 	.download = cnt_download,
 	.supports_op = cnt_supports,
 	.run = cnt_run,
+	.host_memory = 1,
 };
 
 static struct counting dev;
