@@ -134,8 +134,9 @@ int swarm_device_cpu_create(int threads, struct swarm_device **out);
 
 /* The CUDA device on GPU ordinal: one context, one non-blocking stream and one cuBLAS/cuBLASLt
  * handle, all its ops queued on that stream. Declared in every build: without CUDA built in
- * it returns -ENOTSUP. Returns 0, -ENODEV (no usable GPU or driver; why is in
- * swarm_cuda_last_error()), -ENOMEM or -EIO. */
+ * it returns -ENOTSUP. Returns 0, -ENODEV (no usable GPU, driver or cuBLAS; why is in
+ * swarm_cuda_last_error()), -EINVAL (no such ordinal, or out is NULL), -ENOMEM or -EIO; *out is
+ * NULL on failure. See docs/devices.md. */
 int swarm_device_cuda_create(int ordinal, struct swarm_device **out);
 
 /* Name of an op ("linear"), NULL when out of range; and the op of a name, -1 when unknown. */

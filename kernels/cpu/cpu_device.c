@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/check.h"
 #include "kernels/cpu/ops.h"
 #include "swarm/swarm.h"
 
@@ -81,7 +82,7 @@ static int cpu_supports_op(struct swarm_device *d, const struct swarm_node *n)
 	case SWARM_OP_L2NORM:
 		return n->n_in == 1 && all_f32(n);
 	case SWARM_OP_LINEAR:
-		return (n->n_in == 2 || n->n_in == 3) && all_f32(n) && swarm_cpu_act_ok(n->p.act);
+		return (n->n_in == 2 || n->n_in == 3) && all_f32(n) && swarm_act_ok(n->p.act);
 	case SWARM_OP_MATMUL:
 	case SWARM_OP_ADD:
 	case SWARM_OP_MUL:

@@ -1,59 +1,31 @@
 /* ops.c: the CPU device's ops (see ops.h and the contracts in kernels/device.h).
  *
- * Every op first checks its node: input count, dtypes, shapes (against each other and against
- * out), and every index input against the table, so that a refused node has written nothing.
- * GEMMs go through OpenBLAS (cblas_sgemm, row-major); everything else is plain loops over
- * contiguous floats that gcc -O2 vectorises. BLAS takes int dimensions, so a GEMM dimension
- * above INT_MAX is refused with -EINVAL rather than split.
+ * Every op first checks its node: input count, dtypes and shapes (against each other and
+ * against out) through the checks every device shares (kernels/check.h), then every index
+ * value against the table, so that a refused node has written nothing. GEMMs go through
+ * OpenBLAS (cblas_sgemm, row-major); everything else is plain loops over contiguous floats that
+ * gcc -O2 vectorises. BLAS takes int dimensions, so a GEMM dimension above INT_MAX is refused
+ * with -EINVAL (by the shared checks) rather than split.
  */
 #include "kernels/cpu/ops.h"
 
 #include <cblas.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/check.h"
 #include "swarm/swarm.h"
 
-/* Largest element count accepted: keeps every byte size (8 bytes an element at most) and
- * every sum of counts below INT64_MAX. */
-#define ELEMS_MAX (INT64_MAX / 16)
+/* The CPU's float dtypes for LINEAR, MATMUL and ATTENTION: f32 only (f16 and bf16 are CUDA's). */
+#define CPU_FLOAT_DTYPES SWARM_DTYPE_BIT(SWARM_DTYPE_F32)
 
-/* Checks one tensor: present, of dtype dt, at least min_ndim dims, a valid size, and storage
- * when it has elements. The product of its non-zero dims is bounded too, so that a product
- * of any of its dims (dims_prod) cannot overflow even when a zero dim makes elems 0.
- * Returns its element count, or -1. */
-static int64_t tensor_check(const struct swarm_tensor *t, uint32_t dt, uint32_t min_ndim)
+/* The shared host-side checks of kernels/check.h: every refusal is -EINVAL here, since the
+ * dispatch switch only calls an op function for its own op. */
+static int node_check(const struct swarm_node *n, struct swarm_node_dims *d)
 {
-	if (!t || t->dtype != dt || t->ndim < min_ndim || t->ndim > SWARM_TENSOR_MAX_DIMS)
-		return -1;
-	int64_t e = swarm_tensor_elems(t);
-	if (e < 0)
-		return -1;
-	int64_t nz = 1;
-	for (uint32_t i = 0; i < t->ndim; i++) {
-		int64_t d = t->shape[i];
-		if (d == 0)
-			continue;
-		if (nz > ELEMS_MAX / d)
-			return -1;
-		nz *= d;
-	}
-	if (e > 0 && !t->data)
-		return -1;
-	return e;
-}
-
-static int is_index_dtype(uint32_t dt) { return dt == SWARM_DTYPE_I32 || dt == SWARM_DTYPE_I64; }
-
-/* An index tensor: i32 or i64, otherwise as tensor_check. */
-static int64_t index_check(const struct swarm_tensor *t, uint32_t min_ndim)
-{
-	if (!t || !is_index_dtype(t->dtype))
-		return -1;
-	return tensor_check(t, t->dtype, min_ndim);
+	return swarm_node_check(n, CPU_FLOAT_DTYPES, d) < 0 ? -EINVAL : 0;
 }
 
 static int64_t index_at(const struct swarm_tensor *t, int64_t i)
@@ -62,39 +34,6 @@ static int64_t index_at(const struct swarm_tensor *t, int64_t i)
 		return ((const int32_t *)t->data)[i];
 	return ((const int64_t *)t->data)[i];
 }
-
-/* The product of dims [from, to) of a tensor that passed tensor_check (cannot overflow). */
-static int64_t dims_prod(const struct swarm_tensor *t, uint32_t from, uint32_t to)
-{
-	int64_t p = 1;
-	for (uint32_t i = from; i < to; i++)
-		p *= t->shape[i];
-	return p;
-}
-
-static int dims_equal(const struct swarm_tensor *a, const struct swarm_tensor *b, uint32_t count)
-{
-	for (uint32_t i = 0; i < count; i++) {
-		if (a->shape[i] != b->shape[i])
-			return 0;
-	}
-	return 1;
-}
-
-/* out must be f32 with exactly the shape (ndim, shape) and storage. Returns its elems or -1. */
-static int64_t out_check(const struct swarm_tensor *out, uint32_t ndim, const int64_t *shape)
-{
-	int64_t e = tensor_check(out, SWARM_DTYPE_F32, ndim);
-	if (e < 0 || out->ndim != ndim)
-		return -1;
-	for (uint32_t i = 0; i < ndim; i++) {
-		if (out->shape[i] != shape[i])
-			return -1;
-	}
-	return e;
-}
-
-static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws)
 {
@@ -229,12 +168,6 @@ static void k_tanh(float *o, const float *x, int64_t n)
 		o[i] = tanhf(x[i]);
 }
 
-int swarm_cpu_act_ok(uint32_t act)
-{
-	return act == SWARM_OP_IDENTITY || act == SWARM_OP_RELU || act == SWARM_OP_GELU ||
-	       act == SWARM_OP_SIGMOID || act == SWARM_OP_TANH;
-}
-
 /* o = act(o + bias) over one row of n, in one pass (the switch stays outside the loops). */
 static void k_bias_act(float *o, const float *bias, int64_t n, uint32_t act)
 {
@@ -283,49 +216,30 @@ static void k_bias_act(float *o, const float *bias, int64_t n, uint32_t act)
 int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in != 1)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *x = n->in[0];
-	int64_t e = tensor_check(x, SWARM_DTYPE_F32, 0);
-	if (e < 0 || out_check(n->out, x->ndim, x->shape) < 0)
-		return -EINVAL;
-	if (e > 0 && n->out->data != x->data)
-		memmove(n->out->data, x->data, (size_t)e * sizeof(float));
+	if (d.elems > 0 && n->out->data != n->in[0]->data)
+		memmove(n->out->data, n->in[0]->data, (size_t)d.elems * sizeof(float));
 	return 0;
 }
 
 int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in != 2 && n->n_in != 3)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *x = n->in[0], *w = n->in[1];
-	const struct swarm_tensor *b = n->n_in == 3 ? n->in[2] : NULL;
-	if (tensor_check(x, SWARM_DTYPE_F32, 1) < 0 || tensor_check(w, SWARM_DTYPE_F32, 2) < 0 ||
-	    w->ndim != 2 || !swarm_cpu_act_ok(n->p.act))
-		return -EINVAL;
-	int64_t N = w->shape[0], K = w->shape[1];
-	if (x->shape[x->ndim - 1] != K)
-		return -EINVAL;
-	if (b && (tensor_check(b, SWARM_DTYPE_F32, 1) < 0 || b->ndim != 1 || b->shape[0] != N))
-		return -EINVAL;
-	int64_t shape[SWARM_TENSOR_MAX_DIMS];
-	memcpy(shape, x->shape, sizeof(shape));
-	shape[x->ndim - 1] = N;
-	if (out_check(n->out, x->ndim, shape) < 0)
-		return -EINVAL;
-	int64_t M = dims_prod(x, 0, x->ndim - 1);
-	if (!fits_int(M) || !fits_int(N) || !fits_int(K))
-		return -EINVAL;
+	int64_t M = d.m, N = d.n, K = d.k;
 	if (M == 0 || N == 0)
 		return 0;
 	float *o = n->out->data;
-	const float *bias = b ? b->data : NULL;
+	const float *bias = d.has_bias ? n->in[2]->data : NULL;
 	if (K == 0)
 		memset(o, 0, (size_t)(M * N) * sizeof(float));
 	else
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f,
-			    x->data, (int)K, w->data, (int)K, 0.0f, o, (int)N);
+			    n->in[0]->data, (int)K, n->in[1]->data, (int)K, 0.0f, o, (int)N);
 	/* Row by row, while the row is still in cache from the GEMM's last touch. */
 	for (int64_t r = 0; r < M; r++)
 		k_bias_act(o + r * N, bias, N, n->p.act);
@@ -335,24 +249,10 @@ int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in != 2)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *a = n->in[0], *b = n->in[1];
-	if (tensor_check(a, SWARM_DTYPE_F32, 2) < 0 || tensor_check(b, SWARM_DTYPE_F32, 2) < 0 ||
-	    a->ndim != b->ndim || !dims_equal(a, b, a->ndim - 2))
-		return -EINVAL;
-	uint32_t nd = a->ndim;
-	int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[nd - 1];
-	if (b->shape[nd - 2] != K)
-		return -EINVAL;
-	int64_t shape[SWARM_TENSOR_MAX_DIMS];
-	memcpy(shape, a->shape, sizeof(shape));
-	shape[nd - 1] = N;
-	if (out_check(n->out, nd, shape) < 0)
-		return -EINVAL;
-	if (!fits_int(M) || !fits_int(N) || !fits_int(K))
-		return -EINVAL;
-	int64_t batch = dims_prod(a, 0, nd - 2);
+	int64_t M = d.m, N = d.n, K = d.k, batch = d.batch;
 	if (batch == 0 || M == 0 || N == 0)
 		return 0;
 	float *o = n->out->data;
@@ -360,7 +260,7 @@ int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 		memset(o, 0, (size_t)(batch * M * N) * sizeof(float));
 		return 0;
 	}
-	const float *pa = a->data, *pb = b->data;
+	const float *pa = n->in[0]->data, *pb = n->in[1]->data;
 	for (int64_t i = 0; i < batch; i++)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
 			    pa + i * M * K, (int)K, pb + i * K * N, (int)N, 0.0f, o + i * M * N,
@@ -368,31 +268,13 @@ int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-/* ADD and MUL: checks A, B (a suffix of A's shape) and out; sets the element counts. */
-static int binary_check(const struct swarm_node *n, int64_t *ea, int64_t *eb)
-{
-	if (n->n_in != 2)
-		return -EINVAL;
-	const struct swarm_tensor *a = n->in[0], *b = n->in[1];
-	*ea = tensor_check(a, SWARM_DTYPE_F32, 0);
-	*eb = tensor_check(b, SWARM_DTYPE_F32, 0);
-	if (*ea < 0 || *eb < 0 || b->ndim > a->ndim)
-		return -EINVAL;
-	for (uint32_t i = 0; i < b->ndim; i++) {
-		if (b->shape[i] != a->shape[a->ndim - b->ndim + i])
-			return -EINVAL;
-	}
-	if (out_check(n->out, a->ndim, a->shape) < 0)
-		return -EINVAL;
-	return 0;
-}
-
 int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	int64_t ea, eb;
-	if (binary_check(n, &ea, &eb) < 0)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
+	int64_t ea = d.elems, eb = d.count;
 	if (ea == 0)
 		return 0;
 	const float *a = n->in[0]->data, *b = n->in[1]->data;
@@ -406,9 +288,10 @@ int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	int64_t ea, eb;
-	if (binary_check(n, &ea, &eb) < 0)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
+	int64_t ea = d.elems, eb = d.count;
 	if (ea == 0)
 		return 0;
 	const float *a = n->in[0]->data, *b = n->in[1]->data;
@@ -421,14 +304,12 @@ int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in != 1)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *x = n->in[0];
-	int64_t e = tensor_check(x, SWARM_DTYPE_F32, 0);
-	if (e < 0 || out_check(n->out, x->ndim, x->shape) < 0)
-		return -EINVAL;
+	int64_t e = d.elems;
 	float *o = n->out->data;
-	const float *in = x->data;
+	const float *in = n->in[0]->data;
 	switch (n->op) {
 	case SWARM_OP_RELU:
 		k_relu(o, in, e);
@@ -448,23 +329,13 @@ int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-/* Checks X [.., D] and out of X's shape; sets rows and D. */
-static int rows_check(const struct swarm_node *n, int64_t *rows, int64_t *d)
-{
-	const struct swarm_tensor *x = n->in[0];
-	if (tensor_check(x, SWARM_DTYPE_F32, 1) < 0 || out_check(n->out, x->ndim, x->shape) < 0)
-		return -EINVAL;
-	*d = x->shape[x->ndim - 1];
-	*rows = dims_prod(x, 0, x->ndim - 1);
-	return 0;
-}
-
 int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	int64_t rows, D;
-	if (n->n_in != 1 || rows_check(n, &rows, &D) < 0)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
+	int64_t rows = d.rows, D = d.cols;
 	if (D == 0)
 		return 0;
 	for (int64_t r = 0; r < rows; r++) {
@@ -487,19 +358,14 @@ int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	int64_t rows, D;
-	if (n->n_in != 3 || rows_check(n, &rows, &D) < 0)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *g = n->in[1], *b = n->in[2];
-	if (tensor_check(g, SWARM_DTYPE_F32, 1) < 0 || g->ndim != 1 || g->shape[0] != D ||
-	    tensor_check(b, SWARM_DTYPE_F32, 1) < 0 || b->ndim != 1 || b->shape[0] != D)
-		return -EINVAL;
-	float eps = n->p.eps == 0.0f ? 1e-5f : n->p.eps;
-	if (!(eps > 0.0f) || isinf(eps))
-		return -EINVAL;
+	int64_t rows = d.rows, D = d.cols;
+	float eps = d.eps;
 	if (D == 0)
 		return 0;
-	const float *gamma = g->data, *beta = b->data;
+	const float *gamma = n->in[1]->data, *beta = n->in[2]->data;
 	for (int64_t r = 0; r < rows; r++) {
 		const float *x = (const float *)n->in[0]->data + r * D;
 		float *o = (float *)n->out->data + r * D;
@@ -525,19 +391,12 @@ int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in != 2)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *t = n->in[0], *ids = n->in[1];
-	int64_t L = index_check(ids, 0);
-	if (tensor_check(t, SWARM_DTYPE_F32, 2) < 0 || t->ndim != 2 || L < 0 ||
-	    ids->ndim >= SWARM_TENSOR_MAX_DIMS)
-		return -EINVAL;
-	int64_t V = t->shape[0], D = t->shape[1];
-	int64_t shape[SWARM_TENSOR_MAX_DIMS];
-	memcpy(shape, ids->shape, ids->ndim * sizeof(int64_t));
-	shape[ids->ndim] = D;
-	if (out_check(n->out, ids->ndim + 1, shape) < 0)
-		return -EINVAL;
+	const struct swarm_tensor *ids = n->in[1];
+	int64_t L = d.count, V = d.vocab, D = d.cols;
+	/* The ids may come from a client: all checked before the first write. */
 	for (int64_t i = 0; i < L; i++) {
 		int64_t id = index_at(ids, i);
 		if (id < 0 || id >= V)
@@ -545,7 +404,7 @@ int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	}
 	if (D == 0)
 		return 0;
-	const float *table = t->data;
+	const float *table = n->in[0]->data;
 	float *o = n->out->data;
 	for (int64_t i = 0; i < L; i++)
 		memcpy(o + i * D, table + index_at(ids, i) * D, (size_t)D * sizeof(float));
@@ -555,19 +414,12 @@ int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in != 3)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *t = n->in[0], *ids = n->in[1], *offs = n->in[2];
-	int64_t L = index_check(ids, 1), B = index_check(offs, 1);
-	if (tensor_check(t, SWARM_DTYPE_F32, 2) < 0 || t->ndim != 2 || L < 0 || ids->ndim != 1 ||
-	    B < 0 || offs->ndim != 1)
-		return -EINVAL;
-	if (n->p.bag_mode != SWARM_BAG_SUM && n->p.bag_mode != SWARM_BAG_MEAN)
-		return -EINVAL;
-	int64_t V = t->shape[0], D = t->shape[1];
-	int64_t shape[2] = { B, D };
-	if (out_check(n->out, 2, shape) < 0)
-		return -EINVAL;
+	const struct swarm_tensor *ids = n->in[1], *offs = n->in[2];
+	int64_t L = d.count, B = d.batch, V = d.vocab, D = d.cols;
+	/* Ids and offsets may come from a client: all checked before the first write. */
 	for (int64_t i = 0; i < L; i++) {
 		int64_t id = index_at(ids, i);
 		if (id < 0 || id >= V)
@@ -582,7 +434,7 @@ int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	}
 	if (D == 0)
 		return 0;
-	const float *table = t->data;
+	const float *table = n->in[0]->data;
 	for (int64_t b = 0; b < B; b++) {
 		int64_t begin = index_at(offs, b), end = b + 1 < B ? index_at(offs, b + 1) : L;
 		float *o = (float *)n->out->data + b * D;
@@ -599,34 +451,18 @@ int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in < 1 || n->n_in > SWARM_NODE_MAX_INPUTS)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *x0 = n->in[0];
-	if (tensor_check(x0, SWARM_DTYPE_F32, 1) < 0)
-		return -EINVAL;
-	uint32_t nd = x0->ndim;
-	int64_t total = 0;
-	for (uint32_t k = 0; k < n->n_in; k++) {
-		const struct swarm_tensor *x = n->in[k];
-		if (tensor_check(x, SWARM_DTYPE_F32, 1) < 0 || x->ndim != nd ||
-		    !dims_equal(x, x0, nd - 1))
-			return -EINVAL;
-		total += x->shape[nd - 1]; /* each at most ELEMS_MAX: no overflow in 8 */
-	}
-	int64_t shape[SWARM_TENSOR_MAX_DIMS];
-	memcpy(shape, x0->shape, sizeof(shape));
-	shape[nd - 1] = total;
-	if (out_check(n->out, nd, shape) < 0)
-		return -EINVAL;
-	int64_t rows = dims_prod(x0, 0, nd - 1);
+	uint32_t nd = n->in[0]->ndim;
 	float *o = n->out->data;
-	for (int64_t r = 0; r < rows; r++) {
+	for (int64_t r = 0; r < d.rows; r++) {
 		for (uint32_t k = 0; k < n->n_in; k++) {
-			int64_t d = n->in[k]->shape[nd - 1];
-			if (d == 0)
+			int64_t w = n->in[k]->shape[nd - 1];
+			if (w == 0)
 				continue;
-			memcpy(o, (const float *)n->in[k]->data + r * d, (size_t)d * sizeof(float));
-			o += d;
+			memcpy(o, (const float *)n->in[k]->data + r * w, (size_t)w * sizeof(float));
+			o += w;
 		}
 	}
 	return 0;
@@ -655,25 +491,12 @@ static void masked_softmax_row(float *s, const float *keep, int64_t S)
 
 int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
-	if (n->n_in != 3 && n->n_in != 4)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
 	const struct swarm_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
-	const struct swarm_tensor *m = n->n_in == 4 ? n->in[3] : NULL;
-	if (tensor_check(q, SWARM_DTYPE_F32, 3) < 0 || q->ndim != 3 ||
-	    tensor_check(k, SWARM_DTYPE_F32, 3) < 0 || k->ndim != 3 || !dims_equal(q, k, 3) ||
-	    tensor_check(v, SWARM_DTYPE_F32, 3) < 0 || v->ndim != 3 || !dims_equal(q, v, 3))
-		return -EINVAL;
-	int64_t B = q->shape[0], S = q->shape[1], E = q->shape[2], H = n->p.heads;
-	if (H < 1 || E % H != 0)
-		return -EINVAL;
-	if (m && (tensor_check(m, SWARM_DTYPE_F32, 2) < 0 || m->ndim != 2 || m->shape[0] != B ||
-		  m->shape[1] != S))
-		return -EINVAL;
-	if (out_check(n->out, 3, q->shape) < 0)
-		return -EINVAL;
-	if (!fits_int(S) || !fits_int(E) || (S > 0 && S > INT64_MAX / S))
-		return -EINVAL;
-	int64_t Dh = E / H;
+	const struct swarm_tensor *m = d.has_mask ? n->in[3] : NULL;
+	int64_t B = d.batch, S = d.seq, E = d.cols, H = d.heads, Dh = d.head_dim;
 	if (B == 0 || S == 0 || Dh == 0)
 		return 0;
 	float *P = ws_get(ws, (size_t)(S * S));
@@ -702,27 +525,22 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	if (n->n_in != 2)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	const struct swarm_tensor *x = n->in[0], *m = n->in[1];
-	if (tensor_check(x, SWARM_DTYPE_F32, 3) < 0 || x->ndim != 3 ||
-	    tensor_check(m, SWARM_DTYPE_F32, 2) < 0 || m->ndim != 2 || !dims_equal(x, m, 2))
-		return -EINVAL;
-	int64_t B = x->shape[0], S = x->shape[1], D = x->shape[2];
-	int64_t shape[2] = { B, D };
-	if (out_check(n->out, 2, shape) < 0)
-		return -EINVAL;
+	int64_t B = d.batch, S = d.seq, D = d.cols;
 	if (D == 0)
 		return 0;
+	const float *x = n->in[0]->data, *mask = n->in[1]->data;
 	for (int64_t b = 0; b < B; b++) {
-		const float *keep = (const float *)m->data + b * S;
+		const float *keep = mask + b * S;
 		float *o = (float *)n->out->data + b * D;
 		memset(o, 0, (size_t)D * sizeof(float));
 		int64_t count = 0;
 		for (int64_t s = 0; s < S; s++) {
 			if (keep[s] == 0.0f)
 				continue;
-			k_add(o, o, (const float *)x->data + (b * S + s) * D, D, 0);
+			k_add(o, o, x + (b * S + s) * D, D, 0);
 			count++;
 		}
 		if (count > 0)
@@ -734,12 +552,11 @@ int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 {
 	(void)ws;
-	int64_t rows, D;
-	if (n->n_in != 1 || rows_check(n, &rows, &D) < 0)
+	struct swarm_node_dims d;
+	if (node_check(n, &d) < 0)
 		return -EINVAL;
-	float eps = n->p.eps == 0.0f ? 1e-12f : n->p.eps;
-	if (!(eps > 0.0f) || isinf(eps))
-		return -EINVAL;
+	int64_t rows = d.rows, D = d.cols;
+	float eps = d.eps;
 	for (int64_t r = 0; r < rows; r++) {
 		const float *x = (const float *)n->in[0]->data + r * D;
 		float *o = (float *)n->out->data + r * D;

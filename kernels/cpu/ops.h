@@ -1,6 +1,7 @@
 /* ops.h: the CPU device's ops, one function per op of kernels/device.h. Each checks the
- * node's input count, dtypes and shapes against the op's contract before it touches any data
- * and returns -EINVAL (nothing written) when they do not fit, else computes out and returns 0.
+ * node's input count, dtypes and shapes against the op's contract (kernels/check.h) before it
+ * touches any data and returns -EINVAL (nothing written) when they do not fit, else computes
+ * out and returns 0.
  * Index inputs (embedding ids and bag offsets) are all checked before the first write.
  * Not thread-safe on one workspace: a device runs one node at a time.
  */
@@ -20,9 +21,6 @@ struct swarm_cpu_ws {
 };
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
-
-/* 1 when act is an activation LINEAR can fuse (IDENTITY for none, RELU, GELU, SIGMOID, TANH). */
-int swarm_cpu_act_ok(uint32_t act);
 
 int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n);
 int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n);

@@ -4,61 +4,14 @@
  * Without a driver or a GPU, the CUDA runtime returns cudaErrorNoDevice or
  * cudaErrorInsufficientDriver (libcuda is loaded lazily with dlopen by cudart_static, so a
  * missing libcuda is an error code, not a crash); these map to -ENODEV. Every other CUDA
- * failure goes through CUDA_CHECK, which prints the failing statement, file and line.
+ * failure goes through CUDA_CHECK (cuda_common.cuh), which prints the failing statement, file
+ * and line.
  */
 #include "probe.h"
 
-#include <cuda_runtime.h>
+#include "cuda_common.cuh"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
-
-static thread_local char last_error[256];
-
-static void set_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-}
-
-/* The errno for a CUDA error: "no usable GPU here" is -ENODEV, out of device memory is
- * -ENOMEM, anything else is -EIO. */
-static int cuda_errno(cudaError_t err)
-{
-	switch (err) {
-	case cudaErrorNoDevice:
-	case cudaErrorInsufficientDriver:
-	case cudaErrorInvalidDevice:
-	case cudaErrorDevicesUnavailable:
-	case cudaErrorSystemDriverMismatch:
-	case cudaErrorCompatNotSupportedOnDevice:
-	case cudaErrorStubLibrary:
-		return -ENODEV;
-	case cudaErrorMemoryAllocation:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
-}
-
-/* Runs a CUDA runtime call; on failure records and prints the statement, file and line, sets
- * ret to the mapped errno (see cuda_errno; -EIO for unexpected failures) and jumps to label. */
-#define CUDA_CHECK(stmt, label)                                                                   \
-	do {                                                                                      \
-		cudaError_t err_ = (stmt);                                                        \
-		if (err_ != cudaSuccess) {                                                        \
-			set_error("%s failed: %s (%s) at %s:%d", #stmt, cudaGetErrorString(err_), \
-				  cudaGetErrorName(err_), __FILE__, __LINE__);                    \
-			fprintf(stderr, "swarm: cuda: %s\n", last_error);                         \
-			ret = cuda_errno(err_);                                                   \
-			goto label;                                                               \
-		}                                                                                 \
-	} while (0)
 
 /* cudaFree through CUDA_CHECK; sets *retp only when it is still 0, so the first error wins. */
 static void free_checked(void *p, int *retp)
@@ -85,9 +38,9 @@ extern "C" int swarm_cuda_device_count(int *count)
 	cudaError_t err;
 	int n = 0;
 
-	last_error[0] = '\0';
+	swarm_cuda_clear_error();
 	if (!count) {
-		set_error("swarm_cuda_device_count: count is NULL");
+		swarm_cuda_set_error("swarm_cuda_device_count: count is NULL");
 		return -EINVAL;
 	}
 	*count = 0;
@@ -95,14 +48,14 @@ extern "C" int swarm_cuda_device_count(int *count)
 	 * failure worth a line on stderr. */
 	err = cudaGetDeviceCount(&n);
 	if (err != cudaSuccess) {
-		set_error("cudaGetDeviceCount: %s (%s)", cudaGetErrorString(err),
-			  cudaGetErrorName(err));
+		swarm_cuda_set_error("cudaGetDeviceCount: %s (%s)", cudaGetErrorString(err),
+				     cudaGetErrorName(err));
 		/* Reset the runtime's last-error state so that later calls start clean. */
 		(void)cudaGetLastError();
-		return cuda_errno(err);
+		return swarm_cuda_errno(err);
 	}
 	if (n <= 0) {
-		set_error("cudaGetDeviceCount: no CUDA device");
+		swarm_cuda_set_error("cudaGetDeviceCount: no CUDA device");
 		return -ENODEV;
 	}
 	*count = n;
@@ -118,12 +71,12 @@ extern "C" int swarm_cuda_affine_f32(const float *x, float *y, size_t n, float a
 	int count = 0;
 	int ret = 0;
 
-	last_error[0] = '\0';
+	swarm_cuda_clear_error();
 	if (n == 0)
 		return 0;
 	if (!x || !y || n > SIZE_MAX / sizeof(float)) {
-		set_error("swarm_cuda_affine_f32: bad argument (x=%p y=%p n=%zu)", (const void *)x,
-			  (void *)y, n);
+		swarm_cuda_set_error("swarm_cuda_affine_f32: bad argument (x=%p y=%p n=%zu)",
+				     (const void *)x, (void *)y, n);
 		return -EINVAL;
 	}
 	ret = swarm_cuda_device_count(&count);
@@ -150,5 +103,3 @@ out:
 		free_checked(dx, &ret);
 	return ret;
 }
-
-extern "C" const char *swarm_cuda_last_error(void) { return last_error; }

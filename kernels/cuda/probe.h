@@ -33,8 +33,9 @@ int swarm_cuda_device_count(int *count);
  * statement, file and line). n == 0 returns 0 without touching the GPU. */
 int swarm_cuda_affine_f32(const float *x, float *y, size_t n, float a, float b);
 
-/* A message for the last failure of a swarm_cuda_* call on this thread ("" when none). The
- * string stays valid until the next swarm_cuda_* call on this thread. */
+/* A message for the last failure of a swarm_cuda_* call, or of the CUDA device of
+ * kernels/device.h (swarm_device_cuda_create and its table), on this thread ("" when none).
+ * The string stays valid until the next such call on this thread. */
 const char *swarm_cuda_last_error(void);
 
 #ifdef __cplusplus

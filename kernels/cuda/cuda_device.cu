@@ -1,0 +1,562 @@
+/* cuda_device.cu: the CUDA device, the table of kernels/device.h on one GPU. It holds the
+ * device's context (one non-blocking stream, one cuBLAS and one cuBLASLt handle bound to it,
+ * their workspaces, the device-side error flag), device memory, the copies, host-memory
+ * registration, synchronisation, graph capture, the one supports_op switch and the one
+ * dispatch switch. The ops live one per file beside it (linear.cu, softmax.cu, ...).
+ *
+ * Ordering: everything is queued on the device's one stream, so ops, copies and the error
+ * flag's reads and writes happen in the order they were asked for; the host waits only in
+ * upload (see cuda_upload) and synchronize.
+ *
+ * Threads: like the CPU device, one device is used by one thread at a time (the worker's).
+ * The CUDA context is the process's primary context on the ordinal; every entry point first
+ * makes the ordinal current on the calling thread.
+ */
+#include "cuda_common.cuh"
+#include "blas.cuh"
+#include "probe.h"
+
+#include "attention.cuh"
+#include "binary.cuh"
+#include "concat.cuh"
+#include "embedding.cuh"
+#include "identity.cuh"
+#include "l2norm.cuh"
+#include "layernorm.cuh"
+#include "linear.cuh"
+#include "matmul.cuh"
+#include "mean_pool.cuh"
+#include "softmax.cuh"
+#include "unary.cuh"
+
+#include <stdlib.h>
+
+/* The float dtypes this device takes for LINEAR, MATMUL and ATTENTION (swarm_node_check). */
+#define CUDA_FLOAT_DTYPES                                                      \
+	(SWARM_DTYPE_BIT(SWARM_DTYPE_F32) | SWARM_DTYPE_BIT(SWARM_DTYPE_F16) | \
+	 SWARM_DTYPE_BIT(SWARM_DTYPE_BF16))
+
+static struct swarm_cuda_ctx *ctx_of(struct swarm_device *d)
+{
+	return (struct swarm_cuda_ctx *)d->ctx;
+}
+
+/* Makes the device's ordinal current on the calling thread (cheap when it already is). */
+static int use_device(struct swarm_cuda_ctx *c)
+{
+	int cur = -1;
+
+	CUDA_CHECK_RET(cudaGetDevice(&cur));
+	if (cur != c->ordinal)
+		CUDA_CHECK_RET(cudaSetDevice(c->ordinal));
+	return 0;
+}
+
+/* ---- memory and copies ---------------------------------------------------------------------- */
+
+/* cudaMalloc: 256-byte aligned; a zero-byte request still gets a distinct pointer, as on the
+ * CPU. Not during capture (cudaMalloc would end it). */
+static void *cuda_alloc(struct swarm_device *d, size_t bytes)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	void *p = NULL;
+
+	if (c->capturing) {
+		swarm_cuda_set_error("alloc during graph capture");
+		return NULL;
+	}
+	if (use_device(c) || CUDA_CALL(cudaMalloc(&p, bytes ? bytes : 1)))
+		return NULL;
+	return p;
+}
+
+/* cudaFree waits for the device. Not during capture: the pointer is then kept (and the
+ * failure recorded) rather than freed under a recording stream. */
+static void cuda_free(struct swarm_device *d, void *p)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+
+	if (!p)
+		return;
+	if (c->capturing) {
+		swarm_cuda_set_error("free of %p during graph capture: not freed", p);
+		return;
+	}
+	if (use_device(c) == 0)
+		(void)CUDA_CALL(cudaFree(p));
+}
+
+/* Queues the copy, then waits for the stream: when it returns 0 the bytes are on the device
+ * and the caller may reuse src at once, pinned or pageable (a pinned src is read by the DMA
+ * engine after cudaMemcpyAsync returns, so without the wait it could not be reused). The wait
+ * also covers the work queued before it. During capture the copy is recorded instead, and
+ * each replay reads src again: src must then be pinned memory (register_host) that holds the
+ * data at every replay. */
+static int cuda_upload(struct swarm_device *d, void *dst, const void *src, size_t bytes)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (bytes == 0)
+		return 0;
+	if (!dst || !src)
+		return -EINVAL;
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+	if (c->capturing)
+		return 0;
+	CUDA_CHECK_RET(cudaStreamSynchronize(c->stream));
+	return 0;
+}
+
+/* Queues the copy after everything queued before it and returns: dst holds the bytes once
+ * synchronize() has returned 0. During capture the copy is recorded, and each replay writes
+ * dst again (pinned memory, as for upload). */
+static int cuda_download(struct swarm_device *d, void *dst, const void *src, size_t bytes)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (bytes == 0)
+		return 0;
+	if (!dst || !src)
+		return -EINVAL;
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+	return 0;
+}
+
+/* Pins p for DMA. A read-only mapping (the registry's mmap'd weights) cannot be registered
+ * the default way; it is retried read-only where the GPU supports that. */
+static int cuda_register_host(struct swarm_device *d, void *p, size_t bytes)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ro = 0;
+	int ret;
+	cudaError_t err;
+
+	if (!p || bytes == 0)
+		return -EINVAL;
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	err = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
+	if (err == cudaSuccess)
+		return 0;
+	(void)cudaGetLastError();
+	if (cudaDeviceGetAttribute(&ro, cudaDevAttrHostRegisterReadOnlySupported, c->ordinal) ==
+		    cudaSuccess &&
+	    ro && cudaHostRegister(p, bytes, cudaHostRegisterReadOnly) == cudaSuccess)
+		return 0;
+	/* Report the first failure, the one that says why the plain registration failed. */
+	return swarm_cuda_report(err, "cudaHostRegister(p, bytes, cudaHostRegisterDefault)",
+				 __FILE__, __LINE__);
+}
+
+static int cuda_unregister_host(struct swarm_device *d, void *p)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (!p)
+		return -EINVAL;
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaHostUnregister(p));
+	return 0;
+}
+
+/* Waits for everything queued, then reads and clears the error flag that the index checks on
+ * the GPU set: -EINVAL when one of the nodes since the last synchronize had an id or offset
+ * out of range (that node, and any gather after it, wrote nothing). A CUDA failure of the
+ * queued work (a kernel fault) returns its errno, -EIO mostly. */
+static int cuda_synchronize(struct swarm_device *d)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (c->capturing) {
+		swarm_cuda_set_error("synchronize during graph capture");
+		return -EINVAL;
+	}
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaStreamSynchronize(c->stream));
+	CUDA_CHECK_RET(cudaMemcpyAsync((void *)c->err_host, c->err_flag, sizeof(int),
+				       cudaMemcpyDeviceToHost, c->stream));
+	CUDA_CHECK_RET(cudaMemsetAsync(c->err_flag, 0, sizeof(int), c->stream));
+	CUDA_CHECK_RET(cudaStreamSynchronize(c->stream));
+	if (*c->err_host) {
+		*c->err_host = 0;
+		swarm_cuda_set_error("an index input (embedding id or bag offset) was out of range "
+				     "on the GPU; its node wrote nothing");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- ops --------------------------------------------------------------------------------------
+ */
+
+static int all_f32(const struct swarm_node *n)
+{
+	for (uint32_t i = 0; i < n->n_in; i++) {
+		if (n->in[i]->dtype != SWARM_DTYPE_F32)
+			return 0;
+	}
+	return 1;
+}
+
+static int is_index(const struct swarm_tensor *t)
+{
+	return t->dtype == SWARM_DTYPE_I32 || t->dtype == SWARM_DTYPE_I64;
+}
+
+static int is_gemm_float(uint32_t dt)
+{
+	return dt == SWARM_DTYPE_F32 || dt == SWARM_DTYPE_F16 || dt == SWARM_DTYPE_BF16;
+}
+
+/* Inputs [0, count) all of in[0]'s dtype, which is f32, f16 or bf16. */
+static int same_gemm_float(const struct swarm_node *n, uint32_t count)
+{
+	if (!is_gemm_float(n->in[0]->dtype))
+		return 0;
+	for (uint32_t i = 1; i < count; i++) {
+		if (n->in[i]->dtype != n->in[0]->dtype)
+			return 0;
+	}
+	return 1;
+}
+
+/* Op, input count and dtypes: f32 everywhere, plus f16 and bf16 for LINEAR, MATMUL and
+ * ATTENTION (all float tensors and out of one dtype; attention's mask stays f32). */
+static int cuda_supports_op(struct swarm_device *d, const struct swarm_node *n)
+{
+	(void)d;
+	if (!n || n->n_in > SWARM_NODE_MAX_INPUTS)
+		return 0;
+	for (uint32_t i = 0; i < n->n_in; i++) {
+		if (!n->in[i])
+			return 0;
+	}
+	/* The dtype out must have: the GEMM ops' float dtype, f32 for the rest. */
+	uint32_t out_dt = SWARM_DTYPE_F32;
+	if ((n->op == SWARM_OP_LINEAR || n->op == SWARM_OP_MATMUL || n->op == SWARM_OP_ATTENTION) &&
+	    n->n_in >= 1)
+		out_dt = n->in[0]->dtype;
+	if (n->out && n->out->dtype != out_dt)
+		return 0;
+	switch (n->op) {
+	case SWARM_OP_IDENTITY:
+	case SWARM_OP_RELU:
+	case SWARM_OP_GELU:
+	case SWARM_OP_SIGMOID:
+	case SWARM_OP_TANH:
+	case SWARM_OP_SOFTMAX:
+	case SWARM_OP_L2NORM:
+		return n->n_in == 1 && all_f32(n);
+	case SWARM_OP_LINEAR:
+		return (n->n_in == 2 || n->n_in == 3) && same_gemm_float(n, n->n_in) &&
+		       swarm_act_ok(n->p.act);
+	case SWARM_OP_MATMUL:
+		return n->n_in == 2 && same_gemm_float(n, 2);
+	case SWARM_OP_ADD:
+	case SWARM_OP_MUL:
+	case SWARM_OP_MEAN_POOL:
+		return n->n_in == 2 && all_f32(n);
+	case SWARM_OP_LAYERNORM:
+		return n->n_in == 3 && all_f32(n);
+	case SWARM_OP_EMBEDDING:
+		return n->n_in == 2 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]);
+	case SWARM_OP_EMBEDDING_BAG:
+		return n->n_in == 3 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]) &&
+		       is_index(n->in[2]) &&
+		       (n->p.bag_mode == SWARM_BAG_SUM || n->p.bag_mode == SWARM_BAG_MEAN);
+	case SWARM_OP_CONCAT:
+		return n->n_in >= 1 && all_f32(n);
+	case SWARM_OP_ATTENTION:
+		return (n->n_in == 3 || n->n_in == 4) && same_gemm_float(n, 3) &&
+		       (n->n_in == 3 || n->in[3]->dtype == SWARM_DTYPE_F32) && n->p.heads >= 1;
+	default:
+		return 0;
+	}
+}
+
+/* Checks the node on the host (kernels/check.h), then queues its op on the stream. */
+static int cuda_run(struct swarm_device *d, const struct swarm_node *n)
+{
+	struct swarm_node_dims dims;
+	struct swarm_cuda_ctx *c;
+	int ret;
+
+	if (!d || !n || !n->out || n->n_in > SWARM_NODE_MAX_INPUTS)
+		return -EINVAL;
+	if (n->op >= SWARM_OP_COUNT)
+		return -ENOTSUP;
+	ret = swarm_node_check(n, CUDA_FLOAT_DTYPES, &dims);
+	if (ret) {
+		swarm_cuda_set_error(
+			"run: the %s node does not fit its contract (dtypes or shapes)",
+			swarm_op_name(n->op));
+		return ret;
+	}
+	c = ctx_of(d);
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	switch (n->op) {
+	case SWARM_OP_IDENTITY:
+		return swarm_cuda_op_identity(c, n, &dims);
+	case SWARM_OP_LINEAR:
+		return swarm_cuda_op_linear(c, n, &dims);
+	case SWARM_OP_MATMUL:
+		return swarm_cuda_op_matmul(c, n, &dims);
+	case SWARM_OP_ADD:
+	case SWARM_OP_MUL:
+		return swarm_cuda_op_binary(c, n, &dims);
+	case SWARM_OP_RELU:
+	case SWARM_OP_GELU:
+	case SWARM_OP_SIGMOID:
+	case SWARM_OP_TANH:
+		return swarm_cuda_op_unary(c, n, &dims);
+	case SWARM_OP_SOFTMAX:
+		return swarm_cuda_op_softmax(c, n, &dims);
+	case SWARM_OP_LAYERNORM:
+		return swarm_cuda_op_layernorm(c, n, &dims);
+	case SWARM_OP_EMBEDDING:
+		return swarm_cuda_op_embedding(c, n, &dims);
+	case SWARM_OP_EMBEDDING_BAG:
+		return swarm_cuda_op_embedding_bag(c, n, &dims);
+	case SWARM_OP_CONCAT:
+		return swarm_cuda_op_concat(c, n, &dims);
+	case SWARM_OP_ATTENTION:
+		return swarm_cuda_op_attention(c, n, &dims);
+	case SWARM_OP_MEAN_POOL:
+		return swarm_cuda_op_mean_pool(c, n, &dims);
+	case SWARM_OP_L2NORM:
+		return swarm_cuda_op_l2norm(c, n, &dims);
+	default:
+		return -ENOTSUP;
+	}
+}
+
+/* ---- graph capture ------------------------------------------------------------------------ */
+
+/* Starts recording the stream. Thread-local mode: only this thread's unsafe calls (cudaMalloc,
+ * a synchronous copy) break the capture; other threads' CUDA work is unaffected. */
+static int cuda_capture_begin(struct swarm_device *d)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (c->capturing) {
+		swarm_cuda_set_error("capture_begin: already capturing");
+		return -EINVAL;
+	}
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+	c->capturing = 1;
+	return 0;
+}
+
+/* Ends the recording and instantiates it; *exec is a cudaGraphExec_t. A capture that an
+ * illegal call broke on the way ends here with that call's error and no executable. */
+static int cuda_capture_end(struct swarm_device *d, void **exec)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	cudaGraph_t graph = NULL;
+	cudaGraphExec_t ge = NULL;
+	int ret;
+
+	if (exec)
+		*exec = NULL;
+	if (!c->capturing) {
+		swarm_cuda_set_error("capture_end without capture_begin");
+		return -EINVAL;
+	}
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	c->capturing = 0;
+	CUDA_CHECK(cudaStreamEndCapture(c->stream, &graph), out);
+	if (!exec) {
+		ret = -EINVAL;
+		goto out;
+	}
+	CUDA_CHECK(cudaGraphInstantiate(&ge, graph, 0), out);
+	*exec = (void *)ge;
+out:
+	if (graph)
+		(void)cudaGraphDestroy(graph);
+	return ret;
+}
+
+/* One launch of the whole recorded sequence, queued on the stream like any op. */
+static int cuda_replay(struct swarm_device *d, void *exec)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (!exec || c->capturing) {
+		swarm_cuda_set_error("replay: %s", exec ? "during a capture" : "no executable");
+		return -EINVAL;
+	}
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaGraphLaunch((cudaGraphExec_t)exec, c->stream));
+	return 0;
+}
+
+static void cuda_exec_free(struct swarm_device *d, void *exec)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+
+	if (exec && use_device(c) == 0)
+		(void)CUDA_CALL(cudaGraphExecDestroy((cudaGraphExec_t)exec));
+}
+
+/* ---- create and destroy ---------------------------------------------------------------------- */
+
+/* Releases what create made, in reverse; each member may still be unset. */
+static void ctx_release(struct swarm_cuda_ctx *c)
+{
+	const struct swarm_blas_api *api = swarm_blas(); /* loaded: the handles need it */
+
+	if (c->lt)
+		(void)api->cublasLtDestroy(c->lt);
+	if (c->blas)
+		(void)api->cublasDestroy_v2(c->blas);
+	if (c->lt_ws)
+		(void)cudaFree(c->lt_ws);
+	if (c->blas_ws)
+		(void)cudaFree(c->blas_ws);
+	if (c->err_host)
+		(void)cudaFreeHost((void *)c->err_host);
+	if (c->err_flag)
+		(void)cudaFree(c->err_flag);
+	if (c->stream)
+		(void)cudaStreamDestroy(c->stream);
+	(void)cudaGetLastError();
+}
+
+/* Waits for the stream, then releases everything; a capture left open is ended and dropped.
+ * The device handle is invalid afterwards. */
+static void cuda_destroy(struct swarm_device *d)
+{
+	struct swarm_cuda_ctx *c;
+
+	if (!d)
+		return;
+	c = ctx_of(d);
+	if (c) {
+		if (use_device(c) == 0) {
+			if (c->capturing) {
+				cudaGraph_t graph = NULL;
+				if (cudaStreamEndCapture(c->stream, &graph) == cudaSuccess && graph)
+					(void)cudaGraphDestroy(graph);
+				c->capturing = 0;
+			}
+			(void)cudaStreamSynchronize(c->stream);
+		}
+		ctx_release(c);
+		free(c);
+	}
+	free(d);
+}
+
+static const struct swarm_device_i cuda_device_i = {
+	.name = "cuda",
+	.alloc = cuda_alloc,
+	.free = cuda_free,
+	.upload = cuda_upload,
+	.download = cuda_download,
+	.register_host = cuda_register_host,
+	.unregister_host = cuda_unregister_host,
+	.synchronize = cuda_synchronize,
+	.supports_op = cuda_supports_op,
+	.run = cuda_run,
+	.destroy = cuda_destroy,
+	.host_memory = 0,
+	.capture_begin = cuda_capture_begin,
+	.capture_end = cuda_capture_end,
+	.replay = cuda_replay,
+	.exec_free = cuda_exec_free,
+};
+
+extern "C" int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
+{
+	struct swarm_device *d = NULL;
+	struct swarm_cuda_ctx *c = NULL;
+	const struct swarm_blas_api *api;
+	void *host = NULL;
+	int count = 0;
+	int ret;
+
+	swarm_cuda_clear_error();
+	if (!out) {
+		swarm_cuda_set_error("swarm_device_cuda_create: out is NULL");
+		return -EINVAL;
+	}
+	*out = NULL;
+	/* First, quietly: no driver or no GPU is an answer (-ENODEV with the runtime's reason),
+	 * not a failure to print. */
+	ret = swarm_cuda_device_count(&count);
+	if (ret < 0)
+		return ret;
+	if (ordinal < 0 || ordinal >= count) {
+		swarm_cuda_set_error("swarm_device_cuda_create: no GPU ordinal %d (%d GPU%s here)",
+				     ordinal, count, count == 1 ? "" : "s");
+		return -EINVAL;
+	}
+	ret = swarm_blas_load(); /* -ENODEV without cuBLAS, as without a driver */
+	if (ret < 0)
+		return ret;
+	api = swarm_blas();
+	d = (struct swarm_device *)calloc(1, sizeof(*d));
+	c = (struct swarm_cuda_ctx *)calloc(1, sizeof(*c));
+	if (!d || !c) {
+		swarm_cuda_set_error("swarm_device_cuda_create: out of host memory");
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	c->ordinal = ordinal;
+	CUDA_CHECK(cudaSetDevice(ordinal), err_free);
+	CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), err_release);
+	CUDA_CHECK(cudaMalloc((void **)&c->err_flag, sizeof(int)), err_release);
+	CUDA_CHECK(cudaMallocHost(&host, sizeof(int)), err_release);
+	c->err_host = (volatile int *)host;
+	*c->err_host = 0;
+	CUDA_CHECK(cudaMalloc(&c->blas_ws, SWARM_CUDA_BLAS_WS_BYTES), err_release);
+	CUDA_CHECK(cudaMalloc(&c->lt_ws, SWARM_CUDA_LT_WS_BYTES), err_release);
+	CUBLAS_CHECK(api->cublasCreate_v2(&c->blas), err_release);
+	CUBLAS_CHECK(api->cublasSetStream_v2(c->blas, c->stream), err_release);
+	/* A workspace of our own: cuBLAS then allocates nothing per call, which capture needs. */
+	CUBLAS_CHECK(api->cublasSetWorkspace_v2(c->blas, c->blas_ws, SWARM_CUDA_BLAS_WS_BYTES),
+		     err_release);
+	/* No TF32 for f32 (the default; said here so that nobody has to look it up). */
+	CUBLAS_CHECK(api->cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH), err_release);
+	CUBLAS_CHECK(api->cublasLtCreate(&c->lt), err_release);
+	CUDA_CHECK(cudaMemsetAsync(c->err_flag, 0, sizeof(int), c->stream), err_release);
+	CUDA_CHECK(cudaStreamSynchronize(c->stream), err_release);
+	d->i = &cuda_device_i;
+	d->ctx = c;
+	*out = d;
+	return 0;
+
+err_release:
+	ctx_release(c);
+err_free:
+	free(c);
+	free(d);
+	return ret;
+}
