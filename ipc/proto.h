@@ -133,6 +133,11 @@ struct swarm_msg_status_reply {
 	struct swarm_status_session sessions[SWARM_STATUS_MAX_SESSIONS];
 };
 
+/* The exit status of a worker that could not open its device (swarm-worker --gpu N where
+ * swarm_device_cuda_create fails): swarmd takes the device out of service rather than
+ * restart a worker that would fail the same way. The worker logs why before it exits. */
+#define SWARM_WORKER_EXIT_NO_DEVICE 3
+
 struct swarm_msg_worker_ready {
 	struct swarm_msg_hdr h;
 	int32_t device_index;

@@ -4,6 +4,12 @@
  * tensor pointers. swarm_graph_run then only writes the batch's row count into the tensors
  * that scale with the batch, binds the caller's buffers, and runs the nodes in order.
  *
+ * On a device whose memory is not host memory (host_memory 0, the GPU) the caller's buffers
+ * cannot be bound: every manifest input and output then also gets a staging buffer at the end
+ * of the arena, sized for max_batch, and a run uploads, runs the nodes on the staging buffers,
+ * downloads and synchronises. Since every pointer the nodes see is then fixed, a device with
+ * graph capture records the node list once per rows value and replays it afterwards.
+ *
  * During the build a tensor's shape[0] is -1 when it scales with the batch (as in the
  * manifest); every op rule keeps that symbol in dim 0, so that two shapes that agree at
  * max_batch by chance (a weight of max_batch rows) are still told apart.
@@ -54,6 +60,16 @@ struct swarm_graph {
 	struct swarm_node *nodes;
 	void *arena;
 	size_t arena_bytes, naive_bytes;
+	/* The device's memory is not host memory: inputs and outputs are T_INPUT and T_OUTPUT
+	 * tensors with staging buffers in the arena, and runs copy through them. */
+	bool staged;
+	/* Captured node lists (staged devices with capture hooks): execs[rows - 1] for rows
+	 * 1..n_execs, NULL until that rows value first runs. capture_off is set for good when
+	 * a capture fails, and runs then go direct. */
+	void **execs;
+	uint32_t n_execs;
+	bool capture_off;
+	void *owned; /* device memory freed with the graph (swarm_graph_adopt), or NULL */
 };
 
 /* What only the build needs. */
@@ -566,7 +582,8 @@ static int by_offset(const void *pa, const void *pb, void *arg)
 }
 
 /* Offsets for the intermediates: largest first, each at the lowest 64-byte aligned offset
- * where it overlaps no placed tensor alive at the same time; then the constants. */
+ * where it overlaps no placed tensor alive at the same time; then the constants; then, on a
+ * staged device, the inputs' and outputs' staging buffers. */
 static int plan_arena(struct build *b)
 {
 	struct swarm_graph *g = b->g;
@@ -616,13 +633,23 @@ static int plan_arena(struct build *b)
 		end += size;
 		naive += size;
 	}
+	/* Staging buffers last: they live for the whole run, so they share nothing. */
+	for (uint32_t i = 0; g->staged && i < g->n_tensors; i++) {
+		struct gtensor *t = &g->tensors[i];
+		if (t->kind != T_INPUT && t->kind != T_OUTPUT)
+			continue;
+		size_t size = align_up(t->bytes ? t->bytes : 1);
+		t->offset = end;
+		end += size;
+		naive += size;
+	}
 	g->arena_bytes = end;
 	g->naive_bytes = naive;
 	return 0;
 }
 
-/* The one allocation; intermediates and constants get their addresses, constants their
- * values. */
+/* The one allocation; intermediates, constants and staging buffers get their addresses,
+ * constants their values. */
 static int place(struct build *b)
 {
 	struct swarm_graph *g = b->g;
@@ -635,7 +662,9 @@ static int place(struct build *b)
 	}
 	for (uint32_t i = 0; i < g->n_tensors; i++) {
 		struct gtensor *t = &g->tensors[i];
-		if (t->kind != T_INTER && t->kind != T_CONST)
+		bool in_arena = t->kind == T_INTER || t->kind == T_CONST ||
+				(g->staged && (t->kind == T_INPUT || t->kind == T_OUTPUT));
+		if (!in_arena)
 			continue;
 		t->t.data = (char *)g->arena + t->offset;
 		if (t->kind != T_CONST)
@@ -647,6 +676,9 @@ static int place(struct build *b)
 		for (int64_t r = 0; r < t->t.shape[0]; r++)
 			host[r] = r * per_row;
 		int rc = g->dev->i->upload(g->dev, t->t.data, host, t->bytes);
+		/* An asynchronous device may still read host: wait before freeing it. */
+		if (!rc && g->dev->i->synchronize)
+			rc = g->dev->i->synchronize(g->dev);
 		free(host);
 		if (rc)
 			return fail(b, rc, "the device could not take the bag offsets (%d)", rc);
@@ -686,6 +718,22 @@ static int make_nodes(struct build *b)
 	return 0;
 }
 
+/* The table of captured node lists, on a staged device with all four capture hooks: one
+ * entry per rows value up to SWARM_GRAPH_CAPTURE_ROWS (graph.h says why that many). */
+static int make_exec_table(struct build *b)
+{
+	struct swarm_graph *g = b->g;
+	const struct swarm_device_i *i = g->dev->i;
+	if (!g->staged || !i->capture_begin || !i->capture_end || !i->replay || !i->exec_free)
+		return 0;
+	g->n_execs = g->max_batch < SWARM_GRAPH_CAPTURE_ROWS ? g->max_batch :
+							       SWARM_GRAPH_CAPTURE_ROWS;
+	g->execs = calloc(g->n_execs, sizeof *g->execs);
+	if (!g->execs)
+		return fail(b, -ENOMEM, "out of memory for the capture table");
+	return 0;
+}
+
 static int check_args(struct build *b, struct swarm_device *dev, uint32_t max_batch)
 {
 	const struct swarm_manifest *m = b->m;
@@ -693,6 +741,10 @@ static int check_args(struct build *b, struct swarm_device *dev, uint32_t max_ba
 	    !dev->i->run)
 		return fail(b, -EINVAL,
 			    "no manifest, or a device without alloc, free, upload, run");
+	if (!dev->i->host_memory && !dev->i->download)
+		return fail(b, -EINVAL,
+			    "the %s device's memory is not host memory, and it has no download",
+			    dev->i->name ? dev->i->name : "?");
 	if (max_batch == 0)
 		return fail(b, -EINVAL, "max_batch must be at least 1");
 	if (m->graph.n_nodes == 0)
@@ -741,6 +793,7 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 	b.g = g;
 	g->dev = dev;
 	g->max_batch = max_batch;
+	g->staged = !dev->i->host_memory;
 	g->n_inputs = m->n_inputs;
 	g->n_outputs = m->n_outputs;
 	g->n_nodes = n_nodes;
@@ -792,7 +845,7 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 	assert(g->n_tensors <= cap);
 
 	if ((rc = size_tensors(&b)) || (rc = plan_arena(&b)) || (rc = place(&b)) ||
-	    (rc = make_nodes(&b)))
+	    (rc = make_nodes(&b)) || (rc = make_exec_table(&b)))
 		goto err_free;
 	free(b.name_t);
 	free(b.node_in);
@@ -810,23 +863,21 @@ err_free:
 	return rc;
 }
 
-int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
-		    void *const *outputs)
+/* Sets dim 0 of every batch-scaled tensor to rows, and points views at their base. */
+static void set_rows(struct swarm_graph *g, uint32_t rows)
 {
-	if (!g || rows == 0 || rows > g->max_batch || (g->n_inputs && !inputs) || !outputs)
-		return -EINVAL;
-	for (uint32_t i = 0; i < g->n_inputs; i++)
-		g->tensors[g->input_t[i]].t.data = (void *)inputs[i];
-	for (uint32_t i = 0; i < g->n_outputs; i++)
-		g->tensors[g->output_t[i]].t.data = outputs[i];
 	for (uint32_t i = 0; i < g->n_tensors; i++) {
 		struct gtensor *t = &g->tensors[i];
 		if (t->batch_mult)
 			t->t.shape[0] = (int64_t)rows * t->batch_mult;
-		/* Views follow their base, which may be an input bound just above. */
+		/* Views follow their base, which may be an input bound just before. */
 		if (t->kind == T_VIEW)
 			t->t.data = g->tensors[t->base].t.data;
 	}
+}
+
+static int run_nodes(struct swarm_graph *g)
+{
 	for (uint32_t k = 0; k < g->n_nodes; k++) {
 		int rc = g->dev->i->run(g->dev, &g->nodes[k]);
 		if (rc)
@@ -835,15 +886,122 @@ int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inp
 	return 0;
 }
 
+/* Bytes of a tensor at the current rows; size_tensors checked the product at max_batch. */
+static size_t run_bytes(const struct gtensor *t)
+{
+	return (size_t)swarm_tensor_elems(&t->t) * swarm_dtype_size(t->t.dtype);
+}
+
+/* The nodes of a staged run through the capture table: replay the exec of this rows value,
+ * capturing it first if this is its first run. A capture that fails turns capture off for
+ * the graph (a device may refuse it, e.g. an op that synchronises), and the nodes run
+ * directly, now and from then on. A node that refuses its tensors while being captured ends
+ * the capture and fails the run like a direct one would, leaving capture on. */
+static int run_captured(struct swarm_graph *g, uint32_t rows)
+{
+	struct swarm_device *dev = g->dev;
+	void **exec = &g->execs[rows - 1];
+	if (!*exec) {
+		int rc = dev->i->capture_begin(dev);
+		if (rc) {
+			g->capture_off = true;
+			return run_nodes(g);
+		}
+		int node_rc = run_nodes(g);
+		void *e = NULL;
+		rc = dev->i->capture_end(dev, &e);
+		if (node_rc) {
+			if (!rc && e)
+				dev->i->exec_free(dev, e);
+			return node_rc;
+		}
+		if (rc || !e) {
+			/* Nothing captured ran: run the nodes for real. */
+			g->capture_off = true;
+			return run_nodes(g);
+		}
+		*exec = e;
+	}
+	return dev->i->replay(dev, *exec);
+}
+
+/* A run on a staged device: upload, the nodes (captured or direct), download, synchronise. */
+static int run_staged(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
+		      void *const *outputs)
+{
+	struct swarm_device *dev = g->dev;
+	int rc = 0;
+	for (uint32_t i = 0; !rc && i < g->n_inputs; i++) {
+		const struct gtensor *t = &g->tensors[g->input_t[i]];
+		size_t n = run_bytes(t);
+		if (n)
+			rc = dev->i->upload(dev, t->t.data, inputs[i], n);
+	}
+	if (!rc)
+		rc = g->execs && !g->capture_off && rows <= g->n_execs ? run_captured(g, rows) :
+									 run_nodes(g);
+	for (uint32_t i = 0; !rc && i < g->n_outputs; i++) {
+		const struct gtensor *t = &g->tensors[g->output_t[i]];
+		size_t n = run_bytes(t);
+		if (n)
+			rc = dev->i->download(dev, outputs[i], t->t.data, n);
+	}
+	/* Synchronise even after a failure: the work queued before it must be done (and its
+	 * errors reported now) before the caller reuses its buffers or runs again. */
+	int sync_rc = dev->i->synchronize ? dev->i->synchronize(dev) : 0;
+	return rc ? rc : sync_rc;
+}
+
+int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
+		    void *const *outputs)
+{
+	if (!g || rows == 0 || rows > g->max_batch || (g->n_inputs && !inputs) || !outputs)
+		return -EINVAL;
+	if (g->staged) {
+		set_rows(g, rows);
+		return run_staged(g, rows, inputs, outputs);
+	}
+	for (uint32_t i = 0; i < g->n_inputs; i++)
+		g->tensors[g->input_t[i]].t.data = (void *)inputs[i];
+	for (uint32_t i = 0; i < g->n_outputs; i++)
+		g->tensors[g->output_t[i]].t.data = outputs[i];
+	set_rows(g, rows);
+	return run_nodes(g);
+}
+
+int swarm_graph_adopt(struct swarm_graph *g, void *mem)
+{
+	if (!g || !mem)
+		return -EINVAL;
+	if (g->owned)
+		return -EBUSY;
+	g->owned = mem;
+	return 0;
+}
+
 void swarm_graph_free(struct swarm_graph *g)
 {
 	if (!g)
 		return;
+	for (uint32_t i = 0; i < g->n_execs; i++)
+		if (g->execs[i])
+			g->dev->i->exec_free(g->dev, g->execs[i]);
+	free(g->execs);
 	if (g->arena)
 		g->dev->i->free(g->dev, g->arena);
+	if (g->owned)
+		g->dev->i->free(g->dev, g->owned);
 	free(g->tensors);
 	free(g->nodes);
 	free(g);
+}
+
+uint32_t swarm_graph_captured(const struct swarm_graph *g)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; g && i < g->n_execs; i++)
+		n += g->execs[i] != NULL;
+	return n;
 }
 
 size_t swarm_graph_arena_bytes(const struct swarm_graph *g) { return g ? g->arena_bytes : 0; }

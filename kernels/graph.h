@@ -7,7 +7,19 @@
  * (refusing what does not fit, naming the node), and plans one arena for the intermediates
  * with liveness-based reuse: a tensor lives from the node that produces it to the last node
  * that reads it, and tensors whose lifetimes do not overlap share bytes (greedy first-fit,
- * 64-byte aligned). Inputs and outputs are the caller's buffers and never in the arena.
+ * 64-byte aligned). On a device whose memory is host memory (dev->i->host_memory, the CPU),
+ * inputs and outputs are the caller's buffers and never in the arena.
+ *
+ * On a device whose memory is not host memory (host_memory 0, the GPU), the build also places
+ * one staging buffer per manifest input and output, sized for max_batch, at the end of the
+ * arena (the same one allocation), and a run copies through them: upload the caller's inputs,
+ * run the nodes on the staging buffers, download into the caller's outputs, synchronise.
+ * Every pointer the nodes see is then fixed, so on a device with the capture hooks the nodes
+ * of a run of r rows (r <= SWARM_GRAPH_CAPTURE_ROWS) are captured once, at the first run of
+ * r rows, and replayed by every later run of r rows; the copies stay outside the capture,
+ * since the caller's pointers change from run to run. A capture that fails turns capture off
+ * for the graph, which then runs its nodes directly.
+ *
  * A graph is not thread-safe: one thread runs it at a time (its tensors carry the batch).
  */
 #ifndef SWARM_KERNELS_GRAPH_H
@@ -21,13 +33,21 @@
 
 struct swarm_graph;
 
+/* Rows values that get a captured node list on a device with graph capture: 1..64. An exec
+ * holds exact shapes, so each rows value needs its own; launch overhead, which replay saves,
+ * matters for small batches, where the kernels themselves take microseconds; above 64 rows
+ * the kernels' own time dominates and the nodes run directly. Rounding rows up to a power of
+ * two instead would run padding rows, whose stale ids could fail an embedding. */
+#define SWARM_GRAPH_CAPTURE_ROWS 64
+
 /* Looks a weight up by name for swarm_graph_build: the tensor (device memory of the graph's
  * device, fixed shape), or NULL when there is no weight of that name. The tensor's storage
  * must outlive the graph; the struct itself is copied. */
 typedef const struct swarm_tensor *(*swarm_graph_weight_fn)(void *ctx, const char *name);
 
 /* Builds the plan of m's node list for dev and batches of up to max_batch rows, allocating
- * its arena (intermediates and constants) once through dev. Returns 0 with *out set, -EINVAL
+ * its arena (intermediates, constants and, on a staged device, the staging buffers) once
+ * through dev. Returns 0 with *out set, -EINVAL
  * with the node and the problem in err (an unresolved or misused name, a shape or dtype that
  * does not fit, an output no node produces), -ENOTSUP when the device does not take a node,
  * -ENOMEM. m and the callback are not used after it returns. Thread-safe. */
@@ -35,19 +55,37 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 		      struct swarm_device *dev, uint32_t max_batch, struct swarm_graph **out,
 		      char *err, size_t err_len);
 
-/* Runs the graph on rows (1..max_batch) rows: inputs[i] and outputs[i] are device memory of
- * rows * row_bytes bytes for the manifest's inputs and outputs, in its order. Runs every node
- * through dev->i->run and allocates nothing. Returns 0, -EINVAL (rows out of range), or the
- * first failing node's code. On a device with synchronize, the work may still be queued:
- * synchronize before reading the outputs. */
+/* Runs the graph on rows (1..max_batch) rows: inputs[i] and outputs[i] are buffers of
+ * rows * row_bytes bytes for the manifest's inputs and outputs, in its order.
+ * On a host-memory device they are device memory (= host memory), bound as they are: every
+ * node runs through dev->i->run, nothing is allocated, and on a device with synchronize the
+ * work may still be queued (synchronize before reading the outputs).
+ * On a staged device (host_memory 0) they are host memory: the inputs are uploaded, the nodes
+ * run (replayed from a capture where the device has one), the outputs downloaded, and the
+ * device synchronised before it returns, so the outputs are ready. The first run of each
+ * rows value up to SWARM_GRAPH_CAPTURE_ROWS captures (the device allocates the exec then);
+ * later ones allocate nothing.
+ * Returns 0, -EINVAL (rows out of range), the first failing copy's or node's code, or
+ * synchronize's (-EINVAL for an index found out of range on the device); after a failure
+ * the outputs are undefined. */
 int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
 		    void *const *outputs);
 
-/* Frees the arena and the plan; g is invalid after it. NULL is a no-op. */
+/* Gives g device memory of its device (mem from dev->i->alloc: the weights a loader
+ * uploaded for it) to free in swarm_graph_free. Returns 0, -EINVAL, or -EBUSY when g already
+ * holds some (it holds one). */
+int swarm_graph_adopt(struct swarm_graph *g, void *mem);
+
+/* Frees the captured execs, the arena, adopted memory and the plan; g is invalid after it.
+ * NULL is a no-op. */
 void swarm_graph_free(struct swarm_graph *g);
 
-/* The arena's bytes as planned (intermediates with reuse, constants included), and the bytes
- * the intermediates would take without reuse (each 64-byte aligned, constants included). */
+/* Rows values that have a captured node list now (0 without capture). */
+uint32_t swarm_graph_captured(const struct swarm_graph *g);
+
+/* The arena's bytes as planned (intermediates with reuse, constants and staging buffers
+ * included), and the bytes the intermediates would take without reuse (each 64-byte aligned,
+ * constants and staging buffers included). */
 size_t swarm_graph_arena_bytes(const struct swarm_graph *g);
 size_t swarm_graph_naive_bytes(const struct swarm_graph *g);
 

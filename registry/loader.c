@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -122,6 +123,8 @@ void swarm_weights_unload(struct swarm_weights *w)
 struct weight_view {
 	const void *map;
 	const struct swarm_st_file *st;
+	char *dev_base;        /* on a device without host memory: the uploaded tensors, or NULL */
+	uint64_t *dev_off;     /* per tensor of st: its offset in dev_base */
 	struct swarm_tensor t; /* the last one looked up; swarm_graph_build copies it */
 };
 
@@ -133,12 +136,58 @@ static const struct swarm_tensor *weight_lookup(void *ctx, const char *name)
 		return NULL;
 	memset(&v->t, 0, sizeof v->t);
 	/* The ops only read weights: the mapping is read-only and shared. */
-	v->t.data = (void *)((const char *)v->map + t->offset);
+	if (v->dev_base)
+		v->t.data = v->dev_base + v->dev_off[t - v->st->tensors];
+	else
+		v->t.data = (void *)((const char *)v->map + t->offset);
 	v->t.dtype = swarm_st_to_swarm_dtype(t->dtype);
 	v->t.ndim = t->ndim;
 	for (uint32_t i = 0; i < t->ndim; i++)
 		v->t.shape[i] = t->shape[i];
 	return &v->t;
+}
+
+#define WEIGHT_ALIGN 256 /* what cuBLAS and vector loads like best */
+
+/* Copies every tensor of st into one allocation of dev, each WEIGHT_ALIGN-aligned, and
+ * records where in v. Returns 0 or -errno with the message in err. */
+static int upload_weights(struct weight_view *v, struct swarm_device *dev, char *err,
+			  size_t err_len)
+{
+	const struct swarm_st_file *st = v->st;
+	uint64_t total = 0;
+	v->dev_off = calloc(st->n_tensors ? st->n_tensors : 1, sizeof *v->dev_off);
+	if (!v->dev_off) {
+		snprintf(err, err_len, "out of memory for the weights' offsets");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < st->n_tensors; i++) {
+		v->dev_off[i] = total;
+		total += (st->tensors[i].nbytes + WEIGHT_ALIGN - 1) / WEIGHT_ALIGN * WEIGHT_ALIGN;
+	}
+	v->dev_base = dev->i->alloc(dev, total ? total : WEIGHT_ALIGN);
+	if (!v->dev_base) {
+		snprintf(err, err_len, "the %s device could not allocate %llu bytes of weights",
+			 dev->i->name ? dev->i->name : "?", (unsigned long long)total);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < st->n_tensors; i++) {
+		const struct swarm_st_tensor *t = &st->tensors[i];
+		int rc = t->nbytes ? dev->i->upload(dev, v->dev_base + v->dev_off[i],
+						    (const char *)v->map + t->offset, t->nbytes) :
+				     0;
+		if (rc) {
+			snprintf(err, err_len, "uploading weight \"%s\" (%llu bytes) failed: %s",
+				 t->name, (unsigned long long)t->nbytes, strerror(-rc));
+			return rc;
+		}
+	}
+	/* The uploads may be queued: done before the graph's first run reads them, and any
+	 * failure seen here rather than there. */
+	int rc = dev->i->synchronize ? dev->i->synchronize(dev) : 0;
+	if (rc)
+		snprintf(err, err_len, "uploading the weights failed: %s", strerror(-rc));
+	return rc;
 }
 
 int swarm_graph_from_weights(const struct swarm_manifest *m, const void *map,
@@ -147,5 +196,28 @@ int swarm_graph_from_weights(const struct swarm_manifest *m, const void *map,
 			     size_t err_len)
 {
 	struct weight_view v = { .map = map, .st = st };
-	return swarm_graph_build(m, weight_lookup, &v, dev, max_batch, out, err, err_len);
+	int rc;
+	if (out)
+		*out = NULL;
+	if (dev && dev->i && !dev->i->host_memory && st && map) {
+		if ((rc = upload_weights(&v, dev, err, err_len)))
+			goto err_free;
+	}
+	rc = swarm_graph_build(m, weight_lookup, &v, dev, max_batch, out, err, err_len);
+	if (rc)
+		goto err_free;
+	if (v.dev_base && (rc = swarm_graph_adopt(*out, v.dev_base))) {
+		snprintf(err, err_len, "the graph would not take its weights (%d)", rc);
+		swarm_graph_free(*out);
+		*out = NULL;
+		goto err_free;
+	}
+	free(v.dev_off);
+	return 0;
+
+err_free:
+	if (v.dev_base)
+		dev->i->free(dev, v.dev_base);
+	free(v.dev_off);
+	return rc;
 }

@@ -36,9 +36,12 @@ int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, in
 /* Unmaps and frees what swarm_weights_load made. */
 void swarm_weights_unload(struct swarm_weights *w);
 
-/* Builds m's node-list graph for dev with its weights taken in place from a mapped
- * safetensors file (map, parsed as st): on the CPU device the ops read the mapping itself.
- * Returns what swarm_graph_build returns, with its message in err. */
+/* Builds m's node-list graph for dev with its weights from a mapped safetensors file (map,
+ * parsed as st). On a host-memory device (the CPU) the ops read the mapping itself; on any
+ * other device (a GPU) every tensor of the file is uploaded once into one device allocation
+ * (each 256-byte aligned), synchronised, and adopted by the graph, which frees it. Returns
+ * what swarm_graph_build returns, or -ENOMEM or the upload's error, with a message in err;
+ * on failure nothing stays allocated. */
 int swarm_graph_from_weights(const struct swarm_manifest *m, const void *map,
 			     const struct swarm_st_file *st, struct swarm_device *dev,
 			     uint32_t max_batch, struct swarm_graph **out, char *err,

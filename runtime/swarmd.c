@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <sched.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -113,6 +114,7 @@ struct device {
 	struct watch pid_w;
 	int index;
 	struct swarm_device_plan plan;
+	int gpu; /* the CUDA ordinal its worker drives (--gpu), -1 for a CPU device */
 	int state;
 	pid_t pid;
 	int pidfd;
@@ -254,8 +256,9 @@ static int start_worker(struct device *dv)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 	memset(dv->stats, 0, sizeof *dv->stats);
-	char idx[16], numa[16], spin[32];
+	char idx[16], numa[16], spin[32], gpu[16];
 	snprintf(idx, sizeof idx, "%d", dv->index);
+	snprintf(gpu, sizeof gpu, "%d", dv->gpu);
 	snprintf(numa, sizeof numa, "%d", dv->plan.numa_node);
 	snprintf(spin, sizeof spin, "%llu", (unsigned long long)d.spin_us);
 	const char *level = d.log_level == SWARM_LOG_DEBUG ? "debug" : "info";
@@ -275,13 +278,17 @@ static int start_worker(struct device *dv)
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		const char *argv[24] = {
+		const char *argv[32] = {
 			"swarm-worker",   "--ctl-fd", "3",      "--stats-fd",  "4",
 			"--device-index", idx,        "--name", dv->plan.name, "--cpus",
 			dv->plan.cpus,    "--numa",   numa,     "--spin-us",   spin,
 			"--log-level",    level
 		};
 		int argc = 17;
+		if (dv->gpu >= 0) {
+			argv[argc++] = "--gpu";
+			argv[argc++] = gpu;
+		}
 		if (d.registry) {
 			argv[argc++] = "--registry";
 			argv[argc++] = d.registry_dir;
@@ -369,6 +376,15 @@ static void worker_died(struct device *dv)
 	dv->pid = -1;
 	if (d.stopping) {
 		dv->state = SWARM_DEVICE_PARKED;
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == SWARM_WORKER_EXIT_NO_DEVICE) {
+		/* Another start would fail the same way: the worker logged why. */
+		dv->state = SWARM_DEVICE_FAILED;
+		swarm_log(SWARM_LOG_ERROR,
+			  "event=device_failed device=%s reason=\"its worker could not open the "
+			  "device (the worker's log says why); not restarted\"",
+			  dv->plan.name);
 		return;
 	}
 	uint64_t now = swarm_now_ns();
@@ -1270,7 +1286,12 @@ static void usage(FILE *f)
 		"                       $XDG_RUNTIME_DIR/swarm/swarmd.sock, else\n"
 		"                       /tmp/swarm-$UID/swarmd.sock)\n"
 		"  --devices cpu:N      serve N virtual CPU devices, spread over NUMA nodes and\n"
-		"                       cores (default: one per NUMA node)\n"
+		"                       cores\n"
+		"  --devices gpu        serve every CUDA GPU, one worker each, named gpu:0,\n"
+		"                       gpu:1, ...; fails at startup, saying why, when there is\n"
+		"                       no GPU or swarmd was built without CUDA\n"
+		"                       (default: the GPUs when there are any, else one CPU\n"
+		"                       device per NUMA node)\n"
 		"  --topology FILE.xml  plan devices on an hwloc XML topology, not this machine\n"
 		"  --spin-us N          a worker spins N us with nothing to do before it sleeps\n"
 		"                       (default 50; 0 sleeps at once)\n"
@@ -1292,7 +1313,14 @@ static void usage(FILE *f)
 		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n");
 }
 
-static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
+/* What --devices asked for. */
+enum devices_mode {
+	DEVICES_DEFAULT = 0, /* the GPUs if there are any, else one CPU device per NUMA node */
+	DEVICES_CPU,         /* cpu:N */
+	DEVICES_GPU,         /* gpu: every CUDA GPU, or a startup error */
+};
+
+static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char **topo_xml)
 {
 	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
 					      { "devices", required_argument, 0, 'd' },
@@ -1315,15 +1343,20 @@ static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
 			swarm_copy_str(d.socket_path, sizeof d.socket_path, optarg);
 			break;
 		case 'd':
+			if (strcmp(optarg, "gpu") == 0) {
+				*mode = DEVICES_GPU;
+				break;
+			}
 			if (strncmp(optarg, "cpu:", 4) != 0 ||
 			    (*n_cpu = (int)strtol(optarg + 4, &end, 10)) <= 0 || *end ||
 			    *n_cpu > MAX_DEVICES) {
 				fprintf(stderr,
-					"swarmd: --devices takes cpu:N with N from 1 to %d, not "
-					"\"%s\"\n",
+					"swarmd: --devices takes cpu:N with N from 1 to %d, or gpu, "
+					"not \"%s\"\n",
 					MAX_DEVICES, optarg);
 				return 2;
 			}
+			*mode = DEVICES_CPU;
 			break;
 		case 't':
 			*topo_xml = optarg;
@@ -1384,6 +1417,105 @@ static int parse_args(int argc, char **argv, int *n_cpu, const char **topo_xml)
 	return 0;
 }
 
+/* The CUDA GPUs this process can use: their count, or 0 with why there are none in why. */
+static int count_gpus(char *why, size_t why_len)
+{
+#ifdef SWARM_HAVE_CUDA
+	int gpus = 0;
+	int err = swarm_cuda_device_count(&gpus);
+	if (err == 0 && gpus > 0)
+		return gpus < MAX_DEVICES ? gpus : MAX_DEVICES;
+	snprintf(why, why_len, "no CUDA GPU: %s (%s)", swarm_cuda_last_error(),
+		 strerror(err < 0 ? -err : ENODEV));
+	return 0;
+#else
+	snprintf(why, why_len,
+		 "no CUDA GPU: CUDA is not built into this swarmd (configured without nvcc or "
+		 "with -DSWARM_CUDA=OFF)");
+	return 0;
+#endif
+}
+
+/* The cores swarmd may run on, as a cpulist ("0-3,8"): what a GPU's worker binds to until
+ * GPU locality places it on its GPU's node. Returns 0 or -errno. */
+static int machine_cpus(char *out, size_t len)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) < 0)
+		return -errno;
+	size_t off = 0;
+	out[0] = 0;
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &set) || (c > 0 && CPU_ISSET(c - 1, &set)))
+			continue;
+		int last = c;
+		while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set))
+			last++;
+		int n = last > c ?
+				snprintf(out + off, len - off, "%s%d-%d", off ? "," : "", c, last) :
+				snprintf(out + off, len - off, "%s%d", off ? "," : "", c);
+		if (n < 0 || (size_t)n >= len - off)
+			return -E2BIG;
+		off += (size_t)n;
+	}
+	return off ? 0 : -ENODEV;
+}
+
+/* The devices to serve: --devices cpu:N, gpu, or the default (every GPU where there is one,
+ * else a CPU device per NUMA node). gpu_of[i] is device i's CUDA ordinal, -1 for a CPU
+ * device. Returns the count, or 0 after logging why there is nothing to serve. */
+static int plan_devices(int mode, int n_cpu, struct swarm_device_plan *plan, int *gpu_of)
+{
+	char why[256] = "";
+	int gpus = mode == DEVICES_CPU ? 0 : count_gpus(why, sizeof why);
+	if (mode == DEVICES_GPU && gpus == 0) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"--devices gpu: %s\"",
+			  why);
+		return 0;
+	}
+	if (gpus > 0) {
+		char cpus[SWARM_CPUS_MAX];
+		int err = machine_cpus(cpus, sizeof cpus);
+		if (err) {
+			swarm_log(SWARM_LOG_ERROR,
+				  "event=startup_failed reason=\"cannot list the cores for the GPU "
+				  "workers: %s\"",
+				  strerror(-err));
+			return 0;
+		}
+		char names[MAX_DEVICES * 8] = "";
+		size_t off = 0;
+		for (int i = 0; i < gpus; i++) {
+			memset(&plan[i], 0, sizeof plan[i]);
+			plan[i].index = i;
+			snprintf(plan[i].name, sizeof plan[i].name, "gpu:%d", i);
+			plan[i].numa_node = -1; /* no membind until GPU locality */
+			swarm_copy_str(plan[i].cpus, sizeof plan[i].cpus, cpus);
+			gpu_of[i] = i;
+			int n = snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "",
+					 plan[i].name);
+			if (n > 0 && (size_t)n < sizeof names - off)
+				off += (size_t)n;
+		}
+		swarm_log(SWARM_LOG_INFO, "event=gpus_found count=%d serving=%s cpus=%s%s", gpus,
+			  names, cpus,
+			  mode == DEVICES_DEFAULT ?
+				  " note=\"--devices cpu:N serves CPUs instead\"" :
+				  "");
+		return gpus;
+	}
+	if (mode == DEVICES_DEFAULT)
+		swarm_log(SWARM_LOG_INFO, "event=no_gpus reason=\"%s\" serving=cpu", why);
+	int n = swarm_topology_plan_cpu(d.topo, n_cpu, plan, MAX_DEVICES);
+	if (n <= 0) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"no devices to serve\"");
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		gpu_of[i] = -1;
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	d.spin_us = 50;
@@ -1392,9 +1524,9 @@ int main(int argc, char **argv)
 	d.log_level = SWARM_LOG_INFO;
 	d.next_session_id = 1;
 	d.allow_uid[d.n_allow_uid++] = getuid();
-	int n_cpu = 0;
+	int n_cpu = 0, mode = DEVICES_DEFAULT;
 	const char *topo_xml = NULL;
-	int rc = parse_args(argc, argv, &n_cpu, &topo_xml);
+	int rc = parse_args(argc, argv, &mode, &n_cpu, &topo_xml);
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	swarm_log_init("swarmd", d.log_level);
@@ -1432,20 +1564,11 @@ int main(int argc, char **argv)
 		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"cannot load topology\"");
 		return 1;
 	}
-#ifdef SWARM_HAVE_CUDA
-	int gpus = 0;
-	if (swarm_cuda_device_count(&gpus) == 0 && gpus > 0)
-		swarm_log(SWARM_LOG_INFO,
-			  "event=gpus_found count=%d note=\"CUDA workers come with the kernels "
-			  "issue; serving CPU devices\"",
-			  gpus);
-#endif
 	struct swarm_device_plan plan[MAX_DEVICES];
-	d.n_dev = swarm_topology_plan_cpu(d.topo, n_cpu, plan, MAX_DEVICES);
-	if (d.n_dev <= 0) {
-		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"no devices to serve\"");
-		return 1;
-	}
+	int gpu_of[MAX_DEVICES];
+	d.n_dev = plan_devices(mode, n_cpu, plan, gpu_of);
+	if (d.n_dev <= 0)
+		return 1; /* plan_devices logged why */
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -1480,6 +1603,7 @@ int main(int argc, char **argv)
 		struct device *dv = &d.dev[i];
 		dv->index = i;
 		dv->plan = plan[i];
+		dv->gpu = gpu_of[i];
 		dv->ctl = dv->pidfd = -1;
 		dv->ctl_w.kind = W_DEV_CTL;
 		dv->pid_w.kind = W_DEV_PID;

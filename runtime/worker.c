@@ -38,6 +38,9 @@
 #include "runtime/stats.h"
 #include "runtime/topology.h"
 #include "swarm/swarm.h"
+#ifdef SWARM_HAVE_CUDA
+#include "kernels/cuda/probe.h"
+#endif
 
 /* Loop tags: the control socket, the timer, and sessions by their table index. */
 #define TAG_CTL 0xffff0001ull
@@ -83,6 +86,7 @@ struct version {
 	uint32_t n_in, n_out;
 	uint64_t in_row[SWARM_MAX_TENSORS], out_row[SWARM_MAX_TENSORS];
 	void *bin[SWARM_MAX_TENSORS], *bout[SWARM_MAX_TENSORS]; /* gathered rows, max_batch each */
+	int pinned; /* bin and bout are registered with the device (register_host) */
 };
 
 /* A request waiting for its batch. */
@@ -110,6 +114,7 @@ struct session {
 	int32_t *pending_status;
 	uint32_t pending_head, n_pending;
 	struct swarm_session_stats *stats;
+	int registered; /* the segment is pinned with the device (register_host) */
 };
 
 struct worker {
@@ -126,7 +131,8 @@ struct worker {
 	struct session *active[SWARM_WORKER_MAX_SESSIONS];   /* the first n_sessions, dense */
 	uint32_t n_sessions;
 	struct version *versions;
-	struct swarm_device *dev; /* where node-list graphs run: the CPU device */
+	struct swarm_device *dev; /* where node-list graphs run: the CPU device, or the GPU */
+	int gpu;                  /* --gpu: the CUDA ordinal of dev, -1 for the CPU device */
 	char backend_dir[PATH_MAX];
 	uint32_t batch_round;
 	char registry[PATH_MAX];
@@ -263,14 +269,51 @@ static int backend_load(struct worker *w, struct version *x, const struct swarm_
 /* Finds or loads the version v names. Loading maps the blob, touches (and verifies) it, and
  * binds the model's weights by name, dtype and shape. Returns it with a reference taken, or
  * NULL with the reason in why. */
-static void version_free_buffers(struct version *x)
+static void version_free_buffers(struct worker *w, struct version *x)
 {
 	for (uint32_t i = 0; i < SWARM_MAX_TENSORS; i++) {
+		if (x->pinned && x->bin[i])
+			w->dev->i->unregister_host(w->dev, x->bin[i]);
+		if (x->pinned && x->bout[i])
+			w->dev->i->unregister_host(w->dev, x->bout[i]);
 		free(x->bin[i]);
 		free(x->bout[i]);
 	}
 	free(x->batch);
 	free(x->q);
+}
+
+/* Pins a version's gather buffers with a device that copies to its own memory, so that a
+ * batch's copies are DMA like a lone request's from its slot. All or none: a refusal is
+ * logged and costs speed only. */
+static void pin_batch_buffers(struct worker *w, struct version *x)
+{
+	struct swarm_device *d = w->dev;
+	if (!d->i->register_host || !d->i->unregister_host)
+		return;
+	uint32_t n = 0;
+	int rc = 0;
+	void *buf[2 * SWARM_MAX_TENSORS];
+	size_t bytes[2 * SWARM_MAX_TENSORS];
+	for (uint32_t i = 0; i < x->n_in; i++) {
+		buf[n] = x->bin[i];
+		bytes[n++] = (x->max_batch * x->in_row[i] + 63) / 64 * 64;
+	}
+	for (uint32_t i = 0; i < x->n_out; i++) {
+		buf[n] = x->bout[i];
+		bytes[n++] = (x->max_batch * x->out_row[i] + 63) / 64 * 64;
+	}
+	uint32_t done = 0;
+	for (; done < n && !(rc = d->i->register_host(d, buf[done], bytes[done])); done++) {
+	}
+	if (!rc) {
+		x->pinned = 1;
+		return;
+	}
+	while (done-- > 0)
+		d->i->unregister_host(d, buf[done]);
+	swarm_log(SWARM_LOG_WARN, "event=register_host_failed model=%s version=%u error=\"%s\"",
+		  x->model, x->number, strerror(-rc));
 }
 
 /* Reads and parses a manifest blob into a new manifest (free it). NULL with why on failure. */
@@ -425,6 +468,8 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 				 x->max_batch);
 			goto err_unload;
 		}
+		if (x->graph) /* built-ins and backends compute on the host */
+			pin_batch_buffers(w, x);
 	}
 	x->refs = 1;
 	x->next = w->versions;
@@ -434,7 +479,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 err_unload:
 	backend_unload(x);
 	swarm_graph_free(x->graph);
-	version_free_buffers(x);
+	version_free_buffers(w, x);
 	swarm_weights_unload(&x->w);
 err_free:
 	free(m);
@@ -488,7 +533,7 @@ static void version_put(struct worker *w, struct version *v)
 	backend_unload(v);
 	swarm_graph_free(v->graph);
 	swarm_weights_unload(&v->w);
-	version_free_buffers(v);
+	version_free_buffers(w, v);
 	free(v);
 }
 
@@ -542,6 +587,8 @@ static void session_free(struct worker *w, struct session *s)
 	swarm_loop_del(w->loop, s->sq_efd, s->index);
 	if (s->stats)
 		memset(s->stats, 0, sizeof *s->stats);
+	if (s->registered)
+		w->dev->i->unregister_host(w->dev, s->base);
 	munmap(s->base, s->geo.segment_bytes);
 	close(s->memfd);
 	close(s->sq_efd);
@@ -947,6 +994,17 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 	s->sq_efd = fds[1];
 	s->cq_efd = fds[2];
 	s->h = s->base;
+	/* Pinned once here, the slots are DMA'd to and from the GPU in place (DESIGN: zero copy
+	 * to the GPU). A refusal costs speed, not correctness: copies from pageable memory work. */
+	if (w->dev->i->register_host && w->dev->i->unregister_host) {
+		int rc = w->dev->i->register_host(w->dev, s->base, s->geo.segment_bytes);
+		s->registered = rc == 0;
+		if (rc)
+			swarm_log(SWARM_LOG_WARN,
+				  "event=register_host_failed session=%llu bytes=%llu error=\"%s\"",
+				  (unsigned long long)s->id,
+				  (unsigned long long)s->geo.segment_bytes, strerror(-rc));
+	}
 	s->slot_state = calloc(s->geo.nslots, 1);
 	s->pending = calloc(s->geo.nslots, sizeof *s->pending);
 	s->pending_status = calloc(s->geo.nslots, sizeof *s->pending_status);
@@ -978,6 +1036,8 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 err_free:
 	queue_purge(v, s);
 	version_put(w, v);
+	if (s->registered)
+		w->dev->i->unregister_host(w->dev, s->base);
 	munmap(s->base, s->geo.segment_bytes);
 	free(s->slot_state);
 	free(s->pending);
@@ -1182,15 +1242,42 @@ static void run(struct worker *w)
 	}
 }
 
+/* The CUDA device on GPU ordinal, or -errno with why in why ("no CUDA GPU: ..."). */
+static int open_gpu(int ordinal, struct swarm_device **out, char *why, size_t why_len)
+{
+	int err = swarm_device_cuda_create(ordinal, out);
+	if (!err)
+		return 0;
+#ifdef SWARM_HAVE_CUDA
+	const char *detail = swarm_cuda_last_error();
+#else
+	const char *detail = "";
+#endif
+	if (err == -ENOTSUP)
+		snprintf(
+			why, why_len,
+			"no CUDA GPU: CUDA is not built into this swarm-worker (configured without "
+			"nvcc or with -DSWARM_CUDA=OFF)");
+	else
+		snprintf(why, why_len, "no CUDA GPU: cannot open GPU %d: %s%s%s", ordinal,
+			 detail && *detail ? detail : "", detail && *detail ? "; " : "",
+			 strerror(-err));
+	return err;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: swarm-worker --ctl-fd N --stats-fd N --device-index N --name NAME\n"
-		"                    --cpus LIST [--numa NODE] [--spin-us N] [--log-level L]\n"
+		"                    --cpus LIST [--numa NODE] [--gpu ORDINAL] [--spin-us N]\n"
+		"                    [--log-level L]\n"
 		"Serves one device for swarmd, which starts it; not meant to be run by hand.\n"
 		"  --ctl-fd N      the control socket inherited from swarmd\n"
 		"  --stats-fd N    the stats page memfd inherited from swarmd\n"
 		"  --cpus LIST     cores to bind to (cpulist, e.g. 0-3)\n"
+		"  --gpu ORDINAL   run node-list graphs on CUDA GPU ORDINAL (default: on the CPU\n"
+		"                  device, with a thread per bound core); exits 3 with the reason\n"
+		"                  logged when that GPU cannot be opened\n"
 		"  --numa NODE     NUMA node for memory (-1: leave it)\n"
 		"  --spin-us N     spin this long with nothing to do before sleeping (default 50)\n"
 		"  --registry DIR  the model registry to load weights blobs from\n"
@@ -1202,9 +1289,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	struct worker w = {
-		.ctl = -1, .numa_node = -1, .spin_ns = 50000, .device_index = -1, .verify_blobs = 1
-	};
+	struct worker w = { .ctl = -1,
+			    .numa_node = -1,
+			    .spin_ns = 50000,
+			    .device_index = -1,
+			    .verify_blobs = 1,
+			    .gpu = -1 };
 	int stats_fd = -1, level = SWARM_LOG_INFO;
 	static const struct option opts[] = { { "ctl-fd", required_argument, 0, 'c' },
 					      { "stats-fd", required_argument, 0, 's' },
@@ -1217,6 +1307,7 @@ int main(int argc, char **argv)
 					      { "registry", required_argument, 0, 'r' },
 					      { "no-verify", no_argument, 0, 'V' },
 					      { "backend-dir", required_argument, 0, 'B' },
+					      { "gpu", required_argument, 0, 'G' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -1254,6 +1345,18 @@ int main(int argc, char **argv)
 		case 'B':
 			swarm_copy_str(w.backend_dir, sizeof w.backend_dir, optarg);
 			break;
+		case 'G': {
+			char *end;
+			long g = strtol(optarg, &end, 10);
+			if (!*optarg || *end || g < 0 || g > INT_MAX) {
+				fprintf(stderr,
+					"swarm-worker: --gpu takes an ordinal, not \"%s\"\n",
+					optarg);
+				return 2;
+			}
+			w.gpu = (int)g;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1281,13 +1384,27 @@ int main(int argc, char **argv)
 	w.stats->device_index = w.device_index;
 	w.stats->magic = SWARM_STATS_MAGIC;
 
-	/* Node-list graphs run on the CPU device, its threads on the cores bound above. */
-	cpu_set_t cpus;
-	int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-	err = swarm_device_cpu_create(threads > 0 ? threads : 1, &w.dev);
-	if (err) {
-		swarm_log(SWARM_LOG_ERROR, "event=device_failed error=\"%s\"", strerror(-err));
-		return 1;
+	if (w.gpu >= 0) {
+		char why[320];
+		err = open_gpu(w.gpu, &w.dev, why, sizeof why);
+		if (err) {
+			swarm_log(SWARM_LOG_ERROR,
+				  "event=device_failed device=%s gpu=%d reason=\"%s\"", w.name,
+				  w.gpu, why);
+			return SWARM_WORKER_EXIT_NO_DEVICE;
+		}
+		swarm_log(SWARM_LOG_INFO, "event=device_open device=%s kind=%s gpu=%d", w.name,
+			  w.dev->i->name ? w.dev->i->name : "?", w.gpu);
+	} else {
+		/* Node-list graphs run on the CPU device, its threads on the cores bound above. */
+		cpu_set_t cpus;
+		int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+		err = swarm_device_cpu_create(threads > 0 ? threads : 1, &w.dev);
+		if (err) {
+			swarm_log(SWARM_LOG_ERROR, "event=device_failed error=\"%s\"",
+				  strerror(-err));
+			return 1;
+		}
 	}
 	struct sigaction sa = { .sa_handler = on_term };
 	sigaction(SIGTERM, &sa, NULL);

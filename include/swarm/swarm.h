@@ -83,7 +83,7 @@ typedef struct swarm_session_opts {
 typedef struct swarm_session_info {
 	uint64_t session_id;
 	int32_t device_index;      /* swarmd's index of the device */
-	char device_name[32];      /* "cpu:0", "cuda:1" */
+	char device_name[32];      /* "cpu:0", "gpu:1" */
 	int32_t numa_node;         /* the device's NUMA node, -1 when unknown */
 	char cpus[SWARM_CPUS_MAX]; /* the cores the worker is bound to, as a cpulist */
 	int32_t worker_pid;

@@ -345,8 +345,10 @@ void h_start(const char *devices, const char *const *extra)
 	argv[argc++] = SWARM_BIN_DIR "/swarmd";
 	argv[argc++] = "--socket";
 	argv[argc++] = H.sock;
-	argv[argc++] = "--devices";
-	argv[argc++] = devices;
+	if (devices) {
+		argv[argc++] = "--devices";
+		argv[argc++] = devices;
+	}
 	for (int i = 0; extra && extra[i] && argc < 31; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
@@ -411,7 +413,8 @@ void h_start(const char *devices, const char *const *extra)
 		if (h_now_ns() >= end) {
 			h_print_log("no event=ready within 10 s");
 			sweep();
-			cr_assert_fail("swarmd (%s) not ready within 10 s", devices);
+			cr_assert_fail("swarmd (%s) not ready within 10 s",
+				       devices ? devices : "default devices");
 		}
 		h_sleep_ms(20);
 	}

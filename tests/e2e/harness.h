@@ -34,9 +34,10 @@
 
 /* ---- swarmd -------------------------------------------------------------------------------- */
 
-/* Starts swarmd --socket DIR/swarmd.sock --devices devices [extra...] (extra: NULL-terminated,
- * may be NULL) with its stderr in DIR/swarmd.log, and waits up to 10 s for "event=ready" in
- * the log. Fails the test (printing the log) when swarmd exits or is not ready in time. */
+/* Starts swarmd --socket DIR/swarmd.sock --devices devices [extra...] (devices NULL: no
+ * --devices, swarmd's default; extra: NULL-terminated, may be NULL) with its stderr in
+ * DIR/swarmd.log, and waits up to 10 s for "event=ready" in the log. Fails the test (printing
+ * the log) when swarmd exits or is not ready in time. */
 void h_start(const char *devices, const char *const *extra);
 
 /* Resumes any stopped worker, sends SIGTERM to swarmd, waits up to 10 s for it to exit (else

@@ -4,19 +4,28 @@
  * here; rows run alone or in a batch giving the same per-row results; the arena's liveness
  * reuse; one test per refusal (each names the node or output); and no device allocation once
  * built (the CPU device wrapped in one that counts).
+ *
+ * The staged path (a device whose memory is not host memory) runs on the CPU device dressed
+ * as such a device: outputs equal to the bit with the direct CPU run, one upload per input
+ * and one download per output per run, a capture per rows value and replays after it, direct
+ * runs after a failed capture, and the error an asynchronous device reports at synchronize.
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ipc/segment.h"
 #include "kernels/device.h"
 #include "kernels/graph.h"
+#include "registry/loader.h"
 #include "registry/manifest.h"
+#include "registry/safetensors.h"
 
 /* ---- a CPU device that counts what it is asked to do ----------------------------------- */
 
@@ -686,6 +695,490 @@ Test(kernels_graph, run_refuses_rows_out_of_range)
 	cr_assert_eq(swarm_graph_run(g, 5, ins, outs), -EINVAL);
 	cr_assert_eq(dev.runs, 0);
 	swarm_graph_free(g);
+}
+
+/* ---- a device whose memory is not host memory ------------------------------------------- */
+
+/* The CPU device dressed as a GPU: host_memory 0, so the executor stages through device
+ * buffers; it counts copies and synchronisations, defers every node's error to synchronize
+ * (as an asynchronous device reports an index found out of range), checks that no node ever
+ * sees a buffer that is not its own (or a weight), and, in its second table, has capture
+ * hooks that record the node list with its tensors' shapes as they were, and replay that
+ * record, as a CUDA graph does. */
+
+#define FAKE_MAX_ALLOCS 8
+#define FAKE_MAX_NODES 32
+
+struct fake_exec {
+	uint32_t n;
+	struct swarm_node nodes[FAKE_MAX_NODES];
+	struct swarm_tensor t[FAKE_MAX_NODES][SWARM_NODE_MAX_INPUTS + 1];
+};
+
+struct staged {
+	struct swarm_device dev;
+	struct swarm_device *inner;
+	void *alloc_p[FAKE_MAX_ALLOCS];
+	size_t alloc_n[FAKE_MAX_ALLOCS];
+	int allocs, frees, uploads, downloads, syncs;
+	size_t up_bytes, down_bytes;
+	int runs;     /* nodes run directly */
+	int recorded; /* nodes recorded while capturing */
+	int replayed; /* nodes run by replays */
+	int capture_begins, captures, replays, exec_frees;
+	int foreign; /* nodes that saw a pointer outside device memory and the weights */
+	int pending; /* the error the next synchronize reports */
+	bool fail_capture_end;
+	struct fake_exec *rec; /* the capture in progress, or NULL */
+};
+
+static struct staged st;
+
+static struct staged *stg(struct swarm_device *d) { return d->ctx; }
+
+static void *stg_alloc(struct swarm_device *d, size_t n)
+{
+	struct staged *s = stg(d);
+	void *p = s->inner->i->alloc(s->inner, n);
+	for (int i = 0; p && i < FAKE_MAX_ALLOCS; i++)
+		if (!s->alloc_p[i]) {
+			s->alloc_p[i] = p;
+			s->alloc_n[i] = n;
+			s->allocs++;
+			return p;
+		}
+	cr_assert_fail("the fake device ran out of allocation slots");
+	return NULL;
+}
+
+static void stg_free(struct swarm_device *d, void *p)
+{
+	struct staged *s = stg(d);
+	for (int i = 0; i < FAKE_MAX_ALLOCS; i++)
+		if (s->alloc_p[i] == p)
+			s->alloc_p[i] = NULL;
+	s->frees++;
+	s->inner->i->free(s->inner, p);
+}
+
+static int stg_upload(struct swarm_device *d, void *dst, const void *src, size_t n)
+{
+	stg(d)->uploads++;
+	stg(d)->up_bytes += n;
+	return stg(d)->inner->i->upload(stg(d)->inner, dst, src, n);
+}
+
+static int stg_download(struct swarm_device *d, void *dst, const void *src, size_t n)
+{
+	stg(d)->downloads++;
+	stg(d)->down_bytes += n;
+	return stg(d)->inner->i->download(stg(d)->inner, dst, src, n);
+}
+
+static int stg_sync(struct swarm_device *d)
+{
+	struct staged *s = stg(d);
+	int rc = s->pending;
+	s->syncs++;
+	s->pending = 0;
+	return rc;
+}
+
+static int stg_supports(struct swarm_device *d, const struct swarm_node *n)
+{
+	return stg(d)->inner->i->supports_op(stg(d)->inner, n);
+}
+
+/* 1 when the bytes of t lie in one of the fake device's allocations or in a weight. */
+static bool stg_owns(const struct staged *s, const struct swarm_tensor *t)
+{
+	const char *p = t->data;
+	for (int i = 0; i < FAKE_MAX_ALLOCS; i++) {
+		const char *a = s->alloc_p[i];
+		if (a && p >= a && p < a + s->alloc_n[i])
+			return true;
+	}
+	for (uint32_t i = 0; i < ws.n; i++)
+		if (p == ws.t[i].data)
+			return true;
+	return false;
+}
+
+/* Runs one node on the CPU; its error is kept for the next synchronize. */
+static void stg_exec_node(struct staged *s, const struct swarm_node *n)
+{
+	bool own = stg_owns(s, n->out);
+	for (uint32_t j = 0; j < n->n_in; j++)
+		own = own && stg_owns(s, n->in[j]);
+	s->foreign += !own;
+	int rc = s->inner->i->run(s->inner, n);
+	if (rc && !s->pending)
+		s->pending = rc;
+}
+
+static int stg_run(struct swarm_device *d, const struct swarm_node *n)
+{
+	struct staged *s = stg(d);
+	if (!s->rec) {
+		s->runs++;
+		stg_exec_node(s, n);
+		return 0;
+	}
+	/* Recorded, not run: the node and its tensors as they are now. */
+	struct fake_exec *e = s->rec;
+	cr_assert_lt(e->n, FAKE_MAX_NODES);
+	struct swarm_node *c = &e->nodes[e->n];
+	*c = *n;
+	for (uint32_t j = 0; j < n->n_in; j++) {
+		e->t[e->n][j] = *n->in[j];
+		c->in[j] = &e->t[e->n][j];
+	}
+	e->t[e->n][SWARM_NODE_MAX_INPUTS] = *n->out;
+	c->out = &e->t[e->n][SWARM_NODE_MAX_INPUTS];
+	e->n++;
+	s->recorded++;
+	return 0;
+}
+
+static int stg_capture_begin(struct swarm_device *d)
+{
+	struct staged *s = stg(d);
+	cr_assert_null(s->rec, "capture_begin while capturing");
+	s->capture_begins++;
+	s->rec = calloc(1, sizeof *s->rec);
+	return s->rec ? 0 : -ENOMEM;
+}
+
+static int stg_capture_end(struct swarm_device *d, void **exec)
+{
+	struct staged *s = stg(d);
+	cr_assert_not_null(s->rec, "capture_end without capture_begin");
+	struct fake_exec *e = s->rec;
+	s->rec = NULL;
+	*exec = NULL;
+	if (s->fail_capture_end) {
+		free(e);
+		return -EIO;
+	}
+	s->captures++;
+	*exec = e;
+	return 0;
+}
+
+static int stg_replay(struct swarm_device *d, void *exec)
+{
+	struct staged *s = stg(d);
+	const struct fake_exec *e = exec;
+	s->replays++;
+	for (uint32_t k = 0; k < e->n; k++) {
+		s->replayed++;
+		stg_exec_node(s, &e->nodes[k]);
+	}
+	return 0;
+}
+
+static void stg_exec_free(struct swarm_device *d, void *exec)
+{
+	stg(d)->exec_frees++;
+	free(exec);
+}
+
+static const struct swarm_device_i staged_i = {
+	.name = "staged-cpu",
+	.alloc = stg_alloc,
+	.free = stg_free,
+	.upload = stg_upload,
+	.download = stg_download,
+	.synchronize = stg_sync,
+	.supports_op = stg_supports,
+	.run = stg_run,
+	.host_memory = 0,
+};
+
+static const struct swarm_device_i staged_capture_i = {
+	.name = "staged-capture-cpu",
+	.alloc = stg_alloc,
+	.free = stg_free,
+	.upload = stg_upload,
+	.download = stg_download,
+	.synchronize = stg_sync,
+	.supports_op = stg_supports,
+	.run = stg_run,
+	.host_memory = 0,
+	.capture_begin = stg_capture_begin,
+	.capture_end = stg_capture_end,
+	.replay = stg_replay,
+	.exec_free = stg_exec_free,
+};
+
+/* The fake device over the suite's CPU device, with or without capture hooks. */
+static struct swarm_device *staged_dev(bool capture)
+{
+	memset(&st, 0, sizeof st);
+	st.inner = dev.inner;
+	st.dev.i = capture ? &staged_capture_i : &staged_i;
+	st.dev.ctx = &st;
+	return &st.dev;
+}
+
+/* Zeroes the per-run counters (the build uploads the bag offsets). */
+static void staged_reset_counts(void)
+{
+	st.uploads = st.downloads = st.syncs = 0;
+	st.up_bytes = st.down_bytes = 0;
+	st.runs = st.recorded = st.replayed = 0;
+}
+
+static struct swarm_graph *build_on(struct swarm_device *d, uint32_t max_batch)
+{
+	struct swarm_graph *g = NULL;
+	int rc = swarm_graph_build(&man, lookup, &ws, d, max_batch, &g, err, sizeof err);
+	cr_assert_eq(rc, 0, "swarm_graph_build on %s = %d: %s", d->i->name, rc, err);
+	cr_assert_not_null(g);
+	return g;
+}
+
+/* DLRM rows first..first+rows-1 on the staged graph and on the CPU graph: 0 and outputs equal
+ * to the bit (the same CPU kernels on the same bytes), nothing written past rows. */
+static void expect_same_as_cpu(struct swarm_graph *staged, struct swarm_graph *cpu,
+			       const struct dlrm_in *in, uint32_t first, uint32_t rows)
+{
+	float got[128], want[128];
+	cr_assert_leq(rows, 127);
+	const void *sub[] = { in->dense + first * 8, in->ids0 + first * 3, in->ids1 + first * 2 };
+	void *o_got[] = { got }, *o_want[] = { want };
+	for (uint32_t r = 0; r <= rows; r++)
+		got[r] = NAN;
+	int rc = swarm_graph_run(cpu, rows, sub, o_want);
+	cr_assert_eq(rc, 0, "rows %u: CPU swarm_graph_run = %d", rows, rc);
+	rc = swarm_graph_run(staged, rows, sub, o_got);
+	cr_assert_eq(rc, 0, "rows %u at %u: staged swarm_graph_run = %d", rows, first, rc);
+	for (uint32_t r = 0; r < rows; r++)
+		cr_assert(memcmp(&got[r], &want[r], sizeof got[r]) == 0,
+			  "rows %u at %u, row %u: staged %.9g, CPU %.9g", rows, first, r, got[r],
+			  want[r]);
+	cr_assert(isnan(got[rows]), "rows %u: row %u written past the batch (%.9g)", rows, rows,
+		  got[rows]);
+}
+
+Test(kernels_graph, staged_outputs_equal_direct_cpu_outputs)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *cpu = build(16);
+	struct swarm_graph *g = build_on(staged_dev(false), 16);
+	/* One allocation: the arena, with the staging buffers of dense [16, 8] f32 (512 bytes),
+	 * ids0 [16, 3] i64 (384), ids1 [16, 2] i32 (128) and p [16, 1] f32 (64) after what the
+	 * CPU graph plans. */
+	cr_assert_eq(st.allocs, 1, "%d allocations at build", st.allocs);
+	size_t extra = 512 + 384 + 128 + 64;
+	cr_assert_eq(swarm_graph_arena_bytes(g), swarm_graph_arena_bytes(cpu) + extra,
+		     "staged arena %zu, CPU arena %zu + staging %zu", swarm_graph_arena_bytes(g),
+		     swarm_graph_arena_bytes(cpu), extra);
+	cr_assert_eq(swarm_graph_naive_bytes(g), swarm_graph_naive_bytes(cpu) + extra);
+
+	struct dlrm_in in = dlrm_inputs(16);
+	const uint32_t sizes[] = { 16, 5, 1, 11 };
+	for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+		for (uint32_t first = 0; first + sizes[s] <= 16; first += sizes[s])
+			expect_same_as_cpu(g, cpu, &in, first, sizes[s]);
+	cr_assert_eq(st.foreign, 0, "%d nodes saw a buffer that is not device memory", st.foreign);
+	cr_assert_eq(st.allocs, 1, "%d allocations after the runs", st.allocs);
+	cr_assert_eq(st.captures + st.capture_begins, 0, "a device without hooks captured");
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+	swarm_graph_free(cpu);
+	cr_assert_eq(st.frees, st.allocs, "%d allocs, %d frees", st.allocs, st.frees);
+}
+
+Test(kernels_graph, staged_run_uploads_each_input_and_downloads_each_output_once)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *g = build_on(staged_dev(false), 16);
+	struct dlrm_in in = dlrm_inputs(16);
+	const void *ins[] = { in.dense, in.ids0, in.ids1 };
+	float p[16];
+	void *outs[] = { p };
+	for (uint32_t rows = 1; rows <= 16; rows++) {
+		staged_reset_counts();
+		int rc = swarm_graph_run(g, rows, ins, outs);
+		cr_assert_eq(rc, 0, "rows %u: swarm_graph_run = %d", rows, rc);
+		cr_assert_eq(st.uploads, 3, "rows %u: %d uploads, want one per input", rows,
+			     st.uploads);
+		cr_assert_eq(st.up_bytes, rows * (8 * 4 + 3 * 8 + 2 * 4),
+			     "rows %u: %zu bytes uploaded", rows, st.up_bytes);
+		cr_assert_eq(st.downloads, 1, "rows %u: %d downloads", rows, st.downloads);
+		cr_assert_eq(st.down_bytes, rows * 4, "rows %u: %zu bytes downloaded", rows,
+			     st.down_bytes);
+		cr_assert_eq(st.syncs, 1, "rows %u: %d synchronizes", rows, st.syncs);
+		cr_assert_eq(st.runs, 7, "rows %u: %d node runs", rows, st.runs);
+	}
+	cr_assert_eq(st.allocs, 1, "%d allocations", st.allocs);
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+}
+
+Test(kernels_graph, capture_happens_once_per_rows_then_replays)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	/* max_batch 80: rows up to SWARM_GRAPH_CAPTURE_ROWS (64) are captured, 80 runs direct. */
+	struct swarm_graph *cpu = build(80);
+	struct swarm_graph *g = build_on(staged_dev(true), 80);
+	struct dlrm_in in = dlrm_inputs(96);
+	staged_reset_counts();
+
+	/* Each run reads other rows of the inputs: the copies, outside the capture, follow the
+	 * caller's pointers while the replayed nodes keep theirs. */
+	const uint32_t rows[] = { 4, 4, 7, 4, 7, 80, 80, 4 };
+	const uint32_t first[] = { 0, 9, 2, 30, 50, 16, 0, 92 };
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+		expect_same_as_cpu(g, cpu, &in, first[i], rows[i]);
+
+	cr_assert_eq(st.capture_begins, 2, "%d captures begun, want 2 (rows 4 and 7)",
+		     st.capture_begins);
+	cr_assert_eq(st.captures, 2, "%d captures", st.captures);
+	cr_assert_eq(st.recorded, 2 * 7, "%d nodes recorded", st.recorded);
+	cr_assert_eq(st.replays, 6, "%d replays, want one per run of 4 or 7 rows", st.replays);
+	cr_assert_eq(st.replayed, 6 * 7, "%d nodes replayed", st.replayed);
+	cr_assert_eq(st.runs, 2 * 7, "%d nodes run directly, want the two runs of 80 rows",
+		     st.runs);
+	cr_assert_eq(st.uploads, 8 * 3, "%d uploads", st.uploads);
+	cr_assert_eq(st.downloads, 8, "%d downloads", st.downloads);
+	cr_assert_eq(st.syncs, 8, "%d synchronizes", st.syncs);
+	cr_assert_eq(st.foreign, 0, "%d nodes saw a buffer that is not device memory", st.foreign);
+	cr_assert_eq(swarm_graph_captured(g), 2, "%u execs held", swarm_graph_captured(g));
+	cr_assert_eq(st.allocs, 1, "%d device allocations", st.allocs);
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+	swarm_graph_free(cpu);
+	cr_assert_eq(st.exec_frees, 2, "%d execs freed", st.exec_frees);
+}
+
+Test(kernels_graph, failing_capture_end_falls_back_to_direct_runs)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *cpu = build(16);
+	struct swarm_graph *g = build_on(staged_dev(true), 16);
+	st.fail_capture_end = true;
+	struct dlrm_in in = dlrm_inputs(16);
+	staged_reset_counts();
+
+	const uint32_t rows[] = { 4, 4, 5, 4 };
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+		expect_same_as_cpu(g, cpu, &in, (uint32_t)i, rows[i]);
+
+	/* One try, whose recorded nodes never ran; then direct runs only, this one included. */
+	cr_assert_eq(st.capture_begins, 1, "%d captures begun, want 1 (no retry)",
+		     st.capture_begins);
+	cr_assert_eq(st.recorded, 7, "%d nodes recorded", st.recorded);
+	cr_assert_eq(st.captures + st.replays, 0, "%d captures, %d replays", st.captures,
+		     st.replays);
+	cr_assert_eq(st.runs, 4 * 7, "%d nodes run directly", st.runs);
+	cr_assert_eq(swarm_graph_captured(g), 0);
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+	swarm_graph_free(cpu);
+	cr_assert_eq(st.exec_frees, 0, "%d execs freed", st.exec_frees);
+}
+
+/* An id out of range is found on the device: the run returns synchronize's -EINVAL, whether
+ * the nodes ran directly or from a replay, and the next good run succeeds. */
+Test(kernels_graph, staged_run_returns_the_error_found_at_synchronize)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *cpu = build(16);
+	for (int capture = 0; capture < 2; capture++) {
+		struct swarm_graph *g = build_on(staged_dev(capture), 16);
+		struct dlrm_in in = dlrm_inputs(16);
+		expect_same_as_cpu(g, cpu, &in, 0, 4);
+		int64_t good = in.ids0[1];
+		in.ids0[1] = V0 + 3;
+		const void *ins[] = { in.dense, in.ids0, in.ids1 };
+		float p[16];
+		void *outs[] = { p };
+		int syncs = st.syncs;
+		int rc = swarm_graph_run(g, 4, ins, outs);
+		cr_assert_eq(rc, -EINVAL, "capture %d: id %d of a table of %d rows: rc %d", capture,
+			     V0 + 3, V0, rc);
+		cr_assert_eq(st.syncs, syncs + 1, "capture %d: %d synchronizes", capture,
+			     st.syncs - syncs);
+		in.ids0[1] = good;
+		expect_same_as_cpu(g, cpu, &in, 0, 4);
+		cr_assert_eq(st.replays, capture ? 3 : 0, "capture %d: %d replays", capture,
+			     st.replays);
+		dlrm_in_free(&in);
+		swarm_graph_free(g);
+	}
+	swarm_graph_free(cpu);
+}
+
+/* The weights a loader uploaded go with the graph. */
+Test(kernels_graph, adopted_memory_is_freed_with_the_graph)
+{
+	mlp_weights();
+	parse(MLP_JSON);
+	struct swarm_graph *g = build_on(staged_dev(false), 4);
+	void *w = st.dev.i->alloc(&st.dev, 256);
+	cr_assert_not_null(w);
+	cr_assert_eq(swarm_graph_adopt(g, w), 0);
+	cr_assert_eq(swarm_graph_adopt(g, w), -EBUSY, "a second adoption was taken");
+	cr_assert_eq(swarm_graph_adopt(g, NULL), -EINVAL);
+	swarm_graph_free(g);
+	cr_assert_eq(st.frees, 2, "%d frees, want the arena and the adopted memory", st.frees);
+}
+
+/* A registry blob's weights on such a device: uploaded once into one allocation the graph
+ * frees, the nodes reading only device memory, the outputs those of the mapping on the CPU. */
+Test(kernels_graph, weights_from_a_blob_are_uploaded_for_a_staged_device)
+{
+	struct mlp w = mlp_weights();
+	const int64_t s_w1[] = { 32, 16 }, s_b1[] = { 32 }, s_w2[] = { 4, 32 }, s_b2[] = { 4 };
+	const struct swarm_st_write_tensor t[] = {
+		{ "w1", SWARM_ST_F32, 2, s_w1, w.w1 },
+		{ "b1", SWARM_ST_F32, 1, s_b1, w.b1 },
+		{ "w2", SWARM_ST_F32, 2, s_w2, w.w2 },
+		{ "b2", SWARM_ST_F32, 1, s_b2, w.b2 },
+	};
+	char dir[] = "/tmp/swarm-test-graph-XXXXXX", path[64];
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(path, sizeof path, "%s/w.safetensors", dir);
+	int rc = swarm_st_write(path, t, 4);
+	cr_assert_eq(rc, 0, "swarm_st_write = %d", rc);
+	struct swarm_weights blob;
+	rc = swarm_weights_load(path, 0, NULL, 0, &blob, err, sizeof err);
+	cr_assert_eq(rc, 0, "swarm_weights_load = %d: %s", rc, err);
+	unlink(path);
+	rmdir(dir);
+	parse(MLP_JSON);
+
+	struct swarm_graph *cpu = NULL, *g = NULL;
+	rc = swarm_graph_from_weights(&man, blob.map, &blob.st, &dev.dev, 8, &cpu, err, sizeof err);
+	cr_assert_eq(rc, 0, "on the CPU: %d: %s", rc, err);
+	rc = swarm_graph_from_weights(&man, blob.map, &blob.st, staged_dev(false), 8, &g, err,
+				      sizeof err);
+	cr_assert_eq(rc, 0, "on the staged device: %d: %s", rc, err);
+	cr_assert_eq(st.allocs, 2, "%d allocations, want the weights and the arena", st.allocs);
+	cr_assert_eq(st.uploads, 4, "%d uploads at build, want one per weight", st.uploads);
+
+	float *x = random_f32(8 * 16), y[8 * 4], want[8 * 4];
+	const void *ins[] = { x };
+	void *o_y[] = { y }, *o_want[] = { want };
+	cr_assert_eq(swarm_graph_run(cpu, 8, ins, o_want), 0);
+	rc = swarm_graph_run(g, 8, ins, o_y);
+	cr_assert_eq(rc, 0, "staged swarm_graph_run = %d", rc);
+	cr_assert_eq(st.foreign, 0, "%d nodes read a weight from the host mapping", st.foreign);
+	for (int i = 0; i < 8 * 4; i++)
+		cr_assert(memcmp(&y[i], &want[i], sizeof y[i]) == 0, "y[%d] = %.9g, CPU %.9g", i,
+			  y[i], want[i]);
+	swarm_graph_free(g);
+	swarm_graph_free(cpu);
+	cr_assert_eq(st.frees, 2, "%d frees, want the weights and the arena", st.frees);
+	swarm_weights_unload(&blob);
+	free(x);
 }
 
 /* ---- refusals --------------------------------------------------------------------------- */
