@@ -67,6 +67,7 @@ struct swarm_graph {
 	 * 1..n_execs, NULL until that rows value first runs. capture_off is set for good when
 	 * a capture fails, and runs then go direct. */
 	void **execs;
+	uint8_t *warm; /* warm[rows - 1]: that rows value has run once directly */
 	uint32_t n_execs;
 	bool capture_off;
 	void *owned; /* device memory freed with the graph (swarm_graph_adopt), or NULL */
@@ -729,7 +730,8 @@ static int make_exec_table(struct build *b)
 	g->n_execs = g->max_batch < SWARM_GRAPH_CAPTURE_ROWS ? g->max_batch :
 							       SWARM_GRAPH_CAPTURE_ROWS;
 	g->execs = calloc(g->n_execs, sizeof *g->execs);
-	if (!g->execs)
+	g->warm = calloc(g->n_execs, 1);
+	if (!g->execs || !g->warm)
 		return fail(b, -ENOMEM, "out of memory for the capture table");
 	return 0;
 }
@@ -893,7 +895,9 @@ static size_t run_bytes(const struct gtensor *t)
 }
 
 /* The nodes of a staged run through the capture table: replay the exec of this rows value,
- * capturing it first if this is its first run. A capture that fails turns capture off for
+ * capturing it first if it has none. The first run of a rows value goes direct, so that
+ * every kernel and library module the nodes use is loaded before a capture (loading inside
+ * a capture needs a recent driver, and a first cuBLAS call may allocate). A capture that fails turns capture off for
  * the graph (a device may refuse it, e.g. an op that synchronises), and the nodes run
  * directly, now and from then on. A node that refuses its tensors while being captured ends
  * the capture and fails the run like a direct one would, leaving capture on. */
@@ -901,6 +905,10 @@ static int run_captured(struct swarm_graph *g, uint32_t rows)
 {
 	struct swarm_device *dev = g->dev;
 	void **exec = &g->execs[rows - 1];
+	if (!*exec && !g->warm[rows - 1]) {
+		g->warm[rows - 1] = 1;
+		return run_nodes(g);
+	}
 	if (!*exec) {
 		int rc = dev->i->capture_begin(dev);
 		if (rc) {
@@ -987,6 +995,7 @@ void swarm_graph_free(struct swarm_graph *g)
 		if (g->execs[i])
 			g->dev->i->exec_free(g->dev, g->execs[i]);
 	free(g->execs);
+	free(g->warm);
 	if (g->arena)
 		g->dev->i->free(g->dev, g->arena);
 	if (g->owned)

@@ -15,8 +15,9 @@
  * arena (the same one allocation), and a run copies through them: upload the caller's inputs,
  * run the nodes on the staging buffers, download into the caller's outputs, synchronise.
  * Every pointer the nodes see is then fixed, so on a device with the capture hooks the nodes
- * of a run of r rows (r <= SWARM_GRAPH_CAPTURE_ROWS) are captured once, at the first run of
- * r rows, and replayed by every later run of r rows; the copies stay outside the capture,
+ * of a run of r rows (r <= SWARM_GRAPH_CAPTURE_ROWS) run directly the first time (a warm-up
+ * that loads every kernel outside a capture), are captured at the second run of r rows, and
+ * replayed by every later one; the copies stay outside the capture,
  * since the caller's pointers change from run to run. A capture that fails turns capture off
  * for the graph, which then runs its nodes directly.
  *
@@ -62,7 +63,7 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
  * work may still be queued (synchronize before reading the outputs).
  * On a staged device (host_memory 0) they are host memory: the inputs are uploaded, the nodes
  * run (replayed from a capture where the device has one), the outputs downloaded, and the
- * device synchronised before it returns, so the outputs are ready. The first run of each
+ * device synchronised before it returns, so the outputs are ready. The second run of each
  * rows value up to SWARM_GRAPH_CAPTURE_ROWS captures (the device allocates the exec then);
  * later ones allocate nothing.
  * Returns 0, -EINVAL (rows out of range), the first failing copy's or node's code, or
