@@ -21,30 +21,181 @@ const char *swarm_device_state_name(int state)
 	return "?";
 }
 
+/* The NUMA distance from a client to a device: 0 for everyone when either is unknown to the
+ * caller; a device of unknown node is farther than any known one. */
+static int client_distance(int client_numa, const struct swarm_balancer_device *d,
+			   int (*distance)(void *ctx, int a, int b), void *ctx)
+{
+	if (!distance || client_numa < 0)
+		return 0;
+	return d->numa_node >= 0 ? distance(ctx, client_numa, d->numa_node) : INT_MAX;
+}
+
+/* Busy fractions compared in steps of 1/16: closer than that is noise, and equal steps fall
+ * through to the queue depth and the index, which keeps the choice deterministic. */
+static int busy_step(float busy)
+{
+	if (!(busy > 0.0f)) /* also NaN */
+		return 0;
+	if (busy >= 1.0f)
+		return 16;
+	return (int)(busy * 16.0f);
+}
+
+/* <0 when a is less loaded than b, 0 when equal, >0 when more. */
+static int load_cmp(const struct swarm_balancer_device *a, const struct swarm_balancer_device *b)
+{
+	if (a->sessions != b->sessions)
+		return a->sessions < b->sessions ? -1 : 1;
+	int ba = busy_step(a->busy), bb = busy_step(b->busy);
+	if (ba != bb)
+		return ba < bb ? -1 : 1;
+	if (a->queue_depth != b->queue_depth)
+		return a->queue_depth < b->queue_depth ? -1 : 1;
+	return 0;
+}
+
+static int eligible(const struct swarm_balancer_device *d)
+{
+	return d->state == SWARM_DEVICE_ACTIVE && d->has_model && d->sessions < d->capacity;
+}
+
 int swarm_balancer_pick(const struct swarm_balancer_device *devs, size_t n, int client_numa,
 			int (*distance)(void *ctx, int a, int b), void *ctx)
 {
 	int best = -ENODEV;
 	int best_dist = 0;
-	uint32_t best_load = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct swarm_balancer_device *d = &devs[i];
-		if (d->state != SWARM_DEVICE_ACTIVE || !d->has_model || d->sessions >= d->capacity)
+		if (!eligible(d))
 			continue;
-		/* A client of unknown node sees every device as equal; a known client sees a
-		 * device of unknown node as farther than any known one. */
-		int dist = 0;
-		if (distance && client_numa >= 0)
-			dist = d->numa_node >= 0 ? distance(ctx, client_numa, d->numa_node) :
-						   INT_MAX;
+		int dist = client_distance(client_numa, d, distance, ctx);
 		/* Strictly better only: ties keep the lower index, so the choice is
 		 * deterministic. */
 		if (best < 0 || dist < best_dist ||
-		    (dist == best_dist && d->sessions < best_load)) {
+		    (dist == best_dist && load_cmp(d, &devs[best]) < 0)) {
 			best = (int)i;
 			best_dist = dist;
-			best_load = d->sessions;
 		}
 	}
 	return best;
+}
+
+void swarm_balancer_config_default(struct swarm_balancer_config *cfg)
+{
+	*cfg = (struct swarm_balancer_config){
+		.spread_gap = 2,
+		.busy_gap = 0.3f,
+		.session_cooldown_ns = 10ull * 1000 * 1000 * 1000,
+		.move_interval_ns = 1ull * 1000 * 1000 * 1000,
+	};
+}
+
+#define REBALANCE_MAX_DEVS 64 /* a session's serves mask has 64 bits */
+
+/* The snapshot as one session sees it: has_model from its serves mask. */
+static void view_for(const struct swarm_balancer_device *devs, size_t n,
+		     const struct swarm_balancer_session *s, struct swarm_balancer_device *view)
+{
+	for (size_t i = 0; i < n; i++) {
+		view[i] = devs[i];
+		view[i].has_model = (uint32_t)((s->serves >> i) & 1u);
+	}
+}
+
+int swarm_balancer_rebalance(const struct swarm_balancer_device *devs, size_t n_devs,
+			     const struct swarm_balancer_session *ss, size_t n_ss,
+			     const struct swarm_balancer_config *cfg, uint64_t now_ns,
+			     uint64_t last_move_any_ns, int (*distance)(void *ctx, int a, int b),
+			     void *ctx, struct swarm_balancer_move *mv)
+{
+	struct swarm_balancer_device view[REBALANCE_MAX_DEVS];
+	if (n_devs > REBALANCE_MAX_DEVS)
+		n_devs = REBALANCE_MAX_DEVS;
+
+	/* 1. Evacuees: wherever pick would send a new session like them. */
+	for (size_t k = 0; k < n_ss; k++) {
+		const struct swarm_balancer_session *s = &ss[k];
+		if (s->device >= 0 && (size_t)s->device < n_devs &&
+		    devs[s->device].state == SWARM_DEVICE_ACTIVE)
+			continue;
+		view_for(devs, n_devs, s, view);
+		int to = swarm_balancer_pick(view, n_devs, s->client_numa, distance, ctx);
+		if (to >= 0 && to != s->device) {
+			*mv = (struct swarm_balancer_move){ k, to, SWARM_MOVE_EVACUATE };
+			return 1;
+		}
+	}
+
+	/* 2. Evenness: the session whose move narrows the widest gap between its device and
+	 * one no farther from its client. Moving from a count of c + gap to c never makes the
+	 * target the fuller one, so these moves cannot bounce and need no cool-down. */
+	int best_gap = 0;
+	for (size_t k = 0; k < n_ss; k++) {
+		const struct swarm_balancer_session *s = &ss[k];
+		if (s->device < 0 || (size_t)s->device >= n_devs)
+			continue;
+		const struct swarm_balancer_device *from = &devs[s->device];
+		int from_dist = client_distance(s->client_numa, from, distance, ctx);
+		view_for(devs, n_devs, s, view);
+		for (size_t i = 0; i < n_devs; i++) {
+			if ((int)i == s->device || !eligible(&view[i]))
+				continue;
+			int dist = client_distance(s->client_numa, &view[i], distance, ctx);
+			int gap = (int)from->sessions - (int)view[i].sessions;
+			/* A nearer device with room always wins: it is where the session
+			 * would have been opened. */
+			if (dist < from_dist)
+				gap = INT_MAX / 2 - dist;
+			else if (dist > from_dist || gap < (int)cfg->spread_gap)
+				continue;
+			if (gap > best_gap) {
+				best_gap = gap;
+				*mv = (struct swarm_balancer_move){ k, (int)i, SWARM_MOVE_SPREAD };
+			}
+		}
+	}
+	if (best_gap > 0)
+		return 1;
+
+	/* 3. Load: one move per interval, off the busiest device onto the idlest one that holds
+	 * fewer sessions (so that evenness does not move it back), never farther from the
+	 * client, never a session still in its cool-down. */
+	if (!(cfg->busy_gap > 0.0f) ||
+	    (last_move_any_ns && now_ns - last_move_any_ns < cfg->move_interval_ns))
+		return 0;
+	int hot = -1;
+	for (size_t i = 0; i < n_devs; i++) {
+		if (devs[i].state != SWARM_DEVICE_ACTIVE || devs[i].sessions < 2)
+			continue;
+		if (hot < 0 || devs[i].busy > devs[hot].busy)
+			hot = (int)i;
+	}
+	if (hot < 0)
+		return 0;
+	float best_drop = 0.0f;
+	int found = 0;
+	for (size_t k = 0; k < n_ss; k++) {
+		const struct swarm_balancer_session *s = &ss[k];
+		if (s->device != hot ||
+		    (s->last_move_ns && now_ns - s->last_move_ns < cfg->session_cooldown_ns))
+			continue;
+		int from_dist = client_distance(s->client_numa, &devs[hot], distance, ctx);
+		view_for(devs, n_devs, s, view);
+		for (size_t i = 0; i < n_devs; i++) {
+			/* After the move the target holds one more and the source one less:
+			 * keep that difference under spread_gap, or evenness moves it back. */
+			if ((int)i == hot || !eligible(&view[i]) ||
+			    view[i].sessions + 2 >= devs[hot].sessions + cfg->spread_gap ||
+			    client_distance(s->client_numa, &view[i], distance, ctx) > from_dist)
+				continue;
+			float drop = devs[hot].busy - view[i].busy;
+			if (drop >= cfg->busy_gap && drop > best_drop) {
+				best_drop = drop;
+				found = 1;
+				*mv = (struct swarm_balancer_move){ k, (int)i, SWARM_MOVE_BUSY };
+			}
+		}
+	}
+	return found;
 }

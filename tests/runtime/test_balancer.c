@@ -507,3 +507,308 @@ Test(runtime_balancer, unknown_device_node_ranks_behind_known_nodes)
 	cr_assert_eq(got, 1, "a device of unknown node must lose to a known remote one: got %d",
 		     got);
 }
+
+/* ---- rebalancing ------------------------------------------------------------------------------ */
+
+#define SEC 1000000000ull
+#define MAX_SS 64
+
+struct world {
+	size_t n_devs, n_ss;
+	struct swarm_balancer_device d[MAX_DEVS];
+	struct swarm_balancer_session s[MAX_SS];
+	struct swarm_balancer_config cfg;
+	struct dist_table t;
+};
+
+/* n devices, all active and empty, on the given nodes; two nodes 10 apart from themselves
+ * and 21 from each other. */
+static void world_init(struct world *w, size_t n, const int *nodes)
+{
+	memset(w, 0, sizeof *w);
+	w->n_devs = n;
+	for (size_t i = 0; i < n; i++)
+		w->d[i] = dev(nodes ? nodes[i] : 0, 0, 64);
+	swarm_balancer_config_default(&w->cfg);
+	w->t = (struct dist_table){ .n = 2, .dist = { { 10, 21 }, { 21, 10 } } };
+}
+
+static void world_add(struct world *w, int device, int client_numa)
+{
+	w->s[w->n_ss++] = (struct swarm_balancer_session){
+		.device = device,
+		.client_numa = client_numa,
+		.serves = ~0ull,
+	};
+	if (device >= 0)
+		w->d[device].sessions++;
+}
+
+static int world_step(struct world *w, uint64_t now, uint64_t last_any,
+		      struct swarm_balancer_move *mv)
+{
+	return swarm_balancer_rebalance(w->d, w->n_devs, w->s, w->n_ss, &w->cfg, now, last_any,
+					table_distance, &w->t, mv);
+}
+
+static void world_apply(struct world *w, const struct swarm_balancer_move *mv, uint64_t now)
+{
+	struct swarm_balancer_session *s = &w->s[mv->session];
+	if (s->device >= 0)
+		w->d[s->device].sessions--;
+	s->device = mv->to;
+	s->last_move_ns = now;
+	w->d[mv->to].sessions++;
+}
+
+/* Applies moves until none is left (at most limit); returns how many. */
+static int world_settle(struct world *w, uint64_t now, int limit)
+{
+	struct swarm_balancer_move mv;
+	int moves = 0;
+	while (moves < limit && world_step(w, now, 0, &mv) == 1) {
+		world_apply(w, &mv, now);
+		moves++;
+	}
+	return moves;
+}
+
+Test(runtime_rebalance, a_joining_device_takes_half_of_the_sessions)
+{
+	struct world w;
+	world_init(&w, 2, NULL);
+	w.d[1].state = SWARM_DEVICE_WARMING;
+	for (int i = 0; i < 8; i++)
+		world_add(&w, 0, 0);
+	struct swarm_balancer_move mv;
+	cr_assert_eq(world_step(&w, SEC, 0, &mv), 0, "moved %zu to %d while device 1 warms",
+		     mv.session, mv.to);
+	w.d[1].state = SWARM_DEVICE_ACTIVE;
+	int moves = world_settle(&w, 2 * SEC, 100);
+	cr_assert_eq(moves, 4, "moves %d", moves);
+	cr_assert_eq(w.d[0].sessions, 4, "device 0 has %u", w.d[0].sessions);
+	cr_assert_eq(w.d[1].sessions, 4, "device 1 has %u", w.d[1].sessions);
+}
+
+Test(runtime_rebalance, a_draining_device_is_emptied_onto_the_nearest)
+{
+	int nodes[3] = { 0, 1, 0 };
+	struct world w;
+	world_init(&w, 3, nodes);
+	for (int i = 0; i < 3; i++)
+		world_add(&w, 0, 0);
+	world_add(&w, 1, 1);
+	w.d[0].state = SWARM_DEVICE_DRAINING;
+	struct swarm_balancer_move mv;
+	cr_assert_eq(world_step(&w, SEC, 0, &mv), 1);
+	cr_assert_eq(mv.reason, SWARM_MOVE_EVACUATE, "reason %d", mv.reason);
+	cr_assert_eq(mv.to, 2, "a node-0 client went to device %d, not node 0's device 2", mv.to);
+	world_settle(&w, SEC, 100);
+	cr_assert_eq(w.d[0].sessions, 0, "draining device kept %u", w.d[0].sessions);
+	cr_assert_eq(w.d[2].sessions, 3, "device 2 has %u", w.d[2].sessions);
+	cr_assert_eq(w.d[1].sessions, 1, "device 1 has %u", w.d[1].sessions);
+}
+
+Test(runtime_rebalance, sessions_of_a_dead_worker_move_and_the_homeless_wait)
+{
+	struct world w;
+	world_init(&w, 2, NULL);
+	world_add(&w, -1, 0); /* its worker died */
+	w.s[0].serves = 1ull << 1;
+	world_add(&w, -1, 0);
+	w.s[1].serves = 1ull << 0; /* only the dead device serves this one's model */
+	w.d[0].state = SWARM_DEVICE_WARMING;
+	struct swarm_balancer_move mv;
+	cr_assert_eq(world_step(&w, SEC, 0, &mv), 1);
+	cr_assert_eq(mv.session, 0, "session %zu moved", mv.session);
+	cr_assert_eq(mv.to, 1, "to %d", mv.to);
+	world_apply(&w, &mv, SEC);
+	cr_assert_eq(world_step(&w, SEC, 0, &mv), 0, "session 1 moved to %d, which lacks its model",
+		     mv.to);
+	w.d[0].state = SWARM_DEVICE_ACTIVE; /* the restarted worker is ready */
+	cr_assert_eq(world_step(&w, SEC, 0, &mv), 1);
+	cr_assert_eq(mv.session, 1, "session %zu", mv.session);
+	cr_assert_eq(mv.to, 0, "to %d", mv.to);
+}
+
+Test(runtime_rebalance, evenness_never_moves_a_session_farther_from_its_client)
+{
+	int nodes[2] = { 0, 1 };
+	struct world w;
+	world_init(&w, 2, nodes);
+	for (int i = 0; i < 6; i++)
+		world_add(&w, 0, 0);
+	cr_assert_eq(world_settle(&w, SEC, 100), 0, "node-0 clients left node 0 for evenness");
+	/* A client of unknown node is near to both: it may move. */
+	world_add(&w, 0, -1);
+	cr_assert_eq(world_settle(&w, SEC, 100), 1);
+	cr_assert_eq(w.s[6].device, 1, "unknown-node session on %d", w.s[6].device);
+}
+
+Test(runtime_rebalance, a_nearer_device_with_room_wins_back_its_clients)
+{
+	int nodes[2] = { 0, 1 };
+	struct world w;
+	world_init(&w, 2, nodes);
+	world_add(&w, 0, 1); /* opened on node 0 while node 1's device was away */
+	world_add(&w, 0, 0);
+	struct swarm_balancer_move mv;
+	cr_assert_eq(world_step(&w, SEC, 0, &mv), 1);
+	cr_assert_eq(mv.session, 0, "session %zu", mv.session);
+	cr_assert_eq(mv.to, 1, "to %d", mv.to);
+	world_apply(&w, &mv, SEC);
+	cr_assert_eq(world_step(&w, SEC, 0, &mv), 0, "then moved %zu to %d", mv.session, mv.to);
+}
+
+Test(runtime_rebalance, differences_of_one_session_are_even)
+{
+	struct world w;
+	world_init(&w, 3, NULL);
+	for (int i = 0; i < 3; i++)
+		world_add(&w, 0, 0);
+	for (int i = 0; i < 2; i++)
+		world_add(&w, 1, 0);
+	world_add(&w, 2, 0);
+	world_add(&w, 2, 0);
+	cr_assert_eq(world_settle(&w, SEC, 100), 0, "3/2/2 is as even as 7 sessions get");
+}
+
+Test(runtime_rebalance, busy_moves_wait_for_the_gap_the_interval_and_the_cooldown)
+{
+	struct world w;
+	world_init(&w, 2, NULL);
+	for (int i = 0; i < 3; i++)
+		world_add(&w, 0, 0);
+	world_add(&w, 1, 0);
+	world_add(&w, 1, 0);
+	struct swarm_balancer_move mv;
+	w.d[0].busy = 0.80f;
+	w.d[1].busy = 0.55f; /* a gap of 0.25 < 0.3 */
+	cr_assert_eq(world_step(&w, 100 * SEC, 0, &mv), 0, "moved on a gap of 0.25");
+	w.d[1].busy = 0.40f;
+	cr_assert_eq(world_step(&w, 100 * SEC, 99 * SEC + SEC / 2, &mv), 0,
+		     "moved 0.5 s after another move");
+	cr_assert_eq(world_step(&w, 100 * SEC, 99 * SEC, &mv), 1, "no move on a 0.4 gap");
+	cr_assert_eq(mv.reason, SWARM_MOVE_BUSY, "reason %d", mv.reason);
+	cr_assert_eq(mv.to, 1, "to %d", mv.to);
+	/* Every session of device 0 moved recently: none may go. */
+	w.s[0].last_move_ns = w.s[1].last_move_ns = w.s[2].last_move_ns = 95 * SEC;
+	cr_assert_eq(world_step(&w, 100 * SEC, 0, &mv), 0, "moved session %zu in its cool-down",
+		     mv.session);
+}
+
+Test(runtime_rebalance, busy_moves_never_make_the_target_the_fuller_device)
+{
+	struct world w;
+	world_init(&w, 2, NULL);
+	world_add(&w, 0, 0);
+	world_add(&w, 0, 0);
+	world_add(&w, 1, 0);
+	world_add(&w, 1, 0);
+	w.d[0].busy = 0.95f;
+	w.d[1].busy = 0.10f;
+	struct swarm_balancer_move mv;
+	/* 2 and 2 would become 1 and 3, which evenness would move straight back. */
+	cr_assert_eq(world_step(&w, 100 * SEC, 0, &mv), 0,
+		     "moved %zu to device 1, which has as many sessions", mv.session);
+}
+
+/* A noisy but constant load never makes a session bounce: 10 minutes of 100 ms samples whose
+ * busy fractions jitter uniformly by +-0.25 around 0.5 (single samples differ by up to 0.5,
+ * past busy_gap), smoothed as swarmd smooths them (an EWMA with a 5 s time constant), on three
+ * devices holding 2, 1 and 1 sessions: no load move at all. */
+Test(runtime_rebalance, noisy_constant_load_does_not_flap)
+{
+	struct world w;
+	world_init(&w, 3, NULL);
+	world_add(&w, 0, 0);
+	world_add(&w, 0, 0);
+	world_add(&w, 1, 0);
+	world_add(&w, 2, 0);
+	uint64_t rng = 42, last_any = 0;
+	float ewma[3] = { 0.5f, 0.5f, 0.5f };
+	const float alpha = 0.1f / 5.0f; /* sample period over time constant */
+	int moves = 0;
+	for (uint64_t tick = 1; tick <= 6000; tick++) {
+		uint64_t now = tick * SEC / 10;
+		for (int i = 0; i < 3; i++) {
+			float raw = 0.25f + (float)(rng_next(&rng) % 501) / 1000.0f;
+			ewma[i] += alpha * (raw - ewma[i]);
+			w.d[i].busy = ewma[i];
+		}
+		struct swarm_balancer_move mv;
+		if (world_step(&w, now, last_any, &mv) == 1) {
+			world_apply(&w, &mv, now);
+			last_any = now;
+			moves++;
+		}
+	}
+	cr_assert_eq(moves, 0, "%d moves on a flat load", moves);
+}
+
+/* A lasting imbalance moves exactly one session, then stops. */
+Test(runtime_rebalance, a_lasting_imbalance_moves_one_session_then_stops)
+{
+	struct world w;
+	world_init(&w, 2, NULL);
+	world_add(&w, 0, 0);
+	world_add(&w, 0, 0);
+	int moves = 0;
+	uint64_t last_any = 0;
+	for (uint64_t t = 1; t <= 60; t++) {
+		/* Two equal sessions: busy follows the count. */
+		w.d[0].busy = 0.4f * (float)w.d[0].sessions;
+		w.d[1].busy = 0.4f * (float)w.d[1].sessions;
+		struct swarm_balancer_move mv;
+		if (world_step(&w, t * SEC, last_any, &mv) == 1) {
+			world_apply(&w, &mv, t * SEC);
+			last_any = t * SEC;
+			moves++;
+		}
+	}
+	cr_assert_eq(moves, 1, "%d moves", moves);
+	cr_assert_eq(w.d[0].sessions, 1, "device 0 holds %u", w.d[0].sessions);
+}
+
+/* Random worlds: every move goes to an ACTIVE device with room that serves the session's
+ * model, and settling leaves equal clients within one session of even. */
+Test(runtime_rebalance, random_worlds_move_only_to_eligible_devices_and_settle_even)
+{
+	uint64_t rng = 0xfeedbeef;
+	for (int iter = 0; iter < 2000; iter++) {
+		struct world w;
+		size_t n = 1 + rng_next(&rng) % 8;
+		world_init(&w, n, NULL);
+		size_t m = rng_next(&rng) % MAX_SS;
+		for (size_t i = 0; i < n; i++) {
+			w.d[i].state = rng_next(&rng) % 4 ? SWARM_DEVICE_ACTIVE :
+							    (int)(rng_next(&rng) % 5);
+			w.d[i].capacity = (uint32_t)(MAX_SS);
+		}
+		for (size_t k = 0; k < m; k++)
+			world_add(&w, (int)(rng_next(&rng) % n), 0);
+		struct swarm_balancer_move mv;
+		int guard = 0;
+		while (world_step(&w, SEC, 0, &mv) == 1) {
+			cr_assert(mv.to >= 0 && (size_t)mv.to < n, "iter %d: to %d", iter, mv.to);
+			cr_assert_eq(w.d[mv.to].state, SWARM_DEVICE_ACTIVE,
+				     "iter %d: moved onto a %s device", iter,
+				     swarm_device_state_name(w.d[mv.to].state));
+			cr_assert_lt(w.d[mv.to].sessions, w.d[mv.to].capacity, "iter %d: full", iter);
+			world_apply(&w, &mv, SEC);
+			cr_assert_lt(++guard, 1000, "iter %d: moves do not converge", iter);
+		}
+		uint32_t lo = UINT32_MAX, hi = 0;
+		int any_active = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (w.d[i].state != SWARM_DEVICE_ACTIVE)
+				continue;
+			any_active = 1;
+			lo = w.d[i].sessions < lo ? w.d[i].sessions : lo;
+			hi = w.d[i].sessions > hi ? w.d[i].sessions : hi;
+		}
+		if (any_active)
+			cr_assert_leq(hi - lo, 1, "iter %d: active devices hold %u to %u sessions",
+				      iter, lo, hi);
+	}
+}
