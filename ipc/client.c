@@ -40,6 +40,9 @@ struct swarm_request {
 	uint32_t slot;
 	uint32_t rows;
 	uint32_t state; /* an enum req_state */
+	uint32_t flags;  /* as pushed, for a resubmission */
+	uint32_t sq_pos; /* the submission queue index it was pushed at */
+	uint32_t resubmit; /* lost with a worker, waiting for room to be pushed again */
 	int32_t status;
 	uint32_t reported; /* swarm_session_poll has returned it */
 	uint64_t deadline_ns;
@@ -59,6 +62,8 @@ struct swarm_session {
 	uint64_t spin_ns;
 	uint32_t in_flight;
 	uint32_t submits;
+	uint32_t epoch;       /* the segment's epoch last recovered from */
+	uint32_t n_resubmit;  /* requests marked resubmit */
 	uint32_t n_free;
 	uint32_t *free_slots;       /* a stack of free slot indices */
 	struct swarm_request *reqs; /* one per slot */
@@ -206,6 +211,8 @@ SWARM_API int swarm_session_open(swarm_client *c, const char *model, uint32_t ve
 	swarm_msg_init(&m.h, SWARM_MSG_OPEN, sizeof m, 0);
 	swarm_copy_str(m.model, sizeof m.model, model);
 	m.version = version;
+	/* The balancer places the session near the thread that opens it. */
+	m.cpu = sched_getcpu();
 	if (opts)
 		m.opts = *opts;
 
@@ -381,8 +388,86 @@ SWARM_API void swarm_session_set_spin(swarm_session *s, uint64_t spin_ns) { s->s
 
 SWARM_API int swarm_session_fd(const swarm_session *s) { return s->cq_efd; }
 
-/* The session's loss, as an errno, or 0 while it is served. */
-static int session_lost(const swarm_session *s)
+static int reap(swarm_session *s);
+
+/* Pushes one request's entry, remembering where it went. */
+static int push(swarm_session *s, struct swarm_request *r)
+{
+	uint32_t pos = s->sq.tail_local;
+	int err = swarm_ring_push(&s->sq, swarm_sqe_pack(r->slot, r->flags, r->rows));
+	if (!err)
+		r->sq_pos = pos;
+	return err;
+}
+
+/* Rings the worker if it sleeps. The handshake: the push's release store, then a full
+ * fence, then the worker's flag; pairs with the worker's store of worker_sleep, fence,
+ * re-check of the queue. */
+static void ring_worker(swarm_session *s)
+{
+	swarm_fence();
+	if (__atomic_load_n(&s->h->worker_sleep.v, __ATOMIC_RELAXED))
+		swarm_eventfd_signal(s->sq_efd);
+}
+
+/* Pushes the requests still marked for resubmission while the queue has room. */
+static void resubmit_marked(swarm_session *s)
+{
+	int pushed = 0;
+	for (uint32_t i = 0; i < s->geo.nslots && s->n_resubmit; i++) {
+		struct swarm_request *r = &s->reqs[i];
+		if (!r->resubmit)
+			continue;
+		if (push(s, r))
+			break; /* full: the next check tries again */
+		r->resubmit = 0;
+		s->n_resubmit--;
+		pushed = 1;
+	}
+	if (pushed)
+		ring_worker(s);
+}
+
+/* The session was attached to a worker again (swarmd bumped the epoch): collect what the old
+ * worker completed, then run again, on the new worker, every request it took and did not
+ * complete, unless the request opted out (those fail with -ECONNABORTED). Each request thus
+ * completes exactly once. */
+static void recover(swarm_session *s, uint32_t epoch)
+{
+	const struct swarm_seg_header *h = s->h;
+	uint32_t head = 0;
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t gen = __atomic_load_n(&h->placement_gen, __ATOMIC_ACQUIRE);
+		if (gen & 1)
+			continue;
+		epoch = __atomic_load_n(&h->epoch, __ATOMIC_RELAXED);
+		head = __atomic_load_n(&h->recovery_head, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&h->placement_gen, __ATOMIC_RELAXED) == gen)
+			break;
+	}
+	s->epoch = epoch;
+	reap(s);
+	for (uint32_t i = 0; i < s->geo.nslots; i++) {
+		struct swarm_request *r = &s->reqs[i];
+		/* Pushed before the new worker's first entry: the old worker had taken it. */
+		if (r->state != REQ_SUBMITTED || r->resubmit || (int32_t)(r->sq_pos - head) >= 0)
+			continue;
+		if (r->flags & SWARM_REQUEST_NO_RETRY) {
+			r->status = -ECONNABORTED;
+			r->state = REQ_DONE;
+			s->in_flight--;
+			continue;
+		}
+		r->resubmit = 1;
+		s->n_resubmit++;
+	}
+	resubmit_marked(s);
+}
+
+/* The session's loss, as an errno, or 0 while it is served (recovering first when it was
+ * attached to a worker again since the last look). */
+static int session_check(swarm_session *s)
 {
 	/* Acquire pairs with the release store of state by swarmd or the worker, made before
 	 * they ring the doorbell. */
@@ -391,6 +476,13 @@ static int session_lost(const swarm_session *s)
 		return -ECONNABORTED;
 	if (st == SWARM_SEG_STATE_DETACHED)
 		return -EBADMSG;
+	/* Relaxed: the epoch sits on a line that changes only when the session moves;
+	 * recover() reads it again under the seqlock. */
+	uint32_t epoch = __atomic_load_n(&s->h->epoch, __ATOMIC_RELAXED);
+	if (epoch != s->epoch)
+		recover(s, epoch);
+	else if (s->n_resubmit)
+		resubmit_marked(s);
 	return 0;
 }
 
@@ -423,7 +515,7 @@ SWARM_API int swarm_session_arm(swarm_session *s)
 	/* Relaxed store then full fence: the handshake of doorbell.h. */
 	__atomic_store_n(&s->h->client_sleep.v, SWARM_SEG_SLEEP_EVENTFD, __ATOMIC_RELAXED);
 	swarm_fence();
-	if (!swarm_ring_empty(&s->cq) || session_lost(s)) {
+	if (!swarm_ring_empty(&s->cq) || session_check(s)) {
 		__atomic_store_n(&s->h->client_sleep.v, SWARM_SEG_AWAKE, __ATOMIC_RELAXED);
 		return 1;
 	}
@@ -443,7 +535,7 @@ SWARM_API int swarm_session_poll(swarm_session *s, swarm_request **done, int max
 		}
 	}
 	if (n == 0) {
-		int lost = session_lost(s);
+		int lost = session_check(s);
 		if (lost)
 			return lost;
 	}
@@ -493,7 +585,7 @@ SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags)
 	if (!r || r->state != REQ_HELD)
 		return -EINVAL;
 	swarm_session *s = r->s;
-	int lost = session_lost(s);
+	int lost = session_check(s);
 	if (lost)
 		return lost;
 	if (flags & ~SWARM_SQE_PUBLIC_FLAGS)
@@ -508,16 +600,14 @@ SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags)
 		r->hdr->t_submit_ns = swarm_now_ns();
 		flags |= SWARM_SQE_STAMPED;
 	}
-	int err = swarm_ring_push(&s->sq, swarm_sqe_pack(r->slot, flags, r->rows));
+	r->flags = flags;
+	int err = push(s, r);
 	if (err)
 		return err;
 	r->state = REQ_SUBMITTED;
+	r->resubmit = 0;
 	s->in_flight++;
-	/* The handshake: the push's release store, then a full fence, then the worker's flag.
-	 * Pairs with the worker's store of worker_sleep, fence, re-check of the queue. */
-	swarm_fence();
-	if (__atomic_load_n(&s->h->worker_sleep.v, __ATOMIC_RELAXED))
-		swarm_eventfd_signal(s->sq_efd);
+	ring_worker(s);
 	return 0;
 }
 
@@ -531,7 +621,7 @@ SWARM_API int swarm_request_poll(swarm_request *r)
 		return r->status;
 	if (r->state != REQ_SUBMITTED)
 		return -EINVAL;
-	int lost = session_lost(r->s);
+	int lost = session_check(r->s);
 	return lost ? lost : -EAGAIN;
 }
 
@@ -553,7 +643,7 @@ SWARM_API int swarm_request_wait(swarm_request *r, int64_t timeout_ns)
 		if (r->state == REQ_DONE)
 			return r->status;
 		if ((i & 63) == 0) {
-			int lost = session_lost(s);
+			int lost = session_check(s);
 			if (lost)
 				return lost;
 			if (swarm_now_ns() >= spin_end)
@@ -568,7 +658,7 @@ SWARM_API int swarm_request_wait(swarm_request *r, int64_t timeout_ns)
 		/* Acquire pairs with the worker's (or swarmd's) release increment of the bell. */
 		uint32_t seen = __atomic_load_n(bell, __ATOMIC_ACQUIRE);
 		reap(s);
-		int lost = session_lost(s);
+		int lost = session_check(s);
 		if (r->state == REQ_DONE || lost) {
 			__atomic_store_n(&s->h->client_sleep.v, SWARM_SEG_AWAKE, __ATOMIC_RELAXED);
 			return r->state == REQ_DONE ? r->status : lost;
@@ -589,7 +679,7 @@ SWARM_API int swarm_request_release(swarm_request *r)
 		return -EINVAL;
 	if (r->state == REQ_SUBMITTED) {
 		reap(r->s);
-		if (r->state == REQ_SUBMITTED && !session_lost(r->s))
+		if (r->state == REQ_SUBMITTED && !session_check(r->s))
 			return -EBUSY;
 		if (r->state == REQ_SUBMITTED)
 			r->s->in_flight--; /* lost with its worker: the slot is ours again */

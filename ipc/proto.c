@@ -45,6 +45,10 @@ uint32_t swarm_msg_len(uint16_t type)
 		return sizeof(struct swarm_msg_hdr);
 	case SWARM_MSG_STATUS_REPLY:
 		return sizeof(struct swarm_msg_status_reply);
+	case SWARM_MSG_DEVICE:
+		return sizeof(struct swarm_msg_device);
+	case SWARM_MSG_DEVICE_REPLY:
+		return sizeof(struct swarm_msg_reply);
 	case SWARM_MSG_WORKER_READY:
 		return sizeof(struct swarm_msg_worker_ready);
 	case SWARM_MSG_ATTACH:

@@ -32,6 +32,8 @@ enum swarm_msg_type {
 	SWARM_MSG_CLOSE_REPLY = 6,
 	SWARM_MSG_STATUS = 7,
 	SWARM_MSG_STATUS_REPLY = 8,
+	SWARM_MSG_DEVICE = 9,        /* `swarm device`: take a device out of service or back */
+	SWARM_MSG_DEVICE_REPLY = 10, /* a swarm_msg_reply */
 	/* swarmd <-> worker */
 	SWARM_MSG_WORKER_READY = 32,
 	SWARM_MSG_ATTACH = 33, /* fds: segment memfd, submit eventfd, complete eventfd */
@@ -71,8 +73,20 @@ struct swarm_msg_open {
 	struct swarm_msg_hdr h;
 	char model[SWARM_NAME_MAX];
 	uint32_t version;
-	uint32_t reserved;
+	int32_t cpu; /* where the opening thread runs (sched_getcpu), -1 unknown */
 	swarm_session_opts opts;
+};
+
+enum swarm_device_action {
+	SWARM_DEVICE_DRAIN = 1,  /* move its sessions away, stop its worker: PARKED */
+	SWARM_DEVICE_RESUME = 2, /* start its worker again: WARMING, then ACTIVE */
+};
+
+struct swarm_msg_device {
+	struct swarm_msg_hdr h;
+	uint32_t action; /* a swarm_device_action */
+	uint32_t reserved;
+	char name[32]; /* "cpu:1", "gpu:0" */
 };
 
 struct swarm_msg_open_reply {
@@ -96,7 +110,8 @@ struct swarm_status_device {
 	int32_t pid;
 	int32_t numa_node;
 	char name[32];
-	char cpus[SWARM_CPUS_MAX];
+	char cpus[SWARM_CPUS_MAX]; /* the worker's cores as the kernel reports them */
+	char mem_policy[48];       /* its memory policy as the kernel reports it ("bind:0") */
 	uint32_t sessions;
 	uint32_t queue_depth;
 	uint32_t restarts;
@@ -107,6 +122,8 @@ struct swarm_status_device {
 	uint64_t batches;
 	uint64_t p50_ns;
 	uint64_t p99_ns;
+	float busy; /* smoothed busy fraction, what the balancer sees */
+	uint32_t moves_in;
 };
 
 struct swarm_status_session {
@@ -116,6 +133,8 @@ struct swarm_status_session {
 	char model[SWARM_NAME_MAX];
 	uint32_t model_version;
 	uint32_t in_flight;
+	uint32_t moves; /* times it was attached to a worker again */
+	int32_t client_numa;
 	uint64_t requests;
 	uint64_t errors;
 	uint64_t p50_ns;
@@ -144,7 +163,8 @@ struct swarm_msg_worker_ready {
 	int32_t pid;
 	int32_t numa_node;
 	uint32_t io_backend; /* 1 io_uring, 2 epoll */
-	char cpus[SWARM_CPUS_MAX];
+	char cpus[SWARM_CPUS_MAX];     /* read back from the kernel after binding */
+	char mem_policy[48];           /* read back from the kernel: "bind:0", "default" */
 	char text[SWARM_MSG_TEXT_MAX]; /* binding notes ("membind unsupported: ...") */
 };
 
@@ -190,9 +210,14 @@ struct swarm_msg_attach_reply {
 	char text[SWARM_MSG_TEXT_MAX]; /* why a refusal */
 };
 
+/* DETACH flags. */
+#define SWARM_DETACH_MOVE 0x1u /* the session moves: finish its batched requests first */
+
 struct swarm_msg_detach {
 	struct swarm_msg_hdr h;
 	uint64_t session_id;
+	uint32_t flags;
+	uint32_t reserved;
 };
 
 struct swarm_msg_detached {

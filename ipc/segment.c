@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,9 +148,27 @@ int swarm_seg_geometry_check(const struct swarm_seg_geometry *g)
 	return 0;
 }
 
+/* The kernel's MPOL_PREFERRED and mbind flags (linux/mempolicy.h), without libnuma. */
+#define SEG_MPOL_PREFERRED 1
+#define SEG_MPOL_MF_MOVE (1 << 1)
+
+int swarm_seg_bind_node(void *base, uint64_t bytes, int os_node, int move)
+{
+	if (os_node < 0 || os_node >= 1024)
+		return -EINVAL;
+	unsigned long mask[1024 / (8 * sizeof(unsigned long))] = { 0 };
+	mask[(unsigned)os_node / (8 * sizeof(unsigned long))] |=
+		1ul << ((unsigned)os_node % (8 * sizeof(unsigned long)));
+	/* Preferred, not bound: a full node spills rather than failing a client's fault. */
+	if (syscall(SYS_mbind, base, (unsigned long)bytes, SEG_MPOL_PREFERRED, mask,
+		    (unsigned long)(sizeof mask * 8), move ? SEG_MPOL_MF_MOVE : 0) < 0)
+		return -errno;
+	return 0;
+}
+
 int swarm_seg_create(const struct swarm_seg_geometry *g, uint64_t session_id, const char *model,
 		     uint32_t model_version, const swarm_tensor_spec *inputs,
-		     const swarm_tensor_spec *outputs, void **base_out)
+		     const swarm_tensor_spec *outputs, int os_node, void **base_out)
 {
 	int err = swarm_seg_geometry_check(g);
 	if (err)
@@ -164,6 +183,11 @@ int swarm_seg_create(const struct swarm_seg_geometry *g, uint64_t session_id, co
 	void *base = mmap(NULL, g->segment_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		goto err_close;
+	/* Before the first touch: a shared memory object keeps the policy, so every page the
+	 * client or the worker faults in later lands on this node too. A kernel that refuses
+	 * (no NUMA support) leaves the default policy, which is not an error. */
+	if (os_node >= 0)
+		(void)swarm_seg_bind_node(base, g->segment_bytes, os_node, 0);
 
 	/* Second step: initialise the header of the (zero-filled) mapping. */
 	struct swarm_seg_header *h = base;

@@ -34,7 +34,7 @@
 enum swarm_seg_state {
 	SWARM_SEG_STATE_INIT = 0,
 	SWARM_SEG_STATE_ACTIVE = 1,
-	SWARM_SEG_STATE_WORKER_LOST = 2, /* the worker died: in-flight requests are lost */
+	SWARM_SEG_STATE_WORKER_LOST = 2, /* no device can serve it: in-flight requests are lost */
 	SWARM_SEG_STATE_DETACHED = 3,    /* the worker dropped it: protocol violation */
 };
 
@@ -121,6 +121,13 @@ struct swarm_seg_header {
 	uint32_t placement_gen; /* a seqlock: odd while swarmd rewrites the placement */
 	char device_name[32];
 	char cpus[SWARM_CPUS_MAX];
+	/* Bumped each time the session is attached to a worker again (it moved, or its worker
+	 * died); recovery_head is where the new worker started taking submissions. A request
+	 * the client pushed before recovery_head (the old worker took it) and that has no
+	 * completion was lost with the old worker: the client submits it again (see
+	 * docs/balancing.md). */
+	uint32_t epoch;
+	uint32_t recovery_head;
 
 	/* the hot words, each on its own line; comments say who alone writes each */
 	struct swarm_seg_line sq_tail;      /* client: next submission index */
@@ -160,10 +167,18 @@ int swarm_seg_geometry_init(struct swarm_seg_geometry *g, const swarm_tensor_spe
 int swarm_seg_geometry_check(const struct swarm_seg_geometry *g);
 
 /* Creates a sealed memfd of g->segment_bytes (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
- * maps it and writes the header. Returns the fd (*base_out holds the mapping) or -errno. */
+ * maps it, prefers NUMA node os_node (the kernel's number; -1: leave the default) for its
+ * pages before anything touches them, and writes the header. Returns the fd (*base_out holds
+ * the mapping) or -errno. */
 int swarm_seg_create(const struct swarm_seg_geometry *g, uint64_t session_id, const char *model,
 		     uint32_t model_version, const swarm_tensor_spec *inputs,
-		     const swarm_tensor_spec *outputs, void **base_out);
+		     const swarm_tensor_spec *outputs, int os_node, void **base_out);
+
+/* Sets the memory policy of a mapped segment to prefer NUMA node os_node for the pages
+ * faulted from now on; with move, also asks the kernel to move the pages already there
+ * (it moves only pages no other process maps, unless this process has CAP_SYS_NICE).
+ * Returns 0 or -errno (-EINVAL for a node out of range, what mbind says otherwise). */
+int swarm_seg_bind_node(void *base, uint64_t bytes, int os_node, int move);
 
 /* Maps an existing segment of exactly bytes bytes, after checking with fstat that the fd
  * is at least that large and sealed against shrinking. Returns 0 or -errno. */

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,10 @@
 #define RESTART_WINDOW_NS 10000000000ull
 #define RESTART_LIMIT 5 /* restarts within the window before giving up */
 #define STOP_WAIT_MS 5000
+#define TICK_MS 100                        /* rebalancing and load smoothing */
+#define HOMELESS_WAIT_NS 10000000000ull    /* a session whose worker died waits this long */
+#define BUSY_TAU_NS 5000000000ull          /* the busy fraction's EWMA time constant */
+#define MOVES_PER_TICK 64
 
 enum watch_kind {
 	W_LISTEN = 1,
@@ -60,6 +65,7 @@ enum watch_kind {
 	W_DEV_CTL,
 	W_DEV_PID,
 	W_REGISTRY,
+	W_TIMER,
 };
 
 struct watch {
@@ -70,7 +76,9 @@ enum sess_state {
 	S_ATTACHING = 1, /* sent to the worker, waiting for its reply */
 	S_ACTIVE,
 	S_DETACHING, /* the client closed; waiting for the worker to let go */
-	S_LOST,      /* its worker died, or it broke the protocol: no worker holds it */
+	S_LOST,      /* no device can serve it, or it broke the protocol: no worker holds it */
+	S_MOVING,    /* the old worker was asked to let go; it then attaches to move_to */
+	S_HOMELESS,  /* its worker died: waiting for a device (HOMELESS_WAIT_NS at most) */
 };
 
 struct conn {
@@ -88,8 +96,19 @@ struct session {
 	uint64_t id;
 	struct conn *client; /* NULL once the client has gone */
 	int device;          /* -1 when no worker holds it */
-	int counted;         /* counts in its device's load (until it starts going away) */
+	int count_dev;       /* the device whose load it counts in (its target while it moves),
+			      * -1 none (it is going away) */
 	int state;
+	int reattach;        /* S_ATTACHING: a move, not an open (no OPEN_REPLY) */
+	int move_to;         /* S_MOVING: where it goes, -1 to pick again */
+	int move_reason;     /* a swarm_move_reason */
+	int client_numa;     /* the node of the thread that opened it, -1 unknown */
+	uint32_t moves;
+	uint32_t recovery_head; /* the submission index the next worker starts at */
+	uint64_t move_start_ns;
+	uint64_t last_move_ns;
+	uint64_t homeless_since_ns;
+	struct swarm_seg_geometry geo;
 	int memfd, sq_efd, cq_efd;
 	void *base;
 	uint64_t bytes;
@@ -126,6 +145,12 @@ struct device {
 	uint32_t io_backend;
 	uint64_t window_start_ns;
 	uint32_t window_restarts;
+	int parking;         /* drained: its worker is being stopped, not to be restarted */
+	uint32_t moves_in;
+	float busy;          /* EWMA of the busy fraction (BUSY_TAU_NS) */
+	uint64_t busy_ns_last, busy_t_last;
+	char mem_policy[48]; /* as its worker read it back from the kernel */
+	char bound_cpus[SWARM_CPUS_MAX];
 };
 
 static struct {
@@ -156,6 +181,10 @@ static struct {
 	int verify_blobs;
 	int ready_logged;
 	int stopping;
+	int timer_fd;
+	struct watch timer_w;
+	uint64_t last_load_move_ns;
+	struct swarm_balancer_config bal;
 } d;
 
 static int epoll_add(int fd, void *ptr)
@@ -170,26 +199,42 @@ static void epoll_del(int fd) { epoll_ctl(d.epfd, EPOLL_CTL_DEL, fd, NULL); }
 
 static struct swarm_seg_header *hdr(struct session *s) { return s->base; }
 
-/* Marks a session lost in its segment and wakes its client, whichever way it sleeps. */
-static void session_mark(struct session *s, uint32_t seg_state)
+/* Wakes the client whichever way it sleeps, so that it looks at its segment. */
+static void session_wake(struct session *s)
 {
 	struct swarm_seg_header *h = hdr(s);
-	/* Release pairs with the client's acquire load of state in session_lost. */
-	__atomic_store_n(&h->state.v, seg_state, __ATOMIC_RELEASE);
 	swarm_fence();
 	__atomic_add_fetch(&h->cq_doorbell.v, 1, __ATOMIC_RELEASE);
 	swarm_futex_wake(&h->cq_doorbell.v);
 	swarm_eventfd_signal(s->cq_efd);
 }
 
+/* Marks a session lost in its segment and wakes its client, whichever way it sleeps. */
+static void session_mark(struct session *s, uint32_t seg_state)
+{
+	struct swarm_seg_header *h = hdr(s);
+	/* Release pairs with the client's acquire load of state in session_check. */
+	__atomic_store_n(&h->state.v, seg_state, __ATOMIC_RELEASE);
+	session_wake(s);
+}
+
 /* Takes a session out of its device's load as soon as it starts going away, so that the
  * balancer does not count a session that is only waiting for its worker to let go. */
 static void session_uncount(struct session *s)
 {
-	if (s->counted && s->device >= 0 && d.dev[s->device].sessions)
-		d.dev[s->device].sessions--;
-	s->counted = 0;
+	if (s->count_dev >= 0 && d.dev[s->count_dev].sessions)
+		d.dev[s->count_dev].sessions--;
+	s->count_dev = -1;
 }
+
+/* Counts a session in device di's load (a move counts at its target from its start). */
+static void session_count(struct session *s, int di)
+{
+	session_uncount(s);
+	s->count_dev = di;
+	d.dev[di].sessions++;
+}
+
 
 static void session_free(struct session *s)
 {
@@ -351,31 +396,42 @@ static void worker_died(struct device *dv)
 		close(dv->ctl);
 		dv->ctl = -1;
 	}
-	int lost = 0;
+	int moving = 0;
+	uint64_t now = swarm_now_ns();
 	for (struct session *s = d.sessions, *next; s; s = next) {
 		next = s->next;
 		if (s->device != dv->index)
 			continue;
 		s->device = -1;
-		s->counted = 0;
-		lost++;
-		if (s->state == S_ATTACHING && s->client) {
+		if (s->state == S_ATTACHING && !s->reattach && s->client) {
 			send_open_reply(s->client, s->open_seq, -ECONNABORTED, NULL,
 					"the worker died while attaching the session; retry");
 			session_free(s);
 		} else if (s->state == S_DETACHING || !s->client) {
 			session_free(s);
-		} else {
-			s->state = S_LOST;
-			session_mark(s, SWARM_SEG_STATE_WORKER_LOST);
+		} else if (s->state != S_LOST) {
+			/* It moves on: the dead worker's head is where the next one starts, and
+			 * what it took and did not complete the client runs again. */
+			session_uncount(s);
+			s->state = S_HOMELESS;
+			s->homeless_since_ns = now;
+			s->move_reason = SWARM_MOVE_EVACUATE;
+			s->move_start_ns = now;
+			moving++;
 		}
 	}
-	dv->sessions = 0;
-	swarm_log(SWARM_LOG_WARN, "event=worker_died device=%s pid=%d %s sessions_lost=%d",
-		  dv->plan.name, dv->pid, how, lost);
+	swarm_log(SWARM_LOG_WARN, "event=worker_died device=%s pid=%d %s sessions_moving=%d",
+		  dv->plan.name, dv->pid, how, moving);
 	dv->pid = -1;
+	dv->mem_policy[0] = dv->bound_cpus[0] = 0;
 	if (d.stopping) {
 		dv->state = SWARM_DEVICE_PARKED;
+		return;
+	}
+	if (dv->parking) {
+		dv->parking = 0;
+		dv->state = SWARM_DEVICE_PARKED;
+		swarm_log(SWARM_LOG_INFO, "event=device_parked device=%s", dv->plan.name);
 		return;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == SWARM_WORKER_EXIT_NO_DEVICE) {
@@ -387,7 +443,6 @@ static void worker_died(struct device *dv)
 			  dv->plan.name);
 		return;
 	}
-	uint64_t now = swarm_now_ns();
 	if (now - dv->window_start_ns > RESTART_WINDOW_NS) {
 		dv->window_start_ns = now;
 		dv->window_restarts = 0;
@@ -407,6 +462,10 @@ static void worker_died(struct device *dv)
 			  dv->plan.name, strerror(-err));
 	}
 }
+
+static void rebalance(void);
+static void let_go(struct session *s);
+static void moved(struct session *s, struct device *dv, int status, const char *text);
 
 static void handle_worker_msg(struct device *dv)
 {
@@ -432,8 +491,15 @@ static void handle_worker_msg(struct device *dv)
 		int type = swarm_msg_check(&m, (size_t)n);
 		if (type == SWARM_MSG_WORKER_READY) {
 			m.ready.text[sizeof m.ready.text - 1] = 0;
-			dv->state = SWARM_DEVICE_ACTIVE;
+			/* A device drained while its worker started stays draining. */
+			if (dv->state != SWARM_DEVICE_DRAINING)
+				dv->state = SWARM_DEVICE_ACTIVE;
 			dv->io_backend = m.ready.io_backend;
+			swarm_copy_str(dv->mem_policy, sizeof dv->mem_policy, m.ready.mem_policy);
+			swarm_copy_str(dv->bound_cpus, sizeof dv->bound_cpus, m.ready.cpus);
+			dv->busy = 0.0f;
+			dv->busy_ns_last = swarm_stat_get(&dv->stats->busy_ns);
+			dv->busy_t_last = swarm_now_ns();
 			swarm_log(SWARM_LOG_INFO,
 				  "event=device_active device=%s pid=%d cpus=%s numa=%d io=%s "
 				  "bind=\"%s\"",
@@ -441,10 +507,16 @@ static void handle_worker_msg(struct device *dv)
 				  m.ready.io_backend == 1 ? "io_uring" : "epoll", m.ready.text);
 			check_all_ready();
 			try_pending_opens();
+			rebalance();
 		} else if (type == SWARM_MSG_ATTACH_REPLY) {
 			struct session *s = session_find(m.attach.session_id);
 			if (!s || s->state != S_ATTACHING)
 				continue;
+			if (s->reattach) {
+				m.attach.text[sizeof m.attach.text - 1] = 0;
+				moved(s, dv, m.attach.status, m.attach.text);
+				continue;
+			}
 			if (m.attach.status) {
 				if (s->client) {
 					char text[SWARM_MSG_TEXT_MAX + 32];
@@ -496,6 +568,10 @@ static void handle_worker_msg(struct device *dv)
 			struct session *s = session_find(m.detached.session_id);
 			if (!s)
 				continue;
+			if (s->state == S_MOVING && m.detached.reason == 0) {
+				let_go(s);
+				continue;
+			}
 			if (s->state == S_DETACHING || !s->client) {
 				session_free(s);
 			} else {
@@ -530,17 +606,32 @@ static uint32_t pow2_ceil(uint32_t v)
 	return p;
 }
 
-static int pick_device(const struct conn *c)
+/* The balancer's view of the devices. Every worker serves every model (it loads a version
+ * when a session needs it), so has_model is 1 for all. */
+static void device_snapshot(struct swarm_balancer_device *snap)
+{
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		int state = dv->state;
+		if (state == SWARM_DEVICE_ACTIVE && (dv->ctl < 0 || dv->parking))
+			state = SWARM_DEVICE_DRAINING; /* its worker is going */
+		snap[i] = (struct swarm_balancer_device){
+			.state = state,
+			.numa_node = dv->plan.numa_node,
+			.sessions = dv->sessions,
+			.capacity = SWARM_WORKER_MAX_SESSIONS,
+			.has_model = 1,
+			.queue_depth = __atomic_load_n(&dv->stats->queue_depth, __ATOMIC_RELAXED),
+			.busy = dv->busy,
+		};
+	}
+}
+
+static int pick_device(int client_numa)
 {
 	struct swarm_balancer_device snap[MAX_DEVICES];
-	for (int i = 0; i < d.n_dev; i++) {
-		snap[i].state = d.dev[i].state;
-		snap[i].numa_node = d.dev[i].plan.numa_node;
-		snap[i].sessions = d.dev[i].sessions;
-		snap[i].capacity = SWARM_WORKER_MAX_SESSIONS;
-		snap[i].has_model = 1; /* every worker serves the built-in models */
-	}
-	return swarm_balancer_pick(snap, (size_t)d.n_dev, c->numa_node, swarm_topology_distance,
+	device_snapshot(snap);
+	return swarm_balancer_pick(snap, (size_t)d.n_dev, client_numa, swarm_topology_distance,
 				   d.topo);
 }
 
@@ -683,6 +774,286 @@ static void fill_version(struct swarm_msg_version *v, const struct resolved *r)
 	v->max_queue_delay_us = r->max_queue_delay_us;
 }
 
+/* ---- moving sessions (docs/balancing.md) --------------------------------------------------- */
+
+static const char *const move_reasons[] = { "none", "evacuate", "spread", "busy" };
+
+/* The kernel's number of a device's NUMA node, -1 when it has none. */
+static int device_os_node(const struct device *dv)
+{
+	struct swarm_numa_info ni;
+	for (int i = 0; dv->plan.numa_node >= 0 && i < swarm_topology_numa_count(d.topo); i++)
+		if (swarm_topology_numa_info(d.topo, i, &ni) == 0 && ni.index == dv->plan.numa_node)
+			return ni.os_index;
+	return -1;
+}
+
+/* No device can serve the session any more: its client's waits return -ECONNABORTED. */
+static void session_lose(struct session *s, const char *why)
+{
+	session_uncount(s);
+	s->device = -1;
+	s->state = S_LOST;
+	session_mark(s, SWARM_SEG_STATE_WORKER_LOST);
+	swarm_log(SWARM_LOG_WARN, "event=session_lost session=%llu model=%s reason=\"%s\"",
+		  (unsigned long long)s->id, s->model_name, why);
+}
+
+/* Rewrites where the session is served, under the seqlock the client reads it with; with
+ * moved, also the epoch and recovery head that make the client run again what the old
+ * worker took and did not complete. */
+static void publish_placement(struct session *s, const struct device *dv, int moved)
+{
+	struct swarm_seg_header *h = hdr(s);
+	/* Odd while the fields change: the client re-reads until it sees the same even value
+	 * before and after (swarm_session_info_get, recover). The fence keeps the field
+	 * stores after the odd value. */
+	__atomic_add_fetch(&h->placement_gen, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	h->device_index = dv->index;
+	h->numa_node = dv->plan.numa_node;
+	h->worker_pid = dv->pid;
+	swarm_copy_str(h->device_name, sizeof h->device_name, dv->plan.name);
+	swarm_copy_str(h->cpus, sizeof h->cpus, dv->bound_cpus[0] ? dv->bound_cpus : dv->plan.cpus);
+	if (moved) {
+		__atomic_store_n(&h->recovery_head, s->recovery_head, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->epoch, h->epoch + 1, __ATOMIC_RELAXED);
+	}
+	/* Release pairs with the client's acquire load of the generation. */
+	__atomic_add_fetch(&h->placement_gen, 1, __ATOMIC_RELEASE);
+}
+
+/* The session has no worker now (its worker died, or let it go and the target cannot take
+ * it): the rebalancer places it when a device can. */
+static void session_homeless(struct session *s)
+{
+	session_uncount(s);
+	s->device = -1;
+	s->reattach = 0;
+	s->state = S_HOMELESS;
+	if (!s->homeless_since_ns)
+		s->homeless_since_ns = swarm_now_ns();
+}
+
+/* Hands the session to device di's worker. The submission head the old worker left is where
+ * the new one starts (the old worker is gone or has let go, so it is final). */
+static void attach_to(struct session *s, int di)
+{
+	struct device *dv = &d.dev[di];
+	struct resolved res;
+	char text[SWARM_MSG_TEXT_MAX];
+	int rc = resolve_model(s->model_name, s->version, &res, text, sizeof text);
+	if (rc) {
+		session_lose(s, text);
+		return;
+	}
+	/* Acquire pairs with the old worker's release store of its head. */
+	s->recovery_head = __atomic_load_n(&hdr(s)->sq_head.v, __ATOMIC_ACQUIRE);
+	struct swarm_msg_attach am;
+	swarm_msg_init(&am.h, SWARM_MSG_ATTACH, sizeof am, 0);
+	am.session_id = s->id;
+	fill_version(&am.v, &res);
+	am.geo = s->geo;
+	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
+	if (dv->ctl < 0 || swarm_msg_send(dv->ctl, &am, sizeof am, fds, 3)) {
+		session_homeless(s);
+		return;
+	}
+	s->device = di;
+	s->state = S_ATTACHING;
+	s->reattach = 1;
+	session_count(s, di);
+	/* The segment follows the session to its new node for the pages faulted from now on
+	 * (moving those already there needs CAP_SYS_NICE: they stay, see balancing.md). */
+	int node = device_os_node(dv);
+	if (node >= 0)
+		(void)swarm_seg_bind_node(s->base, s->bytes, node, 1);
+}
+
+/* Asks the session's worker to let it go at a request boundary, to move to device to. */
+static void start_move(struct session *s, int to, int reason)
+{
+	struct device *from = &d.dev[s->device];
+	struct swarm_msg_detach dm;
+	swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
+	dm.session_id = s->id;
+	dm.flags = SWARM_DETACH_MOVE;
+	if (from->ctl < 0 || swarm_msg_send(from->ctl, &dm, sizeof dm, NULL, 0))
+		return; /* its worker is going: its death moves the session */
+	s->state = S_MOVING;
+	s->move_to = to;
+	s->move_reason = reason;
+	s->move_start_ns = swarm_now_ns();
+	session_count(s, to);
+	swarm_log(SWARM_LOG_INFO, "event=session_moving session=%llu from=%s to=%s reason=%s",
+		  (unsigned long long)s->id, from->plan.name, d.dev[to].plan.name,
+		  move_reasons[reason]);
+}
+
+/* 1 when device di can take a session now. */
+static int device_takes(int di)
+{
+	struct swarm_balancer_device snap[MAX_DEVICES];
+	device_snapshot(snap);
+	return di >= 0 && di < d.n_dev && snap[di].state == SWARM_DEVICE_ACTIVE &&
+	       snap[di].sessions <= snap[di].capacity;
+}
+
+/* The old worker has let the session go (DETACHED after DETACH with SWARM_DETACH_MOVE). */
+static void let_go(struct session *s)
+{
+	s->device = -1;
+	if (!s->client) {
+		session_free(s);
+		return;
+	}
+	int to = s->move_to;
+	if (!device_takes(to))
+		to = pick_device(s->client_numa);
+	if (to < 0) {
+		session_homeless(s);
+		return;
+	}
+	attach_to(s, to);
+}
+
+/* The new worker answered the ATTACH of a move. */
+static void moved(struct session *s, struct device *dv, int status, const char *text)
+{
+	s->reattach = 0;
+	if (status) {
+		char why[SWARM_MSG_TEXT_MAX + 64];
+		snprintf(why, sizeof why, "%s refused the session: %s", dv->plan.name, text);
+		session_lose(s, why);
+		return;
+	}
+	if (!s->client) {
+		struct swarm_msg_detach dm;
+		swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
+		dm.session_id = s->id;
+		s->state = S_DETACHING;
+		session_uncount(s);
+		swarm_msg_send(dv->ctl, &dm, sizeof dm, NULL, 0);
+		return;
+	}
+	uint64_t now = swarm_now_ns();
+	s->state = S_ACTIVE;
+	s->moves++;
+	s->last_move_ns = now;
+	s->homeless_since_ns = 0;
+	dv->moves_in++;
+	publish_placement(s, dv, 1);
+	session_wake(s);
+	swarm_log(SWARM_LOG_INFO,
+		  "event=session_moved session=%llu to=%s reason=%s recovery_head=%u pause_us=%llu",
+		  (unsigned long long)s->id, dv->plan.name, move_reasons[s->move_reason],
+		  s->recovery_head, (unsigned long long)((now - s->move_start_ns) / 1000));
+}
+
+/* Smooths each active device's busy fraction (an EWMA with BUSY_TAU_NS), from the busy time
+ * its worker adds up in its stats page. */
+static void update_load(uint64_t now)
+{
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		if (dv->state != SWARM_DEVICE_ACTIVE && dv->state != SWARM_DEVICE_DRAINING)
+			continue;
+		uint64_t busy = swarm_stat_get(&dv->stats->busy_ns);
+		uint64_t dt = now - dv->busy_t_last;
+		if (dt == 0)
+			continue;
+		double frac = busy >= dv->busy_ns_last ?
+				      (double)(busy - dv->busy_ns_last) / (double)dt :
+				      0.0;
+		if (frac > 1.0)
+			frac = 1.0;
+		double a = (double)dt / (double)BUSY_TAU_NS;
+		if (a > 1.0)
+			a = 1.0;
+		dv->busy += (float)(a * (frac - dv->busy));
+		dv->busy_ns_last = busy;
+		dv->busy_t_last = now;
+	}
+}
+
+/* Stops the worker of a drained device once nothing is on it or on its way off it. */
+static void park_if_empty(struct device *dv)
+{
+	if (dv->state != SWARM_DEVICE_DRAINING || dv->parking)
+		return;
+	for (struct session *s = d.sessions; s; s = s->next)
+		if (s->device == dv->index || s->count_dev == dv->index)
+			return;
+	if (dv->pid <= 0) {
+		dv->state = SWARM_DEVICE_PARKED;
+		swarm_log(SWARM_LOG_INFO, "event=device_parked device=%s", dv->plan.name);
+		return;
+	}
+	dv->parking = 1;
+	kill(dv->pid, SIGTERM); /* its death parks it (worker_died) */
+}
+
+/* Applies the balancer's moves (swarm_balancer_rebalance) until it has none, and parks
+ * drained devices that are empty. Called on every tick and after every device change. */
+static void rebalance(void)
+{
+	if (!d.ready_logged || d.stopping)
+		return;
+	uint64_t now = swarm_now_ns();
+	size_t n = 0, cap = 0;
+	for (struct session *s = d.sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->state == S_HOMELESS && now - s->homeless_since_ns > HOMELESS_WAIT_NS)
+			session_lose(s, "no device could take it within 10 s of its worker's death");
+		else if (s->state == S_ACTIVE || s->state == S_HOMELESS)
+			cap++;
+	}
+	struct swarm_balancer_session *ss = cap ? calloc(cap, sizeof *ss) : NULL;
+	struct session **sp = cap ? calloc(cap, sizeof *sp) : NULL;
+	if (cap && (!ss || !sp))
+		goto out;
+	uint64_t all = d.n_dev >= 64 ? ~0ull : (1ull << d.n_dev) - 1;
+	for (struct session *s = d.sessions; s && n < cap; s = s->next) {
+		if (s->state != S_ACTIVE && s->state != S_HOMELESS)
+			continue;
+		ss[n] = (struct swarm_balancer_session){
+			.device = s->state == S_HOMELESS ? -1 : s->device,
+			.client_numa = s->client_numa,
+			.serves = all,
+			.last_move_ns = s->last_move_ns,
+		};
+		sp[n++] = s;
+	}
+	struct swarm_balancer_device snap[MAX_DEVICES];
+	device_snapshot(snap);
+	for (int k = 0; k < MOVES_PER_TICK && n; k++) {
+		struct swarm_balancer_move mv;
+		if (swarm_balancer_rebalance(snap, (size_t)d.n_dev, ss, n, &d.bal, now,
+					     d.last_load_move_ns, swarm_topology_distance, d.topo,
+					     &mv) != 1)
+			break;
+		struct session *s = sp[mv.session];
+		if (mv.reason == SWARM_MOVE_BUSY)
+			d.last_load_move_ns = now;
+		if (s->state == S_HOMELESS) {
+			s->move_reason = SWARM_MOVE_EVACUATE;
+			attach_to(s, mv.to);
+		} else {
+			start_move(s, mv.to, mv.reason);
+		}
+		device_snapshot(snap);
+		/* It is in flight now: out of the candidates. */
+		ss[mv.session] = ss[n - 1];
+		sp[mv.session] = sp[n - 1];
+		n--;
+	}
+out:
+	free(ss);
+	free(sp);
+	for (int i = 0; i < d.n_dev; i++)
+		park_if_empty(&d.dev[i]);
+}
+
 /* The catalog changed: every session that follows its model's active version and does not
  * serve it gets a SWITCH to it. The worker loads the new version beside the old, and moves
  * the session at a request boundary; the old one is unmapped once no session uses it. */
@@ -764,7 +1135,10 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	}
 	/* Until every device of the start is serving, opens wait: placement must not depend on
 	 * which worker happened to start first. */
-	int di = d.ready_logged ? pick_device(c) : -ENODEV;
+	/* Near the thread that opened it (the open says where it ran), else where the client
+	 * said hello from. */
+	int client_numa = m->cpu >= 0 ? swarm_topology_cpu_numa(d.topo, m->cpu) : c->numa_node;
+	int di = d.ready_logged ? pick_device(client_numa) : -ENODEV;
 	if (di < 0) {
 		if (may_park && any_warming()) {
 			struct pending_open *p = calloc(1, sizeof *p);
@@ -796,9 +1170,13 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	s->from_registry = res.from_registry;
 	s->open_seq = m->h.seq;
 	s->bytes = geo.segment_bytes;
+	s->geo = geo;
+	s->client_numa = client_numa;
+	s->count_dev = -1;
+	s->move_to = -1;
 	s->sq_efd = s->cq_efd = -1;
 	int fd = swarm_seg_create(&geo, s->id, res.name, res.version, res.inputs, res.outputs,
-				  &s->base);
+				  device_os_node(dv), &s->base);
 	if (fd < 0) {
 		snprintf(text, sizeof text, "cannot create the segment (%llu bytes): %s",
 			 (unsigned long long)geo.segment_bytes, strerror(-fd));
@@ -814,15 +1192,14 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	h->numa_node = dv->plan.numa_node;
 	h->worker_pid = dv->pid;
 	swarm_copy_str(h->device_name, sizeof h->device_name, dv->plan.name);
-	swarm_copy_str(h->cpus, sizeof h->cpus, dv->plan.cpus);
+	swarm_copy_str(h->cpus, sizeof h->cpus, dv->bound_cpus[0] ? dv->bound_cpus : dv->plan.cpus);
 	/* Even: no change in progress (the client does not have the segment yet). */
 	__atomic_add_fetch(&h->placement_gen, 2, __ATOMIC_RELEASE);
 	s->device = dv->index;
 	s->state = S_ATTACHING;
 	s->next = d.sessions;
 	d.sessions = s;
-	dv->sessions++;
-	s->counted = 1;
+	session_count(s, dv->index);
 
 	struct swarm_msg_attach am;
 	swarm_msg_init(&am.h, SWARM_MSG_ATTACH, sizeof am, 0);
@@ -950,10 +1327,10 @@ static void client_gone(struct conn *c)
 			s->state = S_DETACHING;
 			session_uncount(s);
 			swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
-		} else if (s->state == S_LOST) {
+		} else if (s->state == S_LOST || s->state == S_HOMELESS) {
 			session_free(s);
 		}
-		/* S_ATTACHING and S_DETACHING finish when the worker answers. */
+		/* S_ATTACHING, S_MOVING and S_DETACHING finish when the worker answers. */
 	}
 	swarm_log(SWARM_LOG_INFO, "event=client_gone client_pid=%d sessions=%d", c->pid, n);
 	free(c);
@@ -972,7 +1349,11 @@ static void fill_status(struct swarm_msg_status_reply *r)
 		o->pid = dv->pid;
 		o->numa_node = dv->plan.numa_node;
 		swarm_copy_str(o->name, sizeof o->name, dv->plan.name);
-		swarm_copy_str(o->cpus, sizeof o->cpus, dv->plan.cpus);
+		swarm_copy_str(o->cpus, sizeof o->cpus,
+			       dv->bound_cpus[0] ? dv->bound_cpus : dv->plan.cpus);
+		swarm_copy_str(o->mem_policy, sizeof o->mem_policy, dv->mem_policy);
+		o->busy = dv->busy;
+		o->moves_in = dv->moves_in;
 		o->sessions = dv->sessions;
 		o->restarts = dv->restarts;
 		o->io_backend = dv->io_backend;
@@ -994,6 +1375,8 @@ static void fill_status(struct swarm_msg_status_reply *r)
 		o->client_pid = s->client ? s->client->pid : -1;
 		swarm_copy_str(o->model, sizeof o->model, s->model_name);
 		o->model_version = s->version;
+		o->moves = s->moves;
+		o->client_numa = s->client_numa;
 		if (s->device < 0)
 			continue;
 		struct swarm_worker_stats *st = d.dev[s->device].stats;
@@ -1011,6 +1394,70 @@ static void fill_status(struct swarm_msg_status_reply *r)
 	}
 }
 
+/* `swarm device drain|resume NAME`. Returns 0 or -errno, with what happened in text. */
+static int device_control(struct swarm_msg_device *m, char *text, size_t len)
+{
+	m->name[sizeof m->name - 1] = 0;
+	struct device *dv = NULL;
+	for (int i = 0; i < d.n_dev; i++)
+		if (!strcmp(d.dev[i].plan.name, m->name))
+			dv = &d.dev[i];
+	if (!dv) {
+		snprintf(text, len, "no device is called \"%s\" (swarm status lists them)", m->name);
+		return -ENOENT;
+	}
+	const char *name = dv->plan.name;
+	if (m->action == SWARM_DEVICE_DRAIN) {
+		if (dv->state == SWARM_DEVICE_PARKED) {
+			snprintf(text, len, "%s is already parked", name);
+			return 0;
+		}
+		if (dv->state == SWARM_DEVICE_FAILED) {
+			dv->state = SWARM_DEVICE_PARKED;
+			snprintf(text, len, "%s had failed; now parked", name);
+			return 0;
+		}
+		dv->state = SWARM_DEVICE_DRAINING;
+		swarm_log(SWARM_LOG_INFO, "event=device_draining device=%s sessions=%u", name,
+			  dv->sessions);
+		uint32_t n = dv->sessions;
+		rebalance();
+		snprintf(text, len,
+			 "draining %s: %u session(s) move to other devices, then its worker stops "
+			 "(swarm status shows it parked)",
+			 name, n);
+		return 0;
+	}
+	if (m->action == SWARM_DEVICE_RESUME) {
+		if (dv->state == SWARM_DEVICE_ACTIVE || dv->state == SWARM_DEVICE_WARMING) {
+			snprintf(text, len, "%s is already in service", name);
+			return 0;
+		}
+		if (dv->state == SWARM_DEVICE_DRAINING && !dv->parking) {
+			dv->state = dv->ctl >= 0 ? SWARM_DEVICE_ACTIVE : SWARM_DEVICE_WARMING;
+			swarm_log(SWARM_LOG_INFO, "event=device_resumed device=%s", name);
+			snprintf(text, len, "%s is back in service", name);
+			return 0;
+		}
+		if (dv->parking) {
+			snprintf(text, len, "%s is stopping; resume it when it is parked", name);
+			return -EBUSY;
+		}
+		dv->window_restarts = 0;
+		int err = start_worker(dv);
+		if (err) {
+			dv->state = SWARM_DEVICE_FAILED;
+			snprintf(text, len, "cannot start %s's worker: %s", name, strerror(-err));
+			return err;
+		}
+		swarm_log(SWARM_LOG_INFO, "event=device_resumed device=%s", name);
+		snprintf(text, len, "starting %s; sessions spread onto it when it is ready", name);
+		return 0;
+	}
+	snprintf(text, len, "unknown device action %u", m->action);
+	return -EINVAL;
+}
+
 static void handle_client(struct conn *c)
 {
 	union {
@@ -1018,6 +1465,7 @@ static void handle_client(struct conn *c)
 		struct swarm_msg_hello hello;
 		struct swarm_msg_open open;
 		struct swarm_msg_close close;
+		struct swarm_msg_device device;
 		char raw[1024];
 	} m;
 	for (;;) {
@@ -1084,13 +1532,19 @@ static void handle_client(struct conn *c)
 				s->client = NULL;
 				session_uncount(s);
 				swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
-			} else if (s->state == S_ATTACHING || s->state == S_DETACHING) {
+			} else if (s->state == S_ATTACHING || s->state == S_DETACHING ||
+				   s->state == S_MOVING) {
 				s->client = NULL; /* finished when the worker answers */
 			} else {
 				session_free(s);
 			}
 			send_reply(c->fd, SWARM_MSG_CLOSE_REPLY, m.h.seq, status,
 				   status ? "no such session on this connection" : "");
+			break;
+		}
+		case SWARM_MSG_DEVICE: {
+			int status = device_control(&m.device, text, sizeof text);
+			send_reply(c->fd, SWARM_MSG_DEVICE_REPLY, m.h.seq, status, text);
 			break;
 		}
 		case SWARM_MSG_STATUS: {
@@ -1436,31 +1890,6 @@ static int count_gpus(char *why, size_t why_len)
 #endif
 }
 
-/* The cores swarmd may run on, as a cpulist ("0-3,8"): what a GPU's worker binds to until
- * GPU locality places it on its GPU's node. Returns 0 or -errno. */
-static int machine_cpus(char *out, size_t len)
-{
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return -errno;
-	size_t off = 0;
-	out[0] = 0;
-	for (int c = 0; c < CPU_SETSIZE; c++) {
-		if (!CPU_ISSET(c, &set) || (c > 0 && CPU_ISSET(c - 1, &set)))
-			continue;
-		int last = c;
-		while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set))
-			last++;
-		int n = last > c ?
-				snprintf(out + off, len - off, "%s%d-%d", off ? "," : "", c, last) :
-				snprintf(out + off, len - off, "%s%d", off ? "," : "", c);
-		if (n < 0 || (size_t)n >= len - off)
-			return -E2BIG;
-		off += (size_t)n;
-	}
-	return off ? 0 : -ENODEV;
-}
-
 /* The devices to serve: --devices cpu:N, gpu, or the default (every GPU where there is one,
  * else a CPU device per NUMA node). gpu_of[i] is device i's CUDA ordinal, -1 for a CPU
  * device. Returns the count, or 0 after logging why there is nothing to serve. */
@@ -1474,35 +1903,35 @@ static int plan_devices(int mode, int n_cpu, struct swarm_device_plan *plan, int
 		return 0;
 	}
 	if (gpus > 0) {
-		char cpus[SWARM_CPUS_MAX];
-		int err = machine_cpus(cpus, sizeof cpus);
-		if (err) {
+		/* Each GPU where hwloc puts it: the CUDA runtime's PCI bus id names the PCI
+		 * object, whose first non-I/O ancestor gives the node (docs/balancing.md). */
+		struct swarm_gpu_info info[MAX_DEVICES];
+		for (int i = 0; i < gpus; i++) {
+			memset(&info[i], 0, sizeof info[i]);
+			info[i].cuda_index = i;
+			info[i].numa_node = -1;
+#ifdef SWARM_HAVE_CUDA
+			if (swarm_cuda_pci_bus_id(i, info[i].busid, sizeof info[i].busid) == 0)
+				info[i].numa_node = swarm_topology_busid_numa(d.topo, info[i].busid);
+#endif
+			gpu_of[i] = i;
+		}
+		int n = swarm_topology_plan_gpus(d.topo, info, gpus, plan, MAX_DEVICES);
+		if (n <= 0) {
 			swarm_log(SWARM_LOG_ERROR,
-				  "event=startup_failed reason=\"cannot list the cores for the GPU "
-				  "workers: %s\"",
-				  strerror(-err));
+				  "event=startup_failed reason=\"cannot plan the GPU workers: %s\"",
+				  strerror(n < 0 ? -n : ENODEV));
 			return 0;
 		}
-		char names[MAX_DEVICES * 8] = "";
-		size_t off = 0;
-		for (int i = 0; i < gpus; i++) {
-			memset(&plan[i], 0, sizeof plan[i]);
-			plan[i].index = i;
-			snprintf(plan[i].name, sizeof plan[i].name, "gpu:%d", i);
-			plan[i].numa_node = -1; /* no membind until GPU locality */
-			swarm_copy_str(plan[i].cpus, sizeof plan[i].cpus, cpus);
-			gpu_of[i] = i;
-			int n = snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "",
-					 plan[i].name);
-			if (n > 0 && (size_t)n < sizeof names - off)
-				off += (size_t)n;
-		}
-		swarm_log(SWARM_LOG_INFO, "event=gpus_found count=%d serving=%s cpus=%s%s", gpus,
-			  names, cpus,
-			  mode == DEVICES_DEFAULT ?
-				  " note=\"--devices cpu:N serves CPUs instead\"" :
-				  "");
-		return gpus;
+		for (int i = 0; i < n; i++)
+			swarm_log(SWARM_LOG_INFO,
+				  "event=gpu_found device=%s pci=%s numa=%d cpus=%s%s", plan[i].name,
+				  info[i].busid[0] ? info[i].busid : "?", plan[i].numa_node,
+				  plan[i].cpus,
+				  mode == DEVICES_DEFAULT ?
+					  " note=\"--devices cpu:N serves CPUs instead\"" :
+					  "");
+		return n;
 	}
 	if (mode == DEVICES_DEFAULT)
 		swarm_log(SWARM_LOG_INFO, "event=no_gpus reason=\"%s\" serving=cpu", why);
@@ -1523,6 +1952,7 @@ int main(int argc, char **argv)
 	d.inotify_fd = -1;
 	d.log_level = SWARM_LOG_INFO;
 	d.next_session_id = 1;
+	swarm_balancer_config_default(&d.bal);
 	d.allow_uid[d.n_allow_uid++] = getuid();
 	int n_cpu = 0, mode = DEVICES_DEFAULT;
 	const char *topo_xml = NULL;
@@ -1617,6 +2047,17 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* The balancer's tick: smoothing load, moving sessions, parking drained devices. */
+	d.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec its = { { 0, TICK_MS * 1000000l }, { 0, TICK_MS * 1000000l } };
+	d.timer_w.kind = W_TIMER;
+	if (d.timer_fd < 0 || timerfd_settime(d.timer_fd, 0, &its, NULL) < 0 ||
+	    epoll_add(d.timer_fd, &d.timer_w)) {
+		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"no timer: %s\"",
+			  strerror(errno));
+		return 1;
+	}
+
 	while (!d.stopping) {
 		struct epoll_event evs[64];
 		int timeout = d.pending ? 100 : -1;
@@ -1649,9 +2090,18 @@ int main(int argc, char **argv)
 			case W_REGISTRY:
 				handle_registry_event();
 				break;
+			case W_TIMER: {
+				uint64_t ticks;
+				if (read(d.timer_fd, &ticks, sizeof ticks) == sizeof ticks) {
+					update_load(swarm_now_ns());
+					rebalance();
+				}
+				break;
+			}
 			case W_DEV_PID:
 				worker_died((struct device *)((char *)w -
 							      offsetof(struct device, pid_w)));
+				rebalance();
 				break;
 			}
 		}

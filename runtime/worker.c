@@ -1094,6 +1094,24 @@ static void handle_switch(struct worker *w, const struct swarm_msg_switch *m)
 		swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
 }
 
+/* Lets a session go at a request boundary because it moves to another worker: what it has
+ * waiting in a batch runs now, and its completions are pushed while the client has room.
+ * What cannot be pushed (a client that does not read its completions) is dropped: the
+ * client runs those requests again on the new worker (docs/balancing.md). After this the
+ * worker no longer touches the segment. */
+static void session_hand_over(struct worker *w, struct session *s)
+{
+	int64_t ignored = -1;
+	if (s->version && s->version->q_n)
+		run_version_batches(w, s->version, swarm_now_ns(), 1, &ignored);
+	int left = s->n_pending;
+	if (left && flush_pending(s) >= 0)
+		left = (int)s->n_pending;
+	wake_client(s);
+	swarm_log(SWARM_LOG_INFO, "event=session_handed_over session=%llu sq_head=%u dropped=%d",
+		  (unsigned long long)s->id, s->sq.head_local, left);
+}
+
 /* Handles every message waiting on the control socket. Returns -1 when swarmd is gone. */
 static int handle_ctl(struct worker *w)
 {
@@ -1139,9 +1157,12 @@ static int handle_ctl(struct worker *w)
 			handle_switch(w, &m.sw);
 		} else if (type == SWARM_MSG_DETACH) {
 			struct session *s = find_session(w, m.detach.session_id);
+			int moving = (m.detach.flags & SWARM_DETACH_MOVE) != 0;
+			if (s && moving)
+				session_hand_over(w, s);
 			if (s)
 				session_free(w, s);
-			send_detached(w, m.detach.session_id, 0, "closed");
+			send_detached(w, m.detach.session_id, 0, moving ? "moved" : "closed");
 		} else {
 			swarm_log(SWARM_LOG_WARN, "event=ctl_bad_message result=%d", type);
 		}
@@ -1436,11 +1457,17 @@ int main(int argc, char **argv)
 	ready.pid = getpid();
 	ready.numa_node = w.numa_node;
 	ready.io_backend = swarm_loop_backend(w.loop);
-	swarm_copy_str(ready.cpus, sizeof ready.cpus, w.cpus);
+	/* What the kernel gives back, not what was asked: swarm topo and its test compare
+	 * these with /proc. */
+	if (swarm_topology_read_binding(ready.cpus, sizeof ready.cpus, ready.mem_policy,
+					sizeof ready.mem_policy))
+		swarm_copy_str(ready.cpus, sizeof ready.cpus, w.cpus);
 	swarm_copy_str(ready.text, sizeof ready.text, note);
-	swarm_log(SWARM_LOG_INFO, "event=worker_ready device=%s cpus=%s numa=%d io=%s bind=\"%s\"",
-		  w.name, w.cpus, w.numa_node,
-		  ready.io_backend == SWARM_LOOP_IO_URING ? "io_uring" : "epoll", note);
+	swarm_log(SWARM_LOG_INFO,
+		  "event=worker_ready device=%s cpus=%s numa=%d io=%s mem=\"%s\" bind=\"%s\"",
+		  w.name, ready.cpus, w.numa_node,
+		  ready.io_backend == SWARM_LOOP_IO_URING ? "io_uring" : "epoll", ready.mem_policy,
+		  note);
 	if (swarm_msg_send(w.ctl, &ready, sizeof ready, NULL, 0)) {
 		swarm_log(SWARM_LOG_ERROR, "event=ctl_send_failed");
 		return 1;

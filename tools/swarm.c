@@ -1,6 +1,8 @@
 /* swarm.c: the `swarm` command line. `swarm status`: what swarmd serves, per device and per
  * session, from the workers' stats pages (read by swarmd without asking them); `swarm
- * registry`: the model registry (tools/cmd_registry.c). Later issues add `top` and `topo`. */
+ * registry`: the model registry (tools/cmd_registry.c); `swarm topo`: the machine and where
+ * each device's worker runs (tools/cmd_topo.c); `swarm device`: take a device out of service
+ * or back (tools/cmd_topo.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -21,15 +23,16 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  status [--socket PATH] [--json]   devices and sessions of a running swarmd\n"
+		   "  topo [--json] [--topology XML]    NUMA nodes, GPUs, and where each device's\n"
+		   "                                    worker runs (swarm topo --help)\n"
+		   "  device drain|resume NAME          take a device out of service, or back\n"
 		   "  registry <command> ...            the model registry (swarm registry --help)\n"
 		   "\n"
 		   "The socket defaults to $SWARM_SOCKET, else swarmd's default path.\n"
 		   "Exit status: 0 on success, 1 when swarmd cannot be reached, 2 on bad usage.\n");
 }
 
-/* Connects and says hello with the raw protocol (the status message is not part of the
- * client API). Returns the socket or -errno, with a message in err. */
-static int connect_raw(const char *path, char *err, size_t err_len)
+int swarm_cmd_connect(const char *path, char *err, size_t err_len)
 {
 	char def[108];
 	if (!path || !*path)
@@ -77,6 +80,37 @@ static int connect_raw(const char *path, char *err, size_t err_len)
 	return fd;
 }
 
+struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *err,
+						       size_t err_len)
+{
+	int fd = swarm_cmd_connect(sock, err, err_len);
+	if (fd < 0)
+		return NULL;
+	struct swarm_msg_hdr q;
+	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
+	struct swarm_msg_status_reply *r = malloc(sizeof *r);
+	int n = r ? swarm_msg_send(fd, &q, sizeof q, NULL, 0) : -ENOMEM;
+	if (n == 0)
+		n = swarm_msg_recv(fd, r, sizeof *r, NULL, NULL);
+	close(fd);
+	if (n <= 0 || swarm_msg_check(r, (size_t)n) != SWARM_MSG_STATUS_REPLY) {
+		snprintf(err, err_len, "swarmd sent no status (%s)",
+			 swarm_strerror(n < 0 ? n : -EBADMSG));
+		free(r);
+		return NULL;
+	}
+	/* Strings arrive from another process: terminate them before anyone prints them. */
+	for (uint32_t i = 0; i < SWARM_STATUS_MAX_DEVICES; i++) {
+		struct swarm_status_device *dv = &r->devices[i];
+		dv->name[sizeof dv->name - 1] = 0;
+		dv->cpus[sizeof dv->cpus - 1] = 0;
+		dv->mem_policy[sizeof dv->mem_policy - 1] = 0;
+	}
+	for (uint32_t i = 0; i < SWARM_STATUS_MAX_SESSIONS; i++)
+		r->sessions[i].model[sizeof r->sessions[i].model - 1] = 0;
+	return r;
+}
+
 static void fmt_ns(char *buf, size_t len, uint64_t ns)
 {
 	if (ns == 0)
@@ -96,15 +130,16 @@ static void print_json(const struct swarm_msg_status_reply *r)
 	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++) {
 		const struct swarm_status_device *dv = &r->devices[i];
 		printf("%s\n  {\"index\": %d, \"name\": \"%s\", \"state\": \"%s\", \"pid\": %d, "
-		       "\"numa_node\": %d, \"cpus\": \"%s\", \"io\": \"%s\", \"sessions\": %u, "
+		       "\"numa_node\": %d, \"cpus\": \"%s\", \"mem_policy\": \"%s\", \"io\": \"%s\", "
+		       "\"busy\": %.3f, \"moves_in\": %u, \"sessions\": %u, "
 		       "\"queue_depth\": %u, \"restarts\": %u, \"requests\": %llu, \"errors\": %llu, "
 		       "\"busy_ns\": %llu, \"batches\": %llu, \"p50_ns\": %llu, \"p99_ns\": %llu}",
 		       i ? "," : "", dv->index, dv->name, swarm_device_state_name(dv->state),
-		       dv->pid, dv->numa_node, dv->cpus,
+		       dv->pid, dv->numa_node, dv->cpus, dv->mem_policy,
 		       dv->io_backend == 1 ? "io_uring" :
 		       dv->io_backend == 2 ? "epoll" :
 					     "-",
-		       dv->sessions, dv->queue_depth, dv->restarts,
+		       (double)dv->busy, dv->moves_in, dv->sessions, dv->queue_depth, dv->restarts,
 		       (unsigned long long)dv->requests, (unsigned long long)dv->errors,
 		       (unsigned long long)dv->busy_ns, (unsigned long long)dv->batches,
 		       (unsigned long long)dv->p50_ns,
@@ -113,11 +148,13 @@ static void print_json(const struct swarm_msg_status_reply *r)
 	printf("],\n \"total_sessions\": %u, \"sessions\": [", r->total_sessions);
 	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++) {
 		const struct swarm_status_session *s = &r->sessions[i];
-		printf("%s\n  {\"id\": %llu, \"device\": %d, \"client_pid\": %d, \"model\": \"%s\", "
-		       "\"version\": %u, \"in_flight\": %u, \"requests\": %llu, \"errors\": %llu, "
+		printf("%s\n  {\"id\": %llu, \"device\": %d, \"client_pid\": %d, "
+		       "\"client_numa\": %d, \"model\": \"%s\", \"version\": %u, \"in_flight\": %u, "
+		       "\"moves\": %u, \"requests\": %llu, \"errors\": %llu, "
 		       "\"p50_ns\": %llu, \"p99_ns\": %llu}",
 		       i ? "," : "", (unsigned long long)s->session_id, s->device_index,
-		       s->client_pid, s->model, s->model_version, s->in_flight,
+		       s->client_pid, s->client_numa, s->model, s->model_version, s->in_flight,
+		       s->moves,
 		       (unsigned long long)s->requests, (unsigned long long)s->errors,
 		       (unsigned long long)s->p50_ns, (unsigned long long)s->p99_ns);
 	}
@@ -190,22 +227,9 @@ static int cmd_status(int argc, char **argv)
 		}
 	}
 	char err[512];
-	int fd = connect_raw(sock, err, sizeof err);
-	if (fd < 0) {
+	struct swarm_msg_status_reply *r = swarm_cmd_fetch_status(sock, err, sizeof err);
+	if (!r) {
 		fprintf(stderr, "swarm status: %s\n", err);
-		return 1;
-	}
-	struct swarm_msg_hdr q;
-	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
-	struct swarm_msg_status_reply *r = malloc(sizeof *r);
-	int n = r ? swarm_msg_send(fd, &q, sizeof q, NULL, 0) : -ENOMEM;
-	if (n == 0)
-		n = swarm_msg_recv(fd, r, sizeof *r, NULL, NULL);
-	close(fd);
-	if (n <= 0 || swarm_msg_check(r, (size_t)n) != SWARM_MSG_STATUS_REPLY) {
-		fprintf(stderr, "swarm status: swarmd sent no status (%s)\n",
-			swarm_strerror(n < 0 ? n : -EBADMSG));
-		free(r);
 		return 1;
 	}
 	if (json)
@@ -227,6 +251,10 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "registry"))
 		return swarm_cmd_registry(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "topo"))
+		return swarm_cmd_topo(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "device"))
+		return swarm_cmd_device(argc - 1, argv + 1);
 	fprintf(stderr, "swarm: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return 2;

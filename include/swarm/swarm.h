@@ -31,7 +31,7 @@ extern "C" {
 
 /* The ABI version spoken on the control socket and written in every segment. A client and a
  * swarmd of different ABI versions refuse each other with -EPROTO. */
-#define SWARM_ABI_VERSION 1u
+#define SWARM_ABI_VERSION 2u
 
 #define SWARM_NAME_MAX 48   /* model and tensor names, NUL included */
 #define SWARM_MAX_DIMS 6    /* dimensions of a tensor, the batch dimension included */

@@ -62,6 +62,26 @@ extern "C" int swarm_cuda_device_count(int *count)
 	return 0;
 }
 
+extern "C" int swarm_cuda_pci_bus_id(int ordinal, char *busid, int len)
+{
+	cudaError_t err;
+
+	swarm_cuda_clear_error();
+	if (!busid || len < 13 || ordinal < 0) {
+		swarm_cuda_set_error("swarm_cuda_pci_bus_id: bad argument");
+		return -EINVAL;
+	}
+	/* Does not create a context: safe to call in swarmd, which never drives a GPU. */
+	err = cudaDeviceGetPCIBusId(busid, len, ordinal);
+	if (err != cudaSuccess) {
+		swarm_cuda_set_error("cudaDeviceGetPCIBusId(%d): %s (%s)", ordinal,
+				     cudaGetErrorString(err), cudaGetErrorName(err));
+		(void)cudaGetLastError();
+		return swarm_cuda_errno(err);
+	}
+	return 0;
+}
+
 extern "C" int swarm_cuda_affine_f32(const float *x, float *y, size_t n, float a, float b)
 {
 	const unsigned int threads = 256;

@@ -26,6 +26,10 @@ extern "C" {
  * no libcuda or no GPU, -EIO on any other CUDA failure. count must not be NULL (-EINVAL). */
 int swarm_cuda_device_count(int *count);
 
+/* The PCI bus id of GPU ordinal as the CUDA runtime writes it ("00000000:18:00.0"), for
+ * hwloc to find the GPU's NUMA node. len must be at least 13. Returns 0 or -errno. */
+int swarm_cuda_pci_bus_id(int ordinal, char *busid, int len);
+
 /* Computes y[i] = a * x[i] + b for i < n on CUDA device 0: copies x to the device, runs the
  * kernel, copies y back, frees the device memory. x and y are host memory and may be the
  * same array. Returns 0, -EINVAL (NULL x or y with n > 0), -ENODEV (no GPU), -ENOMEM (device

@@ -547,6 +547,16 @@ int h_connect(swarm_client **out)
 	}
 }
 
+swarm_client *h_connect_or_fail(void)
+{
+	swarm_client *c = NULL;
+	int rc = h_connect(&c);
+	if (rc)
+		h_print_log("connect failed");
+	cr_assert_eq(rc, 0, "swarm_connect(%s): %d (%s)", h_socket(), rc, swarm_strerror(rc));
+	return c;
+}
+
 swarm_session_opts h_identity_opts(void)
 {
 	swarm_session_opts o = { .slots = 8, .queue_depth = 8, .max_rows = 64 };

@@ -102,6 +102,9 @@ int h_child_wait(pid_t pid, int64_t timeout_ns);
 /* Connects to h_socket(), retrying -ECONNREFUSED/-ENOENT for up to 5 s. Returns 0 or -errno. */
 int h_connect(swarm_client **out);
 
+/* h_connect, failing the test (with swarmd's log) when it does not connect. */
+swarm_client *h_connect_or_fail(void);
+
 /* Opens a session on model and runs one round trip on it (identity: 64 B, affine: 1 row),
  * retrying both for up to timeout_ns (a worker being restarted). Returns 0 or the last error;
  * *out is NULL on failure. */

@@ -21,16 +21,6 @@ static void teardown(void) { h_teardown(); }
 
 TestSuite(e2e_basic, .init = setup, .fini = teardown, .timeout = 60);
 
-static swarm_client *connect_or_fail(void)
-{
-	swarm_client *c = NULL;
-	int rc = h_connect(&c);
-	if (rc)
-		h_print_log("connect failed");
-	cr_assert_eq(rc, 0, "swarm_connect(%s): %d (%s)", h_socket(), rc, swarm_strerror(rc));
-	return c;
-}
-
 static swarm_session *open_or_fail(swarm_client *c, const char *model, const swarm_session_opts *o)
 {
 	swarm_session *s = NULL;
@@ -66,7 +56,7 @@ static void check_spec(const swarm_tensor_spec *t, const char *name, uint32_t dt
 
 Test(e2e_basic, affine_specs_read_back)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_or_fail(c, "affine", NULL);
 	cr_assert_eq(swarm_session_num_inputs(s), 1, "inputs: %u", swarm_session_num_inputs(s));
 	cr_assert_eq(swarm_session_num_outputs(s), 1, "outputs: %u", swarm_session_num_outputs(s));
@@ -95,7 +85,7 @@ Test(e2e_basic, affine_specs_read_back)
 
 Test(e2e_basic, affine_thousand_requests_of_varied_rows_are_exact)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_or_fail(c, "affine", NULL);
 	for (uint32_t i = 0; i < 1000; i++) {
 		uint32_t rows = i == 0 ? 1 : i == 1 ? 1024 : 1 + (i * 7919u) % 1024u;
@@ -110,7 +100,7 @@ Test(e2e_basic, affine_thousand_requests_of_varied_rows_are_exact)
 
 Test(e2e_basic, identity_echoes_64_bytes)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity(c);
 	swarm_request *r;
 	int rc = swarm_request_alloc(s, 1, &r);
@@ -148,7 +138,7 @@ Test(e2e_basic, identity_echoes_64_bytes)
 
 Test(e2e_basic, session_info_names_a_cpu_device_and_a_live_worker)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity(c);
 	swarm_session_info info;
 	memset(&info, 0x7f, sizeof info);
@@ -182,7 +172,7 @@ Test(e2e_basic, session_info_names_a_cpu_device_and_a_live_worker)
 
 Test(e2e_basic, unknown_model_returns_enoent)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = NULL;
 	int rc = swarm_session_open(c, "no-such-model", 0, NULL, &s);
 	cr_assert_eq(rc, -ENOENT, "open(no-such-model): %d (%s), want -ENOENT", rc,
@@ -198,7 +188,7 @@ Test(e2e_basic, unknown_model_returns_enoent)
 
 Test(e2e_basic, rows_zero_and_above_max_rows_return_einval)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_or_fail(c, "affine", NULL);
 	swarm_request *r = NULL;
 	int rc = swarm_request_alloc(s, 0, &r);
@@ -236,7 +226,7 @@ static void stop_worker(pid_t w)
 
 Test(e2e_basic, release_of_in_flight_request_returns_ebusy)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity(c);
 	pid_t w = worker_of(s);
 	swarm_request *r;
@@ -260,7 +250,7 @@ Test(e2e_basic, release_of_in_flight_request_returns_ebusy)
 
 Test(e2e_basic, expired_deadline_completes_with_etimedout)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_or_fail(c, "affine", NULL);
 	swarm_request *r;
 	cr_assert_eq(swarm_request_alloc(s, 4, &r), 0);
@@ -293,7 +283,7 @@ Test(e2e_basic, expired_deadline_completes_with_etimedout)
 
 Test(e2e_basic, wait_timeout_returns_etimedout_and_request_completes_later)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity(c);
 	pid_t w = worker_of(s);
 	swarm_request *r;
@@ -323,7 +313,7 @@ Test(e2e_basic, wait_timeout_returns_etimedout_and_request_completes_later)
 
 Test(e2e_basic, session_fd_arm_poll_flow_collects_every_completion)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity(c);
 	int fd = swarm_session_fd(s);
 	cr_assert_geq(fd, 0, "swarm_session_fd: %d", fd);
@@ -376,7 +366,7 @@ Test(e2e_basic, session_fd_arm_poll_flow_collects_every_completion)
 
 Test(e2e_basic, ftruncate_of_session_memfd_fails_with_eperm)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity(c);
 	swarm_session_info info;
 	cr_assert_eq(swarm_session_info_get(s, &info), 0);
@@ -448,7 +438,7 @@ Test(e2e_basic, abi_mismatch_returns_eproto_naming_both_versions)
 	close(sock);
 
 	/* swarmd is unharmed: an honest client still gets served */
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity(c);
 	cr_assert_eq(h_identity_roundtrip(s, 1, 1, 5 * H_SEC), 0);
 	swarm_session_close(s);
@@ -479,7 +469,7 @@ static int json_has_number(const char *json, const char *key, uint64_t value)
 
 Test(e2e_basic, status_json_lists_the_device_and_the_open_session)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_or_fail(c, "affine", NULL);
 	cr_assert_eq(h_affine_roundtrip(s, 3, 1, 5 * H_SEC), 0);
 	swarm_session_info info;
@@ -530,7 +520,7 @@ Test(e2e_basic, connect_to_a_dead_socket_says_which_and_why)
 
 Test(e2e_basic, unknown_model_message_names_the_model)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = NULL;
 	int rc = swarm_session_open(c, "no-such-model", 0, NULL, &s);
 	cr_assert_eq(rc, -ENOENT, "open: %d", rc);

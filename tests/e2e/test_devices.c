@@ -243,7 +243,7 @@ Test(e2e_devices, default_without_a_gpu_serves_the_cpu)
 	h_start(NULL, NULL);
 	cr_expect(h_log_contains("event=no_gpus"), "no event=no_gpus in the log");
 	cr_expect(h_log_contains("serving=cpu"), "no serving=cpu in the log");
-	cr_expect(!h_log_contains("event=gpus_found"), "GPUs found with every GPU hidden");
+	cr_expect(!h_log_contains("event=gpu_found"), "GPUs found with every GPU hidden");
 
 	swarm_client *c = NULL;
 	int rc = h_connect(&c);
@@ -283,7 +283,7 @@ Test(e2e_devices_gpu, devices_gpu_serves_each_gpu_as_gpu_n)
 {
 	require_gpu();
 	h_start("gpu", NULL);
-	cr_expect(h_log_contains("event=gpus_found"), "no event=gpus_found in the log");
+	cr_expect(h_log_contains("event=gpu_found"), "no event=gpu_found in the log");
 	cr_expect(h_log_contains("device=gpu:0"), "no device=gpu:0 in the log");
 
 	swarm_client *c = NULL;

@@ -24,16 +24,6 @@ TestSuite(e2e_failures, .init = setup, .fini = teardown, .timeout = 90);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static swarm_client *connect_or_fail(void)
-{
-	swarm_client *c = NULL;
-	int rc = h_connect(&c);
-	if (rc)
-		h_print_log("connect failed");
-	cr_assert_eq(rc, 0, "swarm_connect(%s): %d (%s)", h_socket(), rc, swarm_strerror(rc));
-	return c;
-}
-
 static swarm_session *open_identity_or_fail(swarm_client *c, uint32_t slots, uint32_t qd)
 {
 	swarm_session_opts o = h_identity_opts();
@@ -169,7 +159,7 @@ static int child_loop_until_killed(void *arg)
 
 static void client_killed_case(int parent_kills)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity_or_fail(c, 0, 0);
 	roundtrips_or_fail(s, 1, 20, "honest session before");
 	pid_t d = h_swarmd_pid(), w = the_worker_or_fail();
@@ -215,7 +205,7 @@ static void client_killed_case(int parent_kills)
 	cr_assert_eq(the_worker_or_fail(), w, "the worker changed");
 	roundtrips_or_fail(s, 3000, 50, "honest session after");
 	/* and a new client can take the freed place */
-	swarm_client *c2 = connect_or_fail();
+	swarm_client *c2 = h_connect_or_fail();
 	swarm_session *s2 = open_identity_or_fail(c2, 0, 0);
 	roundtrips_or_fail(s2, 4000, 20, "new session after");
 	swarm_session_close(s2);
@@ -238,10 +228,12 @@ Test(e2e_failures, client_killed_while_looping_releases_its_session)
 
 /* ---- a worker killed ------------------------------------------------------------------ */
 
-Test(e2e_failures, worker_killed_aborts_in_flight_wait_and_is_replaced)
+/* The only device's worker dies with a request in flight: the session waits for the
+ * replacement worker, which runs the request; the client sees latency, not an error. */
+Test(e2e_failures, worker_killed_in_flight_request_runs_on_its_replacement)
 {
 	pid_t d = h_swarmd_pid();
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity_or_fail(c, 0, 0);
 	roundtrips_or_fail(s, 1, 5, "before");
 	swarm_session_info info;
@@ -257,15 +249,19 @@ Test(e2e_failures, worker_killed_aborts_in_flight_wait_and_is_replaced)
 	h_sleep_ms(20);
 	uint64_t t0 = h_now_ns();
 	cr_assert_eq(kill(w, SIGKILL), 0, "SIGKILL %d: %s", (int)w, strerror(errno));
-	int rc = swarm_request_wait(r, 5 * H_SEC);
+	int rc = swarm_request_wait(r, 10 * H_SEC);
 	double ms = (double)(h_now_ns() - t0) / 1e6;
 	fprintf(stderr, "wait after the worker's SIGKILL: %d (%s) after %.1f ms\n", rc,
 		swarm_strerror(rc), ms);
-	if (rc != -ECONNABORTED)
+	if (rc)
 		h_print_log("worker killed");
-	cr_assert_eq(rc, -ECONNABORTED, "wait: %d (%s) after %.1f ms, want -ECONNABORTED", rc,
+	cr_assert_eq(rc, 0, "wait: %d (%s) after %.1f ms, want the request run again", rc,
 		     swarm_strerror(rc), ms);
-	cr_assert_lt(ms, 2000.0, "-ECONNABORTED took %.1f ms", ms);
+	uint8_t want[64];
+	h_pattern(want, sizeof want, 9);
+	cr_assert_eq(memcmp(swarm_request_output(r, 0), want, sizeof want), 0,
+		     "the re-run request's output differs from its input");
+	cr_assert_eq(swarm_request_release(r), 0);
 
 	pid_t nw = h_wait_new_worker(w, 5 * H_SEC);
 	if (nw <= 0)
@@ -273,6 +269,20 @@ Test(e2e_failures, worker_killed_aborts_in_flight_wait_and_is_replaced)
 	cr_assert_gt(nw, 0, "no replacement worker for %d within 5 s", (int)w);
 	cr_assert(!h_alive(w), "old worker %d still alive", (int)w);
 	swarmd_alive_or_fail(d);
+
+	/* The first session moved to the replacement worker and goes on. swarmd publishes the
+	 * new placement when the worker confirms the attach, which may come just after the
+	 * worker has already served the request. */
+	for (uint64_t end = h_now_ns() + 2 * H_SEC; h_now_ns() < end; h_sleep_ms(1)) {
+		cr_assert_eq(swarm_session_info_get(s, &info), 0);
+		if (info.worker_pid == nw)
+			break;
+	}
+	if (info.worker_pid != nw)
+		h_print_log("moved session");
+	cr_assert_eq(info.worker_pid, nw, "the session names worker %d, the new one is %d",
+		     info.worker_pid, (int)nw);
+	roundtrips_or_fail(s, 300, 20, "the moved session");
 
 	swarm_session_opts o = h_identity_opts();
 	swarm_session *s2;
@@ -288,7 +298,7 @@ Test(e2e_failures, worker_killed_aborts_in_flight_wait_and_is_replaced)
 	swarm_session_close(s2);
 
 	/* and a second client from scratch */
-	swarm_client *c2 = connect_or_fail();
+	swarm_client *c2 = h_connect_or_fail();
 	swarm_session *s3 = open_identity_or_fail(c2, 0, 0);
 	roundtrips_or_fail(s3, 200, 20, "new client after the worker restart");
 	swarm_session_close(s3);
@@ -311,7 +321,7 @@ static void hostile_begin(struct hostile *x)
 {
 	memset(x, 0, sizeof *x);
 	x->swarmd = h_swarmd_pid();
-	x->c = connect_or_fail();
+	x->c = h_connect_or_fail();
 	x->s = open_identity_or_fail(x->c, 0, 0);
 	roundtrips_or_fail(x->s, 1, 10, "hostile session's honest start");
 	cr_assert_eq(swarm_session_info_get(x->s, &x->info), 0);
@@ -356,7 +366,7 @@ static void hostile_end(struct hostile *x)
 	cr_assert_eq(the_worker_or_fail(), x->worker, "the worker was replaced");
 	swarmd_alive_or_fail(x->swarmd);
 	/* an honest session of another client in this process */
-	swarm_client *c2 = connect_or_fail();
+	swarm_client *c2 = h_connect_or_fail();
 	swarm_session *s2 = open_identity_or_fail(c2, 0, 0);
 	roundtrips_or_fail(s2, 7000, 200, "honest session after the attack");
 	int st = h_child_wait(x->honest, 10 * H_SEC);
@@ -555,7 +565,7 @@ Test(e2e_failures, client_that_never_collects_does_not_starve_others)
 	pid_t w = the_worker_or_fail();
 	h_sleep_ms(100);
 
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity_or_fail(c, 0, 0);
 	uint64_t t0 = h_now_ns();
 	roundtrips_or_fail(s, 1, 2000, "beside a client that never collects");
@@ -585,7 +595,7 @@ Test(e2e_failures, client_that_never_collects_does_not_starve_others)
 
 Test(e2e_failures, submit_to_full_queue_returns_eagain)
 {
-	swarm_client *c = connect_or_fail();
+	swarm_client *c = h_connect_or_fail();
 	swarm_session *s = open_identity_or_fail(c, 8, 4);
 	roundtrips_or_fail(s, 1, 5, "before");
 	swarm_session_info info;

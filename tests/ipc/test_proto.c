@@ -21,7 +21,8 @@ static const uint16_t all_types[] = {
 	SWARM_MSG_OPEN_REPLY, SWARM_MSG_CLOSE,        SWARM_MSG_CLOSE_REPLY,
 	SWARM_MSG_STATUS,     SWARM_MSG_STATUS_REPLY, SWARM_MSG_WORKER_READY,
 	SWARM_MSG_ATTACH,     SWARM_MSG_ATTACH_REPLY, SWARM_MSG_DETACH,
-	SWARM_MSG_DETACHED,
+	SWARM_MSG_DETACHED,   SWARM_MSG_SWITCH,       SWARM_MSG_SWITCHED,
+	SWARM_MSG_DEVICE,     SWARM_MSG_DEVICE_REPLY,
 };
 #define N_TYPES (sizeof all_types / sizeof *all_types)
 
@@ -99,7 +100,7 @@ Test(ipc_proto, msg_len_matches_the_structs)
 
 Test(ipc_proto, msg_len_of_unknown_type_is_zero)
 {
-	static const uint16_t bad[] = { 0, 9, 31, SWARM_MSG_TYPE_MAX, 0xffff };
+	static const uint16_t bad[] = { 0, 11, 31, SWARM_MSG_TYPE_MAX, 0xffff };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		cr_assert_eq(swarm_msg_len(bad[i]), 0u, "msg_len(%u) = %u, want 0", bad[i],
 			     swarm_msg_len(bad[i]));
@@ -151,7 +152,7 @@ Test(ipc_proto, check_rejects_wrong_length_for_type)
 
 Test(ipc_proto, check_rejects_unknown_type)
 {
-	static const uint16_t bad[] = { 0, 9, 31, SWARM_MSG_TYPE_MAX, 0xffff };
+	static const uint16_t bad[] = { 0, 11, 31, SWARM_MSG_TYPE_MAX, 0xffff };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		struct swarm_msg_hdr h;
 		swarm_msg_init(&h, bad[i], sizeof h, 1);

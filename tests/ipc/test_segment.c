@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ipc/ring.h"
@@ -487,7 +488,7 @@ static void seg_create(struct seg *s, uint32_t nslots, uint32_t qd)
 	s->out[0] = spec(SWARM_DTYPE_F32, 16);
 	int rc = swarm_seg_geometry_init(&s->g, s->in, 2, s->out, 1, nslots, qd, 4);
 	cr_assert_eq(rc, 0, "geometry_init = %d", rc);
-	s->fd = swarm_seg_create(&s->g, 42, "echo", 3, s->in, s->out, &s->base);
+	s->fd = swarm_seg_create(&s->g, 42, "echo", 3, s->in, s->out, -1, &s->base);
 	cr_assert_geq(s->fd, 0, "seg_create = %d (%s)", s->fd, strerror(-s->fd));
 }
 
@@ -584,7 +585,7 @@ Test(ipc_segment, create_truncates_a_long_model_name)
 	name[sizeof name - 1] = 0;
 	swarm_tensor_spec in = spec(SWARM_DTYPE_F32, 12), out = spec(SWARM_DTYPE_F32, 20);
 	void *base;
-	int fd = swarm_seg_create(&g, 1, name, 1, &in, &out, &base);
+	int fd = swarm_seg_create(&g, 1, name, 1, &in, &out, -1, &base);
 	cr_assert_geq(fd, 0, "seg_create = %d", fd);
 	const struct swarm_seg_header *h = base;
 	size_t len = strnlen(h->model, sizeof h->model);
@@ -601,7 +602,7 @@ Test(ipc_segment, create_rejects_a_bad_geometry)
 	g.slot_stride -= 64;
 	swarm_tensor_spec in = spec(SWARM_DTYPE_F32, 12), out = spec(SWARM_DTYPE_F32, 20);
 	void *base = NULL;
-	int fd = swarm_seg_create(&g, 1, "x", 1, &in, &out, &base);
+	int fd = swarm_seg_create(&g, 1, "x", 1, &in, &out, -1, &base);
 	cr_assert_eq(fd, -EINVAL, "seg_create with a bad geometry = %d, want -EINVAL", fd);
 	cr_assert_null(base);
 }
@@ -856,4 +857,30 @@ Test(ipc_segment, sq_full_returns_eagain_to_the_client)
 	int rc = client_submit(&x, 2, 1);
 	cr_assert_eq(rc, -EAGAIN, "third submit on a depth-2 SQ = %d, want -EAGAIN", rc);
 	seg_destroy(&x.s);
+}
+
+/* A segment made for node 0 prefers node 0 for every page, read back from the kernel through
+ * a second mapping (as the client's): the policy lives in the shared object. */
+Test(ipc_segment, create_prefers_the_given_node_for_every_mapping)
+{
+	struct swarm_seg_geometry g;
+	small_geometry(&g, 4, 4, 1);
+	swarm_tensor_spec in = spec(SWARM_DTYPE_F32, 12), out = spec(SWARM_DTYPE_F32, 20);
+	void *base = NULL;
+	int fd = swarm_seg_create(&g, 1, "x", 1, &in, &out, 0, &base);
+	cr_assert_geq(fd, 0, "seg_create on node 0 = %d", fd);
+	void *b2 = NULL;
+	cr_assert_eq(swarm_seg_map(fd, g.segment_bytes, &b2), 0);
+	int mode = -1;
+	unsigned long mask[16] = { 0 };
+	char *slot = (char *)swarm_seg_slot(b2, &g, 3);
+	long rc = syscall(SYS_get_mempolicy, &mode, mask, sizeof mask * 8, slot,
+			  1ul << 1 /* MPOL_F_ADDR */);
+	cr_assert_eq(rc, 0, "get_mempolicy: %s", strerror(errno));
+	cr_assert_eq(mode, 1 /* MPOL_PREFERRED */, "policy mode %d of a slot, want preferred", mode);
+	cr_assert_eq(mask[0], 1ul, "node mask %#lx, want node 0", mask[0]);
+	cr_assert_eq(swarm_seg_bind_node(base, g.segment_bytes, -1, 0), -EINVAL);
+	munmap(b2, g.segment_bytes);
+	munmap(base, g.segment_bytes);
+	close(fd);
 }

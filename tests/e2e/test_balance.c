@@ -1,0 +1,477 @@
+/* test_balance.c: placement and moving sessions against a real swarmd with two CPU devices
+ * (docs/balancing.md): eight clients spread four and four; a device drained under load and
+ * resumed, with no request failing; a worker killed with SIGKILL under load, with every
+ * request completing exactly once with its right output; a request that opted out of being
+ * run again; and the workers' binding, read back from the kernel, against `swarm topo`.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e/harness.h"
+
+static void setup(void) { h_start("cpu:2", NULL); }
+static void teardown(void) { h_teardown(); }
+
+TestSuite(e2e_balance, .init = setup, .fini = teardown, .timeout = 120);
+
+#define CLIENTS 8
+
+static swarm_session *open_affine_or_fail(swarm_client *c)
+{
+	swarm_session *s = NULL;
+	int rc = h_open_working(c, "affine", NULL, &s, 10 * H_SEC);
+	if (rc)
+		h_print_log("affine open failed");
+	cr_assert_eq(rc, 0, "open affine: %d (%s)", rc, swarm_strerror(rc));
+	return s;
+}
+
+static int device_of(swarm_session *s)
+{
+	swarm_session_info info;
+	cr_assert_eq(swarm_session_info_get(s, &info), 0);
+	return info.device_index;
+}
+
+/* Runs `swarm ARGS...` from this build; returns its exit status, its stdout in out. */
+static int run_swarm(char *out, size_t out_len, const char *const *args)
+{
+	int pipefd[2];
+	cr_assert_eq(pipe(pipefd), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		const char *argv[16];
+		int n = 0;
+		argv[n++] = SWARM_BIN_DIR "/swarm";
+		for (; args[n - 1] && n < 15; n++)
+			argv[n] = args[n - 1];
+		argv[n] = NULL;
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	size_t got = 0;
+	for (ssize_t r; got + 1 < out_len && (r = read(pipefd[0], out + got, out_len - 1 - got)) > 0;)
+		got += (size_t)r;
+	out[got] = 0;
+	close(pipefd[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
+}
+
+static void device_cmd_or_fail(const char *verb, const char *name)
+{
+	char out[1024];
+	const char *args[] = { "device", verb, name, "--socket", h_socket(), NULL };
+	int rc = run_swarm(out, sizeof out, args);
+	if (rc)
+		h_print_log("swarm device failed");
+	cr_assert_eq(rc, 0, "swarm device %s %s exited %d: %s", verb, name, rc, out);
+}
+
+/* Waits up to 10 s until the sessions' devices count to want0 and want1. */
+static void wait_spread_or_fail(swarm_session **s, int n, int want0, int want1)
+{
+	int c0 = 0, c1 = 0;
+	for (uint64_t end = h_now_ns() + 10 * H_SEC; h_now_ns() < end; h_sleep_ms(20)) {
+		c0 = c1 = 0;
+		for (int i = 0; i < n; i++) {
+			/* A session moves when its client looks: give each a round trip. */
+			int rc = h_affine_roundtrip(s[i], 1, (uint32_t)i, 5 * H_SEC);
+			cr_assert_eq(rc, 0, "round trip on session %d while settling: %d (%s)", i, rc,
+				     swarm_strerror(rc));
+			int dv = device_of(s[i]);
+			c0 += dv == 0;
+			c1 += dv == 1;
+		}
+		if (c0 == want0 && c1 == want1)
+			return;
+	}
+	h_print_log("sessions did not settle");
+	cr_assert_fail("sessions on devices 0/1: %d/%d, want %d/%d", c0, c1, want0, want1);
+}
+
+Test(e2e_balance, eight_clients_on_two_devices_spread_four_and_four)
+{
+	swarm_client *c[CLIENTS];
+	swarm_session *s[CLIENTS];
+	int per[2] = { 0, 0 };
+	for (int i = 0; i < CLIENTS; i++) {
+		c[i] = h_connect_or_fail();
+		s[i] = open_affine_or_fail(c[i]);
+		int dv = device_of(s[i]);
+		cr_assert(dv == 0 || dv == 1, "session %d on device %d", i, dv);
+		per[dv]++;
+	}
+	cr_assert_eq(per[0], 4, "device 0 serves %d of 8", per[0]);
+	cr_assert_eq(per[1], 4, "device 1 serves %d of 8", per[1]);
+	for (int i = 0; i < CLIENTS; i++) {
+		swarm_session_close(s[i]);
+		swarm_disconnect(c[i]);
+	}
+	h_stop();
+}
+
+/* ---- clients under load, in child processes ------------------------------------------------ */
+
+#define PIPELINE 4 /* requests each client keeps in flight */
+
+struct load_args {
+	int64_t duration_ns;
+	uint32_t seed;
+	int ready_fd;
+	int no_retry_every; /* every n-th request opts out of re-running (0: none) */
+};
+
+/* For h_fork: one affine session with PIPELINE requests always in flight for duration_ns,
+ * each with its own input; every completion is checked against its own input and reported
+ * once (swarm_session_poll); a request is never seen twice, and none is lost. Prints a
+ * summary line; returns 0 when every request completed once with the right output. */
+static int load_client(void *argp)
+{
+	struct load_args *a = argp;
+	swarm_client *c = NULL;
+	swarm_session *s = NULL;
+	if (h_connect(&c) || h_open_working(c, "affine", NULL, &s, 10 * H_SEC)) {
+		fprintf(stderr, "load client %u: cannot open\n", a->seed);
+		return 2;
+	}
+	if (a->ready_fd >= 0) {
+		char b = 1;
+		if (write(a->ready_fd, &b, 1) != 1)
+			return 3;
+	}
+	struct slot {
+		swarm_request *r;
+		uint32_t seed;
+	} fl[PIPELINE] = { 0 };
+	uint64_t end = h_now_ns() + (uint64_t)a->duration_ns;
+	uint32_t next = a->seed * 1000003u, submitted = 0, completed = 0, aborted = 0;
+	int code = 0;
+	for (;;) {
+		int busy = 0;
+		for (int k = 0; k < PIPELINE; k++) {
+			if (fl[k].r) {
+				busy++;
+				continue;
+			}
+			if (h_now_ns() >= end)
+				continue;
+			if (swarm_request_alloc(s, 1, &fl[k].r)) {
+				fl[k].r = NULL;
+				continue;
+			}
+			fl[k].seed = next++;
+			h_affine_fill(swarm_request_input(fl[k].r, 0), 1, fl[k].seed);
+			uint32_t flags = a->no_retry_every && fl[k].seed % (uint32_t)a->no_retry_every == 0 ?
+						 SWARM_REQUEST_NO_RETRY :
+						 0;
+			int rc = swarm_request_submit(fl[k].r, flags);
+			if (rc) {
+				fprintf(stderr, "load client %u: submit: %s\n", a->seed, swarm_strerror(rc));
+				return 4;
+			}
+			submitted++;
+			busy++;
+		}
+		if (!busy)
+			break;
+		swarm_request *done[PIPELINE];
+		int n = swarm_session_poll(s, done, PIPELINE);
+		if (n < 0) {
+			fprintf(stderr, "load client %u: poll: %s\n", a->seed, swarm_strerror(n));
+			return 5;
+		}
+		if (n == 0) {
+			/* Sleep on the first request in flight, bounded: a lost one shows here. */
+			for (int k = 0; k < PIPELINE; k++)
+				if (fl[k].r) {
+					int rc = swarm_request_wait(fl[k].r, 10 * H_SEC);
+					if (rc == -ETIMEDOUT) {
+						fprintf(stderr, "load client %u: request %u never "
+								"completed\n",
+							a->seed, fl[k].seed);
+						return 6;
+					}
+					break;
+				}
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			int k = 0;
+			while (k < PIPELINE && fl[k].r != done[i])
+				k++;
+			if (k == PIPELINE) {
+				fprintf(stderr, "load client %u: a completion of no request in flight\n",
+					a->seed);
+				return 7;
+			}
+			int rc = swarm_request_poll(done[i]);
+			if (rc == -ECONNABORTED && a->no_retry_every &&
+			    fl[k].seed % (uint32_t)a->no_retry_every == 0) {
+				aborted++; /* opted out, and its worker died: allowed */
+			} else if (rc) {
+				fprintf(stderr, "load client %u: request %u failed: %d (%s)\n", a->seed,
+					fl[k].seed, rc, swarm_strerror(rc));
+				code = 8;
+			} else if (h_affine_check(swarm_request_output(done[i], 0), 1, fl[k].seed) >= 0) {
+				fprintf(stderr, "load client %u: request %u has a wrong output\n",
+					a->seed, fl[k].seed);
+				code = 9;
+			}
+			completed++;
+			swarm_request_release(done[i]);
+			fl[k].r = NULL;
+		}
+	}
+	fprintf(stderr, "load client %u: %u submitted, %u completed (%u opted out and aborted)\n",
+		a->seed, submitted, completed, aborted);
+	if (completed != submitted)
+		code = 10;
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	return code;
+}
+
+/* Starts n load clients and waits until each has a working session. */
+static void start_load(pid_t *pids, struct load_args *args, int n, int64_t duration_ns,
+		       int no_retry_every)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	for (int i = 0; i < n; i++) {
+		args[i] = (struct load_args){ duration_ns, (uint32_t)(i + 1), fds[1], no_retry_every };
+		pids[i] = h_fork(load_client, &args[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		char b;
+		cr_assert_eq(read(fds[0], &b, 1), 1, "a load client died before its first request");
+	}
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void wait_load_or_fail(pid_t *pids, int n, const char *when)
+{
+	for (int i = 0; i < n; i++) {
+		int rc = h_child_wait(pids[i], 60 * H_SEC);
+		if (rc)
+			h_print_log(when);
+		cr_assert_eq(rc, 0, "%s: load client %d exited %d", when, i + 1, rc);
+	}
+}
+
+Test(e2e_balance, a_device_drained_under_load_fails_no_request_and_comes_back)
+{
+	pid_t pids[CLIENTS];
+	struct load_args args[CLIENTS];
+	start_load(pids, args, CLIENTS, 4 * H_SEC, 0);
+	h_sleep_ms(800);
+	device_cmd_or_fail("drain", "cpu:1");
+	h_sleep_ms(800);
+	wait_load_or_fail(pids, CLIENTS, "drain under load");
+	cr_assert(h_log_contains("event=device_parked device=cpu:1"),
+		  "the drained device did not park");
+
+	/* Back in service: new sessions spread onto it again, and old ones move over. */
+	swarm_client *c[CLIENTS];
+	swarm_session *s[CLIENTS];
+	for (int i = 0; i < CLIENTS / 2; i++) {
+		c[i] = h_connect_or_fail();
+		s[i] = open_affine_or_fail(c[i]);
+		cr_assert_eq(device_of(s[i]), 0, "opened on %d while cpu:1 is parked",
+			     device_of(s[i]));
+	}
+	device_cmd_or_fail("resume", "cpu:1");
+	wait_spread_or_fail(s, CLIENTS / 2, 2, 2);
+	for (int i = 0; i < CLIENTS / 2; i++) {
+		swarm_session_close(s[i]);
+		swarm_disconnect(c[i]);
+	}
+	h_stop();
+}
+
+Test(e2e_balance, a_worker_killed_under_load_reruns_its_requests_exactly_once)
+{
+	pid_t pids[CLIENTS];
+	struct load_args args[CLIENTS];
+	pid_t w[4];
+	cr_assert_eq(h_worker_pids(w, 4), 2, "two workers");
+	start_load(pids, args, CLIENTS, 4 * H_SEC, 0);
+	h_sleep_ms(1000);
+	cr_assert_eq(kill(w[1], SIGKILL), 0);
+	wait_load_or_fail(pids, CLIENTS, "worker SIGKILL under load");
+	cr_assert(h_log_contains("event=worker_died"), "no worker death logged");
+	cr_assert(h_log_contains("event=session_moved"), "no session moved");
+	h_stop();
+}
+
+Test(e2e_balance, a_request_that_opts_out_fails_when_its_worker_dies)
+{
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = open_affine_or_fail(c);
+	swarm_session_info info;
+	cr_assert_eq(swarm_session_info_get(s, &info), 0);
+	pid_t w = info.worker_pid;
+	/* Stop the worker so that both requests are in its hands, or at least queued for it,
+	 * when it dies; then kill it. */
+	cr_assert_eq(kill(w, SIGSTOP), 0);
+	cr_assert_eq(h_wait_stopped(w, 5 * H_SEC), 0);
+	swarm_request *once, *again;
+	cr_assert_eq(swarm_request_alloc(s, 1, &once), 0);
+	cr_assert_eq(swarm_request_alloc(s, 1, &again), 0);
+	h_affine_fill(swarm_request_input(once, 0), 1, 11);
+	h_affine_fill(swarm_request_input(again, 0), 1, 12);
+	cr_assert_eq(swarm_request_submit(once, SWARM_REQUEST_NO_RETRY), 0);
+	cr_assert_eq(swarm_request_submit(again, 0), 0);
+	/* The stopped worker has not taken them: mark them taken, as a worker that read them
+	 * and died before completing would leave them, by moving the head it owns. */
+	struct h_seg seg;
+	cr_assert_eq(h_seg_find(swarm_session_info_get(s, &info) == 0 ? info.session_id : 0,
+				&seg),
+		     0);
+	__atomic_store_n(&seg.hdr->sq_head.v, __atomic_load_n(&seg.hdr->sq_tail.v, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	kill(w, SIGCONT);
+	int rc = swarm_request_wait(once, 10 * H_SEC);
+	cr_assert_eq(rc, -ECONNABORTED, "the opted-out request: %d (%s)", rc, swarm_strerror(rc));
+	rc = swarm_request_wait(again, 10 * H_SEC);
+	if (rc)
+		h_print_log("re-run failed");
+	cr_assert_eq(rc, 0, "the re-run request: %d (%s)", rc, swarm_strerror(rc));
+	cr_assert_lt(h_affine_check(swarm_request_output(again, 0), 1, 12), 0,
+		     "re-run output wrong");
+	swarm_request_release(once);
+	swarm_request_release(again);
+	cr_assert_eq(h_affine_roundtrip(s, 3, 99, 5 * H_SEC), 0, "session works after the move");
+	cr_assert_eq(swarm_session_info_get(s, &info), 0);
+	cr_assert_neq(info.worker_pid, w, "still names the dead worker %d", (int)w);
+	h_seg_unmap(&seg);
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+/* ---- binding, read back from the kernel ------------------------------------------------------ */
+
+/* The value of "key:" in /proc/pid/status, trimmed. */
+static int proc_status_field(pid_t pid, const char *key, char *out, size_t len)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	int rc = -ENOENT;
+	size_t kl = strlen(key);
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, key, kl) || line[kl] != ':')
+			continue;
+		char *v = line + kl + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		v[strcspn(v, "\n")] = 0;
+		snprintf(out, len, "%s", v);
+		rc = 0;
+		break;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The memory policy of pid's stack as /proc/pid/numa_maps shows it ("bind:0", "default"): a
+ * mapping with no policy of its own shows the process's (its main thread's). */
+static int numa_maps_policy(pid_t pid, char *out, size_t len)
+{
+	char path[64], line[1024];
+	snprintf(path, sizeof path, "/proc/%d/numa_maps", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	int rc = -ENOENT;
+	while (fgets(line, sizeof line, f)) {
+		if (!strstr(line, " stack"))
+			continue;
+		/* "ADDR POLICY stack ...", where the policy may hold a space ("prefer (many):0"). */
+		char *pol = strchr(line, ' ');
+		char *end = pol ? strstr(pol, " stack") : NULL;
+		if (pol && end) {
+			snprintf(out, len, "%.*s", (int)(end - pol - 1), pol + 1);
+			rc = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The string value of "key" in the JSON object that starts at p, within its braces. */
+static int json_field(const char *obj, const char *key, char *out, size_t len)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\": ", key);
+	const char *end = strchr(obj, '}');
+	const char *p = strstr(obj, pat);
+	if (!p || (end && p > end))
+		return -ENOENT;
+	p += strlen(pat);
+	if (*p == '"') {
+		p++;
+		size_t n = strcspn(p, "\"");
+		snprintf(out, len, "%.*s", (int)n, p);
+	} else {
+		size_t n = strcspn(p, ",}");
+		snprintf(out, len, "%.*s", (int)n, p);
+	}
+	return 0;
+}
+
+Test(e2e_balance, worker_binding_read_back_from_the_kernel_matches_swarm_topo)
+{
+	char out[16384];
+	const char *args[] = { "topo", "--json", "--socket", h_socket(), NULL };
+	int rc = run_swarm(out, sizeof out, args);
+	cr_assert_eq(rc, 0, "swarm topo exited %d: %s", rc, out);
+	const char *devs = strstr(out, "\"devices\": [");
+	cr_assert_not_null(devs, "no devices in %s", out);
+	int checked = 0;
+	for (const char *p = strstr(devs, "{\"name\""); p; p = strstr(p + 1, "{\"name\"")) {
+		char name[32], pid_s[16], cpus[512], pol[64], kcpus[512], kpol[64];
+		cr_assert_eq(json_field(p, "name", name, sizeof name), 0);
+		cr_assert_eq(json_field(p, "pid", pid_s, sizeof pid_s), 0);
+		cr_assert_eq(json_field(p, "cpus", cpus, sizeof cpus), 0);
+		cr_assert_eq(json_field(p, "mem_policy", pol, sizeof pol), 0);
+		pid_t pid = (pid_t)atoi(pid_s);
+		cr_assert_gt(pid, 0, "%s has no pid in %s", name, out);
+		cr_assert_eq(proc_status_field(pid, "Cpus_allowed_list", kcpus, sizeof kcpus), 0);
+		cr_assert_str_eq(cpus, kcpus, "%s (pid %d): swarm topo says cpus %s, the kernel %s",
+				 name, (int)pid, cpus, kcpus);
+		cr_assert_eq(numa_maps_policy(pid, kpol, sizeof kpol), 0, "no stack in numa_maps");
+		if (strncmp(pol, "refused", 7) == 0)
+			cr_assert_str_eq(kpol, "default", "%s: membind refused, but the kernel says %s",
+					 name, kpol);
+		else
+			cr_assert_str_eq(pol, kpol,
+					 "%s (pid %d): swarm topo says memory %s, the kernel %s",
+					 name, (int)pid, pol, kpol);
+		fprintf(stderr, "%s pid %d: cpus %s, memory %s (kernel: %s, %s)\n", name, (int)pid,
+			cpus, pol, kcpus, kpol);
+		checked++;
+	}
+	cr_assert_eq(checked, 2, "checked %d devices in %s", checked, out);
+	h_stop();
+}

@@ -1,0 +1,361 @@
+/* cmd_topo.c: `swarm topo`, the machine as swarmd sees it (NUMA nodes with their cores and
+ * memory, distances, GPUs with their nodes) and each device with the node and cores its worker
+ * is bound to, as the kernel reports them; and `swarm device drain|resume NAME`, which takes a
+ * device out of service (its sessions move first) or back.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc/proto.h"
+#include "runtime/balancer.h"
+#include "runtime/topology.h"
+#include "swarm/swarm.h"
+#include "tools/cmd.h"
+
+#define TOPO_MAX_DEVICES SWARM_STATUS_MAX_DEVICES
+
+static void topo_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: swarm topo [--socket PATH] [--topology FILE.xml] [--devices SPEC] [--json]\n"
+		"\n"
+		"Prints the NUMA nodes (cores, memory, package), their distances, the GPUs with\n"
+		"the node each is attached to, and the devices: from a running swarmd, each with\n"
+		"the cores and memory policy its worker has (read back from the kernel); with\n"
+		"--topology, or when swarmd is not running, the plan swarmd would make.\n"
+		"\n"
+		"  --socket PATH        swarmd's socket ($SWARM_SOCKET, else the default)\n"
+		"  --topology FILE.xml  an hwloc XML (lstopo --of xml) instead of this machine\n"
+		"  --devices SPEC       for a plan: cpu:N, or gpu (default: the GPUs if there are\n"
+		"                       any, else one CPU device per NUMA node)\n"
+		"  --json               one JSON object, for scripts\n");
+}
+
+struct topo_dev {
+	char name[32];
+	const char *state;
+	int pid;
+	int numa_node;
+	char cpus[SWARM_CPUS_MAX];
+	char mem_policy[48];
+};
+
+/* The plan swarmd would make for spec on t. Returns the device count or -errno. */
+static int plan_devices(struct swarm_topology *t, const char *spec, struct topo_dev *out)
+{
+	struct swarm_device_plan plan[TOPO_MAX_DEVICES];
+	struct swarm_gpu_info gpus[TOPO_MAX_DEVICES];
+	int n_gpus = swarm_topology_gpus(t, gpus, TOPO_MAX_DEVICES);
+	int n;
+	if ((!spec && n_gpus > 0) || (spec && !strcmp(spec, "gpu"))) {
+		n = swarm_topology_plan_gpus(t, gpus, n_gpus, plan, TOPO_MAX_DEVICES);
+	} else {
+		int count = 0;
+		if (spec) {
+			char *end;
+			if (strncmp(spec, "cpu:", 4) != 0)
+				return -EINVAL;
+			long v = strtol(spec + 4, &end, 10);
+			if (end == spec + 4 || *end || v < 1 || v > TOPO_MAX_DEVICES)
+				return -EINVAL;
+			count = (int)v;
+		}
+		n = swarm_topology_plan_cpu(t, count, plan, TOPO_MAX_DEVICES);
+	}
+	for (int i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof out[i]);
+		snprintf(out[i].name, sizeof out[i].name, "%s", plan[i].name);
+		out[i].state = "planned";
+		out[i].numa_node = plan[i].numa_node;
+		snprintf(out[i].cpus, sizeof out[i].cpus, "%s", plan[i].cpus);
+		snprintf(out[i].mem_policy, sizeof out[i].mem_policy, "%s",
+			 plan[i].numa_node >= 0 ? "bind (planned)" : "default");
+	}
+	return n;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void print_json(struct swarm_topology *t, const char *source, const char *devices_from,
+		       const struct swarm_gpu_info *gpus, int n_gpus, const struct topo_dev *devs,
+		       int n_dev)
+{
+	int nn = swarm_topology_numa_count(t);
+	printf("{\"source\": ");
+	json_str(source);
+	printf(", \"numa_nodes\": [");
+	for (int i = 0; i < nn; i++) {
+		struct swarm_numa_info ni;
+		swarm_topology_numa_info(t, i, &ni);
+		printf("%s\n  {\"index\": %d, \"os_index\": %d, \"package\": %d, \"memory\": %llu, "
+		       "\"cpus\": \"%s\", \"distances\": [",
+		       i ? "," : "", ni.index, ni.os_index, ni.package, ni.memory, ni.cpus);
+		for (int j = 0; j < nn; j++)
+			printf("%s%d", j ? ", " : "", swarm_topology_distance(t, i, j));
+		printf("]}");
+	}
+	printf("],\n \"gpus\": [");
+	for (int i = 0; i < n_gpus; i++) {
+		printf("%s\n  {\"cuda_index\": %d, \"busid\": \"%s\", \"numa_node\": %d, \"model\": ",
+		       i ? "," : "", gpus[i].cuda_index, gpus[i].busid, gpus[i].numa_node);
+		json_str(gpus[i].model);
+		printf("}");
+	}
+	printf("],\n \"devices_from\": \"%s\", \"devices\": [", devices_from);
+	for (int i = 0; i < n_dev; i++) {
+		printf("%s\n  {\"name\": \"%s\", \"state\": \"%s\", \"pid\": %d, \"numa_node\": %d, "
+		       "\"cpus\": \"%s\", \"mem_policy\": ",
+		       i ? "," : "", devs[i].name, devs[i].state, devs[i].pid, devs[i].numa_node,
+		       devs[i].cpus);
+		json_str(devs[i].mem_policy);
+		printf("}");
+	}
+	printf("]}\n");
+}
+
+static void print_text(struct swarm_topology *t, const char *source, const char *devices_from,
+		       const struct swarm_gpu_info *gpus, int n_gpus, const struct topo_dev *devs,
+		       int n_dev)
+{
+	int nn = swarm_topology_numa_count(t);
+	printf("machine: %s, %d NUMA node(s) with cores, %d GPU(s)\n\n", source, nn, n_gpus);
+	printf("%-6s %-4s %-8s %12s  %s\n", "NODE", "OS", "PACKAGE", "MEMORY", "CPUS");
+	for (int i = 0; i < nn; i++) {
+		struct swarm_numa_info ni;
+		swarm_topology_numa_info(t, i, &ni);
+		char pkg[16];
+		if (ni.package >= 0)
+			snprintf(pkg, sizeof pkg, "%d", ni.package);
+		else
+			snprintf(pkg, sizeof pkg, "-");
+		printf("%-6d %-4d %-8s %8.1f GiB  %s\n", ni.index, ni.os_index, pkg,
+		       (double)ni.memory / (double)(1ull << 30), ni.cpus);
+	}
+	if (nn > 1) {
+		printf("\ndistances (10 = local):\n%6s", "");
+		for (int j = 0; j < nn; j++)
+			printf(" %5d", j);
+		printf("\n");
+		for (int i = 0; i < nn; i++) {
+			printf("%6d", i);
+			for (int j = 0; j < nn; j++)
+				printf(" %5d", swarm_topology_distance(t, i, j));
+			printf("\n");
+		}
+	}
+	if (n_gpus) {
+		printf("\n%-6s %-14s %-5s %s\n", "GPU", "PCI", "NODE", "MODEL");
+		for (int i = 0; i < n_gpus; i++) {
+			char node[16];
+			if (gpus[i].numa_node >= 0)
+				snprintf(node, sizeof node, "%d", gpus[i].numa_node);
+			else
+				snprintf(node, sizeof node, "-");
+			printf("cuda%-2d %-14s %-5s %s\n", gpus[i].cuda_index, gpus[i].busid, node,
+			       gpus[i].model[0] ? gpus[i].model : "-");
+		}
+	}
+	printf("\ndevices (%s):\n", devices_from);
+	printf("%-8s %-9s %-8s %-5s %-20s %s\n", "DEVICE", "STATE", "PID", "NODE", "CPUS",
+	       "MEMORY POLICY");
+	for (int i = 0; i < n_dev; i++) {
+		char pid[16], node[16];
+		if (devs[i].pid > 0)
+			snprintf(pid, sizeof pid, "%d", devs[i].pid);
+		else
+			snprintf(pid, sizeof pid, "-");
+		if (devs[i].numa_node >= 0)
+			snprintf(node, sizeof node, "%d", devs[i].numa_node);
+		else
+			snprintf(node, sizeof node, "-");
+		printf("%-8s %-9s %-8s %-5s %-20s %s\n", devs[i].name, devs[i].state, pid, node,
+		       devs[i].cpus, devs[i].mem_policy);
+	}
+}
+
+int swarm_cmd_topo(int argc, char **argv)
+{
+	const char *sock = NULL, *xml = NULL, *spec = NULL;
+	int json = 0;
+	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
+					      { "topology", required_argument, 0, 't' },
+					      { "devices", required_argument, 0, 'd' },
+					      { "json", no_argument, 0, 'j' },
+					      { "help", no_argument, 0, 'h' },
+					      { 0, 0, 0, 0 } };
+	optind = 1;
+	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+		switch (o) {
+		case 's':
+			sock = optarg;
+			break;
+		case 't':
+			xml = optarg;
+			break;
+		case 'd':
+			spec = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			topo_usage(stdout);
+			return 0;
+		default:
+			topo_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "swarm topo: unexpected argument \"%s\"\n", argv[optind]);
+		topo_usage(stderr);
+		return 2;
+	}
+	struct swarm_topology *t = NULL;
+	if (swarm_topology_load(xml, &t)) {
+		fprintf(stderr, "swarm topo: cannot load %s\n", xml ? xml : "this machine's topology");
+		return 1;
+	}
+	struct swarm_gpu_info gpus[TOPO_MAX_DEVICES];
+	int n_gpus = swarm_topology_gpus(t, gpus, TOPO_MAX_DEVICES);
+	struct topo_dev devs[TOPO_MAX_DEVICES];
+	int n_dev = 0;
+	char devices_from[160];
+	struct swarm_msg_status_reply *r = NULL;
+	char err[512] = "";
+	if (!xml && !spec)
+		r = swarm_cmd_fetch_status(sock, err, sizeof err);
+	if (r) {
+		snprintf(devices_from, sizeof devices_from, "swarmd pid %d, as the kernel reports",
+			 r->swarmd_pid);
+		for (uint32_t i = 0; i < r->n_devices && i < TOPO_MAX_DEVICES; i++) {
+			const struct swarm_status_device *dv = &r->devices[i];
+			struct topo_dev *o = &devs[n_dev++];
+			memset(o, 0, sizeof *o);
+			snprintf(o->name, sizeof o->name, "%s", dv->name);
+			o->state = swarm_device_state_name(dv->state);
+			o->pid = dv->pid;
+			o->numa_node = dv->numa_node;
+			snprintf(o->cpus, sizeof o->cpus, "%s", dv->cpus);
+			snprintf(o->mem_policy, sizeof o->mem_policy, "%s",
+				 dv->mem_policy[0] ? dv->mem_policy : "-");
+		}
+		free(r);
+	} else {
+		n_dev = plan_devices(t, spec, devs);
+		if (n_dev < 0) {
+			fprintf(stderr, "swarm topo: --devices takes cpu:N (1 to %d) or gpu, not \"%s\"\n",
+				TOPO_MAX_DEVICES, spec);
+			swarm_topology_free(t);
+			return 2;
+		}
+		if (err[0])
+			snprintf(devices_from, sizeof devices_from, "planned; %s", err);
+		else
+			snprintf(devices_from, sizeof devices_from, "planned");
+	}
+	const char *source = xml ? xml : "this machine";
+	if (json)
+		print_json(t, source, devices_from, gpus, n_gpus, devs, n_dev);
+	else
+		print_text(t, source, devices_from, gpus, n_gpus, devs, n_dev);
+	swarm_topology_free(t);
+	return 0;
+}
+
+static void device_usage(FILE *f)
+{
+	fprintf(f, "usage: swarm device drain|resume NAME [--socket PATH]\n"
+		   "\n"
+		   "  drain NAME    take the device (\"cpu:1\", \"gpu:0\") out of service: no new\n"
+		   "                sessions; its sessions move to other devices at request\n"
+		   "                boundaries, then its worker stops (PARKED)\n"
+		   "  resume NAME   start a parked device's worker again; sessions spread onto it\n"
+		   "\n"
+		   "Exit status: 0 done, 1 refused or swarmd unreachable, 2 bad usage.\n");
+}
+
+int swarm_cmd_device(int argc, char **argv)
+{
+	const char *sock = NULL;
+	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
+					      { "help", no_argument, 0, 'h' },
+					      { 0, 0, 0, 0 } };
+	optind = 1;
+	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+		switch (o) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'h':
+			device_usage(stdout);
+			return 0;
+		default:
+			device_usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		device_usage(stderr);
+		return 2;
+	}
+	const char *verb = argv[optind], *name = argv[optind + 1];
+	uint32_t action;
+	if (!strcmp(verb, "drain"))
+		action = SWARM_DEVICE_DRAIN;
+	else if (!strcmp(verb, "resume"))
+		action = SWARM_DEVICE_RESUME;
+	else {
+		fprintf(stderr, "swarm device: unknown action \"%s\"\n", verb);
+		device_usage(stderr);
+		return 2;
+	}
+	if (strlen(name) >= sizeof((struct swarm_msg_device *)0)->name) {
+		fprintf(stderr, "swarm device: no device is called \"%s\"\n", name);
+		return 2;
+	}
+	char err[512];
+	int fd = swarm_cmd_connect(sock, err, sizeof err);
+	if (fd < 0) {
+		fprintf(stderr, "swarm device: %s\n", err);
+		return 1;
+	}
+	struct swarm_msg_device m;
+	swarm_msg_init(&m.h, SWARM_MSG_DEVICE, sizeof m, 3);
+	m.action = action;
+	swarm_copy_str(m.name, sizeof m.name, name);
+	struct swarm_msg_reply rep;
+	int n = swarm_msg_send(fd, &m, sizeof m, NULL, 0);
+	if (n == 0)
+		n = swarm_msg_recv(fd, &rep, sizeof rep, NULL, NULL);
+	close(fd);
+	if (n <= 0 || swarm_msg_check(&rep, (size_t)n) != SWARM_MSG_DEVICE_REPLY) {
+		fprintf(stderr, "swarm device: swarmd did not answer (%s)\n",
+			swarm_strerror(n < 0 ? n : -EBADMSG));
+		return 1;
+	}
+	rep.text[sizeof rep.text - 1] = 0;
+	if (rep.status) {
+		fprintf(stderr, "swarm device %s %s: %s\n", verb, name,
+			rep.text[0] ? rep.text : swarm_strerror(rep.status));
+		return 1;
+	}
+	printf("%s\n", rep.text);
+	return 0;
+}
