@@ -1,4 +1,5 @@
-/* daemon.c: starting and stopping the benchmark's own swarmd (daemon.h). */
+/* daemon.c: starting and stopping the benchmark's own swarmd, and reading its devices'
+ * counters (daemon.h). */
 #include "bench/daemon.h"
 
 #include <errno.h>
@@ -6,10 +7,15 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "ipc/proto.h"
 
 #define CONNECT_NS (10ull * 1000 * 1000 * 1000)
 
@@ -61,7 +67,7 @@ reaped:
 
 int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *sock,
 		       const char *devices, unsigned spin_us, const char *registry,
-		       swarm_client **out)
+		       const char *topology, swarm_client **out)
 {
 	char path[PATH_MAX], spin[16];
 	int rc;
@@ -85,10 +91,17 @@ int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *
 		return rc;
 	}
 	if (d->pid == 0) {
-		const char *argv[] = { path,        "--socket", sock,         "--devices", devices,
-				       "--spin-us", spin,       "--registry", registry,    NULL };
-		if (!registry)
-			argv[7] = NULL;
+		const char *argv[13] = { path,    "--socket",  sock, "--devices",
+					 devices, "--spin-us", spin };
+		int argc = 7;
+		if (registry) {
+			argv[argc++] = "--registry";
+			argv[argc++] = registry;
+		}
+		if (topology) {
+			argv[argc++] = "--topology";
+			argv[argc++] = topology;
+		}
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		/* swarmd stops (and stops its workers) should this benchmark die. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -123,5 +136,103 @@ int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *
 	fprintf(stderr, "swarm-bench: no connection to swarmd on %s in 10 s: %s\n", sock,
 		swarm_strerror(rc));
 	bench_swarmd_stop(d);
+	return rc;
+}
+
+int bench_topology_one_cpu(const char *path, int cpu)
+{
+	static const char fmt[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<!DOCTYPE topology SYSTEM \"hwloc2.dtd\">\n"
+		"<topology version=\"2.0\">\n"
+		"  <object type=\"Machine\" os_index=\"0\" cpuset=\"%1$s\" "
+		"complete_cpuset=\"%1$s\" allowed_cpuset=\"%1$s\" nodeset=\"0x1\" "
+		"complete_nodeset=\"0x1\" allowed_nodeset=\"0x1\" gp_index=\"1\">\n"
+		"    <object type=\"Package\" os_index=\"0\" cpuset=\"%1$s\" "
+		"complete_cpuset=\"%1$s\" nodeset=\"0x1\" complete_nodeset=\"0x1\" "
+		"gp_index=\"2\">\n"
+		"      <object type=\"NUMANode\" os_index=\"0\" cpuset=\"%1$s\" "
+		"complete_cpuset=\"%1$s\" nodeset=\"0x1\" complete_nodeset=\"0x1\" "
+		"gp_index=\"3\" local_memory=\"1073741824\"/>\n"
+		"      <object type=\"Core\" os_index=\"%2$d\" cpuset=\"%1$s\" "
+		"complete_cpuset=\"%1$s\" nodeset=\"0x1\" complete_nodeset=\"0x1\" "
+		"gp_index=\"4\">\n"
+		"        <object type=\"PU\" os_index=\"%2$d\" cpuset=\"%1$s\" "
+		"complete_cpuset=\"%1$s\" nodeset=\"0x1\" complete_nodeset=\"0x1\" "
+		"gp_index=\"5\"/>\n"
+		"      </object>\n"
+		"    </object>\n"
+		"  </object>\n"
+		"</topology>\n";
+	char mask[16];
+	FILE *f;
+	int rc = 0;
+
+	if (cpu < 0 || cpu >= 32)
+		return -EINVAL;
+	snprintf(mask, sizeof mask, "0x%08x", 1u << cpu);
+	f = fopen(path, "we");
+	if (!f)
+		rc = -errno;
+	else if (fprintf(f, fmt, mask, cpu) < 0)
+		rc = -EIO;
+	if (f && fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	if (rc)
+		fprintf(stderr, "swarm-bench: writing %s: %s\n", path, strerror(-rc));
+	return rc;
+}
+
+int bench_swarmd_device_stats(const char *sock, int index, struct bench_device_stats *out)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct swarm_msg_hello hello;
+	struct swarm_msg_reply reply;
+	struct swarm_msg_hdr q;
+	struct swarm_msg_status_reply *r = NULL;
+	int fd = -1, n, rc;
+
+	if (strlen(sock) >= sizeof addr.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	/* The raw protocol, as `swarm status` speaks it: the status message is not part of
+	 * the client API. */
+	swarm_msg_init(&hello.h, SWARM_MSG_HELLO, sizeof hello, 1);
+	hello.pid = getpid();
+	hello.cpu = -1;
+	hello.numa_node = -1;
+	hello.reserved = 0;
+	n = swarm_msg_send(fd, &hello, sizeof hello, NULL, 0);
+	if (n == 0)
+		n = swarm_msg_recv(fd, &reply, sizeof reply, NULL, NULL);
+	if (n <= 0 || swarm_msg_check(&reply, (size_t)n) != SWARM_MSG_HELLO_REPLY || reply.status) {
+		rc = -EPROTO;
+		goto out;
+	}
+	r = malloc(sizeof *r);
+	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
+	n = r ? swarm_msg_send(fd, &q, sizeof q, NULL, 0) : -ENOMEM;
+	if (n == 0)
+		n = swarm_msg_recv(fd, r, sizeof *r, NULL, NULL);
+	if (n <= 0 || swarm_msg_check(r, (size_t)n) != SWARM_MSG_STATUS_REPLY) {
+		rc = n < 0 ? n : -EPROTO;
+		goto out;
+	}
+	if (index < 0 || (uint32_t)index >= r->n_devices || index >= SWARM_STATUS_MAX_DEVICES) {
+		rc = -ENODEV;
+		goto out;
+	}
+	*out = (struct bench_device_stats){ r->devices[index].requests, r->devices[index].batches,
+					    r->devices[index].busy_ns };
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(r);
 	return rc;
 }

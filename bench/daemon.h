@@ -13,12 +13,25 @@ struct bench_swarmd {
 };
 
 /* Starts <exe_dir>/swarmd --socket sock --devices devices --spin-us spin_us (and --registry
- * registry when not NULL), dying with this process, and waits up to 10 s until it takes a
- * client: returned connected in *out, or disconnected when out is NULL. On failure swarmd is
- * stopped and reaped, its log's tail printed. Returns 0 or -errno. */
+ * registry, --topology topology, each when not NULL), dying with this process, and waits up
+ * to 10 s until it takes a client: returned connected in *out, or disconnected when out is
+ * NULL. On failure swarmd is stopped and reaped, its log's tail printed. Returns 0 or -errno. */
 int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *sock,
 		       const char *devices, unsigned spin_us, const char *registry,
-		       swarm_client **out);
+		       const char *topology, swarm_client **out);
+
+/* Writes to path an hwloc XML topology of one core, cpu (below 32), on NUMA node 0: given to
+ * swarmd --topology with --devices cpu:1, it makes one device whose worker (and its BLAS
+ * threads) has that cpu alone. */
+int bench_topology_one_cpu(const char *path, int cpu);
+
+/* A device's counters from its worker's stats page, as `swarm status` reads them. */
+struct bench_device_stats {
+	uint64_t requests, batches, busy_ns;
+};
+
+/* Asks the swarmd on sock for the counters of its device index. Returns 0 or -errno. */
+int bench_swarmd_device_stats(const char *sock, int index, struct bench_device_stats *out);
 
 /* SIGTERM, up to 5 s, then SIGKILL; always reaps. Returns 0, or -ECHILD (and prints the
  * log's tail) when swarmd did not exit cleanly. */

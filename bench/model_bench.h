@@ -1,21 +1,25 @@
-/* model_bench.h: swarm-bench's cases on a real model, the DLRM-style ranker that
- * tools/make-ranker-model.py writes (the same weights, made here in C so that the benchmark
- * needs no Python).
+/* model_bench.h: swarm-bench's cases on real models: the DLRM-style rankers of
+ * bench/ranker.h (tools/make-ranker-model.py's, made in C) and all-MiniLM-L6-v2 as
+ * tools/import-minilm.py imports it.
  *
- * Each case makes a temporary directory with a registry, publishes the ranker there under the
+ * Each case makes a temporary directory with a registry, publishes the model there under the
  * deploy settings it needs, starts a swarmd of its own on it (<exe_dir>/swarmd --registry),
- * measures, stops swarmd and removes the directory. Both cases run their baseline in the same
- * call, on the same inputs, and check every output against the in-process result.
+ * measures, stops swarmd and removes the directory. Every case runs its baseline in the same
+ * call, on the same inputs, and checks every output against the in-process result.
  *
- *   overhead  batch 1, client and worker spinning, through swarm (a copy published with
- *             max_batch 1) against the same graph built in this process on a one-thread CPU
- *             device over the same weights file, blocks of the two interleaved; the
- *             in-process blocks run on the worker's cores (while the worker sleeps), so
- *             that both compute on the same core.
- *   batching  BENCH_MODEL_CLIENTS threads, one session each, one row a request, closed loop,
- *             for a fixed time per mode: max_batch 1, then max_batch 256 with a few queue
- *             delays; throughput and latency of each. swarmd serves one device (cpu:1), so
- *             that every session lands on the one worker and a batch can take them all.
+ *   overhead  one model (the small ranker, or MiniLM at sequence length 32), batch 1, client
+ *             and worker spinning, through swarm (a copy published with max_batch 1)
+ *             against the same graph built in this process on a one-thread CPU device over
+ *             the same weights file, blocks of the two interleaved; the in-process blocks
+ *             run on the worker's cores (while the worker sleeps), so that both compute on
+ *             the same core. Both models share one measuring loop; a model is its manifest,
+ *             its weights file and a generator of input rows.
+ *   batching  BENCH_MODEL_CLIENTS threads on this process's cpu, one session each, one row
+ *             a request, closed loop, for a fixed time per mode: max_batch 1, then a few
+ *             (max_batch, queue delay) deploys, the first of them the reported default.
+ *             swarmd serves one device on cpu 0 alone (a one-core --topology), so that every
+ *             session lands on the one worker, a batch can take them all, and the worker
+ *             and its one BLAS thread never share a core with the clients.
  *
  * Functions return 0 or a negative errno, having printed what failed to stderr. Not
  * thread-safe (they fork swarmd).
@@ -26,8 +30,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bench/ranker.h"
+
 #define BENCH_MODEL_CLIENTS 16
-#define BENCH_MODEL_MAX_DELAYS 4
+#define BENCH_MODEL_MAX_MODES 6   /* batching deploys measured, max_batch 1 included */
+#define BENCH_MODEL_GRAPH_SIZES 4 /* rows a run the in-process graph is timed at */
+
+/* The sequence length the MiniLM case measures: the imported manifest must have it. */
+#define BENCH_MINILM_SEQ 32
 
 /* Nearest-rank percentiles, in ns. */
 struct bench_model_stats {
@@ -35,43 +45,60 @@ struct bench_model_stats {
 };
 
 struct bench_model_opts {
-	const char *exe_dir; /* the directory holding swarmd and swarm-worker */
-	const char *devices; /* swarmd --devices of the overhead case, "cpu:2" */
-	int quick;           /* a tenth of the iterations, shorter runs */
+	const char *exe_dir;    /* the directory holding swarmd and swarm-worker */
+	const char *devices;    /* swarmd --devices of the overhead cases, "cpu:2" */
+	const char *minilm_dir; /* tools/import-minilm.py's OUT_DIR, made with --seq-len 32 */
+	int peer_cpu;           /* the batching worker's cpu alone, or -1: swarmd's plan */
+	int quick;              /* a tenth of the iterations, shorter runs */
+};
+
+enum bench_model_kind {
+	BENCH_MODEL_RANKER, /* the small ranker */
+	BENCH_MODEL_MINILM, /* all-MiniLM-L6-v2, sequence length BENCH_MINILM_SEQ */
 };
 
 struct bench_model_overhead {
+	int skipped;                     /* 1: not measured, for the reason in why */
+	char why[512];                   /* what is missing and how to get it */
 	struct bench_model_stats swarm;  /* alloc .. release of one request through swarm */
 	struct bench_model_stats inproc; /* copy in, swarm_graph_run, read out, in this process */
 	size_t iters;                    /* samples of each */
-	char inproc_cpus[128];           /* where the in-process calls ran: the worker's cpus */
+	double drift_ns;       /* the range of the in-process side's block medians: differences of
+				* this size are the machine's, not swarm's */
+	char inproc_cpus[128]; /* where the in-process calls ran: the worker's cpus */
 };
 
-/* One closed-loop run of BENCH_MODEL_CLIENTS clients. */
+/* One closed-loop run of BENCH_MODEL_CLIENTS clients on one deploy. */
 struct bench_model_load {
 	uint32_t max_batch, delay_us; /* the deploy of the version served */
 	double rps;                   /* requests completed per second, all clients */
 	struct bench_model_stats lat; /* per request, alloc .. release */
 	uint64_t requests;
 	double client_cpus; /* cores the clients kept busy (this process's cpu time / time) */
+	double worker_busy; /* the worker's busy time / time (its stats page) */
+	double worker_ns;   /* the worker's busy ns per request */
 };
 
 struct bench_model_batching {
-	double seconds; /* measured time per run */
-	struct bench_model_load off;
-	struct bench_model_load tried[BENCH_MODEL_MAX_DELAYS];
-	int n_tried;
-	int best; /* the index in tried[] that is reported: the highest throughput among the
-		   * runs whose p99 is no worse than off's, else the highest throughput */
-	/* The in-process graph's ns per row at batch 1 and at BENCH_MODEL_CLIENTS rows: the
-	 * most batching can save the worker, whatever the clients cost. */
-	struct bench_model_stats graph_b1, graph_b16;
+	const struct bench_ranker *ranker;
+	double seconds;                                        /* measured time per mode */
+	struct bench_model_load off;                           /* max_batch 1 */
+	struct bench_model_load on[BENCH_MODEL_MAX_MODES - 1]; /* on[0] is the default */
+	int n_on;
+	/* The in-process graph's ns per row at runs of graph_rows[i] rows (1, 8, 16 = the
+	 * clients, 64): graph[0] / graph[2] is the most batching can save the worker, whatever
+	 * the clients and the IPC cost. */
+	uint32_t graph_rows[BENCH_MODEL_GRAPH_SIZES];
+	struct bench_model_stats graph[BENCH_MODEL_GRAPH_SIZES];
 };
 
-/* The overhead case. Fills *out. */
-int bench_model_overhead_run(const struct bench_model_opts *o, struct bench_model_overhead *out);
+/* The overhead case on one model. Fills *out; a MiniLM that is not there (or not imported
+ * at sequence length 32) is skipped: returns 0 with out->skipped set. */
+int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
+			     struct bench_model_overhead *out);
 
-/* The batching case. Fills *out. */
-int bench_model_batching_run(const struct bench_model_opts *o, struct bench_model_batching *out);
+/* The batching case on ranker r. Fills *out. */
+int bench_model_batching_run(const struct bench_model_opts *o, const struct bench_ranker *r,
+			     struct bench_model_batching *out);
 
 #endif /* SWARM_BENCH_MODEL_BENCH_H */

@@ -6,16 +6,20 @@
  * --socket, and compares each case with its baseline from bench/baselines.c: 64 B with both
  * sides spinning against a cache-line ping-pong, 64 B with both sides sleeping against a futex
  * ping-pong, the spinning round trip against a unix socket and a TCP loopback echo, and 1 MiB
- * and 16 MiB tensors against memcpy of the same bytes. The overhead and batching cases
- * (bench/model_bench.c) serve a real model, a DLRM-style ranker, from a registry and swarmd of
- * their own, against the same graph run in this process. It prints a table (and --json, one
- * record per case) with each target and whether it was met. Missed targets are reported, not
- * failed: the exit status is non-zero only when something could not be measured.
+ * and 16 MiB tensors against memcpy of the same bytes. The model cases (bench/model_bench.c)
+ * serve real models from a registry and swarmd of their own: the overhead of a DLRM-style
+ * ranker and of all-MiniLM-L6-v2 (when its imported weights are there) against the same graph
+ * run in this process, and dynamic batching of a small and a production-shaped ranker against
+ * unbatched. It prints a table (and --json, one record per case) with each target and whether
+ * it was met. Missed targets are reported, not failed, and a case whose inputs are missing is
+ * reported as skipped with the reason: the exit status is non-zero only when something could
+ * not be measured.
  */
 #include "bench/baselines.h"
 #include "bench/daemon.h"
 #include "bench/load.h"
 #include "bench/model_bench.h"
+#include "bench/ranker.h"
 
 #include <swarm/swarm.h>
 
@@ -23,6 +27,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -42,7 +47,7 @@
 #define BENCH_CONNECT_NS (10ull * 1000 * 1000 * 1000)
 #define BENCH_SPIN_FOREVER_NS 1000000000ull /* the client spins 1 s before it sleeps */
 #define BENCH_DAEMON_SPIN_US 1000u          /* swarmd --spin-us for the spinning cases */
-#define BENCH_ROWS_MAX 24
+#define BENCH_ROWS_MAX 32
 #define BENCH_LOAD_BYTES (1ull << 30) /* the weight-load case: a 1 GiB model */
 #define BENCH_LOAD_REPS 5
 
@@ -54,7 +59,8 @@ enum bench_case {
 	BENCH_CASE_LOAD = 1u << 4,
 	BENCH_CASE_OVERHEAD = 1u << 5, /* bench/model_bench.c */
 	BENCH_CASE_BATCHING = 1u << 6,
-	BENCH_CASE_ALL = 0x7fu,
+	BENCH_CASE_MINILM = 1u << 7,
+	BENCH_CASE_ALL = 0xffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -73,6 +79,8 @@ static const struct bench_counts bench_full_counts = {
 struct bench_opts {
 	const char *socket; /* an external swarmd, or NULL to start our own */
 	const char *json;
+	const char *minilm;        /* --minilm, else $SWARM_MINILM_DIR, else the cache's */
+	const char *write_rankers; /* --write-rankers DIR: write them and exit */
 	unsigned cases;
 	struct bench_counts n;
 };
@@ -93,7 +101,8 @@ struct bench_row {
 	double ratio;
 	const char *target;
 	bool met;
-	char note[256]; /* printed under the table and in the JSON; "" for none */
+	bool skipped;   /* not measured: note says why, the numbers are empty */
+	char note[768]; /* printed under the table and in the JSON; "" for none */
 };
 
 struct bench_report {
@@ -111,6 +120,8 @@ struct bench_ctx {
 	double *gbps;
 	size_t cap;
 	char devices[16]; /* what the own swarmd serves: cpu:2 splits the cores in halves */
+	int peer_cpu;     /* where peers run (cpu 0), -1 when the benchmark is not pinned */
+	char minilm[PATH_MAX];
 };
 
 /* ---- statistics ---------------------------------------------------------------------------- */
@@ -170,7 +181,8 @@ static int bench_daemon_start(struct bench_ctx *ctx, struct bench_swarmd *d, uns
 	/* Two devices split the cores in halves: the session lands on cpu:0 (the lower half,
 	 * beside the baselines' peers), and the benchmark runs pinned in the upper half, so
 	 * that every case puts its two sides on the same two cores. */
-	return bench_swarmd_start(d, ctx->exe_dir, ctx->sock, ctx->devices, spin_us, NULL, out);
+	return bench_swarmd_start(d, ctx->exe_dir, ctx->sock, ctx->devices, spin_us, NULL, NULL,
+				  out);
 }
 
 /* ---- runtime cases ------------------------------------------------------------------------- */
@@ -615,19 +627,23 @@ static void bench_fmt(char *buf, size_t len, const char *unit, double v)
 
 static void bench_table_print(const struct bench_report *rep)
 {
-	printf("\n%-25s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %7s  %-24s %s\n", "case", "unit",
+	printf("\n%-27s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %7s  %-24s %s\n", "case", "unit",
 	       "p50", "p99", "p99.9", "baseline", "p50", "p99", "p99.9", "ratio", "target", "met");
 	for (int i = 0; i < rep->n; i++) {
 		const struct bench_row *r = &rep->rows[i];
 		char v[6][32];
 
+		if (r->skipped) {
+			printf("%-27s skipped (the reason is below)\n", r->name);
+			continue;
+		}
 		bench_fmt(v[0], sizeof(v[0]), r->unit, r->s.p50);
 		bench_fmt(v[1], sizeof(v[1]), r->unit, r->s.p99);
 		bench_fmt(v[2], sizeof(v[2]), r->unit, r->s.p999);
 		bench_fmt(v[3], sizeof(v[3]), r->unit, r->b.p50);
 		bench_fmt(v[4], sizeof(v[4]), r->unit, r->b.p99);
 		bench_fmt(v[5], sizeof(v[5]), r->unit, r->b.p999);
-		printf("%-25s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %6.2fx  %-24s %s\n", r->name,
+		printf("%-27s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %6.2fx  %-24s %s\n", r->name,
 		       r->unit, v[0], v[1], v[2], r->base_name, v[3], v[4], v[5], r->ratio,
 		       r->target ? r->target : "-",
 		       !r->target ? "-" :
@@ -682,6 +698,12 @@ static int bench_json_write(const char *path, const struct bench_machine *m,
 
 		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
 		bench_json_str(f, r->name);
+		if (r->skipped) {
+			fprintf(f, ", \"skipped\": true, \"note\": ");
+			bench_json_str(f, r->note);
+			fputc('}', f);
+			continue;
+		}
 		fprintf(f, ", \"unit\": ");
 		bench_json_str(f, r->unit);
 		fprintf(f,
@@ -720,6 +742,7 @@ static void bench_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: swarm-bench [--cases LIST] [--json FILE] [--quick] [--socket PATH]\n"
+		"                   [--minilm DIR]    |    swarm-bench --write-rankers DIR\n"
 		"Round trips through swarm's identity model (u8 [-1, 64]), each against a baseline\n"
 		"measured in the same run; prints a table with each target and whether it was met.\n"
 		"\n"
@@ -741,35 +764,50 @@ static void bench_usage(FILE *f)
 		"         SHA-256 check) against read() into malloc'd memory, from the page\n"
 		"         cache and from disk (pages dropped with posix_fadvise). Reported,\n"
 		"         no target on the CPU.\n"
-		"  overhead  a real model, the DLRM-style ranker of tools/make-ranker-model.py\n"
-		"         (made in C, published into a registry of its own, served by a swarmd of\n"
-		"         its own even with --socket): batch 1 through swarm (max_batch 1, client\n"
-		"         and worker spinning) against the same graph and weights run in this\n"
-		"         process on the worker's cores, blocks of the two interleaved (target:\n"
-		"         at most 2 us added at p50).\n"
-		"  batching  %d client threads, one session and one row a request each, closed\n"
-		"         loop, on a swarmd of one device: the ranker with max_batch 1, then 256\n"
-		"         with queue delays 0, 50 and 200 us, in 3 rounds of 1 s per mode taken in\n"
-		"         turn (one round of 0.5 s with --quick); reports the fastest delay whose\n"
-		"         p99 is no worse than unbatched (target: at least 3x the requests per\n"
-		"         second at the same p99), and the graph's own time per row at 16 rows.\n"
+		"  overhead  a real model, the small DLRM-style ranker of\n"
+		"         tools/make-ranker-model.py (made in C, published into a registry of its\n"
+		"         own, served by a swarmd of its own even with --socket): batch 1 through\n"
+		"         swarm (max_batch 1, client and worker spinning) against the same graph\n"
+		"         and weights run in this process on the worker's cores, blocks of the two\n"
+		"         interleaved (target: at most 2 us added at p50).\n"
+		"  minilm  the same measurement on all-MiniLM-L6-v2 at sequence length %d, as\n"
+		"         tools/import-minilm.py imported it (--minilm); skipped, saying how to\n"
+		"         get it, when it is not there.\n"
+		"  batching  %d client threads on this benchmark's cpu, one session and one row a\n"
+		"         request each, closed loop, against a swarmd of one device whose worker\n"
+		"         has cpu 0 alone; for the small ranker and then the production-shaped one\n"
+		"         (tools/make-ranker-model.py --bottom 512,256,64 --top 512,256,1): max_batch\n"
+		"         1, then max_batch 16 with queue delay 100 us (the default, reported),\n"
+		"         0 and 400 us, max_batch 8 with 100 us and 256 with 50 us, in 3 rounds of\n"
+		"         1 s per deploy taken in turn (one round of 0.5 s with --quick) (target:\n"
+		"         at least 3x the requests per second at the same p99); with the worker's\n"
+		"         busy time per request and the graph's own time per row at 16 rows\n"
+		"         against 1 (the most batching can save the worker).\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH  use the swarmd running there (its --spin-us is whatever it is);\n"
 		"                 default: start <dir of this binary>/swarmd --devices cpu:2, once\n"
 		"                 with --spin-us %u (spin, 1m, 16m) and once with 0 (sleep)\n"
-		"\n"
-		"Placement: the benchmark pins itself to the last cpu and every peer (a baseline's\n"
-		"child; the worker of device cpu:0, which gets the session) to cpu 0's half, so\n"
-		"that swarm and its baselines cross the same pair of cores.\n"
 		"  --json FILE    also write one record per case to FILE\n"
 		"  --quick        a tenth of the iterations (a smoke run)\n"
+		"  --minilm DIR   the imported MiniLM of the minilm case (minilm.safetensors and\n"
+		"                 minilm.json from tools/import-minilm.py SOURCE DIR --seq-len %d);\n"
+		"                 default $SWARM_MINILM_DIR, else ${SWARM_CACHE:-~/.cache/swarm}/\n"
+		"                 minilm-s32\n"
+		"  --write-rankers DIR  write the small and the production ranker as\n"
+		"                 DIR/<name>/ranker.safetensors and ranker.json (what\n"
+		"                 tools/make-ranker-model.py writes with the same sizes) and exit\n"
 		"  -h, --help     this text\n"
+		"\n"
+		"Placement: the benchmark pins itself to the last cpu and every peer (a baseline's\n"
+		"child; the worker of device cpu:0, which gets the session; the batching case's\n"
+		"one worker) to cpu 0, so that swarm and its baselines cross the same pair of\n"
+		"cores.\n"
 		"\n"
 		"Latencies are in ns (CLOCK_MONOTONIC, per round trip, warm-up excluded, nearest-rank\n"
 		"percentiles). Exit status 0 when the benchmark ran, whether or not targets were met.\n",
-		BENCH_MODEL_CLIENTS, BENCH_DAEMON_SPIN_US);
+		BENCH_MINILM_SEQ, BENCH_MODEL_CLIENTS, BENCH_DAEMON_SPIN_US, BENCH_MINILM_SEQ);
 }
 
 static int bench_cases_parse(const char *list, unsigned *out)
@@ -794,6 +832,8 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_OVERHEAD;
 		else if (strcmp(t, "batching") == 0)
 			cases |= BENCH_CASE_BATCHING;
+		else if (strcmp(t, "minilm") == 0)
+			cases |= BENCH_CASE_MINILM;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -812,6 +852,8 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		{ "json", required_argument, NULL, 'j' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "cases", required_argument, NULL, 'c' },
+		{ "minilm", required_argument, NULL, 'm' },
+		{ "write-rankers", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -826,6 +868,12 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		case 'j':
 			o->json = optarg;
 			break;
+		case 'm':
+			o->minilm = optarg;
+			break;
+		case 'w':
+			o->write_rankers = optarg;
+			break;
 		case 'q':
 			o->n = (struct bench_counts){ bench_full_counts.spin / 10,
 						      bench_full_counts.sleep / 10,
@@ -837,7 +885,7 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 			if (bench_cases_parse(optarg, &o->cases) != 0) {
 				fprintf(stderr,
 					"swarm-bench: bad --cases '%s' (a comma list of "
-					"spin,sleep,1m,16m,load,overhead,batching,all)\n",
+					"spin,sleep,1m,16m,load,overhead,minilm,batching,all)\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -926,81 +974,140 @@ static struct bench_stats bench_model_stats_row(struct bench_model_stats s)
 	return (struct bench_stats){ s.p50, s.p99, s.p999 };
 }
 
-/* The ranker cases of bench/model_bench.c, each with its own registry and swarmd. */
+/* One overhead row: a model at batch 1 through swarm against the same graph in-process. */
+static void bench_overhead_row(struct bench_report *rep, const char *name,
+			       const struct bench_model_overhead *ov)
+{
+	struct bench_row *row = bench_row_add(rep, name, "ns");
+
+	if (ov->skipped) {
+		row->skipped = true;
+		snprintf(row->note, sizeof row->note, "skipped: %s", ov->why);
+		return;
+	}
+	row->s = bench_model_stats_row(ov->swarm);
+	row->base_name = "same graph in-process";
+	row->b = bench_model_stats_row(ov->inproc);
+	row->ratio = row->s.p50 / row->b.p50;
+	row->target = "added <= 2 us at p50";
+	const double added = row->s.p50 - row->b.p50;
+	row->met = added <= 2000.0;
+	snprintf(row->note, sizeof row->note,
+		 "swarm adds %.0f ns at p50 and %.0f ns at p99 to the in-process call (%zu calls "
+		 "each, in blocks; in-process on cpus %.32s, the worker's); the in-process "
+		 "block medians alone range over %.0f ns%s",
+		 added, row->s.p99 - row->b.p99, ov->iters, ov->inproc_cpus, ov->drift_ns,
+		 fabs(added) < ov->drift_ns && ov->drift_ns > 2000.0 ?
+			 ", so this difference is within the machine's noise: the run cannot "
+			 "resolve swarm's share to 2 us, only bound it by that range" :
+			 "");
+}
+
+/* "16/100us 61234/s 3.10x p99 812us" for one deploy of the batching case. */
+static size_t bench_load_fmt(char *buf, size_t len, const struct bench_model_load *l,
+			     const struct bench_model_load *off)
+{
+	int n = snprintf(buf, len, "%u/%uus %.0f/s %.2fx p99 %.0fus", l->max_batch, l->delay_us,
+			 l->rps, l->rps / off->rps, l->lat.p99 / 1e3);
+
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+/* The batching rows of one ranker: throughput (the default deploy against max_batch 1), the
+ * latencies of the same runs, and the in-process graph's time per row at 16 rows against 1. */
+static void bench_batching_rows(struct bench_report *rep, const struct bench_model_batching *bt)
+{
+	const struct bench_model_load *on = &bt->on[0], *off = &bt->off;
+	struct bench_row *row;
+	char tried[320] = "";
+	size_t at = 0;
+
+	for (int i = 1; i < bt->n_on && at + 2 < sizeof tried; i++) {
+		at += (size_t)snprintf(tried + at, sizeof tried - at, "%s", i > 1 ? ", " : "");
+		at += bench_load_fmt(tried + at, sizeof tried - at, &bt->on[i], off);
+	}
+	row = bench_row_add(rep, "", "req/s");
+	snprintf(row->name, sizeof row->name, "batching, %s ranker", bt->ranker->name);
+	row->s = (struct bench_stats){ on->rps, on->rps, on->rps };
+	row->base_name = "max_batch 1";
+	row->b = (struct bench_stats){ off->rps, off->rps, off->rps };
+	row->ratio = on->rps / off->rps;
+	row->target = ">= 3x at same p99";
+	row->met = row->ratio >= 3.0 && on->lat.p99 <= off->lat.p99;
+	snprintf(row->note, sizeof row->note,
+		 "%s (%s); %d clients of one row on one cpu, the worker alone on another; "
+		 "max_batch %u, queue delay %u us (the default), %.1f s per deploy; p99 %.0f us "
+		 "batched, %.0f us unbatched (%s); worker busy %.0f%% at %.0f ns a request "
+		 "batched, %.0f%% at %.0f ns unbatched; clients used %.2f and %.2f cores; other "
+		 "deploys (max_batch/delay): %s",
+		 bt->ranker->shape,
+		 bt->ranker->flags[0] ? bt->ranker->flags : "the tool's defaults",
+		 BENCH_MODEL_CLIENTS, on->max_batch, on->delay_us, bt->seconds, on->lat.p99 / 1e3,
+		 off->lat.p99 / 1e3, on->lat.p99 <= off->lat.p99 ? "no worse" : "WORSE",
+		 100 * on->worker_busy, on->worker_ns, 100 * off->worker_busy, off->worker_ns,
+		 on->client_cpus, off->client_cpus, tried);
+	row = bench_row_add(rep, "  latency (same runs)", "ns");
+	row->s = bench_model_stats_row(on->lat);
+	row->base_name = "max_batch 1";
+	row->b = bench_model_stats_row(off->lat);
+	row->ratio = on->lat.p50 / off->lat.p50;
+	row->target = "p99 <= unbatched p99";
+	row->met = on->lat.p99 <= off->lat.p99;
+	row = bench_row_add(rep, "  graph/row, 16 rows", "ns");
+	row->s = bench_model_stats_row(bt->graph[2]);
+	row->base_name = "same graph, 1 row";
+	row->b = bench_model_stats_row(bt->graph[0]);
+	row->ratio = row->s.p50 / row->b.p50;
+	row->target = NULL;
+	snprintf(row->note, sizeof row->note,
+		 "the %s ranker's graph in this process, ns per row at %u rows a run against "
+		 "1: batching %u clients saves the worker at most %.2fx, whatever the clients "
+		 "and the IPC cost (p50 ns per row at %u/%u/%u/%u rows: %.0f/%.0f/%.0f/%.0f)",
+		 bt->ranker->name, bt->graph_rows[2], bt->graph_rows[2],
+		 bt->graph[0].p50 / bt->graph[2].p50, bt->graph_rows[0], bt->graph_rows[1],
+		 bt->graph_rows[2], bt->graph_rows[3], bt->graph[0].p50, bt->graph[1].p50,
+		 bt->graph[2].p50, bt->graph[3].p50);
+}
+
+/* The model cases of bench/model_bench.c, each with its own registry and swarmd. */
 static int bench_run_models(struct bench_ctx *ctx, struct bench_report *rep)
 {
 	const struct bench_model_opts mo = { .exe_dir = ctx->exe_dir,
 					     .devices = ctx->devices,
+					     .minilm_dir = ctx->o.minilm,
+					     .peer_cpu = ctx->peer_cpu,
 					     .quick = ctx->o.n.spin < bench_full_counts.spin };
-	struct bench_row *row;
+	static const struct bench_ranker *const rankers[] = { &bench_ranker_small,
+							      &bench_ranker_production };
 	int rc;
 
 	if (ctx->o.cases & BENCH_CASE_OVERHEAD) {
 		struct bench_model_overhead ov;
 
-		rc = bench_model_overhead_run(&mo, &ov);
+		rc = bench_model_overhead_run(&mo, BENCH_MODEL_RANKER, &ov);
 		if (rc)
 			return rc;
-		row = bench_row_add(rep, "ranker b1 overhead", "ns");
-		row->s = bench_model_stats_row(ov.swarm);
-		row->base_name = "same graph in-process";
-		row->b = bench_model_stats_row(ov.inproc);
-		row->ratio = row->s.p50 / row->b.p50;
-		row->target = "added <= 2 us at p50";
-		row->met = row->s.p50 - row->b.p50 <= 2000.0;
-		snprintf(row->note, sizeof row->note,
-			 "swarm adds %.0f ns at p50 and %.0f ns at p99 to the in-process call "
-			 "(%zu calls each; in-process on cpus %.32s, the worker's)",
-			 row->s.p50 - row->b.p50, row->s.p99 - row->b.p99, ov.iters,
-			 ov.inproc_cpus);
+		bench_overhead_row(rep, "ranker b1 overhead", &ov);
 	}
-	if (ctx->o.cases & BENCH_CASE_BATCHING) {
-		struct bench_model_batching bt;
-		const struct bench_model_load *on;
-		static char name[40];
-		char tried[112] = "";
-		size_t at = 0;
+	if (ctx->o.cases & BENCH_CASE_MINILM) {
+		struct bench_model_overhead ov;
 
-		rc = bench_model_batching_run(&mo, &bt);
+		rc = bench_model_overhead_run(&mo, BENCH_MODEL_MINILM, &ov);
 		if (rc)
 			return rc;
-		on = &bt.tried[bt.best];
-		for (int i = 0; i < bt.n_tried && at < sizeof tried; i++)
-			at += (size_t)snprintf(tried + at, sizeof tried - at,
-					       "%s%u us %.0f/s p99 %.0f", i ? ", " : "",
-					       bt.tried[i].delay_us, bt.tried[i].rps,
-					       bt.tried[i].lat.p99);
-		snprintf(name, sizeof name, "ranker %dcl batched d%u", BENCH_MODEL_CLIENTS,
-			 on->delay_us);
-		row = bench_row_add(rep, name, "req/s");
-		row->s = (struct bench_stats){ on->rps, on->rps, on->rps };
-		row->base_name = "max_batch 1";
-		row->b = (struct bench_stats){ bt.off.rps, bt.off.rps, bt.off.rps };
-		row->ratio = on->rps / bt.off.rps;
-		row->target = ">= 3x at same p99";
-		row->met = row->ratio >= 3.0 && on->lat.p99 <= bt.off.lat.p99;
-		snprintf(
-			row->note, sizeof row->note,
-			"max_batch 256, delay %u us, %.1f s per mode; clients kept %.2f cores busy "
-			"batched, %.2f unbatched; tried: %s",
-			on->delay_us, bt.seconds, on->client_cpus, bt.off.client_cpus, tried);
-		row = bench_row_add(rep, "  latency (same run)", "ns");
-		row->s = bench_model_stats_row(on->lat);
-		row->base_name = "max_batch 1";
-		row->b = bench_model_stats_row(bt.off.lat);
-		row->ratio = on->lat.p50 / bt.off.lat.p50;
-		row->target = "p99 <= unbatched p99";
-		row->met = on->lat.p99 <= bt.off.lat.p99;
-		row = bench_row_add(rep, "  in-process graph/row b16", "ns");
-		row->s = bench_model_stats_row(bt.graph_b16);
-		row->base_name = "same graph, batch 1";
-		row->b = bench_model_stats_row(bt.graph_b1);
-		row->ratio = row->s.p50 / row->b.p50;
-		row->target = NULL;
-		snprintf(row->note, sizeof row->note,
-			 "ns per row of the ranker's graph in this process at %d rows a batch "
-			 "against 1: the most batching can save the worker",
-			 BENCH_MODEL_CLIENTS);
+		if (ov.skipped)
+			fprintf(stderr, "swarm-bench: MiniLM overhead skipped: %s\n", ov.why);
+		bench_overhead_row(rep, "MiniLM s32 b1 overhead", &ov);
+	}
+	for (size_t i = 0; (ctx->o.cases & BENCH_CASE_BATCHING) && i < 2; i++) {
+		struct bench_model_batching *bt = calloc(1, sizeof *bt);
+
+		rc = bt ? bench_model_batching_run(&mo, rankers[i], bt) : -ENOMEM;
+		if (rc == 0)
+			bench_batching_rows(rep, bt);
+		free(bt);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -1081,6 +1188,45 @@ static void bench_ctx_fini(struct bench_ctx *ctx)
 			strerror(errno));
 }
 
+/* --write-rankers: each ranker of the model cases into dir/<name>/, for bench/check-ranker.sh
+ * to compare with tools/make-ranker-model.py's. */
+static int bench_write_rankers(const char *dir)
+{
+	const struct bench_ranker *const r[] = { &bench_ranker_small, &bench_ranker_production };
+	char sub[PATH_MAX];
+	int rc = 0;
+
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "swarm-bench: mkdir %s: %s\n", dir, strerror(errno));
+		return -errno;
+	}
+	for (size_t i = 0; rc == 0 && i < sizeof r / sizeof r[0]; i++) {
+		if (snprintf(sub, sizeof sub, "%s/%s", dir, r[i]->name) >= (int)sizeof sub)
+			return -ENAMETOOLONG;
+		rc = bench_ranker_write_dir(r[i], sub);
+		if (rc == 0)
+			printf("%s: tools/make-ranker-model.py %s %s\n", sub, sub, r[i]->flags);
+	}
+	return rc;
+}
+
+/* The MiniLM case's directory: --minilm, $SWARM_MINILM_DIR, or the cache's minilm-s32. */
+static void bench_minilm_dir(struct bench_ctx *ctx)
+{
+	const char *env = getenv("SWARM_MINILM_DIR"), *cache = getenv("SWARM_CACHE");
+	const char *home = getenv("HOME");
+
+	if (ctx->o.minilm)
+		snprintf(ctx->minilm, sizeof ctx->minilm, "%s", ctx->o.minilm);
+	else if (env && *env)
+		snprintf(ctx->minilm, sizeof ctx->minilm, "%s", env);
+	else if (cache && *cache)
+		snprintf(ctx->minilm, sizeof ctx->minilm, "%s/minilm-s32", cache);
+	else if (home && *home)
+		snprintf(ctx->minilm, sizeof ctx->minilm, "%s/.cache/swarm/minilm-s32", home);
+	ctx->o.minilm = ctx->minilm;
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_ctx ctx = { 0 };
@@ -1091,10 +1237,14 @@ int main(int argc, char **argv)
 	rc = bench_opts_parse(argc, argv, &ctx.o);
 	if (rc)
 		return rc > 0 ? 0 : 2;
+	if (ctx.o.write_rankers)
+		return bench_write_rankers(ctx.o.write_rankers) ? 1 : 0;
 	/* A swarmd that dies mid-run must not kill the benchmark with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
+	bench_minilm_dir(&ctx);
 
 	bench_machine_get(&m);
+	ctx.peer_cpu = -1;
 	/* The measuring side on the last cpu, every peer (baseline child, swarm worker) on
 	 * cpu 0, so that baselines and swarm cross the same pair of cores. */
 	snprintf(ctx.devices, sizeof ctx.devices, "cpu:%d", m.nproc >= 2 ? 2 : 1);
@@ -1105,7 +1255,7 @@ int main(int argc, char **argv)
 				"swarm-bench: cannot pin to cpu %ld: %s (running unpinned)\n",
 				m.nproc - 1, strerror(-rc));
 		else
-			bench_set_peer_cpu(0);
+			bench_set_peer_cpu(ctx.peer_cpu = 0);
 	}
 	printf("swarm-bench: %ld cpus, %s, %s; swarmd: %s%s%s; client on cpu %ld, peers on cpu 0\n",
 	       m.nproc, m.cpu, m.kernel, ctx.o.socket ? ctx.o.socket : "own, --devices ",
@@ -1120,7 +1270,8 @@ int main(int argc, char **argv)
 		rc = bench_run_sleeping(&ctx, &rep);
 	if (rc == 0 && (ctx.o.cases & BENCH_CASE_LOAD))
 		rc = bench_run_load(&ctx, &rep);
-	if (rc == 0 && (ctx.o.cases & (BENCH_CASE_OVERHEAD | BENCH_CASE_BATCHING)))
+	if (rc == 0 &&
+	    (ctx.o.cases & (BENCH_CASE_OVERHEAD | BENCH_CASE_MINILM | BENCH_CASE_BATCHING)))
 		rc = bench_run_models(&ctx, &rep);
 	if (rc == 0) {
 		bench_table_print(&rep);
