@@ -183,37 +183,46 @@ int bench_topology_one_cpu(const char *path, int cpu)
 	return rc;
 }
 
-int bench_swarmd_device_stats(const char *sock, int index, struct bench_device_stats *out)
+/* Connects to the swarmd on sock and says hello with the raw protocol, as `swarm status`
+ * does (status and device control are not part of the client API). Returns the socket or
+ * -errno. */
+static int bench_raw_connect(const char *sock)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct swarm_msg_hello hello;
 	struct swarm_msg_reply reply;
-	struct swarm_msg_hdr q;
-	struct swarm_msg_status_reply *r = NULL;
-	int fd = -1, n, rc;
-
 	if (strlen(sock) >= sizeof addr.sun_path)
 		return -ENAMETOOLONG;
 	strcpy(addr.sun_path, sock);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-		rc = -errno;
-		goto out;
+		int rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return rc;
 	}
-	/* The raw protocol, as `swarm status` speaks it: the status message is not part of
-	 * the client API. */
 	swarm_msg_init(&hello.h, SWARM_MSG_HELLO, sizeof hello, 1);
 	hello.pid = getpid();
 	hello.cpu = -1;
 	hello.numa_node = -1;
-	hello.reserved = 0;
-	n = swarm_msg_send(fd, &hello, sizeof hello, NULL, 0);
+	int n = swarm_msg_send(fd, &hello, sizeof hello, NULL, 0);
 	if (n == 0)
 		n = swarm_msg_recv(fd, &reply, sizeof reply, NULL, NULL);
 	if (n <= 0 || swarm_msg_check(&reply, (size_t)n) != SWARM_MSG_HELLO_REPLY || reply.status) {
-		rc = -EPROTO;
-		goto out;
+		close(fd);
+		return -EPROTO;
 	}
+	return fd;
+}
+
+int bench_swarmd_device_stats(const char *sock, int index, struct bench_device_stats *out)
+{
+	struct swarm_msg_hdr q;
+	struct swarm_msg_status_reply *r = NULL;
+	int n, rc;
+	int fd = bench_raw_connect(sock);
+	if (fd < 0)
+		return fd;
 	r = malloc(sizeof *r);
 	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
 	n = r ? swarm_msg_send(fd, &q, sizeof q, NULL, 0) : -ENOMEM;
@@ -231,8 +240,32 @@ int bench_swarmd_device_stats(const char *sock, int index, struct bench_device_s
 					    r->devices[index].busy_ns };
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	free(r);
 	return rc;
+}
+
+int bench_swarmd_device_ctl(const char *sock, unsigned action, const char *name, char *text,
+			    size_t text_len)
+{
+	struct swarm_msg_device m;
+	struct swarm_msg_reply rep;
+	snprintf(text, text_len, "cannot reach swarmd at %s", sock);
+	int fd = bench_raw_connect(sock);
+	if (fd < 0)
+		return fd;
+	swarm_msg_init(&m.h, SWARM_MSG_DEVICE, sizeof m, 3);
+	m.action = action;
+	swarm_copy_str(m.name, sizeof m.name, name);
+	int n = swarm_msg_send(fd, &m, sizeof m, NULL, 0);
+	if (n == 0)
+		n = swarm_msg_recv(fd, &rep, sizeof rep, NULL, NULL);
+	close(fd);
+	if (n <= 0 || swarm_msg_check(&rep, (size_t)n) != SWARM_MSG_DEVICE_REPLY) {
+		snprintf(text, text_len, "swarmd did not answer the device message");
+		return n < 0 ? n : -EPROTO;
+	}
+	rep.text[sizeof rep.text - 1] = 0;
+	snprintf(text, text_len, "%s", rep.text);
+	return rep.status;
 }

@@ -3,6 +3,7 @@
 #define SWARM_BENCH_DAEMON_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include <swarm/swarm.h>
@@ -32,6 +33,11 @@ struct bench_device_stats {
 
 /* Asks the swarmd on sock for the counters of its device index. Returns 0 or -errno. */
 int bench_swarmd_device_stats(const char *sock, int index, struct bench_device_stats *out);
+
+/* `swarm device drain|resume NAME` on the swarmd at sock: action 1 drain, 2 resume. Returns
+ * swarmd's status (0 or -errno) with its words in text, or -errno when it cannot be asked. */
+int bench_swarmd_device_ctl(const char *sock, unsigned action, const char *name, char *text,
+			    size_t text_len);
 
 /* SIGTERM, up to 5 s, then SIGKILL; always reaps. Returns 0, or -ECHILD (and prints the
  * log's tail) when swarmd did not exit cleanly. */

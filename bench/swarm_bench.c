@@ -15,6 +15,7 @@
  * reported as skipped with the reason: the exit status is non-zero only when something could
  * not be measured.
  */
+#include "bench/balance_bench.h"
 #include "bench/baselines.h"
 #include "bench/daemon.h"
 #include "bench/load.h"
@@ -60,7 +61,9 @@ enum bench_case {
 	BENCH_CASE_OVERHEAD = 1u << 5, /* bench/model_bench.c */
 	BENCH_CASE_BATCHING = 1u << 6,
 	BENCH_CASE_MINILM = 1u << 7,
-	BENCH_CASE_ALL = 0xffu,
+	BENCH_CASE_NUMA = 1u << 8,      /* bench/balance_bench.c */
+	BENCH_CASE_MIGRATION = 1u << 9,
+	BENCH_CASE_ALL = 0x3ffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -783,6 +786,16 @@ static void bench_usage(FILE *f)
 		"         at least 3x the requests per second at the same p99); with the worker's\n"
 		"         busy time per request and the graph's own time per row at 16 rows\n"
 		"         against 1 (the most batching can save the worker).\n"
+		"  numa   on a machine of two NUMA nodes or more: 64 B round trips from a thread\n"
+		"         on node 0 to the device of node 0 against the device of node 1 (each\n"
+		"         session opened from its node, so that the balancer placed it there),\n"
+		"         blocks interleaved; reported, no target. Skipped, saying so, on one node.\n"
+		"  migration  one client doing 64 B round trips while its session is moved\n"
+		"         between the two devices of its own swarmd (swarm device drain of the one\n"
+		"         serving it, then resume), 20 moves (4 with --quick): the pause of a move\n"
+		"         is the longest gap between two completions from the drain to the new\n"
+		"         placement plus 20 ms; p50 and max over the moves, against the round trip\n"
+		"         with no move. Reported, no target; every request is checked.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -834,6 +847,10 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_BATCHING;
 		else if (strcmp(t, "minilm") == 0)
 			cases |= BENCH_CASE_MINILM;
+		else if (strcmp(t, "numa") == 0)
+			cases |= BENCH_CASE_NUMA;
+		else if (strcmp(t, "migration") == 0)
+			cases |= BENCH_CASE_MIGRATION;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -1112,6 +1129,60 @@ static int bench_run_models(struct bench_ctx *ctx, struct bench_report *rep)
 	return 0;
 }
 
+/* The placement cases of bench/balance_bench.c. */
+static int bench_run_balance(struct bench_ctx *ctx, struct bench_report *rep)
+{
+	int quick = ctx->o.n.spin < bench_full_counts.spin;
+	int rc;
+	if (ctx->o.cases & BENCH_CASE_NUMA) {
+		struct bench_balance_numa nu;
+		rc = bench_balance_numa(ctx->exe_dir, quick, &nu);
+		if (rc)
+			return rc;
+		struct bench_row *row = bench_row_add(rep, "64B numa local vs remote", "ns");
+		if (nu.skipped) {
+			row->skipped = true;
+			snprintf(row->note, sizeof row->note, "skipped: %s", nu.why);
+		} else {
+			row->s = (struct bench_stats){ nu.local_p50, nu.local_p99, nu.local_p99 };
+			row->base_name = "device of the other node";
+			row->b = (struct bench_stats){ nu.remote_p50, nu.remote_p99, nu.remote_p99 };
+			row->ratio = row->s.p50 / row->b.p50;
+			snprintf(row->note, sizeof row->note,
+				 "%zu round trips each from a thread on node 0; p99.9 columns repeat "
+				 "p99",
+				 nu.iters);
+		}
+	}
+	if (ctx->o.cases & BENCH_CASE_MIGRATION) {
+		struct bench_balance_migration mg;
+		/* The client follows its session over both cores: pinned to one, it would share
+		 * it with a spinning worker half of the time. */
+		cpu_set_t saved, all;
+		sched_getaffinity(0, sizeof saved, &saved);
+		CPU_ZERO(&all);
+		for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; c++)
+			CPU_SET((int)c, &all);
+		sched_setaffinity(0, sizeof all, &all);
+		rc = bench_balance_migration(ctx->exe_dir, quick, &mg);
+		sched_setaffinity(0, sizeof saved, &saved);
+		if (rc)
+			return rc;
+		struct bench_row *row = bench_row_add(rep, "migration pause", "ns");
+		row->s = (struct bench_stats){ mg.pause_p50_us * 1e3, mg.pause_max_us * 1e3,
+					       mg.pause_max_us * 1e3 };
+		row->base_name = "round trip, no move";
+		row->b = (struct bench_stats){ mg.rt_p50_ns, mg.rt_p99_ns, mg.rt_p99_ns };
+		row->ratio = row->s.p50 / row->b.p50;
+		snprintf(row->note, sizeof row->note,
+			 "%zu moves (drain the serving device, then resume it); the p99 and p99.9 "
+			 "columns hold the longest pause; swarmd's own detach-to-attach time, p50: "
+			 "%.0f us; no request failed or was lost",
+			 mg.moves, mg.swarmd_pause_p50_us);
+	}
+	return 0;
+}
+
 /* Finds this binary's directory and, without --socket, makes the temporary directory. */
 static int bench_ctx_init(struct bench_ctx *ctx)
 {
@@ -1273,6 +1344,8 @@ int main(int argc, char **argv)
 	if (rc == 0 &&
 	    (ctx.o.cases & (BENCH_CASE_OVERHEAD | BENCH_CASE_MINILM | BENCH_CASE_BATCHING)))
 		rc = bench_run_models(&ctx, &rep);
+	if (rc == 0 && (ctx.o.cases & (BENCH_CASE_NUMA | BENCH_CASE_MIGRATION)))
+		rc = bench_run_balance(&ctx, &rep);
 	if (rc == 0) {
 		bench_table_print(&rep);
 		if (ctx.o.json)
