@@ -369,6 +369,7 @@ SWARM_API int swarm_session_info_get(const swarm_session *s, swarm_session_info 
 		info->model_version = h->model_version;
 		memcpy(info->device_name, h->device_name, sizeof info->device_name);
 		memcpy(info->cpus, h->cpus, sizeof info->cpus);
+		memcpy(info->mem_policy, h->mem_policy, sizeof info->mem_policy);
 		/* The fields' loads complete before the generation is read again. */
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&h->placement_gen, __ATOMIC_RELAXED) == gen)
@@ -376,6 +377,7 @@ SWARM_API int swarm_session_info_get(const swarm_session *s, swarm_session_info 
 	}
 	info->device_name[sizeof info->device_name - 1] = 0;
 	info->cpus[sizeof info->cpus - 1] = 0;
+	info->mem_policy[sizeof info->mem_policy - 1] = 0;
 	info->session_id = s->id;
 	swarm_copy_str(info->model, sizeof info->model, h->model);
 	info->slots = s->geo.nslots;

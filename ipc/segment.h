@@ -128,6 +128,7 @@ struct swarm_seg_header {
 	 * docs/balancing.md). */
 	uint32_t epoch;
 	uint32_t recovery_head;
+	char mem_policy[48]; /* the worker's memory policy as the kernel reports it */
 
 	/* the hot words, each on its own line; comments say who alone writes each */
 	struct swarm_seg_line sq_tail;      /* client: next submission index */

@@ -815,6 +815,7 @@ static void publish_placement(struct session *s, const struct device *dv, int mo
 	h->worker_pid = dv->pid;
 	swarm_copy_str(h->device_name, sizeof h->device_name, dv->plan.name);
 	swarm_copy_str(h->cpus, sizeof h->cpus, dv->bound_cpus[0] ? dv->bound_cpus : dv->plan.cpus);
+	swarm_copy_str(h->mem_policy, sizeof h->mem_policy, dv->mem_policy);
 	if (moved) {
 		__atomic_store_n(&h->recovery_head, s->recovery_head, __ATOMIC_RELAXED);
 		__atomic_store_n(&h->epoch, h->epoch + 1, __ATOMIC_RELAXED);
@@ -1193,6 +1194,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	h->worker_pid = dv->pid;
 	swarm_copy_str(h->device_name, sizeof h->device_name, dv->plan.name);
 	swarm_copy_str(h->cpus, sizeof h->cpus, dv->bound_cpus[0] ? dv->bound_cpus : dv->plan.cpus);
+	swarm_copy_str(h->mem_policy, sizeof h->mem_policy, dv->mem_policy);
 	/* Even: no change in progress (the client does not have the segment yet). */
 	__atomic_add_fetch(&h->placement_gen, 2, __ATOMIC_RELEASE);
 	s->device = dv->index;

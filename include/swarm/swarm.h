@@ -85,7 +85,9 @@ typedef struct swarm_session_info {
 	int32_t device_index;      /* swarmd's index of the device */
 	char device_name[32];      /* "cpu:0", "gpu:1" */
 	int32_t numa_node;         /* the device's NUMA node, -1 when unknown */
-	char cpus[SWARM_CPUS_MAX]; /* the cores the worker is bound to, as a cpulist */
+	char cpus[SWARM_CPUS_MAX]; /* the cores the worker is bound to, as the kernel reports */
+	char mem_policy[48];       /* its memory policy as the kernel reports it, in
+				    * /proc/PID/numa_maps' spelling ("bind:0"), "" unknown */
 	int32_t worker_pid;
 	char model[SWARM_NAME_MAX];
 	uint32_t model_version;

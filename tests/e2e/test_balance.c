@@ -473,5 +473,21 @@ Test(e2e_balance, worker_binding_read_back_from_the_kernel_matches_swarm_topo)
 		checked++;
 	}
 	cr_assert_eq(checked, 2, "checked %d devices in %s", checked, out);
+
+	/* The session-info call says the same of the worker that serves the session. */
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = open_affine_or_fail(c);
+	swarm_session_info info;
+	cr_assert_eq(swarm_session_info_get(s, &info), 0);
+	char kcpus[512], kpol[64];
+	cr_assert_eq(proc_status_field(info.worker_pid, "Cpus_allowed_list", kcpus, sizeof kcpus),
+		     0);
+	cr_assert_eq(numa_maps_policy(info.worker_pid, kpol, sizeof kpol), 0);
+	cr_assert_str_eq(info.cpus, kcpus, "session info: cpus %s, the kernel %s", info.cpus,
+			 kcpus);
+	cr_assert_str_eq(info.mem_policy, kpol, "session info: memory %s, the kernel %s",
+			 info.mem_policy, kpol);
+	swarm_session_close(s);
+	swarm_disconnect(c);
 	h_stop();
 }
