@@ -183,6 +183,7 @@ static struct {
 	int stopping;
 	int timer_fd;
 	struct watch timer_w;
+	const char *topo_xml; /* --topology, NULL for this machine */
 	uint64_t last_load_move_ns;
 	struct swarm_balancer_config bal;
 } d;
@@ -1906,7 +1907,13 @@ static int plan_devices(int mode, int n_cpu, struct swarm_device_plan *plan, int
 	}
 	if (gpus > 0) {
 		/* Each GPU where hwloc puts it: the CUDA runtime's PCI bus id names the PCI
-		 * object, whose first non-I/O ancestor gives the node (docs/balancing.md). */
+		 * object, whose first non-I/O ancestor gives the node (docs/balancing.md). The
+		 * PCI objects are loaded only now that there are GPUs to place. */
+		struct swarm_topology *io = NULL;
+		if (swarm_topology_load_io(d.topo_xml, &io) == 0) {
+			swarm_topology_free(d.topo);
+			d.topo = io;
+		}
 		struct swarm_gpu_info info[MAX_DEVICES];
 		for (int i = 0; i < gpus; i++) {
 			memset(&info[i], 0, sizeof info[i]);
@@ -1992,6 +1999,7 @@ int main(int argc, char **argv)
 
 	open_registry();
 
+	d.topo_xml = topo_xml;
 	if (swarm_topology_load(topo_xml, &d.topo)) {
 		swarm_log(SWARM_LOG_ERROR, "event=startup_failed reason=\"cannot load topology\"");
 		return 1;

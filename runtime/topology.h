@@ -20,8 +20,14 @@ struct swarm_device_plan {
 };
 
 /* Loads this machine's topology (xml_path NULL) or an hwloc XML file. Returns 0 or -errno
- * (the message goes to the log). */
+ * (the message goes to the log). The live machine is loaded without I/O objects (no GPUs:
+ * swarm_topology_gpus finds none); an XML keeps its GPUs. */
 int swarm_topology_load(const char *xml_path, struct swarm_topology **out);
+
+/* The same with the live machine's GPUs and other important PCI devices, which hwloc finds
+ * through its PCI discovery (slower, and it keeps a little memory of libpciaccess's for the
+ * life of the process): for a process that places GPUs. */
+int swarm_topology_load_io(const char *xml_path, struct swarm_topology **out);
 void swarm_topology_free(struct swarm_topology *t);
 
 /* NUMA nodes with at least one core. */

@@ -228,7 +228,7 @@ int swarm_cmd_topo(int argc, char **argv)
 		return 2;
 	}
 	struct swarm_topology *t = NULL;
-	if (swarm_topology_load(xml, &t)) {
+	if (swarm_topology_load_io(xml, &t)) {
 		fprintf(stderr, "swarm topo: cannot load %s\n", xml ? xml : "this machine's topology");
 		return 1;
 	}
