@@ -558,7 +558,7 @@ static int parse_deploy(json_t *root, struct swarm_deploy_config *c, char *err, 
 	    (rc = get_u32(d, "max_queue_delay_us", 0, 10000000, &c->max_queue_delay_us, err,
 			  err_len)) ||
 	    (rc = get_u32(d, "slots", 1, 4096, &c->slots, err, err_len)) ||
-	    (rc = get_u32(d, "min_devices", 1, 64, &c->min_devices, err, err_len)) ||
+	    (rc = get_u32(d, "min_devices", 0, 64, &c->min_devices, err, err_len)) ||
 	    (rc = get_u32(d, "max_devices", 1, 64, &c->max_devices, err, err_len)) ||
 	    (rc = get_u32(d, "latency_p99_us", 0, UINT32_MAX, &c->latency_p99_us, err, err_len)))
 		return rc;

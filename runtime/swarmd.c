@@ -38,6 +38,7 @@
 #include "kernels/builtin.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
+#include "runtime/autoscaler.h"
 #include "runtime/balancer.h"
 #include "runtime/log.h"
 #include "runtime/stats.h"
@@ -57,6 +58,8 @@
 #define HOMELESS_WAIT_NS 10000000000ull    /* a session whose worker died waits this long */
 #define BUSY_TAU_NS 5000000000ull          /* the busy fraction's EWMA time constant */
 #define MOVES_PER_TICK 64
+#define AS_HISTORY 600            /* ticks of demand kept: 60 s */
+#define AS_SHORT_NS 6000000000ull /* the autoscaler's short (panic) window */
 
 enum watch_kind {
 	W_LISTEN = 1,
@@ -109,6 +112,8 @@ struct session {
 	uint64_t last_move_ns;
 	uint64_t homeless_since_ns;
 	struct swarm_seg_geometry geo;
+	uint32_t min_devices, max_devices; /* its model's deployment configuration */
+	uint32_t latency_p99_us;
 	int memfd, sq_efd, cq_efd;
 	void *base;
 	uint64_t bytes;
@@ -151,6 +156,8 @@ struct device {
 	uint64_t busy_ns_last, busy_t_last;
 	char mem_policy[48]; /* as its worker read it back from the kernel */
 	char bound_cpus[SWARM_CPUS_MAX];
+	uint64_t state_since_ns; /* when it entered its state, for the transition logs */
+	uint64_t as_requests, as_busy_ns; /* its counters at the last autoscaler tick */
 };
 
 static struct {
@@ -186,6 +193,16 @@ static struct {
 	const char *topo_xml; /* --topology, NULL for this machine */
 	uint64_t last_load_move_ns;
 	struct swarm_balancer_config bal;
+	/* the autoscaler (--autoscale): demand per tick over AS_HISTORY ticks */
+	struct {
+		int on;
+		uint32_t idle_floor; /* devices kept in service with no session open */
+		struct swarm_as_config cfg;
+		struct swarm_as_memory mem;
+		uint64_t req[AS_HISTORY], busy_ns[AS_HISTORY];
+		uint32_t pos, n;
+		uint32_t target;
+	} as;
 } d;
 
 static int epoll_add(int fd, void *ptr)
@@ -354,6 +371,7 @@ static int start_worker(struct device *dv)
 	dv->pid = pid;
 	dv->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	dv->state = SWARM_DEVICE_WARMING;
+	dv->state_since_ns = swarm_now_ns();
 	int fl = fcntl(dv->ctl, F_GETFL);
 	fcntl(dv->ctl, F_SETFL, fl | O_NONBLOCK);
 	if (dv->pidfd < 0 || epoll_add(dv->ctl, &dv->ctl_w) || epoll_add(dv->pidfd, &dv->pid_w)) {
@@ -432,7 +450,9 @@ static void worker_died(struct device *dv)
 	if (dv->parking) {
 		dv->parking = 0;
 		dv->state = SWARM_DEVICE_PARKED;
-		swarm_log(SWARM_LOG_INFO, "event=device_parked device=%s", dv->plan.name);
+		swarm_log(SWARM_LOG_INFO, "event=device_parked device=%s drain_ms=%.1f",
+			  dv->plan.name, (double)(now - dv->state_since_ns) / 1e6);
+		dv->state_since_ns = now;
 		return;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == SWARM_WORKER_EXIT_NO_DEVICE) {
@@ -493,8 +513,13 @@ static void handle_worker_msg(struct device *dv)
 		if (type == SWARM_MSG_WORKER_READY) {
 			m.ready.text[sizeof m.ready.text - 1] = 0;
 			/* A device drained while its worker started stays draining. */
-			if (dv->state != SWARM_DEVICE_DRAINING)
+			double warm_ms = (double)(swarm_now_ns() - dv->state_since_ns) / 1e6;
+			if (dv->state != SWARM_DEVICE_DRAINING) {
 				dv->state = SWARM_DEVICE_ACTIVE;
+				dv->state_since_ns = swarm_now_ns();
+			}
+			dv->as_requests = 0;
+			dv->as_busy_ns = 0;
 			dv->io_backend = m.ready.io_backend;
 			swarm_copy_str(dv->mem_policy, sizeof dv->mem_policy, m.ready.mem_policy);
 			swarm_copy_str(dv->bound_cpus, sizeof dv->bound_cpus, m.ready.cpus);
@@ -502,9 +527,9 @@ static void handle_worker_msg(struct device *dv)
 			dv->busy_ns_last = swarm_stat_get(&dv->stats->busy_ns);
 			dv->busy_t_last = swarm_now_ns();
 			swarm_log(SWARM_LOG_INFO,
-				  "event=device_active device=%s pid=%d cpus=%s numa=%d io=%s "
-				  "bind=\"%s\"",
-				  dv->plan.name, dv->pid, dv->plan.cpus, dv->plan.numa_node,
+				  "event=device_active device=%s warm_ms=%.1f pid=%d cpus=%s numa=%d "
+				  "io=%s bind=\"%s\"",
+				  dv->plan.name, warm_ms, dv->pid, dv->plan.cpus, dv->plan.numa_node,
 				  m.ready.io_backend == 1 ? "io_uring" : "epoll", m.ready.text);
 			check_all_ready();
 			try_pending_opens();
@@ -655,6 +680,7 @@ struct resolved {
 	uint32_t default_slots;
 	uint32_t max_rows;
 	uint32_t max_batch; /* dynamic batching: 0 or 1 off (the built-ins' default) */
+	uint32_t min_devices, max_devices, latency_p99_us; /* the deployment configuration */
 	uint32_t max_queue_delay_us;
 	/* the model's tensors: the built-in's, or a node-list manifest's (desc NULL) */
 	uint32_t n_inputs, n_outputs;
@@ -736,6 +762,9 @@ static int resolve_model(const char *name, uint32_t version, struct resolved *r,
 			r->weights_bytes = rv.weights_bytes;
 			r->default_slots = rv.deploy.slots ? rv.deploy.slots : 8;
 			r->max_batch = rv.deploy.max_batch;
+			r->min_devices = rv.deploy.min_devices;
+			r->max_devices = rv.deploy.max_devices;
+			r->latency_p99_us = rv.deploy.latency_p99_us;
 			r->max_queue_delay_us = rv.deploy.max_queue_delay_us;
 			uint32_t cap = r->desc ? r->desc->max_rows : 1u << 20;
 			r->max_rows = rv.deploy.max_rows && rv.deploy.max_rows < cap ?
@@ -753,6 +782,9 @@ static int resolve_model(const char *name, uint32_t version, struct resolved *r,
 		return -ENOENT;
 	}
 	r->version = r->desc->version;
+	/* A built-in model may use every device: they are for tests and benchmarks. */
+	r->min_devices = 1;
+	r->max_devices = MAX_DEVICES;
 	r->default_slots = r->desc->default_slots;
 	r->max_rows = r->desc->max_rows;
 	r->n_inputs = r->desc->n_inputs;
@@ -987,8 +1019,11 @@ static void park_if_empty(struct device *dv)
 		if (s->device == dv->index || s->count_dev == dv->index)
 			return;
 	if (dv->pid <= 0) {
+		uint64_t now = swarm_now_ns();
 		dv->state = SWARM_DEVICE_PARKED;
-		swarm_log(SWARM_LOG_INFO, "event=device_parked device=%s", dv->plan.name);
+		swarm_log(SWARM_LOG_INFO, "event=device_parked device=%s drain_ms=%.1f",
+			  dv->plan.name, (double)(now - dv->state_since_ns) / 1e6);
+		dv->state_since_ns = now;
 		return;
 	}
 	dv->parking = 1;
@@ -1054,6 +1089,186 @@ out:
 	free(sp);
 	for (int i = 0; i < d.n_dev; i++)
 		park_if_empty(&d.dev[i]);
+}
+
+/* ---- the autoscaler (docs/autoscaler.md) -------------------------------------------------- */
+
+/* Sums of the last ticks (up to the window) of the demand history. */
+static void as_window(uint64_t window_ns, uint64_t *req, uint64_t *busy, double *seconds)
+{
+	uint32_t ticks = (uint32_t)(window_ns / (TICK_MS * 1000000ull));
+	if (ticks == 0)
+		ticks = 1;
+	if (ticks > d.as.n)
+		ticks = d.as.n;
+	*req = *busy = 0;
+	for (uint32_t i = 0; i < ticks; i++) {
+		uint32_t k = (d.as.pos + AS_HISTORY - 1 - i) % AS_HISTORY;
+		*req += d.as.req[k];
+		*busy += d.as.busy_ns[k];
+	}
+	*seconds = (double)ticks * TICK_MS / 1000.0;
+}
+
+/* Counts the session's device toward its state. */
+static void as_count_states(uint32_t *active, uint32_t *warming, uint32_t *draining,
+			    uint32_t *parked)
+{
+	*active = *warming = *draining = *parked = 0;
+	for (int i = 0; i < d.n_dev; i++) {
+		switch (d.dev[i].state) {
+		case SWARM_DEVICE_ACTIVE:
+			(*active)++;
+			break;
+		case SWARM_DEVICE_WARMING:
+			(*warming)++;
+			break;
+		case SWARM_DEVICE_DRAINING:
+			(*draining)++;
+			break;
+		case SWARM_DEVICE_PARKED:
+			(*parked)++;
+			break;
+		}
+	}
+}
+
+/* Brings a parked device into service (start its worker: WARMING, then ACTIVE). */
+static int device_wake(struct device *dv, const char *why)
+{
+	dv->window_restarts = 0;
+	int err = start_worker(dv);
+	if (err) {
+		dv->state = SWARM_DEVICE_FAILED;
+		swarm_log(SWARM_LOG_ERROR, "event=device_failed device=%s reason=\"cannot start "
+			  "its worker: %s\"", dv->plan.name, strerror(-err));
+		return err;
+	}
+	swarm_log(SWARM_LOG_INFO, "event=device_warming device=%s reason=%s", dv->plan.name, why);
+	return 0;
+}
+
+/* Takes a device out of service: its sessions move, then its worker stops (PARKED). */
+static void device_drain(struct device *dv, const char *why)
+{
+	dv->state = SWARM_DEVICE_DRAINING;
+	dv->state_since_ns = swarm_now_ns();
+	swarm_log(SWARM_LOG_INFO, "event=device_draining device=%s sessions=%u reason=%s",
+		  dv->plan.name, dv->sessions, why);
+}
+
+/* One autoscaler tick: what the stats pages say becomes the demand of one pool (every device
+ * serves every model, so the pool is sized by the demand of all of them, within the
+ * deployment bounds of the models that have sessions), the policy decides, and this carries
+ * it out: wake the lowest parked devices, drain the active device with the fewest sessions. */
+static void autoscale_tick(uint64_t now)
+{
+	uint64_t req = 0, busy = 0;
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		if (dv->pid <= 0)
+			continue;
+		uint64_t r = swarm_stat_get(&dv->stats->requests);
+		uint64_t b = swarm_stat_get(&dv->stats->busy_ns);
+		/* A restarted worker starts its counters at zero. */
+		req += r >= dv->as_requests ? r - dv->as_requests : r;
+		busy += b >= dv->as_busy_ns ? b - dv->as_busy_ns : b;
+		dv->as_requests = r;
+		dv->as_busy_ns = b;
+	}
+	d.as.req[d.as.pos] = req;
+	d.as.busy_ns[d.as.pos] = busy;
+	d.as.pos = (d.as.pos + 1) % AS_HISTORY;
+	if (d.as.n < AS_HISTORY)
+		d.as.n++;
+
+	struct swarm_as_model m = { 0 };
+	uint64_t lr, lb, sr, sb;
+	double ls, ss;
+	as_window(d.as.cfg.stable_window_ns, &lr, &lb, &ls);
+	as_window(AS_SHORT_NS, &sr, &sb, &ss);
+	m.rate_long = (double)lr / ls;
+	m.rate_short = (double)sr / ss;
+	m.service_rate = lb ? (double)lr / ((double)lb / 1e9) : 0.0;
+	uint32_t parked, usable = 0;
+	as_count_states(&m.active, &m.warming, &m.draining, &parked);
+	double busy_sum = 0;
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		if (dv->state != SWARM_DEVICE_FAILED)
+			usable++;
+		if (dv->state == SWARM_DEVICE_ACTIVE) {
+			busy_sum += dv->busy;
+			m.queue_depth += __atomic_load_n(&dv->stats->queue_depth, __ATOMIC_RELAXED);
+		}
+	}
+	m.busy = m.active ? busy_sum / m.active : 0.0;
+	for (struct session *s = d.sessions; s; s = s->next) {
+		if (s->state == S_LOST || s->state == S_DETACHING || !s->client)
+			continue;
+		m.min_devices = m.sessions ? (s->min_devices > m.min_devices ? s->min_devices :
+								     m.min_devices) :
+					     s->min_devices;
+		m.max_devices = s->max_devices > m.max_devices ? s->max_devices : m.max_devices;
+		uint64_t obj = (uint64_t)s->latency_p99_us * 1000;
+		if (obj && (!m.latency_p99_ns || obj < m.latency_p99_ns))
+			m.latency_p99_ns = obj;
+		m.sessions++;
+	}
+	if (!m.sessions) {
+		m.min_devices = d.as.idle_floor;
+		m.max_devices = usable;
+	}
+	for (struct pending_open *p = d.pending; p; p = p->next)
+		m.waiting_opens++;
+	if (m.max_devices > usable)
+		m.max_devices = usable;
+	if (m.min_devices > m.max_devices)
+		m.min_devices = m.max_devices;
+
+	struct swarm_as_action acts[8];
+	uint32_t target = 0;
+	int n = swarm_as_decide(now, &d.as.cfg, &m, &d.as.mem, 1, parked, acts, 8, &target);
+	if (target != d.as.target)
+		swarm_log(SWARM_LOG_DEBUG,
+			  "event=autoscale_target target=%u active=%u warming=%u rate=%.0f "
+			  "service_rate=%.0f busy=%.2f queue=%u sessions=%u min=%u max=%u",
+			  target, m.active, m.warming, m.rate_long, m.service_rate, m.busy,
+			  m.queue_depth, m.sessions, m.min_devices, m.max_devices);
+	d.as.target = target;
+	for (int k = 0; k < n; k++) {
+		const char *why = swarm_as_reason_name(acts[k].reason);
+		for (uint32_t c = 0; c < acts[k].count; c++) {
+			struct device *pick = NULL;
+			for (int i = 0; i < d.n_dev; i++) {
+				struct device *dv = &d.dev[i];
+				if (acts[k].kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_PARKED &&
+				    !dv->parking) {
+					pick = dv;
+					break;
+				}
+				/* Drain the active device with the fewest sessions, the last
+				 * such on ties: the lowest indices stay, as they were woken. */
+				if (acts[k].kind == SWARM_AS_DRAIN &&
+				    dv->state == SWARM_DEVICE_ACTIVE &&
+				    (!pick || dv->sessions <= pick->sessions))
+					pick = dv;
+			}
+			if (!pick)
+				break;
+			swarm_log(SWARM_LOG_INFO,
+				  "event=autoscale action=%s device=%s reason=%s target=%u rate=%.0f "
+				  "active=%u warming=%u",
+				  acts[k].kind == SWARM_AS_WAKE ? "wake" : "drain", pick->plan.name, why,
+				  target, m.rate_long, m.active, m.warming);
+			if (acts[k].kind == SWARM_AS_WAKE)
+				device_wake(pick, why);
+			else
+				device_drain(pick, why);
+		}
+	}
+	if (n > 0)
+		rebalance();
 }
 
 /* The catalog changed: every session that follows its model's active version and does not
@@ -1142,7 +1357,9 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	int client_numa = m->cpu >= 0 ? swarm_topology_cpu_numa(d.topo, m->cpu) : c->numa_node;
 	int di = d.ready_logged ? pick_device(client_numa) : -ENODEV;
 	if (di < 0) {
-		if (may_park && any_warming()) {
+		/* With the autoscaler on, a device is coming (it wakes one for a waiting open
+		 * when none is in service): hold the open rather than fail it. */
+		if (may_park && (any_warming() || d.as.on)) {
 			struct pending_open *p = calloc(1, sizeof *p);
 			if (p) {
 				p->client = c;
@@ -1173,6 +1390,9 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	s->open_seq = m->h.seq;
 	s->bytes = geo.segment_bytes;
 	s->geo = geo;
+	s->min_devices = res.min_devices;
+	s->max_devices = res.max_devices;
+	s->latency_p99_us = res.latency_p99_us;
 	s->client_numa = client_numa;
 	s->count_dev = -1;
 	s->move_to = -1;
@@ -1421,6 +1641,7 @@ static int device_control(struct swarm_msg_device *m, char *text, size_t len)
 			return 0;
 		}
 		dv->state = SWARM_DEVICE_DRAINING;
+		dv->state_since_ns = swarm_now_ns();
 		swarm_log(SWARM_LOG_INFO, "event=device_draining device=%s sessions=%u", name,
 			  dv->sessions);
 		uint32_t n = dv->sessions;
@@ -1764,6 +1985,16 @@ static void usage(FILE *f)
 		"                       when named without a path\n"
 		"  --worker PATH        the swarm-worker binary (default: beside swarmd)\n"
 		"  --log-level L        debug, info, warn or error (default info)\n"
+		"  --autoscale          power devices into and out of service with demand\n"
+		"                       (docs/autoscaler.md): devices start parked but for\n"
+		"                       --autoscale-idle; each model's min_devices, max_devices\n"
+		"                       and latency_p99_us bound it (built-in models: 1 to all)\n"
+		"  --autoscale-idle N   devices kept in service while no session is open\n"
+		"                       (default 1; 0 parks them all, and a first open waits\n"
+		"                       for a device to warm up)\n"
+		"  --autoscale-window-s S  low demand this long before a scale-down (default 60)\n"
+		"  --autoscale-cooldown-s S  after a scale event, before a scale-down (default 30)\n"
+		"  --autoscale-util F   busy fraction aimed at per device (default 0.6)\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
@@ -1790,6 +2021,11 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 					      { "registry", required_argument, 0, 'r' },
 					      { "no-verify", no_argument, 0, 'V' },
 					      { "backend-dir", required_argument, 0, 'B' },
+					      { "autoscale", no_argument, 0, 'A' },
+					      { "autoscale-idle", required_argument, 0, 'I' },
+					      { "autoscale-window-s", required_argument, 0, 'W' },
+					      { "autoscale-cooldown-s", required_argument, 0, 'C' },
+					      { "autoscale-util", required_argument, 0, 'U' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -1858,6 +2094,36 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 		case 'B':
 			swarm_copy_str(d.backend_dir, sizeof d.backend_dir, optarg);
 			break;
+		case 'A':
+			d.as.on = 1;
+			break;
+		case 'I':
+		case 'W':
+		case 'C':
+		case 'U': {
+			double v = strtod(optarg, &end);
+			if (*end || !*optarg || !(v >= 0) || (o == 'U' && (v <= 0 || v > 1)) ||
+			    (o == 'I' && v > MAX_DEVICES) || v > 86400) {
+				fprintf(stderr,
+					"swarmd: --autoscale-%s takes %s, not \"%s\"\n",
+					o == 'I' ? "idle" : o == 'W' ? "window-s" :
+					o == 'C' ? "cooldown-s" : "util",
+					o == 'I' ? "a device count" :
+					o == 'U' ? "a fraction above 0, at most 1" : "seconds",
+					optarg);
+				return 2;
+			}
+			d.as.on = 1;
+			if (o == 'I')
+				d.as.idle_floor = (uint32_t)v;
+			else if (o == 'W')
+				d.as.cfg.stable_window_ns = (uint64_t)(v * 1e9);
+			else if (o == 'C')
+				d.as.cfg.cooldown_ns = (uint64_t)(v * 1e9);
+			else
+				d.as.cfg.target_util = v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -1962,6 +2228,8 @@ int main(int argc, char **argv)
 	d.log_level = SWARM_LOG_INFO;
 	d.next_session_id = 1;
 	swarm_balancer_config_default(&d.bal);
+	swarm_as_config_default(&d.as.cfg);
+	d.as.idle_floor = 1;
 	d.allow_uid[d.n_allow_uid++] = getuid();
 	int n_cpu = 0, mode = DEVICES_DEFAULT;
 	const char *topo_xml = NULL;
@@ -2048,6 +2316,14 @@ int main(int argc, char **argv)
 		dv->ctl_w.kind = W_DEV_CTL;
 		dv->pid_w.kind = W_DEV_PID;
 		dv->stats_fd = swarm_stats_create(&dv->stats);
+		dv->state_since_ns = swarm_now_ns();
+		if (dv->stats_fd >= 0 && d.as.on && (uint32_t)i >= d.as.idle_floor) {
+			/* The autoscaler wakes it when demand asks. */
+			dv->state = SWARM_DEVICE_PARKED;
+			swarm_log(SWARM_LOG_INFO, "event=device_parked device=%s reason=autoscale",
+				  dv->plan.name);
+			continue;
+		}
 		int err = dv->stats_fd < 0 ? dv->stats_fd : start_worker(dv);
 		if (err) {
 			swarm_log(SWARM_LOG_ERROR,
@@ -2056,6 +2332,9 @@ int main(int argc, char **argv)
 			dv->state = SWARM_DEVICE_FAILED;
 		}
 	}
+
+	/* With every device parked by the autoscaler nothing will say ready: say it now. */
+	check_all_ready();
 
 	/* The balancer's tick: smoothing load, moving sessions, parking drained devices. */
 	d.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -2103,7 +2382,10 @@ int main(int argc, char **argv)
 			case W_TIMER: {
 				uint64_t ticks;
 				if (read(d.timer_fd, &ticks, sizeof ticks) == sizeof ticks) {
-					update_load(swarm_now_ns());
+					uint64_t now = swarm_now_ns();
+					update_load(now);
+					if (d.as.on && d.ready_logged)
+						autoscale_tick(now);
 					rebalance();
 				}
 				break;

@@ -174,4 +174,29 @@ struct h_honest_args {
  * else a small code (it prints why on stderr). */
 int h_honest_client(void *args);
 
+/* ---- clients under load ------------------------------------------------------------------- */
+
+#define H_LOAD_PIPELINE 4 /* requests each load client keeps in flight */
+
+struct h_load_args {
+	int64_t duration_ns;
+	uint32_t seed;
+	int ready_fd;
+	int no_retry_every; /* every n-th request opts out of re-running (0: none) */
+};
+
+/* For h_fork: one affine session with H_LOAD_PIPELINE requests always in flight for
+ * duration_ns, each checked against its own input and collected once; returns 0 when every
+ * request completed exactly once with the right output, else a small code (why on stderr). */
+int h_load_client(void *args);
+
+/* Forks n load clients (seeds 1..n) for duration_ns and waits until each has a working
+ * session. Fails the test when one dies first. */
+void h_start_load(pid_t *pids, struct h_load_args *args, int n, int64_t duration_ns,
+		  int no_retry_every);
+
+/* Waits up to 60 s for each load client; fails the test (with swarmd's log) unless all
+ * exited 0. */
+void h_wait_load_or_fail(pid_t *pids, int n, const char *when);
+
 #endif /* SWARM_TESTS_E2E_HARNESS_H */

@@ -125,164 +125,16 @@ Test(e2e_balance, eight_clients_on_two_devices_spread_four_and_four)
 	h_stop();
 }
 
-/* ---- clients under load, in child processes ------------------------------------------------ */
-
-#define PIPELINE 4 /* requests each client keeps in flight */
-
-struct load_args {
-	int64_t duration_ns;
-	uint32_t seed;
-	int ready_fd;
-	int no_retry_every; /* every n-th request opts out of re-running (0: none) */
-};
-
-/* For h_fork: one affine session with PIPELINE requests always in flight for duration_ns,
- * each with its own input; every completion is checked against its own input and reported
- * once (swarm_session_poll); a request is never seen twice, and none is lost. Prints a
- * summary line; returns 0 when every request completed once with the right output. */
-static int load_client(void *argp)
-{
-	struct load_args *a = argp;
-	swarm_client *c = NULL;
-	swarm_session *s = NULL;
-	if (h_connect(&c) || h_open_working(c, "affine", NULL, &s, 10 * H_SEC)) {
-		fprintf(stderr, "load client %u: cannot open\n", a->seed);
-		return 2;
-	}
-	if (a->ready_fd >= 0) {
-		char b = 1;
-		if (write(a->ready_fd, &b, 1) != 1)
-			return 3;
-	}
-	struct slot {
-		swarm_request *r;
-		uint32_t seed;
-	} fl[PIPELINE] = { 0 };
-	uint64_t end = h_now_ns() + (uint64_t)a->duration_ns;
-	uint32_t next = a->seed * 1000003u, submitted = 0, completed = 0, aborted = 0;
-	int code = 0;
-	for (;;) {
-		int busy = 0;
-		for (int k = 0; k < PIPELINE; k++) {
-			if (fl[k].r) {
-				busy++;
-				continue;
-			}
-			if (h_now_ns() >= end)
-				continue;
-			if (swarm_request_alloc(s, 1, &fl[k].r)) {
-				fl[k].r = NULL;
-				continue;
-			}
-			fl[k].seed = next++;
-			h_affine_fill(swarm_request_input(fl[k].r, 0), 1, fl[k].seed);
-			uint32_t flags = a->no_retry_every && fl[k].seed % (uint32_t)a->no_retry_every == 0 ?
-						 SWARM_REQUEST_NO_RETRY :
-						 0;
-			int rc = swarm_request_submit(fl[k].r, flags);
-			if (rc) {
-				fprintf(stderr, "load client %u: submit: %s\n", a->seed, swarm_strerror(rc));
-				return 4;
-			}
-			submitted++;
-			busy++;
-		}
-		if (!busy)
-			break;
-		swarm_request *done[PIPELINE];
-		int n = swarm_session_poll(s, done, PIPELINE);
-		if (n < 0) {
-			fprintf(stderr, "load client %u: poll: %s\n", a->seed, swarm_strerror(n));
-			return 5;
-		}
-		if (n == 0) {
-			/* Sleep on the first request in flight, bounded: a lost one shows here. */
-			for (int k = 0; k < PIPELINE; k++)
-				if (fl[k].r) {
-					int rc = swarm_request_wait(fl[k].r, 10 * H_SEC);
-					if (rc == -ETIMEDOUT) {
-						fprintf(stderr, "load client %u: request %u never "
-								"completed\n",
-							a->seed, fl[k].seed);
-						return 6;
-					}
-					break;
-				}
-			continue;
-		}
-		for (int i = 0; i < n; i++) {
-			int k = 0;
-			while (k < PIPELINE && fl[k].r != done[i])
-				k++;
-			if (k == PIPELINE) {
-				fprintf(stderr, "load client %u: a completion of no request in flight\n",
-					a->seed);
-				return 7;
-			}
-			int rc = swarm_request_poll(done[i]);
-			if (rc == -ECONNABORTED && a->no_retry_every &&
-			    fl[k].seed % (uint32_t)a->no_retry_every == 0) {
-				aborted++; /* opted out, and its worker died: allowed */
-			} else if (rc) {
-				fprintf(stderr, "load client %u: request %u failed: %d (%s)\n", a->seed,
-					fl[k].seed, rc, swarm_strerror(rc));
-				code = 8;
-			} else if (h_affine_check(swarm_request_output(done[i], 0), 1, fl[k].seed) >= 0) {
-				fprintf(stderr, "load client %u: request %u has a wrong output\n",
-					a->seed, fl[k].seed);
-				code = 9;
-			}
-			completed++;
-			swarm_request_release(done[i]);
-			fl[k].r = NULL;
-		}
-	}
-	fprintf(stderr, "load client %u: %u submitted, %u completed (%u opted out and aborted)\n",
-		a->seed, submitted, completed, aborted);
-	if (completed != submitted)
-		code = 10;
-	swarm_session_close(s);
-	swarm_disconnect(c);
-	return code;
-}
-
-/* Starts n load clients and waits until each has a working session. */
-static void start_load(pid_t *pids, struct load_args *args, int n, int64_t duration_ns,
-		       int no_retry_every)
-{
-	int fds[2];
-	cr_assert_eq(pipe(fds), 0);
-	for (int i = 0; i < n; i++) {
-		args[i] = (struct load_args){ duration_ns, (uint32_t)(i + 1), fds[1], no_retry_every };
-		pids[i] = h_fork(load_client, &args[i]);
-	}
-	for (int i = 0; i < n; i++) {
-		char b;
-		cr_assert_eq(read(fds[0], &b, 1), 1, "a load client died before its first request");
-	}
-	close(fds[0]);
-	close(fds[1]);
-}
-
-static void wait_load_or_fail(pid_t *pids, int n, const char *when)
-{
-	for (int i = 0; i < n; i++) {
-		int rc = h_child_wait(pids[i], 60 * H_SEC);
-		if (rc)
-			h_print_log(when);
-		cr_assert_eq(rc, 0, "%s: load client %d exited %d", when, i + 1, rc);
-	}
-}
 
 Test(e2e_balance, a_device_drained_under_load_fails_no_request_and_comes_back)
 {
 	pid_t pids[CLIENTS];
-	struct load_args args[CLIENTS];
-	start_load(pids, args, CLIENTS, 4 * H_SEC, 0);
+	struct h_load_args args[CLIENTS];
+	h_start_load(pids, args, CLIENTS, 4 * H_SEC, 0);
 	h_sleep_ms(800);
 	device_cmd_or_fail("drain", "cpu:1");
 	h_sleep_ms(800);
-	wait_load_or_fail(pids, CLIENTS, "drain under load");
+	h_wait_load_or_fail(pids, CLIENTS, "drain under load");
 	cr_assert(h_log_contains("event=device_parked device=cpu:1"),
 		  "the drained device did not park");
 
@@ -307,13 +159,13 @@ Test(e2e_balance, a_device_drained_under_load_fails_no_request_and_comes_back)
 Test(e2e_balance, a_worker_killed_under_load_reruns_its_requests_exactly_once)
 {
 	pid_t pids[CLIENTS];
-	struct load_args args[CLIENTS];
+	struct h_load_args args[CLIENTS];
 	pid_t w[4];
 	cr_assert_eq(h_worker_pids(w, 4), 2, "two workers");
-	start_load(pids, args, CLIENTS, 4 * H_SEC, 0);
+	h_start_load(pids, args, CLIENTS, 4 * H_SEC, 0);
 	h_sleep_ms(1000);
 	cr_assert_eq(kill(w[1], SIGKILL), 0);
-	wait_load_or_fail(pids, CLIENTS, "worker SIGKILL under load");
+	h_wait_load_or_fail(pids, CLIENTS, "worker SIGKILL under load");
 	cr_assert(h_log_contains("event=worker_died"), "no worker death logged");
 	cr_assert(h_log_contains("event=session_moved"), "no session moved");
 	h_stop();

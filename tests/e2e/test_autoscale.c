@@ -1,0 +1,127 @@
+/* test_autoscale.c: swarmd --autoscale with three CPU devices (docs/autoscaler.md): devices
+ * start parked but one; a burst of clients brings parked devices into service; when the burst
+ * ends they drain back to the minimum; every request succeeds with its right output
+ * throughout. With --autoscale-idle 0 every device parks, and a first open waits for one to
+ * warm up rather than failing. Short windows (2 s stable, 1 s cool-down) keep the test short;
+ * a target utilisation of 0.2 makes the affine model's cheap requests a burst worth waking for.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e/harness.h"
+
+static void teardown(void) { h_teardown(); }
+
+TestSuite(e2e_autoscale, .fini = teardown, .timeout = 120);
+
+#define CLIENTS 6
+
+static const char *const as_args[] = { "--autoscale",          "--autoscale-window-s",
+				       "2",                    "--autoscale-cooldown-s",
+				       "1",                    "--autoscale-util",
+				       "0.2",                  NULL };
+
+/* Counts the lines of swarmd's log that contain needle. */
+static int log_count(const char *needle)
+{
+	FILE *f = fopen(h_log_path(), "r");
+	if (!f)
+		return 0;
+	char line[2048];
+	int n = 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Waits up to timeout for the log to hold at least n lines with needle. */
+static int log_wait(const char *needle, int n, int64_t timeout_ns)
+{
+	for (uint64_t end = h_now_ns() + (uint64_t)timeout_ns; h_now_ns() < end; h_sleep_ms(50))
+		if (log_count(needle) >= n)
+			return 0;
+	return -ETIMEDOUT;
+}
+
+Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
+{
+	h_start("cpu:3", as_args);
+	cr_assert(h_log_contains("event=device_parked device=cpu:1 reason=autoscale"),
+		  "cpu:1 did not start parked");
+	cr_assert(h_log_contains("event=device_parked device=cpu:2 reason=autoscale"),
+		  "cpu:2 did not start parked");
+
+	pid_t pids[CLIENTS];
+	struct h_load_args args[CLIENTS];
+	h_start_load(pids, args, CLIENTS, 5 * H_SEC, 0);
+	int woke = log_wait("event=autoscale action=wake", 1, 5 * H_SEC);
+	if (woke)
+		h_print_log("no wake during the burst");
+	cr_assert_eq(woke, 0, "the burst woke no device");
+	cr_assert_eq(log_wait("event=device_active device=cpu:1", 1, 5 * H_SEC), 0,
+		     "cpu:1 did not come into service");
+	h_wait_load_or_fail(pids, CLIENTS, "the burst");
+
+	/* The burst is over: back to one device in service (the idle floor), the others
+	 * parked through a drain, within the window, the cool-down and some slack. */
+	int wakes = log_count("event=autoscale action=wake");
+	int back = -ETIMEDOUT;
+	for (uint64_t end = h_now_ns() + 20 * H_SEC; h_now_ns() < end; h_sleep_ms(100)) {
+		if (log_count("event=device_parked device=cpu:") - 2 >= wakes &&
+		    log_count("event=autoscale action=drain") >= 1) {
+			back = 0;
+			break;
+		}
+	}
+	if (back)
+		h_print_log("devices did not drain back");
+	cr_assert_eq(back, 0, "%d wakes, %d drains, %d parks after the burst", wakes,
+		     log_count("event=autoscale action=drain"),
+		     log_count("event=device_parked device=cpu:") - 2);
+	cr_assert(h_log_contains("drain_ms="), "no drain duration logged");
+	cr_assert(h_log_contains("warm_ms="), "no warm-up duration logged");
+
+	/* Still serving after it all. */
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	int rc = h_open_working(c, "affine", NULL, &s, 10 * H_SEC);
+	cr_assert_eq(rc, 0, "open after the burst: %s", swarm_strerror(rc));
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+Test(e2e_autoscale, from_zero_a_first_open_waits_for_a_device_to_warm)
+{
+	const char *args[16];
+	int n = 0;
+	for (; as_args[n]; n++)
+		args[n] = as_args[n];
+	args[n++] = "--autoscale-idle";
+	args[n++] = "0";
+	args[n] = NULL;
+	h_start("cpu:2", args);
+	cr_assert(h_log_contains("event=device_parked device=cpu:0 reason=autoscale"),
+		  "cpu:0 did not start parked");
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	uint64_t t0 = h_now_ns();
+	int rc = swarm_session_open(c, "affine", 0, NULL, &s);
+	double ms = (double)(h_now_ns() - t0) / 1e6;
+	if (rc)
+		h_print_log("open from zero");
+	cr_assert_eq(rc, 0, "open with every device parked: %d (%s) after %.0f ms", rc,
+		     swarm_strerror(rc), ms);
+	fprintf(stderr, "open from zero took %.1f ms\n", ms);
+	cr_assert(h_log_contains("reason=from_zero"), "no wake from zero logged");
+	cr_assert_eq(h_affine_roundtrip(s, 4, 7, 5 * H_SEC), 0, "round trip after the wake");
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	h_stop();
+}
