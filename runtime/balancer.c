@@ -17,6 +17,8 @@ const char *swarm_device_state_name(int state)
 		return "draining";
 	case SWARM_DEVICE_FAILED:
 		return "failed";
+	case SWARM_DEVICE_STANDBY:
+		return "standby";
 	}
 	return "?";
 }

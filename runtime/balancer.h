@@ -12,6 +12,8 @@ enum swarm_device_state {
 	SWARM_DEVICE_ACTIVE = 2,
 	SWARM_DEVICE_DRAINING = 3,
 	SWARM_DEVICE_FAILED = 4, /* restarted too often; out of service */
+	SWARM_DEVICE_STANDBY = 5, /* worker started and ready, kept out of service: the
+				   * autoscaler's warm spare, in service at once when woken */
 };
 
 const char *swarm_device_state_name(int state);

@@ -151,6 +151,7 @@ struct device {
 	uint64_t window_start_ns;
 	uint32_t window_restarts;
 	int parking;         /* drained: its worker is being stopped, not to be restarted */
+	int to_standby;      /* its worker was started as the autoscaler's warm spare */
 	uint32_t moves_in;
 	float busy;          /* EWMA of the busy fraction (BUSY_TAU_NS) */
 	uint64_t busy_ns_last, busy_t_last;
@@ -197,6 +198,7 @@ static struct {
 	struct {
 		int on;
 		uint32_t idle_floor; /* devices kept in service with no session open */
+		uint32_t standby;    /* warm spares to keep (--autoscale-standby) */
 		struct swarm_as_config cfg;
 		struct swarm_as_memory mem;
 		uint64_t req[AS_HISTORY], busy_ns[AS_HISTORY];
@@ -443,6 +445,8 @@ static void worker_died(struct device *dv)
 		  dv->plan.name, dv->pid, how, moving);
 	dv->pid = -1;
 	dv->mem_policy[0] = dv->bound_cpus[0] = 0;
+	if (dv->state == SWARM_DEVICE_STANDBY)
+		dv->to_standby = 1; /* its replacement is a spare again */
 	if (d.stopping) {
 		dv->state = SWARM_DEVICE_PARKED;
 		return;
@@ -514,6 +518,18 @@ static void handle_worker_msg(struct device *dv)
 			m.ready.text[sizeof m.ready.text - 1] = 0;
 			/* A device drained while its worker started stays draining. */
 			double warm_ms = (double)(swarm_now_ns() - dv->state_since_ns) / 1e6;
+			if (dv->to_standby && dv->state == SWARM_DEVICE_WARMING) {
+				/* A warm spare: ready, out of service until woken. */
+				dv->to_standby = 0;
+				dv->state = SWARM_DEVICE_STANDBY;
+				dv->state_since_ns = swarm_now_ns();
+				swarm_log(SWARM_LOG_INFO,
+					  "event=device_standby device=%s warm_ms=%.1f pid=%d",
+					  dv->plan.name, warm_ms, dv->pid);
+				check_all_ready();
+				try_pending_opens();
+				continue;
+			}
 			if (dv->state != SWARM_DEVICE_DRAINING) {
 				dv->state = SWARM_DEVICE_ACTIVE;
 				dv->state_since_ns = swarm_now_ns();
@@ -1127,15 +1143,27 @@ static void as_count_states(uint32_t *active, uint32_t *warming, uint32_t *drain
 			(*draining)++;
 			break;
 		case SWARM_DEVICE_PARKED:
+		case SWARM_DEVICE_STANDBY: /* a spare is woken first, at once */
 			(*parked)++;
 			break;
 		}
 	}
 }
 
-/* Brings a parked device into service (start its worker: WARMING, then ACTIVE). */
+/* Brings a parked device into service (start its worker: WARMING, then ACTIVE), or a warm
+ * spare at once. */
 static int device_wake(struct device *dv, const char *why)
 {
+	if (dv->state == SWARM_DEVICE_STANDBY) {
+		double spare_ms = (double)(swarm_now_ns() - dv->state_since_ns) / 1e6;
+		dv->state = SWARM_DEVICE_ACTIVE;
+		dv->state_since_ns = swarm_now_ns();
+		swarm_log(SWARM_LOG_INFO,
+			  "event=device_active device=%s warm_ms=0.0 from=standby standby_ms=%.1f "
+			  "reason=%s",
+			  dv->plan.name, spare_ms, why);
+		return 0;
+	}
 	dv->window_restarts = 0;
 	int err = start_worker(dv);
 	if (err) {
@@ -1242,11 +1270,14 @@ static void autoscale_tick(uint64_t now)
 			struct device *pick = NULL;
 			for (int i = 0; i < d.n_dev; i++) {
 				struct device *dv = &d.dev[i];
-				if (acts[k].kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_PARKED &&
-				    !dv->parking) {
+				/* Wake a warm spare first, else the lowest parked device. */
+				if (acts[k].kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_STANDBY) {
 					pick = dv;
 					break;
 				}
+				if (acts[k].kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_PARKED &&
+				    !dv->parking && !pick)
+					pick = dv;
 				/* Drain the active device with the fewest sessions, the last
 				 * such on ties: the lowest indices stay, as they were woken. */
 				if (acts[k].kind == SWARM_AS_DRAIN &&
@@ -1269,6 +1300,19 @@ static void autoscale_tick(uint64_t now)
 	}
 	if (n > 0)
 		rebalance();
+	/* Keep the warm spares the configuration asks for. */
+	uint32_t spares = 0;
+	for (int i = 0; i < d.n_dev; i++)
+		spares += d.dev[i].state == SWARM_DEVICE_STANDBY ||
+			  (d.dev[i].state == SWARM_DEVICE_WARMING && d.dev[i].to_standby);
+	for (int i = d.n_dev - 1; i >= 0 && spares < d.as.standby; i--) {
+		struct device *dv = &d.dev[i];
+		if (dv->state != SWARM_DEVICE_PARKED || dv->parking)
+			continue;
+		dv->to_standby = 1;
+		if (device_wake(dv, "standby") == 0)
+			spares++;
+	}
 }
 
 /* The catalog changed: every session that follows its model's active version and does not
@@ -1657,6 +1701,11 @@ static int device_control(struct swarm_msg_device *m, char *text, size_t len)
 			snprintf(text, len, "%s is already in service", name);
 			return 0;
 		}
+		if (dv->state == SWARM_DEVICE_STANDBY) {
+			device_wake(dv, "resume");
+			snprintf(text, len, "%s was a warm spare; in service now", name);
+			return 0;
+		}
 		if (dv->state == SWARM_DEVICE_DRAINING && !dv->parking) {
 			dv->state = dv->ctl >= 0 ? SWARM_DEVICE_ACTIVE : SWARM_DEVICE_WARMING;
 			swarm_log(SWARM_LOG_INFO, "event=device_resumed device=%s", name);
@@ -1995,6 +2044,9 @@ static void usage(FILE *f)
 		"  --autoscale-window-s S  low demand this long before a scale-down (default 60)\n"
 		"  --autoscale-cooldown-s S  after a scale event, before a scale-down (default 30)\n"
 		"  --autoscale-util F   busy fraction aimed at per device (default 0.6)\n"
+		"  --autoscale-standby N  parked devices kept warm (worker started and ready,\n"
+		"                       out of service) so that a scale-up is immediate\n"
+		"                       (default 0)\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
@@ -2026,6 +2078,7 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 					      { "autoscale-window-s", required_argument, 0, 'W' },
 					      { "autoscale-cooldown-s", required_argument, 0, 'C' },
 					      { "autoscale-util", required_argument, 0, 'U' },
+					      { "autoscale-standby", required_argument, 0, 'Y' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -2100,15 +2153,17 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 		case 'I':
 		case 'W':
 		case 'C':
+		case 'Y':
 		case 'U': {
 			double v = strtod(optarg, &end);
 			if (*end || !*optarg || !(v >= 0) || (o == 'U' && (v <= 0 || v > 1)) ||
-			    (o == 'I' && v > MAX_DEVICES) || v > 86400) {
+			    ((o == 'I' || o == 'Y') && v > MAX_DEVICES) || v > 86400) {
 				fprintf(stderr,
 					"swarmd: --autoscale-%s takes %s, not \"%s\"\n",
-					o == 'I' ? "idle" : o == 'W' ? "window-s" :
+					o == 'I' ? "idle" : o == 'Y' ? "standby" :
+					o == 'W' ? "window-s" :
 					o == 'C' ? "cooldown-s" : "util",
-					o == 'I' ? "a device count" :
+					o == 'I' || o == 'Y' ? "a device count" :
 					o == 'U' ? "a fraction above 0, at most 1" : "seconds",
 					optarg);
 				return 2;
@@ -2116,6 +2171,8 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 			d.as.on = 1;
 			if (o == 'I')
 				d.as.idle_floor = (uint32_t)v;
+			else if (o == 'Y')
+				d.as.standby = (uint32_t)v;
 			else if (o == 'W')
 				d.as.cfg.stable_window_ns = (uint64_t)(v * 1e9);
 			else if (o == 'C')

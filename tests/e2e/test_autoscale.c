@@ -125,3 +125,37 @@ Test(e2e_autoscale, from_zero_a_first_open_waits_for_a_device_to_warm)
 	swarm_disconnect(c);
 	h_stop();
 }
+
+/* A warm spare: with --autoscale-standby 1 one parked device's worker is started and kept
+ * ready out of service; a burst brings it into service at once (no worker start), and
+ * another spare is started in its place. */
+Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
+{
+	const char *args[16];
+	int n = 0;
+	for (; as_args[n]; n++)
+		args[n] = as_args[n];
+	args[n++] = "--autoscale-standby";
+	args[n++] = "1";
+	args[n] = NULL;
+	h_start("cpu:3", args);
+	int spare = log_wait("event=device_standby device=cpu:2", 1, 5 * H_SEC);
+	if (spare)
+		h_print_log("no spare");
+	cr_assert_eq(spare, 0, "cpu:2 did not become a warm spare");
+
+	pid_t pids[CLIENTS];
+	struct h_load_args largs[CLIENTS];
+	h_start_load(pids, largs, CLIENTS, 3 * H_SEC, 0);
+	int woke = log_wait("from=standby", 1, 5 * H_SEC);
+	if (woke)
+		h_print_log("the spare was not woken");
+	cr_assert_eq(woke, 0, "the burst did not take the warm spare");
+	cr_assert(h_log_contains("event=device_active device=cpu:2 warm_ms=0.0 from=standby"),
+		  "the spare's wake was not immediate");
+	/* Its place is taken by a new spare. */
+	cr_assert_eq(log_wait("event=device_standby device=cpu:1", 1, 5 * H_SEC), 0,
+		     "no new spare after the first was taken");
+	h_wait_load_or_fail(pids, CLIENTS, "the burst");
+	h_stop();
+}
