@@ -1189,6 +1189,8 @@ static void device_drain(struct device *dv, const char *why)
  * serves every model, so the pool is sized by the demand of all of them, within the
  * deployment bounds of the models that have sessions), the policy decides, and this carries
  * it out: wake the lowest parked devices, drain the active device with the fewest sessions. */
+static void autoscale_decide(uint64_t now);
+
 static void autoscale_tick(uint64_t now)
 {
 	uint64_t req = 0, busy = 0;
@@ -1209,7 +1211,14 @@ static void autoscale_tick(uint64_t now)
 	d.as.pos = (d.as.pos + 1) % AS_HISTORY;
 	if (d.as.n < AS_HISTORY)
 		d.as.n++;
+	autoscale_decide(now);
+}
 
+/* The policy's decision on the demand history as it stands, carried out. Called on every
+ * tick, and at once when an open finds nothing in service (a tick later would add up to
+ * 100 ms to a scale-up from zero). */
+static void autoscale_decide(uint64_t now)
+{
 	struct swarm_as_model m = { 0 };
 	uint64_t lr, lb, sr, sb;
 	double ls, ss;
@@ -1404,6 +1413,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 		/* With the autoscaler on, a device is coming (it wakes one for a waiting open
 		 * when none is in service): hold the open rather than fail it. */
 		if (may_park && (any_warming() || d.as.on)) {
+			int wake_now = d.as.on && d.ready_logged && !any_warming();
 			struct pending_open *p = calloc(1, sizeof *p);
 			if (p) {
 				p->client = c;
@@ -1411,6 +1421,8 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 				p->deadline_ns = swarm_now_ns() + OPEN_WAIT_NS;
 				p->next = d.pending;
 				d.pending = p;
+				if (wake_now)
+					autoscale_decide(swarm_now_ns());
 				return 1;
 			}
 		}
