@@ -140,7 +140,8 @@ int bench_balance_numa(const char *exe_dir, int quick, struct bench_balance_numa
 	if ((rc = bb_dir_make(&b, &d)))
 		return rc;
 	/* cpu:2 puts device 0 on node 0 and device 1 on node 1. */
-	rc = bench_swarmd_start(&d, exe_dir, b.sock, "cpu:2", BB_DAEMON_SPIN_US, NULL, NULL, &c);
+	rc = bench_swarmd_start(&d, exe_dir, b.sock, "cpu:2", BB_DAEMON_SPIN_US, NULL, NULL, NULL,
+				&c);
 	if (rc)
 		goto out_dir;
 	if ((rc = bb_pin(n1.cpus)) || (rc = bb_open(c, &remote, BB_SPIN_NS)) || (rc = bb_pin(n0.cpus)) ||
@@ -293,7 +294,8 @@ int bench_balance_migration(const char *exe_dir, int quick, struct bench_balance
 	/* Short spins on both sides: with two cores, a client and a worker spinning for long
 	 * leave swarmd and the other worker a scheduler slice (milliseconds) to run in, and the
 	 * pause would measure the scheduler, not the move. */
-	rc = bench_swarmd_start(&d, exe_dir, b.sock, "cpu:2", BB_MOVE_SPIN_US, NULL, NULL, &c);
+	rc = bench_swarmd_start(&d, exe_dir, b.sock, "cpu:2", BB_MOVE_SPIN_US, NULL, NULL, NULL,
+				&c);
 	if (rc)
 		goto out_dir;
 	if ((rc = bb_open(c, &s, BB_MOVE_SPIN_US * 1000ull)))

@@ -67,11 +67,19 @@ reaped:
 
 int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *sock,
 		       const char *devices, unsigned spin_us, const char *registry,
-		       const char *topology, swarm_client **out)
+		       const char *topology, const char *const *extra, swarm_client **out)
 {
 	char path[PATH_MAX], spin[16];
+	size_t n_extra = 0;
 	int rc;
 	d->pid = 0;
+	while (extra && extra[n_extra])
+		n_extra++;
+	if (n_extra > BENCH_SWARMD_EXTRA_MAX) {
+		fprintf(stderr, "swarm-bench: %zu extra swarmd arguments (at most %d)\n", n_extra,
+			BENCH_SWARMD_EXTRA_MAX);
+		return -E2BIG;
+	}
 	if (snprintf(path, sizeof path, "%s/swarmd", exe_dir) >= (int)sizeof path)
 		return -ENAMETOOLONG;
 	if (access(path, X_OK) != 0) {
@@ -91,8 +99,10 @@ int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *
 		return rc;
 	}
 	if (d->pid == 0) {
-		const char *argv[13] = { path,    "--socket",  sock, "--devices",
-					 devices, "--spin-us", spin };
+		/* 7 fixed, 4 optional, the extra ones and the NULL. */
+		const char *argv[12 + BENCH_SWARMD_EXTRA_MAX] = {
+			path, "--socket", sock, "--devices", devices, "--spin-us", spin
+		};
 		int argc = 7;
 		if (registry) {
 			argv[argc++] = "--registry";
@@ -102,6 +112,8 @@ int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *
 			argv[argc++] = "--topology";
 			argv[argc++] = topology;
 		}
+		for (size_t i = 0; i < n_extra; i++)
+			argv[argc++] = extra[i];
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		/* swarmd stops (and stops its workers) should this benchmark die. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -13,13 +13,18 @@ struct bench_swarmd {
 	char log[PATH_MAX]; /* its stdout and stderr (appended); set before starting */
 };
 
+/* At most this many extra arguments to bench_swarmd_start. */
+#define BENCH_SWARMD_EXTRA_MAX 16
+
 /* Starts <exe_dir>/swarmd --socket sock --devices devices --spin-us spin_us (and --registry
- * registry, --topology topology, each when not NULL), dying with this process, and waits up
- * to 10 s until it takes a client: returned connected in *out, or disconnected when out is
- * NULL. On failure swarmd is stopped and reaped, its log's tail printed. Returns 0 or -errno. */
+ * registry, --topology topology, each when not NULL, then the arguments of extra, a
+ * NULL-terminated list or NULL for none), dying with this process, and waits up to 10 s
+ * until it takes a client: returned connected in *out, or disconnected when out is NULL. On
+ * failure swarmd is stopped and reaped, its log's tail printed. Returns 0 or -errno
+ * (-E2BIG: more than BENCH_SWARMD_EXTRA_MAX extra arguments). */
 int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *sock,
 		       const char *devices, unsigned spin_us, const char *registry,
-		       const char *topology, swarm_client **out);
+		       const char *topology, const char *const *extra, swarm_client **out);
 
 /* Writes to path an hwloc XML topology of one core, cpu (below 32), on NUMA node 0: given to
  * swarmd --topology with --devices cpu:1, it makes one device whose worker (and its BLAS

@@ -129,11 +129,13 @@ static int mb_publish(struct mb_env *e, const char *name, const char *weights, c
 	return rc;
 }
 
-/* Starts swarmd on the environment's registry and waits until it takes connections. */
-static int mb_swarmd_start(struct mb_env *e, const char *devices, const char *topology)
+/* Starts swarmd on the environment's registry (with the extra arguments of extra, a
+ * NULL-terminated list, or NULL) and waits until it takes connections. */
+static int mb_swarmd_start(struct mb_env *e, const char *devices, const char *topology,
+			   const char *const *extra)
 {
 	return bench_swarmd_start(&e->swarmd, e->o->exe_dir, e->sock, devices, MB_DAEMON_SPIN_US,
-				  e->reg, topology, NULL);
+				  e->reg, topology, extra, NULL);
 }
 
 /* Stops swarmd and removes the directory. Returns swarmd's stop status. */
@@ -820,7 +822,7 @@ int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_
 	if (rc == 0)
 		rc = mb_publish(&e, name, md.weights, md.manifest);
 	if (rc == 0)
-		rc = mb_swarmd_start(&e, o->devices, NULL);
+		rc = mb_swarmd_start(&e, o->devices, NULL, NULL);
 	if (rc == 0 && (rc = swarm_connect(e.sock, &c)) != 0)
 		fprintf(stderr, "swarm-bench: connect: %s\n", swarm_strerror(rc));
 	if (rc == 0)
@@ -1102,7 +1104,7 @@ int bench_model_batching_run(const struct bench_model_opts *o, const struct benc
 		topology = topo;
 	}
 	if (rc == 0)
-		rc = mb_swarmd_start(&e, "cpu:1", topology);
+		rc = mb_swarmd_start(&e, "cpu:1", topology, NULL);
 
 	/* Rounds of every mode in turn, so that the machine's noise falls on all of them. */
 	for (int round = 0; rc == 0 && round < rounds; round++)
@@ -1132,4 +1134,257 @@ out_free:
 	free(scratch);
 	free(text);
 	return rc;
+}
+
+/* ---- scale-up ------------------------------------------------------------------------------ */
+
+#define MB_SCALEUP_RUNS 10 /* 3 with quick */
+#define MB_SCALEUP_SETS 16 /* input rows; run i sends set i % MB_SCALEUP_SETS */
+#define MB_ACTIVE_WAIT_NS (10ll * 1000 * 1000 * 1000)
+#define MB_ACTIVE_SETTLE_US 20000   /* an ACTIVE device idles this long (past its spin) first */
+#define MB_AUTOSCALE_TICK_US 100000 /* swarmd's tick, on which the autoscaler decides */
+
+/* Every device parked: the first open waits for the autoscaler to wake one. */
+static const char *const mb_autoscale_args[] = { "--autoscale", "--autoscale-idle", "0", NULL };
+
+/* Copies into val the value of key (key=value, up to a space) on the first line of the log at
+ * path that holds event (say "event=device_active "). Returns 0, or -ENOENT when no line
+ * holds both (yet). */
+static int mb_log_value(const char *path, const char *event, const char *key, char *val, size_t len)
+{
+	const size_t klen = strlen(key);
+	FILE *f = fopen(path, "re");
+	char line[1024];
+	int rc = -ENOENT;
+
+	while (f && rc && fgets(line, sizeof line, f)) {
+		if (!strstr(line, event))
+			continue;
+		for (char *p = line; (p = strstr(p, key)); p++)
+			if ((p == line || p[-1] == ' ') && p[klen] == '=') {
+				snprintf(val, len, "%.*s", (int)strcspn(p + klen + 1, " \n"),
+					 p + klen + 1);
+				rc = 0;
+				break;
+			}
+	}
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+/* mb_log_value as a number; NAN when the log has no such value. */
+static double mb_log_number(const char *path, const char *event, const char *key)
+{
+	char v[64], *end;
+	double x;
+
+	if (mb_log_value(path, event, key, v, sizeof v) != 0)
+		return NAN;
+	x = strtod(v, &end);
+	return end == v ? NAN : x;
+}
+
+/* Waits up to 10 s for e's swarmd to log that its device serves. */
+static int mb_wait_active(struct mb_env *e)
+{
+	const uint64_t end = swarm_now_ns() + MB_ACTIVE_WAIT_NS;
+
+	while (isnan(mb_log_number(e->swarmd.log, "event=device_active ", "warm_ms"))) {
+		if (swarm_now_ns() > end) {
+			fprintf(stderr,
+				"swarm-bench: scaleup: swarmd's device not ACTIVE in 10 s\n");
+			bench_log_tail(e->swarmd.log);
+			return -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+	usleep(MB_ACTIVE_SETTLE_US);
+	return 0;
+}
+
+/* What one run of one side measured. */
+struct mb_first {
+	uint64_t ns;    /* just before swarm_session_open .. release of the first request */
+	double warm_ms; /* swarmd's: the worker's start to its ready */
+	double wake_ms; /* the open to swarmd's wake of the device (parked side only) */
+};
+
+/* One run of one side: a fresh swarmd on e's registry with one device (on topology, when
+ * not NULL), parked (autoscaled, none kept idle) or already ACTIVE (no autoscaler); delay_us
+ * after connecting, the open of model and its first request of one row on set, the client
+ * spinning; then swarmd's log read and swarmd stopped. Each run has a log of its own in e's
+ * directory. */
+static int mb_scaleup_once(struct mb_env *e, const char *topology, bool parked, int run,
+			   unsigned delay_us, const char *model, const struct mb_inputs *in,
+			   int set, struct mb_first *out)
+{
+	swarm_client *c = NULL;
+	swarm_session *s = NULL;
+	float got[MB_MAX_OUT];
+	struct timespec rt;
+	uint64_t t0, t1;
+	int rc, rc2;
+
+	snprintf(e->swarmd.log, sizeof e->swarmd.log, "%s/%s-%d.log", e->dir,
+		 parked ? "parked" : "active", run);
+	rc = mb_swarmd_start(e, "cpu:1", topology, parked ? mb_autoscale_args : NULL);
+	if (rc)
+		return rc;
+	if (parked && isnan(mb_log_number(e->swarmd.log, "event=device_parked ", "ts"))) {
+		fprintf(stderr, "swarm-bench: scaleup: swarmd --autoscale --autoscale-idle 0 did "
+				"not park its device\n");
+		bench_log_tail(e->swarmd.log);
+		rc = -EPROTO;
+	} else if (!parked) {
+		rc = mb_wait_active(e);
+	}
+	if (rc == 0 && (rc = swarm_connect(e->sock, &c)) != 0)
+		fprintf(stderr, "swarm-bench: scaleup: connect: %s\n", swarm_strerror(rc));
+	if (rc)
+		goto out;
+	usleep(delay_us);
+
+	/* swarmd logs wall-clock times: the open's, to place its wake on the same clock. */
+	clock_gettime(CLOCK_REALTIME, &rt);
+	t0 = swarm_now_ns();
+	rc = mb_session_open(c, model, in, 4, MB_SPIN_FOREVER_NS, &s);
+	if (rc == 0)
+		rc = mb_swarm_call(s, in, set, got);
+	t1 = swarm_now_ns();
+	if (rc) {
+		fprintf(stderr, "swarm-bench: scaleup: the first request on a %s device: %s\n",
+			parked ? "parked" : "active", swarm_strerror(rc));
+		goto out;
+	}
+	if (!mb_check(parked ? "scaleup" : "scaleup baseline", got, in, set)) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	out->ns = t1 - t0;
+	out->warm_ms = mb_log_number(e->swarmd.log, "event=device_active ", "warm_ms");
+	out->wake_ms = NAN;
+	if (parked) {
+		double wake = mb_log_number(e->swarmd.log, "event=autoscale action=wake ", "ts");
+
+		out->wake_ms = (wake - ((double)rt.tv_sec + (double)rt.tv_nsec / 1e9)) * 1e3;
+		if (isnan(wake) || isnan(out->warm_ms)) {
+			fprintf(stderr,
+				"swarm-bench: scaleup: swarmd did not log the device's wake "
+				"and warm_ms\n");
+			bench_log_tail(e->swarmd.log);
+			rc = -EPROTO;
+		}
+	}
+out:
+	if (s)
+		swarm_session_close(s);
+	if (c)
+		swarm_disconnect(c);
+	rc2 = bench_swarmd_stop(&e->swarmd);
+	return rc ? rc : rc2;
+}
+
+static int mb_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The nearest-rank median of n values (reordered). */
+static double mb_median_double(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, mb_cmp_double);
+	return n ? v[mb_rank(n, 500)] : NAN;
+}
+
+int bench_model_scaleup_run(const struct bench_model_opts *o, struct bench_model_scaleup *out)
+{
+	const struct bench_ranker_deploy b1 = { 64, 8, 1, 0 };
+	const int runs = o->quick ? 3 : MB_SCALEUP_RUNS;
+	const char *name = "ranker-b1";
+	uint64_t parked_ns[MB_SCALEUP_RUNS], active_ns[MB_SCALEUP_RUNS];
+	double warm[MB_SCALEUP_RUNS], wake[MB_SCALEUP_RUNS], rest[MB_SCALEUP_RUNS];
+	char topo[PATH_MAX + 16];
+	const char *topology = NULL;
+	struct mb_inputs in = { 0 };
+	struct mb_model md = { 0 };
+	struct mb_local l = { 0 };
+	struct bench_lcg g;
+	struct mb_env e;
+	int rc, rc2;
+
+	memset(out, 0, sizeof *out);
+	fprintf(stderr,
+		"swarm-bench: scale-up of the small ranker, %d runs: a fresh swarmd with its one "
+		"device PARKED, then one already ACTIVE, open and first request on each\n",
+		runs);
+	rc = mb_env_init(&e, o);
+	if (rc == 0)
+		rc = mb_model_ranker(&md, &e, &bench_ranker_small, &b1);
+	md.n_sets = MB_SCALEUP_SETS;
+	if (rc == 0)
+		rc = mb_inputs_alloc(&in, md.m, md.n_sets);
+	if (rc == 0)
+		rc = mb_local_open(&l, md.weights, md.m);
+	if (rc)
+		goto out;
+	bench_lcg_init(&g, MB_INPUT_SEED);
+	for (int i = 0; i < in.n_sets; i++)
+		md.make_set(&in, i, &g);
+	rc = mb_local_refs(&l, &in);
+	mb_local_close(&l);
+	if (rc == 0)
+		rc = mb_publish(&e, name, md.weights, md.manifest);
+	/* The worker on a core of its own, as the batching case's: with the cores of the whole
+	 * machine it may start beside this spinning client and share its core in scheduler
+	 * slices (milliseconds), which would time the scheduler, not the scale-up. */
+	if (rc == 0 && o->peer_cpu >= 0) {
+		snprintf(topo, sizeof topo, "%s/one-core.xml", e.dir);
+		rc = bench_topology_one_cpu(topo, o->peer_cpu);
+		topology = topo;
+	}
+	/* The two sides alternate which goes first, so that neither always follows the other.
+	 * swarmd's ticks start with it, and a client connects at about the same time after
+	 * every start: opened at once, every run would meet swarmd's timer at the same phase
+	 * (it decided only on ticks in an earlier build; it decides as the open arrives now,
+	 * but the rebalancer still ticks). Opens in service come at any phase, so the runs
+	 * open at phases spread evenly over one tick. */
+	for (int i = 0; rc == 0 && i < runs; i++) {
+		const unsigned delay = (unsigned)(MB_AUTOSCALE_TICK_US * i / runs);
+		const int set = i % MB_SCALEUP_SETS;
+		struct mb_first p, a;
+
+		rc = mb_scaleup_once(&e, topology, !(i & 1), i, delay, name, &in, set,
+				     (i & 1) ? &a : &p);
+		if (rc == 0)
+			rc = mb_scaleup_once(&e, topology, i & 1, i, delay, name, &in, set,
+					     (i & 1) ? &p : &a);
+		if (rc)
+			break;
+		parked_ns[i] = p.ns;
+		active_ns[i] = a.ns;
+		warm[i] = p.warm_ms;
+		wake[i] = p.wake_ms;
+		rest[i] = (double)p.ns / 1e6 - p.wake_ms - p.warm_ms;
+	}
+	if (rc)
+		goto out;
+	out->runs = (size_t)runs;
+	qsort(parked_ns, (size_t)runs, sizeof *parked_ns, mb_cmp_u64);
+	qsort(active_ns, (size_t)runs, sizeof *active_ns, mb_cmp_u64);
+	out->parked_p50_ns = (double)parked_ns[mb_rank((size_t)runs, 500)];
+	out->parked_max_ns = (double)parked_ns[runs - 1];
+	out->active_p50_ns = (double)active_ns[mb_rank((size_t)runs, 500)];
+	out->active_max_ns = (double)active_ns[runs - 1];
+	out->warm_ms_p50 = mb_median_double(warm, (size_t)runs);
+	out->wake_ms_p50 = mb_median_double(wake, (size_t)runs);
+	out->wake_ms_max = wake[runs - 1];
+	out->rest_ms_p50 = mb_median_double(rest, (size_t)runs);
+out:
+	mb_inputs_free(&in);
+	mb_model_free(&md);
+	rc2 = mb_env_fini(&e);
+	return rc ? rc : rc2;
 }

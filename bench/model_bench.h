@@ -20,6 +20,15 @@
  *             swarmd serves one device on cpu 0 alone (a one-core --topology), so that every
  *             session lands on the one worker, a batch can take them all, and the worker
  *             and its one BLAS thread never share a core with the clients.
+ *   scaleup   the small ranker (max_batch 1) on a fresh swarmd --devices cpu:1 --autoscale
+ *             --autoscale-idle 0, whose one device starts PARKED (no worker): the time from
+ *             just before swarm_session_open to the release of the first request (the open
+ *             waits while the autoscaler wakes the device and its worker warms up), the
+ *             client spinning; against the same open and request on a fresh swarmd without
+ *             the autoscaler whose device is already ACTIVE. Repeated runs, the two sides in
+ *             turn, each on a swarmd of its own whose worker has cpu 0 alone (a one-core
+ *             --topology, as batching's); what swarmd logged (the wake, warm_ms) is read
+ *             from its log.
  *
  * Functions return 0 or a negative errno, having printed what failed to stderr. Not
  * thread-safe (they fork swarmd).
@@ -92,6 +101,18 @@ struct bench_model_batching {
 	struct bench_model_stats graph[BENCH_MODEL_GRAPH_SIZES];
 };
 
+/* The scale-up case: p50 and max over the runs, of the time from just before
+ * swarm_session_open to the release of the first request. */
+struct bench_model_scaleup {
+	size_t runs;
+	double parked_p50_ns, parked_max_ns; /* the device PARKED when the open comes */
+	double active_p50_ns, active_max_ns; /* the device already ACTIVE (no autoscaler) */
+	double warm_ms_p50;                  /* swarmd's warm_ms: the worker's start to ready */
+	double wake_ms_p50, wake_ms_max;     /* the open to the autoscaler's wake (its next tick) */
+	double rest_ms_p50; /* what is left after the wake and warm_ms: placement, attach (the
+			     * worker loads the model), the open's reply, the request */
+};
+
 /* The overhead case on one model. Fills *out; a MiniLM that is not there (or not imported
  * at sequence length 32) is skipped: returns 0 with out->skipped set. */
 int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
@@ -100,5 +121,8 @@ int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_
 /* The batching case on ranker r. Fills *out. */
 int bench_model_batching_run(const struct bench_model_opts *o, const struct bench_ranker *r,
 			     struct bench_model_batching *out);
+
+/* The scaleup case on the small ranker: o->quick ? 3 : 10 runs. Fills *out. */
+int bench_model_scaleup_run(const struct bench_model_opts *o, struct bench_model_scaleup *out);
 
 #endif /* SWARM_BENCH_MODEL_BENCH_H */

@@ -9,8 +9,9 @@
  * and 16 MiB tensors against memcpy of the same bytes. The model cases (bench/model_bench.c)
  * serve real models from a registry and swarmd of their own: the overhead of a DLRM-style
  * ranker and of all-MiniLM-L6-v2 (when its imported weights are there) against the same graph
- * run in this process, and dynamic batching of a small and a production-shaped ranker against
- * unbatched. It prints a table (and --json, one record per case) with each target and whether
+ * run in this process, dynamic batching of a small and a production-shaped ranker against
+ * unbatched, and the time a parked device takes to serve its first request against one
+ * already serving. It prints a table (and --json, one record per case) with each target and whether
  * it was met. Missed targets are reported, not failed, and a case whose inputs are missing is
  * reported as skipped with the reason: the exit status is non-zero only when something could
  * not be measured.
@@ -51,6 +52,7 @@
 #define BENCH_ROWS_MAX 32
 #define BENCH_LOAD_BYTES (1ull << 30) /* the weight-load case: a 1 GiB model */
 #define BENCH_LOAD_REPS 5
+#define BENCH_SCALEUP_RUNS 10 /* bench_model_scaleup_run's, for the usage text */
 
 enum bench_case {
 	BENCH_CASE_SPIN = 1u << 0,
@@ -63,7 +65,8 @@ enum bench_case {
 	BENCH_CASE_MINILM = 1u << 7,
 	BENCH_CASE_NUMA = 1u << 8,      /* bench/balance_bench.c */
 	BENCH_CASE_MIGRATION = 1u << 9,
-	BENCH_CASE_ALL = 0x3ffu,
+	BENCH_CASE_SCALEUP = 1u << 10, /* bench/model_bench.c */
+	BENCH_CASE_ALL = 0x7ffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -185,7 +188,7 @@ static int bench_daemon_start(struct bench_ctx *ctx, struct bench_swarmd *d, uns
 	 * beside the baselines' peers), and the benchmark runs pinned in the upper half, so
 	 * that every case puts its two sides on the same two cores. */
 	return bench_swarmd_start(d, ctx->exe_dir, ctx->sock, ctx->devices, spin_us, NULL, NULL,
-				  out);
+				  NULL, out);
 }
 
 /* ---- runtime cases ------------------------------------------------------------------------- */
@@ -630,14 +633,14 @@ static void bench_fmt(char *buf, size_t len, const char *unit, double v)
 
 static void bench_table_print(const struct bench_report *rep)
 {
-	printf("\n%-27s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %7s  %-24s %s\n", "case", "unit",
+	printf("\n%-32s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %7s  %-24s %s\n", "case", "unit",
 	       "p50", "p99", "p99.9", "baseline", "p50", "p99", "p99.9", "ratio", "target", "met");
 	for (int i = 0; i < rep->n; i++) {
 		const struct bench_row *r = &rep->rows[i];
 		char v[6][32];
 
 		if (r->skipped) {
-			printf("%-27s skipped (the reason is below)\n", r->name);
+			printf("%-32s skipped (the reason is below)\n", r->name);
 			continue;
 		}
 		bench_fmt(v[0], sizeof(v[0]), r->unit, r->s.p50);
@@ -646,7 +649,7 @@ static void bench_table_print(const struct bench_report *rep)
 		bench_fmt(v[3], sizeof(v[3]), r->unit, r->b.p50);
 		bench_fmt(v[4], sizeof(v[4]), r->unit, r->b.p99);
 		bench_fmt(v[5], sizeof(v[5]), r->unit, r->b.p999);
-		printf("%-27s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %6.2fx  %-24s %s\n", r->name,
+		printf("%-32s %-4s %9s %9s %9s | %-20s %9s %9s %9s | %6.2fx  %-24s %s\n", r->name,
 		       r->unit, v[0], v[1], v[2], r->base_name, v[3], v[4], v[5], r->ratio,
 		       r->target ? r->target : "-",
 		       !r->target ? "-" :
@@ -796,6 +799,18 @@ static void bench_usage(FILE *f)
 		"         is the longest gap between two completions from the drain to the new\n"
 		"         placement plus 20 ms; p50 and max over the moves, against the round trip\n"
 		"         with no move. Reported, no target; every request is checked.\n"
+		"  scaleup  scale-up from zero: %d runs (3 with --quick), each starting a fresh\n"
+		"         swarmd --devices cpu:1 --autoscale --autoscale-idle 0 (its device PARKED,\n"
+		"         no worker) on a registry of its own, then timing from just before\n"
+		"         swarm_session_open on the small ranker to the release of its first\n"
+		"         request (one row, checked against the in-process graph, the client\n"
+		"         spinning; the worker on cpu 0 alone, by a one-core --topology): the open\n"
+		"         waits for the autoscaler's next tick (100 ms) to wake the device and for\n"
+		"         its worker to start; the runs open at phases spread over the tick. p50\n"
+		"         and max over the runs (max in the p99 and p99.9 columns), against the\n"
+		"         same open and first request on a fresh swarmd whose device is already\n"
+		"         ACTIVE (no --autoscale), in the same runs; with swarmd's warm_ms (worker\n"
+		"         start to ready) read from its log. Reported, no target.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -820,7 +835,8 @@ static void bench_usage(FILE *f)
 		"\n"
 		"Latencies are in ns (CLOCK_MONOTONIC, per round trip, warm-up excluded, nearest-rank\n"
 		"percentiles). Exit status 0 when the benchmark ran, whether or not targets were met.\n",
-		BENCH_MINILM_SEQ, BENCH_MODEL_CLIENTS, BENCH_DAEMON_SPIN_US, BENCH_MINILM_SEQ);
+		BENCH_MINILM_SEQ, BENCH_MODEL_CLIENTS, BENCH_SCALEUP_RUNS, BENCH_DAEMON_SPIN_US,
+		BENCH_MINILM_SEQ);
 }
 
 static int bench_cases_parse(const char *list, unsigned *out)
@@ -851,6 +867,8 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_NUMA;
 		else if (strcmp(t, "migration") == 0)
 			cases |= BENCH_CASE_MIGRATION;
+		else if (strcmp(t, "scaleup") == 0)
+			cases |= BENCH_CASE_SCALEUP;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -902,7 +920,8 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 			if (bench_cases_parse(optarg, &o->cases) != 0) {
 				fprintf(stderr,
 					"swarm-bench: bad --cases '%s' (a comma list of "
-					"spin,sleep,1m,16m,load,overhead,minilm,batching,all)\n",
+					"spin,sleep,1m,16m,load,overhead,minilm,batching,numa,\n"
+					"migration,scaleup,all)\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -1086,6 +1105,28 @@ static void bench_batching_rows(struct bench_report *rep, const struct bench_mod
 		 bt->graph[2].p50, bt->graph[3].p50);
 }
 
+/* The scale-up row: a parked device's open and first request against an active one's. */
+static void bench_scaleup_row(struct bench_report *rep, const struct bench_model_scaleup *su)
+{
+	struct bench_row *row = bench_row_add(rep, "scale-up PARKED to first request", "ns");
+
+	row->s = (struct bench_stats){ su->parked_p50_ns, su->parked_max_ns, su->parked_max_ns };
+	row->base_name = "same, device ACTIVE";
+	row->b = (struct bench_stats){ su->active_p50_ns, su->active_max_ns, su->active_max_ns };
+	row->ratio = row->s.p50 / row->b.p50;
+	row->target = NULL;
+	snprintf(row->note, sizeof row->note,
+		 "%zu runs, each a fresh swarmd --devices cpu:1 --autoscale --autoscale-idle 0, "
+		 "its worker on cpu 0 alone; just before swarm_session_open on the small ranker "
+		 "to the release of its first request, client spinning; the p99 and p99.9 "
+		 "columns hold the max over the runs; baseline: the same on a fresh swarmd whose "
+		 "device is already ACTIVE. Of the scale-up, p50: %.1f ms from the open to the "
+		 "autoscaler's wake (max %.1f ms; swarmd decides as the open arrives), "
+		 "swarmd's warm_ms (worker start to ready) "
+		 "%.1f ms, the rest (placement, attach with the model's load, the request) %.1f ms",
+		 su->runs, su->wake_ms_p50, su->wake_ms_max, su->warm_ms_p50, su->rest_ms_p50);
+}
+
 /* The model cases of bench/model_bench.c, each with its own registry and swarmd. */
 static int bench_run_models(struct bench_ctx *ctx, struct bench_report *rep)
 {
@@ -1125,6 +1166,14 @@ static int bench_run_models(struct bench_ctx *ctx, struct bench_report *rep)
 		free(bt);
 		if (rc)
 			return rc;
+	}
+	if (ctx->o.cases & BENCH_CASE_SCALEUP) {
+		struct bench_model_scaleup su;
+
+		rc = bench_model_scaleup_run(&mo, &su);
+		if (rc)
+			return rc;
+		bench_scaleup_row(rep, &su);
 	}
 	return 0;
 }
@@ -1342,7 +1391,8 @@ int main(int argc, char **argv)
 	if (rc == 0 && (ctx.o.cases & BENCH_CASE_LOAD))
 		rc = bench_run_load(&ctx, &rep);
 	if (rc == 0 &&
-	    (ctx.o.cases & (BENCH_CASE_OVERHEAD | BENCH_CASE_MINILM | BENCH_CASE_BATCHING)))
+	    (ctx.o.cases & (BENCH_CASE_OVERHEAD | BENCH_CASE_MINILM | BENCH_CASE_BATCHING |
+			    BENCH_CASE_SCALEUP)))
 		rc = bench_run_models(&ctx, &rep);
 	if (rc == 0 && (ctx.o.cases & (BENCH_CASE_NUMA | BENCH_CASE_MIGRATION)))
 		rc = bench_run_balance(&ctx, &rep);
