@@ -401,3 +401,81 @@ int swarm_node_check(const struct swarm_node *n, uint32_t float_dtypes, struct s
 		return -ENOTSUP;
 	}
 }
+
+static int all_f32(const struct swarm_node *n)
+{
+	for (uint32_t i = 0; i < n->n_in; i++) {
+		if (n->in[i]->dtype != SWARM_DTYPE_F32)
+			return 0;
+	}
+	return 1;
+}
+
+static int is_index(const struct swarm_tensor *t)
+{
+	return t->dtype == SWARM_DTYPE_I32 || t->dtype == SWARM_DTYPE_I64;
+}
+
+/* Inputs [0, count) all of in[0]'s dtype, one of fdts. */
+static int same_float(const struct swarm_node *n, uint32_t count, uint32_t fdts)
+{
+	uint32_t dt = n->in[0]->dtype;
+	if (dt >= 32 || !(fdts & SWARM_DTYPE_BIT(dt)))
+		return 0;
+	for (uint32_t i = 1; i < count; i++) {
+		if (n->in[i]->dtype != dt)
+			return 0;
+	}
+	return 1;
+}
+
+int swarm_node_supported(const struct swarm_node *n, uint32_t float_dtypes)
+{
+	if (!n || n->n_in > SWARM_NODE_MAX_INPUTS)
+		return 0;
+	for (uint32_t i = 0; i < n->n_in; i++) {
+		if (!n->in[i])
+			return 0;
+	}
+	uint32_t fdts = float_dtypes | SWARM_DTYPE_BIT(SWARM_DTYPE_F32);
+	int gemm = n->op == SWARM_OP_LINEAR || n->op == SWARM_OP_MATMUL ||
+		   n->op == SWARM_OP_ATTENTION;
+	/* out has the GEMM ops' float dtype, f32 for the rest. */
+	uint32_t out_dt = gemm && n->n_in >= 1 ? n->in[0]->dtype : SWARM_DTYPE_F32;
+	if (n->out && n->out->dtype != out_dt)
+		return 0;
+	switch (n->op) {
+	case SWARM_OP_IDENTITY:
+	case SWARM_OP_RELU:
+	case SWARM_OP_GELU:
+	case SWARM_OP_SIGMOID:
+	case SWARM_OP_TANH:
+	case SWARM_OP_SOFTMAX:
+	case SWARM_OP_L2NORM:
+		return n->n_in == 1 && all_f32(n);
+	case SWARM_OP_LINEAR:
+		return (n->n_in == 2 || n->n_in == 3) && same_float(n, n->n_in, fdts) &&
+		       swarm_act_ok(n->p.act);
+	case SWARM_OP_MATMUL:
+		return n->n_in == 2 && same_float(n, 2, fdts);
+	case SWARM_OP_ADD:
+	case SWARM_OP_MUL:
+	case SWARM_OP_MEAN_POOL:
+		return n->n_in == 2 && all_f32(n);
+	case SWARM_OP_LAYERNORM:
+		return n->n_in == 3 && all_f32(n);
+	case SWARM_OP_EMBEDDING:
+		return n->n_in == 2 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]);
+	case SWARM_OP_EMBEDDING_BAG:
+		return n->n_in == 3 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]) &&
+		       is_index(n->in[2]) &&
+		       (n->p.bag_mode == SWARM_BAG_SUM || n->p.bag_mode == SWARM_BAG_MEAN);
+	case SWARM_OP_CONCAT:
+		return n->n_in >= 1 && all_f32(n);
+	case SWARM_OP_ATTENTION:
+		return (n->n_in == 3 || n->n_in == 4) && same_float(n, 3, fdts) &&
+		       (n->n_in == 3 || n->in[3]->dtype == SWARM_DTYPE_F32) && n->p.heads >= 1;
+	default:
+		return 0;
+	}
+}

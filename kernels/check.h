@@ -63,6 +63,12 @@ int swarm_node_check(const struct swarm_node *n, uint32_t float_dtypes, struct s
 /* 1 when act is an activation LINEAR can fuse (IDENTITY for none, RELU, GELU, SIGMOID, TANH). */
 int swarm_act_ok(uint32_t act);
 
+/* A device's supports_op, for a device whose GEMM ops (LINEAR, MATMUL, ATTENTION) take the
+ * float dtypes of float_dtypes (SWARM_DTYPE_BIT; f32 always): op, input count and dtypes
+ * only, no shapes (run() checks those). f32 for every other op; index inputs i32 or i64;
+ * attention's mask f32. Returns 1 or 0. */
+int swarm_node_supported(const struct swarm_node *n, uint32_t float_dtypes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,63 +46,11 @@ static int cpu_copy(struct swarm_device *d, void *dst, const void *src, size_t b
 	return 0;
 }
 
-static int all_f32(const struct swarm_node *n)
-{
-	for (uint32_t i = 0; i < n->n_in; i++) {
-		if (n->in[i]->dtype != SWARM_DTYPE_F32)
-			return 0;
-	}
-	return 1;
-}
-
-static int is_index(const struct swarm_tensor *t)
-{
-	return t->dtype == SWARM_DTYPE_I32 || t->dtype == SWARM_DTYPE_I64;
-}
-
 /* Op, input count and dtypes: f32 everywhere but the index inputs (f16 and bf16 are CUDA's). */
 static int cpu_supports_op(struct swarm_device *d, const struct swarm_node *n)
 {
 	(void)d;
-	if (!n || n->n_in > SWARM_NODE_MAX_INPUTS)
-		return 0;
-	for (uint32_t i = 0; i < n->n_in; i++) {
-		if (!n->in[i])
-			return 0;
-	}
-	if (n->out && n->out->dtype != SWARM_DTYPE_F32)
-		return 0;
-	switch (n->op) {
-	case SWARM_OP_IDENTITY:
-	case SWARM_OP_RELU:
-	case SWARM_OP_GELU:
-	case SWARM_OP_SIGMOID:
-	case SWARM_OP_TANH:
-	case SWARM_OP_SOFTMAX:
-	case SWARM_OP_L2NORM:
-		return n->n_in == 1 && all_f32(n);
-	case SWARM_OP_LINEAR:
-		return (n->n_in == 2 || n->n_in == 3) && all_f32(n) && swarm_act_ok(n->p.act);
-	case SWARM_OP_MATMUL:
-	case SWARM_OP_ADD:
-	case SWARM_OP_MUL:
-	case SWARM_OP_MEAN_POOL:
-		return n->n_in == 2 && all_f32(n);
-	case SWARM_OP_LAYERNORM:
-		return n->n_in == 3 && all_f32(n);
-	case SWARM_OP_EMBEDDING:
-		return n->n_in == 2 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]);
-	case SWARM_OP_EMBEDDING_BAG:
-		return n->n_in == 3 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]) &&
-		       is_index(n->in[2]) &&
-		       (n->p.bag_mode == SWARM_BAG_SUM || n->p.bag_mode == SWARM_BAG_MEAN);
-	case SWARM_OP_CONCAT:
-		return n->n_in >= 1 && all_f32(n);
-	case SWARM_OP_ATTENTION:
-		return (n->n_in == 3 || n->n_in == 4) && all_f32(n) && n->p.heads >= 1;
-	default:
-		return 0;
-	}
+	return swarm_node_supported(n, 0);
 }
 
 static int cpu_run(struct swarm_device *d, const struct swarm_node *n)

@@ -204,89 +204,13 @@ static int cuda_synchronize(struct swarm_device *d)
 /* ---- ops --------------------------------------------------------------------------------------
  */
 
-static int all_f32(const struct swarm_node *n)
-{
-	for (uint32_t i = 0; i < n->n_in; i++) {
-		if (n->in[i]->dtype != SWARM_DTYPE_F32)
-			return 0;
-	}
-	return 1;
-}
-
-static int is_index(const struct swarm_tensor *t)
-{
-	return t->dtype == SWARM_DTYPE_I32 || t->dtype == SWARM_DTYPE_I64;
-}
-
-static int is_gemm_float(uint32_t dt)
-{
-	return dt == SWARM_DTYPE_F32 || dt == SWARM_DTYPE_F16 || dt == SWARM_DTYPE_BF16;
-}
-
-/* Inputs [0, count) all of in[0]'s dtype, which is f32, f16 or bf16. */
-static int same_gemm_float(const struct swarm_node *n, uint32_t count)
-{
-	if (!is_gemm_float(n->in[0]->dtype))
-		return 0;
-	for (uint32_t i = 1; i < count; i++) {
-		if (n->in[i]->dtype != n->in[0]->dtype)
-			return 0;
-	}
-	return 1;
-}
-
 /* Op, input count and dtypes: f32 everywhere, plus f16 and bf16 for LINEAR, MATMUL and
  * ATTENTION (all float tensors and out of one dtype; attention's mask stays f32). */
 static int cuda_supports_op(struct swarm_device *d, const struct swarm_node *n)
 {
 	(void)d;
-	if (!n || n->n_in > SWARM_NODE_MAX_INPUTS)
-		return 0;
-	for (uint32_t i = 0; i < n->n_in; i++) {
-		if (!n->in[i])
-			return 0;
-	}
-	/* The dtype out must have: the GEMM ops' float dtype, f32 for the rest. */
-	uint32_t out_dt = SWARM_DTYPE_F32;
-	if ((n->op == SWARM_OP_LINEAR || n->op == SWARM_OP_MATMUL || n->op == SWARM_OP_ATTENTION) &&
-	    n->n_in >= 1)
-		out_dt = n->in[0]->dtype;
-	if (n->out && n->out->dtype != out_dt)
-		return 0;
-	switch (n->op) {
-	case SWARM_OP_IDENTITY:
-	case SWARM_OP_RELU:
-	case SWARM_OP_GELU:
-	case SWARM_OP_SIGMOID:
-	case SWARM_OP_TANH:
-	case SWARM_OP_SOFTMAX:
-	case SWARM_OP_L2NORM:
-		return n->n_in == 1 && all_f32(n);
-	case SWARM_OP_LINEAR:
-		return (n->n_in == 2 || n->n_in == 3) && same_gemm_float(n, n->n_in) &&
-		       swarm_act_ok(n->p.act);
-	case SWARM_OP_MATMUL:
-		return n->n_in == 2 && same_gemm_float(n, 2);
-	case SWARM_OP_ADD:
-	case SWARM_OP_MUL:
-	case SWARM_OP_MEAN_POOL:
-		return n->n_in == 2 && all_f32(n);
-	case SWARM_OP_LAYERNORM:
-		return n->n_in == 3 && all_f32(n);
-	case SWARM_OP_EMBEDDING:
-		return n->n_in == 2 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]);
-	case SWARM_OP_EMBEDDING_BAG:
-		return n->n_in == 3 && n->in[0]->dtype == SWARM_DTYPE_F32 && is_index(n->in[1]) &&
-		       is_index(n->in[2]) &&
-		       (n->p.bag_mode == SWARM_BAG_SUM || n->p.bag_mode == SWARM_BAG_MEAN);
-	case SWARM_OP_CONCAT:
-		return n->n_in >= 1 && all_f32(n);
-	case SWARM_OP_ATTENTION:
-		return (n->n_in == 3 || n->n_in == 4) && same_gemm_float(n, 3) &&
-		       (n->n_in == 3 || n->in[3]->dtype == SWARM_DTYPE_F32) && n->p.heads >= 1;
-	default:
-		return 0;
-	}
+	return swarm_node_supported(n, SWARM_DTYPE_BIT(SWARM_DTYPE_F16) |
+					       SWARM_DTYPE_BIT(SWARM_DTYPE_BF16));
 }
 
 /* Checks the node on the host (kernels/check.h), then queues its op on the stream. */
