@@ -1,0 +1,500 @@
+/* test_sim.c: swarm-sim's simulation (tools/sim.h) against figures computed by hand on tiny
+ * traces: exact latencies, queueing and batching of simultaneous arrivals, device-seconds,
+ * the warm-up delay when scaling from zero, the policy scaling up and back down on a step;
+ * the trace parser's errors (with line numbers) and generators; the SVG's shape.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tools/sim.h"
+
+/* Writes text to a fresh temporary file and returns "csv:PATH" (static storage). */
+static const char *csv_trace(const char *text)
+{
+	static char spec[64];
+	char path[] = "/tmp/swarm-sim-test-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	size_t len = strlen(text);
+	cr_assert_eq(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	snprintf(spec, sizeof spec, "csv:%s", path);
+	return spec;
+}
+
+static void csv_unlink(const char *spec) { unlink(spec + 4); }
+
+struct fixture {
+	struct swarm_sim_trace tr;
+	struct swarm_sim_opts o;
+	struct swarm_sim_report r;
+	char err[256];
+};
+
+/* Parses spec and sets the options of the hand-computed cases: batches of one taking 10 ms
+ * flat, static on one device. */
+static void setup(struct fixture *f, const char *spec)
+{
+	memset(f, 0, sizeof *f);
+	int rc = swarm_sim_trace_parse(spec, &f->tr, f->err, sizeof f->err);
+	cr_assert_eq(rc, 0, "parse %s: %d %s", spec, rc, f->err);
+	swarm_sim_opts_default(&f->o);
+	f->o.trace = &f->tr;
+	f->o.static_devices = 1;
+	f->o.base_us = 10000;
+	f->o.per_row_us = 0;
+	f->o.max_batch = 1;
+}
+
+static void run(struct fixture *f)
+{
+	int rc = swarm_sim_run(&f->o, &f->r, f->err, sizeof f->err);
+	cr_assert_eq(rc, 0, "swarm_sim_run: %d %s", rc, f->err);
+}
+
+static void teardown(struct fixture *f)
+{
+	swarm_sim_report_free(&f->r);
+	swarm_sim_trace_free(&f->tr);
+}
+
+#define assert_near(a, b, tol)                                                              \
+	cr_assert(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g", #a, \
+		  (double)(a), (double)(b))
+
+/* ---- hand-computed runs ------------------------------------------------------------------ */
+
+Test(tools_sim, three_arrivals_on_one_device_take_the_batch_time)
+{
+	const char *spec = csv_trace("# three arrivals, one a second\n1.0\n2.0\n3.0\n");
+	struct fixture f;
+	setup(&f, spec);
+	f.o.duration_s = 4;
+	run(&f);
+	cr_assert_eq(f.r.requests, 3, "requests %llu", (unsigned long long)f.r.requests);
+	cr_assert_eq(f.r.met, 3);
+	assert_near(f.r.attainment, 1.0, 0);
+	assert_near(f.r.p50_us, 10000, 1e-6);
+	assert_near(f.r.p99_us, 10000, 1e-6);
+	assert_near(f.r.max_us, 10000, 1e-6);
+	assert_near(f.r.duration_s, 4, 1e-9);
+	assert_near(f.r.device_seconds, 4, 1e-9);
+	cr_assert_eq(f.r.batches, 3);
+	cr_assert_eq(f.r.wakes + f.r.drains, 0);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, csv_trace_ends_at_its_last_arrival_plus_the_tail)
+{
+	/* No --duration: the trace ends at 3.0 s, its last request completes at 3.01 s, and
+	 * the run (and the device-seconds of one device) lasts until then. */
+	const char *spec = csv_trace("1.0\n2.0\n3.0\n");
+	struct fixture f;
+	setup(&f, spec);
+	run(&f);
+	assert_near(f.r.duration_s, 3.01, 1e-9);
+	assert_near(f.r.device_seconds, 3.01, 1e-9);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, simultaneous_arrivals_queue_behind_each_other)
+{
+	/* max_batch 1: the second waits for the first: 10 ms and 20 ms. */
+	const char *spec = csv_trace("1.0\n1.0\n");
+	struct fixture f;
+	setup(&f, spec);
+	f.o.duration_s = 2;
+	f.o.objective_us = 15000;
+	run(&f);
+	cr_assert_eq(f.r.requests, 2);
+	cr_assert_eq(f.r.met, 1, "met %llu", (unsigned long long)f.r.met);
+	assert_near(f.r.attainment, 0.5, 0);
+	assert_near(f.r.p50_us, 10000, 1e-6);
+	assert_near(f.r.p99_us, 20000, 1e-6);
+	assert_near(f.r.max_us, 20000, 1e-6);
+	assert_near(f.r.mean_us, 15000, 1e-6);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, simultaneous_arrivals_share_a_batch)
+{
+	/* max_batch 2, 10 ms + 5 ms per row: one batch of two, 20 ms for both; the third,
+	 * arriving while it runs, waits for it and runs alone: 1.020 + 0.015 - 1.005. */
+	const char *spec = csv_trace("1.0\n1.0\n1.005\n");
+	struct fixture f;
+	setup(&f, spec);
+	f.o.duration_s = 2;
+	f.o.max_batch = 2;
+	f.o.per_row_us = 5000;
+	run(&f);
+	cr_assert_eq(f.r.batches, 2, "batches %llu", (unsigned long long)f.r.batches);
+	assert_near(f.r.p50_us, 20000, 1e-6);
+	assert_near(f.r.max_us, 30000, 1e-3);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, shortest_queue_spreads_simultaneous_arrivals)
+{
+	/* Two devices, two simultaneous arrivals: one each, both 10 ms. */
+	const char *spec = csv_trace("1.0\n1.0\n");
+	struct fixture f;
+	setup(&f, spec);
+	f.o.duration_s = 2;
+	f.o.static_devices = 2;
+	run(&f);
+	assert_near(f.r.max_us, 10000, 1e-6);
+	assert_near(f.r.device_seconds, 4, 1e-9);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, static_n_uses_n_device_seconds_per_second)
+{
+	struct fixture f;
+	setup(&f, "steps:50@0,200@5");
+	f.o.static_devices = 3;
+	f.o.duration_s = 10;
+	run(&f);
+	/* The run ends at 10 s or with the last request in service then. */
+	cr_assert(f.r.duration_s >= 10 && f.r.duration_s < 10.1, "duration %.6f", f.r.duration_s);
+	assert_near(f.r.device_seconds, 3 * f.r.duration_s, 1e-6);
+	assert_near(f.r.mean_devices, 3, 1e-9);
+	cr_assert_eq(f.r.peak_devices, 3);
+	cr_assert_eq(f.r.wakes + f.r.drains, 0);
+	cr_assert_eq(f.r.decisions, 0, "static runs never ask the policy");
+	teardown(&f);
+}
+
+Test(tools_sim, scale_from_zero_holds_the_request_for_the_warm_up)
+{
+	/* Nothing in service: the arrival at 1 s is held, wakes a device at once, which is
+	 * warm at 3 s; the request completes at 3.010 s. The device is on from 1 s to 4 s. */
+	const char *spec = csv_trace("1.0\n");
+	struct fixture f;
+	setup(&f, spec);
+	f.o.static_devices = 0;
+	f.o.min_devices = 0;
+	f.o.start_devices = 0;
+	f.o.max_devices = 4;
+	f.o.warmup_ms = 2000;
+	f.o.duration_s = 4;
+	run(&f);
+	cr_assert_eq(f.r.requests, 1);
+	cr_assert_eq(f.r.refused + f.r.unfinished, 0, "held, never dropped");
+	assert_near(f.r.max_us, 2010000, 1e-3);
+	assert_near(f.r.p50_us, 2010000, 1e-3);
+	assert_near(f.r.attainment, 0, 0);
+	cr_assert_eq(f.r.wakes, 1, "wakes %llu", (unsigned long long)f.r.wakes);
+	cr_assert_eq(f.r.wakes_by_reason[SWARM_AS_R_FROM_ZERO], 1);
+	assert_near(f.r.device_seconds, 3, 1e-9);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, swarmd_measure_wakes_from_zero_at_its_next_tick)
+{
+	/* As swarmd: the held request is seen at the next tick (2 s), the device is warm at
+	 * 4 s, the request completes at 4.010 s: 2.510 s after its arrival at 1.5 s. */
+	const char *spec = csv_trace("1.5\n");
+	struct fixture f;
+	setup(&f, spec);
+	f.o.static_devices = 0;
+	f.o.min_devices = 0;
+	f.o.start_devices = 0;
+	f.o.warmup_ms = 2000;
+	f.o.duration_s = 5;
+	f.o.measure = SWARM_SIM_MEASURE_SWARMD;
+	run(&f);
+	assert_near(f.r.max_us, 2510000, 1e-3);
+	cr_assert_eq(f.r.wakes_by_reason[SWARM_AS_R_FROM_ZERO], 1);
+	assert_near(f.r.device_seconds, 3, 1e-9);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, requests_arriving_during_the_warm_up_are_held_too)
+{
+	/* Arrivals at 1.0 and 2.0 while the device warms until 3.0: both run from 3.0, one
+	 * batch of two (max_batch 8, 10 ms flat): 2.010 s and 1.010 s. */
+	const char *spec = csv_trace("1.0\n2.0\n");
+	struct fixture f;
+	setup(&f, spec);
+	f.o.static_devices = 0;
+	f.o.min_devices = 0;
+	f.o.start_devices = 0;
+	f.o.max_batch = 8;
+	f.o.warmup_ms = 2000;
+	f.o.duration_s = 4;
+	run(&f);
+	cr_assert_eq(f.r.batches, 1);
+	assert_near(f.r.max_us, 2010000, 1e-3);
+	assert_near(f.r.mean_us, 1510000, 1e-3);
+	teardown(&f);
+	csv_unlink(spec);
+}
+
+Test(tools_sim, held_backlog_spreads_over_the_devices_as_they_come)
+{
+	/* 3000 req/s from nothing, 2 s warm-ups: 6000 requests are held before the first device
+	 * is warm. Alone at 800 req/s it would take 7.5 s over them; the devices woken after it
+	 * take their share of the backlog, so none waits that long. */
+	struct fixture f;
+	setup(&f, "steps:3000@1");
+	f.o.static_devices = 0;
+	f.o.min_devices = 0;
+	f.o.start_devices = 0;
+	f.o.max_devices = 32;
+	f.o.base_us = 2000;
+	f.o.per_row_us = 1000;
+	f.o.max_batch = 8;
+	f.o.warmup_ms = 2000;
+	f.o.duration_s = 60;
+	run(&f);
+	cr_assert_eq(f.r.refused + f.r.unfinished, 0);
+	cr_assert(f.r.max_us < 6e6, "max latency %.0f us", f.r.max_us);
+	cr_assert_geq(f.r.peak_devices, 8, "peak %u", f.r.peak_devices);
+	teardown(&f);
+}
+
+Test(tools_sim, policy_scales_up_on_a_step_and_back_down)
+{
+	/* 50 req/s, then 3000 (about ten devices' worth at 0.6) for 40 s, then 50 again,
+	 * with short windows so that the test takes a fraction of a second. */
+	struct fixture f;
+	setup(&f, "steps:50@0,3000@20,50@60");
+	f.o.static_devices = 0;
+	f.o.min_devices = 1;
+	f.o.max_devices = 32;
+	f.o.base_us = 2000;
+	f.o.per_row_us = 1000;
+	f.o.max_batch = 8;
+	f.o.warmup_ms = 500;
+	f.o.short_window_s = 2;
+	f.o.as.stable_window_ns = 10000000000ull;
+	f.o.as.cooldown_ns = 1000000000ull;
+	f.o.duration_s = 150;
+	f.o.keep_ticks = 1;
+	run(&f);
+	cr_assert_eq(f.r.n_ticks, 150, "ticks %zu", f.r.n_ticks);
+	const struct swarm_sim_tick *before = &f.r.ticks[18], *during = &f.r.ticks[50],
+				    *after = &f.r.ticks[149];
+	cr_assert_eq(before->active, 1, "at %.0f s: %u active", before->t_s, before->active);
+	cr_assert_geq(during->active, 8, "at %.0f s: %u active", during->t_s, during->active);
+	cr_assert_leq(after->active + after->warming, 2, "at %.0f s: %u active, %u warming",
+		      after->t_s, after->active, after->warming);
+	cr_assert_geq(f.r.wakes, 7, "wakes %llu", (unsigned long long)f.r.wakes);
+	cr_assert_geq(f.r.drains, 6, "drains %llu", (unsigned long long)f.r.drains);
+	cr_assert_eq(f.r.decisions, 150);
+	cr_assert_eq(f.r.refused + f.r.unfinished, 0);
+	/* Fewer device-seconds than 32 always on, more than 1. */
+	cr_assert(f.r.device_seconds < 32 * 150 && f.r.device_seconds > 150, "device_s %.1f",
+		  f.r.device_seconds);
+	teardown(&f);
+}
+
+Test(tools_sim, swarmd_measure_scales_up_and_down_without_p99)
+{
+	/* The step of the test above, measured as swarmd does (served rates, a busy EWMA, no
+	 * p99) at its 100 ms tick. */
+	struct fixture f;
+	setup(&f, "steps:50@0,3000@20,50@60");
+	f.o.static_devices = 0;
+	f.o.max_devices = 32;
+	f.o.base_us = 2000;
+	f.o.per_row_us = 1000;
+	f.o.max_batch = 8;
+	f.o.warmup_ms = 500;
+	f.o.tick_ms = 100;
+	f.o.short_window_s = 2;
+	f.o.as.stable_window_ns = 10000000000ull;
+	f.o.as.cooldown_ns = 1000000000ull;
+	f.o.duration_s = 150;
+	f.o.keep_ticks = 1;
+	f.o.measure = SWARM_SIM_MEASURE_SWARMD;
+	run(&f);
+	cr_assert_eq(f.r.n_ticks, 1500, "ticks %zu", f.r.n_ticks);
+	uint32_t peak = 0;
+	for (size_t i = 0; i < f.r.n_ticks; i++) {
+		cr_assert_eq(f.r.ticks[i].p99_ns, 0, "swarmd passes no p99");
+		if (f.r.ticks[i].active > peak)
+			peak = f.r.ticks[i].active;
+	}
+	cr_assert_geq(peak, 8, "peak %u active", peak);
+	const struct swarm_sim_tick *after = &f.r.ticks[1499];
+	cr_assert_leq(after->active + after->warming, 2, "at %.0f s: %u active, %u warming",
+		      after->t_s, after->active, after->warming);
+	teardown(&f);
+}
+
+Test(tools_sim, same_seed_same_run)
+{
+	struct fixture a, b;
+	setup(&a, "mmpp:100,2000,20,5,120");
+	setup(&b, "mmpp:100,2000,20,5,120");
+	a.o.static_devices = b.o.static_devices = 0;
+	run(&a);
+	run(&b);
+	cr_assert_eq(a.r.requests, b.r.requests);
+	cr_assert_eq(a.r.met, b.r.met);
+	cr_assert_eq(a.r.wakes, b.r.wakes);
+	assert_near(a.r.device_seconds, b.r.device_seconds, 0);
+	assert_near(a.r.p99_us, b.r.p99_us, 0);
+	teardown(&a);
+	teardown(&b);
+}
+
+Test(tools_sim, bad_options_are_einval)
+{
+	struct fixture f;
+	setup(&f, "steps:10@0");
+	f.o.max_batch = 0;
+	cr_assert_eq(swarm_sim_run(&f.o, &f.r, f.err, sizeof f.err), -EINVAL);
+	cr_assert(strstr(f.err, "max batch"), "err: %s", f.err);
+	f.o.max_batch = 1;
+	f.o.static_devices = 0;
+	f.o.min_devices = 5;
+	f.o.max_devices = 4;
+	cr_assert_eq(swarm_sim_run(&f.o, &f.r, f.err, sizeof f.err), -EINVAL);
+	cr_assert(strstr(f.err, "min devices"), "err: %s", f.err);
+	teardown(&f);
+}
+
+/* ---- traces ------------------------------------------------------------------------------ */
+
+static void parse_fails(const char *spec, int want, const char *needle)
+{
+	struct swarm_sim_trace tr;
+	char err[256] = "";
+	int rc = swarm_sim_trace_parse(spec, &tr, err, sizeof err);
+	cr_assert_eq(rc, want, "%s: rc %d, expected %d (%s)", spec, rc, want, err);
+	cr_assert(strstr(err, needle), "%s: message '%s' lacks '%s'", spec, err, needle);
+}
+
+Test(tools_sim_trace, csv_error_names_the_line)
+{
+	const char *spec = csv_trace("# header\n0.5\n\n1.5 # a comment\nabc\n2.5\n");
+	parse_fails(spec, -EINVAL, "line 5");
+	csv_unlink(spec);
+	spec = csv_trace("0.5\n1.0,2.0\n");
+	parse_fails(spec, -EINVAL, "line 2");
+	csv_unlink(spec);
+	spec = csv_trace("0.5\n-1\n");
+	parse_fails(spec, -EINVAL, "line 2");
+	csv_unlink(spec);
+	spec = csv_trace("# nothing\n\n");
+	parse_fails(spec, -EINVAL, "no arrivals");
+	csv_unlink(spec);
+	parse_fails("csv:/nonexistent/swarm-sim.csv", -ENOENT, "cannot open");
+}
+
+Test(tools_sim_trace, csv_comments_blank_lines_and_order)
+{
+	const char *spec = csv_trace("# t\r\n 3.0 \n\n1.0 # first\n2.0\r\n");
+	struct swarm_sim_trace tr;
+	char err[256];
+	cr_assert_eq(swarm_sim_trace_parse(spec, &tr, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(tr.n_times, 3);
+	cr_assert_eq(tr.times_ns[0], 1000000000ull);
+	cr_assert_eq(tr.times_ns[2], 3000000000ull);
+	assert_near(tr.duration_s, 3, 0);
+	swarm_sim_trace_free(&tr);
+	csv_unlink(spec);
+}
+
+Test(tools_sim_trace, spec_errors)
+{
+	parse_fails("steps:100@5,200@3", -EINVAL, "times must increase");
+	parse_fails("steps:100", -EINVAL, "RATE@TIME");
+	parse_fails("steps:-5@0", -EINVAL, ">= 0");
+	parse_fails("steps:", -EINVAL, "no step");
+	parse_fails("sine:100,50,60", -EINVAL, "MEAN,AMP,PERIOD_S,DURATION_S");
+	parse_fails("sine:100,50,0,60", -EINVAL, "MEAN,AMP,PERIOD_S,DURATION_S");
+	parse_fails("mmpp:1,2,3,4", -EINVAL, "LOW,HIGH");
+	parse_fails("mmpp:1,2,3,4,5x", -EINVAL, "LOW,HIGH");
+	parse_fails("poisson:5", -EINVAL, "unknown trace");
+}
+
+static uint64_t count_arrivals(const char *spec, uint64_t seed, double end_s)
+{
+	struct swarm_sim_trace tr;
+	char err[256];
+	cr_assert_eq(swarm_sim_trace_parse(spec, &tr, err, sizeof err), 0, "%s", err);
+	struct swarm_sim_gen g;
+	swarm_sim_gen_init(&g, &tr, seed, end_s > 0 ? end_s : tr.duration_s);
+	uint64_t n = 0, prev = 0, t;
+	while ((t = swarm_sim_gen_next(&g)) != UINT64_MAX) {
+		cr_assert_geq(t, prev, "arrivals go back in time");
+		prev = t;
+		n++;
+	}
+	swarm_sim_trace_free(&tr);
+	return n;
+}
+
+Test(tools_sim_trace, generators_give_their_mean_rate)
+{
+	/* Poisson counts: within 5 standard deviations (sqrt of the mean). */
+	uint64_t n = count_arrivals("steps:0@0,1000@10,0@110", 1, 0);
+	assert_near(n, 100000, 5 * sqrt(100000));
+	n = count_arrivals("sine:500,400,100,1000", 1, 0);
+	assert_near(n, 500000, 5 * sqrt(500000));
+	/* mmpp: the states' times are random too; a long run is near the stationary mean,
+	 * (100 * 30 + 2000 * 10) / 40 = 575 req/s. */
+	n = count_arrivals("mmpp:100,2000,30,10,20000", 1, 0);
+	assert_near(n / 20000.0, 575, 575 * 0.05);
+}
+
+Test(tools_sim_trace, seed_decides_the_arrivals)
+{
+	uint64_t a = count_arrivals("steps:1000@0", 1, 10);
+	cr_assert_eq(a, count_arrivals("steps:1000@0", 1, 10));
+	cr_assert_neq(a, count_arrivals("steps:1000@0", 2, 10));
+}
+
+/* ---- the SVG ----------------------------------------------------------------------------- */
+
+Test(tools_sim_svg, is_a_whole_svg_with_a_legend)
+{
+	struct fixture f;
+	setup(&f, "steps:100@0,1500@30");
+	f.o.static_devices = 0;
+	f.o.duration_s = 90;
+	f.o.keep_ticks = 1;
+	run(&f);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	cr_assert_not_null(m);
+	cr_assert_eq(swarm_sim_write_svg(m, &f.r, "a <title> & more"), 0);
+	fclose(m);
+	cr_assert(len > 100 && !strncmp(buf, "<svg ", 5), "starts: %.20s", buf);
+	cr_assert(!strcmp(buf + len - 7, "</svg>\n"), "ends: %s", buf + len - 20);
+	cr_assert(strstr(buf, "offered load"), "no load in the legend");
+	cr_assert(strstr(buf, "devices active"), "no devices in the legend");
+	cr_assert(strstr(buf, "class=\"legend\""), "no legend group");
+	cr_assert(strstr(buf, "a &lt;title&gt; &amp; more"), "title not escaped");
+	cr_assert(strstr(buf, "time (seconds)"), "no time axis label");
+	/* Every element opened is closed: as many '<' as '>', and <g> as </g>. */
+	size_t lt = 0, gt = 0, g_open = 0, g_close = 0;
+	for (const char *p = buf; *p; p++) {
+		lt += *p == '<';
+		gt += *p == '>';
+		g_open += !strncmp(p, "<g>", 3) || !strncmp(p, "<g ", 3);
+		g_close += !strncmp(p, "</g>", 4);
+	}
+	cr_assert_eq(lt, gt, "%zu '<' and %zu '>'", lt, gt);
+	cr_assert_eq(g_open, g_close, "%zu <g> and %zu </g>", g_open, g_close);
+	cr_assert_eq(strstr(buf, "nan") || strstr(buf, "inf"), 0, "a NaN or inf in the SVG");
+	free(buf);
+	teardown(&f);
+}

@@ -1,0 +1,170 @@
+/* sim.h: swarm-sim, a discrete-event simulator that replays an arrival trace for one model
+ * on a pool of simulated devices and lets the autoscaler's policy (runtime/autoscaler.h,
+ * swarm_as_decide, the very function swarmd calls) decide how many are in service, so that a
+ * policy is judged on more devices than any test machine has (DESIGN.md "Autoscaler",
+ * docs/simulator.md).
+ *
+ * Three parts, one file each: the traces (tools/sim_trace.c: parse a spec, then generate its
+ * arrivals, reproducibly from a seed), the simulation (tools/sim.c: swarm_sim_run) and its
+ * outputs (tools/sim_svg.c: the SVG chart). tools/sim_main.c is the command line. Nothing
+ * here keeps global state: runs are independent and may go on in parallel threads.
+ */
+#ifndef SWARM_TOOLS_SIM_H
+#define SWARM_TOOLS_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "runtime/autoscaler.h"
+
+/* ---- traces ------------------------------------------------------------------------------ */
+
+enum swarm_sim_trace_kind {
+	SWARM_SIM_TRACE_STEPS = 1, /* steps:R1@T1,R2@T2,... */
+	SWARM_SIM_TRACE_SINE = 2,  /* sine:MEAN,AMP,PERIOD_S,DURATION_S */
+	SWARM_SIM_TRACE_MMPP = 3,  /* mmpp:LOW,HIGH,MEAN_LOW_S,MEAN_HIGH_S,DURATION_S */
+	SWARM_SIM_TRACE_CSV = 4,   /* csv:FILE, one arrival time in seconds per line */
+};
+
+/* One step: rate (requests/s) from t_s on, until the next step's t_s. */
+struct swarm_sim_step {
+	double rate;
+	double t_s;
+};
+
+/* A parsed trace. Owns steps and times_ns (swarm_sim_trace_free). */
+struct swarm_sim_trace {
+	uint32_t kind;                /* a swarm_sim_trace_kind */
+	double duration_s;            /* where the trace ends (see swarm_sim_trace_parse) */
+	struct swarm_sim_step *steps; /* steps: increasing t_s */
+	size_t n_steps;
+	double mean, amp, period_s; /* sine: rate(t) = max(0, mean + amp sin(2 pi t / period)) */
+	double low, high;           /* mmpp: the two states' rates, starting low */
+	double mean_low_s, mean_high_s; /* mmpp: mean time in each state (exponential) */
+	uint64_t *times_ns;             /* csv: the arrivals, sorted */
+	size_t n_times;
+};
+
+/* Parses spec into tr (zeroed first). The duration is the spec's for sine and mmpp, the last
+ * arrival for csv, and the last step's time plus 60 s for steps. Returns 0, or -EINVAL (a
+ * malformed spec or csv line, with the line number), -ENOENT or another -errno (the file),
+ * with a message in err. tr owns memory on success only. */
+int swarm_sim_trace_parse(const char *spec, struct swarm_sim_trace *tr, char *err, size_t err_len);
+
+/* Frees what tr owns; tr is invalid after it. */
+void swarm_sim_trace_free(struct swarm_sim_trace *tr);
+
+/* The arrivals of a trace, one at a time. Poisson within each rate segment (steps, the
+ * states of mmpp), thinned for sine, replayed for csv: the same seed gives the same times. */
+struct swarm_sim_gen {
+	const struct swarm_sim_trace *tr;
+	uint64_t rng[4];
+	double t_s;         /* the last arrival, or the start of the current segment */
+	double end_s;       /* no arrival at or after this */
+	double state_end_s; /* mmpp: when the current state ends */
+	size_t idx;         /* steps: the current step + 1 (0 before the first); csv: next time */
+	int high;           /* mmpp: in the high state */
+};
+
+/* Starts tr's arrivals from 0 up to (excluding) end_s. tr must outlive g. */
+void swarm_sim_gen_init(struct swarm_sim_gen *g, const struct swarm_sim_trace *tr, uint64_t seed,
+			double end_s);
+
+/* The next arrival in ns, non-decreasing; UINT64_MAX when there is none. */
+uint64_t swarm_sim_gen_next(struct swarm_sim_gen *g);
+
+/* A uniform double in (0, 1] from a xoshiro256** state (seeded by swarm_sim_gen_init). */
+double swarm_sim_uniform(uint64_t rng[4]);
+
+/* ---- the simulation ---------------------------------------------------------------------- */
+
+#define SWARM_SIM_MAX_DEVICES 4096u
+
+/* What the policy is given each tick (docs/simulator.md "What the policy sees"). */
+enum swarm_sim_measure {
+	/* Arrival rates, p99 over the short window, busy over the last tick, every waiting
+	 * request; an arrival that finds nothing in service calls the policy at once. */
+	SWARM_SIM_MEASURE_ARRIVALS = 0,
+	/* As runtime/swarmd.c measures today: rates of requests served, no p99, busy as its
+	 * 5 s EWMA, the queues of active devices only; held requests wait for the next tick. */
+	SWARM_SIM_MEASURE_SWARMD = 1,
+};
+
+struct swarm_sim_opts {
+	const struct swarm_sim_trace *trace;
+	uint64_t seed;             /* arrivals' seed; default 1 */
+	uint32_t static_devices;   /* > 0: this many devices always on, no policy ("static:N");
+				    * 0: the policy decides ("auto") */
+	uint32_t min_devices;      /* the model's minimum (auto); default 1 */
+	uint32_t max_devices;      /* the model's maximum and the pool's size; default 64 */
+	uint32_t start_devices;    /* auto: devices active at time 0; default min_devices */
+	double base_us;            /* a batch of b takes base_us + per_row_us * b; default 2000 */
+	double per_row_us;         /* default 1000 */
+	uint32_t max_batch;        /* requests a device takes from its queue at once; default 8 */
+	double warmup_ms;          /* PARKED -> WARMING -> ACTIVE after this; default 5000 */
+	double tick_ms;            /* measure and decide this often; default 1000 */
+	double objective_us;       /* the latency objective; default 50000 */
+	double duration_s;         /* 0: the trace's */
+	double short_window_s;     /* rate_short's window; default 6 (the stable window, the
+				    * window of rate_long, is as.stable_window_ns) */
+	uint64_t max_outstanding;  /* arrivals beyond this many waiting requests are refused
+				    * (memory guard, reported); default 1 << 24 */
+	struct swarm_as_config as; /* the policy's settings; swarm_as_config_default */
+	uint32_t measure;          /* a swarm_sim_measure: what the policy is given */
+	int keep_ticks;            /* fill report->ticks */
+};
+
+/* Every option at its default; trace left NULL. */
+void swarm_sim_opts_default(struct swarm_sim_opts *o);
+
+/* What a tick saw, after the policy's actions. */
+struct swarm_sim_tick {
+	double t_s;
+	double offered; /* arrivals in the tick per second */
+	double rate_long, rate_short, service_rate, busy;
+	uint32_t active, warming, draining;
+	uint32_t target; /* the policy's target (auto), else the static count */
+	uint32_t queue;  /* waiting requests, held ones included */
+	uint64_t p99_ns; /* over the short window */
+	uint64_t missed; /* requests completed in the tick over the objective */
+};
+
+struct swarm_sim_report {
+	uint64_t requests;             /* arrivals */
+	uint64_t met;                  /* completed with latency <= the objective */
+	uint64_t refused;              /* over max_outstanding (counted as missed) */
+	uint64_t unfinished;           /* still waiting a day after the trace's end (missed) */
+	double attainment;             /* met / requests (1 when there are none) */
+	double p50_us, p99_us, max_us; /* over completed requests (0.1% resolution, exact
+					* when a bucket holds one value; max exact) */
+	double mean_us;
+	double duration_s;      /* simulated: the trace's end, or the last completion after */
+	double device_seconds;  /* integral of devices not PARKED over the run */
+	double mean_devices;    /* device_seconds / duration_s */
+	uint32_t peak_devices;  /* most devices not PARKED at once */
+	uint64_t wakes, drains; /* devices woken and taken out of service (scale events) */
+	uint64_t wakes_by_reason[8], drains_by_reason[8]; /* by swarm_as_reason */
+	uint64_t decisions;                               /* calls to swarm_as_decide */
+	uint64_t batches;
+	struct swarm_sim_tick *ticks; /* keep_ticks: one per tick */
+	size_t n_ticks;
+};
+
+/* Runs one simulation. Returns 0 with the report filled (free it with
+ * swarm_sim_report_free), or -EINVAL (bad options, a message in err), -ENOMEM, or -EPROTO
+ * (the policy failed, a message in err). Thread-safe: runs share nothing. */
+int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, char *err,
+		  size_t err_len);
+
+/* Frees the report's ticks; the figures stay. */
+void swarm_sim_report_free(struct swarm_sim_report *r);
+
+/* ---- outputs ----------------------------------------------------------------------------- */
+
+/* Writes an SVG chart of r's ticks (which must have been kept): offered load (req/s, left
+ * axis), devices active and warming (right axis), the policy's target, over time, with axes,
+ * labels and a legend; title is escaped. Returns 0 or -EIO. */
+int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *title);
+
+#endif /* SWARM_TOOLS_SIM_H */
