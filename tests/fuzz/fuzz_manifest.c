@@ -66,7 +66,7 @@ static void check_manifest(const struct swarm_manifest *m)
 	const struct swarm_deploy_config *c = &m->deploy;
 	if (c->max_rows < 1 || c->max_rows > 1048576 || c->max_batch < 1 ||
 	    c->max_queue_delay_us > 10000000 || c->slots < 1 || c->slots > 4096 ||
-	    c->min_devices < 1 || c->max_devices < c->min_devices || c->max_devices > 64)
+	    c->max_devices < 1 || c->max_devices < c->min_devices || c->max_devices > 64)
 		abort();
 }
 

@@ -829,6 +829,15 @@ Test(registry_manifest, refuses_queue_delay_over_10_s)
 		       "deploy.max_queue_delay_us: must be 0..10000000, not 10000001");
 }
 
+/* min_devices 0: the autoscaler may park every device of an idle model. */
+Test(registry_manifest, accepts_zero_min_devices)
+{
+	int rc = parse_deploy("{\"min_devices\": 0, \"max_devices\": 4}");
+	cr_assert_eq(rc, 0, "min_devices 0 refused: %s", err);
+	cr_assert_eq(m.deploy.min_devices, 0, "min_devices %u", m.deploy.min_devices);
+	cr_assert_eq(m.deploy.max_devices, 4, "max_devices %u", m.deploy.max_devices);
+}
+
 Test(registry_manifest, refuses_max_devices_below_min_devices)
 {
 	expect_refusal(parse_deploy("{\"min_devices\": 3, \"max_devices\": 2}"),
