@@ -121,6 +121,13 @@ struct swarm_device_i {
 	int (*capture_end)(struct swarm_device *d, void **exec);
 	int (*replay)(struct swarm_device *d, void *exec);
 	void (*exec_free)(struct swarm_device *d, void *exec);
+	/* Copies bytes of host memory that is not pinned (an mmap'd weights blob, gigabytes) to
+	 * device memory at the speed of the link: streamed through pinned chunks the device
+	 * allocated once, on two or more streams, reading the next chunk while the last one is
+	 * copied. Synchronous: the bytes are on the device when it returns 0. Writes the
+	 * achieved GB/s to *gbps when not NULL. NULL: the caller uses upload. */
+	int (*upload_stream)(struct swarm_device *d, void *dst, const void *src, size_t bytes,
+			     double *gbps);
 };
 
 struct swarm_device {

@@ -415,6 +415,7 @@ static const struct swarm_device_i cuda_device_i = {
 	.capture_end = cuda_capture_end,
 	.replay = cuda_replay,
 	.exec_free = cuda_exec_free,
+	.upload_stream = NULL, /* next: pinned chunks on several streams */
 };
 
 extern "C" int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
