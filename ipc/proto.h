@@ -124,6 +124,9 @@ struct swarm_status_device {
 	uint64_t p99_ns;
 	float busy; /* smoothed busy fraction, what the balancer sees */
 	uint32_t moves_in;
+	uint64_t weights_bytes_loaded; /* weights copied to the device, every version */
+	uint32_t weights_mbps_last;    /* the last copy's rate, MB/s; 0: none (the CPU) */
+	uint32_t reserved;
 };
 
 struct swarm_status_session {

@@ -72,4 +72,6 @@ int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
 		*out = NULL;
 	return -ENOTSUP;
 }
+
+const struct swarm_device_i *swarm_device_cuda_table(void) { return NULL; }
 #endif

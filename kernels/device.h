@@ -146,6 +146,11 @@ int swarm_device_cpu_create(int threads, struct swarm_device **out);
  * NULL on failure. See docs/devices.md. */
 int swarm_device_cuda_create(int ordinal, struct swarm_device **out);
 
+/* The CUDA device's table, the one swarm_device_cuda_create hands out, so that a machine with
+ * no GPU can still check which members it implements; NULL without CUDA built in. Calling its
+ * members needs a device from swarm_device_cuda_create. */
+const struct swarm_device_i *swarm_device_cuda_table(void);
+
 /* Name of an op ("linear"), NULL when out of range; and the op of a name, -1 when unknown. */
 const char *swarm_op_name(uint32_t op);
 int swarm_op_from_name(const char *name);

@@ -36,15 +36,33 @@ int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, in
 /* Unmaps and frees what swarm_weights_load made. */
 void swarm_weights_unload(struct swarm_weights *w);
 
+/* What copying a weights file to a device took (swarm_graph_from_weights_report). */
+struct swarm_weights_upload {
+	uint64_t bytes;    /* tensor bytes copied; 0 on a host-memory device (nothing copied) */
+	uint64_t ns;       /* wall time of the copies and the final synchronize */
+	double gbps;       /* bytes / ns, in 1e9 bytes a second; 0 when nothing was copied */
+	uint32_t copies;   /* calls that copied: 1 when the whole data region went at once */
+	uint32_t streamed; /* 1: through the device's upload_stream; 0: through upload */
+};
+
 /* Builds m's node-list graph for dev with its weights from a mapped safetensors file (map,
  * parsed as st). On a host-memory device (the CPU) the ops read the mapping itself; on any
- * other device (a GPU) every tensor of the file is uploaded once into one device allocation
- * (each 256-byte aligned), synchronised, and adopted by the graph, which frees it. Returns
- * what swarm_graph_build returns, or -ENOMEM or the upload's error, with a message in err;
+ * other device (a GPU) every tensor of the file is copied once into one device allocation
+ * (each 256-byte aligned), synchronised, and adopted by the graph, which frees it. The copy
+ * goes through the device's upload_stream where it has one (else upload), in as few pieces as
+ * the layout allows: the whole data region at once when every tensor's distance from the
+ * region's start is a multiple of 256 bytes, else stretches of tensors that are. Returns
+ * what swarm_graph_build returns, or -ENOMEM or the copy's error, with a message in err;
  * on failure nothing stays allocated. */
 int swarm_graph_from_weights(const struct swarm_manifest *m, const void *map,
 			     const struct swarm_st_file *st, struct swarm_device *dev,
 			     uint32_t max_batch, struct swarm_graph **out, char *err,
 			     size_t err_len);
+
+/* The same, and fills *up (when not NULL; zeroed first) with what the copy took. */
+int swarm_graph_from_weights_report(const struct swarm_manifest *m, const void *map,
+				    const struct swarm_st_file *st, struct swarm_device *dev,
+				    uint32_t max_batch, struct swarm_graph **out,
+				    struct swarm_weights_upload *up, char *err, size_t err_len);
 
 #endif /* SWARM_REGISTRY_LOADER_H */

@@ -37,6 +37,12 @@ struct swarm_worker_stats {
 	uint32_t sessions;
 	struct swarm_hist latency;
 	struct swarm_session_stats session[SWARM_WORKER_MAX_SESSIONS];
+	/* Weights copied to the device (not a host-memory device's, which computes on the
+	 * mapping): bytes over every version loaded, and the rate of the last copy in MB/s
+	 * (1e6 bytes a second; 0 before the first). */
+	uint64_t weights_bytes_loaded;
+	uint32_t weights_mbps_last;
+	uint32_t reserved;
 };
 
 /* Single-writer updates. */

@@ -1641,6 +1641,9 @@ static void fill_status(struct swarm_msg_status_reply *r)
 		o->errors = swarm_stat_get(&dv->stats->errors);
 		o->busy_ns = swarm_stat_get(&dv->stats->busy_ns);
 		o->batches = swarm_stat_get(&dv->stats->batches);
+		o->weights_bytes_loaded = swarm_stat_get(&dv->stats->weights_bytes_loaded);
+		o->weights_mbps_last =
+			__atomic_load_n(&dv->stats->weights_mbps_last, __ATOMIC_RELAXED);
 		o->p50_ns = swarm_hist_quantile(&dv->stats->latency, 0.50);
 		o->p99_ns = swarm_hist_quantile(&dv->stats->latency, 0.99);
 	}

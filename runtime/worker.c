@@ -370,6 +370,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 		}
 	struct version *x = calloc(1, sizeof *x);
 	struct swarm_manifest *m = NULL;
+	struct swarm_weights_upload up = { 0 }; /* stays zero for built-ins and backends */
 	if (!x) {
 		snprintf(why, why_len, "out of memory");
 		return NULL;
@@ -436,19 +437,33 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 				rows = 1;
 			if (m->graph_backend[0] ?
 				    backend_load(w, x, m, rows, why, why_len) :
-				    swarm_graph_from_weights(m, x->w.map, &x->w.st, w->dev, rows,
-							     &x->graph, why, why_len))
+				    swarm_graph_from_weights_report(m, x->w.map, &x->w.st, w->dev,
+								    rows, &x->graph, &up, why,
+								    why_len))
 				goto err_unload;
 		}
+		if (up.bytes) {
+			double mbps = up.gbps * 1e3;
+			swarm_stat_add(&w->stats->weights_bytes_loaded, up.bytes);
+			swarm_stat_set32(&w->stats->weights_mbps_last,
+					 mbps >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)mbps);
+		}
+		/* gbps: mapping, first touch (and verify); upload_*: the copy to the device,
+		 * none on a host-memory device. */
 		double s_ = (double)x->w.load_ns / 1e9;
 		swarm_log(SWARM_LOG_INFO,
 			  "event=weights_loaded model=%s version=%u bytes=%zu ms=%.2f gbps=%.2f "
-			  "verified=%d graph=%s",
+			  "verified=%d graph=%s upload=%s upload_bytes=%llu upload_copies=%u "
+			  "upload_ms=%.2f upload_gbps=%.2f",
 			  model, x->number, x->w.bytes, s_ * 1e3,
 			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, w->verify_blobs,
 			  desc  ? desc->name :
 			  x->bk ? "backend" :
-				  "nodes");
+				  "nodes",
+			  !up.bytes   ? "none" :
+			  up.streamed ? "streamed" :
+					"plain",
+			  (unsigned long long)up.bytes, up.copies, (double)up.ns / 1e6, up.gbps);
 	}
 	free(m);
 	m = NULL;

@@ -133,7 +133,8 @@ static void print_json(const struct swarm_msg_status_reply *r)
 		       "\"numa_node\": %d, \"cpus\": \"%s\", \"mem_policy\": \"%s\", \"io\": \"%s\", "
 		       "\"busy\": %.3f, \"moves_in\": %u, \"sessions\": %u, "
 		       "\"queue_depth\": %u, \"restarts\": %u, \"requests\": %llu, \"errors\": %llu, "
-		       "\"busy_ns\": %llu, \"batches\": %llu, \"p50_ns\": %llu, \"p99_ns\": %llu}",
+		       "\"busy_ns\": %llu, \"batches\": %llu, \"p50_ns\": %llu, \"p99_ns\": %llu, "
+		       "\"weights_bytes_loaded\": %llu, \"weights_mbps_last\": %u}",
 		       i ? "," : "", dv->index, dv->name, swarm_device_state_name(dv->state),
 		       dv->pid, dv->numa_node, dv->cpus, dv->mem_policy,
 		       dv->io_backend == 1 ? "io_uring" :
@@ -142,8 +143,8 @@ static void print_json(const struct swarm_msg_status_reply *r)
 		       (double)dv->busy, dv->moves_in, dv->sessions, dv->queue_depth, dv->restarts,
 		       (unsigned long long)dv->requests, (unsigned long long)dv->errors,
 		       (unsigned long long)dv->busy_ns, (unsigned long long)dv->batches,
-		       (unsigned long long)dv->p50_ns,
-		       (unsigned long long)dv->p99_ns);
+		       (unsigned long long)dv->p50_ns, (unsigned long long)dv->p99_ns,
+		       (unsigned long long)dv->weights_bytes_loaded, dv->weights_mbps_last);
 	}
 	printf("],\n \"total_sessions\": %u, \"sessions\": [", r->total_sessions);
 	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++) {

@@ -92,6 +92,8 @@ static inline int swarm_cuda_call(cudaError_t err, const char *stmt, const char 
 #define SWARM_CUDA_BLAS_WS_BYTES ((size_t)32 << 20)
 #define SWARM_CUDA_LT_WS_BYTES ((size_t)32 << 20)
 
+struct swarm_cuda_upload; /* stream_upload.cuh */
+
 struct swarm_cuda_ctx {
 	int ordinal;
 	cudaStream_t stream;    /* the one non-blocking stream every op is queued on */
@@ -101,6 +103,7 @@ struct swarm_cuda_ctx {
 	int *err_flag;          /* device memory: an index check on the GPU sets it to 1 */
 	volatile int *err_host; /* pinned host memory: where synchronize reads err_flag */
 	int capturing;          /* between capture_begin and capture_end */
+	struct swarm_cuda_upload *upload; /* upload_stream's streams and pinned chunks */
 };
 
 /* ---- launches ------------------------------------------------------------------------------- */

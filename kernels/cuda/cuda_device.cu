@@ -6,7 +6,9 @@
  *
  * Ordering: everything is queued on the device's one stream, so ops, copies and the error
  * flag's reads and writes happen in the order they were asked for; the host waits only in
- * upload (see cuda_upload) and synchronize.
+ * upload (see cuda_upload) and synchronize. The one exception is upload_stream
+ * (stream_upload.cu), which has streams of its own: it waits for the device's stream first
+ * and for its own before it returns, so it is ordered like a synchronous upload.
  *
  * Threads: like the CPU device, one device is used by one thread at a time (the worker's).
  * The CUDA context is the process's primary context on the ordinal; every entry point first
@@ -27,6 +29,7 @@
 #include "matmul.cuh"
 #include "mean_pool.cuh"
 #include "softmax.cuh"
+#include "stream_upload.cuh"
 #include "unary.cuh"
 
 #include <stdlib.h>
@@ -128,6 +131,21 @@ static int cuda_download(struct swarm_device *d, void *dst, const void *src, siz
 		return ret;
 	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
 	return 0;
+}
+
+/* The streamed upload of a large pageable buffer (stream_upload.cu). */
+static int cuda_upload_stream(struct swarm_device *d, void *dst, const void *src, size_t bytes,
+			      double *gbps)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (gbps)
+		*gbps = 0.0;
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	return swarm_cuda_upload_stream(c, dst, src, bytes, gbps);
 }
 
 /* Pins p for DMA. A read-only mapping (the registry's mmap'd weights) cannot be registered
@@ -360,6 +378,11 @@ static void ctx_release(struct swarm_cuda_ctx *c)
 		(void)api->cublasLtDestroy(c->lt);
 	if (c->blas)
 		(void)api->cublasDestroy_v2(c->blas);
+	if (c->upload) {
+		swarm_cuda_upload_release(c->upload);
+		free(c->upload);
+		c->upload = NULL;
+	}
 	if (c->lt_ws)
 		(void)cudaFree(c->lt_ws);
 	if (c->blas_ws)
@@ -415,8 +438,10 @@ static const struct swarm_device_i cuda_device_i = {
 	.capture_end = cuda_capture_end,
 	.replay = cuda_replay,
 	.exec_free = cuda_exec_free,
-	.upload_stream = NULL, /* next: pinned chunks on several streams */
+	.upload_stream = cuda_upload_stream,
 };
+
+extern "C" const struct swarm_device_i *swarm_device_cuda_table(void) { return &cuda_device_i; }
 
 extern "C" int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
 {
@@ -455,8 +480,17 @@ extern "C" int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
 		goto err_free;
 	}
 	c->ordinal = ordinal;
+	c->upload = (struct swarm_cuda_upload *)calloc(1, sizeof(*c->upload));
+	if (!c->upload) {
+		swarm_cuda_set_error("swarm_device_cuda_create: out of host memory");
+		ret = -ENOMEM;
+		goto err_free;
+	}
 	CUDA_CHECK(cudaSetDevice(ordinal), err_free);
 	CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), err_release);
+	ret = swarm_cuda_upload_init(c->upload);
+	if (ret)
+		goto err_release;
 	CUDA_CHECK(cudaMalloc((void **)&c->err_flag, sizeof(int)), err_release);
 	CUDA_CHECK(cudaMallocHost(&host, sizeof(int)), err_release);
 	c->err_host = (volatile int *)host;
@@ -481,6 +515,8 @@ extern "C" int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
 err_release:
 	ctx_release(c);
 err_free:
+	if (c)
+		free(c->upload); /* NULL when ctx_release has freed it */
 	free(c);
 	free(d);
 	return ret;

@@ -10,10 +10,14 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/cuda/probe.h"
 #include "kernels/device.h"
@@ -123,7 +127,109 @@ Test(kernels_cuda_device, create_with_bad_ordinal_is_einval_or_enodev)
 	}
 }
 
+/* The table swarm_device_cuda_create hands out, read without a GPU: every member that the
+ * CUDA device implements is set, upload_stream included (the loader streams weights with it). */
+Test(kernels_cuda_device, table_has_every_member_and_upload_stream)
+{
+	const struct swarm_device_i *t = swarm_device_cuda_table();
+
+	cr_assert_not_null(t, "CUDA is built in but swarm_device_cuda_table() is NULL");
+	cr_expect_str_eq(t->name, "cuda");
+	cr_expect_eq(t->host_memory, 0);
+	cr_expect(t->alloc && t->free && t->upload && t->download && t->register_host &&
+			  t->unregister_host && t->synchronize && t->supports_op && t->run &&
+			  t->destroy && t->capture_begin && t->capture_end && t->replay &&
+			  t->exec_free,
+		  "the CUDA device's table leaves a member NULL");
+	cr_expect_not_null(t->upload_stream, "the CUDA device has no upload_stream");
+}
+
 /* ---- with a GPU ----------------------------------------------------------------------------- */
+
+/* 100 MB of pseudo-random bytes (not a whole number of the 16 MiB chunks) written to a temp
+ * file and mapped read-only, as the registry maps a weights blob: streamed to the GPU, read
+ * back, and compared byte for byte; the rate is logged. */
+Test(kernels_cuda_device_gpu, upload_stream_of_a_mapped_file_round_trips)
+{
+	struct swarm_device *dev = open_gpu_or_skip();
+	const size_t n = 100u * 1000 * 1000;
+	char path[] = "/tmp/swarm-test-stream-XXXXXX";
+	uint64_t s = 7;
+	double gbps = -1.0;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	unlink(path);
+	uint64_t *buf = malloc(1 << 20);
+	cr_assert_not_null(buf);
+	for (size_t off = 0; off < n; off += 1 << 20) {
+		size_t len = n - off < (1u << 20) ? n - off : 1u << 20;
+		for (size_t i = 0; i < (1u << 20) / 8; i++)
+			buf[i] = rng_next(&s);
+		cr_assert_eq(write(fd, buf, len), (ssize_t)len, "write: %s", strerror(errno));
+	}
+	free(buf);
+	const unsigned char *map = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq((void *)map, MAP_FAILED, "mmap: %s", strerror(errno));
+	close(fd);
+
+	cr_assert_not_null(dev->i->upload_stream);
+	void *p = dev->i->alloc(dev, n);
+	cr_assert_not_null(p, "alloc(%zu): %s", n, swarm_cuda_last_error());
+	int rc = dev->i->upload_stream(dev, p, map, n, &gbps);
+	cr_assert_eq(rc, 0, "upload_stream of %zu bytes: %d (%s)", n, rc, swarm_cuda_last_error());
+	cr_expect_gt(gbps, 0.0, "upload_stream reported %.3f GB/s", gbps);
+	cr_log_info("upload_stream: %zu bytes from a mapped file at %.2f GB/s", n, gbps);
+	unsigned char *back = malloc(n);
+	cr_assert_not_null(back);
+	memset(back, 0, n);
+	dev_read(dev, back, p, n);
+	if (memcmp(back, map, n) != 0) {
+		size_t i = 0;
+		while (back[i] == map[i])
+			i++;
+		cr_assert_fail("byte %zu (chunk %zu) is %u, want %u", i, i / ((size_t)16 << 20),
+			       back[i], map[i]);
+	}
+	/* A second call reuses the chunks; an odd length and offset on both sides. */
+	rc = dev->i->upload_stream(dev, (char *)p + 1, map + 3, n - 5, NULL);
+	cr_assert_eq(rc, 0, "second upload_stream: %d (%s)", rc, swarm_cuda_last_error());
+	dev_read(dev, back, p, n);
+	cr_assert(memcmp(back + 1, map + 3, n - 5) == 0, "second upload_stream: bytes differ");
+	free(back);
+	dev->i->free(dev, p);
+	munmap((void *)map, n);
+	dev->i->destroy(dev);
+}
+
+/* Refusals: NULL pointers are -EINVAL, zero bytes is 0 at 0 GB/s, and a capture in progress
+ * is refused (its chunks are reused at once, a replay would read whatever they then held). */
+Test(kernels_cuda_device_gpu, upload_stream_refuses_null_and_capture)
+{
+	struct swarm_device *dev = open_gpu_or_skip();
+	unsigned char host[64] = { 1 };
+	double gbps = -1.0;
+	void *p = dev->i->alloc(dev, sizeof host), *exec = NULL;
+	int rc;
+
+	cr_assert_not_null(p);
+	rc = dev->i->upload_stream(dev, NULL, host, sizeof host, NULL);
+	cr_expect_eq(rc, -EINVAL, "NULL dst: %d, want %d", rc, -EINVAL);
+	rc = dev->i->upload_stream(dev, p, NULL, sizeof host, NULL);
+	cr_expect_eq(rc, -EINVAL, "NULL src: %d, want %d", rc, -EINVAL);
+	rc = dev->i->upload_stream(dev, p, host, 0, &gbps);
+	cr_expect(rc == 0 && gbps == 0.0, "0 bytes: %d at %.3f GB/s, want 0 at 0", rc, gbps);
+	cr_assert_eq(dev->i->capture_begin(dev), 0, "capture_begin: %s", swarm_cuda_last_error());
+	rc = dev->i->upload_stream(dev, p, host, sizeof host, NULL);
+	cr_expect_eq(rc, -EINVAL, "during capture: %d, want %d", rc, -EINVAL);
+	cr_assert_eq(dev->i->capture_end(dev, &exec), 0, "capture_end: %s",
+		     swarm_cuda_last_error());
+	dev->i->exec_free(dev, exec);
+	rc = dev->i->upload_stream(dev, p, host, sizeof host, NULL);
+	cr_expect_eq(rc, 0, "after capture: %d (%s)", rc, swarm_cuda_last_error());
+	dev->i->free(dev, p);
+	dev->i->destroy(dev);
+}
 
 Test(kernels_cuda_device_gpu, table_and_memory_round_trip)
 {

@@ -720,8 +720,8 @@ struct staged {
 	struct swarm_device *inner;
 	void *alloc_p[FAKE_MAX_ALLOCS];
 	size_t alloc_n[FAKE_MAX_ALLOCS];
-	int allocs, frees, uploads, downloads, syncs;
-	size_t up_bytes, down_bytes;
+	int allocs, frees, uploads, downloads, syncs, streams;
+	size_t up_bytes, down_bytes, stream_bytes;
 	int runs;     /* nodes run directly */
 	int recorded; /* nodes recorded while capturing */
 	int replayed; /* nodes run by replays */
@@ -765,6 +765,17 @@ static int stg_upload(struct swarm_device *d, void *dst, const void *src, size_t
 {
 	stg(d)->uploads++;
 	stg(d)->up_bytes += n;
+	return stg(d)->inner->i->upload(stg(d)->inner, dst, src, n);
+}
+
+/* upload_stream as the CUDA device's contract has it: synchronous, a rate when asked. */
+static int stg_upload_stream(struct swarm_device *d, void *dst, const void *src, size_t n,
+			     double *gbps)
+{
+	stg(d)->streams++;
+	stg(d)->stream_bytes += n;
+	if (gbps)
+		*gbps = 1.0;
 	return stg(d)->inner->i->upload(stg(d)->inner, dst, src, n);
 }
 
@@ -911,6 +922,19 @@ static const struct swarm_device_i staged_capture_i = {
 	.exec_free = stg_exec_free,
 };
 
+static const struct swarm_device_i staged_stream_i = {
+	.name = "staged-stream-cpu",
+	.alloc = stg_alloc,
+	.free = stg_free,
+	.upload = stg_upload,
+	.download = stg_download,
+	.synchronize = stg_sync,
+	.supports_op = stg_supports,
+	.run = stg_run,
+	.host_memory = 0,
+	.upload_stream = stg_upload_stream,
+};
+
 /* The fake device over the suite's CPU device, with or without capture hooks. */
 static struct swarm_device *staged_dev(bool capture)
 {
@@ -918,6 +942,14 @@ static struct swarm_device *staged_dev(bool capture)
 	st.inner = dev.inner;
 	st.dev.i = capture ? &staged_capture_i : &staged_i;
 	st.dev.ctx = &st;
+	return &st.dev;
+}
+
+/* The fake device with an upload_stream, as the CUDA device has. */
+static struct swarm_device *staged_stream_dev(void)
+{
+	staged_dev(false);
+	st.dev.i = &staged_stream_i;
 	return &st.dev;
 }
 
@@ -1164,11 +1196,17 @@ Test(kernels_graph, weights_from_a_blob_are_uploaded_for_a_staged_device)
 	struct swarm_graph *cpu = NULL, *g = NULL;
 	rc = swarm_graph_from_weights(&man, blob.map, &blob.st, &dev.dev, 8, &cpu, err, sizeof err);
 	cr_assert_eq(rc, 0, "on the CPU: %d: %s", rc, err);
-	rc = swarm_graph_from_weights(&man, blob.map, &blob.st, staged_dev(false), 8, &g, err,
-				      sizeof err);
+	struct swarm_weights_upload up;
+	rc = swarm_graph_from_weights_report(&man, blob.map, &blob.st, staged_dev(false), 8, &g,
+					     &up, err, sizeof err);
 	cr_assert_eq(rc, 0, "on the staged device: %d: %s", rc, err);
 	cr_assert_eq(st.allocs, 2, "%d allocations, want the weights and the arena", st.allocs);
-	cr_assert_eq(st.uploads, 4, "%d uploads at build, want one per weight", st.uploads);
+	/* One copy a stretch: w1 and b1 (2048 + 128 bytes), then w2 and b2, since b1's 128
+	 * bytes put w2 off the 256-byte grid in the file. */
+	cr_assert_eq(st.uploads, 2, "%d uploads at build, want one per stretch", st.uploads);
+	cr_assert_eq(up.bytes, 2704, "report: %llu bytes, want 2704", (unsigned long long)up.bytes);
+	cr_assert_eq(up.copies, 2, "report: %u copies, want 2", up.copies);
+	cr_assert_eq(up.streamed, 0, "report: streamed without an upload_stream");
 
 	float *x = random_f32(8 * 16), y[8 * 4], want[8 * 4];
 	const void *ins[] = { x };
@@ -1183,6 +1221,74 @@ Test(kernels_graph, weights_from_a_blob_are_uploaded_for_a_staged_device)
 	swarm_graph_free(g);
 	swarm_graph_free(cpu);
 	cr_assert_eq(st.frees, 2, "%d frees, want the weights and the arena", st.frees);
+	swarm_weights_unload(&blob);
+	free(x);
+}
+
+/* A blob whose tensors all start on the 256-byte grid of its data region goes to a device
+ * with an upload_stream in one streamed copy of the whole region, and computes as on the CPU;
+ * the mapping is all it reads. */
+Test(kernels_graph, weights_on_the_grid_are_streamed_in_one_copy)
+{
+	struct mlp w = mlp_weights();
+	const int64_t s_w1[] = { 32, 16 }, s_w2[] = { 4, 32 }, s_b2[] = { 4 };
+	/* The MLP without b1: w1 (2048 bytes), w2 (512) and b2 (16, last) all start on the
+	 * grid. */
+	const struct swarm_st_write_tensor t[] = {
+		{ "w1", SWARM_ST_F32, 2, s_w1, w.w1 },
+		{ "w2", SWARM_ST_F32, 2, s_w2, w.w2 },
+		{ "b2", SWARM_ST_F32, 1, s_b2, w.b2 },
+	};
+	char dir[] = "/tmp/swarm-test-graph-XXXXXX", path[64];
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(path, sizeof path, "%s/w.safetensors", dir);
+	int rc = swarm_st_write(path, t, 3);
+	cr_assert_eq(rc, 0, "swarm_st_write = %d", rc);
+	struct swarm_weights blob;
+	rc = swarm_weights_load(path, 0, NULL, 0, &blob, err, sizeof err);
+	cr_assert_eq(rc, 0, "swarm_weights_load = %d: %s", rc, err);
+	unlink(path);
+	rmdir(dir);
+	parse("{\"format\": 1,"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}],"
+	      " \"graph\": {\"nodes\": ["
+	      "  {\"op\": \"linear\", \"inputs\": [\"x\", \"w1\"], \"output\": \"h1\","
+	      "   \"act\": \"relu\"},"
+	      "  {\"op\": \"linear\", \"inputs\": [\"h1\", \"w2\", \"b2\"], \"output\": \"y\"}]},"
+	      " \"weights\": [{\"name\": \"w1\", \"dtype\": \"f32\", \"shape\": [32, 16]},"
+	      "   {\"name\": \"w2\", \"dtype\": \"f32\", \"shape\": [4, 32]},"
+	      "   {\"name\": \"b2\", \"dtype\": \"f32\", \"shape\": [4]}]}");
+
+	struct swarm_graph *cpu = NULL, *g = NULL;
+	rc = swarm_graph_from_weights(&man, blob.map, &blob.st, &dev.dev, 8, &cpu, err, sizeof err);
+	cr_assert_eq(rc, 0, "on the CPU: %d: %s", rc, err);
+	struct swarm_weights_upload up;
+	rc = swarm_graph_from_weights_report(&man, blob.map, &blob.st, staged_stream_dev(), 8, &g,
+					     &up, err, sizeof err);
+	cr_assert_eq(rc, 0, "on the staged device: %d: %s", rc, err);
+	const uint64_t region = blob.st.file_bytes - blob.st.data_offset;
+	cr_assert_eq(st.streams, 1, "%d streamed copies, want 1", st.streams);
+	cr_assert_eq(st.stream_bytes, region, "streamed %zu bytes, want the region's %llu",
+		     st.stream_bytes, (unsigned long long)region);
+	cr_assert_eq(st.uploads, 0, "%d plain uploads beside upload_stream", st.uploads);
+	cr_assert(up.bytes == region && up.copies == 1 && up.streamed == 1 && up.gbps > 0,
+		  "report: %llu bytes, %u copies, streamed %u, %.3f GB/s; want %llu, 1, 1, > 0",
+		  (unsigned long long)up.bytes, up.copies, up.streamed, up.gbps,
+		  (unsigned long long)region);
+
+	float *x = random_f32(8 * 16), y[8 * 4], want[8 * 4];
+	const void *ins[] = { x };
+	void *o_y[] = { y }, *o_want[] = { want };
+	cr_assert_eq(swarm_graph_run(cpu, 8, ins, o_want), 0);
+	rc = swarm_graph_run(g, 8, ins, o_y);
+	cr_assert_eq(rc, 0, "staged swarm_graph_run = %d", rc);
+	cr_assert_eq(st.foreign, 0, "%d nodes read a weight from the host mapping", st.foreign);
+	for (int i = 0; i < 8 * 4; i++)
+		cr_assert(memcmp(&y[i], &want[i], sizeof y[i]) == 0, "y[%d] = %.9g, CPU %.9g", i,
+			  y[i], want[i]);
+	swarm_graph_free(g);
+	swarm_graph_free(cpu);
 	swarm_weights_unload(&blob);
 	free(x);
 }
