@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kernels/cuda/nccl_bcast.h"
 #include "kernels/cuda/probe.h"
 #include "kernels/device.h"
 #include "swarm/swarm.h"
@@ -142,6 +143,74 @@ Test(kernels_cuda_device, table_has_every_member_and_upload_stream)
 			  t->exec_free,
 		  "the CUDA device's table leaves a member NULL");
 	cr_expect_not_null(t->upload_stream, "the CUDA device has no upload_stream");
+}
+
+/* NCCL's unique id: made where NCCL is loadable and usable; elsewhere (no driver) -ENODEV with a
+ * reason, never another code. */
+Test(kernels_cuda_device, nccl_unique_id_is_zero_or_enodev_with_reason)
+{
+	uint8_t id[SWARM_NCCL_ID_BYTES];
+	int rc;
+
+	rc = swarm_nccl_unique_id(NULL);
+	cr_expect_eq(rc, -EINVAL, "swarm_nccl_unique_id(NULL): %d, want %d", rc, -EINVAL);
+	memset(id, 0, sizeof(id));
+	rc = swarm_nccl_unique_id(id);
+	cr_expect(rc == 0 || rc == -ENODEV, "swarm_nccl_unique_id: %d (%s), want 0 or %d", rc,
+		  strerror(rc < 0 ? -rc : 0), -ENODEV);
+	if (rc == -ENODEV) {
+		cr_expect_neq(swarm_cuda_last_error()[0], '\0', "-ENODEV without a reason");
+		cr_log_info("NCCL unusable here: %s", swarm_cuda_last_error());
+	}
+}
+
+/* Bad arguments are -EINVAL before NCCL is loaded or a collective is joined, with or without a
+ * GPU. A CUDA device cannot be made without a GPU, so the checks see a stand-in: the CUDA
+ * table and a dummy context, never read because every call below is refused first. */
+Test(kernels_cuda_device, nccl_broadcast_bad_arguments_are_einval)
+{
+	int dummy_ctx = 0;
+	struct swarm_device fake = { .i = swarm_device_cuda_table(), .ctx = &dummy_ctx };
+	struct swarm_device *cpu = NULL;
+	uint8_t id[SWARM_NCCL_ID_BYTES] = { 0 };
+	char buf[16];
+	double gbps = -1.0;
+	struct {
+		const char *what;
+		struct swarm_device *dev;
+		const uint8_t *id;
+		int nranks, rank, root;
+		void *buf;
+	} cases[] = {
+		{ "NULL dev", NULL, id, 1, 0, 0, buf },
+		{ "NULL id", &fake, NULL, 1, 0, 0, buf },
+		{ "nranks 0", &fake, id, 0, 0, 0, buf },
+		{ "nranks -1", &fake, id, -1, 0, 0, buf },
+		{ "rank == nranks", &fake, id, 2, 2, 0, buf },
+		{ "rank -1", &fake, id, 2, -1, 0, buf },
+		{ "root == nranks", &fake, id, 2, 0, 2, buf },
+		{ "root -1", &fake, id, 2, 0, -1, buf },
+		{ "NULL buf", &fake, id, 1, 0, 0, NULL },
+		{ "a CPU device", NULL, id, 1, 0, 0, buf },
+	};
+	int rc = swarm_device_cpu_create(1, &cpu);
+
+	cr_assert_eq(rc, 0, "swarm_device_cpu_create: %d", rc);
+	cases[sizeof(cases) / sizeof(cases[0]) - 1].dev = cpu;
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		gbps = -1.0;
+		rc = swarm_nccl_broadcast(cases[k].dev, cases[k].id, cases[k].nranks, cases[k].rank,
+					  cases[k].root, cases[k].buf, sizeof(buf), &gbps);
+		cr_expect_eq(rc, -EINVAL, "broadcast with %s: %d (%s), want %d", cases[k].what, rc,
+			     swarm_cuda_last_error(), -EINVAL);
+		cr_expect_eq(gbps, 0.0, "broadcast with %s: gbps %g after a failure, want 0",
+			     cases[k].what, gbps);
+		/* The argument check's own message, not one from loading NCCL. */
+		cr_expect(strstr(swarm_cuda_last_error(), "bad argument") != NULL,
+			  "broadcast with %s: message \"%s\", want the argument check's",
+			  cases[k].what, swarm_cuda_last_error());
+	}
+	cpu->i->destroy(cpu);
 }
 
 /* ---- with a GPU ----------------------------------------------------------------------------- */
@@ -417,4 +486,39 @@ Test(kernels_cuda_device_gpu, capture_replay_of_two_nodes_equals_direct_run)
 	dev->i->free(dev, dw);
 	dev->i->free(dev, dx);
 	dev->i->destroy(dev);
+}
+
+/* One rank, root 0: a communicator of one on GPU 0, the buffer broadcast to itself, unchanged
+ * after. The multi-GPU case (several workers, one id) awaits a machine with several GPUs. */
+Test(kernels_cuda_device_gpu, nccl_broadcast_single_rank_leaves_buffer_unchanged)
+{
+	struct swarm_device *dev = open_gpu_or_skip();
+	const size_t n = (1u << 20) + 3;
+	uint8_t id[SWARM_NCCL_ID_BYTES];
+	unsigned char *want = malloc(n), *back = malloc(n);
+	uint64_t s = 99;
+	double gbps = -1.0;
+	int rc;
+
+	cr_assert(want && back);
+	rc = swarm_nccl_unique_id(id);
+	cr_assert_eq(rc, 0, "swarm_nccl_unique_id on a GPU machine: %d (%s)", rc,
+		     swarm_cuda_last_error());
+	for (size_t i = 0; i < n; i++)
+		want[i] = (unsigned char)rng_next(&s);
+	void *p = dev_copy(dev, want, n);
+	rc = swarm_nccl_broadcast(dev, id, 1, 0, 0, p, n, &gbps);
+	cr_assert_eq(rc, 0, "single-rank broadcast of %zu bytes: %d (%s)", n, rc,
+		     swarm_cuda_last_error());
+	cr_expect_geq(gbps, 0.0, "gbps %g", gbps);
+	cr_log_info("single-rank NCCL broadcast of %zu bytes: %.1f GB/s", n, gbps);
+	memset(back, 0, n);
+	dev_read(dev, back, p, n);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(back[i], want[i], "after the broadcast byte %zu is %u, want %u", i,
+			     back[i], want[i]);
+	dev->i->free(dev, p);
+	dev->i->destroy(dev);
+	free(back);
+	free(want);
 }

@@ -1,0 +1,211 @@
+/* nccl_bcast.cu: loads NCCL with dlopen, as blas.cu loads cuBLAS, and broadcasts a device
+ * buffer from one rank to the others of a communicator made for that one broadcast (see
+ * nccl_bcast.h). The orchestration (swarmd handing the id to the workers that warm the same
+ * model) is not written yet; this is the block it will call.
+ */
+#include "nccl_bcast.h"
+#include "cuda_common.cuh"
+#include "probe.h"
+
+#include <nccl.h>
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static_assert(NCCL_UNIQUE_ID_BYTES == SWARM_NCCL_ID_BYTES, "NCCL_UNIQUE_ID_BYTES");
+static_assert(sizeof(ncclUniqueId) == SWARM_NCCL_ID_BYTES, "sizeof(ncclUniqueId)");
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* The soname of the NCCL we compiled against (libnccl.so.2). */
+#define NCCL_SONAME "libnccl.so." STR(NCCL_MAJOR)
+
+/* The functions taken from libnccl; the member types are the header's own (decltype, not
+ * evaluated, so no reference to the symbols reaches the linker). */
+#define SWARM_NCCL_FUNCS(X) \
+	X(ncclGetUniqueId)  \
+	X(ncclCommInitRank) \
+	X(ncclBroadcast)    \
+	X(ncclCommDestroy)  \
+	X(ncclCommAbort)    \
+	X(ncclGetErrorString)
+
+static struct {
+#define SWARM_NCCL_MEMBER(f) decltype(&::f) f;
+	SWARM_NCCL_FUNCS(SWARM_NCCL_MEMBER)
+#undef SWARM_NCCL_MEMBER
+	decltype(&::ncclGetLastError) ncclGetLastError; /* NCCL 2.13 on; NULL before */
+} api;
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static int load_ret = -ENODEV;
+static char load_error[256];
+
+/* dlopen by soname (LD_LIBRARY_PATH, ld.so.cache), then in the toolkit's library directory this
+ * build found (SWARM_CUDA_LIB_DIR), as blas.cu does. The handle stays open for the process's
+ * life. */
+static void load(void)
+{
+	void *h = dlopen(NCCL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	void *sym;
+
+#ifdef SWARM_CUDA_LIB_DIR
+	if (!h) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", SWARM_CUDA_LIB_DIR, NCCL_SONAME);
+		h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	}
+#endif
+	if (!h) {
+		snprintf(load_error, sizeof(load_error), "cannot load %s: %s", NCCL_SONAME,
+			 dlerror());
+		return;
+	}
+#define SWARM_NCCL_SYM(f)                                                                  \
+	sym = dlsym(h, #f);                                                                \
+	if (!sym) {                                                                        \
+		snprintf(load_error, sizeof(load_error), "%s has no %s", NCCL_SONAME, #f); \
+		return;                                                                    \
+	}                                                                                  \
+	memcpy(&api.f, &sym, sizeof(sym)); /* a data pointer to a function pointer */
+	SWARM_NCCL_FUNCS(SWARM_NCCL_SYM)
+#undef SWARM_NCCL_SYM
+	sym = dlsym(h, "ncclGetLastError");
+	memcpy(&api.ncclGetLastError, &sym, sizeof(sym));
+	load_ret = 0;
+}
+
+/* Loads NCCL once per process (thread-safe): 0, or -ENODEV with the reason. */
+static int nccl_load(void)
+{
+	(void)pthread_once(&load_once, load);
+	if (load_ret)
+		swarm_cuda_set_error("NCCL: %s", load_error);
+	return load_ret;
+}
+
+/* Records and prints a failed NCCL call, as swarm_cuda_report does for CUDA; returns -EINVAL
+ * for a misuse NCCL saw, else fallback: -ENODEV where NCCL could not start (no id, no
+ * communicator: no driver, GPU or network interface for its bootstrap), -EIO after that. */
+static int nccl_report(ncclResult_t st, ncclComm_t comm, const char *stmt, const char *file,
+		       int line, int fallback)
+{
+	const char *detail = api.ncclGetLastError ? api.ncclGetLastError(comm) : NULL;
+
+	swarm_cuda_set_error("%s failed: %s%s%s at %s:%d", stmt, api.ncclGetErrorString(st),
+			     detail && detail[0] ? ": " : "", detail ? detail : "", file, line);
+	fprintf(stderr, "swarm: nccl: %s\n", swarm_cuda_last_error());
+	(void)cudaGetLastError(); /* NCCL's CUDA failures leave the runtime's last error set */
+	if (st == ncclInvalidArgument || st == ncclInvalidUsage)
+		return -EINVAL;
+	return fallback;
+}
+
+/* Runs an NCCL call; on failure reports it, sets ret and jumps to label. */
+#define NCCL_CHECK(stmt, comm, fallback, label)                                                \
+	do {                                                                                   \
+		ncclResult_t st_ = (stmt);                                                     \
+		if (st_ != ncclSuccess) {                                                      \
+			ret = nccl_report(st_, (comm), #stmt, __FILE__, __LINE__, (fallback)); \
+			goto label;                                                            \
+		}                                                                              \
+	} while (0)
+
+extern "C" int swarm_nccl_unique_id(uint8_t id[SWARM_NCCL_ID_BYTES])
+{
+	ncclUniqueId uid;
+	int ret;
+
+	swarm_cuda_clear_error();
+	if (!id) {
+		swarm_cuda_set_error("swarm_nccl_unique_id: id is NULL");
+		return -EINVAL;
+	}
+	ret = nccl_load();
+	if (ret)
+		return ret;
+	/* Any failure here means NCCL cannot run on this machine: -ENODEV, like a missing
+	 * driver, whatever NCCL's code. */
+	NCCL_CHECK(api.ncclGetUniqueId(&uid), NULL, -ENODEV, err);
+	memcpy(id, uid.internal, SWARM_NCCL_ID_BYTES);
+	return 0;
+err:
+	return ret == -EINVAL ? -ENODEV : ret;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+extern "C" int swarm_nccl_broadcast(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_ID_BYTES],
+				    int nranks, int rank, int root, void *buf, size_t bytes,
+				    double *gbps)
+{
+	struct swarm_cuda_ctx *c;
+	ncclUniqueId uid;
+	ncclComm_t comm = NULL;
+	double t0, dt;
+	int cur = -1;
+	int ret;
+
+	swarm_cuda_clear_error();
+	if (gbps)
+		*gbps = 0.0;
+	/* Every argument first: a bad call is -EINVAL wherever NCCL is missing, and never
+	 * reaches a collective that the other ranks would wait in forever. */
+	if (!dev || !dev->ctx || dev->i != swarm_device_cuda_table() || !id || nranks < 1 ||
+	    rank < 0 || rank >= nranks || root < 0 || root >= nranks || (!buf && bytes)) {
+		swarm_cuda_set_error("swarm_nccl_broadcast: bad argument (dev %p%s, id %p, nranks "
+				     "%d, rank %d, root %d, buf %p)",
+				     (void *)dev,
+				     dev && dev->i != swarm_device_cuda_table() ? " not CUDA" : "",
+				     (const void *)id, nranks, rank, root, buf);
+		return -EINVAL;
+	}
+	c = (struct swarm_cuda_ctx *)dev->ctx;
+	if (c->capturing) {
+		/* Making a communicator and waiting for the stream would break the capture. */
+		swarm_cuda_set_error("swarm_nccl_broadcast: during graph capture");
+		return -EINVAL;
+	}
+	if (bytes == 0)
+		return 0; /* every rank has the same bytes: all return here, none waits */
+	ret = nccl_load();
+	if (ret)
+		return ret;
+	memcpy(uid.internal, id, SWARM_NCCL_ID_BYTES);
+	/* The communicator is made on the current device: make it the device's GPU. */
+	CUDA_CHECK_RET(cudaGetDevice(&cur));
+	if (cur != c->ordinal)
+		CUDA_CHECK_RET(cudaSetDevice(c->ordinal));
+	NCCL_CHECK(api.ncclCommInitRank(&comm, nranks, uid, rank), NULL, -ENODEV, out);
+	/* Start the clock on an idle stream, so that the rate is the broadcast's alone and not
+	 * that of the work queued before it. */
+	CUDA_CHECK(cudaStreamSynchronize(c->stream), out);
+	t0 = now_s();
+	NCCL_CHECK(api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream), comm, -EIO,
+		   out);
+	CUDA_CHECK(cudaStreamSynchronize(c->stream), out);
+	dt = now_s() - t0;
+	if (gbps && dt > 0)
+		*gbps = (double)bytes / dt * 1e-9;
+	ret = 0;
+out:
+	if (comm) {
+		/* After a failure the other ranks may never finish the collective: abort rather
+		 * than destroy, which would wait for them. */
+		ncclResult_t st = ret ? api.ncclCommAbort(comm) : api.ncclCommDestroy(comm);
+		if (st != ncclSuccess && ret == 0)
+			ret = nccl_report(st, NULL, "ncclCommDestroy(comm)", __FILE__, __LINE__,
+					  -EIO);
+	}
+	if (ret && gbps)
+		*gbps = 0.0;
+	return ret;
+}
