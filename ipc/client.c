@@ -46,6 +46,7 @@ struct swarm_request {
 	int32_t status;
 	uint32_t reported; /* swarm_session_poll has returned it */
 	uint64_t deadline_ns;
+	uint16_t device_inputs, device_outputs; /* tensors in the client's GPU memory */
 	struct swarm_slot_header *hdr;
 };
 
@@ -556,6 +557,8 @@ SWARM_API int swarm_request_alloc(swarm_session *s, uint32_t rows, swarm_request
 	r->status = 0;
 	r->reported = 0;
 	r->deadline_ns = 0;
+	r->device_inputs = 0;
+	r->device_outputs = 0;
 	*out = r;
 	return 0;
 }
@@ -579,6 +582,45 @@ SWARM_API void swarm_request_set_deadline(swarm_request *r, uint64_t deadline_ns
 	r->deadline_ns = deadline_ns;
 }
 
+/* Writes tensor t's device descriptor at the start of its slot area (the slot is the
+ * caller's while held) and returns 0, or -EINVAL. */
+static int set_device(swarm_request *r, uint32_t t, const void *handle, size_t handle_len,
+		      uint64_t offset)
+{
+	const struct swarm_seg_geometry *g = &r->s->geo;
+	if (!handle || handle_len != SWARM_IPC_HANDLE_BYTES ||
+	    swarm_seg_tensor_area(g, t) < sizeof(struct swarm_slot_device_desc))
+		return -EINVAL;
+	struct swarm_slot_device_desc d;
+	memcpy(d.handle, handle, sizeof d.handle);
+	d.offset = offset;
+	memcpy((char *)r->hdr + g->tensor_offset[t], &d, sizeof d);
+	return 0;
+}
+
+SWARM_API int swarm_request_set_input_device(swarm_request *r, uint32_t i, const void *ipc_handle,
+					     size_t handle_len, uint64_t offset)
+{
+	if (!r || r->state != REQ_HELD || i >= r->s->geo.n_inputs)
+		return -EINVAL;
+	int err = set_device(r, i, ipc_handle, handle_len, offset);
+	if (!err)
+		r->device_inputs |= (uint16_t)(1u << i);
+	return err;
+}
+
+SWARM_API int swarm_request_set_output_device(swarm_request *r, uint32_t i,
+					      const void *ipc_handle, size_t handle_len,
+					      uint64_t offset)
+{
+	if (!r || r->state != REQ_HELD || i >= r->s->geo.n_outputs)
+		return -EINVAL;
+	int err = set_device(r, r->s->geo.n_inputs + i, ipc_handle, handle_len, offset);
+	if (!err)
+		r->device_outputs |= (uint16_t)(1u << i);
+	return err;
+}
+
 SWARM_API uint32_t swarm_request_rows(const swarm_request *r) { return r->rows; }
 SWARM_API uint32_t swarm_request_slot(const swarm_request *r) { return r->slot; }
 
@@ -597,6 +639,11 @@ SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags)
 	if (r->deadline_ns) {
 		r->hdr->deadline_ns = r->deadline_ns;
 		flags |= SWARM_SQE_DEADLINE;
+	}
+	if (r->device_inputs | r->device_outputs) {
+		r->hdr->device_inputs = r->device_inputs;
+		r->hdr->device_outputs = r->device_outputs;
+		flags |= SWARM_SQE_DEVICE;
 	}
 	if ((s->submits++ & (SAMPLE_EVERY - 1)) == 0) {
 		r->hdr->t_submit_ns = swarm_now_ns();

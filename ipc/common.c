@@ -45,6 +45,8 @@ SWARM_API const char *swarm_strerror(int err)
 		return "not connected to swarmd";
 	case -ENODEV:
 		return "no device can serve the model";
+	case -ENOTSUP:
+		return "the request's tensors are in GPU memory and its device has none";
 	}
 	return err < 0 ? strerror(-err) : "not an error code";
 }

@@ -71,15 +71,35 @@ _Static_assert(sizeof(struct swarm_seg_geometry) == 320, "geometry travels in me
 struct swarm_slot_header {
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC; read when SWARM_SQE_DEADLINE is set */
 	uint64_t t_submit_ns; /* client's clock at submit; read when SWARM_SQE_STAMPED is set */
-	uint8_t reserved[48];
+	/* Read when SWARM_SQE_DEVICE is set: bit i set means input (output) i is in the
+	 * client's GPU memory, and that tensor's area of the slot starts with a
+	 * swarm_slot_device_desc instead of its bytes. */
+	uint16_t device_inputs;
+	uint16_t device_outputs;
+	uint8_t reserved[44];
 };
 _Static_assert(sizeof(struct swarm_slot_header) == SWARM_SLOT_HEADER_BYTES, "slot header");
+_Static_assert(offsetof(struct swarm_slot_header, device_inputs) == 16, "slot header");
+_Static_assert(SWARM_MAX_TENSORS <= 16, "a device mask fits 16 bits");
+
+/* What a tensor's area of a slot holds, instead of the tensor, when the client keeps that
+ * tensor in GPU memory (swarm_request_set_input_device / _output_device): the CUDA IPC
+ * memory handle of the allocation and the tensor's byte offset inside it. The tensor's
+ * size is rows * row_bytes, as for host bytes. The worker reads it once, when the slot
+ * header's mask says so. */
+struct swarm_slot_device_desc {
+	uint8_t handle[SWARM_IPC_HANDLE_BYTES]; /* cudaIpcMemHandle_t's bytes */
+	uint64_t offset;
+};
+_Static_assert(sizeof(struct swarm_slot_device_desc) == 72, "device descriptor");
+_Static_assert(offsetof(struct swarm_slot_device_desc, offset) == 64, "device descriptor");
 
 /* A submission queue entry carries the request itself: its slot (16 bits), its flags (16
  * bits: the public SWARM_REQUEST_* flags below 0x100, swarm's own above) and its rows (32
  * bits). The worker reads it once and checks every field. */
 #define SWARM_SQE_DEADLINE 0x8000u /* the slot header holds a deadline */
 #define SWARM_SQE_STAMPED 0x4000u  /* the slot header holds the submit time (sampled) */
+#define SWARM_SQE_DEVICE 0x2000u   /* the slot header holds device masks (GPU tensors) */
 #define SWARM_SQE_PUBLIC_FLAGS 0x00ffu
 _Static_assert(SWARM_SEG_MAX_SLOTS <= 0x10000u, "a slot index fits 16 bits");
 
@@ -191,6 +211,15 @@ static inline struct swarm_slot_header *swarm_seg_slot(void *base,
 {
 	return (struct swarm_slot_header *)((char *)base + g->slots_offset +
 					    (uint64_t)slot * g->slot_stride);
+}
+
+/* Bytes of tensor t's area in a slot (inputs first, then outputs; t < n_inputs + n_outputs):
+ * up to the next tensor's offset, or to the end of the slot for the last. */
+static inline uint64_t swarm_seg_tensor_area(const struct swarm_seg_geometry *g, uint32_t t)
+{
+	uint64_t end = t + 1 < g->n_inputs + g->n_outputs ? g->tensor_offset[t + 1] :
+							    g->slot_stride;
+	return end - g->tensor_offset[t];
 }
 
 #endif /* SWARM_IPC_SEGMENT_H */

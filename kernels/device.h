@@ -128,6 +128,11 @@ struct swarm_device_i {
 	 * achieved GB/s to *gbps when not NULL. NULL: the caller uses upload. */
 	int (*upload_stream)(struct swarm_device *d, void *dst, const void *src, size_t bytes,
 			     double *gbps);
+	/* Copies bytes from device memory to device memory (dst or src may be another
+	 * process's allocation opened through CUDA IPC), queued on the device's stream after
+	 * everything before it; done once synchronize() has returned 0. Recorded, not run,
+	 * during capture. NULL: the device has no memory of its own to copy (the CPU). */
+	int (*copy_d2d)(struct swarm_device *d, void *dst, const void *src, size_t bytes);
 };
 
 struct swarm_device {

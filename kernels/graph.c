@@ -933,9 +933,11 @@ static int run_captured(struct swarm_graph *g, uint32_t rows)
 	return dev->i->replay(dev, *exec);
 }
 
-/* A run on a staged device: upload, the nodes (captured or direct), download, synchronise. */
+/* A run on a staged device: upload (or copy from device memory, per in_dev's bits), the
+ * nodes (captured or direct), download (or copy to device memory, per out_dev's bits),
+ * synchronise. */
 static int run_staged(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
-		      void *const *outputs)
+		      void *const *outputs, uint32_t in_dev, uint32_t out_dev)
 {
 	struct swarm_device *dev = g->dev;
 	int rc = 0;
@@ -943,7 +945,8 @@ static int run_staged(struct swarm_graph *g, uint32_t rows, const void *const *i
 		const struct gtensor *t = &g->tensors[g->input_t[i]];
 		size_t n = run_bytes(t);
 		if (n)
-			rc = dev->i->upload(dev, t->t.data, inputs[i], n);
+			rc = in_dev >> i & 1 ? dev->i->copy_d2d(dev, t->t.data, inputs[i], n) :
+					       dev->i->upload(dev, t->t.data, inputs[i], n);
 	}
 	if (!rc)
 		rc = g->execs && !g->capture_off && rows <= g->n_execs ? run_captured(g, rows) :
@@ -952,7 +955,8 @@ static int run_staged(struct swarm_graph *g, uint32_t rows, const void *const *i
 		const struct gtensor *t = &g->tensors[g->output_t[i]];
 		size_t n = run_bytes(t);
 		if (n)
-			rc = dev->i->download(dev, outputs[i], t->t.data, n);
+			rc = out_dev >> i & 1 ? dev->i->copy_d2d(dev, outputs[i], t->t.data, n) :
+						dev->i->download(dev, outputs[i], t->t.data, n);
 	}
 	/* Synchronise even after a failure: the work queued before it must be done (and its
 	 * errors reported now) before the caller reuses its buffers or runs again. */
@@ -960,14 +964,20 @@ static int run_staged(struct swarm_graph *g, uint32_t rows, const void *const *i
 	return rc ? rc : sync_rc;
 }
 
-int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
-		    void *const *outputs)
+int swarm_graph_run_dev(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
+			void *const *outputs, uint32_t in_dev, uint32_t out_dev)
 {
 	if (!g || rows == 0 || rows > g->max_batch || (g->n_inputs && !inputs) || !outputs)
 		return -EINVAL;
+	if (g->n_inputs < 32)
+		in_dev &= (1u << g->n_inputs) - 1;
+	if (g->n_outputs < 32)
+		out_dev &= (1u << g->n_outputs) - 1;
+	if ((in_dev | out_dev) && (!g->staged || !g->dev->i->copy_d2d))
+		return -ENOTSUP;
 	if (g->staged) {
 		set_rows(g, rows);
-		return run_staged(g, rows, inputs, outputs);
+		return run_staged(g, rows, inputs, outputs, in_dev, out_dev);
 	}
 	for (uint32_t i = 0; i < g->n_inputs; i++)
 		g->tensors[g->input_t[i]].t.data = (void *)inputs[i];
@@ -975,6 +985,12 @@ int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inp
 		g->tensors[g->output_t[i]].t.data = outputs[i];
 	set_rows(g, rows);
 	return run_nodes(g);
+}
+
+int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
+		    void *const *outputs)
+{
+	return swarm_graph_run_dev(g, rows, inputs, outputs, 0, 0);
 }
 
 int swarm_graph_adopt(struct swarm_graph *g, void *mem)

@@ -72,6 +72,15 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
 		    void *const *outputs);
 
+/* swarm_graph_run for callers some of whose buffers are already device memory of g's
+ * device: bit i of in_dev (out_dev) set means inputs[i] (outputs[i]) is device memory, and
+ * is copied device to device (dev->i->copy_d2d) into (out of) its staging buffer instead of
+ * uploaded (downloaded). With both masks 0 it is swarm_graph_run. Returns what
+ * swarm_graph_run does, and -ENOTSUP for a mask bit on a device that is not staged or has
+ * no copy_d2d (the CPU). */
+int swarm_graph_run_dev(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
+			void *const *outputs, uint32_t in_dev, uint32_t out_dev);
+
 /* Gives g device memory of its device (mem from dev->i->alloc: the weights a loader
  * uploaded for it) to free in swarm_graph_free. Returns 0, -EINVAL, or -EBUSY when g already
  * holds some (it holds one). */

@@ -39,6 +39,7 @@
 #include "runtime/topology.h"
 #include "swarm/swarm.h"
 #ifdef SWARM_HAVE_CUDA
+#include "kernels/cuda/ipc_mem.h"
 #include "kernels/cuda/probe.h"
 #endif
 
@@ -49,6 +50,10 @@
 #define MAX_EVENTS 64
 #define SAMPLES_PER_PASS 64     /* latency samples kept per session per pass */
 #define BATCH_MAX_REQUESTS 1024 /* requests in one batch (their statuses live on the stack) */
+#define IPC_CACHE 16            /* clients' GPU allocations kept open per session */
+/* One request's tensors never evict each other: least-recently-used eviction then always
+ * finds an entry that an earlier request used. */
+_Static_assert(IPC_CACHE >= 2 * SWARM_MAX_TENSORS, "a request's allocations fit the cache");
 
 enum slot_state {
 	SLOT_IDLE = 0,
@@ -97,6 +102,16 @@ struct queued {
 	uint64_t t_submit_ns; /* the client's stamp, 0 when the request carries none */
 };
 
+/* A client's GPU allocation, opened by its CUDA IPC handle (device-memory requests) and kept
+ * open until the session goes or a newer one needs the entry, so that the open (a driver
+ * call that maps memory) is not paid per request. */
+struct ipc_entry {
+	uint8_t handle[SWARM_IPC_HANDLE_BYTES];
+	void *ptr; /* NULL: the entry is free */
+	size_t bytes;
+	uint64_t used; /* the session's request count when last used, for eviction */
+};
+
 struct session {
 	uint64_t id;
 	uint32_t index; /* in the worker's table and its stats page */
@@ -114,7 +129,9 @@ struct session {
 	int32_t *pending_status;
 	uint32_t pending_head, n_pending;
 	struct swarm_session_stats *stats;
-	int registered; /* the segment is pinned with the device (register_host) */
+	int registered;                  /* the segment is pinned with the device (register_host) */
+	struct ipc_entry ipc[IPC_CACHE]; /* device-memory requests' allocations (CUDA) */
+	uint64_t ipc_uses;
 };
 
 struct worker {
@@ -604,6 +621,11 @@ static void session_free(struct worker *w, struct session *s)
 		memset(s->stats, 0, sizeof *s->stats);
 	if (s->registered)
 		w->dev->i->unregister_host(w->dev, s->base);
+#ifdef SWARM_HAVE_CUDA
+	for (uint32_t i = 0; i < IPC_CACHE; i++)
+		if (s->ipc[i].ptr)
+			(void)swarm_cuda_ipc_close(w->gpu, s->ipc[i].ptr);
+#endif
 	munmap(s->base, s->geo.segment_bytes);
 	close(s->memfd);
 	close(s->sq_efd);
@@ -702,11 +724,105 @@ static int32_t run_in_place(struct session *s, uint32_t slot, uint32_t flags, ui
 	return status;
 }
 
-/* run_in_place, counted in the stats page. */
+#ifdef SWARM_HAVE_CUDA
+/* The device pointer of tensor t's bytes for a request of rows rows whose descriptor is d:
+ * the allocation opened once per session (the cache), the offset and length checked against
+ * its size. Returns 0, -EINVAL (a handle the driver refuses, a range outside the allocation)
+ * or the open's error. */
+static int ipc_tensor(struct worker *w, struct session *s, const struct swarm_slot_device_desc *d,
+		      uint64_t bytes, void **out)
+{
+	struct ipc_entry *e = NULL, *victim = &s->ipc[0];
+	for (uint32_t i = 0; i < IPC_CACHE && !e; i++) {
+		struct ipc_entry *c = &s->ipc[i];
+		if (c->ptr && memcmp(c->handle, d->handle, sizeof c->handle) == 0)
+			e = c;
+		else if (!c->ptr || (victim->ptr && c->used < victim->used))
+			victim = c;
+	}
+	if (!e) {
+		void *p;
+		size_t n;
+		int err = swarm_cuda_ipc_open(w->gpu, d->handle, &p, &n);
+		if (err)
+			return err;
+		/* Closing the oldest entry first: the last request that used it has completed
+		 * (requests run one at a time here, synchronised). */
+		if (victim->ptr)
+			(void)swarm_cuda_ipc_close(w->gpu, victim->ptr);
+		e = victim;
+		memcpy(e->handle, d->handle, sizeof e->handle);
+		e->ptr = p;
+		e->bytes = n;
+	}
+	e->used = ++s->ipc_uses;
+	if (d->offset > e->bytes || bytes > e->bytes - d->offset)
+		return -EINVAL;
+	*out = (char *)e->ptr + d->offset;
+	return 0;
+}
+#endif
+
+/* Runs one request with SWARM_SQE_DEVICE: its header's masks are read once, and each tensor
+ * they name is the client's GPU memory, described at the start of its slot area. Only a
+ * node-list graph on a CUDA device takes it, alone (never batched); anywhere else it
+ * completes with -ENOTSUP. Returns its status. */
+static int32_t run_device(struct worker *w, struct session *s, uint32_t slot, uint32_t flags,
+			  uint32_t rows, uint64_t now)
+{
+	struct swarm_slot_header *hdr = swarm_seg_slot(s->base, &s->geo, slot);
+	if (rows == 0 || rows > s->geo.max_rows)
+		return -EINVAL;
+	if ((flags & SWARM_SQE_DEADLINE) &&
+	    now > __atomic_load_n(&hdr->deadline_ns, __ATOMIC_RELAXED))
+		return -ETIMEDOUT;
+	uint32_t din = __atomic_load_n(&hdr->device_inputs, __ATOMIC_RELAXED);
+	uint32_t dout = __atomic_load_n(&hdr->device_outputs, __ATOMIC_RELAXED);
+	if ((din >> s->geo.n_inputs) || (dout >> s->geo.n_outputs))
+		return -EINVAL;
+	if (!(din | dout))
+		return run_in_place(s, slot, flags, rows, now);
+	if (w->dev->i->host_memory || !w->dev->i->copy_d2d || !s->version->graph)
+		return -ENOTSUP; /* GPU memory asked of a device that has none */
+#ifdef SWARM_HAVE_CUDA
+	const void *in[SWARM_MAX_TENSORS];
+	void *out[SWARM_MAX_TENSORS];
+	char *base = (char *)hdr;
+	for (uint32_t t = 0; t < s->geo.n_inputs + s->geo.n_outputs; t++) {
+		int is_in = t < s->geo.n_inputs;
+		uint32_t k = is_in ? t : t - s->geo.n_inputs;
+		void *p = base + s->geo.tensor_offset[t];
+		if (((is_in ? din : dout) >> k) & 1) {
+			/* The client's set_*_device checked the area holds a descriptor; the
+			 * worker checks again, since the geometry is swarmd's, not the client's. */
+			if (swarm_seg_tensor_area(&s->geo, t) <
+			    sizeof(struct swarm_slot_device_desc))
+				return -EINVAL;
+			struct swarm_slot_device_desc d; /* read once */
+			memcpy(&d, p, sizeof d);
+			int err = ipc_tensor(w, s, &d, (uint64_t)rows * s->geo.tensor_row_bytes[t],
+					     &p);
+			if (err)
+				return err;
+		}
+		if (is_in)
+			in[k] = p;
+		else
+			out[k] = p;
+	}
+	return swarm_graph_run_dev(s->version->graph, rows, in, out, din, dout);
+#else
+	return -ENOTSUP;
+#endif
+}
+
+/* run_in_place (run_device for a request with tensors in GPU memory), counted in the stats
+ * page. */
 static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, uint32_t flags,
 			   uint32_t rows, uint64_t now)
 {
-	int32_t status = run_in_place(s, slot, flags, rows, now);
+	int32_t status = flags & SWARM_SQE_DEVICE ? run_device(w, s, slot, flags, rows, now) :
+						    run_in_place(s, slot, flags, rows, now);
 	swarm_stat_add(&w->stats->requests, 1);
 	swarm_stat_add(&s->stats->requests, 1);
 	if (status) {
@@ -773,7 +889,9 @@ static int serve_session(struct worker *w, struct session *s)
 				&swarm_seg_slot(s->base, &s->geo, slot)->t_submit_ns,
 				__ATOMIC_RELAXED);
 		struct version *v = s->version;
-		if (v->max_batch > 1 && rows >= 1 && rows <= s->geo.max_rows) {
+		/* A request with tensors in GPU memory runs alone, never gathered. */
+		if (v->max_batch > 1 && rows >= 1 && rows <= s->geo.max_rows &&
+		    !(flags & SWARM_SQE_DEVICE)) {
 			/* Waits for its batch; completed by run_batches. */
 			v->q[(v->q_head + v->q_n++) % v->q_cap] =
 				(struct queued){ s, slot, rows, flags, t0, stamp };

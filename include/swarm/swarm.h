@@ -37,6 +37,7 @@ extern "C" {
 #define SWARM_MAX_DIMS 6    /* dimensions of a tensor, the batch dimension included */
 #define SWARM_MAX_TENSORS 8 /* inputs, and separately outputs, of one model */
 #define SWARM_CPUS_MAX 128  /* a cpulist string such as "0-3,8", NUL included */
+#define SWARM_IPC_HANDLE_BYTES 64 /* a CUDA IPC memory handle (cudaIpcMemHandle_t) */
 
 /* Meanings of the errno values swarm returns (see swarm_strerror):
  *   -EAGAIN        no free slot (swarm_request_alloc) or the submission queue is full
@@ -50,6 +51,7 @@ extern "C" {
  *   -EACCES        swarmd refused this user (SO_PEERCRED check)
  *   -ECONNREFUSED  no swarmd listens on the socket
  *   -ENOTCONN      swarmd went away
+ *   -ENOTSUP       a request asked for GPU memory on a device that has none (the CPU)
  */
 
 typedef enum swarm_dtype {
@@ -176,6 +178,23 @@ SWARM_API const void *swarm_request_output(const swarm_request *r, uint32_t i);
 /* Sets a deadline (CLOCK_MONOTONIC, ns; 0 for none): a request that has not started by then
  * completes with -ETIMEDOUT without running. Call before submit. */
 SWARM_API void swarm_request_set_deadline(swarm_request *r, uint64_t deadline_ns);
+
+/* Input i of r is in the client's GPU memory instead of the slot: ipc_handle is the
+ * SWARM_IPC_HANDLE_BYTES bytes of cudaIpcGetMemHandle on its allocation (on the GPU that
+ * swarm_session_info names), offset the tensor's byte offset in it; the tensor is rows *
+ * row_bytes long as for host bytes and must stay there until r completes. The handle is
+ * copied into the slot at once (it takes the start of input i's area). Call between alloc
+ * and submit. Returns 0 or -EINVAL (r not held, i out of range, handle_len not
+ * SWARM_IPC_HANDLE_BYTES, or a slot area too small for the handle). A worker on the CPU
+ * completes such a request with -ENOTSUP. Not thread-safe (as r). */
+SWARM_API int swarm_request_set_input_device(swarm_request *r, uint32_t i, const void *ipc_handle,
+					     size_t handle_len, uint64_t offset);
+
+/* The same for output i: the worker writes it into the client's GPU allocation, and
+ * swarm_request_output(r, i) then holds no output bytes. */
+SWARM_API int swarm_request_set_output_device(swarm_request *r, uint32_t i,
+					      const void *ipc_handle, size_t handle_len,
+					      uint64_t offset);
 
 /* Hands the slot to the worker. Returns 0, -EAGAIN (submission queue full: the request stays
  * the caller's; retry later), -EINVAL (not allocated, or already submitted), or the session's

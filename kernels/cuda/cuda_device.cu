@@ -133,6 +133,24 @@ static int cuda_download(struct swarm_device *d, void *dst, const void *src, siz
 	return 0;
 }
 
+/* Queues a device-to-device copy (either side may be another process's allocation opened
+ * through CUDA IPC) and returns: dst holds the bytes once synchronize() has returned 0. */
+static int cuda_copy_d2d(struct swarm_device *d, void *dst, const void *src, size_t bytes)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	if (bytes == 0)
+		return 0;
+	if (!dst || !src)
+		return -EINVAL;
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+	return 0;
+}
+
 /* The streamed upload of a large pageable buffer (stream_upload.cu). */
 static int cuda_upload_stream(struct swarm_device *d, void *dst, const void *src, size_t bytes,
 			      double *gbps)
@@ -439,6 +457,7 @@ static const struct swarm_device_i cuda_device_i = {
 	.replay = cuda_replay,
 	.exec_free = cuda_exec_free,
 	.upload_stream = cuda_upload_stream,
+	.copy_d2d = cuda_copy_d2d,
 };
 
 extern "C" const struct swarm_device_i *swarm_device_cuda_table(void) { return &cuda_device_i; }

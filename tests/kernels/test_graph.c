@@ -720,8 +720,8 @@ struct staged {
 	struct swarm_device *inner;
 	void *alloc_p[FAKE_MAX_ALLOCS];
 	size_t alloc_n[FAKE_MAX_ALLOCS];
-	int allocs, frees, uploads, downloads, syncs, streams;
-	size_t up_bytes, down_bytes, stream_bytes;
+	int allocs, frees, uploads, downloads, syncs, streams, d2ds;
+	size_t up_bytes, down_bytes, stream_bytes, d2d_bytes;
 	int runs;     /* nodes run directly */
 	int recorded; /* nodes recorded while capturing */
 	int replayed; /* nodes run by replays */
@@ -784,6 +784,15 @@ static int stg_download(struct swarm_device *d, void *dst, const void *src, size
 	stg(d)->downloads++;
 	stg(d)->down_bytes += n;
 	return stg(d)->inner->i->download(stg(d)->inner, dst, src, n);
+}
+
+/* copy_d2d: "device memory" is host memory here, so a memcpy, counted. */
+static int stg_d2d(struct swarm_device *d, void *dst, const void *src, size_t n)
+{
+	stg(d)->d2ds++;
+	stg(d)->d2d_bytes += n;
+	memcpy(dst, src, n);
+	return 0;
 }
 
 static int stg_sync(struct swarm_device *d)
@@ -935,6 +944,19 @@ static const struct swarm_device_i staged_stream_i = {
 	.upload_stream = stg_upload_stream,
 };
 
+static const struct swarm_device_i staged_d2d_i = {
+	.name = "staged-d2d-cpu",
+	.alloc = stg_alloc,
+	.free = stg_free,
+	.upload = stg_upload,
+	.download = stg_download,
+	.synchronize = stg_sync,
+	.supports_op = stg_supports,
+	.run = stg_run,
+	.host_memory = 0,
+	.copy_d2d = stg_d2d,
+};
+
 /* The fake device over the suite's CPU device, with or without capture hooks. */
 static struct swarm_device *staged_dev(bool capture)
 {
@@ -991,6 +1013,50 @@ static void expect_same_as_cpu(struct swarm_graph *staged, struct swarm_graph *c
 			  want[r]);
 	cr_assert(isnan(got[rows]), "rows %u: row %u written past the batch (%.9g)", rows, rows,
 		  got[rows]);
+}
+
+/* Buffers flagged as device memory are copied device to device instead of uploaded or
+ * downloaded, with the same outputs; a device without copy_d2d, or the host-memory CPU,
+ * refuses the flags with -ENOTSUP. */
+Test(kernels_graph, device_buffers_copy_device_to_device)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *cpu = build(16);
+	struct dlrm_in in = dlrm_inputs(16);
+	const void *ins[] = { in.dense, in.ids0, in.ids1 };
+	float want[16], got[16];
+	void *o_want[] = { want }, *o_got[] = { got };
+	int rc = swarm_graph_run(cpu, 5, ins, o_want);
+	cr_assert_eq(rc, 0, "CPU swarm_graph_run = %d", rc);
+	rc = swarm_graph_run_dev(cpu, 5, ins, o_got, 1, 0);
+	cr_assert_eq(rc, -ENOTSUP, "device input on the CPU graph: %d, want -ENOTSUP", rc);
+
+	struct swarm_graph *g = build_on(staged_dev(false), 16);
+	rc = swarm_graph_run_dev(g, 5, ins, o_got, 0, 1);
+	cr_assert_eq(rc, -ENOTSUP, "device output without copy_d2d: %d, want -ENOTSUP", rc);
+	swarm_graph_free(g);
+
+	staged_dev(false);
+	st.dev.i = &staged_d2d_i;
+	g = build_on(&st.dev, 16);
+	staged_reset_counts();
+	st.d2ds = 0;
+	st.d2d_bytes = 0;
+	/* dense (input 0) and p (output 0) in "device memory": 5 rows of 8 f32 and of 1 f32 */
+	rc = swarm_graph_run_dev(g, 5, ins, o_got, 1, 1);
+	cr_assert_eq(rc, 0, "staged swarm_graph_run_dev = %d", rc);
+	cr_assert_eq(st.d2ds, 2, "device-to-device copies: %d, want 2", st.d2ds);
+	cr_assert_eq(st.d2d_bytes, 5 * 8 * 4 + 5 * 4, "d2d bytes %zu", st.d2d_bytes);
+	cr_assert_eq(st.uploads, 2, "uploads: %d, want 2 (ids0, ids1)", st.uploads);
+	cr_assert_eq(st.downloads, 0, "downloads: %d, want 0", st.downloads);
+	cr_assert_eq(st.syncs, 1, "synchronizations: %d", st.syncs);
+	for (int r = 0; r < 5; r++)
+		cr_assert(memcmp(&got[r], &want[r], sizeof got[r]) == 0,
+			  "row %d: d2d %.9g, CPU %.9g", r, got[r], want[r]);
+	swarm_graph_free(g);
+	swarm_graph_free(cpu);
+	dlrm_in_free(&in);
 }
 
 Test(kernels_graph, staged_outputs_equal_direct_cpu_outputs)
