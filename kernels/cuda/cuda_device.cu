@@ -89,6 +89,26 @@ static void cuda_free(struct swarm_device *d, void *p)
 		(void)CUDA_CALL(cudaFree(p));
 }
 
+/* Queues one copy of kind on the device's stream (the three copy members share it); *cp is
+ * the device's context. */
+static int queue_copy(struct swarm_device *d, void *dst, const void *src, size_t bytes,
+		      cudaMemcpyKind kind, struct swarm_cuda_ctx **cp)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret;
+
+	*cp = c;
+	if (bytes == 0)
+		return 0;
+	if (!dst || !src)
+		return -EINVAL;
+	ret = use_device(c);
+	if (ret)
+		return ret;
+	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, kind, c->stream));
+	return 0;
+}
+
 /* Queues the copy, then waits for the stream: when it returns 0 the bytes are on the device
  * and the caller may reuse src at once, pinned or pageable (a pinned src is read by the DMA
  * engine after cudaMemcpyAsync returns, so without the wait it could not be reused). The wait
@@ -97,19 +117,11 @@ static void cuda_free(struct swarm_device *d, void *p)
  * data at every replay. */
 static int cuda_upload(struct swarm_device *d, void *dst, const void *src, size_t bytes)
 {
-	struct swarm_cuda_ctx *c = ctx_of(d);
-	int ret;
+	struct swarm_cuda_ctx *c;
+	int ret = queue_copy(d, dst, src, bytes, cudaMemcpyHostToDevice, &c);
 
-	if (bytes == 0)
-		return 0;
-	if (!dst || !src)
-		return -EINVAL;
-	ret = use_device(c);
-	if (ret)
+	if (ret || bytes == 0 || c->capturing)
 		return ret;
-	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
-	if (c->capturing)
-		return 0;
 	CUDA_CHECK_RET(cudaStreamSynchronize(c->stream));
 	return 0;
 }
@@ -119,36 +131,16 @@ static int cuda_upload(struct swarm_device *d, void *dst, const void *src, size_
  * dst again (pinned memory, as for upload). */
 static int cuda_download(struct swarm_device *d, void *dst, const void *src, size_t bytes)
 {
-	struct swarm_cuda_ctx *c = ctx_of(d);
-	int ret;
-
-	if (bytes == 0)
-		return 0;
-	if (!dst || !src)
-		return -EINVAL;
-	ret = use_device(c);
-	if (ret)
-		return ret;
-	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
-	return 0;
+	struct swarm_cuda_ctx *c;
+	return queue_copy(d, dst, src, bytes, cudaMemcpyDeviceToHost, &c);
 }
 
 /* Queues a device-to-device copy (either side may be another process's allocation opened
  * through CUDA IPC) and returns: dst holds the bytes once synchronize() has returned 0. */
 static int cuda_copy_d2d(struct swarm_device *d, void *dst, const void *src, size_t bytes)
 {
-	struct swarm_cuda_ctx *c = ctx_of(d);
-	int ret;
-
-	if (bytes == 0)
-		return 0;
-	if (!dst || !src)
-		return -EINVAL;
-	ret = use_device(c);
-	if (ret)
-		return ret;
-	CUDA_CHECK_RET(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
-	return 0;
+	struct swarm_cuda_ctx *c;
+	return queue_copy(d, dst, src, bytes, cudaMemcpyDeviceToDevice, &c);
 }
 
 /* The streamed upload of a large pageable buffer (stream_upload.cu). */
