@@ -21,15 +21,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kernels/device.h"
+#ifdef SWARM_HAVE_CUDA
+#include "kernels/cuda/probe.h"
+#endif
 #include "kernels/graph.h"
 #include "registry/loader.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
+#include "registry/safetensors.h"
 
 #define MB_INPUT_SEED 12345
 #define MB_WAIT_NS (10ll * 1000 * 1000 * 1000)
@@ -290,7 +295,8 @@ static bool mb_check(const char *who, const float *got, const struct mb_inputs *
 
 /* ---- the in-process graph ---------------------------------------------------------------- */
 
-/* A model's graph on a one-thread CPU device, over the same weights file as the worker's. */
+/* A model's graph on a device of this process (a one-thread CPU device, or the CUDA device of
+ * the GPU case), over the same weights file as the worker's. */
 struct mb_local {
 	struct swarm_device *dev;
 	struct swarm_weights w;
@@ -299,17 +305,26 @@ struct mb_local {
 	uint32_t n_in;
 	void *in[SWARM_MAX_TENSORS];
 	void *out;
+	void *host; /* staged device: one mapping holding in[] and out, else NULL */
+	size_t host_bytes;
+	bool pinned; /* host is registered with dev */
 	bool loaded;
 };
 
 static void mb_local_close(struct mb_local *l)
 {
 	swarm_graph_free(l->g);
-	for (uint32_t i = 0; i < l->n_in; i++)
-		if (l->in[i])
-			l->dev->i->free(l->dev, l->in[i]);
-	if (l->out)
-		l->dev->i->free(l->dev, l->out);
+	if (l->host) {
+		if (l->pinned)
+			l->dev->i->unregister_host(l->dev, l->host);
+		munmap(l->host, l->host_bytes);
+	} else {
+		for (uint32_t i = 0; i < l->n_in; i++)
+			if (l->in[i])
+				l->dev->i->free(l->dev, l->in[i]);
+		if (l->out)
+			l->dev->i->free(l->dev, l->out);
+	}
 	if (l->loaded)
 		swarm_weights_unload(&l->w);
 	if (l->dev)
@@ -317,19 +332,49 @@ static void mb_local_close(struct mb_local *l)
 	memset(l, 0, sizeof *l);
 }
 
-/* Loads the weights file and builds m's graph for the batch the worker plans (the larger of
- * max_rows and max_batch), with input and output buffers of that many rows. */
-static int mb_local_open(struct mb_local *l, const char *weights, const struct swarm_manifest *m)
+/* The buffers of a staged device (a GPU), where the graph is called with host memory as the
+ * worker calls it with its slots: one mapping holding every input and the output, pinned with
+ * the device (register_host) as the worker pins the session segment, so that both sides copy
+ * from and to pinned memory. A device that refuses to pin leaves it pageable (the copies still
+ * work, slower; the worker does the same): l->pinned says which. */
+static int mb_local_host(struct mb_local *l, const struct swarm_manifest *m)
+{
+	size_t off[SWARM_MAX_TENSORS + 1], at = 0;
+
+	for (uint32_t i = 0; i <= l->n_in; i++) {
+		size_t row = i < l->n_in ? m->inputs[i].row_bytes : m->outputs[0].row_bytes;
+
+		off[i] = at;
+		at += ((size_t)l->rows * row + 63) & ~(size_t)63;
+	}
+	void *p = mmap(NULL, at, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		int rc = -errno;
+		fprintf(stderr, "swarm-bench: mmap of %zu bytes: %s\n", at, strerror(-rc));
+		return rc;
+	}
+	memset(p, 0, at); /* faulted in before it is pinned, as the worker's segment is */
+	l->host = p;
+	l->host_bytes = at;
+	l->pinned = l->dev->i->register_host && l->dev->i->unregister_host &&
+		    l->dev->i->register_host(l->dev, p, at) == 0;
+	for (uint32_t i = 0; i < l->n_in; i++)
+		l->in[i] = (char *)p + off[i];
+	l->out = (char *)p + off[l->n_in];
+	return 0;
+}
+
+/* Loads the weights file and builds m's graph on dev (owned from here, destroyed by
+ * mb_local_close, also on failure) for the batch the worker plans (the larger of max_rows
+ * and max_batch), with input and output buffers of that many rows. */
+static int mb_local_open(struct mb_local *l, struct swarm_device *dev, const char *weights,
+			 const struct swarm_manifest *m)
 {
 	char err[512];
 	int rc;
 
 	memset(l, 0, sizeof *l);
-	rc = swarm_device_cpu_create(1, &l->dev);
-	if (rc) {
-		fprintf(stderr, "swarm-bench: cpu device: %s\n", strerror(-rc));
-		return rc;
-	}
+	l->dev = dev;
 	rc = swarm_weights_load(weights, 0, NULL, 0, &l->w, err, sizeof err);
 	if (rc) {
 		fprintf(stderr, "swarm-bench: load %s: %s\n", weights, err);
@@ -345,16 +390,34 @@ static int mb_local_open(struct mb_local *l, const char *weights, const struct s
 		goto err;
 	}
 	l->n_in = m->n_inputs;
-	for (uint32_t i = 0; i < l->n_in; i++)
+	if (!l->dev->i->host_memory)
+		rc = mb_local_host(l, m);
+	for (uint32_t i = 0; !l->host && i < l->n_in; i++)
 		if (!(l->in[i] = l->dev->i->alloc(l->dev, l->rows * m->inputs[i].row_bytes)))
 			rc = -ENOMEM;
-	if (rc == 0 && !(l->out = l->dev->i->alloc(l->dev, l->rows * m->outputs[0].row_bytes)))
+	if (rc == 0 && !l->host &&
+	    !(l->out = l->dev->i->alloc(l->dev, l->rows * m->outputs[0].row_bytes)))
 		rc = -ENOMEM;
 	if (rc == 0)
 		return 0;
 err:
 	mb_local_close(l);
 	return rc;
+}
+
+/* mb_local_open on a one-thread CPU device. */
+static int mb_local_open_cpu(struct mb_local *l, const char *weights,
+			     const struct swarm_manifest *m)
+{
+	struct swarm_device *dev;
+	int rc = swarm_device_cpu_create(1, &dev);
+
+	if (rc) {
+		memset(l, 0, sizeof *l);
+		fprintf(stderr, "swarm-bench: cpu device: %s\n", strerror(-rc));
+		return rc;
+	}
+	return mb_local_open(l, dev, weights, m);
 }
 
 /* One in-process call on set s: copy in, run, copy the output row to out. */
@@ -525,10 +588,15 @@ static void mb_model_free(struct mb_model *md)
 	memset(md, 0, sizeof *md);
 }
 
-static int mb_model_alloc(struct mb_model *md, const char *label)
+/* An empty model labelled label, whose n_sets input rows make_set makes. */
+static int mb_model_alloc(struct mb_model *md, const char *label,
+			  void (*make_set)(struct mb_inputs *in, int s, struct bench_lcg *g),
+			  int n_sets)
 {
 	memset(md, 0, sizeof *md);
 	md->label = label;
+	md->make_set = make_set;
+	md->n_sets = n_sets;
 	md->manifest = calloc(1, MB_MANIFEST_MAX);
 	md->m = calloc(1, sizeof *md->m);
 	if (md->manifest && md->m)
@@ -551,12 +619,10 @@ static int mb_model_parse(struct mb_model *md)
 static int mb_model_ranker(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
 			   const struct bench_ranker_deploy *d)
 {
-	int rc = mb_model_alloc(md, "ranker");
+	int rc = mb_model_alloc(md, "ranker", mb_ranker_set, 512);
 
 	if (rc)
 		return rc;
-	md->make_set = mb_ranker_set;
-	md->n_sets = 512;
 	snprintf(md->weights, sizeof md->weights, "%s/ranker-%s.safetensors", e->dir, r->name);
 	rc = bench_ranker_weights_write(r, md->weights);
 	if (rc == 0)
@@ -564,6 +630,48 @@ static int mb_model_ranker(struct mb_model *md, struct mb_env *e, const struct b
 	if (rc == 0)
 		rc = mb_model_parse(md);
 	return rc;
+}
+
+#define MB_IDENTITY_WIDTH 16 /* f32: 64 B a row */
+
+/* Set s of the identity: MB_IDENTITY_WIDTH floats in [-1, 1]. */
+static void mb_identity_set(struct mb_inputs *in, int s, struct bench_lcg *g)
+{
+	float *x = (float *)(in->in[0] + (size_t)s * in->in_row[0]);
+
+	for (int j = 0; j < MB_IDENTITY_WIDTH; j++)
+		x[j] = (float)bench_lcg_uniform(g, 1.0);
+}
+
+/* A node-list model of one identity node over f32 [-1, 16] with deploy d, and its weights file
+ * (no tensors: the node reads only its input), written into the environment's directory. On
+ * a GPU its run is the copies and one device-to-device copy: what swarm adds to a round trip
+ * stands out against the least a graph on that device does. */
+static int mb_model_identity(struct mb_model *md, struct mb_env *e,
+			     const struct bench_ranker_deploy *d)
+{
+	int rc = mb_model_alloc(md, "identity", mb_identity_set, 512);
+
+	if (rc)
+		return rc;
+	snprintf(md->weights, sizeof md->weights, "%s/identity.safetensors", e->dir);
+	rc = swarm_st_write(md->weights, NULL, 0);
+	if (rc) {
+		fprintf(stderr, "swarm-bench: write %s: %s\n", md->weights, strerror(-rc));
+		return rc;
+	}
+	snprintf(md->manifest, MB_MANIFEST_MAX,
+		 "{\"format\": 1,\n"
+		 " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, %d]}],\n"
+		 " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, %d]}],\n"
+		 " \"graph\": {\"nodes\": [{\"op\": \"identity\", \"inputs\": [\"x\"], "
+		 "\"output\": \"y\"}]},\n"
+		 " \"weights\": [],\n"
+		 " \"deploy\": {\"max_rows\": %u, \"slots\": %u, \"max_batch\": %u, "
+		 "\"max_queue_delay_us\": %u}}\n",
+		 MB_IDENTITY_WIDTH, MB_IDENTITY_WIDTH, d->max_rows, d->slots, d->max_batch,
+		 d->delay_us);
+	return mb_model_parse(md);
 }
 
 /* snprintf into a message buffer, where a cut message is acceptable. */
@@ -597,11 +705,9 @@ static int mb_model_minilm(struct mb_model *md, const struct bench_model_opts *o
 		       how, BENCH_MINILM_SEQ);
 		return 1;
 	}
-	rc = mb_model_alloc(md, "MiniLM");
+	rc = mb_model_alloc(md, "MiniLM", mb_minilm_set, quick ? 8 : 32);
 	if (rc)
 		return rc;
-	md->make_set = mb_minilm_set;
-	md->n_sets = quick ? 8 : 32;
 	snprintf(md->weights, sizeof md->weights, "%s/minilm.safetensors", dir);
 	snprintf(path, sizeof path, "%s/minilm.json", dir);
 	if (access(md->weights, R_OK) != 0 || access(path, R_OK) != 0) {
@@ -716,7 +822,7 @@ static int mb_overhead_measure(struct mb_local *l, swarm_session *s, const struc
 		goto out;
 	}
 	if (swarm_session_info_get(s, &info) != 0)
-		info.cpus[0] = '\0';
+		info.cpus[0] = info.device_name[0] = '\0';
 	/* The in-process calls run on the worker's cores, so that both sides compute on the
 	 * same core and the difference is what swarm adds, not how two cores differ. */
 	bool move = sched_getaffinity(0, sizeof mine, &mine) == 0 &&
@@ -727,6 +833,7 @@ static int mb_overhead_measure(struct mb_local *l, swarm_session *s, const struc
 			"cpus; the overhead case measures time slicing\n",
 			info.device_name, info.cpus);
 	snprintf(out->inproc_cpus, sizeof out->inproc_cpus, "%s", move ? info.cpus : "this one");
+	snprintf(out->worker_device, sizeof out->worker_device, "%s", info.device_name);
 
 	/* Warm both up, then alternate blocks so that the machine's noise falls on both. */
 	for (size_t done = 0; rc == 0 && done < warmup + n->iters; done += n->block) {
@@ -768,8 +875,33 @@ out:
 	return rc;
 }
 
-int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
-			     struct bench_model_overhead *out)
+/* The first line of a log that holds needle (swarmd's, where its workers write too), from
+ * needle to the line's end, in line. Returns 1 found, 0 not, or -errno. */
+static int mb_log_line(const char *log, const char *needle, char *line, size_t len)
+{
+	char buf[1024];
+	FILE *f = fopen(log, "re");
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (!found && fgets(buf, sizeof buf, f)) {
+		const char *at = strstr(buf, needle);
+
+		if (at) {
+			snprintf(line, len, "%.*s", (int)strcspn(at, "\n"), at);
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* The overhead case of one model, the in-process side on dev (owned: destroyed before this
+ * returns; NULL for a one-thread CPU device), the swarm side on a swarmd --devices devices. */
+static int mb_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
+			   struct swarm_device *dev, const char *devices,
+			   struct bench_model_overhead *out)
 {
 	/* MiniLM at 32 tokens computes for milliseconds, the ranker for about a microsecond:
 	 * the same loop, fewer and shorter blocks. */
@@ -777,11 +909,17 @@ int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_
 					       ranker_quick = { 10000, 1000, 100 },
 					       minilm_n = { 600, 50, 2 },
 					       minilm_quick = { 40, 10, 1 };
+	static const char *const names[] = { [BENCH_MODEL_RANKER] = "ranker-b1",
+					     [BENCH_MODEL_MINILM] = "minilm-b1",
+					     [BENCH_MODEL_IDENTITY] = "identity-b1" };
+	static const char *const what[] = { [BENCH_MODEL_RANKER] = "the small ranker",
+					    [BENCH_MODEL_MINILM] = "MiniLM, 32 tokens,",
+					    [BENCH_MODEL_IDENTITY] =
+						    "a node-list identity, 64 B," };
 	const struct mb_overhead_counts *n = kind == BENCH_MODEL_MINILM ?
 						     (o->quick ? &minilm_quick : &minilm_n) :
 						     (o->quick ? &ranker_quick : &ranker_n);
 	const struct bench_ranker_deploy b1 = { 64, 8, 1, 0 };
-	const char *name = kind == BENCH_MODEL_MINILM ? "minilm-b1" : "ranker-b1";
 	struct mb_inputs in = { 0 };
 	struct mb_model md = { 0 };
 	struct mb_local l = { 0 };
@@ -791,8 +929,11 @@ int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_
 	struct bench_lcg g;
 	int rc, rc2;
 
-	memset(out, 0, sizeof *out);
 	memset(&e, 0, sizeof e);
+	if (!dev && (rc = swarm_device_cpu_create(1, &dev)) != 0) {
+		fprintf(stderr, "swarm-bench: cpu device: %s\n", strerror(-rc));
+		return rc;
+	}
 	if (kind == BENCH_MODEL_MINILM) {
 		rc = mb_model_minilm(&md, o, o->quick, out->why, sizeof out->why);
 		if (rc == 1) {
@@ -805,31 +946,61 @@ int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_
 	rc = mb_env_init(&e, o);
 	if (rc == 0 && kind == BENCH_MODEL_RANKER)
 		rc = mb_model_ranker(&md, &e, &bench_ranker_small, &b1);
+	if (rc == 0 && kind == BENCH_MODEL_IDENTITY)
+		rc = mb_model_identity(&md, &e, &b1);
 	fprintf(stderr,
-		"swarm-bench: %s at batch 1, swarm (max_batch 1, spinning) against the same graph "
-		"in-process (%zu calls each)\n",
-		kind == BENCH_MODEL_MINILM ? "MiniLM, 32 tokens," : "the small ranker", n->iters);
+		"swarm-bench: %s at batch 1 on %s, swarm (max_batch 1, spinning) against the same "
+		"graph in-process (%zu calls each)\n",
+		what[kind], devices, n->iters);
 	if (rc == 0)
 		rc = mb_inputs_alloc(&in, md.m, md.n_sets);
-	if (rc == 0)
-		rc = mb_local_open(&l, md.weights, md.m);
+	if (rc)
+		goto out;
+	rc = mb_local_open(&l, dev, md.weights, md.m);
+	dev = NULL; /* l's now, destroyed with it */
 	if (rc)
 		goto out;
 	bench_lcg_init(&g, MB_INPUT_SEED);
 	for (int i = 0; i < in.n_sets; i++)
 		md.make_set(&in, i, &g);
 	rc = mb_local_refs(&l, &in);
+	/* The identity's reference is its input: a device that copied wrong fails here, not as
+	 * a mismatch of swarm's. */
+	for (int i = 0; rc == 0 && kind == BENCH_MODEL_IDENTITY && i < in.n_sets; i++)
+		if (memcmp(in.ref + (size_t)i * in.out_n, in.in[0] + (size_t)i * in.in_row[0],
+			   in.in_row[0]) != 0) {
+			fprintf(stderr,
+				"swarm-bench: the in-process identity changed input set %d\n", i);
+			rc = -EBADMSG;
+		}
 	if (rc == 0)
-		rc = mb_publish(&e, name, md.weights, md.manifest);
+		rc = mb_publish(&e, names[kind], md.weights, md.manifest);
 	if (rc == 0)
-		rc = mb_swarmd_start(&e, o->devices, NULL, NULL);
+		rc = mb_swarmd_start(&e, devices, NULL, NULL);
 	if (rc == 0 && (rc = swarm_connect(e.sock, &c)) != 0)
 		fprintf(stderr, "swarm-bench: connect: %s\n", swarm_strerror(rc));
 	if (rc == 0)
-		rc = mb_session_open(c, name, &in, 4, MB_SPIN_FOREVER_NS, &s);
+		rc = mb_session_open(c, names[kind], &in, 4, MB_SPIN_FOREVER_NS, &s);
 	if (rc == 0)
 		rc = mb_overhead_measure(&l, s, &in, n, out);
+	if (rc == 0 && !l.dev->i->host_memory) {
+		char line[256], needle[128];
+
+		out->inproc_pinned = l.pinned;
+		out->inproc_captured = swarm_graph_captured(l.g);
+		/* The serving worker says what it opened ("device=gpu:0 kind=cuda gpu=0"), and
+		 * warns when it cannot pin a session's segment (the slots written in place). */
+		snprintf(needle, sizeof needle, "event=device_open device=%s ", out->worker_device);
+		if (mb_log_line(e.swarmd.log, needle, line, sizeof line) == 1)
+			snprintf(out->worker_device, sizeof out->worker_device, "%.63s",
+				 line + strlen("event=device_open "));
+		int failed = mb_log_line(e.swarmd.log, "event=register_host_failed session=", line,
+					 sizeof line);
+		out->worker_pinned = failed == 0 ? 1 : failed == 1 ? 0 : -1;
+	}
 out:
+	if (dev)
+		dev->i->destroy(dev);
 	if (s)
 		swarm_session_close(s);
 	if (c)
@@ -839,6 +1010,45 @@ out:
 	mb_model_free(&md);
 	rc2 = mb_env_fini(&e);
 	return rc ? rc : rc2;
+}
+
+int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
+			     struct bench_model_overhead *out)
+{
+	memset(out, 0, sizeof *out);
+	return mb_overhead_run(o, kind, NULL, o->devices, out);
+}
+
+/* Why the CUDA device could not be made (rc its code). */
+static const char *mb_cuda_why(int rc)
+{
+#ifdef SWARM_HAVE_CUDA
+	(void)rc;
+	return swarm_cuda_last_error();
+#else
+	return rc == -ENOTSUP ? "CUDA not built in" : strerror(-rc);
+#endif
+}
+
+int bench_model_gpu_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
+				 struct bench_model_overhead *out)
+{
+	struct swarm_device *dev;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	/* GPU 0, which swarmd --devices gpu names gpu:0 and gives the only session. */
+	rc = swarm_device_cuda_create(0, &dev);
+	if (rc == -ENODEV || rc == -ENOTSUP) {
+		out->skipped = 1;
+		mb_say(out->why, sizeof out->why, "no GPU (%s)", mb_cuda_why(rc));
+		return 0;
+	}
+	if (rc) {
+		fprintf(stderr, "swarm-bench: cuda device 0: %s\n", mb_cuda_why(rc));
+		return rc;
+	}
+	return mb_overhead_run(o, kind, dev, "gpu", out);
 }
 
 /* ---- batching ------------------------------------------------------------------------------ */
@@ -1080,7 +1290,7 @@ int bench_model_batching_run(const struct bench_model_opts *o, const struct benc
 	if (rc == 0)
 		rc = mb_inputs_alloc(&in, md.m, md.n_sets);
 	if (rc == 0)
-		rc = mb_local_open(&l, md.weights, md.m);
+		rc = mb_local_open_cpu(&l, md.weights, md.m);
 	if (rc)
 		goto out;
 	bench_lcg_init(&g, MB_INPUT_SEED);
@@ -1327,7 +1537,7 @@ int bench_model_scaleup_run(const struct bench_model_opts *o, struct bench_model
 	if (rc == 0)
 		rc = mb_inputs_alloc(&in, md.m, md.n_sets);
 	if (rc == 0)
-		rc = mb_local_open(&l, md.weights, md.m);
+		rc = mb_local_open_cpu(&l, md.weights, md.m);
 	if (rc)
 		goto out;
 	bench_lcg_init(&g, MB_INPUT_SEED);

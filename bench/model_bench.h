@@ -14,6 +14,14 @@
  *             run on the worker's cores (while the worker sleeps), so that both compute on
  *             the same core. Both models share one measuring loop; a model is its manifest,
  *             its weights file and a generator of input rows.
+ *   gpu overhead  the same measurement on the GPU: swarmd --devices gpu (one worker on GPU
+ *             0) against the same manifest's graph built in this process on the CUDA device
+ *             (swarm_device_cuda_create(0)) and run with swarm_graph_run on host buffers
+ *             pinned with that device (register_host), as the worker's slots are pinned: per
+ *             call upload, the nodes (a replayed CUDA graph once warm), download, synchronise,
+ *             exactly what the worker does per request. For the small ranker and for a node-list
+ *             identity over f32 [-1, 16] (64 B a row). Without a GPU, or without CUDA built in,
+ *             skipped with the reason.
  *   batching  BENCH_MODEL_CLIENTS threads on this process's cpu, one session each, one row
  *             a request, closed loop, for a fixed time per mode: max_batch 1, then a few
  *             (max_batch, queue delay) deploys, the first of them the reported default.
@@ -62,8 +70,9 @@ struct bench_model_opts {
 };
 
 enum bench_model_kind {
-	BENCH_MODEL_RANKER, /* the small ranker */
-	BENCH_MODEL_MINILM, /* all-MiniLM-L6-v2, sequence length BENCH_MINILM_SEQ */
+	BENCH_MODEL_RANKER,   /* the small ranker */
+	BENCH_MODEL_MINILM,   /* all-MiniLM-L6-v2, sequence length BENCH_MINILM_SEQ */
+	BENCH_MODEL_IDENTITY, /* one identity node over f32 [-1, 16]: 64 B in, 64 B out */
 };
 
 struct bench_model_overhead {
@@ -75,6 +84,12 @@ struct bench_model_overhead {
 	double drift_ns;       /* the range of the in-process side's block medians: differences of
 				* this size are the machine's, not swarm's */
 	char inproc_cpus[128]; /* where the in-process calls ran: the worker's cpus */
+	/* The GPU case's evidence that it measured what it says (0 on the CPU): */
+	int inproc_pinned;        /* the in-process host buffers were pinned (register_host) */
+	uint32_t inproc_captured; /* rows values the in-process graph replays as CUDA graphs */
+	int worker_pinned;        /* 1 the worker pinned the session segment, 0 it could not,
+				   * -1 unknown (swarmd's log unreadable) */
+	char worker_device[64];   /* the device the worker opened, from swarmd's log */
 };
 
 /* One closed-loop run of BENCH_MODEL_CLIENTS clients on one deploy. */
@@ -117,6 +132,12 @@ struct bench_model_scaleup {
  * at sequence length 32) is skipped: returns 0 with out->skipped set. */
 int bench_model_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
 			     struct bench_model_overhead *out);
+
+/* The overhead case on GPU 0 (see "gpu overhead" above) for the small ranker or the
+ * identity. Fills *out; without a usable GPU returns 0 with out->skipped set and out->why
+ * "no GPU (<reason>)". */
+int bench_model_gpu_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
+				 struct bench_model_overhead *out);
 
 /* The batching case on ranker r. Fills *out. */
 int bench_model_batching_run(const struct bench_model_opts *o, const struct bench_ranker *r,

@@ -11,10 +11,12 @@
  * ranker and of all-MiniLM-L6-v2 (when its imported weights are there) against the same graph
  * run in this process, dynamic batching of a small and a production-shaped ranker against
  * unbatched, and the time a parked device takes to serve its first request against one
- * already serving. It prints a table (and --json, one record per case) with each target and whether
- * it was met. Missed targets are reported, not failed, and a case whose inputs are missing is
- * reported as skipped with the reason: the exit status is non-zero only when something could
- * not be measured.
+ * already serving; and on the GPU, a node-list identity of 64 B and the ranker through a swarmd
+ * --devices gpu against the same graph on the CUDA device in this process (skipped, saying
+ * why, where there is no GPU). It prints a table (and --json, one record per case) with each
+ * target and whether it was met. Missed targets are reported, not failed, and a case whose
+ * inputs are missing is reported as skipped with the reason: the exit status is non-zero only
+ * when something could not be measured.
  */
 #include "bench/balance_bench.h"
 #include "bench/baselines.h"
@@ -66,7 +68,9 @@ enum bench_case {
 	BENCH_CASE_NUMA = 1u << 8,      /* bench/balance_bench.c */
 	BENCH_CASE_MIGRATION = 1u << 9,
 	BENCH_CASE_SCALEUP = 1u << 10, /* bench/model_bench.c */
-	BENCH_CASE_ALL = 0x7ffu,
+	BENCH_CASE_GPU_IDENTITY = 1u << 11,
+	BENCH_CASE_GPU_RANKER = 1u << 12,
+	BENCH_CASE_ALL = 0x1fffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -811,6 +815,16 @@ static void bench_usage(FILE *f)
 		"         same open and first request on a fresh swarmd whose device is already\n"
 		"         ACTIVE (no --autoscale), in the same runs; with swarmd's warm_ms (worker\n"
 		"         start to ready) read from its log. Reported, no target.\n"
+		"  gpu-identity  the overhead measurement on GPU 0: a node-list model of one\n"
+		"         identity node over f32 [-1, 16] (64 B in and out), max_batch 1, served\n"
+		"         by a swarmd --devices gpu of its own (one GPU worker, the client's slots\n"
+		"         in the segment the worker pinned), against the same manifest's graph on\n"
+		"         the CUDA device in this process, called on pinned host buffers (upload,\n"
+		"         the nodes, download, synchronise: what the worker does per request);\n"
+		"         both sides warmed up past CUDA graph capture before timing (target: at\n"
+		"         most 2 us added at p50). Skipped, saying \"skipped: no GPU (<reason>)\",\n"
+		"         without a GPU or without CUDA built in.\n"
+		"  gpu-ranker  the same with the small ranker of the overhead case.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -869,6 +883,10 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_MIGRATION;
 		else if (strcmp(t, "scaleup") == 0)
 			cases |= BENCH_CASE_SCALEUP;
+		else if (strcmp(t, "gpu-identity") == 0)
+			cases |= BENCH_CASE_GPU_IDENTITY;
+		else if (strcmp(t, "gpu-ranker") == 0)
+			cases |= BENCH_CASE_GPU_RANKER;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -921,7 +939,7 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 				fprintf(stderr,
 					"swarm-bench: bad --cases '%s' (a comma list of "
 					"spin,sleep,1m,16m,load,overhead,minilm,batching,numa,\n"
-					"migration,scaleup,all)\n",
+					"migration,scaleup,gpu-identity,gpu-ranker,all)\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -1037,6 +1055,32 @@ static void bench_overhead_row(struct bench_report *rep, const char *name,
 			 ", so this difference is within the machine's noise: the run cannot "
 			 "resolve swarm's share to 2 us, only bound it by that range" :
 			 "");
+}
+
+/* One overhead row of the GPU cases: bench_overhead_row's, and in its note what shows that
+ * the run measured what the row says: where each side ran, whether both copied from pinned
+ * memory, and that the in-process graph was replaying CUDA graphs when timed. */
+static void bench_gpu_row(struct bench_report *rep, const char *name,
+			  const struct bench_model_overhead *ov)
+{
+	struct bench_row *row;
+	size_t at;
+
+	bench_overhead_row(rep, name, ov);
+	row = &rep->rows[rep->n - 1];
+	if (ov->skipped)
+		return;
+	at = strlen(row->note);
+	snprintf(row->note + at, sizeof row->note - at,
+		 "; swarm: swarmd --devices gpu, worker %s, its session segment %s; in-process: "
+		 "CUDA device 0, host buffers %s, %u batch size(s) replayed as CUDA graphs "
+		 "(captured in the warm-up, before timing)",
+		 ov->worker_device[0] ? ov->worker_device : "(not in swarmd's log)",
+		 ov->worker_pinned > 0  ? "pinned (the client's slots, zero copy)" :
+		 ov->worker_pinned == 0 ? "NOT pinned (register_host_failed in swarmd's log)" :
+					  "of unknown state (swarmd's log unreadable)",
+		 ov->inproc_pinned ? "pinned" : "NOT pinned (register_host refused)",
+		 ov->inproc_captured);
 }
 
 /* "16/100us 61234/s 3.10x p99 812us" for one deploy of the batching case. */
@@ -1166,6 +1210,21 @@ static int bench_run_models(struct bench_ctx *ctx, struct bench_report *rep)
 		free(bt);
 		if (rc)
 			return rc;
+	}
+	for (int i = 0; i < 2; i++) {
+		static const char *const names[] = { "GPU identity 64B b1 overhead",
+						     "GPU ranker b1 overhead" };
+		struct bench_model_overhead ov;
+
+		if (!(ctx->o.cases & (i ? BENCH_CASE_GPU_RANKER : BENCH_CASE_GPU_IDENTITY)))
+			continue;
+		rc = bench_model_gpu_overhead_run(
+			&mo, i ? BENCH_MODEL_RANKER : BENCH_MODEL_IDENTITY, &ov);
+		if (rc)
+			return rc;
+		if (ov.skipped)
+			printf("swarm-bench: %s: skipped: %s\n", names[i], ov.why);
+		bench_gpu_row(rep, names[i], &ov);
 	}
 	if (ctx->o.cases & BENCH_CASE_SCALEUP) {
 		struct bench_model_scaleup su;
@@ -1392,7 +1451,7 @@ int main(int argc, char **argv)
 		rc = bench_run_load(&ctx, &rep);
 	if (rc == 0 &&
 	    (ctx.o.cases & (BENCH_CASE_OVERHEAD | BENCH_CASE_MINILM | BENCH_CASE_BATCHING |
-			    BENCH_CASE_SCALEUP)))
+			    BENCH_CASE_SCALEUP | BENCH_CASE_GPU_IDENTITY | BENCH_CASE_GPU_RANKER)))
 		rc = bench_run_models(&ctx, &rep);
 	if (rc == 0 && (ctx.o.cases & (BENCH_CASE_NUMA | BENCH_CASE_MIGRATION)))
 		rc = bench_run_balance(&ctx, &rep);
