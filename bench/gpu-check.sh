@@ -9,10 +9,11 @@
 # where the CUDA libraries come from); the CUDA tests (ctest -R "cuda|backend_ops", or the
 # test binaries run directly where the build folder's recorded path differs from where it is
 # now, since CTestTestfile.cmake holds absolute paths); swarm-gpu-bench (h2d and the >= 4 GiB
-# load against PyTorch's safetensors); swarm-bench's spin and overhead on the CPU (the GPU
-# round-trip rows are not implemented yet). Full logs go to $OUT when it is set (else a
-# temporary folder); a short table is printed last. Exit: 0 all steps passed, 1 a step failed,
-# 2 no GPU (nothing measured).
+# load against PyTorch's safetensors); swarm-bench's round trips on the GPU (gpu-identity,
+# gpu-ranker: through swarmd --devices gpu against the same graph in-process), then its spin
+# and overhead on the CPU for reference; the e2e GPU-memory suite (test_e2e_gpu_memory). Full
+# logs go to $OUT when it is set (else a temporary folder); a short table is printed last.
+# Exit: 0 all steps passed, 1 a step failed, 2 no GPU (nothing measured).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-build-i}
@@ -20,15 +21,21 @@ logs=${OUT:-$(mktemp -d /tmp/gpu-check.XXXXXX)}
 mkdir -p "$logs"
 start=$(date +%s)
 budget=360 # seconds, all steps together
+# Each step's own limit. The later steps' limits are held back from the earlier ones (reserve),
+# so that a slow CUDA test or 4 GiB load cannot starve the round trips: the GPU worker's start
+# (CUDA context, cuBLAS loaded) and this process's CUDA device cost seconds before a sample.
+t_tests=150 t_gpubench=180 t_roundtrip=90 t_cpu=45 t_e2e=45
+reserve=0
 table=()
 
 [ -d "$build/bin" ] || { echo "gpu-check: no build folder $build/bin (build it elsewhere and carry it)" >&2; exit 1; }
 build=$(cd "$build" && pwd -P)
 bin=$build/bin
 
-# Seconds a step may take: its own limit, cut to what is left of the budget (at least 5).
+# Seconds a step may take: its own limit, cut to what is left of the budget less the reserve
+# (at least 5).
 limit() {
-	local left=$((budget - ($(date +%s) - start)))
+	local left=$((budget - ($(date +%s) - start) - reserve))
 	((left < 5)) && left=5
 	echo $(($1 < left ? $1 : left))
 }
@@ -61,6 +68,17 @@ print_table() {
 	if [ -f "$logs/gpu-bench.log" ] && grep -q '^row ' "$logs/gpu-bench.log"; then
 		echo
 		sed -n '/^row /,$p' "$logs/gpu-bench.log"
+	fi
+	# swarm-bench's rows: the table's header, each GPU row and its note (or why it was
+	# skipped), then the CPU's rows of the same measurements, labelled CPU.
+	if [ -f "$logs/gpu-roundtrip.log" ]; then
+		echo
+		echo "round trip on the GPU, swarm against the same graph in-process (target: added <= 2 us at p50):"
+		grep -E '^(case  |GPU )' "$logs/gpu-roundtrip.log"
+	fi
+	if [ -f "$logs/cpu-bench.log" ]; then
+		echo "for reference, on the CPU (swarm-bench --cases spin,overhead --quick):"
+		grep -E '^(64B spin  |ranker b1 overhead )' "$logs/cpu-bench.log" | sed 's/^/CPU /'
 	fi
 	printf '%s\n' "${extra[@]}"
 } 
@@ -101,6 +119,8 @@ echo "cuda-gate: $gpu_line"
 if ((gate != 0)); then
 	table+=("$(printf '%-34s %s' 'GPU' "NONE: $gpu_line")")
 	step "swarm-gpu-bench (skip path)" 60 "$logs/gpu-bench.log" "$bin/swarm-gpu-bench"
+	step "swarm-bench gpu rows (skip path)" 60 "$logs/gpu-roundtrip.log" \
+		"$bin/swarm-bench" --cases gpu-identity,gpu-ranker
 	extra+=("gpu-check: no GPU here, so nothing was measured and no CUDA test ran (exit 2).")
 	print_table
 	exit 2
@@ -110,8 +130,9 @@ failed=0
 # ---- 2. the CUDA tests -----------------------------------------------------------------------
 tests=$logs/tests.log
 recorded=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null)
+reserve=$((t_roundtrip + t_cpu + t_e2e))
 if command -v ctest >/dev/null && [ "$recorded" = "$build" ]; then
-	step "ctest -R cuda|backend_ops" 150 "$tests" \
+	step "ctest -R cuda|backend_ops" $t_tests "$tests" \
 		ctest --test-dir "$build" -R "cuda|backend_ops" --output-on-failure || failed=1
 else
 	# CTestTestfile.cmake names the binaries by the absolute path of the build, which is not
@@ -131,13 +152,44 @@ else
 fi
 
 # ---- 3. the GPU benchmarks -------------------------------------------------------------------
-step "swarm-gpu-bench (h2d, load)" 180 "$logs/gpu-bench.log" \
+step "swarm-gpu-bench (h2d, load)" $t_gpubench "$logs/gpu-bench.log" \
 	"$bin/swarm-gpu-bench" --torch "$here/gpu_load_torch.py" --dir "${TMPDIR:-/tmp}" || failed=1
 
-# ---- 4. round trip: the CPU rows only, for now -----------------------------------------------
-step "swarm-bench spin,overhead (CPU)" 90 "$logs/cpu-bench.log" \
+# ---- 4. round trip: on the GPU, then the CPU's for reference ---------------------------------
+# Full counts on the GPU (100000 calls a side, a few seconds each at GPU round trips); --json
+# keeps every figure. swarm-bench starts its swarmd --devices gpu from beside itself, so a
+# carried build folder works.
+reserve=$((t_cpu + t_e2e))
+step "swarm-bench GPU round trips" $t_roundtrip "$logs/gpu-roundtrip.log" \
+	"$bin/swarm-bench" --cases gpu-identity,gpu-ranker --json "$logs/gpu-roundtrip.json" || failed=1
+# swarm-bench skips a GPU row (exit 0) when it cannot make a CUDA device; here, where the gate
+# found a GPU, that is a failure of the check, not a result.
+if grep -q ': skipped: ' "$logs/gpu-roundtrip.log" 2>/dev/null; then
+	table+=("$(printf '%-34s %s' 'GPU round-trip rows' 'SKIPPED although cuda-gate found a GPU: FAILED')")
+	failed=1
+fi
+reserve=$t_e2e
+step "swarm-bench CPU rows (reference)" $t_cpu "$logs/cpu-bench.log" \
 	"$bin/swarm-bench" --cases spin,overhead --quick || failed=1
-extra+=("round trip on the GPU (identity 64 B, ranker batch 1 vs in-process): NOT YET IMPLEMENTED; the rows above are swarm-bench's CPU ones")
+
+# ---- 5. the e2e suite of client tensors in GPU memory (CUDA IPC) -----------------------------
+# The e2e suites start swarmd by the absolute path of the build they were compiled in
+# (SWARM_BIN_DIR). Where the folder was carried elsewhere, a link from that path to this one
+# serves the run: made only where nothing is, removed after (parent folders it had to make
+# stay, empty).
+reserve=0
+if [ -x "$bin/test_e2e_gpu_memory" ]; then
+	link=
+	if [ -n "$recorded" ] && [ "$recorded" != "$build" ] && [ ! -e "$recorded" ] &&
+		mkdir -p "$(dirname "$recorded")" 2>/dev/null && ln -s "$build" "$recorded" 2>/dev/null; then
+		link=$recorded
+		echo "linked $recorded -> $build for the e2e suite's SWARM_BIN_DIR" | tee -a "$tests"
+	fi
+	step "test_e2e_gpu_memory" $t_e2e "$tests" "$bin/test_e2e_gpu_memory" -j1 --verbose || failed=1
+	[ -n "$link" ] && rm -f "$link"
+else
+	table+=("$(printf '%-34s %s' 'test_e2e_gpu_memory' "not built (no $bin/test_e2e_gpu_memory)")")
+fi
 
 print_table
 exit $failed
