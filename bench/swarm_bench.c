@@ -1436,9 +1436,12 @@ int main(int argc, char **argv)
 		else
 			bench_set_peer_cpu(ctx.peer_cpu = 0);
 	}
-	printf("swarm-bench: %ld cpus, %s, %s; swarmd: %s%s%s; client on cpu %ld, peers on cpu 0\n",
+	printf("swarm-bench: %ld cpus, %s, %s; swarmd: %s%s%s%s; client on cpu %ld, peers on cpu 0\n",
 	       m.nproc, m.cpu, m.kernel, ctx.o.socket ? ctx.o.socket : "own, --devices ",
 	       ctx.o.socket ? "" : ctx.devices,
+	       ctx.o.cases & (BENCH_CASE_GPU_IDENTITY | BENCH_CASE_GPU_RANKER) ?
+		       " (gpu for the GPU rows)" :
+		       "",
 	       ctx.o.n.spin < bench_full_counts.spin ? "; --quick" : "", m.nproc - 1);
 	fflush(stdout);
 
