@@ -42,7 +42,9 @@ enum swarm_msg_type {
 	SWARM_MSG_DETACHED = 36, /* reply to DETACH, or the worker's own decision */
 	SWARM_MSG_SWITCH = 37,   /* serve a session with another version from now on */
 	SWARM_MSG_SWITCHED = 38,
-	SWARM_MSG_TYPE_MAX = 39,
+	SWARM_MSG_LOAD = 48,   /* load a version before any session needs it (--preload) */
+	SWARM_MSG_LOADED = 49, /* the reply, once the weights are on the device */
+	SWARM_MSG_TYPE_MAX = 50,
 };
 
 struct swarm_msg_hdr {
@@ -229,6 +231,41 @@ struct swarm_msg_detached {
 	int32_t reason; /* 0 when asked, -EBADMSG for a protocol violation */
 	uint32_t reserved;
 	char text[SWARM_MSG_TEXT_MAX];
+};
+
+/* LOAD: load v now and keep it loaded for the worker's life. nranks >= 2 makes the load one
+ * rank of an NCCL fan-out (runtime/fanout.h): the root (rank == root) loads from the registry
+ * and broadcasts, every other rank receives its weights from the root instead of reading the
+ * blob, and any rank whose broadcast fails or times out loads from the registry after all. */
+struct swarm_msg_load {
+	struct swarm_msg_hdr h;
+	struct swarm_msg_version v;
+	uint32_t nranks; /* 0 or 1: load alone */
+	uint32_t rank;
+	uint32_t root;
+	uint32_t timeout_ms; /* for the whole collective; 0: the worker's default */
+	uint8_t nccl_id[128]; /* SWARM_NCCL_ID_BYTES, from swarmd */
+};
+
+/* How a LOADED version got its weights. */
+enum swarm_load_how {
+	SWARM_LOAD_REGISTRY = 1, /* read from the registry's blob */
+	SWARM_LOAD_RECEIVED = 2, /* broadcast to it by the fan-out's root */
+	SWARM_LOAD_SENT = 3,     /* read from the registry, then broadcast to the others */
+	SWARM_LOAD_ALREADY = 4,  /* it was loaded already */
+};
+
+struct swarm_msg_loaded {
+	struct swarm_msg_hdr h;
+	char model[SWARM_NAME_MAX];
+	uint32_t version;
+	int32_t status; /* 0 or -errno: not loaded */
+	uint32_t how;   /* a swarm_load_how */
+	uint32_t reserved;
+	uint64_t bytes;   /* weight bytes put on the device (0 on the CPU) */
+	uint64_t ns;      /* the whole load */
+	double gbps;      /* the broadcast's rate, or the upload's; 0 when none */
+	char text[SWARM_MSG_TEXT_MAX]; /* a fan-out that fell back, and why; a failure's reason */
 };
 
 /* The largest message. */

@@ -188,7 +188,8 @@ static int copy_stretch(struct swarm_device *dev, void *dst, const void *src, ui
  * stretch, and records where in v and what it took in up. Returns 0 or -errno with the
  * message in err. */
 static int upload_weights(struct weight_view *v, struct swarm_device *dev,
-			  struct swarm_weights_upload *up, char *err, size_t err_len)
+			  struct swarm_weights_upload *up, const struct swarm_weights_hook *hook,
+			  char *err, size_t err_len)
 {
 	const struct swarm_st_file *st = v->st;
 	v->dev_off = calloc(st->n_tensors ? st->n_tensors : 1, sizeof *v->dev_off);
@@ -204,9 +205,16 @@ static int upload_weights(struct weight_view *v, struct swarm_device *dev,
 		return -ENOMEM;
 	}
 	up->streamed = dev->i->upload_stream != NULL;
+	up->dev_base = v->dev_base;
+	up->dev_bytes = total;
 	uint64_t t0 = now_ns();
+	int filled = hook && hook->fill ? hook->fill(hook->ctx, v->dev_base, total) : 0;
+	if (filled < 0) {
+		snprintf(err, err_len, "filling the weights failed: %s", strerror(-filled));
+		return filled;
+	}
 	/* Stretch [first, i): tensors contiguous both in the file and on the device. */
-	for (uint32_t first = 0, i = 1; first < st->n_tensors; i++) {
+	for (uint32_t first = 0, i = 1; !filled && first < st->n_tensors; i++) {
 		const struct swarm_st_tensor *a = &st->tensors[first];
 		if (i < st->n_tensors &&
 		    st->tensors[i].offset - a->offset == v->dev_off[i] - v->dev_off[first])
@@ -234,6 +242,10 @@ static int upload_weights(struct weight_view *v, struct swarm_device *dev,
 		snprintf(err, err_len, "uploading the weights failed: %s", strerror(-rc));
 		return rc;
 	}
+	if (hook && hook->loaded && (rc = hook->loaded(hook->ctx, v->dev_base, total)) < 0) {
+		snprintf(err, err_len, "after loading the weights: %s", strerror(-rc));
+		return rc;
+	}
 	up->ns = now_ns() - t0;
 	up->gbps = up->bytes ? (double)up->bytes / (double)(up->ns ? up->ns : 1) : 0.0;
 	return 0;
@@ -252,6 +264,17 @@ int swarm_graph_from_weights_report(const struct swarm_manifest *m, const void *
 				    uint32_t max_batch, struct swarm_graph **out,
 				    struct swarm_weights_upload *up, char *err, size_t err_len)
 {
+	return swarm_graph_from_weights_hooked(m, map, st, dev, max_batch, out, up, NULL, err,
+					       err_len);
+}
+
+int swarm_graph_from_weights_hooked(const struct swarm_manifest *m, const void *map,
+				    const struct swarm_st_file *st, struct swarm_device *dev,
+				    uint32_t max_batch, struct swarm_graph **out,
+				    struct swarm_weights_upload *up,
+				    const struct swarm_weights_hook *hook, char *err,
+				    size_t err_len)
+{
 	struct weight_view v = { .map = map, .st = st };
 	struct swarm_weights_upload scratch;
 	int rc;
@@ -261,7 +284,7 @@ int swarm_graph_from_weights_report(const struct swarm_manifest *m, const void *
 	if (out)
 		*out = NULL;
 	if (dev && dev->i && !dev->i->host_memory && st && map) {
-		if ((rc = upload_weights(&v, dev, up, err, err_len)))
+		if ((rc = upload_weights(&v, dev, up, hook, err, err_len)))
 			goto err_free;
 	}
 	rc = swarm_graph_build(m, weight_lookup, &v, dev, max_batch, out, err, err_len);

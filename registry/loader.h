@@ -43,6 +43,8 @@ struct swarm_weights_upload {
 	double gbps;       /* bytes / ns, in 1e9 bytes a second; 0 when nothing was copied */
 	uint32_t copies;   /* calls that copied: 1 when the whole data region went at once */
 	uint32_t streamed; /* 1: through the device's upload_stream; 0: through upload */
+	void *dev_base;     /* the device allocation holding every tensor (the graph owns it) */
+	uint64_t dev_bytes; /* its size; both 0 on a host-memory device */
 };
 
 /* Builds m's node-list graph for dev with its weights from a mapped safetensors file (map,
@@ -64,5 +66,31 @@ int swarm_graph_from_weights_report(const struct swarm_manifest *m, const void *
 				    const struct swarm_st_file *st, struct swarm_device *dev,
 				    uint32_t max_batch, struct swarm_graph **out,
 				    struct swarm_weights_upload *up, char *err, size_t err_len);
+
+/* A say in where a GPU load's weights come from (swarm_graph_from_weights_hooked): the NCCL
+ * fan-out's receivers fill the allocation from the root's broadcast, and its root broadcasts
+ * once its own copy is done. */
+struct swarm_weights_hook {
+	/* Called with the device allocation planned for the file, before anything is copied into
+	 * it. The layout depends only on the file's header, so every device loading the same blob
+	 * plans the same bytes. Returns 1 when it filled all bytes itself (the copy from the
+	 * mapping is skipped), 0 to have the mapping copied as usual (a fan-out that failed falls
+	 * back so), or a negative errno to fail the load. NULL: the mapping is copied. */
+	int (*fill)(void *ctx, void *dev_base, uint64_t bytes);
+	/* Called once the allocation holds the weights, before the graph is built; a negative
+	 * return fails the load. NULL: nothing. */
+	int (*loaded)(void *ctx, void *dev_base, uint64_t bytes);
+	void *ctx;
+};
+
+/* swarm_graph_from_weights_report with a hook (NULL: none). On a host-memory device there is
+ * no allocation and the hook is not called. When fill returns 1, up->bytes counts nothing
+ * (no copy from the mapping was made). */
+int swarm_graph_from_weights_hooked(const struct swarm_manifest *m, const void *map,
+				    const struct swarm_st_file *st, struct swarm_device *dev,
+				    uint32_t max_batch, struct swarm_graph **out,
+				    struct swarm_weights_upload *up,
+				    const struct swarm_weights_hook *hook, char *err,
+				    size_t err_len);
 
 #endif /* SWARM_REGISTRY_LOADER_H */

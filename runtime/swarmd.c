@@ -40,11 +40,13 @@
 #include "registry/registry.h"
 #include "runtime/autoscaler.h"
 #include "runtime/balancer.h"
+#include "runtime/fanout.h"
 #include "runtime/log.h"
 #include "runtime/stats.h"
 #include "runtime/topology.h"
 #include "swarm/swarm.h"
 #ifdef SWARM_HAVE_CUDA
+#include "kernels/cuda/nccl_bcast.h"
 #include "kernels/cuda/probe.h"
 #endif
 
@@ -58,6 +60,9 @@
 #define HOMELESS_WAIT_NS 10000000000ull    /* a session whose worker died waits this long */
 #define BUSY_TAU_NS 5000000000ull          /* the busy fraction's EWMA time constant */
 #define MOVES_PER_TICK 64
+#define MAX_PRELOAD 8               /* --preload models */
+#define PRELOAD_SEQ 0x50000000u     /* a LOAD's seq: this plus the preload's index */
+#define FANOUT_TIMEOUT_MS 60000     /* a fan-out's collective, every rank */
 #define AS_HISTORY 600            /* ticks of demand kept: 60 s */
 #define AS_SHORT_NS 6000000000ull /* the autoscaler's short (panic) window */
 
@@ -159,7 +164,13 @@ struct device {
 	char bound_cpus[SWARM_CPUS_MAX];
 	uint64_t state_since_ns; /* when it entered its state, for the transition logs */
 	uint64_t as_requests, as_busy_ns; /* its counters at the last autoscaler tick */
+	/* --preload: per preloaded model, where its worker is (a pre_state) and which version
+	 * it was asked to load */
+	uint8_t pre_state[MAX_PRELOAD];
+	uint32_t pre_version[MAX_PRELOAD];
 };
+
+enum pre_state { PRE_NONE = 0, PRE_SENT, PRE_DONE, PRE_FAILED };
 
 static struct {
 	char socket_path[108];
@@ -194,6 +205,13 @@ static struct {
 	const char *topo_xml; /* --topology, NULL for this machine */
 	uint64_t last_load_move_ns;
 	struct swarm_balancer_config bal;
+	/* --preload: models every device loads as soon as its worker is ready */
+	struct {
+		char name[SWARM_NAME_MAX];
+		uint32_t version; /* 0: the active one, followed as it changes */
+		int unresolved;   /* logged once until it resolves */
+	} preload[MAX_PRELOAD];
+	int n_preload;
 	/* the autoscaler (--autoscale): demand per tick over AS_HISTORY ticks */
 	struct {
 		int on;
@@ -374,6 +392,7 @@ static int start_worker(struct device *dv)
 	dv->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	dv->state = SWARM_DEVICE_WARMING;
 	dv->state_since_ns = swarm_now_ns();
+	memset(dv->pre_state, 0, sizeof dv->pre_state); /* a new worker holds nothing */
 	int fl = fcntl(dv->ctl, F_GETFL);
 	fcntl(dv->ctl, F_SETFL, fl | O_NONBLOCK);
 	if (dv->pidfd < 0 || epoll_add(dv->ctl, &dv->ctl_w) || epoll_add(dv->pidfd, &dv->pid_w)) {
@@ -489,6 +508,8 @@ static void worker_died(struct device *dv)
 }
 
 static void rebalance(void);
+static void preload_step(void);
+static void preload_done(struct device *dv, const struct swarm_msg_loaded *m);
 static void let_go(struct session *s);
 static void moved(struct session *s, struct device *dv, int status, const char *text);
 
@@ -501,6 +522,7 @@ static void handle_worker_msg(struct device *dv)
 			struct swarm_msg_attach_reply attach;
 			struct swarm_msg_detached detached;
 			struct swarm_msg_switched switched;
+			struct swarm_msg_loaded loaded;
 		} m;
 		int fds[SWARM_MSG_MAX_FDS], nfds = 0;
 		int n = swarm_msg_recv(dv->ctl, &m, sizeof m, fds, &nfds);
@@ -528,6 +550,7 @@ static void handle_worker_msg(struct device *dv)
 					  dv->plan.name, warm_ms, dv->pid);
 				check_all_ready();
 				try_pending_opens();
+				preload_step();
 				continue;
 			}
 			if (dv->state != SWARM_DEVICE_DRAINING) {
@@ -550,6 +573,9 @@ static void handle_worker_msg(struct device *dv)
 			check_all_ready();
 			try_pending_opens();
 			rebalance();
+			preload_step();
+		} else if (type == SWARM_MSG_LOADED) {
+			preload_done(dv, &m.loaded);
 		} else if (type == SWARM_MSG_ATTACH_REPLY) {
 			struct session *s = session_find(m.attach.session_id);
 			if (!s || s->state != S_ATTACHING)
@@ -821,6 +847,128 @@ static void fill_version(struct swarm_msg_version *v, const struct resolved *r)
 	v->weights_bytes = r->weights_bytes;
 	v->max_batch = r->max_batch;
 	v->max_queue_delay_us = r->max_queue_delay_us;
+}
+
+/* ---- --preload and the NCCL fan-out (docs/devices.md, "NCCL fan-out") -------------------- */
+
+/* A device whose worker can take a LOAD now: ready, in service or a warm spare. */
+static int preload_ready(const struct device *dv)
+{
+	return dv->ctl >= 0 && !dv->parking &&
+	       (dv->state == SWARM_DEVICE_ACTIVE || dv->state == SWARM_DEVICE_STANDBY);
+}
+
+static void send_load(struct device *dv, int p, const struct resolved *r, uint32_t nranks,
+		      uint32_t rank, const uint8_t *id)
+{
+	struct swarm_msg_load m;
+	swarm_msg_init(&m.h, SWARM_MSG_LOAD, sizeof m, PRELOAD_SEQ + (uint32_t)p);
+	fill_version(&m.v, r);
+	m.nranks = nranks;
+	m.rank = rank;
+	m.root = 0;
+	m.timeout_ms = FANOUT_TIMEOUT_MS;
+	if (id)
+		memcpy(m.nccl_id, id, sizeof m.nccl_id);
+	if (swarm_msg_send(dv->ctl, &m, sizeof m, NULL, 0) == 0) {
+		dv->pre_state[p] = PRE_SENT;
+		dv->pre_version[p] = r->version;
+	}
+}
+
+/* Sends LOADs for what each ready device still lacks of the --preload models. It waits while
+ * any device is warming, so that the devices warming together (at start, or a scale-up of
+ * several) are planned together and a model's blob is read once for all their GPUs: the
+ * fan-out's root loads it from the registry and broadcasts it to the other GPUs
+ * (runtime/fanout.h); CPU devices, a lone GPU, and a second worker on a GPU already in the
+ * group load by themselves. */
+static void preload_step(void)
+{
+	if (!d.n_preload || any_warming() || d.stopping)
+		return;
+	for (int p = 0; p < d.n_preload; p++) {
+		struct resolved r;
+		char text[SWARM_MSG_TEXT_MAX];
+		if (resolve_model(d.preload[p].name, d.preload[p].version, &r, text, sizeof text)) {
+			if (!d.preload[p].unresolved)
+				swarm_log(SWARM_LOG_WARN, "event=preload_skipped model=%s reason=\"%s\"",
+					  d.preload[p].name, text);
+			d.preload[p].unresolved = 1;
+			continue;
+		}
+		d.preload[p].unresolved = 0;
+		struct swarm_fanout_dev need[MAX_DEVICES];
+		uint32_t n = 0;
+		for (int i = 0; i < d.n_dev; i++) {
+			struct device *dv = &d.dev[i];
+			/* Asked for another version before (the active one moved on): again. */
+			if (dv->pre_state[p] != PRE_NONE && dv->pre_version[p] != r.version &&
+			    dv->pre_state[p] != PRE_SENT)
+				dv->pre_state[p] = PRE_NONE;
+			if (preload_ready(dv) && dv->pre_state[p] == PRE_NONE)
+				need[n++] = (struct swarm_fanout_dev){ .index = i, .gpu = dv->gpu };
+		}
+		struct swarm_fanout_plan plan;
+		if (!n || swarm_fanout_plan(need, n, &plan))
+			continue;
+		uint8_t id[128] = { 0 };
+		if (plan.n_ranks) {
+			int rc = -ENOTSUP;
+#ifdef SWARM_HAVE_CUDA
+			_Static_assert(sizeof id == SWARM_NCCL_ID_BYTES, "the id's bytes");
+			rc = swarm_nccl_unique_id(id);
+			if (rc)
+				snprintf(text, sizeof text, "%s", swarm_cuda_last_error());
+#else
+			snprintf(text, sizeof text, "built without CUDA");
+#endif
+			if (rc) {
+				/* No NCCL here: every GPU loads from the registry. */
+				swarm_log(SWARM_LOG_WARN,
+					  "event=fanout_unavailable model=%s version=%u ranks=%u "
+					  "reason=\"%s\"",
+					  r.name, r.version, plan.n_ranks, text);
+				for (uint32_t k = 0; k < plan.n_ranks; k++)
+					plan.alone[plan.n_alone++] = plan.ranks[k];
+				plan.n_ranks = 0;
+			}
+		}
+		if (plan.n_ranks) {
+			char list[256] = "";
+			size_t at = 0;
+			for (uint32_t k = 0; k < plan.n_ranks && at < sizeof list; k++)
+				at += (size_t)snprintf(list + at, sizeof list - at, "%s%s",
+						       k ? "," : "", d.dev[plan.ranks[k]].plan.name);
+			swarm_log(SWARM_LOG_INFO,
+				  "event=fanout_start model=%s version=%u root=%s ranks=%u devices=%s",
+				  r.name, r.version, d.dev[plan.ranks[0]].plan.name, plan.n_ranks,
+				  list);
+		}
+		for (uint32_t k = 0; k < plan.n_ranks; k++)
+			send_load(&d.dev[plan.ranks[k]], p, &r, plan.n_ranks, k, id);
+		for (uint32_t k = 0; k < plan.n_alone; k++)
+			send_load(&d.dev[plan.alone[k]], p, &r, 0, 0, NULL);
+	}
+}
+
+/* A worker's LOADED: the preload is done there, or failed (logged; not retried until the
+ * worker starts again or the model's active version changes). */
+static void preload_done(struct device *dv, const struct swarm_msg_loaded *m)
+{
+	static const char *const how[] = { "failed", "registry", "received", "sent", "already" };
+	uint32_t p = m->h.seq - PRELOAD_SEQ;
+	if (p >= (uint32_t)d.n_preload || dv->pre_state[p] != PRE_SENT)
+		return;
+	char text[SWARM_MSG_TEXT_MAX], model[SWARM_NAME_MAX];
+	swarm_copy_str(text, sizeof text, m->text);
+	swarm_copy_str(model, sizeof model, m->model);
+	dv->pre_state[p] = m->status ? PRE_FAILED : PRE_DONE;
+	swarm_log(m->status ? SWARM_LOG_WARN : SWARM_LOG_INFO,
+		  "event=device_preloaded device=%s model=%s version=%u status=%d how=%s "
+		  "bytes=%llu ms=%.1f gbps=%.2f%s%s%s",
+		  dv->plan.name, model, m->version, m->status, m->how < 5 ? how[m->how] : "?",
+		  (unsigned long long)m->bytes, (double)m->ns / 1e6, m->gbps,
+		  text[0] ? " note=\"" : "", text, text[0] ? "\"" : "");
 }
 
 /* ---- moving sessions (docs/balancing.md) --------------------------------------------------- */
@@ -1358,6 +1506,8 @@ static void registry_changed(void)
 		fill_version(&m.v, &r);
 		swarm_msg_send(d.dev[s->device].ctl, &m, sizeof m, NULL, 0);
 	}
+	/* A preloaded model's active version may have moved on: load the new one. */
+	preload_step();
 }
 
 static void handle_registry_event(void)
@@ -2045,6 +2195,11 @@ static void usage(FILE *f)
 		"                       ~/.local/share/swarm/registry); without one, only the\n"
 		"                       built-in models identity and affine are served\n"
 		"  --no-verify          do not check weights blobs' SHA-256 when loading them\n"
+		"  --preload M[@V],...  load these models on every device as soon as its worker\n"
+		"                       is ready, before any session asks (repeatable; up to %d;\n"
+		"                       without @V the active version, followed as it changes).\n"
+		"                       GPUs warming together get the weights by one NCCL\n"
+		"                       broadcast from the GPU that read them (docs/devices.md)\n"
 		"  --backend-dir DIR    where manifests' custom backends (graph.backend) are found\n"
 		"                       when named without a path\n"
 		"  --worker PATH        the swarm-worker binary (default: beside swarmd)\n"
@@ -2065,7 +2220,8 @@ static void usage(FILE *f)
 		"  -h, --help           this text\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
-		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n");
+		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n",
+		MAX_PRELOAD);
 }
 
 /* What --devices asked for. */
@@ -2074,6 +2230,37 @@ enum devices_mode {
 	DEVICES_CPU,         /* cpu:N */
 	DEVICES_GPU,         /* gpu: every CUDA GPU, or a startup error */
 };
+
+/* --preload M[@V],...: adds each to d.preload. Returns 0, or -1 having said why. */
+static int parse_preload(const char *arg)
+{
+	char buf[1024];
+	swarm_copy_str(buf, sizeof buf, arg);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *at = strchr(tok, '@'), *end = NULL;
+		unsigned long v = 0;
+		if (at) {
+			*at = 0;
+			v = strtoul(at + 1, &end, 10);
+		}
+		if (!*tok || strlen(tok) >= SWARM_NAME_MAX || (at && (!at[1] || *end || !v ||
+								      v > UINT32_MAX))) {
+			fprintf(stderr,
+				"swarmd: --preload takes MODEL or MODEL@VERSION (VERSION >= 1), "
+				"comma-separated, not \"%s\"\n",
+				arg);
+			return -1;
+		}
+		if (d.n_preload == MAX_PRELOAD) {
+			fprintf(stderr, "swarmd: --preload: at most %d models\n", MAX_PRELOAD);
+			return -1;
+		}
+		swarm_copy_str(d.preload[d.n_preload].name, SWARM_NAME_MAX, tok);
+		d.preload[d.n_preload++].version = (uint32_t)v;
+	}
+	return 0;
+}
 
 static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char **topo_xml)
 {
@@ -2087,6 +2274,7 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 					      { "log-level", required_argument, 0, 'l' },
 					      { "registry", required_argument, 0, 'r' },
 					      { "no-verify", no_argument, 0, 'V' },
+					      { "preload", required_argument, 0, 'P' },
 					      { "backend-dir", required_argument, 0, 'B' },
 					      { "autoscale", no_argument, 0, 'A' },
 					      { "autoscale-idle", required_argument, 0, 'I' },
@@ -2161,6 +2349,10 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 			break;
 		case 'B':
 			swarm_copy_str(d.backend_dir, sizeof d.backend_dir, optarg);
+			break;
+		case 'P':
+			if (parse_preload(optarg))
+				return 2;
 			break;
 		case 'A':
 			d.as.on = 1;

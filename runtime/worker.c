@@ -40,6 +40,7 @@
 #include "swarm/swarm.h"
 #ifdef SWARM_HAVE_CUDA
 #include "kernels/cuda/ipc_mem.h"
+#include "kernels/cuda/nccl_bcast.h"
 #include "kernels/cuda/probe.h"
 #endif
 
@@ -51,6 +52,7 @@
 #define SAMPLES_PER_PASS 64     /* latency samples kept per session per pass */
 #define BATCH_MAX_REQUESTS 1024 /* requests in one batch (their statuses live on the stack) */
 #define IPC_CACHE 16            /* clients' GPU allocations kept open per session */
+#define FANOUT_TIMEOUT_MS 60000 /* a LOAD's collective, when swarmd names no timeout */
 /* One request's tensors never evict each other: least-recently-used eviction then always
  * finds an entry that an earlier request used. */
 _Static_assert(IPC_CACHE >= 2 * SWARM_MAX_TENSORS, "a request's allocations fit the cache");
@@ -92,6 +94,9 @@ struct version {
 	uint64_t in_row[SWARM_MAX_TENSORS], out_row[SWARM_MAX_TENSORS];
 	void *bin[SWARM_MAX_TENSORS], *bout[SWARM_MAX_TENSORS]; /* gathered rows, max_batch each */
 	int pinned; /* bin and bout are registered with the device (register_host) */
+	void *wdev;          /* a node-list graph's weights on a GPU (the graph owns them), or NULL */
+	uint64_t wdev_bytes; /* their bytes */
+	int preloaded;       /* held by a LOAD (--preload): one of refs, kept for the worker's life */
 };
 
 /* A request waiting for its batch. */
@@ -362,8 +367,9 @@ static struct swarm_manifest *load_manifest(struct worker *w, const char *sha, c
  * it, and either binds a built-in graph's weights by name, dtype and shape, or plans the
  * manifest's node list on the worker's device with the weights read in place. Returns it
  * with a reference taken, or NULL with the reason in why. */
-static struct version *version_get(struct worker *w, const struct swarm_msg_version *v, char *why,
-				   size_t why_len)
+static struct version *version_load(struct worker *w, const struct swarm_msg_version *v,
+				    const struct swarm_weights_hook *hook, int verify, char *why,
+				    size_t why_len)
 {
 	char model[SWARM_NAME_MAX], sha[72];
 	swarm_copy_str(model, sizeof model, v->model);
@@ -428,8 +434,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 			snprintf(why, why_len, "no registry to load weights %s from", sha);
 			goto err_free;
 		}
-		if (swarm_weights_load(path, v->weights_bytes, sha, w->verify_blobs, &x->w, why,
-				       why_len))
+		if (swarm_weights_load(path, v->weights_bytes, sha, verify, &x->w, why, why_len))
 			goto err_free;
 		for (uint32_t i = 0; desc && i < desc->n_weights; i++) {
 			const struct swarm_weight_spec *ws = &desc->weights[i];
@@ -454,10 +459,12 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 				rows = 1;
 			if (m->graph_backend[0] ?
 				    backend_load(w, x, m, rows, why, why_len) :
-				    swarm_graph_from_weights_report(m, x->w.map, &x->w.st, w->dev,
-								    rows, &x->graph, &up, why,
+				    swarm_graph_from_weights_hooked(m, x->w.map, &x->w.st, w->dev,
+								    rows, &x->graph, &up, hook, why,
 								    why_len))
 				goto err_unload;
+			x->wdev = up.dev_base;
+			x->wdev_bytes = up.dev_bytes;
 		}
 		if (up.bytes) {
 			double mbps = up.gbps * 1e3;
@@ -473,7 +480,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 			  "verified=%d graph=%s upload=%s upload_bytes=%llu upload_copies=%u "
 			  "upload_ms=%.2f upload_gbps=%.2f",
 			  model, x->number, x->w.bytes, s_ * 1e3,
-			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, w->verify_blobs,
+			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, verify,
 			  desc  ? desc->name :
 			  x->bk ? "backend" :
 				  "nodes",
@@ -517,6 +524,12 @@ err_free:
 	free(m);
 	free(x);
 	return NULL;
+}
+
+static struct version *version_get(struct worker *w, const struct swarm_msg_version *v, char *why,
+				   size_t why_len)
+{
+	return version_load(w, v, NULL, w->verify_blobs, why, why_len);
 }
 
 /* 1 when a session of geometry g can be served by v: the same tensors, row for row, and no
@@ -1227,6 +1240,160 @@ static void handle_switch(struct worker *w, const struct swarm_msg_switch *m)
 		swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
 }
 
+/* ---- LOAD: preloading, and the NCCL fan-out (docs/devices.md, "NCCL fan-out") ------------ */
+
+/* One LOAD's part in a fan-out, the context of its loader hook. */
+struct fanout {
+	struct worker *w;
+	const struct swarm_msg_load *m;
+	int timeout_ms;
+	int received, sent; /* the broadcast reached this rank / went out from it */
+	int fell_back;      /* a receiver whose broadcast failed copied from the registry */
+	double gbps;
+	char note[160];
+};
+
+#ifdef SWARM_HAVE_CUDA
+/* One broadcast of the fan-out over the bytes at buf: 0 or -errno, with why in f->note. */
+static int fanout_broadcast(struct fanout *f, void *buf, uint64_t bytes)
+{
+	const struct swarm_msg_load *m = f->m;
+	int rc = swarm_nccl_broadcast_timeout(f->w->dev, m->nccl_id, (int)m->nranks, (int)m->rank,
+					      (int)m->root, buf, bytes, f->timeout_ms, &f->gbps);
+	if (rc)
+		snprintf(f->note, sizeof f->note, "broadcast failed (%s): %s", strerror(-rc),
+			 swarm_cuda_last_error());
+	return rc;
+}
+
+/* A receiver's fill: the root's broadcast, else (0) the copy from the mapping after all. */
+static int fanout_fill(void *ctx, void *dev_base, uint64_t bytes)
+{
+	struct fanout *f = ctx;
+	if (fanout_broadcast(f, dev_base, bytes)) {
+		f->fell_back = 1;
+		return 0;
+	}
+	f->received = 1;
+	return 1;
+}
+
+/* The root's: its copy is done, so it sends. Its own weights are good either way. */
+static int fanout_loaded(void *ctx, void *dev_base, uint64_t bytes)
+{
+	struct fanout *f = ctx;
+	f->sent = fanout_broadcast(f, dev_base, bytes) == 0;
+	return 0;
+}
+#endif
+
+/* Loads m's version as the message says and keeps it loaded (one reference, for the worker's
+ * life), then answers LOADED. A rank of a fan-out always takes its part in the collective, so
+ * that the others are not left to time out: a root that had the version already sends from
+ * it; a receiver that had it receives in place (the same blob's bytes, written over
+ * themselves). A receiver skips the SHA-256 pass: the root verified the blob it sends, and the
+ * receiver's point is not to read it; if its broadcast fails it copies from the registry and
+ * verifies then, as a plain load does. */
+static void handle_load(struct worker *w, const struct swarm_msg_load *m)
+{
+	struct swarm_msg_loaded r;
+	swarm_msg_init(&r.h, SWARM_MSG_LOADED, sizeof r, m->h.seq);
+	swarm_copy_str(r.model, sizeof r.model, m->v.model);
+	r.version = m->v.version;
+	uint64_t t0 = swarm_now_ns();
+	struct fanout f = { .w = w, .m = m };
+	f.timeout_ms = m->timeout_ms ? (int)m->timeout_ms : FANOUT_TIMEOUT_MS;
+	int ranks = m->nranks >= 2 && m->rank < m->nranks && m->root < m->nranks;
+	if (m->nranks >= 2 && !ranks)
+		snprintf(f.note, sizeof f.note, "bad fan-out (rank %u, root %u of %u): loaded alone",
+			 m->rank, m->root, m->nranks);
+#ifdef SWARM_HAVE_CUDA
+	if (ranks && w->gpu < 0) {
+		snprintf(f.note, sizeof f.note, "a CPU device takes no part in a fan-out");
+		ranks = 0;
+	}
+#else
+	if (ranks)
+		snprintf(f.note, sizeof f.note, "built without CUDA: no fan-out");
+	ranks = 0;
+#endif
+	int root = ranks && m->rank == m->root;
+	struct version *x = NULL;
+	for (struct version *y = w->versions; y && !x; y = y->next)
+		if (!strcmp(y->sha, m->v.weights_sha) && !strcmp(y->model, m->v.model) &&
+		    y->number == m->v.version && !!y->desc == !!m->v.builtin_id)
+			x = y;
+	int already = x != NULL;
+	if (x) {
+		x->refs++;
+#ifdef SWARM_HAVE_CUDA
+		/* Take part all the same (see above). */
+		if (ranks && x->wdev && !fanout_broadcast(&f, x->wdev, x->wdev_bytes))
+			f.sent = root, f.received = !root;
+		else if (ranks && !x->wdev && !f.note[0])
+			snprintf(f.note, sizeof f.note,
+				 "the version has no device weights to broadcast");
+#endif
+	} else {
+		struct swarm_weights_hook hook = { 0 };
+#ifdef SWARM_HAVE_CUDA
+		hook.ctx = &f;
+		if (ranks && root)
+			hook.loaded = fanout_loaded;
+		else if (ranks)
+			hook.fill = fanout_fill;
+#endif
+		int verify = ranks && !root ? 0 : w->verify_blobs;
+		x = version_load(w, &m->v, ranks ? &hook : NULL, verify, r.text, sizeof r.text);
+		if (x && f.fell_back && w->verify_blobs && x->w.map) {
+			char hex[65];
+			swarm_sha256_hex(x->w.map, x->w.bytes, hex);
+			if (strcmp(hex, m->v.weights_sha)) {
+				snprintf(r.text, sizeof r.text,
+					 "weights changed on disk: blob %.16s... has SHA-256 %.16s...",
+					 m->v.weights_sha, hex);
+				version_put(w, x);
+				x = NULL;
+			}
+		}
+	}
+	if (x && !x->preloaded) {
+		x->preloaded = 1; /* the reference taken above stays */
+		/* Another version of the model preloaded before (the active one moved on) is
+		 * let go: its sessions, if any, keep it until they switch. */
+		for (struct version *y = w->versions; y;) {
+			struct version *next = y->next;
+			if (y != x && y->preloaded && !strcmp(y->model, x->model)) {
+				y->preloaded = 0;
+				version_put(w, y);
+			}
+			y = next;
+		}
+	} else if (x) {
+		version_put(w, x); /* preloaded before: it holds one already */
+	}
+	r.status = x ? 0 : -EBADMSG;
+	r.how = !x           ? 0 :
+		f.received   ? SWARM_LOAD_RECEIVED :
+		f.sent       ? SWARM_LOAD_SENT :
+		already      ? SWARM_LOAD_ALREADY :
+			       SWARM_LOAD_REGISTRY;
+	r.bytes = x ? x->wdev_bytes : 0;
+	r.ns = swarm_now_ns() - t0;
+	r.gbps = f.gbps;
+	if (x && f.note[0])
+		swarm_copy_str(r.text, sizeof r.text, f.note);
+	static const char *const how[] = { "failed", "registry", "received", "sent", "already" };
+	swarm_log(x ? SWARM_LOG_INFO : SWARM_LOG_WARN,
+		  "event=preloaded model=%s version=%u how=%s ranks=%u rank=%u bytes=%llu ms=%.1f "
+		  "gbps=%.2f%s%s%s",
+		  r.model, r.version, how[r.how], ranks ? m->nranks : 1, ranks ? m->rank : 0,
+		  (unsigned long long)r.bytes, (double)r.ns / 1e6, r.gbps,
+		  r.text[0] ? " note=\"" : "", r.text, r.text[0] ? "\"" : "");
+	if (w->ctl >= 0)
+		swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+}
+
 /* Lets a session go at a request boundary because it moves to another worker: what it has
  * waiting in a batch runs now, and its completions are pushed while the client has room.
  * What cannot be pushed (a client that does not read its completions) is dropped: the
@@ -1254,6 +1421,7 @@ static int handle_ctl(struct worker *w)
 			struct swarm_msg_attach attach;
 			struct swarm_msg_detach detach;
 			struct swarm_msg_switch sw;
+			struct swarm_msg_load load;
 		} m;
 		int fds[SWARM_MSG_MAX_FDS], nfds = SWARM_MSG_MAX_FDS;
 		int n = swarm_msg_recv(w->ctl, &m, sizeof m, fds, &nfds);
@@ -1288,6 +1456,8 @@ static int handle_ctl(struct worker *w)
 			close(fds[i]);
 		if (type == SWARM_MSG_SWITCH) {
 			handle_switch(w, &m.sw);
+		} else if (type == SWARM_MSG_LOAD) {
+			handle_load(w, &m.load);
 		} else if (type == SWARM_MSG_DETACH) {
 			struct session *s = find_session(w, m.detach.session_id);
 			int moving = (m.detach.flags & SWARM_DETACH_MOVE) != 0;

@@ -1,7 +1,8 @@
 /* nccl_bcast.cu: loads NCCL with dlopen, as blas.cu loads cuBLAS, and broadcasts a device
  * buffer from one rank to the others of a communicator made for that one broadcast (see
- * nccl_bcast.h). The orchestration (swarmd handing the id to the workers that warm the same
- * model) is not written yet; this is the block it will call.
+ * nccl_bcast.h). swarmd's fan-out (runtime/fanout.h, docs/devices.md) hands the id to the
+ * workers that warm the same model; each calls this with a deadline, so that a rank that never
+ * joins (a worker that died, a load that failed) costs the others a timeout, not a hang.
  */
 #include "nccl_bcast.h"
 #include "cuda_common.cuh"
@@ -28,6 +29,8 @@ static_assert(sizeof(ncclUniqueId) == SWARM_NCCL_ID_BYTES, "sizeof(ncclUniqueId)
 #define SWARM_NCCL_FUNCS(X) \
 	X(ncclGetUniqueId)  \
 	X(ncclCommInitRank) \
+	X(ncclCommInitRankConfig) \
+	X(ncclCommGetAsyncError) \
 	X(ncclBroadcast)    \
 	X(ncclCommDestroy)  \
 	X(ncclCommAbort)    \
@@ -143,14 +146,69 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Waits, until deadline (seconds, now_s's clock), for a non-blocking communicator's last call
+ * to finish: 0, -ETIMEDOUT, or the call's error as nccl_report maps it. */
+static int nccl_wait(ncclComm_t comm, double deadline, const char *what)
+{
+	const struct timespec pause = { 0, 200000 }; /* 0.2 ms: set-up takes milliseconds */
+	ncclResult_t st;
+
+	for (;;) {
+		ncclResult_t q = api.ncclCommGetAsyncError(comm, &st);
+		if (q != ncclSuccess)
+			return nccl_report(q, comm, "ncclCommGetAsyncError", __FILE__, __LINE__, -EIO);
+		if (st != ncclInProgress)
+			break;
+		if (now_s() > deadline) {
+			swarm_cuda_set_error("%s: no answer from every rank before the deadline", what);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&pause, NULL);
+	}
+	if (st != ncclSuccess)
+		return nccl_report(st, comm, what, __FILE__, __LINE__, -EIO);
+	return 0;
+}
+
+/* Waits for stream s until deadline, watching comm for an asynchronous error (a peer that went
+ * away mid-broadcast): 0, -ETIMEDOUT, -EIO. */
+static int stream_wait(cudaStream_t s, ncclComm_t comm, double deadline)
+{
+	const struct timespec pause = { 0, 100000 };
+
+	for (;;) {
+		cudaError_t e = cudaStreamQuery(s);
+		if (e == cudaSuccess)
+			return 0;
+		if (e != cudaErrorNotReady)
+			return swarm_cuda_report(e, "cudaStreamQuery(stream)", __FILE__, __LINE__);
+		int rc = nccl_wait(comm, deadline, "ncclBroadcast");
+		if (rc)
+			return rc;
+		if (now_s() > deadline) {
+			swarm_cuda_set_error("ncclBroadcast: not done before the deadline");
+			return -ETIMEDOUT;
+		}
+		nanosleep(&pause, NULL);
+	}
+}
+
 extern "C" int swarm_nccl_broadcast(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_ID_BYTES],
 				    int nranks, int rank, int root, void *buf, size_t bytes,
 				    double *gbps)
 {
+	return swarm_nccl_broadcast_timeout(dev, id, nranks, rank, root, buf, bytes, 0, gbps);
+}
+
+extern "C" int swarm_nccl_broadcast_timeout(struct swarm_device *dev,
+					    const uint8_t id[SWARM_NCCL_ID_BYTES], int nranks,
+					    int rank, int root, void *buf, size_t bytes,
+					    int timeout_ms, double *gbps)
+{
 	struct swarm_cuda_ctx *c;
 	ncclUniqueId uid;
 	ncclComm_t comm = NULL;
-	double t0, dt;
+	double t0, dt, deadline;
 	int cur = -1;
 	int ret;
 
@@ -160,12 +218,13 @@ extern "C" int swarm_nccl_broadcast(struct swarm_device *dev, const uint8_t id[S
 	/* Every argument first: a bad call is -EINVAL wherever NCCL is missing, and never
 	 * reaches a collective that the other ranks would wait in forever. */
 	if (!dev || !dev->ctx || dev->i != swarm_device_cuda_table() || !id || nranks < 1 ||
-	    rank < 0 || rank >= nranks || root < 0 || root >= nranks || (!buf && bytes)) {
+	    rank < 0 || rank >= nranks || root < 0 || root >= nranks || (!buf && bytes) ||
+	    timeout_ms < 0) {
 		swarm_cuda_set_error("swarm_nccl_broadcast: bad argument (dev %p%s, id %p, nranks "
-				     "%d, rank %d, root %d, buf %p)",
+				     "%d, rank %d, root %d, buf %p, timeout %d ms)",
 				     (void *)dev,
 				     dev && dev->i != swarm_device_cuda_table() ? " not CUDA" : "",
-				     (const void *)id, nranks, rank, root, buf);
+				     (const void *)id, nranks, rank, root, buf, timeout_ms);
 		return -EINVAL;
 	}
 	c = (struct swarm_cuda_ctx *)dev->ctx;
@@ -184,14 +243,41 @@ extern "C" int swarm_nccl_broadcast(struct swarm_device *dev, const uint8_t id[S
 	CUDA_CHECK_RET(cudaGetDevice(&cur));
 	if (cur != c->ordinal)
 		CUDA_CHECK_RET(cudaSetDevice(c->ordinal));
-	NCCL_CHECK(api.ncclCommInitRank(&comm, nranks, uid, rank), NULL, -ENODEV, out);
+	deadline = now_s() + (double)timeout_ms / 1e3;
+	if (timeout_ms) {
+		/* Non-blocking: every call returns at once and nccl_wait polls it, so that a rank
+		 * that never joins ends in -ETIMEDOUT and an abort rather than a hang. */
+		ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+		config.blocking = 0;
+		ncclResult_t st = api.ncclCommInitRankConfig(&comm, nranks, uid, rank, &config);
+		if (st != ncclSuccess && st != ncclInProgress) {
+			ret = nccl_report(st, NULL, "ncclCommInitRankConfig", __FILE__, __LINE__,
+					  -ENODEV);
+			goto out;
+		}
+		if ((ret = nccl_wait(comm, deadline, "ncclCommInitRankConfig")))
+			goto out;
+	} else {
+		NCCL_CHECK(api.ncclCommInitRank(&comm, nranks, uid, rank), NULL, -ENODEV, out);
+	}
 	/* Start the clock on an idle stream, so that the rate is the broadcast's alone and not
 	 * that of the work queued before it. */
 	CUDA_CHECK(cudaStreamSynchronize(c->stream), out);
 	t0 = now_s();
-	NCCL_CHECK(api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream), comm, -EIO,
-		   out);
-	CUDA_CHECK(cudaStreamSynchronize(c->stream), out);
+	if (timeout_ms) {
+		ncclResult_t st = api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream);
+		if (st != ncclSuccess && st != ncclInProgress) {
+			ret = nccl_report(st, comm, "ncclBroadcast", __FILE__, __LINE__, -EIO);
+			goto out;
+		}
+		if ((ret = nccl_wait(comm, deadline, "ncclBroadcast")) ||
+		    (ret = stream_wait(c->stream, comm, deadline)))
+			goto out;
+	} else {
+		NCCL_CHECK(api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream), comm,
+			   -EIO, out);
+		CUDA_CHECK(cudaStreamSynchronize(c->stream), out);
+	}
 	dt = now_s() - t0;
 	if (gbps && dt > 0)
 		*gbps = (double)bytes / dt * 1e-9;

@@ -1,8 +1,9 @@
 /* nccl_bcast.h: the NCCL building block for sharing a model's weights between GPUs, callable
- * from C. When several workers warm the same model, swarmd is to hand one unique id to all of
- * them; the first that has the weights broadcasts them to the others over one communicator.
- * Only this block exists (see docs/devices.md, "NCCL broadcast"); the orchestration awaits a
- * machine with several GPUs.
+ * from C. When several GPU workers warm the same model, swarmd hands one unique id to all of
+ * them (runtime/fanout.h plans who is root); the root, which loaded the weights from the
+ * registry, broadcasts them to the others over one communicator (docs/devices.md, "NCCL
+ * fan-out"). The multi-GPU path awaits a machine with several GPUs; the single-rank case is
+ * tested wherever there is one.
  *
  * NCCL is loaded with dlopen at first use (libnccl.so.2, then the toolkit's library directory),
  * never linked: a binary starts where it is missing, and only a process that calls these maps
@@ -45,6 +46,15 @@ int swarm_nccl_unique_id(uint8_t id[SWARM_NCCL_ID_BYTES]);
  * on this GPU), -ENOMEM or -EIO (the broadcast or the wait failed). */
 int swarm_nccl_broadcast(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_ID_BYTES],
 			 int nranks, int rank, int root, void *buf, size_t bytes, double *gbps);
+
+/* swarm_nccl_broadcast with a deadline: timeout_ms > 0 makes the communicator non-blocking
+ * (ncclCommInitRankConfig, blocking = 0) and polls every step, so that when a rank never joins
+ * or goes away mid-broadcast the call aborts the communicator and returns -ETIMEDOUT (or -EIO
+ * for an error NCCL reports) within about timeout_ms, instead of waiting forever; 0 waits as
+ * swarm_nccl_broadcast does. A negative timeout_ms is -EINVAL. */
+int swarm_nccl_broadcast_timeout(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_ID_BYTES],
+				 int nranks, int rank, int root, void *buf, size_t bytes,
+				 int timeout_ms, double *gbps);
 
 #ifdef __cplusplus
 }

@@ -307,3 +307,18 @@ Test(e2e_devices_gpu, devices_gpu_serves_each_gpu_as_gpu_n)
 	swarm_disconnect(c);
 	h_stop();
 }
+
+Test(e2e_devices, preload_refuses_a_malformed_list)
+{
+	static const char *const bad[] = { "scaler@0", "scaler@", "@3", "a,,b@x",
+					   "a,b,c,d,e,f,g,h,i" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		const char *argv[] = { SWARM_BIN_DIR "/swarmd", "--preload", bad[i], NULL };
+		struct ran r;
+		run_prog(argv, -1, -1, &r);
+		cr_expect_eq(r.status, 2, "swarmd --preload %s: exit %d, want 2", bad[i], r.status);
+		expect_said(&r, "swarmd", "--preload");
+		cr_expect(strstr(r.out, "event=worker_started") == NULL,
+			  "--preload %s started a worker:\n%s", bad[i], r.out);
+	}
+}

@@ -621,3 +621,95 @@ Test(e2e_registry, missing_backend_is_refused_with_the_reason)
 	swarm_disconnect(c);
 	h_stop();
 }
+
+/* ---- --preload (docs/devices.md, "NCCL fan-out"): loads before any session ---------------- */
+
+/* Waits up to timeout_ns for needle in swarmd's log: 1 found, 0 not. */
+static int wait_log(const char *needle, int64_t timeout_ns)
+{
+	uint64_t end = h_now_ns() + (uint64_t)timeout_ns;
+	while (!h_log_contains(needle)) {
+		if (h_now_ns() > end)
+			return 0;
+		h_sleep_ms(20);
+	}
+	return 1;
+}
+
+static void start_preloading(const char *what)
+{
+	const char *extra[] = { "--registry", reg_dir, "--preload", what, NULL };
+	h_start("cpu:2", extra);
+}
+
+Test(e2e_registry, preload_loads_every_device_before_any_session)
+{
+	publish(2.0f, 1.0f, 1);
+	start_preloading("scaler");
+	/* CPU devices load alone (their weights are the page cache's): no fan-out. */
+	for (int i = 0; i < 2; i++) {
+		char needle[128];
+		snprintf(needle, sizeof needle,
+			 "event=device_preloaded device=cpu:%d model=scaler version=1 status=0 "
+			 "how=registry",
+			 i);
+		if (!wait_log(needle, 10 * H_SEC)) {
+			h_print_log("no preload");
+			cr_assert_fail("no \"%s\" in swarmd's log", needle);
+		}
+	}
+	cr_expect(!h_log_contains("event=fanout_start"), "a fan-out among CPU devices");
+	cr_expect(!h_log_contains("event=session_"), "a session before any was opened");
+	/* The version a session then opens is the one loaded: served, and right. */
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	cr_assert_eq(swarm_session_open(c, "scaler", 0, NULL, &s), 0);
+	cr_expect_eq(one_request(s, 3, 7), 1, "the preloaded v1 did not answer");
+	swarm_disconnect(c);
+	h_stop();
+}
+
+Test(e2e_registry, preload_follows_the_active_version_and_lets_the_old_one_go)
+{
+	publish(2.0f, 1.0f, 1);
+	start_preloading("scaler");
+	cr_assert(wait_log("device=cpu:1 model=scaler version=1 status=0", 10 * H_SEC) &&
+			  wait_log("device=cpu:0 model=scaler version=1 status=0", 10 * H_SEC),
+		  "v1 was not preloaded");
+	publish(3.0f, -0.5f, 1);
+	int ok = wait_log("device=cpu:0 model=scaler version=2 status=0", 10 * H_SEC) &&
+		 wait_log("device=cpu:1 model=scaler version=2 status=0", 10 * H_SEC);
+	if (!ok)
+		h_print_log("v2 not preloaded");
+	cr_assert(ok, "the new active version was not preloaded on both devices");
+	/* No session held v1: each worker let it go once v2 was in. */
+	cr_expect(wait_log("event=weights_unloaded model=scaler version=1", 5 * H_SEC),
+		  "v1 stayed loaded");
+	h_stop();
+}
+
+Test(e2e_registry, preload_of_a_pinned_version_stays_on_it)
+{
+	publish(2.0f, 1.0f, 1);
+	publish(3.0f, -0.5f, 1);
+	start_preloading("scaler@1");
+	cr_assert(wait_log("device=cpu:0 model=scaler version=1 status=0", 10 * H_SEC),
+		  "scaler@1 was not preloaded");
+	cr_expect(!h_log_contains("model=scaler version=2 status=0"), "v2 was preloaded");
+	h_stop();
+}
+
+Test(e2e_registry, preload_of_an_unknown_model_is_logged_and_serving_goes_on)
+{
+	start_preloading("nosuch,scaler@9");
+	cr_expect(wait_log("event=preload_skipped model=nosuch reason=\"no model", 10 * H_SEC),
+		  "no preload_skipped for an unknown model");
+	cr_expect(wait_log("event=preload_skipped model=scaler reason=", 10 * H_SEC),
+		  "no preload_skipped for a missing version");
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	swarm_session_opts o = h_identity_opts();
+	cr_assert_eq(h_open_working(c, "identity", &o, &s, 5 * H_SEC), 0);
+	swarm_disconnect(c);
+	h_stop();
+}

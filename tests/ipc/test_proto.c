@@ -22,7 +22,8 @@ static const uint16_t all_types[] = {
 	SWARM_MSG_STATUS,     SWARM_MSG_STATUS_REPLY, SWARM_MSG_WORKER_READY,
 	SWARM_MSG_ATTACH,     SWARM_MSG_ATTACH_REPLY, SWARM_MSG_DETACH,
 	SWARM_MSG_DETACHED,   SWARM_MSG_SWITCH,       SWARM_MSG_SWITCHED,
-	SWARM_MSG_DEVICE,     SWARM_MSG_DEVICE_REPLY,
+	SWARM_MSG_DEVICE,     SWARM_MSG_DEVICE_REPLY, SWARM_MSG_LOAD,
+	SWARM_MSG_LOADED,
 };
 #define N_TYPES (sizeof all_types / sizeof *all_types)
 
@@ -96,6 +97,8 @@ Test(ipc_proto, msg_len_matches_the_structs)
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_ATTACH_REPLY), sizeof(struct swarm_msg_attach_reply));
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_DETACH), sizeof(struct swarm_msg_detach));
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_DETACHED), sizeof(struct swarm_msg_detached));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_LOAD), sizeof(struct swarm_msg_load));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_LOADED), sizeof(struct swarm_msg_loaded));
 }
 
 Test(ipc_proto, msg_len_of_unknown_type_is_zero)
