@@ -208,7 +208,7 @@ int bench_baseline_cacheline(size_t warmup, size_t iters, uint64_t *out_ns)
 	const char *what = "cache-line ping-pong";
 	struct bench_cl_arg arg = { .rounds = warmup + iters };
 	struct bench_line msg, reply;
-	pid_t pid;
+	pid_t pid = -1;
 	int err;
 
 	arg.sh = bench_shared_map(sizeof(*arg.sh), what);
@@ -326,7 +326,7 @@ int bench_baseline_futex(size_t warmup, size_t iters, uint64_t *out_ns)
 	const char *what = "futex ping-pong";
 	struct bench_fx_arg arg;
 	uint8_t msg[BENCH_PAYLOAD_BYTES], reply[BENCH_PAYLOAD_BYTES];
-	pid_t pid;
+	pid_t pid = -1;
 	int err;
 
 	if (warmup + iters > UINT32_MAX - 1)
@@ -543,7 +543,7 @@ int bench_baseline_tcp(size_t warmup, size_t iters, uint64_t *out_ns)
 	socklen_t alen = sizeof(arg.addr);
 	struct pollfd pfd;
 	int fd = -1;
-	pid_t pid;
+	pid_t pid = -1;
 	int err;
 
 	arg.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
