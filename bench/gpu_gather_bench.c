@@ -22,16 +22,22 @@
 #define GG_SLOT_AT 4096                /* where the request's slot starts in it */
 #define GG_MAX_TENSORS 3
 
-enum { M_PIECES, M_COPIES, M_KERNEL, M_OLD, M_COUNT };
+enum {
+	M_PIECES,
+	M_COPIES,
+	M_KERNEL,
+	M_OLD,
+	M_COUNT
+};
 static const char *const m_names[M_COUNT] = { "upload/piece", "many copies", "many kernel",
-					       "old gather" };
+					      "old gather" };
 
 struct gg {
 	struct swarm_device *d;
-	char *segs;                    /* GG_SESSIONS segments, each registered alone */
-	char *bin;                     /* the old path's pinned gather buffer */
-	char *dev;                     /* staging buffers: GG_MAX_TENSORS of 16 rows */
-	size_t row, area;              /* bytes a row, a tensor's area in a slot */
+	char *segs;       /* GG_SESSIONS segments, each registered alone */
+	char *bin;        /* the old path's pinned gather buffer */
+	char *dev;        /* staging buffers: GG_MAX_TENSORS of 16 rows */
+	size_t row, area; /* bytes a row, a tensor's area in a slot */
 	int tensors;
 	struct swarm_copy pc[GG_SESSIONS * GG_MAX_TENSORS];
 };
@@ -112,8 +118,8 @@ static int check(struct gg *g, int m)
 		for (int s = 0; s < GG_SESSIONS && !rc; s++)
 			if (memcmp(back + ((size_t)t * GG_SESSIONS + s) * g->row,
 				   slot_tensor(g, s, t), g->row)) {
-				printf("gather: %s put wrong bytes in tensor %d row %d\n", m_names[m],
-				       t, s);
+				printf("gather: %s put wrong bytes in tensor %d row %d\n",
+				       m_names[m], t, s);
 				rc = -EBADMSG;
 			}
 	free(zero);
@@ -187,9 +193,9 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 			g.tensors = tensor_counts[c];
 			for (int t = 0; t < g.tensors; t++)
 				for (int s = 0; s < GG_SESSIONS; s++)
-					g.pc[t * GG_SESSIONS + s] = (struct swarm_copy){
-						staged(&g, s, t), slot_tensor(&g, s, t), g.row
-					};
+					g.pc[t * GG_SESSIONS + s] =
+						(struct swarm_copy){ staged(&g, s, t),
+								     slot_tensor(&g, s, t), g.row };
 			for (int m = 0; m < M_COUNT && !rc; m++)
 				if (!(rc = check(&g, m)))
 					rc = time_method(&g, m, iters, &us[m]);

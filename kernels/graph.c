@@ -866,8 +866,7 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 	assert(g->n_tensors <= cap);
 
 	if ((rc = size_tensors(&b)) || (rc = plan_arena(&b)) || (rc = place(&b)) ||
-	    (rc = make_nodes(&b)) || (rc = make_exec_table(&b)) ||
-	    (rc = make_piece_table(&b)))
+	    (rc = make_nodes(&b)) || (rc = make_exec_table(&b)) || (rc = make_piece_table(&b)))
 		goto err_free;
 	free(b.name_t);
 	free(b.node_in);
@@ -1014,10 +1013,9 @@ static uint32_t part_pieces(struct swarm_graph *g, const struct swarm_graph_part
 			at += bytes;
 			if (!bytes)
 				continue;
-			g->pieces[n++] = out ? (struct swarm_copy){ parts[p].outputs[i], staged,
-								    bytes } :
-					       (struct swarm_copy){ staged, parts[p].inputs[i],
-								    bytes };
+			g->pieces[n++] =
+				out ? (struct swarm_copy){ parts[p].outputs[i], staged, bytes } :
+				      (struct swarm_copy){ staged, parts[p].inputs[i], bytes };
 		}
 	}
 	return n;
@@ -1030,8 +1028,8 @@ static int copy_pieces(struct swarm_graph *g, uint32_t n, bool out)
 	struct swarm_device *dev = g->dev;
 	int (*many)(struct swarm_device *, const struct swarm_copy *, uint32_t) =
 		out ? dev->i->download_many : dev->i->upload_many;
-	int (*one)(struct swarm_device *, void *, const void *, size_t) =
-		out ? dev->i->download : dev->i->upload;
+	int (*one)(struct swarm_device *, void *, const void *, size_t) = out ? dev->i->download :
+										dev->i->upload;
 	if (many)
 		return n ? many(dev, g->pieces, n) : 0;
 	for (uint32_t k = 0; k < n; k++) {

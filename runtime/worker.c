@@ -505,7 +505,8 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 		if (parts) {
 			ok = ok && (x->parts = calloc(n, sizeof *x->parts)) &&
 			     (x->part_in = calloc((size_t)n * (x->n_in + 1), sizeof *x->part_in)) &&
-			     (x->part_out = calloc((size_t)n * (x->n_out + 1), sizeof *x->part_out));
+			     (x->part_out =
+				      calloc((size_t)n * (x->n_out + 1), sizeof *x->part_out));
 		}
 		for (uint32_t i = 0; ok && !parts && i < x->n_in; i++)
 			ok = (x->bin[i] = aligned_alloc(64, (x->max_batch * x->in_row[i] + 63) /

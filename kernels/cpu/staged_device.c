@@ -160,14 +160,13 @@ static void staged_destroy(struct swarm_device *d)
 	free(d);
 }
 
-#define STAGED_TABLE(with_many)                                              \
-	{                                                                    \
-		.name = "staged-cpu", .alloc = staged_alloc, .free = staged_free, \
-		.upload = staged_upload, .download = staged_download,        \
-		.supports_op = staged_supports_op, .run = staged_run,        \
-		.destroy = staged_destroy, .host_memory = 0,                 \
-		.upload_many = (with_many) ? staged_upload_many : NULL,      \
-		.download_many = (with_many) ? staged_download_many : NULL,  \
+#define STAGED_TABLE(with_many)                                                                  \
+	{                                                                                        \
+		.name = "staged-cpu", .alloc = staged_alloc, .free = staged_free,                \
+		.upload = staged_upload, .download = staged_download,                            \
+		.supports_op = staged_supports_op, .run = staged_run, .destroy = staged_destroy, \
+		.host_memory = 0, .upload_many = (with_many) ? staged_upload_many : NULL,        \
+		.download_many = (with_many) ? staged_download_many : NULL,                      \
 	}
 
 static const struct swarm_device_i staged_i = STAGED_TABLE(1);

@@ -34,8 +34,8 @@ int swarm_cuda_gather_init(struct swarm_cuda_ctx *c)
 	g->mode = SWARM_CUDA_GATHER_COPIES;
 	if (env && swarm_cuda_gather_mode_from_name(env) >= 0)
 		g->mode = swarm_cuda_gather_mode_from_name(env);
-	if (cudaDeviceGetAttribute(&ok, cudaDevAttrCanUseHostPointerForRegisteredMem,
-				   c->ordinal) == cudaSuccess)
+	if (cudaDeviceGetAttribute(&ok, cudaDevAttrCanUseHostPointerForRegisteredMem, c->ordinal) ==
+	    cudaSuccess)
 		g->host_ptr_ok = ok;
 	(void)cudaGetLastError();
 	c->gather = g;
@@ -51,8 +51,7 @@ void swarm_cuda_gather_release(struct swarm_cuda_ctx *c)
 	c->gather = NULL;
 }
 
-void swarm_cuda_gather_note_register(struct swarm_cuda_ctx *c, void *p, size_t bytes,
-				     int read_only)
+void swarm_cuda_gather_note_register(struct swarm_cuda_ctx *c, void *p, size_t bytes, int read_only)
 {
 	struct swarm_cuda_gather *g = c->gather;
 	void *dev = NULL;
@@ -73,8 +72,8 @@ void swarm_cuda_gather_note_register(struct swarm_cuda_ctx *c, void *p, size_t b
 	else if (cudaHostGetDevicePointer(&dev, p, 0) != cudaSuccess)
 		dev = NULL;
 	(void)cudaGetLastError();
-	g->regions[g->n++] = (struct swarm_cuda_host_region){ (char *)p, bytes, (char *)dev,
-							      read_only };
+	g->regions[g->n++] =
+		(struct swarm_cuda_host_region){ (char *)p, bytes, (char *)dev, read_only };
 }
 
 void swarm_cuda_gather_note_unregister(struct swarm_cuda_ctx *c, void *p)
@@ -90,8 +89,7 @@ void swarm_cuda_gather_note_unregister(struct swarm_cuda_ctx *c, void *p)
 
 /* The device's address of [p, p + bytes) of host memory, or NULL where no registered region
  * holds it all (or the kernel would write one registered read-only). */
-static char *device_view(const struct swarm_cuda_gather *g, const void *p, size_t bytes,
-			 int write)
+static char *device_view(const struct swarm_cuda_gather *g, const void *p, size_t bytes, int write)
 {
 	const char *h = (const char *)p;
 
@@ -272,10 +270,9 @@ int swarm_cuda_copy_many(struct swarm_cuda_ctx *c, const struct swarm_copy *piec
 			in_table = 0;
 			largest = 0;
 		}
-		t.p[in_table++] = to_device ?
-					  (struct gather_piece){ (char *)pc->dst, view, pc->bytes } :
-					  (struct gather_piece){ view, (const char *)pc->src,
-								 pc->bytes };
+		t.p[in_table++] =
+			to_device ? (struct gather_piece){ (char *)pc->dst, view, pc->bytes } :
+				    (struct gather_piece){ view, (const char *)pc->src, pc->bytes };
 		if (pc->bytes > largest)
 			largest = pc->bytes;
 	}

@@ -19,9 +19,9 @@ struct swarm_cuda_host_region {
 };
 
 struct swarm_cuda_gather {
-	int mode;           /* an enum swarm_cuda_gather_mode */
-	int host_ptr_ok;    /* cudaDevAttrCanUseHostPointerForRegisteredMem: dev == host */
-	int batch_off;      /* cudaMemcpyBatchAsync refused a batch once: one copy a piece */
+	int mode;        /* an enum swarm_cuda_gather_mode */
+	int host_ptr_ok; /* cudaDevAttrCanUseHostPointerForRegisteredMem: dev == host */
+	int batch_off;   /* cudaMemcpyBatchAsync refused a batch once: one copy a piece */
 	struct swarm_cuda_host_region *regions; /* n of cap, unordered */
 	uint32_t n, cap;
 };

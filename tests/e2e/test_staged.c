@@ -226,8 +226,7 @@ Test(e2e_staged, batches_from_many_sessions_run_from_their_slots)
 		cr_expect_eq(cs[i].wrong_z, 0, "client %d: %ld requests got another's z: %s", i,
 			     cs[i].wrong_z, cs[i].why);
 	}
-	cr_assert_eq(done, (long)CLIENTS * ITERS * IN_FLIGHT, "only %ld requests completed",
-		     done);
+	cr_assert_eq(done, (long)CLIENTS * ITERS * IN_FLIGHT, "only %ld requests completed", done);
 	cr_assert(h_log_contains("kind=staged-cpu"), "the worker did not run the staged device");
 	cr_assert(h_log_contains("path=slots"), "the version was not set up to batch from slots");
 

@@ -586,8 +586,8 @@ static size_t make_pieces(struct swarm_copy *pc, unsigned char *reg, unsigned ch
 /* upload_many then download_many of the same pieces in mode: the device image equals one
  * made with memcpy, and the host buffers get back exactly the pieces' bytes, the bytes
  * between them untouched. */
-static void check_many(struct swarm_device *dev, int mode, unsigned char *reg,
-		       unsigned char *unreg, uint64_t seed)
+static void check_many(struct swarm_device *dev, int mode, unsigned char *reg, unsigned char *unreg,
+		       uint64_t seed)
 {
 	static struct swarm_copy up[MANY_PIECES], down[MANY_PIECES];
 	uint64_t s = seed, s2 = seed;
@@ -628,7 +628,7 @@ static void check_many(struct swarm_device *dev, int mode, unsigned char *reg,
 	for (int i = 0; i < MANY_PIECES; i++) {
 		unsigned char *h = down[i].dst;
 		unsigned char *w = h >= reg && h < reg + MANY_HOST ? reg_want + (h - reg) :
-								    unreg_want + (h - unreg);
+								     unreg_want + (h - unreg);
 		memcpy(w, want + ((const char *)down[i].src - d), down[i].bytes);
 	}
 	rc = dev->i->download_many(dev, down, MANY_PIECES);
@@ -636,11 +636,14 @@ static void check_many(struct swarm_device *dev, int mode, unsigned char *reg,
 		     swarm_cuda_last_error());
 	cr_assert_eq(dev->i->synchronize(dev), 0, "%s", swarm_cuda_last_error());
 	for (size_t i = 0; i < MANY_HOST; i++) {
-		cr_assert_eq(reg[i], reg_want[i], "%s: download_many: registered byte %zu is %u, "
-			     "want %u", swarm_cuda_gather_mode_name(mode), i, reg[i], reg_want[i]);
-		cr_assert_eq(unreg[i], unreg_want[i], "%s: download_many: unregistered byte %zu "
-			     "is %u, want %u", swarm_cuda_gather_mode_name(mode), i, unreg[i],
-			     unreg_want[i]);
+		cr_assert_eq(reg[i], reg_want[i],
+			     "%s: download_many: registered byte %zu is %u, "
+			     "want %u",
+			     swarm_cuda_gather_mode_name(mode), i, reg[i], reg_want[i]);
+		cr_assert_eq(unreg[i], unreg_want[i],
+			     "%s: download_many: unregistered byte %zu "
+			     "is %u, want %u",
+			     swarm_cuda_gather_mode_name(mode), i, unreg[i], unreg_want[i]);
 	}
 	free(reg_want);
 	free(unreg_want);

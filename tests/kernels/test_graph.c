@@ -1494,7 +1494,8 @@ static void weights_to(struct swarm_device *d)
 {
 	dws = ws;
 	for (uint32_t i = 0; i < ws.n; i++) {
-		size_t bytes = (size_t)swarm_tensor_elems(&ws.t[i]) * swarm_dtype_size(ws.t[i].dtype);
+		size_t bytes =
+			(size_t)swarm_tensor_elems(&ws.t[i]) * swarm_dtype_size(ws.t[i].dtype);
 		dws.t[i].data = d->i->alloc(d, bytes);
 		cr_assert_not_null(dws.t[i].data);
 		int rc = d->i->upload(d, dws.t[i].data, ws.t[i].data, bytes);
@@ -1625,7 +1626,8 @@ Test(kernels_graph, run_parts_equals_one_contiguous_run)
 		struct swarm_graph *g = build_dev_weights(d, 16);
 		cr_assert_eq(swarm_graph_staged(g), 1);
 		for (int trial = 0; trial < 60; trial++) {
-			uint32_t total = 1 + (uint32_t)(urand() * 16), k = 1 + (uint32_t)(urand() * 5);
+			uint32_t total = 1 + (uint32_t)(urand() * 16),
+				 k = 1 + (uint32_t)(urand() * 5);
 			uint32_t rows[PARTS_MAX], n = 0, left = total;
 			while (left) {
 				uint32_t r = 1 + (uint32_t)(urand() * k);
@@ -1637,8 +1639,8 @@ Test(kernels_graph, run_parts_equals_one_contiguous_run)
 			cr_assert_eq(rc, 0, "CPU run of %u rows: %d", total, rc);
 			parts_make(ps, rows, n, src);
 			rc = swarm_graph_run_parts(g, ps->p, n);
-			cr_assert_eq(rc, 0, "flags %u: run_parts of %u parts, %u rows: %d", flags, n,
-				     total, rc);
+			cr_assert_eq(rc, 0, "flags %u: run_parts of %u parts, %u rows: %d", flags,
+				     n, total, rc);
 			parts_check(ps, w, flags ? "piece by piece" : "upload_many");
 			parts_free(ps);
 		}
@@ -1807,12 +1809,15 @@ Test(kernels_graph, run_parts_returns_an_upload_failing_part_way)
 		cr_assert_eq(fail_syncs, 1, "flags %u: %d synchronizes after the failure", flags,
 			     fail_syncs);
 		if (flags)
-			cr_assert_eq(fail_calls, 6, "piece by piece: %d uploads, want 6 (the "
-				     "sixth failing, none after)", fail_calls);
+			cr_assert_eq(fail_calls, 6,
+				     "piece by piece: %d uploads, want 6 (the "
+				     "sixth failing, none after)",
+				     fail_calls);
 		else
 			cr_assert(fail_calls == 1 && fail_pieces == 12,
 				  "upload_many: %d calls of %d pieces, want 1 of 12 (4 parts x 3 "
-				  "inputs)", fail_calls, fail_pieces);
+				  "inputs)",
+				  fail_calls, fail_pieces);
 		parts_free(ps);
 		/* With nothing failing it runs again, the same graph. */
 		fail_after = 1000;
