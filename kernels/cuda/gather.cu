@@ -91,12 +91,14 @@ void swarm_cuda_gather_note_unregister(struct swarm_cuda_ctx *c, void *p)
  * holds it all (or the kernel would write one registered read-only). */
 static char *device_view(const struct swarm_cuda_gather *g, const void *p, size_t bytes, int write)
 {
-	const char *h = (const char *)p;
+	const uintptr_t h = (uintptr_t)p;
 
+	/* Addresses as integers: p may lie in no region at all. */
 	for (uint32_t i = 0; i < g->n; i++) {
 		const struct swarm_cuda_host_region *r = &g->regions[i];
-		if (h >= r->host && bytes <= r->bytes && (size_t)(h - r->host) <= r->bytes - bytes)
-			return r->dev && !(write && r->read_only) ? r->dev + (h - r->host) : NULL;
+		const uintptr_t base = (uintptr_t)r->host;
+		if (h >= base && bytes <= r->bytes && h - base <= r->bytes - bytes)
+			return r->dev && !(write && r->read_only) ? r->dev + (h - base) : NULL;
 	}
 	return NULL;
 }

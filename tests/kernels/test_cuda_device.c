@@ -28,6 +28,8 @@
 #include "kernels/cuda/nccl_bcast.h"
 #include "kernels/cuda/probe.h"
 #include "kernels/device.h"
+#include "kernels/graph.h"
+#include "registry/manifest.h"
 #include "swarm/swarm.h"
 
 /* 1 when this machine has a usable CUDA GPU. */
@@ -698,5 +700,103 @@ Test(kernels_cuda_device_gpu, gather_mode_from_env_and_refusals)
 		cr_expect_eq(dev->i->synchronize(dev), 0, "%s", swarm_cuda_last_error());
 	}
 	dev->i->free(dev, d);
+	dev->i->destroy(dev);
+}
+
+/* swarm_graph_run_parts on the CUDA device, in each gather mode: ten requests' buffers, half
+ * in a registered buffer and half in malloc'd memory, give the rows of one contiguous CPU run
+ * to the bit (relu and identity are exact), through the direct run, the capture and the
+ * replays of the same summed rows. */
+Test(kernels_cuda_device_gpu, run_parts_equals_a_contiguous_cpu_run)
+{
+	static const char json[] =
+		"{\"format\": 1,"
+		" \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 5]},"
+		"   {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],"
+		" \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 5]},"
+		"   {\"name\": \"z2\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],"
+		" \"graph\": {\"nodes\": ["
+		"  {\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\"},"
+		"  {\"op\": \"identity\", \"inputs\": [\"z\"], \"output\": \"z2\"}]},"
+		" \"weights\": []}";
+	enum {
+		PARTS = 10,
+		MAXB = 32,
+		W0 = 5,
+		W1 = 3
+	};
+	static const uint32_t rows[PARTS] = { 1, 4, 2, 7, 1, 1, 3, 5, 2, 4 }; /* 30 rows */
+	static struct swarm_manifest man;
+	char err[256];
+	struct swarm_device *dev = open_gpu_or_skip(), *cpu = NULL;
+	struct swarm_graph *g = NULL, *gc = NULL;
+	uint64_t s = 7;
+
+	cr_assert_eq(swarm_manifest_parse(json, sizeof json - 1, &man, err, sizeof err), 0, "%s",
+		     err);
+	cr_assert_eq(swarm_device_cpu_create(1, &cpu), 0);
+	cr_assert_eq(swarm_graph_build(&man, NULL, NULL, cpu, MAXB, &gc, err, sizeof err), 0, "%s",
+		     err);
+	cr_assert_eq(swarm_graph_build(&man, NULL, NULL, dev, MAXB, &g, err, sizeof err), 0, "%s",
+		     err);
+	cr_assert_eq(swarm_graph_staged(g), 1);
+
+	float x[MAXB * W0], z[MAXB * W1], y[MAXB * W0], z2[MAXB * W1];
+	for (int i = 0; i < MAXB * W0; i++)
+		x[i] = rnd(&s);
+	for (int i = 0; i < MAXB * W1; i++)
+		z[i] = rnd(&s);
+	const void *cin[] = { x, z };
+	void *cout[] = { y, z2 };
+	cr_assert_eq(swarm_graph_run(gc, 30, cin, cout), 0);
+
+	/* Part p's four tensors: in reg for even p, in unreg for odd p, 1 KiB apart. */
+	size_t area = 1024, bytes = (size_t)PARTS * 4 * area;
+	char *reg = aligned_alloc(4096, bytes), *unreg = malloc(bytes);
+	cr_assert(reg && unreg);
+	cr_assert_eq(dev->i->register_host(dev, reg, bytes), 0, "%s", swarm_cuda_last_error());
+	struct swarm_graph_part parts[PARTS];
+	const void *ins[PARTS][2];
+	void *outs[PARTS][2];
+	for (int mode = 0; mode < SWARM_CUDA_GATHER_MODE_COUNT; mode++) {
+		cr_assert_eq(swarm_cuda_set_gather_mode(dev, mode), 0);
+		for (int run = 0; run < 3; run++) {
+			uint32_t at = 0;
+			for (int p = 0; p < PARTS; p++) {
+				char *b = (p % 2 ? unreg : reg) + (size_t)p * 4 * area;
+				memcpy(b, x + at * W0, rows[p] * W0 * sizeof(float));
+				memcpy(b + area, z + at * W1, rows[p] * W1 * sizeof(float));
+				memset(b + 2 * area, 0xff, 2 * area);
+				ins[p][0] = b;
+				ins[p][1] = b + area;
+				outs[p][0] = b + 2 * area;
+				outs[p][1] = b + 3 * area;
+				parts[p] = (struct swarm_graph_part){ ins[p], outs[p], rows[p] };
+				at += rows[p];
+			}
+			int rc = swarm_graph_run_parts(g, parts, PARTS);
+			cr_assert_eq(rc, 0, "%s run %d: %d (%s)", swarm_cuda_gather_mode_name(mode),
+				     run, rc, swarm_cuda_last_error());
+			at = 0;
+			for (int p = 0; p < PARTS; p++) {
+				cr_assert(memcmp(outs[p][0], y + at * W0,
+						 rows[p] * W0 * sizeof(float)) == 0,
+					  "%s run %d: part %d's y differs from the CPU's",
+					  swarm_cuda_gather_mode_name(mode), run, p);
+				cr_assert(memcmp(outs[p][1], z2 + at * W1,
+						 rows[p] * W1 * sizeof(float)) == 0,
+					  "%s run %d: part %d's z2 is not its own z",
+					  swarm_cuda_gather_mode_name(mode), run, p);
+				at += rows[p];
+			}
+		}
+	}
+	cr_expect_eq(swarm_graph_captured(g), 1, "30 rows were not captured");
+	cr_assert_eq(dev->i->unregister_host(dev, reg), 0);
+	free(reg);
+	free(unreg);
+	swarm_graph_free(g);
+	swarm_graph_free(gc);
+	cpu->i->destroy(cpu);
 	dev->i->destroy(dev);
 }
