@@ -157,8 +157,10 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 	double sum_best_many = 0, sum_old = 0;
 
 	rc = swarm_device_cuda_create(0, &g.d);
-	if (rc)
+	if (rc) {
+		snprintf(figure, figure_len, "FAILED: no device: %s", strerror(-rc));
 		return rc;
+	}
 	g.segs = mmap(NULL, GG_SESSIONS * GG_SEG_BYTES, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	size_t bin_bytes = (size_t)GG_MAX_TENSORS * GG_SESSIONS * 16384;
@@ -210,7 +212,9 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 				printf(" %14.1f", us[m]);
 			printf("  %s\n", m_names[best]);
 		}
-	if (!rc) {
+	if (rc)
+		snprintf(figure, figure_len, "FAILED: %s", strerror(-rc));
+	else {
 		const char *win = wins[M_KERNEL] > wins[M_COPIES] ? "kernel" : "copies";
 		snprintf(figure, figure_len, "%s won %d of 6 (%.0f us sum)", win,
 			 wins[M_KERNEL] > wins[M_COPIES] ? wins[M_KERNEL] : wins[M_COPIES],
