@@ -212,9 +212,7 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 				printf(" %14.1f", us[m]);
 			printf("  %s\n", m_names[best]);
 		}
-	if (rc)
-		snprintf(figure, figure_len, "FAILED: %s", strerror(-rc));
-	else {
+	if (!rc) {
 		const char *win = wins[M_KERNEL] > wins[M_COPIES] ? "kernel" : "copies";
 		snprintf(figure, figure_len, "%s won %d of 6 (%.0f us sum)", win,
 			 wins[M_KERNEL] > wins[M_COPIES] ? wins[M_KERNEL] : wins[M_COPIES],
@@ -227,6 +225,8 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 	}
 
 out:
+	if (rc)
+		snprintf(figure, figure_len, "FAILED: %s", strerror(-rc));
 	if (bin_reg)
 		(void)g.d->i->unregister_host(g.d, g.bin);
 	while (n_reg-- > 0)
