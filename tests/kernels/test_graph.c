@@ -1874,3 +1874,52 @@ Test(kernels_graph, run_parts_captures_and_replays_by_summed_rows)
 	swarm_graph_free(g);
 	swarm_graph_free(cpu);
 }
+
+/* The library's staged CPU device catches a caller that hands it host memory where its own
+ * belongs (the e2e test of the worker's batch path relies on it): copies whose device side,
+ * and nodes whose tensors, are not in its allocations fail with -EFAULT; a graph whose weights
+ * are host memory fails its run. */
+Test(kernels_graph, staged_cpu_device_refuses_host_memory)
+{
+	struct swarm_device *d = NULL;
+	cr_assert_eq(swarm_device_staged_cpu_create(1, 0, &d), 0);
+	cr_expect_eq(d->i->host_memory, 0);
+	float host[8] = { 1, -2, 3, -4, 5, -6, 7, -8 }, back[8];
+	float *mem = d->i->alloc(d, sizeof host);
+	cr_assert_not_null(mem);
+	cr_expect_eq(d->i->upload(d, back, host, sizeof host), -EFAULT, "upload to host memory");
+	cr_expect_eq(d->i->upload(d, mem + 4, host, sizeof host), -EFAULT, "upload past the end");
+	cr_expect_eq(d->i->download(d, back, host, sizeof host), -EFAULT, "download from host");
+	struct swarm_copy bad[2] = { { mem, host, 16 }, { back, host, 16 } };
+	cr_expect_eq(d->i->upload_many(d, bad, 2), -EFAULT, "upload_many with a host dst");
+	cr_assert_eq(d->i->upload(d, mem, host, sizeof host), 0);
+
+	struct swarm_tensor tin = {
+		.data = mem, .dtype = SWARM_DTYPE_F32, .ndim = 1, .shape = { 8 }
+	};
+	struct swarm_tensor tout = tin, thost = tin;
+	thost.data = back;
+	struct swarm_node n = { .op = SWARM_OP_RELU, .n_in = 1, .in = { &thost }, .out = &tout };
+	cr_expect_eq(d->i->run(d, &n), -EFAULT, "a node reading host memory");
+	n.in[0] = &tin;
+	n.out = &thost;
+	cr_expect_eq(d->i->run(d, &n), -EFAULT, "a node writing host memory");
+	n.out = &tout;
+	cr_assert_eq(d->i->run(d, &n), 0, "relu in place on device memory");
+	cr_assert_eq(d->i->download(d, back, mem, sizeof back), 0);
+	for (int i = 0; i < 8; i++)
+		cr_expect_eq(back[i], host[i] > 0 ? host[i] : 0.0f, "relu[%d] = %f", i, back[i]);
+	d->i->free(d, mem);
+
+	/* Host weights, as the suite's lookup gives them: the run, not the build, refuses. */
+	mlp_weights();
+	parse(MLP_JSON);
+	struct swarm_graph *g = NULL;
+	cr_assert_eq(swarm_graph_build(&man, lookup, &ws, d, 4, &g, err, sizeof err), 0, "%s", err);
+	float x[4 * 16] = { 0 }, y[4 * 4];
+	const void *in[] = { x };
+	void *out[] = { y };
+	cr_expect_eq(swarm_graph_run(g, 2, in, out), -EFAULT);
+	swarm_graph_free(g);
+	d->i->destroy(d);
+}
