@@ -8,6 +8,8 @@
  *          through the CUDA device's upload_stream (upload while a device has none), against
  *          safetensors.torch.load_file(..., device="cuda") (bench/gpu_load_torch.py) on the
  *          machine's own PyTorch. Targets: 3x safetensors, 80% of the best pinned h2d.
+ *   gather a batch of 16 sessions' rows to the GPU by upload_many in each mode against the
+ *          old host gather (bench/gpu_gather_bench.c): which mode should be the default.
  *
  * Without a GPU (or without CUDA built in) it prints "skipped: no GPU (<reason>)" and exits 0:
  * the ctest entry gpu_bench_skips pins that. Exit 1 means a measurement failed; a missed
@@ -27,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/gpu_gather_bench.h"
 #include "kernels/cuda/gpu_bench.h"
 #include "kernels/cuda/probe.h"
 #include "kernels/device.h"
@@ -495,6 +498,14 @@ int main(int argc, char **argv)
 	rc = bench_h2d(&o, &pinned);
 	if (rc == 0)
 		rc = bench_load(&o, pinned);
+	{ /* measured even when a load failed: it needs neither the file nor torch */
+		struct gb_row *r = row_add("batch gather 16 sessions");
+		int grc = swarm_gpu_gather_bench(o.iters * 10, r->figure, sizeof r->figure,
+						 r->baseline, sizeof r->baseline, r->verdict,
+						 sizeof r->verdict);
+		if (grc && !rc)
+			rc = grc;
+	}
 
 	printf("\n%-34s %-28s %-44s %s\n", "row", "swarm", "baseline", "verdict");
 	for (int i = 0; i < n_rows; i++)

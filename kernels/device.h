@@ -86,6 +86,14 @@ struct swarm_node {
 
 struct swarm_device;
 
+/* One piece of a many-piece copy (upload_many, download_many): bytes from src to dst, one of
+ * them host memory and the other the device's. */
+struct swarm_copy {
+	void *dst;
+	const void *src;
+	size_t bytes;
+};
+
 /* One implementation. Optional members say what NULL means. */
 struct swarm_device_i {
 	const char *name; /* "cpu", "cuda" */
@@ -133,6 +141,18 @@ struct swarm_device_i {
 	 * everything before it; done once synchronize() has returned 0. Recorded, not run,
 	 * during capture. NULL: the device has no memory of its own to copy (the CPU). */
 	int (*copy_d2d)(struct swarm_device *d, void *dst, const void *src, size_t bytes);
+	/* Queues n host-to-device (upload_many) or device-to-host (download_many) copies, one
+	 * per piece, on the device's stream after everything before it, and returns: the bytes
+	 * have landed once synchronize() has returned 0, and until then the host side must stay
+	 * as it is (unlike upload, upload_many does not wait). For a batch gathered from many
+	 * sessions' slots: the host side is ideally memory pinned with register_host (DMA, or
+	 * read and written in place by a gather kernel); other host memory is still copied,
+	 * more slowly. Pieces must not overlap on the device side. Returns 0, -EINVAL (a NULL
+	 * pointer with bytes, n with no c) or the first failure's errno, after which the pieces
+	 * may be done in part. Not for use during capture. NULL: the caller copies piece by
+	 * piece with upload and download (the graph executor does). */
+	int (*upload_many)(struct swarm_device *d, const struct swarm_copy *c, uint32_t n);
+	int (*download_many)(struct swarm_device *d, const struct swarm_copy *c, uint32_t n);
 };
 
 struct swarm_device {

@@ -70,6 +70,11 @@ struct swarm_graph {
 	uint8_t *warm; /* warm[rows - 1]: that rows value has run once directly */
 	uint32_t n_execs;
 	bool capture_off;
+	/* Staged devices: room for one copy list of swarm_graph_run_parts (a piece per part and
+	 * input, or per part and output: max_batch * max(n_inputs, n_outputs)), made at build
+	 * so that a run allocates nothing. */
+	struct swarm_copy *pieces;
+	uint32_t n_pieces;
 	void *owned; /* device memory freed with the graph (swarm_graph_adopt), or NULL */
 };
 
@@ -736,6 +741,20 @@ static int make_exec_table(struct build *b)
 	return 0;
 }
 
+/* The copy list of swarm_graph_run_parts, on a staged device: a piece per part (at most
+ * max_batch, each of 1 row or more) and input or output. */
+static int make_piece_table(struct build *b)
+{
+	struct swarm_graph *g = b->g;
+	uint32_t io = g->n_inputs > g->n_outputs ? g->n_inputs : g->n_outputs;
+	if (!g->staged || !io)
+		return 0;
+	if (__builtin_mul_overflow(g->max_batch, io, &g->n_pieces) ||
+	    !(g->pieces = calloc(g->n_pieces, sizeof *g->pieces)))
+		return fail(b, -ENOMEM, "out of memory for the copy list of batches");
+	return 0;
+}
+
 static int check_args(struct build *b, struct swarm_device *dev, uint32_t max_batch)
 {
 	const struct swarm_manifest *m = b->m;
@@ -847,7 +866,7 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 	assert(g->n_tensors <= cap);
 
 	if ((rc = size_tensors(&b)) || (rc = plan_arena(&b)) || (rc = place(&b)) ||
-	    (rc = make_nodes(&b)) || (rc = make_exec_table(&b)))
+	    (rc = make_nodes(&b)) || (rc = make_exec_table(&b)) || (rc = make_piece_table(&b)))
 		goto err_free;
 	free(b.name_t);
 	free(b.node_in);
@@ -933,6 +952,23 @@ static int run_captured(struct swarm_graph *g, uint32_t rows)
 	return dev->i->replay(dev, *exec);
 }
 
+/* The nodes of a staged run of rows rows (set_rows done), replayed where they can be. */
+static int run_staged_nodes(struct swarm_graph *g, uint32_t rows)
+{
+	return g->execs && !g->capture_off && rows <= g->n_execs ? run_captured(g, rows) :
+								   run_nodes(g);
+}
+
+/* The end of every staged run, rc its result so far. Synchronise even after a failure: the
+ * work queued before it must be done (and its errors reported now) before the caller reuses
+ * its buffers or runs again. */
+static int run_staged_end(struct swarm_graph *g, int rc)
+{
+	struct swarm_device *dev = g->dev;
+	int sync_rc = dev->i->synchronize ? dev->i->synchronize(dev) : 0;
+	return rc ? rc : sync_rc;
+}
+
 /* A run on a staged device: upload (or copy from device memory, per in_dev's bits), the
  * nodes (captured or direct), download (or copy to device memory, per out_dev's bits),
  * synchronise. */
@@ -949,8 +985,7 @@ static int run_staged(struct swarm_graph *g, uint32_t rows, const void *const *i
 					       dev->i->upload(dev, t->t.data, inputs[i], n);
 	}
 	if (!rc)
-		rc = g->execs && !g->capture_off && rows <= g->n_execs ? run_captured(g, rows) :
-									 run_nodes(g);
+		rc = run_staged_nodes(g, rows);
 	for (uint32_t i = 0; !rc && i < g->n_outputs; i++) {
 		const struct gtensor *t = &g->tensors[g->output_t[i]];
 		size_t n = run_bytes(t);
@@ -958,11 +993,81 @@ static int run_staged(struct swarm_graph *g, uint32_t rows, const void *const *i
 			rc = out_dev >> i & 1 ? dev->i->copy_d2d(dev, outputs[i], t->t.data, n) :
 						dev->i->download(dev, outputs[i], t->t.data, n);
 	}
-	/* Synchronise even after a failure: the work queued before it must be done (and its
-	 * errors reported now) before the caller reuses its buffers or runs again. */
-	int sync_rc = dev->i->synchronize ? dev->i->synchronize(dev) : 0;
-	return rc ? rc : sync_rc;
+	return run_staged_end(g, rc);
 }
+
+/* The copy list of every part's inputs (out false) or outputs (out true) against the staging
+ * buffers, part p's rows after part p-1's, into g->pieces; returns its length. Empty pieces
+ * (a zero-byte row) are left out. */
+static uint32_t part_pieces(struct swarm_graph *g, const struct swarm_graph_part *parts,
+			    uint32_t n_parts, bool out)
+{
+	uint32_t n_io = out ? g->n_outputs : g->n_inputs, n = 0;
+	for (uint32_t i = 0; i < n_io; i++) {
+		const struct gtensor *t = &g->tensors[out ? g->output_t[i] : g->input_t[i]];
+		/* bytes is at max_batch rows, and inputs and outputs here have batch_mult 1 */
+		size_t row = t->bytes / g->max_batch, at = 0;
+		for (uint32_t p = 0; p < n_parts; p++) {
+			size_t bytes = (size_t)parts[p].rows * row;
+			char *staged = (char *)t->t.data + at;
+			at += bytes;
+			if (!bytes)
+				continue;
+			g->pieces[n++] =
+				out ? (struct swarm_copy){ parts[p].outputs[i], staged, bytes } :
+				      (struct swarm_copy){ staged, parts[p].inputs[i], bytes };
+		}
+	}
+	return n;
+}
+
+/* The pieces in one call of the device's upload_many (download_many), or one upload
+ * (download) each where it has none. */
+static int copy_pieces(struct swarm_graph *g, uint32_t n, bool out)
+{
+	struct swarm_device *dev = g->dev;
+	int (*many)(struct swarm_device *, const struct swarm_copy *, uint32_t) =
+		out ? dev->i->download_many : dev->i->upload_many;
+	int (*one)(struct swarm_device *, void *, const void *, size_t) = out ? dev->i->download :
+										dev->i->upload;
+	if (many)
+		return n ? many(dev, g->pieces, n) : 0;
+	for (uint32_t k = 0; k < n; k++) {
+		int rc = one(dev, g->pieces[k].dst, g->pieces[k].src, g->pieces[k].bytes);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int swarm_graph_run_parts(struct swarm_graph *g, const struct swarm_graph_part *parts,
+			  uint32_t n_parts)
+{
+	if (!g || !parts || n_parts == 0 || n_parts > g->max_batch)
+		return -EINVAL;
+	if (!g->staged)
+		return -ENOTSUP;
+	uint32_t rows = 0;
+	for (uint32_t p = 0; p < n_parts; p++) {
+		if (parts[p].rows == 0 || parts[p].rows > g->max_batch - rows ||
+		    (g->n_inputs && !parts[p].inputs) || (g->n_outputs && !parts[p].outputs))
+			return -EINVAL;
+		rows += parts[p].rows;
+	}
+	/* An output of fixed shape belongs to the whole batch, not to one part of it. */
+	for (uint32_t i = 0; i < g->n_outputs; i++)
+		if (g->tensors[g->output_t[i]].batch_mult != 1)
+			return -EINVAL;
+	set_rows(g, rows);
+	int rc = copy_pieces(g, part_pieces(g, parts, n_parts, false), false);
+	if (!rc)
+		rc = run_staged_nodes(g, rows);
+	if (!rc)
+		rc = copy_pieces(g, part_pieces(g, parts, n_parts, true), true);
+	return run_staged_end(g, rc);
+}
+
+int swarm_graph_staged(const struct swarm_graph *g) { return g && g->staged; }
 
 int swarm_graph_run_dev(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
 			void *const *outputs, uint32_t in_dev, uint32_t out_dev)
@@ -1012,6 +1117,7 @@ void swarm_graph_free(struct swarm_graph *g)
 			g->dev->i->exec_free(g->dev, g->execs[i]);
 	free(g->execs);
 	free(g->warm);
+	free(g->pieces);
 	if (g->arena)
 		g->dev->i->free(g->dev, g->arena);
 	if (g->owned)

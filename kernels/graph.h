@@ -81,6 +81,33 @@ int swarm_graph_run(struct swarm_graph *g, uint32_t rows, const void *const *inp
 int swarm_graph_run_dev(struct swarm_graph *g, uint32_t rows, const void *const *inputs,
 			void *const *outputs, uint32_t in_dev, uint32_t out_dev);
 
+/* One request of a batch for swarm_graph_run_parts: rows rows, its inputs[i] and outputs[i]
+ * host buffers of rows * row_bytes bytes for the manifest's inputs and outputs, in its order
+ * (a client's slot, where the worker runs it). */
+struct swarm_graph_part {
+	const void *const *inputs;
+	void *const *outputs;
+	uint32_t rows;
+};
+
+/* Runs n_parts requests as one batch of their summed rows (1..max_batch) on a staged device
+ * (host_memory 0) without gathering them on the host: part p's rows follow part p-1's in the
+ * staging buffers. One dev->i->upload_many of every part's every input (piece by piece with
+ * upload where the device has none), the nodes as swarm_graph_run runs them for the summed
+ * rows (replayed from a capture where the device has one), one download_many of every output
+ * into its part (or download piece by piece), then synchronize: the outputs are ready when it
+ * returns. Allocates nothing (its piece table is made at build). Returns 0, -EINVAL (no parts,
+ * a part of 0 rows or with a NULL buffer list, rows summed over max_batch, an output that does
+ * not scale with the batch), -ENOTSUP on a host-memory device (the caller gathers into
+ * contiguous buffers and calls swarm_graph_run), or the first failing copy's or node's code,
+ * or synchronize's; after a failure every part's outputs are undefined. */
+int swarm_graph_run_parts(struct swarm_graph *g, const struct swarm_graph_part *parts,
+			  uint32_t n_parts);
+
+/* 1 when g runs on a staged device (its memory is not host memory: inputs and outputs are
+ * copied through staging buffers, and swarm_graph_run_parts takes batches), else 0. */
+int swarm_graph_staged(const struct swarm_graph *g);
+
 /* Gives g device memory of its device (mem from dev->i->alloc: the weights a loader
  * uploaded for it) to free in swarm_graph_free. Returns 0, -EINVAL, or -EBUSY when g already
  * holds some (it holds one). */

@@ -28,6 +28,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "kernels/builtin.h"
+#include "kernels/cpu/staged_device.h"
 #include "kernels/device.h"
 #include "swarm/swarm_backend.h"
 #include "kernels/graph.h"
@@ -97,6 +98,13 @@ struct version {
 	void *wdev;          /* a node-list graph's weights on a GPU (the graph owns them), or NULL */
 	uint64_t wdev_bytes; /* their bytes */
 	int preloaded;       /* held by a LOAD (--preload): one of refs, kept for the worker's life */
+	/* A graph on a staged device (a GPU) gathers nothing on the host: a batch runs as one
+	 * part per request, straight from the slots (swarm_graph_run_parts), and bin and bout
+	 * stay NULL. parts has an entry per request a batch can hold, and part_in and part_out
+	 * n_in and n_out pointers per entry. */
+	struct swarm_graph_part *parts;
+	const void **part_in;
+	void **part_out;
 };
 
 /* A request waiting for its batch. */
@@ -301,6 +309,9 @@ static void version_free_buffers(struct worker *w, struct version *x)
 		free(x->bin[i]);
 		free(x->bout[i]);
 	}
+	free(x->parts);
+	free(x->part_in);
+	free(x->part_out);
 	free(x->batch);
 	free(x->q);
 }
@@ -492,14 +503,22 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 	free(m);
 	m = NULL;
 	if (x->max_batch > 1) {
-		x->batch = calloc(x->max_batch < BATCH_MAX_REQUESTS ? x->max_batch :
-								      BATCH_MAX_REQUESTS,
-				  sizeof *x->batch);
+		uint32_t n = x->max_batch < BATCH_MAX_REQUESTS ? x->max_batch : BATCH_MAX_REQUESTS;
+		/* A staged graph copies each request's rows from its slot to the device: no
+		 * gather buffers, a part table instead. */
+		int parts = x->graph && swarm_graph_staged(x->graph);
+		x->batch = calloc(n, sizeof *x->batch);
 		int ok = x->batch != NULL;
-		for (uint32_t i = 0; ok && i < x->n_in; i++)
+		if (parts) {
+			ok = ok && (x->parts = calloc(n, sizeof *x->parts)) &&
+			     (x->part_in = calloc((size_t)n * (x->n_in + 1), sizeof *x->part_in)) &&
+			     (x->part_out =
+				      calloc((size_t)n * (x->n_out + 1), sizeof *x->part_out));
+		}
+		for (uint32_t i = 0; ok && !parts && i < x->n_in; i++)
 			ok = (x->bin[i] = aligned_alloc(64, (x->max_batch * x->in_row[i] + 63) /
 								    64 * 64)) != NULL;
-		for (uint32_t i = 0; ok && i < x->n_out; i++)
+		for (uint32_t i = 0; ok && !parts && i < x->n_out; i++)
 			ok = (x->bout[i] = aligned_alloc(64, (x->max_batch * x->out_row[i] + 63) /
 								     64 * 64)) != NULL;
 		if (!ok) {
@@ -507,8 +526,10 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 				 x->max_batch);
 			goto err_unload;
 		}
-		if (x->graph) /* built-ins and backends compute on the host */
+		if (x->graph && !parts) /* built-ins and backends compute on the host */
 			pin_batch_buffers(w, x);
+		swarm_log(SWARM_LOG_INFO, "event=batching model=%s version=%u max_batch=%u path=%s",
+			  x->model, x->number, x->max_batch, parts ? "slots" : "gather");
 	}
 	x->refs = 1;
 	x->next = w->versions;
@@ -946,8 +967,9 @@ static void record_latency(struct worker *w, struct session *s, uint64_t stamp, 
 }
 
 /* Runs the k requests in v->batch as one batch: expired ones complete with -ETIMEDOUT, a
- * lone request runs in place in its slot, more are gathered into v's buffers, run once and
- * scattered back. Every client whose request completed is woken once. */
+ * lone request runs in place in its slot, more run once as one batch: on a staged device
+ * straight from their slots (one part each), else gathered into v's buffers and scattered
+ * back. Every client whose request completed is woken once. */
 static void exec_batch(struct worker *w, struct version *v, uint32_t k, uint64_t now)
 {
 	struct queued *b = v->batch;
@@ -971,6 +993,27 @@ static void exec_batch(struct worker *w, struct version *v, uint32_t k, uint64_t
 			if (status[i] == 1)
 				status[i] =
 					run_in_place(b[i].s, b[i].slot, b[i].flags, b[i].rows, now);
+	} else if (live > 1 && v->parts) {
+		/* Each live request's slot is its part: the device copies it in and out. */
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < k; i++) {
+			if (status[i] != 1)
+				continue;
+			struct session *s = b[i].s;
+			char *base = (char *)swarm_seg_slot(s->base, &s->geo, b[i].slot);
+			const void **in = &v->part_in[(size_t)n * v->n_in];
+			void **out = &v->part_out[(size_t)n * v->n_out];
+			for (uint32_t t = 0; t < v->n_in; t++)
+				in[t] = base + s->geo.tensor_offset[t];
+			for (uint32_t t = 0; t < v->n_out; t++)
+				out[t] = base + s->geo.tensor_offset[v->n_in + t];
+			v->parts[n++] = (struct swarm_graph_part){ in, out, b[i].rows };
+		}
+		int rc = swarm_graph_run_parts(v->graph, v->parts, n);
+		for (uint32_t i = 0; i < k; i++)
+			if (status[i] == 1)
+				status[i] = rc;
+		swarm_stat_add(&w->stats->batches, 1);
 	} else if (live > 1) {
 		/* Gather: each request's rows after the previous one's, input by input. */
 		uint64_t at = 0;
@@ -1608,7 +1651,9 @@ static void usage(FILE *f)
 		"  --no-verify     do not check a blob's SHA-256 when loading it\n"
 		"  --backend-dir D where manifests' custom backends named without a path are\n"
 		"                  found\n"
-		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring.\n");
+		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring.\n"
+		"  SWARM_WORKER_STAGED=1 (tests only; without --gpu) runs node-list graphs on the\n"
+		"  staged CPU device, whose memory is its own, as a GPU's is.\n");
 }
 
 int main(int argc, char **argv)
@@ -1723,7 +1768,17 @@ int main(int argc, char **argv)
 		/* Node-list graphs run on the CPU device, its threads on the cores bound above. */
 		cpu_set_t cpus;
 		int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-		err = swarm_device_cpu_create(threads > 0 ? threads : 1, &w.dev);
+		/* SWARM_WORKER_STAGED=1: the staged CPU device, a test device whose memory is
+		 * its own, so that the GPU's batch path runs without a GPU (docs/devices.md). */
+		const char *staged = getenv("SWARM_WORKER_STAGED");
+		threads = threads > 0 ? threads : 1;
+		err = staged && *staged == '1' ?
+			      swarm_device_staged_cpu_create(threads, 0, &w.dev) :
+			      swarm_device_cpu_create(threads, &w.dev);
+		if (!err && w.dev->i->host_memory == 0)
+			swarm_log(SWARM_LOG_INFO,
+				  "event=device_open device=%s kind=%s note=\"a test device\"",
+				  w.name, w.dev->i->name);
 		if (err) {
 			swarm_log(SWARM_LOG_ERROR, "event=device_failed error=\"%s\"",
 				  strerror(-err));

@@ -93,6 +93,7 @@ static inline int swarm_cuda_call(cudaError_t err, const char *stmt, const char 
 #define SWARM_CUDA_LT_WS_BYTES ((size_t)32 << 20)
 
 struct swarm_cuda_upload; /* stream_upload.cuh */
+struct swarm_cuda_gather; /* gather.cuh */
 
 struct swarm_cuda_ctx {
 	int ordinal;
@@ -104,6 +105,7 @@ struct swarm_cuda_ctx {
 	volatile int *err_host; /* pinned host memory: where synchronize reads err_flag */
 	int capturing;          /* between capture_begin and capture_end */
 	struct swarm_cuda_upload *upload; /* upload_stream's streams and pinned chunks */
+	struct swarm_cuda_gather *gather; /* upload_many's mode and registered regions */
 };
 
 /* ---- launches ------------------------------------------------------------------------------- */

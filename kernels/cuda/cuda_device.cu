@@ -22,6 +22,7 @@
 #include "binary.cuh"
 #include "concat.cuh"
 #include "embedding.cuh"
+#include "gather.cuh"
 #include "identity.cuh"
 #include "l2norm.cuh"
 #include "layernorm.cuh"
@@ -173,13 +174,17 @@ static int cuda_register_host(struct swarm_device *d, void *p, size_t bytes)
 	if (ret)
 		return ret;
 	err = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
-	if (err == cudaSuccess)
+	if (err == cudaSuccess) {
+		swarm_cuda_gather_note_register(c, p, bytes, 0);
 		return 0;
+	}
 	(void)cudaGetLastError();
 	if (cudaDeviceGetAttribute(&ro, cudaDevAttrHostRegisterReadOnlySupported, c->ordinal) ==
 		    cudaSuccess &&
-	    ro && cudaHostRegister(p, bytes, cudaHostRegisterReadOnly) == cudaSuccess)
+	    ro && cudaHostRegister(p, bytes, cudaHostRegisterReadOnly) == cudaSuccess) {
+		swarm_cuda_gather_note_register(c, p, bytes, 1);
 		return 0;
+	}
 	/* Report the first failure, the one that says why the plain registration failed. */
 	return swarm_cuda_report(err, "cudaHostRegister(p, bytes, cudaHostRegisterDefault)",
 				 __FILE__, __LINE__);
@@ -195,8 +200,25 @@ static int cuda_unregister_host(struct swarm_device *d, void *p)
 	ret = use_device(c);
 	if (ret)
 		return ret;
+	/* Forgotten first: a kernel must never read a range that may no longer be pinned. */
+	swarm_cuda_gather_note_unregister(c, p);
 	CUDA_CHECK_RET(cudaHostUnregister(p));
 	return 0;
+}
+
+/* upload_many and download_many: gather.cu, by the device's gather mode. */
+static int cuda_upload_many(struct swarm_device *d, const struct swarm_copy *pc, uint32_t n)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret = use_device(c);
+	return ret ? ret : swarm_cuda_copy_many(c, pc, n, 1);
+}
+
+static int cuda_download_many(struct swarm_device *d, const struct swarm_copy *pc, uint32_t n)
+{
+	struct swarm_cuda_ctx *c = ctx_of(d);
+	int ret = use_device(c);
+	return ret ? ret : swarm_cuda_copy_many(c, pc, n, 0);
 }
 
 /* Waits for everything queued, then reads and clears the error flag that the index checks on
@@ -403,6 +425,7 @@ static void ctx_release(struct swarm_cuda_ctx *c)
 		(void)cudaFree(c->err_flag);
 	if (c->stream)
 		(void)cudaStreamDestroy(c->stream);
+	swarm_cuda_gather_release(c);
 	(void)cudaGetLastError();
 }
 
@@ -450,6 +473,8 @@ static const struct swarm_device_i cuda_device_i = {
 	.exec_free = cuda_exec_free,
 	.upload_stream = cuda_upload_stream,
 	.copy_d2d = cuda_copy_d2d,
+	.upload_many = cuda_upload_many,
+	.download_many = cuda_download_many,
 };
 
 extern "C" const struct swarm_device_i *swarm_device_cuda_table(void) { return &cuda_device_i; }
@@ -500,6 +525,9 @@ extern "C" int swarm_device_cuda_create(int ordinal, struct swarm_device **out)
 	CUDA_CHECK(cudaSetDevice(ordinal), err_free);
 	CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), err_release);
 	ret = swarm_cuda_upload_init(c->upload);
+	if (ret)
+		goto err_release;
+	ret = swarm_cuda_gather_init(c);
 	if (ret)
 		goto err_release;
 	CUDA_CHECK(cudaMalloc((void **)&c->err_flag, sizeof(int)), err_release);

@@ -6,6 +6,11 @@
  * Two suites. kernels_cuda_device runs everywhere: without a GPU (CI has nvcc but no GPU)
  * creation must fail cleanly with -ENODEV, a reason, and *out set to NULL. kernels_cuda_device_gpu
  * needs a GPU and skips each test with the reason where there is none, never passing silently.
+ *
+ * upload_many and download_many (kernels/cuda/gather.cu) are checked in both strategies
+ * against a memcpy reference: pieces of odd sizes at odd offsets, from host memory registered
+ * with the device and from memory that is not, more pieces than one gather launch or one
+ * batched copy takes, and nothing written between the pieces.
  */
 #include <criterion/criterion.h>
 
@@ -19,9 +24,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kernels/cuda/gather.h"
 #include "kernels/cuda/nccl_bcast.h"
 #include "kernels/cuda/probe.h"
 #include "kernels/device.h"
+#include "kernels/graph.h"
+#include "registry/manifest.h"
 #include "swarm/swarm.h"
 
 /* 1 when this machine has a usable CUDA GPU. */
@@ -521,4 +529,274 @@ Test(kernels_cuda_device_gpu, nccl_broadcast_single_rank_leaves_buffer_unchanged
 	dev->i->destroy(dev);
 	free(back);
 	free(want);
+}
+
+/* ---- upload_many and download_many --------------------------------------------------------- */
+
+/* Readable without a GPU: both members are in the table, the mode names round-trip, and the
+ * setter refuses a device that is not a CUDA one. */
+Test(kernels_cuda_device, gather_members_and_modes)
+{
+	const struct swarm_device_i *t = swarm_device_cuda_table();
+	cr_assert_not_null(t);
+	cr_expect(t->upload_many && t->download_many, "upload_many or download_many is NULL");
+	for (int m = 0; m < SWARM_CUDA_GATHER_MODE_COUNT; m++) {
+		const char *name = swarm_cuda_gather_mode_name(m);
+		cr_assert_not_null(name, "mode %d has no name", m);
+		cr_expect_eq(swarm_cuda_gather_mode_from_name(name), m, "%s", name);
+	}
+	cr_expect_null(swarm_cuda_gather_mode_name(SWARM_CUDA_GATHER_MODE_COUNT));
+	cr_expect_eq(swarm_cuda_gather_mode_from_name("dma"), -1);
+	cr_expect_eq(swarm_cuda_gather_mode_from_name(NULL), -1);
+	struct swarm_device *cpu = NULL;
+	cr_assert_eq(swarm_device_cpu_create(1, &cpu), 0);
+	cr_expect_eq(swarm_cuda_set_gather_mode(cpu, SWARM_CUDA_GATHER_KERNEL), -EINVAL);
+	cr_expect_eq(swarm_cuda_gather_mode(cpu), -EINVAL);
+	cr_expect_eq(swarm_cuda_set_gather_mode(NULL, SWARM_CUDA_GATHER_KERNEL), -EINVAL);
+	cpu->i->destroy(cpu);
+}
+
+#define MANY_PIECES 300 /* more than SWARM_CUDA_GATHER_MAX_PIECES and SWARM_CUDA_GATHER_BATCH */
+#define MANY_HOST (1u << 20)
+
+/* Pieces over two host buffers (one registered, one not, alternating in runs) and one device
+ * buffer: odd sizes up to 4 KiB, odd host offsets, device offsets packed with gaps of 0..40
+ * bytes so that some pieces continue the last one on both sides (the copies strategy merges
+ * those). Returns the device bytes used. */
+static size_t make_pieces(struct swarm_copy *pc, unsigned char *reg, unsigned char *unreg,
+			  char *dev, int to_device, uint64_t *s)
+{
+	size_t at = 0, h[2] = { 0, 0 };
+	for (int i = 0; i < MANY_PIECES; i++) {
+		int r = (i / 7) % 2; /* runs of 7 from each buffer */
+		size_t bytes = 1 + rng_next(s) % 4096, gap = rng_next(s) % 41;
+		if (i % 13 == 0)
+			gap = 0; /* and then contiguous on the host side too */
+		else
+			h[r] += 1 + rng_next(s) % 33;
+		unsigned char *host = (r ? unreg : reg) + h[r];
+		h[r] += bytes;
+		at += i % 13 == 0 ? 0 : gap;
+		cr_assert_lt(h[r], MANY_HOST);
+		pc[i] = to_device ? (struct swarm_copy){ dev + at, host, bytes } :
+				    (struct swarm_copy){ host, dev + at, bytes };
+		at += bytes;
+	}
+	return at;
+}
+
+/* upload_many then download_many of the same pieces in mode: the device image equals one
+ * made with memcpy, and the host buffers get back exactly the pieces' bytes, the bytes
+ * between them untouched. */
+static void check_many(struct swarm_device *dev, int mode, unsigned char *reg, unsigned char *unreg,
+		       uint64_t seed)
+{
+	static struct swarm_copy up[MANY_PIECES], down[MANY_PIECES];
+	uint64_t s = seed, s2 = seed;
+	size_t dev_bytes = 8u << 20;
+	char *d = dev->i->alloc(dev, dev_bytes);
+	cr_assert_not_null(d, "alloc: %s", swarm_cuda_last_error());
+	cr_assert_eq(swarm_cuda_set_gather_mode(dev, mode), 0);
+	cr_assert_eq(swarm_cuda_gather_mode(dev), mode);
+
+	for (size_t i = 0; i < MANY_HOST; i++) {
+		reg[i] = (unsigned char)rng_next(&s);
+		unreg[i] = (unsigned char)rng_next(&s);
+	}
+	size_t used = make_pieces(up, reg, unreg, d, 1, &s2);
+	unsigned char *zero = calloc(1, used), *want = calloc(1, used), *got = malloc(used);
+	cr_assert(zero && want && got);
+	for (int i = 0; i < MANY_PIECES; i++)
+		memcpy(want + ((char *)up[i].dst - d), up[i].src, up[i].bytes);
+	cr_assert_eq(dev->i->upload(dev, d, zero, used), 0);
+	int rc = dev->i->upload_many(dev, up, MANY_PIECES);
+	cr_assert_eq(rc, 0, "%s: upload_many: %d (%s)", swarm_cuda_gather_mode_name(mode), rc,
+		     swarm_cuda_last_error());
+	cr_assert_eq(dev->i->synchronize(dev), 0, "%s", swarm_cuda_last_error());
+	dev_read(dev, got, d, used);
+	for (size_t i = 0; i < used; i++)
+		cr_assert_eq(got[i], want[i], "%s: upload_many: device byte %zu is %u, want %u",
+			     swarm_cuda_gather_mode_name(mode), i, got[i], want[i]);
+
+	/* Back out to the same host places, over a pattern that must stay between them. */
+	s2 = seed;
+	make_pieces(down, reg, unreg, d, 0, &s2);
+	unsigned char *reg_want = malloc(MANY_HOST), *unreg_want = malloc(MANY_HOST);
+	cr_assert(reg_want && unreg_want);
+	memset(reg, 0xC3, MANY_HOST);
+	memset(unreg, 0xC3, MANY_HOST);
+	memcpy(reg_want, reg, MANY_HOST);
+	memcpy(unreg_want, unreg, MANY_HOST);
+	for (int i = 0; i < MANY_PIECES; i++) {
+		unsigned char *h = down[i].dst;
+		unsigned char *w = h >= reg && h < reg + MANY_HOST ? reg_want + (h - reg) :
+								     unreg_want + (h - unreg);
+		memcpy(w, want + ((const char *)down[i].src - d), down[i].bytes);
+	}
+	rc = dev->i->download_many(dev, down, MANY_PIECES);
+	cr_assert_eq(rc, 0, "%s: download_many: %d (%s)", swarm_cuda_gather_mode_name(mode), rc,
+		     swarm_cuda_last_error());
+	cr_assert_eq(dev->i->synchronize(dev), 0, "%s", swarm_cuda_last_error());
+	for (size_t i = 0; i < MANY_HOST; i++) {
+		cr_assert_eq(reg[i], reg_want[i],
+			     "%s: download_many: registered byte %zu is %u, "
+			     "want %u",
+			     swarm_cuda_gather_mode_name(mode), i, reg[i], reg_want[i]);
+		cr_assert_eq(unreg[i], unreg_want[i],
+			     "%s: download_many: unregistered byte %zu "
+			     "is %u, want %u",
+			     swarm_cuda_gather_mode_name(mode), i, unreg[i], unreg_want[i]);
+	}
+	free(reg_want);
+	free(unreg_want);
+	free(zero);
+	free(want);
+	free(got);
+	dev->i->free(dev, d);
+}
+
+Test(kernels_cuda_device_gpu, upload_many_and_download_many_match_memcpy_in_both_modes)
+{
+	struct swarm_device *dev = open_gpu_or_skip();
+	unsigned char *reg = aligned_alloc(4096, MANY_HOST), *unreg = malloc(MANY_HOST);
+	cr_assert(reg && unreg);
+	int rc = dev->i->register_host(dev, reg, MANY_HOST);
+	cr_assert_eq(rc, 0, "register_host: %d (%s)", rc, swarm_cuda_last_error());
+	for (int mode = 0; mode < SWARM_CUDA_GATHER_MODE_COUNT; mode++)
+		for (uint64_t seed = 1; seed <= 3; seed++)
+			check_many(dev, mode, reg, unreg, seed * 0x9e3779b97f4a7c15ull);
+	cr_assert_eq(dev->i->unregister_host(dev, reg), 0);
+	/* Unregistered now: the kernel mode must copy every piece, and still be right. */
+	check_many(dev, SWARM_CUDA_GATHER_KERNEL, reg, unreg, 99);
+	free(reg);
+	free(unreg);
+	dev->i->destroy(dev);
+}
+
+/* SWARM_CUDA_GATHER picks the mode at create; zero pieces and empty pieces are no-ops; NULL
+ * pointers with bytes are -EINVAL; during capture both refuse. */
+Test(kernels_cuda_device_gpu, gather_mode_from_env_and_refusals)
+{
+	if (!have_gpu())
+		cr_skip_test("no CUDA GPU on this machine: %s", swarm_cuda_last_error());
+	setenv("SWARM_CUDA_GATHER", "kernel", 1);
+	struct swarm_device *dev = open_gpu_or_skip();
+	unsetenv("SWARM_CUDA_GATHER");
+	cr_expect_eq(swarm_cuda_gather_mode(dev), SWARM_CUDA_GATHER_KERNEL);
+	char *d = dev->i->alloc(dev, 64);
+	char host[64] = { 0 };
+	struct swarm_copy empty = { d, host, 0 }, bad = { d, NULL, 8 }, one = { d, host, 8 };
+	void *exec = NULL;
+	for (int mode = 0; mode < SWARM_CUDA_GATHER_MODE_COUNT; mode++) {
+		swarm_cuda_set_gather_mode(dev, mode);
+		cr_expect_eq(dev->i->upload_many(dev, NULL, 0), 0);
+		cr_expect_eq(dev->i->upload_many(dev, &empty, 1), 0);
+		cr_expect_eq(dev->i->upload_many(dev, &bad, 1), -EINVAL);
+		cr_expect_eq(dev->i->download_many(dev, NULL, 1), -EINVAL);
+		cr_assert_eq(dev->i->capture_begin(dev), 0, "%s", swarm_cuda_last_error());
+		cr_expect_eq(dev->i->upload_many(dev, &one, 1), -EINVAL, "during capture");
+		cr_assert_eq(dev->i->capture_end(dev, &exec), 0, "%s", swarm_cuda_last_error());
+		dev->i->exec_free(dev, exec);
+		cr_expect_eq(dev->i->synchronize(dev), 0, "%s", swarm_cuda_last_error());
+	}
+	dev->i->free(dev, d);
+	dev->i->destroy(dev);
+}
+
+/* swarm_graph_run_parts on the CUDA device, in each gather mode: ten requests' buffers, half
+ * in a registered buffer and half in malloc'd memory, give the rows of one contiguous CPU run
+ * to the bit (relu and identity are exact), through the direct run, the capture and the
+ * replays of the same summed rows. */
+Test(kernels_cuda_device_gpu, run_parts_equals_a_contiguous_cpu_run)
+{
+	static const char json[] =
+		"{\"format\": 1,"
+		" \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 5]},"
+		"   {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],"
+		" \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 5]},"
+		"   {\"name\": \"z2\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],"
+		" \"graph\": {\"nodes\": ["
+		"  {\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\"},"
+		"  {\"op\": \"identity\", \"inputs\": [\"z\"], \"output\": \"z2\"}]},"
+		" \"weights\": []}";
+	enum {
+		PARTS = 10,
+		MAXB = 32,
+		W0 = 5,
+		W1 = 3
+	};
+	static const uint32_t rows[PARTS] = { 1, 4, 2, 7, 1, 1, 3, 5, 2, 4 }; /* 30 rows */
+	static struct swarm_manifest man;
+	char err[256];
+	struct swarm_device *dev = open_gpu_or_skip(), *cpu = NULL;
+	struct swarm_graph *g = NULL, *gc = NULL;
+	uint64_t s = 7;
+
+	cr_assert_eq(swarm_manifest_parse(json, sizeof json - 1, &man, err, sizeof err), 0, "%s",
+		     err);
+	cr_assert_eq(swarm_device_cpu_create(1, &cpu), 0);
+	cr_assert_eq(swarm_graph_build(&man, NULL, NULL, cpu, MAXB, &gc, err, sizeof err), 0, "%s",
+		     err);
+	cr_assert_eq(swarm_graph_build(&man, NULL, NULL, dev, MAXB, &g, err, sizeof err), 0, "%s",
+		     err);
+	cr_assert_eq(swarm_graph_staged(g), 1);
+
+	float x[MAXB * W0], z[MAXB * W1], y[MAXB * W0], z2[MAXB * W1];
+	for (int i = 0; i < MAXB * W0; i++)
+		x[i] = rnd(&s);
+	for (int i = 0; i < MAXB * W1; i++)
+		z[i] = rnd(&s);
+	const void *cin[] = { x, z };
+	void *cout[] = { y, z2 };
+	cr_assert_eq(swarm_graph_run(gc, 30, cin, cout), 0);
+
+	/* Part p's four tensors: in reg for even p, in unreg for odd p, 1 KiB apart. */
+	size_t area = 1024, bytes = (size_t)PARTS * 4 * area;
+	char *reg = aligned_alloc(4096, bytes), *unreg = malloc(bytes);
+	cr_assert(reg && unreg);
+	cr_assert_eq(dev->i->register_host(dev, reg, bytes), 0, "%s", swarm_cuda_last_error());
+	struct swarm_graph_part parts[PARTS];
+	const void *ins[PARTS][2];
+	void *outs[PARTS][2];
+	for (int mode = 0; mode < SWARM_CUDA_GATHER_MODE_COUNT; mode++) {
+		cr_assert_eq(swarm_cuda_set_gather_mode(dev, mode), 0);
+		for (int run = 0; run < 3; run++) {
+			uint32_t at = 0;
+			for (int p = 0; p < PARTS; p++) {
+				char *b = (p % 2 ? unreg : reg) + (size_t)p * 4 * area;
+				memcpy(b, x + at * W0, rows[p] * W0 * sizeof(float));
+				memcpy(b + area, z + at * W1, rows[p] * W1 * sizeof(float));
+				memset(b + 2 * area, 0xff, 2 * area);
+				ins[p][0] = b;
+				ins[p][1] = b + area;
+				outs[p][0] = b + 2 * area;
+				outs[p][1] = b + 3 * area;
+				parts[p] = (struct swarm_graph_part){ ins[p], outs[p], rows[p] };
+				at += rows[p];
+			}
+			int rc = swarm_graph_run_parts(g, parts, PARTS);
+			cr_assert_eq(rc, 0, "%s run %d: %d (%s)", swarm_cuda_gather_mode_name(mode),
+				     run, rc, swarm_cuda_last_error());
+			at = 0;
+			for (int p = 0; p < PARTS; p++) {
+				cr_assert(memcmp(outs[p][0], y + at * W0,
+						 rows[p] * W0 * sizeof(float)) == 0,
+					  "%s run %d: part %d's y differs from the CPU's",
+					  swarm_cuda_gather_mode_name(mode), run, p);
+				cr_assert(memcmp(outs[p][1], z2 + at * W1,
+						 rows[p] * W1 * sizeof(float)) == 0,
+					  "%s run %d: part %d's z2 is not its own z",
+					  swarm_cuda_gather_mode_name(mode), run, p);
+				at += rows[p];
+			}
+		}
+	}
+	cr_expect_eq(swarm_graph_captured(g), 1, "30 rows were not captured");
+	cr_assert_eq(dev->i->unregister_host(dev, reg), 0);
+	free(reg);
+	free(unreg);
+	swarm_graph_free(g);
+	swarm_graph_free(gc);
+	cpu->i->destroy(cpu);
+	dev->i->destroy(dev);
 }

@@ -9,6 +9,12 @@
  * as such a device: outputs equal to the bit with the direct CPU run, one upload per input
  * and one download per output per run, a capture per rows value and replays after it, direct
  * runs after a failed capture, and the error an asynchronous device reports at synchronize.
+ *
+ * swarm_graph_run_parts (a batch run straight from many requests' buffers) runs on the
+ * library's staged CPU device (kernels/cpu/staged_device.h), which refuses any node or copy
+ * that touches host memory where its own belongs: outputs equal to the bit with one
+ * contiguous run, random splits, the most parts, odd row sizes and unaligned buffers, with
+ * and without upload_many, and a copy that fails part-way.
  */
 #include <criterion/criterion.h>
 
@@ -21,6 +27,7 @@
 #include <unistd.h>
 
 #include "ipc/segment.h"
+#include "kernels/cpu/staged_device.h"
 #include "kernels/device.h"
 #include "kernels/graph.h"
 #include "registry/loader.h"
@@ -1475,4 +1482,444 @@ Test(kernels_graph, refuses_op_the_device_lacks)
 	cr_assert(strstr(err, "graph.nodes[0] (relu -> \"y\")"), "err \"%s\"", err);
 	cr_assert_null(g);
 	cr_assert_eq(dev.allocs, dev.frees);
+}
+
+/* ---- swarm_graph_run_parts ---------------------------------------------------------------- */
+
+/* The suite's weights copied into d's memory (the staged CPU device refuses nodes that read
+ * host memory), looked up through dws. */
+static struct weights dws;
+
+static void weights_to(struct swarm_device *d)
+{
+	dws = ws;
+	for (uint32_t i = 0; i < ws.n; i++) {
+		size_t bytes =
+			(size_t)swarm_tensor_elems(&ws.t[i]) * swarm_dtype_size(ws.t[i].dtype);
+		dws.t[i].data = d->i->alloc(d, bytes);
+		cr_assert_not_null(dws.t[i].data);
+		int rc = d->i->upload(d, dws.t[i].data, ws.t[i].data, bytes);
+		cr_assert_eq(rc, 0, "uploading weight %s: %d", ws.name[i], rc);
+	}
+}
+
+static void weights_drop(struct swarm_device *d)
+{
+	for (uint32_t i = 0; i < dws.n; i++)
+		d->i->free(d, dws.t[i].data);
+	dws.n = 0;
+}
+
+static struct swarm_device *staged_lib(uint32_t flags)
+{
+	struct swarm_device *d = NULL;
+	int rc = swarm_device_staged_cpu_create(1, flags, &d);
+	cr_assert_eq(rc, 0, "swarm_device_staged_cpu_create = %d", rc);
+	weights_to(d);
+	return d;
+}
+
+static struct swarm_graph *build_dev_weights(struct swarm_device *d, uint32_t max_batch)
+{
+	struct swarm_graph *g = NULL;
+	int rc = swarm_graph_build(&man, lookup, &dws, d, max_batch, &g, err, sizeof err);
+	cr_assert_eq(rc, 0, "swarm_graph_build on %s = %d: %s", d->i->name, rc, err);
+	return g;
+}
+
+#define PARTS_MAX 64
+#define GUARD 0xA5
+
+/* A batch of parts over the rows of contiguous host arrays: part p gets its own copy of its
+ * rows, 1 byte past a 64-byte boundary (so no buffer is aligned), and an output buffer with
+ * guard bytes after it. */
+struct parts {
+	uint32_t n, n_in, n_out;
+	size_t in_row[SWARM_MAX_TENSORS], out_row[SWARM_MAX_TENSORS];
+	struct swarm_graph_part p[PARTS_MAX];
+	const void *in[PARTS_MAX][SWARM_MAX_TENSORS];
+	void *out[PARTS_MAX][SWARM_MAX_TENSORS];
+	char *mem[PARTS_MAX][2 * SWARM_MAX_TENSORS];
+};
+
+static void parts_make(struct parts *ps, const uint32_t *rows, uint32_t n, const void *const *src)
+{
+	uint32_t at = 0;
+	ps->n = n;
+	for (uint32_t p = 0; p < n; p++) {
+		ps->p[p] = (struct swarm_graph_part){ ps->in[p], ps->out[p], rows[p] };
+		for (uint32_t t = 0; t < ps->n_in + ps->n_out; t++) {
+			bool in = t < ps->n_in;
+			size_t bytes = rows[p] * (in ? ps->in_row[t] : ps->out_row[t - ps->n_in]);
+			char *m = aligned_alloc(64, (bytes + 1 + 64 + 63) / 64 * 64);
+			cr_assert_not_null(m);
+			ps->mem[p][t] = m;
+			memset(m, GUARD, bytes + 1 + 64);
+			if (in) {
+				memcpy(m + 1, (const char *)src[t] + at * ps->in_row[t], bytes);
+				ps->in[p][t] = m + 1;
+			} else {
+				ps->out[p][t - ps->n_in] = m + 1;
+			}
+		}
+		at += rows[p];
+	}
+}
+
+/* Every part's outputs equal the contiguous run's rows to the bit, and nothing was written
+ * past them. */
+static void parts_check(const struct parts *ps, const void *const *want, const char *what)
+{
+	uint32_t at = 0;
+	for (uint32_t p = 0; p < ps->n; p++) {
+		for (uint32_t o = 0; o < ps->n_out; o++) {
+			size_t bytes = ps->p[p].rows * ps->out_row[o];
+			const unsigned char *got = ps->out[p][o];
+			cr_assert(memcmp(got, (const char *)want[o] + at * ps->out_row[o], bytes) ==
+					  0,
+				  "%s: part %u (%u rows at row %u), output %u differs", what, p,
+				  ps->p[p].rows, at, o);
+			for (size_t k = 0; k < 64; k++)
+				cr_assert_eq(got[bytes + k], GUARD,
+					     "%s: part %u output %u written %zu bytes past its end",
+					     what, p, o, k);
+		}
+		at += ps->p[p].rows;
+	}
+}
+
+static void parts_free(struct parts *ps)
+{
+	for (uint32_t p = 0; p < ps->n; p++)
+		for (uint32_t t = 0; t < ps->n_in + ps->n_out; t++)
+			free(ps->mem[p][t]);
+	ps->n = 0;
+}
+
+static struct parts *parts_new_dlrm(void)
+{
+	struct parts *ps = calloc(1, sizeof *ps);
+	cr_assert_not_null(ps);
+	ps->n_in = 3;
+	ps->n_out = 1;
+	ps->in_row[0] = 8 * sizeof(float);
+	ps->in_row[1] = 3 * sizeof(int64_t);
+	ps->in_row[2] = 2 * sizeof(int32_t);
+	ps->out_row[0] = sizeof(float);
+	return ps;
+}
+
+/* Random splits of random batch sizes, on the staged device with and without upload_many:
+ * each part's outputs are those of the same rows run as one contiguous batch on the CPU. */
+Test(kernels_graph, run_parts_equals_one_contiguous_run)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *cpu = build(16);
+	struct dlrm_in in = dlrm_inputs(16);
+	const void *src[] = { in.dense, in.ids0, in.ids1 };
+	float want[16];
+	const void *w[] = { want };
+	struct parts *ps = parts_new_dlrm();
+	for (uint32_t flags = 0; flags <= SWARM_STAGED_NO_MANY; flags++) {
+		struct swarm_device *d = staged_lib(flags);
+		struct swarm_graph *g = build_dev_weights(d, 16);
+		cr_assert_eq(swarm_graph_staged(g), 1);
+		for (int trial = 0; trial < 60; trial++) {
+			uint32_t total = 1 + (uint32_t)(urand() * 16),
+				 k = 1 + (uint32_t)(urand() * 5);
+			uint32_t rows[PARTS_MAX], n = 0, left = total;
+			while (left) {
+				uint32_t r = 1 + (uint32_t)(urand() * k);
+				rows[n++] = r < left ? r : left;
+				left -= rows[n - 1];
+			}
+			void *o[] = { want };
+			int rc = swarm_graph_run(cpu, total, src, o);
+			cr_assert_eq(rc, 0, "CPU run of %u rows: %d", total, rc);
+			parts_make(ps, rows, n, src);
+			rc = swarm_graph_run_parts(g, ps->p, n);
+			cr_assert_eq(rc, 0, "flags %u: run_parts of %u parts, %u rows: %d", flags,
+				     n, total, rc);
+			parts_check(ps, w, flags ? "piece by piece" : "upload_many");
+			parts_free(ps);
+		}
+		swarm_graph_free(g);
+		weights_drop(d);
+		d->i->destroy(d);
+	}
+	free(ps);
+	dlrm_in_free(&in);
+	swarm_graph_free(cpu);
+}
+
+/* max_batch parts of one row each run; one more part, a part of 0 rows, rows summed over
+ * max_batch, or no parts are refused with -EINVAL, before anything is copied. */
+Test(kernels_graph, run_parts_takes_max_batch_parts_and_refuses_more)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *cpu = build(12);
+	struct dlrm_in in = dlrm_inputs(13);
+	const void *src[] = { in.dense, in.ids0, in.ids1 };
+	float want[12];
+	void *o[] = { want };
+	const void *w[] = { want };
+	struct parts *ps = parts_new_dlrm();
+	struct swarm_device *d = staged_lib(0);
+	struct swarm_graph *g = build_dev_weights(d, 12);
+	uint32_t rows[PARTS_MAX];
+	for (int i = 0; i < 13; i++)
+		rows[i] = 1;
+
+	cr_assert_eq(swarm_graph_run(cpu, 12, src, o), 0);
+	parts_make(ps, rows, 12, src);
+	int rc = swarm_graph_run_parts(g, ps->p, 12);
+	cr_assert_eq(rc, 0, "12 parts of 1 row, max_batch 12: %d", rc);
+	parts_check(ps, w, "max parts");
+	parts_free(ps);
+
+	parts_make(ps, rows, 13, src);
+	cr_assert_eq(swarm_graph_run_parts(g, ps->p, 13), -EINVAL, "13 parts on max_batch 12");
+	ps->p[3].rows = 0;
+	cr_assert_eq(swarm_graph_run_parts(g, ps->p, 5), -EINVAL, "a part of 0 rows");
+	ps->p[3].rows = 1;
+	ps->p[0].rows = 9;
+	cr_assert_eq(swarm_graph_run_parts(g, ps->p, 5), -EINVAL, "13 rows on max_batch 12");
+	ps->p[0].rows = 1;
+	ps->p[2].inputs = NULL;
+	cr_assert_eq(swarm_graph_run_parts(g, ps->p, 5), -EINVAL, "a part without inputs");
+	cr_assert_eq(swarm_graph_run_parts(g, ps->p, 0), -EINVAL, "no parts");
+	cr_assert_eq(swarm_graph_run_parts(g, NULL, 1), -EINVAL, "NULL parts");
+	parts_free(ps);
+
+	/* The host-memory CPU graph takes no parts: its caller gathers. */
+	cr_assert_eq(swarm_graph_staged(cpu), 0);
+	parts_make(ps, rows, 2, src);
+	cr_assert_eq(swarm_graph_run_parts(cpu, ps->p, 2), -ENOTSUP);
+	parts_free(ps);
+
+	free(ps);
+	swarm_graph_free(g);
+	weights_drop(d);
+	d->i->destroy(d);
+	dlrm_in_free(&in);
+	swarm_graph_free(cpu);
+}
+
+/* Rows of 7 and 3 floats (28 and 12 bytes: no row a multiple of 16) through two outputs, parts
+ * in unaligned buffers: equal to the contiguous run. */
+Test(kernels_graph, run_parts_odd_row_sizes)
+{
+	parse("{\"format\": 1,"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 7]},"
+	      "   {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 7]},"
+	      "   {\"name\": \"s\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],"
+	      " \"graph\": {\"nodes\": ["
+	      "  {\"op\": \"tanh\", \"inputs\": [\"x\"], \"output\": \"y\"},"
+	      "  {\"op\": \"sigmoid\", \"inputs\": [\"z\"], \"output\": \"s\"}]},"
+	      " \"weights\": []}");
+	struct swarm_graph *cpu = build(9);
+	float *x = random_f32(9 * 7), *z = random_f32(9 * 3), y[9 * 7], sg[9 * 3];
+	const void *src[] = { x, z };
+	void *o[] = { y, sg };
+	const void *w[] = { y, sg };
+	struct parts *ps = calloc(1, sizeof *ps);
+	cr_assert_not_null(ps);
+	ps->n_in = ps->n_out = 2;
+	ps->in_row[0] = ps->out_row[0] = 28;
+	ps->in_row[1] = ps->out_row[1] = 12;
+	for (uint32_t flags = 0; flags <= SWARM_STAGED_NO_MANY; flags++) {
+		struct swarm_device *d = staged_lib(flags);
+		struct swarm_graph *g = build_dev_weights(d, 9);
+		const uint32_t splits[][4] = { { 9 }, { 1, 8 }, { 2, 3, 4 }, { 4, 1, 1, 3 } };
+		const uint32_t n_splits[] = { 1, 2, 3, 4 };
+		for (int k = 0; k < 4; k++) {
+			cr_assert_eq(swarm_graph_run(cpu, 9, src, o), 0);
+			parts_make(ps, splits[k], n_splits[k], src);
+			int rc = swarm_graph_run_parts(g, ps->p, n_splits[k]);
+			cr_assert_eq(rc, 0, "flags %u split %d: %d", flags, k, rc);
+			parts_check(ps, w, "odd rows");
+			parts_free(ps);
+		}
+		swarm_graph_free(g);
+		weights_drop(d);
+		d->i->destroy(d);
+	}
+	free(ps);
+	free(x);
+	free(z);
+	swarm_graph_free(cpu);
+}
+
+/* The staged device with its upload_many (or upload) failing after some pieces, and a
+ * synchronize that counts: run_parts returns that error, still synchronises once, and runs no
+ * node after it. */
+static struct swarm_device *fail_inner;
+static int fail_after, fail_calls, fail_pieces, fail_syncs;
+
+static int fail_upload_many(struct swarm_device *d, const struct swarm_copy *c, uint32_t n)
+{
+	fail_calls++;
+	fail_pieces += (int)n;
+	if ((int)n <= fail_after)
+		return fail_inner->i->upload_many(d, c, n);
+	int rc = fail_inner->i->upload_many(d, c, (uint32_t)fail_after);
+	return rc ? rc : -EIO;
+}
+
+static int fail_upload(struct swarm_device *d, void *dst, const void *src, size_t n)
+{
+	if (fail_calls++ >= fail_after)
+		return -EIO;
+	return fail_inner->i->upload(d, dst, src, n);
+}
+
+static int fail_sync(struct swarm_device *d)
+{
+	(void)d;
+	fail_syncs++;
+	return 0;
+}
+
+Test(kernels_graph, run_parts_returns_an_upload_failing_part_way)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct dlrm_in in = dlrm_inputs(16);
+	const void *src[] = { in.dense, in.ids0, in.ids1 };
+	struct parts *ps = parts_new_dlrm();
+	const uint32_t rows[] = { 2, 3, 1, 4 };
+	for (uint32_t flags = 0; flags <= SWARM_STAGED_NO_MANY; flags++) {
+		fail_inner = staged_lib(flags);
+		struct swarm_device_i fi = *fail_inner->i;
+		fi.synchronize = fail_sync;
+		if (flags)
+			fi.upload = fail_upload; /* the graph's own piece-by-piece path */
+		else
+			fi.upload_many = fail_upload_many;
+		struct swarm_device fd = { &fi, fail_inner->ctx };
+		struct swarm_graph *g = build_dev_weights(&fd, 16);
+		fail_after = 5;
+		fail_calls = fail_pieces = fail_syncs = 0;
+		parts_make(ps, rows, 4, src);
+		int rc = swarm_graph_run_parts(g, ps->p, 4);
+		cr_assert_eq(rc, -EIO, "flags %u: a failing upload gave %d", flags, rc);
+		cr_assert_eq(fail_syncs, 1, "flags %u: %d synchronizes after the failure", flags,
+			     fail_syncs);
+		if (flags)
+			cr_assert_eq(fail_calls, 6,
+				     "piece by piece: %d uploads, want 6 (the "
+				     "sixth failing, none after)",
+				     fail_calls);
+		else
+			cr_assert(fail_calls == 1 && fail_pieces == 12,
+				  "upload_many: %d calls of %d pieces, want 1 of 12 (4 parts x 3 "
+				  "inputs)",
+				  fail_calls, fail_pieces);
+		parts_free(ps);
+		/* With nothing failing it runs again, the same graph. */
+		fail_after = 1000;
+		fail_calls = fail_pieces = 0;
+		parts_make(ps, rows, 4, src);
+		rc = swarm_graph_run_parts(g, ps->p, 4);
+		cr_assert_eq(rc, 0, "flags %u: after the failure: %d", flags, rc);
+		cr_assert_eq(fail_calls, flags ? 12 : 1, "flags %u: %d upload calls", flags,
+			     fail_calls);
+		parts_free(ps);
+		swarm_graph_free(g);
+		weights_drop(fail_inner);
+		fail_inner->i->destroy(fail_inner);
+	}
+	free(ps);
+	dlrm_in_free(&in);
+}
+
+/* On the counting fake with capture hooks: run_parts of the same summed rows warms up, then
+ * captures, then replays, as swarm_graph_run does, one upload a piece (the fake has no
+ * upload_many) and one download a part. */
+Test(kernels_graph, run_parts_captures_and_replays_by_summed_rows)
+{
+	dlrm_weights();
+	parse(DLRM_JSON);
+	struct swarm_graph *cpu = build(16);
+	struct swarm_graph *g = build_on(staged_dev(true), 16);
+	struct dlrm_in in = dlrm_inputs(16);
+	const void *src[] = { in.dense, in.ids0, in.ids1 };
+	float want[16];
+	void *o[] = { want };
+	const void *w[] = { want };
+	struct parts *ps = parts_new_dlrm();
+	const uint32_t splits[][3] = { { 1, 4, 2 }, { 3, 3, 1 }, { 5, 1, 1 } };
+	cr_assert_eq(swarm_graph_run(cpu, 7, src, o), 0);
+	for (int k = 0; k < 3; k++) {
+		staged_reset_counts();
+		parts_make(ps, splits[k], 3, src);
+		int rc = swarm_graph_run_parts(g, ps->p, 3);
+		cr_assert_eq(rc, 0, "run %d: %d", k, rc);
+		parts_check(ps, w, "captured");
+		parts_free(ps);
+		cr_assert_eq(st.uploads, 9, "run %d: %d uploads, want 3 parts x 3 inputs", k,
+			     st.uploads);
+		cr_assert_eq(st.downloads, 3, "run %d: %d downloads", k, st.downloads);
+		cr_assert_eq(st.syncs, 1, "run %d: %d synchronizes", k, st.syncs);
+		cr_assert_eq(st.foreign, 0, "a node saw a host buffer");
+	}
+	cr_assert_eq(st.captures, 1, "%d captures of 7 rows", st.captures);
+	cr_assert_eq(st.replays, 2, "%d replays", st.replays);
+	cr_assert_eq(swarm_graph_captured(g), 1);
+	free(ps);
+	dlrm_in_free(&in);
+	swarm_graph_free(g);
+	swarm_graph_free(cpu);
+}
+
+/* The library's staged CPU device catches a caller that hands it host memory where its own
+ * belongs (the e2e test of the worker's batch path relies on it): copies whose device side,
+ * and nodes whose tensors, are not in its allocations fail with -EFAULT; a graph whose weights
+ * are host memory fails its run. */
+Test(kernels_graph, staged_cpu_device_refuses_host_memory)
+{
+	struct swarm_device *d = NULL;
+	cr_assert_eq(swarm_device_staged_cpu_create(1, 0, &d), 0);
+	cr_expect_eq(d->i->host_memory, 0);
+	float host[8] = { 1, -2, 3, -4, 5, -6, 7, -8 }, back[8];
+	float *mem = d->i->alloc(d, sizeof host);
+	cr_assert_not_null(mem);
+	cr_expect_eq(d->i->upload(d, back, host, sizeof host), -EFAULT, "upload to host memory");
+	cr_expect_eq(d->i->upload(d, mem + 4, host, sizeof host), -EFAULT, "upload past the end");
+	cr_expect_eq(d->i->download(d, back, host, sizeof host), -EFAULT, "download from host");
+	struct swarm_copy bad[2] = { { mem, host, 16 }, { back, host, 16 } };
+	cr_expect_eq(d->i->upload_many(d, bad, 2), -EFAULT, "upload_many with a host dst");
+	cr_assert_eq(d->i->upload(d, mem, host, sizeof host), 0);
+
+	struct swarm_tensor tin = {
+		.data = mem, .dtype = SWARM_DTYPE_F32, .ndim = 1, .shape = { 8 }
+	};
+	struct swarm_tensor tout = tin, thost = tin;
+	thost.data = back;
+	struct swarm_node n = { .op = SWARM_OP_RELU, .n_in = 1, .in = { &thost }, .out = &tout };
+	cr_expect_eq(d->i->run(d, &n), -EFAULT, "a node reading host memory");
+	n.in[0] = &tin;
+	n.out = &thost;
+	cr_expect_eq(d->i->run(d, &n), -EFAULT, "a node writing host memory");
+	n.out = &tout;
+	cr_assert_eq(d->i->run(d, &n), 0, "relu in place on device memory");
+	cr_assert_eq(d->i->download(d, back, mem, sizeof back), 0);
+	for (int i = 0; i < 8; i++)
+		cr_expect_eq(back[i], host[i] > 0 ? host[i] : 0.0f, "relu[%d] = %f", i, back[i]);
+	d->i->free(d, mem);
+
+	/* Host weights, as the suite's lookup gives them: the run, not the build, refuses. */
+	mlp_weights();
+	parse(MLP_JSON);
+	struct swarm_graph *g = NULL;
+	cr_assert_eq(swarm_graph_build(&man, lookup, &ws, d, 4, &g, err, sizeof err), 0, "%s", err);
+	float x[4 * 16] = { 0 }, y[4 * 4];
+	const void *in[] = { x };
+	void *out[] = { y };
+	cr_expect_eq(swarm_graph_run(g, 2, in, out), -EFAULT);
+	swarm_graph_free(g);
+	d->i->destroy(d);
 }

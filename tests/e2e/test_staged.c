@@ -1,0 +1,249 @@
+/* test_staged.c: batches that go from the clients' slots straight to the device, end to end.
+ *
+ * swarmd's workers run with SWARM_WORKER_STAGED=1: node-list graphs then run on the staged
+ * CPU device (kernels/cpu/staged_device.h), whose memory is its own as a GPU's is, and which
+ * refuses a node or a copy that touches host memory where its own belongs. A batch of
+ * requests from several sessions then takes the worker's GPU path: each request's slot is one
+ * part of swarm_graph_run_parts, copied to and from the device with no gather on the host.
+ * Several clients, each its own connection and session, keep requests of 1..9 rows in flight
+ * at once; every output row is checked against its own request's inputs: an exact copy
+ * (identity, 12-byte rows) and an MLP against a float64 reference.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e/harness.h"
+#include "registry/registry.h"
+#include "registry/safetensors.h"
+
+static char work_dir[256], reg_dir[512];
+static float w1[32 * 16], b1[32], w2[4 * 32], b2[4];
+
+static void setup(void)
+{
+	snprintf(work_dir, sizeof work_dir, "/tmp/swarm-staged-e2e-XXXXXX");
+	cr_assert_not_null(mkdtemp(work_dir));
+	snprintf(reg_dir, sizeof reg_dir, "%s/registry", work_dir);
+	char err[512];
+	cr_assert_eq(swarm_registry_init(reg_dir, err, sizeof err), 0, "init: %s", err);
+}
+
+static void teardown(void)
+{
+	h_teardown();
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", work_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", work_dir);
+}
+
+TestSuite(e2e_staged, .init = setup, .fini = teardown, .timeout = 180);
+
+/* An MLP y = W2 relu(W1 x + b1) + b2 on x [B, 16], and z2 = z on z [B, 3]: two inputs and two
+ * outputs, rows of 64, 12, 16 and 12 bytes. */
+static void publish_model(void)
+{
+	uint32_t seed = 777;
+	float *all[4] = { w1, b1, w2, b2 };
+	size_t sizes[4] = { 32 * 16, 32, 4 * 32, 4 };
+	for (int t = 0; t < 4; t++)
+		for (size_t i = 0; i < sizes[t]; i++) {
+			seed = seed * 1103515245u + 12345u;
+			all[t][i] = (float)((int)(seed >> 16) % 2001 - 1000) / 1000.0f;
+		}
+	int64_t s_w1[2] = { 32, 16 }, s_b1[1] = { 32 }, s_w2[2] = { 4, 32 }, s_b2[1] = { 4 };
+	struct swarm_st_write_tensor t[4] = {
+		{ .name = "w1", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w1, .data = w1 },
+		{ .name = "b1", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b1, .data = b1 },
+		{ .name = "w2", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w2, .data = w2 },
+		{ .name = "b2", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b2, .data = b2 },
+	};
+	char weights[512], manifest[512], err[512];
+	snprintf(weights, sizeof weights, "%s/mlp.safetensors", work_dir);
+	snprintf(manifest, sizeof manifest, "%s/mlp.json", work_dir);
+	cr_assert_eq(swarm_st_write(weights, t, 4), 0);
+	FILE *f = fopen(manifest, "w");
+	cr_assert_not_null(f);
+	fputs("{\"format\": 1,\n"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]},\n"
+	      "            {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],\n"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]},\n"
+	      "             {\"name\": \"z2\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],\n"
+	      " \"graph\": {\"nodes\": [\n"
+	      "   {\"op\": \"linear\", \"inputs\": [\"x\", \"w1\", \"b1\"], \"output\": \"h\","
+	      " \"act\": \"relu\"},\n"
+	      "   {\"op\": \"linear\", \"inputs\": [\"h\", \"w2\", \"b2\"], \"output\": \"y\"},\n"
+	      "   {\"op\": \"identity\", \"inputs\": [\"z\"], \"output\": \"z2\"}]},\n"
+	      " \"weights\": [{\"name\": \"w1\", \"dtype\": \"f32\", \"shape\": [32, 16]},\n"
+	      "             {\"name\": \"b1\", \"dtype\": \"f32\", \"shape\": [32]},\n"
+	      "             {\"name\": \"w2\", \"dtype\": \"f32\", \"shape\": [4, 32]},\n"
+	      "             {\"name\": \"b2\", \"dtype\": \"f32\", \"shape\": [4]}],\n"
+	      " \"deploy\": {\"max_rows\": 16, \"slots\": 4, \"max_batch\": 64,"
+	      " \"max_queue_delay_us\": 1000}}\n",
+	      f);
+	fclose(f);
+	uint32_t v = 0;
+	int rc = swarm_registry_publish(reg_dir, "mlp", weights, manifest, NULL, 0, 1, &v, err,
+					sizeof err);
+	cr_assert_eq(rc, 0, "publish: %s", err);
+}
+
+static void reference(const float *x, double *y)
+{
+	double h[32];
+	for (int j = 0; j < 32; j++) {
+		double a = b1[j];
+		for (int k = 0; k < 16; k++)
+			a += (double)x[k] * w1[j * 16 + k];
+		h[j] = a > 0 ? a : 0;
+	}
+	for (int j = 0; j < 4; j++) {
+		double a = b2[j];
+		for (int k = 0; k < 32; k++)
+			a += h[k] * w2[j * 32 + k];
+		y[j] = a;
+	}
+}
+
+#define CLIENTS 4
+#define ITERS 150
+#define IN_FLIGHT 3
+
+struct client {
+	pthread_t t;
+	uint32_t seed;
+	long done, wrong_y, wrong_z, failed;
+	char why[256];
+};
+
+/* Fills request r of rows rows from (seed, it, k); z gets values unique to the request. */
+static void fill(swarm_request *r, uint32_t rows, uint32_t seed, int it, int k)
+{
+	float *x = swarm_request_input(r, 0), *z = swarm_request_input(r, 1);
+	for (uint32_t i = 0; i < rows * 16; i++)
+		x[i] = (float)((int)((seed * 7919u + (uint32_t)it * 131u + (uint32_t)k * 17u +
+				      i * 31u) %
+				     400) -
+			       200) /
+		       100.0f;
+	for (uint32_t i = 0; i < rows * 3; i++)
+		z[i] = (float)seed * 100000.0f + (float)(it * IN_FLIGHT + k) * 16.0f + (float)i;
+}
+
+static void check(struct client *c, swarm_request *r, uint32_t rows, int it, int k)
+{
+	const float *x = swarm_request_input(r, 0), *z = swarm_request_input(r, 1);
+	const float *y = swarm_request_output(r, 0), *z2 = swarm_request_output(r, 1);
+	for (uint32_t row = 0; row < rows; row++) {
+		double ref[4];
+		reference(x + row * 16, ref);
+		for (int j = 0; j < 4; j++)
+			if (fabs(ref[j] - y[row * 4 + j]) > 1e-4 * (1 + fabs(ref[j]))) {
+				if (!c->wrong_y++)
+					snprintf(c->why, sizeof c->why,
+						 "iter %d request %d row %u y[%d] %f, reference %f",
+						 it, k, row, j, y[row * 4 + j], ref[j]);
+				return;
+			}
+	}
+	if (memcmp(z, z2, rows * 3 * sizeof(float)) != 0 && !c->wrong_z++)
+		snprintf(c->why, sizeof c->why,
+			 "iter %d request %d: z2 is not its own z (first %f, want %f)", it, k,
+			 z2[0], z[0]);
+}
+
+static void *client_run(void *arg)
+{
+	struct client *c = arg;
+	swarm_client *cl = NULL;
+	swarm_session *s = NULL;
+	if (h_connect(&cl) || swarm_session_open(cl, "mlp", 0, NULL, &s)) {
+		c->failed++;
+		snprintf(c->why, sizeof c->why, "connect or open: %s",
+			 cl ? swarm_client_error(cl) : "no client");
+		if (cl)
+			swarm_disconnect(cl);
+		return NULL;
+	}
+	swarm_session_set_spin(s, 0);
+	for (int it = 0; it < ITERS && !c->failed; it++) {
+		swarm_request *r[IN_FLIGHT];
+		uint32_t rows[IN_FLIGHT];
+		int n = 0, rc = 0;
+		for (; n < IN_FLIGHT; n++) {
+			rows[n] = 1 + (c->seed + (uint32_t)(it * IN_FLIGHT + n)) % 9;
+			if ((rc = swarm_request_alloc(s, rows[n], &r[n])))
+				break;
+			fill(r[n], rows[n], c->seed, it, n);
+			if ((rc = swarm_request_submit(r[n], 0))) {
+				swarm_request_release(r[n]);
+				break;
+			}
+		}
+		for (int k = 0; k < n; k++) {
+			int w = swarm_request_wait(r[k], 10 * H_SEC);
+			if (w && !rc)
+				rc = w;
+			if (!w) {
+				check(c, r[k], rows[k], it, k);
+				c->done++;
+			}
+			swarm_request_release(r[k]);
+		}
+		if (rc) {
+			c->failed++;
+			snprintf(c->why, sizeof c->why, "iter %d: %d %s", it, rc,
+				 swarm_strerror(rc));
+		}
+	}
+	swarm_disconnect(cl);
+	return NULL;
+}
+
+Test(e2e_staged, batches_from_many_sessions_run_from_their_slots)
+{
+	publish_model();
+	cr_assert_eq(setenv("SWARM_WORKER_STAGED", "1", 1), 0);
+	const char *extra[] = { "--registry", reg_dir, NULL };
+	h_start("cpu:1", extra);
+	struct client cs[CLIENTS] = { 0 };
+	for (int i = 0; i < CLIENTS; i++) {
+		cs[i].seed = 11u * (uint32_t)i + 5;
+		cr_assert_eq(pthread_create(&cs[i].t, NULL, client_run, &cs[i]), 0);
+	}
+	long done = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(cs[i].t, NULL);
+		done += cs[i].done;
+		cr_expect_eq(cs[i].failed, 0, "client %d failed: %s", i, cs[i].why);
+		cr_expect_eq(cs[i].wrong_y, 0, "client %d: %ld wrong y: %s", i, cs[i].wrong_y,
+			     cs[i].why);
+		cr_expect_eq(cs[i].wrong_z, 0, "client %d: %ld requests got another's z: %s", i,
+			     cs[i].wrong_z, cs[i].why);
+	}
+	cr_assert_eq(done, (long)CLIENTS * ITERS * IN_FLIGHT, "only %ld requests completed", done);
+	cr_assert(h_log_contains("kind=staged-cpu"), "the worker did not run the staged device");
+	cr_assert(h_log_contains("path=slots"), "the version was not set up to batch from slots");
+
+	/* Batches of more than one request ran (on this path, straight from the slots). */
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "%s/swarm status --socket '%s' --json", SWARM_BIN_DIR,
+		 h_socket());
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	char out[16384];
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = 0;
+	pclose(f);
+	const char *at = strstr(out, "\"batches\": ");
+	cr_assert_not_null(at, "no batches in: %s", out);
+	long batches = atol(at + strlen("\"batches\": "));
+	cr_assert_gt(batches, 0, "no batch of more than one request ran: %s", out);
+	cr_log_info("%ld requests, %ld batches", done, batches);
+	h_stop();
+}
