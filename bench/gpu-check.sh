@@ -128,6 +128,7 @@ else
 	run_test test_kernels_cuda_gpu 'kernels_cuda_gpu/*' "$bin/test_kernels_cuda" --verbose
 	run_test test_kernels_cuda_device 'kernels_cuda_device/*' "$bin/test_kernels_cuda_device" -j2
 	run_test test_kernels_cuda_device_gpu 'kernels_cuda_device_gpu/*' "$bin/test_kernels_cuda_device" --verbose
+	run_test test_kernels_cuda_stream_gpu 'kernels_cuda_stream_gpu/*' "$bin/test_kernels_cuda_stream" --verbose
 fi
 
 # ---- 3. the GPU benchmarks -------------------------------------------------------------------

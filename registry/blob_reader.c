@@ -7,6 +7,7 @@
 #include <liburing.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 #define DEFAULT_THREADS 4
-#define MIN_SLICE ((size_t)64 << 10) /* below this a thread costs more than it reads */
+#define MIN_SLICE ((size_t)64 << 10)   /* below this a thread costs more than it reads */
 #define DIRECT_PIECE ((size_t)1 << 20) /* one io_uring read */
 #define RING_DEPTH 32
 #define HASH_STEP ((size_t)4 << 20)
@@ -33,6 +34,7 @@ struct swarm_blob_reader {
 	/* direct */
 	struct io_uring ring;
 	int ring_up;
+	int fell_back;
 	int direct_tried; /* a direct read has completed: EINVAL later is an error, not a refusal */
 	/* verification: [0, hash_next) hashed so far */
 	EVP_MD_CTX *sha;
@@ -70,6 +72,13 @@ int swarm_load_mode_parse(const char *name)
 	return -1;
 }
 
+unsigned swarm_load_default_threads(void)
+{
+	cpu_set_t cpus;
+	int n = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+	return n < 1 ? 1 : n > 16 ? 16 : (unsigned)n;
+}
+
 void swarm_sha256_to_hex(const unsigned char md[32], char out[65])
 {
 	static const char digits[] = "0123456789abcdef";
@@ -80,8 +89,8 @@ void swarm_sha256_to_hex(const unsigned char md[32], char out[65])
 	out[64] = 0;
 }
 
-__attribute__((format(printf, 2, 3))) static void fail(struct swarm_blob_reader *r,
-						       const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void fail(struct swarm_blob_reader *r, const char *fmt,
+						       ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -109,8 +118,9 @@ static int pread_full(int fd, char *dst, uint64_t off, size_t len)
 static int read_error(struct swarm_blob_reader *r, int rc, uint64_t off, size_t len)
 {
 	if (rc == -EIO)
-		fail(r, "the blob ended before byte %llu: truncated while it was read (it had %llu "
-			"bytes at open)",
+		fail(r,
+		     "the blob ended before byte %llu: truncated while it was read (it had %llu "
+		     "bytes at open)",
 		     (unsigned long long)(off + len), (unsigned long long)r->size);
 	else
 		fail(r, "reading %zu bytes of the blob at %llu: %s", len, (unsigned long long)off,
@@ -228,10 +238,9 @@ static void direct_stop(struct swarm_blob_reader *r)
 
 static int fall_back(struct swarm_blob_reader *r, const char *why, int e)
 {
-	direct_stop(r);
-	snprintf(r->note, sizeof r->note, "%s (%s): pread", why, strerror(e));
-	r->mode = SWARM_LOAD_PREAD;
-	return pool_start(r);
+	char both[160];
+	snprintf(both, sizeof both, "%s (%s)", why, strerror(e));
+	return swarm_blob_reader_fall_back(r, both);
 }
 
 static int direct_start(struct swarm_blob_reader *r, const char *path, int no_uring)
@@ -292,8 +301,8 @@ static int direct_read(struct swarm_blob_reader *r, char *dst, uint64_t a0, uint
 	return rc;
 }
 
-static int fill_direct(struct swarm_blob_reader *r, char *buf, size_t cap, uint64_t off,
-		       size_t len, size_t *start)
+static int fill_direct(struct swarm_blob_reader *r, char *buf, size_t cap, uint64_t off, size_t len,
+		       size_t *start)
 {
 	const uint64_t A = SWARM_BLOB_DIRECT_ALIGN;
 	uint64_t end = off + len, a0 = off / A * A;
@@ -302,8 +311,7 @@ static int fill_direct(struct swarm_blob_reader *r, char *buf, size_t cap, uint6
 		a1 = r->size / A * A; /* the file's last partial page: read buffered */
 	if (a1 < a0)
 		a1 = a0;
-	if ((uintptr_t)buf % A || cap < (size_t)(a1 - a0) ||
-	    cap < (size_t)(off - a0) + len) {
+	if ((uintptr_t)buf % A || cap < (size_t)(a1 - a0) || cap < (size_t)(off - a0) + len) {
 		fail(r, "a direct fill needs a 4 KiB-aligned buffer of %zu bytes (given %zu at %p)",
 		     len + SWARM_BLOB_FILL_SLACK, cap, buf);
 		return -EINVAL;
@@ -392,7 +400,8 @@ int swarm_blob_reader_open(const char *path, const void *map, uint64_t bytes,
 	}
 	if (o->sha256) {
 		memcpy(r->sha_want, o->sha256, 65);
-		if (!(r->sha = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) {
+		if (!(r->sha = EVP_MD_CTX_new()) ||
+		    !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) {
 			snprintf(err, err_len, "cannot set up SHA-256");
 			rc = -ENOMEM;
 			goto err_unmap;
@@ -441,24 +450,18 @@ void swarm_blob_reader_close(struct swarm_blob_reader *r)
 	free(r);
 }
 
-int swarm_blob_reader_mode(const struct swarm_blob_reader *r)
-{
-	return r->mode;
-}
+int swarm_blob_reader_mode(const struct swarm_blob_reader *r) { return r->mode; }
 
-const char *swarm_blob_reader_note(const struct swarm_blob_reader *r)
-{
-	return r->note;
-}
+const char *swarm_blob_reader_note(const struct swarm_blob_reader *r) { return r->note; }
 
-const char *swarm_blob_reader_error(const struct swarm_blob_reader *r)
-{
-	return r->err;
-}
+const char *swarm_blob_reader_error(const struct swarm_blob_reader *r) { return r->err; }
+
+int swarm_blob_reader_fell_back(const struct swarm_blob_reader *r) { return r->fell_back; }
 
 int swarm_blob_reader_fall_back(struct swarm_blob_reader *r, const char *why)
 {
 	direct_stop(r);
+	r->fell_back = 1;
 	snprintf(r->note, sizeof r->note, "%s: pread", why);
 	r->mode = SWARM_LOAD_PREAD;
 	return pool_start(r);

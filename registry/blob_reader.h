@@ -49,6 +49,10 @@ const char *swarm_load_mode_name(int mode);
 /* The mode of a name (as above), or -1 for NULL or an unknown name. */
 int swarm_load_mode_parse(const char *name);
 
+/* The pread threads a loader uses when not told: the cores the calling thread may run on,
+ * 1 to 16. */
+unsigned swarm_load_default_threads(void);
+
 struct swarm_blob_reader_opts {
 	int mode;           /* an enum swarm_load_mode */
 	unsigned threads;   /* pread's pool (the calling thread counts as one); 0: 4 */
@@ -76,6 +80,9 @@ int swarm_blob_reader_mode(const struct swarm_blob_reader *r);
 /* Why the mode is not the one asked for ("O_DIRECT refused (...): pread"), or "" when it is;
  * for the log. Also says what auto measured ("auto: 12% resident: direct"). */
 const char *swarm_blob_reader_note(const struct swarm_blob_reader *r);
+
+/* 1 when the mode is pread because the one asked for (direct, register) could not run. */
+int swarm_blob_reader_fell_back(const struct swarm_blob_reader *r);
 
 /* The message of the last failure of fill or finish. */
 const char *swarm_blob_reader_error(const struct swarm_blob_reader *r);

@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/device.h"
 #include "registry/blob_reader.h"
+#include "registry/loader.h"
 
 #define FILL ((size_t)1 << 20) /* bytes per fill: "a chunk" */
 
@@ -51,7 +53,9 @@ static char *write_file(const char *dir, uint64_t size)
 static struct swarm_blob_reader *open_reader(const char *path, int mode, unsigned threads,
 					     int no_uring)
 {
-	struct swarm_blob_reader_opts o = { .mode = mode, .threads = threads, .no_uring = no_uring };
+	struct swarm_blob_reader_opts o = { .mode = mode,
+					    .threads = threads,
+					    .no_uring = no_uring };
 	struct swarm_blob_reader *r = NULL;
 	char err[256] = "";
 	int rc = swarm_blob_reader_open(path, NULL, 0, &o, &r, err, sizeof err);
@@ -69,16 +73,18 @@ static void read_and_compare(struct swarm_blob_reader *r, uint64_t from, uint64_
 	for (uint64_t off = from; off < size; off += FILL) {
 		size_t n = size - off < FILL ? (size_t)(size - off) : FILL, start = 99999;
 		memset(buf, 0xa5, FILL + SWARM_BLOB_FILL_SLACK);
-		int rc = swarm_blob_reader_fill(r, buf, FILL + SWARM_BLOB_FILL_SLACK, off, n, &start);
+		int rc = swarm_blob_reader_fill(r, buf, FILL + SWARM_BLOB_FILL_SLACK, off, n,
+						&start);
 		cr_assert_eq(rc, 0, "%s: fill %zu at %llu: %d (%s)", what, n,
 			     (unsigned long long)off, rc, swarm_blob_reader_error(r));
 		cr_assert_leq(start, SWARM_BLOB_FILL_SLACK, "%s: start %zu", what, start);
 		for (size_t i = 0; i < n; i++)
 			if (buf[start + i] != pattern(off + i))
-				cr_assert_fail("%s: byte %llu is 0x%02x, want 0x%02x (fill at %llu, "
-					       "start %zu)",
-					       what, (unsigned long long)(off + i), buf[start + i],
-					       pattern(off + i), (unsigned long long)off, start);
+				cr_assert_fail(
+					"%s: byte %llu is 0x%02x, want 0x%02x (fill at %llu, "
+					"start %zu)",
+					what, (unsigned long long)(off + i), buf[start + i],
+					pattern(off + i), (unsigned long long)off, start);
 	}
 	free(buf);
 }
@@ -147,7 +153,8 @@ Test(registry_blob_reader, register_fills_like_mmap)
 Test(registry_blob_reader, pread_with_more_threads_than_slices)
 {
 	char *path = write_file("/tmp", 3 * FILL + 12345);
-	struct swarm_blob_reader *r = open_reader(path, SWARM_LOAD_PREAD, SWARM_BLOB_MAX_THREADS, 0);
+	struct swarm_blob_reader *r =
+		open_reader(path, SWARM_LOAD_PREAD, SWARM_BLOB_MAX_THREADS, 0);
 	read_and_compare(r, 0, 4097, "64 threads, 4097 bytes");
 	read_and_compare(r, 77, 3 * FILL + 12345, "64 threads, several fills");
 	swarm_blob_reader_close(r);
@@ -319,6 +326,87 @@ Test(registry_blob_reader, auto_picks_by_residency)
 	cr_expect(mode == SWARM_LOAD_DIRECT || strstr(swarm_blob_reader_note(r), "O_DIRECT"),
 		  "cold: %s (%s)", swarm_load_mode_name(mode), swarm_blob_reader_note(r));
 	read_and_compare(r, 0, 4 * FILL, "auto, cold");
+	swarm_blob_reader_close(r);
+	unlink(path);
+	free(path);
+}
+
+/* ---- the loader's copy through the reader (swarm_weights_stream) -------------------------- */
+
+/* A device with memory of its own (malloc'd here) whose upload_stream refuses register_host,
+ * as a GPU without read-only registration does, and fills 1 MiB chunks otherwise. */
+static int refusing_calls;
+
+static void *fk_alloc(struct swarm_device *d, size_t n)
+{
+	(void)d;
+	return malloc(n ? n : 1);
+}
+
+static void fk_free(struct swarm_device *d, void *p)
+{
+	(void)d;
+	free(p);
+}
+
+static int fk_upload(struct swarm_device *d, void *dst, const void *src, size_t n)
+{
+	(void)d;
+	memcpy(dst, src, n);
+	return 0;
+}
+
+static int fk_upload_stream(struct swarm_device *d, void *dst, const struct swarm_upload_src *src,
+			    size_t n, double *gbps)
+{
+	(void)d;
+	(void)gbps;
+	refusing_calls++;
+	if (src->register_host)
+		return -ENOTSUP;
+	uint8_t *buf = aligned_alloc(4096, FILL + SWARM_UPLOAD_FILL_SLACK);
+	int rc = 0;
+	for (size_t off = 0, start = 0; buf && !rc && off < n; off += FILL) {
+		size_t len = n - off < FILL ? n - off : FILL;
+		rc = src->fill ? src->fill(src->ctx, buf, FILL + SWARM_UPLOAD_FILL_SLACK,
+					   src->base + off, len, &start) :
+				 (memcpy(buf, (const char *)src->host + off, len), 0);
+		memcpy((char *)dst + off, buf + start, len);
+	}
+	free(buf);
+	return buf ? rc : -ENOMEM;
+}
+
+static const struct swarm_device_i refusing_i = {
+	.name = "refuses-register",
+	.alloc = fk_alloc,
+	.free = fk_free,
+	.upload = fk_upload,
+	.download = fk_upload,
+	.upload_stream = fk_upload_stream,
+};
+
+Test(registry_blob_reader, register_refused_by_the_device_falls_back_to_pread)
+{
+	const uint64_t size = 3 * FILL + 12345, off = 333;
+	struct swarm_device dev = { .i = &refusing_i };
+	char *path = write_file("/tmp", size);
+	struct swarm_blob_reader *r = open_reader(path, SWARM_LOAD_REGISTER, 2, 0);
+	uint8_t *dst = malloc(size);
+	cr_assert_not_null(dst);
+	int rc = swarm_weights_stream(&dev, r, dst, NULL, off, size - off);
+	cr_assert_eq(rc, 0, "%d (%s)", rc, swarm_blob_reader_error(r));
+	cr_expect_eq(refusing_calls, 2, "%d calls, want the refused one and the pread one",
+		     refusing_calls);
+	cr_expect(swarm_blob_reader_mode(r) == SWARM_LOAD_PREAD && swarm_blob_reader_fell_back(r) &&
+			  strstr(swarm_blob_reader_note(r), "register"),
+		  "mode %s, note \"%s\"", swarm_load_mode_name(swarm_blob_reader_mode(r)),
+		  swarm_blob_reader_note(r));
+	for (uint64_t i = 0; i < size - off; i++)
+		if (dst[i] != pattern(off + i))
+			cr_assert_fail("byte %llu is 0x%02x, want 0x%02x", (unsigned long long)i,
+				       dst[i], pattern(off + i));
+	free(dst);
 	swarm_blob_reader_close(r);
 	unlink(path);
 	free(path);
