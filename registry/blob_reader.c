@@ -35,6 +35,7 @@ struct swarm_blob_reader {
 	struct io_uring ring;
 	int ring_up;
 	int fell_back;
+	int ring_broken;  /* submitting failed with reads in flight: no more direct fills */
 	int direct_tried; /* a direct read has completed: EINVAL later is an error, not a refusal */
 	/* verification: [0, hash_next) hashed so far */
 	EVP_MD_CTX *sha;
@@ -279,8 +280,15 @@ static int direct_read(struct swarm_blob_reader *r, char *dst, uint64_t a0, uint
 			break;
 		struct io_uring_cqe *cqe;
 		int e = io_uring_submit_and_wait(&r->ring, 1);
-		if (e < 0 && e != -EINTR)
-			return e; /* the ring itself failed: nothing in flight can be trusted */
+		if (e == -EINTR || e == -EAGAIN || e == -EBUSY)
+			continue; /* nothing lost: the reads stay queued or in flight */
+		if (e < 0) {
+			/* The ring itself failed: reads may still be in flight into dst, so the
+			 * ring is not used again (every later fill of this reader fails). */
+			r->ring_broken = 1;
+			fail(r, "io_uring failed while reading the blob: %s", strerror(-e));
+			return e;
+		}
 		while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
 			uint64_t at = io_uring_cqe_get_data64(cqe);
 			size_t want = a1 - at < DIRECT_PIECE ? (size_t)(a1 - at) : DIRECT_PIECE;
@@ -315,6 +323,10 @@ static int fill_direct(struct swarm_blob_reader *r, char *buf, size_t cap, uint6
 		fail(r, "a direct fill needs a 4 KiB-aligned buffer of %zu bytes (given %zu at %p)",
 		     len + SWARM_BLOB_FILL_SLACK, cap, buf);
 		return -EINVAL;
+	}
+	if (r->ring_broken) {
+		fail(r, "the reader's io_uring failed earlier");
+		return -EIO;
 	}
 	*start = (size_t)(off - a0);
 	int rc = a1 > a0 ? direct_read(r, buf, a0, a1) : 0;
