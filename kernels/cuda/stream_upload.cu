@@ -113,9 +113,9 @@ static int upload_registered(struct swarm_cuda_ctx *c, char *d, const char *s, s
 out:
 	if (ret)
 		drain(u); /* nothing may read the pages once they are unregistered */
-	if (cudaHostUnregister(p0) != cudaSuccess && !ret)
-		ret = swarm_cuda_report(cudaGetLastError(), "cudaHostUnregister(p0)", __FILE__,
-					__LINE__);
+	cudaError_t un = cudaHostUnregister(p0);
+	if (un != cudaSuccess && !ret)
+		ret = swarm_cuda_report(un, "cudaHostUnregister(p0)", __FILE__, __LINE__);
 	return ret;
 }
 
