@@ -94,6 +94,29 @@ struct swarm_copy {
 	size_t bytes;
 };
 
+/* Bytes a fill's chunk holds beyond the len it is asked for: room to widen a read to 4 KiB
+ * boundaries (an O_DIRECT read). */
+#define SWARM_UPLOAD_FILL_SLACK 8192u
+
+/* Where upload_stream reads from. */
+struct swarm_upload_src {
+	/* The bytes in host memory (pageable: an mmap'd blob): memcpy'd from when fill is NULL,
+	 * DMA'd from with register_host. May be NULL when fill is set and register_host is 0. */
+	const void *host;
+	/* Fills chunk (pinned, 4 KiB-aligned, cap >= len + SWARM_UPLOAD_FILL_SLACK bytes) with
+	 * the source's bytes at [base + off, base + off + len), placed at chunk + *start (set
+	 * *start, at most SWARM_UPLOAD_FILL_SLACK / 2; 0 when they start at chunk); off counts
+	 * from the copy's first byte. Called on the calling thread, in increasing off, once per
+	 * chunk, while the copies of the earlier chunks run. Returns 0 or -errno, which stops
+	 * the upload and is its result. NULL: memcpy from host + off. */
+	int (*fill)(void *ctx, void *chunk, size_t cap, uint64_t off, size_t len, size_t *start);
+	void *ctx;     /* fill's */
+	uint64_t base; /* added to fill's off: where the copy starts in fill's source */
+	/* 1: no staging: host is registered read-only (cudaHostRegisterReadOnly) for the copy,
+	 * DMA'd from, and unregistered before return; fill is not called. */
+	int register_host;
+};
+
 /* One implementation. Optional members say what NULL means. */
 struct swarm_device_i {
 	const char *name; /* "cpu", "cuda" */
@@ -129,13 +152,17 @@ struct swarm_device_i {
 	int (*capture_end)(struct swarm_device *d, void **exec);
 	int (*replay)(struct swarm_device *d, void *exec);
 	void (*exec_free)(struct swarm_device *d, void *exec);
-	/* Copies bytes of host memory that is not pinned (an mmap'd weights blob, gigabytes) to
-	 * device memory at the speed of the link: streamed through pinned chunks the device
-	 * allocated once, on two or more streams, reading the next chunk while the last one is
-	 * copied. Synchronous: the bytes are on the device when it returns 0. Writes the
-	 * achieved GB/s to *gbps when not NULL. NULL: the caller uses upload. */
-	int (*upload_stream)(struct swarm_device *d, void *dst, const void *src, size_t bytes,
-			     double *gbps);
+	/* Copies bytes from a large source in host memory that is not pinned (an mmap'd
+	 * weights blob, gigabytes; see struct swarm_upload_src) to device memory at the speed of
+	 * the link: staged through pinned chunks the device allocated once, on two or more
+	 * streams, filling the next chunk while the last ones are copied; or, with
+	 * src->register_host, DMA'd from src->host itself. Synchronous: the bytes are on the
+	 * device when it returns 0. Returns 0, -EINVAL (NULL dst or src, no host and no fill,
+	 * during capture), -ENOTSUP (register_host where the device cannot register read-only
+	 * memory), the fill's error, or the device's. Writes the achieved GB/s to *gbps when
+	 * not NULL (0 on failure). NULL: the caller uses upload. */
+	int (*upload_stream)(struct swarm_device *d, void *dst, const struct swarm_upload_src *src,
+			     size_t bytes, double *gbps);
 	/* Copies bytes from device memory to device memory (dst or src may be another
 	 * process's allocation opened through CUDA IPC), queued on the device's stream after
 	 * everything before it; done once synchronize() has returned 0. Recorded, not run,

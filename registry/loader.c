@@ -12,8 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK (4u << 20) /* hashed (and so touched) per step */
-
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -21,26 +19,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void to_hex(const unsigned char *md, char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = digits[md[i] >> 4];
-		out[2 * i + 1] = digits[md[i] & 15];
-	}
-	out[64] = 0;
-}
-
 void swarm_sha256_hex(const void *buf, size_t len, char out[65])
 {
 	unsigned char md[32];
 	unsigned int n = 0;
 	EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL);
-	to_hex(md, out);
+	swarm_sha256_to_hex(md, out);
 }
 
 /* Touches one byte of every page in [p, p + len): the page cache's pages get mapped now. */
-static uint64_t touch(const volatile unsigned char *p, size_t len)
+static uint64_t touch_pages(const volatile unsigned char *p, size_t len)
 {
 	uint64_t sum = 0;
 	for (size_t off = 0; off < len; off += 4096)
@@ -48,11 +36,38 @@ static uint64_t touch(const volatile unsigned char *p, size_t len)
 	return sum;
 }
 
+/* Hashes the whole mapping (a blob reader with no fills hashes it all at finish) and compares
+ * with sha_hex. Returns 0 or -errno with the message in err. */
+static int verify_map(const char *path, const void *map, size_t len, const char *sha_hex, char *err,
+		      size_t err_len)
+{
+	struct swarm_blob_reader_opts o = { .mode = SWARM_LOAD_MMAP, .sha256 = sha_hex };
+	struct swarm_blob_reader *r;
+	int rc = swarm_blob_reader_open(path, map, len, &o, &r, err, err_len);
+	if (rc)
+		return rc;
+	if ((rc = swarm_blob_reader_finish(r)))
+		snprintf(err, err_len, "%s", swarm_blob_reader_error(r));
+	swarm_blob_reader_close(r);
+	return rc;
+}
+
 int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, int verify,
+		       struct swarm_weights *out, char *err, size_t err_len)
+{
+	return swarm_weights_open(path, bytes, sha_hex, verify, 1, out, err, err_len);
+}
+
+int swarm_weights_open(const char *path, uint64_t bytes, const char *sha_hex, int verify, int touch,
 		       struct swarm_weights *out, char *err, size_t err_len)
 {
 	memset(out, 0, sizeof *out);
 	uint64_t t0 = now_ns();
+	int rc;
+	if (verify && sha_hex && strlen(sha_hex) != 64) {
+		snprintf(err, err_len, "weights %s: \"%s\" is not a SHA-256", path, sha_hex);
+		return -EINVAL;
+	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
@@ -74,41 +89,38 @@ int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, in
 		snprintf(err, err_len, "cannot map weights %s: %s", path, strerror(e));
 		return -e;
 	}
-	/* The kernel reads ahead in large steps for a sequential pass. */
-	madvise(map, len, MADV_SEQUENTIAL);
-	if (verify && sha_hex) {
-		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-		unsigned char md[32];
-		unsigned int n = 0;
-		char hex[65];
-		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-		for (size_t off = 0; off < len; off += CHUNK)
-			EVP_DigestUpdate(ctx, (const char *)map + off,
-					 len - off < CHUNK ? len - off : CHUNK);
-		EVP_DigestFinal_ex(ctx, md, &n);
-		EVP_MD_CTX_free(ctx);
-		to_hex(md, hex);
-		if (strcmp(hex, sha_hex) != 0) {
-			snprintf(err, err_len,
-				 "weights changed on disk: blob %.16s... has SHA-256 %.16s..., the "
-				 "catalog says %.16s...; run `swarm registry verify`",
-				 sha_hex, hex, sha_hex);
-			munmap(map, len);
-			return -EBADMSG;
-		}
-	} else {
-		(void)touch(map, len);
+	if (!(out->path = strdup(path))) {
+		snprintf(err, err_len, "out of memory");
+		rc = -ENOMEM;
+		goto err_unmap;
 	}
-	madvise(map, len, MADV_RANDOM);
-	int rc = swarm_st_parse(map, len, &out->st, err, err_len);
-	if (rc) {
-		munmap(map, len);
-		return rc;
+	if (touch) {
+		/* The kernel reads ahead in large steps for a sequential pass. */
+		madvise(map, len, MADV_SEQUENTIAL);
+		if (verify && sha_hex)
+			rc = verify_map(path, map, len, sha_hex, err, err_len);
+		else
+			rc = ((void)touch_pages(map, len), 0);
+		madvise(map, len, MADV_RANDOM);
+		if (rc)
+			goto err_unmap;
+	} else if (verify && sha_hex) {
+		memcpy(out->sha, sha_hex, 65);
 	}
+	rc = swarm_st_parse(map, len, &out->st, err, err_len);
+	if (rc)
+		goto err_unmap;
 	out->map = map;
 	out->bytes = len;
 	out->load_ns = now_ns() - t0;
 	return 0;
+
+err_unmap:
+	free(out->path);
+	out->path = NULL;
+	out->sha[0] = 0;
+	munmap(map, len);
+	return rc;
 }
 
 void swarm_weights_unload(struct swarm_weights *w)
@@ -117,6 +129,8 @@ void swarm_weights_unload(struct swarm_weights *w)
 		return;
 	swarm_st_free(&w->st);
 	munmap(w->map, w->bytes);
+	free(w->path);
+	w->path = NULL;
 	w->map = NULL;
 }
 
@@ -176,20 +190,42 @@ static uint64_t plan_weights(const struct swarm_st_file *st, uint64_t *dev_off)
 	return align_up(end);
 }
 
-/* One copy of bytes from the mapping to the device, streamed where the device can. */
-static int copy_stretch(struct swarm_device *dev, void *dst, const void *src, uint64_t bytes)
+_Static_assert(SWARM_BLOB_FILL_SLACK <= SWARM_UPLOAD_FILL_SLACK,
+	       "the reader's fills must fit the room upload_stream gives them");
+
+int swarm_weights_stream(struct swarm_device *dev, struct swarm_blob_reader *r, void *dst,
+			 const void *map_, uint64_t off, uint64_t bytes)
 {
-	if (dev->i->upload_stream)
-		return dev->i->upload_stream(dev, dst, src, bytes, NULL);
-	return dev->i->upload(dev, dst, src, bytes);
+	const char *map = map_;
+	struct swarm_upload_src src = { .host = map ? map + off : NULL };
+	if (!dev->i->upload_stream)
+		return dev->i->upload(dev, dst, map + off, bytes);
+	if (r && swarm_blob_reader_mode(r) == SWARM_LOAD_REGISTER) {
+		src.register_host = 1;
+		int rc = dev->i->upload_stream(dev, dst, &src, bytes, NULL);
+		char why[96];
+		if (rc == 0)
+			return 0;
+		snprintf(why, sizeof why, "the device would not register the mapping (%s)",
+			 strerror(-rc));
+		if ((rc = swarm_blob_reader_fall_back(r, why)))
+			return rc;
+		src.register_host = 0;
+	}
+	if (r) {
+		src.fill = swarm_blob_reader_fill;
+		src.ctx = r;
+		src.base = off;
+	}
+	return dev->i->upload_stream(dev, dst, &src, bytes, NULL);
 }
 
 /* Copies every tensor of st into one allocation of dev laid out by plan_weights, one copy a
  * stretch, and records where in v and what it took in up. Returns 0 or -errno with the
  * message in err. */
 static int upload_weights(struct weight_view *v, struct swarm_device *dev,
-			  struct swarm_weights_upload *up, const struct swarm_weights_hook *hook,
-			  char *err, size_t err_len)
+			  struct swarm_blob_reader *r, const struct swarm_weights_hook *hook,
+			  struct swarm_weights_upload *up, char *err, size_t err_len)
 {
 	const struct swarm_st_file *st = v->st;
 	v->dev_off = calloc(st->n_tensors ? st->n_tensors : 1, sizeof *v->dev_off);
@@ -221,14 +257,15 @@ static int upload_weights(struct weight_view *v, struct swarm_device *dev,
 			continue;
 		const struct swarm_st_tensor *z = &st->tensors[i - 1];
 		uint64_t bytes = z->offset + z->nbytes - a->offset;
-		int rc = bytes ? copy_stretch(dev, v->dev_base + v->dev_off[first],
-					      (const char *)v->map + a->offset, bytes) :
+		int rc = bytes ? swarm_weights_stream(dev, r, v->dev_base + v->dev_off[first],
+						      v->map, a->offset, bytes) :
 				 0;
 		if (rc) {
+			const char *why = r ? swarm_blob_reader_error(r) : "";
 			snprintf(err, err_len,
 				 "uploading weights \"%s\"%s%s (%llu bytes) failed: %s", a->name,
 				 i - 1 > first ? " to " : "", i - 1 > first ? z->name : "",
-				 (unsigned long long)bytes, strerror(-rc));
+				 (unsigned long long)bytes, *why ? why : strerror(-rc));
 			return rc;
 		}
 		up->bytes += bytes;
@@ -240,6 +277,12 @@ static int upload_weights(struct weight_view *v, struct swarm_device *dev,
 	int rc = dev->i->synchronize ? dev->i->synchronize(dev) : 0;
 	if (rc) {
 		snprintf(err, err_len, "uploading the weights failed: %s", strerror(-rc));
+		return rc;
+	}
+	/* The hash of what the fills read, and of what no tensor covers (the header): a blob
+	 * whose bytes differ leaves nothing on the device. */
+	if (r && !filled && (rc = swarm_blob_reader_finish(r))) {
+		snprintf(err, err_len, "%s", swarm_blob_reader_error(r));
 		return rc;
 	}
 	if (hook && hook->loaded && (rc = hook->loaded(hook->ctx, v->dev_base, total)) < 0) {
@@ -259,21 +302,12 @@ int swarm_graph_from_weights(const struct swarm_manifest *m, const void *map,
 	return swarm_graph_from_weights_report(m, map, st, dev, max_batch, out, NULL, err, err_len);
 }
 
-int swarm_graph_from_weights_report(const struct swarm_manifest *m, const void *map,
-				    const struct swarm_st_file *st, struct swarm_device *dev,
-				    uint32_t max_batch, struct swarm_graph **out,
-				    struct swarm_weights_upload *up, char *err, size_t err_len)
-{
-	return swarm_graph_from_weights_hooked(m, map, st, dev, max_batch, out, up, NULL, err,
-					       err_len);
-}
-
-int swarm_graph_from_weights_hooked(const struct swarm_manifest *m, const void *map,
-				    const struct swarm_st_file *st, struct swarm_device *dev,
-				    uint32_t max_batch, struct swarm_graph **out,
-				    struct swarm_weights_upload *up,
-				    const struct swarm_weights_hook *hook, char *err,
-				    size_t err_len)
+/* The three entry points' one body: r (NULL: memcpy from map) reads the blob. */
+static int from_weights(const struct swarm_manifest *m, const void *map,
+			const struct swarm_st_file *st, struct swarm_device *dev,
+			struct swarm_blob_reader *r, const struct swarm_weights_hook *hook,
+			uint32_t max_batch, struct swarm_graph **out,
+			struct swarm_weights_upload *up, char *err, size_t err_len)
 {
 	struct weight_view v = { .map = map, .st = st };
 	struct swarm_weights_upload scratch;
@@ -281,11 +315,23 @@ int swarm_graph_from_weights_hooked(const struct swarm_manifest *m, const void *
 	if (!up)
 		up = &scratch;
 	memset(up, 0, sizeof *up);
+	up->mode = r ? swarm_blob_reader_mode(r) : SWARM_LOAD_MMAP;
 	if (out)
 		*out = NULL;
 	if (dev && dev->i && !dev->i->host_memory && st && map) {
-		if ((rc = upload_weights(&v, dev, up, hook, err, err_len)))
+		rc = upload_weights(&v, dev, r, hook, up, err, err_len);
+		if (r) {
+			/* After the upload: a register that fell back to pread says so now. */
+			up->mode = swarm_blob_reader_mode(r);
+			up->fell_back = swarm_blob_reader_fell_back(r);
+			snprintf(up->note, sizeof up->note, "%s", swarm_blob_reader_note(r));
+		}
+		if (rc)
 			goto err_free;
+	} else if (r && (rc = swarm_blob_reader_finish(r))) {
+		/* A host-memory device given a deferred verification: the mapping is hashed. */
+		snprintf(err, err_len, "%s", swarm_blob_reader_error(r));
+		goto err_free;
 	}
 	rc = swarm_graph_build(m, weight_lookup, &v, dev, max_batch, out, err, err_len);
 	if (rc)
@@ -303,5 +349,40 @@ err_free:
 	if (v.dev_base)
 		dev->i->free(dev, v.dev_base);
 	free(v.dev_off);
+	return rc;
+}
+
+int swarm_graph_from_weights_report(const struct swarm_manifest *m, const void *map,
+				    const struct swarm_st_file *st, struct swarm_device *dev,
+				    uint32_t max_batch, struct swarm_graph **out,
+				    struct swarm_weights_upload *up, char *err, size_t err_len)
+{
+	return from_weights(m, map, st, dev, NULL, NULL, max_batch, out, up, err, err_len);
+}
+
+int swarm_graph_from_weights_load(const struct swarm_manifest *m, const struct swarm_weights *w,
+				  struct swarm_device *dev, uint32_t max_batch,
+				  const struct swarm_load_opts *o, struct swarm_graph **out,
+				  struct swarm_weights_upload *up, char *err, size_t err_len)
+{
+	static const struct swarm_load_opts dflt = { .mode = SWARM_LOAD_AUTO };
+	struct swarm_blob_reader *r = NULL;
+	int host = !dev || !dev->i || dev->i->host_memory;
+	int rc;
+	if (!o)
+		o = &dflt;
+	if (out)
+		*out = NULL;
+	/* A reader where something reads the file: an upload, or a verification left over. */
+	if (w->path && (!host || w->sha[0])) {
+		struct swarm_blob_reader_opts ro = { .mode = host ? SWARM_LOAD_MMAP : o->mode,
+						     .threads = o->threads,
+						     .sha256 = w->sha[0] ? w->sha : NULL,
+						     .no_uring = o->no_uring };
+		if ((rc = swarm_blob_reader_open(w->path, w->map, w->bytes, &ro, &r, err, err_len)))
+			return rc;
+	}
+	rc = from_weights(m, w->map, &w->st, dev, r, o->hook, max_batch, out, up, err, err_len);
+	swarm_blob_reader_close(r);
 	return rc;
 }

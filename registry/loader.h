@@ -1,10 +1,12 @@
-/* loader.h: loading a version's weights blob for computing on it in place.
+/* loader.h: loading a version's weights blob for computing on it in place or on a device.
  *
  * The blob is mmap'd read-only and shared, so that every worker (and every version that
  * shares the blob) uses the page cache's one copy; the CPU device computes on the mapping
- * itself. Loading touches every page once (the first touch, so that the first request does
- * not pay for page faults) and, unless asked not to, verifies the blob's SHA-256 in the same
- * pass, so a blob whose bytes changed on disk is refused here. It reports bytes and time.
+ * itself. For the CPU, loading touches every page once (the first touch, so that the first
+ * request does not pay for page faults) and, unless asked not to, verifies the blob's SHA-256
+ * in the same pass, so a blob whose bytes changed on disk is refused here. For a device with
+ * memory of its own (a GPU) the pages are not touched: the upload reads the blob (the blob
+ * reader's modes, registry/blob_reader.h) and hashes it as it goes. It reports bytes and time.
  */
 #ifndef SWARM_REGISTRY_LOADER_H
 #define SWARM_REGISTRY_LOADER_H
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #include "kernels/graph.h"
+#include "registry/blob_reader.h"
 #include "registry/manifest.h"
 #include "registry/safetensors.h"
 
@@ -21,6 +24,8 @@ struct swarm_weights {
 	size_t bytes;
 	struct swarm_st_file st;
 	uint64_t load_ns; /* mmap, first touch (and verify), parse */
+	char *path;       /* the blob's, for the upload's reader */
+	char sha[65];     /* a verification left to the upload (touch 0), or "" */
 };
 
 /* SHA-256 of buf as 64 lowercase hex digits and a NUL. */
@@ -31,6 +36,12 @@ void swarm_sha256_hex(const void *buf, size_t len, char out[65]);
  * parses it as safetensors. Returns 0, -ENOENT, -EBADMSG (size or hash differs: the message
  * says which) or -EINVAL (not a valid safetensors file), with a message in err. */
 int swarm_weights_load(const char *path, uint64_t bytes, const char *sha_hex, int verify,
+		       struct swarm_weights *out, char *err, size_t err_len);
+
+/* The same, but with touch 0 the pages are left alone (no first touch) and a verification is
+ * left to the upload, which reads every byte anyway (out->sha is set):
+ * swarm_graph_from_weights_load then verifies. For a device whose memory is not host memory. */
+int swarm_weights_open(const char *path, uint64_t bytes, const char *sha_hex, int verify, int touch,
 		       struct swarm_weights *out, char *err, size_t err_len);
 
 /* Unmaps and frees what swarm_weights_load made. */
@@ -45,6 +56,45 @@ struct swarm_weights_upload {
 	uint32_t streamed; /* 1: through the device's upload_stream; 0: through upload */
 	void *dev_base;     /* the device allocation holding every tensor (the graph owns it) */
 	uint64_t dev_bytes; /* its size; both 0 on a host-memory device */
+	int mode;          /* the enum swarm_load_mode the bytes were read with (never auto) */
+	int fell_back;     /* 1: not the mode asked for, note says why */
+	char note[192];    /* the reader's note: what auto measured, why it fell back, or "" */
+};
+
+/* Copies bytes at file offset off of a mapped blob (map) to dst on dev as the loader does:
+ * upload_stream through r (its fill, or with r in register mode the mapping itself, falling
+ * back to pread when the device refuses), from the mapping when r is NULL, with upload where
+ * the device has no upload_stream. Synchronous for upload_stream; upload's copies may still be
+ * queued (synchronize). Returns 0 or -errno (r's error says more). */
+int swarm_weights_stream(struct swarm_device *dev, struct swarm_blob_reader *r, void *dst,
+			 const void *map, uint64_t off, uint64_t bytes);
+
+/* A say in where a GPU load's weights come from (swarm_load_opts.hook): the NCCL fan-out's
+ * receivers fill the allocation from the root's broadcast, and its root broadcasts once its
+ * own copy is done (docs/devices.md, "NCCL fan-out"). */
+struct swarm_weights_hook {
+	/* Called with the device allocation planned for the file, before anything is copied into
+	 * it. The layout depends only on the file's header, so every device loading the same blob
+	 * plans the same bytes. Returns 1 when it filled all bytes itself (nothing is read from
+	 * the blob), 0 to have the blob read as usual (a fan-out that failed falls back so), or a
+	 * negative errno to fail the load. NULL: the blob is read. A hook that may fill needs the
+	 * blob opened without verification (swarm_weights_open's verify 0): a hash taken as the
+	 * bytes are read sees none when it fills. */
+	int (*fill)(void *ctx, void *dev_base, uint64_t bytes);
+	/* Called once the allocation holds the weights, before the graph is built; a negative
+	 * return fails the load. NULL: nothing. */
+	int (*loaded)(void *ctx, void *dev_base, uint64_t bytes);
+	void *ctx;
+};
+
+/* How swarm_graph_from_weights_load reads the blob for a device (see blob_reader.h). */
+struct swarm_load_opts {
+	int mode;         /* an enum swarm_load_mode; SWARM_LOAD_AUTO when zeroed */
+	unsigned threads; /* pread's threads, the caller's included; 0: 4 */
+	int no_uring;     /* 1: no io_uring (direct falls back to pread) */
+	/* NULL, or the hook of a load that is part of a fan-out (not called on a host-memory
+	 * device, which allocates nothing; when fill fills, up->bytes counts nothing read) */
+	const struct swarm_weights_hook *hook;
 };
 
 /* Builds m's node-list graph for dev with its weights from a mapped safetensors file (map,
@@ -67,30 +117,15 @@ int swarm_graph_from_weights_report(const struct swarm_manifest *m, const void *
 				    uint32_t max_batch, struct swarm_graph **out,
 				    struct swarm_weights_upload *up, char *err, size_t err_len);
 
-/* A say in where a GPU load's weights come from (swarm_graph_from_weights_hooked): the NCCL
- * fan-out's receivers fill the allocation from the root's broadcast, and its root broadcasts
- * once its own copy is done. */
-struct swarm_weights_hook {
-	/* Called with the device allocation planned for the file, before anything is copied into
-	 * it. The layout depends only on the file's header, so every device loading the same blob
-	 * plans the same bytes. Returns 1 when it filled all bytes itself (the copy from the
-	 * mapping is skipped), 0 to have the mapping copied as usual (a fan-out that failed falls
-	 * back so), or a negative errno to fail the load. NULL: the mapping is copied. */
-	int (*fill)(void *ctx, void *dev_base, uint64_t bytes);
-	/* Called once the allocation holds the weights, before the graph is built; a negative
-	 * return fails the load. NULL: nothing. */
-	int (*loaded)(void *ctx, void *dev_base, uint64_t bytes);
-	void *ctx;
-};
-
-/* swarm_graph_from_weights_report with a hook (NULL: none). On a host-memory device there is
- * no allocation and the hook is not called. When fill returns 1, up->bytes counts nothing
- * (no copy from the mapping was made). */
-int swarm_graph_from_weights_hooked(const struct swarm_manifest *m, const void *map,
-				    const struct swarm_st_file *st, struct swarm_device *dev,
-				    uint32_t max_batch, struct swarm_graph **out,
-				    struct swarm_weights_upload *up,
-				    const struct swarm_weights_hook *hook, char *err,
-				    size_t err_len);
+/* The same for a blob from swarm_weights_open: on a device whose memory is not host memory
+ * the tensors are read from the file by a blob reader in o's mode (NULL: auto) and streamed
+ * with upload_stream (a fill per chunk; register: the mapping itself, falling back to pread
+ * where the device refuses), and a verification left by swarm_weights_open is done on the
+ * bytes as they are read: a blob whose hash differs fails with -EBADMSG and nothing stays
+ * allocated. up (when not NULL) says which mode ran and why. */
+int swarm_graph_from_weights_load(const struct swarm_manifest *m, const struct swarm_weights *w,
+				  struct swarm_device *dev, uint32_t max_batch,
+				  const struct swarm_load_opts *o, struct swarm_graph **out,
+				  struct swarm_weights_upload *up, char *err, size_t err_len);
 
 #endif /* SWARM_REGISTRY_LOADER_H */

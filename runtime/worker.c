@@ -167,6 +167,7 @@ struct worker {
 	uint32_t batch_round;
 	char registry[PATH_MAX];
 	int verify_blobs;
+	struct swarm_load_opts load; /* how a GPU's weights are read (--load-mode) */
 	volatile sig_atomic_t stop;
 };
 
@@ -385,6 +386,8 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 	char model[SWARM_NAME_MAX], sha[72];
 	swarm_copy_str(model, sizeof model, v->model);
 	swarm_copy_str(sha, sizeof sha, v->weights_sha);
+	struct swarm_load_opts load = w->load;
+	load.hook = hook;
 	const struct swarm_model_desc *desc = NULL;
 	if (v->builtin_id) {
 		desc = swarm_builtin_by_id(v->builtin_id);
@@ -445,7 +448,11 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 			snprintf(why, why_len, "no registry to load weights %s from", sha);
 			goto err_free;
 		}
-		if (swarm_weights_load(path, v->weights_bytes, sha, verify, &x->w, why, why_len))
+		/* Only what computes on the mapping needs its pages touched; a GPU's upload reads
+		 * the blob itself (and verifies it as it reads). */
+		int touch = w->dev->i->host_memory || desc || (m && m->graph_backend[0]);
+		if (swarm_weights_open(path, v->weights_bytes, sha, verify, touch, &x->w, why,
+				       why_len))
 			goto err_free;
 		for (uint32_t i = 0; desc && i < desc->n_weights; i++) {
 			const struct swarm_weight_spec *ws = &desc->weights[i];
@@ -470,9 +477,8 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 				rows = 1;
 			if (m->graph_backend[0] ?
 				    backend_load(w, x, m, rows, why, why_len) :
-				    swarm_graph_from_weights_hooked(m, x->w.map, &x->w.st, w->dev,
-								    rows, &x->graph, &up, hook, why,
-								    why_len))
+				    swarm_graph_from_weights_load(m, &x->w, w->dev, rows, &load,
+								  &x->graph, &up, why, why_len))
 				goto err_unload;
 			x->wdev = up.dev_base;
 			x->wdev_bytes = up.dev_bytes;
@@ -483,13 +489,17 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 			swarm_stat_set32(&w->stats->weights_mbps_last,
 					 mbps >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)mbps);
 		}
-		/* gbps: mapping, first touch (and verify); upload_*: the copy to the device,
-		 * none on a host-memory device. */
+		static int fallback_logged;
+		if (up.fell_back && !fallback_logged++)
+			swarm_log(SWARM_LOG_WARN, "event=load_mode_fallback mode=%s reason=\"%s\"",
+				  swarm_load_mode_name(w->load.mode), up.note);
+		/* gbps: mapping, first touch (and verify); upload_*: the copy to the device
+		 * (verified as read), none on a host-memory device; mode: how it read the blob. */
 		double s_ = (double)x->w.load_ns / 1e9;
 		swarm_log(SWARM_LOG_INFO,
 			  "event=weights_loaded model=%s version=%u bytes=%zu ms=%.2f gbps=%.2f "
-			  "verified=%d graph=%s upload=%s upload_bytes=%llu upload_copies=%u "
-			  "upload_ms=%.2f upload_gbps=%.2f",
+			  "verified=%d graph=%s upload=%s mode=%s mode_note=\"%s\" "
+			  "upload_bytes=%llu upload_copies=%u upload_ms=%.2f upload_gbps=%.2f",
 			  model, x->number, x->w.bytes, s_ * 1e3,
 			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, verify,
 			  desc  ? desc->name :
@@ -498,6 +508,7 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 			  !up.bytes   ? "none" :
 			  up.streamed ? "streamed" :
 					"plain",
+			  up.bytes ? swarm_load_mode_name(up.mode) : "none", up.note,
 			  (unsigned long long)up.bytes, up.copies, (double)up.ns / 1e6, up.gbps);
 	}
 	free(m);
@@ -1649,11 +1660,15 @@ static void usage(FILE *f)
 		"  --spin-us N     spin this long with nothing to do before sleeping (default 50)\n"
 		"  --registry DIR  the model registry to load weights blobs from\n"
 		"  --no-verify     do not check a blob's SHA-256 when loading it\n"
+		"  --load-mode M   how a GPU's weights are read: auto (default), mmap, pread,\n"
+		"                  direct or register (docs/registry.md, \"Loading\")\n"
 		"  --backend-dir D where manifests' custom backends named without a path are\n"
 		"                  found\n"
-		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring.\n"
-		"  SWARM_WORKER_STAGED=1 (tests only; without --gpu) runs node-list graphs on the\n"
-		"  staged CPU device, whose memory is its own, as a GPU's is.\n");
+		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring (and no\n"
+		"io_uring for direct loads); SWARM_LOAD_MODE=M as --load-mode (the option wins);\n"
+		"SWARM_LOAD_THREADS=N pread threads (default: the bound cores, at most 16).\n"
+		"SWARM_WORKER_STAGED=1 (tests only; without --gpu) runs node-list graphs on the\n"
+		"staged CPU device, whose memory is its own, as a GPU's is.\n");
 }
 
 int main(int argc, char **argv)
@@ -1665,6 +1680,7 @@ int main(int argc, char **argv)
 			    .verify_blobs = 1,
 			    .gpu = -1 };
 	int stats_fd = -1, level = SWARM_LOG_INFO;
+	const char *load_mode = getenv("SWARM_LOAD_MODE");
 	static const struct option opts[] = { { "ctl-fd", required_argument, 0, 'c' },
 					      { "stats-fd", required_argument, 0, 's' },
 					      { "device-index", required_argument, 0, 'd' },
@@ -1677,6 +1693,7 @@ int main(int argc, char **argv)
 					      { "no-verify", no_argument, 0, 'V' },
 					      { "backend-dir", required_argument, 0, 'B' },
 					      { "gpu", required_argument, 0, 'G' },
+					      { "load-mode", required_argument, 0, 'L' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -1726,6 +1743,9 @@ int main(int argc, char **argv)
 			w.gpu = (int)g;
 			break;
 		}
+		case 'L':
+			load_mode = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1735,6 +1755,13 @@ int main(int argc, char **argv)
 		}
 	}
 	swarm_log_init("worker", level < 0 ? SWARM_LOG_INFO : level);
+	if (load_mode && *load_mode && (w.load.mode = swarm_load_mode_parse(load_mode)) < 0) {
+		fprintf(stderr,
+			"swarm-worker: --load-mode takes auto, mmap, pread, direct or "
+			"register, not \"%s\"\n",
+			load_mode);
+		return 2;
+	}
 	if (w.ctl < 0 || stats_fd < 0 || w.device_index < 0 || !w.cpus[0]) {
 		usage(stderr);
 		return 2;
@@ -1791,6 +1818,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	const char *no_uring = getenv("SWARM_NO_IO_URING");
+	const char *load_threads = getenv("SWARM_LOAD_THREADS");
+	/* After binding: the default counts the cores bound to. */
+	w.load.threads = load_threads && atoi(load_threads) > 0 ? (unsigned)atoi(load_threads) :
+								  swarm_load_default_threads();
+	w.load.no_uring = no_uring && *no_uring == '1';
 	err = swarm_loop_create(no_uring && *no_uring == '1', &w.loop);
 	if (err) {
 		swarm_log(SWARM_LOG_ERROR, "event=loop_failed error=\"%s\"", strerror(-err));

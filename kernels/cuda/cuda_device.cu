@@ -145,8 +145,8 @@ static int cuda_copy_d2d(struct swarm_device *d, void *dst, const void *src, siz
 }
 
 /* The streamed upload of a large pageable buffer (stream_upload.cu). */
-static int cuda_upload_stream(struct swarm_device *d, void *dst, const void *src, size_t bytes,
-			      double *gbps)
+static int cuda_upload_stream(struct swarm_device *d, void *dst, const struct swarm_upload_src *src,
+			      size_t bytes, double *gbps)
 {
 	struct swarm_cuda_ctx *c = ctx_of(d);
 	int ret;

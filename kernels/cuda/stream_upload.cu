@@ -9,9 +9,12 @@
  * of one chunk is queued behind the one in flight and the engine never waits for the host
  * between them.
  *
- * Not done (to be measured on a GPU first): reading the blob with O_DIRECT through io_uring
- * straight into the pinned chunks (one host copy fewer, no page cache), and registering the
- * read-only mapping itself (cudaHostRegisterReadOnly) to DMA from it without staging.
+ * Where the chunk's bytes come from is the caller's (struct swarm_upload_src): a memcpy from
+ * the mapping, or a fill callback that reads the file itself (the registry's blob reader, with
+ * threads or O_DIRECT, registry/blob_reader.h), so that the host side can run at the link's
+ * rate. With register_host there is no staging: the mapping is registered read-only
+ * (cudaHostRegisterReadOnly), copied from directly and unregistered; which of these is fastest
+ * is measured by swarm-gpu-bench (docs/gpu-check.md).
  */
 #include "stream_upload.cuh"
 
@@ -68,7 +71,7 @@ static int ensure_chunks(struct swarm_cuda_upload *u)
 {
 	for (int k = 0; k < SWARM_CUDA_UPLOAD_CHUNKS; k++) {
 		if (!u->chunk[k])
-			CUDA_CHECK_RET(cudaMallocHost(&u->chunk[k], SWARM_CUDA_UPLOAD_CHUNK_BYTES));
+			CUDA_CHECK_RET(cudaMallocHost(&u->chunk[k], SWARM_CUDA_UPLOAD_CHUNK_ALLOC));
 		if (!u->done[k])
 			CUDA_CHECK_RET(
 				cudaEventCreateWithFlags(&u->done[k], cudaEventDisableTiming));
@@ -76,15 +79,110 @@ static int ensure_chunks(struct swarm_cuda_upload *u)
 	return 0;
 }
 
-int swarm_cuda_upload_stream(struct swarm_cuda_ctx *c, void *dst, const void *src, size_t bytes,
-			     double *gbps)
+/* register_host: the source registered read-only for the copy and DMA'd from in pieces on
+ * the upload streams. The registration covers whole pages (the mapping does). */
+static int upload_registered(struct swarm_cuda_ctx *c, char *d, const char *s, size_t bytes)
 {
 	struct swarm_cuda_upload *u = c->upload;
-	char *d = (char *)dst;
-	const char *s = (const char *)src;
-	uint64_t t0, ns;
+	const uintptr_t page = 4096;
+	char *p0 = (char *)((uintptr_t)s & ~(page - 1));
+	size_t span =
+		(size_t)(((uintptr_t)s + bytes + page - 1) & ~(page - 1)) - (size_t)(uintptr_t)p0;
+	int ro = 0, ret = 0;
+
+	if (cudaDeviceGetAttribute(&ro, cudaDevAttrHostRegisterReadOnlySupported, c->ordinal) !=
+		    cudaSuccess ||
+	    !ro) {
+		(void)cudaGetLastError();
+		swarm_cuda_set_error("upload_stream: this GPU cannot register read-only memory");
+		return -ENOTSUP;
+	}
+	CUDA_CHECK_RET(cudaHostRegister(p0, span, cudaHostRegisterReadOnly));
+	for (size_t off = 0, n = 0; off < bytes; n++) {
+		const size_t len = bytes - off < SWARM_CUDA_UPLOAD_REGISTERED_PIECE ?
+					   bytes - off :
+					   SWARM_CUDA_UPLOAD_REGISTERED_PIECE;
+
+		CUDA_CHECK(cudaMemcpyAsync(d + off, s + off, len, cudaMemcpyHostToDevice,
+					   u->stream[n % SWARM_CUDA_UPLOAD_STREAMS]),
+			   out);
+		off += len;
+	}
+	for (int i = 0; i < SWARM_CUDA_UPLOAD_STREAMS; i++)
+		CUDA_CHECK(cudaStreamSynchronize(u->stream[i]), out);
+out:
+	if (ret)
+		drain(u); /* nothing may read the pages once they are unregistered */
+	cudaError_t un = cudaHostUnregister(p0);
+	if (un != cudaSuccess && !ret)
+		ret = swarm_cuda_report(un, "cudaHostUnregister(p0)", __FILE__, __LINE__);
+	return ret;
+}
+
+/* The staged copy: chunk k filled (memcpy or src->fill) while chunks k-1, k-2, ... are
+ * copied. */
+static int upload_staged(struct swarm_cuda_ctx *c, char *d, const struct swarm_upload_src *src,
+			 size_t bytes)
+{
+	struct swarm_cuda_upload *u = c->upload;
+	const char *s = (const char *)src->host;
 	size_t off = 0;
 	unsigned int n = 0; /* chunks queued so far */
+	int ret = 0;
+
+	while (off < bytes) {
+		const int k = (int)(n % SWARM_CUDA_UPLOAD_CHUNKS);
+		cudaStream_t st = u->stream[n % SWARM_CUDA_UPLOAD_STREAMS];
+		const size_t len = bytes - off < SWARM_CUDA_UPLOAD_CHUNK_BYTES ?
+					   bytes - off :
+					   SWARM_CUDA_UPLOAD_CHUNK_BYTES;
+		size_t start = 0;
+
+		/* The chunk's previous copy must have finished reading it before it is
+		 * overwritten; with 4 chunks that copy was queued 4 chunks ago. */
+		if (u->pending[k]) {
+			CUDA_CHECK(cudaEventSynchronize(u->done[k]), fail);
+			u->pending[k] = 0;
+		}
+		if (src->fill) {
+			ret = src->fill(src->ctx, u->chunk[k], SWARM_CUDA_UPLOAD_CHUNK_ALLOC,
+					src->base + off, len, &start);
+			if (ret == 0 && start > SWARM_UPLOAD_FILL_SLACK / 2)
+				ret = -EINVAL;
+			if (ret) {
+				swarm_cuda_set_error("upload_stream: the fill of %zu bytes at %zu "
+						     "failed: %s",
+						     len, off, strerror(-ret));
+				goto fail;
+			}
+		} else {
+			memcpy(u->chunk[k], s + off, len);
+		}
+		CUDA_CHECK(cudaMemcpyAsync(d + off, (char *)u->chunk[k] + start, len,
+					   cudaMemcpyHostToDevice, st),
+			   fail);
+		CUDA_CHECK(cudaEventRecord(u->done[k], st), fail);
+		u->pending[k] = 1;
+		off += len;
+		n++;
+	}
+	for (int i = 0; i < SWARM_CUDA_UPLOAD_STREAMS; i++)
+		CUDA_CHECK(cudaStreamSynchronize(u->stream[i]), fail);
+	for (int k = 0; k < SWARM_CUDA_UPLOAD_CHUNKS; k++)
+		u->pending[k] = 0;
+	return 0;
+
+fail:
+	/* Copies queued before the failure still read the chunks: wait for them, so that the
+	 * next call finds every chunk free. */
+	drain(u);
+	return ret;
+}
+
+int swarm_cuda_upload_stream(struct swarm_cuda_ctx *c, void *dst,
+			     const struct swarm_upload_src *src, size_t bytes, double *gbps)
+{
+	uint64_t t0, ns;
 	int ret;
 
 	if (gbps)
@@ -97,50 +195,25 @@ int swarm_cuda_upload_stream(struct swarm_cuda_ctx *c, void *dst, const void *sr
 	}
 	if (bytes == 0)
 		return 0;
-	if (!dst || !src) {
-		swarm_cuda_set_error("upload_stream: NULL %s", dst ? "src" : "dst");
+	if (!dst || !src || (!src->host && (src->register_host || !src->fill))) {
+		swarm_cuda_set_error("upload_stream: NULL %s", !dst ? "dst" :
+							       !src ? "src" :
+								      "host");
 		return -EINVAL;
 	}
-	ret = ensure_chunks(u);
-	if (ret)
+	if (!src->register_host && (ret = ensure_chunks(c->upload)))
 		return ret;
 	/* dst may have been written or read by work queued before (a kernel, an upload): this
 	 * copy comes after it, as everything on the device's one stream would. */
 	CUDA_CHECK_RET(cudaStreamSynchronize(c->stream));
 	t0 = now_ns();
-	while (off < bytes) {
-		const int k = (int)(n % SWARM_CUDA_UPLOAD_CHUNKS);
-		cudaStream_t st = u->stream[n % SWARM_CUDA_UPLOAD_STREAMS];
-		const size_t len = bytes - off < SWARM_CUDA_UPLOAD_CHUNK_BYTES ?
-					   bytes - off :
-					   SWARM_CUDA_UPLOAD_CHUNK_BYTES;
-
-		/* The chunk's previous copy must have finished reading it before it is
-		 * overwritten; with 4 chunks that copy was queued 4 chunks ago. */
-		if (u->pending[k]) {
-			CUDA_CHECK(cudaEventSynchronize(u->done[k]), fail);
-			u->pending[k] = 0;
-		}
-		memcpy(u->chunk[k], s + off, len);
-		CUDA_CHECK(cudaMemcpyAsync(d + off, u->chunk[k], len, cudaMemcpyHostToDevice, st),
-			   fail);
-		CUDA_CHECK(cudaEventRecord(u->done[k], st), fail);
-		u->pending[k] = 1;
-		off += len;
-		n++;
-	}
-	for (int i = 0; i < SWARM_CUDA_UPLOAD_STREAMS; i++)
-		CUDA_CHECK(cudaStreamSynchronize(u->stream[i]), fail);
-	for (int k = 0; k < SWARM_CUDA_UPLOAD_CHUNKS; k++)
-		u->pending[k] = 0;
+	ret = src->register_host ?
+		      upload_registered(c, (char *)dst, (const char *)src->host, bytes) :
+		      upload_staged(c, (char *)dst, src, bytes);
+	if (ret)
+		return ret;
 	ns = now_ns() - t0;
 	if (gbps)
 		*gbps = (double)bytes / (double)(ns ? ns : 1);
 	return 0;
-
-fail:
-	/* Copies queued before the failure still read the chunks: wait for them, so that the
-	 * next call finds every chunk free. */
-	drain(u);
-	return ret;
 }

@@ -253,7 +253,7 @@ Test(kernels_cuda_device_gpu, upload_stream_of_a_mapped_file_round_trips)
 	cr_assert_not_null(dev->i->upload_stream);
 	void *p = dev->i->alloc(dev, n);
 	cr_assert_not_null(p, "alloc(%zu): %s", n, swarm_cuda_last_error());
-	int rc = dev->i->upload_stream(dev, p, map, n, &gbps);
+	int rc = dev->i->upload_stream(dev, p, &(struct swarm_upload_src){ .host = map }, n, &gbps);
 	cr_assert_eq(rc, 0, "upload_stream of %zu bytes: %d (%s)", n, rc, swarm_cuda_last_error());
 	cr_expect_gt(gbps, 0.0, "upload_stream reported %.3f GB/s", gbps);
 	cr_log_info("upload_stream: %zu bytes from a mapped file at %.2f GB/s", n, gbps);
@@ -269,7 +269,8 @@ Test(kernels_cuda_device_gpu, upload_stream_of_a_mapped_file_round_trips)
 			       back[i], map[i]);
 	}
 	/* A second call reuses the chunks; an odd length and offset on both sides. */
-	rc = dev->i->upload_stream(dev, (char *)p + 1, map + 3, n - 5, NULL);
+	rc = dev->i->upload_stream(dev, (char *)p + 1,
+				   &(struct swarm_upload_src){ .host = map + 3 }, n - 5, NULL);
 	cr_assert_eq(rc, 0, "second upload_stream: %d (%s)", rc, swarm_cuda_last_error());
 	dev_read(dev, back, p, n);
 	cr_assert(memcmp(back + 1, map + 3, n - 5) == 0, "second upload_stream: bytes differ");
@@ -285,24 +286,25 @@ Test(kernels_cuda_device_gpu, upload_stream_refuses_null_and_capture)
 {
 	struct swarm_device *dev = open_gpu_or_skip();
 	unsigned char host[64] = { 1 };
+	const struct swarm_upload_src src = { .host = host };
 	double gbps = -1.0;
 	void *p = dev->i->alloc(dev, sizeof host), *exec = NULL;
 	int rc;
 
 	cr_assert_not_null(p);
-	rc = dev->i->upload_stream(dev, NULL, host, sizeof host, NULL);
+	rc = dev->i->upload_stream(dev, NULL, &src, sizeof host, NULL);
 	cr_expect_eq(rc, -EINVAL, "NULL dst: %d, want %d", rc, -EINVAL);
 	rc = dev->i->upload_stream(dev, p, NULL, sizeof host, NULL);
 	cr_expect_eq(rc, -EINVAL, "NULL src: %d, want %d", rc, -EINVAL);
-	rc = dev->i->upload_stream(dev, p, host, 0, &gbps);
+	rc = dev->i->upload_stream(dev, p, &src, 0, &gbps);
 	cr_expect(rc == 0 && gbps == 0.0, "0 bytes: %d at %.3f GB/s, want 0 at 0", rc, gbps);
 	cr_assert_eq(dev->i->capture_begin(dev), 0, "capture_begin: %s", swarm_cuda_last_error());
-	rc = dev->i->upload_stream(dev, p, host, sizeof host, NULL);
+	rc = dev->i->upload_stream(dev, p, &src, sizeof host, NULL);
 	cr_expect_eq(rc, -EINVAL, "during capture: %d, want %d", rc, -EINVAL);
 	cr_assert_eq(dev->i->capture_end(dev, &exec), 0, "capture_end: %s",
 		     swarm_cuda_last_error());
 	dev->i->exec_free(dev, exec);
-	rc = dev->i->upload_stream(dev, p, host, sizeof host, NULL);
+	rc = dev->i->upload_stream(dev, p, &src, sizeof host, NULL);
 	cr_expect_eq(rc, 0, "after capture: %d (%s)", rc, swarm_cuda_last_error());
 	dev->i->free(dev, p);
 	dev->i->destroy(dev);

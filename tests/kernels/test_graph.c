@@ -775,15 +775,30 @@ static int stg_upload(struct swarm_device *d, void *dst, const void *src, size_t
 	return stg(d)->inner->i->upload(stg(d)->inner, dst, src, n);
 }
 
-/* upload_stream as the CUDA device's contract has it: synchronous, a rate when asked. */
-static int stg_upload_stream(struct swarm_device *d, void *dst, const void *src, size_t n,
-			     double *gbps)
+/* upload_stream as the CUDA device's contract has it: synchronous, a rate when asked; a fill
+ * is called in increasing offsets, a chunk of 1 MiB at a time, into a 4 KiB-aligned buffer. */
+static int stg_upload_stream(struct swarm_device *d, void *dst, const struct swarm_upload_src *src,
+			     size_t n, double *gbps)
 {
+	const size_t chunk = 1 << 20;
 	stg(d)->streams++;
 	stg(d)->stream_bytes += n;
 	if (gbps)
 		*gbps = 1.0;
-	return stg(d)->inner->i->upload(stg(d)->inner, dst, src, n);
+	if (!src->fill || src->register_host)
+		return stg(d)->inner->i->upload(stg(d)->inner, dst, src->host, n);
+	char *buf = aligned_alloc(4096, chunk + SWARM_UPLOAD_FILL_SLACK);
+	int rc = buf ? 0 : -ENOMEM;
+	for (size_t off = 0, start = 0; !rc && off < n; off += chunk) {
+		size_t len = n - off < chunk ? n - off : chunk;
+		rc = src->fill(src->ctx, buf, chunk + SWARM_UPLOAD_FILL_SLACK, src->base + off, len,
+			       &start);
+		if (!rc)
+			rc = stg(d)->inner->i->upload(stg(d)->inner, (char *)dst + off, buf + start,
+						      len);
+	}
+	free(buf);
+	return rc;
 }
 
 static int stg_download(struct swarm_device *d, void *dst, const void *src, size_t n)
@@ -1242,9 +1257,8 @@ Test(kernels_graph, adopted_memory_is_freed_with_the_graph)
 	cr_assert_eq(st.frees, 2, "%d frees, want the arena and the adopted memory", st.frees);
 }
 
-/* A registry blob's weights on such a device: uploaded once into one allocation the graph
- * frees, the nodes reading only device memory, the outputs those of the mapping on the CPU. */
-Test(kernels_graph, weights_from_a_blob_are_uploaded_for_a_staged_device)
+/* Writes the MLP's weights (mlp_weights) as dir/w.safetensors, dir made from its template. */
+static void write_mlp_blob(char *dir, char *path, size_t path_len)
 {
 	struct mlp w = mlp_weights();
 	const int64_t s_w1[] = { 32, 16 }, s_b1[] = { 32 }, s_w2[] = { 4, 32 }, s_b2[] = { 4 };
@@ -1254,13 +1268,20 @@ Test(kernels_graph, weights_from_a_blob_are_uploaded_for_a_staged_device)
 		{ "w2", SWARM_ST_F32, 2, s_w2, w.w2 },
 		{ "b2", SWARM_ST_F32, 1, s_b2, w.b2 },
 	};
-	char dir[] = "/tmp/swarm-test-graph-XXXXXX", path[64];
 	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
-	snprintf(path, sizeof path, "%s/w.safetensors", dir);
+	snprintf(path, path_len, "%s/w.safetensors", dir);
 	int rc = swarm_st_write(path, t, 4);
 	cr_assert_eq(rc, 0, "swarm_st_write = %d", rc);
+}
+
+/* A registry blob's weights on such a device: uploaded once into one allocation the graph
+ * frees, the nodes reading only device memory, the outputs those of the mapping on the CPU. */
+Test(kernels_graph, weights_from_a_blob_are_uploaded_for_a_staged_device)
+{
+	char dir[] = "/tmp/swarm-test-graph-XXXXXX", path[64];
+	write_mlp_blob(dir, path, sizeof path);
 	struct swarm_weights blob;
-	rc = swarm_weights_load(path, 0, NULL, 0, &blob, err, sizeof err);
+	int rc = swarm_weights_load(path, 0, NULL, 0, &blob, err, sizeof err);
 	cr_assert_eq(rc, 0, "swarm_weights_load = %d: %s", rc, err);
 	unlink(path);
 	rmdir(dir);
@@ -1361,6 +1382,68 @@ Test(kernels_graph, weights_on_the_grid_are_streamed_in_one_copy)
 		cr_assert(memcmp(&y[i], &want[i], sizeof y[i]) == 0, "y[%d] = %.9g, CPU %.9g", i,
 			  y[i], want[i]);
 	swarm_graph_free(g);
+	swarm_graph_free(cpu);
+	swarm_weights_unload(&blob);
+	free(x);
+}
+
+/* The loader's path for a GPU (swarm_weights_open without touching, then
+ * swarm_graph_from_weights_load): in every reader mode, verifying as it reads, the weights on
+ * the device compute as the mapping on the CPU; a hash that differs fails with -EBADMSG and
+ * leaves nothing allocated. */
+Test(kernels_graph, weights_loaded_through_the_reader_in_every_mode)
+{
+	char dir[] = "/tmp/swarm-test-graph-XXXXXX", path[64], sha[65], bad[65];
+	write_mlp_blob(dir, path, sizeof path);
+	struct swarm_weights blob;
+	int rc = swarm_weights_load(path, 0, NULL, 0, &blob, err, sizeof err);
+	cr_assert_eq(rc, 0, "swarm_weights_load = %d: %s", rc, err);
+	swarm_sha256_hex(blob.map, blob.bytes, sha);
+	memcpy(bad, sha, sizeof bad);
+	bad[0] = bad[0] == 'a' ? 'b' : 'a';
+	parse(MLP_JSON);
+	struct swarm_graph *cpu = NULL;
+	rc = swarm_graph_from_weights(&man, blob.map, &blob.st, &dev.dev, 8, &cpu, err, sizeof err);
+	cr_assert_eq(rc, 0, "on the CPU: %d: %s", rc, err);
+	float *x = random_f32(8 * 16), y[8 * 4], want[8 * 4];
+	const void *ins[] = { x };
+	void *o_y[] = { y }, *o_want[] = { want };
+	cr_assert_eq(swarm_graph_run(cpu, 8, ins, o_want), 0);
+
+	for (int mode = 0; mode < SWARM_LOAD_MODE_COUNT; mode++) {
+		struct swarm_load_opts lo = { .mode = mode, .threads = 3 };
+		struct swarm_weights_upload up;
+		struct swarm_weights wv;
+		struct swarm_graph *g = NULL;
+		rc = swarm_weights_open(path, 0, sha, 1, 0, &wv, err, sizeof err);
+		cr_assert_eq(rc, 0, "%s: open: %d: %s", swarm_load_mode_name(mode), rc, err);
+		cr_assert_str_eq(wv.sha, sha, "the verification was not left to the upload");
+		rc = swarm_graph_from_weights_load(&man, &wv, staged_stream_dev(), 8, &lo, &g, &up,
+						   err, sizeof err);
+		cr_assert_eq(rc, 0, "%s: %d: %s", swarm_load_mode_name(mode), rc, err);
+		cr_assert(up.mode != SWARM_LOAD_AUTO && up.streamed && up.copies == 2,
+			  "%s: ran as %s, streamed %u, %u copies", swarm_load_mode_name(mode),
+			  swarm_load_mode_name(up.mode), up.streamed, up.copies);
+		cr_assert_eq(swarm_graph_run(g, 8, ins, o_y), 0);
+		cr_assert(memcmp(y, want, sizeof y) == 0, "%s: outputs differ from the CPU's",
+			  swarm_load_mode_name(mode));
+		swarm_graph_free(g);
+		swarm_weights_unload(&wv);
+
+		rc = swarm_weights_open(path, 0, bad, 1, 0, &wv, err, sizeof err);
+		cr_assert_eq(rc, 0, "%s: open with a wrong hash: %d: %s",
+			     swarm_load_mode_name(mode), rc, err);
+		rc = swarm_graph_from_weights_load(&man, &wv, staged_stream_dev(), 8, &lo, &g, &up,
+						   err, sizeof err);
+		cr_assert_eq(rc, -EBADMSG, "%s, wrong hash: %d (%s)", swarm_load_mode_name(mode),
+			     rc, err);
+		cr_assert(strstr(err, "changed on disk") && !g && st.allocs == st.frees,
+			  "%s: \"%s\", graph %p, %d allocations and %d frees",
+			  swarm_load_mode_name(mode), err, (void *)g, st.allocs, st.frees);
+		swarm_weights_unload(&wv);
+	}
+	unlink(path);
+	rmdir(dir);
 	swarm_graph_free(cpu);
 	swarm_weights_unload(&blob);
 	free(x);
