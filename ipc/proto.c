@@ -63,6 +63,10 @@ uint32_t swarm_msg_len(uint16_t type)
 		return sizeof(struct swarm_msg_switch);
 	case SWARM_MSG_SWITCHED:
 		return sizeof(struct swarm_msg_switched);
+	case SWARM_MSG_WEIGHTS_SHARE:
+	case SWARM_MSG_WEIGHTS_UNSHARE:
+	case SWARM_MSG_WEIGHTS_OFFER:
+		return sizeof(struct swarm_msg_weights);
 	}
 	return 0;
 }
