@@ -15,13 +15,13 @@
 
 #include <stdint.h>
 
-#define SWARM_WSHARE_MAX 32    /* entries: blobs times GPUs that are shared at once */
+#define SWARM_WSHARE_MAX 32     /* entries: blobs times GPUs that are shared at once */
 #define SWARM_WSHARE_SHA_MAX 72 /* as swarm_msg_version's weights_sha */
 
 struct swarm_wshare_entry {
-	int fd;        /* the exporter's shareable handle; -1: the entry is free */
-	int gpu;       /* the CUDA ordinal the memory lives on */
-	int exporter;  /* swarmd's device index of the worker that exported it */
+	int fd;       /* the exporter's shareable handle; -1: the entry is free */
+	int gpu;      /* the CUDA ordinal the memory lives on */
+	int exporter; /* swarmd's device index of the worker that exported it */
 	uint32_t reserved;
 	uint64_t bytes;  /* the device allocation's size */
 	uint64_t layout; /* the loader's layout fingerprint (swarm_dev_weights_layout) */

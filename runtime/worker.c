@@ -51,6 +51,7 @@
 #define SAMPLES_PER_PASS 64     /* latency samples kept per session per pass */
 #define BATCH_MAX_REQUESTS 1024 /* requests in one batch (their statuses live on the stack) */
 #define IPC_CACHE 16            /* clients' GPU allocations kept open per session */
+#define WEIGHT_OFFERS 4         /* shared weights swarmd offered, kept until loaded */
 /* One request's tensors never evict each other: least-recently-used eviction then always
  * finds an entry that an earlier request used. */
 _Static_assert(IPC_CACHE >= 2 * SWARM_MAX_TENSORS, "a request's allocations fit the cache");
@@ -72,6 +73,10 @@ struct version {
 	struct swarm_weights w;              /* w.map is NULL for a built-in's own weights */
 	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS]; /* a built-in's weights */
 	struct swarm_graph *graph; /* or a node-list graph (desc NULL), planned on the device */
+	/* the device copy of the weights graph reads, on a device with its own memory (a GPU):
+	 * one per blob, shared by every version of it here, perhaps mapped from another
+	 * worker's (docs/devices.md, "Shared weights"); NULL on the CPU */
+	struct swarm_dev_weights *dw;
 	/* or a custom backend (desc NULL, graph NULL): swarm_backend.h */
 	void *bk_dl;
 	const struct swarm_backend *bk;
@@ -110,6 +115,15 @@ struct ipc_entry {
 	void *ptr; /* NULL: the entry is free */
 	size_t bytes;
 	uint64_t used; /* the session's request count when last used, for eviction */
+};
+
+/* Another worker's device copy of a blob, offered by swarmd before the attach that needs it
+ * (SWARM_MSG_WEIGHTS_OFFER). Empty when sha[0] is 0. */
+struct weights_offer {
+	char sha[72];
+	int fd;
+	int gpu;
+	uint64_t bytes, layout;
 };
 
 struct session {
@@ -154,6 +168,8 @@ struct worker {
 	uint32_t batch_round;
 	char registry[PATH_MAX];
 	int verify_blobs;
+	struct weights_offer offers[WEIGHT_OFFERS];
+	uint32_t next_offer; /* the slot a new offer takes when none is free or of its blob */
 	volatile sig_atomic_t stop;
 };
 
@@ -358,6 +374,138 @@ static struct swarm_manifest *load_manifest(struct worker *w, const char *sha, c
 	return m;
 }
 
+/* Sends swarmd a WEIGHTS_SHARE or WEIGHTS_UNSHARE for the blob sha, with fd (-1: none). */
+static void send_weights(struct worker *w, uint16_t type, const char *sha,
+			 const struct swarm_dev_weights *dw, int fd)
+{
+	struct swarm_msg_weights m;
+	if (w->ctl < 0)
+		return;
+	swarm_msg_init(&m.h, type, sizeof m, 0);
+	m.gpu = w->gpu;
+	swarm_copy_str(m.sha, sizeof m.sha, sha);
+	m.bytes = dw ? swarm_dev_weights_bytes(dw) : 0;
+	m.layout = dw ? swarm_dev_weights_layout(dw) : 0;
+	int rc = swarm_msg_send(w->ctl, &m, sizeof m, fd >= 0 ? &fd : NULL, fd >= 0);
+	if (rc)
+		swarm_log(SWARM_LOG_WARN, "event=weights_share_send_failed sha=%.16s error=\"%s\"",
+			  sha, strerror(-rc));
+}
+
+/* Keeps an offer (its fd is the worker's now), replacing an older one of the same blob, else
+ * a free slot, else the oldest. */
+static void keep_offer(struct worker *w, const struct swarm_msg_weights *m, int fd)
+{
+	char sha[72];
+	swarm_copy_str(sha, sizeof sha, m->sha);
+	if (!sha[0]) { /* names no blob: nothing would ever take it */
+		close(fd);
+		return;
+	}
+	struct weights_offer *o = NULL;
+	for (uint32_t i = 0; i < WEIGHT_OFFERS && !o; i++)
+		if (!strcmp(w->offers[i].sha, sha))
+			o = &w->offers[i];
+	for (uint32_t i = 0; i < WEIGHT_OFFERS && !o; i++)
+		if (!w->offers[i].sha[0])
+			o = &w->offers[i];
+	if (!o)
+		o = &w->offers[w->next_offer++ % WEIGHT_OFFERS];
+	if (o->sha[0])
+		close(o->fd);
+	memcpy(o->sha, sha, sizeof o->sha);
+	o->fd = fd;
+	o->gpu = m->gpu;
+	o->bytes = m->bytes;
+	o->layout = m->layout;
+}
+
+/* Maps the offered copy of x's blob, if swarmd offered one, into x->dw. The offer is used up
+ * either way (the mapping holds its own reference). A copy that does not fit is logged and
+ * left: the caller loads from the blob. */
+static void take_offer(struct worker *w, struct version *x)
+{
+	struct weights_offer *o = NULL;
+	for (uint32_t i = 0; i < WEIGHT_OFFERS && !o; i++)
+		if (w->offers[i].sha[0] && !strcmp(w->offers[i].sha, x->sha))
+			o = &w->offers[i];
+	if (!o)
+		return;
+	char why[SWARM_MSG_TEXT_MAX] = "";
+	int rc = -EINVAL;
+	if (o->gpu != w->gpu)
+		snprintf(why, sizeof why, "offered from GPU %d, this worker drives GPU %d", o->gpu,
+			 w->gpu);
+	else
+		rc = swarm_dev_weights_import(w->dev, &x->w.st, o->fd, o->bytes, o->layout, &x->dw,
+					      why, sizeof why);
+	if (rc)
+		swarm_log(SWARM_LOG_WARN,
+			  "event=weights_import_failed model=%s version=%u sha=%.16s error=\"%s\" "
+			  "fallback=upload",
+			  x->model, x->number, x->sha, why);
+	close(o->fd);
+	memset(o, 0, sizeof *o);
+}
+
+/* Builds x's node-list graph on the worker's device. Where the device has memory of its own
+ * (a GPU) the graph reads a device copy of the blob, the first of: another loaded version's
+ * of the same blob (a swap that changed only the deployment, a rollback while the old one
+ * is loaded); the copy of another worker on the GPU that swarmd offered; a new one, made
+ * shareable and announced to swarmd. On the CPU the graph reads the mapping. */
+static int version_graph(struct worker *w, struct version *x, const struct swarm_manifest *m,
+			 uint32_t rows, struct swarm_weights_upload *up, char *why, size_t why_len)
+{
+	struct swarm_device *d = w->dev;
+	if (d->i->host_memory)
+		return swarm_graph_from_weights_report(m, x->w.map, &x->w.st, d, rows, &x->graph,
+						       up, why, why_len);
+	const char *how = "shared";
+	for (struct version *o = w->versions; o && !x->dw; o = o->next)
+		if (o->dw && !strcmp(o->sha, x->sha))
+			x->dw = swarm_dev_weights_get(o->dw);
+	if (!x->dw) {
+		how = "imported";
+		take_offer(w, x);
+	}
+	if (!x->dw) {
+		how = "uploaded";
+		int rc = swarm_dev_weights_upload(d, x->w.map, &x->w.st, w->gpu >= 0, &x->dw, up,
+						  why, why_len);
+		if (rc)
+			return rc;
+		int fd = -1;
+		if (swarm_dev_weights_export(x->dw, &fd) == 0) {
+			send_weights(w, SWARM_MSG_WEIGHTS_SHARE, x->sha, x->dw, fd);
+			close(fd);
+		}
+	}
+	swarm_log(SWARM_LOG_INFO,
+		  "event=weights_device_copy model=%s version=%u sha=%.16s how=%s shareable=%d "
+		  "refs=%u bytes=%llu",
+		  x->model, x->number, x->sha, how, swarm_dev_weights_shared(x->dw),
+		  swarm_dev_weights_refs(x->dw),
+		  (unsigned long long)swarm_dev_weights_bytes(x->dw));
+	return swarm_graph_from_dev_weights(m, &x->w.st, x->dw, rows, &x->graph, why, why_len);
+}
+
+/* Drops x's reference to its device copy (its graph, freed before, dropped its own). When no
+ * other version here uses the blob, swarmd is told that this worker no longer offers it; the
+ * memory stays for as long as other workers map it. x is not in w->versions. */
+static void version_drop_weights(struct worker *w, struct version *x)
+{
+	if (!x->dw)
+		return;
+	int shared = swarm_dev_weights_shared(x->dw);
+	swarm_dev_weights_put(x->dw);
+	x->dw = NULL;
+	for (struct version *o = w->versions; o; o = o->next)
+		if (o->dw && !strcmp(o->sha, x->sha))
+			return;
+	if (shared && w->gpu >= 0)
+		send_weights(w, SWARM_MSG_WEIGHTS_UNSHARE, x->sha, NULL, -1);
+}
+
 /* Finds or loads the version v names. Loading maps the weights blob, touches (and verifies)
  * it, and either binds a built-in graph's weights by name, dtype and shape, or plans the
  * manifest's node list on the worker's device with the weights read in place. Returns it
@@ -454,9 +602,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 				rows = 1;
 			if (m->graph_backend[0] ?
 				    backend_load(w, x, m, rows, why, why_len) :
-				    swarm_graph_from_weights_report(m, x->w.map, &x->w.st, w->dev,
-								    rows, &x->graph, &up, why,
-								    why_len))
+				    version_graph(w, x, m, rows, &up, why, why_len))
 				goto err_unload;
 		}
 		if (up.bytes) {
@@ -511,6 +657,7 @@ static struct version *version_get(struct worker *w, const struct swarm_msg_vers
 err_unload:
 	backend_unload(x);
 	swarm_graph_free(x->graph);
+	version_drop_weights(w, x);
 	version_free_buffers(w, x);
 	swarm_weights_unload(&x->w);
 err_free:
@@ -564,6 +711,7 @@ static void version_put(struct worker *w, struct version *v)
 			  v->model, v->number, v->w.bytes);
 	backend_unload(v);
 	swarm_graph_free(v->graph);
+	version_drop_weights(w, v);
 	swarm_weights_unload(&v->w);
 	version_free_buffers(w, v);
 	free(v);
@@ -1254,6 +1402,7 @@ static int handle_ctl(struct worker *w)
 			struct swarm_msg_attach attach;
 			struct swarm_msg_detach detach;
 			struct swarm_msg_switch sw;
+			struct swarm_msg_weights weights;
 		} m;
 		int fds[SWARM_MSG_MAX_FDS], nfds = SWARM_MSG_MAX_FDS;
 		int n = swarm_msg_recv(w->ctl, &m, sizeof m, fds, &nfds);
@@ -1282,6 +1431,10 @@ static int handle_ctl(struct worker *w)
 			r.status = err;
 			swarm_copy_str(r.text, sizeof r.text, why);
 			swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+			continue;
+		}
+		if (type == SWARM_MSG_WEIGHTS_OFFER && nfds == 1) {
+			keep_offer(w, &m.weights, fds[0]);
 			continue;
 		}
 		for (int i = 0; i < nfds; i++)

@@ -239,8 +239,8 @@ extern "C" int swarm_cuda_share_import(int ordinal, int fd, size_t bytes, void *
 	}
 	if ((rc = prepare(ordinal)) || (rc = granularity(ordinal, &gran)))
 		return rc;
-	CUresult r = drv.import_fd(&h, (void *)(uintptr_t)fd,
-				   CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+	CUresult r =
+		drv.import_fd(&h, (void *)(uintptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
 	if (r != CUDA_SUCCESS) {
 		/* Whatever the driver says, an fd it cannot import is the sender's mistake. */
 		drv_err(r, "cuMemImportFromShareableHandle");
@@ -252,8 +252,8 @@ extern "C" int swarm_cuda_share_import(int ordinal, int fd, size_t bytes, void *
 		goto err_release;
 	}
 	if (p.location.type != CU_MEM_LOCATION_TYPE_DEVICE || p.location.id != ordinal) {
-		swarm_cuda_set_error("import: the memory lives on device %d, not %d",
-				     p.location.id, ordinal);
+		swarm_cuda_set_error("import: the memory lives on device %d, not %d", p.location.id,
+				     ordinal);
 		rc = -EINVAL;
 		goto err_release;
 	}

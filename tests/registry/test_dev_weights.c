@@ -150,8 +150,8 @@ static void f_free_shared(struct swarm_device *d, void *p)
 }
 
 /* The members both fakes have: a staged device that computes on the CPU. */
-#define FAKE_STAGED                                                                           \
-	.alloc = f_alloc, .free = f_free, .upload = f_copy, .download = f_copy,               \
+#define FAKE_STAGED                                                             \
+	.alloc = f_alloc, .free = f_free, .upload = f_copy, .download = f_copy, \
 	.synchronize = f_sync, .supports_op = f_supports, .run = f_run, .host_memory = 0
 
 static const struct swarm_device_i plain_i = { .name = "staged-fake", FAKE_STAGED };
@@ -338,8 +338,7 @@ Test(registry_dev_weights, import_refuses_what_does_not_fit)
 				      sizeof err);
 	cr_expect_eq(rc, -EINVAL, "too small an allocation: %d", rc);
 	close(small);
-	rc = swarm_dev_weights_import(&fk.dev, &blob.st, 1000, bytes, layout, &im, err,
-				      sizeof err);
+	rc = swarm_dev_weights_import(&fk.dev, &blob.st, 1000, bytes, layout, &im, err, sizeof err);
 	cr_expect_eq(rc, -EINVAL, "a closed fd: %d", rc);
 
 	fk.dev.i = &plain_i;

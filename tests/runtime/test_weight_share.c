@@ -41,10 +41,7 @@ static int probe_closed(struct probe *p)
 
 static struct swarm_wshare t;
 
-static void setup(void)
-{
-	swarm_wshare_init(&t);
-}
+static void setup(void) { swarm_wshare_init(&t); }
 
 TestSuite(runtime_weight_share, .init = setup);
 
