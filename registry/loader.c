@@ -380,6 +380,15 @@ uint64_t swarm_dev_weights_bytes(const struct swarm_dev_weights *dw) { return dw
 uint64_t swarm_dev_weights_layout(const struct swarm_dev_weights *dw) { return dw->layout; }
 int swarm_dev_weights_shared(const struct swarm_dev_weights *dw) { return dw->shared; }
 
+const void *swarm_dev_weights_data(const struct swarm_dev_weights *dw,
+				   const struct swarm_st_file *st, const char *name)
+{
+	const struct swarm_st_tensor *t = swarm_st_find(st, name);
+	if (!t || st->n_tensors != dw->n_tensors)
+		return NULL;
+	return dw->base + dw->dev_off[t - st->tensors];
+}
+
 static void dw_put_ref(void *ref)
 {
 	swarm_dev_weights_put(ref);

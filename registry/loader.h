@@ -111,6 +111,11 @@ uint64_t swarm_dev_weights_bytes(const struct swarm_dev_weights *dw);
 uint64_t swarm_dev_weights_layout(const struct swarm_dev_weights *dw);
 int swarm_dev_weights_shared(const struct swarm_dev_weights *dw);
 
+/* The device address of st's tensor name in dw (st: the file dw was made from), or NULL when
+ * the file has no such tensor. */
+const void *swarm_dev_weights_data(const struct swarm_dev_weights *dw,
+				   const struct swarm_st_file *st, const char *name);
+
 /* Builds m's graph on dw's device reading its weights from dw (st: the file dw was made
  * from). The graph takes its own reference, dropped when it is freed, so the caller may put
  * its own at once. Returns what swarm_graph_build returns, or -EINVAL when st is not dw's

@@ -300,6 +300,16 @@ Test(registry_dev_weights, imported_copy_outlives_its_exporter)
 	close(fd);
 	cr_assert_eq(fk.imports, 1);
 	cr_assert_eq(swarm_dev_weights_shared(im), 1);
+	/* The importer finds each tensor where the exporter put it ("device" memory is host
+	 * memory here, so it can be compared with the file directly). */
+	for (uint32_t i = 0; i < blob.st.n_tensors; i++) {
+		const struct swarm_st_tensor *t = &blob.st.tensors[i];
+		const void *dev_t = swarm_dev_weights_data(im, &blob.st, t->name);
+		cr_assert_not_null(dev_t);
+		cr_assert_eq(memcmp(dev_t, (const char *)blob.map + t->offset, t->nbytes), 0,
+			     "tensor %s differs in the imported copy", t->name);
+	}
+	cr_expect_null(swarm_dev_weights_data(im, &blob.st, "no-such-tensor"));
 	struct swarm_graph *g = graph_on(im);
 	swarm_dev_weights_put(im);
 	struct swarm_graph *e = graph_on(ex);
