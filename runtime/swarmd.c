@@ -195,6 +195,7 @@ static struct {
 	const char *topo_xml; /* --topology, NULL for this machine */
 	uint64_t last_load_move_ns;
 	struct swarm_balancer_config bal;
+	int instances; /* --instances: workers per device planned (GPU or CPU), 1 by default */
 	/* device copies of weights that GPU workers offer to share (weight_share.h) */
 	struct swarm_wshare shares;
 	/* the autoscaler (--autoscale): demand per tick over AS_HISTORY ticks */
@@ -2109,6 +2110,10 @@ static void usage(FILE *f)
 		"                       no GPU or swarmd was built without CUDA\n"
 		"                       (default: the GPUs when there are any, else one CPU\n"
 		"                       device per NUMA node)\n"
+		"  --instances N        N workers per device (as Triton's instance_group count),\n"
+		"                       named gpu:0/0, gpu:0/1, ..., each a device of its own\n"
+		"                       with its share of the device's cores; workers on one GPU\n"
+		"                       share one copy of identical weights (default 1)\n"
 		"  --topology FILE.xml  plan devices on an hwloc XML topology, not this machine\n"
 		"  --spin-us N          a worker spins N us with nothing to do before it sleeps\n"
 		"                       (default 50; 0 sleeps at once)\n"
@@ -2169,6 +2174,7 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 					      { "autoscale-cooldown-s", required_argument, 0, 'C' },
 					      { "autoscale-util", required_argument, 0, 'U' },
 					      { "autoscale-standby", required_argument, 0, 'Y' },
+					      { "instances", required_argument, 0, 'i' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -2196,6 +2202,15 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 			break;
 		case 't':
 			*topo_xml = optarg;
+			break;
+		case 'i':
+			d.instances = (int)strtol(optarg, &end, 10);
+			if (!*optarg || *end || d.instances < 1 || d.instances > MAX_DEVICES) {
+				fprintf(stderr,
+					"swarmd: --instances takes a count from 1 to %d, not \"%s\"\n",
+					MAX_DEVICES, optarg);
+				return 2;
+			}
 			break;
 		case 'S':
 			d.spin_us = strtoull(optarg, &end, 10);
@@ -2367,10 +2382,34 @@ static int plan_devices(int mode, int n_cpu, struct swarm_device_plan *plan, int
 	return n;
 }
 
+/* --instances: each planned device becomes d.instances devices of the same GPU (or CPU
+ * node), with its cores split among them. Returns the new count, or 0 after logging why. */
+static int plan_instances(struct swarm_device_plan *plan, int *gpu_of, int n)
+{
+	struct swarm_device_plan base[MAX_DEVICES];
+	int base_gpu[MAX_DEVICES];
+	memcpy(base, plan, (size_t)n * sizeof *plan);
+	memcpy(base_gpu, gpu_of, (size_t)n * sizeof *gpu_of);
+	int m = swarm_topology_plan_instances(d.topo, base, n, d.instances, plan, MAX_DEVICES);
+	if (m <= 0) {
+		swarm_log(SWARM_LOG_ERROR,
+			  "event=startup_failed reason=\"--instances %d for %d devices: %s\"",
+			  d.instances, n, m == -E2BIG ? "more workers than swarmd serves" :
+							strerror(m < 0 ? -m : EINVAL));
+		return 0;
+	}
+	for (int k = 0; k < m; k++)
+		gpu_of[k] = base_gpu[k / d.instances];
+	swarm_log(SWARM_LOG_INFO, "event=instances_planned devices=%d instances=%d workers=%d",
+		  n, d.instances, m);
+	return m;
+}
+
 int main(int argc, char **argv)
 {
 	d.spin_us = 50;
 	d.verify_blobs = 1;
+	d.instances = 1;
 	swarm_wshare_init(&d.shares);
 	d.inotify_fd = -1;
 	d.log_level = SWARM_LOG_INFO;
@@ -2425,6 +2464,8 @@ int main(int argc, char **argv)
 	d.n_dev = plan_devices(mode, n_cpu, plan, gpu_of);
 	if (d.n_dev <= 0)
 		return 1; /* plan_devices logged why */
+	if (d.instances > 1 && (d.n_dev = plan_instances(plan, gpu_of, d.n_dev)) <= 0)
+		return 1;
 
 	sigset_t mask;
 	sigemptyset(&mask);
