@@ -539,10 +539,8 @@ static void offer_weights(struct device *dv, const struct swarm_msg_version *v)
 {
 	char sha[sizeof v->weights_sha];
 	swarm_copy_str(sha, sizeof sha, v->weights_sha);
-	if (dv->gpu < 0 || dv->ctl < 0 || !sha[0])
-		return;
-	const struct swarm_wshare_entry *e = swarm_wshare_find(&d.shares, dv->gpu, sha);
-	if (!e || e->exporter == dv->index)
+	const struct swarm_wshare_entry *e = swarm_wshare_offer(&d.shares, dv->gpu, sha, dv->index);
+	if (!e || dv->ctl < 0)
 		return;
 	struct swarm_msg_weights m;
 	swarm_msg_init(&m.h, SWARM_MSG_WEIGHTS_OFFER, sizeof m, 0);

@@ -59,6 +59,15 @@ const struct swarm_wshare_entry *swarm_wshare_find(const struct swarm_wshare *t,
 	return NULL;
 }
 
+const struct swarm_wshare_entry *swarm_wshare_offer(const struct swarm_wshare *t, int gpu,
+						    const char *sha, int device)
+{
+	if (gpu < 0 || !sha || !sha[0])
+		return NULL;
+	const struct swarm_wshare_entry *e = swarm_wshare_find(t, gpu, sha);
+	return e && e->exporter != device ? e : NULL;
+}
+
 int swarm_wshare_drop(struct swarm_wshare *t, int exporter, const char *sha)
 {
 	for (int i = 0; sha && i < SWARM_WSHARE_MAX; i++) {

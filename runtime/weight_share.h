@@ -46,6 +46,12 @@ int swarm_wshare_add(struct swarm_wshare *t, int gpu, const char *sha, uint64_t 
 const struct swarm_wshare_entry *swarm_wshare_find(const struct swarm_wshare *t, int gpu,
 						   const char *sha);
 
+/* The entry to offer device (swarmd's index) about to load blob sha on gpu: the (gpu, sha)
+ * entry unless device is its exporter (it has the copy already); NULL for a CPU device (gpu
+ * < 0), an empty sha, or no entry. */
+const struct swarm_wshare_entry *swarm_wshare_offer(const struct swarm_wshare *t, int gpu,
+						    const char *sha, int device);
+
 /* Drops exporter's entry for sha (it unloaded the blob), closing its fd. Returns 1 when there
  * was one, else 0. */
 int swarm_wshare_drop(struct swarm_wshare *t, int exporter, const char *sha);

@@ -144,3 +144,23 @@ Test(runtime_weight_share, bad_arguments_are_refused_and_fd_closed)
 	cr_expect_eq(probe_closed(&c), 1);
 	cr_expect_eq(swarm_wshare_count(&t), 0);
 }
+
+/* What swarmd hands a worker about to load a blob: another worker's copy on the same GPU,
+ * never its own, nothing on another GPU or on a CPU device. */
+Test(runtime_weight_share, offer_goes_to_other_workers_on_the_same_gpu)
+{
+	struct probe p = probe_new();
+	cr_assert_eq(swarm_wshare_add(&t, 0, SHA_A, 4096, 9, 1, p.wr), 0);
+	const struct swarm_wshare_entry *e = swarm_wshare_offer(&t, 0, SHA_A, 2);
+	cr_assert_not_null(e, "no offer for another instance of GPU 0");
+	cr_expect_eq(e->exporter, 1);
+	cr_expect_eq(e->layout, 9);
+	cr_expect_null(swarm_wshare_offer(&t, 0, SHA_A, 1), "the exporter was offered its own");
+	cr_expect_null(swarm_wshare_offer(&t, 1, SHA_A, 2), "offered across GPUs");
+	cr_expect_null(swarm_wshare_offer(&t, -1, SHA_A, 2), "offered to a CPU device");
+	cr_expect_null(swarm_wshare_offer(&t, 0, SHA_B, 2), "offered another blob");
+	cr_expect_null(swarm_wshare_offer(&t, 0, "", 2));
+	/* Once the exporter has gone, nobody is offered its copy. */
+	swarm_wshare_drop_exporter(&t, 1);
+	cr_expect_null(swarm_wshare_offer(&t, 0, SHA_A, 2));
+}
