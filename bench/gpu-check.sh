@@ -128,6 +128,8 @@ else
 	run_test test_kernels_cuda_gpu 'kernels_cuda_gpu/*' "$bin/test_kernels_cuda" --verbose
 	run_test test_kernels_cuda_device 'kernels_cuda_device/*' "$bin/test_kernels_cuda_device" -j2
 	run_test test_kernels_cuda_device_gpu 'kernels_cuda_device_gpu/*' "$bin/test_kernels_cuda_device" --verbose
+	run_test test_kernels_cuda_share 'kernels_cuda_share/*' "$bin/test_kernels_cuda_share" -j2
+	run_test test_kernels_cuda_share_gpu 'kernels_cuda_share_gpu/*' "$bin/test_kernels_cuda_share" --verbose
 fi
 
 # ---- 3. the GPU benchmarks -------------------------------------------------------------------

@@ -135,6 +135,22 @@ static void expect_pattern(struct swarm_device *dev, const void *p, size_t bytes
 	free(host);
 }
 
+/* swarm-share-exporter beside this binary (a build folder carried to another machine has
+ * other absolute paths), else where this build put it. */
+static char *exporter_path(void)
+{
+	static char path[4096];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
+	char *slash = n > 0 ? memrchr(path, '/', (size_t)n) : NULL;
+	if (slash) {
+		strcpy(slash, "/swarm-share-exporter");
+		if (access(path, X_OK) == 0)
+			return path;
+	}
+	snprintf(path, sizeof path, "%s", SWARM_BIN_DIR "/swarm-share-exporter");
+	return path;
+}
+
 #define SHARE_BYTES ((size_t)(3u << 20) + 12345u) /* not a multiple of any granularity */
 
 Test(kernels_cuda_share_gpu, import_in_another_process_outlives_the_exporter, .timeout = 120)
@@ -148,7 +164,7 @@ Test(kernels_cuda_share_gpu, import_in_another_process_outlives_the_exporter, .t
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 3); /* dup2 clears close-on-exec */
 	char bytes_arg[32];
 	snprintf(bytes_arg, sizeof bytes_arg, "%zu", SHARE_BYTES);
-	char *argv[] = { SWARM_BIN_DIR "/swarm-share-exporter", "3", bytes_arg, NULL };
+	char *argv[] = { exporter_path(), "3", bytes_arg, NULL };
 	pid_t pid;
 	int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, NULL);
 	posix_spawn_file_actions_destroy(&fa);
