@@ -57,8 +57,6 @@ static int lookup(const char *name, void **fn)
 /* Looks the entry points up and makes ordinal current. Returns 0 or -errno. */
 static int prepare(int ordinal)
 {
-	int cur = -1;
-
 	pthread_mutex_lock(&lock);
 	if (drv.state == 0) {
 		int rc = 0;
@@ -83,9 +81,10 @@ static int prepare(int ordinal)
 	pthread_mutex_unlock(&lock);
 	if (state < 0)
 		return state;
-	CUDA_CHECK_RET(cudaGetDevice(&cur));
-	if (cur != ordinal)
-		CUDA_CHECK_RET(cudaSetDevice(ordinal));
+	/* Always, not only when another ordinal is current: since CUDA 12 cudaSetDevice also
+	 * initialises the primary context, which the mapping calls below need, and a process
+	 * may import before it has made any other CUDA call. */
+	CUDA_CHECK_RET(cudaSetDevice(ordinal));
 	return 0;
 }
 
