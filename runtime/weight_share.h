@@ -9,6 +9,9 @@
  * blob, or died). Importers hold their own references to the memory, so an entry's going
  * never takes memory away from anyone. A pure module: no sockets, no CUDA, no policy beyond
  * the table's; swarmd is single-threaded, and so is the table.
+ *
+ * A worker keeps the offers it receives in a table of its own (exporter -1), until the load
+ * that needs one takes it.
  */
 #ifndef SWARM_RUNTIME_WEIGHT_SHARE_H
 #define SWARM_RUNTIME_WEIGHT_SHARE_H

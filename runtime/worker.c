@@ -37,6 +37,7 @@
 #include "runtime/log.h"
 #include "runtime/stats.h"
 #include "runtime/topology.h"
+#include "runtime/weight_share.h"
 #include "swarm/swarm.h"
 #ifdef SWARM_HAVE_CUDA
 #include "kernels/cuda/ipc_mem.h"
@@ -51,7 +52,6 @@
 #define SAMPLES_PER_PASS 64     /* latency samples kept per session per pass */
 #define BATCH_MAX_REQUESTS 1024 /* requests in one batch (their statuses live on the stack) */
 #define IPC_CACHE 16            /* clients' GPU allocations kept open per session */
-#define WEIGHT_OFFERS 4         /* shared weights swarmd offered, kept until loaded */
 /* One request's tensors never evict each other: least-recently-used eviction then always
  * finds an entry that an earlier request used. */
 _Static_assert(IPC_CACHE >= 2 * SWARM_MAX_TENSORS, "a request's allocations fit the cache");
@@ -117,15 +117,6 @@ struct ipc_entry {
 	uint64_t used; /* the session's request count when last used, for eviction */
 };
 
-/* Another worker's device copy of a blob, offered by swarmd before the attach that needs it
- * (SWARM_MSG_WEIGHTS_OFFER). Empty when sha[0] is 0. */
-struct weights_offer {
-	char sha[72];
-	int fd;
-	int gpu;
-	uint64_t bytes, layout;
-};
-
 struct session {
 	uint64_t id;
 	uint32_t index; /* in the worker's table and its stats page */
@@ -168,8 +159,10 @@ struct worker {
 	uint32_t batch_round;
 	char registry[PATH_MAX];
 	int verify_blobs;
-	struct weights_offer offers[WEIGHT_OFFERS];
-	uint32_t next_offer; /* the slot a new offer takes when none is free or of its blob */
+	/* other workers' device copies of blobs that swarmd offered (WEIGHTS_OFFER) before the
+	 * attach that needs them, kept until a load takes them: the broker's table, keyed by
+	 * (GPU, SHA), exporter -1 */
+	struct swarm_wshare offers;
 	volatile sig_atomic_t stop;
 };
 
@@ -392,32 +385,19 @@ static void send_weights(struct worker *w, uint16_t type, const char *sha,
 			  sha, strerror(-rc));
 }
 
-/* Keeps an offer (its fd is the worker's now), replacing an older one of the same blob, else
- * a free slot, else the oldest. */
-static void keep_offer(struct worker *w, const struct swarm_msg_weights *m, int fd)
+/* Keeps an offer; its fd is the worker's now. One for another GPU is of no use here, and
+ * one for a blob already offered adds nothing: both are closed. */
+static void keep_offer(struct worker *w, struct swarm_msg_weights *m, int fd)
 {
-	char sha[72];
-	swarm_copy_str(sha, sizeof sha, m->sha);
-	if (!sha[0]) { /* names no blob: nothing would ever take it */
+	m->sha[sizeof m->sha - 1] = 0;
+	int rc = -EXDEV;
+	if (m->gpu == w->gpu)
+		rc = swarm_wshare_add(&w->offers, m->gpu, m->sha, m->bytes, m->layout, -1, fd);
+	else
 		close(fd);
-		return;
-	}
-	struct weights_offer *o = NULL;
-	for (uint32_t i = 0; i < WEIGHT_OFFERS && !o; i++)
-		if (!strcmp(w->offers[i].sha, sha))
-			o = &w->offers[i];
-	for (uint32_t i = 0; i < WEIGHT_OFFERS && !o; i++)
-		if (!w->offers[i].sha[0])
-			o = &w->offers[i];
-	if (!o)
-		o = &w->offers[w->next_offer++ % WEIGHT_OFFERS];
-	if (o->sha[0])
-		close(o->fd);
-	memcpy(o->sha, sha, sizeof o->sha);
-	o->fd = fd;
-	o->gpu = m->gpu;
-	o->bytes = m->bytes;
-	o->layout = m->layout;
+	if (rc && rc != -EEXIST)
+		swarm_log(SWARM_LOG_WARN, "event=weights_offer_refused sha=%.16s gpu=%d error=\"%s\"",
+			  m->sha, m->gpu, strerror(-rc));
 }
 
 /* Maps the offered copy of x's blob, if swarmd offered one, into x->dw. The offer is used up
@@ -425,27 +405,18 @@ static void keep_offer(struct worker *w, const struct swarm_msg_weights *m, int 
  * left: the caller loads from the blob. */
 static void take_offer(struct worker *w, struct version *x)
 {
-	struct weights_offer *o = NULL;
-	for (uint32_t i = 0; i < WEIGHT_OFFERS && !o; i++)
-		if (w->offers[i].sha[0] && !strcmp(w->offers[i].sha, x->sha))
-			o = &w->offers[i];
+	const struct swarm_wshare_entry *o = swarm_wshare_find(&w->offers, w->gpu, x->sha);
 	if (!o)
 		return;
 	char why[SWARM_MSG_TEXT_MAX] = "";
-	int rc = -EINVAL;
-	if (o->gpu != w->gpu)
-		snprintf(why, sizeof why, "offered from GPU %d, this worker drives GPU %d", o->gpu,
-			 w->gpu);
-	else
-		rc = swarm_dev_weights_import(w->dev, &x->w.st, o->fd, o->bytes, o->layout, &x->dw,
-					      why, sizeof why);
+	int rc = swarm_dev_weights_import(w->dev, &x->w.st, o->fd, o->bytes, o->layout, &x->dw,
+					  why, sizeof why);
 	if (rc)
 		swarm_log(SWARM_LOG_WARN,
 			  "event=weights_import_failed model=%s version=%u sha=%.16s error=\"%s\" "
 			  "fallback=upload",
 			  x->model, x->number, x->sha, why);
-	close(o->fd);
-	memset(o, 0, sizeof *o);
+	swarm_wshare_drop(&w->offers, -1, x->sha); /* closes its fd */
 }
 
 /* Builds x's node-list graph on the worker's device. Where the device has memory of its own
@@ -1602,6 +1573,7 @@ int main(int argc, char **argv)
 			    .device_index = -1,
 			    .verify_blobs = 1,
 			    .gpu = -1 };
+	swarm_wshare_init(&w.offers);
 	int stats_fd = -1, level = SWARM_LOG_INFO;
 	static const struct option opts[] = { { "ctl-fd", required_argument, 0, 'c' },
 					      { "stats-fd", required_argument, 0, 's' },
