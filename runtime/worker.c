@@ -385,11 +385,16 @@ static void send_weights(struct worker *w, uint16_t type, const char *sha,
 			  sha, strerror(-rc));
 }
 
-/* Keeps an offer; its fd is the worker's now. One for another GPU is of no use here, and
- * one for a blob already offered adds nothing: both are closed. */
+/* Keeps an offer; its fd is the worker's now. One for another GPU is of no use here, and one
+ * for a blob already offered or already on the device here adds nothing: those are closed. */
 static void keep_offer(struct worker *w, struct swarm_msg_weights *m, int fd)
 {
 	m->sha[sizeof m->sha - 1] = 0;
+	for (struct version *x = w->versions; x; x = x->next)
+		if (x->dw && !strcmp(x->sha, m->sha)) {
+			close(fd);
+			return;
+		}
 	int rc = -EXDEV;
 	if (m->gpu == w->gpu)
 		rc = swarm_wshare_add(&w->offers, m->gpu, m->sha, m->bytes, m->layout, -1, fd);
