@@ -42,6 +42,10 @@ enum swarm_msg_type {
 	SWARM_MSG_DETACHED = 36, /* reply to DETACH, or the worker's own decision */
 	SWARM_MSG_SWITCH = 37,   /* serve a session with another version from now on */
 	SWARM_MSG_SWITCHED = 38,
+	/* shared device weights (docs/control-plane.md, "Shared weights"): a swarm_msg_weights */
+	SWARM_MSG_WEIGHTS_SHARE = 39,   /* worker: I hold this blob shareably; fd: its handle */
+	SWARM_MSG_WEIGHTS_UNSHARE = 40, /* worker: I unloaded it (no fd) */
+	SWARM_MSG_WEIGHTS_OFFER = 41,   /* swarmd: map this copy if you load the blob; fd */
 	SWARM_MSG_LOAD = 48,   /* load a version before any session needs it (--preload) */
 	SWARM_MSG_LOADED = 49, /* the reply, once the weights are on the device */
 	SWARM_MSG_TYPE_MAX = 50,
@@ -266,6 +270,21 @@ struct swarm_msg_loaded {
 	uint64_t ns;      /* the whole load */
 	double gbps;      /* the broadcast's rate, or the upload's; 0 when none */
 	char text[SWARM_MSG_TEXT_MAX]; /* a fan-out that fell back, and why; a failure's reason */
+};
+
+/* WEIGHTS_SHARE, WEIGHTS_UNSHARE and WEIGHTS_OFFER: one copy of a weights blob in a GPU's
+ * memory, allocated shareably (device.h, alloc_shared), named by the blob and checked by size
+ * and layout. SHARE and OFFER carry one fd, the allocation's shareable handle; swarmd sends
+ * an OFFER just before the ATTACH or SWITCH that needs the blob, on the same socket, so the
+ * worker has it when it loads. Every field is a claim of a peer: the importer checks bytes and
+ * layout against its own plan and loads from the blob when anything differs. */
+struct swarm_msg_weights {
+	struct swarm_msg_hdr h;
+	int32_t gpu; /* the CUDA ordinal the memory lives on */
+	uint32_t reserved;
+	char sha[72];    /* the weights blob's hex SHA-256, as swarm_msg_version's */
+	uint64_t bytes;  /* the device allocation's size */
+	uint64_t layout; /* the loader's fingerprint of where each tensor sits in it */
 };
 
 /* The largest message. */

@@ -180,6 +180,20 @@ struct swarm_device_i {
 	 * piece with upload and download (the graph executor does). */
 	int (*upload_many)(struct swarm_device *d, const struct swarm_copy *c, uint32_t n);
 	int (*download_many)(struct swarm_device *d, const struct swarm_copy *c, uint32_t n);
+	/* Shareable device memory, for weights that workers on one GPU map once instead of
+	 * loading twice (docs/devices.md, "Shared weights"). All NULL where the device has none
+	 * (the CPU, whose weights are the page cache's one mapping already).
+	 * alloc_shared: like alloc (NULL on failure), but another process may map it;
+	 * export_shared: a new fd for p (from alloc_shared or import_shared), the caller's to
+	 * send and close; returns 0 or -errno;
+	 * import_shared: maps bytes of the allocation behind another process's fd (fd stays
+	 * open), NULL when the fd is bad, the memory is on another GPU or smaller than bytes;
+	 * free_shared: unmaps p from either and drops this process's reference; the memory goes
+	 * when every process that maps it has, so an exporter may free or die first. */
+	void *(*alloc_shared)(struct swarm_device *d, size_t bytes);
+	int (*export_shared)(struct swarm_device *d, void *p, int *fd);
+	void *(*import_shared)(struct swarm_device *d, int fd, size_t bytes);
+	void (*free_shared)(struct swarm_device *d, void *p);
 };
 
 struct swarm_device {

@@ -76,6 +76,8 @@ struct swarm_graph {
 	struct swarm_copy *pieces;
 	uint32_t n_pieces;
 	void *owned; /* device memory freed with the graph (swarm_graph_adopt), or NULL */
+	void *held;  /* a reference dropped with held_put when the graph goes (swarm_graph_hold) */
+	void (*held_put)(void *ref);
 };
 
 /* What only the build needs. */
@@ -1108,6 +1110,17 @@ int swarm_graph_adopt(struct swarm_graph *g, void *mem)
 	return 0;
 }
 
+int swarm_graph_hold(struct swarm_graph *g, void (*put)(void *ref), void *ref)
+{
+	if (!g || !put || !ref)
+		return -EINVAL;
+	if (g->held)
+		return -EBUSY;
+	g->held = ref;
+	g->held_put = put;
+	return 0;
+}
+
 void swarm_graph_free(struct swarm_graph *g)
 {
 	if (!g)
@@ -1122,6 +1135,9 @@ void swarm_graph_free(struct swarm_graph *g)
 		g->dev->i->free(g->dev, g->arena);
 	if (g->owned)
 		g->dev->i->free(g->dev, g->owned);
+	/* Last: the captured execs and the nodes point into what it holds. */
+	if (g->held)
+		g->held_put(g->held);
 	free(g->tensors);
 	free(g->nodes);
 	free(g);

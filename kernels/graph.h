@@ -113,7 +113,13 @@ int swarm_graph_staged(const struct swarm_graph *g);
  * holds some (it holds one). */
 int swarm_graph_adopt(struct swarm_graph *g, void *mem);
 
-/* Frees the captured execs, the arena, adopted memory and the plan; g is invalid after it.
+/* Gives g a reference to something its nodes read and others may share (a refcounted copy
+ * of weights, loader.h's swarm_dev_weights): put(ref) is called once, when g is freed, after
+ * everything that points into it. Returns 0, -EINVAL, or -EBUSY when g already holds one. */
+int swarm_graph_hold(struct swarm_graph *g, void (*put)(void *ref), void *ref);
+
+/* Frees the captured execs, the arena, adopted memory and the plan, and drops the held
+ * reference; g is invalid after it.
  * NULL is a no-op. */
 void swarm_graph_free(struct swarm_graph *g);
 

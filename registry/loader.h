@@ -54,8 +54,6 @@ struct swarm_weights_upload {
 	double gbps;       /* bytes / ns, in 1e9 bytes a second; 0 when nothing was copied */
 	uint32_t copies;   /* calls that copied: 1 when the whole data region went at once */
 	uint32_t streamed; /* 1: through the device's upload_stream; 0: through upload */
-	void *dev_base;     /* the device allocation holding every tensor (the graph owns it) */
-	uint64_t dev_bytes; /* its size; both 0 on a host-memory device */
 	int mode;          /* the enum swarm_load_mode the bytes were read with (never auto) */
 	int fell_back;     /* 1: not the mode asked for, note says why */
 	char note[192];    /* the reader's note: what auto measured, why it fell back, or "" */
@@ -127,5 +125,74 @@ int swarm_graph_from_weights_load(const struct swarm_manifest *m, const struct s
 				  struct swarm_device *dev, uint32_t max_batch,
 				  const struct swarm_load_opts *o, struct swarm_graph **out,
 				  struct swarm_weights_upload *up, char *err, size_t err_len);
+
+/* One copy of a weights file's tensors in the memory of a device whose memory is not host
+ * memory (a GPU), laid out as swarm_graph_from_weights does (each 256-byte aligned), and
+ * shared, refcounted, by every graph built on it: versions of a model in one worker whose
+ * blob is the same, and, where it was allocated shareably, other workers on the same GPU
+ * that import it (docs/devices.md, "Shared weights"). Not thread-safe: one thread (the
+ * worker's) takes and drops references. */
+struct swarm_dev_weights;
+
+/* Allocates dw on dev (a device with host_memory 0) and copies st's tensors from map into it,
+ * as swarm_graph_from_weights_report does (up as there, may be NULL). shareable: allocate
+ * with dev's alloc_shared, so that swarm_dev_weights_export works; where the device has none
+ * or refuses, the copy is private and swarm_dev_weights_shared says 0. Returns 0 with *out
+ * holding one reference, -EINVAL (a host-memory device), -ENOMEM or the copy's error, with a
+ * message in err; nothing stays allocated on failure. */
+int swarm_dev_weights_upload(struct swarm_device *dev, const void *map,
+			     const struct swarm_st_file *st, int shareable,
+			     struct swarm_dev_weights **out, struct swarm_weights_upload *up,
+			     char *err, size_t err_len);
+
+/* Maps another process's copy of the same file (fd from its swarm_dev_weights_export, which
+ * stays the caller's to close) instead of copying: st is this process's parse of the file,
+ * and bytes and layout are what the exporter claimed; both must equal this process's own plan
+ * of st, and the device must map bytes of the allocation. Returns 0 with *out holding one
+ * reference, -ENOTSUP (the device cannot import), -EBADMSG (bytes or layout differ: the
+ * message gives both), -EINVAL (the device refused the fd: bad, too small, another GPU),
+ * -ENOMEM; the caller then loads from the blob. */
+int swarm_dev_weights_import(struct swarm_device *dev, const struct swarm_st_file *st, int fd,
+			     uint64_t bytes, uint64_t layout, struct swarm_dev_weights **out,
+			     char *err, size_t err_len);
+
+/* swarm_dev_weights_upload for a blob from swarm_weights_open, read as
+ * swarm_graph_from_weights_load reads it: by a blob reader in o's mode (NULL: auto), with a
+ * verification swarm_weights_open left done on the bytes as they are read, and o's hook. */
+int swarm_dev_weights_load(struct swarm_device *dev, const struct swarm_weights *w,
+			   int shareable, const struct swarm_load_opts *o,
+			   struct swarm_dev_weights **out, struct swarm_weights_upload *up,
+			   char *err, size_t err_len);
+
+/* Takes one more reference (returns dw), or drops one; the last frees the device memory
+ * (free_shared for a shared or imported copy: other processes' mappings stay valid). */
+struct swarm_dev_weights *swarm_dev_weights_get(struct swarm_dev_weights *dw);
+void swarm_dev_weights_put(struct swarm_dev_weights *dw);
+
+/* A new fd for a shareable copy (the caller sends and closes it): 0, -ENOTSUP for a private
+ * copy, or export_shared's error. */
+int swarm_dev_weights_export(const struct swarm_dev_weights *dw, int *fd);
+
+/* References held; the allocation's planned size; the layout fingerprint an importer checks;
+ * 1 when the copy is shareable memory (allocated so, or imported). */
+uint32_t swarm_dev_weights_refs(const struct swarm_dev_weights *dw);
+uint64_t swarm_dev_weights_bytes(const struct swarm_dev_weights *dw);
+/* The device address of the allocation (every tensor at its planned offset in it). */
+void *swarm_dev_weights_base(const struct swarm_dev_weights *dw);
+uint64_t swarm_dev_weights_layout(const struct swarm_dev_weights *dw);
+int swarm_dev_weights_shared(const struct swarm_dev_weights *dw);
+
+/* The device address of st's tensor name in dw (st: the file dw was made from), or NULL when
+ * the file has no such tensor. */
+const void *swarm_dev_weights_data(const struct swarm_dev_weights *dw,
+				   const struct swarm_st_file *st, const char *name);
+
+/* Builds m's graph on dw's device reading its weights from dw (st: the file dw was made
+ * from). The graph takes its own reference, dropped when it is freed, so the caller may put
+ * its own at once. Returns what swarm_graph_build returns, or -EINVAL when st is not dw's
+ * file, with a message in err. */
+int swarm_graph_from_dev_weights(const struct swarm_manifest *m, const struct swarm_st_file *st,
+				 struct swarm_dev_weights *dw, uint32_t max_batch,
+				 struct swarm_graph **out, char *err, size_t err_len);
 
 #endif /* SWARM_REGISTRY_LOADER_H */

@@ -44,6 +44,7 @@
 #include "runtime/log.h"
 #include "runtime/stats.h"
 #include "runtime/topology.h"
+#include "runtime/weight_share.h"
 #include "swarm/swarm.h"
 #ifdef SWARM_HAVE_CUDA
 #include "kernels/cuda/nccl_bcast.h"
@@ -212,6 +213,9 @@ static struct {
 		int unresolved;   /* logged once until it resolves */
 	} preload[MAX_PRELOAD];
 	int n_preload;
+	int instances; /* --instances: workers per device planned (GPU or CPU), 1 by default */
+	/* device copies of weights that GPU workers offer to share (weight_share.h) */
+	struct swarm_wshare shares;
 	/* the autoscaler (--autoscale): demand per tick over AS_HISTORY ticks */
 	struct {
 		int on;
@@ -462,6 +466,12 @@ static void worker_died(struct device *dv)
 	}
 	swarm_log(SWARM_LOG_WARN, "event=worker_died device=%s pid=%d %s sessions_moving=%d",
 		  dv->plan.name, dv->pid, how, moving);
+	/* Its copies are offered no more; workers that mapped them keep them (they hold
+	 * references of their own), and the next worker to load a blob uploads it afresh. */
+	int dropped = swarm_wshare_drop_exporter(&d.shares, dv->index);
+	if (dropped)
+		swarm_log(SWARM_LOG_INFO, "event=weights_unshared device=%s copies=%d reason=died",
+			  dv->plan.name, dropped);
 	dv->pid = -1;
 	dv->mem_policy[0] = dv->bound_cpus[0] = 0;
 	if (dv->state == SWARM_DEVICE_STANDBY)
@@ -513,6 +523,58 @@ static void preload_done(struct device *dv, const struct swarm_msg_loaded *m);
 static void let_go(struct session *s);
 static void moved(struct session *s, struct device *dv, int status, const char *text);
 
+/* A worker's WEIGHTS_SHARE (with the copy's fd) or WEIGHTS_UNSHARE. The GPU is the one
+ * swarmd started the worker on, whatever the message says; the table takes the fd (*nfds 0). */
+static void weights_msg(struct device *dv, int type, struct swarm_msg_weights *m, int *fds,
+			int *nfds)
+{
+	m->sha[sizeof m->sha - 1] = 0;
+	if (type == SWARM_MSG_WEIGHTS_UNSHARE) {
+		if (swarm_wshare_drop(&d.shares, dv->index, m->sha))
+			swarm_log(SWARM_LOG_INFO,
+				  "event=weights_unshared device=%s sha=%.16s reason=unloaded",
+				  dv->plan.name, m->sha);
+		return;
+	}
+	if (*nfds != 1 || dv->gpu < 0 || m->gpu != dv->gpu) {
+		swarm_log(SWARM_LOG_WARN,
+			  "event=weights_share_refused device=%s sha=%.16s fds=%d gpu=%d "
+			  "reason=\"one fd of memory on the worker's own GPU expected\"",
+			  dv->plan.name, m->sha, *nfds, m->gpu);
+		return;
+	}
+	*nfds = 0;
+	int rc = swarm_wshare_add(&d.shares, dv->gpu, m->sha, m->bytes, m->layout, dv->index,
+				  fds[0]);
+	/* -EEXIST: another worker's copy is offered already, and stays so. */
+	swarm_log(rc && rc != -EEXIST ? SWARM_LOG_WARN : SWARM_LOG_INFO,
+		  "event=weights_shared device=%s gpu=%d sha=%.16s bytes=%llu result=%s",
+		  dv->plan.name, dv->gpu, m->sha, (unsigned long long)m->bytes,
+		  rc == 0 ? "kept" : rc == -EEXIST ? "already_offered" : strerror(-rc));
+}
+
+/* Before an ATTACH or SWITCH that makes dv's worker load v: hands it the copy of v's blob
+ * that another worker on the same GPU offered, if there is one. The worker maps it instead of
+ * copying the blob, or, when it does not fit, loads as ever. */
+static void offer_weights(struct device *dv, const struct swarm_msg_version *v)
+{
+	char sha[sizeof v->weights_sha];
+	swarm_copy_str(sha, sizeof sha, v->weights_sha);
+	const struct swarm_wshare_entry *e = swarm_wshare_offer(&d.shares, dv->gpu, sha, dv->index);
+	if (!e || dv->ctl < 0)
+		return;
+	struct swarm_msg_weights m;
+	swarm_msg_init(&m.h, SWARM_MSG_WEIGHTS_OFFER, sizeof m, 0);
+	m.gpu = e->gpu;
+	swarm_copy_str(m.sha, sizeof m.sha, sha);
+	m.bytes = e->bytes;
+	m.layout = e->layout;
+	int rc = swarm_msg_send(dv->ctl, &m, sizeof m, &e->fd, 1);
+	swarm_log(rc ? SWARM_LOG_WARN : SWARM_LOG_INFO,
+		  "event=weights_offered device=%s from=%s sha=%.16s result=%s", dv->plan.name,
+		  d.dev[e->exporter].plan.name, sha, rc ? strerror(-rc) : "sent");
+}
+
 static void handle_worker_msg(struct device *dv)
 {
 	for (;;) {
@@ -523,8 +585,9 @@ static void handle_worker_msg(struct device *dv)
 			struct swarm_msg_detached detached;
 			struct swarm_msg_switched switched;
 			struct swarm_msg_loaded loaded;
+			struct swarm_msg_weights weights;
 		} m;
-		int fds[SWARM_MSG_MAX_FDS], nfds = 0;
+		int fds[SWARM_MSG_MAX_FDS], nfds = SWARM_MSG_MAX_FDS;
 		int n = swarm_msg_recv(dv->ctl, &m, sizeof m, fds, &nfds);
 		if (n == -EAGAIN)
 			return;
@@ -536,6 +599,12 @@ static void handle_worker_msg(struct device *dv)
 			return;
 		}
 		int type = swarm_msg_check(&m, (size_t)n);
+		if (type != SWARM_MSG_WEIGHTS_SHARE) {
+			/* Only a share carries an fd; the branches below may skip the end. */
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			nfds = 0;
+		}
 		if (type == SWARM_MSG_WORKER_READY) {
 			m.ready.text[sizeof m.ready.text - 1] = 0;
 			/* A device drained while its worker started stays draining. */
@@ -655,6 +724,8 @@ static void handle_worker_msg(struct device *dv)
 				s->device = -1;
 				s->state = S_LOST;
 			}
+		} else if (type == SWARM_MSG_WEIGHTS_SHARE || type == SWARM_MSG_WEIGHTS_UNSHARE) {
+			weights_msg(dv, type, &m.weights, fds, &nfds);
 		} else {
 			swarm_log(SWARM_LOG_WARN, "event=worker_bad_message device=%s result=%d",
 				  dv->plan.name, type);
@@ -1053,6 +1124,7 @@ static void attach_to(struct session *s, int di)
 	fill_version(&am.v, &res);
 	am.geo = s->geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
+	offer_weights(dv, &am.v);
 	if (dv->ctl < 0 || swarm_msg_send(dv->ctl, &am, sizeof am, fds, 3)) {
 		session_homeless(s);
 		return;
@@ -1504,6 +1576,7 @@ static void registry_changed(void)
 		swarm_msg_init(&m.h, SWARM_MSG_SWITCH, sizeof m, 0);
 		m.session_id = s->id;
 		fill_version(&m.v, &r);
+		offer_weights(&d.dev[s->device], &m.v);
 		swarm_msg_send(d.dev[s->device].ctl, &m, sizeof m, NULL, 0);
 	}
 	/* A preloaded model's active version may have moved on: load the new one. */
@@ -1636,6 +1709,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	fill_version(&am.v, &res);
 	am.geo = geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
+	offer_weights(dv, &am.v);
 	int err = s->sq_efd < 0 || s->cq_efd < 0 ? -EMFILE :
 						   swarm_msg_send(dv->ctl, &am, sizeof am, fds, 3);
 	if (err) {
@@ -2184,6 +2258,10 @@ static void usage(FILE *f)
 		"                       no GPU or swarmd was built without CUDA\n"
 		"                       (default: the GPUs when there are any, else one CPU\n"
 		"                       device per NUMA node)\n"
+		"  --instances N        N workers per device (as Triton's instance_group count),\n"
+		"                       named gpu:0/0, gpu:0/1, ..., each a device of its own\n"
+		"                       with its share of the device's cores; workers on one GPU\n"
+		"                       share one copy of identical weights (default 1)\n"
 		"  --topology FILE.xml  plan devices on an hwloc XML topology, not this machine\n"
 		"  --spin-us N          a worker spins N us with nothing to do before it sleeps\n"
 		"                       (default 50; 0 sleeps at once)\n"
@@ -2282,6 +2360,7 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 					      { "autoscale-cooldown-s", required_argument, 0, 'C' },
 					      { "autoscale-util", required_argument, 0, 'U' },
 					      { "autoscale-standby", required_argument, 0, 'Y' },
+					      { "instances", required_argument, 0, 'i' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -2309,6 +2388,15 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 			break;
 		case 't':
 			*topo_xml = optarg;
+			break;
+		case 'i':
+			d.instances = (int)strtol(optarg, &end, 10);
+			if (!*optarg || *end || d.instances < 1 || d.instances > MAX_DEVICES) {
+				fprintf(stderr,
+					"swarmd: --instances takes a count from 1 to %d, not \"%s\"\n",
+					MAX_DEVICES, optarg);
+				return 2;
+			}
 			break;
 		case 'S':
 			d.spin_us = strtoull(optarg, &end, 10);
@@ -2484,10 +2572,35 @@ static int plan_devices(int mode, int n_cpu, struct swarm_device_plan *plan, int
 	return n;
 }
 
+/* --instances: each planned device becomes d.instances devices of the same GPU (or CPU
+ * node), with its cores split among them. Returns the new count, or 0 after logging why. */
+static int plan_instances(struct swarm_device_plan *plan, int *gpu_of, int n)
+{
+	struct swarm_device_plan base[MAX_DEVICES];
+	int base_gpu[MAX_DEVICES];
+	memcpy(base, plan, (size_t)n * sizeof *plan);
+	memcpy(base_gpu, gpu_of, (size_t)n * sizeof *gpu_of);
+	int m = swarm_topology_plan_instances(d.topo, base, n, d.instances, plan, MAX_DEVICES);
+	if (m <= 0) {
+		swarm_log(SWARM_LOG_ERROR,
+			  "event=startup_failed reason=\"--instances %d for %d devices: %s\"",
+			  d.instances, n, m == -E2BIG ? "more workers than swarmd serves" :
+							strerror(m < 0 ? -m : EINVAL));
+		return 0;
+	}
+	for (int k = 0; k < m; k++)
+		gpu_of[k] = base_gpu[k / d.instances];
+	swarm_log(SWARM_LOG_INFO, "event=instances_planned devices=%d instances=%d workers=%d",
+		  n, d.instances, m);
+	return m;
+}
+
 int main(int argc, char **argv)
 {
 	d.spin_us = 50;
 	d.verify_blobs = 1;
+	d.instances = 1;
+	swarm_wshare_init(&d.shares);
 	d.inotify_fd = -1;
 	d.log_level = SWARM_LOG_INFO;
 	d.next_session_id = 1;
@@ -2541,6 +2654,8 @@ int main(int argc, char **argv)
 	d.n_dev = plan_devices(mode, n_cpu, plan, gpu_of);
 	if (d.n_dev <= 0)
 		return 1; /* plan_devices logged why */
+	if (d.instances > 1 && (d.n_dev = plan_instances(plan, gpu_of, d.n_dev)) <= 0)
+		return 1;
 
 	sigset_t mask;
 	sigemptyset(&mask);

@@ -299,6 +299,38 @@ static int share_cpus(const struct swarm_topology *t, hwloc_const_cpuset_t cpuse
 	return 0;
 }
 
+int swarm_topology_plan_instances(const struct swarm_topology *t,
+				  const struct swarm_device_plan *in, int n, int instances,
+				  struct swarm_device_plan *out, int max)
+{
+	if (n < 0 || instances < 1 || in == out)
+		return -EINVAL;
+	if ((long)n * instances > max)
+		return -E2BIG;
+	hwloc_bitmap_t set = hwloc_bitmap_alloc();
+	if (!set)
+		return -ENOMEM;
+	int k = 0, err = 0;
+	for (int i = 0; i < n && !err; i++) {
+		if (hwloc_bitmap_list_sscanf(set, in[i].cpus) < 0 || hwloc_bitmap_iszero(set)) {
+			err = -EINVAL;
+			break;
+		}
+		for (int j = 0; j < instances && !err; j++, k++) {
+			out[k] = in[i];
+			out[k].index = k;
+			if (instances == 1)
+				continue;
+			/* Each instance its own share of the device's cores, so that two
+			 * workers of one GPU do not spin on the same ones. */
+			err = share_cpus(t, set, j, instances, out[k].cpus, sizeof out[k].cpus);
+			snprintf(out[k].name, sizeof out[k].name, "%.20s/%d", in[i].name, j);
+		}
+	}
+	hwloc_bitmap_free(set);
+	return err ? err : k;
+}
+
 static hwloc_obj_t node_by_index(const struct swarm_topology *t, int index)
 {
 	for (int i = 0; i < t->n_nodes; i++)

@@ -82,6 +82,16 @@ int swarm_topology_busid_numa(const struct swarm_topology *t, const char *busid)
 int swarm_topology_plan_gpus(const struct swarm_topology *t, const struct swarm_gpu_info *gpus,
 			     int n, struct swarm_device_plan *out, int max);
 
+/* Plans instances workers for each of in's n devices (swarmd --instances, as Triton's
+ * instance_group count): in[i] becomes out[i * instances + j], named "NAME/j" ("gpu:0/1"),
+ * on in[i]'s node, with in[i]'s cores split evenly among its instances (one PU each,
+ * round-robin, where there are fewer cores than instances). With instances 1, out is in,
+ * renumbered. Returns n * instances, -E2BIG when more than max, -EINVAL (a bad cpulist,
+ * instances < 1, out == in), -ENOMEM. */
+int swarm_topology_plan_instances(const struct swarm_topology *t,
+				  const struct swarm_device_plan *in, int n, int instances,
+				  struct swarm_device_plan *out, int max);
+
 /* Binds the calling process's threads to cpulist and its memory to numa_node (-1: no
  * membind), before it allocates anything and before it starts another thread (the memory
  * policy is set on the calling thread, and threads inherit it). Writes what happened into note (for the log and

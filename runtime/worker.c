@@ -38,6 +38,7 @@
 #include "runtime/log.h"
 #include "runtime/stats.h"
 #include "runtime/topology.h"
+#include "runtime/weight_share.h"
 #include "swarm/swarm.h"
 #ifdef SWARM_HAVE_CUDA
 #include "kernels/cuda/ipc_mem.h"
@@ -75,6 +76,10 @@ struct version {
 	struct swarm_weights w;              /* w.map is NULL for a built-in's own weights */
 	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS]; /* a built-in's weights */
 	struct swarm_graph *graph; /* or a node-list graph (desc NULL), planned on the device */
+	/* the device copy of the weights graph reads, on a device with its own memory (a GPU):
+	 * one per blob, shared by every version of it here, perhaps mapped from another
+	 * worker's (docs/devices.md, "Shared weights"); NULL on the CPU */
+	struct swarm_dev_weights *dw;
 	/* or a custom backend (desc NULL, graph NULL): swarm_backend.h */
 	void *bk_dl;
 	const struct swarm_backend *bk;
@@ -95,8 +100,6 @@ struct version {
 	uint64_t in_row[SWARM_MAX_TENSORS], out_row[SWARM_MAX_TENSORS];
 	void *bin[SWARM_MAX_TENSORS], *bout[SWARM_MAX_TENSORS]; /* gathered rows, max_batch each */
 	int pinned; /* bin and bout are registered with the device (register_host) */
-	void *wdev;          /* a node-list graph's weights on a GPU (the graph owns them), or NULL */
-	uint64_t wdev_bytes; /* their bytes */
 	int preloaded;       /* held by a LOAD (--preload): one of refs, kept for the worker's life */
 	/* A graph on a staged device (a GPU) gathers nothing on the host: a batch runs as one
 	 * part per request, straight from the slots (swarm_graph_run_parts), and bin and bout
@@ -168,6 +171,10 @@ struct worker {
 	char registry[PATH_MAX];
 	int verify_blobs;
 	struct swarm_load_opts load; /* how a GPU's weights are read (--load-mode) */
+	/* other workers' device copies of blobs that swarmd offered (WEIGHTS_OFFER) before the
+	 * attach that needs them, kept until a load takes them: the broker's table, keyed by
+	 * (GPU, SHA), exporter -1 */
+	struct swarm_wshare offers;
 	volatile sig_atomic_t stop;
 };
 
@@ -375,6 +382,122 @@ static struct swarm_manifest *load_manifest(struct worker *w, const char *sha, c
 	return m;
 }
 
+/* Sends swarmd a WEIGHTS_SHARE or WEIGHTS_UNSHARE for the blob sha, with fd (-1: none). */
+static void send_weights(struct worker *w, uint16_t type, const char *sha,
+			 const struct swarm_dev_weights *dw, int fd)
+{
+	struct swarm_msg_weights m;
+	if (w->ctl < 0)
+		return;
+	swarm_msg_init(&m.h, type, sizeof m, 0);
+	m.gpu = w->gpu;
+	swarm_copy_str(m.sha, sizeof m.sha, sha);
+	m.bytes = dw ? swarm_dev_weights_bytes(dw) : 0;
+	m.layout = dw ? swarm_dev_weights_layout(dw) : 0;
+	int rc = swarm_msg_send(w->ctl, &m, sizeof m, fd >= 0 ? &fd : NULL, fd >= 0);
+	if (rc)
+		swarm_log(SWARM_LOG_WARN, "event=weights_share_send_failed sha=%.16s error=\"%s\"",
+			  sha, strerror(-rc));
+}
+
+/* Keeps an offer; its fd is the worker's now. One for another GPU is of no use here, and one
+ * for a blob already offered or already on the device here adds nothing: those are closed. */
+static void keep_offer(struct worker *w, struct swarm_msg_weights *m, int fd)
+{
+	m->sha[sizeof m->sha - 1] = 0;
+	for (struct version *x = w->versions; x; x = x->next)
+		if (x->dw && !strcmp(x->sha, m->sha)) {
+			close(fd);
+			return;
+		}
+	int rc = -EXDEV;
+	if (m->gpu == w->gpu)
+		rc = swarm_wshare_add(&w->offers, m->gpu, m->sha, m->bytes, m->layout, -1, fd);
+	else
+		close(fd);
+	if (rc && rc != -EEXIST)
+		swarm_log(SWARM_LOG_WARN, "event=weights_offer_refused sha=%.16s gpu=%d error=\"%s\"",
+			  m->sha, m->gpu, strerror(-rc));
+}
+
+/* Maps the offered copy of x's blob, if swarmd offered one, into x->dw. The offer is used up
+ * either way (the mapping holds its own reference). A copy that does not fit is logged and
+ * left: the caller loads from the blob. */
+static void take_offer(struct worker *w, struct version *x)
+{
+	const struct swarm_wshare_entry *o = swarm_wshare_find(&w->offers, w->gpu, x->sha);
+	if (!o)
+		return;
+	char why[SWARM_MSG_TEXT_MAX] = "";
+	int rc = swarm_dev_weights_import(w->dev, &x->w.st, o->fd, o->bytes, o->layout, &x->dw,
+					  why, sizeof why);
+	if (rc)
+		swarm_log(SWARM_LOG_WARN,
+			  "event=weights_import_failed model=%s version=%u sha=%.16s error=\"%s\" "
+			  "fallback=upload",
+			  x->model, x->number, x->sha, why);
+	swarm_wshare_drop(&w->offers, -1, x->sha); /* closes its fd */
+}
+
+/* Builds x's node-list graph on the worker's device. Where the device has memory of its own
+ * (a GPU) the graph reads a device copy of the blob, the first of: another loaded version's
+ * of the same blob (a swap that changed only the deployment, a rollback while the old one
+ * is loaded); the copy of another worker on the GPU that swarmd offered; a new one, made
+ * shareable and announced to swarmd. On the CPU the graph reads the mapping. */
+static int version_graph(struct worker *w, struct version *x, const struct swarm_manifest *m,
+			 uint32_t rows, const struct swarm_load_opts *load,
+			 struct swarm_weights_upload *up, char *why, size_t why_len)
+{
+	struct swarm_device *d = w->dev;
+	if (d->i->host_memory)
+		return swarm_graph_from_weights_load(m, &x->w, d, rows, load, &x->graph, up, why,
+						     why_len);
+	const char *how = "shared";
+	for (struct version *o = w->versions; o && !x->dw; o = o->next)
+		if (o->dw && !strcmp(o->sha, x->sha))
+			x->dw = swarm_dev_weights_get(o->dw);
+	if (!x->dw) {
+		how = "imported";
+		take_offer(w, x);
+	}
+	if (!x->dw) {
+		how = "uploaded";
+		int rc = swarm_dev_weights_load(d, &x->w, w->gpu >= 0, load, &x->dw, up, why,
+						why_len);
+		if (rc)
+			return rc;
+		int fd = -1;
+		if (swarm_dev_weights_export(x->dw, &fd) == 0) {
+			send_weights(w, SWARM_MSG_WEIGHTS_SHARE, x->sha, x->dw, fd);
+			close(fd);
+		}
+	}
+	swarm_log(SWARM_LOG_INFO,
+		  "event=weights_device_copy model=%s version=%u sha=%.16s how=%s shareable=%d "
+		  "refs=%u bytes=%llu",
+		  x->model, x->number, x->sha, how, swarm_dev_weights_shared(x->dw),
+		  swarm_dev_weights_refs(x->dw),
+		  (unsigned long long)swarm_dev_weights_bytes(x->dw));
+	return swarm_graph_from_dev_weights(m, &x->w.st, x->dw, rows, &x->graph, why, why_len);
+}
+
+/* Drops x's reference to its device copy (its graph, freed before, dropped its own). When no
+ * other version here uses the blob, swarmd is told that this worker no longer offers it; the
+ * memory stays for as long as other workers map it. x is not in w->versions. */
+static void version_drop_weights(struct worker *w, struct version *x)
+{
+	if (!x->dw)
+		return;
+	int shared = swarm_dev_weights_shared(x->dw);
+	swarm_dev_weights_put(x->dw);
+	x->dw = NULL;
+	for (struct version *o = w->versions; o; o = o->next)
+		if (o->dw && !strcmp(o->sha, x->sha))
+			return;
+	if (shared && w->gpu >= 0)
+		send_weights(w, SWARM_MSG_WEIGHTS_UNSHARE, x->sha, NULL, -1);
+}
+
 /* Finds or loads the version v names. Loading maps the weights blob, touches (and verifies)
  * it, and either binds a built-in graph's weights by name, dtype and shape, or plans the
  * manifest's node list on the worker's device with the weights read in place. Returns it
@@ -477,11 +600,8 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 				rows = 1;
 			if (m->graph_backend[0] ?
 				    backend_load(w, x, m, rows, why, why_len) :
-				    swarm_graph_from_weights_load(m, &x->w, w->dev, rows, &load,
-								  &x->graph, &up, why, why_len))
+				    version_graph(w, x, m, rows, &load, &up, why, why_len))
 				goto err_unload;
-			x->wdev = up.dev_base;
-			x->wdev_bytes = up.dev_bytes;
 		}
 		if (up.bytes) {
 			double mbps = up.gbps * 1e3;
@@ -550,6 +670,7 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 err_unload:
 	backend_unload(x);
 	swarm_graph_free(x->graph);
+	version_drop_weights(w, x);
 	version_free_buffers(w, x);
 	swarm_weights_unload(&x->w);
 err_free:
@@ -609,6 +730,7 @@ static void version_put(struct worker *w, struct version *v)
 			  v->model, v->number, v->w.bytes);
 	backend_unload(v);
 	swarm_graph_free(v->graph);
+	version_drop_weights(w, v);
 	swarm_weights_unload(&v->w);
 	version_free_buffers(w, v);
 	free(v);
@@ -1301,6 +1423,7 @@ struct fanout {
 	struct worker *w;
 	const struct swarm_msg_load *m;
 	int timeout_ms;
+	int tried;          /* this rank called the broadcast */
 	int received, sent; /* the broadcast reached this rank / went out from it */
 	int fell_back;      /* a receiver whose broadcast failed copied from the registry */
 	double gbps;
@@ -1312,6 +1435,7 @@ struct fanout {
 static int fanout_broadcast(struct fanout *f, void *buf, uint64_t bytes)
 {
 	const struct swarm_msg_load *m = f->m;
+	f->tried = 1;
 	int rc = swarm_nccl_broadcast_timeout(f->w->dev, m->nccl_id, (int)m->nranks, (int)m->rank,
 					      (int)m->root, buf, bytes, f->timeout_ms, &f->gbps);
 	if (rc)
@@ -1380,14 +1504,6 @@ static void handle_load(struct worker *w, const struct swarm_msg_load *m)
 	int already = x != NULL;
 	if (x) {
 		x->refs++;
-#ifdef SWARM_HAVE_CUDA
-		/* Take part all the same (see above). */
-		if (ranks && x->wdev && !fanout_broadcast(&f, x->wdev, x->wdev_bytes))
-			f.sent = root, f.received = !root;
-		else if (ranks && !x->wdev && !f.note[0])
-			snprintf(f.note, sizeof f.note,
-				 "the version has no device weights to broadcast");
-#endif
 	} else {
 		struct swarm_weights_hook hook = { 0 };
 #ifdef SWARM_HAVE_CUDA
@@ -1411,6 +1527,19 @@ static void handle_load(struct worker *w, const struct swarm_msg_load *m)
 			}
 		}
 	}
+#ifdef SWARM_HAVE_CUDA
+	/* A rank whose weights did not go through an upload here (the version was loaded, or
+	 * its device copy came from another version of the blob or from another worker on the
+	 * GPU) takes its part all the same (see above). */
+	if (x && ranks && !f.tried) {
+		if (x->dw && !fanout_broadcast(&f, swarm_dev_weights_base(x->dw),
+					       swarm_dev_weights_bytes(x->dw)))
+			f.sent = root, f.received = !root;
+		else if (!x->dw && !f.note[0])
+			snprintf(f.note, sizeof f.note,
+				 "the version has no device weights to broadcast");
+	}
+#endif
 	if (x && !x->preloaded) {
 		x->preloaded = 1; /* the reference taken above stays */
 		/* Another version of the model preloaded before (the active one moved on) is
@@ -1432,7 +1561,7 @@ static void handle_load(struct worker *w, const struct swarm_msg_load *m)
 		f.sent       ? SWARM_LOAD_SENT :
 		already      ? SWARM_LOAD_ALREADY :
 			       SWARM_LOAD_REGISTRY;
-	r.bytes = x ? x->wdev_bytes : 0;
+	r.bytes = x && x->dw ? swarm_dev_weights_bytes(x->dw) : 0;
 	r.ns = swarm_now_ns() - t0;
 	r.gbps = f.gbps;
 	if (x && f.note[0])
@@ -1476,6 +1605,7 @@ static int handle_ctl(struct worker *w)
 			struct swarm_msg_detach detach;
 			struct swarm_msg_switch sw;
 			struct swarm_msg_load load;
+			struct swarm_msg_weights weights;
 		} m;
 		int fds[SWARM_MSG_MAX_FDS], nfds = SWARM_MSG_MAX_FDS;
 		int n = swarm_msg_recv(w->ctl, &m, sizeof m, fds, &nfds);
@@ -1504,6 +1634,10 @@ static int handle_ctl(struct worker *w)
 			r.status = err;
 			swarm_copy_str(r.text, sizeof r.text, why);
 			swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+			continue;
+		}
+		if (type == SWARM_MSG_WEIGHTS_OFFER && nfds == 1) {
+			keep_offer(w, &m.weights, fds[0]);
 			continue;
 		}
 		for (int i = 0; i < nfds; i++)
@@ -1679,6 +1813,7 @@ int main(int argc, char **argv)
 			    .device_index = -1,
 			    .verify_blobs = 1,
 			    .gpu = -1 };
+	swarm_wshare_init(&w.offers);
 	int stats_fd = -1, level = SWARM_LOG_INFO;
 	const char *load_mode = getenv("SWARM_LOAD_MODE");
 	static const struct option opts[] = { { "ctl-fd", required_argument, 0, 'c' },

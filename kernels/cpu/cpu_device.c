@@ -119,6 +119,11 @@ static const struct swarm_device_i cpu_device_i = {
 	.run = cpu_run,
 	.destroy = cpu_destroy,
 	.host_memory = 1,
+	/* the weights are the page cache's mapping: nothing to share on the device */
+	.alloc_shared = NULL,
+	.export_shared = NULL,
+	.import_shared = NULL,
+	.free_shared = NULL,
 };
 
 int swarm_device_cpu_create(int threads, struct swarm_device **out)

@@ -15,6 +15,7 @@
  * makes the ordinal current on the calling thread.
  */
 #include "cuda_common.cuh"
+#include "share_mem.h"
 #include "blas.cuh"
 #include "probe.h"
 
@@ -454,6 +455,46 @@ static void cuda_destroy(struct swarm_device *d)
 	free(d);
 }
 
+/* ---- shareable memory (share_mem.h) ------------------------------------------------------ */
+
+/* Not during capture, as alloc and free: mapping and unmapping would end it. */
+static void *cuda_alloc_shared(struct swarm_device *d, size_t bytes)
+{
+	void *p = NULL;
+
+	if (ctx_of(d)->capturing) {
+		swarm_cuda_set_error("alloc_shared during graph capture");
+		return NULL;
+	}
+	return swarm_cuda_share_alloc(ctx_of(d)->ordinal, bytes ? bytes : 1, &p) ? NULL : p;
+}
+
+static int cuda_export_shared(struct swarm_device *d, void *p, int *fd)
+{
+	(void)d;
+	return swarm_cuda_share_export(p, fd);
+}
+
+static void *cuda_import_shared(struct swarm_device *d, int fd, size_t bytes)
+{
+	void *p = NULL;
+
+	if (ctx_of(d)->capturing) {
+		swarm_cuda_set_error("import_shared during graph capture");
+		return NULL;
+	}
+	return swarm_cuda_share_import(ctx_of(d)->ordinal, fd, bytes, &p) ? NULL : p;
+}
+
+static void cuda_free_shared(struct swarm_device *d, void *p)
+{
+	if (p && ctx_of(d)->capturing) {
+		swarm_cuda_set_error("free_shared of %p during graph capture: not freed", p);
+		return;
+	}
+	(void)swarm_cuda_share_free(p);
+}
+
 static const struct swarm_device_i cuda_device_i = {
 	.name = "cuda",
 	.alloc = cuda_alloc,
@@ -475,6 +516,10 @@ static const struct swarm_device_i cuda_device_i = {
 	.copy_d2d = cuda_copy_d2d,
 	.upload_many = cuda_upload_many,
 	.download_many = cuda_download_many,
+	.alloc_shared = cuda_alloc_shared,
+	.export_shared = cuda_export_shared,
+	.import_shared = cuda_import_shared,
+	.free_shared = cuda_free_shared,
 };
 
 extern "C" const struct swarm_device_i *swarm_device_cuda_table(void) { return &cuda_device_i; }

@@ -23,7 +23,8 @@ static const uint16_t all_types[] = {
 	SWARM_MSG_ATTACH,     SWARM_MSG_ATTACH_REPLY, SWARM_MSG_DETACH,
 	SWARM_MSG_DETACHED,   SWARM_MSG_SWITCH,       SWARM_MSG_SWITCHED,
 	SWARM_MSG_DEVICE,     SWARM_MSG_DEVICE_REPLY, SWARM_MSG_LOAD,
-	SWARM_MSG_LOADED,
+	SWARM_MSG_LOADED,     SWARM_MSG_WEIGHTS_SHARE, SWARM_MSG_WEIGHTS_UNSHARE,
+	SWARM_MSG_WEIGHTS_OFFER,
 };
 #define N_TYPES (sizeof all_types / sizeof *all_types)
 
@@ -99,6 +100,9 @@ Test(ipc_proto, msg_len_matches_the_structs)
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_DETACHED), sizeof(struct swarm_msg_detached));
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_LOAD), sizeof(struct swarm_msg_load));
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_LOADED), sizeof(struct swarm_msg_loaded));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_WEIGHTS_SHARE), sizeof(struct swarm_msg_weights));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_WEIGHTS_UNSHARE), sizeof(struct swarm_msg_weights));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_WEIGHTS_OFFER), sizeof(struct swarm_msg_weights));
 }
 
 Test(ipc_proto, msg_len_of_unknown_type_is_zero)
@@ -535,4 +539,37 @@ Test(ipc_proto, copy_str_zero_length_writes_nothing)
 	swarm_copy_str(dst, 1, "abc");
 	cr_assert_eq(dst[0], 0, "a one-byte copy left %#x, want NUL", dst[0]);
 	cr_assert_eq(dst[1], 'y', "a one-byte copy wrote past its field");
+}
+
+/* A WEIGHTS_SHARE with its handle's fd arrives whole: the fields, and an fd of the same open
+ * file (a pipe stands in for the GPU allocation's handle). */
+Test(ipc_proto, weights_share_round_trips_with_its_fd)
+{
+	int sv[2], p[2];
+	seqpacket_pair(sv);
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	struct swarm_msg_weights m, r;
+	swarm_msg_init(&m.h, SWARM_MSG_WEIGHTS_SHARE, sizeof m, 9);
+	m.gpu = 3;
+	swarm_copy_str(m.sha, sizeof m.sha, "0123456789abcdef0123456789abcdef"
+					    "0123456789abcdef0123456789abcdef");
+	m.bytes = 3ull << 30;
+	m.layout = 0xfeedfacecafebeefull;
+	cr_assert_eq(swarm_msg_send(sv[0], &m, sizeof m, &p[1], 1), 0);
+	int got = -1, ngot = 1;
+	memset(&r, 0, sizeof r);
+	int n = swarm_msg_recv(sv[1], &r, sizeof r, &got, &ngot);
+	cr_assert_eq(n, (int)sizeof m, "recv = %d", n);
+	cr_assert_eq(swarm_msg_check(&r, (size_t)n), SWARM_MSG_WEIGHTS_SHARE);
+	cr_assert_eq(ngot, 1, "received %d fds", ngot);
+	cr_expect_eq(r.gpu, 3);
+	cr_expect_str_eq(r.sha, m.sha);
+	cr_expect_eq(r.bytes, m.bytes);
+	cr_expect_eq(r.layout, m.layout, "layout %#llx", (unsigned long long)r.layout);
+	assert_same_pipe(got, p[1], p[0], 0);
+	close(got);
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
 }

@@ -154,6 +154,48 @@ Test(runtime_topology_fixture, workstation_with_one_gpu)
 	swarm_topology_free(f.t);
 }
 
+/* Two instances a GPU: each its GPU's node, half its cores, named "gpu:N/J", in GPU order. */
+Test(runtime_topology_fixture, instances_split_each_devices_cores)
+{
+	struct fixture f;
+	load(&f, "2s-8gpu");
+	struct swarm_device_plan p[16];
+	int n = swarm_topology_plan_instances(f.t, f.plan, 8, 2, p, 16);
+	cr_assert_eq(n, 16, "plan_instances = %d", n);
+	/* gpu:0 has cores 0-7 (PUs 0-7,64-71): four cores each. */
+	cr_assert_str_eq(p[0].name, "gpu:0/0");
+	cr_assert_str_eq(p[0].cpus, "0-3,64-67");
+	cr_assert_str_eq(p[1].name, "gpu:0/1");
+	cr_assert_str_eq(p[1].cpus, "4-7,68-71");
+	for (int i = 0; i < 16; i++) {
+		cr_assert_eq(p[i].index, i);
+		cr_assert_eq(p[i].numa_node, f.plan[i / 2].numa_node, "instance %d on node %d", i,
+			     p[i].numa_node);
+	}
+	cr_assert_eq(swarm_topology_plan_instances(f.t, f.plan, 8, 3, p, 16), -E2BIG);
+	cr_assert_eq(swarm_topology_plan_instances(f.t, f.plan, 8, 0, p, 16), -EINVAL);
+	/* One instance: the plan itself. */
+	cr_assert_eq(swarm_topology_plan_instances(f.t, f.plan, 8, 1, p, 16), 8);
+	cr_assert_str_eq(p[5].name, "gpu:5");
+	cr_assert_str_eq(p[5].cpus, f.plan[5].cpus);
+	swarm_topology_free(f.t);
+}
+
+/* More instances than cores: one PU each, round-robin, none without a core. */
+Test(runtime_topology_fixture, instances_beyond_the_cores_share_them)
+{
+	struct fixture f;
+	load(&f, "1s-1gpu");
+	struct swarm_device_plan one = f.plan[0], p[32];
+	snprintf(one.cpus, sizeof one.cpus, "2-3");
+	int n = swarm_topology_plan_instances(f.t, &one, 1, 3, p, 32);
+	cr_assert_eq(n, 3, "%d", n);
+	cr_assert_str_eq(p[0].cpus, "2");
+	cr_assert_str_eq(p[1].cpus, "3");
+	cr_assert_str_eq(p[2].cpus, "2");
+	swarm_topology_free(f.t);
+}
+
 /* Virtual CPU devices on a fixture are spread over its nodes as its GPUs are. */
 Test(runtime_topology_fixture, cpu_devices_spread_over_the_nodes)
 {
