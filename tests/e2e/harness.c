@@ -1,6 +1,7 @@
 /* harness.c: starts and stops a real swarmd for the e2e suites, and the probes they use
  * (see harness.h). Every loop here has a time bound; nothing outlives the test process. */
 #include "e2e/harness.h"
+#include "registry/registry.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -1022,4 +1023,24 @@ void h_wait_load_or_fail(pid_t *pids, int n, const char *when)
 			h_print_log(when);
 		cr_assert_eq(rc, 0, "%s: load client %d exited %d", when, i + 1, rc);
 	}
+}
+
+/* ---- a registry of the test's own ------------------------------------------------------------ */
+
+void h_registry_make(const char *tag, char *work, size_t work_len, char *reg, size_t reg_len)
+{
+	snprintf(work, work_len, "/tmp/swarm-%s-XXXXXX", tag);
+	cr_assert_not_null(mkdtemp(work), "mkdtemp %s: %s", work, strerror(errno));
+	snprintf(reg, reg_len, "%s/registry", work);
+	char err[512];
+	cr_assert_eq(swarm_registry_init(reg, err, sizeof err), 0, "registry init: %s", err);
+}
+
+void h_registry_remove(const char *work)
+{
+	h_teardown();
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+	if (!work[0] || system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", work);
 }

@@ -62,6 +62,16 @@ void h_print_log(const char *why);
 /* 1 when the log contains needle. */
 int h_log_contains(const char *needle);
 
+/* ---- a registry of the test's own ------------------------------------------------------------ */
+
+/* Makes a temporary directory /tmp/swarm-TAG-XXXXXX (into work) holding an empty registry at
+ * work/registry (into reg), or fails the test. For a suite's .init. */
+void h_registry_make(const char *tag, char *work, size_t work_len, char *reg, size_t reg_len);
+
+/* For the suite's .fini: h_teardown, then removes work and all in it (a message on stderr
+ * when it cannot). */
+void h_registry_remove(const char *work);
+
 /* ---- processes ------------------------------------------------------------------------------ */
 
 uint64_t h_now_ns(void);

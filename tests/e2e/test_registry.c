@@ -75,21 +75,10 @@ static uint32_t publish(float scale, float bias, int activate)
 
 static void setup(void)
 {
-	snprintf(work_dir, sizeof work_dir, "/tmp/swarm-reg-e2e-XXXXXX");
-	cr_assert_not_null(mkdtemp(work_dir));
-	snprintf(reg_dir, sizeof reg_dir, "%s/registry", work_dir);
-	char err[512];
-	cr_assert_eq(swarm_registry_init(reg_dir, err, sizeof err), 0, "init: %s", err);
+	h_registry_make("reg-e2e", work_dir, sizeof work_dir, reg_dir, sizeof reg_dir);
 }
 
-static void teardown(void)
-{
-	h_teardown();
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", work_dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", work_dir);
-}
+static void teardown(void) { h_registry_remove(work_dir); }
 
 TestSuite(e2e_registry, .init = setup, .fini = teardown, .timeout = 120);
 
