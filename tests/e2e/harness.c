@@ -2,6 +2,7 @@
  * (see harness.h). Every loop here has a time bound; nothing outlives the test process. */
 #include "e2e/harness.h"
 #include "registry/registry.h"
+#include "registry/safetensors.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -1025,6 +1026,22 @@ void h_wait_load_or_fail(pid_t *pids, int n, const char *when)
 	}
 }
 
+long h_status_batches(void)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "%s/swarm status --socket '%s' --json", SWARM_BIN_DIR,
+		 h_socket());
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f, "popen %s: %s", cmd, strerror(errno));
+	char out[16384];
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = 0;
+	pclose(f);
+	const char *at = strstr(out, "\"batches\": ");
+	cr_assert_not_null(at, "no batches in: %s", out);
+	return atol(at + strlen("\"batches\": "));
+}
+
 /* ---- a registry of the test's own ------------------------------------------------------------ */
 
 void h_registry_make(const char *tag, char *work, size_t work_len, char *reg, size_t reg_len)
@@ -1043,4 +1060,70 @@ void h_registry_remove(const char *work)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
 	if (!work[0] || system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", work);
+}
+
+/* ---- the e2e suites' MLP ------------------------------------------------------------------- */
+
+void h_mlp_make(struct h_mlp *m, uint32_t seed, float offset)
+{
+	float *all[4] = { m->w1, m->b1, m->w2, m->b2 };
+	size_t sizes[4] = { 32 * 16, 32, 4 * 32, 4 };
+	for (int t = 0; t < 4; t++)
+		for (size_t i = 0; i < sizes[t]; i++) {
+			seed = seed * 1103515245u + 12345u;
+			all[t][i] = (float)((int)(seed >> 16) % 2001 - 1000) / 1000.0f + offset;
+		}
+}
+
+void h_mlp_publish(const struct h_mlp *m, const char *reg, const char *dir, const char *name,
+		   const char *inputs_json, const char *outputs_json, const char *extra_nodes,
+		   const char *deploy_json)
+{
+	int64_t s_w1[2] = { 32, 16 }, s_b1[1] = { 32 }, s_w2[2] = { 4, 32 }, s_b2[1] = { 4 };
+	struct swarm_st_write_tensor t[4] = {
+		{ .name = "w1", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w1, .data = m->w1 },
+		{ .name = "b1", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b1, .data = m->b1 },
+		{ .name = "w2", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w2, .data = m->w2 },
+		{ .name = "b2", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b2, .data = m->b2 },
+	};
+	char weights[512], manifest[512], err[512];
+	snprintf(weights, sizeof weights, "%s/%s.safetensors", dir, name);
+	snprintf(manifest, sizeof manifest, "%s/%s.json", dir, name);
+	cr_assert_eq(swarm_st_write(weights, t, 4), 0, "write %s", weights);
+	FILE *f = fopen(manifest, "w");
+	cr_assert_not_null(f, "%s: %s", manifest, strerror(errno));
+	fprintf(f,
+		"{\"format\": 1,\n \"inputs\": %s,\n \"outputs\": %s,\n"
+		" \"graph\": {\"nodes\": [\n"
+		"   {\"op\": \"linear\", \"inputs\": [\"x\", \"w1\", \"b1\"], \"output\": \"h\","
+		" \"act\": \"relu\"},\n"
+		"   {\"op\": \"linear\", \"inputs\": [\"h\", \"w2\", \"b2\"], \"output\": \"y\"}%s]},\n"
+		" \"weights\": [{\"name\": \"w1\", \"dtype\": \"f32\", \"shape\": [32, 16]},\n"
+		"             {\"name\": \"b1\", \"dtype\": \"f32\", \"shape\": [32]},\n"
+		"             {\"name\": \"w2\", \"dtype\": \"f32\", \"shape\": [4, 32]},\n"
+		"             {\"name\": \"b2\", \"dtype\": \"f32\", \"shape\": [4]}],\n"
+		" \"deploy\": %s}\n",
+		inputs_json, outputs_json, extra_nodes, deploy_json);
+	fclose(f);
+	uint32_t v = 0;
+	int rc = swarm_registry_publish(reg, name, weights, manifest, NULL, 0, 1, &v, err,
+					sizeof err);
+	cr_assert_eq(rc, 0, "publish %s: %s", name, err);
+}
+
+void h_mlp_reference(const struct h_mlp *m, const float *x, double y[4])
+{
+	double h[32];
+	for (int j = 0; j < 32; j++) {
+		double a = m->b1[j];
+		for (int k = 0; k < 16; k++)
+			a += (double)x[k] * m->w1[j * 16 + k];
+		h[j] = a > 0 ? a : 0;
+	}
+	for (int j = 0; j < 4; j++) {
+		double a = m->b2[j];
+		for (int k = 0; k < 32; k++)
+			a += h[k] * m->w2[j * 32 + k];
+		y[j] = a;
+	}
 }

@@ -62,6 +62,10 @@ void h_print_log(const char *why);
 /* 1 when the log contains needle. */
 int h_log_contains(const char *needle);
 
+/* The "batches" counter of the first device in `swarm status --json` (batches of more than one
+ * request it ran); fails the test when the status cannot be read. */
+long h_status_batches(void);
+
 /* ---- a registry of the test's own ------------------------------------------------------------ */
 
 /* Makes a temporary directory /tmp/swarm-TAG-XXXXXX (into work) holding an empty registry at
@@ -71,6 +75,26 @@ void h_registry_make(const char *tag, char *work, size_t work_len, char *reg, si
 /* For the suite's .fini: h_teardown, then removes work and all in it (a message on stderr
  * when it cannot). */
 void h_registry_remove(const char *work);
+
+/* ---- the e2e suites' MLP: y = W2 relu(W1 x + b1) + b2, x [B, 16] -> y [B, 4] ----------------- */
+
+struct h_mlp {
+	float w1[32 * 16], b1[32], w2[4 * 32], b2[4];
+};
+
+/* Weights from seed: multiples of 1/1000 in [-1, 1], plus offset (a nudge off the grid). */
+void h_mlp_make(struct h_mlp *m, uint32_t seed, float offset);
+
+/* Writes m as safetensors (w1, b1, w2, b2; f32) to path and publishes it with the manifest
+ * "{format 1, inputs, outputs, graph {nodes: the MLP's two linears + extra_nodes}, weights,
+ * deploy}" built from the JSON pieces given (extra_nodes: "" or ", {...}, ..."), as model
+ * name, active, into the registry reg; dir holds the two files. Fails the test on error. */
+void h_mlp_publish(const struct h_mlp *m, const char *reg, const char *dir, const char *name,
+		   const char *inputs_json, const char *outputs_json, const char *extra_nodes,
+		   const char *deploy_json);
+
+/* The float64 reference of one row. */
+void h_mlp_reference(const struct h_mlp *m, const float *x, double y[4]);
 
 /* ---- processes ------------------------------------------------------------------------------ */
 

@@ -404,85 +404,24 @@ Test(e2e_registry, batching_on_and_off_give_identical_outputs_and_never_mix_sess
 	}
 	cr_assert_eq(done, N * 300L, "only %ld of %d request pairs completed", done, N * 300);
 	/* Batching happened: the device ran batches of more than one request. */
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "%s/swarm status --socket '%s' --json", SWARM_BIN_DIR,
-		 h_socket());
-	FILE *f = popen(cmd, "r");
-	cr_assert_not_null(f);
-	char out[16384];
-	size_t n = fread(out, 1, sizeof out - 1, f);
-	out[n] = 0;
-	pclose(f);
-	const char *at = strstr(out, "\"batches\": ");
-	cr_assert_not_null(at, "no batches in: %s", out);
-	long batches = atol(at + strlen("\"batches\": "));
-	cr_assert_gt(batches, 0, "no batch of more than one request ran: %s", out);
+	long batches = h_status_batches();
+	cr_assert_gt(batches, 0, "no batch of more than one request ran");
 	h_stop();
 }
 
 /* ---- a node-list graph, served end to end ------------------------------------------------ */
 
-static float mlp_w1[32 * 16], mlp_b1[32], mlp_w2[4 * 32], mlp_b2[4];
-
-static void mlp_reference(const float *x, double *y)
-{
-	double h[32];
-	for (int j = 0; j < 32; j++) {
-		double a = mlp_b1[j];
-		for (int k = 0; k < 16; k++)
-			a += (double)x[k] * mlp_w1[j * 16 + k];
-		h[j] = a > 0 ? a : 0;
-	}
-	for (int j = 0; j < 4; j++) {
-		double a = mlp_b2[j];
-		for (int k = 0; k < 32; k++)
-			a += h[k] * mlp_w2[j * 32 + k];
-		y[j] = a;
-	}
-}
+static struct h_mlp mlp;
 
 Test(e2e_registry, node_list_graph_is_served_batched_and_matches_a_reference)
 {
-	uint32_t seed = 12345;
-	float *all[4] = { mlp_w1, mlp_b1, mlp_w2, mlp_b2 };
-	size_t sizes[4] = { 32 * 16, 32, 4 * 32, 4 };
-	for (int t = 0; t < 4; t++)
-		for (size_t i = 0; i < sizes[t]; i++) {
-			seed = seed * 1103515245u + 12345u;
-			all[t][i] = (float)((int)(seed >> 16) % 2001 - 1000) / 1000.0f + 0.0005f;
-		}
-	int64_t s_w1[2] = { 32, 16 }, s_b1[1] = { 32 }, s_w2[2] = { 4, 32 }, s_b2[1] = { 4 };
-	struct swarm_st_write_tensor t[4] = {
-		{ .name = "w1", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w1, .data = mlp_w1 },
-		{ .name = "b1", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b1, .data = mlp_b1 },
-		{ .name = "w2", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w2, .data = mlp_w2 },
-		{ .name = "b2", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b2, .data = mlp_b2 },
-	};
-	char weights[512], manifest[512], err[512];
-	snprintf(weights, sizeof weights, "%s/mlp.safetensors", work_dir);
-	snprintf(manifest, sizeof manifest, "%s/mlp.json", work_dir);
-	cr_assert_eq(swarm_st_write(weights, t, 4), 0);
-	FILE *f = fopen(manifest, "w");
-	cr_assert_not_null(f);
-	fputs("{\"format\": 1,\n"
-	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],\n"
-	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}],\n"
-	      " \"graph\": {\"nodes\": [\n"
-	      "   {\"op\": \"linear\", \"inputs\": [\"x\", \"w1\", \"b1\"], \"output\": \"h\","
-	      " \"act\": \"relu\"},\n"
-	      "   {\"op\": \"linear\", \"inputs\": [\"h\", \"w2\", \"b2\"], \"output\": \"y\"}]},\n"
-	      " \"weights\": [{\"name\": \"w1\", \"dtype\": \"f32\", \"shape\": [32, 16]},\n"
-	      "             {\"name\": \"b1\", \"dtype\": \"f32\", \"shape\": [32]},\n"
-	      "             {\"name\": \"w2\", \"dtype\": \"f32\", \"shape\": [4, 32]},\n"
-	      "             {\"name\": \"b2\", \"dtype\": \"f32\", \"shape\": [4]}],\n"
-	      " \"deploy\": {\"max_rows\": 64, \"slots\": 4, \"max_batch\": 128,"
-	      " \"max_queue_delay_us\": 500}}\n",
-	      f);
-	fclose(f);
-	uint32_t v = 0;
-	int rc = swarm_registry_publish(reg_dir, "mlp", weights, manifest, NULL, 0, 1, &v, err,
-					sizeof err);
-	cr_assert_eq(rc, 0, "publish the MLP: %s", err);
+	h_mlp_make(&mlp, 12345, 0.0005f);
+	h_mlp_publish(&mlp, reg_dir, work_dir, "mlp",
+		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
+		      "{\"max_rows\": 64, \"slots\": 4, \"max_batch\": 128, "
+		      "\"max_queue_delay_us\": 500}");
+	int rc;
 	start();
 	swarm_client *c = NULL;
 	cr_assert_eq(h_connect(&c), 0);
@@ -514,7 +453,7 @@ Test(e2e_registry, node_list_graph_is_served_batched_and_matches_a_reference)
 			const float *y = swarm_request_output(r[i], 0);
 			for (uint32_t row = 0; row < rows[i]; row++) {
 				double ref[4];
-				mlp_reference(x + row * 16, ref);
+				h_mlp_reference(&mlp, x + row * 16, ref);
 				for (int j = 0; j < 4; j++) {
 					double d = fabs(ref[j] - y[row * 4 + j]);
 					if (d > worst)

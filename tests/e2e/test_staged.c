@@ -18,11 +18,9 @@
 #include <string.h>
 
 #include "e2e/harness.h"
-#include "registry/registry.h"
-#include "registry/safetensors.h"
 
 static char work_dir[256], reg_dir[512];
-static float w1[32 * 16], b1[32], w2[4 * 32], b2[4];
+static struct h_mlp mlp;
 
 static void setup(void)
 {
@@ -33,70 +31,18 @@ static void teardown(void) { h_registry_remove(work_dir); }
 
 TestSuite(e2e_staged, .init = setup, .fini = teardown, .timeout = 180);
 
-/* An MLP y = W2 relu(W1 x + b1) + b2 on x [B, 16], and z2 = z on z [B, 3]: two inputs and two
- * outputs, rows of 64, 12, 16 and 12 bytes. */
+/* The harness's MLP y = W2 relu(W1 x + b1) + b2 on x [B, 16], and z2 = z on z [B, 3]: two
+ * inputs and two outputs, rows of 64, 12, 16 and 12 bytes. */
 static void publish_model(void)
 {
-	uint32_t seed = 777;
-	float *all[4] = { w1, b1, w2, b2 };
-	size_t sizes[4] = { 32 * 16, 32, 4 * 32, 4 };
-	for (int t = 0; t < 4; t++)
-		for (size_t i = 0; i < sizes[t]; i++) {
-			seed = seed * 1103515245u + 12345u;
-			all[t][i] = (float)((int)(seed >> 16) % 2001 - 1000) / 1000.0f;
-		}
-	int64_t s_w1[2] = { 32, 16 }, s_b1[1] = { 32 }, s_w2[2] = { 4, 32 }, s_b2[1] = { 4 };
-	struct swarm_st_write_tensor t[4] = {
-		{ .name = "w1", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w1, .data = w1 },
-		{ .name = "b1", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b1, .data = b1 },
-		{ .name = "w2", .dtype = SWARM_ST_F32, .ndim = 2, .shape = s_w2, .data = w2 },
-		{ .name = "b2", .dtype = SWARM_ST_F32, .ndim = 1, .shape = s_b2, .data = b2 },
-	};
-	char weights[512], manifest[512], err[512];
-	snprintf(weights, sizeof weights, "%s/mlp.safetensors", work_dir);
-	snprintf(manifest, sizeof manifest, "%s/mlp.json", work_dir);
-	cr_assert_eq(swarm_st_write(weights, t, 4), 0);
-	FILE *f = fopen(manifest, "w");
-	cr_assert_not_null(f);
-	fputs("{\"format\": 1,\n"
-	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]},\n"
-	      "            {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],\n"
-	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]},\n"
-	      "             {\"name\": \"z2\", \"dtype\": \"f32\", \"shape\": [-1, 3]}],\n"
-	      " \"graph\": {\"nodes\": [\n"
-	      "   {\"op\": \"linear\", \"inputs\": [\"x\", \"w1\", \"b1\"], \"output\": \"h\","
-	      " \"act\": \"relu\"},\n"
-	      "   {\"op\": \"linear\", \"inputs\": [\"h\", \"w2\", \"b2\"], \"output\": \"y\"},\n"
-	      "   {\"op\": \"identity\", \"inputs\": [\"z\"], \"output\": \"z2\"}]},\n"
-	      " \"weights\": [{\"name\": \"w1\", \"dtype\": \"f32\", \"shape\": [32, 16]},\n"
-	      "             {\"name\": \"b1\", \"dtype\": \"f32\", \"shape\": [32]},\n"
-	      "             {\"name\": \"w2\", \"dtype\": \"f32\", \"shape\": [4, 32]},\n"
-	      "             {\"name\": \"b2\", \"dtype\": \"f32\", \"shape\": [4]}],\n"
-	      " \"deploy\": {\"max_rows\": 16, \"slots\": 4, \"max_batch\": 64,"
-	      " \"max_queue_delay_us\": 1000}}\n",
-	      f);
-	fclose(f);
-	uint32_t v = 0;
-	int rc = swarm_registry_publish(reg_dir, "mlp", weights, manifest, NULL, 0, 1, &v, err,
-					sizeof err);
-	cr_assert_eq(rc, 0, "publish: %s", err);
-}
-
-static void reference(const float *x, double *y)
-{
-	double h[32];
-	for (int j = 0; j < 32; j++) {
-		double a = b1[j];
-		for (int k = 0; k < 16; k++)
-			a += (double)x[k] * w1[j * 16 + k];
-		h[j] = a > 0 ? a : 0;
-	}
-	for (int j = 0; j < 4; j++) {
-		double a = b2[j];
-		for (int k = 0; k < 32; k++)
-			a += h[k] * w2[j * 32 + k];
-		y[j] = a;
-	}
+	h_mlp_make(&mlp, 777, 0.0f);
+	h_mlp_publish(&mlp, reg_dir, work_dir, "mlp",
+		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]},\n"
+		      "            {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 3]}]",
+		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]},\n"
+		      "             {\"name\": \"z2\", \"dtype\": \"f32\", \"shape\": [-1, 3]}]",
+		      ",\n   {\"op\": \"identity\", \"inputs\": [\"z\"], \"output\": \"z2\"}",
+		      "{\"max_rows\": 16, \"slots\": 4, \"max_batch\": 64, \"max_queue_delay_us\": 1000}");
 }
 
 #define CLIENTS 4
@@ -130,7 +76,7 @@ static void check(struct client *c, swarm_request *r, uint32_t rows, int it, int
 	const float *y = swarm_request_output(r, 0), *z2 = swarm_request_output(r, 1);
 	for (uint32_t row = 0; row < rows; row++) {
 		double ref[4];
-		reference(x + row * 16, ref);
+		h_mlp_reference(&mlp, x + row * 16, ref);
 		for (int j = 0; j < 4; j++)
 			if (fabs(ref[j] - y[row * 4 + j]) > 1e-4 * (1 + fabs(ref[j]))) {
 				if (!c->wrong_y++)
@@ -220,19 +166,8 @@ Test(e2e_staged, batches_from_many_sessions_run_from_their_slots)
 	cr_assert(h_log_contains("path=slots"), "the version was not set up to batch from slots");
 
 	/* Batches of more than one request ran (on this path, straight from the slots). */
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "%s/swarm status --socket '%s' --json", SWARM_BIN_DIR,
-		 h_socket());
-	FILE *f = popen(cmd, "r");
-	cr_assert_not_null(f);
-	char out[16384];
-	size_t n = fread(out, 1, sizeof out - 1, f);
-	out[n] = 0;
-	pclose(f);
-	const char *at = strstr(out, "\"batches\": ");
-	cr_assert_not_null(at, "no batches in: %s", out);
-	long batches = atol(at + strlen("\"batches\": "));
-	cr_assert_gt(batches, 0, "no batch of more than one request ran: %s", out);
+	long batches = h_status_batches();
+	cr_assert_gt(batches, 0, "no batch of more than one request ran");
 	cr_log_info("%ld requests, %ld batches", done, batches);
 	h_stop();
 }
