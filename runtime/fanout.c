@@ -18,7 +18,8 @@ int swarm_fanout_plan(const struct swarm_fanout_dev *need, uint32_t n,
 		return -EINVAL;
 	memset(out, 0, sizeof *out);
 	struct swarm_fanout_dev d[SWARM_FANOUT_MAX];
-	memcpy(d, need, n * sizeof *d);
+	if (n)
+		memcpy(d, need, n * sizeof *d);
 	qsort(d, n, sizeof *d, by_index);
 	for (uint32_t i = 1; i < n; i++)
 		if (d[i].index == d[i - 1].index)

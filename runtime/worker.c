@@ -2000,6 +2000,14 @@ int main(int argc, char **argv)
 	run(&w);
 	while (w.n_sessions)
 		session_free(&w, w.active[0]);
+	/* What is left is held by preloads (LOAD), one reference each. */
+	for (struct version *v = w.versions, *next; v; v = next) {
+		next = v->next;
+		if (v->preloaded) {
+			v->preloaded = 0;
+			version_put(&w, v);
+		}
+	}
 	swarm_loop_destroy(w.loop);
 	w.dev->i->destroy(w.dev);
 	close(w.timer);
