@@ -4,7 +4,7 @@
  *
  * Two strategies (gather.h), both queued on the device's one stream and done at synchronize:
  *   copies: DMA, one copy a piece after merging adjacent pieces; cudaMemcpyBatchAsync (CUDA
- *           12.8 on) hands the driver a whole batch in one call, where per-piece
+ *           13 headers on) hands the driver a whole batch in one call, where per-piece
  *           cudaMemcpyAsync pays a call and a DMA setup each;
  *   kernel: one launch moves up to SWARM_CUDA_GATHER_MAX_PIECES pieces, its threads reading
  *           (writing) the slots through their mapping over the link, 16 bytes at a time where
@@ -124,7 +124,7 @@ static int batch_flush(struct swarm_cuda_ctx *c, struct copy_batch *b)
 	b->n = 0;
 	if (n == 0)
 		return 0;
-#if CUDART_VERSION >= 12080
+#if CUDART_VERSION >= 13000 /* 12.8 and 12.9 declared it otherwise (failIdx, non-const arrays) */
 	if (n > 1 && !g->batch_off) {
 		struct cudaMemcpyAttributes attr;
 		size_t first = 0;
