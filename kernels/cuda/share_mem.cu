@@ -37,6 +37,7 @@ struct shared_alloc {
 	CUdeviceptr ptr;
 	size_t size; /* mapped and reserved */
 	CUmemGenericAllocationHandle handle;
+	int ordinal; /* the GPU it is mapped for: free waits for that one */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -143,6 +144,7 @@ static int map_and_record(int ordinal, CUmemGenericAllocationHandle h, size_t si
 	a->ptr = va;
 	a->size = size;
 	a->handle = h;
+	a->ordinal = ordinal;
 	pthread_mutex_lock(&lock);
 	a->next = allocs;
 	allocs = a;
@@ -277,8 +279,11 @@ extern "C" int swarm_cuda_share_free(void *ptr)
 		swarm_cuda_set_error("free of %p: not a shared allocation", ptr);
 		return -EINVAL;
 	}
-	/* Work queued on the memory must finish before it is unmapped. */
-	int rc = CUDA_CALL(cudaDeviceSynchronize());
+	/* Work queued on the memory must finish before it is unmapped: on its GPU, which need not
+	 * be the current one of this thread (cudaDeviceSynchronize waits for the current only). */
+	int rc = CUDA_CALL(cudaSetDevice(a->ordinal));
+	if (!rc)
+		rc = CUDA_CALL(cudaDeviceSynchronize());
 	CUresult r1 = drv.unmap(a->ptr, a->size);
 	CUresult r2 = drv.address_free(a->ptr, a->size);
 	CUresult r3 = drv.release(a->handle);
