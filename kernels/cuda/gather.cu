@@ -240,8 +240,11 @@ int swarm_cuda_copy_many(struct swarm_cuda_ctx *c, const struct swarm_copy *piec
 	size_t largest = 0;
 	int ret;
 
-	if (n && !pieces)
+	if (n && !pieces) {
+		swarm_cuda_set_error("%s: %u pieces at NULL",
+				     to_device ? "upload_many" : "download_many", n);
 		return -EINVAL;
+	}
 	if (c->capturing) {
 		swarm_cuda_set_error("%s during graph capture",
 				     to_device ? "upload_many" : "download_many");
@@ -253,8 +256,12 @@ int swarm_cuda_copy_many(struct swarm_cuda_ctx *c, const struct swarm_copy *piec
 		const struct swarm_copy *pc = &pieces[i];
 		if (pc->bytes == 0)
 			continue;
-		if (!pc->dst || !pc->src)
+		if (!pc->dst || !pc->src) {
+			swarm_cuda_set_error("%s: piece %u of %zu bytes has a NULL %s",
+					     to_device ? "upload_many" : "download_many", i,
+					     pc->bytes, pc->dst ? "src" : "dst");
 			return -EINVAL;
+		}
 		char *view = NULL;
 		if (g->mode == SWARM_CUDA_GATHER_KERNEL)
 			view = to_device ? device_view(g, pc->src, pc->bytes, 0) :

@@ -167,7 +167,11 @@ static int granularity(int ordinal, size_t *gran)
 	CUresult r = drv.granularity(gran, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
 	if (r != CUDA_SUCCESS)
 		return drv_err(r, "cuMemGetAllocationGranularity");
-	return *gran ? 0 : -EIO;
+	if (*gran == 0) {
+		swarm_cuda_set_error("cuMemGetAllocationGranularity: 0 for GPU %d", ordinal);
+		return -EIO;
+	}
+	return 0;
 }
 
 extern "C" int swarm_cuda_share_alloc(int ordinal, size_t bytes, void **ptr)
@@ -176,8 +180,11 @@ extern "C" int swarm_cuda_share_alloc(int ordinal, size_t bytes, void **ptr)
 	size_t gran = 0;
 	int rc;
 
-	if (!ptr || ordinal < 0 || !bytes)
+	if (!ptr || ordinal < 0 || !bytes) {
+		swarm_cuda_set_error("share_alloc: bad argument (ptr %p, GPU %d, %zu bytes)",
+				     (void *)ptr, ordinal, bytes);
 		return -EINVAL;
+	}
 	*ptr = NULL;
 	if ((rc = prepare(ordinal)) || (rc = granularity(ordinal, &gran)))
 		return rc;
@@ -231,8 +238,11 @@ extern "C" int swarm_cuda_share_import(int ordinal, int fd, size_t bytes, void *
 	size_t gran = 0;
 	int rc;
 
-	if (!ptr || ordinal < 0 || fd < 0 || !bytes)
+	if (!ptr || ordinal < 0 || fd < 0 || !bytes) {
+		swarm_cuda_set_error("import: bad argument (ptr %p, GPU %d, fd %d, %zu bytes)",
+				     (void *)ptr, ordinal, fd, bytes);
 		return -EINVAL;
+	}
 	*ptr = NULL;
 	if (fcntl(fd, F_GETFD) < 0) {
 		swarm_cuda_set_error("import: fd %d is not open", fd);
