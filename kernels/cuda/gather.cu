@@ -4,7 +4,7 @@
  *
  * Two strategies (gather.h), both queued on the device's one stream and done at synchronize:
  *   copies: DMA, one copy a piece after merging adjacent pieces; cudaMemcpyBatchAsync (CUDA
- *           12.8 on) hands the driver a whole batch in one call, where per-piece
+ *           13 headers on) hands the driver a whole batch in one call, where per-piece
  *           cudaMemcpyAsync pays a call and a DMA setup each;
  *   kernel: one launch moves up to SWARM_CUDA_GATHER_MAX_PIECES pieces, its threads reading
  *           (writing) the slots through their mapping over the link, 16 bytes at a time where
@@ -124,7 +124,7 @@ static int batch_flush(struct swarm_cuda_ctx *c, struct copy_batch *b)
 	b->n = 0;
 	if (n == 0)
 		return 0;
-#if CUDART_VERSION >= 12080
+#if CUDART_VERSION >= 13000 /* 12.8 and 12.9 declared it otherwise (failIdx, non-const arrays) */
 	if (n > 1 && !g->batch_off) {
 		struct cudaMemcpyAttributes attr;
 		size_t first = 0;
@@ -240,8 +240,11 @@ int swarm_cuda_copy_many(struct swarm_cuda_ctx *c, const struct swarm_copy *piec
 	size_t largest = 0;
 	int ret;
 
-	if (n && !pieces)
+	if (n && !pieces) {
+		swarm_cuda_set_error("%s: %u pieces at NULL",
+				     to_device ? "upload_many" : "download_many", n);
 		return -EINVAL;
+	}
 	if (c->capturing) {
 		swarm_cuda_set_error("%s during graph capture",
 				     to_device ? "upload_many" : "download_many");
@@ -253,8 +256,12 @@ int swarm_cuda_copy_many(struct swarm_cuda_ctx *c, const struct swarm_copy *piec
 		const struct swarm_copy *pc = &pieces[i];
 		if (pc->bytes == 0)
 			continue;
-		if (!pc->dst || !pc->src)
+		if (!pc->dst || !pc->src) {
+			swarm_cuda_set_error("%s: piece %u of %zu bytes has a NULL %s",
+					     to_device ? "upload_many" : "download_many", i,
+					     pc->bytes, pc->dst ? "src" : "dst");
 			return -EINVAL;
+		}
 		char *view = NULL;
 		if (g->mode == SWARM_CUDA_GATHER_KERNEL)
 			view = to_device ? device_view(g, pc->src, pc->bytes, 0) :

@@ -37,6 +37,7 @@ struct shared_alloc {
 	CUdeviceptr ptr;
 	size_t size; /* mapped and reserved */
 	CUmemGenericAllocationHandle handle;
+	int ordinal; /* the GPU it is mapped for: free waits for that one */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -143,6 +144,7 @@ static int map_and_record(int ordinal, CUmemGenericAllocationHandle h, size_t si
 	a->ptr = va;
 	a->size = size;
 	a->handle = h;
+	a->ordinal = ordinal;
 	pthread_mutex_lock(&lock);
 	a->next = allocs;
 	allocs = a;
@@ -165,7 +167,11 @@ static int granularity(int ordinal, size_t *gran)
 	CUresult r = drv.granularity(gran, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
 	if (r != CUDA_SUCCESS)
 		return drv_err(r, "cuMemGetAllocationGranularity");
-	return *gran ? 0 : -EIO;
+	if (*gran == 0) {
+		swarm_cuda_set_error("cuMemGetAllocationGranularity: 0 for GPU %d", ordinal);
+		return -EIO;
+	}
+	return 0;
 }
 
 extern "C" int swarm_cuda_share_alloc(int ordinal, size_t bytes, void **ptr)
@@ -174,8 +180,11 @@ extern "C" int swarm_cuda_share_alloc(int ordinal, size_t bytes, void **ptr)
 	size_t gran = 0;
 	int rc;
 
-	if (!ptr || ordinal < 0 || !bytes)
+	if (!ptr || ordinal < 0 || !bytes) {
+		swarm_cuda_set_error("share_alloc: bad argument (ptr %p, GPU %d, %zu bytes)",
+				     (void *)ptr, ordinal, bytes);
 		return -EINVAL;
+	}
 	*ptr = NULL;
 	if ((rc = prepare(ordinal)) || (rc = granularity(ordinal, &gran)))
 		return rc;
@@ -229,8 +238,11 @@ extern "C" int swarm_cuda_share_import(int ordinal, int fd, size_t bytes, void *
 	size_t gran = 0;
 	int rc;
 
-	if (!ptr || ordinal < 0 || fd < 0 || !bytes)
+	if (!ptr || ordinal < 0 || fd < 0 || !bytes) {
+		swarm_cuda_set_error("import: bad argument (ptr %p, GPU %d, fd %d, %zu bytes)",
+				     (void *)ptr, ordinal, fd, bytes);
 		return -EINVAL;
+	}
 	*ptr = NULL;
 	if (fcntl(fd, F_GETFD) < 0) {
 		swarm_cuda_set_error("import: fd %d is not open", fd);
@@ -277,8 +289,11 @@ extern "C" int swarm_cuda_share_free(void *ptr)
 		swarm_cuda_set_error("free of %p: not a shared allocation", ptr);
 		return -EINVAL;
 	}
-	/* Work queued on the memory must finish before it is unmapped. */
-	int rc = CUDA_CALL(cudaDeviceSynchronize());
+	/* Work queued on the memory must finish before it is unmapped: on its GPU, which need not
+	 * be the current one of this thread (cudaDeviceSynchronize waits for the current only). */
+	int rc = CUDA_CALL(cudaSetDevice(a->ordinal));
+	if (!rc)
+		rc = CUDA_CALL(cudaDeviceSynchronize());
 	CUresult r1 = drv.unmap(a->ptr, a->size);
 	CUresult r2 = drv.address_free(a->ptr, a->size);
 	CUresult r3 = drv.release(a->handle);

@@ -36,8 +36,9 @@ int swarm_cuda_share_export(void *ptr, int *fd);
  * the mapping); -ENOTSUP, -ENOMEM, -EIO otherwise. Nothing stays mapped on failure. */
 int swarm_cuda_share_import(int ordinal, int fd, size_t bytes, void **ptr);
 
-/* Unmaps ptr and releases this process's reference; the memory itself goes when the last
- * process that maps or holds it has let go. ptr is invalid after it. NULL is a no-op.
+/* Waits for ptr's GPU (made current on the calling thread, as alloc and import do), unmaps
+ * ptr and releases this process's reference; the memory itself goes when the last process
+ * that maps or holds it has let go. ptr is invalid after it. NULL is a no-op.
  * Returns 0, -EINVAL (not a shared allocation of this process), -EIO. */
 int swarm_cuda_share_free(void *ptr);
 

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -222,6 +223,55 @@ Test(kernels_cuda_share_gpu, import_refuses_a_bad_fd_and_a_larger_size, .timeout
 	close(fd);
 	close(pipefd[0]);
 	close(pipefd[1]);
+	dev->i->destroy(dev);
+}
+
+/* free_shared from a thread whose current GPU is another one (GPU 0, made current by a device
+ * created there) still waits for the allocation's own GPU before it unmaps: copies queued
+ * into the memory finish, and that GPU reports no fault. Needs two GPUs. */
+struct free_elsewhere {
+	struct swarm_device *dev;
+	void *p;
+	int rc;
+};
+
+static void *free_on_gpu0(void *arg)
+{
+	struct free_elsewhere *f = arg;
+	struct swarm_device *gpu0 = NULL;
+	f->rc = swarm_device_cuda_create(0, &gpu0); /* makes GPU 0 current on this thread */
+	f->dev->i->free_shared(f->dev, f->p);
+	if (gpu0)
+		gpu0->i->destroy(gpu0);
+	return NULL;
+}
+
+Test(kernels_cuda_share_gpu, free_from_a_thread_on_another_gpu_waits_for_its_own, .timeout = 120)
+{
+	skip_without_gpu();
+	int count = 0;
+	cr_assert_eq(swarm_cuda_device_count(&count), 0);
+	if (count < 2)
+		cr_skip_test("needs two GPUs, this machine has %d", count);
+	struct swarm_device *dev = NULL;
+	int rc = swarm_device_cuda_create(count - 1, &dev);
+	cr_assert_eq(rc, 0, "create(%d): %d: %s", count - 1, rc, swarm_cuda_last_error());
+	const size_t bytes = 256u << 20;
+	void *p = dev->i->alloc_shared(dev, bytes);
+	void *q = dev->i->alloc(dev, bytes);
+	cr_assert(p && q, "alloc: %s", swarm_cuda_last_error());
+	/* Tens of milliseconds of copies into p, still running when free_shared is called. */
+	for (int i = 0; i < 128; i++)
+		cr_assert_eq(dev->i->copy_d2d(dev, p, q, bytes), 0, "%s", swarm_cuda_last_error());
+	struct free_elsewhere f = { dev, p, -1 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, free_on_gpu0, &f), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(f.rc, 0, "create(0): %d", f.rc);
+	rc = dev->i->synchronize(dev);
+	cr_expect_eq(rc, 0, "the copies into the freed memory faulted: %d: %s", rc,
+		     swarm_cuda_last_error());
+	dev->i->free(dev, q);
 	dev->i->destroy(dev);
 }
 
