@@ -29,8 +29,6 @@ static_assert(sizeof(ncclUniqueId) == SWARM_NCCL_ID_BYTES, "sizeof(ncclUniqueId)
 #define SWARM_NCCL_FUNCS(X) \
 	X(ncclGetUniqueId)  \
 	X(ncclCommInitRank) \
-	X(ncclCommInitRankConfig) \
-	X(ncclCommGetAsyncError) \
 	X(ncclBroadcast)    \
 	X(ncclCommDestroy)  \
 	X(ncclCommAbort)    \
@@ -41,6 +39,9 @@ static struct {
 	SWARM_NCCL_FUNCS(SWARM_NCCL_MEMBER)
 #undef SWARM_NCCL_MEMBER
 	decltype(&::ncclGetLastError) ncclGetLastError; /* NCCL 2.13 on; NULL before */
+	/* NCCL 2.14 on (non-blocking communicators, the deadline); NULL before */
+	decltype(&::ncclCommInitRankConfig) ncclCommInitRankConfig;
+	decltype(&::ncclCommGetAsyncError) ncclCommGetAsyncError;
 } api;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int load_ret = -ENODEV;
@@ -77,6 +78,10 @@ static void load(void)
 #undef SWARM_NCCL_SYM
 	sym = dlsym(h, "ncclGetLastError");
 	memcpy(&api.ncclGetLastError, &sym, sizeof(sym));
+	sym = dlsym(h, "ncclCommInitRankConfig");
+	memcpy(&api.ncclCommInitRankConfig, &sym, sizeof(sym));
+	sym = dlsym(h, "ncclCommGetAsyncError");
+	memcpy(&api.ncclCommGetAsyncError, &sym, sizeof(sym));
 	load_ret = 0;
 }
 
@@ -244,6 +249,13 @@ extern "C" int swarm_nccl_broadcast_timeout(struct swarm_device *dev,
 	if (cur != c->ordinal)
 		CUDA_CHECK_RET(cudaSetDevice(c->ordinal));
 	deadline = now_s() + (double)timeout_ms / 1e3;
+	if (timeout_ms && (!api.ncclCommInitRankConfig || !api.ncclCommGetAsyncError)) {
+		/* Without them a rank that never joins would hang this one: refuse, and the
+		 * caller loads its weights another way. */
+		swarm_cuda_set_error("swarm_nccl_broadcast: this NCCL (before 2.14) has no "
+				     "non-blocking communicators, so no deadline");
+		return -ENOTSUP;
+	}
 	if (timeout_ms) {
 		/* Non-blocking: every call returns at once and nccl_wait polls it, so that a rank
 		 * that never joins ends in -ETIMEDOUT and an abort rather than a hang. */

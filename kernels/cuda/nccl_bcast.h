@@ -51,7 +51,8 @@ int swarm_nccl_broadcast(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_I
  * (ncclCommInitRankConfig, blocking = 0) and polls every step, so that when a rank never joins
  * or goes away mid-broadcast the call aborts the communicator and returns -ETIMEDOUT (or -EIO
  * for an error NCCL reports) within about timeout_ms, instead of waiting forever; 0 waits as
- * swarm_nccl_broadcast does. A negative timeout_ms is -EINVAL. */
+ * swarm_nccl_broadcast does. A negative timeout_ms is -EINVAL; a deadline with an NCCL older than
+ * 2.14 (no non-blocking communicators) is -ENOTSUP, checked before any rank is joined. */
 int swarm_nccl_broadcast_timeout(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_ID_BYTES],
 				 int nranks, int rank, int root, void *buf, size_t bytes,
 				 int timeout_ms, double *gbps);
