@@ -1,6 +1,9 @@
 /* blas.cu: loads cuBLAS and cuBLASLt (see blas.cuh), and reports their failures. */
 #include "blas.cuh"
+#include "nccl_bcast.h"
 #include "probe.h"
+
+#include "kernels/lib_search.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -29,30 +32,29 @@ static_assert(std::is_same<decltype(static_cast<swarm_cublas_gemm_strided_batche
 static struct swarm_blas_api api;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int load_ret = -ENODEV;
-static char load_error[256];
+static char load_error[1024];
+static char where_lt[512], where_blas[512]; /* the files loaded, for swarm_cuda_libs_describe */
 
-/* dlopen by soname (the loader's path: LD_LIBRARY_PATH, ld.so.cache), then in the toolkit's
- * library directory this build found (SWARM_CUDA_LIB_DIR). */
-static void *open_lib(const char *soname)
+/* dlopen by soname (the loader's path: LD_LIBRARY_PATH, ld.so.cache), else wherever
+ * kernels/lib_search.h finds it (SWARM_CUDA_LIB_DIR, this build's toolkit folder, the system's,
+ * PyTorch's wheels); *where says which file, load_error why none. */
+static void *open_lib(const char *soname, char *where, size_t where_len)
 {
-	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+	void *h = swarm_lib_open(soname,
 #ifdef SWARM_CUDA_LIB_DIR
-	if (!h) {
-		char path[512];
-		snprintf(path, sizeof(path), "%s/%s", SWARM_CUDA_LIB_DIR, soname);
-		h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	}
+				 SWARM_CUDA_LIB_DIR,
+#else
+				 NULL,
 #endif
-	if (!h)
-		snprintf(load_error, sizeof(load_error), "cannot load %s: %s", soname, dlerror());
+				 where, where_len, load_error, sizeof(load_error));
 	return h;
 }
 
 /* Looks every function of the table up; the handles stay open for the process's life. */
 static void load(void)
 {
-	void *lt = open_lib(CUBLASLT_SONAME);
-	void *blas = lt ? open_lib(CUBLAS_SONAME) : NULL;
+	void *lt = open_lib(CUBLASLT_SONAME, where_lt, sizeof(where_lt));
+	void *blas = lt ? open_lib(CUBLAS_SONAME, where_blas, sizeof(where_blas)) : NULL;
 	void *sym;
 
 	if (!blas)
@@ -82,6 +84,24 @@ int swarm_blas_load(void)
 }
 
 const struct swarm_blas_api *swarm_blas(void) { return &api; }
+
+extern "C" int swarm_cuda_libs_describe(char *buf, size_t len)
+{
+	int rc = swarm_blas_load();
+	int n;
+
+	if (!buf || len == 0)
+		return -EINVAL;
+	if (rc == 0)
+		n = snprintf(buf, len, "%s: %s\n%s: %s\n", CUBLASLT_SONAME, where_lt, CUBLAS_SONAME,
+			     where_blas);
+	else
+		n = snprintf(buf, len, "cuBLAS: %s\n", load_error);
+	if (n < 0 || (size_t)n >= len)
+		return rc;
+	int nrc = swarm_nccl_describe(buf + n, len - (size_t)n);
+	return rc ? rc : nrc;
+}
 
 int swarm_cuda_report_blas(cublasStatus_t st, const char *stmt, const char *file, int line)
 {

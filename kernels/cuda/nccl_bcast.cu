@@ -8,6 +8,8 @@
 #include "cuda_common.cuh"
 #include "probe.h"
 
+#include "kernels/lib_search.h"
+
 #include <nccl.h>
 
 #include <dlfcn.h>
@@ -39,34 +41,31 @@ static struct {
 	SWARM_NCCL_FUNCS(SWARM_NCCL_MEMBER)
 #undef SWARM_NCCL_MEMBER
 	decltype(&::ncclGetLastError) ncclGetLastError; /* NCCL 2.13 on; NULL before */
+	decltype(&::ncclGetVersion) ncclGetVersion;     /* for swarm_nccl_describe; may be NULL */
 	/* NCCL 2.14 on (non-blocking communicators, the deadline); NULL before */
 	decltype(&::ncclCommInitRankConfig) ncclCommInitRankConfig;
 	decltype(&::ncclCommGetAsyncError) ncclCommGetAsyncError;
 } api;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int load_ret = -ENODEV;
-static char load_error[256];
+static char load_error[1024];
+static char where[512]; /* the file loaded, for swarm_nccl_describe */
 
-/* dlopen by soname (LD_LIBRARY_PATH, ld.so.cache), then in the toolkit's library directory this
- * build found (SWARM_CUDA_LIB_DIR), as blas.cu does. The handle stays open for the process's
- * life. */
+/* dlopen by soname (LD_LIBRARY_PATH, ld.so.cache), else wherever kernels/lib_search.h finds
+ * it, as blas.cu does. The handle stays open for the process's life. */
 static void load(void)
 {
-	void *h = dlopen(NCCL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	void *h = swarm_lib_open(NCCL_SONAME,
+#ifdef SWARM_CUDA_LIB_DIR
+				 SWARM_CUDA_LIB_DIR,
+#else
+				 NULL,
+#endif
+				 where, sizeof(where), load_error, sizeof(load_error));
 	void *sym;
 
-#ifdef SWARM_CUDA_LIB_DIR
-	if (!h) {
-		char path[512];
-		snprintf(path, sizeof(path), "%s/%s", SWARM_CUDA_LIB_DIR, NCCL_SONAME);
-		h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	}
-#endif
-	if (!h) {
-		snprintf(load_error, sizeof(load_error), "cannot load %s: %s", NCCL_SONAME,
-			 dlerror());
+	if (!h)
 		return;
-	}
 #define SWARM_NCCL_SYM(f)                                                                  \
 	sym = dlsym(h, #f);                                                                \
 	if (!sym) {                                                                        \
@@ -76,6 +75,8 @@ static void load(void)
 	memcpy(&api.f, &sym, sizeof(sym)); /* a data pointer to a function pointer */
 	SWARM_NCCL_FUNCS(SWARM_NCCL_SYM)
 #undef SWARM_NCCL_SYM
+	sym = dlsym(h, "ncclGetVersion");
+	memcpy(&api.ncclGetVersion, &sym, sizeof(sym));
 	sym = dlsym(h, "ncclGetLastError");
 	memcpy(&api.ncclGetLastError, &sym, sizeof(sym));
 	sym = dlsym(h, "ncclCommInitRankConfig");
@@ -92,6 +93,23 @@ static int nccl_load(void)
 	if (load_ret)
 		swarm_cuda_set_error("NCCL: %s", load_error);
 	return load_ret;
+}
+
+extern "C" int swarm_nccl_describe(char *buf, size_t len)
+{
+	int rc = nccl_load();
+	int version = 0;
+
+	if (!buf || len == 0)
+		return -EINVAL;
+	if (rc == 0 && api.ncclGetVersion)
+		(void)api.ncclGetVersion(&version);
+	if (rc == 0)
+		snprintf(buf, len, "%s: %s, NCCL %d.%d.%d\n", NCCL_SONAME, where, version / 10000,
+			 version / 100 % 100, version % 100);
+	else
+		snprintf(buf, len, "NCCL: %s\n", load_error);
+	return rc;
 }
 
 /* Records and prints a failed NCCL call, as swarm_cuda_report does for CUDA; returns -EINVAL
@@ -161,11 +179,13 @@ static int nccl_wait(ncclComm_t comm, double deadline, const char *what)
 	for (;;) {
 		ncclResult_t q = api.ncclCommGetAsyncError(comm, &st);
 		if (q != ncclSuccess)
-			return nccl_report(q, comm, "ncclCommGetAsyncError", __FILE__, __LINE__, -EIO);
+			return nccl_report(q, comm, "ncclCommGetAsyncError", __FILE__, __LINE__,
+					   -EIO);
 		if (st != ncclInProgress)
 			break;
 		if (now_s() > deadline) {
-			swarm_cuda_set_error("%s: no answer from every rank before the deadline", what);
+			swarm_cuda_set_error("%s: no answer from every rank before the deadline",
+					     what);
 			return -ETIMEDOUT;
 		}
 		nanosleep(&pause, NULL);
@@ -277,7 +297,8 @@ extern "C" int swarm_nccl_broadcast_timeout(struct swarm_device *dev,
 	CUDA_CHECK(cudaStreamSynchronize(c->stream), out);
 	t0 = now_s();
 	if (timeout_ms) {
-		ncclResult_t st = api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream);
+		ncclResult_t st =
+			api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream);
 		if (st != ncclSuccess && st != ncclInProgress) {
 			ret = nccl_report(st, comm, "ncclBroadcast", __FILE__, __LINE__, -EIO);
 			goto out;
@@ -286,8 +307,8 @@ extern "C" int swarm_nccl_broadcast_timeout(struct swarm_device *dev,
 		    (ret = stream_wait(c->stream, comm, deadline)))
 			goto out;
 	} else {
-		NCCL_CHECK(api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream), comm,
-			   -EIO, out);
+		NCCL_CHECK(api.ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm, c->stream),
+			   comm, -EIO, out);
 		CUDA_CHECK(cudaStreamSynchronize(c->stream), out);
 	}
 	dt = now_s() - t0;

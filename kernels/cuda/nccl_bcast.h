@@ -5,7 +5,8 @@
  * fan-out"). The multi-GPU path awaits a machine with several GPUs; the single-rank case is
  * tested wherever there is one.
  *
- * NCCL is loaded with dlopen at first use (libnccl.so.2, then the toolkit's library directory),
+ * NCCL is loaded with dlopen at first use (libnccl.so.2 by the loader's path, else where
+ * kernels/lib_search.h finds it),
  * never linked: a binary starts where it is missing, and only a process that calls these maps
  * it. A plain C header (no CUDA or NCCL header): only kernels/cuda/ includes those.
  *
@@ -56,6 +57,10 @@ int swarm_nccl_broadcast(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_I
 int swarm_nccl_broadcast_timeout(struct swarm_device *dev, const uint8_t id[SWARM_NCCL_ID_BYTES],
 				 int nranks, int rank, int root, void *buf, size_t bytes,
 				 int timeout_ms, double *gbps);
+
+/* Loads NCCL (once per process) and writes one line to buf: "libnccl.so.2: FILE (how it was
+ * found), NCCL X.Y.Z", or "NCCL: why not, and where it looked". Returns 0 or -ENODEV. */
+int swarm_nccl_describe(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

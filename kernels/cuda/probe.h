@@ -37,6 +37,12 @@ int swarm_cuda_pci_bus_id(int ordinal, char *busid, int len);
  * statement, file and line). n == 0 returns 0 without touching the GPU. */
 int swarm_cuda_affine_f32(const float *x, float *y, size_t n, float a, float b);
 
+/* Loads cuBLAS, cuBLASLt and NCCL as a CUDA device does (with dlopen, by kernels/lib_search.h's
+ * search) and writes a line for each to buf: the file it loaded and how it was found, or why
+ * none could be, naming where it looked. Needs no GPU. Returns 0, or -ENODEV when one is
+ * missing (buf still says which). */
+int swarm_cuda_libs_describe(char *buf, size_t len);
+
 /* A message for the last failure of a swarm_cuda_* call, or of the CUDA device of
  * kernels/device.h (swarm_device_cuda_create and its table), on this thread ("" when none).
  * The string stays valid until the next such call on this thread. */
