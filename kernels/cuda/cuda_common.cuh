@@ -33,6 +33,11 @@ void swarm_cuda_clear_error(void);
 int swarm_cuda_errno(cudaError_t err);
 /* Records, prints and clears a failed CUDA call; returns its errno. */
 int swarm_cuda_report(cudaError_t err, const char *stmt, const char *file, int line);
+/* The same for a CUDA driver call's CUresult (given as int: this header includes no cuda.h),
+ * named as the driver names it (cuGetErrorName, cuGetErrorString): -ENOMEM out of memory,
+ * -ENOTSUP not supported or not permitted (a platform that refuses the feature), -EINVAL an
+ * invalid value or handle, -ENODEV no device or driver, else -EIO. */
+int swarm_cuda_report_drv(int result, const char *stmt, const char *file, int line);
 /* The same for a cuBLAS or cuBLASLt status: -ENOMEM for an allocation failure, -ENOTSUP for
  * CUBLAS_STATUS_NOT_SUPPORTED, else -EIO (in blas.cu, which loads cuBLAS). */
 int swarm_cuda_report_blas(cublasStatus_t st, const char *stmt, const char *file, int line);

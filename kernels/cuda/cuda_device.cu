@@ -161,7 +161,9 @@ static int cuda_upload_stream(struct swarm_device *d, void *dst, const struct sw
 }
 
 /* Pins p for DMA. A read-only mapping (the registry's mmap'd weights) cannot be registered
- * the default way; it is retried read-only where the GPU supports that. */
+ * the default way; it is retried read-only where the GPU supports that, mapped (the default
+ * maps a range into the device's address space on UVA systems; a read-only registration only
+ * with cudaHostRegisterMapped), so that the gather kernel may read it in place. */
 static int cuda_register_host(struct swarm_device *d, void *p, size_t bytes)
 {
 	struct swarm_cuda_ctx *c = ctx_of(d);
@@ -182,7 +184,9 @@ static int cuda_register_host(struct swarm_device *d, void *p, size_t bytes)
 	(void)cudaGetLastError();
 	if (cudaDeviceGetAttribute(&ro, cudaDevAttrHostRegisterReadOnlySupported, c->ordinal) ==
 		    cudaSuccess &&
-	    ro && cudaHostRegister(p, bytes, cudaHostRegisterReadOnly) == cudaSuccess) {
+	    ro &&
+	    cudaHostRegister(p, bytes, cudaHostRegisterReadOnly | cudaHostRegisterMapped) ==
+		    cudaSuccess) {
 		swarm_cuda_gather_note_register(c, p, bytes, 1);
 		return 0;
 	}

@@ -15,6 +15,7 @@
  */
 #include "gather.cuh"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,6 @@ int swarm_cuda_gather_init(struct swarm_cuda_ctx *c)
 	struct swarm_cuda_gather *g =
 		(struct swarm_cuda_gather *)calloc(1, sizeof(struct swarm_cuda_gather));
 	const char *env = getenv("SWARM_CUDA_GATHER");
-	int ok = 0;
 
 	if (!g) {
 		swarm_cuda_set_error("swarm_device_cuda_create: out of host memory");
@@ -34,10 +34,6 @@ int swarm_cuda_gather_init(struct swarm_cuda_ctx *c)
 	g->mode = SWARM_CUDA_GATHER_COPIES;
 	if (env && swarm_cuda_gather_mode_from_name(env) >= 0)
 		g->mode = swarm_cuda_gather_mode_from_name(env);
-	if (cudaDeviceGetAttribute(&ok, cudaDevAttrCanUseHostPointerForRegisteredMem, c->ordinal) ==
-	    cudaSuccess)
-		g->host_ptr_ok = ok;
-	(void)cudaGetLastError();
 	c->gather = g;
 	return 0;
 }
@@ -64,13 +60,21 @@ void swarm_cuda_gather_note_register(struct swarm_cuda_ctx *c, void *p, size_t b
 		g->regions = (struct swarm_cuda_host_region *)r;
 		g->cap = cap;
 	}
-	/* Where the GPU's UVA mapping of registered memory is the host address itself (every
-	 * current 64-bit Linux GPU), no lookup; else the runtime's translation, and a range it
-	 * cannot translate is copied, never read by a kernel. */
-	if (g->host_ptr_ok)
-		dev = p;
-	else if (cudaHostGetDevicePointer(&dev, p, 0) != cudaSuccess)
+	/* The device's address of the range, always asked for: it equals p only where every
+	 * visible GPU can use host pointers for registered memory, and a range registered
+	 * without a mapping (or on a platform that maps none) has no device address at all.
+	 * Such a range is copied, never read or written by a kernel. */
+	cudaError_t err = cudaHostGetDevicePointer(&dev, p, 0);
+	if (err != cudaSuccess) {
 		dev = NULL;
+		if (!g->unmapped_said) {
+			fprintf(stderr,
+				"swarm: cuda: cudaHostGetDevicePointer(%p) of a registered range "
+				"failed: %s (%s); the gather kernel copies such ranges instead\n",
+				p, cudaGetErrorString(err), cudaGetErrorName(err));
+			g->unmapped_said = 1;
+		}
+	}
 	(void)cudaGetLastError();
 	g->regions[g->n++] =
 		(struct swarm_cuda_host_region){ (char *)p, bytes, (char *)dev, read_only };
@@ -135,7 +139,12 @@ static int batch_flush(struct swarm_cuda_ctx *c, struct copy_batch *b)
 		if (err == cudaSuccess)
 			return 0;
 		/* A driver older than the runtime, or a platform that refuses it: one copy a
-		 * piece from now on, this batch included (nothing of it was queued). */
+		 * piece from now on, this batch included (nothing of it was queued). Said once,
+		 * since it changes what every later batch costs. */
+		fprintf(stderr,
+			"swarm: cuda: cudaMemcpyBatchAsync of %u copies failed: %s (%s); one "
+			"cudaMemcpyAsync a piece from now on\n",
+			n, cudaGetErrorString(err), cudaGetErrorName(err));
 		(void)cudaGetLastError();
 		g->batch_off = 1;
 	}

@@ -19,19 +19,19 @@ struct swarm_cuda_host_region {
 };
 
 struct swarm_cuda_gather {
-	int mode;        /* an enum swarm_cuda_gather_mode */
-	int host_ptr_ok; /* cudaDevAttrCanUseHostPointerForRegisteredMem: dev == host */
-	int batch_off;   /* cudaMemcpyBatchAsync refused a batch once: one copy a piece */
+	int mode;          /* an enum swarm_cuda_gather_mode */
+	int unmapped_said; /* a registered range with no device address was reported once */
+	int batch_off;     /* cudaMemcpyBatchAsync refused a batch once: one copy a piece */
 	struct swarm_cuda_host_region *regions; /* n of cap, unordered */
 	uint32_t n, cap;
 };
 
-/* Makes c->gather: the mode from SWARM_CUDA_GATHER, the attribute from c's GPU. Returns 0 or
- * -ENOMEM. */
+/* Makes c->gather, in the mode SWARM_CUDA_GATHER names (else copies). Returns 0 or -ENOMEM. */
 int swarm_cuda_gather_init(struct swarm_cuda_ctx *c);
 void swarm_cuda_gather_release(struct swarm_cuda_ctx *c);
 
 /* Notes that register_host pinned [p, p + bytes) (read_only: with cudaHostRegisterReadOnly),
+ * with its device address from cudaHostGetDevicePointer (none: the range is only copied),
  * and that unregister_host released the range starting at p. A range that cannot be noted
  * (no memory to grow the table) is only ever copied, never read by a kernel. Not on the
  * request path: the table grows here, per session attach. */

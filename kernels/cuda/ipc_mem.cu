@@ -37,7 +37,7 @@ static int alloc_bytes(void *p, size_t *bytes)
 	}
 	int rc = ((get_range_fn)fn)(&base, bytes, (unsigned long long)(uintptr_t)p);
 	if (rc != 0) {
-		swarm_cuda_set_error("cuMemGetAddressRange(%p): CUresult %d", p, rc);
+		(void)swarm_cuda_report_drv(rc, "cuMemGetAddressRange", __FILE__, __LINE__);
 		return -EIO;
 	}
 	if (base != (unsigned long long)(uintptr_t)p) {

@@ -89,17 +89,8 @@ static int prepare(int ordinal)
 	return 0;
 }
 
-static int drv_err(CUresult r, const char *what)
-{
-	swarm_cuda_set_error("%s: CUresult %d", what, (int)r);
-	if (r == CUDA_ERROR_OUT_OF_MEMORY)
-		return -ENOMEM;
-	if (r == CUDA_ERROR_NOT_SUPPORTED)
-		return -ENOTSUP;
-	if (r == CUDA_ERROR_INVALID_VALUE || r == CUDA_ERROR_INVALID_HANDLE)
-		return -EINVAL;
-	return -EIO;
-}
+/* A failed driver call, reported with the driver's own name for the error. */
+#define drv_err(r, what) swarm_cuda_report_drv((int)(r), what, __FILE__, __LINE__)
 
 static CUmemAllocationProp device_prop(int ordinal)
 {

@@ -675,6 +675,53 @@ Test(kernels_cuda_device_gpu, upload_many_and_download_many_match_memcpy_in_both
 	dev->i->destroy(dev);
 }
 
+/* A read-only mapping (as the registry maps weights) is registered read-only and mapped
+ * (kernels/cuda/cuda_device.cu): the gather kernel reads it through the device address the
+ * runtime gives, never by assuming the host address, and gets the bytes. A platform that
+ * refuses the registration skips, saying "unsupported here". */
+Test(kernels_cuda_device_gpu, kernel_gather_reads_a_read_only_registration)
+{
+	struct swarm_device *dev = open_gpu_or_skip();
+	const size_t bytes = 1u << 20;
+	int fd = memfd_create("swarm-ro", MFD_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	unsigned char *w = malloc(bytes);
+	cr_assert_not_null(w);
+	uint64_t s = 7;
+	for (size_t i = 0; i < bytes; i++)
+		w[i] = (unsigned char)rng_next(&s);
+	cr_assert_eq(write(fd, w, bytes), (ssize_t)bytes);
+	unsigned char *ro = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	cr_assert_neq(ro, MAP_FAILED);
+	int rc = dev->i->register_host(dev, ro, bytes);
+	if (rc)
+		cr_skip_test("unsupported here: register_host of a read-only mapping returned %d "
+			     "(%s)",
+			     rc, swarm_cuda_last_error());
+	char *d = dev->i->alloc(dev, bytes);
+	cr_assert_not_null(d);
+	struct swarm_copy pc[3] = { { d, ro + 1, 4095 },
+				    { d + 8192, ro + 65536, 16 },
+				    { d + 16384, ro + bytes - 100000, 100000 } };
+	unsigned char *got = malloc(bytes);
+	cr_assert_not_null(got);
+	cr_assert_eq(swarm_cuda_set_gather_mode(dev, SWARM_CUDA_GATHER_KERNEL), 0);
+	cr_assert_eq(dev->i->upload_many(dev, pc, 3), 0, "%s", swarm_cuda_last_error());
+	cr_assert_eq(dev->i->synchronize(dev), 0, "the kernel faulted: %s",
+		     swarm_cuda_last_error());
+	for (int k = 0; k < 3; k++) {
+		dev_read(dev, got, pc[k].dst, pc[k].bytes);
+		cr_assert_eq(memcmp(got, pc[k].src, pc[k].bytes), 0, "piece %d differs", k);
+	}
+	cr_assert_eq(dev->i->unregister_host(dev, ro), 0, "%s", swarm_cuda_last_error());
+	dev->i->free(dev, d);
+	munmap(ro, bytes);
+	free(got);
+	free(w);
+	dev->i->destroy(dev);
+}
+
 /* SWARM_CUDA_GATHER picks the mode at create; zero pieces and empty pieces are no-ops; NULL
  * pointers with bytes are -EINVAL; during capture both refuse. */
 Test(kernels_cuda_device_gpu, gather_mode_from_env_and_refusals)
