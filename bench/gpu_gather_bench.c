@@ -175,9 +175,9 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 	for (; n_reg < GG_SESSIONS; n_reg++)
 		if ((rc = g.d->i->register_host(g.d, g.segs + (size_t)n_reg * GG_SEG_BYTES,
 						GG_SEG_BYTES)))
-			goto out;
+			goto refused;
 	if ((rc = g.d->i->register_host(g.d, g.bin, bin_bytes)))
-		goto out;
+		goto refused;
 	bin_reg = 1;
 
 	printf("\nbatch gather: one row from each of %d sessions (registered segments), median "
@@ -187,9 +187,15 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 	for (int m = 0; m < M_COUNT; m++)
 		printf(" %14s", m_names[m]);
 	printf("  %s\n", "fastest many");
-	for (size_t r = 0; r < sizeof row_sizes / sizeof row_sizes[0] && !rc; r++)
-		for (size_t c = 0; c < sizeof tensor_counts / sizeof tensor_counts[0] && !rc; c++) {
+	/* Each method on its own, the kernel last: a failure (a fault of the kernel kills the
+	 * context, and everything after it fails too) leaves what was measured before it. */
+	static const int order[M_COUNT] = { M_PIECES, M_COPIES, M_OLD, M_KERNEL };
+	char failed[160] = "";
+	int shapes = 0;
+	for (size_t r = 0; r < sizeof row_sizes / sizeof row_sizes[0]; r++)
+		for (size_t c = 0; c < sizeof tensor_counts / sizeof tensor_counts[0]; c++) {
 			double us[M_COUNT];
+			int mrc[M_COUNT];
 			g.row = row_sizes[r];
 			g.area = (g.row * 4 + 63) / 64 * 64; /* a slot of 4 rows a tensor */
 			g.tensors = tensor_counts[c];
@@ -198,34 +204,64 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 					g.pc[t * GG_SESSIONS + s] =
 						(struct swarm_copy){ staged(&g, s, t),
 								     slot_tensor(&g, s, t), g.row };
-			for (int m = 0; m < M_COUNT && !rc; m++)
-				if (!(rc = check(&g, m)))
-					rc = time_method(&g, m, iters, &us[m]);
-			if (rc)
-				break;
-			int best = us[M_KERNEL] < us[M_COPIES] ? M_KERNEL : M_COPIES;
-			wins[best]++;
-			sum_best_many += us[best];
-			sum_old += us[M_OLD];
+			for (int k = 0; k < M_COUNT; k++) {
+				int m = order[k];
+				if (!(mrc[m] = check(&g, m)))
+					mrc[m] = time_method(&g, m, iters, &us[m]);
+				if (mrc[m] && !failed[0]) {
+					snprintf(failed, sizeof failed, "%s at %zu B x %d: %s (%s)",
+						 m_names[m], g.row, g.tensors, strerror(-mrc[m]),
+						 swarm_cuda_last_error());
+					rc = mrc[m];
+				}
+			}
 			printf("%-8zu %-8d", g.row, g.tensors);
 			for (int m = 0; m < M_COUNT; m++)
-				printf(" %14.1f", us[m]);
+				if (mrc[m])
+					printf(" %14s", "FAILED");
+				else
+					printf(" %14.1f", us[m]);
+			if (mrc[M_KERNEL] || mrc[M_COPIES] || mrc[M_OLD]) {
+				printf("  (not compared)\n");
+				continue;
+			}
+			int best = us[M_KERNEL] < us[M_COPIES] ? M_KERNEL : M_COPIES;
+			wins[best]++;
+			shapes++;
+			sum_best_many += us[best];
+			sum_old += us[M_OLD];
 			printf("  %s\n", m_names[best]);
+			fflush(stdout);
 		}
-	if (!rc) {
+	if (failed[0])
+		printf("gather: FAILED: %s\n", failed);
+	if (shapes) {
 		const char *win = wins[M_KERNEL] > wins[M_COPIES] ? "kernel" : "copies";
-		snprintf(figure, figure_len, "%s won %d of 6 (%.0f us sum)", win,
-			 wins[M_KERNEL] > wins[M_COPIES] ? wins[M_KERNEL] : wins[M_COPIES],
+		snprintf(figure, figure_len, "%s won %d of %d (%.0f us sum)", win,
+			 wins[M_KERNEL] > wins[M_COPIES] ? wins[M_KERNEL] : wins[M_COPIES], shapes,
 			 sum_best_many);
 		snprintf(baseline, baseline_len, "old memcpy gather + upload: %.0f us sum",
 			 sum_old);
-		snprintf(verdict, verdict_len, "%s; default copies: %s",
+		snprintf(verdict, verdict_len, "%s; default copies: %s%s%.100s",
 			 sum_best_many < sum_old ? "faster than old" : "SLOWER than old",
-			 strcmp(win, "copies") ? "switch to kernel" : "keep");
+			 strcmp(win, "copies") ? "switch to kernel" : "keep",
+			 failed[0] ? "; FAILED: " : "", failed);
+	} else if (failed[0]) {
+		snprintf(figure, figure_len, "FAILED");
+		snprintf(verdict, verdict_len, "FAILED: %s", failed);
 	}
+	goto out;
 
+refused:
+	/* The platform's answer, not a failure of the gather: every method needs the pinning. */
+	snprintf(figure, figure_len, "unsupported here");
+	snprintf(verdict, verdict_len,
+		 "unsupported here: register_host of a %zu-byte anonymous mapping returned %s (%s)",
+		 n_reg < GG_SESSIONS ? GG_SEG_BYTES : bin_bytes, strerror(-rc),
+		 swarm_cuda_last_error());
+	rc = -ENOTSUP;
 out:
-	if (rc)
+	if (rc && rc != -ENOTSUP && !figure[0])
 		snprintf(figure, figure_len, "FAILED: %s", strerror(-rc));
 	if (bin_reg)
 		(void)g.d->i->unregister_host(g.d, g.bin);

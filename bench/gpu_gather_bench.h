@@ -11,9 +11,12 @@
  * swarm_graph_run_parts does on a device without upload_many), upload_many in the copies
  * mode, upload_many in the kernel mode, and the old path (a memcpy gather into a pinned
  * buffer, then one upload a tensor). Times iters batches of each after warm-up, checks
- * every method's device bytes once, prints a table (median microseconds a batch) and which
- * mode won how often, and writes the summary into figure, baseline and verdict (for
- * gpu_bench.c's table). Returns 0, or -errno when a step or a check failed. */
+ * every method's device bytes once, prints a line a shape the moment it is measured (median
+ * microseconds a batch; a method that failed says FAILED and the others are still measured,
+ * the kernel mode last, since a fault of it kills the context) and which mode won how often,
+ * and writes the summary into figure, baseline and verdict (for gpu_bench.c's table; figure
+ * is empty before the call). Returns 0, -ENOTSUP when the platform refuses to pin the
+ * segments (verdict: "unsupported here: ..."), or the first failure's -errno. */
 int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *baseline,
 			   size_t baseline_len, char *verdict, size_t verdict_len);
 

@@ -1070,6 +1070,13 @@ static void bench_gpu_row(struct bench_report *rep, const char *name,
 	row = &rep->rows[rep->n - 1];
 	if (ov->skipped)
 		return;
+	/* Printed the moment it is measured (the table comes only at the end of the run, and
+	 * bench/gpu-check.sh may have to cut a run short). */
+	printf("row: %s | swarm p50 %.0f ns, p99 %.0f ns | in-process p50 %.0f ns, p99 %.0f ns | "
+	       "added %.0f ns at p50: %s\n",
+	       name, row->s.p50, row->s.p99, row->b.p50, row->b.p99, row->s.p50 - row->b.p50,
+	       row->met ? "MET (<= 2 us)" : "MISSED (> 2 us)");
+	fflush(stdout);
 	at = strlen(row->note);
 	snprintf(row->note + at, sizeof row->note - at,
 		 "; swarm: swarmd --devices gpu, worker %s, its session segment %s; in-process: "

@@ -69,7 +69,16 @@ static int host_alloc(struct h2d_host *h, size_t bytes)
 		}
 		h->p = p;
 		h->map_bytes = bytes;
-		CUDA_CHECK_RET(cudaHostRegister(p, bytes, cudaHostRegisterDefault));
+		/* A platform that pins no shared file memory (gVisor may not) refuses here: that
+		 * is the platform's answer, not a failure of the bench (-ENOTSUP, gpu_bench.h). */
+		cudaError_t err = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
+		if (err != cudaSuccess) {
+			swarm_cuda_set_error("cudaHostRegister(a memfd MAP_SHARED mapping of %zu "
+					     "bytes) returned %s (%s)",
+					     bytes, cudaGetErrorName(err), cudaGetErrorString(err));
+			(void)cudaGetLastError();
+			return -ENOTSUP;
+		}
 		h->registered = 1;
 		return 0;
 	}

@@ -37,7 +37,9 @@ const char *swarm_cuda_h2d_mode_name(int mode);
  * so a pageable copy that returns before its DMA ends is still timed whole), after two copies
  * of warm-up. The host buffer is filled with a pattern first (never zeros), and after the
  * timed copies the last 4 KiB are read back and compared. Writes the best and the median
- * GB/s (1e9 bytes per second) over the iterations. Returns 0 or -errno (see the top). */
+ * GB/s (1e9 bytes per second) over the iterations. Returns 0 or -errno (see the top);
+ * -ENOTSUP when the platform refuses to pin the host-registered mode's memfd mapping
+ * (cudaHostRegister's error in swarm_cuda_last_error()): unsupported here, not a failure. */
 int swarm_cuda_bench_h2d(int mode, size_t bytes, int iters, double *best_gbps, double *median_gbps);
 
 /* A line on GPU 0 and the CUDA stack: name, compute capability, memory, PCI bus id, the
