@@ -479,6 +479,9 @@ static double load_torch(const struct gb_opts *o, const char *path, char *skip, 
 	if (timed_out)
 		snprintf(skip, len, "killed after %d s: the median of the %d load(s) it printed",
 			 o->torch_timeout, n);
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		snprintf(skip, len, "median of %d load(s); the script then failed (status %d)", n,
+			 status);
 	else
 		snprintf(skip, len, "median of %d load(s)", n);
 	return median(s, n);
