@@ -1070,6 +1070,17 @@ static void bench_gpu_row(struct bench_report *rep, const char *name,
 	row = &rep->rows[rep->n - 1];
 	if (ov->skipped)
 		return;
+	/* A platform that pins no shared memory (gVisor may not) measured an unpinned path:
+	 * said as such, apart from a failure (docs/gpu-check.md, "Unsupported here"). */
+	if (ov->worker_pinned == 0)
+		printf("unsupported here: %s: the worker could not pin the session segment "
+		       "(register_host_failed in swarmd's log); swarm's side copied from pageable "
+		       "memory\n",
+		       name);
+	if (!ov->inproc_pinned)
+		printf("unsupported here: %s: register_host of the in-process buffers was refused; "
+		       "the baseline copied from pageable memory\n",
+		       name);
 	/* Printed the moment it is measured (the table comes only at the end of the run, and
 	 * bench/gpu-check.sh may have to cut a run short). */
 	printf("row: %s | swarm p50 %.0f ns, p99 %.0f ns | in-process p50 %.0f ns, p99 %.0f ns | "
