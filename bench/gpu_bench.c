@@ -272,8 +272,9 @@ static int bench_h2d(const struct gb_opts *o, double *pinned)
 /* One load through swarm, as the loader makes it: a fresh read-only mapping, the parser, a
  * blob reader in mode (with sha: verifying as it reads), the data region streamed with
  * swarm_weights_stream, the compare. *seconds covers open to the bytes on the device (and the
- * hash checked); *used is the mode that ran (a fallback shows, and note says why); on failure
- * note says what failed. */
+ * hash checked); *bytes_out the data region's size once it is known (left as it was before
+ * that: rows made from it must not read 0 after a failed open); *used is the mode that ran (a
+ * fallback shows, and note says why); on failure note says what failed. */
 static int load_swarm_once(struct swarm_device *d, const char *path, int mode, unsigned threads,
 			   const char *sha, void *dev, size_t cap, double *seconds,
 			   uint64_t *bytes_out, int *used, char *note, size_t note_len)
@@ -288,7 +289,6 @@ static int load_swarm_once(struct swarm_device *d, const char *path, int mode, u
 	double t0 = now_s();
 
 	*seconds = 0;
-	*bytes_out = 0;
 	*used = mode;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb) != 0) {
