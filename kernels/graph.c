@@ -5,7 +5,7 @@
  * that scale with the batch, binds the caller's buffers, and runs the nodes in order.
  *
  * On a device whose memory is not host memory (host_memory 0, the GPU) the caller's buffers
- * cannot be bound: every manifest input and output then also gets a staging buffer at the end
+ * cannot be bound: every model input and output then also gets a staging buffer at the end
  * of the arena, sized for max_batch, and a run uploads, runs the nodes on the staging buffers,
  * downloads and synchronises. Since every pointer the nodes see is then fixed, a device with
  * graph capture records the node list once per rows value and replays it afterwards.
@@ -31,8 +31,8 @@
 #define SHAPE_STR 96
 
 enum tensor_kind {
-	T_INPUT,  /* a manifest input: the caller's buffer, bound per run */
-	T_OUTPUT, /* a node output that is a manifest output: the caller's buffer */
+	T_INPUT,  /* a model input: the caller's buffer, bound per run */
+	T_OUTPUT, /* a node output that is a model output: the caller's buffer */
 	T_WEIGHT, /* from the weight callback */
 	T_INTER,  /* a node output in the arena */
 	T_CONST,  /* built here (EMBEDDING_BAG offsets), after the arena's reused part */
@@ -42,7 +42,7 @@ enum tensor_kind {
 struct gtensor {
 	struct swarm_tensor t; /* what the nodes point at */
 	uint32_t kind;         /* an enum tensor_kind */
-	uint32_t io;           /* T_INPUT, T_OUTPUT: the manifest's index */
+	uint32_t io;           /* T_INPUT, T_OUTPUT: the model's index of it */
 	int64_t batch_mult;    /* 0: fixed shape; else shape[0] = rows * batch_mult */
 	int32_t base;          /* T_VIEW: the tensor it views */
 	int32_t first, last;   /* producing node (-1 for inputs, weights) and last reader */
@@ -82,7 +82,7 @@ struct swarm_graph {
 
 /* What only the build needs. */
 struct build {
-	const struct swarm_manifest *m;
+	const struct swarm_graph_desc *m;
 	const struct swarm_graph_spec *spec;
 	swarm_graph_weight_fn weight;
 	void *ctx;
@@ -206,11 +206,11 @@ static int infer(struct build *b, uint32_t k, struct swarm_tensor *out)
 			    bias->shape[0] != w->shape[0])
 				return mismatch(b, k, 1, 2, "linear's bias is [N] for W [N, K]");
 		}
-		if (n->act != SWARM_OP_IDENTITY && n->act != SWARM_OP_RELU &&
-		    n->act != SWARM_OP_GELU && n->act != SWARM_OP_SIGMOID &&
-		    n->act != SWARM_OP_TANH)
+		if (n->p.act != SWARM_OP_IDENTITY && n->p.act != SWARM_OP_RELU &&
+		    n->p.act != SWARM_OP_GELU && n->p.act != SWARM_OP_SIGMOID &&
+		    n->p.act != SWARM_OP_TANH)
 			return node_fail(b, k, "act %" PRIu32 " is not relu, gelu, sigmoid or tanh",
-					 n->act);
+					 n->p.act);
 		out->shape[x->ndim - 1] = w->shape[0];
 		return 0;
 	}
@@ -285,9 +285,9 @@ static int infer(struct build *b, uint32_t k, struct swarm_tensor *out)
 		const struct swarm_tensor *ids = in_t(b, k, 1);
 		if (!is_float(x->dtype) || x->ndim != 2)
 			IN_FAIL(b, k, 0, "embedding_bag takes a float table [V, D]");
-		if (n->bag_mode != SWARM_BAG_SUM && n->bag_mode != SWARM_BAG_MEAN)
+		if (n->p.bag_mode != SWARM_BAG_SUM && n->p.bag_mode != SWARM_BAG_MEAN)
 			return node_fail(b, k, "bag mode %" PRIu32 " is not sum or mean",
-					 n->bag_mode);
+					 n->p.bag_mode);
 		out->ndim = 2;
 		out->shape[1] = x->shape[1];
 		if (n_in == 2) {
@@ -340,10 +340,10 @@ static int infer(struct build *b, uint32_t k, struct swarm_tensor *out)
 					b, k, 0, j,
 					"attention takes Q, K, V of one shape [B, S, H * Dh]");
 		}
-		if (n->heads == 0 || x->shape[2] % n->heads != 0)
+		if (n->p.heads == 0 || x->shape[2] % n->p.heads != 0)
 			return node_fail(b, k,
 					 "heads %" PRIu32 " does not divide the width %" PRId64,
-					 n->heads, x->shape[2]);
+					 n->p.heads, x->shape[2]);
 		if (n_in == 4) {
 			const struct swarm_tensor *mask = in_t(b, k, 3);
 			if (mask->dtype != SWARM_DTYPE_F32 || mask->ndim != 2 ||
@@ -457,7 +457,7 @@ static int resolve_inputs(struct build *b, uint32_t k)
  * output of that name if there is one. */
 static int add_output(struct build *b, uint32_t k)
 {
-	const struct swarm_manifest *m = b->m;
+	const struct swarm_graph_desc *m = b->m;
 	uint16_t name = b->spec->nodes[k].out;
 	const char *s = b->spec->names[name];
 	int32_t prev = b->name_t[name];
@@ -474,10 +474,6 @@ static int add_output(struct build *b, uint32_t k)
 				 "graph.nodes[%" PRId32 "]",
 				 s, p->first);
 	}
-	for (uint32_t i = 0; i < m->n_weights && i < SWARM_MANIFEST_MAX_WEIGHTS; i++)
-		if (strcmp(m->weights[i].name, s) == 0)
-			return node_fail(b, k, "output \"%s\" is the name of weights[%" PRIu32 "]",
-					 s, i);
 	const struct swarm_tensor *w;
 	int rc = fetch_weight(b, k, s, &w);
 	if (rc)
@@ -707,12 +703,9 @@ static int make_nodes(struct build *b)
 		for (uint32_t j = 0; j < node->n_in; j++)
 			node->in[j] = &g->tensors[b->node_in[k][j]].t;
 		node->out = &g->tensors[b->node_out[k]].t;
-		node->p = (struct swarm_op_params){
-			.act = n->op == SWARM_OP_LINEAR ? n->act : SWARM_OP_IDENTITY,
-			.bag_mode = n->bag_mode,
-			.heads = n->heads,
-			.eps = n->eps,
-		};
+		node->p = n->p;
+		if (n->op != SWARM_OP_LINEAR)
+			node->p.act = SWARM_OP_IDENTITY;
 		if (g->dev->i->supports_op && !g->dev->i->supports_op(g->dev, node)) {
 			char s[SHAPE_STR];
 			return fail(b, -ENOTSUP,
@@ -759,31 +752,29 @@ static int make_piece_table(struct build *b)
 
 static int check_args(struct build *b, struct swarm_device *dev, uint32_t max_batch)
 {
-	const struct swarm_manifest *m = b->m;
-	if (!m || !dev || !dev->i || !dev->i->alloc || !dev->i->free || !dev->i->upload ||
-	    !dev->i->run)
+	const struct swarm_graph_desc *m = b->m;
+	if (!m || !m->spec || (m->n_inputs && !m->inputs) || (m->n_outputs && !m->outputs) ||
+	    !dev || !dev->i || !dev->i->alloc || !dev->i->free || !dev->i->upload || !dev->i->run)
 		return fail(b, -EINVAL,
-			    "no manifest, or a device without alloc, free, upload, run");
+			    "no graph description, or a device without alloc, free, upload, run");
 	if (!dev->i->host_memory && !dev->i->download)
 		return fail(b, -EINVAL,
 			    "the %s device's memory is not host memory, and it has no download",
 			    dev->i->name ? dev->i->name : "?");
 	if (max_batch == 0)
 		return fail(b, -EINVAL, "max_batch must be at least 1");
-	if (m->graph.n_nodes == 0)
-		return fail(b, -EINVAL,
-			    "graph: the manifest has no node list (graph.builtin \"%s\" names a "
-			    "built-in model)",
-			    m->graph_builtin);
-	if (m->graph.n_nodes > SWARM_GRAPH_MAX_NODES || m->graph.n_names > SWARM_GRAPH_MAX_NAMES ||
+	const struct swarm_graph_spec *spec = m->spec;
+	if (spec->n_nodes == 0)
+		return fail(b, -EINVAL, "graph: no nodes (a built-in model has no node list)");
+	if (spec->n_nodes > SWARM_GRAPH_MAX_NODES || spec->n_names > SWARM_GRAPH_MAX_NAMES ||
 	    m->n_inputs > SWARM_MAX_TENSORS || m->n_outputs > SWARM_MAX_TENSORS)
-		return fail(b, -EINVAL, "the manifest is over its limits");
-	for (uint32_t k = 0; k < m->graph.n_nodes; k++) {
-		const struct swarm_graph_node_spec *n = &m->graph.nodes[k];
+		return fail(b, -EINVAL, "the graph is over its limits");
+	for (uint32_t k = 0; k < spec->n_nodes; k++) {
+		const struct swarm_graph_node_spec *n = &spec->nodes[k];
 		bool ok = n->op < SWARM_OP_COUNT && arity_ok(n->op, n->n_in) &&
-			  n->out < m->graph.n_names;
+			  n->out < spec->n_names;
 		for (uint32_t j = 0; ok && j < n->n_in; j++)
-			ok = n->in[j] < m->graph.n_names;
+			ok = n->in[j] < spec->n_names;
 		if (!ok)
 			return fail(b, -EINVAL,
 				    "graph.nodes[%" PRIu32 "]: bad op, input count or name index",
@@ -792,7 +783,7 @@ static int check_args(struct build *b, struct swarm_device *dev, uint32_t max_ba
 	return 0;
 }
 
-int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weight, void *ctx,
+int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn weight, void *ctx,
 		      struct swarm_device *dev, uint32_t max_batch, struct swarm_graph **out,
 		      char *err, size_t err_len)
 {
@@ -807,8 +798,8 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 	*out = NULL;
 	if ((rc = check_args(&b, dev, max_batch)))
 		return rc;
-	b.spec = &m->graph;
-	uint32_t n_nodes = m->graph.n_nodes, n_names = m->graph.n_names;
+	b.spec = m->spec;
+	uint32_t n_nodes = m->spec->n_nodes, n_names = m->spec->n_names;
 
 	g = calloc(1, sizeof *g);
 	if (!g)
@@ -847,7 +838,7 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 		memcpy(gt->t.shape, s->shape, sizeof gt->t.shape);
 		g->input_t[i] = t;
 		for (uint32_t n = 0; n < n_names; n++)
-			if (strcmp(m->graph.names[n], s->name) == 0)
+			if (strcmp(m->spec->names[n], s->name) == 0)
 				b.name_t[n] = t;
 	}
 	for (uint32_t i = 0; i < m->n_outputs; i++)
@@ -856,7 +847,7 @@ int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weig
 	for (uint32_t k = 0; k < n_nodes; k++) {
 		if ((rc = resolve_inputs(&b, k)) || (rc = add_output(&b, k)))
 			goto err_free;
-		if (m->graph.nodes[k].op == SWARM_OP_EMBEDDING_BAG && m->graph.nodes[k].n_in == 2)
+		if (m->spec->nodes[k].op == SWARM_OP_EMBEDDING_BAG && m->spec->nodes[k].n_in == 2)
 			bag_per_row(&b, k);
 	}
 	for (uint32_t i = 0; i < m->n_outputs; i++)

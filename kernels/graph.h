@@ -1,8 +1,8 @@
-/* graph.h: the graph executor. It turns a manifest's node list ("graph": {"nodes": [...]},
- * docs/graph.md) into a plan for one device and one max batch, once, and then runs that plan
- * per batch without allocating.
+/* graph.h: the graph executor. It turns a node list (kernels/graph_desc.h: what a manifest's
+ * "graph": {"nodes": [...]} describes, docs/graph.md) into a plan for one device and one max
+ * batch, once, and then runs that plan per batch without allocating.
  *
- * Building resolves every node input to a manifest input, a weight or an earlier node's
+ * Building resolves every node input to a model input, a weight or an earlier node's
  * output, infers every intermediate's dtype and shape from the op contracts in device.h
  * (refusing what does not fit, naming the node), and plans one arena for the intermediates
  * with liveness-based reuse: a tensor lives from the node that produces it to the last node
@@ -11,7 +11,7 @@
  * inputs and outputs are the caller's buffers and never in the arena.
  *
  * On a device whose memory is not host memory (host_memory 0, the GPU), the build also places
- * one staging buffer per manifest input and output, sized for max_batch, at the end of the
+ * one staging buffer per model input and output, sized for max_batch, at the end of the
  * arena (the same one allocation), and a run copies through them: upload the caller's inputs,
  * run the nodes on the staging buffers, download into the caller's outputs, synchronise.
  * Every pointer the nodes see is then fixed, so on a device with the capture hooks the nodes
@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "kernels/device.h"
-#include "registry/manifest.h"
+#include "kernels/graph_desc.h"
 
 struct swarm_graph;
 
@@ -46,18 +46,18 @@ struct swarm_graph;
  * must outlive the graph; the struct itself is copied. */
 typedef const struct swarm_tensor *(*swarm_graph_weight_fn)(void *ctx, const char *name);
 
-/* Builds the plan of m's node list for dev and batches of up to max_batch rows, allocating
+/* Builds the plan of d's node list for dev and batches of up to max_batch rows, allocating
  * its arena (intermediates, constants and, on a staged device, the staging buffers) once
  * through dev. Returns 0 with *out set, -EINVAL
  * with the node and the problem in err (an unresolved or misused name, a shape or dtype that
  * does not fit, an output no node produces), -ENOTSUP when the device does not take a node,
- * -ENOMEM. m and the callback are not used after it returns. Thread-safe. */
-int swarm_graph_build(const struct swarm_manifest *m, swarm_graph_weight_fn weight, void *ctx,
+ * -ENOMEM. d and the callback are not used after it returns. Thread-safe. */
+int swarm_graph_build(const struct swarm_graph_desc *d, swarm_graph_weight_fn weight, void *ctx,
 		      struct swarm_device *dev, uint32_t max_batch, struct swarm_graph **out,
 		      char *err, size_t err_len);
 
 /* Runs the graph on rows (1..max_batch) rows: inputs[i] and outputs[i] are buffers of
- * rows * row_bytes bytes for the manifest's inputs and outputs, in its order.
+ * rows * row_bytes bytes for the model's inputs and outputs, in its order.
  * On a host-memory device they are device memory (= host memory), bound as they are: every
  * node runs through dev->i->run, nothing is allocated, and on a device with synchronize the
  * work may still be queued (synchronize before reading the outputs).
@@ -82,7 +82,7 @@ int swarm_graph_run_dev(struct swarm_graph *g, uint32_t rows, const void *const 
 			void *const *outputs, uint32_t in_dev, uint32_t out_dev);
 
 /* One request of a batch for swarm_graph_run_parts: rows rows, its inputs[i] and outputs[i]
- * host buffers of rows * row_bytes bytes for the manifest's inputs and outputs, in its order
+ * host buffers of rows * row_bytes bytes for the model's inputs and outputs, in its order
  * (a client's slot, where the worker runs it). */
 struct swarm_graph_part {
 	const void *const *inputs;
@@ -132,7 +132,7 @@ uint32_t swarm_graph_captured(const struct swarm_graph *g);
 size_t swarm_graph_arena_bytes(const struct swarm_graph *g);
 size_t swarm_graph_naive_bytes(const struct swarm_graph *g);
 
-/* Nodes in the plan (the manifest's, in its order). */
+/* Nodes in the plan (the description's, in its order). */
 uint32_t swarm_graph_nodes(const struct swarm_graph *g);
 
 /* The largest batch the plan takes (swarm_graph_build's max_batch). */

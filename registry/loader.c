@@ -510,7 +510,9 @@ int swarm_graph_from_dev_weights(const struct swarm_manifest *m, const struct sw
 			 dw->n_tensors, st->n_tensors);
 		return -EINVAL;
 	}
-	int rc = swarm_graph_build(m, weight_lookup, &v, dw->dev, max_batch, out, err, err_len);
+	struct swarm_graph_desc d;
+	swarm_manifest_graph_desc(m, &d);
+	int rc = swarm_graph_build(&d, weight_lookup, &v, dw->dev, max_batch, out, err, err_len);
 	if (rc)
 		return rc;
 	/* The graph's reference: the weights stay while it does, whoever else lets go. */
@@ -550,7 +552,9 @@ static int from_weights(const struct swarm_manifest *m, const void *map,
 			snprintf(err, err_len, "%s", swarm_blob_reader_error(r));
 			return rc;
 		}
-		return swarm_graph_build(m, weight_lookup, &v, dev, max_batch, out, err, err_len);
+		struct swarm_graph_desc d;
+		swarm_manifest_graph_desc(m, &d);
+		return swarm_graph_build(&d, weight_lookup, &v, dev, max_batch, out, err, err_len);
 	}
 	struct swarm_dev_weights *dw;
 	int rc = dw_upload(dev, map, st, 0, r, hook, &dw, up, err, err_len);

@@ -16,6 +16,9 @@
 
 #include "ipc/segment.h"
 
+_Static_assert(SWARM_GRAPH_NAME_MAX == SWARM_ST_NAME_MAX,
+	       "a graph's tensor names are safetensors names");
+
 #define ROW_BYTES_MAX (1ull << 30)
 #define PATH_MAX_LEN 96
 
@@ -270,8 +273,8 @@ static int parse_node_params(json_t *obj, const char *path, struct swarm_graph_n
 	const char *op = swarm_op_name(n->op);
 	json_t *v;
 
-	n->act = SWARM_OP_IDENTITY;
-	n->bag_mode = SWARM_BAG_SUM;
+	n->p.act = SWARM_OP_IDENTITY;
+	n->p.bag_mode = SWARM_BAG_SUM;
 	if ((v = json_object_get(obj, "act"))) {
 		if (n->op != SWARM_OP_LINEAR)
 			return fail(err, err_len, "%s.act: only linear takes an activation, not %s",
@@ -281,7 +284,7 @@ static int parse_node_params(json_t *obj, const char *path, struct swarm_graph_n
 		    a != SWARM_OP_TANH)
 			return fail(err, err_len, "%s.act: must be one of relu gelu sigmoid tanh",
 				    path);
-		n->act = (uint32_t)a;
+		n->p.act = (uint32_t)a;
 	}
 	if ((v = json_object_get(obj, "mode"))) {
 		if (n->op != SWARM_OP_EMBEDDING_BAG)
@@ -289,9 +292,9 @@ static int parse_node_params(json_t *obj, const char *path, struct swarm_graph_n
 				    "%s.mode: only embedding_bag takes a mode, not %s", path, op);
 		const char *s = json_is_string(v) ? json_string_value(v) : "";
 		if (strcmp(s, "sum") == 0)
-			n->bag_mode = SWARM_BAG_SUM;
+			n->p.bag_mode = SWARM_BAG_SUM;
 		else if (strcmp(s, "mean") == 0)
-			n->bag_mode = SWARM_BAG_MEAN;
+			n->p.bag_mode = SWARM_BAG_MEAN;
 		else
 			return fail(err, err_len, "%s.mode: must be \"sum\" or \"mean\"", path);
 	}
@@ -304,7 +307,7 @@ static int parse_node_params(json_t *obj, const char *path, struct swarm_graph_n
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 65536)
 			return fail(err, err_len, "%s.heads: must be an integer 1..65536", path);
-		n->heads = (uint32_t)json_integer_value(v);
+		n->p.heads = (uint32_t)json_integer_value(v);
 	}
 	if ((v = json_object_get(obj, "eps"))) {
 		if (n->op != SWARM_OP_LAYERNORM && n->op != SWARM_OP_L2NORM)
@@ -314,7 +317,7 @@ static int parse_node_params(json_t *obj, const char *path, struct swarm_graph_n
 		/* Positive and a normal float, so that it survives the narrowing. */
 		if (!(e >= 1.1754944e-38 && e <= 1.0))
 			return fail(err, err_len, "%s.eps: must be a number in (0, 1]", path);
-		n->eps = (float)e;
+		n->p.eps = (float)e;
 	}
 	return 0;
 }
@@ -609,7 +612,28 @@ static int parse_root(json_t *root, struct swarm_manifest *m, char *err, size_t 
 	    (rc = parse_weights(root, m, err, err_len)) ||
 	    (rc = parse_deploy(root, &m->deploy, err, err_len)))
 		return rc;
+	/* A node may not produce a declared weight's name: the executor would not know which
+	 * the later nodes mean. */
+	for (uint32_t k = 0; k < m->graph.n_nodes; k++) {
+		const char *out = m->graph.names[m->graph.nodes[k].out];
+		for (uint32_t i = 0; i < m->n_weights; i++)
+			if (strcmp(m->weights[i].name, out) == 0)
+				return fail(err, err_len,
+					    "graph.nodes[%" PRIu32
+					    "].output: \"%s\" is the name of "
+					    "weights[%" PRIu32 "]",
+					    k, out, i);
+	}
 	return 0;
+}
+
+void swarm_manifest_graph_desc(const struct swarm_manifest *m, struct swarm_graph_desc *d)
+{
+	*d = (struct swarm_graph_desc){ .n_inputs = m->n_inputs,
+					.n_outputs = m->n_outputs,
+					.inputs = m->inputs,
+					.outputs = m->outputs,
+					.spec = &m->graph };
 }
 
 int swarm_manifest_parse(const char *json, size_t len, struct swarm_manifest *m, char *err,

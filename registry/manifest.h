@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "kernels/device.h"
+#include "kernels/graph_desc.h"
 #include "registry/safetensors.h"
 #include "swarm/swarm.h"
 
@@ -49,30 +50,6 @@ struct swarm_manifest_weight {
 	uint32_t dtype; /* a swarm_dtype */
 	uint32_t ndim;
 	int64_t shape[SWARM_ST_MAX_DIMS];
-};
-
-#define SWARM_GRAPH_MAX_NODES 256
-#define SWARM_GRAPH_MAX_NAMES 384 /* distinct tensor names in one node list */
-
-/* One node of a node-list graph. Tensor names are indexes into swarm_graph_spec.names. */
-struct swarm_graph_node_spec {
-	uint32_t op;   /* an enum swarm_op */
-	uint32_t n_in; /* checked against the op: 1..SWARM_NODE_MAX_INPUTS */
-	uint16_t in[SWARM_NODE_MAX_INPUTS];
-	uint16_t out;
-	uint16_t reserved;
-	uint32_t act;      /* LINEAR: RELU, GELU, SIGMOID, TANH, or SWARM_OP_IDENTITY (none) */
-	uint32_t bag_mode; /* EMBEDDING_BAG: an enum swarm_bag_mode; SUM by default */
-	uint32_t heads;    /* ATTENTION: at least 1 */
-	float eps;         /* LAYERNORM, L2NORM: 0 leaves the device's default */
-};
-
-/* "graph": {"nodes": [...]}, in order of execution. n_nodes is 0 for the builtin form. */
-struct swarm_graph_spec {
-	uint32_t n_nodes;
-	uint32_t n_names;
-	struct swarm_graph_node_spec nodes[SWARM_GRAPH_MAX_NODES];
-	char names[SWARM_GRAPH_MAX_NAMES][SWARM_ST_NAME_MAX];
 };
 
 struct swarm_manifest {
@@ -102,6 +79,10 @@ int swarm_manifest_parse(const char *json, size_t len, struct swarm_manifest *m,
  * with the weight and the difference in err. Thread-safe. */
 int swarm_manifest_check_weights(const struct swarm_manifest *m, const struct swarm_st_file *st,
 				 char *err, size_t err_len);
+
+/* The executor's view of m's node list (kernels/graph_desc.h): pointers into m, valid while m
+ * is. m must have a node list (graph.n_nodes > 0). */
+void swarm_manifest_graph_desc(const struct swarm_manifest *m, struct swarm_graph_desc *d);
 
 /* The swarm dtype for a name ("f32"), 0 when unknown. */
 uint32_t swarm_dtype_from_name(const char *name);

@@ -32,6 +32,14 @@
 #include "registry/manifest.h"
 #include "swarm/swarm.h"
 
+/* The executor's view of a parsed manifest (registry/manifest.h), for swarm_graph_build. */
+static const struct swarm_graph_desc *man_desc(const struct swarm_manifest *m)
+{
+	static struct swarm_graph_desc d;
+	swarm_manifest_graph_desc(m, &d);
+	return &d;
+}
+
 /* 1 when this machine has a usable CUDA GPU. */
 static int have_gpu(void)
 {
@@ -784,9 +792,9 @@ Test(kernels_cuda_device_gpu, run_parts_equals_a_contiguous_cpu_run)
 	cr_assert_eq(swarm_manifest_parse(json, sizeof json - 1, &man, err, sizeof err), 0, "%s",
 		     err);
 	cr_assert_eq(swarm_device_cpu_create(1, &cpu), 0);
-	cr_assert_eq(swarm_graph_build(&man, NULL, NULL, cpu, MAXB, &gc, err, sizeof err), 0, "%s",
+	cr_assert_eq(swarm_graph_build(man_desc(&man), NULL, NULL, cpu, MAXB, &gc, err, sizeof err), 0, "%s",
 		     err);
-	cr_assert_eq(swarm_graph_build(&man, NULL, NULL, dev, MAXB, &g, err, sizeof err), 0, "%s",
+	cr_assert_eq(swarm_graph_build(man_desc(&man), NULL, NULL, dev, MAXB, &g, err, sizeof err), 0, "%s",
 		     err);
 	cr_assert_eq(swarm_graph_staged(g), 1);
 

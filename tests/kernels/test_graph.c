@@ -34,6 +34,14 @@
 #include "registry/manifest.h"
 #include "registry/safetensors.h"
 
+/* The executor's view of a parsed manifest (registry/manifest.h), for swarm_graph_build. */
+static const struct swarm_graph_desc *man_desc(const struct swarm_manifest *m)
+{
+	static struct swarm_graph_desc d;
+	swarm_manifest_graph_desc(m, &d);
+	return &d;
+}
+
 /* ---- a CPU device that counts what it is asked to do ----------------------------------- */
 
 struct counting {
@@ -180,7 +188,7 @@ static void parse(const char *json)
 static struct swarm_graph *build(uint32_t max_batch)
 {
 	struct swarm_graph *g = NULL;
-	int rc = swarm_graph_build(&man, lookup, &ws, &dev.dev, max_batch, &g, err, sizeof err);
+	int rc = swarm_graph_build(man_desc(&man), lookup, &ws, &dev.dev, max_batch, &g, err, sizeof err);
 	cr_assert_eq(rc, 0, "swarm_graph_build = %d: %s", rc, err);
 	cr_assert_not_null(g);
 	return g;
@@ -191,7 +199,7 @@ static void expect_refusal(const char *json, const char *want1, const char *want
 {
 	parse(json);
 	struct swarm_graph *g = (struct swarm_graph *)1;
-	int rc = swarm_graph_build(&man, lookup, &ws, &dev.dev, 8, &g, err, sizeof err);
+	int rc = swarm_graph_build(man_desc(&man), lookup, &ws, &dev.dev, 8, &g, err, sizeof err);
 	cr_assert_eq(rc, -EINVAL, "rc %d, want -EINVAL (err \"%s\")", rc, err);
 	cr_log_info("%s", err);
 	cr_assert_null(g, "a refused build left a graph");
@@ -1008,7 +1016,7 @@ static void staged_reset_counts(void)
 static struct swarm_graph *build_on(struct swarm_device *d, uint32_t max_batch)
 {
 	struct swarm_graph *g = NULL;
-	int rc = swarm_graph_build(&man, lookup, &ws, d, max_batch, &g, err, sizeof err);
+	int rc = swarm_graph_build(man_desc(&man), lookup, &ws, d, max_batch, &g, err, sizeof err);
 	cr_assert_eq(rc, 0, "swarm_graph_build on %s = %d: %s", d->i->name, rc, err);
 	cr_assert_not_null(g);
 	return g;
@@ -1548,7 +1556,7 @@ Test(kernels_graph, refuses_builtin_manifest)
 		       " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"
 		       " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"
 		       " \"graph\": {\"builtin\": \"affine\"}, \"weights\": []}",
-		       "no node list", "affine");
+		       "graph: no nodes", "built-in");
 }
 
 Test(kernels_graph, refuses_op_the_device_lacks)
@@ -1560,7 +1568,7 @@ Test(kernels_graph, refuses_op_the_device_lacks)
 	      " \"graph\": {\"nodes\": [{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": "
 	      "\"y\"}]}, \"weights\": []}");
 	struct swarm_graph *g = NULL;
-	int rc = swarm_graph_build(&man, lookup, &ws, &dev.dev, 4, &g, err, sizeof err);
+	int rc = swarm_graph_build(man_desc(&man), lookup, &ws, &dev.dev, 4, &g, err, sizeof err);
 	cr_assert_eq(rc, -ENOTSUP, "rc %d (err \"%s\")", rc, err);
 	cr_assert(strstr(err, "graph.nodes[0] (relu -> \"y\")"), "err \"%s\"", err);
 	cr_assert_null(g);
@@ -1605,7 +1613,7 @@ static struct swarm_device *staged_lib(uint32_t flags)
 static struct swarm_graph *build_dev_weights(struct swarm_device *d, uint32_t max_batch)
 {
 	struct swarm_graph *g = NULL;
-	int rc = swarm_graph_build(&man, lookup, &dws, d, max_batch, &g, err, sizeof err);
+	int rc = swarm_graph_build(man_desc(&man), lookup, &dws, d, max_batch, &g, err, sizeof err);
 	cr_assert_eq(rc, 0, "swarm_graph_build on %s = %d: %s", d->i->name, rc, err);
 	return g;
 }
@@ -1998,7 +2006,7 @@ Test(kernels_graph, staged_cpu_device_refuses_host_memory)
 	mlp_weights();
 	parse(MLP_JSON);
 	struct swarm_graph *g = NULL;
-	cr_assert_eq(swarm_graph_build(&man, lookup, &ws, d, 4, &g, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(swarm_graph_build(man_desc(&man), lookup, &ws, d, 4, &g, err, sizeof err), 0, "%s", err);
 	float x[4 * 16] = { 0 }, y[4 * 4];
 	const void *in[] = { x };
 	void *out[] = { y };

@@ -485,28 +485,28 @@ Test(registry_manifest, node_list_parses_every_field)
 	cr_assert_str_eq(g->names[n->in[1]], "w1");
 	cr_assert_str_eq(g->names[n->in[2]], "b1");
 	cr_assert_str_eq(g->names[n->out], "h1");
-	cr_assert_eq(n->act, SWARM_OP_RELU);
+	cr_assert_eq(n->p.act, SWARM_OP_RELU);
 
 	n = &g->nodes[1];
 	cr_assert_eq(n->op, SWARM_OP_EMBEDDING_BAG);
-	cr_assert_eq(n->bag_mode, SWARM_BAG_MEAN);
+	cr_assert_eq(n->p.bag_mode, SWARM_BAG_MEAN);
 	cr_assert_str_eq(g->names[n->in[0]], "table0");
 
 	n = &g->nodes[2];
 	cr_assert_eq(n->op, SWARM_OP_ATTENTION);
 	cr_assert_eq(n->n_in, 4);
-	cr_assert_eq(n->heads, 12);
+	cr_assert_eq(n->p.heads, 12);
 
 	n = &g->nodes[3];
 	cr_assert_eq(n->op, SWARM_OP_LAYERNORM);
-	cr_assert_float_eq(n->eps, 1e-12f, 1e-18f, "eps %g", (double)n->eps);
-	cr_assert_eq(n->act, SWARM_OP_IDENTITY);
+	cr_assert_float_eq(n->p.eps, 1e-12f, 1e-18f, "eps %g", (double)n->p.eps);
+	cr_assert_eq(n->p.act, SWARM_OP_IDENTITY);
 
 	/* Names are interned: the same name is the same index. */
 	cr_assert_eq(g->nodes[4].in[0], g->nodes[0].out);
 	cr_assert_eq(g->nodes[4].in[1], g->nodes[0].in[1]);
-	cr_assert_eq(g->nodes[4].act, SWARM_OP_IDENTITY);
-	cr_assert_eq(g->nodes[1].bag_mode, SWARM_BAG_MEAN);
+	cr_assert_eq(g->nodes[4].p.act, SWARM_OP_IDENTITY);
+	cr_assert_eq(g->nodes[1].p.bag_mode, SWARM_BAG_MEAN);
 	cr_assert_eq(g->nodes[4].n_in, 2);
 }
 
@@ -515,9 +515,30 @@ Test(registry_manifest, node_list_defaults)
 	int rc = parse_nodes("{\"op\": \"embedding_bag\", \"inputs\": [\"t\", \"ids\"], "
 			     "\"output\": \"y\"}");
 	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
-	cr_assert_eq(m.graph.nodes[0].bag_mode, SWARM_BAG_SUM);
-	cr_assert_eq(m.graph.nodes[0].act, SWARM_OP_IDENTITY);
-	cr_assert_eq(m.graph.nodes[0].eps, 0.0f);
+	cr_assert_eq(m.graph.nodes[0].p.bag_mode, SWARM_BAG_SUM);
+	cr_assert_eq(m.graph.nodes[0].p.act, SWARM_OP_IDENTITY);
+	cr_assert_eq(m.graph.nodes[0].p.eps, 0.0f);
+}
+
+Test(registry_manifest, node_output_named_like_a_weight_is_refused)
+{
+	const char *graph = "{\"nodes\": [{\"op\": \"relu\", \"inputs\": [\"x\"], "
+			    "\"output\": \"scale\"}, " NODE_OK "]}";
+	expect_refusal(parse(build("[" X_IN "]", "[" Y_OUT "]", graph, "[" W_SCALE "]", NULL)),
+		       "graph.nodes[0].output: \"scale\" is the name of weights[0]");
+}
+
+Test(registry_manifest, graph_desc_views_the_node_list)
+{
+	int rc = parse_nodes(NODE_OK);
+	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
+	struct swarm_graph_desc d;
+	swarm_manifest_graph_desc(&m, &d);
+	cr_assert_eq(d.n_inputs, 1);
+	cr_assert_eq(d.n_outputs, 1);
+	cr_assert_eq(d.inputs, m.inputs);
+	cr_assert_eq(d.outputs, m.outputs);
+	cr_assert_eq(d.spec, &m.graph);
 }
 
 Test(registry_manifest, builtin_form_has_no_nodes)
