@@ -41,6 +41,7 @@
 #include "kernels/device.h"
 #include "registry/blob_reader.h"
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 #include "registry/safetensors.h"
 
 #define GB_TENSOR_ROWS 8192

@@ -32,6 +32,7 @@
 #endif
 #include "kernels/graph.h"
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
 #include "registry/safetensors.h"

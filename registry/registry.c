@@ -1273,7 +1273,11 @@ static int check_graph(const struct swarm_manifest *m, const void *map,
 		return fail(err, err_len, rc, "cannot create a CPU device to check the graph");
 	struct swarm_graph *g = NULL;
 	uint32_t rows = m->deploy.max_rows ? m->deploy.max_rows : 1;
-	rc = swarm_graph_from_weights(m, map, st, dev, rows, &g, why, sizeof why);
+	struct swarm_weights_view view = { .map = map, .st = st };
+	struct swarm_graph_desc d;
+	swarm_manifest_graph_desc(m, &d);
+	rc = swarm_graph_build(&d, swarm_weights_view_lookup, &view, dev, rows, &g, why,
+			       sizeof why);
 	swarm_graph_free(g);
 	dev->i->destroy(dev);
 	if (rc)

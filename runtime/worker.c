@@ -33,6 +33,7 @@
 #include "swarm/swarm_backend.h"
 #include "kernels/graph.h"
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 #include "registry/registry.h"
 #include "runtime/event_loop.h"
 #include "runtime/log.h"

@@ -103,6 +103,7 @@ int main(int argc, char **argv)
 #include <criterion/criterion.h>
 
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 #include "registry/safetensors.h"
 
 Test(kernels_cuda_share, cuda_table_has_the_shared_members_and_cpu_none)

@@ -21,6 +21,7 @@
 #include "kernels/device.h"
 #include "registry/blob_reader.h"
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 
 #define MIB ((size_t)1 << 20)
 

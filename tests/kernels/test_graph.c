@@ -31,6 +31,7 @@
 #include "kernels/device.h"
 #include "kernels/graph.h"
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 #include "registry/manifest.h"
 #include "registry/safetensors.h"
 

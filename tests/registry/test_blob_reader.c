@@ -18,6 +18,7 @@
 #include "kernels/device.h"
 #include "registry/blob_reader.h"
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 
 #define FILL ((size_t)1 << 20) /* bytes per fill: "a chunk" */
 

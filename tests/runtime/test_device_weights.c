@@ -1,5 +1,5 @@
-/* test_dev_weights.c: one device copy of a weights file shared by several graphs
- * (registry/loader.h, swarm_dev_weights): the refcount (one allocation however many graphs,
+/* test_device_weights.c: one device copy of a weights file shared by several graphs
+ * (runtime/device_weights.h, swarm_dev_weights): the refcount (one allocation however many graphs,
  * freed with the last of them in any order), the shareable path (export an fd, import it as
  * another worker would, the copy outliving its exporter), and every refusal of an import
  * (size, layout, a bad fd, a device that cannot) falling back cleanly.
@@ -23,6 +23,7 @@
 #include "kernels/device.h"
 #include "kernels/graph.h"
 #include "registry/loader.h"
+#include "runtime/device_weights.h"
 #include "registry/manifest.h"
 #include "registry/safetensors.h"
 
@@ -229,7 +230,7 @@ static void setup(void)
 	swarm_graph_free(cpu);
 }
 
-TestSuite(registry_dev_weights, .init = setup);
+TestSuite(runtime_device_weights, .init = setup);
 
 /* g computes what the CPU does from the mapping, to the bit. */
 static void expect_computes(struct swarm_graph *g, const char *what)
@@ -254,7 +255,7 @@ static struct swarm_graph *graph_on(struct swarm_dev_weights *dw)
 
 /* Two versions of one blob (a swap that changed only the deployment, a rollback while the
  * old one is loaded): one copy of the weights, freed with the last graph, in either order. */
-Test(registry_dev_weights, graphs_share_one_copy_freed_with_the_last)
+Test(runtime_device_weights, graphs_share_one_copy_freed_with_the_last)
 {
 	fk.dev.i = &plain_i;
 	for (int order = 0; order < 2; order++) {
@@ -283,7 +284,7 @@ Test(registry_dev_weights, graphs_share_one_copy_freed_with_the_last)
 
 /* Another worker on the GPU maps the exporter's copy through the fd; it computes the same,
  * and still does after the exporter let go of everything. */
-Test(registry_dev_weights, imported_copy_outlives_its_exporter)
+Test(runtime_device_weights, imported_copy_outlives_its_exporter)
 {
 	struct swarm_dev_weights *ex = NULL, *im = NULL;
 	int rc = swarm_dev_weights_upload(&fk.dev, blob.map, &blob.st, 1, &ex, NULL, err,
@@ -322,7 +323,7 @@ Test(registry_dev_weights, imported_copy_outlives_its_exporter)
 }
 
 /* What an importer refuses, each leaving nothing allocated: the caller loads from the blob. */
-Test(registry_dev_weights, import_refuses_what_does_not_fit)
+Test(runtime_device_weights, import_refuses_what_does_not_fit)
 {
 	struct swarm_dev_weights *ex = NULL, *im = NULL;
 	int rc = swarm_dev_weights_upload(&fk.dev, blob.map, &blob.st, 1, &ex, NULL, err,
@@ -365,7 +366,7 @@ Test(registry_dev_weights, import_refuses_what_does_not_fit)
 
 /* Sharing saves memory and never decides whether weights load: without alloc_shared, or
  * when it fails, the copy is private (and says so), and export refuses it. */
-Test(registry_dev_weights, unshareable_device_gives_a_private_copy)
+Test(runtime_device_weights, unshareable_device_gives_a_private_copy)
 {
 	for (int refuse = 0; refuse < 2; refuse++) {
 		fk.dev.i = refuse ? &shared_i : &plain_i;
@@ -389,7 +390,7 @@ Test(registry_dev_weights, unshareable_device_gives_a_private_copy)
 }
 
 /* A graph built on a copy of another file is refused, naming both counts. */
-Test(registry_dev_weights, graph_refuses_another_files_copy)
+Test(runtime_device_weights, graph_refuses_another_files_copy)
 {
 	struct swarm_dev_weights *dw = NULL;
 	int rc = swarm_dev_weights_upload(&fk.dev, blob.map, &blob.st, 0, &dw, NULL, err,
