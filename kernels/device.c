@@ -1,47 +1,7 @@
-/* device.c: what every device shares, whatever runs the ops: op names (the manifest's
- * spelling, e.g. "linear") and the element count of a tensor, checked for overflow.
+/* device.c: what every device shares, whatever runs the ops: the element count of a tensor,
+ * checked for overflow (op names and contracts are the op table's, kernels/op.c).
  */
 #include "kernels/device.h"
-
-#include <string.h>
-
-static const char *const op_names[SWARM_OP_COUNT] = {
-	[SWARM_OP_IDENTITY] = "identity",
-	[SWARM_OP_LINEAR] = "linear",
-	[SWARM_OP_MATMUL] = "matmul",
-	[SWARM_OP_ADD] = "add",
-	[SWARM_OP_MUL] = "mul",
-	[SWARM_OP_RELU] = "relu",
-	[SWARM_OP_GELU] = "gelu",
-	[SWARM_OP_SIGMOID] = "sigmoid",
-	[SWARM_OP_TANH] = "tanh",
-	[SWARM_OP_SOFTMAX] = "softmax",
-	[SWARM_OP_LAYERNORM] = "layernorm",
-	[SWARM_OP_EMBEDDING] = "embedding",
-	[SWARM_OP_EMBEDDING_BAG] = "embedding_bag",
-	[SWARM_OP_CONCAT] = "concat",
-	[SWARM_OP_ATTENTION] = "attention",
-	[SWARM_OP_MEAN_POOL] = "mean_pool",
-	[SWARM_OP_L2NORM] = "l2norm",
-};
-
-const char *swarm_op_name(uint32_t op)
-{
-	if (op >= SWARM_OP_COUNT)
-		return NULL;
-	return op_names[op];
-}
-
-int swarm_op_from_name(const char *name)
-{
-	if (!name)
-		return -1;
-	for (int op = 0; op < SWARM_OP_COUNT; op++) {
-		if (op_names[op] && strcmp(op_names[op], name) == 0)
-			return op;
-	}
-	return -1;
-}
 
 int64_t swarm_tensor_elems(const struct swarm_tensor *t)
 {

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "ipc/segment.h"
+#include "kernels/op.h"
 
 #define ARENA_ALIGN 64
 #define SHAPE_STR 96
@@ -145,13 +146,6 @@ static const char *tensor_str(char *buf, size_t len, const struct swarm_tensor *
 	return buf;
 }
 
-static bool is_float(uint32_t d)
-{
-	return d == SWARM_DTYPE_F32 || d == SWARM_DTYPE_F16 || d == SWARM_DTYPE_BF16;
-}
-
-static bool is_index(uint32_t d) { return d == SWARM_DTYPE_I32 || d == SWARM_DTYPE_I64; }
-
 /* Input j of node k, its tensor. */
 static const struct swarm_tensor *in_t(struct build *b, uint32_t k, uint32_t j)
 {
@@ -163,236 +157,37 @@ static const char *in_name(struct build *b, uint32_t k, uint32_t j)
 	return b->spec->names[b->spec->nodes[k].in[j]];
 }
 
-/* A refusal naming input j of node k and its type. */
-#define IN_FAIL(b, k, j, what)                                                               \
-	do {                                                                                 \
-		char s_[SHAPE_STR];                                                          \
-		return node_fail(b, k, "inputs[%u] \"%s\" is %s; %s", (unsigned)(j),         \
-				 in_name(b, k, j), tensor_str(s_, sizeof s_, in_t(b, k, j)), \
-				 what);                                                      \
-	} while (0)
-
-/* Inputs a and j of node k differ where they must agree. */
-static int mismatch(struct build *b, uint32_t k, uint32_t a, uint32_t j, const char *what)
-{
-	char sa[SHAPE_STR], sj[SHAPE_STR];
-	return node_fail(b, k, "inputs[%u] \"%s\" is %s and inputs[%u] \"%s\" is %s; %s", a,
-			 in_name(b, k, a), tensor_str(sa, sizeof sa, in_t(b, k, a)), j,
-			 in_name(b, k, j), tensor_str(sj, sizeof sj, in_t(b, k, j)), what);
-}
-
-/* The output's dtype and shape from node k's inputs, by device.h's contract for its op. */
+/* The output's dtype and shape from node k's inputs, by the op table's rule (kernels/op.h); a
+ * refusal names the inputs it is about with their names and types ("inputs[0] \"h1\" is f32
+ * [B, 32] and inputs[1] \"w3\" is f32 [4, 16]; linear takes ..."). */
 static int infer(struct build *b, uint32_t k, struct swarm_tensor *out)
 {
 	const struct swarm_graph_node_spec *n = &b->spec->nodes[k];
-	const struct swarm_tensor *x = in_t(b, k, 0);
-	uint32_t n_in = n->n_in;
+	const struct swarm_tensor *in[SWARM_NODE_MAX_INPUTS];
+	char why[256] = "", who[2 * SWARM_NODE_MAX_INPUTS * (SHAPE_STR + SWARM_GRAPH_NAME_MAX)];
+	size_t off = 0;
 
-	*out = *x;
-	out->data = NULL;
-	switch (n->op) {
-	case SWARM_OP_IDENTITY:
+	for (uint32_t j = 0; j < n->n_in; j++)
+		in[j] = in_t(b, k, j);
+	struct swarm_op_args a = {
+		.op = n->op, .n_in = n->n_in, .in = in, .p = &n->p, .why = why, .why_len = sizeof why
+	};
+	int rc = swarm_op_infer(&a, out);
+	if (rc == -ENOTSUP)
+		return node_fail(b, k, "op %" PRIu32 " is not one the executor knows", n->op);
+	if (rc == 0)
 		return 0;
-
-	case SWARM_OP_LINEAR: {
-		if (!is_float(x->dtype) || x->ndim < 1)
-			IN_FAIL(b, k, 0, "linear takes a float tensor [.., K]");
-		const struct swarm_tensor *w = in_t(b, k, 1);
-		if (w->ndim != 2 || w->dtype != x->dtype || w->shape[1] != x->shape[x->ndim - 1])
-			return mismatch(b, k, 0, 1, "linear takes X [.., K] and W [N, K]");
-		if (n_in == 3) {
-			const struct swarm_tensor *bias = in_t(b, k, 2);
-			if (bias->ndim != 1 || bias->dtype != x->dtype ||
-			    bias->shape[0] != w->shape[0])
-				return mismatch(b, k, 1, 2, "linear's bias is [N] for W [N, K]");
-		}
-		if (n->p.act != SWARM_OP_IDENTITY && n->p.act != SWARM_OP_RELU &&
-		    n->p.act != SWARM_OP_GELU && n->p.act != SWARM_OP_SIGMOID &&
-		    n->p.act != SWARM_OP_TANH)
-			return node_fail(b, k, "act %" PRIu32 " is not relu, gelu, sigmoid or tanh",
-					 n->p.act);
-		out->shape[x->ndim - 1] = w->shape[0];
-		return 0;
+	who[0] = '\0';
+	for (uint32_t j = 0; j < n->n_in && off < sizeof who; j++) {
+		if (!(a.blame & (1u << j)))
+			continue;
+		char s[SHAPE_STR];
+		int w = snprintf(who + off, sizeof who - off, "%sinputs[%u] \"%s\" is %s",
+				 off ? " and " : "", (unsigned)j, in_name(b, k, j),
+				 tensor_str(s, sizeof s, in[j]));
+		off += w > 0 ? (size_t)w : 0;
 	}
-
-	case SWARM_OP_MATMUL: {
-		const struct swarm_tensor *y = in_t(b, k, 1);
-		if (!is_float(x->dtype) || x->ndim < 2)
-			IN_FAIL(b, k, 0, "matmul takes a float A [.., M, K]");
-		bool ok = y->dtype == x->dtype && y->ndim == x->ndim &&
-			  y->shape[y->ndim - 2] == x->shape[x->ndim - 1];
-		for (uint32_t i = 0; ok && i + 2 < x->ndim; i++)
-			ok = x->shape[i] == y->shape[i];
-		if (!ok)
-			return mismatch(b, k, 0, 1,
-					"matmul takes A [.., M, K] and B [.., K, N] with the same "
-					"leading dims");
-		out->shape[x->ndim - 1] = y->shape[y->ndim - 1];
-		return 0;
-	}
-
-	case SWARM_OP_ADD:
-	case SWARM_OP_MUL: {
-		const struct swarm_tensor *y = in_t(b, k, 1);
-		if (!is_float(x->dtype))
-			IN_FAIL(b, k, 0, "add and mul take float tensors");
-		bool ok = y->dtype == x->dtype && y->ndim <= x->ndim;
-		for (uint32_t i = 0; ok && i < y->ndim; i++)
-			ok = y->shape[y->ndim - 1 - i] == x->shape[x->ndim - 1 - i];
-		if (!ok)
-			return mismatch(b, k, 0, 1,
-					"the second's shape must be a suffix of the first's");
-		return 0;
-	}
-
-	case SWARM_OP_RELU:
-	case SWARM_OP_GELU:
-	case SWARM_OP_SIGMOID:
-	case SWARM_OP_TANH:
-	case SWARM_OP_SOFTMAX:
-	case SWARM_OP_L2NORM:
-		if (!is_float(x->dtype) || x->ndim < 1)
-			IN_FAIL(b, k, 0, "it takes a float tensor");
-		return 0;
-
-	case SWARM_OP_LAYERNORM: {
-		if (!is_float(x->dtype) || x->ndim < 1)
-			IN_FAIL(b, k, 0, "layernorm takes a float X [.., D]");
-		for (uint32_t j = 1; j < 3; j++) {
-			const struct swarm_tensor *p = in_t(b, k, j);
-			if (p->ndim != 1 || p->dtype != x->dtype ||
-			    p->shape[0] != x->shape[x->ndim - 1])
-				return mismatch(b, k, 0, j,
-						"layernorm takes X [.., D], gamma [D], beta [D]");
-		}
-		return 0;
-	}
-
-	case SWARM_OP_EMBEDDING: {
-		const struct swarm_tensor *ids = in_t(b, k, 1);
-		if (!is_float(x->dtype) || x->ndim != 2)
-			IN_FAIL(b, k, 0, "embedding takes a float table [V, D]");
-		if (!is_index(ids->dtype) || ids->ndim < 1 || ids->ndim >= SWARM_TENSOR_MAX_DIMS)
-			IN_FAIL(b, k, 1, "embedding takes i32 or i64 ids of 1..5 dimensions");
-		*out = *ids;
-		out->data = NULL;
-		out->dtype = x->dtype;
-		out->shape[out->ndim++] = x->shape[1];
-		return 0;
-	}
-
-	case SWARM_OP_EMBEDDING_BAG: {
-		const struct swarm_tensor *ids = in_t(b, k, 1);
-		if (!is_float(x->dtype) || x->ndim != 2)
-			IN_FAIL(b, k, 0, "embedding_bag takes a float table [V, D]");
-		if (n->p.bag_mode != SWARM_BAG_SUM && n->p.bag_mode != SWARM_BAG_MEAN)
-			return node_fail(b, k, "bag mode %" PRIu32 " is not sum or mean",
-					 n->p.bag_mode);
-		out->ndim = 2;
-		out->shape[1] = x->shape[1];
-		if (n_in == 2) {
-			if (!is_index(ids->dtype) || ids->ndim != 2)
-				IN_FAIL(b, k, 1,
-					"embedding_bag with two inputs takes i32 or i64 ids "
-					"[B, K], one bag of K ids per row");
-			out->shape[0] = ids->shape[0];
-			return 0;
-		}
-		const struct swarm_tensor *offs = in_t(b, k, 2);
-		if (!is_index(ids->dtype) || ids->ndim != 1)
-			IN_FAIL(b, k, 1, "embedding_bag with offsets takes i32 or i64 ids [L]");
-		if (!is_index(offs->dtype) || offs->ndim != 1)
-			IN_FAIL(b, k, 2, "embedding_bag takes i32 or i64 offsets [B]");
-		out->shape[0] = offs->shape[0];
-		return 0;
-	}
-
-	case SWARM_OP_CONCAT: {
-		if (x->ndim < 1)
-			IN_FAIL(b, k, 0, "concat takes tensors of at least one dimension");
-		int64_t last = 0;
-		for (uint32_t j = 0; j < n_in; j++) {
-			const struct swarm_tensor *y = in_t(b, k, j);
-			bool ok = y->dtype == x->dtype && y->ndim == x->ndim;
-			for (uint32_t i = 0; ok && i + 1 < x->ndim; i++)
-				ok = y->shape[i] == x->shape[i];
-			if (!ok)
-				return mismatch(b, k, 0, j,
-						"concat takes tensors equal but in the last dim");
-			if (y->shape[y->ndim - 1] < 0 ||
-			    __builtin_add_overflow(last, y->shape[y->ndim - 1], &last))
-				IN_FAIL(b, k, j, "concat cannot join on the batch dimension");
-		}
-		out->shape[x->ndim - 1] = last;
-		return 0;
-	}
-
-	case SWARM_OP_ATTENTION: {
-		if (!is_float(x->dtype) || x->ndim != 3)
-			IN_FAIL(b, k, 0, "attention takes a float Q [B, S, H * Dh]");
-		for (uint32_t j = 1; j < 3; j++) {
-			const struct swarm_tensor *y = in_t(b, k, j);
-			bool ok = y->dtype == x->dtype && y->ndim == 3;
-			for (uint32_t i = 0; ok && i < 3; i++)
-				ok = y->shape[i] == x->shape[i];
-			if (!ok)
-				return mismatch(
-					b, k, 0, j,
-					"attention takes Q, K, V of one shape [B, S, H * Dh]");
-		}
-		if (n->p.heads == 0 || x->shape[2] % n->p.heads != 0)
-			return node_fail(b, k,
-					 "heads %" PRIu32 " does not divide the width %" PRId64,
-					 n->p.heads, x->shape[2]);
-		if (n_in == 4) {
-			const struct swarm_tensor *mask = in_t(b, k, 3);
-			if (mask->dtype != SWARM_DTYPE_F32 || mask->ndim != 2 ||
-			    mask->shape[0] != x->shape[0] || mask->shape[1] != x->shape[1])
-				return mismatch(b, k, 0, 3,
-						"attention's mask is f32 [B, S] for Q [B, S, E]");
-		}
-		return 0;
-	}
-
-	case SWARM_OP_MEAN_POOL: {
-		const struct swarm_tensor *mask = in_t(b, k, 1);
-		if (!is_float(x->dtype) || x->ndim != 3)
-			IN_FAIL(b, k, 0, "mean_pool takes a float X [B, S, D]");
-		if (mask->dtype != SWARM_DTYPE_F32 || mask->ndim != 2 ||
-		    mask->shape[0] != x->shape[0] || mask->shape[1] != x->shape[1])
-			return mismatch(b, k, 0, 1,
-					"mean_pool's mask is f32 [B, S] for X [B, S, D]");
-		out->ndim = 2;
-		out->shape[1] = x->shape[2];
-		return 0;
-	}
-	}
-	return node_fail(b, k, "op %" PRIu32 " is not one the executor knows", n->op);
-}
-
-/* Inputs each op takes, as the manifest parser checks them; again here since a manifest may
- * be filled by hand. */
-static bool arity_ok(uint32_t op, uint32_t n)
-{
-	switch (op) {
-	case SWARM_OP_LINEAR:
-	case SWARM_OP_EMBEDDING_BAG:
-		return n == 2 || n == 3;
-	case SWARM_OP_MATMUL:
-	case SWARM_OP_ADD:
-	case SWARM_OP_MUL:
-	case SWARM_OP_EMBEDDING:
-	case SWARM_OP_MEAN_POOL:
-		return n == 2;
-	case SWARM_OP_LAYERNORM:
-		return n == 3;
-	case SWARM_OP_CONCAT:
-		return n >= 1 && n <= SWARM_NODE_MAX_INPUTS;
-	case SWARM_OP_ATTENTION:
-		return n == 3 || n == 4;
-	default:
-		return n == 1;
-	}
+	return node_fail(b, k, "%s%s%s", who, who[0] ? "; " : "", why);
 }
 
 static int32_t add_tensor(struct build *b, uint32_t kind)
@@ -771,7 +566,8 @@ static int check_args(struct build *b, struct swarm_device *dev, uint32_t max_ba
 		return fail(b, -EINVAL, "the graph is over its limits");
 	for (uint32_t k = 0; k < spec->n_nodes; k++) {
 		const struct swarm_graph_node_spec *n = &spec->nodes[k];
-		bool ok = n->op < SWARM_OP_COUNT && arity_ok(n->op, n->n_in) &&
+		const struct swarm_op_info *info = swarm_op_info(n->op);
+		bool ok = info && n->n_in >= info->min_in && n->n_in <= info->max_in &&
 			  n->out < spec->n_names;
 		for (uint32_t j = 0; ok && j < n->n_in; j++)
 			ok = n->in[j] < spec->n_names;

@@ -5,6 +5,8 @@
  */
 #include "registry/manifest.h"
 
+#include "kernels/op.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -217,20 +219,8 @@ static int parse_tensors(json_t *root, const char *key, swarm_tensor_spec *specs
 	return 0;
 }
 
-/* Inputs each op takes (device.h), the least and the most. */
-static const uint8_t op_arity[SWARM_OP_COUNT][2] = {
-	[SWARM_OP_IDENTITY] = { 1, 1 },      [SWARM_OP_LINEAR] = { 2, 3 },
-	[SWARM_OP_MATMUL] = { 2, 2 },        [SWARM_OP_ADD] = { 2, 2 },
-	[SWARM_OP_MUL] = { 2, 2 },           [SWARM_OP_RELU] = { 1, 1 },
-	[SWARM_OP_GELU] = { 1, 1 },          [SWARM_OP_SIGMOID] = { 1, 1 },
-	[SWARM_OP_TANH] = { 1, 1 },          [SWARM_OP_SOFTMAX] = { 1, 1 },
-	[SWARM_OP_LAYERNORM] = { 3, 3 },     [SWARM_OP_EMBEDDING] = { 2, 2 },
-	[SWARM_OP_EMBEDDING_BAG] = { 2, 3 }, [SWARM_OP_CONCAT] = { 1, SWARM_NODE_MAX_INPUTS },
-	[SWARM_OP_ATTENTION] = { 3, 4 },     [SWARM_OP_MEAN_POOL] = { 2, 2 },
-	[SWARM_OP_L2NORM] = { 1, 1 },
-};
-
-static const char *const node_keys[] = { "op", "inputs", "output", "act", "mode", "heads", "eps" };
+/* A node's own keys; the rest are its op's attributes (kernels/op.h, enum swarm_attr). */
+static const char *const node_keys[] = { "op", "inputs", "output" };
 
 /* The index of name in the graph's name table, adding it when new. */
 static int intern_name(struct swarm_graph_spec *g, const char *path, const char *name,
@@ -266,58 +256,103 @@ static int get_tensor_name(json_t *v, const char *path, const char **out, char *
 	return 0;
 }
 
-/* The op-specific members: each is refused on an op it does not apply to. */
+/* ---- a node's attributes: one parser per enum swarm_attr bit, in its order ---------------- */
+
+typedef int (*attr_parse_fn)(json_t *v, const char *path, struct swarm_op_params *p, char *err,
+			     size_t err_len);
+
+static int attr_act(json_t *v, const char *path, struct swarm_op_params *p, char *err,
+		    size_t err_len)
+{
+	int a = json_is_string(v) ? swarm_op_from_name(json_string_value(v)) : -1;
+	if (a != SWARM_OP_RELU && a != SWARM_OP_GELU && a != SWARM_OP_SIGMOID && a != SWARM_OP_TANH)
+		return fail(err, err_len, "%s: must be one of relu gelu sigmoid tanh", path);
+	p->act = (uint32_t)a;
+	return 0;
+}
+
+static int attr_mode(json_t *v, const char *path, struct swarm_op_params *p, char *err,
+		     size_t err_len)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+	if (strcmp(s, "sum") == 0)
+		p->bag_mode = SWARM_BAG_SUM;
+	else if (strcmp(s, "mean") == 0)
+		p->bag_mode = SWARM_BAG_MEAN;
+	else
+		return fail(err, err_len, "%s: must be \"sum\" or \"mean\"", path);
+	return 0;
+}
+
+static int attr_heads(json_t *v, const char *path, struct swarm_op_params *p, char *err,
+		      size_t err_len)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65536)
+		return fail(err, err_len, "%s: must be an integer 1..65536", path);
+	p->heads = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+static int attr_eps(json_t *v, const char *path, struct swarm_op_params *p, char *err,
+		    size_t err_len)
+{
+	double e = json_is_number(v) ? json_number_value(v) : -1.0;
+	/* Positive and a normal float, so that it survives the narrowing. */
+	if (!(e >= 1.1754944e-38 && e <= 1.0))
+		return fail(err, err_len, "%s: must be a number in (0, 1]", path);
+	p->eps = (float)e;
+	return 0;
+}
+
+static const attr_parse_fn attr_parsers[SWARM_ATTR_COUNT] = { attr_act, attr_mode, attr_heads,
+							      attr_eps };
+
+/* "act, mode" for the bits of attrs, "none" when there is none. */
+static void attr_list(uint32_t attrs, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < SWARM_ATTR_COUNT && off < len; i++)
+		if (attrs & (1u << i)) {
+			int n = snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+					 swarm_attr_name(1u << i));
+			off += n > 0 ? (size_t)n : 0;
+		}
+	if (!buf[0])
+		snprintf(buf, len, "none");
+}
+
+/* The op's attributes: each is refused on an op that does not take it, a required one that is
+ * missing is refused, each value is checked by its kind; the others keep their defaults (no
+ * activation, a bag's sum, 0 for the rest). */
 static int parse_node_params(json_t *obj, const char *path, struct swarm_graph_node_spec *n,
 			     char *err, size_t err_len)
 {
-	const char *op = swarm_op_name(n->op);
-	json_t *v;
+	const struct swarm_op_info *info = swarm_op_info(n->op);
+	char sub[PATH_MAX_LEN + 48];
 
 	n->p.act = SWARM_OP_IDENTITY;
 	n->p.bag_mode = SWARM_BAG_SUM;
-	if ((v = json_object_get(obj, "act"))) {
-		if (n->op != SWARM_OP_LINEAR)
-			return fail(err, err_len, "%s.act: only linear takes an activation, not %s",
-				    path, op);
-		int a = json_is_string(v) ? swarm_op_from_name(json_string_value(v)) : -1;
-		if (a != SWARM_OP_RELU && a != SWARM_OP_GELU && a != SWARM_OP_SIGMOID &&
-		    a != SWARM_OP_TANH)
-			return fail(err, err_len, "%s.act: must be one of relu gelu sigmoid tanh",
-				    path);
-		n->p.act = (uint32_t)a;
-	}
-	if ((v = json_object_get(obj, "mode"))) {
-		if (n->op != SWARM_OP_EMBEDDING_BAG)
-			return fail(err, err_len,
-				    "%s.mode: only embedding_bag takes a mode, not %s", path, op);
-		const char *s = json_is_string(v) ? json_string_value(v) : "";
-		if (strcmp(s, "sum") == 0)
-			n->p.bag_mode = SWARM_BAG_SUM;
-		else if (strcmp(s, "mean") == 0)
-			n->p.bag_mode = SWARM_BAG_MEAN;
-		else
-			return fail(err, err_len, "%s.mode: must be \"sum\" or \"mean\"", path);
-	}
-	v = json_object_get(obj, "heads");
-	if (v && n->op != SWARM_OP_ATTENTION)
-		return fail(err, err_len, "%s.heads: only attention takes heads, not %s", path, op);
-	if (n->op == SWARM_OP_ATTENTION) {
-		if (!v)
-			return fail(err, err_len, "%s.heads: missing (attention needs it)", path);
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > 65536)
-			return fail(err, err_len, "%s.heads: must be an integer 1..65536", path);
-		n->p.heads = (uint32_t)json_integer_value(v);
-	}
-	if ((v = json_object_get(obj, "eps"))) {
-		if (n->op != SWARM_OP_LAYERNORM && n->op != SWARM_OP_L2NORM)
-			return fail(err, err_len,
-				    "%s.eps: only layernorm and l2norm take eps, not %s", path, op);
-		double e = json_is_number(v) ? json_number_value(v) : -1.0;
-		/* Positive and a normal float, so that it survives the narrowing. */
-		if (!(e >= 1.1754944e-38 && e <= 1.0))
-			return fail(err, err_len, "%s.eps: must be a number in (0, 1]", path);
-		n->p.eps = (float)e;
+	for (int i = 0; i < SWARM_ATTR_COUNT; i++) {
+		uint32_t bit = 1u << i;
+		const char *key = swarm_attr_name(bit);
+		json_t *v = json_object_get(obj, key);
+		snprintf(sub, sizeof sub, "%s.%s", path, key);
+		if (!v) {
+			if (info->required & bit)
+				return fail(err, err_len, "%s: missing (%s needs it)", sub,
+					    info->name);
+			continue;
+		}
+		if (!(info->attrs & bit)) {
+			char takes[128];
+			attr_list(info->attrs, takes, sizeof takes);
+			return fail(err, err_len, "%s: %s takes no %s (its attributes: %s)", sub,
+				    info->name, key, takes);
+		}
+		int rc = attr_parsers[i](v, sub, &n->p, err, err_len);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -334,11 +369,17 @@ static int parse_node(json_t *obj, const char *path, struct swarm_graph_spec *g,
 		return type_error(err, err_len, path, "object");
 	json_object_foreach(obj, key, v)
 	{
-		if (!key_known(key, node_keys, sizeof node_keys / sizeof *node_keys))
-			return fail(err, err_len,
-				    "%s: unknown key \"%s\" (op, inputs, output, act, mode, heads, "
-				    "eps)",
-				    path, key);
+		bool attr = false;
+		for (int i = 0; i < SWARM_ATTR_COUNT && !attr; i++)
+			attr = strcmp(key, swarm_attr_name(1u << i)) == 0;
+		if (!attr && !key_known(key, node_keys, sizeof node_keys / sizeof *node_keys)) {
+			char all[256];
+			attr_list(~0u, all, sizeof all);
+			return fail(
+				err, err_len,
+				"%s: unknown key \"%s\" (op, inputs, output, or an attribute: %s)",
+				path, key, all);
+		}
 	}
 
 	v = json_object_get(obj, "op");
@@ -357,7 +398,8 @@ static int parse_node(json_t *obj, const char *path, struct swarm_graph_spec *g,
 		return fail(err, err_len, "%s.inputs: missing", path);
 	if (!json_is_array(arr))
 		return fail(err, err_len, "%s.inputs: must be an array", path);
-	size_t n_in = json_array_size(arr), lo = op_arity[op][0], hi = op_arity[op][1];
+	const struct swarm_op_info *info = swarm_op_info((uint32_t)op);
+	size_t n_in = json_array_size(arr), lo = info->min_in, hi = info->max_in;
 	if (n_in < lo || n_in > hi) {
 		if (lo == hi)
 			return fail(err, err_len, "%s.inputs: %s takes %zu inputs, not %zu", path,

@@ -1,7 +1,7 @@
 /* cpu_device.c: the CPU device, the table of kernels/device.h over host memory. Device memory
  * is ordinary 64-byte-aligned heap memory, so upload and download are memcpy, there is nothing
  * to pin and every op runs synchronously in run(). The ops themselves live in ops.c; this file
- * holds the table, the one supports_op switch and the one dispatch switch.
+ * holds the device's table and its table of kernels, one per op of kernels/op.h.
  */
 #include "kernels/device.h"
 
@@ -46,53 +46,52 @@ static int cpu_copy(struct swarm_device *d, void *dst, const void *src, size_t b
 	return 0;
 }
 
-/* Op, input count and dtypes: f32 everywhere but the index inputs (f16 and bf16 are CUDA's). */
+/* The CPU's float dtypes for the GEMM ops: f32 only (f16 and bf16 are CUDA's). */
+#define CPU_FLOAT_DTYPES SWARM_DTYPE_BIT(SWARM_DTYPE_F32)
+
+typedef int (*cpu_kernel_fn)(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			     const struct swarm_node_dims *d);
+
+/* The CPU's kernel of each op of the op table (kernels/op.h); NULL: not on the CPU. */
+static const cpu_kernel_fn cpu_kernels[SWARM_OP_COUNT] = {
+	[SWARM_OP_IDENTITY] = swarm_cpu_identity,
+	[SWARM_OP_LINEAR] = swarm_cpu_linear,
+	[SWARM_OP_MATMUL] = swarm_cpu_matmul,
+	[SWARM_OP_ADD] = swarm_cpu_add,
+	[SWARM_OP_MUL] = swarm_cpu_mul,
+	[SWARM_OP_RELU] = swarm_cpu_unary,
+	[SWARM_OP_GELU] = swarm_cpu_unary,
+	[SWARM_OP_SIGMOID] = swarm_cpu_unary,
+	[SWARM_OP_TANH] = swarm_cpu_unary,
+	[SWARM_OP_SOFTMAX] = swarm_cpu_softmax,
+	[SWARM_OP_LAYERNORM] = swarm_cpu_layernorm,
+	[SWARM_OP_EMBEDDING] = swarm_cpu_embedding,
+	[SWARM_OP_EMBEDDING_BAG] = swarm_cpu_embedding_bag,
+	[SWARM_OP_CONCAT] = swarm_cpu_concat,
+	[SWARM_OP_ATTENTION] = swarm_cpu_attention,
+	[SWARM_OP_MEAN_POOL] = swarm_cpu_mean_pool,
+	[SWARM_OP_L2NORM] = swarm_cpu_l2norm,
+};
+
+/* Op, input count and dtypes (the op table's rule, f32 for every float), and a kernel. */
 static int cpu_supports_op(struct swarm_device *d, const struct swarm_node *n)
 {
 	(void)d;
-	return swarm_node_supported(n, 0);
+	return n && n->op < SWARM_OP_COUNT && cpu_kernels[n->op] &&
+	       swarm_node_supported(n, CPU_FLOAT_DTYPES);
 }
 
+/* Checks the node against the op table (kernels/check.h), then runs its kernel. */
 static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 {
+	struct swarm_node_dims dims;
 	if (!d || !n || !n->out || n->n_in > SWARM_NODE_MAX_INPUTS)
 		return -EINVAL;
-	struct swarm_cpu_ws *ws = &((struct cpu_ctx *)d->ctx)->ws;
-	switch (n->op) {
-	case SWARM_OP_IDENTITY:
-		return swarm_cpu_identity(ws, n);
-	case SWARM_OP_LINEAR:
-		return swarm_cpu_linear(ws, n);
-	case SWARM_OP_MATMUL:
-		return swarm_cpu_matmul(ws, n);
-	case SWARM_OP_ADD:
-		return swarm_cpu_add(ws, n);
-	case SWARM_OP_MUL:
-		return swarm_cpu_mul(ws, n);
-	case SWARM_OP_RELU:
-	case SWARM_OP_GELU:
-	case SWARM_OP_SIGMOID:
-	case SWARM_OP_TANH:
-		return swarm_cpu_unary(ws, n);
-	case SWARM_OP_SOFTMAX:
-		return swarm_cpu_softmax(ws, n);
-	case SWARM_OP_LAYERNORM:
-		return swarm_cpu_layernorm(ws, n);
-	case SWARM_OP_EMBEDDING:
-		return swarm_cpu_embedding(ws, n);
-	case SWARM_OP_EMBEDDING_BAG:
-		return swarm_cpu_embedding_bag(ws, n);
-	case SWARM_OP_CONCAT:
-		return swarm_cpu_concat(ws, n);
-	case SWARM_OP_ATTENTION:
-		return swarm_cpu_attention(ws, n);
-	case SWARM_OP_MEAN_POOL:
-		return swarm_cpu_mean_pool(ws, n);
-	case SWARM_OP_L2NORM:
-		return swarm_cpu_l2norm(ws, n);
-	default:
+	if (n->op >= SWARM_OP_COUNT || !cpu_kernels[n->op])
 		return -ENOTSUP;
-	}
+	if (swarm_node_check(n, CPU_FLOAT_DTYPES, &dims))
+		return -EINVAL;
+	return cpu_kernels[n->op](&((struct cpu_ctx *)d->ctx)->ws, n, &dims);
 }
 
 static void cpu_destroy(struct swarm_device *d)

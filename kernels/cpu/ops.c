@@ -1,8 +1,8 @@
 /* ops.c: the CPU device's ops (see ops.h and the contracts in kernels/device.h).
  *
- * Every op first checks its node: input count, dtypes and shapes (against each other and
- * against out) through the checks every device shares (kernels/check.h), then every index
- * value against the table, so that a refused node has written nothing. GEMMs go through
+ * The device checks a node against the op table (kernels/check.h) before it calls an op here
+ * with the dims it derived; an op then checks every index value against the table, so that a
+ * refused node has written nothing. GEMMs go through
  * OpenBLAS (cblas_sgemm, row-major); everything else is plain loops over contiguous floats that
  * gcc -O2 vectorises. BLAS takes int dimensions, so a GEMM dimension above INT_MAX is refused
  * with -EINVAL (by the shared checks) rather than split.
@@ -17,16 +17,6 @@
 
 #include "kernels/check.h"
 #include "swarm/swarm.h"
-
-/* The CPU's float dtypes for LINEAR, MATMUL and ATTENTION: f32 only (f16 and bf16 are CUDA's). */
-#define CPU_FLOAT_DTYPES SWARM_DTYPE_BIT(SWARM_DTYPE_F32)
-
-/* The shared host-side checks of kernels/check.h: every refusal is -EINVAL here, since the
- * dispatch switch only calls an op function for its own op. */
-static int node_check(const struct swarm_node *n, struct swarm_node_dims *d)
-{
-	return swarm_node_check(n, CPU_FLOAT_DTYPES, d) < 0 ? -EINVAL : 0;
-}
 
 static int64_t index_at(const struct swarm_tensor *t, int64_t i)
 {
@@ -213,23 +203,21 @@ static void k_bias_act(float *o, const float *bias, int64_t n, uint32_t act)
 
 /* ---- ops ------------------------------------------------------------------------------------ */
 
-int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		       const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	if (d.elems > 0 && n->out->data != n->in[0]->data)
 		memmove(n->out->data, n->in[0]->data, (size_t)d.elems * sizeof(float));
 	return 0;
 }
 
-int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t M = d.m, N = d.n, K = d.k;
 	if (M == 0 || N == 0)
 		return 0;
@@ -246,12 +234,11 @@ int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t M = d.m, N = d.n, K = d.k, batch = d.batch;
 	if (batch == 0 || M == 0 || N == 0)
 		return 0;
@@ -268,12 +255,11 @@ int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		  const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t ea = d.elems, eb = d.count;
 	if (ea == 0)
 		return 0;
@@ -285,12 +271,11 @@ int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		  const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t ea = d.elems, eb = d.count;
 	if (ea == 0)
 		return 0;
@@ -301,12 +286,11 @@ int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		    const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t e = d.elems;
 	float *o = n->out->data;
 	const float *in = n->in[0]->data;
@@ -329,12 +313,11 @@ int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		      const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t rows = d.rows, D = d.cols;
 	if (D == 0)
 		return 0;
@@ -355,12 +338,11 @@ int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t rows = d.rows, D = d.cols;
 	float eps = d.eps;
 	if (D == 0)
@@ -388,12 +370,11 @@ int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	const struct swarm_tensor *ids = n->in[1];
 	int64_t L = d.count, V = d.vocab, D = d.cols;
 	/* The ids may come from a client: all checked before the first write. */
@@ -411,12 +392,11 @@ int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			    const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	const struct swarm_tensor *ids = n->in[1], *offs = n->in[2];
 	int64_t L = d.count, B = d.batch, V = d.vocab, D = d.cols;
 	/* Ids and offsets may come from a client: all checked before the first write. */
@@ -448,12 +428,11 @@ int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	uint32_t nd = n->in[0]->ndim;
 	float *o = n->out->data;
 	for (int64_t r = 0; r < d.rows; r++) {
@@ -489,11 +468,10 @@ static void masked_softmax_row(float *s, const float *keep, int64_t S)
 	k_scale(s, s, 1.0f / sum, S);
 }
 
-int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *dp)
 {
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	const struct swarm_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
 	const struct swarm_tensor *m = d.has_mask ? n->in[3] : NULL;
 	int64_t B = d.batch, S = d.seq, E = d.cols, H = d.heads, Dh = d.head_dim;
@@ -522,12 +500,11 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t B = d.batch, S = d.seq, D = d.cols;
 	if (D == 0)
 		return 0;
@@ -549,12 +526,11 @@ int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n)
 	return 0;
 }
 
-int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n)
+int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *dp)
 {
 	(void)ws;
-	struct swarm_node_dims d;
-	if (node_check(n, &d) < 0)
-		return -EINVAL;
+	const struct swarm_node_dims d = *dp;
 	int64_t rows = d.rows, D = d.cols;
 	float eps = d.eps;
 	for (int64_t r = 0; r < rows; r++) {

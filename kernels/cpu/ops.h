@@ -1,7 +1,6 @@
-/* ops.h: the CPU device's ops, one function per op of kernels/device.h. Each checks the
- * node's input count, dtypes and shapes against the op's contract (kernels/check.h) before it
- * touches any data and returns -EINVAL (nothing written) when they do not fit, else computes
- * out and returns 0.
+/* ops.h: the CPU device's ops, one function per op of kernels/device.h. The device calls one
+ * with a node that passed swarm_node_check (kernels/check.h) and the dims it derived; the op
+ * computes out and returns 0, or -EINVAL (nothing written) for an index out of its table.
  * Index inputs (embedding ids and bag offsets) are all checked before the first write.
  * Not thread-safe on one workspace: a device runs one node at a time.
  */
@@ -10,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "kernels/check.h"
 #include "kernels/device.h"
 
 /* Scratch memory an op may need (attention's score matrix); grown on demand and kept by the
@@ -22,20 +22,34 @@ struct swarm_cpu_ws {
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
 
-int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		       const struct swarm_node_dims *d);
+int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		  const struct swarm_node_dims *d);
+int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		  const struct swarm_node_dims *d);
 /* RELU, GELU, SIGMOID and TANH: one function, the node's op picks the function. */
-int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n);
-int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n);
+int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		    const struct swarm_node_dims *d);
+int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		      const struct swarm_node_dims *d);
+int swarm_cpu_layernorm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *d);
+int swarm_cpu_embedding(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *d);
+int swarm_cpu_embedding_bag(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			    const struct swarm_node_dims *d);
+int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *d);
+int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *d);
+int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
 
 #endif /* SWARM_KERNELS_CPU_OPS_H */

@@ -1,8 +1,8 @@
 /* cuda_device.cu: the CUDA device, the table of kernels/device.h on one GPU. It holds the
  * device's context (one non-blocking stream, one cuBLAS and one cuBLASLt handle bound to it,
  * their workspaces, the device-side error flag), device memory, the copies, host-memory
- * registration, synchronisation, graph capture, the one supports_op switch and the one
- * dispatch switch. The ops live one per file beside it (linear.cu, softmax.cu, ...).
+ * registration, synchronisation, graph capture, and its table of kernels, one per op of the
+ * op table (kernels/op.h). The ops live one per file beside it (linear.cu, softmax.cu, ...).
  *
  * Ordering: everything is queued on the device's one stream, so ops, copies and the error
  * flag's reads and writes happen in the order they were asked for; the host waits only in
@@ -34,6 +34,7 @@
 #include "stream_upload.cuh"
 #include "unary.cuh"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 /* The float dtypes this device takes for LINEAR, MATMUL and ATTENTION (swarm_node_check). */
@@ -259,13 +260,48 @@ static int cuda_synchronize(struct swarm_device *d)
 /* ---- ops --------------------------------------------------------------------------------------
  */
 
-/* Op, input count and dtypes: f32 everywhere, plus f16 and bf16 for LINEAR, MATMUL and
- * ATTENTION (all float tensors and out of one dtype; attention's mask stays f32). */
+typedef int (*cuda_kernel_fn)(struct swarm_cuda_ctx *c, const struct swarm_node *n,
+			      const struct swarm_node_dims *d);
+
+/* The CUDA device's kernel (launcher) of each op of the op table (kernels/op.h); NULL: not on
+ * this device. Filled by op index at first use: C++ has no designated array initialisers. */
+static cuda_kernel_fn cuda_kernels[SWARM_OP_COUNT];
+
+static void kernels_init(void)
+{
+	cuda_kernels[SWARM_OP_IDENTITY] = swarm_cuda_op_identity;
+	cuda_kernels[SWARM_OP_LINEAR] = swarm_cuda_op_linear;
+	cuda_kernels[SWARM_OP_MATMUL] = swarm_cuda_op_matmul;
+	cuda_kernels[SWARM_OP_ADD] = swarm_cuda_op_binary;
+	cuda_kernels[SWARM_OP_MUL] = swarm_cuda_op_binary;
+	cuda_kernels[SWARM_OP_RELU] = swarm_cuda_op_unary;
+	cuda_kernels[SWARM_OP_GELU] = swarm_cuda_op_unary;
+	cuda_kernels[SWARM_OP_SIGMOID] = swarm_cuda_op_unary;
+	cuda_kernels[SWARM_OP_TANH] = swarm_cuda_op_unary;
+	cuda_kernels[SWARM_OP_SOFTMAX] = swarm_cuda_op_softmax;
+	cuda_kernels[SWARM_OP_LAYERNORM] = swarm_cuda_op_layernorm;
+	cuda_kernels[SWARM_OP_EMBEDDING] = swarm_cuda_op_embedding;
+	cuda_kernels[SWARM_OP_EMBEDDING_BAG] = swarm_cuda_op_embedding_bag;
+	cuda_kernels[SWARM_OP_CONCAT] = swarm_cuda_op_concat;
+	cuda_kernels[SWARM_OP_ATTENTION] = swarm_cuda_op_attention;
+	cuda_kernels[SWARM_OP_MEAN_POOL] = swarm_cuda_op_mean_pool;
+	cuda_kernels[SWARM_OP_L2NORM] = swarm_cuda_op_l2norm;
+}
+
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static cuda_kernel_fn kernel_of(uint32_t op)
+{
+	(void)pthread_once(&kernels_once, kernels_init);
+	return op < SWARM_OP_COUNT ? cuda_kernels[op] : NULL;
+}
+
+/* Op, input count and dtypes (the op table's rule: f32, plus f16 and bf16 for the GEMM ops),
+ * and a kernel. */
 static int cuda_supports_op(struct swarm_device *d, const struct swarm_node *n)
 {
 	(void)d;
-	return swarm_node_supported(n, SWARM_DTYPE_BIT(SWARM_DTYPE_F16) |
-					       SWARM_DTYPE_BIT(SWARM_DTYPE_BF16));
+	return n && kernel_of(n->op) && swarm_node_supported(n, CUDA_FLOAT_DTYPES);
 }
 
 /* Checks the node on the host (kernels/check.h), then queues its op on the stream. */
@@ -277,7 +313,8 @@ static int cuda_run(struct swarm_device *d, const struct swarm_node *n)
 
 	if (!d || !n || !n->out || n->n_in > SWARM_NODE_MAX_INPUTS)
 		return -EINVAL;
-	if (n->op >= SWARM_OP_COUNT)
+	cuda_kernel_fn k = kernel_of(n->op);
+	if (!k)
 		return -ENOTSUP;
 	ret = swarm_node_check(n, CUDA_FLOAT_DTYPES, &dims);
 	if (ret) {
@@ -290,40 +327,7 @@ static int cuda_run(struct swarm_device *d, const struct swarm_node *n)
 	ret = use_device(c);
 	if (ret)
 		return ret;
-	switch (n->op) {
-	case SWARM_OP_IDENTITY:
-		return swarm_cuda_op_identity(c, n, &dims);
-	case SWARM_OP_LINEAR:
-		return swarm_cuda_op_linear(c, n, &dims);
-	case SWARM_OP_MATMUL:
-		return swarm_cuda_op_matmul(c, n, &dims);
-	case SWARM_OP_ADD:
-	case SWARM_OP_MUL:
-		return swarm_cuda_op_binary(c, n, &dims);
-	case SWARM_OP_RELU:
-	case SWARM_OP_GELU:
-	case SWARM_OP_SIGMOID:
-	case SWARM_OP_TANH:
-		return swarm_cuda_op_unary(c, n, &dims);
-	case SWARM_OP_SOFTMAX:
-		return swarm_cuda_op_softmax(c, n, &dims);
-	case SWARM_OP_LAYERNORM:
-		return swarm_cuda_op_layernorm(c, n, &dims);
-	case SWARM_OP_EMBEDDING:
-		return swarm_cuda_op_embedding(c, n, &dims);
-	case SWARM_OP_EMBEDDING_BAG:
-		return swarm_cuda_op_embedding_bag(c, n, &dims);
-	case SWARM_OP_CONCAT:
-		return swarm_cuda_op_concat(c, n, &dims);
-	case SWARM_OP_ATTENTION:
-		return swarm_cuda_op_attention(c, n, &dims);
-	case SWARM_OP_MEAN_POOL:
-		return swarm_cuda_op_mean_pool(c, n, &dims);
-	case SWARM_OP_L2NORM:
-		return swarm_cuda_op_l2norm(c, n, &dims);
-	default:
-		return -ENOTSUP;
-	}
+	return k(c, n, &dims);
 }
 
 /* ---- graph capture ------------------------------------------------------------------------ */

@@ -623,9 +623,9 @@ Test(registry_manifest, refuses_node_without_op)
 
 Test(registry_manifest, refuses_node_unknown_op)
 {
-	expect_refusal(parse_nodes(NODE_OK ", {\"op\": \"conv2d\", \"inputs\": [\"x\"], "
+	expect_refusal(parse_nodes(NODE_OK ", {\"op\": \"conv9d\", \"inputs\": [\"x\"], "
 					   "\"output\": \"z\"}"),
-		       "graph.nodes[1].op: unknown op \"conv2d\"");
+		       "graph.nodes[1].op: unknown op \"conv9d\"");
 }
 
 Test(registry_manifest, refuses_node_wrong_input_count)
@@ -669,16 +669,19 @@ Test(registry_manifest, refuses_node_param_on_wrong_op)
 {
 	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
 				   "\"act\": \"relu\"}"),
-		       "graph.nodes[0].act: only linear takes an activation");
+		       "graph.nodes[0].act: relu takes no act (its attributes: none)");
 	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
 				   "\"heads\": 2}"),
-		       "graph.nodes[0].heads: only attention takes heads");
+		       "graph.nodes[0].heads: relu takes no heads");
 	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
 				   "\"mode\": \"sum\"}"),
-		       "graph.nodes[0].mode: only embedding_bag takes a mode");
+		       "graph.nodes[0].mode: relu takes no mode");
 	expect_refusal(parse_nodes("{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"y\", "
 				   "\"eps\": 0.1}"),
-		       "graph.nodes[0].eps: only layernorm and l2norm take eps");
+		       "graph.nodes[0].eps: relu takes no eps");
+	expect_refusal(parse_nodes("{\"op\": \"attention\", \"inputs\": [\"q\", \"k\", \"v\"], "
+				   "\"output\": \"y\", \"heads\": 2, \"eps\": 0.1}"),
+		       "graph.nodes[0].eps: attention takes no eps (its attributes: heads)");
 }
 
 Test(registry_manifest, refuses_node_bad_param_values)
