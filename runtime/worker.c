@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <dlfcn.h>
 #include <getopt.h>
 #include <sched.h>
 #include <limits.h>
@@ -30,10 +29,10 @@
 #include "kernels/builtin.h"
 #include "kernels/cpu/staged_device.h"
 #include "kernels/device.h"
-#include "swarm/swarm_backend.h"
 #include "kernels/graph.h"
 #include "registry/loader.h"
 #include "runtime/device_weights.h"
+#include "runtime/executor.h"
 #include "registry/registry.h"
 #include "runtime/event_loop.h"
 #include "runtime/log.h"
@@ -73,19 +72,16 @@ struct version {
 	char model[SWARM_NAME_MAX];
 	uint32_t number;
 	char sha[72];                        /* "" for a built-in model's own weights */
-	const struct swarm_model_desc *desc; /* a built-in graph, or NULL for a node list */
+	const struct swarm_model_desc *desc; /* the built-in model it is, or NULL */
 	struct swarm_weights w;              /* w.map is NULL for a built-in's own weights */
-	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS]; /* a built-in's weights */
-	struct swarm_graph *graph; /* or a node-list graph (desc NULL), planned on the device */
+	/* what runs its requests (runtime/executor.h): the built-in, the node-list graph
+	 * planned on the worker's device, or a custom backend; NULL only while loading */
+	struct swarm_executor *exec;
+	struct swarm_graph *graph; /* exec's graph when it is one, else NULL */
 	/* the device copy of the weights graph reads, on a device with its own memory (a GPU):
 	 * one per blob, shared by every version of it here, perhaps mapped from another
 	 * worker's (docs/devices.md, "Shared weights"); NULL on the CPU */
 	struct swarm_dev_weights *dw;
-	/* or a custom backend (desc NULL, graph NULL): swarm_backend.h */
-	void *bk_dl;
-	const struct swarm_backend *bk;
-	void *bk_state;
-	struct swarm_backend_tensor *bk_tensors;
 	uint32_t refs;
 	/* Dynamic batching (Triton's semantics): requests of every session of this version
 	 * wait here until max_batch rows are ready or the oldest has waited delay_ns (0: run
@@ -215,20 +211,8 @@ static void wake_client(struct session *s)
 	}
 }
 
-static void backend_unload(struct version *x)
-{
-	if (x->bk && x->bk_state)
-		x->bk->destroy(x->bk_state);
-	if (x->bk_dl)
-		dlclose(x->bk_dl);
-	free(x->bk_tensors);
-	x->bk = NULL;
-	x->bk_state = NULL;
-	x->bk_dl = NULL;
-	x->bk_tensors = NULL;
-}
-
-/* Loads the custom backend a manifest names, and gives it the version's weights. */
+/* Loads the custom backend a manifest names (an absolute path, or a bare name in swarmd's
+ * --backend-dir), given the version's weights, as x's executor. */
 static int backend_load(struct worker *w, struct version *x, const struct swarm_manifest *m,
 			uint32_t max_batch, char *why, size_t why_len)
 {
@@ -246,63 +230,7 @@ static int backend_load(struct worker *w, struct version *x, const struct swarm_
 		snprintf(why, why_len, "backend path too long");
 		return -ENAMETOOLONG;
 	}
-	x->bk_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!x->bk_dl) {
-		snprintf(why, why_len, "cannot load backend: %.200s", dlerror());
-		return -ENOENT;
-	}
-	swarm_backend_entry_fn entry = (swarm_backend_entry_fn)dlsym(x->bk_dl, SWARM_BACKEND_ENTRY);
-	const struct swarm_backend *bk = entry ? entry() : NULL;
-	if (!bk || bk->abi_version != SWARM_BACKEND_ABI_VERSION || bk->struct_size < sizeof *bk ||
-	    !bk->init || !bk->load || !bk->execute || !bk->destroy) {
-		snprintf(why, why_len,
-			 "backend %.64s: no %s, or another ABI (it says %u, swarm speaks %u)",
-			 m->graph_backend, SWARM_BACKEND_ENTRY, bk ? bk->abi_version : 0,
-			 SWARM_BACKEND_ABI_VERSION);
-		backend_unload(x);
-		return -EPROTO;
-	}
-	x->bk = bk;
-	struct swarm_backend_model model = { .n_inputs = m->n_inputs,
-					     .n_outputs = m->n_outputs,
-					     .inputs = m->inputs,
-					     .outputs = m->outputs,
-					     .max_batch = max_batch,
-					     .config = m->graph_config };
-	int rc = bk->init(&model, &x->bk_state);
-	if (rc) {
-		snprintf(why, why_len, "backend %.64s: init failed: %s", bk->name ? bk->name : "?",
-			 strerror(rc < 0 ? -rc : rc));
-		x->bk_state = NULL;
-		backend_unload(x);
-		return rc < 0 ? rc : -EIO;
-	}
-	uint32_t n = x->w.st.n_tensors;
-	x->bk_tensors = calloc(n ? n : 1, sizeof *x->bk_tensors);
-	if (!x->bk_tensors) {
-		backend_unload(x);
-		return -ENOMEM;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		const struct swarm_st_tensor *t = &x->w.st.tensors[i];
-		struct swarm_backend_tensor *o = &x->bk_tensors[i];
-		o->name = t->name;
-		o->dtype = swarm_st_to_swarm_dtype(t->dtype);
-		o->ndim = t->ndim;
-		for (uint32_t k = 0; k < t->ndim && k < 8; k++)
-			o->shape[k] = t->shape[k];
-		o->data = (const char *)x->w.map + t->offset;
-		o->bytes = t->nbytes;
-	}
-	struct swarm_backend_weights wv = { .n = n, .tensors = x->bk_tensors };
-	rc = bk->load(x->bk_state, &wv);
-	if (rc) {
-		snprintf(why, why_len, "backend %.64s: load failed: %s", bk->name ? bk->name : "?",
-			 strerror(rc < 0 ? -rc : rc));
-		backend_unload(x);
-		return rc < 0 ? rc : -EIO;
-	}
-	return 0;
+	return swarm_executor_backend(path, m, &x->w, max_batch, &x->exec, why, why_len);
 }
 
 /* Finds or loads the version v names. Loading maps the blob, touches (and verifies) it, and
@@ -562,9 +490,10 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 		x->in_row[i] = ins[i].row_bytes;
 	for (uint32_t i = 0; i < x->n_out; i++)
 		x->out_row[i] = outs[i].row_bytes;
+	const void *ptrs[SWARM_BUILTIN_MAX_WEIGHTS] = { 0 }; /* a built-in's weights */
 	if (!sha[0]) {
 		for (uint32_t i = 0; i < desc->n_weights; i++)
-			x->ptrs[i] = desc->default_weights[i];
+			ptrs[i] = desc->default_weights[i];
 	} else {
 		char path[PATH_MAX];
 		if (!w->registry[0] ||
@@ -591,7 +520,7 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 					 sha, ws->name, desc->name);
 				goto err_unload;
 			}
-			x->ptrs[i] = (const char *)x->w.map + t->offset;
+			ptrs[i] = (const char *)x->w.map + t->offset;
 		}
 		if (m) {
 			/* The plan covers the largest batch the version will run. */
@@ -603,6 +532,10 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 				    backend_load(w, x, m, rows, why, why_len) :
 				    version_graph(w, x, m, rows, &load, &up, why, why_len))
 				goto err_unload;
+			if (x->graph && swarm_executor_graph_take(x->graph, &x->exec)) {
+				snprintf(why, why_len, "out of memory");
+				goto err_unload;
+			}
 		}
 		if (up.bytes) {
 			double mbps = up.gbps * 1e3;
@@ -623,9 +556,7 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 			  "upload_bytes=%llu upload_copies=%u upload_ms=%.2f upload_gbps=%.2f",
 			  model, x->number, x->w.bytes, s_ * 1e3,
 			  s_ > 0 ? (double)x->w.bytes / s_ / 1e9 : 0.0, verify,
-			  desc  ? desc->name :
-			  x->bk ? "backend" :
-				  "nodes",
+			  desc ? desc->name : x->exec->i->kind,
 			  !up.bytes   ? "none" :
 			  up.streamed ? "streamed" :
 					"plain",
@@ -634,6 +565,10 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 	}
 	free(m);
 	m = NULL;
+	if (desc && swarm_executor_builtin(desc, ptrs, &x->exec)) {
+		snprintf(why, why_len, "out of memory");
+		goto err_unload;
+	}
 	if (x->max_batch > 1) {
 		uint32_t n = x->max_batch < BATCH_MAX_REQUESTS ? x->max_batch : BATCH_MAX_REQUESTS;
 		/* A staged graph copies each request's rows from its slot to the device: no
@@ -669,8 +604,11 @@ static struct version *version_load(struct worker *w, const struct swarm_msg_ver
 	return x;
 
 err_unload:
-	backend_unload(x);
-	swarm_graph_free(x->graph);
+	/* The executor owns the graph once it holds it; before, the graph is still x's. */
+	if (x->exec)
+		swarm_executor_free(x->exec);
+	else
+		swarm_graph_free(x->graph);
 	version_drop_weights(w, x);
 	version_free_buffers(w, x);
 	swarm_weights_unload(&x->w);
@@ -698,23 +636,13 @@ static int version_fits(const struct version *v, const struct swarm_seg_geometry
 	for (uint32_t i = 0; i < v->n_out; i++)
 		if (g->tensor_row_bytes[v->n_in + i] != v->out_row[i])
 			return 0;
-	if (v->desc && g->max_rows > v->desc->max_rows)
-		return 0;
-	if (v->graph && g->max_rows > swarm_graph_max_batch(v->graph))
-		return 0;
-	return 1;
+	return v->exec->i->fits(v->exec, g->max_rows);
 }
 
-/* Runs rows rows of v: the built-in's function, or the planned graph. */
+/* Runs rows rows of v by its executor. */
 static int version_run(struct version *v, const void *const *in, void *const *out, uint32_t rows)
 {
-	if (v->graph)
-		return swarm_graph_run(v->graph, rows, in, out);
-	if (v->bk) {
-		struct swarm_backend_batch b = { .rows = rows, .inputs = in, .outputs = out };
-		return v->bk->execute(v->bk_state, &b);
-	}
-	return v->desc->run(in, out, rows, v->ptrs);
+	return v->exec->i->run(v->exec, in, out, rows);
 }
 
 static void version_put(struct worker *w, struct version *v)
@@ -729,8 +657,7 @@ static void version_put(struct worker *w, struct version *v)
 	if (v->w.map)
 		swarm_log(SWARM_LOG_INFO, "event=weights_unloaded model=%s version=%u bytes=%zu",
 			  v->model, v->number, v->w.bytes);
-	backend_unload(v);
-	swarm_graph_free(v->graph);
+	swarm_executor_free(v->exec); /* and its graph */
 	version_drop_weights(w, v);
 	swarm_weights_unload(&v->w);
 	version_free_buffers(w, v);
