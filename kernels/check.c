@@ -21,6 +21,9 @@
 
 #define F32_ONLY SWARM_DTYPE_BIT(SWARM_DTYPE_F32)
 #define ANY_DTYPE UINT32_MAX
+#define FLOATS                                                                 \
+	(SWARM_DTYPE_BIT(SWARM_DTYPE_F32) | SWARM_DTYPE_BIT(SWARM_DTYPE_F16) | \
+	 SWARM_DTYPE_BIT(SWARM_DTYPE_BF16))
 
 /* Checks one tensor: present, of a dtype in the set dts, at least min_ndim dims, a valid size,
  * and storage when it has elements. The product of its non-zero dims is bounded too, so that a
@@ -101,6 +104,9 @@ int swarm_node_supported(const struct swarm_node *n, uint32_t float_dtypes)
 	if (info->flags & SWARM_OPF_GEMM)
 		allowed |= float_dtypes &
 			   (SWARM_DTYPE_BIT(SWARM_DTYPE_F16) | SWARM_DTYPE_BIT(SWARM_DTYPE_BF16));
+	if (info->flags & SWARM_OPF_CAST) /* any float in, p.to out, on every device */
+		return n->in[0]->dtype < 32 && (FLOATS & SWARM_DTYPE_BIT(n->in[0]->dtype)) &&
+		       (!n->out || n->out->dtype == n->p.to);
 	uint32_t fd = node_float_dtype(n, info);
 	if (fd >= 32 || !(allowed & SWARM_DTYPE_BIT(fd)))
 		return 0;

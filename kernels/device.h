@@ -7,27 +7,53 @@
  * writing out of bounds) when they do not fit; index inputs (embedding ids, bag offsets) are
  * checked against the table too, since they may come from a client.
  *
- * The ops (f32 unless said; "[.., D]" means any leading dims):
+ * The ops (f32 unless said; "[.., D]" means any leading dims; the rules in full, shapes and
+ * dtypes, are the op table's: kernels/op.c, and docs/graph.md):
  *   IDENTITY       out = in[0]
  *   LINEAR         in: X [.., K], W [N, K] (PyTorch's layout), bias [N] (optional, n_in 3)
- *                  out [.., N] = X W^T + bias; p.act fuses RELU/GELU/... into the same pass
+ *                  out [.., N] = X W^T + bias; p.act fuses an activation into the same pass
  *   MATMUL         in: A [.., M, K], B [.., K, N] with the same leading dims; out [.., M, N]
- *   ADD, MUL       in: A [..], B whose shape is a suffix of A's (broadcast); out like A
- *   RELU, GELU (erf form), SIGMOID, TANH   elementwise
+ *   ADD, MUL, SUB, DIV, MAX, MIN   A, B broadcast as numpy does; out the broadcast shape
+ *   POW            x ^ p.exponent, elementwise
+ *   PRELU          in: X, slope broadcast to X; out = x >= 0 ? x : slope * x
+ *   RELU, GELU (erf form), SIGMOID, TANH, ERF, EXP, LOG, SQRT, HARDSWISH   elementwise
+ *   HARDSIGMOID    max(0, min(1, p.alpha * x + p.beta))
+ *   LEAKY_RELU     x >= 0 ? x : p.alpha * x
+ *   CLIP           min(max(x, p.alpha), p.beta) (relu6: 0, 6)
  *   SOFTMAX        over the last dim
  *   LAYERNORM      in: X [.., D], gamma [D], beta [D]; p.eps
+ *   BATCHNORM      in: X [N, C, ..], scale, bias, mean, var [C]; p.eps (inference form)
  *   EMBEDDING      in: table [V, D], ids [..] (i32 or i64); out [.., D]
  *   EMBEDDING_BAG  in: table [V, D], ids [L] (i32 or i64), offsets [B] (i32 or i64, the
  *                  first index of each bag, ascending, offsets[0] == 0); out [B, D];
  *                  p.bag_mode SUM or MEAN (an empty bag gives zeros)
- *   CONCAT         in: n tensors equal but in the last dim; out joins them on the last dim
+ *   CONCAT         in: n tensors equal but on dim p.axis; out joins them on it
  *   ATTENTION      in: Q, K, V [B, S, H * Dh], mask [B, S] (f32, 1 keep, 0 padding;
  *                  optional, n_in 4); p.heads = H; out [B, S, H * Dh] =
  *                  softmax(Q K^T / sqrt(Dh) + (mask ? 0 : -inf-like)) V per head
  *   MEAN_POOL      in: X [B, S, D], mask [B, S] (f32, 1 keep, 0 padding); out [B, D] (a row
  *                  with no kept token gives zeros)
  *   L2NORM         over the last dim: x / max(||x||, p.eps)
- * f16 and bf16 are CUDA-only, for the GEMM-heavy ops (LINEAR, MATMUL, ATTENTION).
+ *   CONV2D         in: X [N, C, H, W], W [M, C / group, kh, kw], bias [M] (optional); p.stride,
+ *                  p.dilation, p.pads (top, left, bottom, right), p.group, p.act
+ *   CONV_TRANSPOSE2D  in: X [N, C, H, W], W [C, M / group, kh, kw], bias [M]; as CONV2D, and
+ *                  p.out_pad
+ *   MAX_POOL2D, AVG_POOL2D  in: X [N, C, H, W]; p.kernel, p.stride, p.dilation, p.pads,
+ *                  p.ceil_mode, p.count_include_pad (AVG)
+ *   GLOBAL_AVG_POOL  [N, C, H, W] to [N, C, 1, 1]
+ *   RESIZE         [N, C, H, W] to [N, C, H', W'], nearest or bilinear (p.mode), p.coord,
+ *                  p.nearest; H', W' from p.sizes or floor(H * p.scales)
+ *   REDUCE_MEAN, REDUCE_SUM, REDUCE_MAX  over the dims of p.axes, p.keepdims
+ *   TRANSPOSE      dims in the order p.perm
+ *   RESHAPE        the same elements as p.shape (a copy on a device; the graph executor
+ *                  makes it a view and copies nothing)
+ *   SLICE          per dim of p.axes: p.starts, p.ends, p.steps (numpy's, negative from the
+ *                  end, clamped)
+ *   GATHER         in: data, indices (i32 or i64); rows of data on dim p.axis
+ *   PAD            p.pads (begins, then ends, per dim), p.mode constant (p.value), reflect or
+ *                  edge
+ *   CAST           any float dtype to p.to (f32, f16, bf16)
+ * f16 and bf16 are CUDA-only, for the GEMM-heavy ops (LINEAR, MATMUL, ATTENTION), and CAST's.
  */
 #ifndef SWARM_KERNELS_DEVICE_H
 #define SWARM_KERNELS_DEVICE_H
@@ -56,24 +82,114 @@ enum swarm_op {
 	SWARM_OP_ATTENTION,
 	SWARM_OP_MEAN_POOL,
 	SWARM_OP_L2NORM,
+	/* elementwise */
+	SWARM_OP_SUB,
+	SWARM_OP_DIV,
+	SWARM_OP_MAX,
+	SWARM_OP_MIN,
+	SWARM_OP_POW,
+	SWARM_OP_PRELU,
+	SWARM_OP_ERF,
+	SWARM_OP_EXP,
+	SWARM_OP_LOG,
+	SWARM_OP_SQRT,
+	SWARM_OP_HARDSIGMOID,
+	SWARM_OP_HARDSWISH,
+	SWARM_OP_LEAKY_RELU,
+	SWARM_OP_CLIP,
+	/* vision */
+	SWARM_OP_CONV2D,
+	SWARM_OP_CONV_TRANSPOSE2D,
+	SWARM_OP_MAX_POOL2D,
+	SWARM_OP_AVG_POOL2D,
+	SWARM_OP_GLOBAL_AVG_POOL,
+	SWARM_OP_RESIZE,
+	SWARM_OP_BATCHNORM,
+	/* reductions */
+	SWARM_OP_REDUCE_MEAN,
+	SWARM_OP_REDUCE_SUM,
+	SWARM_OP_REDUCE_MAX,
+	/* layout */
+	SWARM_OP_TRANSPOSE,
+	SWARM_OP_RESHAPE,
+	SWARM_OP_SLICE,
+	SWARM_OP_GATHER,
+	SWARM_OP_PAD,
+	SWARM_OP_CAST,
 	SWARM_OP_COUNT,
 };
 
-enum swarm_bag_mode { SWARM_BAG_SUM = 0, SWARM_BAG_MEAN = 1 };
+enum swarm_bag_mode {
+	SWARM_BAG_SUM = 0,
+	SWARM_BAG_MEAN = 1
+};
+enum swarm_pad_mode {
+	SWARM_PAD_CONSTANT = 0,
+	SWARM_PAD_REFLECT = 1,
+	SWARM_PAD_EDGE = 2
+};
+enum swarm_resize_mode {
+	SWARM_RESIZE_NEAREST = 0,
+	SWARM_RESIZE_LINEAR = 1
+};
+/* How an output coordinate maps to an input one (ONNX's coordinate_transformation_mode). */
+enum swarm_resize_coord {
+	SWARM_COORD_HALF_PIXEL = 0,         /* (x + 0.5) / scale - 0.5 */
+	SWARM_COORD_ASYMMETRIC = 1,         /* x / scale */
+	SWARM_COORD_ALIGN_CORNERS = 2,      /* x * (in - 1) / (out - 1) */
+	SWARM_COORD_PYTORCH_HALF_PIXEL = 3, /* half_pixel, but 0 where out is 1 */
+};
+/* How nearest rounds a fractional input coordinate (ONNX's nearest_mode). */
+enum swarm_resize_nearest {
+	SWARM_NEAREST_ROUND_PREFER_FLOOR = 0,
+	SWARM_NEAREST_ROUND_PREFER_CEIL = 1,
+	SWARM_NEAREST_FLOOR = 2,
+	SWARM_NEAREST_CEIL = 3,
+};
 
 struct swarm_tensor {
-	void *data; /* device memory of the device that runs the op */
+	void *data;     /* device memory of the device that runs the op */
 	uint32_t dtype; /* a swarm_dtype */
 	uint32_t ndim;
 	int64_t shape[SWARM_TENSOR_MAX_DIMS];
 };
 
+/* An op's parameters: those an op does not take stay zero (the op table, kernels/op.h, says
+ * which it takes). Lists are by dim of the input unless said. */
 struct swarm_op_params {
-	uint32_t act;      /* LINEAR: an activation op fused after it (RELU, GELU, SIGMOID,
-			    * TANH), or SWARM_OP_IDENTITY for none */
-	uint32_t bag_mode; /* EMBEDDING_BAG */
-	uint32_t heads;    /* ATTENTION */
-	float eps;         /* LAYERNORM (default 1e-5 when 0), L2NORM (default 1e-12 when 0) */
+	uint32_t act;       /* LINEAR, CONV2D, CONV_TRANSPOSE2D: an activation op fused after it
+			     * (RELU, GELU, SIGMOID, TANH, HARDSIGMOID, HARDSWISH, LEAKY_RELU,
+			     * CLIP, with alpha and beta as that op's), or SWARM_OP_IDENTITY */
+	uint32_t bag_mode;  /* EMBEDDING_BAG */
+	uint32_t heads;     /* ATTENTION */
+	float eps;          /* LAYERNORM (default 1e-5 when 0), L2NORM (1e-12), BATCHNORM (1e-5) */
+	float alpha, beta;  /* LEAKY_RELU's alpha; HARDSIGMOID's alpha and beta; CLIP's min and
+			     * max; a fused act's */
+	float exponent;     /* POW */
+	float value;        /* PAD: the constant */
+	int32_t axis;       /* CONCAT, GATHER: the dim (negative: from the end) */
+	uint32_t axes;      /* REDUCE_*, SLICE: a bit per dim */
+	uint32_t keepdims;  /* REDUCE_*: 1 keeps each reduced dim as 1 */
+	uint32_t mode;      /* PAD: an enum swarm_pad_mode; RESIZE: an enum swarm_resize_mode */
+	uint32_t coord;     /* RESIZE: an enum swarm_resize_coord */
+	uint32_t nearest;   /* RESIZE: an enum swarm_resize_nearest */
+	uint32_t to;        /* CAST: the swarm_dtype it makes */
+	uint32_t group;     /* CONV2D, CONV_TRANSPOSE2D: 0 means 1 */
+	uint32_t ceil_mode; /* MAX_POOL2D, AVG_POOL2D */
+	uint32_t count_include_pad; /* AVG_POOL2D */
+	int32_t kernel[2];          /* MAX_POOL2D, AVG_POOL2D: kh, kw */
+	int32_t stride[2];          /* conv and pools: 0 means 1 */
+	int32_t dilation[2];        /* conv and pools: 0 means 1 */
+	int32_t out_pad[2];         /* CONV_TRANSPOSE2D: extra rows and columns at the end */
+	float scales[2];            /* RESIZE: H and W */
+	int64_t sizes[2];           /* RESIZE: H' and W' (0: floor(H * scales[0]), ...) */
+	uint32_t n_pads; /* conv and pools: 4 (top, left, bottom, right); PAD: 2 * ndim */
+	int64_t pads[2 * SWARM_TENSOR_MAX_DIMS]; /* PAD: every dim's begin, then every end */
+	uint32_t n_shape;                     /* RESHAPE: the dims of shape; TRANSPOSE: of perm */
+	int64_t shape[SWARM_TENSOR_MAX_DIMS]; /* RESHAPE: out's shape, dim 0 -1 for the batch */
+	int64_t perm[SWARM_TENSOR_MAX_DIMS];  /* TRANSPOSE: out dim i is in dim perm[i] */
+	int64_t starts[SWARM_TENSOR_MAX_DIMS], ends[SWARM_TENSOR_MAX_DIMS],
+		steps[SWARM_TENSOR_MAX_DIMS]; /* SLICE, for the dims of axes */
 };
 
 struct swarm_node {

@@ -13,8 +13,8 @@
 #include "kernels/device.h"
 #include "swarm/swarm.h"
 
-#define SWARM_GRAPH_MAX_NODES 256
-#define SWARM_GRAPH_MAX_NAMES 384 /* distinct tensor names in one node list */
+#define SWARM_GRAPH_MAX_NODES 2048
+#define SWARM_GRAPH_MAX_NAMES 4096 /* distinct tensor names in one node list */
 #define SWARM_GRAPH_NAME_MAX 128  /* a tensor name, NUL included (safetensors' limit too) */
 
 /* One node: its op, its inputs and output as indexes into swarm_graph_spec.names, and the

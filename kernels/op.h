@@ -27,10 +27,38 @@ extern "C" {
  * spells each as the attribute named in docs/graph.md. */
 enum swarm_attr {
 	SWARM_ATTR_ACT = 1u << 0,   /* "act": an activation fused after the op (p.act) */
-	SWARM_ATTR_MODE = 1u << 1,  /* "mode": embedding_bag's "sum" or "mean" (p.bag_mode) */
-	SWARM_ATTR_HEADS = 1u << 2, /* "heads": attention's head count (p.heads) */
-	SWARM_ATTR_EPS = 1u << 3,   /* "eps": a normaliser's epsilon (p.eps; 0: its default) */
-	SWARM_ATTR_COUNT = 4,
+	SWARM_ATTR_MODE = 1u << 1,  /* "mode": embedding_bag's sum|mean, pad's
+				     * constant|reflect|edge, resize's nearest|linear */
+	SWARM_ATTR_HEADS = 1u << 2, /* "heads": attention's head count */
+	SWARM_ATTR_EPS = 1u << 3,   /* "eps": a normaliser's epsilon (0: its default) */
+	SWARM_ATTR_ALPHA = 1u << 4, /* "alpha": leaky_relu's slope, hardsigmoid's scale */
+	SWARM_ATTR_BETA = 1u << 5,  /* "beta": hardsigmoid's offset */
+	SWARM_ATTR_MIN = 1u << 6,   /* "min": clip's lower bound (p.alpha) */
+	SWARM_ATTR_MAX = 1u << 7,   /* "max": clip's upper bound (p.beta) */
+	SWARM_ATTR_EXPONENT = 1u << 8,
+	SWARM_ATTR_VALUE = 1u << 9, /* "value": pad's constant */
+	SWARM_ATTR_AXIS = 1u << 10,
+	SWARM_ATTR_AXES = 1u << 11, /* a list of dims, kept as a bit per dim (p.axes) */
+	SWARM_ATTR_KEEPDIMS = 1u << 12,
+	SWARM_ATTR_COORD = 1u << 13,   /* "coordinate_transformation_mode" */
+	SWARM_ATTR_NEAREST = 1u << 14, /* "nearest_mode" */
+	SWARM_ATTR_TO = 1u << 15,      /* "to": a dtype name */
+	SWARM_ATTR_GROUP = 1u << 16,
+	SWARM_ATTR_CEIL_MODE = 1u << 17,
+	SWARM_ATTR_COUNT_INCLUDE_PAD = 1u << 18,
+	SWARM_ATTR_KERNEL = 1u << 19, /* "kernel_shape" */
+	SWARM_ATTR_STRIDES = 1u << 20,
+	SWARM_ATTR_DILATIONS = 1u << 21,
+	SWARM_ATTR_OUT_PAD = 1u << 22, /* "output_padding" */
+	SWARM_ATTR_SCALES = 1u << 23,
+	SWARM_ATTR_SIZES = 1u << 24,
+	SWARM_ATTR_PADS = 1u << 25,
+	SWARM_ATTR_SHAPE = 1u << 26,
+	SWARM_ATTR_PERM = 1u << 27,
+	SWARM_ATTR_STARTS = 1u << 28,
+	SWARM_ATTR_ENDS = 1u << 29,
+	SWARM_ATTR_STEPS = 1u << 30,
+	SWARM_ATTR_COUNT = 31,
 };
 
 /* The name of an attribute bit ("act"), NULL for anything but one bit of enum swarm_attr. */
@@ -41,6 +69,9 @@ enum swarm_op_flags {
 	/* a GEMM-heavy op: its float tensors may be f16 or bf16 where the device's GEMMs take
 	 * them (the float_dtypes a device passes); every other op is f32 only */
 	SWARM_OPF_GEMM = 1u << 0,
+	/* CAST: its input may be any float dtype, and out is p.to's (f32, f16 or bf16) on
+	 * every device */
+	SWARM_OPF_CAST = 1u << 1,
 };
 
 /* What infer sees: the node's op, inputs and parameters. Dim 0 of an input may be negative:
@@ -71,6 +102,10 @@ struct swarm_op_info {
 	/* out's dtype, ndim and shape (data untouched) from a's inputs and parameters; 0, or
 	 * -EINVAL with a->why and a->blame set. Reads no tensor data. */
 	int (*infer)(struct swarm_op_args *a, struct swarm_tensor *out);
+	/* Sets the parameters a manifest node leaves out to the op's defaults (ONNX's: concat
+	 * on the last dim, hardsigmoid's 0.2 and 0.5, leaky_relu's 0.01, clip unbounded, ...),
+	 * before the given ones are parsed over them. NULL: zero is every default. */
+	void (*defaults)(struct swarm_op_params *p);
 	/* 1 when the parameters are ones the op's kernels take (an activation they can fuse, a
 	 * known mode), whatever the shapes; NULL: any. Part of supports_op. */
 	int (*params_ok)(const struct swarm_op_params *p);
@@ -82,6 +117,12 @@ struct swarm_op_info {
 
 /* The entry of op, NULL when op is out of range. */
 const struct swarm_op_info *swarm_op_info(uint32_t op);
+
+/* One dim's slice by numpy's rule (SLICE's): start and end negative count from dim's end,
+ * both are clamped into range, step is not 0 and may be negative. Writes the first index
+ * read and how many are. */
+void swarm_slice_dim(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first,
+		     int64_t *count);
 
 /* infer of n's op on n's inputs and parameters (a graph's node before its batch is known, or
  * a node about to run): 0 with out set, -EINVAL with a->why and a->blame, -ENOTSUP for an op

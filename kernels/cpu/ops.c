@@ -33,7 +33,7 @@ void swarm_cpu_ws_free(struct swarm_cpu_ws *ws)
 }
 
 /* Returns at least count floats of scratch, or NULL when out of memory. */
-static float *ws_get(struct swarm_cpu_ws *ws, size_t count)
+float *swarm_cpu_ws_get(struct swarm_cpu_ws *ws, size_t count)
 {
 	if (count <= ws->cap)
 		return ws->buf;
@@ -90,20 +90,6 @@ static void k_add(float *o, const float *a, const float *b, int64_t n, int relu)
 		float v = a[i] + b[i];
 		o[i] = relu && v < 0.0f ? 0.0f : v;
 	}
-}
-
-static void k_mul(float *o, const float *a, const float *b, int64_t n)
-{
-	int64_t i = 0;
-	for (; i + VB <= n; i += VB) {
-		float t[VB];
-		for (int j = 0; j < VB; j++)
-			t[j] = a[i + j] * b[i + j];
-		for (int j = 0; j < VB; j++)
-			o[i + j] = t[j];
-	}
-	for (; i < n; i++)
-		o[i] = a[i] * b[i];
 }
 
 /* o = x * s over n; o may be x. */
@@ -255,37 +241,6 @@ int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	return 0;
 }
 
-int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n,
-		  const struct swarm_node_dims *dp)
-{
-	(void)ws;
-	const struct swarm_node_dims d = *dp;
-	int64_t ea = d.elems, eb = d.count;
-	if (ea == 0)
-		return 0;
-	const float *a = n->in[0]->data, *b = n->in[1]->data;
-	float *o = n->out->data;
-	/* B repeats every eb elements of A (eb divides ea: B's shape is a suffix of A's). */
-	for (int64_t base = 0; base < ea; base += eb)
-		k_add(o + base, a + base, b, eb, 0);
-	return 0;
-}
-
-int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
-		  const struct swarm_node_dims *dp)
-{
-	(void)ws;
-	const struct swarm_node_dims d = *dp;
-	int64_t ea = d.elems, eb = d.count;
-	if (ea == 0)
-		return 0;
-	const float *a = n->in[0]->data, *b = n->in[1]->data;
-	float *o = n->out->data;
-	for (int64_t base = 0; base < ea; base += eb)
-		k_mul(o + base, a + base, b, eb);
-	return 0;
-}
-
 int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		    const struct swarm_node_dims *dp)
 {
@@ -433,11 +388,13 @@ int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 {
 	(void)ws;
 	const struct swarm_node_dims d = *dp;
-	uint32_t nd = n->in[0]->ndim;
+	/* rows: the product of the dims before the axis; input k adds its dim on the axis
+	 * times count (the elements a step of the axis) to each row */
+	int ax = n->p.axis < 0 ? (int)n->in[0]->ndim + n->p.axis : n->p.axis;
 	float *o = n->out->data;
 	for (int64_t r = 0; r < d.rows; r++) {
 		for (uint32_t k = 0; k < n->n_in; k++) {
-			int64_t w = n->in[k]->shape[nd - 1];
+			int64_t w = n->in[k]->shape[ax] * d.count;
 			if (w == 0)
 				continue;
 			memcpy(o, (const float *)n->in[k]->data + r * w, (size_t)w * sizeof(float));
@@ -477,7 +434,7 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	int64_t B = d.batch, S = d.seq, E = d.cols, H = d.heads, Dh = d.head_dim;
 	if (B == 0 || S == 0 || Dh == 0)
 		return 0;
-	float *P = ws_get(ws, (size_t)(S * S));
+	float *P = swarm_cpu_ws_get(ws, (size_t)(S * S));
 	if (!P)
 		return -ENOMEM;
 	float scale = 1.0f / sqrtf((float)Dh);

@@ -28,10 +28,6 @@ int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
 int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
-int swarm_cpu_add(struct swarm_cpu_ws *ws, const struct swarm_node *n,
-		  const struct swarm_node_dims *d);
-int swarm_cpu_mul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
-		  const struct swarm_node_dims *d);
 /* RELU, GELU, SIGMOID and TANH: one function, the node's op picks the function. */
 int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		    const struct swarm_node_dims *d);
@@ -51,5 +47,47 @@ int swarm_cpu_mean_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			const struct swarm_node_dims *d);
 int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
+
+/* At least count floats of the device's scratch (valid until the next call), or NULL. */
+float *swarm_cpu_ws_get(struct swarm_cpu_ws *ws, size_t count);
+
+/* elementwise.c: every unary op of the table (and the activations linear and conv fuse) over n
+ * floats, o may be x; the unary ops and the broadcast binary ones as nodes. */
+void swarm_cpu_act(uint32_t op, const struct swarm_op_params *p, float *o, const float *x,
+		   int64_t n);
+int swarm_cpu_elementwise(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			  const struct swarm_node_dims *d);
+int swarm_cpu_binary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+
+/* conv.c: NCHW spatial ops. */
+int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			       const struct swarm_node_dims *d);
+int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_global_avg_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			      const struct swarm_node_dims *d);
+int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_batchnorm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *d);
+
+/* layout.c: reductions, transpose, reshape, slice, gather, pad, cast. */
+int swarm_cpu_reduce(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_transpose(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *d);
+int swarm_cpu_reshape(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		      const struct swarm_node_dims *d);
+int swarm_cpu_slice(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		    const struct swarm_node_dims *d);
+int swarm_cpu_gather(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d);
+int swarm_cpu_pad(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		  const struct swarm_node_dims *d);
+int swarm_cpu_cast(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		   const struct swarm_node_dims *d);
 
 #endif /* SWARM_KERNELS_CPU_OPS_H */

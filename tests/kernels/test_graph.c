@@ -1548,7 +1548,7 @@ Test(kernels_graph, refuses_a_weight_in_place_of_the_batch)
 			  "h1") ","
 				"{\"op\": \"add\", \"inputs\": [\"bias8\", \"h1\"], \"output\": "
 				"\"h2\"}," LIN("h2", "w2", "y")),
-		"graph.nodes[1] (add -> \"h2\")", "suffix");
+		"graph.nodes[1] (add -> \"h2\")", "the shapes do not broadcast");
 }
 
 Test(kernels_graph, refuses_builtin_manifest)

@@ -27,190 +27,12 @@
 #include <string.h>
 
 #include "kernels/device.h"
+#include "kernels/op.h"
 #include "swarm/swarm.h"
 
-#define GUARD 256
-#define SENTINEL 0xa5
-#define MAX_BUFS 512
-
-static struct swarm_device *dev;
-static void *bufs[MAX_BUFS];
-static int n_bufs;
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static void setup(void)
-{
-	cr_assert_eq(swarm_device_cpu_create(1, &dev), 0, "swarm_device_cpu_create");
-	rng = 0x9e3779b97f4a7c15ull;
-}
-
-static void teardown(void)
-{
-	for (int i = 0; i < n_bufs; i++)
-		free(bufs[i]);
-	n_bufs = 0;
-	if (dev)
-		dev->i->destroy(dev);
-	dev = NULL;
-}
+#include "op_test.h"
 
 TestSuite(kernels_ops, .init = setup, .fini = teardown);
-
-static uint64_t rng_next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-/* Uniform in [-2, -0.05] u [0.05, 2]. */
-static float rnd(void)
-{
-	double u = (double)(rng_next() >> 11) / (double)(1ull << 53);
-	double mag = 0.05 + 1.95 * u;
-	return (float)((rng_next() & 1) ? mag : -mag);
-}
-
-static size_t dtype_size(uint32_t dt)
-{
-	switch (dt) {
-	case SWARM_DTYPE_I64:
-		return 8;
-	case SWARM_DTYPE_F16:
-	case SWARM_DTYPE_BF16:
-		return 2;
-	case SWARM_DTYPE_U8:
-		return 1;
-	default:
-		return 4;
-	}
-}
-
-static size_t tbytes(const struct swarm_tensor *t)
-{
-	return (size_t)swarm_tensor_elems(t) * dtype_size(t->dtype);
-}
-
-/* A tensor of dtype dt and shape (nd ints), its storage followed by GUARD sentinel bytes;
- * f32 tensors are filled with random values, others with sentinel bytes. */
-static struct swarm_tensor tens(uint32_t dt, uint32_t nd, ...)
-{
-	struct swarm_tensor t = { .dtype = dt, .ndim = nd };
-	va_list ap;
-	va_start(ap, nd);
-	for (uint32_t i = 0; i < nd; i++)
-		t.shape[i] = va_arg(ap, int);
-	va_end(ap);
-	size_t bytes = tbytes(&t);
-	cr_assert_lt(n_bufs, MAX_BUFS);
-	unsigned char *p = malloc(bytes + GUARD);
-	cr_assert_not_null(p);
-	memset(p, SENTINEL, bytes + GUARD);
-	bufs[n_bufs++] = p;
-	t.data = p;
-	if (dt == SWARM_DTYPE_F32) {
-		float *f = t.data;
-		for (size_t i = 0; i < bytes / 4; i++)
-			f[i] = rnd();
-	}
-	return t;
-}
-
-static float *F(const struct swarm_tensor *t) { return t->data; }
-
-static void set_index(struct swarm_tensor *t, int64_t i, int64_t v)
-{
-	if (t->dtype == SWARM_DTYPE_I32)
-		((int32_t *)t->data)[i] = (int32_t)v;
-	else
-		((int64_t *)t->data)[i] = v;
-}
-
-static int64_t get_index(const struct swarm_tensor *t, int64_t i)
-{
-	if (t->dtype == SWARM_DTYPE_I32)
-		return ((const int32_t *)t->data)[i];
-	return ((const int64_t *)t->data)[i];
-}
-
-/* Sets out (and its guard) to sentinel bytes. */
-static void poison(struct swarm_tensor *out) { memset(out->data, SENTINEL, tbytes(out) + GUARD); }
-
-static void assert_guard(const struct swarm_tensor *t, const char *what)
-{
-	const unsigned char *g = (const unsigned char *)t->data + tbytes(t);
-	for (size_t i = 0; i < GUARD; i++)
-		cr_assert_eq(g[i], SENTINEL, "%s: wrote %zu bytes past out", what, i + 1);
-}
-
-static void assert_untouched(const struct swarm_tensor *t, const char *what)
-{
-	const unsigned char *p = t->data;
-	size_t n = tbytes(t) + GUARD;
-	for (size_t i = 0; i < n; i++)
-		cr_assert_eq(p[i], SENTINEL, "%s: refused node wrote byte %zu of out (%zu bytes)",
-			     what, i, tbytes(t));
-}
-
-static struct swarm_node mknode(uint32_t op, struct swarm_tensor *out, uint32_t n_in,
-				const struct swarm_tensor *const *in)
-{
-	struct swarm_node n = { .op = op, .n_in = n_in, .out = out };
-	for (uint32_t i = 0; i < n_in; i++)
-		n.in[i] = in[i];
-	return n;
-}
-
-#define NODE(op, out, ...)                                              \
-	mknode((op), (out),                                             \
-	       sizeof((const struct swarm_tensor *[]){ __VA_ARGS__ }) / \
-		       sizeof(const struct swarm_tensor *),             \
-	       (const struct swarm_tensor *[]){ __VA_ARGS__ })
-
-static int run(const struct swarm_node *n) { return dev->i->run(dev, n); }
-
-/* Runs n (expecting 0) with out poisoned first, then checks out's guard. */
-static void run_ok(struct swarm_node *n, const char *what)
-{
-	poison(n->out);
-	int rc = run(n);
-	cr_assert_eq(rc, 0, "%s: run returned %d", what, rc);
-	assert_guard(n->out, what);
-}
-
-/* Runs n expecting -EINVAL with nothing written to out or past it. */
-static void run_refused(struct swarm_node *n, const char *what)
-{
-	poison(n->out);
-	int rc = run(n);
-	cr_assert_eq(rc, -EINVAL, "%s: run returned %d, expected -EINVAL", what, rc);
-	assert_untouched(n->out, what);
-}
-
-/* |got[i] - want[i]| <= atol + rtol * |want[i]| + (tol ? tol[i] : 0) for every i. */
-static void check_close(const float *got, const double *want, const double *tol, size_t n,
-			double atol, double rtol, const char *what)
-{
-	for (size_t i = 0; i < n; i++) {
-		double lim = atol + rtol * fabs(want[i]) + (tol ? tol[i] : 0.0);
-		double diff = fabs((double)got[i] - want[i]);
-		cr_assert(diff <= lim && !isnan(got[i]),
-			  "%s: index %zu: expected %.9g, actual %.9g (|diff| %.3g > tol %.3g)",
-			  what, i, want[i], (double)got[i], diff, lim);
-	}
-}
-
-static double *dalloc(size_t n)
-{
-	cr_assert_lt(n_bufs, MAX_BUFS);
-	double *p = calloc(n ? n : 1, sizeof(double));
-	cr_assert_not_null(p);
-	bufs[n_bufs++] = p;
-	return p;
-}
-
-static int64_t elems(const struct swarm_tensor *t) { return swarm_tensor_elems(t); }
 
 /* ---- names, elems, device table ----------------------------------------------------------- */
 
@@ -225,7 +47,7 @@ Test(kernels_ops, op_names_round_trip)
 	cr_assert_str_eq(swarm_op_name(SWARM_OP_EMBEDDING_BAG), "embedding_bag");
 	cr_assert_str_eq(swarm_op_name(SWARM_OP_L2NORM), "l2norm");
 	cr_assert_null(swarm_op_name(SWARM_OP_COUNT));
-	cr_assert_eq(swarm_op_from_name("conv2d"), -1);
+	cr_assert_eq(swarm_op_from_name("conv9d"), -1);
 	cr_assert_eq(swarm_op_from_name(NULL), -1);
 }
 
@@ -284,46 +106,26 @@ Test(kernels_ops, run_unknown_op_is_enotsup)
 	cr_assert_eq(run(&n), -ENOTSUP);
 }
 
-/* Inputs for a supports_op check of op with float dtype ft (index inputs stay i32). */
+/* Inputs for a supports_op check of op with float dtype ft: as many as the op takes at least
+ * (3 for concat), index inputs i32 or i64 as the op table says. */
 static struct swarm_node support_node(uint32_t op, uint32_t ft, struct swarm_tensor *t)
 {
 	struct swarm_node n = { .op = op, .out = &t[7] };
+	const struct swarm_op_info *info = swarm_op_info(op);
 	for (int i = 0; i < 8; i++)
 		t[i] = (struct swarm_tensor){ .dtype = ft, .ndim = 1, .shape = { 1 } };
 	n.p.heads = 1;
-	switch (op) {
-	case SWARM_OP_IDENTITY:
-	case SWARM_OP_RELU:
-	case SWARM_OP_GELU:
-	case SWARM_OP_SIGMOID:
-	case SWARM_OP_TANH:
-	case SWARM_OP_SOFTMAX:
-	case SWARM_OP_L2NORM:
-		n.n_in = 1;
-		break;
-	case SWARM_OP_LAYERNORM:
-	case SWARM_OP_LINEAR:
-	case SWARM_OP_CONCAT:
+	n.p.to = ft;
+	n.n_in = info ? info->min_in : 2;
+	if (op == SWARM_OP_CONCAT || op == SWARM_OP_LINEAR)
 		n.n_in = 3;
-		break;
-	case SWARM_OP_EMBEDDING:
-		n.n_in = 2;
-		t[1].dtype = SWARM_DTYPE_I32;
-		break;
-	case SWARM_OP_EMBEDDING_BAG:
-		n.n_in = 3;
-		t[1].dtype = SWARM_DTYPE_I64;
-		t[2].dtype = SWARM_DTYPE_I32;
-		break;
-	case SWARM_OP_ATTENTION:
-		n.n_in = 4;
-		break;
-	default:
-		n.n_in = 2;
-		break;
-	}
-	for (uint32_t i = 0; i < n.n_in; i++)
+	if (op == SWARM_OP_EMBEDDING_BAG || op == SWARM_OP_ATTENTION)
+		n.n_in = info->max_in;
+	for (uint32_t i = 0; i < n.n_in; i++) {
+		if (info && (info->index_in & (1u << i)))
+			t[i].dtype = i % 2 ? SWARM_DTYPE_I64 : SWARM_DTYPE_I32;
 		n.in[i] = &t[i];
+	}
 	return n;
 }
 
@@ -334,12 +136,14 @@ Test(kernels_ops, supports_every_op_in_f32_and_none_in_f16)
 		struct swarm_node n = support_node(op, SWARM_DTYPE_F32, t);
 		cr_assert_eq(dev->i->supports_op(dev, &n), 1, "supports_op(%s, f32) = 0",
 			     swarm_op_name(op));
+		/* cast converts between the float dtypes on every device */
+		int want = op == SWARM_OP_CAST;
 		n = support_node(op, SWARM_DTYPE_F16, t);
-		cr_assert_eq(dev->i->supports_op(dev, &n), 0, "supports_op(%s, f16) = 1",
-			     swarm_op_name(op));
+		cr_assert_eq(dev->i->supports_op(dev, &n), want, "supports_op(%s, f16) = %d",
+			     swarm_op_name(op), !want);
 		n = support_node(op, SWARM_DTYPE_BF16, t);
-		cr_assert_eq(dev->i->supports_op(dev, &n), 0, "supports_op(%s, bf16) = 1",
-			     swarm_op_name(op));
+		cr_assert_eq(dev->i->supports_op(dev, &n), want, "supports_op(%s, bf16) = %d",
+			     swarm_op_name(op), !want);
 	}
 	struct swarm_tensor t[8];
 	struct swarm_node n = support_node(SWARM_OP_EMBEDDING, SWARM_DTYPE_F32, t);
@@ -1079,7 +883,9 @@ static void concat_case(int nd, int l0, int l1, int n_in, const int *last)
 	free(y.data);
 	y.data = malloc(tbytes(&y) + GUARD);
 	bufs[n_bufs - 1] = y.data;
-	struct swarm_node n = { .op = SWARM_OP_CONCAT, .n_in = (uint32_t)n_in, .out = &y };
+	struct swarm_node n = {
+		.op = SWARM_OP_CONCAT, .n_in = (uint32_t)n_in, .out = &y, .p = { .axis = -1 }
+	};
 	for (int k = 0; k < n_in; k++)
 		n.in[k] = &xs[k];
 	run_ok(&n, "concat");
@@ -1119,12 +925,16 @@ Test(kernels_ops, concat_refuses_bad_inputs)
 	struct swarm_tensor y = tens(SWARM_DTYPE_F32, 2, 3, 22);
 	struct swarm_tensor y_bad = tens(SWARM_DTYPE_F32, 2, 3, 21);
 	struct swarm_node n = NODE(SWARM_OP_CONCAT, &y, &a, &b);
+	n.p.axis = -1;
 	run_refused(&n, "concat leading dims differ");
 	n = NODE(SWARM_OP_CONCAT, &y, &a, &c);
+	n.p.axis = -1;
 	run_refused(&n, "concat ndim differ");
 	n = NODE(SWARM_OP_CONCAT, &y, &a, &d);
+	n.p.axis = -1;
 	run_refused(&n, "concat i32 input");
 	n = NODE(SWARM_OP_CONCAT, &y_bad, &a, &ok);
+	n.p.axis = -1;
 	run_refused(&n, "concat out last dim");
 	n = (struct swarm_node){ .op = SWARM_OP_CONCAT, .n_in = 0, .out = &y };
 	run_refused(&n, "concat no inputs");

@@ -571,25 +571,29 @@ Test(registry_manifest, refuses_nodes_not_array)
 
 Test(registry_manifest, refuses_too_many_nodes)
 {
-	static char json[300 * 64];
+	static char json[(SWARM_GRAPH_MAX_NODES + 8) * 64];
 	int off = snprintf(json, sizeof json,
 			   "{\"format\": 1, \"inputs\": [" X_IN "], \"outputs\": [" Y_OUT "], "
 			   "\"weights\": [], \"graph\": {\"nodes\": [");
 	for (int i = 0; i < SWARM_GRAPH_MAX_NODES + 1; i++)
 		off += snprintf(json + off, sizeof json - (size_t)off, "%s" NODE_OK, i ? "," : "");
 	snprintf(json + off, sizeof json - (size_t)off, "]}}");
-	expect_refusal(parse(json), "graph.nodes: 257 nodes, the limit is 256");
+	char want[64];
+	snprintf(want, sizeof want, "graph.nodes: %d nodes, the limit is %d",
+		 SWARM_GRAPH_MAX_NODES + 1, SWARM_GRAPH_MAX_NODES);
+	expect_refusal(parse(json), want);
 }
 
 Test(registry_manifest, refuses_too_many_distinct_names)
 {
-	/* Nine new names per node (eight inputs, one output): node 42's seventh input is the
-	 * 385th. */
-	static char json[64 * 1024];
+	/* Nine new names per node (eight inputs, one output): the name past the limit is the
+	 * (limit % 9)th name of node limit / 9, its input (limit % 9) - 1. */
+	static char json[1024 * 1024];
+	const int nodes = SWARM_GRAPH_MAX_NAMES / 9 + 2;
 	int off = snprintf(json, sizeof json,
 			   "{\"format\": 1, \"inputs\": [" X_IN "], \"outputs\": [" Y_OUT "], "
 			   "\"weights\": [], \"graph\": {\"nodes\": [");
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; i < nodes; i++) {
 		off += snprintf(json + off, sizeof json - (size_t)off,
 				"%s{\"op\": \"concat\", \"inputs\": [", i ? "," : "");
 		for (int j = 0; j < 8; j++)
@@ -599,8 +603,15 @@ Test(registry_manifest, refuses_too_many_distinct_names)
 				i);
 	}
 	snprintf(json + off, sizeof json - (size_t)off, "]}}");
-	expect_refusal(parse(json),
-		       "graph.nodes[42].inputs[6]: more than 384 distinct tensor names");
+	char want[96];
+	const int k = SWARM_GRAPH_MAX_NAMES / 9, at = SWARM_GRAPH_MAX_NAMES % 9;
+	if (at < 8)
+		snprintf(want, sizeof want, "graph.nodes[%d].inputs[%d]: more than %d distinct", k,
+			 at, SWARM_GRAPH_MAX_NAMES);
+	else
+		snprintf(want, sizeof want, "graph.nodes[%d].output: more than %d distinct", k,
+			 SWARM_GRAPH_MAX_NAMES);
+	expect_refusal(parse(json), want);
 }
 
 Test(registry_manifest, refuses_node_not_object)
@@ -688,10 +699,11 @@ Test(registry_manifest, refuses_node_bad_param_values)
 {
 	expect_refusal(parse_nodes("{\"op\": \"linear\", \"inputs\": [\"x\", \"w\"], \"output\": "
 				   "\"y\", \"act\": \"softmax\"}"),
-		       "graph.nodes[0].act: must be one of relu gelu sigmoid tanh");
+		       "graph.nodes[0].act: must be an activation linear fuses: relu gelu sigmoid "
+		       "tanh");
 	expect_refusal(parse_nodes("{\"op\": \"embedding_bag\", \"inputs\": [\"t\", \"i\"], "
 				   "\"output\": \"y\", \"mode\": \"max\"}"),
-		       "graph.nodes[0].mode: must be \"sum\" or \"mean\"");
+		       "graph.nodes[0].mode: must be one of \"sum\", \"mean\"");
 	expect_refusal(parse_nodes("{\"op\": \"attention\", \"inputs\": [\"q\", \"k\", \"v\"], "
 				   "\"output\": \"y\"}"),
 		       "graph.nodes[0].heads: missing");

@@ -1,0 +1,416 @@
+/* conv.c: the CPU device's spatial ops on NCHW tensors (ops.h): conv2d (a GEMM over an im2col
+ * of each group, the input itself for a 1x1 stride-1 conv, a direct loop for a depthwise one),
+ * conv_transpose2d (a GEMM then col2im), max and average pooling, global average pooling,
+ * resize (nearest and bilinear, ONNX's coordinate modes), and batchnorm. Bias and a fused
+ * activation are applied per output channel in the same pass. Scratch (the im2col matrix)
+ * comes from the device's workspace, grown once and kept, so a steady state allocates nothing.
+ */
+#include "kernels/cpu/ops.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "swarm/swarm.h"
+
+/* A conv's geometry, from the node (it passed the op table's checks). */
+struct geo {
+	int64_t N, C, H, W;     /* input */
+	int64_t M, OH, OW;      /* output */
+	int64_t G, Cg, Mg;      /* groups, input and output channels per group */
+	int64_t kh, kw;         /* kernel */
+	int64_t sh, sw, dh, dw; /* strides, dilations */
+	int64_t pt, pl;         /* leading pads (the trailing ones only size the output) */
+};
+
+static int64_t or1(int32_t v) { return v ? v : 1; }
+
+static void geo_of(const struct swarm_node *n, int64_t kh, int64_t kw, struct geo *g)
+{
+	const struct swarm_tensor *x = n->in[0], *o = n->out;
+	const struct swarm_op_params *p = &n->p;
+	g->N = x->shape[0], g->C = x->shape[1], g->H = x->shape[2], g->W = x->shape[3];
+	g->M = o->shape[1], g->OH = o->shape[2], g->OW = o->shape[3];
+	g->G = p->group ? p->group : 1;
+	g->Cg = g->C / g->G, g->Mg = g->M / g->G;
+	g->kh = kh, g->kw = kw;
+	g->sh = or1(p->stride[0]), g->sw = or1(p->stride[1]);
+	g->dh = or1(p->dilation[0]), g->dw = or1(p->dilation[1]);
+	g->pt = p->n_pads ? p->pads[0] : 0, g->pl = p->n_pads ? p->pads[1] : 0;
+}
+
+/* Bias and the fused activation over one output channel's plane of hw values. */
+static void bias_act(float *o, int64_t hw, const float *bias, const struct swarm_op_params *p)
+{
+	if (bias) {
+		const float b = *bias;
+		for (int64_t i = 0; i < hw; i++)
+			o[i] += b;
+	}
+	if (p->act != SWARM_OP_IDENTITY)
+		swarm_cpu_act(p->act, p, o, o, hw);
+}
+
+/* The im2col of one group of one image: col[(c * kh + i) * kw + j][oy * OW + ox] = the input
+ * at (c, oy * sh - pt + i * dh, ox * sw - pl + j * dw), 0 in the padding. */
+static void im2col(const float *x, const struct geo *g, float *col)
+{
+	const int64_t ohw = g->OH * g->OW;
+	for (int64_t c = 0; c < g->Cg; c++) {
+		const float *xc = x + c * g->H * g->W;
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++) {
+				float *row = col + ((c * g->kh + i) * g->kw + j) * ohw;
+				for (int64_t oy = 0; oy < g->OH; oy++) {
+					int64_t y = oy * g->sh - g->pt + i * g->dh;
+					float *r = row + oy * g->OW;
+					if (y < 0 || y >= g->H) {
+						memset(r, 0, (size_t)g->OW * sizeof(float));
+						continue;
+					}
+					const float *xr = xc + y * g->W;
+					int64_t x0 = -g->pl + j * g->dw;
+					if (g->sw == 1 && x0 >= 0 && x0 + g->OW <= g->W) {
+						memcpy(r, xr + x0, (size_t)g->OW * sizeof(float));
+						continue;
+					}
+					for (int64_t ox = 0; ox < g->OW; ox++) {
+						int64_t xx = ox * g->sw + x0;
+						r[ox] = xx >= 0 && xx < g->W ? xr[xx] : 0.0f;
+					}
+				}
+			}
+	}
+}
+
+/* A depthwise conv (one input and one output channel a group): each output plane is a direct
+ * sum of kh * kw shifted, weighted input planes. */
+static void depthwise(const float *x, const float *w, float *o, const struct geo *g)
+{
+	for (int64_t c = 0; c < g->C; c++) {
+		const float *xc = x + c * g->H * g->W, *wc = w + c * g->kh * g->kw;
+		float *oc = o + c * g->OH * g->OW;
+		for (int64_t oy = 0; oy < g->OH; oy++) {
+			float *orow = oc + oy * g->OW;
+			memset(orow, 0, (size_t)g->OW * sizeof(float));
+			for (int64_t i = 0; i < g->kh; i++) {
+				int64_t y = oy * g->sh - g->pt + i * g->dh;
+				if (y < 0 || y >= g->H)
+					continue;
+				const float *xr = xc + y * g->W;
+				for (int64_t j = 0; j < g->kw; j++) {
+					const float wv = wc[i * g->kw + j];
+					const int64_t x0 = -g->pl + j * g->dw;
+					/* The output columns whose input column is inside. */
+					int64_t lo = x0 >= 0 ? 0 : (-x0 + g->sw - 1) / g->sw;
+					int64_t hi = g->W - 1 - x0 < 0 ? -1 :
+									 (g->W - 1 - x0) / g->sw;
+					if (hi > g->OW - 1)
+						hi = g->OW - 1;
+					if (g->sw == 1) {
+						const float *xs = xr + x0;
+						for (int64_t ox = lo; ox <= hi; ox++)
+							orow[ox] += wv * xs[ox];
+					} else {
+						for (int64_t ox = lo; ox <= hi; ox++)
+							orow[ox] += wv * xr[ox * g->sw + x0];
+					}
+				}
+			}
+		}
+	}
+}
+
+int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d)
+{
+	(void)d;
+	const struct swarm_tensor *wt = n->in[1];
+	const float *bias = n->n_in == 3 ? n->in[2]->data : NULL;
+	struct geo g;
+	geo_of(n, wt->shape[2], wt->shape[3], &g);
+	const int64_t ohw = g.OH * g.OW, K = g.Cg * g.kh * g.kw;
+	const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 &&
+			    g.pl == 0 && g.OH == g.H && g.OW == g.W;
+	const bool dw = g.Cg == 1 && g.Mg == 1;
+	float *col = NULL;
+	if (!direct && !dw && ohw > 0 && K > 0) {
+		col = swarm_cpu_ws_get(ws, (size_t)(K * ohw));
+		if (!col)
+			return -ENOMEM;
+	}
+	for (int64_t b = 0; b < g.N; b++) {
+		const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
+		float *o = (float *)n->out->data + b * g.M * ohw;
+		if (dw) {
+			depthwise(x, wt->data, o, &g);
+		} else {
+			for (int64_t gi = 0; gi < g.G; gi++) {
+				const float *xg = x + gi * g.Cg * g.H * g.W;
+				const float *wg = (const float *)wt->data + gi * g.Mg * K;
+				if (!direct)
+					im2col(xg, &g, col);
+				/* out[Mg, OH*OW] = W[Mg, K] x col[K, OH*OW] */
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Mg,
+					    (int)ohw, (int)K, 1.0f, wg, (int)K, direct ? xg : col,
+					    (int)ohw, 0.0f, o + gi * g.Mg * ohw, (int)ohw);
+			}
+		}
+		for (int64_t m = 0; m < g.M; m++)
+			bias_act(o + m * ohw, ohw, bias ? bias + m : NULL, &n->p);
+	}
+	return 0;
+}
+
+/* out[(m * kh + i) * kw + j][y * W + x] from the GEMM, scattered (summed) into the output
+ * image at (m, y * sh - pt + i * dh, x * sw - pl + j * dw) where that is inside. */
+static void col2im(const float *col, const struct geo *g, float *o)
+{
+	const int64_t hw = g->H * g->W;
+	for (int64_t m = 0; m < g->Mg; m++) {
+		float *om = o + m * g->OH * g->OW;
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++) {
+				const float *row = col + ((m * g->kh + i) * g->kw + j) * hw;
+				for (int64_t y = 0; y < g->H; y++) {
+					int64_t oy = y * g->sh - g->pt + i * g->dh;
+					if (oy < 0 || oy >= g->OH)
+						continue;
+					float *orow = om + oy * g->OW;
+					const float *r = row + y * g->W;
+					for (int64_t x = 0; x < g->W; x++) {
+						int64_t ox = x * g->sw - g->pl + j * g->dw;
+						if (ox >= 0 && ox < g->OW)
+							orow[ox] += r[x];
+					}
+				}
+			}
+	}
+}
+
+int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			       const struct swarm_node_dims *d)
+{
+	(void)d;
+	const struct swarm_tensor *wt = n->in[1];
+	const float *bias = n->n_in == 3 ? n->in[2]->data : NULL;
+	struct geo g;
+	geo_of(n, wt->shape[2], wt->shape[3], &g);
+	const int64_t hw = g.H * g.W, ohw = g.OH * g.OW, R = g.Mg * g.kh * g.kw;
+	float *col = R > 0 && hw > 0 ? swarm_cpu_ws_get(ws, (size_t)(R * hw)) : NULL;
+	if (R > 0 && hw > 0 && !col)
+		return -ENOMEM;
+	for (int64_t b = 0; b < g.N; b++) {
+		const float *x = (const float *)n->in[0]->data + b * g.C * hw;
+		float *o = (float *)n->out->data + b * g.M * ohw;
+		memset(o, 0, (size_t)(g.M * ohw) * sizeof(float));
+		for (int64_t gi = 0; gi < g.G && R > 0 && hw > 0; gi++) {
+			/* W is [C, Mg, kh, kw]: group gi's rows are [Cg, R]; col[R, H*W] =
+			 * W_g^T x X_g */
+			const float *wg = (const float *)wt->data + gi * g.Cg * R;
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)hw,
+				    (int)g.Cg, 1.0f, wg, (int)R, x + gi * g.Cg * hw, (int)hw, 0.0f,
+				    col, (int)hw);
+			col2im(col, &g, o + gi * g.Mg * ohw);
+		}
+		for (int64_t m = 0; m < g.M; m++)
+			bias_act(o + m * ohw, ohw, bias ? bias + m : NULL, &n->p);
+	}
+	return 0;
+}
+
+/* ---- pooling ----------------------------------------------------------------------------------
+ */
+
+int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d)
+{
+	(void)ws;
+	(void)d;
+	struct geo g;
+	geo_of(n, n->p.kernel[0], n->p.kernel[1], &g);
+	const bool is_max = n->op == SWARM_OP_MAX_POOL2D;
+	const int64_t pb = n->p.n_pads ? n->p.pads[2] : 0, pr = n->p.n_pads ? n->p.pads[3] : 0;
+	const float *x = n->in[0]->data;
+	float *o = n->out->data;
+	for (int64_t p = 0; p < g.N * g.C; p++) {
+		const float *xp = x + p * g.H * g.W;
+		float *op = o + p * g.OH * g.OW;
+		for (int64_t oy = 0; oy < g.OH; oy++)
+			for (int64_t ox = 0; ox < g.OW; ox++) {
+				const int64_t y0 = oy * g.sh - g.pt, x0 = ox * g.sw - g.pl;
+				float acc = is_max ? -INFINITY : 0.0f;
+				int64_t cnt = 0;
+				for (int64_t i = 0; i < g.kh; i++) {
+					int64_t y = y0 + i * g.dh;
+					if (y < 0 || y >= g.H)
+						continue;
+					for (int64_t j = 0; j < g.kw; j++) {
+						int64_t xx = x0 + j * g.dw;
+						if (xx < 0 || xx >= g.W)
+							continue;
+						float v = xp[y * g.W + xx];
+						if (is_max)
+							acc = v > acc || v != v ? v : acc;
+						else
+							acc += v;
+						cnt++;
+					}
+				}
+				if (!is_max) {
+					/* count_include_pad: the window clipped to the padded
+					 * input (ONNX Runtime's), else the inside elements only. */
+					if (n->p.count_include_pad) {
+						int64_t ye = y0 + (g.kh - 1) * g.dh + 1,
+							xe = x0 + (g.kw - 1) * g.dw + 1;
+						ye = ye < g.H + pb ? ye : g.H + pb;
+						xe = xe < g.W + pr ? xe : g.W + pr;
+						cnt = (ye - y0) * (xe - x0);
+					}
+					acc = cnt > 0 ? acc / (float)cnt : 0.0f;
+				}
+				op[oy * g.OW + ox] = acc;
+			}
+	}
+	return 0;
+}
+
+int swarm_cpu_global_avg_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			      const struct swarm_node_dims *d)
+{
+	(void)ws;
+	const float *x = n->in[0]->data;
+	float *o = n->out->data;
+	for (int64_t r = 0; r < d->rows; r++) {
+		const float *xr = x + r * d->cols;
+		double s = 0.0;
+		for (int64_t i = 0; i < d->cols; i++)
+			s += xr[i];
+		o[r] = d->cols ? (float)(s / (double)d->cols) : 0.0f;
+	}
+	return 0;
+}
+
+/* ---- resize -----------------------------------------------------------------------------------
+ */
+
+/* The input coordinate of output coordinate x (ONNX's coordinate_transformation_mode). */
+static float resize_coord(uint32_t mode, int64_t x, float scale, int64_t in, int64_t out)
+{
+	switch (mode) {
+	case SWARM_COORD_ASYMMETRIC:
+		return (float)x / scale;
+	case SWARM_COORD_ALIGN_CORNERS:
+		return out == 1 ? 0.0f : (float)x * (float)(in - 1) / (float)(out - 1);
+	case SWARM_COORD_PYTORCH_HALF_PIXEL:
+		return out > 1 ? ((float)x + 0.5f) / scale - 0.5f : 0.0f;
+	default: /* HALF_PIXEL */
+		return ((float)x + 0.5f) / scale - 0.5f;
+	}
+}
+
+/* The nearest input index of coordinate c (ONNX's nearest_mode), clamped into the input. */
+static int64_t resize_nearest(uint32_t mode, float c, int64_t in)
+{
+	float f = floorf(c);
+	int64_t i;
+	switch (mode) {
+	case SWARM_NEAREST_FLOOR:
+		i = (int64_t)f;
+		break;
+	case SWARM_NEAREST_CEIL:
+		i = (int64_t)ceilf(c);
+		break;
+	case SWARM_NEAREST_ROUND_PREFER_CEIL:
+		i = c - f >= 0.5f ? (int64_t)f + 1 : (int64_t)f;
+		break;
+	default: /* ROUND_PREFER_FLOOR */
+		i = c - f > 0.5f ? (int64_t)f + 1 : (int64_t)f;
+		break;
+	}
+	return i < 0 ? 0 : i >= in ? in - 1 : i;
+}
+
+int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+		     const struct swarm_node_dims *d)
+{
+	(void)d;
+	const struct swarm_tensor *x = n->in[0], *o = n->out;
+	const struct swarm_op_params *p = &n->p;
+	const int64_t H = x->shape[2], W = x->shape[3], OH = o->shape[2], OW = o->shape[3];
+	const int64_t planes = x->shape[0] * x->shape[1];
+	/* The scale of each dim: as given, or (sizes given) out over in. */
+	const float sh = p->sizes[0] ? (float)OH / (float)H : p->scales[0];
+	const float sw = p->sizes[1] ? (float)OW / (float)W : p->scales[1];
+	/* Per output column and row: the input indices and (linear) weights, once. */
+	/* 4 int64 arrays (2 floats an entry) and 2 float arrays over OW and OH */
+	int64_t *ix = (int64_t *)swarm_cpu_ws_get(ws, (size_t)(5 * (OW + OH)));
+	if (!ix)
+		return -ENOMEM;
+	int64_t *ix1 = ix + OW, *iy = ix1 + OW, *iy1 = iy + OH;
+	float *fx = (float *)(iy1 + OH), *fy = fx + OW;
+	const bool linear = p->mode == SWARM_RESIZE_LINEAR;
+	for (int pass = 0; pass < 2; pass++) {
+		const int64_t in = pass ? H : W, out = pass ? OH : OW;
+		int64_t *i0 = pass ? iy : ix, *i1 = pass ? iy1 : ix1;
+		float *f = pass ? fy : fx;
+		const float s = pass ? sh : sw;
+		for (int64_t k = 0; k < out; k++) {
+			float c = resize_coord(p->coord, k, s, in, out);
+			if (!linear) {
+				i0[k] = i1[k] = resize_nearest(p->nearest, c, in);
+				f[k] = 0.0f;
+				continue;
+			}
+			c = c < 0.0f ? 0.0f : c > (float)(in - 1) ? (float)(in - 1) : c;
+			int64_t lo = (int64_t)c;
+			i0[k] = lo;
+			i1[k] = lo + 1 < in ? lo + 1 : in - 1;
+			f[k] = c - (float)lo;
+		}
+	}
+	for (int64_t pl = 0; pl < planes; pl++) {
+		const float *xp = (const float *)x->data + pl * H * W;
+		float *op = (float *)o->data + pl * OH * OW;
+		for (int64_t oy = 0; oy < OH; oy++) {
+			const float *r0 = xp + iy[oy] * W, *r1 = xp + iy1[oy] * W;
+			float *orow = op + oy * OW;
+			if (!linear) {
+				for (int64_t ox = 0; ox < OW; ox++)
+					orow[ox] = r0[ix[ox]];
+				continue;
+			}
+			const float wy = fy[oy];
+			for (int64_t ox = 0; ox < OW; ox++) {
+				const float wx = fx[ox];
+				float top = r0[ix[ox]] + (r0[ix1[ox]] - r0[ix[ox]]) * wx;
+				float bot = r1[ix[ox]] + (r1[ix1[ox]] - r1[ix[ox]]) * wx;
+				orow[ox] = top + (bot - top) * wy;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- batchnorm --------------------------------------------------------------------------------
+ */
+
+int swarm_cpu_batchnorm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+			const struct swarm_node_dims *d)
+{
+	(void)ws;
+	const float *x = n->in[0]->data, *scale = n->in[1]->data, *bias = n->in[2]->data,
+		    *mean = n->in[3]->data, *var = n->in[4]->data;
+	float *o = n->out->data;
+	for (int64_t b = 0; b < d->batch; b++)
+		for (int64_t c = 0; c < d->cols; c++) {
+			const float k = scale[c] / sqrtf(var[c] + d->eps);
+			const float s = bias[c] - mean[c] * k;
+			const int64_t at = (b * d->cols + c) * d->count;
+			for (int64_t i = 0; i < d->count; i++)
+				o[at + i] = x[at + i] * k + s;
+		}
+	return 0;
+}
