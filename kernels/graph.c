@@ -92,6 +92,7 @@ struct build {
 	int32_t (*node_in)[SWARM_NODE_MAX_INPUTS]; /* per node: its inputs' tensors */
 	uint32_t *node_n_in;
 	int32_t *node_out;
+	bool *elided; /* per node: a reshape made a view, not run */
 	char *err;
 	size_t err_len;
 };
@@ -242,7 +243,10 @@ static int resolve_inputs(struct build *b, uint32_t k)
 			b->name_t[name] = t;
 		}
 		b->node_in[k][j] = t;
-		b->g->tensors[t].last = (int32_t)k;
+		/* A view is read through its base: the base lives as long as the view's readers. */
+		for (int32_t v = t; v >= 0;
+		     v = b->g->tensors[v].kind == T_VIEW ? b->g->tensors[v].base : -1)
+			b->g->tensors[v].last = (int32_t)k;
 	}
 	b->node_n_in[k] = n->n_in;
 	return 0;
@@ -338,6 +342,22 @@ static void bag_per_row(struct build *b, uint32_t k)
 	b->node_in[k][1] = v;
 	b->node_in[k][2] = c;
 	b->node_n_in[k] = 3;
+}
+
+/* A RESHAPE node k whose output is not a model output: the output becomes a view of the
+ * input's bytes under the new shape (tensors are dense row-major, so every reshape is one),
+ * and the node is not run. A model output stays a copy into the caller's buffer. */
+static void reshape_view(struct build *b, uint32_t k)
+{
+	struct gtensor *out = &b->g->tensors[b->node_out[k]];
+	int32_t in = b->node_in[k][0];
+	if (out->kind != T_INTER)
+		return;
+	out->kind = T_VIEW;
+	out->base = in;
+	/* dim 0 is the batch symbol in both or neither (the op table's rule) */
+	out->batch_mult = out->t.ndim > 0 && out->t.shape[0] < 0 ? b->g->tensors[in].batch_mult : 0;
+	b->elided[k] = true;
 }
 
 static size_t align_up(size_t x) { return (x + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
@@ -490,16 +510,19 @@ static int place(struct build *b)
 static int make_nodes(struct build *b)
 {
 	struct swarm_graph *g = b->g;
-	for (uint32_t k = 0; k < g->n_nodes; k++) {
+	uint32_t run = 0;
+	for (uint32_t k = 0; k < b->spec->n_nodes; k++) {
 		const struct swarm_graph_node_spec *n = &b->spec->nodes[k];
-		struct swarm_node *node = &g->nodes[k];
+		if (b->elided[k])
+			continue; /* a reshape whose output is a view of its input: nothing runs */
+		struct swarm_node *node = &g->nodes[run++];
 		node->op = n->op;
 		node->n_in = b->node_n_in[k];
 		for (uint32_t j = 0; j < node->n_in; j++)
 			node->in[j] = &g->tensors[b->node_in[k][j]].t;
 		node->out = &g->tensors[b->node_out[k]].t;
 		node->p = n->p;
-		if (n->op != SWARM_OP_LINEAR)
+		if (!(swarm_op_info(n->op)->attrs & SWARM_ATTR_ACT))
 			node->p.act = SWARM_OP_IDENTITY;
 		if (g->dev->i->supports_op && !g->dev->i->supports_op(g->dev, node)) {
 			char s[SHAPE_STR];
@@ -511,6 +534,7 @@ static int make_nodes(struct build *b)
 				    tensor_str(s, sizeof s, node->in[0]));
 		}
 	}
+	g->n_nodes = run;
 	return 0;
 }
 
@@ -616,7 +640,9 @@ int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn we
 	b.node_in = calloc(n_nodes, sizeof *b.node_in);
 	b.node_n_in = calloc(n_nodes, sizeof *b.node_n_in);
 	b.node_out = calloc(n_nodes, sizeof *b.node_out);
-	if (!g->tensors || !g->nodes || !b.name_t || !b.node_in || !b.node_n_in || !b.node_out) {
+	b.elided = calloc(n_nodes, sizeof *b.elided);
+	if (!g->tensors || !g->nodes || !b.name_t || !b.node_in || !b.node_n_in || !b.node_out ||
+	    !b.elided) {
 		rc = fail(&b, -ENOMEM, "out of memory");
 		goto err_free;
 	}
@@ -645,6 +671,8 @@ int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn we
 			goto err_free;
 		if (m->spec->nodes[k].op == SWARM_OP_EMBEDDING_BAG && m->spec->nodes[k].n_in == 2)
 			bag_per_row(&b, k);
+		if (m->spec->nodes[k].op == SWARM_OP_RESHAPE)
+			reshape_view(&b, k);
 	}
 	for (uint32_t i = 0; i < m->n_outputs; i++)
 		if (g->output_t[i] < 0) {
@@ -661,6 +689,7 @@ int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn we
 	free(b.node_in);
 	free(b.node_n_in);
 	free(b.node_out);
+	free(b.elided);
 	*out = g;
 	return 0;
 
@@ -669,6 +698,7 @@ err_free:
 	free(b.node_in);
 	free(b.node_n_in);
 	free(b.node_out);
+	free(b.elided);
 	swarm_graph_free(g);
 	return rc;
 }
@@ -705,10 +735,10 @@ static size_t run_bytes(const struct gtensor *t)
 /* The nodes of a staged run through the capture table: replay the exec of this rows value,
  * capturing it first if it has none. The first run of a rows value goes direct, so that
  * every kernel and library module the nodes use is loaded before a capture (loading inside
- * a capture needs a recent driver, and a first cuBLAS call may allocate). A capture that fails turns capture off for
- * the graph (a device may refuse it, e.g. an op that synchronises), and the nodes run
- * directly, now and from then on. A node that refuses its tensors while being captured ends
- * the capture and fails the run like a direct one would, leaving capture on. */
+ * a capture needs a recent driver, and a first cuBLAS call may allocate). A capture that fails
+ * turns capture off for the graph (a device may refuse it, e.g. an op that synchronises), and the
+ * nodes run directly, now and from then on. A node that refuses its tensors while being captured
+ * ends the capture and fails the run like a direct one would, leaving capture on. */
 static int run_captured(struct swarm_graph *g, uint32_t rows)
 {
 	struct swarm_device *dev = g->dev;

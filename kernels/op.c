@@ -721,27 +721,27 @@ static int infer_transpose(struct swarm_op_args *a, struct swarm_tensor *out)
 	return 0;
 }
 
+/* shape[0] == -1 keeps dim 0 as it is (the batch, symbol or rows); the rest of shape must hold
+ * the rest of X's elements. A tensor with the batch in dim 0 must keep it so. */
 static int infer_reshape(struct swarm_op_args *a, struct swarm_tensor *out)
 {
 	const struct swarm_tensor *x = a->in[0];
 	const struct swarm_op_params *p = a->p;
 	uint32_t n = p->n_shape;
-	if (n > SWARM_TENSOR_MAX_DIMS || (x->ndim && n == 0 && x->shape[0] < 0))
-		return refuse(a, 0, "shape has %u dims", n);
-	bool batch = x->ndim && x->shape[0] < 0;
+	bool keep0 = n > 0 && p->shape[0] == -1;
+	if (n > SWARM_TENSOR_MAX_DIMS || (keep0 && x->ndim == 0))
+		return refuse(a, IN(0), "shape has %u dims", n);
+	if (x->ndim && x->shape[0] < 0 && !keep0)
+		return refuse(a, IN(0), "reshape must keep the batch dimension as shape[0] = -1");
 	int64_t have = 1, want = 1;
-	for (uint32_t i = batch ? 1 : 0; i < x->ndim; i++)
+	for (uint32_t i = keep0 ? 1 : 0; i < x->ndim; i++)
 		if (__builtin_mul_overflow(have, x->shape[i], &have))
 			return refuse(a, IN(0), "too many elements");
 	like(out, x);
 	out->ndim = n;
 	for (uint32_t i = 0; i < n; i++) {
 		int64_t d = p->shape[i];
-		if (i == 0 && batch) {
-			if (d != -1)
-				return refuse(a, IN(0),
-					      "reshape must keep the batch dimension as "
-					      "shape[0] = -1");
+		if (i == 0 && keep0) {
 			out->shape[0] = x->shape[0];
 			continue;
 		}
@@ -751,7 +751,7 @@ static int infer_reshape(struct swarm_op_args *a, struct swarm_tensor *out)
 	}
 	if (have != want)
 		return refuse(a, IN(0), "reshape gives %lld elements %s, X has %lld",
-			      (long long)want, batch ? "a row" : "in all", (long long)have);
+			      (long long)want, keep0 ? "a row" : "in all", (long long)have);
 	return 0;
 }
 

@@ -189,7 +189,8 @@ static void parse(const char *json)
 static struct swarm_graph *build(uint32_t max_batch)
 {
 	struct swarm_graph *g = NULL;
-	int rc = swarm_graph_build(man_desc(&man), lookup, &ws, &dev.dev, max_batch, &g, err, sizeof err);
+	int rc = swarm_graph_build(man_desc(&man), lookup, &ws, &dev.dev, max_batch, &g, err,
+				   sizeof err);
 	cr_assert_eq(rc, 0, "swarm_graph_build = %d: %s", rc, err);
 	cr_assert_not_null(g);
 	return g;
@@ -1470,6 +1471,113 @@ Test(kernels_graph, weights_loaded_through_the_reader_in_every_mode)
 #define LIN(in, w, out) \
 	"{\"op\": \"linear\", \"inputs\": [\"" in "\", \"" w "\"], \"output\": \"" out "\"}"
 
+/* ---- reshape as a view ------------------------------------------------------------------- */
+
+#define IO_GRAPH(out_shape, list)                                                          \
+	"{\"format\": 1,"                                                                  \
+	" \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}],"       \
+	" \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": " out_shape "}]," \
+	" \"graph\": {\"nodes\": [" list "]}, \"weights\": []}"
+#define RESHAPE(in, out, shape)                                              \
+	"{\"op\": \"reshape\", \"inputs\": [\"" in "\"], \"output\": \"" out \
+	"\", \"shape\": " shape "}"
+#define LINEAR(in, w, b, out)                                                                     \
+	"{\"op\": \"linear\", \"inputs\": [\"" in "\", \"" w "\", \"" b "\"], \"output\": \"" out \
+	"\"}"
+
+/* Reshapes between nodes are views: they run nothing and take no arena, and the result is the
+ * same to the bit as the graph without them; a reshape that makes a model output copies into
+ * the caller's buffer. */
+Test(kernels_graph, reshape_is_a_view_that_runs_nothing)
+{
+	mlp_weights();
+	const uint32_t rows = 5;
+	float x[5 * 16], y1[5 * 4], y2[5 * 4], y3[5 * 4];
+	for (int i = 0; i < 5 * 16; i++)
+		x[i] = (float)((i * 7) % 13) * 0.25f - 1.0f;
+	const void *in[] = { x };
+
+	parse(IO_GRAPH("[-1, 4]", LINEAR("x", "w1", "b1", "h1") "," LIN("h1", "w2", "y")));
+	struct swarm_graph *plain = build(8);
+	void *o1[] = { y1 };
+	cr_assert_eq(swarm_graph_run(plain, rows, in, o1), 0);
+
+	parse(IO_GRAPH(
+		"[-1, 4]",
+		RESHAPE("x", "r1", "[-1, 4, 4]") "," RESHAPE("r1", "r2", "[-1, 16]") "," LINEAR(
+			"r2", "w1", "b1",
+			"h1") "," RESHAPE("h1", "h2",
+					  "[-1, 2, 16]") "," RESHAPE("h2", "h3",
+								     "[-1, 32]") "," LIN("h3", "w2",
+											 "y")));
+	struct swarm_graph *g = build(8);
+	cr_assert_eq(swarm_graph_nodes(g), 2, "%u nodes run, not 2", swarm_graph_nodes(g));
+	cr_assert_eq(swarm_graph_arena_bytes(g), swarm_graph_arena_bytes(plain),
+		     "views took arena bytes: %zu, %zu", swarm_graph_arena_bytes(g),
+		     swarm_graph_arena_bytes(plain));
+	int before = dev.runs;
+	void *o2[] = { y2 };
+	cr_assert_eq(swarm_graph_run(g, rows, in, o2), 0);
+	cr_assert_eq(dev.runs - before, 2, "%d node runs", dev.runs - before);
+	cr_assert_eq(memcmp(y1, y2, sizeof y1), 0, "the reshapes changed the result");
+
+	/* A reshape as the last node: a copy into the output. */
+	parse(IO_GRAPH("[-1, 2, 2]",
+		       LINEAR("x", "w1", "b1", "h1") "," LIN("h1", "w2", "h2") "," RESHAPE(
+			       "h2", "y", "[-1, 2, 2]")));
+	struct swarm_graph *last = build(8);
+	cr_assert_eq(swarm_graph_nodes(last), 3);
+	void *o3[] = { y3 };
+	cr_assert_eq(swarm_graph_run(last, rows, in, o3), 0);
+	cr_assert_eq(memcmp(y1, y3, sizeof y1), 0, "the copying reshape changed the result");
+	swarm_graph_free(plain);
+	swarm_graph_free(g);
+	swarm_graph_free(last);
+}
+
+/* A view keeps its base alive: the arena may not reuse the input of a reshape while a later
+ * node still reads the reshaped tensor. */
+Test(kernels_graph, a_view_keeps_its_base_alive)
+{
+	mlp_weights();
+	float x[3 * 16], y1[3 * 4], y2[3 * 4];
+	for (int i = 0; i < 3 * 16; i++)
+		x[i] = (float)((i * 5) % 11) * 0.3f - 1.2f;
+	const void *in[] = { x };
+	/* h1 is read, through its view v, after two more nodes have come and gone. */
+	parse(IO_GRAPH(
+		"[-1, 4]",
+		LINEAR("x", "w1", "b1", "h1") "," RESHAPE(
+			"h1", "v",
+			"[-1, 32]") ","
+				    "{\"op\": \"relu\", \"inputs\": [\"x\"], \"output\": \"a\"},"
+				    "{\"op\": \"relu\", \"inputs\": [\"a\"], \"output\": \"b\"},"
+				    "{\"op\": \"add\", \"inputs\": [\"v\", \"h1\"], \"output\": \"s\"}," LIN(
+					    "s", "w2", "y")));
+	struct swarm_graph *g = build(8);
+	void *o1[] = { y1 };
+	cr_assert_eq(swarm_graph_run(g, 3, in, o1), 0);
+	parse(IO_GRAPH("[-1, 4]",
+		       LINEAR("x", "w1", "b1",
+			      "h1") ","
+				    "{\"op\": \"add\", \"inputs\": [\"h1\", \"h1\"], \"output\": "
+				    "\"s\"}," LIN("s", "w2", "y")));
+	struct swarm_graph *want = build(8);
+	void *o2[] = { y2 };
+	cr_assert_eq(swarm_graph_run(want, 3, in, o2), 0);
+	cr_assert_eq(memcmp(y1, y2, sizeof y1), 0, "the view read bytes that were reused");
+	swarm_graph_free(g);
+	swarm_graph_free(want);
+}
+
+Test(kernels_graph, reshape_must_keep_the_batch_dimension)
+{
+	mlp_weights();
+	expect_refusal(IO_GRAPH("[-1, 4]", RESHAPE("x", "r", "[4, 16]") "," LIN("r", "w2", "y")),
+		       "graph.nodes[0] (reshape -> \"r\")",
+		       "reshape must keep the batch dimension as shape[0] = -1");
+}
+
 Test(kernels_graph, refuses_use_before_produce)
 {
 	mlp_weights();
@@ -2007,7 +2115,8 @@ Test(kernels_graph, staged_cpu_device_refuses_host_memory)
 	mlp_weights();
 	parse(MLP_JSON);
 	struct swarm_graph *g = NULL;
-	cr_assert_eq(swarm_graph_build(man_desc(&man), lookup, &ws, d, 4, &g, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(swarm_graph_build(man_desc(&man), lookup, &ws, d, 4, &g, err, sizeof err), 0,
+		     "%s", err);
 	float x[4 * 16] = { 0 }, y[4 * 4];
 	const void *in[] = { x };
 	void *out[] = { y };
