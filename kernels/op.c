@@ -953,6 +953,7 @@ static const struct swarm_op_info ops[SWARM_OP_COUNT] = {
 	[SWARM_OP_CONCAT] = { .name = "concat",
 			      .min_in = 1,
 			      .max_in = SWARM_NODE_MAX_INPUTS,
+			      .attrs = SWARM_ATTR_AXIS,
 			      .infer = infer_concat,
 			      .defaults = concat_defaults,
 			      .dims = dims_concat },

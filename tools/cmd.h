@@ -13,6 +13,12 @@ int swarm_cmd_registry(int argc, char **argv);
 int swarm_cmd_topo(int argc, char **argv);
 int swarm_cmd_device(int argc, char **argv);
 
+/* `swarm run NAME[@V] --in INPUT=FILE.npy ...` (tools/cmd_run.c). Returns the exit status. */
+int swarm_cmd_run(int argc, char **argv);
+
+/* `swarm import onnx MODEL.onnx --name NAME ...` (tools/cmd_import.c): runs the importer. */
+int swarm_cmd_import(int argc, char **argv);
+
 /* Connects to swarmd at path (NULL: $SWARM_SOCKET, else the default) and says hello with the
  * raw protocol (status and device control are not part of the client API). Returns the
  * socket or -errno, with a message in err. */

@@ -2,7 +2,8 @@
  * session, from the workers' stats pages (read by swarmd without asking them); `swarm
  * registry`: the model registry (tools/cmd_registry.c); `swarm topo`: the machine and where
  * each device's worker runs (tools/cmd_topo.c); `swarm device`: take a device out of service
- * or back (tools/cmd_topo.c). */
+ * or back (tools/cmd_topo.c); `swarm run`: a served model on .npy inputs (tools/cmd_run.c);
+ * `swarm import onnx`: an ONNX model into the registry (tools/cmd_import.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -19,17 +20,21 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: swarm <command> [options]\n"
-		   "\n"
-		   "commands:\n"
-		   "  status [--socket PATH] [--json]   devices and sessions of a running swarmd\n"
-		   "  topo [--json] [--topology XML]    NUMA nodes, GPUs, and where each device's\n"
-		   "                                    worker runs (swarm topo --help)\n"
-		   "  device drain|resume NAME          take a device out of service, or back\n"
-		   "  registry <command> ...            the model registry (swarm registry --help)\n"
-		   "\n"
-		   "The socket defaults to $SWARM_SOCKET, else swarmd's default path.\n"
-		   "Exit status: 0 on success, 1 when swarmd cannot be reached, 2 on bad usage.\n");
+	fprintf(f,
+		"usage: swarm <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  status [--socket PATH] [--json]   devices and sessions of a running swarmd\n"
+		"  topo [--json] [--topology XML]    NUMA nodes, GPUs, and where each device's\n"
+		"                                    worker runs (swarm topo --help)\n"
+		"  device drain|resume NAME          take a device out of service, or back\n"
+		"  registry <command> ...            the model registry (swarm registry --help)\n"
+		"  import onnx MODEL.onnx --name N   publish an ONNX model (swarm import --help)\n"
+		"  run NAME[@V] --in IN=FILE.npy     run a served model on .npy inputs, write the\n"
+		"                                    outputs as .npy (swarm run --help)\n"
+		"\n"
+		"The socket defaults to $SWARM_SOCKET, else swarmd's default path.\n"
+		"Exit status: 0 on success, 1 when swarmd cannot be reached, 2 on bad usage.\n");
 }
 
 int swarm_cmd_connect(const char *path, char *err, size_t err_len)
@@ -80,8 +85,7 @@ int swarm_cmd_connect(const char *path, char *err, size_t err_len)
 	return fd;
 }
 
-struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *err,
-						       size_t err_len)
+struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *err, size_t err_len)
 {
 	int fd = swarm_cmd_connect(sock, err, err_len);
 	if (fd < 0)
@@ -155,8 +159,7 @@ static void print_json(const struct swarm_msg_status_reply *r)
 		       "\"p50_ns\": %llu, \"p99_ns\": %llu}",
 		       i ? "," : "", (unsigned long long)s->session_id, s->device_index,
 		       s->client_pid, s->client_numa, s->model, s->model_version, s->in_flight,
-		       s->moves,
-		       (unsigned long long)s->requests, (unsigned long long)s->errors,
+		       s->moves, (unsigned long long)s->requests, (unsigned long long)s->errors,
 		       (unsigned long long)s->p50_ns, (unsigned long long)s->p99_ns);
 	}
 	printf("]}\n");
@@ -252,6 +255,10 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "registry"))
 		return swarm_cmd_registry(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "run"))
+		return swarm_cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "import"))
+		return swarm_cmd_import(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "topo"))
 		return swarm_cmd_topo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "device"))
