@@ -29,7 +29,7 @@
 #include "registry/safetensors.h"
 #include "swarm/swarm.h"
 
-#define SWARM_MANIFEST_MAX_WEIGHTS 256
+#define SWARM_MANIFEST_MAX_WEIGHTS 2048
 #define SWARM_MAX_BATCH_ROWS \
 	65536 /* deploy.max_batch: the worker's batch buffers hold this many rows */
 #define SWARM_MANIFEST_MAX_BYTES (1u << 20)

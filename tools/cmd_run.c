@@ -226,6 +226,35 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* mkdir -p: 0, or -1 with errno set. */
+static int mkdir_p(const char *dir)
+{
+	char p[4096];
+	if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s)
+			continue;
+		char c = *s;
+		*s = 0;
+		if (mkdir(p, 0777) != 0 && errno != EEXIST)
+			return -1;
+		*s = c;
+		if (!c)
+			break;
+	}
+	struct stat st;
+	if (stat(p, &st) != 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
 /* out's file name for an output: unsafe characters replaced by '_'. */
 static void safe_name(const char *name, char *buf, size_t len)
 {
@@ -455,8 +484,7 @@ int swarm_cmd_run(int argc, char **argv)
 		free(lat);
 		goto out;
 	}
-	struct stat st;
-	if (stat(out_dir, &st) != 0 && mkdir(out_dir, 0777) != 0) {
+	if (mkdir_p(out_dir) != 0) {
 		fprintf(stderr, "swarm run: --out %s: %s\n", out_dir, strerror(errno));
 		free(lat);
 		goto out;

@@ -43,7 +43,7 @@ TENSOR_NAME_MAX = 127  # a tensor's name in the graph and the weights file
 MAX_DIMS = 6
 MAX_NODES = 2048
 MAX_IO = 8
-MANIFEST_MAX_WEIGHTS = 256
+MANIFEST_MAX_WEIGHTS = 2048
 OPSETS = range(11, 22)
 BATCHES = (3, 5)  # the two batch sizes the graph is specialised at
 INT_BIG = 2**62
@@ -84,6 +84,8 @@ def node_label(node):
 def load_model(path):
     if not os.path.isfile(path):
         fail("%s: no such file" % path)
+    if os.path.getsize(path) == 0:
+        fail("%s: the file is empty (0 bytes): not an ONNX model" % path)
     try:
         m = onnx.load_model(path, load_external_data=False)
     except Exception as e:  # protobuf DecodeError and friends: a truncated or foreign file
@@ -1010,14 +1012,17 @@ def main():
         if i.name in given:
             if d and len(given[i.name]) != len(d):
                 fail("--input %s: %d dims given, the model's input has %d" %
-                     (i.name, len(given[i.name]), len(d)))
+                     (i.name, len(given[i.name]), len(d)), 2)
             d = given[i.name]
         if not d:
             fail("input %s has no shape: give --input %s=DIMS" % (i.name, i.name))
         missing = [k for k, x in enumerate(d) if k > 0 and x is None]
         if missing:
-            fail("input %s has a dynamic dim %d: give --input %s=%s" %
-                 (i.name, missing[0], i.name,
+            sym = [getattr(dm, "dim_param", "") for dm in i.type.tensor_type.shape.dim]
+            fail("input %s has dynamic dims other than the batch (%s): give them with "
+                 "--input %s=%s" %
+                 (i.name, ", ".join("dim %d%s" % (k, " \"%s\"" % sym[k] if k < len(sym) and
+                                                  sym[k] else "") for k in missing), i.name,
                   "x".join(str(x) if x else "?" for x in [1] + list(d[1:]))))
         if len(d) > MAX_DIMS or len(d) < 1:
             fail("input %s has %d dims; swarm takes 1..%d" % (i.name, len(d), MAX_DIMS))
@@ -1079,6 +1084,9 @@ def main():
             continue
         b.nodes.append({"op": "identity", "inputs": [b.operand(None, src, out.name + ".const")],
                         "output": out.name})
+    if len(b.weights) > MANIFEST_MAX_WEIGHTS:
+        fail("the imported graph has %d weights; swarm's limit is %d" %
+             (len(b.weights), MANIFEST_MAX_WEIGHTS))
     if len(b.nodes) > MAX_NODES:
         fail("the imported graph has %d nodes; swarm's limit is %d" % (len(b.nodes), MAX_NODES))
 
@@ -1100,7 +1108,7 @@ def main():
         "graph": {"nodes": b.nodes},
         "weights": [{"name": k, "dtype": {"float32": "f32", "int64": "i64", "int32": "i32"}[
             str(v.dtype)], "shape": list(v.shape)} for k, v in
-                    list(b.weights.items())[:MANIFEST_MAX_WEIGHTS]],
+                    b.weights.items()],
         "deploy": {"max_rows": o.max_rows, "max_batch": max(o.max_batch, o.max_rows),
                    "slots": o.slots},
     }

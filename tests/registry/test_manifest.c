@@ -746,7 +746,7 @@ Test(registry_manifest, refuses_weights_not_array)
 
 Test(registry_manifest, refuses_too_many_weights)
 {
-	static char weights[65536];
+	static char weights[1 << 18];
 	strcpy(weights, "[");
 	for (int i = 0; i <= SWARM_MANIFEST_MAX_WEIGHTS; i++) {
 		char one[128];
@@ -757,7 +757,7 @@ Test(registry_manifest, refuses_too_many_weights)
 	}
 	strcat(weights, "]");
 	/* build() has a fixed buffer; this manifest is written whole. */
-	static char json[70000];
+	static char json[(1 << 18) + 4096];
 	snprintf(json, sizeof json,
 		 "{\"format\": 1, \"inputs\": [" X_IN "], \"outputs\": [" Y_OUT
 		 "], \"graph\": " GRAPH ", \"weights\": %s}",
