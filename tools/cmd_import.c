@@ -25,7 +25,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: swarm import onnx MODEL.onnx --name NAME [--registry DIR] [--activate]\n"
-		"                         [--input NAME=DIMS ...] [--check] [--out DIR]\n"
+		"                         [--input NAME=DIMS ...] [--check] [--out DIR [--no-publish]]\n"
 		"                         [--max-rows N] [--max-batch N] [--slots N]\n"
 		"\n"
 		"Turns an ONNX model (opsets 11 to 21) into a swarm model (a manifest node list and a\n"
@@ -38,7 +38,9 @@ static void usage(FILE *f)
 		"                     included; it stays symbolic, the rest are fixed (needed where\n"
 		"                     the model leaves a dim other than the batch open)\n"
 		"  --check            list every node swarm cannot run, publish nothing\n"
-		"  --out DIR          keep the manifest and weights in DIR\n"
+		"  --out DIR          keep the manifest and weights in DIR (NAME.json,\n"
+		"                     NAME.safetensors)\n"
+		"  --no-publish       with --out: write the files only, touch no registry\n"
 		"  --max-rows N       rows one request may carry (default 1)\n"
 		"  --max-batch N      rows a batch may gather across requests (default 8)\n"
 		"  --slots N          requests a session may hold at once (default 4)\n"

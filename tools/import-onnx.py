@@ -264,6 +264,222 @@ def attr(node, name, default=None):
     return default
 
 
+# ---- rewrites: what exporters spell in several nodes, as one ------------------------------------
+
+
+def rewrite(spec, graph_outputs):
+    """Rewrites spec's nodes in place, until nothing changes: an Add, Sub, Mul or Div of a
+    per-channel constant after a Conv folded into its weights and bias (Paddle writes the
+    bias as an Add); GELU spelled with Erf made one Gelu node; hard-swish spelled with Add,
+    Clip (or HardSigmoid), Mul and Div made one HardSwish node. A tensor inside a pattern
+    must have one reader and be no graph output. Both specialisations get the same rewrites
+    (the patterns do not depend on the batch), so their node lists stay alike."""
+    k = [0]
+    # Identity and Dropout (inference: identity) read through, so patterns see across them.
+    alias = {}
+    keep = []
+    for n in spec.nodes:
+        if n.op_type in ("Identity", "Dropout") and n.output[0] not in graph_outputs and \
+                all(o == "" for o in n.output[1:]) and n.input[0] not in spec.consts:
+            alias[n.output[0]] = alias.get(n.input[0], n.input[0])
+            continue
+        keep.append(n)
+    if alias:
+        for n in keep:
+            for j, i in enumerate(n.input):
+                if i in alias:
+                    n.input[j] = alias[i]
+        spec.nodes = keep
+
+    def fresh(hint, arr):
+        k[0] += 1
+        name = "%s.fold%d" % (hint, k[0])
+        spec.consts[name] = arr
+        spec.dims[name] = list(arr.shape)
+        return name
+
+    while True:
+        users = {}
+        for n in spec.nodes:
+            for i in n.input:
+                users.setdefault(i, []).append(n)
+        made = {o: n for n in spec.nodes for o in n.output}
+
+        def sole(name, ops):
+            u = users.get(name, [])
+            if len(u) != 1 or name in graph_outputs or u[0].op_type not in ops:
+                return None
+            return u[0]
+
+        def scalar(name, want=None, rel=1e-4):
+            c = spec.consts.get(name)
+            if c is None or c.size != 1:
+                return None
+            v = float(np.asarray(c).reshape(-1)[0])
+            if want is not None and abs(v - want) > rel * abs(want):
+                return None
+            return v
+
+        def other(n, name):
+            """n's input that is not name (a binary node), or None."""
+            if len(n.input) != 2:
+                return None
+            if n.input[0] == name:
+                return n.input[1]
+            return n.input[0] if n.input[1] == name else None
+
+        changed = False
+        for n in list(spec.nodes):
+            if n not in spec.nodes:
+                continue
+            new = None
+            if n.op_type == "Conv" and len(n.input) >= 2 and n.input[1] in spec.consts:
+                new = fold_conv_affine(spec, n, sole, fresh)
+            elif n.op_type == "Erf":
+                new = match_gelu(spec, n, sole, made, scalar, other)
+            elif n.op_type in ("Clip", "HardSigmoid"):
+                new = match_hardswish(spec, n, sole, made, scalar, other)
+            if new is None:
+                continue
+            node, gone = new
+            at = spec.nodes.index(gone[0]) if gone[0] in spec.nodes else spec.nodes.index(n)
+            spec.nodes = [m for m in spec.nodes if all(m is not g for g in gone)]
+            spec.nodes.insert(min(at, len(spec.nodes)), node)
+            changed = True
+            break
+        if not changed:
+            # keep the list in an order that runs (a fused node sits where its first one did)
+            spec.nodes = toposort(spec.nodes, set(spec.consts) | set(spec.dims), "the model")
+            return
+
+
+def fold_conv_affine(spec, conv, sole, fresh):
+    """Conv then Add/Sub/Mul/Div of a constant that is one value, or one per output channel
+    ([C, 1, 1] or [1, C, 1, 1]): a Conv with that folded in."""
+    out = conv.output[0]
+    n = sole(out, {"Add", "Sub", "Mul", "Div"})
+    if n is None or len(n.input) != 2:
+        return None
+    c_name = n.input[1] if n.input[0] == out else n.input[0]
+    if c_name == out or c_name not in spec.consts:
+        return None
+    if n.op_type in ("Sub", "Div") and n.input[0] != out:
+        return None  # c - x, c / x: not affine in the conv's output the same way
+    W = spec.consts[conv.input[1]].astype(np.float64)
+    C = W.shape[0]
+    c = np.asarray(spec.consts[c_name], dtype=np.float64)
+    od = spec.dims.get(n.output[0])
+    if od is None or len(od) != 4 or od != spec.dims.get(out):
+        return None  # the constant broadcasts the output to another shape
+    if c.size == 1:
+        v = np.full(C, float(c.reshape(-1)[0]))
+    elif c.size == C and c.ndim >= 3 and c.shape[-1] == 1 and c.shape[-2] == 1:
+        v = c.reshape(-1)
+    else:
+        return None
+    B = spec.consts[conv.input[2]].astype(np.float64) if len(conv.input) > 2 and \
+        conv.input[2] else np.zeros(C)
+    if n.op_type == "Add":
+        B = B + v
+    elif n.op_type == "Sub":
+        B = B - v
+    else:
+        k = v if n.op_type == "Mul" else 1.0 / v
+        W = W * k[:, None, None, None]
+        B = B * k
+    w = fresh(conv.input[1], W.astype(np.float32))
+    b = fresh(out + ".bias", B.astype(np.float32))
+    node = helper.make_node("Conv", [conv.input[0], w, b], [n.output[0]], name=conv.name)
+    node.attribute.extend(conv.attribute)
+    return node, [conv, n]
+
+
+def match_gelu(spec, erf, sole, made, scalar, other):
+    """x / sqrt(2) (or x * (1 / sqrt(2))) -> Erf -> + 1 -> * x -> * 0.5 (in either order of
+    the last two, the 0.5 possibly applied to x first): Gelu(x)."""
+    u = erf.input[0]
+    d = made.get(u)
+    if d is None or sole(u, {"Erf"}) is None or len(d.input) != 2:
+        return None
+    if d.op_type == "Div" and scalar(d.input[1], np.sqrt(2)):
+        x = d.input[0]
+    elif d.op_type == "Mul" and scalar(d.input[1], 1 / np.sqrt(2)):
+        x = d.input[0]
+    elif d.op_type == "Mul" and scalar(d.input[0], 1 / np.sqrt(2)):
+        x = d.input[1]
+    else:
+        return None
+    a = sole(erf.output[0], {"Add"})
+    if a is None or not scalar(other(a, erf.output[0]) or "", 1.0):
+        return None
+    m = sole(a.output[0], {"Mul"})
+    if m is None:
+        return None
+    y = other(m, a.output[0])
+    gone = [d, erf, a, m]
+    if y == x:  # (x * (1 + erf)) * 0.5
+        h = sole(m.output[0], {"Mul"})
+        if h is None or not scalar(other(h, m.output[0]) or "", 0.5):
+            return None
+        gone.append(h)
+        out = h.output[0]
+    else:  # (x * 0.5) * (1 + erf)
+        h = made.get(y)
+        if h is None or h.op_type != "Mul" or sole(y, {"Mul"}) is None or \
+                other(h, x) is None or not scalar(other(h, x), 0.5):
+            return None
+        gone.insert(0, h)
+        out = m.output[0]
+    return helper.make_node("Gelu", [x], [out], name=erf.name + ".gelu"), gone
+
+
+def match_hardswish(spec, n, sole, made, scalar, other):
+    """x * Clip(x + 3, 0, 6) / 6 (the / 6 as * (1/6), before or after the * x), or
+    x * HardSigmoid(x, 1/6, 0.5): HardSwish(x)."""
+    if n.op_type == "HardSigmoid":
+        if abs(attr(n, "alpha", 0.2) - 1 / 6) > 1e-4 or abs(attr(n, "beta", 0.5) - 0.5) > 1e-6:
+            return None
+        x = n.input[0]
+        m = sole(n.output[0], {"Mul"})
+        if m is None or other(m, n.output[0]) != x:
+            return None
+        return helper.make_node("HardSwish", [x], [m.output[0]], name=n.name + ".hs"), [n, m]
+    lo = scalar(n.input[1], None) if len(n.input) > 1 and n.input[1] else attr(n, "min", None)
+    hi = scalar(n.input[2], None) if len(n.input) > 2 and n.input[2] else attr(n, "max", None)
+    if lo is None or hi is None or abs(lo) > 1e-6 or abs(hi - 6) > 1e-5:
+        return None
+    a = made.get(n.input[0])
+    if a is None or a.op_type != "Add" or sole(n.input[0], {"Clip"}) is None:
+        return None
+    x = a.input[0] if scalar(a.input[1], 3.0) else a.input[1] if scalar(a.input[0], 3.0) \
+        else None
+    if x is None:
+        return None
+    first = sole(n.output[0], {"Mul", "Div"})
+    if first is None:
+        return None
+    if first.op_type == "Mul" and other(first, n.output[0]) == x:
+        last = sole(first.output[0], {"Mul", "Div"})
+        c = other(last, first.output[0]) if last is not None else None
+    elif (first.op_type == "Div" and first.input[0] == n.output[0] and
+          scalar(first.input[1], 6.0)) or \
+            (first.op_type == "Mul" and scalar(other(first, n.output[0]) or "", 1 / 6)):
+        last = sole(first.output[0], {"Mul"})
+        if last is None or other(last, first.output[0]) != x:
+            return None
+        return helper.make_node("HardSwish", [x], [last.output[0]], name=n.name + ".hs"), \
+            [a, n, first, last]
+    else:
+        return None
+    if last is None or c is None:
+        return None
+    if not ((last.op_type == "Div" and last.input[1] == c and scalar(c, 6.0)) or
+            (last.op_type == "Mul" and scalar(c, 1 / 6))):
+        return None
+    return helper.make_node("HardSwish", [x], [last.output[0]], name=n.name + ".hs"), \
+        [a, n, first, last]
+
+
 # ---- the mapping onto swarm's ops ------------------------------------------------------------------
 
 
@@ -411,13 +627,15 @@ def pads_2d(node, b, x_dims, kernel, strides, dilations, transpose=False):
 
 FUSABLE_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSigmoid":
                 "hardsigmoid", "HardSwish": "hardswish", "LeakyRelu": "leaky_relu",
-                "Clip": "clip"}
+                "Clip": "clip", "Gelu": "gelu"}
 
 
 def act_attrs(b, n):
     """The swarm act attributes of an activation node (None when it cannot be fused)."""
     kind = FUSABLE_ACTS[n.op_type]
     a = {"act": kind}
+    if kind == "gelu" and attr(n, "approximate", "none") != "none":
+        return None
     if kind == "hardsigmoid":
         a["alpha"], a["beta"] = float(attr(n, "alpha", 0.2)), float(attr(n, "beta", 0.5))
     elif kind == "leaky_relu":
@@ -976,6 +1194,8 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="list every node swarm cannot run, publish nothing")
     ap.add_argument("--out", help="where to write NAME.json and NAME.safetensors (kept)")
+    ap.add_argument("--no-publish", action="store_true",
+                    help="write the files to --out and stop (no registry needed)")
     ap.add_argument("--max-rows", type=int, default=1, help="rows a request may carry (1)")
     ap.add_argument("--max-batch", type=int, default=8, help="rows a batch may gather (8)")
     ap.add_argument("--slots", type=int, default=4, help="slots a session gets (4)")
@@ -983,6 +1203,8 @@ def main():
     o = ap.parse_args()
     if not o.check and not o.name:
         fail("give --name NAME (or --check)", 2)
+    if o.no_publish and not o.out:
+        fail("--no-publish needs --out DIR (where the files go)", 2)
     if o.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,46}", o.name):
         fail("--name \"%s\": 1..47 letters, digits, '.', '_' or '-'" % o.name, 2)
     for v, what in ((o.max_rows, "--max-rows"), (o.max_batch, "--max-batch"), (o.slots,
@@ -1034,6 +1256,8 @@ def main():
 
     s3 = specialise(model, opset, input_dims, BATCHES[0])
     s5 = specialise(model, opset, input_dims, BATCHES[1])
+    for spec in (s3, s5):
+        rewrite(spec, {t.name for t in g.output})
     if [n.output[0] for n in s3.nodes] != [n.output[0] for n in s5.nodes]:
         fail("the graph folds differently at two batch sizes: a node's work depends on the "
              "batch in a way swarm cannot serve")
@@ -1133,6 +1357,9 @@ def main():
     with open(mpath, "w") as f:
         json.dump(manifest, f, indent=1)
     print(summary)
+    if o.no_publish:
+        print("wrote %s and %s" % (mpath, wpath))
+        return
     cmd = [o.swarm, "registry", "publish", o.name, "--weights", wpath, "--manifest", mpath]
     if o.registry:
         cmd += ["--registry", o.registry]

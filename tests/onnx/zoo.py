@@ -217,7 +217,38 @@ def opset21():
     return model, {"x": RNG.standard_normal((2, 3, 9, 7)).astype(np.float32)}, []
 
 
-MODELS = [keras_nhwc, encoder, upsample, misc, opset21]
+def fusions():
+    """The spellings the importer rewrites, each beside one it must leave alone: a Conv then
+    Add/Mul/Sub/Div of per-channel constants (folded), an Add of a [W]-shaped constant (not
+    per channel: kept), hard-swish as Add/Clip/Mul/Div and as HardSigmoid*x, GELU as
+    (x * 0.5) * (1 + erf(x * (1/sqrt 2))), and a Conv whose output is also read elsewhere."""
+    g = G("fusions")
+    C, W = 6, 9
+    y = g.op("Conv", ["x", g.w(C, 3, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = g.op("Add", [y, g.w(1, C, 1, 1)])
+    y = g.op("Mul", [g.w(C, 1, 1, scale=1), y])
+    y = g.op("Sub", [y, g.const(np.float32(0.25))])
+    y = g.op("Div", [y, g.const(RNG.uniform(1, 2, (C, 1, 1)).astype(np.float32))])
+    y = g.op("Add", [y, g.w(W)])                                       # along W: kept
+    hs = g.op("Div", [g.op("Mul", [y, g.op("Clip", [g.op("Add", [y, g.const(np.float32(3))]),
+                                                     g.const(np.float32(0)),
+                                                     g.const(np.float32(6))])]),
+                      g.const(np.float32(6))])
+    c2 = g.op("Conv", [hs, g.w(C, C, 1, 1), g.w(C)], kernel_shape=[1, 1])
+    hs2 = g.op("Mul", [c2, g.op("HardSigmoid", [c2], alpha=1 / 6, beta=0.5)])
+    c3 = g.op("Conv", [hs2, g.w(C, 1, 3, 3)], kernel_shape=[3, 3], group=C,
+              pads=[1, 1, 1, 1])
+    u = g.op("Mul", [c3, g.const(np.float32(1 / np.sqrt(2)))])
+    gelu = g.op("Mul", [g.op("Mul", [c3, g.const(np.float32(0.5))]),
+                        g.op("Add", [g.op("Erf", [u]), g.const(np.float32(1))])])
+    shared = g.op("Conv", [gelu, g.w(C, C, 1, 1)], kernel_shape=[1, 1])
+    twice = g.op("Add", [shared, g.const(np.float32(1))])              # shared: kept
+    g.nodes.append(h.make_node("Add", [twice, shared], ["out"]))
+    m = g.model([vi("x", T.FLOAT, ["N", 3, 7, W])], [vi("out", T.FLOAT, ["N", C, 7, W])], 13)
+    return m, {"x": RNG.standard_normal((2, 3, 7, W)).astype(np.float32)}, []
+
+
+MODELS = [keras_nhwc, encoder, upsample, misc, opset21, fusions]
 
 
 def main():
