@@ -170,7 +170,7 @@ static size_t mb_rank(size_t n, unsigned permille)
 	return rank == 0 ? 0 : rank - 1;
 }
 
-static struct bench_model_stats mb_stats(uint64_t *v, size_t n)
+struct bench_model_stats bench_model_stats_of(uint64_t *v, size_t n)
 {
 	if (n == 0)
 		return (struct bench_model_stats){ 0 };
@@ -488,7 +488,7 @@ static int mb_local_per_row(struct mb_local *l, const struct mb_inputs *in, cons
 		}
 	}
 	for (int k = 0; k < n_sizes; k++)
-		out[k] = mb_stats(ns + (size_t)k * MAX_RUNS, n[k]);
+		out[k] = bench_model_stats_of(ns + (size_t)k * MAX_RUNS, n[k]);
 	free(ns);
 	return rc;
 }
@@ -865,8 +865,8 @@ static int mb_overhead_measure(struct mb_local *l, swarm_session *s, const struc
 		}
 	}
 	if (rc == 0) {
-		out->swarm = mb_stats(a, n->iters);
-		out->inproc = mb_stats(b, n->iters);
+		out->swarm = bench_model_stats_of(a, n->iters);
+		out->inproc = bench_model_stats_of(b, n->iters);
 		out->iters = n->iters;
 		out->drift_ns = hi - lo;
 	}
@@ -1223,7 +1223,7 @@ static void mb_acc_result(struct mb_acc *acc, struct bench_model_load *out)
 {
 	out->requests = acc->requests;
 	out->rps = acc->ns ? (double)acc->requests / ((double)acc->ns / 1e9) : 0;
-	out->lat = mb_stats(acc->lat, acc->n_lat);
+	out->lat = bench_model_stats_of(acc->lat, acc->n_lat);
 	out->client_cpus = acc->ns ? (double)acc->cpu_ns / (double)acc->ns : 0;
 	out->worker_busy =
 		acc->worker_ok && acc->ns ? (double)acc->worker.busy_ns / (double)acc->ns : NAN;

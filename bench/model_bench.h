@@ -61,6 +61,9 @@ struct bench_model_stats {
 	double p50, p99, p999;
 };
 
+/* The percentiles of n samples (sorted in place); all 0 when n is 0. */
+struct bench_model_stats bench_model_stats_of(uint64_t *v, size_t n);
+
 struct bench_model_opts {
 	const char *exe_dir;    /* the directory holding swarmd and swarm-worker */
 	const char *devices;    /* swarmd --devices of the overhead cases, "cpu:2" */

@@ -23,6 +23,7 @@
 #include "bench/daemon.h"
 #include "bench/load.h"
 #include "bench/model_bench.h"
+#include "bench/onnx_bench.h"
 #include "bench/ranker.h"
 
 #include <swarm/swarm.h>
@@ -51,7 +52,8 @@
 #define BENCH_CONNECT_NS (10ull * 1000 * 1000 * 1000)
 #define BENCH_SPIN_FOREVER_NS 1000000000ull /* the client spins 1 s before it sleeps */
 #define BENCH_DAEMON_SPIN_US 1000u          /* swarmd --spin-us for the spinning cases */
-#define BENCH_ROWS_MAX 32
+#define BENCH_ROWS_MAX 48
+#define BENCH_ONNX_MODELS 8 /* models of the onnx case's directory */
 #define BENCH_LOAD_BYTES (1ull << 30) /* the weight-load case: a 1 GiB model */
 #define BENCH_LOAD_REPS 5
 #define BENCH_SCALEUP_RUNS 10 /* bench_model_scaleup_run's, for the usage text */
@@ -70,7 +72,8 @@ enum bench_case {
 	BENCH_CASE_SCALEUP = 1u << 10, /* bench/model_bench.c */
 	BENCH_CASE_GPU_IDENTITY = 1u << 11,
 	BENCH_CASE_GPU_RANKER = 1u << 12,
-	BENCH_CASE_ALL = 0x1fffu,
+	BENCH_CASE_ONNX = 1u << 13, /* bench/onnx_bench.c */
+	BENCH_CASE_ALL = 0x3fffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -91,6 +94,7 @@ struct bench_opts {
 	const char *json;
 	const char *minilm;        /* --minilm, else $SWARM_MINILM_DIR, else the cache's */
 	const char *write_rankers; /* --write-rankers DIR: write them and exit */
+	const char *onnx;          /* --onnx, else $SWARM_ONNX_BENCH_DIR, else the cache's */
 	unsigned cases;
 	struct bench_counts n;
 };
@@ -132,6 +136,7 @@ struct bench_ctx {
 	char devices[16]; /* what the own swarmd serves: cpu:2 splits the cores in halves */
 	int peer_cpu;     /* where peers run (cpu 0), -1 when the benchmark is not pinned */
 	char minilm[PATH_MAX];
+	char onnx[PATH_MAX];
 };
 
 /* ---- statistics ---------------------------------------------------------------------------- */
@@ -825,6 +830,14 @@ static void bench_usage(FILE *f)
 		"         most 2 us added at p50). Skipped, saying \"skipped: no GPU (<reason>)\",\n"
 		"         without a GPU or without CUDA built in.\n"
 		"  gpu-ranker  the same with the small ranker of the overhead case.\n"
+		"  onnx   compute against ONNX Runtime: each model of the --onnx directory (the\n"
+		"         rapidocr classifier and detector, bench/onnx-prepare.sh) at batch 1 and\n"
+		"         8, its imported graph built in this process on a one-thread CPU device,\n"
+		"         against onnxruntime on one intra-op thread in a python3 child\n"
+		"         (bench/ort_runner.py) on the same cpu, blocks interleaved, every output\n"
+		"         compared first (target: swarm at most 1.25x ONNX Runtime's p50). The\n"
+		"         note names each side's slowest op types, from a profile of both.\n"
+		"         Skipped, saying why, without the directory or onnxruntime.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -837,6 +850,9 @@ static void bench_usage(FILE *f)
 		"                 minilm.json from tools/import-minilm.py SOURCE DIR --seq-len %d);\n"
 		"                 default $SWARM_MINILM_DIR, else ${SWARM_CACHE:-~/.cache/swarm}/\n"
 		"                 minilm-s32\n"
+		"  --onnx DIR     the onnx case's models (bench/onnx-prepare.sh DIR makes it);\n"
+		"                 default $SWARM_ONNX_BENCH_DIR, else ${SWARM_CACHE:-~/.cache/\n"
+		"                 swarm}/onnx-bench\n"
 		"  --write-rankers DIR  write the small and the production ranker as\n"
 		"                 DIR/<name>/ranker.safetensors and ranker.json (what\n"
 		"                 tools/make-ranker-model.py writes with the same sizes) and exit\n"
@@ -887,6 +903,8 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_GPU_IDENTITY;
 		else if (strcmp(t, "gpu-ranker") == 0)
 			cases |= BENCH_CASE_GPU_RANKER;
+		else if (strcmp(t, "onnx") == 0)
+			cases |= BENCH_CASE_ONNX;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -906,6 +924,7 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		{ "quick", no_argument, NULL, 'q' },
 		{ "cases", required_argument, NULL, 'c' },
 		{ "minilm", required_argument, NULL, 'm' },
+		{ "onnx", required_argument, NULL, 'o' },
 		{ "write-rankers", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -924,6 +943,9 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		case 'm':
 			o->minilm = optarg;
 			break;
+		case 'o':
+			o->onnx = optarg;
+			break;
 		case 'w':
 			o->write_rankers = optarg;
 			break;
@@ -939,7 +961,7 @@ static int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 				fprintf(stderr,
 					"swarm-bench: bad --cases '%s' (a comma list of "
 					"spin,sleep,1m,16m,load,overhead,minilm,batching,numa,\n"
-					"migration,scaleup,gpu-identity,gpu-ranker,all)\n",
+					"migration,scaleup,gpu-identity,gpu-ranker,onnx,all)\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -1424,6 +1446,133 @@ static void bench_minilm_dir(struct bench_ctx *ctx)
 	ctx->o.minilm = ctx->minilm;
 }
 
+/* The onnx case's directory: --onnx, $SWARM_ONNX_BENCH_DIR, or the cache's onnx-bench. */
+static void bench_onnx_dir(struct bench_ctx *ctx)
+{
+	const char *env = getenv("SWARM_ONNX_BENCH_DIR"), *cache = getenv("SWARM_CACHE");
+	const char *home = getenv("HOME");
+
+	if (ctx->o.onnx)
+		snprintf(ctx->onnx, sizeof ctx->onnx, "%s", ctx->o.onnx);
+	else if (env && *env)
+		snprintf(ctx->onnx, sizeof ctx->onnx, "%s", env);
+	else if (cache && *cache)
+		snprintf(ctx->onnx, sizeof ctx->onnx, "%s/onnx-bench", cache);
+	else if (home && *home)
+		snprintf(ctx->onnx, sizeof ctx->onnx, "%s/.cache/swarm/onnx-bench", home);
+	ctx->o.onnx = ctx->onnx;
+}
+
+/* "conv2d 3x3 1.23 ms, ..." of a profile's top ops into buf. */
+static void bench_onnx_ops(char *buf, size_t len, const struct bench_onnx_op *ops, int n)
+{
+	size_t at = 0;
+	buf[0] = 0;
+	for (int i = 0; i < n && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s %.2f ms", i ? ", " : "",
+				       ops[i].name, ops[i].ns / 1e6);
+}
+
+/* The onnx case: each model of the directory's models.txt against ONNX Runtime. */
+static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
+{
+	char list[PATH_MAX + 16], runner[PATH_MAX], names[BENCH_ONNX_MODELS][64];
+	int n_names = 0;
+	const char *env = getenv("SWARM_ORT_RUNNER");
+	snprintf(runner, sizeof runner, "%s",
+		 env && *env ? env : SWARM_SOURCE_DIR "/bench/ort_runner.py");
+	snprintf(list, sizeof list, "%s/models.txt", ctx->o.onnx);
+	FILE *f = fopen(list, "r");
+	for (char line[128]; f && n_names < BENCH_ONNX_MODELS && fgets(line, sizeof line, f);) {
+		line[strcspn(line, " \t\r\n")] = 0;
+		if (line[0] && line[0] != '#')
+			snprintf(names[n_names++], sizeof names[0], "%.63s", line);
+	}
+	if (f)
+		fclose(f);
+	if (n_names == 0) {
+		struct bench_row *row = bench_row_add(rep, "onnx vs ORT", "ns");
+		row->skipped = true;
+		snprintf(row->note, sizeof row->note,
+			 "skipped: no models listed in %.300s (bench/onnx-prepare.sh %.300s makes "
+			 "them)",
+			 list, ctx->o.onnx);
+		printf("swarm-bench: onnx: %s\n", row->note);
+		return 0;
+	}
+	/* the runner imports onnxruntime from where tools/install-pydeps.sh puts it */
+	const char *cache = getenv("SWARM_CACHE"), *home = getenv("HOME"), *pp = getenv("PYTHONPATH");
+	char pypath[2 * PATH_MAX + 32];
+	snprintf(pypath, sizeof pypath, "%s%s%s/%spylib", pp && *pp ? pp : "", pp && *pp ? ":" : "",
+		 cache && *cache ? cache : home ? home : "/tmp", cache && *cache ? "" : ".cache/swarm/");
+	setenv("PYTHONPATH", pypath, 1);
+	int quick = ctx->o.n.spin < bench_full_counts.spin;
+	for (int i = 0; i < n_names; i++) {
+		struct bench_onnx_opts o = { .dir = ctx->o.onnx,
+					     .name = names[i],
+					     .runner = runner,
+					     .rows = { 1, 8 },
+					     .n_rows = 2,
+					     .seconds = quick ? 2.0 : 16.0 };
+		/* SWARM_BENCH_ONNX_ROWS=1,4: other batch sizes, for whoever tunes the kernels */
+		const char *rows_env = getenv("SWARM_BENCH_ONNX_ROWS");
+		if (rows_env && *rows_env) {
+			char *p = (char *)rows_env, *e;
+			o.n_rows = 0;
+			for (unsigned long v; o.n_rows < BENCH_ONNX_MAX_ROWS &&
+					      (v = strtoul(p, &e, 10)) > 0 && v <= 8;
+			     p = *e ? e + 1 : e)
+				o.rows[o.n_rows++] = (uint32_t)v;
+			if (o.n_rows == 0)
+				o.rows[o.n_rows++] = 1;
+		}
+		struct bench_onnx_result *r = calloc(1, sizeof *r);
+		if (!r)
+			return -ENOMEM;
+		bench_progress("onnx: the imported graph in process vs onnxruntime, 1 thread each",
+			       (size_t)o.n_rows, "batch sizes");
+		int rc = bench_onnx_compute(&o, r);
+		if (rc) {
+			free(r);
+			return rc;
+		}
+		char name[40];
+		if (r->skipped) {
+			snprintf(name, sizeof name, "onnx %.20s vs ORT", names[i]);
+			struct bench_row *row = bench_row_add(rep, name, "ns");
+			row->skipped = true;
+			snprintf(row->note, sizeof row->note, "skipped: %s", r->why);
+			printf("swarm-bench: %s: %s\n", name, row->note);
+		}
+		for (int k = 0; !r->skipped && k < r->n_batches; k++) {
+			const struct bench_onnx_batch *b = &r->b[k];
+			snprintf(name, sizeof name, "onnx %.20s b%u vs ORT", names[i], b->rows);
+			struct bench_row *row = bench_row_add(rep, name, "ns");
+			row->s = (struct bench_stats){ b->swarm.p50, b->swarm.p99, b->swarm.p999 };
+			row->base_name = "onnxruntime 1 thread";
+			row->b = (struct bench_stats){ b->ort.p50, b->ort.p99, b->ort.p999 };
+			row->ratio = row->s.p50 / row->b.p50;
+			row->target = "swarm <= 1.25x ORT p50";
+			row->met = row->ratio <= 1.25 && b->rel_err <= 1e-4;
+			char sw[256], ort[256];
+			bench_onnx_ops(sw, sizeof sw, b->swarm_ops, b->n_swarm_ops);
+			bench_onnx_ops(ort, sizeof ort, b->ort_ops, b->n_ort_ops);
+			snprintf(row->note, sizeof row->note,
+				 "%zu runs a side; outputs match onnxruntime %s to a relative error "
+				 "of %.1e%s; %u swarm nodes; slowest ops per run: swarm %s; "
+				 "onnxruntime %s",
+				 b->iters, r->ort_version, b->rel_err,
+				 b->rel_err > 1e-4 ? " (OVER 1e-4: the row fails)" : "", r->nodes,
+				 sw, b->n_ort_ops ? ort : "(no profile)");
+			printf("row: %s: swarm p50 %.0f ns, onnxruntime p50 %.0f ns, %.2fx\n", name,
+			       row->s.p50, row->b.p50, row->ratio);
+			fflush(stdout);
+		}
+		free(r);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_ctx ctx = { 0 };
@@ -1439,6 +1588,7 @@ int main(int argc, char **argv)
 	/* A swarmd that dies mid-run must not kill the benchmark with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	bench_minilm_dir(&ctx);
+	bench_onnx_dir(&ctx);
 
 	bench_machine_get(&m);
 	ctx.peer_cpu = -1;
@@ -1476,6 +1626,8 @@ int main(int argc, char **argv)
 		rc = bench_run_models(&ctx, &rep);
 	if (rc == 0 && (ctx.o.cases & (BENCH_CASE_NUMA | BENCH_CASE_MIGRATION)))
 		rc = bench_run_balance(&ctx, &rep);
+	if (rc == 0 && (ctx.o.cases & BENCH_CASE_ONNX))
+		rc = bench_run_onnx(&ctx, &rep);
 	if (rc == 0) {
 		bench_table_print(&rep);
 		if (ctx.o.json)

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ipc/segment.h"
 #include "kernels/op.h"
@@ -79,6 +80,7 @@ struct swarm_graph {
 	void *owned; /* device memory freed with the graph (swarm_graph_adopt), or NULL */
 	void *held;  /* a reference dropped with held_put when the graph goes (swarm_graph_hold) */
 	void (*held_put)(void *ref);
+	uint64_t *prof; /* swarm_graph_profile's per-node sums, or NULL */
 };
 
 /* What only the build needs. */
@@ -716,8 +718,25 @@ static void set_rows(struct swarm_graph *g, uint32_t rows)
 	}
 }
 
+static uint64_t prof_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int run_nodes(struct swarm_graph *g)
 {
+	if (g->prof) {
+		for (uint32_t k = 0; k < g->n_nodes; k++) {
+			uint64_t t0 = prof_now();
+			int rc = g->dev->i->run(g->dev, &g->nodes[k]);
+			g->prof[k] += prof_now() - t0;
+			if (rc)
+				return rc;
+		}
+		return 0;
+	}
 	for (uint32_t k = 0; k < g->n_nodes; k++) {
 		int rc = g->dev->i->run(g->dev, &g->nodes[k]);
 		if (rc)
@@ -973,5 +992,12 @@ size_t swarm_graph_arena_bytes(const struct swarm_graph *g) { return g ? g->aren
 size_t swarm_graph_naive_bytes(const struct swarm_graph *g) { return g ? g->naive_bytes : 0; }
 
 uint32_t swarm_graph_nodes(const struct swarm_graph *g) { return g ? g->n_nodes : 0; }
+
+const struct swarm_node *swarm_graph_node(const struct swarm_graph *g, uint32_t k)
+{
+	return g && k < g->n_nodes ? &g->nodes[k] : NULL;
+}
+
+void swarm_graph_profile(struct swarm_graph *g, uint64_t *ns) { g->prof = ns; }
 
 uint32_t swarm_graph_max_batch(const struct swarm_graph *g) { return g->max_batch; }

@@ -132,8 +132,17 @@ uint32_t swarm_graph_captured(const struct swarm_graph *g);
 size_t swarm_graph_arena_bytes(const struct swarm_graph *g);
 size_t swarm_graph_naive_bytes(const struct swarm_graph *g);
 
-/* Nodes in the plan (the description's, in its order). */
+/* Nodes in the plan (the description's, in its order, without the reshapes made views). */
 uint32_t swarm_graph_nodes(const struct swarm_graph *g);
+
+/* Node k of the plan (NULL past the end): its op, tensors and parameters, for a profile. */
+const struct swarm_node *swarm_graph_node(const struct swarm_graph *g, uint32_t k);
+
+/* Per-node profiling, for benchmarks: with ns set (swarm_graph_nodes(g) entries), every later
+ * run adds each node's time to ns[k], measured on the host around the device's run call (on an
+ * asynchronous device that is the time to enqueue it, not to execute it); NULL stops it. A
+ * replayed capture is one call and is not profiled. */
+void swarm_graph_profile(struct swarm_graph *g, uint64_t *ns);
 
 /* The largest batch the plan takes (swarm_graph_build's max_batch). */
 uint32_t swarm_graph_max_batch(const struct swarm_graph *g);
