@@ -6,6 +6,7 @@
  * comes from the device's workspace, grown once and kept, so a steady state allocates nothing.
  */
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/simd.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -53,75 +54,156 @@ static void bias_act(float *o, int64_t hw, const float *bias, const struct swarm
 		swarm_cpu_act(p->act, p, o, o, hw);
 }
 
-/* The im2col of one group of one image: col[(c * kh + i) * kw + j][oy * OW + ox] = the input
- * at (c, oy * sh - pt + i * dh, ox * sw - pl + j * dw), 0 in the padding. */
-static void im2col(const float *x, const struct geo *g, float *col)
+/* ---- padded planes ----------------------------------------------------------------------------
+ *
+ * A window op (a conv, a pool) reads, for output column ox and kernel tap j, input column
+ * ox * sw - pl + j * dw. On a copy of the channel's plane padded by pt/pl (and at the end as
+ * far as the windows reach) with the columns split into sw phases (phase q holds the padded
+ * columns q, q + sw, ...), that column is entry ox + (j * dw) / sw of phase (j * dw) % sw: a
+ * contiguous run for every tap, whatever the stride, with no bounds to check. The padding
+ * holds fill (0 for a conv, -inf for a max pool, 0 for an average pool whose divisor is
+ * counted apart). */
+struct plane {
+	int64_t rows; /* padded rows */
+	int64_t pw;   /* entries of a phase row */
+	int64_t sw;   /* phases */
+	float *p;     /* rows x sw x pw floats */
+};
+
+static void plane_size(const struct geo *g, struct plane *pl)
 {
-	const int64_t ohw = g->OH * g->OW;
-	for (int64_t c = 0; c < g->Cg; c++) {
-		const float *xc = x + c * g->H * g->W;
-		for (int64_t i = 0; i < g->kh; i++)
-			for (int64_t j = 0; j < g->kw; j++) {
-				float *row = col + ((c * g->kh + i) * g->kw + j) * ohw;
-				for (int64_t oy = 0; oy < g->OH; oy++) {
-					int64_t y = oy * g->sh - g->pt + i * g->dh;
-					float *r = row + oy * g->OW;
-					if (y < 0 || y >= g->H) {
-						memset(r, 0, (size_t)g->OW * sizeof(float));
-						continue;
-					}
-					const float *xr = xc + y * g->W;
-					int64_t x0 = -g->pl + j * g->dw;
-					if (g->sw == 1 && x0 >= 0 && x0 + g->OW <= g->W) {
-						memcpy(r, xr + x0, (size_t)g->OW * sizeof(float));
-						continue;
-					}
-					for (int64_t ox = 0; ox < g->OW; ox++) {
-						int64_t xx = ox * g->sw + x0;
-						r[ox] = xx >= 0 && xx < g->W ? xr[xx] : 0.0f;
-					}
-				}
-			}
-	}
+	const int64_t rows = (g->OH - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+	const int64_t cols = (g->OW - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+	pl->rows = rows > g->H + g->pt ? rows : g->H + g->pt;
+	const int64_t wp = cols > g->W + g->pl ? cols : g->W + g->pl;
+	pl->sw = g->sw;
+	pl->pw = (wp + g->sw - 1) / g->sw;
 }
 
-/* A depthwise conv (one input and one output channel a group): each output plane is a direct
- * sum of kh * kw shifted, weighted input planes. */
-static void depthwise(const float *x, const float *w, float *o, const struct geo *g)
+static size_t plane_floats(const struct plane *pl) { return (size_t)(pl->rows * pl->sw * pl->pw); }
+
+/* Fills pl->p from one channel plane x [H, W]. */
+static void plane_fill(struct plane *pl, const float *x, const struct geo *g, float fill)
 {
-	for (int64_t c = 0; c < g->C; c++) {
-		const float *xc = x + c * g->H * g->W, *wc = w + c * g->kh * g->kw;
-		float *oc = o + c * g->OH * g->OW;
-		for (int64_t oy = 0; oy < g->OH; oy++) {
-			float *orow = oc + oy * g->OW;
-			memset(orow, 0, (size_t)g->OW * sizeof(float));
-			for (int64_t i = 0; i < g->kh; i++) {
-				int64_t y = oy * g->sh - g->pt + i * g->dh;
-				if (y < 0 || y >= g->H)
-					continue;
-				const float *xr = xc + y * g->W;
-				for (int64_t j = 0; j < g->kw; j++) {
-					const float wv = wc[i * g->kw + j];
-					const int64_t x0 = -g->pl + j * g->dw;
-					/* The output columns whose input column is inside. */
-					int64_t lo = x0 >= 0 ? 0 : (-x0 + g->sw - 1) / g->sw;
-					int64_t hi = g->W - 1 - x0 < 0 ? -1 :
-									 (g->W - 1 - x0) / g->sw;
-					if (hi > g->OW - 1)
-						hi = g->OW - 1;
-					if (g->sw == 1) {
-						const float *xs = xr + x0;
-						for (int64_t ox = lo; ox <= hi; ox++)
-							orow[ox] += wv * xs[ox];
-					} else {
-						for (int64_t ox = lo; ox <= hi; ox++)
-							orow[ox] += wv * xr[ox * g->sw + x0];
-					}
-				}
+	const int64_t row = pl->sw * pl->pw;
+	for (int64_t r = 0; r < pl->rows; r++) {
+		float *dst = pl->p + r * row;
+		const int64_t y = r - g->pt;
+		if (y < 0 || y >= g->H) {
+			for (int64_t k = 0; k < row; k++)
+				dst[k] = fill;
+			continue;
+		}
+		const float *src = x + y * g->W;
+		if (pl->sw == 1) {
+			int64_t k = 0;
+			for (; k < g->pl && k < pl->pw; k++)
+				dst[k] = fill;
+			const int64_t n = g->W < pl->pw - k ? g->W : pl->pw - k;
+			memcpy(dst + k, src, (size_t)n * sizeof(float));
+			for (k += n; k < pl->pw; k++)
+				dst[k] = fill;
+			continue;
+		}
+		for (int64_t q = 0; q < pl->sw; q++) {
+			float *ph = dst + q * pl->pw;
+			for (int64_t k = 0; k < pl->pw; k++) {
+				const int64_t c = k * pl->sw + q - g->pl;
+				ph[k] = c >= 0 && c < g->W ? src[c] : fill;
 			}
 		}
 	}
 }
+
+/* The run of tap (i, j) for output row oy: entry ox is the input under output column ox. */
+static inline const float *plane_tap(const struct plane *pl, const struct geo *g, int64_t oy,
+				     int64_t i, int64_t j)
+{
+	const int64_t r = oy * g->sh + i * g->dh, c = j * g->dw;
+	return pl->p + (r * pl->sw + c % pl->sw) * pl->pw + c / pl->sw;
+}
+
+/* The im2col of one group of one image: col[(c * kh + i) * kw + j][oy * OW + ox] = the input
+ * at (c, oy * sh - pt + i * dh, ox * sw - pl + j * dw), 0 in the padding: a copy of a padded
+ * plane's run per row and tap. */
+static void im2col(const float *x, const struct geo *g, struct plane *pl, float *col)
+{
+	const int64_t ohw = g->OH * g->OW;
+	for (int64_t c = 0; c < g->Cg; c++) {
+		plane_fill(pl, x + c * g->H * g->W, g, 0.0f);
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++) {
+				float *row = col + ((c * g->kh + i) * g->kw + j) * ohw;
+				for (int64_t oy = 0; oy < g->OH; oy++)
+					memcpy(row + oy * g->OW, plane_tap(pl, g, oy, i, j),
+					       (size_t)g->OW * sizeof(float));
+			}
+	}
+}
+
+#define DW_TAPS 64 /* a depthwise kernel of more taps goes tap by tap over the row */
+
+/* A depthwise conv (one input and one output channel a group) of one image: every output row
+ * accumulated in registers, 16 columns at a time, over the kernel's taps read from the
+ * channel's padded plane; the bias is the starting value. */
+SWARM_INLINE void depthwise_body(const float *x, const float *w, const float *bias, float *o,
+				 const struct geo *g, struct plane *pl)
+{
+	const int64_t taps = g->kh * g->kw;
+	for (int64_t c = 0; c < g->C; c++) {
+		const float *wc = w + c * taps;
+		float *oc = o + c * g->OH * g->OW;
+		const float b0 = bias ? bias[c] : 0.0f;
+		plane_fill(pl, x + c * g->H * g->W, g, 0.0f);
+		for (int64_t oy = 0; oy < g->OH; oy++) {
+			const float *src[DW_TAPS];
+			float *orow = oc + oy * g->OW;
+			if (taps > DW_TAPS) {
+				for (int64_t ox = 0; ox < g->OW; ox++)
+					orow[ox] = b0;
+				for (int64_t i = 0; i < g->kh; i++)
+					for (int64_t j = 0; j < g->kw; j++) {
+						const float *s = plane_tap(pl, g, oy, i, j);
+						const float wv = wc[i * g->kw + j];
+						for (int64_t ox = 0; ox < g->OW; ox++)
+							orow[ox] += wv * s[ox];
+					}
+				continue;
+			}
+			for (int64_t i = 0; i < g->kh; i++)
+				for (int64_t j = 0; j < g->kw; j++)
+					src[i * g->kw + j] = plane_tap(pl, g, oy, i, j);
+			int64_t ox = 0;
+			for (; ox + 16 <= g->OW; ox += 16) {
+				swarm_v8 a0 = SWARM_V8_SET1(b0), a1 = a0;
+				for (int64_t t = 0; t < taps; t++) {
+					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
+					a0 += wv * SWARM_V8_LOAD(src[t] + ox);
+					a1 += wv * SWARM_V8_LOAD(src[t] + ox + 8);
+				}
+				SWARM_V8_STORE(orow + ox, a0);
+				SWARM_V8_STORE(orow + ox + 8, a1);
+			}
+			for (; ox + 8 <= g->OW; ox += 8) {
+				swarm_v8 a0 = SWARM_V8_SET1(b0);
+				for (int64_t t = 0; t < taps; t++)
+					a0 += SWARM_V8_SET1(wc[t]) * SWARM_V8_LOAD(src[t] + ox);
+				SWARM_V8_STORE(orow + ox, a0);
+			}
+			for (; ox < g->OW; ox++) {
+				float a = b0;
+				for (int64_t t = 0; t < taps; t++)
+					a += wc[t] * src[t][ox];
+				orow[ox] = a;
+			}
+		}
+	}
+}
+
+SWARM_CPU_MULTI_VOID(static, depthwise,
+		     (const float *x, const float *w, const float *bias, float *o,
+		      const struct geo *g, struct plane *pl),
+		     (x, w, bias, o, g, pl))
 
 int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d)
@@ -135,28 +217,38 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 &&
 			    g.pl == 0 && g.OH == g.H && g.OW == g.W;
 	const bool dw = g.Cg == 1 && g.Mg == 1;
+	if (ohw == 0)
+		return 0;
+	/* scratch: a padded plane, then (a GEMM conv) the im2col matrix */
+	struct plane pl;
+	plane_size(&g, &pl);
+	const size_t plane_n = (plane_floats(&pl) + 15) & ~(size_t)15;
 	float *col = NULL;
-	if (!direct && !dw && ohw > 0 && K > 0) {
-		col = swarm_cpu_ws_get(ws, (size_t)(K * ohw));
-		if (!col)
+	if (!direct) {
+		float *ws_p = swarm_cpu_ws_get(ws, plane_n + (dw ? 0 : (size_t)(K * ohw)));
+		if (!ws_p)
 			return -ENOMEM;
+		pl.p = ws_p;
+		col = ws_p + plane_n;
 	}
 	for (int64_t b = 0; b < g.N; b++) {
 		const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
 		float *o = (float *)n->out->data + b * g.M * ohw;
 		if (dw) {
-			depthwise(x, wt->data, o, &g);
-		} else {
-			for (int64_t gi = 0; gi < g.G; gi++) {
-				const float *xg = x + gi * g.Cg * g.H * g.W;
-				const float *wg = (const float *)wt->data + gi * g.Mg * K;
-				if (!direct)
-					im2col(xg, &g, col);
-				/* out[Mg, OH*OW] = W[Mg, K] x col[K, OH*OW] */
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Mg,
-					    (int)ohw, (int)K, 1.0f, wg, (int)K, direct ? xg : col,
-					    (int)ohw, 0.0f, o + gi * g.Mg * ohw, (int)ohw);
-			}
+			depthwise(x, wt->data, bias, o, &g, &pl);
+			if (n->p.act != SWARM_OP_IDENTITY)
+				swarm_cpu_act(n->p.act, &n->p, o, o, g.M * ohw);
+			continue;
+		}
+		for (int64_t gi = 0; gi < g.G; gi++) {
+			const float *xg = x + gi * g.Cg * g.H * g.W;
+			const float *wg = (const float *)wt->data + gi * g.Mg * K;
+			if (!direct)
+				im2col(xg, &g, &pl, col);
+			/* out[Mg, OH*OW] = W[Mg, K] x col[K, OH*OW] */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Mg, (int)ohw,
+				    (int)K, 1.0f, wg, (int)K, direct ? xg : col, (int)ohw, 0.0f,
+				    o + gi * g.Mg * ohw, (int)ohw);
 		}
 		for (int64_t m = 0; m < g.M; m++)
 			bias_act(o + m * ohw, ohw, bias ? bias + m : NULL, &n->p);
@@ -224,58 +316,86 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 /* ---- pooling ----------------------------------------------------------------------------------
  */
 
-int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
-		     const struct swarm_node_dims *d)
+/* Taps of a window's dim inside [lo, hi): positions start, start + step, ... (k of them). */
+static int64_t taps_inside(int64_t start, int64_t k, int64_t step, int64_t lo, int64_t hi)
 {
-	(void)ws;
+	int64_t c = 0;
+	for (int64_t i = 0; i < k; i++)
+		c += start + i * step >= lo && start + i * step < hi;
+	return c;
+}
+
+/* Max and average pooling over padded planes (-inf or 0 in the padding): each output row
+ * starts as its first tap's run and takes the others in, a pass a tap; an average then
+ * divides by its window's count, which is separable (rows inside times columns inside). */
+SWARM_INLINE int swarm_cpu_pool2d_body(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+				       const struct swarm_node_dims *d)
+{
 	(void)d;
 	struct geo g;
 	geo_of(n, n->p.kernel[0], n->p.kernel[1], &g);
 	const bool is_max = n->op == SWARM_OP_MAX_POOL2D;
 	const int64_t pb = n->p.n_pads ? n->p.pads[2] : 0, pr = n->p.n_pads ? n->p.pads[3] : 0;
+	if (g.OH == 0 || g.OW == 0)
+		return 0;
+	struct plane pl;
+	plane_size(&g, &pl);
+	const size_t plane_n = (plane_floats(&pl) + 15) & ~(size_t)15;
+	float *scratch = swarm_cpu_ws_get(ws, plane_n + (size_t)(g.OH + g.OW));
+	if (!scratch)
+		return -ENOMEM;
+	pl.p = scratch;
+	/* an average's divisor: count_include_pad counts the window clipped to the padded input
+	 * (ONNX Runtime's rule), else the taps inside the input */
+	float *cy = scratch + plane_n, *cx = cy + g.OH;
+	for (int64_t k = 0; !is_max && k < g.OH + g.OW; k++) {
+		const bool row = k < g.OH;
+		const int64_t o = row ? k : k - g.OH, s = row ? g.sh : g.sw;
+		const int64_t pad = row ? g.pt : g.pl, in = row ? g.H : g.W, end = row ? pb : pr;
+		const int64_t kk = row ? g.kh : g.kw, dl = row ? g.dh : g.dw;
+		const int64_t start = o * s - pad;
+		int64_t c;
+		if (n->p.count_include_pad) {
+			int64_t e = start + (kk - 1) * dl + 1;
+			c = (e < in + end ? e : in + end) - start;
+		} else {
+			c = taps_inside(start, kk, dl, 0, in);
+		}
+		(row ? cy : cx)[o] = (float)c;
+	}
 	const float *x = n->in[0]->data;
 	float *o = n->out->data;
 	for (int64_t p = 0; p < g.N * g.C; p++) {
-		const float *xp = x + p * g.H * g.W;
+		plane_fill(&pl, x + p * g.H * g.W, &g, is_max ? -INFINITY : 0.0f);
 		float *op = o + p * g.OH * g.OW;
-		for (int64_t oy = 0; oy < g.OH; oy++)
-			for (int64_t ox = 0; ox < g.OW; ox++) {
-				const int64_t y0 = oy * g.sh - g.pt, x0 = ox * g.sw - g.pl;
-				float acc = is_max ? -INFINITY : 0.0f;
-				int64_t cnt = 0;
-				for (int64_t i = 0; i < g.kh; i++) {
-					int64_t y = y0 + i * g.dh;
-					if (y < 0 || y >= g.H)
-						continue;
-					for (int64_t j = 0; j < g.kw; j++) {
-						int64_t xx = x0 + j * g.dw;
-						if (xx < 0 || xx >= g.W)
-							continue;
-						float v = xp[y * g.W + xx];
-						if (is_max)
-							acc = v > acc || v != v ? v : acc;
-						else
-							acc += v;
-						cnt++;
+		for (int64_t oy = 0; oy < g.OH; oy++) {
+			float *orow = op + oy * g.OW;
+			memcpy(orow, plane_tap(&pl, &g, oy, 0, 0), (size_t)g.OW * sizeof(float));
+			for (int64_t t = 1; t < g.kh * g.kw; t++) {
+				const float *s = plane_tap(&pl, &g, oy, t / g.kw, t % g.kw);
+				if (is_max) {
+					for (int64_t ox = 0; ox < g.OW; ox++) {
+						const float v = s[ox], a = orow[ox];
+						orow[ox] = v > a || v != v ? v : a;
 					}
+				} else {
+					for (int64_t ox = 0; ox < g.OW; ox++)
+						orow[ox] += s[ox];
 				}
-				if (!is_max) {
-					/* count_include_pad: the window clipped to the padded
-					 * input (ONNX Runtime's), else the inside elements only. */
-					if (n->p.count_include_pad) {
-						int64_t ye = y0 + (g.kh - 1) * g.dh + 1,
-							xe = x0 + (g.kw - 1) * g.dw + 1;
-						ye = ye < g.H + pb ? ye : g.H + pb;
-						xe = xe < g.W + pr ? xe : g.W + pr;
-						cnt = (ye - y0) * (xe - x0);
-					}
-					acc = cnt > 0 ? acc / (float)cnt : 0.0f;
-				}
-				op[oy * g.OW + ox] = acc;
 			}
+			for (int64_t ox = 0; !is_max && ox < g.OW; ox++) {
+				const float c = cy[oy] * cx[ox];
+				orow[ox] = c > 0.0f ? orow[ox] / c : 0.0f;
+			}
+		}
 	}
 	return 0;
 }
+
+SWARM_CPU_MULTI(, int, swarm_cpu_pool2d,
+		(struct swarm_cpu_ws * ws, const struct swarm_node *n,
+		 const struct swarm_node_dims *d),
+		(ws, n, d))
 
 int swarm_cpu_global_avg_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			      const struct swarm_node_dims *d)

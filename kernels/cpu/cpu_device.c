@@ -12,7 +12,22 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/simd.h"
 #include "swarm/swarm.h"
+
+/* kernels/cpu/simd.h: whether SWARM_CPU_MULTI functions take their AVX2+FMA build. Read once
+ * before main; SWARM_CPU_BASELINE=1 keeps the baseline (the tests run both). */
+int swarm_cpu_v3;
+
+__attribute__((constructor)) static void cpu_v3_init(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	const char *base = getenv("SWARM_CPU_BASELINE");
+	__builtin_cpu_init();
+	swarm_cpu_v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+		       !(base && base[0] == '1');
+#endif
+}
 
 struct cpu_ctx {
 	int threads;

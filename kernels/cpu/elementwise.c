@@ -4,6 +4,7 @@
  * both inputs with a stride of 0 or 1.
  */
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/simd.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,8 +20,8 @@ static inline float hardsigmoid(float x, float alpha, float beta)
 	return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
 }
 
-void swarm_cpu_act(uint32_t op, const struct swarm_op_params *p, float *o, const float *x,
-		   int64_t n)
+SWARM_INLINE void swarm_cpu_act_body(uint32_t op, const struct swarm_op_params *p, float *o,
+				     const float *x, int64_t n)
 {
 	const float a = p->alpha, b = p->beta;
 	int64_t i;
@@ -33,11 +34,11 @@ void swarm_cpu_act(uint32_t op, const struct swarm_op_params *p, float *o, const
 		break;
 	case SWARM_OP_GELU:
 		for (i = 0; i < n; i++)
-			o[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+			o[i] = swarm_gelu(x[i]);
 		break;
 	case SWARM_OP_SIGMOID:
 		for (i = 0; i < n; i++)
-			o[i] = 1.0f / (1.0f + expf(-x[i]));
+			o[i] = 1.0f / (1.0f + swarm_expf(-x[i]));
 		break;
 	case SWARM_OP_TANH:
 		for (i = 0; i < n; i++)
@@ -45,11 +46,11 @@ void swarm_cpu_act(uint32_t op, const struct swarm_op_params *p, float *o, const
 		break;
 	case SWARM_OP_ERF:
 		for (i = 0; i < n; i++)
-			o[i] = erff(x[i]);
+			o[i] = swarm_erff(x[i]);
 		break;
 	case SWARM_OP_EXP:
 		for (i = 0; i < n; i++)
-			o[i] = expf(x[i]);
+			o[i] = swarm_expf(x[i]);
 		break;
 	case SWARM_OP_LOG:
 		for (i = 0; i < n; i++)
@@ -95,6 +96,11 @@ void swarm_cpu_act(uint32_t op, const struct swarm_op_params *p, float *o, const
 		break;
 	}
 }
+
+SWARM_CPU_MULTI_VOID(, swarm_cpu_act,
+		     (uint32_t op, const struct swarm_op_params *p, float *o, const float *x,
+		      int64_t n),
+		     (op, p, o, x, n))
 
 int swarm_cpu_elementwise(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			  const struct swarm_node_dims *d)

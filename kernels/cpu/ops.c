@@ -8,6 +8,7 @@
  * with -EINVAL (by the shared checks) rather than split.
  */
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/simd.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -53,8 +54,8 @@ float *swarm_cpu_ws_get(struct swarm_cpu_ws *ws, size_t count)
  * multiple of the vector width and that need no runtime alias check. So the hot loops work in
  * blocks of VB: load the block into a local array, compute, then store (which also makes
  * in-place use, o == x, safe), and a scalar loop does the tail. Reductions keep VB partial
- * sums, which also rounds better than one running sum. erff, expf and tanhf stay scalar:
- * glibc has no vector variants without -ffast-math. */
+ * sums, which also rounds better than one running sum. GELU, sigmoid and exp go through
+ * kernels/cpu/simd.h's branch-free functions, which vectorise; tanhf stays libm's. */
 #define VB 8
 
 static void k_relu(float *o, const float *x, int64_t n)
@@ -126,17 +127,21 @@ static float k_sum(const float *x, float c, int64_t n, int sq)
 	return s;
 }
 
-static void k_gelu(float *o, const float *x, int64_t n)
+SWARM_INLINE void k_gelu_body(float *o, const float *x, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
-		o[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+		o[i] = swarm_gelu(x[i]);
 }
 
-static void k_sigmoid(float *o, const float *x, int64_t n)
+SWARM_CPU_MULTI_VOID(static, k_gelu, (float *o, const float *x, int64_t n), (o, x, n))
+
+SWARM_INLINE void k_sigmoid_body(float *o, const float *x, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
-		o[i] = 1.0f / (1.0f + expf(-x[i]));
+		o[i] = 1.0f / (1.0f + swarm_expf(-x[i]));
 }
+
+SWARM_CPU_MULTI_VOID(static, k_sigmoid, (float *o, const float *x, int64_t n), (o, x, n))
 
 static void k_tanh(float *o, const float *x, int64_t n)
 {
@@ -145,7 +150,7 @@ static void k_tanh(float *o, const float *x, int64_t n)
 }
 
 /* o = act(o + bias) over one row of n, in one pass (the switch stays outside the loops). */
-static void k_bias_act(float *o, const float *bias, int64_t n, uint32_t act)
+SWARM_INLINE void k_bias_act_body(float *o, const float *bias, int64_t n, uint32_t act)
 {
 	switch (act) {
 	case SWARM_OP_RELU:
@@ -158,7 +163,7 @@ static void k_bias_act(float *o, const float *bias, int64_t n, uint32_t act)
 		if (bias) {
 			for (int64_t i = 0; i < n; i++) {
 				float v = o[i] + bias[i];
-				o[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
+				o[i] = swarm_gelu(v);
 			}
 		} else {
 			k_gelu(o, o, n);
@@ -167,7 +172,7 @@ static void k_bias_act(float *o, const float *bias, int64_t n, uint32_t act)
 	case SWARM_OP_SIGMOID:
 		if (bias) {
 			for (int64_t i = 0; i < n; i++)
-				o[i] = 1.0f / (1.0f + expf(-(o[i] + bias[i])));
+				o[i] = 1.0f / (1.0f + swarm_expf(-(o[i] + bias[i])));
 		} else {
 			k_sigmoid(o, o, n);
 		}
@@ -186,6 +191,9 @@ static void k_bias_act(float *o, const float *bias, int64_t n, uint32_t act)
 		break;
 	}
 }
+
+SWARM_CPU_MULTI_VOID(static, k_bias_act, (float *o, const float *bias, int64_t n, uint32_t act),
+		     (o, bias, n, act))
 
 /* ---- ops ------------------------------------------------------------------------------------ */
 
@@ -284,7 +292,7 @@ int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			mx = x[i] > mx ? x[i] : mx;
 		float sum = 0.0f;
 		for (int64_t i = 0; i < D; i++) {
-			o[i] = expf(x[i] - mx);
+			o[i] = swarm_expf(x[i] - mx);
 			sum += o[i];
 		}
 		/* sum >= 1: the max contributes exp(0) */
@@ -419,7 +427,7 @@ static void masked_softmax_row(float *s, const float *keep, int64_t S)
 	}
 	float sum = 0.0f;
 	for (int64_t j = 0; j < S; j++) {
-		s[j] = (!keep || keep[j] != 0.0f) ? expf(s[j] - mx) : 0.0f;
+		s[j] = (!keep || keep[j] != 0.0f) ? swarm_expf(s[j] - mx) : 0.0f;
 		sum += s[j];
 	}
 	k_scale(s, s, 1.0f / sum, S);

@@ -1,0 +1,73 @@
+/* test_simd_math.c: the CPU device's branch-free math (kernels/cpu/simd.h) against libm in
+ * double precision, over dense sweeps of each function's range. The bounds are the ones the
+ * header states. */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "kernels/cpu/simd.h"
+
+/* The largest relative error of f against ref over [lo, hi) in steps of step (ref 0 skipped). */
+static double worst(float (*f)(float), double (*ref)(double), float lo, float hi, float step,
+		    float *at)
+{
+	double w = 0;
+	for (float x = lo; x < hi; x += step) {
+		double r = ref((double)x);
+		if (r == 0 || !isfinite(r))
+			continue;
+		double e = fabs((double)f(x) - r) / fabs(r);
+		if (e > w) {
+			w = e;
+			*at = x;
+		}
+	}
+	return w;
+}
+
+static float expf_(float x) { return swarm_expf(x); }
+static float erfcf_(float x) { return swarm_erfcf(x); }
+static float erff_(float x) { return swarm_erff(x); }
+static double gelu_ref(double x) { return 0.5 * x * erfc(-x / sqrt(2.0)); }
+
+Test(simd_math, expf_within_2e7_relative)
+{
+	float at = 0;
+	double w = worst(expf_, exp, -87.0f, 88.0f, 1.7e-4f, &at);
+	cr_expect(w < 2e-7, "swarm_expf: relative error %.3g at %g", w, (double)at);
+	cr_expect(swarm_expf(-200.0f) < 1e-37f && swarm_expf(-200.0f) >= 0.0f);
+	cr_expect(isfinite(swarm_expf(200.0f)) && swarm_expf(200.0f) > 1e38f);
+}
+
+Test(simd_math, erfcf_within_5e7_relative)
+{
+	float at = 0;
+	double w = worst(erfcf_, erfc, 0.0f, 9.0f, 1.3e-5f, &at);
+	cr_expect(w < 5e-7, "swarm_erfcf: relative error %.3g at %g", w, (double)at);
+	cr_expect(swarm_erfcf(50.0f) >= 0.0f && swarm_erfcf(50.0f) < 1e-30f);
+}
+
+Test(simd_math, erff_within_3e7_relative)
+{
+	float at = 0;
+	double w = worst(erff_, erf, -6.0f, 6.0f, 1.1e-5f, &at);
+	cr_expect(w < 3e-7, "swarm_erff: relative error %.3g at %g", w, (double)at);
+	cr_expect(swarm_erff(0.0f) == 0.0f);
+	cr_expect(swarm_erff(20.0f) == 1.0f && swarm_erff(-20.0f) == -1.0f);
+}
+
+/* GELU's error against max(1, |x|): where it is tiny (x very negative) x / sqrt 2 rounded to
+ * a float alone moves it by more than 1e-6 of itself, and nothing downstream can tell. */
+Test(simd_math, gelu_within_5e7_of_max_1_x)
+{
+	double w = 0;
+	float at = 0;
+	for (float x = -12.0f; x < 12.0f; x += 2.3e-5f) {
+		double e = fabs((double)swarm_gelu(x) - gelu_ref(x)) / fmax(1.0, fabs((double)x));
+		if (e > w) {
+			w = e;
+			at = x;
+		}
+	}
+	cr_expect(w < 5e-7, "swarm_gelu: error %.3g of max(1, |x|) at %g", w, (double)at);
+	cr_expect(swarm_gelu(-20.0f) <= 0.0f && swarm_gelu(-20.0f) > -1e-30f);
+}
