@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "swarm/swarm.h"
@@ -123,23 +124,170 @@ static inline const float *plane_tap(const struct plane *pl, const struct geo *g
 	return pl->p + (r * pl->sw + c % pl->sw) * pl->pw + c / pl->sw;
 }
 
-/* The im2col of one group of one image: col[(c * kh + i) * kw + j][oy * OW + ox] = the input
- * at (c, oy * sh - pt + i * dh, ox * sw - pl + j * dw), 0 in the padding: a copy of a padded
- * plane's run per row and tap. */
-static void im2col(const float *x, const struct geo *g, struct plane *pl, float *col)
+/* Columns [n0, n0 + nb) of the im2col matrix of one group: col[(c * kh + i) * kw + j][k] =
+ * the input under output position n0 + k for tap (i, j) of channel c, 0 in the padding; a
+ * copy of padded-plane runs (planes: the group's Cg channels, plane_n floats apart). */
+static void im2col_block(const float *planes, size_t plane_n, const struct plane *shape,
+			 const struct geo *g, int64_t n0, int64_t nb, float *col)
 {
-	const int64_t ohw = g->OH * g->OW;
 	for (int64_t c = 0; c < g->Cg; c++) {
-		plane_fill(pl, x + c * g->H * g->W, g, 0.0f);
+		struct plane pl = *shape;
+		pl.p = (float *)planes + (size_t)c * plane_n;
 		for (int64_t i = 0; i < g->kh; i++)
 			for (int64_t j = 0; j < g->kw; j++) {
-				float *row = col + ((c * g->kh + i) * g->kw + j) * ohw;
-				for (int64_t oy = 0; oy < g->OH; oy++)
-					memcpy(row + oy * g->OW, plane_tap(pl, g, oy, i, j),
-					       (size_t)g->OW * sizeof(float));
+				float *row = col + ((c * g->kh + i) * g->kw + j) * nb;
+				for (int64_t pos = n0; pos < n0 + nb;) {
+					const int64_t oy = pos / g->OW, ox = pos % g->OW;
+					int64_t run = g->OW - ox;
+					if (run > n0 + nb - pos)
+						run = n0 + nb - pos;
+					memcpy(row + (pos - n0), plane_tap(&pl, g, oy, i, j) + ox,
+					       (size_t)run * sizeof(float));
+					pos += run;
+				}
 			}
 	}
 }
+
+/* Output columns a GEMM block covers: its im2col block (K x nb) or, without one, its output
+ * rows (M x nb) about CONV_BLOCK floats, so that the bias and activation pass finds the block
+ * still in cache, and the im2col matrix is never written whole. */
+#define CONV_BLOCK (96 * 1024)
+
+static int64_t conv_block_cols(int64_t rows, int64_t ohw)
+{
+	int64_t nb = CONV_BLOCK / (rows > 0 ? rows : 1) / 16 * 16;
+	if (nb < 64)
+		nb = 64;
+	return nb < ohw ? nb : ohw;
+}
+
+/* ---- direct convolution -----------------------------------------------------------------------
+ *
+ * A dense conv without im2col: every output row of a tile of DC_CO output channels is summed
+ * in registers, 16 columns at a time, over the K = Cg * kh * kw taps, each tap's 16 inputs
+ * read from the padded plane of its channel (one contiguous run per tap, every stride) and
+ * multiplied by each channel's weight (the weights packed per tile, DC_CO to a tap). 12
+ * accumulators, 2 loads and 6 broadcasts per 12 FMAs: the FMA units, not memory, bound it.
+ * ONNX Runtime's CPU convs work the same way on blocked layouts; on NCHW this beats an
+ * im2col GEMM where the output has few channels (OpenBLAS's kernels want many rows). */
+#define DC_CO 6
+#define DC_SLACK 16 /* floats after the planes that a last column block may read */
+
+/* w [Mg, K] into tiles of DC_CO channels: packed[(t * K + k) * DC_CO + c] = w[t * DC_CO + c][k],
+ * 0 past Mg. */
+static void dc_pack(const float *w, int64_t Mg, int64_t K, float *packed)
+{
+	for (int64_t t = 0; t * DC_CO < Mg; t++)
+		for (int64_t k = 0; k < K; k++)
+			for (int64_t c = 0; c < DC_CO; c++) {
+				const int64_t m = t * DC_CO + c;
+				packed[(t * K + k) * DC_CO + c] = m < Mg ? w[m * K + k] : 0.0f;
+			}
+}
+
+/* Where tap k = (c * kh + i) * kw + j of output row 0 starts, from the planes' base; row oy
+ * adds oy * sh * sw * pw. */
+static void dc_taps(const struct plane *pl, size_t plane_n, const struct geo *g, int64_t *base)
+{
+	for (int64_t c = 0; c < g->Cg; c++)
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++) {
+				const int64_t col = j * g->dw;
+				base[(c * g->kh + i) * g->kw + j] =
+					c * (int64_t)plane_n +
+					(i * g->dh * pl->sw + col % pl->sw) * pl->pw + col / pl->sw;
+			}
+}
+
+SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, const struct geo *g,
+				   const int64_t *base, const float *packed, const float *bias,
+				   float *o, const struct swarm_op_params *p)
+{
+	const int64_t K = g->Cg * g->kh * g->kw, ohw = g->OH * g->OW;
+	const int64_t row_step = g->sh * pl->sw * pl->pw;
+	for (int64_t oy = 0; oy < g->OH; oy++) {
+		const float *rp = planes + oy * row_step;
+		for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
+			const float *wt = packed + t * K * DC_CO;
+			const int64_t m0 = t * DC_CO, nco = g->Mg - m0 < DC_CO ? g->Mg - m0 : DC_CO;
+			float b[DC_CO];
+			for (int64_t c = 0; c < DC_CO; c++)
+				b[c] = bias && c < nco ? bias[m0 + c] : 0.0f;
+			float *orow = o + m0 * ohw + oy * g->OW;
+			int64_t ox = 0;
+			for (; ox + 16 <= g->OW; ox += 16) {
+				swarm_v8 a00 = SWARM_V8_SET1(b[0]), a01 = a00;
+				swarm_v8 a10 = SWARM_V8_SET1(b[1]), a11 = a10;
+				swarm_v8 a20 = SWARM_V8_SET1(b[2]), a21 = a20;
+				swarm_v8 a30 = SWARM_V8_SET1(b[3]), a31 = a30;
+				swarm_v8 a40 = SWARM_V8_SET1(b[4]), a41 = a40;
+				swarm_v8 a50 = SWARM_V8_SET1(b[5]), a51 = a50;
+				for (int64_t k = 0; k < K; k++) {
+					const float *src = rp + base[k] + ox;
+					const swarm_v8 v0 = SWARM_V8_LOAD(src),
+						       v1 = SWARM_V8_LOAD(src + 8);
+					const float *wk = wt + k * DC_CO;
+					swarm_v8 w;
+					w = SWARM_V8_SET1(wk[0]);
+					a00 += w * v0;
+					a01 += w * v1;
+					w = SWARM_V8_SET1(wk[1]);
+					a10 += w * v0;
+					a11 += w * v1;
+					w = SWARM_V8_SET1(wk[2]);
+					a20 += w * v0;
+					a21 += w * v1;
+					w = SWARM_V8_SET1(wk[3]);
+					a30 += w * v0;
+					a31 += w * v1;
+					w = SWARM_V8_SET1(wk[4]);
+					a40 += w * v0;
+					a41 += w * v1;
+					w = SWARM_V8_SET1(wk[5]);
+					a50 += w * v0;
+					a51 += w * v1;
+				}
+				const swarm_v8 acc[DC_CO][2] = { { a00, a01 }, { a10, a11 },
+								 { a20, a21 }, { a30, a31 },
+								 { a40, a41 }, { a50, a51 } };
+				for (int64_t c = 0; c < nco; c++) {
+					SWARM_V8_STORE(orow + c * ohw + ox, acc[c][0]);
+					SWARM_V8_STORE(orow + c * ohw + ox + 8, acc[c][1]);
+				}
+			}
+			/* the last columns, 8 at a time: past OW the lanes read the plane's next
+			 * entries (the planes have DC_SLACK floats of room) and are not stored */
+			for (; ox < g->OW; ox += 8) {
+				swarm_v8 a[DC_CO];
+				for (int64_t c = 0; c < DC_CO; c++)
+					a[c] = SWARM_V8_SET1(b[c]);
+				for (int64_t k = 0; k < K; k++) {
+					const swarm_v8 v = SWARM_V8_LOAD(rp + base[k] + ox);
+					for (int64_t c = 0; c < DC_CO; c++)
+						a[c] += SWARM_V8_SET1(wt[k * DC_CO + c]) * v;
+				}
+				const int64_t cols = g->OW - ox < 8 ? g->OW - ox : 8;
+				for (int64_t c = 0; c < nco; c++) {
+					float tmp[8];
+					SWARM_V8_STORE(tmp, a[c]);
+					memcpy(orow + c * ohw + ox, tmp,
+					       (size_t)cols * sizeof(float));
+				}
+			}
+			if (p->act != SWARM_OP_IDENTITY)
+				for (int64_t c = 0; c < nco; c++)
+					swarm_cpu_act(p->act, p, orow + c * ohw, orow + c * ohw,
+						      g->OW);
+		}
+	}
+}
+
+SWARM_CPU_MULTI_VOID(static, direct_conv,
+		     (const float *planes, const struct plane *pl, const struct geo *g,
+		      const int64_t *base, const float *packed, const float *bias, float *o,
+		      const struct swarm_op_params *p),
+		     (planes, pl, g, base, packed, bias, o, p))
 
 #define DW_TAPS 64 /* a depthwise kernel of more taps goes tap by tap over the row */
 
@@ -205,6 +353,21 @@ SWARM_CPU_MULTI_VOID(static, depthwise,
 		      const struct geo *g, struct plane *pl),
 		     (x, w, bias, o, g, pl))
 
+/* Whether a dense conv goes direct (else im2col and OpenBLAS). SWARM_CPU_CONV=direct or gemm
+ * forces one, for whoever measures them (and the tests, which run both). */
+static bool conv_direct(const struct geo *g)
+{
+	static int force = -1;
+	if (force < 0) {
+		const char *e = getenv("SWARM_CPU_CONV");
+		force = e && !strcmp(e, "direct") ? 1 : e && !strcmp(e, "gemm") ? 2 : 0;
+	}
+	if (force)
+		return force == 1;
+	/* a 1x1 conv is a GEMM as it stands (OpenBLAS is as fast), a wider kernel is not */
+	return g->kh * g->kw > 1;
+}
+
 int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d)
 {
@@ -219,39 +382,94 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const bool dw = g.Cg == 1 && g.Mg == 1;
 	if (ohw == 0)
 		return 0;
-	/* scratch: a padded plane, then (a GEMM conv) the im2col matrix */
-	struct plane pl;
-	plane_size(&g, &pl);
-	const size_t plane_n = (plane_floats(&pl) + 15) & ~(size_t)15;
-	float *col = NULL;
-	if (!direct) {
-		float *ws_p = swarm_cpu_ws_get(ws, plane_n + (dw ? 0 : (size_t)(K * ohw)));
-		if (!ws_p)
+	if (dw) {
+		struct plane pl;
+		plane_size(&g, &pl);
+		if (!(pl.p = swarm_cpu_ws_get(ws, plane_floats(&pl))))
 			return -ENOMEM;
-		pl.p = ws_p;
-		col = ws_p + plane_n;
+		for (int64_t b = 0; b < g.N; b++) {
+			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
+			float *o = (float *)n->out->data + b * g.M * ohw;
+			depthwise(x, wt->data, bias, o, &g, &pl);
+			if (n->p.act != SWARM_OP_IDENTITY)
+				swarm_cpu_act(n->p.act, &n->p, o, o, g.M * ohw);
+		}
+		return 0;
+	}
+	if (conv_direct(&g)) {
+		struct plane shape;
+		plane_size(&g, &shape);
+		const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
+		const int64_t tiles = (g.Mg + DC_CO - 1) / DC_CO;
+		const size_t packed_n = (size_t)(g.G * tiles * DC_CO * K);
+		float *scratch = swarm_cpu_ws_get(ws, packed_n + (size_t)(2 * K) +
+							      plane_n * (size_t)g.Cg + DC_SLACK);
+		if (!scratch)
+			return -ENOMEM;
+		float *packed = scratch, *planes = scratch + packed_n + 2 * K;
+		int64_t *base = (int64_t *)(scratch + packed_n);
+		for (int64_t gi = 0; gi < g.G; gi++)
+			dc_pack((const float *)wt->data + gi * g.Mg * K, g.Mg, K,
+				packed + gi * tiles * DC_CO * K);
+		dc_taps(&shape, plane_n, &g, base);
+		for (int64_t b = 0; b < g.N; b++) {
+			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
+			float *o = (float *)n->out->data + b * g.M * ohw;
+			for (int64_t gi = 0; gi < g.G; gi++) {
+				const float *xg = x + gi * g.Cg * g.H * g.W;
+				for (int64_t c = 0; c < g.Cg; c++) {
+					shape.p = planes + (size_t)c * plane_n;
+					plane_fill(&shape, xg + c * g.H * g.W, &g, 0.0f);
+				}
+				memset(planes + plane_n * (size_t)g.Cg, 0,
+				       DC_SLACK * sizeof(float));
+				direct_conv(planes, &shape, &g, base,
+					    packed + gi * tiles * DC_CO * K,
+					    bias ? bias + gi * g.Mg : NULL, o + gi * g.Mg * ohw,
+					    &n->p);
+			}
+		}
+		return 0;
+	}
+	/* A GEMM per group and block of output columns: out[Mg, block] = W[Mg, K] x B[K, block],
+	 * B the input itself (direct) or the block's im2col from the group's padded planes; the
+	 * bias and activation then go over the block while it is in cache. Scratch: the planes,
+	 * then one im2col block. */
+	const int64_t nb = conv_block_cols(direct ? g.Mg : K, ohw);
+	struct plane shape;
+	plane_size(&g, &shape);
+	const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
+	float *planes = NULL, *col = NULL;
+	if (!direct) {
+		planes = swarm_cpu_ws_get(ws, plane_n * (size_t)g.Cg + (size_t)(K * nb));
+		if (!planes)
+			return -ENOMEM;
+		col = planes + plane_n * (size_t)g.Cg;
 	}
 	for (int64_t b = 0; b < g.N; b++) {
 		const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
 		float *o = (float *)n->out->data + b * g.M * ohw;
-		if (dw) {
-			depthwise(x, wt->data, bias, o, &g, &pl);
-			if (n->p.act != SWARM_OP_IDENTITY)
-				swarm_cpu_act(n->p.act, &n->p, o, o, g.M * ohw);
-			continue;
-		}
 		for (int64_t gi = 0; gi < g.G; gi++) {
 			const float *xg = x + gi * g.Cg * g.H * g.W;
 			const float *wg = (const float *)wt->data + gi * g.Mg * K;
-			if (!direct)
-				im2col(xg, &g, &pl, col);
-			/* out[Mg, OH*OW] = W[Mg, K] x col[K, OH*OW] */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Mg, (int)ohw,
-				    (int)K, 1.0f, wg, (int)K, direct ? xg : col, (int)ohw, 0.0f,
-				    o + gi * g.Mg * ohw, (int)ohw);
+			float *og = o + gi * g.Mg * ohw;
+			for (int64_t c = 0; !direct && c < g.Cg; c++) {
+				shape.p = planes + (size_t)c * plane_n;
+				plane_fill(&shape, xg + c * g.H * g.W, &g, 0.0f);
+			}
+			for (int64_t n0 = 0; n0 < ohw; n0 += nb) {
+				const int64_t cols = ohw - n0 < nb ? ohw - n0 : nb;
+				if (!direct)
+					im2col_block(planes, plane_n, &shape, &g, n0, cols, col);
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Mg,
+					    (int)cols, (int)K, 1.0f, wg, (int)K,
+					    direct ? xg + n0 : col, direct ? (int)ohw : (int)cols,
+					    0.0f, og + n0, (int)ohw);
+				for (int64_t m = 0; m < g.Mg; m++)
+					bias_act(og + m * ohw + n0, cols,
+						 bias ? bias + gi * g.Mg + m : NULL, &n->p);
+			}
 		}
-		for (int64_t m = 0; m < g.M; m++)
-			bias_act(o + m * ohw, ohw, bias ? bias + m : NULL, &n->p);
 	}
 	return 0;
 }
@@ -401,15 +619,8 @@ int swarm_cpu_global_avg_pool(struct swarm_cpu_ws *ws, const struct swarm_node *
 			      const struct swarm_node_dims *d)
 {
 	(void)ws;
-	const float *x = n->in[0]->data;
-	float *o = n->out->data;
-	for (int64_t r = 0; r < d->rows; r++) {
-		const float *xr = x + r * d->cols;
-		double s = 0.0;
-		for (int64_t i = 0; i < d->cols; i++)
-			s += xr[i];
-		o[r] = d->cols ? (float)(s / (double)d->cols) : 0.0f;
-	}
+	swarm_cpu_reduce_block(n->in[0]->data, n->out->data, d->rows, d->cols, 1, false,
+			       d->cols ? (float)(1.0 / (double)d->cols) : 0.0f);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
  * before the first write.
  */
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/simd.h"
 
 #include <errno.h>
 #include <math.h>
@@ -27,6 +28,58 @@ static void strides_of(const struct swarm_tensor *t, int64_t *s)
 
 /* ---- reductions ------------------------------------------------------------------------------ */
 
+/* Reduces x viewed as [outer, red, inner] over red into o [outer, inner]: sum or max, the
+ * inner elements a vector's lanes. inner 1 (the reduced dims last) sums each row in 8 partial
+ * sums. */
+SWARM_INLINE void swarm_cpu_reduce_block_body(const float *x, float *o, int64_t outer, int64_t red,
+					      int64_t inner, bool is_max, float scale)
+{
+	for (int64_t a = 0; a < outer; a++) {
+		const float *xa = x + a * red * inner;
+		float *oa = o + a * inner;
+		if (inner == 1) {
+			float acc[8];
+			for (int j = 0; j < 8; j++)
+				acc[j] = is_max ? -INFINITY : 0.0f;
+			int64_t r = 0;
+			for (; r + 8 <= red; r += 8)
+				for (int j = 0; j < 8; j++) {
+					const float v = xa[r + j];
+					acc[j] = is_max ? (v > acc[j] || v != v ? v : acc[j]) :
+							  acc[j] + v;
+				}
+			float t = is_max ? -INFINITY : 0.0f;
+			for (; r < red; r++)
+				t = is_max ? (xa[r] > t || xa[r] != xa[r] ? xa[r] : t) : t + xa[r];
+			for (int j = 0; j < 8; j++)
+				t = is_max ? (acc[j] > t || acc[j] != acc[j] ? acc[j] : t) :
+					     t + acc[j];
+			oa[0] = is_max ? t : t * scale;
+			continue;
+		}
+		memcpy(oa, xa, (size_t)inner * sizeof(float));
+		for (int64_t r = 1; r < red; r++) {
+			const float *xr = xa + r * inner;
+			if (is_max) {
+				for (int64_t i = 0; i < inner; i++) {
+					const float v = xr[i], c = oa[i];
+					oa[i] = v > c || v != v ? v : c;
+				}
+			} else {
+				for (int64_t i = 0; i < inner; i++)
+					oa[i] += xr[i];
+			}
+		}
+		for (int64_t i = 0; !is_max && scale != 1.0f && i < inner; i++)
+			oa[i] *= scale;
+	}
+}
+
+SWARM_CPU_MULTI_VOID(, swarm_cpu_reduce_block,
+		     (const float *x, float *o, int64_t outer, int64_t red, int64_t inner,
+		      bool is_max, float scale),
+		     (x, o, outer, red, inner, is_max, scale))
+
 int swarm_cpu_reduce(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d)
 {
@@ -34,7 +87,41 @@ int swarm_cpu_reduce(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const uint32_t axes = n->p.axes;
 	const float *xd = x->data;
 	float *o = n->out->data;
+	const bool is_max = n->op == SWARM_OP_REDUCE_MAX;
 	int64_t os[SWARM_TENSOR_MAX_DIMS], kept = 1, red = 1;
+	/* The reduced dims one consecutive run (NCHW's channels, or its H and W): one pass over
+	 * [outer, red, inner], in floats, vectorised. */
+	int first = -1, last = -1;
+	for (int i = 0; i < (int)x->ndim; i++)
+		if (axes & (1u << i)) {
+			if (first < 0)
+				first = i;
+			last = i;
+		}
+	bool run = first >= 0;
+	for (int i = first; run && i <= last; i++)
+		run = (axes & (1u << i)) != 0;
+	if (run) {
+		int64_t outer = 1, inner = 1;
+		for (int i = 0; i < (int)x->ndim; i++) {
+			if (i < first)
+				outer *= x->shape[i];
+			else if (i > last)
+				inner *= x->shape[i];
+			else
+				red *= x->shape[i];
+		}
+		const float scale = n->op == SWARM_OP_REDUCE_MEAN && red > 0 ?
+					    (float)(1.0 / (double)red) :
+					    1.0f;
+		if (red == 0) {
+			for (int64_t i = 0; i < d->elems; i++)
+				o[i] = is_max ? -INFINITY : 0.0f;
+			return 0;
+		}
+		swarm_cpu_reduce_block(xd, o, outer, red, inner, is_max, scale);
+		return 0;
+	}
 	/* The output's stride for each input dim (0 where it is reduced), out as kept dims. */
 	for (int i = (int)x->ndim - 1; i >= 0; i--) {
 		if (axes & (1u << i)) {
@@ -45,7 +132,6 @@ int swarm_cpu_reduce(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			kept *= x->shape[i];
 		}
 	}
-	const bool is_max = n->op == SWARM_OP_REDUCE_MAX;
 	/* Accumulate in doubles (sums of many floats), then scale or copy out. */
 	double *acc = (double *)swarm_cpu_ws_get(ws, (size_t)d->elems * 2 + 2);
 	if (!acc)

@@ -7,6 +7,7 @@
 #ifndef SWARM_KERNELS_CPU_OPS_H
 #define SWARM_KERNELS_CPU_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kernels/check.h"
@@ -67,6 +68,10 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 			       const struct swarm_node_dims *d);
 int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
+/* layout.c: x viewed as [outer, red, inner] reduced over red into o [outer, inner] (sum times
+ * scale, or max): reduce's and global average pool's one loop. */
+void swarm_cpu_reduce_block(const float *x, float *o, int64_t outer, int64_t red, int64_t inner,
+			    bool is_max, float scale);
 int swarm_cpu_global_avg_pool(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			      const struct swarm_node_dims *d);
 int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
