@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,9 +382,12 @@ int swarm_cmd_run(int argc, char **argv)
 		       rows == 1 ? "" : "s");
 		for (uint32_t i = 0; i < n_out && i < MAX_IN; i++)
 			printf("  %s -> %s\n", swarm_session_output_spec(s, i)->name, paths[i]);
-		if (repeat)
-			printf("  %ld runs: p50 %.1f us, p99 %.1f us\n", repeat, (double)p50 / 1e3,
-			       (double)p99 / 1e3);
+		if (repeat) {
+			const bool ms = p50 >= 10000000;
+			printf("  %ld runs: p50 %.1f %s, p99 %.1f %s\n", repeat,
+			       (double)p50 / (ms ? 1e6 : 1e3), ms ? "ms" : "us",
+			       (double)p99 / (ms ? 1e6 : 1e3), ms ? "ms" : "us");
+		}
 	}
 	status = EXIT_OK;
 out:

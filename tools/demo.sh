@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# demo.sh: swarm in one command. Builds build/, imports all-MiniLM-L6-v2 (from PyPI, cached)
-# into a fresh registry, starts swarmd on a fresh socket
+# demo.sh: swarm in one command. Builds build/, imports all-MiniLM-L6-v2 and the rapidocr text
+# detector (both from PyPI, cached; the detector through `swarm import onnx`) into a fresh
+# registry, starts swarmd on a fresh socket
 # with its default devices (one CPU device per NUMA node), runs the example client against it,
 # shows `swarm status`, then stops swarmd and removes everything it made.
 #
@@ -114,6 +115,22 @@ else
 	log "could not fetch or import all-MiniLM-L6-v2; serving the built-in models only"
 fi
 
+# A real image model: the rapidocr text detector (a DBNet, from its PyPI wheel, cached),
+# imported with `swarm import onnx`. The demo renders a page of text, runs the detector on it
+# through swarm (`swarm run`) and saves its probability map as a PNG beside the page, in
+# $DEMO_OUT (kept after the demo).
+DEMO_OUT=${SWARM_DEMO_OUT:-$PWD/demo-out}
+detector=0
+if tools/install-pydeps.sh --demo >&2 && models=$(tools/fetch-rapidocr.sh) &&
+	build/bin/swarm import onnx "$models/PP-OCRv6_det_small.onnx" --name textdet \
+		--input x=1x3x640x640 --registry "$RUNDIR/registry" --activate >&2 &&
+	PYTHONPATH=${SWARM_CACHE:-$HOME/.cache/swarm}/pylib python3 tools/demo-detector.py \
+		render "$DEMO_OUT" >&2; then
+	detector=1
+else
+	log "could not fetch or import the rapidocr text detector; going on without it"
+fi
+
 log "starting swarmd --socket $SOCKET --registry $RUNDIR/registry (log: $RUNDIR/swarmd.log)"
 setsid build/bin/swarmd --socket "$SOCKET" --registry "$RUNDIR/registry" </dev/null \
 	>"$RUNDIR/swarmd.log" 2>&1 &
@@ -153,6 +170,20 @@ if ((minilm)); then
 	log "all-MiniLM-L6-v2, served by swarm: sentence embeddings and cosine similarities"
 	if ! build/bin/minilm-client --socket "$SOCKET" --vocab "$RUNDIR/minilm/vocab.txt"; then
 		log "minilm-client failed"
+		client_status=1
+	fi
+fi
+
+if ((detector)); then
+	echo
+	log "the rapidocr text detector, served by swarm: a rendered page in, a text probability map out"
+	if build/bin/swarm run textdet --socket "$SOCKET" --in "x=$DEMO_OUT/page.npy" \
+		--out "$RUNDIR/textdet" --repeat 3 &&
+		PYTHONPATH=${SWARM_CACHE:-$HOME/.cache/swarm}/pylib python3 tools/demo-detector.py \
+			show "$RUNDIR/textdet/fetch_name_0.npy" "$DEMO_OUT"; then
+		log "the page: $DEMO_OUT/page.png, what the detector saw: $DEMO_OUT/page-prob.png"
+	else
+		log "the text detector failed"
 		client_status=1
 	fi
 fi
