@@ -364,8 +364,9 @@ static bool conv_direct(const struct geo *g)
 	}
 	if (force)
 		return force == 1;
-	/* a 1x1 conv is a GEMM as it stands (OpenBLAS is as fast), a wider kernel is not */
-	return g->kh * g->kw > 1;
+	/* a 1x1 conv is a GEMM as it stands (OpenBLAS is as fast where the image is large), a
+	 * wider kernel is not; on a small image a GEMM's fixed costs outweigh its work */
+	return g->kh * g->kw > 1 || g->OH * g->OW <= 512;
 }
 
 int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,

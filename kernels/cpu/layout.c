@@ -38,22 +38,25 @@ SWARM_INLINE void swarm_cpu_reduce_block_body(const float *x, float *o, int64_t 
 		const float *xa = x + a * red * inner;
 		float *oa = o + a * inner;
 		if (inner == 1) {
-			float acc[8];
-			for (int j = 0; j < 8; j++)
-				acc[j] = is_max ? -INFINITY : 0.0f;
+			/* 8 partial results in a vector, the tail and the lanes folded after */
+			swarm_v8 acc = SWARM_V8_SET1(is_max ? -INFINITY : 0.0f);
 			int64_t r = 0;
-			for (; r + 8 <= red; r += 8)
-				for (int j = 0; j < 8; j++) {
-					const float v = xa[r + j];
-					acc[j] = is_max ? (v > acc[j] || v != v ? v : acc[j]) :
-							  acc[j] + v;
+			if (is_max) {
+				for (; r + 8 <= red; r += 8) {
+					const swarm_v8 v = SWARM_V8_LOAD(xa + r);
+					acc = SWARM_V8_SELECT((v > acc) | (v != v), v, acc);
 				}
-			float t = is_max ? -INFINITY : 0.0f;
+			} else {
+				for (; r + 8 <= red; r += 8)
+					acc += SWARM_V8_LOAD(xa + r);
+			}
+			float lanes[8], t = is_max ? -INFINITY : 0.0f;
+			SWARM_V8_STORE(lanes, acc);
+			for (int j = 0; j < 8; j++)
+				t = is_max ? (lanes[j] > t || lanes[j] != lanes[j] ? lanes[j] : t) :
+					     t + lanes[j];
 			for (; r < red; r++)
 				t = is_max ? (xa[r] > t || xa[r] != xa[r] ? xa[r] : t) : t + xa[r];
-			for (int j = 0; j < 8; j++)
-				t = is_max ? (acc[j] > t || acc[j] != acc[j] ? acc[j] : t) :
-					     t + acc[j];
 			oa[0] = is_max ? t : t * scale;
 			continue;
 		}

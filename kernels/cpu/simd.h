@@ -60,6 +60,12 @@ extern int swarm_cpu_v3;
 
 typedef float swarm_v8 __attribute__((vector_size(32), aligned(4), may_alias));
 
+typedef int32_t swarm_v8i __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* Where mask (a comparison's -1 or 0 lanes) is set, a's lane, else b's. */
+#define SWARM_V8_SELECT(mask, a, b) \
+	((swarm_v8)(((mask) & (swarm_v8i)(a)) | (~(mask) & (swarm_v8i)(b))))
+
 /* Macros, not functions: a vector passed by value draws gcc's -Wpsabi outside the v3 clone. */
 #define SWARM_V8_LOAD(p) (*(const swarm_v8 *)(p))
 #define SWARM_V8_STORE(p, v) (*(swarm_v8 *)(p) = (v))
