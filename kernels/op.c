@@ -406,6 +406,50 @@ static int infer_broadcast(struct swarm_op_args *a, struct swarm_tensor *out)
 	return 0;
 }
 
+/* t's strides, aligned to nd dims of the output (0 for a broadcast or missing dim). */
+static void bcast_strides(const struct swarm_tensor *t, uint32_t nd, int64_t *s)
+{
+	int64_t step = 1;
+	for (int i = (int)nd - 1; i >= 0; i--) {
+		int j = i - (int)(nd - t->ndim);
+		int64_t dim = j >= 0 ? t->shape[j] : 1;
+		s[i] = dim == 1 ? 0 : step;
+		step *= dim;
+	}
+}
+
+void swarm_broadcast_plan(const struct swarm_tensor *a, const struct swarm_tensor *b,
+			  const struct swarm_tensor *o, struct swarm_bcast *p)
+{
+	int64_t sa[SWARM_TENSOR_MAX_DIMS], sb[SWARM_TENSOR_MAX_DIMS];
+	bcast_strides(a, o->ndim, sa);
+	bcast_strides(b, o->ndim, sb);
+	p->nd = 0;
+	for (uint32_t i = 0; i < o->ndim; i++) {
+		int64_t dim = o->shape[i];
+		if (dim == 1)
+			continue; /* a dim of 1 moves nothing */
+		int k = p->nd - 1;
+		/* Merge into the previous dim when, for each input, this dim continues it: a
+		 * contiguous run (stride prev = stride * dim) or broadcast in both. */
+		if (k >= 0 && p->sa[k] == sa[i] * dim && p->sb[k] == sb[i] * dim) {
+			p->shape[k] *= dim;
+			p->sa[k] = sa[i];
+			p->sb[k] = sb[i];
+			continue;
+		}
+		p->shape[p->nd] = dim;
+		p->sa[p->nd] = sa[i];
+		p->sb[p->nd] = sb[i];
+		p->nd++;
+	}
+	if (p->nd == 0) {
+		p->nd = 1;
+		p->shape[0] = 1;
+		p->sa[0] = p->sb[0] = 0;
+	}
+}
+
 static int dims_broadcast(const struct swarm_node *n, struct swarm_node_dims *d)
 {
 	d->count = swarm_tensor_elems(n->in[1]);

@@ -118,6 +118,19 @@ struct swarm_op_info {
 /* The entry of op, NULL when op is out of range. */
 const struct swarm_op_info *swarm_op_info(uint32_t op);
 
+/* The loop nest of a numpy broadcast of a and b to o: o's shape with its dims of 1 dropped and
+ * adjacent dims merged where both inputs step through them alike, and each input's element
+ * stride per dim (0 where it is broadcast). The CPU's and the CUDA device's binary ops walk
+ * it. */
+struct swarm_bcast {
+	int nd;
+	int64_t shape[SWARM_TENSOR_MAX_DIMS];
+	int64_t sa[SWARM_TENSOR_MAX_DIMS], sb[SWARM_TENSOR_MAX_DIMS];
+};
+
+void swarm_broadcast_plan(const struct swarm_tensor *a, const struct swarm_tensor *b,
+			  const struct swarm_tensor *o, struct swarm_bcast *p);
+
 /* One dim's slice by numpy's rule (SLICE's): start and end negative count from dim's end,
  * both are clamped into range, step is not 0 and may be negative. Writes the first index
  * read and how many are. */

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/op.h"
 #include "swarm/swarm.h"
 
 /* ---- unary ----------------------------------------------------------------------------------- */
@@ -112,58 +113,6 @@ int swarm_cpu_elementwise(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 
 /* ---- binary, broadcast ----------------------------------------------------------------------- */
 
-/* The loop nest of a broadcast: out's shape with adjacent dims merged where both inputs step
- * through them alike, and each input's element stride per dim (0 where it is broadcast). */
-struct bcast {
-	int nd;
-	int64_t shape[SWARM_TENSOR_MAX_DIMS];
-	int64_t sa[SWARM_TENSOR_MAX_DIMS], sb[SWARM_TENSOR_MAX_DIMS];
-};
-
-/* t's strides, aligned to out's nd dims (0 for a broadcast or missing dim). */
-static void strides_for(const struct swarm_tensor *t, uint32_t nd, int64_t *s)
-{
-	int64_t step = 1;
-	for (int i = (int)nd - 1; i >= 0; i--) {
-		int j = i - (int)(nd - t->ndim);
-		int64_t dim = j >= 0 ? t->shape[j] : 1;
-		s[i] = dim == 1 ? 0 : step;
-		step *= dim;
-	}
-}
-
-static void bcast_plan(const struct swarm_tensor *a, const struct swarm_tensor *b,
-		       const struct swarm_tensor *o, struct bcast *p)
-{
-	int64_t sa[SWARM_TENSOR_MAX_DIMS], sb[SWARM_TENSOR_MAX_DIMS];
-	strides_for(a, o->ndim, sa);
-	strides_for(b, o->ndim, sb);
-	p->nd = 0;
-	for (uint32_t i = 0; i < o->ndim; i++) {
-		int64_t dim = o->shape[i];
-		if (dim == 1)
-			continue; /* a dim of 1 moves nothing */
-		int k = p->nd - 1;
-		/* Merge into the previous dim when, for each input, this dim continues it: a
-		 * contiguous run (stride prev = stride * dim) or broadcast in both. */
-		if (k >= 0 && p->sa[k] == sa[i] * dim && p->sb[k] == sb[i] * dim) {
-			p->shape[k] *= dim;
-			p->sa[k] = sa[i];
-			p->sb[k] = sb[i];
-			continue;
-		}
-		p->shape[p->nd] = dim;
-		p->sa[p->nd] = sa[i];
-		p->sb[p->nd] = sb[i];
-		p->nd++;
-	}
-	if (p->nd == 0) {
-		p->nd = 1;
-		p->shape[0] = 1;
-		p->sa[0] = p->sb[0] = 0;
-	}
-}
-
 /* The innermost loop of each op: n elements, each input with its stride (0 or 1). */
 #define BINARY_LOOP(name, expr)                                                            \
 	static void name(float *o, const float *a, int64_t sa, const float *b, int64_t sb, \
@@ -231,8 +180,8 @@ int swarm_cpu_binary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	(void)ws;
 	if (d->elems == 0)
 		return 0;
-	struct bcast p;
-	bcast_plan(n->in[0], n->in[1], n->out, &p);
+	struct swarm_bcast p;
+	swarm_broadcast_plan(n->in[0], n->in[1], n->out, &p);
 	binary_loop_fn loop = binary_loop(n->op);
 	const float *a = n->in[0]->data, *b = n->in[1]->data;
 	float *o = n->out->data;

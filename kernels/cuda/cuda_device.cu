@@ -22,10 +22,12 @@
 #include "attention.cuh"
 #include "binary.cuh"
 #include "concat.cuh"
+#include "conv.cuh"
 #include "embedding.cuh"
 #include "gather.cuh"
 #include "identity.cuh"
 #include "l2norm.cuh"
+#include "layout.cuh"
 #include "layernorm.cuh"
 #include "linear.cuh"
 #include "matmul.cuh"
@@ -250,8 +252,9 @@ static int cuda_synchronize(struct swarm_device *d)
 	CUDA_CHECK_RET(cudaStreamSynchronize(c->stream));
 	if (*c->err_host) {
 		*c->err_host = 0;
-		swarm_cuda_set_error("an index input (embedding id or bag offset) was out of range "
-				     "on the GPU; its node wrote nothing");
+		swarm_cuda_set_error(
+			"an index input (embedding id or bag offset, gather index) was out of range "
+			"on the GPU; its node wrote nothing");
 		return -EINVAL;
 	}
 	return 0;
@@ -286,6 +289,34 @@ static void kernels_init(void)
 	cuda_kernels[SWARM_OP_ATTENTION] = swarm_cuda_op_attention;
 	cuda_kernels[SWARM_OP_MEAN_POOL] = swarm_cuda_op_mean_pool;
 	cuda_kernels[SWARM_OP_L2NORM] = swarm_cuda_op_l2norm;
+	/* the ONNX intake's ops (issue 13) */
+	static const uint32_t binaries[] = { SWARM_OP_SUB, SWARM_OP_DIV, SWARM_OP_MAX, SWARM_OP_MIN,
+					     SWARM_OP_PRELU };
+	for (uint32_t op : binaries)
+		cuda_kernels[op] = swarm_cuda_op_binary;
+	static const uint32_t unaries[] = { SWARM_OP_ERF,         SWARM_OP_EXP,
+					    SWARM_OP_LOG,         SWARM_OP_SQRT,
+					    SWARM_OP_HARDSIGMOID, SWARM_OP_HARDSWISH,
+					    SWARM_OP_LEAKY_RELU,  SWARM_OP_CLIP,
+					    SWARM_OP_POW };
+	for (uint32_t op : unaries)
+		cuda_kernels[op] = swarm_cuda_op_unary;
+	cuda_kernels[SWARM_OP_CONV2D] = swarm_cuda_op_conv2d;
+	cuda_kernels[SWARM_OP_CONV_TRANSPOSE2D] = swarm_cuda_op_conv_transpose2d;
+	cuda_kernels[SWARM_OP_MAX_POOL2D] = swarm_cuda_op_pool2d;
+	cuda_kernels[SWARM_OP_AVG_POOL2D] = swarm_cuda_op_pool2d;
+	cuda_kernels[SWARM_OP_GLOBAL_AVG_POOL] = swarm_cuda_op_global_avg_pool;
+	cuda_kernels[SWARM_OP_RESIZE] = swarm_cuda_op_resize;
+	cuda_kernels[SWARM_OP_BATCHNORM] = swarm_cuda_op_batchnorm;
+	cuda_kernels[SWARM_OP_REDUCE_MEAN] = swarm_cuda_op_reduce;
+	cuda_kernels[SWARM_OP_REDUCE_SUM] = swarm_cuda_op_reduce;
+	cuda_kernels[SWARM_OP_REDUCE_MAX] = swarm_cuda_op_reduce;
+	cuda_kernels[SWARM_OP_TRANSPOSE] = swarm_cuda_op_transpose;
+	cuda_kernels[SWARM_OP_RESHAPE] = swarm_cuda_op_reshape;
+	cuda_kernels[SWARM_OP_SLICE] = swarm_cuda_op_slice;
+	cuda_kernels[SWARM_OP_GATHER] = swarm_cuda_op_gather;
+	cuda_kernels[SWARM_OP_PAD] = swarm_cuda_op_pad;
+	cuda_kernels[SWARM_OP_CAST] = swarm_cuda_op_cast;
 }
 
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
