@@ -835,8 +835,9 @@ static void bench_usage(FILE *f)
 		"         8, its imported graph built in this process on a one-thread CPU device,\n"
 		"         against onnxruntime on one intra-op thread in a python3 child\n"
 		"         (bench/ort_runner.py) on the same cpu, blocks interleaved, every output\n"
-		"         compared first (target: swarm at most 1.25x ONNX Runtime's p50). The\n"
-		"         note names each side's slowest op types, from a profile of both.\n"
+		"         compared first (target: swarm at most 1.25x ONNX Runtime's p50;\n"
+		"         --quick: batch 1 only). The note names each side's slowest op types,\n"
+		"         from a profile of both.\n"
 		"         Skipped, saying why, without the directory or onnxruntime.\n"
 		"  all    every case.\n"
 		"\n"
@@ -1512,7 +1513,7 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 					     .name = names[i],
 					     .runner = runner,
 					     .rows = { 1, 8 },
-					     .n_rows = 2,
+					     .n_rows = quick ? 1 : 2, /* a smoke run: batch 1 only */
 					     .seconds = quick ? 2.0 : 16.0 };
 		/* SWARM_BENCH_ONNX_ROWS=1,4: other batch sizes, for whoever tunes the kernels */
 		const char *rows_env = getenv("SWARM_BENCH_ONNX_ROWS");
