@@ -6,6 +6,7 @@
  * process, on the same inputs, checking every output. */
 #include "bench/model_bench.h"
 #include "bench/daemon.h"
+#include "tools/npy.h"
 
 #include <swarm/swarm.h>
 
@@ -45,8 +46,8 @@
 #define MB_LOAD_ROUNDS 3
 #define MB_SAMPLES_PER_CLIENT (1u << 16) /* latencies kept per client and run */
 #define MB_SAMPLES_PER_MODE (1u << 20)   /* and per mode, over its rounds */
-#define MB_MANIFEST_MAX (64u << 10)
-#define MB_MAX_OUT 1024 /* floats of a model's one output row */
+#define MB_MANIFEST_MAX SWARM_MANIFEST_MAX_BYTES
+#define MB_MAX_OUT (1 << 22) /* floats of a model's one output row */
 
 /* The deploys of the batching case, after max_batch 1. The first is the default, the one
  * reported against the target; the others show why it is the default.
@@ -686,6 +687,104 @@ __attribute__((format(printf, 3, 4))) static void mb_say(char *buf, size_t len, 
 	va_end(ap);
 }
 
+/* md's manifest from the file at path, its deploy made max_batch 1 (served unbatched, as the
+ * ranker's overhead copy is), parsed. */
+static int mb_manifest_unbatched(struct mb_model *md, const char *path)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(path, 0, &jerr), *deploy;
+	char *text = NULL;
+	int rc = 0;
+
+	if (!root || !json_is_object(root)) {
+		fprintf(stderr, "swarm-bench: %s: %s (line %d)\n", path, jerr.text, jerr.line);
+		rc = -EINVAL;
+		goto out;
+	}
+	deploy = json_object_get(root, "deploy");
+	if (!deploy) {
+		deploy = json_object();
+		json_object_set_new(root, "deploy", deploy);
+	}
+	if (!json_is_object(deploy) ||
+	    json_object_set_new(deploy, "max_batch", json_integer(1)) != 0 ||
+	    json_object_set_new(deploy, "max_rows", json_integer(1)) != 0 ||
+	    !(text = json_dumps(root, JSON_COMPACT)) || strlen(text) >= MB_MANIFEST_MAX) {
+		fprintf(stderr, "swarm-bench: %s: cannot set deploy.max_batch\n", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	memcpy(md->manifest, text, strlen(text) + 1); /* shorter than MB_MANIFEST_MAX */
+	rc = mb_model_parse(md);
+out:
+	free(text);
+	json_decref(root);
+	return rc;
+}
+
+/* The onnx overhead case's input rows: each input's .npy of bench/onnx-prepare.sh. */
+static struct swarm_npy mb_onnx_rows[SWARM_MAX_TENSORS];
+
+static void mb_onnx_rows_free(void)
+{
+	for (int i = 0; i < SWARM_MAX_TENSORS; i++)
+		free(mb_onnx_rows[i].data);
+	memset(mb_onnx_rows, 0, sizeof mb_onnx_rows);
+}
+
+/* Set s of an imported ONNX model: row s of each input's file. */
+static void mb_onnx_set(struct mb_inputs *in, int s, struct bench_lcg *g)
+{
+	(void)g;
+	for (uint32_t i = 0; i < in->n_in; i++) {
+		const struct swarm_npy *r = &mb_onnx_rows[i];
+		const int64_t rows = r->ndim ? r->shape[0] : 1;
+		memcpy(in->in[i] + (size_t)s * in->in_row[i],
+		       (const char *)r->data + (size_t)(s % rows) * in->in_row[i], in->in_row[i]);
+	}
+}
+
+/* The imported model o->onnx_name of o->onnx_dir (bench/onnx-prepare.sh's), unbatched. Returns
+ * 1 (why filled) when it is not there. */
+static int mb_model_onnx(struct mb_model *md, const struct bench_model_opts *o, char *why,
+			 size_t why_len)
+{
+	char path[PATH_MAX + 64], err[512];
+	int rc;
+
+	mb_onnx_rows_free();
+	snprintf(path, sizeof path, "%s/%s.json", o->onnx_dir ? o->onnx_dir : "",
+		 o->onnx_name ? o->onnx_name : "");
+	if (!o->onnx_dir || !o->onnx_name || access(path, R_OK) != 0) {
+		mb_say(why, why_len, "no %s (bench/onnx-prepare.sh makes it)", path);
+		return 1;
+	}
+	if ((rc = mb_model_alloc(md, o->onnx_name, mb_onnx_set, 8)) != 0)
+		return rc;
+	snprintf(md->weights, sizeof md->weights, "%s/%s.safetensors", o->onnx_dir, o->onnx_name);
+	if ((rc = mb_manifest_unbatched(md, path)) != 0)
+		return rc;
+	if (md->m->n_outputs != 1 || md->m->outputs[0].dtype != SWARM_DTYPE_F32) {
+		mb_say(why, why_len, "%s: the overhead case takes models of one f32 output", path);
+		return 1;
+	}
+	for (uint32_t i = 0; i < md->m->n_inputs; i++) {
+		const swarm_tensor_spec *sp = &md->m->inputs[i];
+		snprintf(path, sizeof path, "%s/%s.%s.npy", o->onnx_dir, o->onnx_name, sp->name);
+		if (swarm_npy_read(path, &mb_onnx_rows[i], err, sizeof err) != 0) {
+			mb_say(why, why_len, "%s (bench/onnx-prepare.sh makes it)", err);
+			return 1;
+		}
+		const struct swarm_npy *r = &mb_onnx_rows[i];
+		if (r->dtype != sp->dtype || r->ndim == 0 || r->shape[0] < 1 ||
+		    r->bytes != (size_t)r->shape[0] * sp->row_bytes) {
+			mb_say(why, why_len, "%s is not rows of input %s", path, sp->name);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* MiniLM from o->minilm_dir, its deploy set to max_batch 1. Returns 1 (why filled) when it
  * is not there or not what the case measures. */
 static int mb_model_minilm(struct mb_model *md, const struct bench_model_opts *o, int quick,
@@ -694,9 +793,6 @@ static int mb_model_minilm(struct mb_model *md, const struct bench_model_opts *o
 	const char *dir = o->minilm_dir;
 	const char *how = "tools/import-minilm.py \"$(tools/fetch-minilm.sh)\"";
 	char path[PATH_MAX + 32];
-	json_error_t jerr;
-	json_t *root = NULL, *deploy;
-	char *text = NULL;
 	int rc;
 
 	if (!dir || !*dir) {
@@ -720,26 +816,7 @@ static int mb_model_minilm(struct mb_model *md, const struct bench_model_opts *o
 		return 1;
 	}
 	/* The imported manifest, but served unbatched, as the ranker's overhead copy is. */
-	root = json_load_file(path, 0, &jerr);
-	if (!root || !json_is_object(root)) {
-		fprintf(stderr, "swarm-bench: %s: %s (line %d)\n", path, jerr.text, jerr.line);
-		rc = -EINVAL;
-		goto out;
-	}
-	deploy = json_object_get(root, "deploy");
-	if (!deploy) {
-		deploy = json_object();
-		json_object_set_new(root, "deploy", deploy);
-	}
-	if (!json_is_object(deploy) ||
-	    json_object_set_new(deploy, "max_batch", json_integer(1)) != 0 ||
-	    !(text = json_dumps(root, JSON_COMPACT)) || strlen(text) >= MB_MANIFEST_MAX) {
-		fprintf(stderr, "swarm-bench: %s: cannot set deploy.max_batch\n", path);
-		rc = -EINVAL;
-		goto out;
-	}
-	memcpy(md->manifest, text, strlen(text) + 1); /* shorter than MB_MANIFEST_MAX */
-	rc = mb_model_parse(md);
+	rc = mb_manifest_unbatched(md, path);
 	if (rc)
 		goto out;
 	const struct swarm_manifest *m = md->m;
@@ -760,20 +837,15 @@ static int mb_model_minilm(struct mb_model *md, const struct bench_model_opts *o
 		rc = 1;
 	}
 out:
-	free(text);
-	json_decref(root);
 	return rc;
 }
 
 /* ---- overhead ------------------------------------------------------------------------------ */
 
-/* Runs n calls of one side, call numbers first.. (set number % n_sets); samples go to ns
- * (when not NULL), outputs are checked against in->ref. */
-static int mb_overhead_block(struct mb_local *l, swarm_session *s, const struct mb_inputs *in,
-			     size_t first, size_t n, uint64_t *ns)
+/* mb_overhead_block's calls, out the room for one output row. */
+static int mb_overhead_calls(struct mb_local *l, swarm_session *s, const struct mb_inputs *in,
+			     size_t first, size_t n, uint64_t *ns, float *out)
 {
-	float out[MB_MAX_OUT];
-
 	for (size_t i = first; i < first + n; i++) {
 		int set = (int)(i % (size_t)in->n_sets);
 		uint64_t t0 = swarm_now_ns();
@@ -791,6 +863,18 @@ static int mb_overhead_block(struct mb_local *l, swarm_session *s, const struct 
 			ns[i - first] = t1 - t0;
 	}
 	return 0;
+}
+
+/* Runs n calls of one side, call numbers first.. (set number % n_sets); samples go to ns
+ * (when not NULL), outputs are checked against in->ref. */
+static int mb_overhead_block(struct mb_local *l, swarm_session *s, const struct mb_inputs *in,
+			     size_t first, size_t n, uint64_t *ns)
+{
+	float *out = malloc(in->out_n * sizeof *out);
+	int rc = out ? mb_overhead_calls(l, s, in, first, n, ns, out) : -ENOMEM;
+
+	free(out);
+	return rc;
 }
 
 /* Calls per side, and how they alternate. */
@@ -909,17 +993,22 @@ static int mb_overhead_run(const struct bench_model_opts *o, enum bench_model_ki
 	static const struct mb_overhead_counts ranker_n = { 100000, 5000, 100 },
 					       ranker_quick = { 10000, 1000, 100 },
 					       minilm_n = { 600, 50, 2 },
-					       minilm_quick = { 40, 10, 1 };
+					       minilm_quick = { 40, 10, 1 }, slow_n = { 40, 5, 1 },
+					       slow_quick = { 6, 3, 1 };
 	static const char *const names[] = { [BENCH_MODEL_RANKER] = "ranker-b1",
 					     [BENCH_MODEL_MINILM] = "minilm-b1",
-					     [BENCH_MODEL_IDENTITY] = "identity-b1" };
+					     [BENCH_MODEL_IDENTITY] = "identity-b1",
+					     [BENCH_MODEL_ONNX] = "onnx-b1" };
 	static const char *const what[] = { [BENCH_MODEL_RANKER] = "the small ranker",
 					    [BENCH_MODEL_MINILM] = "MiniLM, 32 tokens,",
-					    [BENCH_MODEL_IDENTITY] =
-						    "a node-list identity, 64 B," };
-	const struct mb_overhead_counts *n = kind == BENCH_MODEL_MINILM ?
-						     (o->quick ? &minilm_quick : &minilm_n) :
-						     (o->quick ? &ranker_quick : &ranker_n);
+					    [BENCH_MODEL_IDENTITY] = "a node-list identity, 64 B,",
+					    [BENCH_MODEL_ONNX] = "the imported ONNX model" };
+	const struct mb_overhead_counts *n =
+		kind == BENCH_MODEL_MINILM ? (o->quick ? &minilm_quick : &minilm_n) :
+		kind == BENCH_MODEL_ONNX   ? (o->quick     ? &slow_quick :
+					      o->onnx_slow ? &slow_n :
+							     &minilm_n) :
+					     (o->quick ? &ranker_quick : &ranker_n);
 	const struct bench_ranker_deploy b1 = { 64, 8, 1, 0 };
 	struct mb_inputs in = { 0 };
 	struct mb_model md = { 0 };
@@ -935,8 +1024,10 @@ static int mb_overhead_run(const struct bench_model_opts *o, enum bench_model_ki
 		fprintf(stderr, "swarm-bench: cpu device: %s\n", strerror(-rc));
 		return rc;
 	}
-	if (kind == BENCH_MODEL_MINILM) {
-		rc = mb_model_minilm(&md, o, o->quick, out->why, sizeof out->why);
+	if (kind == BENCH_MODEL_MINILM || kind == BENCH_MODEL_ONNX) {
+		rc = kind == BENCH_MODEL_MINILM ?
+			     mb_model_minilm(&md, o, o->quick, out->why, sizeof out->why) :
+			     mb_model_onnx(&md, o, out->why, sizeof out->why);
 		if (rc == 1) {
 			out->skipped = 1;
 			rc = 0;
@@ -1009,6 +1100,7 @@ out:
 	mb_local_close(&l);
 	mb_inputs_free(&in);
 	mb_model_free(&md);
+	mb_onnx_rows_free();
 	rc2 = mb_env_fini(&e);
 	return rc ? rc : rc2;
 }

@@ -70,12 +70,16 @@ struct bench_model_opts {
 	const char *minilm_dir; /* tools/import-minilm.py's OUT_DIR, made with --seq-len 32 */
 	int peer_cpu;           /* the batching worker's cpu alone, or -1: swarmd's plan */
 	int quick;              /* a tenth of the iterations, shorter runs */
+	const char *onnx_dir;   /* BENCH_MODEL_ONNX: bench/onnx-prepare.sh's directory */
+	const char *onnx_name;  /* and the model of it */
+	int onnx_slow;          /* the model computes for tens of ms: fewer calls */
 };
 
 enum bench_model_kind {
 	BENCH_MODEL_RANKER,   /* the small ranker */
 	BENCH_MODEL_MINILM,   /* all-MiniLM-L6-v2, sequence length BENCH_MINILM_SEQ */
 	BENCH_MODEL_IDENTITY, /* one identity node over f32 [-1, 16]: 64 B in, 64 B out */
+	BENCH_MODEL_ONNX,     /* an imported ONNX model (opts' onnx_dir and onnx_name) */
 };
 
 struct bench_model_overhead {

@@ -167,8 +167,7 @@ static int ob_model_open(struct ob_model *md, const struct bench_onnx_opts *o, u
 	size_t n = json ? fread(json, 1, SWARM_MANIFEST_MAX_BYTES + 1, f) : 0;
 	fclose(f);
 	md->m = malloc(sizeof *md->m);
-	int rc = !json || !md->m ? -ENOMEM :
-				   swarm_manifest_parse(json, n, md->m, err, sizeof err);
+	int rc = !json || !md->m ? -ENOMEM : swarm_manifest_parse(json, n, md->m, err, sizeof err);
 	free(json);
 	if (rc) {
 		fprintf(stderr, "swarm-bench: %s: %s\n", path, err);
@@ -296,7 +295,8 @@ static void ob_top(const struct bench_onnx_op *all, int n, struct bench_onnx_op 
 
 /* swarm's nodes, each its fastest of runs runs, summed per op (a conv's kernel size named:
  * conv2d 3x3 dw). */
-static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs, struct bench_onnx_batch *b)
+static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs,
+			    struct bench_onnx_batch *b)
 {
 	uint32_t n = swarm_graph_nodes(md->g);
 	/* each node's fastest of runs runs: the machine's noise only ever adds */
@@ -329,8 +329,7 @@ static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs, struct
 		} else {
 			snprintf(name, sizeof name, "%s", op);
 		}
-		ob_op_add(all, &n_all, (int)(sizeof all / sizeof *all), name,
-			  (double)ns[k] / runs);
+		ob_op_add(all, &n_all, (int)(sizeof all / sizeof *all), name, (double)ns[k] / runs);
 	}
 	const char *prof = getenv("SWARM_BENCH_PROFILE");
 	for (uint32_t k = 0; prof && prof[0] == '2' && k < n; k++) { /* every node */

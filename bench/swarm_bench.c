@@ -53,7 +53,7 @@
 #define BENCH_SPIN_FOREVER_NS 1000000000ull /* the client spins 1 s before it sleeps */
 #define BENCH_DAEMON_SPIN_US 1000u          /* swarmd --spin-us for the spinning cases */
 #define BENCH_ROWS_MAX 48
-#define BENCH_ONNX_MODELS 8 /* models of the onnx case's directory */
+#define BENCH_ONNX_MODELS 8           /* models of the onnx case's directory */
 #define BENCH_LOAD_BYTES (1ull << 30) /* the weight-load case: a 1 GiB model */
 #define BENCH_LOAD_REPS 5
 #define BENCH_SCALEUP_RUNS 10 /* bench_model_scaleup_run's, for the usage text */
@@ -67,7 +67,7 @@ enum bench_case {
 	BENCH_CASE_OVERHEAD = 1u << 5, /* bench/model_bench.c */
 	BENCH_CASE_BATCHING = 1u << 6,
 	BENCH_CASE_MINILM = 1u << 7,
-	BENCH_CASE_NUMA = 1u << 8,      /* bench/balance_bench.c */
+	BENCH_CASE_NUMA = 1u << 8, /* bench/balance_bench.c */
 	BENCH_CASE_MIGRATION = 1u << 9,
 	BENCH_CASE_SCALEUP = 1u << 10, /* bench/model_bench.c */
 	BENCH_CASE_GPU_IDENTITY = 1u << 11,
@@ -837,7 +837,9 @@ static void bench_usage(FILE *f)
 		"         (bench/ort_runner.py) on the same cpu, blocks interleaved, every output\n"
 		"         compared first (target: swarm at most 1.25x ONNX Runtime's p50;\n"
 		"         --quick: batch 1 only). The note names each side's slowest op types,\n"
-		"         from a profile of both.\n"
+		"         from a profile of both. Then each model at batch 1 through a swarmd\n"
+		"         of its own against the same graph in process, as the overhead case\n"
+		"         (target: at most 2 us added at p50).\n"
 		"         Skipped, saying why, without the directory or onnxruntime.\n"
 		"  all    every case.\n"
 		"\n"
@@ -1295,12 +1297,14 @@ static int bench_run_balance(struct bench_ctx *ctx, struct bench_report *rep)
 		} else {
 			row->s = (struct bench_stats){ nu.local_p50, nu.local_p99, nu.local_p99 };
 			row->base_name = "device of the other node";
-			row->b = (struct bench_stats){ nu.remote_p50, nu.remote_p99, nu.remote_p99 };
+			row->b =
+				(struct bench_stats){ nu.remote_p50, nu.remote_p99, nu.remote_p99 };
 			row->ratio = row->s.p50 / row->b.p50;
-			snprintf(row->note, sizeof row->note,
-				 "%zu round trips each from a thread on node 0; p99.9 columns repeat "
-				 "p99",
-				 nu.iters);
+			snprintf(
+				row->note, sizeof row->note,
+				"%zu round trips each from a thread on node 0; p99.9 columns repeat "
+				"p99",
+				nu.iters);
 		}
 	}
 	if (ctx->o.cases & BENCH_CASE_MIGRATION) {
@@ -1502,10 +1506,14 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 		return 0;
 	}
 	/* the runner imports onnxruntime from where tools/install-pydeps.sh puts it */
-	const char *cache = getenv("SWARM_CACHE"), *home = getenv("HOME"), *pp = getenv("PYTHONPATH");
+	const char *cache = getenv("SWARM_CACHE"), *home = getenv("HOME"),
+		   *pp = getenv("PYTHONPATH");
 	char pypath[2 * PATH_MAX + 32];
 	snprintf(pypath, sizeof pypath, "%s%s%s/%spylib", pp && *pp ? pp : "", pp && *pp ? ":" : "",
-		 cache && *cache ? cache : home ? home : "/tmp", cache && *cache ? "" : ".cache/swarm/");
+		 cache && *cache ? cache :
+		 home            ? home :
+				   "/tmp",
+		 cache && *cache ? "" : ".cache/swarm/");
 	setenv("PYTHONPATH", pypath, 1);
 	int quick = ctx->o.n.spin < bench_full_counts.spin;
 	for (int i = 0; i < n_names; i++) {
@@ -1513,7 +1521,8 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 					     .name = names[i],
 					     .runner = runner,
 					     .rows = { 1, 8 },
-					     .n_rows = quick ? 1 : 2, /* a smoke run: batch 1 only */
+					     .n_rows = quick ? 1 : 2, /* a smoke run: batch 1 only
+								       */
 					     .seconds = quick ? 2.0 : 16.0 };
 		/* SWARM_BENCH_ONNX_ROWS=1,4: other batch sizes, for whoever tunes the kernels */
 		const char *rows_env = getenv("SWARM_BENCH_ONNX_ROWS");
@@ -1558,16 +1567,37 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 			char sw[256], ort[256];
 			bench_onnx_ops(sw, sizeof sw, b->swarm_ops, b->n_swarm_ops);
 			bench_onnx_ops(ort, sizeof ort, b->ort_ops, b->n_ort_ops);
-			snprintf(row->note, sizeof row->note,
-				 "%zu runs a side; outputs match onnxruntime %s to a relative error "
-				 "of %.1e%s; %u swarm nodes; slowest ops per run: swarm %s; "
-				 "onnxruntime %s",
-				 b->iters, r->ort_version, b->rel_err,
-				 b->rel_err > 1e-4 ? " (OVER 1e-4: the row fails)" : "", r->nodes,
-				 sw, b->n_ort_ops ? ort : "(no profile)");
+			snprintf(
+				row->note, sizeof row->note,
+				"%zu runs a side; outputs match onnxruntime %s to a relative error "
+				"of %.1e%s; %u swarm nodes; slowest ops per run: swarm %s; "
+				"onnxruntime %s",
+				b->iters, r->ort_version, b->rel_err,
+				b->rel_err > 1e-4 ? " (OVER 1e-4: the row fails)" : "", r->nodes,
+				sw, b->n_ort_ops ? ort : "(no profile)");
 			printf("row: %s: swarm p50 %.0f ns, onnxruntime p50 %.0f ns, %.2fx\n", name,
 			       row->s.p50, row->b.p50, row->ratio);
 			fflush(stdout);
+		}
+		/* Through swarm against the same graph in process, at batch 1. */
+		if (!r->skipped && r->n_batches > 0) {
+			const struct bench_model_opts mo = {
+				.exe_dir = ctx->exe_dir,
+				.devices = ctx->devices,
+				.peer_cpu = ctx->peer_cpu,
+				.quick = quick,
+				.onnx_dir = ctx->o.onnx,
+				.onnx_name = names[i],
+				.onnx_slow = r->b[0].swarm.p50 > 20e6,
+			};
+			struct bench_model_overhead ov;
+			rc = bench_model_overhead_run(&mo, BENCH_MODEL_ONNX, &ov);
+			if (rc) {
+				free(r);
+				return rc;
+			}
+			snprintf(name, sizeof name, "onnx %.20s b1 overhead", names[i]);
+			bench_overhead_row(rep, name, &ov);
 		}
 		free(r);
 	}
