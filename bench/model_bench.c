@@ -48,6 +48,9 @@
 #define MB_SAMPLES_PER_MODE (1u << 20)   /* and per mode, over its rounds */
 #define MB_MANIFEST_MAX SWARM_MANIFEST_MAX_BYTES
 #define MB_MAX_OUT (1 << 22) /* floats of a model's one output row */
+#define MB_RANKER_OUT                                                       \
+	1024 /* the batching and scale-up cases' (rankers') output rows, on \
+	      * the stack */
 
 /* The deploys of the batching case, after max_batch 1. The first is the default, the one
  * reported against the target; the others show why it is the default.
@@ -1170,7 +1173,7 @@ static void *mb_client_run(void *arg)
 	swarm_client *c = NULL;
 	swarm_session *s = NULL;
 	int rc = swarm_connect(ld->sock, &c);
-	float out[MB_MAX_OUT];
+	float out[MB_RANKER_OUT];
 	char who[64];
 
 	snprintf(who, sizeof who, "client %d on %s", cl->index, ld->model);
@@ -1252,6 +1255,8 @@ struct mb_acc {
 static int mb_load_run(struct mb_env *e, const char *model, const struct mb_inputs *in, double warm,
 		       double seconds, uint64_t *scratch, struct mb_acc *acc)
 {
+	if (in->out_n > MB_RANKER_OUT)
+		return -EINVAL; /* the clients' output rows are on their stacks */
 	struct mb_client cl[BENCH_MODEL_CLIENTS] = { 0 };
 	int arrived = 0, go = 0, measuring = 0, stop = 0, started = 0, rc = 0;
 	struct mb_load ld = { e->sock, model, in, &arrived, &go, &measuring, &stop };
@@ -1522,9 +1527,11 @@ static int mb_scaleup_once(struct mb_env *e, const char *topology, bool parked, 
 			   unsigned delay_us, const char *model, const struct mb_inputs *in,
 			   int set, struct mb_first *out)
 {
+	if (in->out_n > MB_RANKER_OUT)
+		return -EINVAL; /* got is on the stack */
 	swarm_client *c = NULL;
 	swarm_session *s = NULL;
-	float got[MB_MAX_OUT];
+	float got[MB_RANKER_OUT];
 	struct timespec rt;
 	uint64_t t0, t1;
 	int rc, rc2;
