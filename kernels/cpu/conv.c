@@ -151,12 +151,21 @@ static void im2col_block(const float *planes, size_t plane_n, const struct plane
 
 /* Output columns a GEMM block covers: its im2col block (K x nb) or, without one, its output
  * rows (M x nb) about CONV_BLOCK floats, so that the bias and activation pass finds the block
- * still in cache, and the im2col matrix is never written whole. */
+ * still in cache, and the im2col matrix is never written whole; all of them when the weights
+ * (rows x k) are large. SWARM_CPU_CONV_BLOCK sets the floats, for whoever measures it. */
 #define CONV_BLOCK (96 * 1024)
 
-static int64_t conv_block_cols(int64_t rows, int64_t ohw)
+static int64_t conv_block_cols(int64_t rows, int64_t k, int64_t ohw)
 {
-	int64_t nb = CONV_BLOCK / (rows > 0 ? rows : 1) / 16 * 16;
+	/* a large weight matrix is packed again for every block: one GEMM then */
+	if (rows * k > 32768)
+		return ohw;
+	static int64_t block = -1;
+	if (block < 0) {
+		const char *e = getenv("SWARM_CPU_CONV_BLOCK");
+		block = e && atol(e) > 0 ? atol(e) : CONV_BLOCK;
+	}
+	int64_t nb = block / (rows > 0 ? rows : 1) / 16 * 16;
 	if (nb < 64)
 		nb = 64;
 	return nb < ohw ? nb : ohw;
@@ -365,8 +374,9 @@ static bool conv_direct(const struct geo *g)
 	if (force)
 		return force == 1;
 	/* a 1x1 conv is a GEMM as it stands (OpenBLAS is as fast where the image is large), a
-	 * wider kernel is not; on a small image a GEMM's fixed costs outweigh its work */
-	return g->kh * g->kw > 1 || g->OH * g->OW <= 512;
+	 * wider kernel is not; on a small image whose rows fill the 16-column tiles a GEMM's
+	 * fixed costs outweigh its work */
+	return g->kh * g->kw > 1 || (g->OH * g->OW <= 512 && g->OW >= 16);
 }
 
 int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
@@ -436,7 +446,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	 * B the input itself (direct) or the block's im2col from the group's padded planes; the
 	 * bias and activation then go over the block while it is in cache. Scratch: the planes,
 	 * then one im2col block. */
-	const int64_t nb = conv_block_cols(direct ? g.Mg : K, ohw);
+	const int64_t nb = conv_block_cols(direct ? g.Mg : K, direct ? K : g.Mg, ohw);
 	struct plane shape;
 	plane_size(&g, &shape);
 	const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
