@@ -176,8 +176,10 @@ static int64_t conv_block_cols(int64_t rows, int64_t k, int64_t ohw)
  * A dense conv without im2col: every output row of a tile of DC_CO output channels is summed
  * in registers, 16 columns at a time, over the K = Cg * kh * kw taps, each tap's 16 inputs
  * read from the padded plane of its channel (one contiguous run per tap, every stride) and
- * multiplied by each channel's weight (the weights packed per tile, DC_CO to a tap). 12
- * accumulators, 2 loads and 6 broadcasts per 12 FMAs: the FMA units, not memory, bound it.
+ * multiplied by each channel's weight (the weights packed per tile, DC_CO to a tap). The
+ * 16 columns' inputs of every tap are first copied into one panel, so that the tiles read one
+ * sequential stream (K streams from K planes defeat the prefetchers). 12 accumulators, 2
+ * loads and 6 broadcasts per 12 FMAs: the FMA units, not memory, bound it.
  * ONNX Runtime's CPU convs work the same way on blocked layouts; on NCHW this beats an
  * im2col GEMM where the output has few channels (OpenBLAS's kernels want many rows). */
 #define DC_CO 6
@@ -211,21 +213,36 @@ static void dc_taps(const struct plane *pl, size_t plane_n, const struct geo *g,
 
 SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, const struct geo *g,
 				   const int64_t *base, const float *packed, const float *bias,
-				   float *o, const struct swarm_op_params *p)
+				   float *o, const struct swarm_op_params *p, float *panel)
 {
 	const int64_t K = g->Cg * g->kh * g->kw, ohw = g->OH * g->OW;
 	const int64_t row_step = g->sh * pl->sw * pl->pw;
 	for (int64_t oy = 0; oy < g->OH; oy++) {
 		const float *rp = planes + oy * row_step;
-		for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
-			const float *wt = packed + t * K * DC_CO;
-			const int64_t m0 = t * DC_CO, nco = g->Mg - m0 < DC_CO ? g->Mg - m0 : DC_CO;
-			float b[DC_CO];
-			for (int64_t c = 0; c < DC_CO; c++)
-				b[c] = bias && c < nco ? bias[m0 + c] : 0.0f;
-			float *orow = o + m0 * ohw + oy * g->OW;
-			int64_t ox = 0;
-			for (; ox + 16 <= g->OW; ox += 16) {
+		for (int64_t ox = 0; ox < g->OW; ox += 16) {
+			/* the 16 columns' inputs of every tap, one after another: the tiles below
+			 * then read one sequential stream, not K of them */
+			const int64_t cols = g->OW - ox < 16 ? g->OW - ox : 16;
+			if (cols == 16) {
+				for (int64_t k = 0; k < K; k++) {
+					const float *src = rp + base[k] + ox;
+					SWARM_V8_STORE(panel + k * 16, SWARM_V8_LOAD(src));
+					SWARM_V8_STORE(panel + k * 16 + 8, SWARM_V8_LOAD(src + 8));
+				}
+			} else {
+				for (int64_t k = 0; k < K; k++) {
+					const float *src = rp + base[k] + ox;
+					for (int64_t j = 0; j < 16; j++)
+						panel[k * 16 + j] = j < cols ? src[j] : 0.0f;
+				}
+			}
+			for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
+				const float *wt = packed + t * K * DC_CO;
+				const int64_t m0 = t * DC_CO;
+				const int64_t nco = g->Mg - m0 < DC_CO ? g->Mg - m0 : DC_CO;
+				float b[DC_CO];
+				for (int64_t c = 0; c < DC_CO; c++)
+					b[c] = bias && c < nco ? bias[m0 + c] : 0.0f;
 				swarm_v8 a00 = SWARM_V8_SET1(b[0]), a01 = a00;
 				swarm_v8 a10 = SWARM_V8_SET1(b[1]), a11 = a10;
 				swarm_v8 a20 = SWARM_V8_SET1(b[2]), a21 = a20;
@@ -233,9 +250,8 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 				swarm_v8 a40 = SWARM_V8_SET1(b[4]), a41 = a40;
 				swarm_v8 a50 = SWARM_V8_SET1(b[5]), a51 = a50;
 				for (int64_t k = 0; k < K; k++) {
-					const float *src = rp + base[k] + ox;
-					const swarm_v8 v0 = SWARM_V8_LOAD(src),
-						       v1 = SWARM_V8_LOAD(src + 8);
+					const swarm_v8 v0 = SWARM_V8_LOAD(panel + k * 16),
+						       v1 = SWARM_V8_LOAD(panel + k * 16 + 8);
 					const float *wk = wt + k * DC_CO;
 					swarm_v8 w;
 					w = SWARM_V8_SET1(wk[0]);
@@ -260,43 +276,33 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 				const swarm_v8 acc[DC_CO][2] = { { a00, a01 }, { a10, a11 },
 								 { a20, a21 }, { a30, a31 },
 								 { a40, a41 }, { a50, a51 } };
+				float *orow = o + m0 * ohw + oy * g->OW + ox;
 				for (int64_t c = 0; c < nco; c++) {
-					SWARM_V8_STORE(orow + c * ohw + ox, acc[c][0]);
-					SWARM_V8_STORE(orow + c * ohw + ox + 8, acc[c][1]);
+					if (cols == 16) {
+						SWARM_V8_STORE(orow + c * ohw, acc[c][0]);
+						SWARM_V8_STORE(orow + c * ohw + 8, acc[c][1]);
+					} else {
+						float tmp[16];
+						SWARM_V8_STORE(tmp, acc[c][0]);
+						SWARM_V8_STORE(tmp + 8, acc[c][1]);
+						memcpy(orow + c * ohw, tmp,
+						       (size_t)cols * sizeof(float));
+					}
 				}
 			}
-			/* the last columns, 8 at a time: past OW the lanes read the plane's next
-			 * entries (the planes have DC_SLACK floats of room) and are not stored */
-			for (; ox < g->OW; ox += 8) {
-				swarm_v8 a[DC_CO];
-				for (int64_t c = 0; c < DC_CO; c++)
-					a[c] = SWARM_V8_SET1(b[c]);
-				for (int64_t k = 0; k < K; k++) {
-					const swarm_v8 v = SWARM_V8_LOAD(rp + base[k] + ox);
-					for (int64_t c = 0; c < DC_CO; c++)
-						a[c] += SWARM_V8_SET1(wt[k * DC_CO + c]) * v;
-				}
-				const int64_t cols = g->OW - ox < 8 ? g->OW - ox : 8;
-				for (int64_t c = 0; c < nco; c++) {
-					float tmp[8];
-					SWARM_V8_STORE(tmp, a[c]);
-					memcpy(orow + c * ohw + ox, tmp,
-					       (size_t)cols * sizeof(float));
-				}
-			}
-			if (p->act != SWARM_OP_IDENTITY)
-				for (int64_t c = 0; c < nco; c++)
-					swarm_cpu_act(p->act, p, orow + c * ohw, orow + c * ohw,
-						      g->OW);
 		}
+		if (p->act != SWARM_OP_IDENTITY)
+			for (int64_t m = 0; m < g->Mg; m++)
+				swarm_cpu_act(p->act, p, o + m * ohw + oy * g->OW,
+					      o + m * ohw + oy * g->OW, g->OW);
 	}
 }
 
 SWARM_CPU_MULTI_VOID(static, direct_conv,
 		     (const float *planes, const struct plane *pl, const struct geo *g,
 		      const int64_t *base, const float *packed, const float *bias, float *o,
-		      const struct swarm_op_params *p),
-		     (planes, pl, g, base, packed, bias, o, p))
+		      const struct swarm_op_params *p, float *panel),
+		     (planes, pl, g, base, packed, bias, o, p, panel))
 
 #define DW_TAPS 64 /* a depthwise kernel of more taps goes tap by tap over the row */
 
@@ -373,10 +379,11 @@ static bool conv_direct(const struct geo *g)
 	}
 	if (force)
 		return force == 1;
-	/* a 1x1 conv is a GEMM as it stands (OpenBLAS is as fast where the image is large), a
-	 * wider kernel is not; on a small image whose rows fill the 16-column tiles a GEMM's
-	 * fixed costs outweigh its work */
-	return g->kh * g->kw > 1 || (g->OH * g->OW <= 512 && g->OW >= 16);
+	/* Measured per shape (the detector's and the classifier's): direct wins for every
+	 * kernel wider than 1x1, and for a 1x1 with enough output channels (the panel of inputs
+	 * it packs serves Mg / 6 tiles) or a small image whose rows fill its tiles; OpenBLAS wins
+	 * a 1x1 of few output channels over a large image */
+	return g->kh * g->kw > 1 || g->Mg >= 32 || (g->OH * g->OW <= 512 && g->OW >= 16);
 }
 
 int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
@@ -413,11 +420,13 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
 		const int64_t tiles = (g.Mg + DC_CO - 1) / DC_CO;
 		const size_t packed_n = (size_t)(g.G * tiles * DC_CO * K);
-		float *scratch = swarm_cpu_ws_get(ws, packed_n + (size_t)(2 * K) +
-							      plane_n * (size_t)g.Cg + DC_SLACK);
+		float *scratch =
+			swarm_cpu_ws_get(ws, packed_n + (size_t)(2 * K) + (size_t)(16 * K) +
+						     plane_n * (size_t)g.Cg + DC_SLACK);
 		if (!scratch)
 			return -ENOMEM;
-		float *packed = scratch, *planes = scratch + packed_n + 2 * K;
+		float *packed = scratch, *panel = scratch + packed_n + 2 * K,
+		      *planes = panel + 16 * K;
 		int64_t *base = (int64_t *)(scratch + packed_n);
 		for (int64_t gi = 0; gi < g.G; gi++)
 			dc_pack((const float *)wt->data + gi * g.Mg * K, g.Mg, K,
@@ -437,7 +446,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 				direct_conv(planes, &shape, &g, base,
 					    packed + gi * tiles * DC_CO * K,
 					    bias ? bias + gi * g.Mg : NULL, o + gi * g.Mg * ohw,
-					    &n->p);
+					    &n->p, panel);
 			}
 		}
 		return 0;
