@@ -176,7 +176,7 @@ static int64_t conv_block_cols(int64_t rows, int64_t k, int64_t ohw)
  * A dense conv without im2col: every output row of a tile of DC_CO output channels is summed
  * in registers, 16 columns at a time, over the K = Cg * kh * kw taps, each tap's 16 inputs
  * read from the padded plane of its channel (one contiguous run per tap, every stride) and
- * multiplied by each channel's weight (the weights packed per tile, DC_CO to a tap). The
+ * multiplied by each channel's weight (DC_CO rows of W read side by side, each in order). The
  * 16 columns' inputs of every tap are first copied into one panel, so that the tiles read one
  * sequential stream (K streams from K planes defeat the prefetchers). 12 accumulators, 2
  * loads and 6 broadcasts per 12 FMAs: the FMA units, not memory, bound it.
@@ -184,18 +184,6 @@ static int64_t conv_block_cols(int64_t rows, int64_t k, int64_t ohw)
  * im2col GEMM where the output has few channels (OpenBLAS's kernels want many rows). */
 #define DC_CO 6
 #define DC_SLACK 16 /* floats after the planes that a last column block may read */
-
-/* w [Mg, K] into tiles of DC_CO channels: packed[(t * K + k) * DC_CO + c] = w[t * DC_CO + c][k],
- * 0 past Mg. */
-static void dc_pack(const float *w, int64_t Mg, int64_t K, float *packed)
-{
-	for (int64_t t = 0; t * DC_CO < Mg; t++)
-		for (int64_t k = 0; k < K; k++)
-			for (int64_t c = 0; c < DC_CO; c++) {
-				const int64_t m = t * DC_CO + c;
-				packed[(t * K + k) * DC_CO + c] = m < Mg ? w[m * K + k] : 0.0f;
-			}
-}
 
 /* Where tap k = (c * kh + i) * kw + j of output row 0 starts, from the planes' base; row oy
  * adds oy * sh * sw * pw. */
@@ -212,8 +200,9 @@ static void dc_taps(const struct plane *pl, size_t plane_n, const struct geo *g,
 }
 
 SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, const struct geo *g,
-				   const int64_t *base, const float *packed, const float *bias,
-				   float *o, const struct swarm_op_params *p, float *panel)
+				   const int64_t *base, const float *w, const float *zero,
+				   const float *bias, float *o, const struct swarm_op_params *p,
+				   float *panel)
 {
 	const int64_t K = g->Cg * g->kh * g->kw, ohw = g->OH * g->OW;
 	const int64_t row_step = g->sh * pl->sw * pl->pw;
@@ -237,9 +226,14 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 				}
 			}
 			for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
-				const float *wt = packed + t * K * DC_CO;
 				const int64_t m0 = t * DC_CO;
 				const int64_t nco = g->Mg - m0 < DC_CO ? g->Mg - m0 : DC_CO;
+				/* the tile's weight rows; past Mg a row of zeros */
+				const float *w0 = w + m0 * K, *w1 = nco > 1 ? w0 + K : zero,
+					    *w2 = nco > 2 ? w0 + 2 * K : zero,
+					    *w3 = nco > 3 ? w0 + 3 * K : zero,
+					    *w4 = nco > 4 ? w0 + 4 * K : zero,
+					    *w5 = nco > 5 ? w0 + 5 * K : zero;
 				float b[DC_CO];
 				for (int64_t c = 0; c < DC_CO; c++)
 					b[c] = bias && c < nco ? bias[m0 + c] : 0.0f;
@@ -252,26 +246,21 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 				for (int64_t k = 0; k < K; k++) {
 					const swarm_v8 v0 = SWARM_V8_LOAD(panel + k * 16),
 						       v1 = SWARM_V8_LOAD(panel + k * 16 + 8);
-					const float *wk = wt + k * DC_CO;
-					swarm_v8 w;
-					w = SWARM_V8_SET1(wk[0]);
-					a00 += w * v0;
-					a01 += w * v1;
-					w = SWARM_V8_SET1(wk[1]);
-					a10 += w * v0;
-					a11 += w * v1;
-					w = SWARM_V8_SET1(wk[2]);
-					a20 += w * v0;
-					a21 += w * v1;
-					w = SWARM_V8_SET1(wk[3]);
-					a30 += w * v0;
-					a31 += w * v1;
-					w = SWARM_V8_SET1(wk[4]);
-					a40 += w * v0;
-					a41 += w * v1;
-					w = SWARM_V8_SET1(wk[5]);
-					a50 += w * v0;
-					a51 += w * v1;
+					/* channel c's weight of tap k, times both halves of the
+					 * block */
+#define DC_FMA(c)                                           \
+	do {                                                \
+		const swarm_v8 wv = SWARM_V8_SET1(w##c[k]); \
+		a##c##0 += wv * v0;                         \
+		a##c##1 += wv * v1;                         \
+	} while (0)
+					DC_FMA(0);
+					DC_FMA(1);
+					DC_FMA(2);
+					DC_FMA(3);
+					DC_FMA(4);
+					DC_FMA(5);
+#undef DC_FMA
 				}
 				const swarm_v8 acc[DC_CO][2] = { { a00, a01 }, { a10, a11 },
 								 { a20, a21 }, { a30, a31 },
@@ -300,9 +289,9 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 
 SWARM_CPU_MULTI_VOID(static, direct_conv,
 		     (const float *planes, const struct plane *pl, const struct geo *g,
-		      const int64_t *base, const float *packed, const float *bias, float *o,
-		      const struct swarm_op_params *p, float *panel),
-		     (planes, pl, g, base, packed, bias, o, p, panel))
+		      const int64_t *base, const float *w, const float *zero, const float *bias,
+		      float *o, const struct swarm_op_params *p, float *panel),
+		     (planes, pl, g, base, w, zero, bias, o, p, panel))
 
 #define DW_TAPS 64 /* a depthwise kernel of more taps goes tap by tap over the row */
 
@@ -418,19 +407,15 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		struct plane shape;
 		plane_size(&g, &shape);
 		const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
-		const int64_t tiles = (g.Mg + DC_CO - 1) / DC_CO;
-		const size_t packed_n = (size_t)(g.G * tiles * DC_CO * K);
+		/* scratch: the taps' offsets (K int64), a row of K zeros, the panel, the planes */
 		float *scratch =
-			swarm_cpu_ws_get(ws, packed_n + (size_t)(2 * K) + (size_t)(16 * K) +
+			swarm_cpu_ws_get(ws, (size_t)(2 * K) + (size_t)K + (size_t)(16 * K) +
 						     plane_n * (size_t)g.Cg + DC_SLACK);
 		if (!scratch)
 			return -ENOMEM;
-		float *packed = scratch, *panel = scratch + packed_n + 2 * K,
-		      *planes = panel + 16 * K;
-		int64_t *base = (int64_t *)(scratch + packed_n);
-		for (int64_t gi = 0; gi < g.G; gi++)
-			dc_pack((const float *)wt->data + gi * g.Mg * K, g.Mg, K,
-				packed + gi * tiles * DC_CO * K);
+		int64_t *base = (int64_t *)scratch;
+		float *zero = scratch + 2 * K, *panel = zero + K, *planes = panel + 16 * K;
+		memset(zero, 0, (size_t)K * sizeof(float));
 		dc_taps(&shape, plane_n, &g, base);
 		for (int64_t b = 0; b < g.N; b++) {
 			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
@@ -444,7 +429,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 				memset(planes + plane_n * (size_t)g.Cg, 0,
 				       DC_SLACK * sizeof(float));
 				direct_conv(planes, &shape, &g, base,
-					    packed + gi * tiles * DC_CO * K,
+					    (const float *)wt->data + gi * g.Mg * K, zero,
 					    bias ? bias + gi * g.Mg : NULL, o + gi * g.Mg * ohw,
 					    &n->p, panel);
 			}
