@@ -7,6 +7,7 @@
  */
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/simd.h"
+#include "kernels/op_math.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -632,43 +633,6 @@ int swarm_cpu_global_avg_pool(struct swarm_cpu_ws *ws, const struct swarm_node *
 /* ---- resize -----------------------------------------------------------------------------------
  */
 
-/* The input coordinate of output coordinate x (ONNX's coordinate_transformation_mode). */
-static float resize_coord(uint32_t mode, int64_t x, float scale, int64_t in, int64_t out)
-{
-	switch (mode) {
-	case SWARM_COORD_ASYMMETRIC:
-		return (float)x / scale;
-	case SWARM_COORD_ALIGN_CORNERS:
-		return out == 1 ? 0.0f : (float)x * (float)(in - 1) / (float)(out - 1);
-	case SWARM_COORD_PYTORCH_HALF_PIXEL:
-		return out > 1 ? ((float)x + 0.5f) / scale - 0.5f : 0.0f;
-	default: /* HALF_PIXEL */
-		return ((float)x + 0.5f) / scale - 0.5f;
-	}
-}
-
-/* The nearest input index of coordinate c (ONNX's nearest_mode), clamped into the input. */
-static int64_t resize_nearest(uint32_t mode, float c, int64_t in)
-{
-	float f = floorf(c);
-	int64_t i;
-	switch (mode) {
-	case SWARM_NEAREST_FLOOR:
-		i = (int64_t)f;
-		break;
-	case SWARM_NEAREST_CEIL:
-		i = (int64_t)ceilf(c);
-		break;
-	case SWARM_NEAREST_ROUND_PREFER_CEIL:
-		i = c - f >= 0.5f ? (int64_t)f + 1 : (int64_t)f;
-		break;
-	default: /* ROUND_PREFER_FLOOR */
-		i = c - f > 0.5f ? (int64_t)f + 1 : (int64_t)f;
-		break;
-	}
-	return i < 0 ? 0 : i >= in ? in - 1 : i;
-}
-
 int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d)
 {
@@ -693,19 +657,9 @@ int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		int64_t *i0 = pass ? iy : ix, *i1 = pass ? iy1 : ix1;
 		float *f = pass ? fy : fx;
 		const float s = pass ? sh : sw;
-		for (int64_t k = 0; k < out; k++) {
-			float c = resize_coord(p->coord, k, s, in, out);
-			if (!linear) {
-				i0[k] = i1[k] = resize_nearest(p->nearest, c, in);
-				f[k] = 0.0f;
-				continue;
-			}
-			c = c < 0.0f ? 0.0f : c > (float)(in - 1) ? (float)(in - 1) : c;
-			int64_t lo = (int64_t)c;
-			i0[k] = lo;
-			i1[k] = lo + 1 < in ? lo + 1 : in - 1;
-			f[k] = c - (float)lo;
-		}
+		for (int64_t k = 0; k < out; k++)
+			swarm_resize_axis(p->coord, p->nearest, linear, k, s, in, out, &i0[k],
+					  &i1[k], &f[k]);
 	}
 	for (int64_t pl = 0; pl < planes; pl++) {
 		const float *xp = (const float *)x->data + pl * H * W;

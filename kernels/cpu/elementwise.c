@@ -11,15 +11,10 @@
 #include <string.h>
 
 #include "kernels/op.h"
+#include "kernels/op_math.h"
 #include "swarm/swarm.h"
 
 /* ---- unary ----------------------------------------------------------------------------------- */
-
-static inline float hardsigmoid(float x, float alpha, float beta)
-{
-	float v = alpha * x + beta;
-	return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-}
 
 SWARM_INLINE void swarm_cpu_act_body(uint32_t op, const struct swarm_op_params *p, float *o,
 				     const float *x, int64_t n)
@@ -63,11 +58,11 @@ SWARM_INLINE void swarm_cpu_act_body(uint32_t op, const struct swarm_op_params *
 		break;
 	case SWARM_OP_HARDSIGMOID:
 		for (i = 0; i < n; i++)
-			o[i] = hardsigmoid(x[i], a, b);
+			o[i] = swarm_hardsigmoid(x[i], a, b);
 		break;
 	case SWARM_OP_HARDSWISH:
 		for (i = 0; i < n; i++)
-			o[i] = x[i] * hardsigmoid(x[i], 1.0f / 6.0f, 0.5f);
+			o[i] = x[i] * swarm_hardsigmoid(x[i], 1.0f / 6.0f, 0.5f);
 		break;
 	case SWARM_OP_LEAKY_RELU:
 		for (i = 0; i < n; i++)
@@ -147,8 +142,8 @@ BINARY_LOOP(loop_sub, x - y)
 BINARY_LOOP(loop_mul, x *y)
 BINARY_LOOP(loop_div, x / y)
 /* max and min propagate NaN, as numpy's maximum and minimum (and ONNX Runtime) do */
-BINARY_LOOP(loop_max, (x != x || y != y) ? x + y : (x > y ? x : y))
-BINARY_LOOP(loop_min, (x != x || y != y) ? x + y : (x < y ? x : y))
+BINARY_LOOP(loop_max, swarm_max_nan(x, y))
+BINARY_LOOP(loop_min, swarm_min_nan(x, y))
 BINARY_LOOP(loop_prelu, x >= 0.0f ? x : y * x)
 
 typedef void (*binary_loop_fn)(float *o, const float *a, int64_t sa, const float *b, int64_t sb,

@@ -15,6 +15,7 @@
 #include "swarm/swarm.h"
 
 #include "kernels/op.h"
+#include "kernels/op_math.h"
 
 /* Row-major strides of t (elements). */
 static void strides_of(const struct swarm_tensor *t, int64_t *s)
@@ -277,24 +278,6 @@ int swarm_cpu_gather(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	return 0;
 }
 
-/* The source index of output index i of a padded dim of size dim, begin pad b (-1: the
- * constant). */
-static int64_t pad_src(uint32_t mode, int64_t i, int64_t b, int64_t dim)
-{
-	int64_t s = i - b;
-	if (s >= 0 && s < dim)
-		return s;
-	switch (mode) {
-	case SWARM_PAD_EDGE:
-		return s < 0 ? 0 : dim - 1;
-	case SWARM_PAD_REFLECT:
-		/* reflect pads are below dim (the op table checks), so one fold is enough */
-		return s < 0 ? -s : 2 * (dim - 1) - s;
-	default:
-		return -1;
-	}
-}
-
 int swarm_cpu_pad(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		  const struct swarm_node_dims *d)
 {
@@ -310,7 +293,7 @@ int swarm_cpu_pad(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		int64_t off = 0;
 		bool inside = true;
 		for (uint32_t k = 0; k < nd && inside; k++) {
-			int64_t s = pad_src(n->p.mode, idx[k], n->p.pads[k], x->shape[k]);
+			int64_t s = swarm_pad_src(n->p.mode, idx[k], n->p.pads[k], x->shape[k]);
 			inside = s >= 0;
 			off += s * xs[k];
 		}

@@ -5,6 +5,7 @@
 #include "binary.cuh"
 
 #include "kernels/op.h"
+#include "kernels/op_math.h"
 
 /* The plan by value: at most SWARM_TENSOR_MAX_DIMS dims. */
 struct bcast_arg {
@@ -24,9 +25,9 @@ template <uint32_t OP> static __device__ __forceinline__ float binary_op(float x
 	case SWARM_OP_DIV:
 		return x / y;
 	case SWARM_OP_MAX: /* NaN propagates, as numpy's maximum and the CPU's */
-		return (x != x || y != y) ? x + y : (x > y ? x : y);
+		return swarm_max_nan(x, y);
 	case SWARM_OP_MIN:
-		return (x != x || y != y) ? x + y : (x < y ? x : y);
+		return swarm_min_nan(x, y);
 	default: /* PRELU: y is the slope */
 		return x >= 0.0f ? x : y * x;
 	}

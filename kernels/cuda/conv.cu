@@ -14,6 +14,8 @@
 #include "blas.cuh"
 #include "unary.cuh"
 
+#include "kernels/op_math.h"
+
 /* A conv's geometry, by value. */
 struct conv_geo {
 	int64_t N, C, H, W, M, OH, OW, G, Cg, Mg, kh, kw, sh, sw, dh, dw, pt, pl;
@@ -244,57 +246,12 @@ struct resize_arg {
 	uint32_t coord, nearest, linear;
 };
 
-static __device__ float resize_coord(uint32_t mode, int64_t x, float scale, int64_t in, int64_t out)
-{
-	switch (mode) {
-	case SWARM_COORD_ASYMMETRIC:
-		return (float)x / scale;
-	case SWARM_COORD_ALIGN_CORNERS:
-		return out == 1 ? 0.0f : (float)x * (float)(in - 1) / (float)(out - 1);
-	case SWARM_COORD_PYTORCH_HALF_PIXEL:
-		return out > 1 ? ((float)x + 0.5f) / scale - 0.5f : 0.0f;
-	default: /* HALF_PIXEL */
-		return ((float)x + 0.5f) / scale - 0.5f;
-	}
-}
-
-static __device__ int64_t resize_nearest(uint32_t mode, float c, int64_t in)
-{
-	const float f = floorf(c);
-	int64_t i;
-	switch (mode) {
-	case SWARM_NEAREST_FLOOR:
-		i = (int64_t)f;
-		break;
-	case SWARM_NEAREST_CEIL:
-		i = (int64_t)ceilf(c);
-		break;
-	case SWARM_NEAREST_ROUND_PREFER_CEIL:
-		i = c - f >= 0.5f ? (int64_t)f + 1 : (int64_t)f;
-		break;
-	default: /* ROUND_PREFER_FLOOR */
-		i = c - f > 0.5f ? (int64_t)f + 1 : (int64_t)f;
-		break;
-	}
-	return i < 0 ? 0 : i >= in ? in - 1 : i;
-}
-
 /* The input index (and, linear, the next one and the weight) along one dim. */
 static __device__ void resize_axis(const resize_arg &a, int64_t k, bool rows, int64_t *i0,
 				   int64_t *i1, float *f)
 {
-	const int64_t in = rows ? a.H : a.W, out = rows ? a.OH : a.OW;
-	float c = resize_coord(a.coord, k, rows ? a.sh : a.sw, in, out);
-	if (!a.linear) {
-		*i0 = *i1 = resize_nearest(a.nearest, c, in);
-		*f = 0.0f;
-		return;
-	}
-	c = c < 0.0f ? 0.0f : c > (float)(in - 1) ? (float)(in - 1) : c;
-	const int64_t lo = (int64_t)c;
-	*i0 = lo;
-	*i1 = lo + 1 < in ? lo + 1 : in - 1;
-	*f = c - (float)lo;
+	swarm_resize_axis(a.coord, a.nearest, a.linear, k, rows ? a.sh : a.sw, rows ? a.H : a.W,
+			  rows ? a.OH : a.OW, i0, i1, f);
 }
 
 static __global__ void resize_f32(const float *x, float *o, resize_arg a, int64_t total)

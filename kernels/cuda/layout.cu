@@ -5,6 +5,7 @@
 #include "layout.cuh"
 
 #include "kernels/op.h"
+#include "kernels/op_math.h"
 
 #define MAXD SWARM_TENSOR_MAX_DIMS
 
@@ -224,22 +225,6 @@ struct pad_arg {
 	int64_t out[MAXD], in[MAXD], step[MAXD], begin[MAXD];
 };
 
-/* The source index of output index i of a padded dim (-1: the constant). */
-static __device__ __forceinline__ int64_t pad_src(uint32_t mode, int64_t i, int64_t b, int64_t dim)
-{
-	const int64_t s = i - b;
-	if (s >= 0 && s < dim)
-		return s;
-	switch (mode) {
-	case SWARM_PAD_EDGE:
-		return s < 0 ? 0 : dim - 1;
-	case SWARM_PAD_REFLECT: /* reflect pads are below dim (the op table checks) */
-		return s < 0 ? -s : 2 * (dim - 1) - s;
-	default:
-		return -1;
-	}
-}
-
 static __global__ void pad_f32(const float *x, float *o, pad_arg a, int64_t total)
 {
 	const int64_t stride = (int64_t)blockDim.x * gridDim.x;
@@ -247,7 +232,8 @@ static __global__ void pad_f32(const float *x, float *o, pad_arg a, int64_t tota
 		int64_t rest = e, off = 0;
 		bool inside = true;
 		for (int k = a.nd - 1; k >= 0; k--) {
-			const int64_t s = pad_src(a.mode, rest % a.out[k], a.begin[k], a.in[k]);
+			const int64_t s =
+				swarm_pad_src(a.mode, rest % a.out[k], a.begin[k], a.in[k]);
 			rest /= a.out[k];
 			inside = inside && s >= 0;
 			off += s * a.step[k];

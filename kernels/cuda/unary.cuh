@@ -7,6 +7,8 @@
 
 #include "cuda_common.cuh"
 
+#include "kernels/op_math.h"
+
 /* act(v) for an activation op (IDENTITY for none), in the same float formulas as the CPU's
  * (kernels/cpu/ops.c); expf, erff and tanhf are CUDA's accurate versions (no fast math). */
 template <uint32_t ACT> static __device__ __forceinline__ float swarm_act(float v)
@@ -31,12 +33,6 @@ struct swarm_cuda_act_params {
 static inline swarm_cuda_act_params swarm_cuda_act_params_of(const struct swarm_op_params *p)
 {
 	return swarm_cuda_act_params{ p->alpha, p->beta, p->exponent };
-}
-
-static __device__ __forceinline__ float swarm_hardsigmoid(float v, float a, float b)
-{
-	const float h = a * v + b;
-	return h < 0.0f ? 0.0f : h > 1.0f ? 1.0f : h;
 }
 
 /* Every function of the table, parameters included; the ones without go to swarm_act. */
