@@ -4,6 +4,7 @@
 #   serve_start REGISTRY [SWARMD ARGS...]   starts BUILD/bin/swarmd on TMP/swarmd.sock in a
 #                                           session of its own; waits for event=ready
 #   serve_stop                              SIGTERM, then the whole process group SIGKILL'd
+#   serve_cleanup                           the EXIT trap: serve_stop, then TMP removed
 SWARMD_PID=""
 SERVE_READY_TIMEOUT_S=${SERVE_READY_TIMEOUT_S:-30}
 
@@ -37,4 +38,11 @@ serve_stop()
 	kill -KILL -- "-$SWARMD_PID" 2>/dev/null || true
 	wait "$SWARMD_PID" 2>/dev/null || true
 	SWARMD_PID=""
+}
+
+serve_cleanup()
+{
+	trap - EXIT INT TERM
+	serve_stop
+	[[ -z $TMP ]] || rm -rf -- "$TMP"
 }

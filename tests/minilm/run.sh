@@ -51,13 +51,7 @@ die() {
 TMP=""
 # shellcheck source=tests/lib/serve.sh
 . "$ROOT/tests/lib/serve.sh"
-cleanup()
-{
-	trap - EXIT INT TERM
-	serve_stop
-	[[ -z $TMP ]] || rm -rf -- "$TMP"
-}
-trap cleanup EXIT
+trap serve_cleanup EXIT
 trap 'exit 130' INT TERM
 
 for b in swarm swarmd minilm-client; do

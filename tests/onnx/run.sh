@@ -48,16 +48,27 @@ die() {
 	exit 1
 }
 
+# judge WHAT RC WANT SAYS WORDS...: a refusal that exits WANT and whose $TMP/err holds every
+# word passes (saying SAYS), else fails showing the output.
+judge()
+{
+	local what=$1 rc=$2 want=$3 says=$4 w missing=""
+	shift 4
+	for w in "$@"; do
+		grep -qF -- "$w" "$TMP/err" || missing+=" [$w]"
+	done
+	if [[ $rc == "$want" && -z $missing ]]; then
+		ok "$what: $says"
+	else
+		bad "$what: exit $rc (expected $want), missing words:${missing:- none}"
+		sed 's/^/        | /' "$TMP/err"
+	fi
+}
+
 TMP=""
 # shellcheck source=tests/lib/serve.sh
 . "$ROOT/tests/lib/serve.sh"
-cleanup()
-{
-	trap - EXIT INT TERM
-	serve_stop
-	[[ -z $TMP ]] || rm -rf -- "$TMP"
-}
-trap cleanup EXIT
+trap serve_cleanup EXIT
 trap 'exit 130' INT TERM
 
 for b in swarm swarmd; do
@@ -81,18 +92,10 @@ while IFS='|' read -r file args want phrases; do
 	rc=0
 	# shellcheck disable=SC2086 # args are words
 	"$SWARM" import onnx "$file" --name broken --registry "$REG" $args >"$TMP/err" 2>&1 || rc=$?
-	what="$(basename "$file")${args:+ $args}"
-	missing=""
 	IFS=';' read -r -a words <<<"$phrases"
-	for w in "${words[@]}"; do
-		grep -qF -- "$w" "$TMP/err" || missing+=" [$w]"
-	done
-	if [[ $rc == "$want" && -z $missing ]]; then
-		ok "$what: refused (exit $rc): $(grep -v '^[0-9]* of' "$TMP/err" | head -1 | cut -c1-110)"
-	else
-		bad "$what: exit $rc (expected $want), missing words:${missing:- none}"
-		sed 's/^/        | /' "$TMP/err"
-	fi
+	judge "$(basename "$file")${args:+ $args}" "$rc" "$want" \
+		"refused (exit $rc): $(grep -v '^[0-9]* of' "$TMP/err" | head -1 | cut -c1-110)" \
+		"${words[@]}"
 done <"$TMP/broken/models/cases.txt"
 if "$SWARM" registry --registry "$REG" list 2>/dev/null | grep -q '^broken '; then
 	bad "a refused model was published"
@@ -181,16 +184,7 @@ expect_run()
 	done
 	shift
 	"$SWARM" run "$@" --socket "$TMP/swarmd.sock" --out "$TMP/out/err" >"$TMP/err" 2>&1 || rc=$?
-	local w missing=""
-	for w in "${words[@]}"; do
-		grep -qF -- "$w" "$TMP/err" || missing+=" [$w]"
-	done
-	if [[ $rc == "$want" && -z $missing ]]; then
-		ok "$what: exit $rc: $(head -1 "$TMP/err" | cut -c1-120)"
-	else
-		bad "$what: exit $rc (expected $want), missing words:${missing:- none}"
-		sed 's/^/        | /' "$TMP/err"
-	fi
+	judge "$what" "$rc" "$want" "exit $rc: $(head -1 "$TMP/err" | cut -c1-120)" "${words[@]}"
 }
 expect_run "an unknown input" 2 "nosuch" "x float32 [-1, 3, 48, 192]" -- cls --in nosuch=x.npy
 expect_run "a wrong dtype" 2 "input x" "int64" "float32 [-1, 3, 48, 192]" -- \
