@@ -1434,38 +1434,23 @@ static int bench_write_rankers(const char *dir)
 	return rc;
 }
 
-/* The MiniLM case's directory: --minilm, $SWARM_MINILM_DIR, or the cache's minilm-s32. */
-static void bench_minilm_dir(struct bench_ctx *ctx)
+/* given, else $env (env may be NULL), else ${SWARM_CACHE:-$HOME/.cache/swarm}/sub, into buf:
+ * where a case finds what it was prepared with. */
+static const char *bench_cache_dir(const char *given, const char *env, const char *sub, char *buf,
+				   size_t len)
 {
-	const char *env = getenv("SWARM_MINILM_DIR"), *cache = getenv("SWARM_CACHE");
+	const char *e = env ? getenv(env) : NULL, *cache = getenv("SWARM_CACHE");
 	const char *home = getenv("HOME");
 
-	if (ctx->o.minilm)
-		snprintf(ctx->minilm, sizeof ctx->minilm, "%s", ctx->o.minilm);
-	else if (env && *env)
-		snprintf(ctx->minilm, sizeof ctx->minilm, "%s", env);
+	if (given)
+		snprintf(buf, len, "%s", given);
+	else if (e && *e)
+		snprintf(buf, len, "%s", e);
 	else if (cache && *cache)
-		snprintf(ctx->minilm, sizeof ctx->minilm, "%s/minilm-s32", cache);
-	else if (home && *home)
-		snprintf(ctx->minilm, sizeof ctx->minilm, "%s/.cache/swarm/minilm-s32", home);
-	ctx->o.minilm = ctx->minilm;
-}
-
-/* The onnx case's directory: --onnx, $SWARM_ONNX_BENCH_DIR, or the cache's onnx-bench. */
-static void bench_onnx_dir(struct bench_ctx *ctx)
-{
-	const char *env = getenv("SWARM_ONNX_BENCH_DIR"), *cache = getenv("SWARM_CACHE");
-	const char *home = getenv("HOME");
-
-	if (ctx->o.onnx)
-		snprintf(ctx->onnx, sizeof ctx->onnx, "%s", ctx->o.onnx);
-	else if (env && *env)
-		snprintf(ctx->onnx, sizeof ctx->onnx, "%s", env);
-	else if (cache && *cache)
-		snprintf(ctx->onnx, sizeof ctx->onnx, "%s/onnx-bench", cache);
-	else if (home && *home)
-		snprintf(ctx->onnx, sizeof ctx->onnx, "%s/.cache/swarm/onnx-bench", home);
-	ctx->o.onnx = ctx->onnx;
+		snprintf(buf, len, "%s/%s", cache, sub);
+	else
+		snprintf(buf, len, "%s/.cache/swarm/%s", home && *home ? home : "/tmp", sub);
+	return buf;
 }
 
 /* "conv2d 3x3 1.23 ms, ..." of a profile's top ops into buf. */
@@ -1506,14 +1491,10 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 		return 0;
 	}
 	/* the runner imports onnxruntime from where tools/install-pydeps.sh puts it */
-	const char *cache = getenv("SWARM_CACHE"), *home = getenv("HOME"),
-		   *pp = getenv("PYTHONPATH");
-	char pypath[2 * PATH_MAX + 32];
-	snprintf(pypath, sizeof pypath, "%s%s%s/%spylib", pp && *pp ? pp : "", pp && *pp ? ":" : "",
-		 cache && *cache ? cache :
-		 home            ? home :
-				   "/tmp",
-		 cache && *cache ? "" : ".cache/swarm/");
+	const char *pp = getenv("PYTHONPATH");
+	char pylib[PATH_MAX], pypath[2 * PATH_MAX + 8];
+	bench_cache_dir(NULL, NULL, "pylib", pylib, sizeof pylib);
+	snprintf(pypath, sizeof pypath, "%s%s%s", pp && *pp ? pp : "", pp && *pp ? ":" : "", pylib);
 	setenv("PYTHONPATH", pypath, 1);
 	int quick = ctx->o.n.spin < bench_full_counts.spin;
 	for (int i = 0; i < n_names; i++) {
@@ -1618,8 +1599,10 @@ int main(int argc, char **argv)
 		return bench_write_rankers(ctx.o.write_rankers) ? 1 : 0;
 	/* A swarmd that dies mid-run must not kill the benchmark with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
-	bench_minilm_dir(&ctx);
-	bench_onnx_dir(&ctx);
+	ctx.o.minilm = bench_cache_dir(ctx.o.minilm, "SWARM_MINILM_DIR", "minilm-s32", ctx.minilm,
+				       sizeof ctx.minilm);
+	ctx.o.onnx = bench_cache_dir(ctx.o.onnx, "SWARM_ONNX_BENCH_DIR", "onnx-bench", ctx.onnx,
+				     sizeof ctx.onnx);
 
 	bench_machine_get(&m);
 	ctx.peer_cpu = -1;
