@@ -198,6 +198,9 @@ struct swarm_node {
 	const struct swarm_tensor *in[SWARM_NODE_MAX_INPUTS];
 	struct swarm_tensor *out; /* shape and storage set by the caller */
 	struct swarm_op_params p;
+	/* What the device's prepare made of the node's weights (the CPU's packed GEMM operand),
+	 * or NULL: run() works from in[] alone then. */
+	const void *prep;
 };
 
 struct swarm_device;
@@ -256,6 +259,15 @@ struct swarm_device_i {
 	 * -EINVAL. */
 	int (*run)(struct swarm_device *d, const struct swarm_node *n);
 	void (*destroy)(struct swarm_device *d);
+	/* Prepares a node's weights once, when a graph is built: bit j of consts is set when
+	 * in[j] is a weight that keeps its data for the graph's life. May set *prep to memory of
+	 * its own that run() then finds in n->prep (the CPU packs LINEAR's weight into its GEMM's
+	 * panels, as ONNX Runtime pre-packs at load); returns 0, also when it prepares nothing,
+	 * or -errno (-ENOMEM), which fails the build. release frees a *prep that prepare set.
+	 * Both NULL: nothing is prepared and run() reads the weights as they are. */
+	int (*prepare)(struct swarm_device *d, const struct swarm_node *n, uint32_t consts,
+		       void **prep);
+	void (*release)(struct swarm_device *d, void *prep);
 	/* 1 when device memory is host memory (the CPU): the graph executor then binds the
 	 * caller's input and output buffers directly; 0: it stages them through device buffers
 	 * with upload and download. */

@@ -535,6 +535,23 @@ static int make_nodes(struct build *b)
 				    g->dev->i->name ? g->dev->i->name : "?", swarm_op_name(n->op),
 				    tensor_str(s, sizeof s, node->in[0]));
 		}
+		if (g->dev->i->prepare && g->dev->i->release) {
+			/* the weights are the graph's for its life: the device may repack them */
+			uint32_t consts = 0;
+			for (uint32_t j = 0; j < node->n_in; j++)
+				if (g->tensors[b->node_in[k][j]].kind == T_WEIGHT)
+					consts |= 1u << j;
+			void *prep = NULL;
+			int rc = consts ? g->dev->i->prepare(g->dev, node, consts, &prep) : 0;
+			node->prep = prep;
+			if (rc)
+				return fail(b, rc,
+					    "graph.nodes[%" PRIu32
+					    "] (%s -> \"%s\"): the %s device "
+					    "could not prepare its weights (%s)",
+					    k, swarm_op_name(n->op), b->spec->names[n->out],
+					    g->dev->i->name ? g->dev->i->name : "?", strerror(-rc));
+		}
 	}
 	g->n_nodes = run;
 	return 0;
@@ -974,6 +991,9 @@ void swarm_graph_free(struct swarm_graph *g)
 	/* Last: the captured execs and the nodes point into what it holds. */
 	if (g->held)
 		g->held_put(g->held);
+	for (uint32_t k = 0; g->nodes && k < g->n_nodes; k++)
+		if (g->nodes[k].prep)
+			g->dev->i->release(g->dev, (void *)g->nodes[k].prep);
 	free(g->tensors);
 	free(g->nodes);
 	free(g);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels/check.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/simd.h"
 #include "swarm/swarm.h"
@@ -139,6 +140,31 @@ static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 	return cpu_kernels[n->op](&((struct cpu_ctx *)d->ctx)->ws, n, &dims);
 }
 
+/* LINEAR's weight (constant, f32, 2-D) packed into the GEMM's panels, once (gemm.h). */
+static int cpu_prepare(struct swarm_device *d, const struct swarm_node *n, uint32_t consts,
+		       void **prep)
+{
+	(void)d;
+	*prep = NULL;
+	if (n->op != SWARM_OP_LINEAR || !(consts & 2u) || n->in[1]->dtype != SWARM_DTYPE_F32 ||
+	    n->in[1]->ndim != 2)
+		return 0;
+	const int64_t N = n->in[1]->shape[0], K = n->in[1]->shape[1];
+	const size_t floats = swarm_gemm_packed_floats(K, N);
+	if (floats == 0 && N > 0 && K > 0)
+		return -ENOMEM;
+	struct swarm_cpu_packed *pk = cpu_alloc(d, sizeof *pk + floats * sizeof(float));
+	if (!pk)
+		return -ENOMEM;
+	pk->k = K;
+	pk->n = N;
+	swarm_gemm_pack_wt(pk->b, n->in[1]->data, N, K, K);
+	*prep = pk;
+	return 0;
+}
+
+static void cpu_release(struct swarm_device *d, void *prep) { cpu_free(d, prep); }
+
 static void cpu_destroy(struct swarm_device *d)
 {
 	if (!d)
@@ -162,6 +188,8 @@ static const struct swarm_device_i cpu_device_i = {
 	.supports_op = cpu_supports_op,
 	.run = cpu_run,
 	.destroy = cpu_destroy,
+	.prepare = cpu_prepare,
+	.release = cpu_release,
 	.host_memory = 1,
 	/* the weights are the page cache's mapping: nothing to share on the device */
 	.alloc_shared = NULL,

@@ -8,6 +8,8 @@
  * with -EINVAL (by the shared checks) rather than split.
  */
 #include "kernels/cpu/ops.h"
+
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/simd.h"
 
 #include <cblas.h>
@@ -149,52 +151,6 @@ static void k_tanh(float *o, const float *x, int64_t n)
 		o[i] = tanhf(x[i]);
 }
 
-/* o = act(o + bias) over one row of n, in one pass (the switch stays outside the loops). */
-SWARM_INLINE void k_bias_act_body(float *o, const float *bias, int64_t n, uint32_t act)
-{
-	switch (act) {
-	case SWARM_OP_RELU:
-		if (bias)
-			k_add(o, o, bias, n, 1);
-		else
-			k_relu(o, o, n);
-		break;
-	case SWARM_OP_GELU:
-		if (bias) {
-			for (int64_t i = 0; i < n; i++) {
-				float v = o[i] + bias[i];
-				o[i] = swarm_gelu(v);
-			}
-		} else {
-			k_gelu(o, o, n);
-		}
-		break;
-	case SWARM_OP_SIGMOID:
-		if (bias) {
-			for (int64_t i = 0; i < n; i++)
-				o[i] = 1.0f / (1.0f + swarm_expf(-(o[i] + bias[i])));
-		} else {
-			k_sigmoid(o, o, n);
-		}
-		break;
-	case SWARM_OP_TANH:
-		if (bias) {
-			for (int64_t i = 0; i < n; i++)
-				o[i] = tanhf(o[i] + bias[i]);
-		} else {
-			k_tanh(o, o, n);
-		}
-		break;
-	default: /* IDENTITY */
-		if (bias)
-			k_add(o, o, bias, n, 0);
-		break;
-	}
-}
-
-SWARM_CPU_MULTI_VOID(static, k_bias_act, (float *o, const float *bias, int64_t n, uint32_t act),
-		     (o, bias, n, act))
-
 /* ---- ops ------------------------------------------------------------------------------------ */
 
 int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n,
@@ -210,21 +166,25 @@ int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *dp)
 {
-	(void)ws;
 	const struct swarm_node_dims d = *dp;
 	int64_t M = d.m, N = d.n, K = d.k;
 	if (M == 0 || N == 0)
 		return 0;
-	float *o = n->out->data;
 	const float *bias = d.has_bias ? n->in[2]->data : NULL;
-	if (K == 0)
-		memset(o, 0, (size_t)(M * N) * sizeof(float));
-	else
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f,
-			    n->in[0]->data, (int)K, n->in[1]->data, (int)K, 0.0f, o, (int)N);
-	/* Row by row, while the row is still in cache from the GEMM's last touch. */
-	for (int64_t r = 0; r < M; r++)
-		k_bias_act(o + r * N, bias, N, n->p.act);
+	const struct swarm_cpu_packed *pk = n->prep;
+	const float *bp;
+	if (pk && pk->k == K && pk->n == N) {
+		bp = pk->b; /* packed once when the graph was built */
+	} else {
+		/* a weight that is not the graph's (or a node run alone): packed for this run */
+		float *b = K > 0 ? swarm_cpu_ws_get(ws, swarm_gemm_packed_floats(K, N)) : NULL;
+		if (K > 0 && !b)
+			return -ENOMEM;
+		if (b)
+			swarm_gemm_pack_wt(b, n->in[1]->data, N, K, K);
+		bp = b;
+	}
+	swarm_gemm(M, N, K, 1.0f, n->in[0]->data, K, bp, n->out->data, N, bias, n->p.act, &n->p);
 	return 0;
 }
 
@@ -276,6 +236,63 @@ int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	return 0;
 }
 
+/* o = the softmax of x over n entries, over the kept ones where masked (keep[i] != 0); the
+ * others get exactly 0, so they cannot affect anything. A row with nothing kept becomes zeros.
+ * o may be x. masked is a constant at each call, so each loop vectorises. */
+SWARM_INLINE void softmax_row(float *o, const float *x, const float *keep, int64_t n,
+			      const bool masked)
+{
+	float mxv[VB];
+	for (int j = 0; j < VB; j++)
+		mxv[j] = -INFINITY;
+	int64_t i = 0;
+	for (; i + VB <= n; i += VB)
+		for (int j = 0; j < VB; j++) {
+			const float v = !masked || keep[i + j] != 0.0f ? x[i + j] : -INFINITY;
+			mxv[j] = v > mxv[j] ? v : mxv[j];
+		}
+	float mx = -INFINITY;
+	for (; i < n; i++) {
+		const float v = !masked || keep[i] != 0.0f ? x[i] : -INFINITY;
+		mx = v > mx ? v : mx;
+	}
+	for (int j = 0; j < VB; j++)
+		mx = mxv[j] > mx ? mxv[j] : mx;
+	if (mx == -INFINITY) {
+		memset(o, 0, (size_t)n * sizeof(float));
+		return;
+	}
+	float acc[VB] = { 0 };
+	for (i = 0; i + VB <= n; i += VB)
+		for (int j = 0; j < VB; j++) {
+			/* a masked entry's exp is clamped, never inf, then dropped */
+			const float e = swarm_expf(x[i + j] - mx);
+			o[i + j] = !masked || keep[i + j] != 0.0f ? e : 0.0f;
+			acc[j] += o[i + j];
+		}
+	float sum = 0.0f;
+	for (; i < n; i++) {
+		const float e = swarm_expf(x[i] - mx);
+		o[i] = !masked || keep[i] != 0.0f ? e : 0.0f;
+		sum += o[i];
+	}
+	for (int j = 0; j < VB; j++)
+		sum += acc[j];
+	/* sum >= 1: the max contributes exp(0) */
+	k_scale(o, o, 1.0f / sum, n);
+}
+
+SWARM_INLINE void k_softmax_row_body(float *o, const float *x, const float *keep, int64_t n)
+{
+	if (keep)
+		softmax_row(o, x, keep, n, true);
+	else
+		softmax_row(o, x, NULL, n, false);
+}
+
+SWARM_CPU_MULTI_VOID(static, k_softmax_row,
+		     (float *o, const float *x, const float *keep, int64_t n), (o, x, keep, n))
+
 int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		      const struct swarm_node_dims *dp)
 {
@@ -284,20 +301,9 @@ int swarm_cpu_softmax(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	int64_t rows = d.rows, D = d.cols;
 	if (D == 0)
 		return 0;
-	for (int64_t r = 0; r < rows; r++) {
-		const float *x = (const float *)n->in[0]->data + r * D;
-		float *o = (float *)n->out->data + r * D;
-		float mx = x[0];
-		for (int64_t i = 1; i < D; i++)
-			mx = x[i] > mx ? x[i] : mx;
-		float sum = 0.0f;
-		for (int64_t i = 0; i < D; i++) {
-			o[i] = swarm_expf(x[i] - mx);
-			sum += o[i];
-		}
-		/* sum >= 1: the max contributes exp(0) */
-		k_scale(o, o, 1.0f / sum, D);
-	}
+	for (int64_t r = 0; r < rows; r++)
+		k_softmax_row((float *)n->out->data + r * D, (const float *)n->in[0]->data + r * D,
+			      NULL, D);
 	return 0;
 }
 
@@ -412,27 +418,6 @@ int swarm_cpu_concat(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	return 0;
 }
 
-/* Softmax of one row of scores in place over the kept keys (keep NULL: all kept); masked keys
- * get exactly 0, so they cannot affect the output. A row with no kept key becomes zeros. */
-static void masked_softmax_row(float *s, const float *keep, int64_t S)
-{
-	float mx = -INFINITY;
-	for (int64_t j = 0; j < S; j++) {
-		if (!keep || keep[j] != 0.0f)
-			mx = s[j] > mx ? s[j] : mx;
-	}
-	if (mx == -INFINITY) {
-		memset(s, 0, (size_t)S * sizeof(float));
-		return;
-	}
-	float sum = 0.0f;
-	for (int64_t j = 0; j < S; j++) {
-		s[j] = (!keep || keep[j] != 0.0f) ? swarm_expf(s[j] - mx) : 0.0f;
-		sum += s[j];
-	}
-	k_scale(s, s, 1.0f / sum, S);
-}
-
 int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			const struct swarm_node_dims *dp)
 {
@@ -442,9 +427,15 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	int64_t B = d.batch, S = d.seq, E = d.cols, H = d.heads, Dh = d.head_dim;
 	if (B == 0 || S == 0 || Dh == 0)
 		return 0;
-	float *P = swarm_cpu_ws_get(ws, (size_t)(S * S));
+	/* per head: the scores P [S, S], then the head's keys (as B = K_h^T) and values packed
+	 * for the GEMM; all of it stays in L1 or L2 for BERT's sizes */
+	const size_t kp = swarm_gemm_packed_floats(Dh, S), vp = swarm_gemm_packed_floats(S, Dh);
+	float *P = swarm_cpu_ws_get(ws, (size_t)(S * S) + kp + vp + 32);
 	if (!P)
 		return -ENOMEM;
+	/* the packed operands on 64-byte lines, as the GEMM's loads like them */
+	float *Kp = (float *)(((uintptr_t)(P + S * S) + 63) & ~(uintptr_t)63);
+	float *Vp = (float *)(((uintptr_t)(Kp + kp) + 63) & ~(uintptr_t)63);
 	float scale = 1.0f / sqrtf((float)Dh);
 	for (int64_t b = 0; b < B; b++) {
 		const float *keep = m ? (const float *)m->data + b * S : NULL;
@@ -454,12 +445,13 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			const float *kh = (const float *)k->data + off;
 			const float *vh = (const float *)v->data + off;
 			float *oh = (float *)n->out->data + off;
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)S,
-				    (int)Dh, scale, qh, (int)E, kh, (int)E, 0.0f, P, (int)S);
+			swarm_gemm_pack_wt(Kp, kh, S, Dh, E);
+			swarm_gemm_pack_b(Vp, vh, S, Dh, E);
+			swarm_gemm(S, S, Dh, scale, qh, E, Kp, P, S, NULL, SWARM_OP_IDENTITY,
+				   &n->p);
 			for (int64_t i = 0; i < S; i++)
-				masked_softmax_row(P + i * S, keep, S);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)Dh,
-				    (int)S, 1.0f, P, (int)S, vh, (int)E, 0.0f, oh, (int)E);
+				k_softmax_row(P + i * S, P + i * S, keep, S);
+			swarm_gemm(S, Dh, S, 1.0f, P, S, Vp, oh, E, NULL, SWARM_OP_IDENTITY, &n->p);
 		}
 	}
 	return 0;

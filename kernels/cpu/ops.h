@@ -23,6 +23,14 @@ struct swarm_cpu_ws {
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
 
+/* A node's prepared weight (swarm_node.prep on the CPU): B of its GEMM, K x N, packed by
+ * kernels/cpu/gemm.h; 64-byte aligned, b too. */
+struct swarm_cpu_packed {
+	int64_t k, n;
+	int64_t pad_[6]; /* b starts on a cache line */
+	float b[];
+};
+
 int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		       const struct swarm_node_dims *d);
 int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,

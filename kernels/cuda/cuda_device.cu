@@ -546,6 +546,9 @@ static const struct swarm_device_i cuda_device_i = {
 	.supports_op = cuda_supports_op,
 	.run = cuda_run,
 	.destroy = cuda_destroy,
+	/* cuBLAS takes the weights as they are: nothing to prepare */
+	.prepare = NULL,
+	.release = NULL,
 	.host_memory = 0,
 	.capture_begin = cuda_capture_begin,
 	.capture_end = cuda_capture_end,

@@ -205,4 +205,21 @@ static inline double *dalloc(size_t n)
 
 static inline int64_t elems(const struct swarm_tensor *t) { return swarm_tensor_elems(t); }
 
+/* The activations LINEAR fuses (and the unary ops of the same name), in float64. */
+static inline double act_ref(double v, uint32_t act)
+{
+	switch (act) {
+	case SWARM_OP_RELU:
+		return v > 0 ? v : 0;
+	case SWARM_OP_GELU:
+		return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+	case SWARM_OP_SIGMOID:
+		return 1.0 / (1.0 + exp(-v));
+	case SWARM_OP_TANH:
+		return tanh(v);
+	default:
+		return v;
+	}
+}
+
 #endif /* SWARM_TESTS_KERNELS_OP_TEST_H */

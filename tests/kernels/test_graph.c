@@ -49,6 +49,7 @@ struct counting {
 	struct swarm_device dev;
 	struct swarm_device *inner;
 	int allocs, frees, runs;
+	int prepared, released; /* weights the inner CPU device packed, and freed */
 };
 
 static struct counting *cnt(struct swarm_device *d) { return d->ctx; }
@@ -86,6 +87,22 @@ static int cnt_run(struct swarm_device *d, const struct swarm_node *n)
 	return cnt(d)->inner->i->run(cnt(d)->inner, n);
 }
 
+static int cnt_prepare(struct swarm_device *d, const struct swarm_node *n, uint32_t consts,
+		       void **prep)
+{
+	int rc = cnt(d)->inner->i->prepare(cnt(d)->inner, n, consts, prep);
+	cnt(d)->prepared += rc == 0 && *prep;
+	return rc;
+}
+
+static void cnt_release(struct swarm_device *d, void *prep)
+{
+	cnt(d)->released++;
+	cnt(d)->inner->i->release(cnt(d)->inner, prep);
+}
+
+/* The CPU's prepare and release pass through: every graph here runs LINEAR on packed weights,
+ * as a worker's graph does. */
 static const struct swarm_device_i counting_i = {
 	.name = "counting-cpu",
 	.alloc = cnt_alloc,
@@ -94,6 +111,8 @@ static const struct swarm_device_i counting_i = {
 	.download = cnt_download,
 	.supports_op = cnt_supports,
 	.run = cnt_run,
+	.prepare = cnt_prepare,
+	.release = cnt_release,
 	.host_memory = 1,
 };
 
@@ -633,7 +652,10 @@ Test(kernels_graph, chain_of_six_linears_reuses_the_arena)
 	}
 	expect_close(y, want, 10 * 4, 1e-5, "y");
 	free(x);
+	cr_assert_eq(dev.prepared, 6, "each linear's weight packed once at build: %d",
+		     dev.prepared);
 	swarm_graph_free(g);
+	cr_assert_eq(dev.released, 6, "each packing freed with the graph: %d", dev.released);
 }
 
 /* A tensor read by a later node stays alive until then, so it never shares bytes with what

@@ -194,22 +194,6 @@ Test(kernels_ops, identity_refuses_bad_inputs)
 
 /* ---- linear and matmul --------------------------------------------------------------------- */
 
-static double act_ref(double v, uint32_t act)
-{
-	switch (act) {
-	case SWARM_OP_RELU:
-		return v > 0 ? v : 0;
-	case SWARM_OP_GELU:
-		return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
-	case SWARM_OP_SIGMOID:
-		return 1.0 / (1.0 + exp(-v));
-	case SWARM_OP_TANH:
-		return tanh(v);
-	default:
-		return v;
-	}
-}
-
 Test(kernels_ops, linear_matches_f64_reference)
 {
 	/* X shape (leading dims, K), N */

@@ -1,0 +1,199 @@
+/* gemm.c: the CPU device's packed single-precision GEMM (kernels/cpu/gemm.h says the layout
+ * and why). The inner kernel is compiled twice (simd.h: AVX2+FMA and the baseline) over one
+ * body whose tile height is a constant at each call, so that its accumulators live in
+ * registers.
+ */
+#include "kernels/cpu/gemm.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/simd.h"
+
+#define NR SWARM_GEMM_NR
+#define MR SWARM_GEMM_MR
+#define GEMM_A_BYTES (192 << 10) /* A a block of rows holds: well inside L2 */
+
+size_t swarm_gemm_packed_floats(int64_t K, int64_t N)
+{
+	if (K < 0 || N < 0 || N > INT64_MAX - NR)
+		return 0;
+	const uint64_t panels = (uint64_t)(N + NR - 1) / NR;
+	uint64_t n;
+	if (__builtin_mul_overflow(panels * NR, (uint64_t)K, &n) || n > SIZE_MAX / sizeof(float))
+		return 0;
+	return (size_t)n;
+}
+
+void swarm_gemm_pack_wt(float *dst, const float *w, int64_t N, int64_t K, int64_t ldw)
+{
+	for (int64_t j0 = 0; j0 < N; j0 += NR) {
+		const int64_t nc = N - j0 < NR ? N - j0 : NR;
+		float *panel = dst + j0 * K;
+		/* row j of W is column j of B: 16 rows read side by side, each in order */
+		for (int64_t j = 0; j < NR; j++) {
+			const float *row = j < nc ? w + (j0 + j) * ldw : NULL;
+			for (int64_t k = 0; k < K; k++)
+				panel[k * NR + j] = row ? row[k] : 0.0f;
+		}
+	}
+}
+
+void swarm_gemm_pack_b(float *dst, const float *b, int64_t K, int64_t N, int64_t ldb)
+{
+	for (int64_t j0 = 0; j0 < N; j0 += NR) {
+		const int64_t nc = N - j0 < NR ? N - j0 : NR;
+		float *panel = dst + j0 * K;
+		for (int64_t k = 0; k < K; k++) {
+			memcpy(panel + k * NR, b + k * ldb + j0, (size_t)nc * sizeof(float));
+			if (nc < NR)
+				memset(panel + k * NR + nc, 0, (size_t)(NR - nc) * sizeof(float));
+		}
+	}
+}
+
+/* One tile: C[0..mr)[0..nc) = alpha * A[0..mr)[0..kc) times the panel's kc rows, plus bias,
+ * then relu when asked (other activations are the caller's, on the stored rows). mr is a
+ * constant at every call site. */
+SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
+		       float *c, int64_t ldc, int64_t nc, float alpha, const float *bias, bool relu)
+{
+	swarm_v8 c0[MR], c1[MR], d0[MR], d1[MR];
+	const swarm_v8 zero = SWARM_V8_SET1(0.0f);
+#pragma GCC unroll 6
+	for (int i = 0; i < mr; i++)
+		c0[i] = c1[i] = d0[i] = d1[i] = zero;
+	int64_t k = 0;
+	if (mr <= 2) {
+		/* two sets of accumulators, even and odd k: four chains of FMAs, not two */
+		for (; k + 1 < kc; k += 2) {
+			const swarm_v8 b0 = SWARM_V8_LOAD(bp + k * NR),
+				       b1 = SWARM_V8_LOAD(bp + k * NR + 8),
+				       e0 = SWARM_V8_LOAD(bp + k * NR + 16),
+				       e1 = SWARM_V8_LOAD(bp + k * NR + 24);
+#pragma GCC unroll 2
+			for (int i = 0; i < mr; i++) {
+				const swarm_v8 av = SWARM_V8_SET1(a[i * lda + k]);
+				const swarm_v8 aw = SWARM_V8_SET1(a[i * lda + k + 1]);
+				c0[i] += av * b0;
+				c1[i] += av * b1;
+				d0[i] += aw * e0;
+				d1[i] += aw * e1;
+			}
+		}
+	}
+	for (; k < kc; k++) {
+		const swarm_v8 b0 = SWARM_V8_LOAD(bp + k * NR), b1 = SWARM_V8_LOAD(bp + k * NR + 8);
+#pragma GCC unroll 6
+		for (int i = 0; i < mr; i++) {
+			const swarm_v8 av = SWARM_V8_SET1(a[i * lda + k]);
+			c0[i] += av * b0;
+			c1[i] += av * b1;
+		}
+	}
+	const swarm_v8 al = SWARM_V8_SET1(alpha);
+	swarm_v8 bias0 = zero, bias1 = zero;
+	if (bias) {
+		if (nc == NR) {
+			bias0 = SWARM_V8_LOAD(bias);
+			bias1 = SWARM_V8_LOAD(bias + 8);
+		} else {
+			float tb[NR] = { 0 };
+			memcpy(tb, bias, (size_t)nc * sizeof(float));
+			bias0 = SWARM_V8_LOAD(tb);
+			bias1 = SWARM_V8_LOAD(tb + 8);
+		}
+	}
+#pragma GCC unroll 6
+	for (int i = 0; i < mr; i++) {
+		float *row = c + i * ldc, tmp[NR];
+		float *dst = nc == NR ? row : tmp;
+		swarm_v8 x0 = (c0[i] + d0[i]) * al + bias0, x1 = (c1[i] + d1[i]) * al + bias1;
+		if (relu) {
+			x0 = SWARM_V8_SELECT(x0 > zero, x0, zero);
+			x1 = SWARM_V8_SELECT(x1 > zero, x1, zero);
+		}
+		SWARM_V8_STORE(dst, x0);
+		SWARM_V8_STORE(dst + 8, x1);
+		if (nc != NR)
+			memcpy(row, tmp, (size_t)nc * sizeof(float));
+	}
+}
+
+SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+				  int64_t lda, const float *Bp, float *C, int64_t ldc,
+				  const float *bias, uint32_t act, const struct swarm_op_params *p)
+{
+	const bool relu = act == SWARM_OP_RELU;
+	const bool post = act != SWARM_OP_IDENTITY && !relu;
+	/* A block of rows whose A stays in L2 while every panel passes over it; each tile sums
+	 * all of K in registers and writes C once. A panel (K x 64 bytes) is read from L2 by
+	 * the block's tiles: 64 bytes per 12 FMAs, far below what L2 gives. */
+	int64_t mc = GEMM_A_BYTES / ((K > 0 ? K : 1) * (int64_t)sizeof(float)) / MR * MR;
+	mc = mc < MR ? MR : mc;
+	for (int64_t m0 = 0; m0 < M; m0 += mc) {
+		const int64_t m1 = M - m0 < mc ? M : m0 + mc;
+		for (int64_t j0 = 0; j0 < N; j0 += NR) {
+			const int64_t nc = N - j0 < NR ? N - j0 : NR;
+			const float *bp = Bp + j0 * K;
+			const float *bj = bias ? bias + j0 : NULL;
+			for (int64_t i0 = m0; i0 < m1; i0 += MR) {
+				const float *a = A + i0 * lda;
+				float *c = C + i0 * ldc + j0;
+				const int64_t mr = m1 - i0 < MR ? m1 - i0 : MR;
+				switch (mr) {
+				case 6:
+					tile(6, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					break;
+				case 5:
+					tile(5, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					break;
+				case 4:
+					tile(4, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					break;
+				case 3:
+					tile(3, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					break;
+				case 2:
+					tile(2, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					break;
+				default:
+					tile(1, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					break;
+				}
+				/* the tile's rows are in L1 now: their activation too */
+				for (int64_t i = 0; post && i < mr; i++)
+					swarm_cpu_act(act, p, c + i * ldc, c + i * ldc, nc);
+			}
+		}
+	}
+}
+
+SWARM_CPU_MULTI_VOID(static, gemm_multi,
+		     (int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		      const float *Bp, float *C, int64_t ldc, const float *bias, uint32_t act,
+		      const struct swarm_op_params *p),
+		     (M, N, K, alpha, A, lda, Bp, C, ldc, bias, act, p))
+
+void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		const float *Bp, float *C, int64_t ldc, const float *bias, uint32_t act,
+		const struct swarm_op_params *p)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	if (K > 0) {
+		gemm_multi(M, N, K, alpha, A, lda, Bp, C, ldc, bias, act, p);
+		return;
+	}
+	/* no K: the product is zero, the bias and the activation remain */
+	for (int64_t i = 0; i < M; i++) {
+		float *row = C + i * ldc;
+		if (bias)
+			memcpy(row, bias, (size_t)N * sizeof(float));
+		else
+			memset(row, 0, (size_t)N * sizeof(float));
+		if (act != SWARM_OP_IDENTITY)
+			swarm_cpu_act(act, p, row, row, N);
+	}
+}

@@ -1,0 +1,46 @@
+/* gemm.h: the CPU device's single-precision GEMM, C [M, N] = A [M, K] B [K, N], with B packed
+ * once into the layout its inner kernel reads (as ONNX Runtime's MLAS and oneDNN pack a
+ * model's weights at load), and a bias and an activation applied to each tile while it is
+ * still in registers or L1.
+ *
+ * Packed B: column panels of SWARM_GEMM_NR (16) floats, panel j holding B[k][16j .. 16j+15]
+ * for k = 0..K-1 one after another (K * 16 floats; past N, zeros). A is read in place (row
+ * major, any row stride): batch-1 inference has few rows, and packing them would cost as much
+ * as it saves. The inner kernel keeps a 6 x 16 tile of C in twelve 8-float registers and
+ * streams one panel, 6 broadcasts and 2 loads per 12 FMAs; the loops around it block K so that
+ * a panel's slice stays in L1 and M so that the rows of A it meets stay in L2. One or two rows
+ * (a GEMV, a ranker at batch 1) split K between two sets of accumulators, so that the FMAs'
+ * latency does not bound them.
+ *
+ * Everything here is pure computation on caller memory: no allocation, thread-safe.
+ */
+#ifndef SWARM_KERNELS_CPU_GEMM_H
+#define SWARM_KERNELS_CPU_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/device.h"
+
+#define SWARM_GEMM_NR 16 /* columns of a panel */
+#define SWARM_GEMM_MR 6  /* rows of the inner kernel's tile */
+
+/* Floats a packed B of K x N takes (N rounded up to panels), or 0 when it would overflow. */
+size_t swarm_gemm_packed_floats(int64_t K, int64_t N);
+
+/* Packs B = W^T, W [N, K] row-major with row stride ldw (LINEAR's weight, PyTorch's layout;
+ * a head's keys for Q K^T). dst holds swarm_gemm_packed_floats(K, N) floats. */
+void swarm_gemm_pack_wt(float *dst, const float *w, int64_t N, int64_t K, int64_t ldw);
+
+/* Packs B [K, N] row-major with row stride ldb. */
+void swarm_gemm_pack_b(float *dst, const float *b, int64_t K, int64_t N, int64_t ldb);
+
+/* C = alpha A Bp (+ bias[n] on every row when bias is not NULL), then act (an activation op
+ * of swarm_cpu_act with p's alpha and beta; SWARM_OP_IDENTITY for none). A [M, K] has row
+ * stride lda, C [M, N] ldc; Bp is B packed by one of the above for this K and N. K == 0 gives
+ * the bias (or zeros) through act. C must not overlap A or Bp. */
+void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		const float *Bp, float *C, int64_t ldc, const float *bias, uint32_t act,
+		const struct swarm_op_params *p);
+
+#endif /* SWARM_KERNELS_CPU_GEMM_H */

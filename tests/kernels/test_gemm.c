@@ -1,0 +1,188 @@
+/* test_gemm.c: the CPU device's packed GEMM (kernels/cpu/gemm.h) against a float64 reference:
+ * every tile height (1 to 6 rows and past one block of rows), panel tails (N not a multiple
+ * of 16), K of 0, 1, odd and long, row strides wider than the rows, alpha, bias, each fused
+ * activation, and both packings (W^T and B). Then LINEAR through the device's prepare: the
+ * packed weight gives what the unprepared node gives, and a prepared node whose shape no
+ * longer fits its packing is not misread.
+ *
+ * Tolerance, per element: 2e-5 * sum_k |a_k b_k| + 1e-6 before the activation (the sum may
+ * cancel to near 0, so the bound follows the terms), carried through the activation's slope.
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/device.h"
+#include "swarm/swarm.h"
+
+#include "op_test.h"
+
+TestSuite(kernels_gemm, .init = setup, .fini = teardown);
+
+static float *falloc(size_t n)
+{
+	float *p = aligned_alloc(64, ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63);
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < n; i++)
+		p[i] = rnd();
+	return p;
+}
+
+/* One case: C [M, N] (ldc) = alpha A [M, K] (lda) B + bias, act; B given as W [N, K] (ldw) when
+ * wt, else as B [K, N] (ldb). */
+static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, int with_bias,
+		     uint32_t act, int wt)
+{
+	const int64_t lda = K + pad, ldc = N + pad, ldw = K + pad, ldb = N + pad;
+	float *A = falloc((size_t)(M * lda)), *C = falloc((size_t)(M * ldc));
+	float *B = falloc((size_t)(wt ? N * ldw : K * ldb)), *bias = falloc((size_t)N);
+	const size_t pf = swarm_gemm_packed_floats(K, N);
+	cr_assert(pf >= (size_t)(K * N), "packed floats %zu below K*N", pf);
+	float *Bp = falloc(pf);
+	float *Cold = malloc((size_t)(M * ldc) * sizeof(float));
+	memcpy(Cold, C, (size_t)(M * ldc) * sizeof(float));
+	if (wt)
+		swarm_gemm_pack_wt(Bp, B, N, K, ldw);
+	else
+		swarm_gemm_pack_b(Bp, B, K, N, ldb);
+	struct swarm_op_params p = { 0 };
+	swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias ? bias : NULL, act, &p);
+	for (int64_t i = 0; i < M; i++) {
+		for (int64_t j = 0; j < N; j++) {
+			double s = 0, abs = 0;
+			for (int64_t k = 0; k < K; k++) {
+				double b = wt ? B[j * ldw + k] : B[k * ldb + j];
+				double t = (double)alpha * A[i * lda + k] * b;
+				s += t;
+				abs += fabs(t);
+			}
+			if (with_bias) {
+				s += bias[j];
+				abs += fabs(bias[j]);
+			}
+			double want = act_ref(s, act), tol = 2e-5 * abs + 1e-6;
+			double got = C[i * ldc + j];
+			cr_assert(
+				fabs(got - want) <= tol,
+				"M %ld N %ld K %ld pad %ld alpha %g bias %d act %s %s: C[%ld][%ld] "
+				"= %.9g, want %.9g (tol %.3g)",
+				(long)M, (long)N, (long)K, (long)pad, alpha, with_bias,
+				swarm_op_name(act), wt ? "W^T" : "B", (long)i, (long)j, got, want,
+				tol);
+		}
+		/* past the row, within its stride: untouched */
+		for (int64_t j = N; j < ldc; j++)
+			cr_assert(C[i * ldc + j] == Cold[i * ldc + j],
+				  "M %ld N %ld K %ld: C[%ld][%ld] past the row was written",
+				  (long)M, (long)N, (long)K, (long)i, (long)j);
+	}
+	free(A);
+	free(B);
+	free(C);
+	free(Cold);
+	free(bias);
+	free(Bp);
+}
+
+Test(kernels_gemm, every_tile_height_and_panel_tail)
+{
+	const int64_t Ms[] = { 1, 2, 3, 4, 5, 6, 7, 12, 13, 32 };
+	const int64_t Ns[] = { 1, 15, 16, 17, 40 };
+	const int64_t Ks[] = { 1, 2, 7, 64, 301 };
+	for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
+		for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++)
+			for (size_t c = 0; c < sizeof Ks / sizeof *Ks; c++)
+				one_case(Ms[a], Ns[b], Ks[c], 0, 1.0f, 0, SWARM_OP_IDENTITY, 1);
+}
+
+Test(kernels_gemm, strides_alpha_bias_and_activations)
+{
+	const uint32_t acts[] = { SWARM_OP_IDENTITY, SWARM_OP_RELU, SWARM_OP_GELU,
+				  SWARM_OP_SIGMOID };
+	for (size_t a = 0; a < sizeof acts / sizeof *acts; a++)
+		for (int wt = 0; wt < 2; wt++) {
+			one_case(7, 33, 19, 5, 0.5f, 1, acts[a], wt);
+			one_case(1, 17, 40, 3, 1.0f, 1, acts[a], wt);
+			one_case(6, 16, 1, 1, 2.0f, 0, acts[a], wt);
+		}
+}
+
+Test(kernels_gemm, long_k_spans_several_blocks_of_rows)
+{
+	/* K of 3000 floats makes a block of rows 16 rows (192 KiB of A): 40 rows are three */
+	one_case(40, 20, 3000, 0, 1.0f, 1, SWARM_OP_RELU, 1);
+	one_case(40, 20, 3000, 2, 1.0f, 0, SWARM_OP_IDENTITY, 0);
+}
+
+Test(kernels_gemm, zero_k_gives_bias_through_activation)
+{
+	one_case(3, 18, 0, 0, 1.0f, 1, SWARM_OP_SIGMOID, 1);
+	one_case(3, 18, 0, 0, 1.0f, 0, SWARM_OP_IDENTITY, 0);
+}
+
+Test(kernels_gemm, packed_size_refuses_overflow)
+{
+	cr_assert_eq(swarm_gemm_packed_floats(-1, 4), 0);
+	cr_assert_eq(swarm_gemm_packed_floats(INT64_MAX / 2, INT64_MAX / 2), 0);
+	cr_assert_eq(swarm_gemm_packed_floats(3, 17), 3 * 32);
+	cr_assert_eq(swarm_gemm_packed_floats(0, 5), 0);
+}
+
+/* LINEAR as a graph runs it: prepared once, then run; against the same node unprepared. */
+Test(kernels_gemm, prepared_linear_matches_unprepared)
+{
+	cr_assert_not_null(dev->i->prepare, "the CPU device prepares LINEAR's weight");
+	const int64_t shapes[][3] = { { 1, 13, 512 }, { 32, 384, 384 }, { 5, 17, 3 } };
+	for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+		const int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+		struct swarm_tensor x = tens(SWARM_DTYPE_F32, 2, (int)M, (int)K);
+		struct swarm_tensor w = tens(SWARM_DTYPE_F32, 2, (int)N, (int)K);
+		struct swarm_tensor b = tens(SWARM_DTYPE_F32, 1, (int)N);
+		struct swarm_tensor y1 = tens(SWARM_DTYPE_F32, 2, (int)M, (int)N);
+		struct swarm_tensor y2 = tens(SWARM_DTYPE_F32, 2, (int)M, (int)N);
+		struct swarm_node n = NODE(SWARM_OP_LINEAR, &y1, &x, &w, &b);
+		n.p.act = SWARM_OP_GELU;
+		run_ok(&n, "unprepared linear");
+		void *prep = NULL;
+		cr_assert_eq(dev->i->prepare(dev, &n, 1u << 1, &prep), 0);
+		cr_assert_not_null(prep, "a constant f32 weight is packed");
+		n.prep = prep;
+		n.out = &y2;
+		run_ok(&n, "prepared linear");
+		cr_assert_eq(memcmp(F(&y1), F(&y2), (size_t)(M * N) * sizeof(float)), 0,
+			     "%ldx%ldx%ld: prepared and unprepared differ", (long)M, (long)K,
+			     (long)N);
+		/* the weight is not constant: nothing prepared */
+		void *none = (void *)1;
+		cr_assert_eq(dev->i->prepare(dev, &n, 1u << 0, &none), 0);
+		cr_assert_null(none);
+		dev->i->release(dev, prep);
+	}
+}
+
+Test(kernels_gemm, prepared_weight_of_another_shape_is_not_used)
+{
+	struct swarm_tensor x = tens(SWARM_DTYPE_F32, 2, 4, 8);
+	struct swarm_tensor w = tens(SWARM_DTYPE_F32, 2, 16, 8);
+	struct swarm_tensor w2 = tens(SWARM_DTYPE_F32, 2, 16, 8);
+	struct swarm_tensor y1 = tens(SWARM_DTYPE_F32, 2, 4, 16);
+	struct swarm_tensor y2 = tens(SWARM_DTYPE_F32, 2, 4, 16);
+	struct swarm_node n = NODE(SWARM_OP_LINEAR, &y1, &x, &w2);
+	void *prep = NULL;
+	/* a packing of w [16, 8] seen by a node whose weight is now [8, 8]: refused, not read */
+	struct swarm_node pn = NODE(SWARM_OP_LINEAR, &y1, &x, &w);
+	cr_assert_eq(dev->i->prepare(dev, &pn, 2u, &prep), 0);
+	w2.shape[0] = 8;
+	y2.shape[1] = 8;
+	y1.shape[1] = 8;
+	run_ok(&n, "unprepared");
+	n.prep = prep;
+	n.out = &y2;
+	run_ok(&n, "with a packing of another shape");
+	cr_assert_eq(memcmp(F(&y1), F(&y2), 4 * 8 * sizeof(float)), 0);
+	dev->i->release(dev, prep);
+}
