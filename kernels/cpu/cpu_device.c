@@ -7,8 +7,11 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kernels/check.h"
 #include "kernels/cpu/gemm.h"
@@ -30,10 +33,106 @@ __attribute__((constructor)) static void cpu_v3_init(void)
 #endif
 }
 
+/* Prepared weights live in slabs of transparent huge pages: a batch-1 model streams all its
+ * weights from memory on every call, and on 4 KiB pages the hardware prefetchers stop at
+ * every page boundary and the TLB misses every 4 KiB (measured: a chain of 24 MiniLM-sized
+ * GEMMs 5 to 10% faster on huge pages). Packings are bump-allocated into 32 MiB slabs (one
+ * of its own for a larger one); a slab goes back when its last packing is released and it
+ * is not the one being filled. Its untouched tail costs address space, not memory. */
+#define CPU_SLAB_BYTES ((size_t)32 << 20)
+#define CPU_HUGE_PAGE ((size_t)2 << 20)
+
+struct cpu_slab {
+	struct cpu_slab *next;
+	char *base; /* CPU_HUGE_PAGE-aligned */
+	void *map;  /* what mmap returned, and its length */
+	size_t len;
+	size_t used, cap;
+	uint32_t live; /* packings in it not yet released */
+};
+
 struct cpu_ctx {
 	int threads;
-	struct swarm_cpu_ws ws; /* scratch reused across runs */
+	struct swarm_cpu_ws ws;    /* scratch reused across runs */
+	pthread_mutex_t slab_lock; /* graphs may be built and freed off the serving thread */
+	struct cpu_slab *slabs;    /* the first is the one being filled */
 };
+
+static struct cpu_slab *slab_new(size_t cap)
+{
+	struct cpu_slab *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->len = cap + CPU_HUGE_PAGE;
+	s->map = mmap(NULL, s->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s->map == MAP_FAILED) {
+		free(s);
+		return NULL;
+	}
+	s->base =
+		(char *)(((uintptr_t)s->map + CPU_HUGE_PAGE - 1) & ~(uintptr_t)(CPU_HUGE_PAGE - 1));
+	s->cap = cap;
+	/* advice only: where the kernel gives no huge pages, 4 KiB pages do the same work */
+	(void)madvise(s->base, cap, MADV_HUGEPAGE);
+	return s;
+}
+
+static void slab_free(struct cpu_slab *s)
+{
+	munmap(s->map, s->len);
+	free(s);
+}
+
+/* bytes (a multiple of 64) from the slab being filled, or from a new one. */
+static void *slab_alloc(struct cpu_ctx *c, size_t bytes, struct cpu_slab **from)
+{
+	pthread_mutex_lock(&c->slab_lock);
+	struct cpu_slab *s = c->slabs;
+	if (bytes > CPU_SLAB_BYTES / 2) { /* a slab of its own, kept out of the filling one */
+		s = slab_new((bytes + CPU_HUGE_PAGE - 1) & ~(CPU_HUGE_PAGE - 1));
+		if (s) {
+			s->next = c->slabs ? c->slabs->next : NULL;
+			if (c->slabs)
+				c->slabs->next = s;
+			else
+				c->slabs = s;
+		}
+	} else if (!s || s->cap - s->used < bytes) {
+		s = slab_new(CPU_SLAB_BYTES);
+		if (s) {
+			struct cpu_slab *old = c->slabs;
+			s->next = old;
+			c->slabs = s;
+			if (old && old->live == 0) { /* nothing in it: no reason to keep it */
+				s->next = old->next;
+				slab_free(old);
+			}
+		}
+	}
+	void *p = NULL;
+	if (s) {
+		p = s->base + s->used;
+		s->used += bytes;
+		s->live++;
+		*from = s;
+	}
+	pthread_mutex_unlock(&c->slab_lock);
+	return p;
+}
+
+static void slab_release(struct cpu_ctx *c, struct cpu_slab *s)
+{
+	pthread_mutex_lock(&c->slab_lock);
+	if (--s->live == 0 && s != c->slabs) {
+		for (struct cpu_slab **pp = &c->slabs; *pp; pp = &(*pp)->next)
+			if (*pp == s) {
+				*pp = s->next;
+				slab_free(s);
+				break;
+			}
+	}
+	pthread_mutex_unlock(&c->slab_lock);
+}
 
 static void *cpu_alloc(struct swarm_device *d, size_t bytes)
 {
@@ -153,25 +252,41 @@ static int cpu_prepare(struct swarm_device *d, const struct swarm_node *n, uint3
 	const size_t floats = swarm_gemm_packed_floats(K, N);
 	if (floats == 0 && N > 0 && K > 0)
 		return -ENOMEM;
-	struct swarm_cpu_packed *pk = cpu_alloc(d, sizeof *pk + floats * sizeof(float));
+	struct cpu_slab *slab = NULL;
+	const size_t bytes = (sizeof(struct swarm_cpu_packed) + floats * sizeof(float) + 63) &
+			     ~(size_t)63;
+	struct swarm_cpu_packed *pk = slab_alloc(d->ctx, bytes, &slab);
 	if (!pk)
 		return -ENOMEM;
 	pk->k = K;
 	pk->n = N;
+	pk->slab = slab;
 	swarm_gemm_pack_wt(pk->b, n->in[1]->data, N, K, K);
 	*prep = pk;
 	return 0;
 }
 
-static void cpu_release(struct swarm_device *d, void *prep) { cpu_free(d, prep); }
+static void cpu_release(struct swarm_device *d, void *prep)
+{
+	if (prep)
+		slab_release(d->ctx, ((struct swarm_cpu_packed *)prep)->slab);
+}
 
 static void cpu_destroy(struct swarm_device *d)
 {
 	if (!d)
 		return;
 	struct cpu_ctx *c = d->ctx;
-	if (c)
+	if (c) {
 		swarm_cpu_ws_free(&c->ws);
+		/* every graph on the device is freed first; what is left is the filling slab */
+		while (c->slabs) {
+			struct cpu_slab *s = c->slabs;
+			c->slabs = s->next;
+			slab_free(s);
+		}
+		pthread_mutex_destroy(&c->slab_lock);
+	}
 	free(c);
 	free(d);
 }
@@ -209,6 +324,7 @@ int swarm_device_cpu_create(int threads, struct swarm_device **out)
 	if (!c)
 		goto err_free_dev;
 	c->threads = threads;
+	pthread_mutex_init(&c->slab_lock, NULL);
 	/* OpenBLAS's thread count is process-wide; a worker owns one device, so setting it here
 	 * gives that worker's GEMMs the cores it was given. */
 	openblas_set_num_threads(threads);

@@ -242,42 +242,51 @@ int swarm_cpu_unary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 SWARM_INLINE void softmax_row(float *o, const float *x, const float *keep, int64_t n,
 			      const bool masked)
 {
-	float mxv[VB];
-	for (int j = 0; j < VB; j++)
-		mxv[j] = -INFINITY;
+	const swarm_v8 zero = SWARM_V8_SET1(0.0f), ninf = SWARM_V8_SET1(-INFINITY);
+	swarm_v8 vm = ninf;
 	int64_t i = 0;
-	for (; i + VB <= n; i += VB)
-		for (int j = 0; j < VB; j++) {
-			const float v = !masked || keep[i + j] != 0.0f ? x[i + j] : -INFINITY;
-			mxv[j] = v > mxv[j] ? v : mxv[j];
-		}
-	float mx = -INFINITY;
+	for (; i + 8 <= n; i += 8) {
+		swarm_v8 v = SWARM_V8_LOAD(x + i);
+		if (masked)
+			v = SWARM_V8_SELECT(SWARM_V8_LOAD(keep + i) != zero, v, ninf);
+		vm = SWARM_V8_SELECT(v > vm, v, vm);
+	}
+	float mx = -INFINITY, lanes[8];
 	for (; i < n; i++) {
 		const float v = !masked || keep[i] != 0.0f ? x[i] : -INFINITY;
 		mx = v > mx ? v : mx;
 	}
-	for (int j = 0; j < VB; j++)
-		mx = mxv[j] > mx ? mxv[j] : mx;
+	SWARM_V8_STORE(lanes, vm);
+	for (int j = 0; j < 8; j++)
+		mx = lanes[j] > mx ? lanes[j] : mx;
 	if (mx == -INFINITY) {
 		memset(o, 0, (size_t)n * sizeof(float));
 		return;
 	}
-	float acc[VB] = { 0 };
-	for (i = 0; i + VB <= n; i += VB)
-		for (int j = 0; j < VB; j++) {
-			/* a masked entry's exp is clamped, never inf, then dropped */
-			const float e = swarm_expf(x[i + j] - mx);
-			o[i + j] = !masked || keep[i + j] != 0.0f ? e : 0.0f;
-			acc[j] += o[i + j];
-		}
+	/* x - max is at most 0 for a kept entry; a masked one may be anything: clamped into
+	 * exp's range (never inf), then dropped */
+	const swarm_v8 vmx = SWARM_V8_SET1(mx), lo = SWARM_V8_SET1(-87.3f),
+		       hi = SWARM_V8_SET1(88.3f);
+	swarm_v8 vs = zero;
+	for (i = 0; i + 8 <= n; i += 8) {
+		swarm_v8 v = SWARM_V8_LOAD(x + i) - vmx;
+		v = SWARM_V8_SELECT(v < lo, lo, v);
+		v = SWARM_V8_SELECT(v > hi, hi, v);
+		swarm_v8_exp(&v);
+		if (masked)
+			v = SWARM_V8_SELECT(SWARM_V8_LOAD(keep + i) != zero, v, zero);
+		SWARM_V8_STORE(o + i, v);
+		vs += v;
+	}
 	float sum = 0.0f;
 	for (; i < n; i++) {
 		const float e = swarm_expf(x[i] - mx);
 		o[i] = !masked || keep[i] != 0.0f ? e : 0.0f;
 		sum += o[i];
 	}
-	for (int j = 0; j < VB; j++)
-		sum += acc[j];
+	SWARM_V8_STORE(lanes, vs);
+	for (int j = 0; j < 8; j++)
+		sum += lanes[j];
 	/* sum >= 1: the max contributes exp(0) */
 	k_scale(o, o, 1.0f / sum, n);
 }

@@ -27,7 +27,8 @@ void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
  * kernels/cpu/gemm.h; 64-byte aligned, b too. */
 struct swarm_cpu_packed {
 	int64_t k, n;
-	int64_t pad_[6]; /* b starts on a cache line */
+	void *slab;      /* the device's: where the packing lives (cpu_device.c) */
+	int64_t pad_[5]; /* b starts on a cache line */
 	float b[];
 };
 

@@ -98,6 +98,28 @@ SWARM_INLINE float swarm_exp_hl(float hi, float lo)
 	return p * scale;
 }
 
+/* *v = e^(*v) lane by lane, each lane within [-87.3, 88.3] (unchecked): swarm_exp_hl's
+ * reduction and polynomial on 8 lanes, with its error. By pointer: a vector passed by value
+ * draws gcc's -Wpsabi outside the v3 clone. */
+SWARM_INLINE void swarm_v8_exp(swarm_v8 *v)
+{
+	const swarm_v8 x = *v;
+	const swarm_v8 n = (x * SWARM_V8_SET1(1.44269504088896341f) + SWARM_V8_SET1(12582912.0f)) -
+			   SWARM_V8_SET1(12582912.0f);
+	swarm_v8 r = x - n * SWARM_V8_SET1(0.693145751953125f);
+	r = r - n * SWARM_V8_SET1(1.428606765330187045e-6f);
+	swarm_v8 p = SWARM_V8_SET1(1.0f / 5040.0f);
+	p = p * r + SWARM_V8_SET1(1.0f / 720.0f);
+	p = p * r + SWARM_V8_SET1(1.0f / 120.0f);
+	p = p * r + SWARM_V8_SET1(1.0f / 24.0f);
+	p = p * r + SWARM_V8_SET1(1.0f / 6.0f);
+	p = p * r + SWARM_V8_SET1(0.5f);
+	p = p * r + SWARM_V8_SET1(1.0f);
+	p = p * r + SWARM_V8_SET1(1.0f);
+	const swarm_v8i bits = (__builtin_convertvector(n, swarm_v8i) + 127) << 23;
+	*v = p * (swarm_v8)bits;
+}
+
 SWARM_INLINE float swarm_expf(float x)
 {
 	return swarm_exp_hl(swarm_min_f(swarm_max_f(x, -87.3f), 88.3f), 0.0f);

@@ -186,3 +186,42 @@ Test(kernels_gemm, prepared_weight_of_another_shape_is_not_used)
 	cr_assert_eq(memcmp(F(&y1), F(&y2), 4 * 8 * sizeof(float)), 0);
 	dev->i->release(dev, prep);
 }
+
+/* Packings share slabs of huge pages, a large one gets its own: released in any order, the
+ * others keep their bytes, and a slab's space is not handed out twice. */
+Test(kernels_gemm, packings_released_in_any_order_keep_the_others_intact)
+{
+	enum {
+		P = 6
+	};
+	/* the fourth is over half a slab (5000 x 1100 floats, 22 MB): a slab of its own */
+	const int64_t dims[P][2] = { { 300, 40 },    { 17, 9 },  { 600, 700 },
+				     { 5000, 1100 }, { 64, 64 }, { 1, 1 } };
+	struct swarm_tensor x[P], w[P], y1[P], y2[P];
+	struct swarm_node n[P];
+	void *prep[P] = { 0 };
+	for (int i = 0; i < P; i++) {
+		const int N = (int)dims[i][0], K = (int)dims[i][1];
+		x[i] = tens(SWARM_DTYPE_F32, 2, 3, K);
+		w[i] = tens(SWARM_DTYPE_F32, 2, N, K);
+		y1[i] = tens(SWARM_DTYPE_F32, 2, 3, N);
+		y2[i] = tens(SWARM_DTYPE_F32, 2, 3, N);
+		n[i] = NODE(SWARM_OP_LINEAR, &y1[i], &x[i], &w[i]);
+		run_ok(&n[i], "unprepared");
+		cr_assert_eq(dev->i->prepare(dev, &n[i], 2u, &prep[i]), 0);
+	}
+	/* release every other one, prepare them again (into freed or new space), then check all */
+	for (int i = 0; i < P; i += 2) {
+		dev->i->release(dev, prep[i]);
+		cr_assert_eq(dev->i->prepare(dev, &n[i], 2u, &prep[i]), 0);
+	}
+	for (int i = 0; i < P; i++) {
+		n[i].prep = prep[i];
+		n[i].out = &y2[i];
+		run_ok(&n[i], "prepared");
+		cr_assert_eq(memcmp(F(&y1[i]), F(&y2[i]), (size_t)(3 * dims[i][0]) * sizeof(float)),
+			     0, "packing %d changed under the others", i);
+	}
+	for (int i = P - 1; i >= 0; i--)
+		dev->i->release(dev, prep[i]);
+}
