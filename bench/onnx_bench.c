@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
+#include "kernels/cpu/gemm.h"
 #include "kernels/graph.h"
 #include "kernels/op.h"
 #include "registry/loader.h"
@@ -270,17 +273,43 @@ static int ob_op_cmp(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Adds ns to op name's entry of ops (n of them, room for cap). */
-static void ob_op_add(struct bench_onnx_op *ops, int *n, int cap, const char *name, double ns)
+/* Adds ns (and flops) to op name's entry of ops (n of them, room for cap). */
+static void ob_op_add(struct bench_onnx_op *ops, int *n, int cap, const char *name, double ns,
+		      double flops)
 {
 	for (int i = 0; i < *n; i++)
 		if (!strcmp(ops[i].name, name)) {
 			ops[i].ns += ns;
+			ops[i].flops += flops;
 			return;
 		}
 	if (*n < cap) {
 		snprintf(ops[*n].name, sizeof ops[*n].name, "%s", name);
+		ops[*n].flops = flops;
 		ops[(*n)++].ns = ns;
+	}
+}
+
+/* Multiply-adds times 2 of the GEMM-shaped nodes at their current shapes; 0 for the rest. */
+static double ob_flops(const struct swarm_node *nd)
+{
+	const struct swarm_tensor *x = nd->in[0], *o = nd->out;
+	const double out = (double)swarm_tensor_elems(o);
+	switch (nd->op) {
+	case SWARM_OP_LINEAR: /* out [.., N], K = X's last dim */
+		return 2.0 * out * (double)x->shape[x->ndim - 1];
+	case SWARM_OP_MATMUL:
+		return 2.0 * out * (double)x->shape[x->ndim - 1];
+	case SWARM_OP_ATTENTION: /* Q K^T and P V: 2 * 2 * B * S * S * E */
+		return x->ndim == 3 ? 4.0 * out * (double)x->shape[1] : 0.0;
+	case SWARM_OP_CONV2D:
+		if (nd->in[1]->ndim == 4) {
+			const int64_t *w = nd->in[1]->shape;
+			return 2.0 * out * (double)(w[1] * w[2] * w[3]);
+		}
+		return 0.0;
+	default:
+		return 0.0;
 	}
 }
 
@@ -329,17 +358,14 @@ static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs,
 		} else {
 			snprintf(name, sizeof name, "%s", op);
 		}
-		ob_op_add(all, &n_all, (int)(sizeof all / sizeof *all), name, (double)ns[k] / runs);
+		ob_op_add(all, &n_all, (int)(sizeof all / sizeof *all), name, (double)ns[k] / runs,
+			  ob_flops(nd));
 	}
 	const char *prof = getenv("SWARM_BENCH_PROFILE");
 	for (uint32_t k = 0; prof && prof[0] == '2' && k < n; k++) { /* every node */
 		const struct swarm_node *nd = swarm_graph_node(md->g, k);
 		const struct swarm_tensor *x = nd->in[0], *o = nd->out;
-		double flops = 0;
-		if (nd->op == SWARM_OP_CONV2D && nd->in[1]->ndim == 4) {
-			const int64_t *w = nd->in[1]->shape;
-			flops = 2.0 * (double)swarm_tensor_elems(o) * (double)(w[1] * w[2] * w[3]);
-		}
+		const double flops = ob_flops(nd);
 		fprintf(stderr,
 			"swarm-bench: node %3u %-16s in [%lld %lld %lld %lld] out [%lld %lld %lld "
 			"%lld] %8.3f ms %6.2f GFLOP/s\n",
@@ -356,8 +382,9 @@ static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs,
 	if (prof) { /* every op type, for whoever tunes the kernels */
 		qsort(all, (size_t)n_all, sizeof *all, ob_op_cmp);
 		for (int i = 0; i < n_all; i++)
-			fprintf(stderr, "swarm-bench: profile b%u: %-24s %10.3f ms\n", rows,
-				all[i].name, all[i].ns / 1e6);
+			fprintf(stderr, "swarm-bench: profile b%u: %-24s %10.3f ms %7.2f GFLOP/s\n",
+				rows, all[i].name, all[i].ns / 1e6,
+				all[i].ns > 0 ? all[i].flops / all[i].ns : 0.0);
 	}
 	ob_top(all, n_all, b->swarm_ops, &b->n_swarm_ops);
 	return rc;
@@ -378,10 +405,54 @@ static int ob_profile_ort(struct ob_child *c, uint32_t rows, int runs, struct be
 		if (!colon)
 			continue;
 		*colon = 0;
-		ob_op_add(all, &n_all, (int)(sizeof all / sizeof *all), t, atof(colon + 1));
+		ob_op_add(all, &n_all, (int)(sizeof all / sizeof *all), t, atof(colon + 1), 0.0);
 	}
 	ob_top(all, n_all, b->ort_ops, &b->n_ort_ops);
 	return 0;
+}
+
+/* ---- the machine's GEMM peak --------------------------------------------------------------- */
+
+void bench_onnx_gemm_peak(double *swarm_gflops, double *openblas_gflops)
+{
+	enum {
+		M = 192,
+		N = 1024,
+		K = 1024,
+		TRIES = 12
+	};
+	*swarm_gflops = *openblas_gflops = 0;
+	float *a = aligned_alloc(64, (size_t)M * K * sizeof(float));
+	float *w = aligned_alloc(64, (size_t)N * K * sizeof(float));
+	float *c = aligned_alloc(64, (size_t)M * N * sizeof(float));
+	float *bp = aligned_alloc(64, swarm_gemm_packed_floats(K, N) * sizeof(float));
+	if (!a || !w || !c || !bp)
+		goto out;
+	for (size_t i = 0; i < (size_t)M * K; i++)
+		a[i] = (float)(i % 17) * 0.01f - 0.08f;
+	for (size_t i = 0; i < (size_t)N * K; i++)
+		w[i] = (float)(i % 13) * 0.01f - 0.06f;
+	swarm_gemm_pack_wt(bp, w, N, K, K);
+	openblas_set_num_threads(1);
+	const double flops = 2.0 * M * N * K;
+	uint64_t best_s = UINT64_MAX, best_o = UINT64_MAX;
+	for (int t = 0; t < TRIES; t++) { /* interleaved: the noise falls on both */
+		uint64_t t0 = swarm_now_ns();
+		swarm_gemm(M, N, K, 1.0f, a, K, bp, c, N, NULL, SWARM_OP_IDENTITY, NULL);
+		uint64_t t1 = swarm_now_ns();
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K,
+			    0.0f, c, N);
+		uint64_t t2 = swarm_now_ns();
+		best_s = t1 - t0 < best_s ? t1 - t0 : best_s;
+		best_o = t2 - t1 < best_o ? t2 - t1 : best_o;
+	}
+	*swarm_gflops = flops / (double)best_s;
+	*openblas_gflops = flops / (double)best_o;
+out:
+	free(a);
+	free(w);
+	free(c);
+	free(bp);
 }
 
 /* ---- the measurement ------------------------------------------------------------------------ */

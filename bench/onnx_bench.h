@@ -19,19 +19,21 @@
 
 #include "bench/model_bench.h"
 
-#define BENCH_ONNX_MAX_ROWS 4 /* batch sizes one call measures */
-#define BENCH_ONNX_TOP_OPS 5  /* op types a profile keeps, slowest first */
+#define BENCH_ONNX_MAX_ROWS 4    /* batch sizes one call measures */
+#define BENCH_ONNX_TOP_OPS 5     /* op types a profile keeps, slowest first */
+#define BENCH_ONNX_ROWS_MAX 1024 /* the largest batch size one call measures */
 
 struct bench_onnx_op {
 	char name[32];
-	double ns; /* per run */
+	double ns;    /* per run */
+	double flops; /* per run, for GEMMs, attention and convs (0: not counted) */
 };
 
 struct bench_onnx_batch {
 	uint32_t rows;
 	size_t iters;                        /* timed runs on each side */
 	struct bench_model_stats swarm, ort; /* ns per run */
-	double rel_err; /* max |swarm - ort| / max |ort| over every output */
+	double rel_err;                      /* max |swarm - ort| / max |ort| over every output */
 	struct bench_onnx_op swarm_ops[BENCH_ONNX_TOP_OPS], ort_ops[BENCH_ONNX_TOP_OPS];
 	int n_swarm_ops, n_ort_ops;
 };
@@ -53,6 +55,11 @@ struct bench_onnx_opts {
 	int n_rows;
 	double seconds; /* a batch size's timing, both sides together, about */
 };
+
+/* The machine's GEMM peak on one thread, in GFLOP/s: the CPU device's packed GEMM on a
+ * 192 x 1024 x 1024 product (its best of several), and OpenBLAS's cblas_sgemm on the same
+ * operands in the same run. A profile's GFLOP/s per op reads against these. */
+void bench_onnx_gemm_peak(double *swarm_gflops, double *openblas_gflops);
 
 /* Measures one model. A model or runner that is missing, or a python3 without onnxruntime,
  * makes out->skipped with the reason and returns 0; a failure to measure what is there

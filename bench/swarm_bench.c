@@ -830,16 +830,22 @@ static void bench_usage(FILE *f)
 		"         most 2 us added at p50). Skipped, saying \"skipped: no GPU (<reason>)\",\n"
 		"         without a GPU or without CUDA built in.\n"
 		"  gpu-ranker  the same with the small ranker of the overhead case.\n"
-		"  onnx   compute against ONNX Runtime: each model of the --onnx directory (the\n"
-		"         rapidocr classifier and detector, bench/onnx-prepare.sh) at batch 1 and\n"
-		"         8, its imported graph built in this process on a one-thread CPU device,\n"
-		"         against onnxruntime on one intra-op thread in a python3 child\n"
-		"         (bench/ort_runner.py) on the same cpu, blocks interleaved, every output\n"
-		"         compared first (target: swarm at most 1.25x ONNX Runtime's p50;\n"
-		"         --quick: batch 1 only). The note names each side's slowest op types,\n"
-		"         from a profile of both. Then each model at batch 1 through a swarmd\n"
-		"         of its own against the same graph in process, as the overhead case\n"
-		"         (target: at most 2 us added at p50).\n"
+		"  onnx   compute against ONNX Runtime: each model of the --onnx directory's\n"
+		"         models.txt (bench/onnx-prepare.sh: all-MiniLM-L6-v2 at 32 and 128\n"
+		"         tokens, batch 1 and 8; the production-shaped ranker, batch 1 and 64;\n"
+		"         the rapidocr classifier, batch 1 and 8, and detector, batch 1), its\n"
+		"         graph built in this process on a one-thread CPU device (weights\n"
+		"         prepared once, as a worker's are), against onnxruntime on one intra-op\n"
+		"         thread in a python3 child (bench/ort_runner.py; the Python call's few\n"
+		"         microseconds are in its times, nothing subtracted) on the same cpu,\n"
+		"         blocks interleaved, every output compared first (target: swarm at most\n"
+		"         1.0x ONNX Runtime's p50, DESIGN.md's 1.25x tightened; --quick: the\n"
+		"         first batch only). First a row of the machine's GEMM peak (GFLOP/s, against\n"
+		"         OpenBLAS); each model's note names both sides' slowest op types, from a\n"
+		"         profile of each, with GFLOP/s for GEMMs, attention and convs\n"
+		"         (SWARM_BENCH_PROFILE=1 prints every op type, =2 every node). Models\n"
+		"         marked overhead: batch 1 through a swarmd of its own against the same\n"
+		"         graph in process, as the overhead case (target: at most 2 us added).\n"
 		"         Skipped, saying why, without the directory or onnxruntime.\n"
 		"  all    every case.\n"
 		"\n"
@@ -1453,30 +1459,47 @@ static const char *bench_cache_dir(const char *given, const char *env, const cha
 	return buf;
 }
 
-/* "conv2d 3x3 1.23 ms, ..." of a profile's top ops into buf. */
+/* "linear 1.23 ms (28.1 GFLOP/s), ..." of a profile's top ops into buf. */
 static void bench_onnx_ops(char *buf, size_t len, const struct bench_onnx_op *ops, int n)
 {
 	size_t at = 0;
 	buf[0] = 0;
-	for (int i = 0; i < n && at < len; i++)
+	for (int i = 0; i < n && at < len; i++) {
 		at += (size_t)snprintf(buf + at, len - at, "%s%s %.2f ms", i ? ", " : "",
 				       ops[i].name, ops[i].ns / 1e6);
+		if (ops[i].flops > 0 && ops[i].ns > 0 && at < len)
+			at += (size_t)snprintf(buf + at, len - at, " (%.1f GFLOP/s)",
+					       ops[i].flops / ops[i].ns);
+	}
 }
 
 /* The onnx case: each model of the directory's models.txt against ONNX Runtime. */
 static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 {
 	char list[PATH_MAX + 16], runner[PATH_MAX], names[BENCH_ONNX_MODELS][64];
+	char rows_of[BENCH_ONNX_MODELS][64];
+	bool overhead_of[BENCH_ONNX_MODELS];
 	int n_names = 0;
 	const char *env = getenv("SWARM_ORT_RUNNER");
 	snprintf(runner, sizeof runner, "%s",
 		 env && *env ? env : SWARM_SOURCE_DIR "/bench/ort_runner.py");
 	snprintf(list, sizeof list, "%s/models.txt", ctx->o.onnx);
 	FILE *f = fopen(list, "r");
-	for (char line[128]; f && n_names < BENCH_ONNX_MODELS && fgets(line, sizeof line, f);) {
-		line[strcspn(line, " \t\r\n")] = 0;
-		if (line[0] && line[0] != '#')
-			snprintf(names[n_names++], sizeof names[0], "%.63s", line);
+	/* a line: NAME [ROWS,ROWS,...] [overhead] (default 1,8; overhead: also through swarmd) */
+	for (char line[256]; f && n_names < BENCH_ONNX_MODELS && fgets(line, sizeof line, f);) {
+		char *save = NULL, *t = strtok_r(line, " \t\r\n", &save);
+		if (!t || t[0] == '#')
+			continue;
+		snprintf(names[n_names], sizeof names[0], "%.63s", t);
+		snprintf(rows_of[n_names], sizeof rows_of[0], "1,8");
+		overhead_of[n_names] = false;
+		while ((t = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
+			if (strcmp(t, "overhead") == 0)
+				overhead_of[n_names] = true;
+			else
+				snprintf(rows_of[n_names], sizeof rows_of[0], "%.63s", t);
+		}
+		n_names++;
 	}
 	if (f)
 		fclose(f);
@@ -1497,26 +1520,37 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 	snprintf(pypath, sizeof pypath, "%s%s%s", pp && *pp ? pp : "", pp && *pp ? ":" : "", pylib);
 	setenv("PYTHONPATH", pypath, 1);
 	int quick = ctx->o.n.spin < bench_full_counts.spin;
+	/* the machine's GEMM peak, which each profile's GFLOP/s reads against */
+	double peak, blas;
+	bench_onnx_gemm_peak(&peak, &blas);
+	struct bench_row *prow = bench_row_add(rep, "cpu GEMM peak 192x1024x1024", "GF/s");
+	prow->s = (struct bench_stats){ peak, peak, peak };
+	prow->base_name = "OpenBLAS sgemm";
+	prow->b = (struct bench_stats){ blas, blas, blas };
+	prow->ratio = blas > 0 ? peak / blas : 0;
+	prow->target = NULL;
+	snprintf(prow->note, sizeof prow->note,
+		 "GFLOP/s on one thread, best of 12 interleaved runs each: the CPU device's packed "
+		 "GEMM (weights packed once) against cblas_sgemm on the same operands; ratio "
+		 "swarm/OpenBLAS. The GFLOP/s of each model's profile read against it.");
+	printf("row: cpu GEMM peak: swarm %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s\n", peak, blas);
 	for (int i = 0; i < n_names; i++) {
 		struct bench_onnx_opts o = { .dir = ctx->o.onnx,
 					     .name = names[i],
 					     .runner = runner,
-					     .rows = { 1, 8 },
-					     .n_rows = quick ? 1 : 2, /* a smoke run: batch 1 only
-								       */
-					     .seconds = quick ? 2.0 : 16.0 };
-		/* SWARM_BENCH_ONNX_ROWS=1,4: other batch sizes, for whoever tunes the kernels */
+					     .seconds = quick ? 2.0 : 12.0 };
+		/* the line's batch sizes, or SWARM_BENCH_ONNX_ROWS=1,4 for whoever tunes the
+		 * kernels; a smoke run (--quick) takes the first alone */
 		const char *rows_env = getenv("SWARM_BENCH_ONNX_ROWS");
-		if (rows_env && *rows_env) {
-			char *p = (char *)rows_env, *e;
-			o.n_rows = 0;
-			for (unsigned long v; o.n_rows < BENCH_ONNX_MAX_ROWS &&
-					      (v = strtoul(p, &e, 10)) > 0 && v <= 8;
-			     p = *e ? e + 1 : e)
-				o.rows[o.n_rows++] = (uint32_t)v;
-			if (o.n_rows == 0)
-				o.rows[o.n_rows++] = 1;
-		}
+		char *p = rows_env && *rows_env ? (char *)rows_env : rows_of[i], *e;
+		for (unsigned long v; o.n_rows < BENCH_ONNX_MAX_ROWS &&
+				      (v = strtoul(p, &e, 10)) > 0 && v <= BENCH_ONNX_ROWS_MAX;
+		     p = *e ? e + 1 : e)
+			o.rows[o.n_rows++] = (uint32_t)v;
+		if (o.n_rows == 0)
+			o.rows[o.n_rows++] = 1;
+		if (quick)
+			o.n_rows = 1;
 		struct bench_onnx_result *r = calloc(1, sizeof *r);
 		if (!r)
 			return -ENOMEM;
@@ -1543,8 +1577,9 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 			row->base_name = "onnxruntime 1 thread";
 			row->b = (struct bench_stats){ b->ort.p50, b->ort.p99, b->ort.p999 };
 			row->ratio = row->s.p50 / row->b.p50;
-			row->target = "swarm <= 1.25x ORT p50";
-			row->met = row->ratio <= 1.25 && b->rel_err <= 1e-4;
+			/* DESIGN.md asks 1.25x; the compute issue asks at or below ONNX Runtime */
+			row->target = "swarm <= 1.0x ORT p50";
+			row->met = row->ratio <= 1.0 && b->rel_err <= 1e-4;
 			char sw[256], ort[256];
 			bench_onnx_ops(sw, sizeof sw, b->swarm_ops, b->n_swarm_ops);
 			bench_onnx_ops(ort, sizeof ort, b->ort_ops, b->n_ort_ops);
@@ -1561,7 +1596,7 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 			fflush(stdout);
 		}
 		/* Through swarm against the same graph in process, at batch 1. */
-		if (!r->skipped && r->n_batches > 0) {
+		if (!r->skipped && r->n_batches > 0 && overhead_of[i]) {
 			const struct bench_model_opts mo = {
 				.exe_dir = ctx->exe_dir,
 				.devices = ctx->devices,
