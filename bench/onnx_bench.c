@@ -438,7 +438,7 @@ void bench_onnx_gemm_peak(double *swarm_gflops, double *openblas_gflops)
 	uint64_t best_s = UINT64_MAX, best_o = UINT64_MAX;
 	for (int t = 0; t < TRIES; t++) { /* interleaved: the noise falls on both */
 		uint64_t t0 = swarm_now_ns();
-		swarm_gemm(M, N, K, 1.0f, a, K, bp, c, N, NULL, SWARM_OP_IDENTITY, NULL);
+		swarm_gemm(M, N, K, 1.0f, a, K, bp, c, N, NULL, NULL, SWARM_OP_IDENTITY, NULL);
 		uint64_t t1 = swarm_now_ns();
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K,
 			    0.0f, c, N);

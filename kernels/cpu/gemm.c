@@ -63,7 +63,8 @@ void swarm_gemm_pack_b(float *dst, const float *b, int64_t K, int64_t N, int64_t
  * then relu when asked (other activations are the caller's, on the stored rows). mr is a
  * constant at every call site. */
 SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
-		       float *c, int64_t ldc, int64_t nc, float alpha, const float *bias, bool relu)
+		       float *c, int64_t ldc, int64_t nc, float alpha, const float *bias,
+		       const float *row_bias, bool relu)
 {
 	swarm_v8 c0[MR], c1[MR], d0[MR], d1[MR];
 	const swarm_v8 zero = SWARM_V8_SET1(0.0f);
@@ -119,6 +120,11 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 		float *row = c + i * ldc, tmp[NR];
 		float *dst = nc == NR ? row : tmp;
 		swarm_v8 x0 = (c0[i] + d0[i]) * al + bias0, x1 = (c1[i] + d1[i]) * al + bias1;
+		if (row_bias) {
+			const swarm_v8 rb = SWARM_V8_SET1(row_bias[i]);
+			x0 += rb;
+			x1 += rb;
+		}
 		if (relu) {
 			x0 = SWARM_V8_SELECT(x0 > zero, x0, zero);
 			x1 = SWARM_V8_SELECT(x1 > zero, x1, zero);
@@ -132,7 +138,8 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 
 SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
 				  int64_t lda, const float *Bp, float *C, int64_t ldc,
-				  const float *bias, uint32_t act, const struct swarm_op_params *p)
+				  const float *bias, const float *row_bias, uint32_t act,
+				  const struct swarm_op_params *p)
 {
 	const bool relu = act == SWARM_OP_RELU;
 	const bool post = act != SWARM_OP_IDENTITY && !relu;
@@ -149,26 +156,27 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 			const float *bj = bias ? bias + j0 : NULL;
 			for (int64_t i0 = m0; i0 < m1; i0 += MR) {
 				const float *a = A + i0 * lda;
+				const float *rb = row_bias ? row_bias + i0 : NULL;
 				float *c = C + i0 * ldc + j0;
 				const int64_t mr = m1 - i0 < MR ? m1 - i0 : MR;
 				switch (mr) {
 				case 6:
-					tile(6, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					tile(6, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
 					break;
 				case 5:
-					tile(5, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					tile(5, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
 					break;
 				case 4:
-					tile(4, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					tile(4, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
 					break;
 				case 3:
-					tile(3, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					tile(3, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
 					break;
 				case 2:
-					tile(2, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					tile(2, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
 					break;
 				default:
-					tile(1, K, a, lda, bp, c, ldc, nc, alpha, bj, relu);
+					tile(1, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
 					break;
 				}
 				/* the tile's rows are in L1 now: their activation too */
@@ -181,27 +189,25 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 
 SWARM_CPU_MULTI_VOID(static, gemm_multi,
 		     (int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-		      const float *Bp, float *C, int64_t ldc, const float *bias, uint32_t act,
-		      const struct swarm_op_params *p),
-		     (M, N, K, alpha, A, lda, Bp, C, ldc, bias, act, p))
+		      const float *Bp, float *C, int64_t ldc, const float *bias,
+		      const float *row_bias, uint32_t act, const struct swarm_op_params *p),
+		     (M, N, K, alpha, A, lda, Bp, C, ldc, bias, row_bias, act, p))
 
 void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-		const float *Bp, float *C, int64_t ldc, const float *bias, uint32_t act,
-		const struct swarm_op_params *p)
+		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
+		uint32_t act, const struct swarm_op_params *p)
 {
 	if (M <= 0 || N <= 0)
 		return;
 	if (K > 0) {
-		gemm_multi(M, N, K, alpha, A, lda, Bp, C, ldc, bias, act, p);
+		gemm_multi(M, N, K, alpha, A, lda, Bp, C, ldc, bias, row_bias, act, p);
 		return;
 	}
-	/* no K: the product is zero, the bias and the activation remain */
+	/* no K: the product is zero, the biases and the activation remain */
 	for (int64_t i = 0; i < M; i++) {
 		float *row = C + i * ldc;
-		if (bias)
-			memcpy(row, bias, (size_t)N * sizeof(float));
-		else
-			memset(row, 0, (size_t)N * sizeof(float));
+		for (int64_t j = 0; j < N; j++)
+			row[j] = (bias ? bias[j] : 0.0f) + (row_bias ? row_bias[i] : 0.0f);
 		if (act != SWARM_OP_IDENTITY)
 			swarm_cpu_act(act, p, row, row, N);
 	}

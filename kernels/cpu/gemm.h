@@ -35,12 +35,13 @@ void swarm_gemm_pack_wt(float *dst, const float *w, int64_t N, int64_t K, int64_
 /* Packs B [K, N] row-major with row stride ldb. */
 void swarm_gemm_pack_b(float *dst, const float *b, int64_t K, int64_t N, int64_t ldb);
 
-/* C = alpha A Bp (+ bias[n] on every row when bias is not NULL), then act (an activation op
- * of swarm_cpu_act with p's alpha and beta; SWARM_OP_IDENTITY for none). A [M, K] has row
- * stride lda, C [M, N] ldc; Bp is B packed by one of the above for this K and N. K == 0 gives
- * the bias (or zeros) through act. C must not overlap A or Bp. */
+/* C = alpha A Bp, plus bias[n] in column n (a LINEAR's bias) and row_bias[m] in row m (a
+ * conv's, whose rows are output channels) where not NULL, then act (an activation op of
+ * swarm_cpu_act with p's alpha and beta; SWARM_OP_IDENTITY for none, p may then be NULL).
+ * A [M, K] has row stride lda, C [M, N] ldc; Bp is B packed by one of the above for this K
+ * and N. K == 0 gives the biases (or zeros) through act. C must not overlap A or Bp. */
 void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-		const float *Bp, float *C, int64_t ldc, const float *bias, uint32_t act,
-		const struct swarm_op_params *p);
+		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
+		uint32_t act, const struct swarm_op_params *p);
 
 #endif /* SWARM_KERNELS_CPU_GEMM_H */

@@ -184,7 +184,8 @@ int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			swarm_gemm_pack_wt(b, n->in[1]->data, N, K, K);
 		bp = b;
 	}
-	swarm_gemm(M, N, K, 1.0f, n->in[0]->data, K, bp, n->out->data, N, bias, n->p.act, &n->p);
+	swarm_gemm(M, N, K, 1.0f, n->in[0]->data, K, bp, n->out->data, N, bias, NULL, n->p.act,
+		   &n->p);
 	return 0;
 }
 
@@ -456,11 +457,12 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			float *oh = (float *)n->out->data + off;
 			swarm_gemm_pack_wt(Kp, kh, S, Dh, E);
 			swarm_gemm_pack_b(Vp, vh, S, Dh, E);
-			swarm_gemm(S, S, Dh, scale, qh, E, Kp, P, S, NULL, SWARM_OP_IDENTITY,
+			swarm_gemm(S, S, Dh, scale, qh, E, Kp, P, S, NULL, NULL, SWARM_OP_IDENTITY,
 				   &n->p);
 			for (int64_t i = 0; i < S; i++)
 				k_softmax_row(P + i * S, P + i * S, keep, S);
-			swarm_gemm(S, Dh, S, 1.0f, P, S, Vp, oh, E, NULL, SWARM_OP_IDENTITY, &n->p);
+			swarm_gemm(S, Dh, S, 1.0f, P, S, Vp, oh, E, NULL, NULL, SWARM_OP_IDENTITY,
+				   &n->p);
 		}
 	}
 	return 0;

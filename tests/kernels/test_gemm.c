@@ -40,6 +40,7 @@ static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, 
 	const int64_t lda = K + pad, ldc = N + pad, ldw = K + pad, ldb = N + pad;
 	float *A = falloc((size_t)(M * lda)), *C = falloc((size_t)(M * ldc));
 	float *B = falloc((size_t)(wt ? N * ldw : K * ldb)), *bias = falloc((size_t)N);
+	float *rbias = falloc((size_t)M);
 	const size_t pf = swarm_gemm_packed_floats(K, N);
 	cr_assert(pf >= (size_t)(K * N), "packed floats %zu below K*N", pf);
 	float *Bp = falloc(pf);
@@ -50,7 +51,9 @@ static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, 
 	else
 		swarm_gemm_pack_b(Bp, B, K, N, ldb);
 	struct swarm_op_params p = { 0 };
-	swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias ? bias : NULL, act, &p);
+	/* with_bias 1: by column (LINEAR's), 2: by row (a conv's), 3: both */
+	swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias & 1 ? bias : NULL,
+		   with_bias & 2 ? rbias : NULL, act, &p);
 	for (int64_t i = 0; i < M; i++) {
 		for (int64_t j = 0; j < N; j++) {
 			double s = 0, abs = 0;
@@ -60,9 +63,13 @@ static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, 
 				s += t;
 				abs += fabs(t);
 			}
-			if (with_bias) {
+			if (with_bias & 1) {
 				s += bias[j];
 				abs += fabs(bias[j]);
+			}
+			if (with_bias & 2) {
+				s += rbias[i];
+				abs += fabs(rbias[i]);
 			}
 			double want = act_ref(s, act), tol = 2e-5 * abs + 1e-6;
 			double got = C[i * ldc + j];
@@ -85,6 +92,7 @@ static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, 
 	free(C);
 	free(Cold);
 	free(bias);
+	free(rbias);
 	free(Bp);
 }
 
@@ -107,6 +115,8 @@ Test(kernels_gemm, strides_alpha_bias_and_activations)
 		for (int wt = 0; wt < 2; wt++) {
 			one_case(7, 33, 19, 5, 0.5f, 1, acts[a], wt);
 			one_case(1, 17, 40, 3, 1.0f, 1, acts[a], wt);
+			one_case(13, 35, 21, 2, 1.0f, 2, acts[a], wt);
+			one_case(5, 16, 9, 0, 0.5f, 3, acts[a], wt);
 			one_case(6, 16, 1, 1, 2.0f, 0, acts[a], wt);
 		}
 }
@@ -121,6 +131,7 @@ Test(kernels_gemm, long_k_spans_several_blocks_of_rows)
 Test(kernels_gemm, zero_k_gives_bias_through_activation)
 {
 	one_case(3, 18, 0, 0, 1.0f, 1, SWARM_OP_SIGMOID, 1);
+	one_case(4, 18, 0, 0, 1.0f, 3, SWARM_OP_RELU, 1);
 	one_case(3, 18, 0, 0, 1.0f, 0, SWARM_OP_IDENTITY, 0);
 }
 
