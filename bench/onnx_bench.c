@@ -204,7 +204,7 @@ static int ob_model_open(struct ob_model *md, const struct bench_onnx_opts *o, u
 		return rc;
 	}
 	md->loaded = true;
-	if ((rc = swarm_device_cpu_create(1, &md->dev)) != 0)
+	if ((rc = swarm_device_cpu_create(o->threads > 1 ? o->threads : 1, &md->dev)) != 0)
 		return rc;
 	rc = swarm_graph_from_weights(md->m, md->w.map, &md->w.st, md->dev, max_rows, &md->g, err,
 				      sizeof err);
@@ -438,7 +438,7 @@ void bench_onnx_gemm_peak(double *swarm_gflops, double *openblas_gflops)
 	uint64_t best_s = UINT64_MAX, best_o = UINT64_MAX;
 	for (int t = 0; t < TRIES; t++) { /* interleaved: the noise falls on both */
 		uint64_t t0 = swarm_now_ns();
-		swarm_gemm(M, N, K, 1.0f, a, K, bp, c, N, NULL, NULL, SWARM_OP_IDENTITY, NULL);
+		swarm_gemm(M, N, K, 1.0f, a, K, bp, c, N, NULL, NULL, SWARM_OP_IDENTITY, NULL, 1);
 		uint64_t t1 = swarm_now_ns();
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K,
 			    0.0f, c, N);
@@ -516,8 +516,9 @@ static int ob_batch(struct ob_model *md, struct ob_child *c, const struct bench_
 		b->swarm = bench_model_stats_of(sw, n_sw);
 		b->ort = bench_model_stats_of(ort, n_ort);
 		int runs = 3;
-		rc = ob_profile_swarm(md, rows, runs, b);
-		if (rc == 0 && ob_profile_ort(c, rows, runs, b) != 0)
+		if (o->profile)
+			rc = ob_profile_swarm(md, rows, runs, b);
+		if (o->profile && rc == 0 && ob_profile_ort(c, rows, runs, b) != 0)
 			b->n_ort_ops = 0; /* a profile that fails leaves the timing standing */
 	}
 	free(sw);
@@ -547,15 +548,17 @@ int bench_onnx_compute(const struct bench_onnx_opts *o, struct bench_onnx_result
 		return rc > 0 ? 0 : rc;
 	}
 	out->nodes = swarm_graph_nodes(md.g);
-	/* the runner's arguments: the model, then NAME=FILE per input */
-	char *args[1 + SWARM_MAX_TENSORS];
-	char argbuf[1 + SWARM_MAX_TENSORS][4200];
+	/* the runner's arguments: the model, its threads, then NAME=FILE per input */
+	char *args[2 + SWARM_MAX_TENSORS];
+	char argbuf[2 + SWARM_MAX_TENSORS][4200];
 	snprintf(argbuf[0], sizeof argbuf[0], "%s", path);
+	snprintf(argbuf[1], sizeof argbuf[1], "--threads=%d", o->threads > 1 ? o->threads : 1);
 	args[0] = argbuf[0];
+	args[1] = argbuf[1];
 	for (uint32_t i = 0; i < md.m->n_inputs; i++) {
-		snprintf(argbuf[1 + i], sizeof argbuf[1 + i], "%s=%s/%s.%s.npy",
+		snprintf(argbuf[2 + i], sizeof argbuf[2 + i], "%s=%s/%s.%s.npy",
 			 md.m->inputs[i].name, o->dir, o->name, md.m->inputs[i].name);
-		args[1 + i] = argbuf[1 + i];
+		args[2 + i] = argbuf[2 + i];
 	}
 	char tmpdir[] = "/tmp/swarm-bench-onnx.XXXXXX";
 	if (!mkdtemp(tmpdir)) {
@@ -563,7 +566,7 @@ int bench_onnx_compute(const struct bench_onnx_opts *o, struct bench_onnx_result
 		return -errno;
 	}
 	struct ob_child c;
-	rc = ob_child_start(&c, o->runner, args, 1 + (int)md.m->n_inputs, out->ort_version,
+	rc = ob_child_start(&c, o->runner, args, 2 + (int)md.m->n_inputs, out->ort_version,
 			    sizeof out->ort_version, out->why, sizeof out->why);
 	if (rc) {
 		out->skipped = true;

@@ -54,6 +54,8 @@ struct bench_onnx_opts {
 	uint32_t rows[BENCH_ONNX_MAX_ROWS];
 	int n_rows;
 	double seconds; /* a batch size's timing, both sides together, about */
+	int threads;    /* swarm's device threads and ORT's intra-op threads (0: 1) */
+	bool profile;   /* also profile both sides (the one-thread table does) */
 };
 
 /* The machine's GEMM peak on one thread, in GFLOP/s: the CPU device's packed GEMM on a

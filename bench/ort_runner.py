@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """ort_runner.py: ONNX Runtime as swarm-bench's baseline for the ONNX cases: a child process
-that loads one model on the CPU with one intra-op and one inter-op thread (ORT's defaults
-otherwise: every graph optimisation on), then answers swarm-bench on stdin/stdout so that its
+that loads one model on the CPU with one intra-op thread (or --threads) and one inter-op thread
+(ORT's defaults otherwise: every graph optimisation on), then answers swarm-bench on stdin/stdout so that its
 blocks interleave with swarm's on the same core.
 
-usage: ort_runner.py MODEL.onnx NAME=INPUT.npy ...   (each input: [rows, ...], rows >= any ROWS)
+usage: ort_runner.py MODEL.onnx [--threads=N] NAME=INPUT.npy ...
+       (each input: [rows, ...], rows >= any ROWS; N intra-op threads, default 1)
 
 commands, one a line; each answer is one line:
   run ROWS N          -> "ns T1 ... TN": N runs on the first ROWS rows, each timed around
@@ -26,9 +27,12 @@ import numpy as np
 import onnxruntime as ort
 
 
+THREADS = 1
+
+
 def session(path, profile=False, prefix=None):
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = THREADS
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if profile:
@@ -38,9 +42,13 @@ def session(path, profile=False, prefix=None):
 
 
 def main():
+    global THREADS
     path = sys.argv[1]
     feeds = {}
     for a in sys.argv[2:]:
+        if a.startswith("--threads="):
+            THREADS = int(a.split("=", 1)[1])
+            continue
         k, v = a.split("=", 1)
         feeds[k] = np.load(v)
     sess = session(path)

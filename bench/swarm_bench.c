@@ -846,6 +846,9 @@ static void bench_usage(FILE *f)
 		"         (SWARM_BENCH_PROFILE=1 prints every op type, =2 every node). Models\n"
 		"         marked overhead: batch 1 through a swarmd of its own against the same\n"
 		"         graph in process, as the overhead case (target: at most 2 us added).\n"
+		"         Then, on a machine of 2 cpus or more, each model at batch 1 with as many\n"
+		"         threads on each side (swarm's device, ORT's intra-op), unpinned;\n"
+		"         reported, no target.\n"
 		"         Skipped, saying why, without the directory or onnxruntime.\n"
 		"  all    every case.\n"
 		"\n"
@@ -1473,6 +1476,66 @@ static void bench_onnx_ops(char *buf, size_t len, const struct bench_onnx_op *op
 	}
 }
 
+/* The onnx case's second table: each model at batch 1 with the device's threads on every cpu
+ * against ONNX Runtime with as many intra-op threads, both unpinned across the cpus, blocks
+ * interleaved; no profile. Nothing on a one-cpu machine. */
+static int bench_onnx_threads(struct bench_ctx *ctx, struct bench_report *rep, char (*names)[64],
+			      int n_names, const char *runner, int quick)
+{
+	const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 2)
+		return 0;
+	cpu_set_t saved, all;
+	sched_getaffinity(0, sizeof saved, &saved);
+	CPU_ZERO(&all);
+	for (long c = 0; c < ncpu && c < CPU_SETSIZE; c++)
+		CPU_SET((int)c, &all);
+	sched_setaffinity(0, sizeof all, &all);
+	int rc = 0;
+	for (int i = 0; i < n_names && rc == 0; i++) {
+		struct bench_onnx_opts o = { .dir = ctx->o.onnx,
+					     .name = names[i],
+					     .runner = runner,
+					     .rows = { 1 },
+					     .n_rows = 1,
+					     .seconds = quick ? 2.0 : 8.0,
+					     .threads = (int)ncpu,
+					     .profile = false };
+		struct bench_onnx_result *r = calloc(1, sizeof *r);
+		if (!r) {
+			rc = -ENOMEM;
+			break;
+		}
+		bench_progress("onnx: the same at batch 1, every cpu's thread each side", 1,
+			       "batch sizes");
+		rc = bench_onnx_compute(&o, r);
+		for (int k = 0; rc == 0 && !r->skipped && k < r->n_batches; k++) {
+			const struct bench_onnx_batch *b = &r->b[k];
+			char name[40];
+			snprintf(name, sizeof name, "onnx %.16s b%u %dthr vs ORT", names[i],
+				 b->rows, o.threads);
+			struct bench_row *row = bench_row_add(rep, name, "ns");
+			row->s = (struct bench_stats){ b->swarm.p50, b->swarm.p99, b->swarm.p999 };
+			row->base_name = "onnxruntime N threads";
+			row->b = (struct bench_stats){ b->ort.p50, b->ort.p99, b->ort.p999 };
+			row->ratio = row->s.p50 / row->b.p50;
+			row->target = NULL; /* the target is one thread against one */
+			snprintf(
+				row->note, sizeof row->note,
+				"%zu runs a side; %d threads each (swarm's device, ORT's intra-op), "
+				"neither pinned; outputs match to a relative error of %.1e; "
+				"reported, no target",
+				b->iters, o.threads, b->rel_err);
+			printf("row: %s: swarm p50 %.0f ns, onnxruntime p50 %.0f ns, %.2fx\n", name,
+			       row->s.p50, row->b.p50, row->ratio);
+			fflush(stdout);
+		}
+		free(r);
+	}
+	sched_setaffinity(0, sizeof saved, &saved);
+	return rc;
+}
+
 /* The onnx case: each model of the directory's models.txt against ONNX Runtime. */
 static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 {
@@ -1538,7 +1601,9 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 		struct bench_onnx_opts o = { .dir = ctx->o.onnx,
 					     .name = names[i],
 					     .runner = runner,
-					     .seconds = quick ? 2.0 : 12.0 };
+					     .seconds = quick ? 2.0 : 12.0,
+					     .threads = 1,
+					     .profile = true };
 		/* the line's batch sizes, or SWARM_BENCH_ONNX_ROWS=1,4 for whoever tunes the
 		 * kernels; a smoke run (--quick) takes the first alone */
 		const char *rows_env = getenv("SWARM_BENCH_ONNX_ROWS");
@@ -1617,7 +1682,7 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 		}
 		free(r);
 	}
-	return 0;
+	return bench_onnx_threads(ctx, rep, names, n_names, runner, quick);
 }
 
 int main(int argc, char **argv)

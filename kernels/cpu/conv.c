@@ -474,7 +474,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 					swarm_gemm_pack_b(packed, col, K, cols, cols);
 				}
 				swarm_gemm(g.Mg, cols, K, 1.0f, wg, K, packed, og + n0, ohw, NULL,
-					   bias ? bias + gi * g.Mg : NULL, n->p.act, &n->p);
+					   bias ? bias + gi * g.Mg : NULL, n->p.act, &n->p, ws->threads);
 			}
 		}
 	}

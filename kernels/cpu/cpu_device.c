@@ -324,6 +324,7 @@ int swarm_device_cpu_create(int threads, struct swarm_device **out)
 	if (!c)
 		goto err_free_dev;
 	c->threads = threads;
+	c->ws.threads = threads;
 	pthread_mutex_init(&c->slab_lock, NULL);
 	/* OpenBLAS's thread count is process-wide; a worker owns one device, so setting it here
 	 * gives that worker's GEMMs the cores it was given. */

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/simd.h"
 
@@ -20,6 +22,8 @@
  * MiniLM-sized GEMMs from memory went from 24 to 31 GFLOP/s). Past the panel it touches the
  * next one, which comes next anyway; a prefetch never faults. */
 #define GEMM_PREFETCH 24
+/* Below this a product is not split over threads: a fork and join costs a few microseconds */
+#define GEMM_SPLIT_FLOPS 4e6
 
 size_t swarm_gemm_packed_floats(int64_t K, int64_t N)
 {
@@ -195,12 +199,32 @@ SWARM_CPU_MULTI_VOID(static, gemm_multi,
 
 void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
 		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
-		uint32_t act, const struct swarm_op_params *p)
+		uint32_t act, const struct swarm_op_params *p, int threads)
 {
 	if (M <= 0 || N <= 0)
 		return;
 	if (K > 0) {
-		gemm_multi(M, N, K, alpha, A, lda, Bp, C, ldc, bias, row_bias, act, p);
+		const int64_t panels = (N + NR - 1) / NR;
+		int t = threads > 1 && 2.0 * (double)M * (double)N * (double)K >= GEMM_SPLIT_FLOPS ?
+				threads :
+				1;
+		t = (int64_t)t > panels ? (int)panels : t;
+		if (t <= 1) {
+			gemm_multi(M, N, K, alpha, A, lda, Bp, C, ldc, bias, row_bias, act, p);
+			return;
+		}
+		/* each thread a run of whole panels: its own columns of C, its own part of Bp.
+		 * Outside the multi-versioned body: an outlined parallel region there would lose
+		 * the v3 target, and the tiles with it */
+#pragma omp parallel num_threads(t)
+		{
+			const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+			const int64_t p0 = panels * id / nt, p1 = panels * (id + 1) / nt;
+			const int64_t j0 = p0 * NR, j1 = p1 * NR < N ? p1 * NR : N;
+			if (j1 > j0)
+				gemm_multi(M, j1 - j0, K, alpha, A, lda, Bp + j0 * K, C + j0, ldc,
+					   bias ? bias + j0 : NULL, row_bias, act, p);
+		}
 		return;
 	}
 	/* no K: the product is zero, the biases and the activation remain */

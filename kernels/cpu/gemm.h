@@ -39,9 +39,11 @@ void swarm_gemm_pack_b(float *dst, const float *b, int64_t K, int64_t N, int64_t
  * conv's, whose rows are output channels) where not NULL, then act (an activation op of
  * swarm_cpu_act with p's alpha and beta; SWARM_OP_IDENTITY for none, p may then be NULL).
  * A [M, K] has row stride lda, C [M, N] ldc; Bp is B packed by one of the above for this K
- * and N. K == 0 gives the biases (or zeros) through act. C must not overlap A or Bp. */
+ * and N. K == 0 gives the biases (or zeros) through act. C must not overlap A or Bp.
+ * threads > 1 splits the panels of a product of 4 MFLOP or more over that many threads
+ * (OpenMP's, on the caller's cores), each writing columns of its own. */
 void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
 		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
-		uint32_t act, const struct swarm_op_params *p);
+		uint32_t act, const struct swarm_op_params *p, int threads);
 
 #endif /* SWARM_KERNELS_CPU_GEMM_H */

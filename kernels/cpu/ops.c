@@ -2,17 +2,17 @@
  *
  * The device checks a node against the op table (kernels/check.h) before it calls an op here
  * with the dims it derived; an op then checks every index value against the table, so that a
- * refused node has written nothing. GEMMs go through
- * OpenBLAS (cblas_sgemm, row-major); everything else is plain loops over contiguous floats that
- * gcc -O2 vectorises. BLAS takes int dimensions, so a GEMM dimension above INT_MAX is refused
- * with -EINVAL (by the shared checks) rather than split.
+ * refused node has written nothing. GEMMs (linear, matmul, attention's products) go through
+ * the packed GEMM of kernels/cpu/gemm.h, LINEAR's weights packed once at graph build
+ * (swarm_node.prep); everything else is plain loops over contiguous floats that gcc -O2
+ * vectorises, or explicit 8-lane code (simd.h). A GEMM dimension above INT_MAX is refused
+ * with -EINVAL by the shared checks, as when BLAS took int dimensions.
  */
 #include "kernels/cpu/ops.h"
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/simd.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -185,28 +185,30 @@ int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		bp = b;
 	}
 	swarm_gemm(M, N, K, 1.0f, n->in[0]->data, K, bp, n->out->data, N, bias, NULL, n->p.act,
-		   &n->p);
+		   &n->p, ws->threads);
 	return 0;
 }
 
 int swarm_cpu_matmul(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *dp)
 {
-	(void)ws;
 	const struct swarm_node_dims d = *dp;
 	int64_t M = d.m, N = d.n, K = d.k, batch = d.batch;
 	if (batch == 0 || M == 0 || N == 0)
 		return 0;
 	float *o = n->out->data;
-	if (K == 0) {
-		memset(o, 0, (size_t)(batch * M * N) * sizeof(float));
-		return 0;
-	}
+	/* both operands are the request's: each B is packed for this run (a constant one is a
+	 * LINEAR, packed once: the importer makes it one) */
+	float *bp = K > 0 ? swarm_cpu_ws_get(ws, swarm_gemm_packed_floats(K, N)) : NULL;
+	if (K > 0 && !bp)
+		return -ENOMEM;
 	const float *pa = n->in[0]->data, *pb = n->in[1]->data;
-	for (int64_t i = 0; i < batch; i++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
-			    pa + i * M * K, (int)K, pb + i * K * N, (int)N, 0.0f, o + i * M * N,
-			    (int)N);
+	for (int64_t i = 0; i < batch; i++) {
+		if (bp)
+			swarm_gemm_pack_b(bp, pb + i * K * N, K, N, N);
+		swarm_gemm(M, N, K, 1.0f, pa + i * M * K, K, bp, o + i * M * N, N, NULL, NULL,
+			   SWARM_OP_IDENTITY, NULL, ws->threads);
+	}
 	return 0;
 }
 
@@ -458,11 +460,11 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			swarm_gemm_pack_wt(Kp, kh, S, Dh, E);
 			swarm_gemm_pack_b(Vp, vh, S, Dh, E);
 			swarm_gemm(S, S, Dh, scale, qh, E, Kp, P, S, NULL, NULL, SWARM_OP_IDENTITY,
-				   &n->p);
+				   &n->p, 1);
 			for (int64_t i = 0; i < S; i++)
 				k_softmax_row(P + i * S, P + i * S, keep, S);
 			swarm_gemm(S, Dh, S, 1.0f, P, S, Vp, oh, E, NULL, NULL, SWARM_OP_IDENTITY,
-				   &n->p);
+				   &n->p, 1);
 		}
 	}
 	return 0;

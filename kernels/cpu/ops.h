@@ -18,7 +18,8 @@
  * swarm_cpu_ws_free. */
 struct swarm_cpu_ws {
 	float *buf;
-	size_t cap; /* floats in buf */
+	size_t cap;  /* floats in buf */
+	int threads; /* the device's: threads one GEMM may split its panels over (0 or 1: one) */
 };
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);

@@ -34,8 +34,8 @@ static float *falloc(size_t n)
 
 /* One case: C [M, N] (ldc) = alpha A [M, K] (lda) B + bias, act; B given as W [N, K] (ldw) when
  * wt, else as B [K, N] (ldb). */
-static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, int with_bias,
-		     uint32_t act, int wt)
+static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, int with_bias,
+		       uint32_t act, int wt, int threads)
 {
 	const int64_t lda = K + pad, ldc = N + pad, ldw = K + pad, ldb = N + pad;
 	float *A = falloc((size_t)(M * lda)), *C = falloc((size_t)(M * ldc));
@@ -53,7 +53,7 @@ static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, 
 	struct swarm_op_params p = { 0 };
 	/* with_bias 1: by column (LINEAR's), 2: by row (a conv's), 3: both */
 	swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias & 1 ? bias : NULL,
-		   with_bias & 2 ? rbias : NULL, act, &p);
+		   with_bias & 2 ? rbias : NULL, act, &p, threads);
 	for (int64_t i = 0; i < M; i++) {
 		for (int64_t j = 0; j < N; j++) {
 			double s = 0, abs = 0;
@@ -96,6 +96,12 @@ static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, 
 	free(Bp);
 }
 
+static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, int with_bias,
+		     uint32_t act, int wt)
+{
+	one_case_t(M, N, K, pad, alpha, with_bias, act, wt, 1);
+}
+
 Test(kernels_gemm, every_tile_height_and_panel_tail)
 {
 	const int64_t Ms[] = { 1, 2, 3, 4, 5, 6, 7, 12, 13, 32 };
@@ -126,6 +132,16 @@ Test(kernels_gemm, long_k_spans_several_blocks_of_rows)
 	/* K of 3000 floats makes a block of rows 16 rows (192 KiB of A): 40 rows are three */
 	one_case(40, 20, 3000, 0, 1.0f, 1, SWARM_OP_RELU, 1);
 	one_case(40, 20, 3000, 2, 1.0f, 0, SWARM_OP_IDENTITY, 0);
+}
+
+/* Over 4 MFLOP the panels split over the threads: every column still written once, right */
+Test(kernels_gemm, threads_split_the_panels)
+{
+	for (int t = 2; t <= 5; t += 3) {
+		one_case_t(64, 100, 400, 3, 1.0f, 3, SWARM_OP_GELU, 1, t);
+		one_case_t(40, 33, 3000, 0, 1.0f, 1, SWARM_OP_RELU, 0, t); /* three blocks of rows */
+		one_case_t(7, 16, 20000, 0, 1.0f, 0, SWARM_OP_IDENTITY, 1, t); /* one panel */
+	}
 }
 
 Test(kernels_gemm, zero_k_gives_bias_through_activation)
