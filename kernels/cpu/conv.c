@@ -327,15 +327,59 @@ SWARM_INLINE void depthwise_body(const float *x, const float *w, const float *bi
 				for (int64_t j = 0; j < g->kw; j++)
 					src[i * g->kw + j] = plane_tap(pl, g, oy, i, j);
 			int64_t ox = 0;
+			/* 32 columns in 4 accumulators, even and odd taps apart: 8 chains of
+			 * FMAs, so that their latency (5 cycles) does not bound the loop; 16
+			 * columns in two chains ran at 9 GFLOP/s */
+			for (; ox + 32 <= g->OW; ox += 32) {
+				const swarm_v8 zero = SWARM_V8_SET1(0.0f);
+				swarm_v8 a0 = SWARM_V8_SET1(b0), a1 = a0, a2 = a0, a3 = a0;
+				swarm_v8 e0 = zero, e1 = zero, e2 = zero, e3 = zero;
+				int64_t t = 0;
+				for (; t + 1 < taps; t += 2) {
+					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
+					const swarm_v8 wu = SWARM_V8_SET1(wc[t + 1]);
+					const float *s0 = src[t] + ox, *s1 = src[t + 1] + ox;
+					a0 += wv * SWARM_V8_LOAD(s0);
+					a1 += wv * SWARM_V8_LOAD(s0 + 8);
+					a2 += wv * SWARM_V8_LOAD(s0 + 16);
+					a3 += wv * SWARM_V8_LOAD(s0 + 24);
+					e0 += wu * SWARM_V8_LOAD(s1);
+					e1 += wu * SWARM_V8_LOAD(s1 + 8);
+					e2 += wu * SWARM_V8_LOAD(s1 + 16);
+					e3 += wu * SWARM_V8_LOAD(s1 + 24);
+				}
+				if (t < taps) {
+					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
+					const float *s0 = src[t] + ox;
+					a0 += wv * SWARM_V8_LOAD(s0);
+					a1 += wv * SWARM_V8_LOAD(s0 + 8);
+					a2 += wv * SWARM_V8_LOAD(s0 + 16);
+					a3 += wv * SWARM_V8_LOAD(s0 + 24);
+				}
+				SWARM_V8_STORE(orow + ox, a0 + e0);
+				SWARM_V8_STORE(orow + ox + 8, a1 + e1);
+				SWARM_V8_STORE(orow + ox + 16, a2 + e2);
+				SWARM_V8_STORE(orow + ox + 24, a3 + e3);
+			}
 			for (; ox + 16 <= g->OW; ox += 16) {
-				swarm_v8 a0 = SWARM_V8_SET1(b0), a1 = a0;
-				for (int64_t t = 0; t < taps; t++) {
+				const swarm_v8 zero = SWARM_V8_SET1(0.0f);
+				swarm_v8 a0 = SWARM_V8_SET1(b0), a1 = a0, e0 = zero, e1 = zero;
+				int64_t t = 0;
+				for (; t + 1 < taps; t += 2) {
+					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
+					const swarm_v8 wu = SWARM_V8_SET1(wc[t + 1]);
+					a0 += wv * SWARM_V8_LOAD(src[t] + ox);
+					a1 += wv * SWARM_V8_LOAD(src[t] + ox + 8);
+					e0 += wu * SWARM_V8_LOAD(src[t + 1] + ox);
+					e1 += wu * SWARM_V8_LOAD(src[t + 1] + ox + 8);
+				}
+				if (t < taps) {
 					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
 					a0 += wv * SWARM_V8_LOAD(src[t] + ox);
 					a1 += wv * SWARM_V8_LOAD(src[t] + ox + 8);
 				}
-				SWARM_V8_STORE(orow + ox, a0);
-				SWARM_V8_STORE(orow + ox + 8, a1);
+				SWARM_V8_STORE(orow + ox, a0 + e0);
+				SWARM_V8_STORE(orow + ox + 8, a1 + e1);
 			}
 			for (; ox + 8 <= g->OW; ox += 8) {
 				swarm_v8 a0 = SWARM_V8_SET1(b0);
