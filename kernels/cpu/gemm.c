@@ -63,12 +63,55 @@ void swarm_gemm_pack_b(float *dst, const float *b, int64_t K, int64_t N, int64_t
 	}
 }
 
+/* The activations cheap enough for the tile's registers, as swarm_cpu_act computes them
+ * (kernels/op_math.h's rules; NaN stays NaN but for relu's 0). A 1x1 conv of 16 input
+ * channels spent as long in a call of swarm_cpu_act per 16 floats as in its products. */
+static inline bool in_register(uint32_t act)
+{
+	return act == SWARM_OP_RELU || act == SWARM_OP_CLIP || act == SWARM_OP_LEAKY_RELU ||
+	       act == SWARM_OP_HARDSIGMOID || act == SWARM_OP_HARDSWISH;
+}
+
+SWARM_INLINE void act_v8(swarm_v8 *v, uint32_t act, float pa, float pb)
+{
+	const swarm_v8 zero = SWARM_V8_SET1(0.0f), one = SWARM_V8_SET1(1.0f);
+	swarm_v8 x = *v, h;
+	switch (act) {
+	case SWARM_OP_RELU:
+		x = SWARM_V8_SELECT(x > zero, x, zero);
+		break;
+	case SWARM_OP_CLIP:
+		x = SWARM_V8_SELECT(x < SWARM_V8_SET1(pa), SWARM_V8_SET1(pa), x);
+		x = SWARM_V8_SELECT(x > SWARM_V8_SET1(pb), SWARM_V8_SET1(pb), x);
+		break;
+	case SWARM_OP_LEAKY_RELU:
+		x = SWARM_V8_SELECT(x >= zero, x, x * SWARM_V8_SET1(pa));
+		break;
+	case SWARM_OP_HARDSIGMOID:
+	case SWARM_OP_HARDSWISH: {
+		const bool hs = act == SWARM_OP_HARDSWISH;
+		h = x * SWARM_V8_SET1(hs ? 1.0f / 6.0f : pa) + SWARM_V8_SET1(hs ? 0.5f : pb);
+		h = SWARM_V8_SELECT(h < zero, zero, h);
+		h = SWARM_V8_SELECT(h > one, one, h);
+		if (hs)
+			x = x * h;
+		else
+			x = h;
+		break;
+	}
+	default:
+		break;
+	}
+	*v = x;
+}
+
 /* One tile: C[0..mr)[0..nc) = alpha * A[0..mr)[0..kc) times the panel's kc rows, plus bias,
- * then relu when asked (other activations are the caller's, on the stored rows). mr is a
+ * then act when it is one of the piecewise-linear ones (in_register; the others are the
+ * caller's, on the stored rows), with p's alpha and beta in pa, pb. mr is a
  * constant at every call site. */
 SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
 		       float *c, int64_t ldc, int64_t nc, float alpha, const float *bias,
-		       const float *row_bias, bool relu)
+		       const float *row_bias, uint32_t act, float pa, float pb)
 {
 	swarm_v8 c0[MR], c1[MR], d0[MR], d1[MR];
 	const swarm_v8 zero = SWARM_V8_SET1(0.0f);
@@ -129,10 +172,8 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 			x0 += rb;
 			x1 += rb;
 		}
-		if (relu) {
-			x0 = SWARM_V8_SELECT(x0 > zero, x0, zero);
-			x1 = SWARM_V8_SELECT(x1 > zero, x1, zero);
-		}
+		act_v8(&x0, act, pa, pb);
+		act_v8(&x1, act, pa, pb);
 		SWARM_V8_STORE(dst, x0);
 		SWARM_V8_STORE(dst + 8, x1);
 		if (nc != NR)
@@ -145,8 +186,10 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 				  const float *bias, const float *row_bias, uint32_t act,
 				  const struct swarm_op_params *p)
 {
-	const bool relu = act == SWARM_OP_RELU;
-	const bool post = act != SWARM_OP_IDENTITY && !relu;
+	const bool reg = in_register(act);
+	const bool post = act != SWARM_OP_IDENTITY && !reg;
+	const uint32_t ta = reg ? act : SWARM_OP_IDENTITY;
+	const float pa = p ? p->alpha : 0.0f, pb = p ? p->beta : 0.0f;
 	/* A block of rows whose A stays in L2 while every panel passes over it; each tile sums
 	 * all of K in registers and writes C once. A panel (K x 64 bytes) is read from L2 by
 	 * the block's tiles: 64 bytes per 12 FMAs, far below what L2 gives. */
@@ -165,22 +208,28 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 				const int64_t mr = m1 - i0 < MR ? m1 - i0 : MR;
 				switch (mr) {
 				case 6:
-					tile(6, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
+					tile(6, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
+					     pb);
 					break;
 				case 5:
-					tile(5, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
+					tile(5, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
+					     pb);
 					break;
 				case 4:
-					tile(4, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
+					tile(4, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
+					     pb);
 					break;
 				case 3:
-					tile(3, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
+					tile(3, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
+					     pb);
 					break;
 				case 2:
-					tile(2, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
+					tile(2, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
+					     pb);
 					break;
 				default:
-					tile(1, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, relu);
+					tile(1, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
+					     pb);
 					break;
 				}
 				/* the tile's rows are in L1 now: their activation too */

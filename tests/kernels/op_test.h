@@ -205,6 +205,28 @@ static inline double *dalloc(size_t n)
 
 static inline int64_t elems(const struct swarm_tensor *t) { return swarm_tensor_elems(t); }
 
+/* act_ref, and the activations with parameters a conv or the GEMM fuses: clip [a, b],
+ * leaky relu (a), hardsigmoid max(0, min(1, a x + b)), hardswish x hardsigmoid(x, 1/6, 1/2). */
+static inline double act_ref(double v, uint32_t act);
+static inline double act_ref_p(double v, uint32_t act, double a, double b)
+{
+	double h;
+	switch (act) {
+	case SWARM_OP_CLIP:
+		return v < a ? a : v > b ? b : v;
+	case SWARM_OP_LEAKY_RELU:
+		return v >= 0 ? v : a * v;
+	case SWARM_OP_HARDSIGMOID:
+		h = a * v + b;
+		return h < 0 ? 0 : h > 1 ? 1 : h;
+	case SWARM_OP_HARDSWISH:
+		h = v / 6 + 0.5;
+		return v * (h < 0 ? 0 : h > 1 ? 1 : h);
+	default:
+		return act_ref(v, act);
+	}
+}
+
 /* The activations LINEAR fuses (and the unary ops of the same name), in float64. */
 static inline double act_ref(double v, uint32_t act)
 {

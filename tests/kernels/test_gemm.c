@@ -50,7 +50,12 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 		swarm_gemm_pack_wt(Bp, B, N, K, ldw);
 	else
 		swarm_gemm_pack_b(Bp, B, K, N, ldb);
-	struct swarm_op_params p = { 0 };
+	/* the piecewise-linear activations' parameters: clip [-0.5, 0.7], leaky 0.1, ONNX's
+	 * hardsigmoid 0.2 and 0.5 */
+	struct swarm_op_params p = { .alpha = act == SWARM_OP_CLIP       ? -0.5f :
+					      act == SWARM_OP_LEAKY_RELU ? 0.1f :
+									   0.2f,
+				     .beta = act == SWARM_OP_CLIP ? 0.7f : 0.5f };
 	/* with_bias 1: by column (LINEAR's), 2: by row (a conv's), 3: both */
 	swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias & 1 ? bias : NULL,
 		   with_bias & 2 ? rbias : NULL, act, &p, threads);
@@ -71,7 +76,7 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 				s += rbias[i];
 				abs += fabs(rbias[i]);
 			}
-			double want = act_ref(s, act), tol = 2e-5 * abs + 1e-6;
+			double want = act_ref_p(s, act, p.alpha, p.beta), tol = 2e-5 * abs + 1e-6;
 			double got = C[i * ldc + j];
 			cr_assert(
 				fabs(got - want) <= tol,
@@ -115,8 +120,9 @@ Test(kernels_gemm, every_tile_height_and_panel_tail)
 
 Test(kernels_gemm, strides_alpha_bias_and_activations)
 {
-	const uint32_t acts[] = { SWARM_OP_IDENTITY, SWARM_OP_RELU, SWARM_OP_GELU,
-				  SWARM_OP_SIGMOID };
+	const uint32_t acts[] = { SWARM_OP_IDENTITY,    SWARM_OP_RELU,     SWARM_OP_GELU,
+				  SWARM_OP_SIGMOID,     SWARM_OP_CLIP,     SWARM_OP_LEAKY_RELU,
+				  SWARM_OP_HARDSIGMOID, SWARM_OP_HARDSWISH };
 	for (size_t a = 0; a < sizeof acts / sizeof *acts; a++)
 		for (int wt = 0; wt < 2; wt++) {
 			one_case(7, 33, 19, 5, 0.5f, 1, acts[a], wt);
@@ -139,7 +145,8 @@ Test(kernels_gemm, threads_split_the_panels)
 {
 	for (int t = 2; t <= 5; t += 3) {
 		one_case_t(64, 100, 400, 3, 1.0f, 3, SWARM_OP_GELU, 1, t);
-		one_case_t(40, 33, 3000, 0, 1.0f, 1, SWARM_OP_RELU, 0, t); /* three blocks of rows */
+		one_case_t(40, 33, 3000, 0, 1.0f, 1, SWARM_OP_RELU, 0, t); /* three blocks of rows
+									    */
 		one_case_t(7, 16, 20000, 0, 1.0f, 0, SWARM_OP_IDENTITY, 1, t); /* one panel */
 	}
 }
