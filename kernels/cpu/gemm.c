@@ -105,77 +105,73 @@ SWARM_INLINE void act_v8(swarm_v8 *v, uint32_t act, float pa, float pb)
 	*v = x;
 }
 
-/* One tile: C[0..mr)[0..nc) = alpha * A[0..mr)[0..kc) times the panel's kc rows, plus bias,
- * then act when it is one of the piecewise-linear ones (in_register; the others are the
- * caller's, on the stored rows), with p's alpha and beta in pa, pb. mr is a
- * constant at every call site. */
+/* One tile: C[0..mr)[0..nc) = alpha * A[0..mr)[0..kc) times the panel's kc rows, plus the
+ * biases, then act when it is one of the piecewise-linear ones (in_register; the others are
+ * the caller's, on the stored rows), with p's alpha and beta in pa, pb. mr is a constant at
+ * every call site, so the accumulators are registers. A single row splits K between two sets
+ * of accumulators: eight chains of FMAs, enough to hide their latency. */
+#define NV (NR / 8) /* vectors across a panel */
 SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
 		       float *c, int64_t ldc, int64_t nc, float alpha, const float *bias,
 		       const float *row_bias, uint32_t act, float pa, float pb)
 {
-	swarm_v8 c0[MR], c1[MR], d0[MR], d1[MR];
+	swarm_v8 acc[MR][NV], odd[NV];
 	const swarm_v8 zero = SWARM_V8_SET1(0.0f);
-#pragma GCC unroll 6
-	for (int i = 0; i < mr; i++)
-		c0[i] = c1[i] = d0[i] = d1[i] = zero;
+#pragma GCC unroll 4
+	for (int v = 0; v < NV; v++) {
+		odd[v] = zero;
+#pragma GCC unroll 3
+		for (int i = 0; i < mr; i++)
+			acc[i][v] = zero;
+	}
 	int64_t k = 0;
-	if (mr <= 2) {
-		/* two sets of accumulators, even and odd k: four chains of FMAs, not two */
+	if (mr == 1) {
 		for (; k + 1 < kc; k += 2) {
 			__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR);
+			__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR + 16);
 			__builtin_prefetch(bp + (k + GEMM_PREFETCH + 1) * NR);
-			const swarm_v8 b0 = SWARM_V8_LOAD(bp + k * NR),
-				       b1 = SWARM_V8_LOAD(bp + k * NR + 8),
-				       e0 = SWARM_V8_LOAD(bp + k * NR + 16),
-				       e1 = SWARM_V8_LOAD(bp + k * NR + 24);
-#pragma GCC unroll 2
-			for (int i = 0; i < mr; i++) {
-				const swarm_v8 av = SWARM_V8_SET1(a[i * lda + k]);
-				const swarm_v8 aw = SWARM_V8_SET1(a[i * lda + k + 1]);
-				c0[i] += av * b0;
-				c1[i] += av * b1;
-				d0[i] += aw * e0;
-				d1[i] += aw * e1;
+			__builtin_prefetch(bp + (k + GEMM_PREFETCH + 1) * NR + 16);
+			const swarm_v8 av = SWARM_V8_SET1(a[k]), aw = SWARM_V8_SET1(a[k + 1]);
+#pragma GCC unroll 4
+			for (int v = 0; v < NV; v++) {
+				acc[0][v] += av * SWARM_V8_LOAD(bp + k * NR + 8 * v);
+				odd[v] += aw * SWARM_V8_LOAD(bp + (k + 1) * NR + 8 * v);
 			}
 		}
 	}
 	for (; k < kc; k++) {
 		__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR);
-		const swarm_v8 b0 = SWARM_V8_LOAD(bp + k * NR), b1 = SWARM_V8_LOAD(bp + k * NR + 8);
-#pragma GCC unroll 6
+		__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR + 16);
+		swarm_v8 b[NV];
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++)
+			b[v] = SWARM_V8_LOAD(bp + k * NR + 8 * v);
+#pragma GCC unroll 3
 		for (int i = 0; i < mr; i++) {
 			const swarm_v8 av = SWARM_V8_SET1(a[i * lda + k]);
-			c0[i] += av * b0;
-			c1[i] += av * b1;
+#pragma GCC unroll 4
+			for (int v = 0; v < NV; v++)
+				acc[i][v] += av * b[v];
 		}
 	}
 	const swarm_v8 al = SWARM_V8_SET1(alpha);
-	swarm_v8 bias0 = zero, bias1 = zero;
-	if (bias) {
-		if (nc == NR) {
-			bias0 = SWARM_V8_LOAD(bias);
-			bias1 = SWARM_V8_LOAD(bias + 8);
-		} else {
-			float tb[NR] = { 0 };
-			memcpy(tb, bias, (size_t)nc * sizeof(float));
-			bias0 = SWARM_V8_LOAD(tb);
-			bias1 = SWARM_V8_LOAD(tb + 8);
-		}
-	}
-#pragma GCC unroll 6
+	float tb[NR] = { 0 };
+	if (bias)
+		memcpy(tb, bias, (size_t)nc * sizeof(float));
+#pragma GCC unroll 3
 	for (int i = 0; i < mr; i++) {
 		float *row = c + i * ldc, tmp[NR];
 		float *dst = nc == NR ? row : tmp;
-		swarm_v8 x0 = (c0[i] + d0[i]) * al + bias0, x1 = (c1[i] + d1[i]) * al + bias1;
-		if (row_bias) {
-			const swarm_v8 rb = SWARM_V8_SET1(row_bias[i]);
-			x0 += rb;
-			x1 += rb;
+		const swarm_v8 rb = SWARM_V8_SET1(row_bias ? row_bias[i] : 0.0f);
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++) {
+			swarm_v8 x = acc[i][v];
+			if (i == 0)
+				x += odd[v];
+			x = x * al + SWARM_V8_LOAD(tb + 8 * v) + rb;
+			act_v8(&x, act, pa, pb);
+			SWARM_V8_STORE(dst + 8 * v, x);
 		}
-		act_v8(&x0, act, pa, pb);
-		act_v8(&x1, act, pa, pb);
-		SWARM_V8_STORE(dst, x0);
-		SWARM_V8_STORE(dst + 8, x1);
 		if (nc != NR)
 			memcpy(row, tmp, (size_t)nc * sizeof(float));
 	}
@@ -207,18 +203,6 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 				float *c = C + i0 * ldc + j0;
 				const int64_t mr = m1 - i0 < MR ? m1 - i0 : MR;
 				switch (mr) {
-				case 6:
-					tile(6, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
-					     pb);
-					break;
-				case 5:
-					tile(5, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
-					     pb);
-					break;
-				case 4:
-					tile(4, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
-					     pb);
-					break;
 				case 3:
 					tile(3, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
 					     pb);

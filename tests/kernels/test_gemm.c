@@ -1,9 +1,9 @@
 /* test_gemm.c: the CPU device's packed GEMM (kernels/cpu/gemm.h) against a float64 reference:
- * every tile height (1 to 6 rows and past one block of rows), panel tails (N not a multiple
- * of 16), K of 0, 1, odd and long, row strides wider than the rows, alpha, bias, each fused
- * activation, and both packings (W^T and B). Then LINEAR through the device's prepare: the
- * packed weight gives what the unprepared node gives, and a prepared node whose shape no
- * longer fits its packing is not misread.
+ * every tile height (1 to 3 rows, and past one block of rows), panel tails (N not a multiple
+ * of the panel's 32), K of 0, 1, odd and long, row strides wider than the rows, alpha, bias,
+ * each fused activation, and both packings (W^T and B). Then LINEAR through the device's prepare:
+ * the packed weight gives what the unprepared node gives, and a prepared node whose shape no longer
+ * fits its packing is not misread.
  *
  * Tolerance, per element: 2e-5 * sum_k |a_k b_k| + 1e-6 before the activation (the sum may
  * cancel to near 0, so the bound follows the terms), carried through the activation's slope.
@@ -110,7 +110,7 @@ static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, 
 Test(kernels_gemm, every_tile_height_and_panel_tail)
 {
 	const int64_t Ms[] = { 1, 2, 3, 4, 5, 6, 7, 12, 13, 32 };
-	const int64_t Ns[] = { 1, 15, 16, 17, 40 };
+	const int64_t Ns[] = { 1, 15, 16, 17, 31, 32, 33, 40, 64 };
 	const int64_t Ks[] = { 1, 2, 7, 64, 301 };
 	for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
 		for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++)
