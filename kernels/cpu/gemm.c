@@ -18,7 +18,7 @@
 #define GEMM_A_BYTES (192 << 10) /* A a block of rows holds: well inside L2 */
 /* Panel rows (64-byte lines) the kernel asks for ahead of its loads. A batch-1 model streams
  * its weights from memory once a call, and the first tile of each panel meets them there:
- * the hardware prefetchers ramp up too late for a 24 KiB panel (measured: a chain of 24
+ * the hardware prefetchers ramp up too late for a panel of tens of KiB (measured: a chain of 24
  * MiniLM-sized GEMMs from memory went from 24 to 31 GFLOP/s). Past the panel it touches the
  * next one, which comes next anyway; a prefetch never faults. */
 #define GEMM_PREFETCH 24
@@ -41,7 +41,7 @@ void swarm_gemm_pack_wt(float *dst, const float *w, int64_t N, int64_t K, int64_
 	for (int64_t j0 = 0; j0 < N; j0 += NR) {
 		const int64_t nc = N - j0 < NR ? N - j0 : NR;
 		float *panel = dst + j0 * K;
-		/* row j of W is column j of B: 16 rows read side by side, each in order */
+		/* row j of W is column j of B: a panel's rows read side by side, each in order */
 		for (int64_t j = 0; j < NR; j++) {
 			const float *row = j < nc ? w + (j0 + j) * ldw : NULL;
 			for (int64_t k = 0; k < K; k++)
@@ -187,8 +187,8 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 	const uint32_t ta = reg ? act : SWARM_OP_IDENTITY;
 	const float pa = p ? p->alpha : 0.0f, pb = p ? p->beta : 0.0f;
 	/* A block of rows whose A stays in L2 while every panel passes over it; each tile sums
-	 * all of K in registers and writes C once. A panel (K x 64 bytes) is read from L2 by
-	 * the block's tiles: 64 bytes per 12 FMAs, far below what L2 gives. */
+	 * all of K in registers and writes C once. A panel (K x 128 bytes) is read from L1 or
+	 * L2 by the block's tiles: 128 bytes per 12 FMAs, well below what L2 gives. */
 	int64_t mc = GEMM_A_BYTES / ((K > 0 ? K : 1) * (int64_t)sizeof(float)) / MR * MR;
 	mc = mc < MR ? MR : mc;
 	for (int64_t m0 = 0; m0 < M; m0 += mc) {
