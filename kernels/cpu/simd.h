@@ -196,6 +196,27 @@ SWARM_INLINE float swarm_erfc_fast(float z)
 	return 1.0f / p;
 }
 
+/* *v = swarm_gelu(*v) lane by lane: the same fit, the same error. */
+SWARM_INLINE void swarm_v8_gelu(swarm_v8 *v)
+{
+	const swarm_v8 x = *v, zero = SWARM_V8_SET1(0.0f);
+	const swarm_v8 u = x * SWARM_V8_SET1(0.707106781186547524f);
+	const swarm_v8 z = SWARM_V8_SELECT(u < zero, -u, u);
+	swarm_v8 p = SWARM_V8_SET1(0.0000430638f);
+	p = p * z + SWARM_V8_SET1(0.0002765672f);
+	p = p * z + SWARM_V8_SET1(0.0001520143f);
+	p = p * z + SWARM_V8_SET1(0.0092705272f);
+	p = p * z + SWARM_V8_SET1(0.0422820123f);
+	p = p * z + SWARM_V8_SET1(0.0705230784f);
+	p = p * z + SWARM_V8_SET1(1.0f);
+	p = p * p;
+	p = p * p;
+	p = p * p;
+	p = p * p;
+	const swarm_v8 c = SWARM_V8_SET1(1.0f) / p;
+	*v = SWARM_V8_SET1(0.5f) * x * SWARM_V8_SELECT(u < zero, c, SWARM_V8_SET1(2.0f) - c);
+}
+
 SWARM_INLINE float swarm_gelu(float x)
 {
 	/* 1 + erf(u) is erfc(-u): erfc(|u|) below 0, 2 - erfc(u) above; never a cancellation */

@@ -71,3 +71,44 @@ Test(simd_math, gelu_within_6e7_of_max_1_x)
 	cr_expect(w < 6e-7, "swarm_gelu: error %.3g of max(1, |x|) at %g", w, (double)at);
 	cr_expect(swarm_gelu(-20.0f) <= 0.0f && swarm_gelu(-20.0f) > -1e-30f);
 }
+
+/* The 8-lane forms (the GEMM's tile and the softmax use them) against the same references:
+ * the same fits, so the same bounds, lane by lane. */
+Test(simd_math, v8_exp_and_gelu_within_their_scalar_bounds)
+{
+	double we = 0, wg = 0;
+	float at_e = 0, at_g = 0;
+	for (float x0 = -87.0f; x0 < 88.0f; x0 += 8 * 1.7e-3f) {
+		float in[8], out[8];
+		for (int j = 0; j < 8; j++)
+			in[j] = x0 + (float)j * 1.7e-3f;
+		swarm_v8 v = SWARM_V8_LOAD(in);
+		swarm_v8_exp(&v);
+		SWARM_V8_STORE(out, v);
+		for (int j = 0; j < 8; j++) {
+			double e = fabs((double)out[j] - exp((double)in[j])) / exp((double)in[j]);
+			if (e > we) {
+				we = e;
+				at_e = in[j];
+			}
+		}
+	}
+	for (float x0 = -12.0f; x0 < 12.0f; x0 += 8 * 2.3e-5f) {
+		float in[8], out[8];
+		for (int j = 0; j < 8; j++)
+			in[j] = x0 + (float)j * 2.3e-5f;
+		swarm_v8 v = SWARM_V8_LOAD(in);
+		swarm_v8_gelu(&v);
+		SWARM_V8_STORE(out, v);
+		for (int j = 0; j < 8; j++) {
+			double e = fabs((double)out[j] - gelu_ref(in[j])) /
+				   fmax(1.0, fabs((double)in[j]));
+			if (e > wg) {
+				wg = e;
+				at_g = in[j];
+			}
+		}
+	}
+	cr_expect(we < 2e-7, "swarm_v8_exp: relative error %.3g at %g", we, (double)at_e);
+	cr_expect(wg < 6e-7, "swarm_v8_gelu: error %.3g of max(1, |x|) at %g", wg, (double)at_g);
+}
