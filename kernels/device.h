@@ -329,8 +329,9 @@ struct swarm_device {
 	void *ctx;
 };
 
-/* The CPU device: GEMMs through OpenBLAS, the rest in C that gcc vectorises, threads
- * (1 or more) on the cores the calling process is bound to. Returns 0 or -errno. */
+/* The CPU device: every op in C (kernels/cpu/; its GEMMs a packed kernel of its own, LINEAR's
+ * weights packed once by prepare), threads (1 or more: the large GEMMs split over them) on the
+ * cores the calling process is bound to. Returns 0 or -errno. */
 int swarm_device_cpu_create(int threads, struct swarm_device **out);
 
 /* The CUDA device on GPU ordinal: one context, one non-blocking stream and one cuBLAS/cuBLASLt

@@ -18,7 +18,7 @@ PACKAGES=(
 	libcriterion-dev # the test suites
 	libjansson-dev   # the registry's JSON (safetensors headers, manifests)
 	libssl-dev       # SHA-256 of registry blobs (libcrypto)
-	libopenblas-dev  # the CPU device's GEMMs
+	libopenblas-dev  # swarm-bench's GEMM baseline
 	clang            # the libFuzzer targets (the registry's parsers)
 	libclang-rt-14-dev # libFuzzer's runtime for clang 14
 	python3          # importers and tools

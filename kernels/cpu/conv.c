@@ -1,7 +1,7 @@
 /* conv.c: the CPU device's spatial ops on NCHW tensors (ops.h): conv2d (a direct kernel for
  * kernels wider than 1x1, the packed GEMM of gemm.h over the input itself for a 1x1 (over an
  * im2col where it strides or pads), a direct loop for a depthwise one),
- * conv_transpose2d (a GEMM then col2im), max and average pooling, global average pooling,
+ * conv_transpose2d (the packed GEMM then col2im), max and average pooling, global average pooling,
  * resize (nearest and bilinear, ONNX's coordinate modes), and batchnorm. Bias and a fused
  * activation are applied per output channel in the same pass. Scratch (the im2col matrix)
  * comes from the device's workspace, grown once and kept, so a steady state allocates nothing.
@@ -11,7 +11,6 @@
 #include "kernels/cpu/simd.h"
 #include "kernels/op_math.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -518,7 +517,8 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 					swarm_gemm_pack_b(packed, col, K, cols, cols);
 				}
 				swarm_gemm(g.Mg, cols, K, 1.0f, wg, K, packed, og + n0, ohw, NULL,
-					   bias ? bias + gi * g.Mg : NULL, n->p.act, &n->p, ws->threads);
+					   bias ? bias + gi * g.Mg : NULL, n->p.act, &n->p,
+					   ws->threads);
 			}
 		}
 	}
@@ -560,9 +560,15 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 	struct geo g;
 	geo_of(n, wt->shape[2], wt->shape[3], &g);
 	const int64_t hw = g.H * g.W, ohw = g.OH * g.OW, R = g.Mg * g.kh * g.kw;
-	float *col = R > 0 && hw > 0 ? swarm_cpu_ws_get(ws, (size_t)(R * hw)) : NULL;
-	if (R > 0 && hw > 0 && !col)
+	/* scratch: the group's W^T [R, Cg] (the GEMM reads A by rows), the input packed for
+	 * the GEMM, the product col [R, H*W] */
+	const size_t wt_n = (size_t)(R * g.Cg), pack_n = swarm_gemm_packed_floats(g.Cg, hw);
+	float *wgt = R > 0 && hw > 0 ? swarm_cpu_ws_get(ws, wt_n + pack_n + (size_t)(R * hw) + 16) :
+				       NULL;
+	if (R > 0 && hw > 0 && !wgt)
 		return -ENOMEM;
+	float *packed = wgt ? (float *)(((uintptr_t)(wgt + wt_n) + 63) & ~(uintptr_t)63) : NULL;
+	float *col = packed ? packed + pack_n : NULL;
 	for (int64_t b = 0; b < g.N; b++) {
 		const float *x = (const float *)n->in[0]->data + b * g.C * hw;
 		float *o = (float *)n->out->data + b * g.M * ohw;
@@ -571,9 +577,12 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 			/* W is [C, Mg, kh, kw]: group gi's rows are [Cg, R]; col[R, H*W] =
 			 * W_g^T x X_g */
 			const float *wg = (const float *)wt->data + gi * g.Cg * R;
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)hw,
-				    (int)g.Cg, 1.0f, wg, (int)R, x + gi * g.Cg * hw, (int)hw, 0.0f,
-				    col, (int)hw);
+			for (int64_t c = 0; c < g.Cg; c++)
+				for (int64_t r = 0; r < R; r++)
+					wgt[r * g.Cg + c] = wg[c * R + r];
+			swarm_gemm_pack_b(packed, x + gi * g.Cg * hw, g.Cg, hw, hw);
+			swarm_gemm(R, hw, g.Cg, 1.0f, wgt, g.Cg, packed, col, hw, NULL, NULL,
+				   SWARM_OP_IDENTITY, NULL, ws->threads);
 			col2im(col, &g, o + gi * g.Mg * ohw);
 		}
 		for (int64_t m = 0; m < g.M; m++)

@@ -5,7 +5,6 @@
  */
 #include "kernels/device.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -326,9 +325,6 @@ int swarm_device_cpu_create(int threads, struct swarm_device **out)
 	c->threads = threads;
 	c->ws.threads = threads;
 	pthread_mutex_init(&c->slab_lock, NULL);
-	/* OpenBLAS's thread count is process-wide; a worker owns one device, so setting it here
-	 * gives that worker's GEMMs the cores it was given. */
-	openblas_set_num_threads(threads);
 	d->i = &cpu_device_i;
 	d->ctx = c;
 	*out = d;
