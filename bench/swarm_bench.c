@@ -1476,6 +1476,22 @@ static void bench_onnx_ops(char *buf, size_t len, const struct bench_onnx_op *op
 	}
 }
 
+/* A row of swarm's p50 against ONNX Runtime's for one batch (the caller sets its target and
+ * note), announced on stdout as it is measured. */
+static struct bench_row *bench_onnx_row(struct bench_report *rep, const char *name,
+					const struct bench_onnx_batch *b, const char *base)
+{
+	struct bench_row *row = bench_row_add(rep, name, "ns");
+	row->s = (struct bench_stats){ b->swarm.p50, b->swarm.p99, b->swarm.p999 };
+	row->base_name = base;
+	row->b = (struct bench_stats){ b->ort.p50, b->ort.p99, b->ort.p999 };
+	row->ratio = row->s.p50 / row->b.p50;
+	printf("row: %s: swarm p50 %.0f ns, onnxruntime p50 %.0f ns, %.2fx\n", name, row->s.p50,
+	       row->b.p50, row->ratio);
+	fflush(stdout);
+	return row;
+}
+
 /* The onnx case's second table: each model at batch 1 with the device's threads on every cpu
  * against ONNX Runtime with as many intra-op threads, both unpinned across the cpus, blocks
  * interleaved; no profile. Nothing on a one-cpu machine. */
@@ -1514,11 +1530,8 @@ static int bench_onnx_threads(struct bench_ctx *ctx, struct bench_report *rep, c
 			char name[40];
 			snprintf(name, sizeof name, "onnx %.16s b%u %dthr vs ORT", names[i],
 				 b->rows, o.threads);
-			struct bench_row *row = bench_row_add(rep, name, "ns");
-			row->s = (struct bench_stats){ b->swarm.p50, b->swarm.p99, b->swarm.p999 };
-			row->base_name = "onnxruntime N threads";
-			row->b = (struct bench_stats){ b->ort.p50, b->ort.p99, b->ort.p999 };
-			row->ratio = row->s.p50 / row->b.p50;
+			struct bench_row *row =
+				bench_onnx_row(rep, name, b, "onnxruntime N threads");
 			row->target = NULL; /* the issue's target is one thread against one */
 			snprintf(
 				row->note, sizeof row->note,
@@ -1526,9 +1539,6 @@ static int bench_onnx_threads(struct bench_ctx *ctx, struct bench_report *rep, c
 				"neither pinned; outputs match to a relative error of %.1e; "
 				"reported, no target",
 				b->iters, o.threads, b->rel_err);
-			printf("row: %s: swarm p50 %.0f ns, onnxruntime p50 %.0f ns, %.2fx\n", name,
-			       row->s.p50, row->b.p50, row->ratio);
-			fflush(stdout);
 		}
 		free(r);
 	}
@@ -1637,11 +1647,8 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 		for (int k = 0; !r->skipped && k < r->n_batches; k++) {
 			const struct bench_onnx_batch *b = &r->b[k];
 			snprintf(name, sizeof name, "onnx %.20s b%u vs ORT", names[i], b->rows);
-			struct bench_row *row = bench_row_add(rep, name, "ns");
-			row->s = (struct bench_stats){ b->swarm.p50, b->swarm.p99, b->swarm.p999 };
-			row->base_name = "onnxruntime 1 thread";
-			row->b = (struct bench_stats){ b->ort.p50, b->ort.p99, b->ort.p999 };
-			row->ratio = row->s.p50 / row->b.p50;
+			struct bench_row *row =
+				bench_onnx_row(rep, name, b, "onnxruntime 1 thread");
 			/* DESIGN.md asks 1.25x; the compute issue asks at or below ONNX Runtime */
 			row->target = "swarm <= 1.0x ORT p50";
 			row->met = row->ratio <= 1.0 && b->rel_err <= 1e-4;
@@ -1656,9 +1663,6 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 				b->iters, r->ort_version, b->rel_err,
 				b->rel_err > 1e-4 ? " (OVER 1e-4: the row fails)" : "", r->nodes,
 				sw, b->n_ort_ops ? ort : "(no profile)");
-			printf("row: %s: swarm p50 %.0f ns, onnxruntime p50 %.0f ns, %.2fx\n", name,
-			       row->s.p50, row->b.p50, row->ratio);
-			fflush(stdout);
 		}
 		/* Through swarm against the same graph in process, at batch 1. */
 		if (!r->skipped && r->n_batches > 0 && overhead_of[i]) {

@@ -826,6 +826,23 @@ void swarm_slice_dim(int64_t dim, int64_t start, int64_t end, int64_t step, int6
 	slice_dim(dim, start, end, step, first, count);
 }
 
+void swarm_slice_plan(const struct swarm_tensor *x, const struct swarm_op_params *p, int64_t *step,
+		      int64_t *base)
+{
+	int64_t stride = 1;
+	*base = 0;
+	for (int i = (int)x->ndim - 1; i >= 0; i--) {
+		int64_t first = 0, count = x->shape[i], st = 1;
+		if (p->axes & (1u << i)) {
+			st = p->steps[i];
+			swarm_slice_dim(x->shape[i], p->starts[i], p->ends[i], st, &first, &count);
+		}
+		*base += first * stride;
+		step[i] = st * stride;
+		stride *= x->shape[i];
+	}
+}
+
 static int infer_slice(struct swarm_op_args *a, struct swarm_tensor *out)
 {
 	const struct swarm_tensor *x = a->in[0];

@@ -137,6 +137,12 @@ void swarm_broadcast_plan(const struct swarm_tensor *a, const struct swarm_tenso
 void swarm_slice_dim(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first,
 		     int64_t *count);
 
+/* SLICE of x by p (its axes, starts, ends, steps) as a strided read of x's elements: the
+ * first element read (*base) and, per dim, the elements between two reads (step[], x's
+ * stride times the slice's step). The out shape is the op table's. Each device walks it. */
+void swarm_slice_plan(const struct swarm_tensor *x, const struct swarm_op_params *p, int64_t *step,
+		      int64_t *base);
+
 /* infer of n's op on n's inputs and parameters (a graph's node before its batch is known, or
  * a node about to run): 0 with out set, -EINVAL with a->why and a->blame, -ENOTSUP for an op
  * out of range. Checks the input count and that each input is a tensor of at most

@@ -165,9 +165,10 @@ static int64_t conv_block_cols(int64_t k, int64_t ohw)
 		const char *e = getenv("SWARM_CPU_CONV_BLOCK");
 		block = e && atol(e) > 0 ? atol(e) : CONV_BLOCK;
 	}
-	int64_t nb = block / (k > 0 ? k : 1) / 16 * 16;
-	if (nb < 64)
-		nb = 64;
+	/* whole panels of the GEMM: a block's last panel is never a partial one but at the end */
+	int64_t nb = block / (k > 0 ? k : 1) / SWARM_GEMM_NR * SWARM_GEMM_NR;
+	if (nb < 2 * SWARM_GEMM_NR)
+		nb = 2 * SWARM_GEMM_NR;
 	return nb < ohw ? nb : ohw;
 }
 
@@ -295,6 +296,36 @@ SWARM_CPU_MULTI_VOID(static, direct_conv,
 
 #define DW_TAPS 64 /* a depthwise kernel of more taps goes tap by tap over the row */
 
+/* nv x 8 columns of one depthwise output row at column ox (o points there), its taps'
+ * inputs at src[t], even and odd taps in two sets of nv accumulators: 2 nv chains of FMAs, so
+ * that their latency (5 cycles) does not bound the loop (16 columns in two chains ran at 9
+ * GFLOP/s). nv is a constant at each call. */
+SWARM_INLINE void dw_block(const int nv, float *o, const float *const *src, int64_t ox,
+			   const float *wc, int64_t taps, float b0)
+{
+	const swarm_v8 bv = SWARM_V8_SET1(b0), zero = SWARM_V8_SET1(0.0f);
+	swarm_v8 a[4] = { bv, bv, bv, bv }, e[4] = { zero, zero, zero, zero };
+	int64_t t = 0;
+	for (; t + 1 < taps; t += 2) {
+		const swarm_v8 wv = SWARM_V8_SET1(wc[t]), wu = SWARM_V8_SET1(wc[t + 1]);
+		const float *s0 = src[t] + ox, *s1 = src[t + 1] + ox;
+#pragma GCC unroll 4
+		for (int v = 0; v < nv; v++) {
+			a[v] += wv * SWARM_V8_LOAD(s0 + 8 * v);
+			e[v] += wu * SWARM_V8_LOAD(s1 + 8 * v);
+		}
+	}
+	if (t < taps) {
+		const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
+#pragma GCC unroll 4
+		for (int v = 0; v < nv; v++)
+			a[v] += wv * SWARM_V8_LOAD(src[t] + ox + 8 * v);
+	}
+#pragma GCC unroll 4
+	for (int v = 0; v < nv; v++)
+		SWARM_V8_STORE(o + 8 * v, a[v] + e[v]);
+}
+
 /* A depthwise conv (one input and one output channel a group) of one image: every output row
  * accumulated in registers, 16 columns at a time, over the kernel's taps read from the
  * channel's padded plane; the bias is the starting value. */
@@ -326,60 +357,10 @@ SWARM_INLINE void depthwise_body(const float *x, const float *w, const float *bi
 				for (int64_t j = 0; j < g->kw; j++)
 					src[i * g->kw + j] = plane_tap(pl, g, oy, i, j);
 			int64_t ox = 0;
-			/* 32 columns in 4 accumulators, even and odd taps apart: 8 chains of
-			 * FMAs, so that their latency (5 cycles) does not bound the loop; 16
-			 * columns in two chains ran at 9 GFLOP/s */
-			for (; ox + 32 <= g->OW; ox += 32) {
-				const swarm_v8 zero = SWARM_V8_SET1(0.0f);
-				swarm_v8 a0 = SWARM_V8_SET1(b0), a1 = a0, a2 = a0, a3 = a0;
-				swarm_v8 e0 = zero, e1 = zero, e2 = zero, e3 = zero;
-				int64_t t = 0;
-				for (; t + 1 < taps; t += 2) {
-					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
-					const swarm_v8 wu = SWARM_V8_SET1(wc[t + 1]);
-					const float *s0 = src[t] + ox, *s1 = src[t + 1] + ox;
-					a0 += wv * SWARM_V8_LOAD(s0);
-					a1 += wv * SWARM_V8_LOAD(s0 + 8);
-					a2 += wv * SWARM_V8_LOAD(s0 + 16);
-					a3 += wv * SWARM_V8_LOAD(s0 + 24);
-					e0 += wu * SWARM_V8_LOAD(s1);
-					e1 += wu * SWARM_V8_LOAD(s1 + 8);
-					e2 += wu * SWARM_V8_LOAD(s1 + 16);
-					e3 += wu * SWARM_V8_LOAD(s1 + 24);
-				}
-				if (t < taps) {
-					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
-					const float *s0 = src[t] + ox;
-					a0 += wv * SWARM_V8_LOAD(s0);
-					a1 += wv * SWARM_V8_LOAD(s0 + 8);
-					a2 += wv * SWARM_V8_LOAD(s0 + 16);
-					a3 += wv * SWARM_V8_LOAD(s0 + 24);
-				}
-				SWARM_V8_STORE(orow + ox, a0 + e0);
-				SWARM_V8_STORE(orow + ox + 8, a1 + e1);
-				SWARM_V8_STORE(orow + ox + 16, a2 + e2);
-				SWARM_V8_STORE(orow + ox + 24, a3 + e3);
-			}
-			for (; ox + 16 <= g->OW; ox += 16) {
-				const swarm_v8 zero = SWARM_V8_SET1(0.0f);
-				swarm_v8 a0 = SWARM_V8_SET1(b0), a1 = a0, e0 = zero, e1 = zero;
-				int64_t t = 0;
-				for (; t + 1 < taps; t += 2) {
-					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
-					const swarm_v8 wu = SWARM_V8_SET1(wc[t + 1]);
-					a0 += wv * SWARM_V8_LOAD(src[t] + ox);
-					a1 += wv * SWARM_V8_LOAD(src[t] + ox + 8);
-					e0 += wu * SWARM_V8_LOAD(src[t + 1] + ox);
-					e1 += wu * SWARM_V8_LOAD(src[t + 1] + ox + 8);
-				}
-				if (t < taps) {
-					const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
-					a0 += wv * SWARM_V8_LOAD(src[t] + ox);
-					a1 += wv * SWARM_V8_LOAD(src[t] + ox + 8);
-				}
-				SWARM_V8_STORE(orow + ox, a0 + e0);
-				SWARM_V8_STORE(orow + ox + 8, a1 + e1);
-			}
+			for (; ox + 32 <= g->OW; ox += 32)
+				dw_block(4, orow + ox, src, ox, wc, taps, b0);
+			for (; ox + 16 <= g->OW; ox += 16)
+				dw_block(2, orow + ox, src, ox, wc, taps, b0);
 			for (; ox + 8 <= g->OW; ox += 8) {
 				swarm_v8 a0 = SWARM_V8_SET1(b0);
 				for (int64_t t = 0; t < taps; t++)
@@ -496,7 +477,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	if (!planes)
 		return -ENOMEM;
 	float *col = planes + plane_n * (size_t)g.Cg;
-	float *packed = (float *)(((uintptr_t)(col + col_n) + 63) & ~(uintptr_t)63);
+	float *packed = swarm_cpu_line(col + col_n);
 	for (int64_t b = 0; b < g.N; b++) {
 		const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
 		float *o = (float *)n->out->data + b * g.M * ohw;
@@ -551,6 +532,18 @@ static void col2im(const float *col, const struct geo *g, float *o)
 	}
 }
 
+void swarm_cpu_conv_transpose_weights(float *dst, const float *w, int64_t C, int64_t R, int64_t G)
+{
+	const int64_t Cg = C / G;
+	for (int64_t gi = 0; gi < G; gi++) {
+		const float *wg = w + gi * Cg * R;
+		float *dg = dst + gi * Cg * R;
+		for (int64_t c = 0; c < Cg; c++)
+			for (int64_t r = 0; r < R; r++)
+				dg[r * Cg + c] = wg[c * R + r];
+	}
+}
+
 int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			       const struct swarm_node_dims *d)
 {
@@ -560,29 +553,36 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 	struct geo g;
 	geo_of(n, wt->shape[2], wt->shape[3], &g);
 	const int64_t hw = g.H * g.W, ohw = g.OH * g.OW, R = g.Mg * g.kh * g.kw;
-	/* scratch: the group's W^T [R, Cg] (the GEMM reads A by rows), the input packed for
-	 * the GEMM, the product col [R, H*W] */
-	const size_t wt_n = (size_t)(R * g.Cg), pack_n = swarm_gemm_packed_floats(g.Cg, hw);
-	float *wgt = R > 0 && hw > 0 ? swarm_cpu_ws_get(ws, wt_n + pack_n + (size_t)(R * hw) + 16) :
-				       NULL;
-	if (R > 0 && hw > 0 && !wgt)
+	if (R == 0 || hw == 0 || g.Cg == 0) {
+		memset(n->out->data, 0, (size_t)(g.N * g.M * ohw) * sizeof(float));
+		for (int64_t b = 0; b < g.N; b++)
+			for (int64_t m = 0; m < g.M; m++)
+				bias_act((float *)n->out->data + (b * g.M + m) * ohw, ohw,
+					 bias ? bias + m : NULL, &n->p);
+		return 0;
+	}
+	/* scratch: W^T (the GEMM reads A by rows) unless prepared, the input packed for the
+	 * GEMM, the product col [R, H*W] */
+	const struct swarm_cpu_packed *pk = n->prep;
+	const bool prepared = pk && pk->k == g.Cg && pk->n == R * g.G;
+	const size_t wt_n = prepared ? 0 : (size_t)(R * g.C),
+		     pack_n = swarm_gemm_packed_floats(g.Cg, hw);
+	float *scratch = swarm_cpu_ws_get(ws, wt_n + pack_n + (size_t)(R * hw) + 16);
+	if (!scratch)
 		return -ENOMEM;
-	float *packed = wgt ? (float *)(((uintptr_t)(wgt + wt_n) + 63) & ~(uintptr_t)63) : NULL;
-	float *col = packed ? packed + pack_n : NULL;
+	float *packed = swarm_cpu_line(scratch + wt_n), *col = packed + pack_n;
+	const float *wT = prepared ? pk->b : scratch;
+	if (!prepared)
+		swarm_cpu_conv_transpose_weights(scratch, wt->data, g.C, R, g.G);
 	for (int64_t b = 0; b < g.N; b++) {
 		const float *x = (const float *)n->in[0]->data + b * g.C * hw;
 		float *o = (float *)n->out->data + b * g.M * ohw;
 		memset(o, 0, (size_t)(g.M * ohw) * sizeof(float));
-		for (int64_t gi = 0; gi < g.G && R > 0 && hw > 0; gi++) {
-			/* W is [C, Mg, kh, kw]: group gi's rows are [Cg, R]; col[R, H*W] =
-			 * W_g^T x X_g */
-			const float *wg = (const float *)wt->data + gi * g.Cg * R;
-			for (int64_t c = 0; c < g.Cg; c++)
-				for (int64_t r = 0; r < R; r++)
-					wgt[r * g.Cg + c] = wg[c * R + r];
+		for (int64_t gi = 0; gi < g.G; gi++) {
+			/* col[R, H*W] = W_g^T x X_g */
 			swarm_gemm_pack_b(packed, x + gi * g.Cg * hw, g.Cg, hw, hw);
-			swarm_gemm(R, hw, g.Cg, 1.0f, wgt, g.Cg, packed, col, hw, NULL, NULL,
-				   SWARM_OP_IDENTITY, NULL, ws->threads);
+			swarm_gemm(R, hw, g.Cg, 1.0f, wT + gi * R * g.Cg, g.Cg, packed, col, hw,
+				   NULL, NULL, SWARM_OP_IDENTITY, NULL, ws->threads);
 			col2im(col, &g, o + gi * g.Mg * ohw);
 		}
 		for (int64_t m = 0; m < g.M; m++)

@@ -238,29 +238,45 @@ static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 	return cpu_kernels[n->op](&((struct cpu_ctx *)d->ctx)->ws, n, &dims);
 }
 
-/* LINEAR's weight (constant, f32, 2-D) packed into the GEMM's panels, once (gemm.h). */
+/* A constant weight in the form the GEMM reads, once: LINEAR's W packed into the GEMM's
+ * panels (gemm.h), CONV_TRANSPOSE2D's W transposed per group (its A). */
 static int cpu_prepare(struct swarm_device *d, const struct swarm_node *n, uint32_t consts,
 		       void **prep)
 {
-	(void)d;
 	*prep = NULL;
-	if (n->op != SWARM_OP_LINEAR || !(consts & 2u) || n->in[1]->dtype != SWARM_DTYPE_F32 ||
-	    n->in[1]->ndim != 2)
+	const struct swarm_tensor *w = n->in[1];
+	const bool lin = n->op == SWARM_OP_LINEAR && w->ndim == 2;
+	const bool ct = n->op == SWARM_OP_CONV_TRANSPOSE2D && w->ndim == 4;
+	if (!(lin || ct) || !(consts & 2u) || w->dtype != SWARM_DTYPE_F32)
 		return 0;
-	const int64_t N = n->in[1]->shape[0], K = n->in[1]->shape[1];
-	const size_t floats = swarm_gemm_packed_floats(K, N);
-	if (floats == 0 && N > 0 && K > 0)
-		return -ENOMEM;
+	int64_t k, rows; /* the stored matrix's columns and rows */
+	size_t floats;
+	const int64_t G = n->p.group ? n->p.group : 1;
+	if (lin) {
+		rows = w->shape[0], k = w->shape[1];
+		floats = swarm_gemm_packed_floats(k, rows);
+		if (floats == 0 && k > 0 && rows > 0)
+			return -ENOMEM;
+	} else {
+		const int64_t elems = swarm_tensor_elems(w), C = w->shape[0];
+		if (elems <= 0 || C % G != 0)
+			return 0; /* nothing to gain, or a node run() refuses anyway */
+		k = C / G, rows = elems / k;
+		floats = (size_t)elems;
+	}
 	struct cpu_slab *slab = NULL;
 	const size_t bytes = (sizeof(struct swarm_cpu_packed) + floats * sizeof(float) + 63) &
 			     ~(size_t)63;
 	struct swarm_cpu_packed *pk = slab_alloc(d->ctx, bytes, &slab);
 	if (!pk)
 		return -ENOMEM;
-	pk->k = K;
-	pk->n = N;
+	pk->k = k;
+	pk->n = rows;
 	pk->slab = slab;
-	swarm_gemm_pack_wt(pk->b, n->in[1]->data, N, K, K);
+	if (lin)
+		swarm_gemm_pack_wt(pk->b, w->data, rows, k, k);
+	else
+		swarm_cpu_conv_transpose_weights(pk->b, w->data, w->shape[0], rows / G, G);
 	*prep = pk;
 	return 0;
 }

@@ -229,18 +229,8 @@ int swarm_cpu_slice(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 {
 	(void)ws;
 	const struct swarm_tensor *x = n->in[0];
-	int64_t xs[SWARM_TENSOR_MAX_DIMS], step[SWARM_TENSOR_MAX_DIMS], base = 0;
-	strides_of(x, xs);
-	for (uint32_t i = 0; i < x->ndim; i++) {
-		int64_t first = 0, count = x->shape[i], st = 1;
-		if (n->p.axes & (1u << i)) {
-			st = n->p.steps[i];
-			swarm_slice_dim(x->shape[i], n->p.starts[i], n->p.ends[i], st, &first,
-					&count);
-		}
-		base += first * xs[i];
-		step[i] = st * xs[i];
-	}
+	int64_t step[SWARM_TENSOR_MAX_DIMS], base;
+	swarm_slice_plan(x, &n->p, step, &base);
 	strided_copy(n->out->data, n->out->shape, x->ndim, (const float *)x->data + base, step,
 		     d->elems);
 	return 0;

@@ -446,8 +446,7 @@ int swarm_cpu_attention(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	if (!P)
 		return -ENOMEM;
 	/* the packed operands on 64-byte lines, as the GEMM's loads like them */
-	float *Kp = (float *)(((uintptr_t)(P + S * S) + 63) & ~(uintptr_t)63);
-	float *Vp = (float *)(((uintptr_t)(Kp + kp) + 63) & ~(uintptr_t)63);
+	float *Kp = swarm_cpu_line(P + S * S), *Vp = swarm_cpu_line(Kp + kp);
 	float scale = 1.0f / sqrtf((float)Dh);
 	for (int64_t b = 0; b < B; b++) {
 		const float *keep = m ? (const float *)m->data + b * S : NULL;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/check.h"
 #include "kernels/device.h"
@@ -24,8 +25,10 @@ struct swarm_cpu_ws {
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
 
-/* A node's prepared weight (swarm_node.prep on the CPU): B of its GEMM, K x N, packed by
- * kernels/cpu/gemm.h; 64-byte aligned, b too. */
+/* A node's prepared weight (swarm_node.prep on the CPU), 64-byte aligned, b too. LINEAR: B
+ * of its GEMM, k x n, packed by kernels/cpu/gemm.h. CONV_TRANSPOSE2D: its W transposed per
+ * group (swarm_cpu_conv_transpose_weights), n rows of k = C / G floats. A kernel uses it only
+ * where k and n are its node's. */
 struct swarm_cpu_packed {
 	int64_t k, n;
 	void *slab;      /* the device's: where the packing lives (cpu_device.c) */
@@ -62,6 +65,13 @@ int swarm_cpu_l2norm(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 /* At least count floats of the device's scratch (valid until the next call), or NULL. */
 float *swarm_cpu_ws_get(struct swarm_cpu_ws *ws, size_t count);
 
+/* p rounded up to its next 64-byte line: where a scratch region the GEMM streams starts (ask
+ * swarm_cpu_ws_get for 16 floats more per region so placed). */
+static inline float *swarm_cpu_line(float *p)
+{
+	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
 /* elementwise.c: every unary op of the table (and the activations linear and conv fuse) over n
  * floats, o may be x; the unary ops and the broadcast binary ones as nodes. */
 void swarm_cpu_act(uint32_t op, const struct swarm_op_params *p, float *o, const float *x,
@@ -76,6 +86,10 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
 int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			       const struct swarm_node_dims *d);
+/* CONV_TRANSPOSE2D's weight W [C, Mg, kh, kw] as the GEMM's A: per group of G, its [C / G, R]
+ * rows (R = Mg * kh * kw) transposed to [R, C / G], the groups one after another (C * R
+ * floats). The device's prepare does it once; a node without it, per run. */
+void swarm_cpu_conv_transpose_weights(float *dst, const float *w, int64_t C, int64_t R, int64_t G);
 int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
 /* layout.c: x viewed as [outer, red, inner] reduced over red into o [outer, inner] (sum times

@@ -128,21 +128,12 @@ int swarm_cuda_op_slice(struct swarm_cuda_ctx *c, const struct swarm_node *n,
 			const struct swarm_node_dims *d)
 {
 	const struct swarm_tensor *x = n->in[0];
-	int64_t xs[MAXD], base = 0;
+	int64_t base;
 	dims_arg a;
-	strides_of(x, xs);
 	a.nd = (int)x->ndim;
-	for (uint32_t i = 0; i < x->ndim; i++) {
-		int64_t first = 0, count = x->shape[i], st = 1;
-		if (n->p.axes & (1u << i)) {
-			st = n->p.steps[i];
-			swarm_slice_dim(x->shape[i], n->p.starts[i], n->p.ends[i], st, &first,
-					&count);
-		}
-		base += first * xs[i];
+	swarm_slice_plan(x, &n->p, a.step, &base);
+	for (uint32_t i = 0; i < x->ndim; i++)
 		a.shape[i] = n->out->shape[i];
-		a.step[i] = st * xs[i];
-	}
 	return copy_launch(c, (const float *)x->data + base, (float *)n->out->data, a, d->elems);
 }
 

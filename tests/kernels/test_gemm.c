@@ -259,3 +259,28 @@ Test(kernels_gemm, packings_released_in_any_order_keep_the_others_intact)
 	for (int i = P - 1; i >= 0; i--)
 		dev->i->release(dev, prep[i]);
 }
+
+/* CONV_TRANSPOSE2D's weight is transposed once by prepare: the same output as per run. */
+Test(kernels_gemm, prepared_conv_transpose_matches_unprepared)
+{
+	struct swarm_tensor x = tens(SWARM_DTYPE_F32, 4, 2, 4, 5, 6);
+	struct swarm_tensor w = tens(SWARM_DTYPE_F32, 4, 4, 3, 2, 2); /* C 4, Mg 3, 2x2 */
+	struct swarm_tensor b = tens(SWARM_DTYPE_F32, 1, 6);
+	struct swarm_tensor y1 = tens(SWARM_DTYPE_F32, 4, 2, 6, 10, 12);
+	struct swarm_tensor y2 = tens(SWARM_DTYPE_F32, 4, 2, 6, 10, 12);
+	struct swarm_node n = NODE(SWARM_OP_CONV_TRANSPOSE2D, &y1, &x, &w, &b);
+	n.p.group = 2;
+	n.p.stride[0] = n.p.stride[1] = 2;
+	n.p.n_pads = 4;
+	n.p.act = SWARM_OP_RELU;
+	run_ok(&n, "unprepared conv_transpose2d");
+	void *prep = NULL;
+	cr_assert_eq(dev->i->prepare(dev, &n, 1u << 1, &prep), 0);
+	cr_assert_not_null(prep, "a constant f32 weight is transposed");
+	n.prep = prep;
+	n.out = &y2;
+	run_ok(&n, "prepared conv_transpose2d");
+	cr_assert_eq(memcmp(F(&y1), F(&y2), 2 * 6 * 10 * 12 * sizeof(float)), 0,
+		     "prepared and unprepared conv_transpose2d differ");
+	dev->i->release(dev, prep);
+}
