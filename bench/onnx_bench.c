@@ -322,6 +322,22 @@ static void ob_top(const struct bench_onnx_op *all, int n, struct bench_onnx_op 
 	memcpy(top, tmp, (size_t)*n_top * sizeof *top);
 }
 
+/* A node's op, a conv's kernel size named: conv2d 3x3 dw. */
+static void ob_node_name(const struct swarm_node *nd, char *name, size_t size)
+{
+	const char *op = swarm_op_info(nd->op)->name;
+	if ((nd->op == SWARM_OP_CONV2D || nd->op == SWARM_OP_CONV_TRANSPOSE2D) &&
+	    nd->in[1]->ndim == 4) {
+		const int64_t *w = nd->in[1]->shape;
+		bool dw = nd->op == SWARM_OP_CONV2D && w[1] == 1 && nd->p.group > 1 &&
+			  nd->p.group == nd->in[0]->shape[1];
+		snprintf(name, size, "%s %lldx%lld%s", op, (long long)w[2], (long long)w[3],
+			 dw ? " dw" : "");
+	} else {
+		snprintf(name, size, "%s", op);
+	}
+}
+
 /* swarm's nodes, each its fastest of runs runs, summed per op (a conv's kernel size named:
  * conv2d 3x3 dw). */
 static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs,
@@ -347,17 +363,7 @@ static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs,
 	for (uint32_t k = 0; k < n; k++) {
 		const struct swarm_node *nd = swarm_graph_node(md->g, k);
 		char name[32];
-		const char *op = swarm_op_info(nd->op)->name;
-		if ((nd->op == SWARM_OP_CONV2D || nd->op == SWARM_OP_CONV_TRANSPOSE2D) &&
-		    nd->in[1]->ndim == 4) {
-			const int64_t *w = nd->in[1]->shape;
-			bool dw = nd->op == SWARM_OP_CONV2D && w[1] == 1 && nd->p.group > 1 &&
-				  nd->p.group == nd->in[0]->shape[1];
-			snprintf(name, sizeof name, "%s %lldx%lld%s", op, (long long)w[2],
-				 (long long)w[3], dw ? " dw" : "");
-		} else {
-			snprintf(name, sizeof name, "%s", op);
-		}
+		ob_node_name(nd, name, sizeof name);
 		ob_op_add(all, &n_all, (int)(sizeof all / sizeof *all), name, (double)ns[k] / runs,
 			  ob_flops(nd));
 	}
@@ -366,17 +372,19 @@ static int ob_profile_swarm(struct ob_model *md, uint32_t rows, int runs,
 		const struct swarm_node *nd = swarm_graph_node(md->g, k);
 		const struct swarm_tensor *x = nd->in[0], *o = nd->out;
 		const double flops = ob_flops(nd);
+		char name[32];
+		ob_node_name(nd, name, sizeof name);
 		fprintf(stderr,
-			"swarm-bench: node %3u %-16s in [%lld %lld %lld %lld] out [%lld %lld %lld "
-			"%lld] %8.3f ms %6.2f GFLOP/s\n",
-			k, swarm_op_info(nd->op)->name, (long long)x->shape[0],
-			(long long)(x->ndim > 1 ? x->shape[1] : 0),
+			"swarm-bench: node %3u %-20s in [%lld %lld %lld %lld] out [%lld %lld %lld "
+			"%lld] %8.3f ms %6.2f GFLOP/s%s%s\n",
+			k, name, (long long)x->shape[0], (long long)(x->ndim > 1 ? x->shape[1] : 0),
 			(long long)(x->ndim > 2 ? x->shape[2] : 0),
 			(long long)(x->ndim > 3 ? x->shape[3] : 0), (long long)o->shape[0],
 			(long long)(o->ndim > 1 ? o->shape[1] : 0),
 			(long long)(o->ndim > 2 ? o->shape[2] : 0),
 			(long long)(o->ndim > 3 ? o->shape[3] : 0), (double)ns[k] / runs / 1e6,
-			flops / ((double)ns[k] / runs + 1));
+			flops / ((double)ns[k] / runs + 1), nd->p.act ? " then " : "",
+			nd->p.act ? swarm_op_info(nd->p.act)->name : "");
 	}
 	free(ns);
 	if (prof) { /* every op type, for whoever tunes the kernels */

@@ -1,6 +1,6 @@
 /* conv.c: the CPU device's spatial ops on NCHW tensors (ops.h): conv2d (a direct kernel for
  * kernels wider than 1x1, the packed GEMM of gemm.h over the input itself for a 1x1 (over an
- * im2col where it strides or pads), a direct loop for a depthwise one),
+ * im2col where it strides or pads), a depthwise one on blocks of 8 channels),
  * conv_transpose2d (the packed GEMM then col2im), max and average pooling, global average pooling,
  * resize (nearest and bilinear, ONNX's coordinate modes), and batchnorm. Bias and a fused
  * activation are applied per output channel in the same pass. Scratch (the im2col matrix)
@@ -294,93 +294,245 @@ SWARM_CPU_MULTI_VOID(static, direct_conv,
 		      float *o, const struct swarm_op_params *p, float *panel),
 		     (planes, pl, g, base, w, zero, bias, o, p, panel))
 
-#define DW_TAPS 64 /* a depthwise kernel of more taps goes tap by tap over the row */
+/* ---- depthwise convolution on blocked channels ---------------------------------------------
+ *
+ * NCHW makes a depthwise conv load-bound: each tap's run of 8 outputs needs an unaligned load
+ * of 8 inputs, half of them across a cache line, and a narrow image ends every row in a
+ * scalar tail. Eight channels side by side instead (ONNX Runtime's NCHWc): a vector is one
+ * position's 8 channels, every load is aligned, a tap's 8 weights are one vector, and every
+ * width vectorises. Each block of 8 channels is transposed into a padded plane
+ * [rows][cols][8] once, each output row is summed in registers (DWB_R positions at a time,
+ * every tap one aligned load and one FMA per position), its bias and activation applied
+ * while the row is in L1, and the row transposed back into the NCHW output. */
+#define DWB 8   /* channels of a block */
+#define DWB_R 8 /* output positions summed together */
 
-/* nv x 8 columns of one depthwise output row at column ox (o points there), its taps'
- * inputs at src[t], even and odd taps in two sets of nv accumulators: 2 nv chains of FMAs, so
- * that their latency (5 cycles) does not bound the loop (16 columns in two chains ran at 9
- * GFLOP/s). nv is a constant at each call. */
-SWARM_INLINE void dw_block(const int nv, float *o, const float *const *src, int64_t ox,
-			   const float *wc, int64_t taps, float b0)
+typedef float dwb_v4 __attribute__((vector_size(16), aligned(4), may_alias));
+
+/* 8 x 8 floats, rows ld apart at src, transposed into dst (rows ldd apart). Each vector is
+ * first made of two rows' half rows, i and i + 4 (a 16-byte load and an insert), so that the
+ * rest is in-lane shuffles: the cross-lane ones are slow on Zen 1 and earlier cores. */
+SWARM_INLINE void dwb_transpose(float *dst, int64_t ldd, const float *src, int64_t ld)
 {
-	const swarm_v8 bv = SWARM_V8_SET1(b0), zero = SWARM_V8_SET1(0.0f);
-	swarm_v8 a[4] = { bv, bv, bv, bv }, e[4] = { zero, zero, zero, zero };
-	int64_t t = 0;
-	for (; t + 1 < taps; t += 2) {
-		const swarm_v8 wv = SWARM_V8_SET1(wc[t]), wu = SWARM_V8_SET1(wc[t + 1]);
-		const float *s0 = src[t] + ox, *s1 = src[t + 1] + ox;
-#pragma GCC unroll 4
-		for (int v = 0; v < nv; v++) {
-			a[v] += wv * SWARM_V8_LOAD(s0 + 8 * v);
-			e[v] += wu * SWARM_V8_LOAD(s1 + 8 * v);
-		}
+	swarm_v8 r[8];
+	for (int i = 0; i < 4; i++) {
+		const float *a = src + i * ld, *b = src + (i + 4) * ld;
+		r[i] = __builtin_shufflevector(*(const dwb_v4 *)a, *(const dwb_v4 *)b, 0, 1, 2, 3,
+					       4, 5, 6, 7);
+		r[i + 4] = __builtin_shufflevector(
+			*(const dwb_v4 *)(a + 4), *(const dwb_v4 *)(b + 4), 0, 1, 2, 3, 4, 5, 6, 7);
 	}
-	if (t < taps) {
-		const swarm_v8 wv = SWARM_V8_SET1(wc[t]);
-#pragma GCC unroll 4
-		for (int v = 0; v < nv; v++)
-			a[v] += wv * SWARM_V8_LOAD(src[t] + ox + 8 * v);
+	/* r[i] lane 0: row i's columns 0-3, lane 1: row i + 4's (r[i + 4]: columns 4-7) */
+	for (int h = 0; h < 8; h += 4) {
+		const swarm_v8 t0 = __builtin_shufflevector(r[h], r[h + 1], 0, 8, 1, 9, 4, 12, 5,
+							    13),
+			       t1 = __builtin_shufflevector(r[h], r[h + 1], 2, 10, 3, 11, 6, 14, 7,
+							    15),
+			       t2 = __builtin_shufflevector(r[h + 2], r[h + 3], 0, 8, 1, 9, 4, 12,
+							    5, 13),
+			       t3 = __builtin_shufflevector(r[h + 2], r[h + 3], 2, 10, 3, 11, 6, 14,
+							    7, 15);
+		SWARM_V8_STORE(dst + h * ldd,
+			       __builtin_shufflevector(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13));
+		SWARM_V8_STORE(dst + (h + 1) * ldd,
+			       __builtin_shufflevector(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15));
+		SWARM_V8_STORE(dst + (h + 2) * ldd,
+			       __builtin_shufflevector(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13));
+		SWARM_V8_STORE(dst + (h + 3) * ldd,
+			       __builtin_shufflevector(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15));
 	}
-#pragma GCC unroll 4
-	for (int v = 0; v < nv; v++)
-		SWARM_V8_STORE(o + 8 * v, a[v] + e[v]);
 }
 
-/* A depthwise conv (one input and one output channel a group) of one image: every output row
- * accumulated in registers, 16 columns at a time, over the kernel's taps read from the
- * channel's padded plane; the bias is the starting value. */
-SWARM_INLINE void depthwise_body(const float *x, const float *w, const float *bias, float *o,
-				 const struct geo *g, struct plane *pl)
+/* The blocked plane of channels c0 .. c0 + nc - 1 (nc <= 8; the rest zeros) of one image x:
+ * P[r][k][c] = x[c0 + c][r - pt][k - pl], zeros outside, rows x cols positions. A row's last
+ * columns (and a part block's) go through an 8 x 8 copy whose transpose may write up to 7
+ * positions past the row's end: the next row, written after, or the plane's slack. */
+SWARM_INLINE void dwb_fill(float *P, int64_t rows, int64_t cols, const float *x, int64_t nc,
+			   const struct geo *g)
 {
-	const int64_t taps = g->kh * g->kw;
-	for (int64_t c = 0; c < g->C; c++) {
-		const float *wc = w + c * taps;
-		float *oc = o + c * g->OH * g->OW;
-		const float b0 = bias ? bias[c] : 0.0f;
-		plane_fill(pl, x + c * g->H * g->W, g, 0.0f);
+	const int64_t hw = g->H * g->W;
+	for (int64_t r = 0; r < rows; r++) {
+		float *dst = P + r * cols * DWB;
+		const int64_t y = r - g->pt;
+		if (y < 0 || y >= g->H) {
+			memset(dst, 0, (size_t)(cols * DWB) * sizeof(float));
+			continue;
+		}
+		memset(dst, 0, (size_t)(g->pl * DWB) * sizeof(float));
+		dst += g->pl * DWB;
+		const float *src = x + y * g->W;
+		int64_t k = 0;
+		if (nc == DWB)
+			for (; k + 8 <= g->W; k += 8)
+				dwb_transpose(dst + k * DWB, DWB, src + k, hw);
+		for (; k < g->W; k += 8) {
+			float tmp[DWB * 8];
+			const int64_t m = g->W - k < 8 ? g->W - k : 8;
+			for (int64_t c = 0; c < DWB; c++)
+				for (int64_t q = 0; q < 8; q++)
+					tmp[c * 8 + q] = c < nc && q < m ? src[c * hw + k + q] :
+									   0.0f;
+			dwb_transpose(dst + k * DWB, DWB, tmp, 8);
+		}
+		memset(dst + g->W * DWB, 0, (size_t)((cols - g->pl - g->W) * DWB) * sizeof(float));
+	}
+}
+
+/* R positions (a constant at each call) of one output row at position ox into ob[R][8]: row0
+ * is the plane's row under output row oy's first tap row. KW, where not 0, is the kernel's
+ * width and SW its column stride, and its column dilation is 1: then every load is a
+ * constant offset from one pointer and the taps of a row unroll (else they take a register
+ * each, and the loop's copies of the accumulators cost as much as the FMAs). */
+SWARM_INLINE void dwb_positions(const int R, const int KW, const int SW, float *ob,
+				const float *row0, int64_t ox, int64_t cols, const struct geo *g,
+				const float *wb, const float *bias)
+{
+	swarm_v8 a[DWB_R];
+#pragma GCC unroll 8
+	for (int r = 0; r < R; r++)
+		a[r] = SWARM_V8_LOAD(bias);
+	if (KW) {
+		for (int64_t i = 0; i < g->kh; i++) {
+			const float *rp = row0 + (i * g->dh * cols + ox * SW) * DWB;
+			const float *wi = wb + i * KW * DWB;
+#pragma GCC unroll 8
+			for (int j = 0; j < KW; j++) {
+				const swarm_v8 w = SWARM_V8_LOAD(wi + j * DWB);
+#pragma GCC unroll 8
+				for (int r = 0; r < R; r++)
+					a[r] += w * SWARM_V8_LOAD(rp + (j + r * SW) * DWB);
+			}
+		}
+	} else {
+		const int64_t step = g->sw * DWB;
+		for (int64_t i = 0; i < g->kh; i++) {
+			const float *rp = row0 + (i * g->dh * cols + ox * g->sw) * DWB;
+			const float *wi = wb + i * g->kw * DWB;
+			for (int64_t j = 0; j < g->kw; j++) {
+				const swarm_v8 w = SWARM_V8_LOAD(wi + j * DWB);
+				const float *s = rp + j * g->dw * DWB;
+#pragma GCC unroll 8
+				for (int r = 0; r < R; r++)
+					a[r] += w * SWARM_V8_LOAD(s + r * step);
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int r = 0; r < R; r++)
+		SWARM_V8_STORE(ob + (ox + r) * DWB, a[r]);
+}
+
+/* One output row into ob[OW][8], R positions at a time, then the tails. */
+SWARM_INLINE void dwb_row(const int KW, const int SW, float *ob, const float *row0, int64_t cols,
+			  const struct geo *g, const float *wb, const float *bias)
+{
+	int64_t ox = 0;
+	for (; ox + DWB_R <= g->OW; ox += DWB_R)
+		dwb_positions(DWB_R, KW, SW, ob, row0, ox, cols, g, wb, bias);
+	if (g->OW - ox >= 4) {
+		dwb_positions(4, KW, SW, ob, row0, ox, cols, g, wb, bias);
+		ox += 4;
+	}
+	if (g->OW - ox >= 2) {
+		dwb_positions(2, KW, SW, ob, row0, ox, cols, g, wb, bias);
+		ox += 2;
+	}
+	if (ox < g->OW)
+		dwb_positions(1, KW, SW, ob, row0, ox, cols, g, wb, bias);
+}
+
+/* One image's depthwise conv, x [C, H, W] to o [C, OH, OW], through blocked planes. scratch:
+ * the plane (rows x cols x 8), a row (OW x 8 and a transposed 8-row tail), the block's
+ * weights (taps x 8) and bias (8), each from a 64-byte line. */
+SWARM_INLINE void depthwise_blocked_body(const float *x, const float *w, const float *bias,
+					 float *o, const struct geo *g,
+					 const struct swarm_op_params *p, float *P, int64_t rows,
+					 int64_t cols, float *ob, float *wb)
+{
+	const int64_t taps = g->kh * g->kw, ohw = g->OH * g->OW;
+	float *bb = wb + taps * DWB;
+	for (int64_t c0 = 0; c0 < g->C; c0 += DWB) {
+		const int64_t nc = g->C - c0 < DWB ? g->C - c0 : DWB;
+		for (int64_t t = 0; t < taps; t++)
+			for (int64_t c = 0; c < DWB; c++)
+				wb[t * DWB + c] = c < nc ? w[(c0 + c) * taps + t] : 0.0f;
+		for (int64_t c = 0; c < DWB; c++)
+			bb[c] = bias && c < nc ? bias[c0 + c] : 0.0f;
+		dwb_fill(P, rows, cols, x + c0 * g->H * g->W, nc, g);
+		float *oc = o + c0 * ohw;
 		for (int64_t oy = 0; oy < g->OH; oy++) {
-			const float *src[DW_TAPS];
+			const float *row0 = P + oy * g->sh * cols * DWB;
+			/* the common kernels with their tap loops unrolled */
+			const int64_t shape = g->dw != 1 || g->sw > 2 ? 0 : g->kw * 2 + g->sw - 1;
+			switch (shape) {
+			case 3 * 2:
+				dwb_row(3, 1, ob, row0, cols, g, wb, bb);
+				break;
+			case 3 * 2 + 1:
+				dwb_row(3, 2, ob, row0, cols, g, wb, bb);
+				break;
+			case 5 * 2:
+				dwb_row(5, 1, ob, row0, cols, g, wb, bb);
+				break;
+			case 5 * 2 + 1:
+				dwb_row(5, 2, ob, row0, cols, g, wb, bb);
+				break;
+			case 7 * 2:
+				dwb_row(7, 1, ob, row0, cols, g, wb, bb);
+				break;
+			default:
+				dwb_row(0, 0, ob, row0, cols, g, wb, bb);
+			}
+			if (p->act != SWARM_OP_IDENTITY)
+				swarm_cpu_act(p->act, p, ob, ob, g->OW * DWB);
 			float *orow = oc + oy * g->OW;
-			if (taps > DW_TAPS) {
-				for (int64_t ox = 0; ox < g->OW; ox++)
-					orow[ox] = b0;
-				for (int64_t i = 0; i < g->kh; i++)
-					for (int64_t j = 0; j < g->kw; j++) {
-						const float *s = plane_tap(pl, g, oy, i, j);
-						const float wv = wc[i * g->kw + j];
-						for (int64_t ox = 0; ox < g->OW; ox++)
-							orow[ox] += wv * s[ox];
-					}
-				continue;
-			}
-			for (int64_t i = 0; i < g->kh; i++)
-				for (int64_t j = 0; j < g->kw; j++)
-					src[i * g->kw + j] = plane_tap(pl, g, oy, i, j);
 			int64_t ox = 0;
-			for (; ox + 32 <= g->OW; ox += 32)
-				dw_block(4, orow + ox, src, ox, wc, taps, b0);
-			for (; ox + 16 <= g->OW; ox += 16)
-				dw_block(2, orow + ox, src, ox, wc, taps, b0);
-			for (; ox + 8 <= g->OW; ox += 8) {
-				swarm_v8 a0 = SWARM_V8_SET1(b0);
-				for (int64_t t = 0; t < taps; t++)
-					a0 += SWARM_V8_SET1(wc[t]) * SWARM_V8_LOAD(src[t] + ox);
-				SWARM_V8_STORE(orow + ox, a0);
-			}
-			for (; ox < g->OW; ox++) {
-				float a = b0;
-				for (int64_t t = 0; t < taps; t++)
-					a += wc[t] * src[t][ox];
-				orow[ox] = a;
+			if (nc == DWB)
+				for (; ox + 8 <= g->OW; ox += 8)
+					dwb_transpose(orow + ox, ohw, ob + ox * DWB, DWB);
+			for (; ox < g->OW; ox += 8) { /* through a copy; ob has the slack */
+				float tmp[8 * DWB];
+				const int64_t m = g->OW - ox < 8 ? g->OW - ox : 8;
+				dwb_transpose(tmp, 8, ob + ox * DWB, DWB);
+				for (int64_t c = 0; c < nc; c++)
+					memcpy(orow + c * ohw + ox, tmp + c * 8,
+					       (size_t)m * sizeof(float));
 			}
 		}
 	}
 }
 
-SWARM_CPU_MULTI_VOID(static, depthwise,
+SWARM_CPU_MULTI_VOID(static, depthwise_blocked,
 		     (const float *x, const float *w, const float *bias, float *o,
-		      const struct geo *g, struct plane *pl),
-		     (x, w, bias, o, g, pl))
+		      const struct geo *g, const struct swarm_op_params *p, float *P, int64_t rows,
+		      int64_t cols, float *ob, float *wb),
+		     (x, w, bias, o, g, p, P, rows, cols, ob, wb))
+
+/* The blocked depthwise conv of every image of the node's batch. */
+static int depthwise_blocked_conv(struct swarm_cpu_ws *ws, const struct swarm_node *n,
+				  const struct geo *g)
+{
+	const int64_t rows_need = (g->OH - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+	const int64_t cols_need = (g->OW - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+	const int64_t rows = rows_need > g->H + g->pt ? rows_need : g->H + g->pt;
+	const int64_t cols = cols_need > g->W + g->pl ? cols_need : g->W + g->pl;
+	const int64_t taps = g->kh * g->kw;
+	/* the plane and the row, each with an 8 x 8 block of slack after it */
+	const size_t plane = (size_t)(rows * cols * DWB) + 8 * DWB,
+		     row = (size_t)(g->OW * DWB) + 8 * DWB, wn = (size_t)((taps + 1) * DWB);
+	float *scratch = swarm_cpu_ws_get(ws, plane + row + wn + 3 * 16);
+	if (!scratch)
+		return -ENOMEM;
+	float *P = swarm_cpu_line(scratch), *ob = swarm_cpu_line(P + plane),
+	      *wb = swarm_cpu_line(ob + row);
+	const float *bias = n->n_in == 3 ? n->in[2]->data : NULL;
+	const int64_t ohw = g->OH * g->OW;
+	for (int64_t b = 0; b < g->N; b++)
+		depthwise_blocked((const float *)n->in[0]->data + b * g->C * g->H * g->W,
+				  n->in[1]->data, bias, (float *)n->out->data + b * g->M * ohw, g,
+				  &n->p, P, rows, cols, ob, wb);
+	return 0;
+}
 
 /* Whether a dense conv goes direct (else im2col and the packed GEMM). SWARM_CPU_CONV=direct or gemm
  * forces one, for whoever measures them (and the tests, which run both). */
@@ -415,20 +567,8 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const bool dw = g.Cg == 1 && g.Mg == 1;
 	if (ohw == 0)
 		return 0;
-	if (dw) {
-		struct plane pl;
-		plane_size(&g, &pl);
-		if (!(pl.p = swarm_cpu_ws_get(ws, plane_floats(&pl))))
-			return -ENOMEM;
-		for (int64_t b = 0; b < g.N; b++) {
-			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
-			float *o = (float *)n->out->data + b * g.M * ohw;
-			depthwise(x, wt->data, bias, o, &g, &pl);
-			if (n->p.act != SWARM_OP_IDENTITY)
-				swarm_cpu_act(n->p.act, &n->p, o, o, g.M * ohw);
-		}
-		return 0;
-	}
+	if (dw)
+		return depthwise_blocked_conv(ws, n, &g);
 	if (conv_direct(&g)) {
 		struct plane shape;
 		plane_size(&g, &shape);
