@@ -116,8 +116,8 @@ SWARM_INLINE void act_v8(swarm_v8 *v, uint32_t act, float pa, float pb)
  * of accumulators: eight chains of FMAs, enough to hide their latency. */
 #define NV (NR / 8) /* vectors across a panel */
 SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
-		       float *c, int64_t ldc, int64_t nc, float alpha, const float *bias,
-		       const float *row_bias, uint32_t act, float pa, float pb)
+		       int64_t bs, int64_t pf, float *c, int64_t ldc, int64_t nc, float alpha,
+		       const float *bias, const float *row_bias, uint32_t act, float pa, float pb)
 {
 	swarm_v8 acc[MR][NV], odd[NV];
 	const swarm_v8 zero = SWARM_V8_SET1(0.0f);
@@ -131,25 +131,25 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 	int64_t k = 0;
 	if (mr == 1) {
 		for (; k + 1 < kc; k += 2) {
-			__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR);
-			__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR + 16);
-			__builtin_prefetch(bp + (k + GEMM_PREFETCH + 1) * NR);
-			__builtin_prefetch(bp + (k + GEMM_PREFETCH + 1) * NR + 16);
+			__builtin_prefetch(bp + k * bs + pf);
+			__builtin_prefetch(bp + k * bs + pf + 16);
+			__builtin_prefetch(bp + (k + 1) * bs + pf);
+			__builtin_prefetch(bp + (k + 1) * bs + pf + 16);
 			const swarm_v8 av = SWARM_V8_SET1(a[k]), aw = SWARM_V8_SET1(a[k + 1]);
 #pragma GCC unroll 4
 			for (int v = 0; v < NV; v++) {
-				acc[0][v] += av * SWARM_V8_LOAD(bp + k * NR + 8 * v);
-				odd[v] += aw * SWARM_V8_LOAD(bp + (k + 1) * NR + 8 * v);
+				acc[0][v] += av * SWARM_V8_LOAD(bp + k * bs + 8 * v);
+				odd[v] += aw * SWARM_V8_LOAD(bp + (k + 1) * bs + 8 * v);
 			}
 		}
 	}
 	for (; k < kc; k++) {
-		__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR);
-		__builtin_prefetch(bp + (k + GEMM_PREFETCH) * NR + 16);
+		__builtin_prefetch(bp + k * bs + pf);
+		__builtin_prefetch(bp + k * bs + pf + 16);
 		swarm_v8 b[NV];
 #pragma GCC unroll 4
 		for (int v = 0; v < NV; v++)
-			b[v] = SWARM_V8_LOAD(bp + k * NR + 8 * v);
+			b[v] = SWARM_V8_LOAD(bp + k * bs + 8 * v);
 #pragma GCC unroll 3
 		for (int i = 0; i < mr; i++) {
 			const swarm_v8 av = SWARM_V8_SET1(a[i * lda + k]);
@@ -181,10 +181,12 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 	}
 }
 
+/* ldb 0: Bp is packed. Else B [K, N] is read in place, rows ldb apart, but for a last part
+ * panel, which the caller packed at tail. */
 SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-				  int64_t lda, const float *Bp, float *C, int64_t ldc,
-				  const float *bias, const float *row_bias, uint32_t act,
-				  const struct swarm_op_params *p)
+				  int64_t lda, const float *Bp, int64_t ldb, const float *tail,
+				  float *C, int64_t ldc, const float *bias, const float *row_bias,
+				  uint32_t act, const struct swarm_op_params *p)
 {
 	const bool reg = in_register(act);
 	const bool post = act != SWARM_OP_IDENTITY && !reg;
@@ -199,7 +201,11 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 		const int64_t m1 = M - m0 < mc ? M : m0 + mc;
 		for (int64_t j0 = 0; j0 < N; j0 += NR) {
 			const int64_t nc = N - j0 < NR ? N - j0 : NR;
-			const float *bp = Bp + j0 * K;
+			const float *bp = !ldb ? Bp + j0 * K : nc == NR ? Bp + j0 : tail;
+			const int64_t bs = ldb && nc == NR ? ldb : NR;
+			/* prefetch: packed, GEMM_PREFETCH rows on; in place, the next panel's row
+			 */
+			const int64_t pf = bs == NR ? GEMM_PREFETCH * NR : NR;
 			const float *bj = bias ? bias + j0 : NULL;
 			for (int64_t i0 = m0; i0 < m1; i0 += MR) {
 				const float *a = A + i0 * lda;
@@ -208,16 +214,16 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 				const int64_t mr = m1 - i0 < MR ? m1 - i0 : MR;
 				switch (mr) {
 				case 3:
-					tile(3, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
-					     pb);
+					tile(3, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb,
+					     ta, pa, pb);
 					break;
 				case 2:
-					tile(2, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
-					     pb);
+					tile(2, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb,
+					     ta, pa, pb);
 					break;
 				default:
-					tile(1, K, a, lda, bp, c, ldc, nc, alpha, bj, rb, ta, pa,
-					     pb);
+					tile(1, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb,
+					     ta, pa, pb);
 					break;
 				}
 				/* the tile's rows are in L1 now: their activation too */
@@ -230,13 +236,17 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 
 SWARM_CPU_MULTI_VOID(static, gemm_multi,
 		     (int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-		      const float *Bp, float *C, int64_t ldc, const float *bias,
-		      const float *row_bias, uint32_t act, const struct swarm_op_params *p),
-		     (M, N, K, alpha, A, lda, Bp, C, ldc, bias, row_bias, act, p))
+		      const float *Bp, int64_t ldb, const float *tail, float *C, int64_t ldc,
+		      const float *bias, const float *row_bias, uint32_t act,
+		      const struct swarm_op_params *p),
+		     (M, N, K, alpha, A, lda, Bp, ldb, tail, C, ldc, bias, row_bias, act, p))
 
-void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
-		uint32_t act, const struct swarm_op_params *p, int threads)
+/* swarm_gemm and swarm_gemm_b: Bp packed (ldb 0) or B in place (ldb its row stride, tail its
+ * last part panel packed). */
+static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		     const float *Bp, int64_t ldb, const float *tail, float *C, int64_t ldc,
+		     const float *bias, const float *row_bias, uint32_t act,
+		     const struct swarm_op_params *p, int threads)
 {
 	if (M <= 0 || N <= 0)
 		return;
@@ -247,7 +257,8 @@ void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, in
 				1;
 		t = (int64_t)t > panels ? (int)panels : t;
 		if (t <= 1) {
-			gemm_multi(M, N, K, alpha, A, lda, Bp, C, ldc, bias, row_bias, act, p);
+			gemm_multi(M, N, K, alpha, A, lda, Bp, ldb, tail, C, ldc, bias, row_bias,
+				   act, p);
 			return;
 		}
 		/* each thread a run of whole panels: its own columns of C, its own part of Bp.
@@ -259,8 +270,9 @@ void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, in
 			const int64_t p0 = panels * id / nt, p1 = panels * (id + 1) / nt;
 			const int64_t j0 = p0 * NR, j1 = p1 * NR < N ? p1 * NR : N;
 			if (j1 > j0)
-				gemm_multi(M, j1 - j0, K, alpha, A, lda, Bp + j0 * K, C + j0, ldc,
-					   bias ? bias + j0 : NULL, row_bias, act, p);
+				gemm_multi(M, j1 - j0, K, alpha, A, lda, Bp + (ldb ? j0 : j0 * K),
+					   ldb, tail, C + j0, ldc, bias ? bias + j0 : NULL,
+					   row_bias, act, p);
 		}
 		return;
 	}
@@ -272,4 +284,23 @@ void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, in
 		if (act != SWARM_OP_IDENTITY)
 			swarm_cpu_act(act, p, row, row, N);
 	}
+}
+
+void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
+		uint32_t act, const struct swarm_op_params *p, int threads)
+{
+	gemm_run(M, N, K, alpha, A, lda, Bp, 0, NULL, C, ldc, bias, row_bias, act, p, threads);
+}
+
+void swarm_gemm_b(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		  const float *B, int64_t ldb, float *tail, float *C, int64_t ldc,
+		  const float *bias, const float *row_bias, uint32_t act,
+		  const struct swarm_op_params *p, int threads)
+{
+	const int64_t full = N / NR * NR;
+	if (full < N && K > 0)
+		swarm_gemm_pack_b(tail, B + full, K, N - full, ldb);
+	gemm_run(M, N, K, alpha, A, lda, B, ldb > 0 ? ldb : NR, tail, C, ldc, bias, row_bias, act,
+		 p, threads);
 }

@@ -47,4 +47,13 @@ void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, in
 		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
 		uint32_t act, const struct swarm_op_params *p, int threads);
 
+/* swarm_gemm with B [K, N] read in place, rows ldb apart (ldb >= N), not packed: a panel
+ * of K x 32 floats is read from L1 or L2 by every tile after the first, so that where B is
+ * used once (a 1x1 conv's input) packing it would only add a pass over it. The last part
+ * panel (N not a multiple of 32) is packed into tail, K x 32 floats of the caller's. */
+void swarm_gemm_b(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		  const float *B, int64_t ldb, float *tail, float *C, int64_t ldc,
+		  const float *bias, const float *row_bias, uint32_t act,
+		  const struct swarm_op_params *p, int threads);
+
 #endif /* SWARM_KERNELS_CPU_GEMM_H */

@@ -33,7 +33,7 @@ static float *falloc(size_t n)
 }
 
 /* One case: C [M, N] (ldc) = alpha A [M, K] (lda) B + bias, act; B given as W [N, K] (ldw) when
- * wt, else as B [K, N] (ldb). */
+ * wt is 1, else as B [K, N] (ldb): packed (0) or read in place by swarm_gemm_b (2). */
 static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, int with_bias,
 		       uint32_t act, int wt, int threads)
 {
@@ -46,10 +46,11 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 	float *Bp = falloc(pf);
 	float *Cold = malloc((size_t)(M * ldc) * sizeof(float));
 	memcpy(Cold, C, (size_t)(M * ldc) * sizeof(float));
-	if (wt)
+	if (wt == 1)
 		swarm_gemm_pack_wt(Bp, B, N, K, ldw);
-	else
+	else if (wt == 0)
 		swarm_gemm_pack_b(Bp, B, K, N, ldb);
+	float *tail = falloc((size_t)K * SWARM_GEMM_NR);
 	/* the piecewise-linear activations' parameters: clip [-0.5, 0.7], leaky 0.1, ONNX's
 	 * hardsigmoid 0.2 and 0.5 */
 	struct swarm_op_params p = { .alpha = act == SWARM_OP_CLIP       ? -0.5f :
@@ -57,13 +58,18 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 									   0.2f,
 				     .beta = act == SWARM_OP_CLIP ? 0.7f : 0.5f };
 	/* with_bias 1: by column (LINEAR's), 2: by row (a conv's), 3: both */
-	swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias & 1 ? bias : NULL,
-		   with_bias & 2 ? rbias : NULL, act, &p, threads);
+	if (wt == 2)
+		swarm_gemm_b(M, N, K, alpha, A, lda, B, ldb, tail, C, ldc,
+			     with_bias & 1 ? bias : NULL, with_bias & 2 ? rbias : NULL, act, &p,
+			     threads);
+	else
+		swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias & 1 ? bias : NULL,
+			   with_bias & 2 ? rbias : NULL, act, &p, threads);
 	for (int64_t i = 0; i < M; i++) {
 		for (int64_t j = 0; j < N; j++) {
 			double s = 0, abs = 0;
 			for (int64_t k = 0; k < K; k++) {
-				double b = wt ? B[j * ldw + k] : B[k * ldb + j];
+				double b = wt == 1 ? B[j * ldw + k] : B[k * ldb + j];
 				double t = (double)alpha * A[i * lda + k] * b;
 				s += t;
 				abs += fabs(t);
@@ -83,8 +89,11 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 				"M %ld N %ld K %ld pad %ld alpha %g bias %d act %s %s: C[%ld][%ld] "
 				"= %.9g, want %.9g (tol %.3g)",
 				(long)M, (long)N, (long)K, (long)pad, alpha, with_bias,
-				swarm_op_name(act), wt ? "W^T" : "B", (long)i, (long)j, got, want,
-				tol);
+				swarm_op_name(act),
+				wt == 1 ? "W^T" :
+				wt      ? "B in place" :
+					  "B",
+				(long)i, (long)j, got, want, tol);
 		}
 		/* past the row, within its stride: untouched */
 		for (int64_t j = N; j < ldc; j++)
@@ -99,6 +108,7 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 	free(bias);
 	free(rbias);
 	free(Bp);
+	free(tail);
 }
 
 static void one_case(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, int with_bias,
@@ -115,7 +125,9 @@ Test(kernels_gemm, every_tile_height_and_panel_tail)
 	for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
 		for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++)
 			for (size_t c = 0; c < sizeof Ks / sizeof *Ks; c++)
-				one_case(Ms[a], Ns[b], Ks[c], 0, 1.0f, 0, SWARM_OP_IDENTITY, 1);
+				for (int wt = 1; wt <= 2; wt++)
+					one_case(Ms[a], Ns[b], Ks[c], 0, 1.0f, 0, SWARM_OP_IDENTITY,
+						 wt);
 }
 
 Test(kernels_gemm, strides_alpha_bias_and_activations)
@@ -124,7 +136,7 @@ Test(kernels_gemm, strides_alpha_bias_and_activations)
 				  SWARM_OP_SIGMOID,     SWARM_OP_CLIP,     SWARM_OP_LEAKY_RELU,
 				  SWARM_OP_HARDSIGMOID, SWARM_OP_HARDSWISH };
 	for (size_t a = 0; a < sizeof acts / sizeof *acts; a++)
-		for (int wt = 0; wt < 2; wt++) {
+		for (int wt = 0; wt <= 2; wt++) {
 			one_case(7, 33, 19, 5, 0.5f, 1, acts[a], wt);
 			one_case(1, 17, 40, 3, 1.0f, 1, acts[a], wt);
 			one_case(13, 35, 21, 2, 1.0f, 2, acts[a], wt);
@@ -148,6 +160,8 @@ Test(kernels_gemm, threads_split_the_panels)
 		one_case_t(40, 33, 3000, 0, 1.0f, 1, SWARM_OP_RELU, 0, t); /* three blocks of rows
 									    */
 		one_case_t(7, 16, 20000, 0, 1.0f, 0, SWARM_OP_IDENTITY, 1, t); /* one panel */
+		/* in place, the part panel (packed apart) at the last thread's end */
+		one_case_t(24, 150, 300, 7, 1.0f, 2, SWARM_OP_RELU, 2, t);
 	}
 }
 
@@ -156,6 +170,7 @@ Test(kernels_gemm, zero_k_gives_bias_through_activation)
 	one_case(3, 18, 0, 0, 1.0f, 1, SWARM_OP_SIGMOID, 1);
 	one_case(4, 18, 0, 0, 1.0f, 3, SWARM_OP_RELU, 1);
 	one_case(3, 18, 0, 0, 1.0f, 0, SWARM_OP_IDENTITY, 0);
+	one_case(3, 18, 0, 0, 1.0f, 2, SWARM_OP_RELU, 2);
 }
 
 Test(kernels_gemm, packed_size_refuses_overflow)
