@@ -697,6 +697,38 @@ static void col2im(const float *col, const struct geo *g, float *o)
 	}
 }
 
+/* col2im where every output position gets exactly one tap (kernel = stride, no dilation, no
+ * padding, no output padding: the detector's 2x2 upsamplings): written, not summed, with the
+ * bias and the activation, so that the output is neither cleared nor passed over again. */
+static bool col2im_once(const struct geo *g, const struct swarm_op_params *p)
+{
+	const bool pads = p->n_pads && (p->pads[0] || p->pads[1] || p->pads[2] || p->pads[3]);
+	return g->kh == g->sh && g->kw == g->sw && g->dh == 1 && g->dw == 1 && !pads &&
+	       g->OH == g->H * g->sh && g->OW == g->W * g->sw;
+}
+
+static void col2im_write(const float *col, const struct geo *g, float *o, const float *bias,
+			 const struct swarm_op_params *p)
+{
+	const int64_t hw = g->H * g->W;
+	for (int64_t m = 0; m < g->Mg; m++) {
+		float *om = o + m * g->OH * g->OW;
+		const float b = bias ? bias[m] : 0.0f;
+		for (int64_t y = 0; y < g->H; y++)
+			for (int64_t i = 0; i < g->kh; i++) {
+				float *orow = om + (y * g->sh + i) * g->OW;
+				for (int64_t j = 0; j < g->kw; j++) {
+					const float *r =
+						col + ((m * g->kh + i) * g->kw + j) * hw + y * g->W;
+					for (int64_t x = 0; x < g->W; x++)
+						orow[x * g->sw + j] = r[x] + b;
+				}
+				if (p->act != SWARM_OP_IDENTITY)
+					swarm_cpu_act(p->act, p, orow, orow, g->OW);
+			}
+	}
+}
+
 void swarm_cpu_conv_transpose_weights(float *dst, const float *w, int64_t C, int64_t R, int64_t G)
 {
 	const int64_t Cg = C / G;
@@ -727,11 +759,14 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 		return 0;
 	}
 	/* scratch: W^T (the GEMM reads A by rows) unless prepared, the input packed for the
-	 * GEMM, the product col [R, H*W] */
+	 * GEMM (or, with few channels, only its last part panel: the rest read in place), the
+	 * product col [R, H*W] */
 	const struct swarm_cpu_packed *pk = n->prep;
 	const bool prepared = pk && pk->k == g.Cg && pk->n == R * g.G;
+	const bool in_place = g.Cg <= CONV_IN_PLACE_K, once = col2im_once(&g, &n->p);
 	const size_t wt_n = prepared ? 0 : (size_t)(R * g.C),
-		     pack_n = swarm_gemm_packed_floats(g.Cg, hw);
+		     pack_n = in_place ? (size_t)g.Cg * SWARM_GEMM_NR :
+					 swarm_gemm_packed_floats(g.Cg, hw);
 	float *scratch = swarm_cpu_ws_get(ws, wt_n + pack_n + (size_t)(R * hw) + 16);
 	if (!scratch)
 		return -ENOMEM;
@@ -742,15 +777,26 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 	for (int64_t b = 0; b < g.N; b++) {
 		const float *x = (const float *)n->in[0]->data + b * g.C * hw;
 		float *o = (float *)n->out->data + b * g.M * ohw;
-		memset(o, 0, (size_t)(g.M * ohw) * sizeof(float));
+		if (!once)
+			memset(o, 0, (size_t)(g.M * ohw) * sizeof(float));
 		for (int64_t gi = 0; gi < g.G; gi++) {
 			/* col[R, H*W] = W_g^T x X_g */
-			swarm_gemm_pack_b(packed, x + gi * g.Cg * hw, g.Cg, hw, hw);
-			swarm_gemm(R, hw, g.Cg, 1.0f, wT + gi * R * g.Cg, g.Cg, packed, col, hw,
-				   NULL, NULL, SWARM_OP_IDENTITY, NULL, ws->threads);
-			col2im(col, &g, o + gi * g.Mg * ohw);
+			const float *xg = x + gi * g.Cg * hw, *wg = wT + gi * R * g.Cg;
+			if (in_place) {
+				swarm_gemm_b(R, hw, g.Cg, 1.0f, wg, g.Cg, xg, hw, packed, col, hw,
+					     NULL, NULL, SWARM_OP_IDENTITY, NULL, ws->threads);
+			} else {
+				swarm_gemm_pack_b(packed, xg, g.Cg, hw, hw);
+				swarm_gemm(R, hw, g.Cg, 1.0f, wg, g.Cg, packed, col, hw, NULL, NULL,
+					   SWARM_OP_IDENTITY, NULL, ws->threads);
+			}
+			if (once)
+				col2im_write(col, &g, o + gi * g.Mg * ohw,
+					     bias ? bias + gi * g.Mg : NULL, &n->p);
+			else
+				col2im(col, &g, o + gi * g.Mg * ohw);
 		}
-		for (int64_t m = 0; m < g.M; m++)
+		for (int64_t m = 0; !once && m < g.M; m++)
 			bias_act(o + m * ohw, ohw, bias ? bias + m : NULL, &n->p);
 	}
 	return 0;

@@ -625,6 +625,11 @@ Test(kernels_ops_vision, conv_transpose2d_matches_f64_reference)
 		{ 1, 4, 3, 4, 4, 3, 3, 2, 2, 2, 1, 1, { 1, 1, 1, 1 }, SWARM_OP_RELU, 0, 0, 0, 1, 0 },
 		{ 1, 3, 5, 5, 6, 3, 2, 1, 1, 2, 2, 1, { 0, 1, 2, 0 }, SWARM_OP_SIGMOID, 0, 0, 1, 0, 0 },
 		{ 2, 2, 3, 3, 2, 4, 4, 2, 3, 3, 1, 1, { 1, 1, 1, 1 }, SWARM_OP_IDENTITY, 0, 0, 1, 2, 1 },
+		/* kernel = stride, each output written once: with groups and an activation, with
+		 * more channels than are read in place, and with an output padding (summed) */
+		{ 1, 8, 5, 7, 6, 2, 3, 2, 2, 3, 1, 1, { 0, 0, 0, 0 }, SWARM_OP_RELU, 0, 0, 1, 0, 0 },
+		{ 1, 260, 3, 2, 2, 2, 2, 1, 2, 2, 1, 1, { 0, 0, 0, 0 }, SWARM_OP_CLIP, 0, 6, 1, 0, 0 },
+		{ 1, 4, 3, 3, 5, 2, 2, 1, 2, 2, 1, 1, { 0, 0, 0, 0 }, SWARM_OP_IDENTITY, 0, 0, 1, 1, 1 },
 	};
 	for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++)
 		conv_transpose_case(&cfgs[i]);
