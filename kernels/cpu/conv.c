@@ -609,6 +609,14 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		}
 		return 0;
 	}
+	const struct swarm_cpu_packed *pk = n->prep;
+	if (direct && ohw == 1 && g.G == 1 && pk && pk->k == K && pk->n == g.M) {
+		/* a 1x1 image: out [N, M] = X [N, C] W^T, a LINEAR over the prepared W^T (a
+		 * GEMM over the image would fill 1 column of every 32-column panel) */
+		swarm_gemm(g.N, g.M, K, 1.0f, n->in[0]->data, K, pk->b, n->out->data, g.M, bias,
+			   NULL, n->p.act, &n->p, ws->threads);
+		return 0;
+	}
 	if (direct && K <= CONV_IN_PLACE_K) {
 		/* out[Mg, ohw] = W[Mg, K] x X[K, ohw] per group, X read in place */
 		float *tail = swarm_cpu_ws_get(ws, (size_t)K * SWARM_GEMM_NR + 16);

@@ -245,13 +245,18 @@ static int cpu_prepare(struct swarm_device *d, const struct swarm_node *n, uint3
 {
 	*prep = NULL;
 	const struct swarm_tensor *w = n->in[1];
-	const bool lin = n->op == SWARM_OP_LINEAR && w->ndim == 2;
+	const int64_t G = n->p.group ? n->p.group : 1;
+	const struct swarm_tensor *x = n->in[0];
+	/* a 1x1 conv of a 1x1 image (a squeeze-excite block's): a LINEAR of its batch's rows */
+	const bool pointwise = n->op == SWARM_OP_CONV2D && w->ndim == 4 && w->shape[2] == 1 &&
+			       w->shape[3] == 1 && G == 1 && x->ndim == 4 &&
+			       x->shape[2] * x->shape[3] == 1;
+	const bool lin = (n->op == SWARM_OP_LINEAR && w->ndim == 2) || pointwise;
 	const bool ct = n->op == SWARM_OP_CONV_TRANSPOSE2D && w->ndim == 4;
 	if (!(lin || ct) || !(consts & 2u) || w->dtype != SWARM_DTYPE_F32)
 		return 0;
 	int64_t k, rows; /* the stored matrix's columns and rows */
 	size_t floats;
-	const int64_t G = n->p.group ? n->p.group : 1;
 	if (lin) {
 		rows = w->shape[0], k = w->shape[1];
 		floats = swarm_gemm_packed_floats(k, rows);

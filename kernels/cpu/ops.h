@@ -27,8 +27,9 @@ void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
 
 /* A node's prepared weight (swarm_node.prep on the CPU), 64-byte aligned, b too. LINEAR: B
  * of its GEMM, k x n, packed by kernels/cpu/gemm.h. CONV_TRANSPOSE2D: its W transposed per
- * group (swarm_cpu_conv_transpose_weights), n rows of k = C / G floats. A kernel uses it only
- * where k and n are its node's. */
+ * group (swarm_cpu_conv_transpose_weights), n rows of k = C / G floats. CONV2D, 1x1 over a 1x1
+ * image: as LINEAR's (its weight [M, C] is one). A kernel uses it only where k and n are its
+ * node's. */
 struct swarm_cpu_packed {
 	int64_t k, n;
 	void *slab;      /* the device's: where the packing lives (cpu_device.c) */

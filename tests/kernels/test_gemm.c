@@ -299,3 +299,41 @@ Test(kernels_gemm, prepared_conv_transpose_matches_unprepared)
 		     "prepared and unprepared conv_transpose2d differ");
 	dev->i->release(dev, prep);
 }
+
+/* A 1x1 conv of a 1x1 image (a squeeze-excite block's) is prepared as a LINEAR of its batch's
+ * rows; one of a larger image is not (it stays a GEMM over the image) */
+Test(kernels_gemm, prepared_pointwise_conv_of_one_pixel_is_a_linear)
+{
+	struct swarm_tensor x = tens(SWARM_DTYPE_F32, 4, 3, 20, 1, 1);
+	struct swarm_tensor w = tens(SWARM_DTYPE_F32, 4, 37, 20, 1, 1);
+	struct swarm_tensor b = tens(SWARM_DTYPE_F32, 1, 37);
+	struct swarm_tensor y = tens(SWARM_DTYPE_F32, 4, 3, 37, 1, 1);
+	struct swarm_node n = NODE(SWARM_OP_CONV2D, &y, &x, &w, &b);
+	n.p.n_pads = 4;
+	n.p.act = SWARM_OP_SIGMOID;
+	void *prep = NULL;
+	cr_assert_eq(dev->i->prepare(dev, &n, 1u << 1, &prep), 0);
+	cr_assert_not_null(prep, "a 1x1 conv of a 1x1 image is prepared");
+	n.prep = prep;
+	run_ok(&n, "prepared pointwise conv2d");
+	for (int64_t r = 0; r < 3; r++)
+		for (int64_t m = 0; m < 37; m++) {
+			double s = F(&b)[m], abs = fabs(s);
+			for (int64_t c = 0; c < 20; c++) {
+				double t = (double)F(&w)[m * 20 + c] * F(&x)[r * 20 + c];
+				s += t;
+				abs += fabs(t);
+			}
+			double want = act_ref_p(s, SWARM_OP_SIGMOID, 0, 0);
+			cr_assert(fabs(F(&y)[r * 37 + m] - want) <= 2e-5 * abs + 1e-6,
+				  "row %ld channel %ld: %.9g, want %.9g", (long)r, (long)m,
+				  F(&y)[r * 37 + m], want);
+		}
+	dev->i->release(dev, prep);
+	struct swarm_tensor x2 = tens(SWARM_DTYPE_F32, 4, 1, 20, 2, 1);
+	struct swarm_tensor y2 = tens(SWARM_DTYPE_F32, 4, 1, 37, 2, 1);
+	struct swarm_node n2 = NODE(SWARM_OP_CONV2D, &y2, &x2, &w, &b);
+	prep = NULL;
+	cr_assert_eq(dev->i->prepare(dev, &n2, 1u << 1, &prep), 0);
+	cr_assert_null(prep, "a 1x1 conv of a 2x1 image is not prepared");
+}
