@@ -34,6 +34,11 @@ def session(path, profile=False, prefix=None):
     so = ort.SessionOptions()
     so.intra_op_num_threads = THREADS
     so.inter_op_num_threads = 1
+    # Its pool's threads would spin for a while after each call, on the cpus that swarm's
+    # block, interleaved with ORT's, runs on next: measured, they took a second thread's
+    # worth from swarm's two (the detector: 135 ms with them spinning, 77 without). Off,
+    # ORT itself ran as fast or faster (68 ms, not 73-80).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if profile:
         so.enable_profiling = True

@@ -1536,7 +1536,7 @@ static int bench_onnx_threads(struct bench_ctx *ctx, struct bench_report *rep, c
 			snprintf(
 				row->note, sizeof row->note,
 				"%zu runs a side; %d threads each (swarm's device, ORT's intra-op), "
-				"neither pinned; outputs match to a relative error of %.1e; "
+				"neither pinned, ORT's pool not spinning between calls; outputs match to a relative error of %.1e; "
 				"reported, no target",
 				b->iters, o.threads, b->rel_err);
 		}

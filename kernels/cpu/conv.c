@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "swarm/swarm.h"
 
 /* A conv's geometry, from the node (it passed the op table's checks). */
@@ -86,11 +88,14 @@ static void plane_size(const struct geo *g, struct plane *pl)
 
 static size_t plane_floats(const struct plane *pl) { return (size_t)(pl->rows * pl->sw * pl->pw); }
 
-/* Fills pl->p from one channel plane x [H, W]. */
-static void plane_fill(struct plane *pl, const float *x, const struct geo *g, float fill)
+typedef float conv_v4 __attribute__((vector_size(16), aligned(4), may_alias));
+
+/* Fills rows [r0, r1) of pl->p from one channel plane x [H, W]. */
+static void plane_fill_rows(struct plane *pl, const float *x, const struct geo *g, float fill,
+			    int64_t r0, int64_t r1)
 {
 	const int64_t row = pl->sw * pl->pw;
-	for (int64_t r = 0; r < pl->rows; r++) {
+	for (int64_t r = r0; r < r1; r++) {
 		float *dst = pl->p + r * row;
 		const int64_t y = r - g->pt;
 		if (y < 0 || y >= g->H) {
@@ -111,12 +116,34 @@ static void plane_fill(struct plane *pl, const float *x, const struct geo *g, fl
 		}
 		for (int64_t q = 0; q < pl->sw; q++) {
 			float *ph = dst + q * pl->pw;
-			for (int64_t k = 0; k < pl->pw; k++) {
+			int64_t k = 0;
+			if (pl->sw == 2) {
+				/* the inside of the row: every other column of 16 at a time (the
+				 * detector's stride-2 convs spent a third of their time here) */
+				const int64_t c0 = q - g->pl;
+				for (; k < pl->pw && c0 + 2 * k < 0; k++)
+					ph[k] = fill;
+				for (; k + 4 <= pl->pw && c0 + 2 * k + 8 <= g->W; k += 4) {
+					/* 4-float vectors: this function is not multi-versioned,
+					 * and SSE has them (8-float ones went through the stack) */
+					const float *s = src + c0 + 2 * k;
+					*(conv_v4 *)(ph + k) = __builtin_shufflevector(
+						*(const conv_v4 *)s, *(const conv_v4 *)(s + 4), 0,
+						2, 4, 6);
+				}
+			}
+			for (; k < pl->pw; k++) {
 				const int64_t c = k * pl->sw + q - g->pl;
 				ph[k] = c >= 0 && c < g->W ? src[c] : fill;
 			}
 		}
 	}
+}
+
+/* Fills pl->p from one channel plane x [H, W]. */
+static void plane_fill(struct plane *pl, const float *x, const struct geo *g, float fill)
+{
+	plane_fill_rows(pl, x, g, fill, 0, pl->rows);
 }
 
 /* The run of tap (i, j) for output row oy: entry ox is the input under output column ox. */
@@ -207,14 +234,15 @@ static void dc_taps(const struct plane *pl, size_t plane_n, const struct geo *g,
 			}
 }
 
+/* Output rows [oy0, oy1) of one group. */
 SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, const struct geo *g,
-				   const int64_t *base, const float *w, const float *zero,
-				   const float *bias, float *o, const struct swarm_op_params *p,
-				   float *panel)
+				   const int64_t *base, const float *w, const float *bias, float *o,
+				   const struct swarm_op_params *p, float *panel, int64_t oy0,
+				   int64_t oy1)
 {
 	const int64_t K = g->Cg * g->kh * g->kw, ohw = g->OH * g->OW;
 	const int64_t row_step = g->sh * pl->sw * pl->pw;
-	for (int64_t oy = 0; oy < g->OH; oy++) {
+	for (int64_t oy = oy0; oy < oy1; oy++) {
 		const float *rp = planes + oy * row_step;
 		for (int64_t ox = 0; ox < g->OW; ox += 16) {
 			/* the 16 columns' inputs of every tap, one after another: the tiles below
@@ -236,12 +264,8 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 			for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
 				const int64_t m0 = t * DC_CO;
 				const int64_t nco = g->Mg - m0 < DC_CO ? g->Mg - m0 : DC_CO;
-				/* the tile's weight rows; past Mg a row of zeros */
-				const float *w0 = w + m0 * K, *w1 = nco > 1 ? w0 + K : zero,
-					    *w2 = nco > 2 ? w0 + 2 * K : zero,
-					    *w3 = nco > 3 ? w0 + 3 * K : zero,
-					    *w4 = nco > 4 ? w0 + 4 * K : zero,
-					    *w5 = nco > 5 ? w0 + 5 * K : zero;
+				/* the tile's weights, tap by tap, DC_CO side by side */
+				const float *wt = w + t * K * DC_CO;
 				float b[DC_CO];
 				for (int64_t c = 0; c < DC_CO; c++)
 					b[c] = bias && c < nco ? bias[m0 + c] : 0.0f;
@@ -256,11 +280,11 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 						       v1 = SWARM_V8_LOAD(panel + k * 16 + 8);
 					/* channel c's weight of tap k, times both halves of the
 					 * block */
-#define DC_FMA(c)                                           \
-	do {                                                \
-		const swarm_v8 wv = SWARM_V8_SET1(w##c[k]); \
-		a##c##0 += wv * v0;                         \
-		a##c##1 += wv * v1;                         \
+#define DC_FMA(c)                                                       \
+	do {                                                            \
+		const swarm_v8 wv = SWARM_V8_SET1(wt[k * DC_CO + (c)]); \
+		a##c##0 += wv * v0;                                     \
+		a##c##1 += wv * v1;                                     \
 	} while (0)
 					DC_FMA(0);
 					DC_FMA(1);
@@ -297,9 +321,19 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 
 SWARM_CPU_MULTI_VOID(static, direct_conv,
 		     (const float *planes, const struct plane *pl, const struct geo *g,
-		      const int64_t *base, const float *w, const float *zero, const float *bias,
-		      float *o, const struct swarm_op_params *p, float *panel),
-		     (planes, pl, g, base, w, zero, bias, o, p, panel))
+		      const int64_t *base, const float *w, const float *bias, float *o,
+		      const struct swarm_op_params *p, float *panel, int64_t oy0, int64_t oy1),
+		     (planes, pl, g, base, w, bias, o, p, panel, oy0, oy1))
+
+/* Below this a conv runs on one thread: a fork and join costs a few microseconds */
+#define CONV_SPLIT_FLOPS 4e6
+
+/* Threads for a conv of flops (at most the device's, at most parts): 1 below the split. */
+static int conv_threads(const struct swarm_cpu_ws *ws, double flops, int64_t parts)
+{
+	int t = ws->threads > 1 && flops >= CONV_SPLIT_FLOPS ? ws->threads : 1;
+	return (int64_t)t > parts ? (int)(parts > 0 ? parts : 1) : t;
+}
 
 /* ---- depthwise convolution on blocked channels ---------------------------------------------
  *
@@ -314,8 +348,6 @@ SWARM_CPU_MULTI_VOID(static, direct_conv,
 #define DWB 8   /* channels of a block */
 #define DWB_R 8 /* output positions summed together */
 
-typedef float dwb_v4 __attribute__((vector_size(16), aligned(4), may_alias));
-
 /* 8 x 8 floats, rows ld apart at src, transposed into dst (rows ldd apart). Each vector is
  * first made of two rows' half rows, i and i + 4 (a 16-byte load and an insert), so that the
  * rest is in-lane shuffles: the cross-lane ones are slow on Zen 1 and earlier cores. */
@@ -324,10 +356,11 @@ SWARM_INLINE void dwb_transpose(float *dst, int64_t ldd, const float *src, int64
 	swarm_v8 r[8];
 	for (int i = 0; i < 4; i++) {
 		const float *a = src + i * ld, *b = src + (i + 4) * ld;
-		r[i] = __builtin_shufflevector(*(const dwb_v4 *)a, *(const dwb_v4 *)b, 0, 1, 2, 3,
+		r[i] = __builtin_shufflevector(*(const conv_v4 *)a, *(const conv_v4 *)b, 0, 1, 2, 3,
 					       4, 5, 6, 7);
-		r[i + 4] = __builtin_shufflevector(
-			*(const dwb_v4 *)(a + 4), *(const dwb_v4 *)(b + 4), 0, 1, 2, 3, 4, 5, 6, 7);
+		r[i + 4] = __builtin_shufflevector(*(const conv_v4 *)(a + 4),
+						   *(const conv_v4 *)(b + 4), 0, 1, 2, 3, 4, 5, 6,
+						   7);
 	}
 	/* r[i] lane 0: row i's columns 0-3, lane 1: row i + 4's (r[i + 4]: columns 4-7) */
 	for (int h = 0; h < 8; h += 4) {
@@ -454,11 +487,11 @@ SWARM_INLINE void dwb_row(const int KW, const int SW, float *ob, const float *ro
 SWARM_INLINE void depthwise_blocked_body(const float *x, const float *w, const float *bias,
 					 float *o, const struct geo *g,
 					 const struct swarm_op_params *p, float *P, int64_t rows,
-					 int64_t cols, float *ob, float *wb)
+					 int64_t cols, float *ob, float *wb, int64_t b0, int64_t b1)
 {
 	const int64_t taps = g->kh * g->kw, ohw = g->OH * g->OW;
 	float *bb = wb + taps * DWB;
-	for (int64_t c0 = 0; c0 < g->C; c0 += DWB) {
+	for (int64_t c0 = b0 * DWB; c0 < g->C && c0 < b1 * DWB; c0 += DWB) {
 		const int64_t nc = g->C - c0 < DWB ? g->C - c0 : DWB;
 		for (int64_t t = 0; t < taps; t++)
 			for (int64_t c = 0; c < DWB; c++)
@@ -512,8 +545,8 @@ SWARM_INLINE void depthwise_blocked_body(const float *x, const float *w, const f
 SWARM_CPU_MULTI_VOID(static, depthwise_blocked,
 		     (const float *x, const float *w, const float *bias, float *o,
 		      const struct geo *g, const struct swarm_op_params *p, float *P, int64_t rows,
-		      int64_t cols, float *ob, float *wb),
-		     (x, w, bias, o, g, p, P, rows, cols, ob, wb))
+		      int64_t cols, float *ob, float *wb, int64_t b0, int64_t b1),
+		     (x, w, bias, o, g, p, P, rows, cols, ob, wb, b0, b1))
 
 /* The blocked depthwise conv of every image of the node's batch. */
 static int depthwise_blocked_conv(struct swarm_cpu_ws *ws, const struct swarm_node *n,
@@ -524,20 +557,32 @@ static int depthwise_blocked_conv(struct swarm_cpu_ws *ws, const struct swarm_no
 	const int64_t rows = rows_need > g->H + g->pt ? rows_need : g->H + g->pt;
 	const int64_t cols = cols_need > g->W + g->pl ? cols_need : g->W + g->pl;
 	const int64_t taps = g->kh * g->kw;
-	/* the plane and the row, each with an 8 x 8 block of slack after it */
+	/* per thread: the plane and the row, each with an 8 x 8 block of slack after it, the
+	 * block's weights and bias, each from a 64-byte line */
 	const size_t plane = (size_t)(rows * cols * DWB) + 8 * DWB,
 		     row = (size_t)(g->OW * DWB) + 8 * DWB, wn = (size_t)((taps + 1) * DWB);
-	float *scratch = swarm_cpu_ws_get(ws, plane + row + wn + 3 * 16);
+	const size_t per = plane + row + wn + 3 * 16;
+	const int64_t blocks = (g->C + DWB - 1) / DWB;
+	const int t = conv_threads(ws, 2.0 * (double)(g->N * g->C * g->OH * g->OW * taps), blocks);
+	float *scratch = swarm_cpu_ws_get(ws, per * (size_t)t);
 	if (!scratch)
 		return -ENOMEM;
-	float *P = swarm_cpu_line(scratch), *ob = swarm_cpu_line(P + plane),
-	      *wb = swarm_cpu_line(ob + row);
 	const float *bias = n->n_in == 3 ? n->in[2]->data : NULL;
 	const int64_t ohw = g->OH * g->OW;
-	for (int64_t b = 0; b < g->N; b++)
-		depthwise_blocked((const float *)n->in[0]->data + b * g->C * g->H * g->W,
-				  n->in[1]->data, bias, (float *)n->out->data + b * g->M * ohw, g,
-				  &n->p, P, rows, cols, ob, wb);
+	for (int64_t b = 0; b < g->N; b++) {
+		const float *x = (const float *)n->in[0]->data + b * g->C * g->H * g->W;
+		float *o = (float *)n->out->data + b * g->M * ohw;
+		/* each thread a run of channel blocks, with scratch of its own */
+#pragma omp parallel num_threads(t) if (t > 1)
+		{
+			const int id = t > 1 ? omp_get_thread_num() : 0,
+				  nt = t > 1 ? omp_get_num_threads() : 1;
+			float *P = swarm_cpu_line(scratch + per * (size_t)id),
+			      *ob = swarm_cpu_line(P + plane), *wb = swarm_cpu_line(ob + row);
+			depthwise_blocked(x, n->in[1]->data, bias, o, g, &n->p, P, rows, cols, ob,
+					  wb, blocks * id / nt, blocks * (id + 1) / nt);
+		}
+	}
 	return 0;
 }
 
@@ -580,15 +625,19 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		struct plane shape;
 		plane_size(&g, &shape);
 		const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
-		/* scratch: the taps' offsets (K int64), a row of K zeros, the panel, the planes */
+		/* scratch: the taps' offsets (K int64), a group's weights in tiles of DC_CO
+		 * output channels (zeros past Mg), a panel per thread, the planes */
+		const int64_t tiles = (g.Mg + DC_CO - 1) / DC_CO;
+		const size_t wp_n = (size_t)(tiles * DC_CO * K);
+		const int t = conv_threads(ws, 2.0 * (double)(g.N * g.M * ohw * K), g.OH);
 		float *scratch =
-			swarm_cpu_ws_get(ws, (size_t)(2 * K) + (size_t)K + (size_t)(16 * K) +
+			swarm_cpu_ws_get(ws, (size_t)(2 * K) + wp_n + (size_t)(16 * K) * (size_t)t +
 						     plane_n * (size_t)g.Cg + DC_SLACK);
 		if (!scratch)
 			return -ENOMEM;
 		int64_t *base = (int64_t *)scratch;
-		float *zero = scratch + 2 * K, *panel = zero + K, *planes = panel + 16 * K;
-		memset(zero, 0, (size_t)K * sizeof(float));
+		float *wp = scratch + 2 * K, *panels = wp + wp_n,
+		      *planes = panels + (size_t)(16 * K) * (size_t)t;
 		dc_taps(&shape, plane_n, &g, base);
 		for (int64_t b = 0; b < g.N; b++) {
 			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
@@ -601,10 +650,25 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 				}
 				memset(planes + plane_n * (size_t)g.Cg, 0,
 				       DC_SLACK * sizeof(float));
-				direct_conv(planes, &shape, &g, base,
-					    (const float *)wt->data + gi * g.Mg * K, zero,
-					    bias ? bias + gi * g.Mg : NULL, o + gi * g.Mg * ohw,
-					    &n->p, panel);
+				/* wp[t][k][c] = W[t * DC_CO + c][k]: a tap's DC_CO weights one
+				 * stream, not DC_CO rows K apart */
+				const float *wg = (const float *)wt->data + gi * g.Mg * K;
+				for (int64_t m = 0; m < tiles * DC_CO; m++)
+					for (int64_t k = 0; k < K; k++)
+						wp[(m / DC_CO * K + k) * DC_CO + m % DC_CO] =
+							m < g.Mg ? wg[m * K + k] : 0.0f;
+						/* each thread a run of output rows, with a panel of
+						 * its own */
+#pragma omp parallel num_threads(t) if (t > 1)
+				{
+					const int id = t > 1 ? omp_get_thread_num() : 0,
+						  nt = t > 1 ? omp_get_num_threads() : 1;
+					direct_conv(planes, &shape, &g, base, wp,
+						    bias ? bias + gi * g.Mg : NULL,
+						    o + gi * g.Mg * ohw, &n->p,
+						    panels + (size_t)(16 * K) * (size_t)id,
+						    g.OH * id / nt, g.OH * (id + 1) / nt);
+				}
 			}
 		}
 		return 0;

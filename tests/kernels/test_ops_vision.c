@@ -618,6 +618,76 @@ static void conv_transpose_case(const struct conv_cfg *c)
 	check_close(F(o), want, tol, (size_t)N, 1e-6, 1e-6, "conv_transpose2d");
 }
 
+/* A conv large enough to split (4 MFLOP) on a device of 3 threads: the same bits as on one
+ * (each output row, or block of 8 channels, is one thread's, summed in the same order) */
+static void conv_threads_case(const struct conv_cfg *c)
+{
+	int64_t Cg = c->C / c->group;
+	struct swarm_tensor x = T(c->N, c->C, c->H, c->W), w = T(c->M, Cg, c->kh, c->kw),
+			    b = T(c->M);
+	struct swarm_node n = NODE(SWARM_OP_CONV2D, NULL, &x, &w, &b);
+	n.p = conv_params(c);
+	struct swarm_tensor *o1 = run_node(&n, "conv2d on one thread");
+	struct swarm_device *dev3 = NULL;
+	cr_assert_eq(swarm_device_cpu_create(3, &dev3), 0);
+	struct swarm_tensor o3 = out_for(&n);
+	n.out = &o3;
+	cr_assert_eq(dev3->i->run(dev3, &n), 0, "conv2d on three threads");
+	cr_assert_eq(memcmp(o1->data, o3.data, (size_t)nelems(o1) * sizeof(float)), 0,
+		     "%ldx%ld conv (group %d) differs on three threads", (long)c->kh, (long)c->kw,
+		     c->group);
+	dev3->i->destroy(dev3);
+}
+
+Test(kernels_ops_vision, conv2d_split_over_threads_gives_the_same_bits)
+{
+	const struct conv_cfg cfgs[] = {
+		/* direct: rows split 14/13/13, and strided */
+		{ 1, 16, 40, 40, 20, 3, 3, 1, 1, 1, 1, 1, { 1, 1, 1, 1 }, SWARM_OP_RELU, 0, 0, 1, 0, 0 },
+		{ 2,
+		  12,
+		  41,
+		  37,
+		  14,
+		  3,
+		  3,
+		  1,
+		  2,
+		  2,
+		  1,
+		  1,
+		  { 1, 1, 1, 1 },
+		  SWARM_OP_IDENTITY,
+		  0,
+		  0,
+		  1,
+		  0,
+		  0 },
+		/* depthwise: 5 blocks of 8 channels split 1/2/2 */
+		{ 1,
+		  40,
+		  60,
+		  60,
+		  40,
+		  7,
+		  7,
+		  40,
+		  1,
+		  1,
+		  1,
+		  1,
+		  { 3, 3, 3, 3 },
+		  SWARM_OP_HARDSWISH,
+		  0,
+		  0,
+		  1,
+		  0,
+		  0 },
+	};
+	for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++)
+		conv_threads_case(&cfgs[i]);
+}
+
 Test(kernels_ops_vision, conv_transpose2d_matches_f64_reference)
 {
 	const struct conv_cfg cfgs[] = {
