@@ -18,9 +18,9 @@
  *                erfc(9), 4e-37, past 9
  *   swarm_erff   erf(x): an odd Taylor polynomial below 0.75, 1 - erfc above; error below
  *                3e-7 relative
- *   swarm_gelu   0.5 x (1 + erf(x / sqrt 2)), with 1 + erf(u) taken as erfc(-u) (by a cheaper
- *                fit, swarm_erfc_fast), so that it stays accurate where erf is near -1:
- *                error below 6e-7 max(1, |x|)
+ *   swarm_gelu   0.5 x (1 + erf(x / sqrt 2)) as 0.5 (x + |x|) - 0.5 |x| erfc(|x| / sqrt 2) (by a
+ *                cheaper fit of erfc), so that it stays accurate where erf is near -1: error
+ *                below 6e-7 max(1, |x|)
  * tests/kernels/test_simd_math.c checks each against libm in double precision.
  */
 #ifndef SWARM_KERNELS_CPU_SIMD_H
@@ -176,53 +176,58 @@ SWARM_INLINE float swarm_erff(float x)
 	return x < 0.0f ? -v : v;
 }
 
-/* erfc(z), z >= 0, by Abramowitz and Stegun's 7.1.28: 1 / (1 + a1 z + ... + a6 z^6)^16, 3e-7
+/* erfc(a / sqrt 2), a >= 0, by Abramowitz and Stegun's 7.1.28: 1 / (1 + a1 z + ... + a6 z^6)^16
+ * at z = a / sqrt 2, the coefficients scaled by sqrt 2's powers to take a directly; 3e-7
  * absolute (the 16th power multiplies the float rounding of the polynomial: 2e-6 absolute near
  * 0 in floats). A quarter of swarm_erfcf's work: what GELU, the activation of whole networks,
- * can afford. */
-SWARM_INLINE float swarm_erfc_fast(float z)
+ * can afford. SWARM_GELU_P(a, K) is its polynomial, K making each constant (a float or an
+ * 8-lane vector). */
+#define SWARM_GELU_P(a, K)                                                             \
+	((((((K(4.30638e-5f * 0.125f) * (a) + K(2.765672e-4f * 0.1767766953f)) * (a) + \
+	     K(1.520143e-4f * 0.25f)) *                                                \
+		    (a) +                                                              \
+	    K(9.2705272e-3f * 0.3535533906f)) *                                        \
+		   (a) +                                                               \
+	   K(4.22820123e-2f * 0.5f)) *                                                 \
+		  (a) +                                                                \
+	  K(7.05230784e-2f * 0.7071067812f)) *                                         \
+		 (a) +                                                                 \
+	 K(1.0f))
+#define SWARM_GELU_SCALAR(c) (c)
+
+/* GELU as 0.5 (x + |x|) - 0.5 |x| erfc(|x| / sqrt 2): x (1 + erf(x / sqrt 2)) / 2 on both sides
+ * of 0 (below it x + |x| is exactly 0), with no select: on Zen 1 a quarter faster than taking
+ * 1 + erf(u) as erfc(-u) lane by lane. */
+SWARM_INLINE float swarm_gelu(float x)
 {
-	float p = 0.0000430638f;
-	p = p * z + 0.0002765672f;
-	p = p * z + 0.0001520143f;
-	p = p * z + 0.0092705272f;
-	p = p * z + 0.0422820123f;
-	p = p * z + 0.0705230784f;
-	p = p * z + 1.0f;
+	const float a = __builtin_fabsf(x);
+	float p = SWARM_GELU_P(a, SWARM_GELU_SCALAR);
 	p = p * p;
 	p = p * p;
 	p = p * p;
 	p = p * p;
-	return 1.0f / p;
+	/* the product's |x| bounded, so that +inf gives +inf, not inf x 0 (-inf gives NaN, as
+	 * x (1 + erf(x / sqrt 2)) / 2 does in floats) */
+	const float t = 0.5f * a, tb = 0.5f * (a < 1e30f ? a : 1e30f);
+	return (0.5f * x + t) - tb * (1.0f / p);
 }
 
 /* *v = swarm_gelu(*v) lane by lane: the same fit, the same error. */
 SWARM_INLINE void swarm_v8_gelu(swarm_v8 *v)
 {
-	const swarm_v8 x = *v, zero = SWARM_V8_SET1(0.0f);
-	const swarm_v8 u = x * SWARM_V8_SET1(0.707106781186547524f);
-	const swarm_v8 z = SWARM_V8_SELECT(u < zero, -u, u);
-	swarm_v8 p = SWARM_V8_SET1(0.0000430638f);
-	p = p * z + SWARM_V8_SET1(0.0002765672f);
-	p = p * z + SWARM_V8_SET1(0.0001520143f);
-	p = p * z + SWARM_V8_SET1(0.0092705272f);
-	p = p * z + SWARM_V8_SET1(0.0422820123f);
-	p = p * z + SWARM_V8_SET1(0.0705230784f);
-	p = p * z + SWARM_V8_SET1(1.0f);
+	const swarm_v8 x = *v;
+	const swarm_v8 a =
+		(swarm_v8)((swarm_v8i)x & (swarm_v8i){ 0x7fffffff, 0x7fffffff, 0x7fffffff,
+						       0x7fffffff, 0x7fffffff, 0x7fffffff,
+						       0x7fffffff, 0x7fffffff });
+	swarm_v8 p = SWARM_GELU_P(a, SWARM_V8_SET1);
 	p = p * p;
 	p = p * p;
 	p = p * p;
 	p = p * p;
-	const swarm_v8 c = SWARM_V8_SET1(1.0f) / p;
-	*v = SWARM_V8_SET1(0.5f) * x * SWARM_V8_SELECT(u < zero, c, SWARM_V8_SET1(2.0f) - c);
-}
-
-SWARM_INLINE float swarm_gelu(float x)
-{
-	/* 1 + erf(u) is erfc(-u): erfc(|u|) below 0, 2 - erfc(u) above; never a cancellation */
-	const float u = x * 0.707106781186547524f;
-	const float c = swarm_erfc_fast(u < 0.0f ? -u : u);
-	return 0.5f * x * (u < 0.0f ? c : 2.0f - c);
+	const swarm_v8 t = SWARM_V8_SET1(0.5f) * a, big = SWARM_V8_SET1(1e30f);
+	const swarm_v8 tb = SWARM_V8_SET1(0.5f) * SWARM_V8_SELECT(a < big, a, big);
+	*v = (SWARM_V8_SET1(0.5f) * x + t) - tb * (SWARM_V8_SET1(1.0f) / p);
 }
 
 #endif /* SWARM_KERNELS_CPU_SIMD_H */

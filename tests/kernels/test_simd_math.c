@@ -70,6 +70,20 @@ Test(simd_math, gelu_within_6e7_of_max_1_x)
 	}
 	cr_expect(w < 6e-7, "swarm_gelu: error %.3g of max(1, |x|) at %g", w, (double)at);
 	cr_expect(swarm_gelu(-20.0f) <= 0.0f && swarm_gelu(-20.0f) > -1e-30f);
+	/* the ends: +inf stays +inf, NaN NaN; 1e30 and -1e30 where erfc has long underflowed */
+	cr_expect(swarm_gelu(INFINITY) == INFINITY, "gelu(inf) %g", (double)swarm_gelu(INFINITY));
+	cr_expect(isnan(swarm_gelu(NAN)));
+	cr_expect(swarm_gelu(1e30f) == 1e30f && swarm_gelu(-1e30f) == 0.0f);
+	float in[8] = { INFINITY, NAN, 1e30f, -1e30f, 0.0f, -0.0f, 3.0f, -3.0f }, out[8];
+	swarm_v8 v = SWARM_V8_LOAD(in);
+	swarm_v8_gelu(&v);
+	SWARM_V8_STORE(out, v);
+	cr_expect(out[0] == INFINITY && isnan(out[1]) && out[2] == 1e30f && out[3] == 0.0f,
+		  "v8 gelu at the ends: %g %g %g %g", (double)out[0], (double)out[1],
+		  (double)out[2], (double)out[3]);
+	for (int j = 4; j < 8; j++)
+		cr_expect(out[j] == swarm_gelu(in[j]), "v8 and scalar gelu(%g) differ",
+			  (double)in[j]);
 }
 
 /* The 8-lane forms (the GEMM's tile and the softmax use them) against the same references:
