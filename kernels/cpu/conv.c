@@ -209,16 +209,20 @@ static int64_t conv_block_cols(int64_t k, int64_t ohw)
 /* ---- direct convolution -----------------------------------------------------------------------
  *
  * A dense conv without im2col: every output row of a tile of DC_CO output channels is summed
- * in registers, 16 columns at a time, over the K = Cg * kh * kw taps, each tap's 16 inputs
+ * in registers, DC_W columns at a time, over the K = Cg * kh * kw taps, each tap's DC_W inputs
  * read from the padded plane of its channel (one contiguous run per tap, every stride) and
- * multiplied by each channel's weight (DC_CO rows of W read side by side, each in order). The
- * 16 columns' inputs of every tap are first copied into one panel, so that the tiles read one
- * sequential stream (K streams from K planes defeat the prefetchers). 12 accumulators, 2
- * loads and 6 broadcasts per 12 FMAs: the FMA units, not memory, bound it.
- * ONNX Runtime's CPU convs work the same way on blocked layouts; on NCHW this beats an
- * im2col GEMM for every kernel wider than 1x1, whose im2col would be written whole. */
-#define DC_CO 6
-#define DC_SLACK 16 /* floats after the planes that a last column block may read */
+ * multiplied by each channel's weight (the tile's weights packed tap by tap, DC_CO side by
+ * side). The block's inputs of every tap are first copied into one panel, so that the tiles
+ * read one sequential stream (K streams from K planes defeat the prefetchers). 6 x 16: 12
+ * accumulators, 2 loads and 6 broadcasts per 12 FMAs. The GEMM's 3 x 32 tile and a 4 x 24 one
+ * were 10 to 30% slower here: their panels (K x 32 or 24 floats, 27 to 55 KB for the
+ * detector's 432 taps) leave L1. ONNX Runtime's CPU convs work the same way on blocked
+ * layouts; on NCHW this beats an im2col GEMM for every kernel wider than 1x1, whose im2col
+ * would be written whole. */
+#define DC_CO 6          /* output channels of a tile */
+#define DC_NV 2          /* its vectors of columns */
+#define DC_W (8 * DC_NV) /* its columns */
+#define DC_SLACK DC_W    /* floats after the planes that a last column block may read */
 
 /* Where tap k = (c * kh + i) * kw + j of output row 0 starts, from the planes' base; row oy
  * adds oy * sh * sw * pw. */
@@ -244,21 +248,23 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 	const int64_t row_step = g->sh * pl->sw * pl->pw;
 	for (int64_t oy = oy0; oy < oy1; oy++) {
 		const float *rp = planes + oy * row_step;
-		for (int64_t ox = 0; ox < g->OW; ox += 16) {
-			/* the 16 columns' inputs of every tap, one after another: the tiles below
-			 * then read one sequential stream, not K of them */
-			const int64_t cols = g->OW - ox < 16 ? g->OW - ox : 16;
-			if (cols == 16) {
+		for (int64_t ox = 0; ox < g->OW; ox += DC_W) {
+			/* the DC_W columns' inputs of every tap, one after another: the tiles
+			 * below then read one sequential stream, not K of them */
+			const int64_t cols = g->OW - ox < DC_W ? g->OW - ox : DC_W;
+			if (cols == DC_W) {
 				for (int64_t k = 0; k < K; k++) {
 					const float *src = rp + base[k] + ox;
-					SWARM_V8_STORE(panel + k * 16, SWARM_V8_LOAD(src));
-					SWARM_V8_STORE(panel + k * 16 + 8, SWARM_V8_LOAD(src + 8));
+#pragma GCC unroll 4
+					for (int v = 0; v < DC_NV; v++)
+						SWARM_V8_STORE(panel + k * DC_W + 8 * v,
+							       SWARM_V8_LOAD(src + 8 * v));
 				}
 			} else {
 				for (int64_t k = 0; k < K; k++) {
 					const float *src = rp + base[k] + ox;
-					for (int64_t j = 0; j < 16; j++)
-						panel[k * 16 + j] = j < cols ? src[j] : 0.0f;
+					for (int64_t j = 0; j < DC_W; j++)
+						panel[k * DC_W + j] = j < cols ? src[j] : 0.0f;
 				}
 			}
 			for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
@@ -266,49 +272,39 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 				const int64_t nco = g->Mg - m0 < DC_CO ? g->Mg - m0 : DC_CO;
 				/* the tile's weights, tap by tap, DC_CO side by side */
 				const float *wt = w + t * K * DC_CO;
-				float b[DC_CO];
-				for (int64_t c = 0; c < DC_CO; c++)
-					b[c] = bias && c < nco ? bias[m0 + c] : 0.0f;
-				swarm_v8 a00 = SWARM_V8_SET1(b[0]), a01 = a00;
-				swarm_v8 a10 = SWARM_V8_SET1(b[1]), a11 = a10;
-				swarm_v8 a20 = SWARM_V8_SET1(b[2]), a21 = a20;
-				swarm_v8 a30 = SWARM_V8_SET1(b[3]), a31 = a30;
-				swarm_v8 a40 = SWARM_V8_SET1(b[4]), a41 = a40;
-				swarm_v8 a50 = SWARM_V8_SET1(b[5]), a51 = a50;
+				swarm_v8 a[DC_CO][DC_NV];
+#pragma GCC unroll 6
+				for (int c = 0; c < DC_CO; c++)
+#pragma GCC unroll 4
+					for (int v = 0; v < DC_NV; v++)
+						a[c][v] = SWARM_V8_SET1(
+							bias && c < nco ? bias[m0 + c] : 0.0f);
 				for (int64_t k = 0; k < K; k++) {
-					const swarm_v8 v0 = SWARM_V8_LOAD(panel + k * 16),
-						       v1 = SWARM_V8_LOAD(panel + k * 16 + 8);
-					/* channel c's weight of tap k, times both halves of the
-					 * block */
-#define DC_FMA(c)                                                       \
-	do {                                                            \
-		const swarm_v8 wv = SWARM_V8_SET1(wt[k * DC_CO + (c)]); \
-		a##c##0 += wv * v0;                                     \
-		a##c##1 += wv * v1;                                     \
-	} while (0)
-					DC_FMA(0);
-					DC_FMA(1);
-					DC_FMA(2);
-					DC_FMA(3);
-					DC_FMA(4);
-					DC_FMA(5);
-#undef DC_FMA
+					swarm_v8 x[DC_NV];
+#pragma GCC unroll 4
+					for (int v = 0; v < DC_NV; v++)
+						x[v] = SWARM_V8_LOAD(panel + k * DC_W + 8 * v);
+						/* channel c's weight of tap k, times the block's
+						 * vectors */
+#pragma GCC unroll 6
+					for (int c = 0; c < DC_CO; c++) {
+						const swarm_v8 wv =
+							SWARM_V8_SET1(wt[k * DC_CO + c]);
+#pragma GCC unroll 4
+						for (int v = 0; v < DC_NV; v++)
+							a[c][v] += wv * x[v];
+					}
 				}
-				const swarm_v8 acc[DC_CO][2] = { { a00, a01 }, { a10, a11 },
-								 { a20, a21 }, { a30, a31 },
-								 { a40, a41 }, { a50, a51 } };
 				float *orow = o + m0 * ohw + oy * g->OW + ox;
 				for (int64_t c = 0; c < nco; c++) {
-					if (cols == 16) {
-						SWARM_V8_STORE(orow + c * ohw, acc[c][0]);
-						SWARM_V8_STORE(orow + c * ohw + 8, acc[c][1]);
-					} else {
-						float tmp[16];
-						SWARM_V8_STORE(tmp, acc[c][0]);
-						SWARM_V8_STORE(tmp + 8, acc[c][1]);
+					float tmp[DC_W];
+					float *dst = cols == DC_W ? orow + c * ohw : tmp;
+#pragma GCC unroll 4
+					for (int v = 0; v < DC_NV; v++)
+						SWARM_V8_STORE(dst + 8 * v, a[c][v]);
+					if (cols != DC_W)
 						memcpy(orow + c * ohw, tmp,
 						       (size_t)cols * sizeof(float));
-					}
 				}
 			}
 		}
@@ -630,14 +626,14 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		const int64_t tiles = (g.Mg + DC_CO - 1) / DC_CO;
 		const size_t wp_n = (size_t)(tiles * DC_CO * K);
 		const int t = conv_threads(ws, 2.0 * (double)(g.N * g.M * ohw * K), g.OH);
-		float *scratch =
-			swarm_cpu_ws_get(ws, (size_t)(2 * K) + wp_n + (size_t)(16 * K) * (size_t)t +
-						     plane_n * (size_t)g.Cg + DC_SLACK);
+		float *scratch = swarm_cpu_ws_get(ws, (size_t)(2 * K) + wp_n +
+							      (size_t)(DC_W * K) * (size_t)t +
+							      plane_n * (size_t)g.Cg + DC_SLACK);
 		if (!scratch)
 			return -ENOMEM;
 		int64_t *base = (int64_t *)scratch;
 		float *wp = scratch + 2 * K, *panels = wp + wp_n,
-		      *planes = panels + (size_t)(16 * K) * (size_t)t;
+		      *planes = panels + (size_t)(DC_W * K) * (size_t)t;
 		dc_taps(&shape, plane_n, &g, base);
 		for (int64_t b = 0; b < g.N; b++) {
 			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
@@ -666,7 +662,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 					direct_conv(planes, &shape, &g, base, wp,
 						    bias ? bias + gi * g.Mg : NULL,
 						    o + gi * g.Mg * ohw, &n->p,
-						    panels + (size_t)(16 * K) * (size_t)id,
+						    panels + (size_t)(DC_W * K) * (size_t)id,
 						    g.OH * id / nt, g.OH * (id + 1) / nt);
 				}
 			}
