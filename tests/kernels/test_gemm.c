@@ -39,7 +39,7 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 {
 	const int64_t lda = K + pad, ldc = N + pad, ldw = K + pad, ldb = N + pad;
 	float *A = falloc((size_t)(M * lda)), *C = falloc((size_t)(M * ldc));
-	float *B = falloc((size_t)(wt ? N * ldw : K * ldb)), *bias = falloc((size_t)N);
+	float *B = falloc((size_t)(wt == 1 ? N * ldw : K * ldb)), *bias = falloc((size_t)N);
 	float *rbias = falloc((size_t)M);
 	const size_t pf = swarm_gemm_packed_floats(K, N);
 	cr_assert(pf >= (size_t)(K * N), "packed floats %zu below K*N", pf);
