@@ -1486,6 +1486,14 @@ static void autoscale_decide(uint64_t now)
 	struct swarm_as_action acts[8];
 	uint32_t target = 0;
 	int n = swarm_as_decide(now, &d.as.cfg, &m, &d.as.mem, 1, parked, acts, 8, &target);
+	if (n < 0) { /* options are checked at start: a bug, said once rather than hidden */
+		static int said;
+		if (!said++)
+			swarm_log(SWARM_LOG_ERROR,
+				  "event=autoscale_error reason=\"the policy refused its input: %s\"",
+				  strerror(-n));
+		return;
+	}
 	if (target != d.as.target)
 		swarm_log(SWARM_LOG_DEBUG,
 			  "event=autoscale_target target=%u active=%u warming=%u rate=%.0f "
@@ -2291,7 +2299,8 @@ static void usage(FILE *f)
 		"                       for a device to warm up)\n"
 		"  --autoscale-window-s S  low demand this long before a scale-down (default 60)\n"
 		"  --autoscale-cooldown-s S  after a scale event, before a scale-down (default 30)\n"
-		"  --autoscale-util F   busy fraction aimed at per device (default 0.6)\n"
+		"  --autoscale-util F   busy fraction aimed at per device (default 0.6; above\n"
+		"                       0.1, the scale-down hysteresis, at most 1)\n"
 		"  --autoscale-standby N  parked devices kept warm (worker started and ready,\n"
 		"                       out of service) so that a scale-up is immediate\n"
 		"                       (default 0)\n"
@@ -2451,7 +2460,10 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 		case 'Y':
 		case 'U': {
 			double v = strtod(optarg, &end);
-			if (*end || !*optarg || !(v >= 0) || (o == 'U' && (v <= 0 || v > 1)) ||
+			/* util above the scale-down hysteresis: the policy refuses any other
+			 * (it would decide nothing, silently, on every tick) */
+			if (*end || !*optarg || !(v >= 0) ||
+			    (o == 'U' && (v <= d.as.cfg.hysteresis || v > 1)) ||
 			    ((o == 'I' || o == 'Y') && v > MAX_DEVICES) || v > 86400) {
 				fprintf(stderr,
 					"swarmd: --autoscale-%s takes %s, not \"%s\"\n",
@@ -2459,7 +2471,9 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 					o == 'W' ? "window-s" :
 					o == 'C' ? "cooldown-s" : "util",
 					o == 'I' || o == 'Y' ? "a device count" :
-					o == 'U' ? "a fraction above 0, at most 1" : "seconds",
+					o == 'U' ? "a fraction above the scale-down hysteresis "
+						   "(0.1), at most 1" :
+						   "seconds",
 					optarg);
 				return 2;
 			}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e/harness.h"
@@ -153,9 +154,44 @@ Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
 	cr_assert_eq(woke, 0, "the burst did not take the warm spare");
 	cr_assert(h_log_contains("event=device_active device=cpu:2 warm_ms=0.0 from=standby"),
 		  "the spare's wake was not immediate");
-	/* Its place is taken by a new spare. */
-	cr_assert_eq(log_wait("event=device_standby device=cpu:1", 1, 5 * H_SEC), 0,
-		     "no new spare after the first was taken");
+	/* Its place is taken by a new spare: cpu:1 started as one, unless the burst's demand
+	 * woke it into service first (a second wake in the same decision takes the lowest
+	 * parked device; with every device then in service there is none left to be a spare:
+	 * seen on a loaded machine under ASan) */
+	int replaced = -ETIMEDOUT;
+	for (uint64_t end = h_now_ns() + 5 * H_SEC; replaced && h_now_ns() < end; h_sleep_ms(50))
+		if (log_count("event=device_standby device=cpu:1") >= 1 ||
+		    log_count("event=autoscale action=wake device=cpu:1") >= 1)
+			replaced = 0;
+	if (replaced)
+		h_print_log("no new spare");
+	cr_assert_eq(replaced, 0, "no new spare after the first was taken, nor cpu:1 woken");
 	h_wait_load_or_fail(pids, CLIENTS, "the burst");
 	h_stop();
+}
+
+/* A target utilisation at or below the scale-down hysteresis (0.1) is refused at start with
+ * the reason: the policy would refuse it on every tick and scale nothing, silently. */
+Test(e2e_autoscale, a_utilisation_below_the_hysteresis_is_refused)
+{
+	const char *bad[] = { "0.05", "0.1", "0", "1.5" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char cmd[512];
+		snprintf(cmd, sizeof cmd,
+			 "timeout 10 %s/swarmd --socket /tmp/swarm-refused-%d.sock --devices cpu:1 "
+			 "--autoscale --autoscale-util %s 2>&1",
+			 SWARM_BIN_DIR, (int)getpid(), bad[i]);
+		FILE *p = popen(cmd, "r");
+		cr_assert_not_null(p);
+		char out[1024] = "";
+		size_t n = fread(out, 1, sizeof out - 1, p);
+		out[n] = 0;
+		int st = pclose(p);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+			  "--autoscale-util %s: exit status %d, not 2: %s", bad[i],
+			  WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+		cr_assert(strstr(out, "--autoscale-util takes a fraction above the scale-down "
+				      "hysteresis"),
+			  "--autoscale-util %s: no reason given: %s", bad[i], out);
+	}
 }
