@@ -811,11 +811,36 @@ Test(kernels_ops_vision, pools_match_f64_reference)
 		{ 2, 1, 10, 10, 3, 3, 1, 1, 2, 2, { 0, 0, 0, 0 }, 0, 0 },
 		{ 1, 4, 6, 6, 2, 2, 1, 1, 1, 1, { 0, 0, 1, 1 }, 0, 1 },
 		{ 1, 1, 5, 5, 5, 5, 1, 1, 1, 1, { 0, 0, 0, 0 }, 0, 0 },
+		/* rows of 32 columns and more: the max pool's register blocks and their tail
+		 * (70 = 2 x 32 + 6), strided (40 = 32 + 8) and dilated */
+		{ 1, 2, 5, 70, 3, 3, 1, 1, 1, 1, { 1, 1, 1, 1 }, 0, 0 },
+		{ 2, 1, 6, 80, 3, 3, 2, 2, 1, 1, { 1, 1, 1, 1 }, 0, 0 },
+		{ 1, 1, 7, 41, 3, 3, 1, 1, 2, 2, { 2, 2, 2, 2 }, 0, 0 },
 	};
 	for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
 		pool_case(SWARM_OP_MAX_POOL2D, &cfgs[i]);
 		if (cfgs[i].dh <= 1)
 			pool_case(SWARM_OP_AVG_POOL2D, &cfgs[i]);
+	}
+}
+
+/* A NaN under a max pool's window wins, in the register blocks and in the tail, first tap
+ * or later */
+Test(kernels_ops_vision, max_pool_propagates_nan)
+{
+	struct swarm_tensor x = T(1, 1, 3, 40), y = T(1, 1, 1, 38);
+	for (int64_t i = 0; i < 120; i++)
+		F(&x)[i] = (float)(i % 7);
+	F(&x)[0] = NAN;       /* row 0, column 0: the first tap of output 0 */
+	F(&x)[40 + 20] = NAN; /* row 1, column 20: outputs 18 to 20 */
+	F(&x)[80 + 39] = NAN; /* row 2, column 39: output 37, in the tail */
+	struct swarm_node n = NODE(SWARM_OP_MAX_POOL2D, &y, &x);
+	n.p.kernel[0] = n.p.kernel[1] = 3;
+	run_ok(&n, "max pool over NaN");
+	for (int64_t ox = 0; ox < 38; ox++) {
+		const bool nan = ox == 0 || (ox >= 18 && ox <= 20) || ox == 37;
+		cr_assert(nan == (bool)isnan(F(&y)[ox]), "output %ld: %g", (long)ox,
+			  (double)F(&y)[ox]);
 	}
 }
 
