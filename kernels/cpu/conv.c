@@ -185,12 +185,22 @@ static void im2col_block(const float *planes, size_t plane_n, const struct plane
  * whole. SWARM_CPU_CONV_BLOCK sets the floats, for whoever measures it. */
 #define CONV_BLOCK (32 * 1024)
 
-/* A 1x1 conv of at most this many input channels reads its input in place (swarm_gemm_b): a
- * panel of it (K x 32 floats) stays in L1 for the tiles after the first, and packing it cost
- * a pass over the input (the classifier's 16 -> 88 at 3x96: 0.11 ms packed, 0.03 in place;
- * the detector's 24 -> 12 at 160x224: 1.5 ms, 0.85). With more, a panel outgrows L1 and
- * the packed blocks win (384 -> 768 at 10x14: 2.5 ms packed, 2.9 in place). */
-#define CONV_IN_PLACE_K 256
+/* Whether a 1x1 conv (out[M, ohw] = W[M, K] x X[K, ohw]) reads its input in place
+ * (swarm_gemm_b) rather than packing it in blocks. In place saves a pass over the input, and
+ * wins where a panel of it (K x 32 floats, its rows ohw apart) stays in L1 beside W for every
+ * tile after the first: W and a panel within 24 KiB, or few output channels (few tiles to
+ * reread it), or a small image (its packing is the call's cost). Elsewhere the packed panel,
+ * contiguous, stays put and in place lost by up to a third. Measured, one thread, in place
+ * against packed (GFLOP/s): 48 -> 96 at 40x56 33 / 22, 24 -> 12 at 160x224 24 / 14,
+ * 96 -> 24 at 80x112 27 / 24, 16 -> 88 at 3x96 27 / 7; but 48 -> 192 at 20x28 20 / 30,
+ * 96 -> 192 at 40x56 28 / 34, 192 -> 384 at 20x28 28 / 34. */
+static bool conv_in_place(int64_t K, int64_t M, int64_t ohw)
+{
+	if (K > 256)
+		return false; /* a panel alone outgrows L1 */
+	return M <= 32 || ohw <= 288 ||
+	       (K * M + K * SWARM_GEMM_NR) * (int64_t)sizeof(float) <= 24 * 1024;
+}
 
 static int64_t conv_block_cols(int64_t k, int64_t ohw)
 {
@@ -677,7 +687,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			   NULL, n->p.act, &n->p, ws->threads);
 		return 0;
 	}
-	if (direct && K <= CONV_IN_PLACE_K) {
+	if (direct && conv_in_place(K, g.Mg, ohw)) {
 		/* out[Mg, ohw] = W[Mg, K] x X[K, ohw] per group, X read in place */
 		float *tail = swarm_cpu_ws_get(ws, (size_t)K * SWARM_GEMM_NR + 16);
 		if (!tail)
@@ -831,7 +841,7 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 	 * product col [R, H*W] */
 	const struct swarm_cpu_packed *pk = n->prep;
 	const bool prepared = pk && pk->k == g.Cg && pk->n == R * g.G;
-	const bool in_place = g.Cg <= CONV_IN_PLACE_K, once = col2im_once(&g, &n->p);
+	const bool in_place = conv_in_place(g.Cg, R, hw), once = col2im_once(&g, &n->p);
 	const size_t wt_n = prepared ? 0 : (size_t)(R * g.C),
 		     pack_n = in_place ? (size_t)g.Cg * SWARM_GEMM_NR :
 					 swarm_gemm_packed_floats(g.Cg, hw);
