@@ -1051,6 +1051,13 @@ int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		for (int64_t oy = 0; oy < OH; oy++) {
 			const float *r0 = xp + iy[oy] * W, *r1 = xp + iy1[oy] * W;
 			float *orow = op + oy * OW;
+			if (oy > 0 && iy[oy] == iy[oy - 1] &&
+			    (!linear || (iy1[oy] == iy1[oy - 1] && fy[oy] == fy[oy - 1]))) {
+				/* the row above's inputs and weights: its copy (an upsampling
+				 * computed every other row twice) */
+				memcpy(orow, orow - OW, (size_t)OW * sizeof(float));
+				continue;
+			}
 			if (!linear) {
 				for (int64_t ox = 0; ox < OW; ox++)
 					orow[ox] = r0[ix[ox]];
