@@ -490,18 +490,15 @@ SWARM_INLINE void dwb_row(const int KW, const int SW, float *ob, const float *ro
 /* One image's depthwise conv, x [C, H, W] to o [C, OH, OW], through blocked planes. scratch:
  * the plane (rows x cols x 8), a row (OW x 8 and a transposed 8-row tail), the block's
  * weights (taps x 8) and bias (8), each from a 64-byte line. */
-SWARM_INLINE void depthwise_blocked_body(const float *x, const float *w, const float *bias,
+SWARM_INLINE void depthwise_blocked_body(const float *x, const float *wblk, const float *bias,
 					 float *o, const struct geo *g,
 					 const struct swarm_op_params *p, float *P, int64_t rows,
-					 int64_t cols, float *ob, float *wb, int64_t b0, int64_t b1)
+					 int64_t cols, float *ob, float *bb, int64_t b0, int64_t b1)
 {
 	const int64_t taps = g->kh * g->kw, ohw = g->OH * g->OW;
-	float *bb = wb + taps * DWB;
 	for (int64_t c0 = b0 * DWB; c0 < g->C && c0 < b1 * DWB; c0 += DWB) {
 		const int64_t nc = g->C - c0 < DWB ? g->C - c0 : DWB;
-		for (int64_t t = 0; t < taps; t++)
-			for (int64_t c = 0; c < DWB; c++)
-				wb[t * DWB + c] = c < nc ? w[(c0 + c) * taps + t] : 0.0f;
+		const float *wb = wblk + c0 * taps; /* the block's taps (dw_weights) */
 		for (int64_t c = 0; c < DWB; c++)
 			bb[c] = bias && c < nc ? bias[c0 + c] : 0.0f;
 		dwb_fill(P, rows, cols, x + c0 * g->H * g->W, nc, g);
@@ -549,10 +546,21 @@ SWARM_INLINE void depthwise_blocked_body(const float *x, const float *w, const f
 }
 
 SWARM_CPU_MULTI_VOID(static, depthwise_blocked,
-		     (const float *x, const float *w, const float *bias, float *o,
+		     (const float *x, const float *wblk, const float *bias, float *o,
 		      const struct geo *g, const struct swarm_op_params *p, float *P, int64_t rows,
-		      int64_t cols, float *ob, float *wb, int64_t b0, int64_t b1),
-		     (x, w, bias, o, g, p, P, rows, cols, ob, wb, b0, b1))
+		      int64_t cols, float *ob, float *bb, int64_t b0, int64_t b1),
+		     (x, wblk, bias, o, g, p, P, rows, cols, ob, bb, b0, b1))
+
+/* A depthwise conv's taps in blocks of 8 channels: dst[c0 * taps + t * 8 + c], c0 a multiple
+ * of 8, is channel c0 + c's tap t, zeros past C. */
+static void dw_weights(float *dst, const float *w, int64_t C, int64_t taps)
+{
+	for (int64_t c0 = 0; c0 < C; c0 += DWB)
+		for (int64_t t = 0; t < taps; t++)
+			for (int64_t c = 0; c < DWB; c++)
+				dst[c0 * taps + t * DWB + c] = c0 + c < C ? w[(c0 + c) * taps + t] :
+									    0.0f;
+}
 
 /* The blocked depthwise conv of every image of the node's batch. */
 static int depthwise_blocked_conv(struct swarm_cpu_ws *ws, const struct swarm_node *n,
@@ -563,16 +571,25 @@ static int depthwise_blocked_conv(struct swarm_cpu_ws *ws, const struct swarm_no
 	const int64_t rows = rows_need > g->H + g->pt ? rows_need : g->H + g->pt;
 	const int64_t cols = cols_need > g->W + g->pl ? cols_need : g->W + g->pl;
 	const int64_t taps = g->kh * g->kw;
-	/* per thread: the plane and the row, each with an 8 x 8 block of slack after it, the
-	 * block's weights and bias, each from a 64-byte line */
-	const size_t plane = (size_t)(rows * cols * DWB) + 8 * DWB,
-		     row = (size_t)(g->OW * DWB) + 8 * DWB, wn = (size_t)((taps + 1) * DWB);
-	const size_t per = plane + row + wn + 3 * 16;
+	/* the blocked taps (prepared at graph build, else here, shared), then per thread: the
+	 * plane and the row, each with an 8 x 8 block of slack after it, and the block's bias,
+	 * each from a 64-byte line */
 	const int64_t blocks = (g->C + DWB - 1) / DWB;
+	const struct swarm_cpu_packed *pk = n->prep;
+	const bool prepared = pk && pk->layout == SWARM_CPU_PACK_DW && pk->k == taps &&
+			      pk->n == g->C;
+	const size_t wn = prepared ? 0 : (size_t)(blocks * DWB * taps) + 16;
+	const size_t plane = (size_t)(rows * cols * DWB) + 8 * DWB,
+		     row = (size_t)(g->OW * DWB) + 8 * DWB;
+	const size_t per = plane + row + DWB + 3 * 16;
 	const int t = conv_threads(ws, 2.0 * (double)(g->N * g->C * g->OH * g->OW * taps), blocks);
-	float *scratch = swarm_cpu_ws_get(ws, per * (size_t)t);
+	float *scratch = swarm_cpu_ws_get(ws, wn + per * (size_t)t);
 	if (!scratch)
 		return -ENOMEM;
+	const float *wblk = prepared ? pk->b : swarm_cpu_line(scratch);
+	if (!prepared)
+		dw_weights(swarm_cpu_line(scratch), n->in[1]->data, g->C, taps);
+	float *threads = scratch + wn;
 	const float *bias = n->n_in == 3 ? n->in[2]->data : NULL;
 	const int64_t ohw = g->OH * g->OW;
 	for (int64_t b = 0; b < g->N; b++) {
@@ -583,13 +600,29 @@ static int depthwise_blocked_conv(struct swarm_cpu_ws *ws, const struct swarm_no
 		{
 			const int id = t > 1 ? omp_get_thread_num() : 0,
 				  nt = t > 1 ? omp_get_num_threads() : 1;
-			float *P = swarm_cpu_line(scratch + per * (size_t)id),
-			      *ob = swarm_cpu_line(P + plane), *wb = swarm_cpu_line(ob + row);
-			depthwise_blocked(x, n->in[1]->data, bias, o, g, &n->p, P, rows, cols, ob,
-					  wb, blocks * id / nt, blocks * (id + 1) / nt);
+			float *P = swarm_cpu_line(threads + per * (size_t)id),
+			      *ob = swarm_cpu_line(P + plane), *bb = swarm_cpu_line(ob + row);
+			depthwise_blocked(x, wblk, bias, o, g, &n->p, P, rows, cols, ob, bb,
+					  blocks * id / nt, blocks * (id + 1) / nt);
 		}
 	}
 	return 0;
+}
+
+/* A direct conv's weights in tiles of DC_CO output channels, per group: dst[((gi * tiles + t)
+ * * K + k) * DC_CO + c] = W[gi * Mg + t * DC_CO + c][k], zeros past Mg: a tap's DC_CO
+ * weights one stream, not DC_CO rows K apart. */
+static void dc_weights(float *dst, const float *w, const struct geo *g)
+{
+	const int64_t K = g->Cg * g->kh * g->kw, tiles = (g->Mg + DC_CO - 1) / DC_CO;
+	for (int64_t gi = 0; gi < g->G; gi++) {
+		const float *wg = w + gi * g->Mg * K;
+		float *dg = dst + gi * tiles * DC_CO * K;
+		for (int64_t m = 0; m < tiles * DC_CO; m++)
+			for (int64_t k = 0; k < K; k++)
+				dg[(m / DC_CO * K + k) * DC_CO + m % DC_CO] =
+					m < g->Mg ? wg[m * K + k] : 0.0f;
+	}
 }
 
 /* Whether a dense conv goes direct (else im2col and the packed GEMM). SWARM_CPU_CONV=direct or gemm
@@ -609,6 +642,40 @@ static bool conv_direct(const struct geo *g)
 	 * of each output row, the weights held in L2 across a packed block of inputs: 96->192
 	 * at 40x56 in 2.9 ms, not 4.5; 3->24 at 160x224 in 0.64, not 1.5) */
 	return g->kh * g->kw > 1;
+}
+
+int swarm_cpu_conv_weight_layout(const struct swarm_node *n, int64_t *k, int64_t *rows,
+				 size_t *floats)
+{
+	const struct swarm_tensor *w = n->in[1], *x = n->in[0];
+	if (n->op != SWARM_OP_CONV2D || w->ndim != 4 || x->ndim != 4 || n->out->ndim != 4)
+		return 0;
+	struct geo g;
+	geo_of(n, w->shape[2], w->shape[3], &g);
+	if (g.G < 1 || g.C % g.G || g.M % g.G || g.Cg != w->shape[1] || g.M != w->shape[0])
+		return 0; /* a node run() refuses */
+	const int64_t taps = g.kh * g.kw;
+	if (g.Cg == 1 && g.Mg == 1) {
+		*k = taps, *rows = g.C;
+		*floats = (size_t)((g.C + DWB - 1) / DWB * DWB * taps);
+		return SWARM_CPU_PACK_DW;
+	}
+	if (!conv_direct(&g))
+		return 0;
+	*k = g.Cg * taps, *rows = g.M;
+	*floats = (size_t)(g.G * (g.Mg + DC_CO - 1) / DC_CO * DC_CO * *k);
+	return SWARM_CPU_PACK_DC;
+}
+
+void swarm_cpu_conv_weights(float *dst, const struct swarm_node *n, int layout)
+{
+	const struct swarm_tensor *w = n->in[1];
+	struct geo g;
+	geo_of(n, w->shape[2], w->shape[3], &g);
+	if (layout == SWARM_CPU_PACK_DW)
+		dw_weights(dst, w->data, g.C, g.kh * g.kw);
+	else
+		dc_weights(dst, w->data, &g);
 }
 
 int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
@@ -631,10 +698,14 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		struct plane shape;
 		plane_size(&g, &shape);
 		const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
-		/* scratch: the taps' offsets (K int64), a group's weights in tiles of DC_CO
-		 * output channels (zeros past Mg), a panel per thread, the planes */
+		/* scratch: the taps' offsets (K int64), the weights in tiles of DC_CO output
+		 * channels (dc_weights) unless prepared at graph build, a panel per thread, the
+		 * planes */
 		const int64_t tiles = (g.Mg + DC_CO - 1) / DC_CO;
-		const size_t wp_n = (size_t)(tiles * DC_CO * K);
+		const struct swarm_cpu_packed *pk = n->prep;
+		const bool prepared = pk && pk->layout == SWARM_CPU_PACK_DC && pk->k == K &&
+				      pk->n == g.M;
+		const size_t wp_n = prepared ? 0 : (size_t)(g.G * tiles * DC_CO * K);
 		const int t = conv_threads(ws, 2.0 * (double)(g.N * g.M * ohw * K), g.OH);
 		float *scratch = swarm_cpu_ws_get(ws, (size_t)(2 * K) + wp_n +
 							      (size_t)(DC_W * K) * (size_t)t +
@@ -642,8 +713,11 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		if (!scratch)
 			return -ENOMEM;
 		int64_t *base = (int64_t *)scratch;
-		float *wp = scratch + 2 * K, *panels = wp + wp_n,
+		float *panels = scratch + 2 * K + wp_n,
 		      *planes = panels + (size_t)(DC_W * K) * (size_t)t;
+		if (!prepared)
+			dc_weights(scratch + 2 * K, wt->data, &g);
+		const float *wps = prepared ? pk->b : scratch + 2 * K;
 		dc_taps(&shape, plane_n, &g, base);
 		for (int64_t b = 0; b < g.N; b++) {
 			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
@@ -656,15 +730,8 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 				}
 				memset(planes + plane_n * (size_t)g.Cg, 0,
 				       DC_SLACK * sizeof(float));
-				/* wp[t][k][c] = W[t * DC_CO + c][k]: a tap's DC_CO weights one
-				 * stream, not DC_CO rows K apart */
-				const float *wg = (const float *)wt->data + gi * g.Mg * K;
-				for (int64_t m = 0; m < tiles * DC_CO; m++)
-					for (int64_t k = 0; k < K; k++)
-						wp[(m / DC_CO * K + k) * DC_CO + m % DC_CO] =
-							m < g.Mg ? wg[m * K + k] : 0.0f;
-						/* each thread a run of output rows, with a panel of
-						 * its own */
+				const float *wp = wps + gi * tiles * DC_CO * K;
+				/* each thread a run of output rows, with a panel of its own */
 #pragma omp parallel num_threads(t) if (t > 1)
 				{
 					const int id = t > 1 ? omp_get_thread_num() : 0,
@@ -680,7 +747,8 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		return 0;
 	}
 	const struct swarm_cpu_packed *pk = n->prep;
-	if (direct && ohw == 1 && g.G == 1 && pk && pk->k == K && pk->n == g.M) {
+	if (direct && ohw == 1 && g.G == 1 && pk && pk->layout == SWARM_CPU_PACK_GEMM &&
+	    pk->k == K && pk->n == g.M) {
 		/* a 1x1 image: out [N, M] = X [N, C] W^T, a LINEAR over the prepared W^T (a
 		 * GEMM over the image would fill 1 column of every 32-column panel) */
 		swarm_gemm(g.N, g.M, K, 1.0f, n->in[0]->data, K, pk->b, n->out->data, g.M, bias,
@@ -840,7 +908,8 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
 	 * GEMM (or, with few channels, only its last part panel: the rest read in place), the
 	 * product col [R, H*W] */
 	const struct swarm_cpu_packed *pk = n->prep;
-	const bool prepared = pk && pk->k == g.Cg && pk->n == R * g.G;
+	const bool prepared = pk && pk->layout == SWARM_CPU_PACK_CT && pk->k == g.Cg &&
+			      pk->n == R * g.G;
 	const bool in_place = conv_in_place(g.Cg, R, hw), once = col2im_once(&g, &n->p);
 	const size_t wt_n = prepared ? 0 : (size_t)(R * g.C),
 		     pack_n = in_place ? (size_t)g.Cg * SWARM_GEMM_NR :

@@ -253,16 +253,21 @@ static int cpu_prepare(struct swarm_device *d, const struct swarm_node *n, uint3
 			       x->shape[2] * x->shape[3] == 1;
 	const bool lin = (n->op == SWARM_OP_LINEAR && w->ndim == 2) || pointwise;
 	const bool ct = n->op == SWARM_OP_CONV_TRANSPOSE2D && w->ndim == 4;
-	if (!(lin || ct) || !(consts & 2u) || w->dtype != SWARM_DTYPE_F32)
+	if (!(consts & 2u) || w->dtype != SWARM_DTYPE_F32)
 		return 0;
 	int64_t k, rows; /* the stored matrix's columns and rows */
 	size_t floats;
+	/* a depthwise or direct conv: its weights as its kernel reads them, in place of the
+	 * copy each call would make */
+	const int conv = lin || ct ? 0 : swarm_cpu_conv_weight_layout(n, &k, &rows, &floats);
+	if (!(lin || ct || conv))
+		return 0;
 	if (lin) {
 		rows = w->shape[0], k = w->shape[1];
 		floats = swarm_gemm_packed_floats(k, rows);
 		if (floats == 0 && k > 0 && rows > 0)
 			return -ENOMEM;
-	} else {
+	} else if (ct) {
 		const int64_t elems = swarm_tensor_elems(w), C = w->shape[0];
 		if (elems <= 0 || C % G != 0)
 			return 0; /* nothing to gain, or a node run() refuses anyway */
@@ -278,7 +283,10 @@ static int cpu_prepare(struct swarm_device *d, const struct swarm_node *n, uint3
 	pk->k = k;
 	pk->n = rows;
 	pk->slab = slab;
-	if (lin)
+	pk->layout = conv ? conv : lin ? SWARM_CPU_PACK_GEMM : SWARM_CPU_PACK_CT;
+	if (conv)
+		swarm_cpu_conv_weights(pk->b, n, conv);
+	else if (lin)
 		swarm_gemm_pack_wt(pk->b, w->data, rows, k, k);
 	else
 		swarm_cpu_conv_transpose_weights(pk->b, w->data, w->shape[0], rows / G, G);

@@ -173,7 +173,7 @@ int swarm_cpu_linear(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const float *bias = d.has_bias ? n->in[2]->data : NULL;
 	const struct swarm_cpu_packed *pk = n->prep;
 	const float *bp;
-	if (pk && pk->k == K && pk->n == N) {
+	if (pk && pk->layout == SWARM_CPU_PACK_GEMM && pk->k == K && pk->n == N) {
 		bp = pk->b; /* packed once when the graph was built */
 	} else {
 		/* a weight that is not the graph's (or a node run alone): packed for this run */

@@ -25,15 +25,28 @@ struct swarm_cpu_ws {
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
 
-/* A node's prepared weight (swarm_node.prep on the CPU), 64-byte aligned, b too. LINEAR: B
- * of its GEMM, k x n, packed by kernels/cpu/gemm.h. CONV_TRANSPOSE2D: its W transposed per
- * group (swarm_cpu_conv_transpose_weights), n rows of k = C / G floats. CONV2D, 1x1 over a 1x1
- * image: as LINEAR's (its weight [M, C] is one). A kernel uses it only where k and n are its
- * node's. */
+/* A node's prepared weight (swarm_node.prep on the CPU), 64-byte aligned, b too, in one of
+ * these layouts:
+ *   SWARM_CPU_PACK_GEMM  B of a GEMM, k x n, packed by kernels/cpu/gemm.h: LINEAR's W^T, and
+ *                        a CONV2D's that is 1x1 over a 1x1 image (its weight [M, C] is one)
+ *   SWARM_CPU_PACK_CT    CONV_TRANSPOSE2D's W transposed per group
+ *                        (swarm_cpu_conv_transpose_weights), n rows of k = C / G floats
+ *   SWARM_CPU_PACK_DW    a depthwise CONV2D's taps in blocks of 8 channels, k taps, n channels
+ *   SWARM_CPU_PACK_DC    a direct CONV2D's weights in tiles of output channels side by side,
+ *                        k = Cg * kh * kw taps, n output channels
+ * (the last two by swarm_cpu_conv_weights). A kernel uses it only where the layout, k and n
+ * are its node's. */
+enum {
+	SWARM_CPU_PACK_GEMM = 1,
+	SWARM_CPU_PACK_CT,
+	SWARM_CPU_PACK_DW,
+	SWARM_CPU_PACK_DC
+};
 struct swarm_cpu_packed {
 	int64_t k, n;
 	void *slab;      /* the device's: where the packing lives (cpu_device.c) */
-	int64_t pad_[5]; /* b starts on a cache line */
+	int64_t layout;  /* SWARM_CPU_PACK_* */
+	int64_t pad_[4]; /* b starts on a cache line */
 	float b[];
 };
 
@@ -91,6 +104,12 @@ int swarm_cpu_conv_transpose2d(struct swarm_cpu_ws *ws, const struct swarm_node 
  * rows (R = Mg * kh * kw) transposed to [R, C / G], the groups one after another (C * R
  * floats). The device's prepare does it once; a node without it, per run. */
 void swarm_cpu_conv_transpose_weights(float *dst, const float *w, int64_t C, int64_t R, int64_t G);
+/* The layout a CONV2D's weight takes when prepared for the kernel that will run it
+ * (SWARM_CPU_PACK_DW or _DC, with its k, n and floats), or 0 when that kernel reads it as it
+ * is; and the weight written in it. */
+int swarm_cpu_conv_weight_layout(const struct swarm_node *n, int64_t *k, int64_t *rows,
+				 size_t *floats);
+void swarm_cpu_conv_weights(float *dst, const struct swarm_node *n, int layout);
 int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
 /* layout.c: x viewed as [outer, red, inner] reduced over red into o [outer, inner] (sum times

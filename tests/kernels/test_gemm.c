@@ -337,3 +337,58 @@ Test(kernels_gemm, prepared_pointwise_conv_of_one_pixel_is_a_linear)
 	cr_assert_eq(dev->i->prepare(dev, &n2, 1u << 1, &prep), 0);
 	cr_assert_null(prep, "a 1x1 conv of a 2x1 image is not prepared");
 }
+
+/* A depthwise and a direct conv prepared at graph build (their weights in the layouts their
+ * kernels read) give the bits of the same convs unprepared, and a prepared weight is not
+ * taken by a node of another shape */
+static void conv_prepared_case(int64_t C, int64_t M, int64_t k, int32_t group, int32_t stride)
+{
+	struct swarm_tensor x = tens(SWARM_DTYPE_F32, 4, 2, C, 11, 13);
+	struct swarm_tensor w = tens(SWARM_DTYPE_F32, 4, M, C / group, k, k);
+	struct swarm_tensor b = tens(SWARM_DTYPE_F32, 1, M);
+	const int64_t oh = (11 + 2 - k) / stride + 1, ow = (13 + 2 - k) / stride + 1;
+	struct swarm_tensor y1 = tens(SWARM_DTYPE_F32, 4, 2, M, oh, ow);
+	struct swarm_tensor y2 = tens(SWARM_DTYPE_F32, 4, 2, M, oh, ow);
+	struct swarm_node n = NODE(SWARM_OP_CONV2D, &y1, &x, &w, &b);
+	n.p.group = (uint32_t)group;
+	n.p.stride[0] = n.p.stride[1] = stride;
+	n.p.n_pads = 4;
+	n.p.pads[0] = n.p.pads[1] = n.p.pads[2] = n.p.pads[3] = 1;
+	n.p.act = SWARM_OP_RELU;
+	run_ok(&n, "unprepared conv2d");
+	void *prep = NULL;
+	cr_assert_eq(dev->i->prepare(dev, &n, 1u << 1, &prep), 0);
+	cr_assert_not_null(prep, "a %lldx%lld conv (group %d) is prepared", (long long)k,
+			   (long long)k, group);
+	n.prep = prep;
+	n.out = &y2;
+	run_ok(&n, "prepared conv2d");
+	cr_assert_eq(memcmp(F(&y1), F(&y2), (size_t)(2 * M * oh * ow) * sizeof(float)), 0,
+		     "prepared and unprepared %lldx%lld conv (group %d) differ", (long long)k,
+		     (long long)k, group);
+	/* the same packing offered to a conv of half the output channels: not taken */
+	struct swarm_tensor w2 = tens(SWARM_DTYPE_F32, 4, M / 2, C / group, k, k);
+	struct swarm_tensor b2 = tens(SWARM_DTYPE_F32, 1, M / 2);
+	struct swarm_tensor y3 = tens(SWARM_DTYPE_F32, 4, 2, M / 2, oh, ow);
+	struct swarm_tensor y4 = tens(SWARM_DTYPE_F32, 4, 2, M / 2, oh, ow);
+	struct swarm_tensor xh = x;
+	xh.shape[1] = group == 1 ? C : C / 2;
+	struct swarm_node m = NODE(SWARM_OP_CONV2D, &y3, &xh, &w2, &b2);
+	m.p = n.p;
+	m.p.group = group == 1 ? 1u : (uint32_t)(group / 2);
+	run_ok(&m, "another conv unprepared");
+	m.prep = prep;
+	m.out = &y4;
+	run_ok(&m, "another conv offered the first's packing");
+	cr_assert_eq(memcmp(F(&y3), F(&y4), (size_t)(2 * (M / 2) * oh * ow) * sizeof(float)), 0,
+		     "a packing of another shape was used");
+	dev->i->release(dev, prep);
+}
+
+Test(kernels_gemm, prepared_depthwise_and_direct_convs_match_unprepared)
+{
+	conv_prepared_case(20, 20, 3, 20, 1); /* depthwise: two whole blocks of 8 and a part */
+	conv_prepared_case(16, 16, 5, 16, 2);
+	conv_prepared_case(6, 14, 3, 1, 1); /* direct: tiles of 6 channels and a part */
+	conv_prepared_case(8, 12, 3, 2, 2); /* direct, two groups */
+}
