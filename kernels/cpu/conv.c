@@ -90,13 +90,14 @@ static size_t plane_floats(const struct plane *pl) { return (size_t)(pl->rows * 
 
 typedef float conv_v4 __attribute__((vector_size(16), aligned(4), may_alias));
 
-/* Fills rows [r0, r1) of pl->p from one channel plane x [H, W]. */
+/* Fills rows [r0, r1) of the padded plane of one channel plane x [H, W] into pl->p, row r0
+ * first (a band of the plane; the whole of it from r0 = 0). */
 static void plane_fill_rows(struct plane *pl, const float *x, const struct geo *g, float fill,
 			    int64_t r0, int64_t r1)
 {
 	const int64_t row = pl->sw * pl->pw;
 	for (int64_t r = r0; r < r1; r++) {
-		float *dst = pl->p + r * row;
+		float *dst = pl->p + (r - r0) * row;
 		const int64_t y = r - g->pt;
 		if (y < 0 || y >= g->H) {
 			for (int64_t k = 0; k < row; k++)
@@ -233,6 +234,7 @@ static int64_t conv_block_cols(int64_t k, int64_t ohw)
 #define DC_NV 2          /* its vectors of columns */
 #define DC_W (8 * DC_NV) /* its columns */
 #define DC_SLACK DC_W    /* floats after the planes that a last column block may read */
+#define DC_BAND_KB 256   /* a band's planes, about half of L2 (dc_band) */
 
 /* Where tap k = (c * kh + i) * kw + j of output row 0 starts, from the planes' base; row oy
  * adds oy * sh * sw * pw. */
@@ -248,16 +250,16 @@ static void dc_taps(const struct plane *pl, size_t plane_n, const struct geo *g,
 			}
 }
 
-/* Output rows [oy0, oy1) of one group. */
+/* Output rows [oy0, oy1) of one group, the band's planes starting at output row oyp's. */
 SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, const struct geo *g,
 				   const int64_t *base, const float *w, const float *bias, float *o,
 				   const struct swarm_op_params *p, float *panel, int64_t oy0,
-				   int64_t oy1)
+				   int64_t oy1, int64_t oyp)
 {
 	const int64_t K = g->Cg * g->kh * g->kw, ohw = g->OH * g->OW;
 	const int64_t row_step = g->sh * pl->sw * pl->pw;
 	for (int64_t oy = oy0; oy < oy1; oy++) {
-		const float *rp = planes + oy * row_step;
+		const float *rp = planes + (oy - oyp) * row_step;
 		for (int64_t ox = 0; ox < g->OW; ox += DC_W) {
 			/* the DC_W columns' inputs of every tap, one after another: the tiles
 			 * below then read one sequential stream, not K of them */
@@ -328,8 +330,9 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 SWARM_CPU_MULTI_VOID(static, direct_conv,
 		     (const float *planes, const struct plane *pl, const struct geo *g,
 		      const int64_t *base, const float *w, const float *bias, float *o,
-		      const struct swarm_op_params *p, float *panel, int64_t oy0, int64_t oy1),
-		     (planes, pl, g, base, w, bias, o, p, panel, oy0, oy1))
+		      const struct swarm_op_params *p, float *panel, int64_t oy0, int64_t oy1,
+		      int64_t oyp),
+		     (planes, pl, g, base, w, bias, o, p, panel, oy0, oy1, oyp))
 
 /* Below this a conv runs on one thread: a fork and join costs a few microseconds */
 #define CONV_SPLIT_FLOPS 4e6
@@ -644,6 +647,24 @@ static bool conv_direct(const struct geo *g)
 	return g->kh * g->kw > 1;
 }
 
+/* Output rows a direct conv sums per band: as many as keep the band's planes, every channel
+ * of a group, within DC_BAND_KB (at least one). SWARM_CPU_DC_BAND_KB sets it, for whoever
+ * measures it. */
+static int64_t dc_band(const struct geo *g, const struct plane *shape)
+{
+	static int64_t budget = -1;
+	if (budget < 0) {
+		const char *e = getenv("SWARM_CPU_DC_BAND_KB");
+		budget = (e && atol(e) > 0 ? atol(e) : DC_BAND_KB) * 1024 / (int64_t)sizeof(float);
+	}
+	const int64_t per_row = g->Cg * shape->sw * shape->pw; /* floats of a plane row */
+	const int64_t extra = (g->kh - 1) * g->dh + 1;         /* rows of a band of one */
+	int64_t band = per_row > 0 ? (budget / per_row - extra) / g->sh + 1 : g->OH;
+	if (band < 1)
+		band = 1;
+	return band < g->OH ? band : g->OH;
+}
+
 int swarm_cpu_conv_weight_layout(const struct swarm_node *n, int64_t *k, int64_t *rows,
 				 size_t *floats)
 {
@@ -697,50 +718,67 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	if (conv_direct(&g)) {
 		struct plane shape;
 		plane_size(&g, &shape);
-		const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15;
+		/* Each thread fills the padded planes of a band of output rows at a time (every
+		 * channel's rows under the band: kh - 1 more than it strides over) and sums the
+		 * band: the planes stay in L2 between their fill and their reads, where whole
+		 * planes (the detector's stem: 3.5 to 7 MB) went to memory and back. */
+		const int64_t band = dc_band(&g, &shape);
+		shape.rows = (band - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+		const size_t plane_n = (plane_floats(&shape) + 15) & ~(size_t)15,
+			     mine = (size_t)(DC_W * K) + plane_n * (size_t)g.Cg + DC_SLACK;
 		/* scratch: the taps' offsets (K int64), the weights in tiles of DC_CO output
-		 * channels (dc_weights) unless prepared at graph build, a panel per thread, the
-		 * planes */
+		 * channels (dc_weights) unless prepared at graph build, then per thread a panel,
+		 * the band's planes and their slack */
 		const int64_t tiles = (g.Mg + DC_CO - 1) / DC_CO;
 		const struct swarm_cpu_packed *pk = n->prep;
 		const bool prepared = pk && pk->layout == SWARM_CPU_PACK_DC && pk->k == K &&
 				      pk->n == g.M;
 		const size_t wp_n = prepared ? 0 : (size_t)(g.G * tiles * DC_CO * K);
 		const int t = conv_threads(ws, 2.0 * (double)(g.N * g.M * ohw * K), g.OH);
-		float *scratch = swarm_cpu_ws_get(ws, (size_t)(2 * K) + wp_n +
-							      (size_t)(DC_W * K) * (size_t)t +
-							      plane_n * (size_t)g.Cg + DC_SLACK);
+		float *scratch = swarm_cpu_ws_get(ws, (size_t)(2 * K) + wp_n + mine * (size_t)t);
 		if (!scratch)
 			return -ENOMEM;
 		int64_t *base = (int64_t *)scratch;
-		float *panels = scratch + 2 * K + wp_n,
-		      *planes = panels + (size_t)(DC_W * K) * (size_t)t;
+		float *per_thread = scratch + 2 * K + wp_n;
 		if (!prepared)
 			dc_weights(scratch + 2 * K, wt->data, &g);
 		const float *wps = prepared ? pk->b : scratch + 2 * K;
 		dc_taps(&shape, plane_n, &g, base);
+		for (int id = 0; id < t; id++)
+			memset(per_thread + mine * (size_t)(id + 1) - DC_SLACK, 0,
+			       DC_SLACK * sizeof(float));
 		for (int64_t b = 0; b < g.N; b++) {
 			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
 			float *o = (float *)n->out->data + b * g.M * ohw;
 			for (int64_t gi = 0; gi < g.G; gi++) {
 				const float *xg = x + gi * g.Cg * g.H * g.W;
-				for (int64_t c = 0; c < g.Cg; c++) {
-					shape.p = planes + (size_t)c * plane_n;
-					plane_fill(&shape, xg + c * g.H * g.W, &g, 0.0f);
-				}
-				memset(planes + plane_n * (size_t)g.Cg, 0,
-				       DC_SLACK * sizeof(float));
 				const float *wp = wps + gi * tiles * DC_CO * K;
-				/* each thread a run of output rows, with a panel of its own */
+				/* each thread a run of output rows, with a panel and planes of
+				 * its own */
 #pragma omp parallel num_threads(t) if (t > 1)
 				{
 					const int id = t > 1 ? omp_get_thread_num() : 0,
 						  nt = t > 1 ? omp_get_num_threads() : 1;
-					direct_conv(planes, &shape, &g, base, wp,
-						    bias ? bias + gi * g.Mg : NULL,
-						    o + gi * g.Mg * ohw, &n->p,
-						    panels + (size_t)(DC_W * K) * (size_t)id,
-						    g.OH * id / nt, g.OH * (id + 1) / nt);
+					float *panel = per_thread + mine * (size_t)id,
+					      *planes = panel + DC_W * K;
+					const int64_t oy1 = g.OH * (id + 1) / nt;
+					for (int64_t oy = g.OH * id / nt; oy < oy1; oy += band) {
+						const int64_t oe = oy + band < oy1 ? oy + band :
+										     oy1;
+						const int64_t r0 = oy * g.sh,
+							      r1 = (oe - 1) * g.sh +
+								   (g.kh - 1) * g.dh + 1;
+						struct plane pl = shape;
+						for (int64_t c = 0; c < g.Cg; c++) {
+							pl.p = planes + (size_t)c * plane_n;
+							plane_fill_rows(&pl, xg + c * g.H * g.W, &g,
+									0.0f, r0, r1);
+						}
+						direct_conv(planes, &shape, &g, base, wp,
+							    bias ? bias + gi * g.Mg : NULL,
+							    o + gi * g.Mg * ohw, &n->p, panel, oy,
+							    oe, oy);
+					}
 				}
 			}
 		}
