@@ -269,8 +269,8 @@ def attr(node, name, default=None):
 
 def rewrite(spec, graph_outputs):
     """Rewrites spec's nodes in place, until nothing changes: an Add, Sub, Mul or Div of a
-    per-channel constant after a Conv folded into its weights and bias (Paddle writes the
-    bias as an Add); GELU spelled with Erf made one Gelu node; hard-swish spelled with Add,
+    per-channel constant after a Conv or ConvTranspose folded into its weights and bias
+    (Paddle writes the bias as an Add); GELU spelled with Erf made one Gelu node; hard-swish spelled with Add,
     Clip (or HardSigmoid), Mul and Div made one HardSwish node. A tensor inside a pattern
     must have one reader and be no graph output. Both specialisations get the same rewrites
     (the patterns do not depend on the batch), so their node lists stay alike."""
@@ -333,7 +333,8 @@ def rewrite(spec, graph_outputs):
             if n not in spec.nodes:
                 continue
             new = None
-            if n.op_type == "Conv" and len(n.input) >= 2 and n.input[1] in spec.consts:
+            if n.op_type in ("Conv", "ConvTranspose") and len(n.input) >= 2 and \
+                    n.input[1] in spec.consts:
                 new = fold_conv_affine(spec, n, sole, fresh)
             elif n.op_type == "Erf":
                 new = match_gelu(spec, n, sole, made, scalar, other)
@@ -354,8 +355,9 @@ def rewrite(spec, graph_outputs):
 
 
 def fold_conv_affine(spec, conv, sole, fresh):
-    """Conv then Add/Sub/Mul/Div of a constant that is one value, or one per output channel
-    ([C, 1, 1] or [1, C, 1, 1]): a Conv with that folded in."""
+    """Conv or ConvTranspose then Add/Sub/Mul/Div of a constant that is one value, or one per
+    output channel ([C, 1, 1] or [1, C, 1, 1]): the same node with that folded into its
+    weights and bias (a Mul or Div after a grouped ConvTranspose is left alone)."""
     out = conv.output[0]
     n = sole(out, {"Add", "Sub", "Mul", "Div"})
     if n is None or len(n.input) != 2:
@@ -366,7 +368,17 @@ def fold_conv_affine(spec, conv, sole, fresh):
     if n.op_type in ("Sub", "Div") and n.input[0] != out:
         return None  # c - x, c / x: not affine in the conv's output the same way
     W = spec.consts[conv.input[1]].astype(np.float64)
-    C = W.shape[0]
+    transposed = conv.op_type == "ConvTranspose"
+    group = 1
+    for a in conv.attribute:
+        if a.name == "group":
+            group = a.i
+    if W.ndim != 4:
+        return None
+    # output channels: a Conv's weight is [C, ...], a ConvTranspose's [C_in, C / group, ...]
+    C = W.shape[1] * group if transposed else W.shape[0]
+    if transposed and group != 1 and n.op_type in ("Mul", "Div"):
+        return None
     c = np.asarray(spec.consts[c_name], dtype=np.float64)
     od = spec.dims.get(n.output[0])
     if od is None or len(od) != 4 or od != spec.dims.get(out):
@@ -385,11 +397,11 @@ def fold_conv_affine(spec, conv, sole, fresh):
         B = B - v
     else:
         k = v if n.op_type == "Mul" else 1.0 / v
-        W = W * k[:, None, None, None]
+        W = W * (k[None, :, None, None] if transposed else k[:, None, None, None])
         B = B * k
     w = fresh(conv.input[1], W.astype(np.float32))
     b = fresh(out + ".bias", B.astype(np.float32))
-    node = helper.make_node("Conv", [conv.input[0], w, b], [n.output[0]], name=conv.name)
+    node = helper.make_node(conv.op_type, [conv.input[0], w, b], [n.output[0]], name=conv.name)
     node.attribute.extend(conv.attribute)
     return node, [conv, n]
 

@@ -134,6 +134,26 @@ while IFS='|' read -r name args _; do
 	fi
 done <"$CASES"
 
+# The fusions model's rewrites, node by node: each pattern folded or fused, and the three that
+# must stay (an Add along W, an Add of a tensor read twice, a Mul after a grouped
+# ConvTranspose) kept.
+if "$SWARM" import onnx "$TMP/zoo/fusions.onnx" --name fusions --out "$TMP/fusions" \
+	--no-publish >"$TMP/import" 2>&1 && "$PY" - "$TMP/fusions/fusions.json" >"$TMP/cmp" 2>&1 <<'EOF'
+import json, sys
+got = [n["op"] + ("+" + n["act"] if n.get("act") else "")
+       for n in json.load(open(sys.argv[1]))["graph"]["nodes"]]
+want = ["conv2d", "add", "hardswish", "conv2d+hardswish", "conv2d+gelu", "conv2d", "add", "add",
+        "conv_transpose2d+relu", "conv_transpose2d", "conv_transpose2d", "mul"]
+if got != want:
+    sys.exit("the fusions model became %s, not %s" % (got, want))
+EOF
+then
+	ok "fusions: every rewrite made, the three that must stay kept"
+else
+	bad "fusions: the rewrites differ"
+	sed 's/^/        | /' "$TMP/import" "$TMP/cmp"
+fi
+
 serve_start "$REG" --devices cpu:1
 
 log "run: every output of swarm run against ONNX Runtime (relative error <= $TOL)"

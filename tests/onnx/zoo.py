@@ -221,7 +221,9 @@ def fusions():
     """The spellings the importer rewrites, each beside one it must leave alone: a Conv then
     Add/Mul/Sub/Div of per-channel constants (folded), an Add of a [W]-shaped constant (not
     per channel: kept), hard-swish as Add/Clip/Mul/Div and as HardSigmoid*x, GELU as
-    (x * 0.5) * (1 + erf(x * (1/sqrt 2))), and a Conv whose output is also read elsewhere."""
+    (x * 0.5) * (1 + erf(x * (1/sqrt 2))), a Conv whose output is also read elsewhere, and
+    ConvTransposes with per-channel Add, Mul and Sub after them (folded but for a grouped
+    one's Mul)."""
     g = G("fusions")
     C, W = 6, 9
     y = g.op("Conv", ["x", g.w(C, 3, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
@@ -244,7 +246,20 @@ def fusions():
     shared = g.op("Conv", [gelu, g.w(C, C, 1, 1)], kernel_shape=[1, 1])
     twice = g.op("Add", [shared, g.const(np.float32(1))])              # shared: kept
     g.nodes.append(h.make_node("Add", [twice, shared], ["out"]))
-    m = g.model([vi("x", T.FLOAT, ["N", 3, 7, W])], [vi("out", T.FLOAT, ["N", C, 7, W])], 13)
+    # Paddle's detector head: a ConvTranspose with no bias, its bias an Add of [C, 1, 1], then
+    # Relu (folded, then fused); one with a bias, then Mul and Sub (folded); a grouped one
+    # then Mul (its weights are [C_in, C / group, ...]: kept)
+    t = g.op("ConvTranspose", ["out", g.w(C, C, 2, 2)], kernel_shape=[2, 2], strides=[2, 2])
+    t = g.op("Relu", [g.op("Add", [t, g.w(C, 1, 1)])])
+    t = g.op("ConvTranspose", [t, g.w(C, 2, 2, 2), g.w(2)], kernel_shape=[2, 2], strides=[2, 2])
+    t = g.op("Mul", [t, g.w(1, 2, 1, 1, scale=1)])
+    g.nodes.append(h.make_node("Sub", [t, g.const(np.float32(0.5))], ["up"]))
+    gt = g.op("ConvTranspose", ["out", g.w(C, 1, 2, 2)], kernel_shape=[2, 2], strides=[2, 2],
+              group=C)
+    g.nodes.append(h.make_node("Mul", [gt, g.w(C, 1, 1, scale=1)], ["up_grouped"]))
+    m = g.model([vi("x", T.FLOAT, ["N", 3, 7, W])],
+                [vi("out", T.FLOAT, ["N", C, 7, W]), vi("up", T.FLOAT, ["N", 2, 28, 4 * W]),
+                 vi("up_grouped", T.FLOAT, ["N", C, 14, 2 * W])], 13)
     return m, {"x": RNG.standard_normal((2, 3, 7, W)).astype(np.float32)}, []
 
 
