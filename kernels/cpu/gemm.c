@@ -50,18 +50,31 @@ void swarm_gemm_pack_wt(float *dst, const float *w, int64_t N, int64_t K, int64_
 	}
 }
 
-void swarm_gemm_pack_b(float *dst, const float *b, int64_t K, int64_t N, int64_t ldb)
+/* Row by row: each row of B read as one run (a 1x1 conv's rows are a plane apart: a panel at a
+ * time read K streams at once, more than the prefetchers follow), its full panels' pieces
+ * copied by vectors (a memcpy call per 32 floats cost as much as the copy: a quarter of a
+ * 96 -> 48 conv at 80x112). */
+SWARM_INLINE void swarm_gemm_pack_b_body(float *dst, const float *b, int64_t K, int64_t N,
+					 int64_t ldb)
 {
-	for (int64_t j0 = 0; j0 < N; j0 += NR) {
-		const int64_t nc = N - j0 < NR ? N - j0 : NR;
-		float *panel = dst + j0 * K;
-		for (int64_t k = 0; k < K; k++) {
-			memcpy(panel + k * NR, b + k * ldb + j0, (size_t)nc * sizeof(float));
-			if (nc < NR)
-				memset(panel + k * NR + nc, 0, (size_t)(NR - nc) * sizeof(float));
+	const int64_t full = N / NR * NR, nc = N - full;
+	for (int64_t k = 0; k < K; k++) {
+		const float *src = b + k * ldb;
+		float *d = dst + k * NR;
+		for (int64_t j0 = 0; j0 < full; j0 += NR, d += NR * K)
+#pragma GCC unroll 4
+			for (int v = 0; v < NR / 8; v++)
+				SWARM_V8_STORE(d + 8 * v, SWARM_V8_LOAD(src + j0 + 8 * v));
+		if (nc) {
+			memcpy(d, src + full, (size_t)nc * sizeof(float));
+			memset(d + nc, 0, (size_t)(NR - nc) * sizeof(float));
 		}
 	}
 }
+
+SWARM_CPU_MULTI_VOID(, swarm_gemm_pack_b,
+		     (float *dst, const float *b, int64_t K, int64_t N, int64_t ldb),
+		     (dst, b, K, N, ldb))
 
 /* The activations the tile applies in its registers, as swarm_cpu_act computes them
  * (kernels/op_math.h's rules and simd.h's GELU; NaN stays NaN but for relu's 0). A 1x1 conv
