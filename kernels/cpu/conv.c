@@ -223,13 +223,13 @@ static int64_t conv_block_cols(int64_t k, int64_t ohw)
  * in registers, DC_W columns at a time, over the K = Cg * kh * kw taps, each tap's DC_W inputs
  * read from the padded plane of its channel (one contiguous run per tap, every stride) and
  * multiplied by each channel's weight (the tile's weights packed tap by tap, DC_CO side by
- * side). The block's inputs of every tap are first copied into one panel, so that the tiles
- * read one sequential stream (K streams from K planes defeat the prefetchers). 6 x 16: 12
- * accumulators, 2 loads and 6 broadcasts per 12 FMAs. The GEMM's 3 x 32 tile and a 4 x 24 one
- * were 10 to 30% slower here: their panels (K x 32 or 24 floats, 27 to 55 KB for the
- * detector's 432 taps) leave L1. ONNX Runtime's CPU convs work the same way on blocked
- * layouts; on NCHW this beats an im2col GEMM for every kernel wider than 1x1, whose im2col
- * would be written whole. */
+ * side). The planes are filled a band of output rows at a time, so that they stay in L2 and
+ * the tiles read the taps' runs where they lie: copying each block's runs into one sequential
+ * panel first (what whole planes in memory needed, K streams defeating the prefetchers) cost
+ * 8 to 12% of the detector's 3x3s once the band was in L2. 6 x 16: 12 accumulators, 2 loads
+ * and 6 broadcasts per 12 FMAs (the GEMM's 3 x 32 tile and a 4 x 24 one were 10 to 30% slower
+ * here). ONNX Runtime's CPU convs work the same way on blocked layouts; on NCHW this beats an
+ * im2col GEMM for every kernel wider than 1x1, whose im2col would be written whole. */
 #define DC_CO 6          /* output channels of a tile */
 #define DC_NV 2          /* its vectors of columns */
 #define DC_W (8 * DC_NV) /* its columns */
@@ -261,24 +261,16 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 	for (int64_t oy = oy0; oy < oy1; oy++) {
 		const float *rp = planes + (oy - oyp) * row_step;
 		for (int64_t ox = 0; ox < g->OW; ox += DC_W) {
-			/* the DC_W columns' inputs of every tap, one after another: the tiles
-			 * below then read one sequential stream, not K of them */
+			/* a whole block reads its taps' runs where they lie in the band's planes;
+			 * a part block's are first copied into the panel, padded with zeros */
 			const int64_t cols = g->OW - ox < DC_W ? g->OW - ox : DC_W;
-			if (cols == DC_W) {
-				for (int64_t k = 0; k < K; k++) {
-					const float *src = rp + base[k] + ox;
-#pragma GCC unroll 4
-					for (int v = 0; v < DC_NV; v++)
-						SWARM_V8_STORE(panel + k * DC_W + 8 * v,
-							       SWARM_V8_LOAD(src + 8 * v));
-				}
-			} else {
-				for (int64_t k = 0; k < K; k++) {
-					const float *src = rp + base[k] + ox;
-					for (int64_t j = 0; j < DC_W; j++)
-						panel[k * DC_W + j] = j < cols ? src[j] : 0.0f;
-				}
+			const bool whole = cols == DC_W;
+			for (int64_t k = 0; !whole && k < K; k++) {
+				const float *src = rp + base[k] + ox;
+				for (int64_t j = 0; j < DC_W; j++)
+					panel[k * DC_W + j] = j < cols ? src[j] : 0.0f;
 			}
+			const float *xs = whole ? rp + ox : panel;
 			for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
 				const int64_t m0 = t * DC_CO;
 				const int64_t nco = g->Mg - m0 < DC_CO ? g->Mg - m0 : DC_CO;
@@ -293,9 +285,10 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 							bias && c < nco ? bias[m0 + c] : 0.0f);
 				for (int64_t k = 0; k < K; k++) {
 					swarm_v8 x[DC_NV];
+					const float *src = xs + (whole ? base[k] : k * DC_W);
 #pragma GCC unroll 4
 					for (int v = 0; v < DC_NV; v++)
-						x[v] = SWARM_V8_LOAD(panel + k * DC_W + 8 * v);
+						x[v] = SWARM_V8_LOAD(src + 8 * v);
 						/* channel c's weight of tap k, times the block's
 						 * vectors */
 #pragma GCC unroll 6
