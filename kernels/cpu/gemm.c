@@ -225,6 +225,14 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 				const float *rb = row_bias ? row_bias + i0 : NULL;
 				float *c = C + i0 * ldc + j0;
 				const int64_t mr = m1 - i0 < MR ? m1 - i0 : MR;
+				/* the tile's rows of the next panel's C, asked for writing:
+				 * a 1x1 conv's rows are a plane apart, as many store
+				 * streams as output channels, more than the prefetchers
+				 * follow (48 -> 96 at 80x112: 3.0 -> 2.8 ms) */
+				for (int64_t i = 0; j0 + 2 * NR <= N && i < mr; i++) {
+					__builtin_prefetch(c + i * ldc + NR, 1, 3);
+					__builtin_prefetch(c + i * ldc + NR + 16, 1, 3);
+				}
 				switch (mr) {
 				case 3:
 					tile(3, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb,
