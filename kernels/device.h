@@ -63,6 +63,7 @@
 
 #define SWARM_TENSOR_MAX_DIMS 6
 #define SWARM_NODE_MAX_INPUTS 8
+#define SWARM_NODE_MAX_PARTS 8 /* a fused concat's inputs (struct swarm_node) */
 
 enum swarm_op {
 	SWARM_OP_IDENTITY = 0,
@@ -201,6 +202,11 @@ struct swarm_node {
 	/* What the device's prepare made of the node's weights (the CPU's packed GEMM operand),
 	 * or NULL: run() works from in[] alone then. */
 	const void *prep;
+	/* A concat fused into the node by the graph executor, where the device's fuse_concat
+	 * took it (0 otherwise): in[0] then has its shape but no storage (data NULL), and is
+	 * parts[0..n_parts) concatenated along dim 1, each part of in[0]'s shape but for dim 1. */
+	uint32_t n_parts;
+	const struct swarm_tensor *parts[SWARM_NODE_MAX_PARTS];
 };
 
 struct swarm_device;
@@ -252,6 +258,10 @@ struct swarm_device_i {
 	int (*synchronize)(struct swarm_device *d);
 	/* 1 when run() takes this node (op and dtypes), else 0; shapes are run()'s to check */
 	int (*supports_op)(struct swarm_device *d, const struct swarm_node *n);
+	/* 1 when run() takes node n with its input 0 in parts (n_parts and parts set: a concat
+	 * along dim 1 that the graph executor then neither runs nor stores), else 0. NULL:
+	 * never (every concat runs). */
+	int (*fuse_concat)(struct swarm_device *d, const struct swarm_node *n);
 	/* runs one node; returns 0, -EINVAL (shapes or dtypes), -ENOTSUP. On an asynchronous
 	 * device (synchronize != NULL) run() checks everything it can on the host and queues
 	 * the work; an index input that is out of range (its values live in device memory) is

@@ -658,6 +658,41 @@ static int64_t dc_band(const struct geo *g, const struct plane *shape)
 	return band < g->OH ? band : g->OH;
 }
 
+int swarm_cpu_conv_takes_parts(const struct swarm_node *n)
+{
+	const struct swarm_tensor *x = n->in[0], *w = n->in[1];
+	if (n->op != SWARM_OP_CONV2D || n->n_in < 2 || !x || !w || !n->out || x->ndim != 4 ||
+	    w->ndim != 4 || n->out->ndim != 4 || n->n_parts < 1 ||
+	    n->n_parts > SWARM_NODE_MAX_PARTS)
+		return 0;
+	struct geo g;
+	geo_of(n, w->shape[2], w->shape[3], &g);
+	if (g.G < 1 || g.C % g.G || g.M % g.G || (g.Cg == 1 && g.Mg == 1) || !conv_direct(&g))
+		return 0; /* depthwise, or a GEMM's 1x1 */
+	int64_t c = 0;
+	for (uint32_t i = 0; i < n->n_parts; i++) {
+		const struct swarm_tensor *t = n->parts[i];
+		if (!t || t->dtype != SWARM_DTYPE_F32 || t->ndim != 4 || t->shape[0] != g.N ||
+		    t->shape[2] != g.H || t->shape[3] != g.W || t->shape[1] < 0)
+			return 0;
+		c += t->shape[1];
+	}
+	return c == g.C;
+}
+
+/* Channel ch of image b of a direct conv's input: in[0]'s, or its part's. */
+static const float *conv_channel(const struct swarm_node *n, const struct geo *g, int64_t b,
+				 int64_t ch)
+{
+	if (!n->n_parts)
+		return (const float *)n->in[0]->data + (b * g->C + ch) * g->H * g->W;
+	uint32_t i = 0;
+	while (ch >= n->parts[i]->shape[1])
+		ch -= n->parts[i++]->shape[1];
+	const int64_t ci = n->parts[i]->shape[1];
+	return (const float *)n->parts[i]->data + (b * ci + ch) * g->H * g->W;
+}
+
 int swarm_cpu_conv_weight_layout(const struct swarm_node *n, int64_t *k, int64_t *rows,
 				 size_t *floats)
 {
@@ -741,10 +776,8 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			memset(per_thread + mine * (size_t)(id + 1) - DC_SLACK, 0,
 			       DC_SLACK * sizeof(float));
 		for (int64_t b = 0; b < g.N; b++) {
-			const float *x = (const float *)n->in[0]->data + b * g.C * g.H * g.W;
 			float *o = (float *)n->out->data + b * g.M * ohw;
 			for (int64_t gi = 0; gi < g.G; gi++) {
-				const float *xg = x + gi * g.Cg * g.H * g.W;
 				const float *wp = wps + gi * tiles * DC_CO * K;
 				/* each thread a run of output rows, with a panel and planes of
 				 * its own */
@@ -764,8 +797,10 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 						struct plane pl = shape;
 						for (int64_t c = 0; c < g.Cg; c++) {
 							pl.p = planes + (size_t)c * plane_n;
-							plane_fill_rows(&pl, xg + c * g.H * g.W, &g,
-									0.0f, r0, r1);
+							plane_fill_rows(&pl,
+									conv_channel(n, &g, b,
+										     gi * g.Cg + c),
+									&g, 0.0f, r0, r1);
 						}
 						direct_conv(planes, &shape, &g, base, wp,
 							    bias ? bias + gi * g.Mg : NULL,

@@ -225,16 +225,39 @@ static int cpu_supports_op(struct swarm_device *d, const struct swarm_node *n)
 	       swarm_node_supported(n, CPU_FLOAT_DTYPES);
 }
 
-/* Checks the node against the op table (kernels/check.h), then runs its kernel. */
+/* A concat fused into a conv: the direct conv reads each channel's plane from its part. */
+static int cpu_fuse_concat(struct swarm_device *d, const struct swarm_node *n)
+{
+	(void)d;
+	return n && n->op == SWARM_OP_CONV2D && n->n_in >= 2 && n->n_in <= SWARM_NODE_MAX_INPUTS &&
+	       cpu_supports_op(d, n) && swarm_cpu_conv_takes_parts(n);
+}
+
+/* Checks the node against the op table (kernels/check.h), then runs its kernel. A node with
+ * parts is checked with its input 0 as if stored (the parts are checked apart). */
 static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 {
 	struct swarm_node_dims dims;
-	if (!d || !n || !n->out || n->n_in > SWARM_NODE_MAX_INPUTS)
+	if (!d || !n || !n->out || n->n_in > SWARM_NODE_MAX_INPUTS ||
+	    n->n_parts > SWARM_NODE_MAX_PARTS)
 		return -EINVAL;
 	if (n->op >= SWARM_OP_COUNT || !cpu_kernels[n->op])
 		return -ENOTSUP;
-	if (swarm_node_check(n, CPU_FLOAT_DTYPES, &dims))
+	if (n->n_parts) {
+		if (!swarm_cpu_conv_takes_parts(n))
+			return -EINVAL;
+		for (uint32_t i = 0; i < n->n_parts; i++)
+			if (!n->parts[i]->data && swarm_tensor_elems(n->parts[i]) > 0)
+				return -EINVAL;
+		struct swarm_tensor x = *n->in[0];
+		struct swarm_node c = *n;
+		x.data = n->parts[0]->data;
+		c.in[0] = &x;
+		if (swarm_node_check(&c, CPU_FLOAT_DTYPES, &dims))
+			return -EINVAL;
+	} else if (swarm_node_check(n, CPU_FLOAT_DTYPES, &dims)) {
 		return -EINVAL;
+	}
 	return cpu_kernels[n->op](&((struct cpu_ctx *)d->ctx)->ws, n, &dims);
 }
 
@@ -329,6 +352,7 @@ static const struct swarm_device_i cpu_device_i = {
 	.unregister_host = NULL,
 	.synchronize = NULL,
 	.supports_op = cpu_supports_op,
+	.fuse_concat = cpu_fuse_concat,
 	.run = cpu_run,
 	.destroy = cpu_destroy,
 	.prepare = cpu_prepare,

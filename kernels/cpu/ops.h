@@ -110,6 +110,10 @@ void swarm_cpu_conv_transpose_weights(float *dst, const float *w, int64_t C, int
 int swarm_cpu_conv_weight_layout(const struct swarm_node *n, int64_t *k, int64_t *rows,
 				 size_t *floats);
 void swarm_cpu_conv_weights(float *dst, const struct swarm_node *n, int layout);
+/* 1 when n (a CONV2D) runs direct and so can read its input from n's parts (a fused concat:
+ * device.h's fuse_concat), each an f32 [N, Ci, H, W], the Ci summing to in[0]'s channels;
+ * else 0. Shapes only: the graph asks before the parts have storage. */
+int swarm_cpu_conv_takes_parts(const struct swarm_node *n);
 int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
 /* layout.c: x viewed as [outer, red, inner] reduced over red into o [outer, inner] (sum times

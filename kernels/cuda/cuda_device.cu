@@ -544,6 +544,7 @@ static const struct swarm_device_i cuda_device_i = {
 	.unregister_host = cuda_unregister_host,
 	.synchronize = cuda_synchronize,
 	.supports_op = cuda_supports_op,
+	.fuse_concat = NULL, /* every concat runs */
 	.run = cuda_run,
 	.destroy = cuda_destroy,
 	/* cuBLAS takes the weights as they are: nothing to prepare */

@@ -2146,3 +2146,85 @@ Test(kernels_graph, staged_cpu_device_refuses_host_memory)
 	swarm_graph_free(g);
 	d->i->destroy(d);
 }
+
+/* ---- a concat fused into the conv that reads it ------------------------------------------ */
+
+/* A weight of shape [d0, d1, d2, d3], uniform in [-scale, scale]. */
+static void add_w4(const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t d3, double scale)
+{
+	add_w(name, d0 * d1 * d2 * d3, 0, scale);
+	struct swarm_tensor *t = &ws.t[ws.n - 1];
+	t->ndim = 4;
+	t->shape[0] = d0, t->shape[1] = d1, t->shape[2] = d2, t->shape[3] = d3;
+}
+
+/* c = concat(a, x) read only by a 3x3 conv: fused on the CPU device (not run, not stored; the
+ * conv reads a and x where they lie). d = concat(x, a) read by a 1x1 conv (a GEMM, which
+ * reads its input whole: kept) and e = concat(a, x), a model output read by a conv too
+ * (kept). Every output has the same bits as with SWARM_GRAPH_FUSE=0, at every row count. */
+Test(kernels_graph, concat_fused_into_the_direct_conv_that_reads_it)
+{
+	add_w4("wa", 4, 3, 3, 3, 0.5);
+	add_w("ba", 4, 0, 0.5);
+	add_w4("wy", 5, 7, 3, 3, 0.3);
+	add_w("by", 5, 0, 0.3);
+	add_w4("wz", 2, 7, 1, 1, 0.3);
+	add_w4("wq", 3, 7, 2, 2, 0.3);
+	parse("{\"format\": 1,"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 3, 9, 11]}],"
+	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 5, 5, 6]},"
+	      "  {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 2, 9, 11]},"
+	      "  {\"name\": \"e\", \"dtype\": \"f32\", \"shape\": [-1, 7, 9, 11]},"
+	      "  {\"name\": \"q\", \"dtype\": \"f32\", \"shape\": [-1, 3, 8, 10]}],"
+	      " \"graph\": {\"nodes\": ["
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"x\", \"wa\", \"ba\"], \"output\": \"a\","
+	      "   \"pads\": [1, 1, 1, 1], \"act\": \"relu\"},"
+	      "  {\"op\": \"concat\", \"inputs\": [\"a\", \"x\"], \"output\": \"c\", \"axis\": 1},"
+	      "  {\"op\": \"concat\", \"inputs\": [\"x\", \"a\"], \"output\": \"d\", \"axis\": -3},"
+	      "  {\"op\": \"concat\", \"inputs\": [\"a\", \"x\"], \"output\": \"e\", \"axis\": 1},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"c\", \"wy\", \"by\"], \"output\": \"y\","
+	      "   \"strides\": [2, 2], \"pads\": [1, 1, 1, 1]},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"d\", \"wz\"], \"output\": \"z\"},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"e\", \"wq\"], \"output\": \"q\"}]},"
+	      " \"weights\": []}");
+	struct swarm_graph *g[2];
+	for (int f = 0; f < 2; f++) {
+		setenv("SWARM_GRAPH_FUSE", f ? "1" : "0", 1);
+		int rc = swarm_graph_build(man_desc(&man), lookup, &ws, dev.inner, 3, &g[f], err,
+					   sizeof err);
+		cr_assert_eq(rc, 0, "swarm_graph_build = %d: %s", rc, err);
+	}
+	unsetenv("SWARM_GRAPH_FUSE");
+	cr_assert_eq(swarm_graph_nodes(g[0]), 7, "unfused: every node runs");
+	cr_assert_eq(swarm_graph_nodes(g[1]), 6, "fused: c's concat is not run, d's and e's are");
+	for (uint32_t k = 0; k < swarm_graph_nodes(g[1]); k++) {
+		const struct swarm_node *n = swarm_graph_node(g[1], k);
+		cr_assert_eq(n->n_parts, k == 3 ? 2u : 0u, "node %u has %u parts", k, n->n_parts);
+	}
+	/* c's 3 rows, rounded up to the arena's 64-byte alignment */
+	const size_t c_bytes = ((size_t)3 * 7 * 9 * 11 * sizeof(float) + 63) & ~(size_t)63;
+	cr_assert_eq(swarm_graph_naive_bytes(g[0]) - swarm_graph_naive_bytes(g[1]), c_bytes,
+		     "c takes no bytes when fused: %zu and %zu", swarm_graph_naive_bytes(g[0]),
+		     swarm_graph_naive_bytes(g[1]));
+
+	float *x = random_f32(3 * 3 * 9 * 11);
+	const void *ins[] = { x };
+	size_t n_out[4] = { 5 * 5 * 6, 2 * 9 * 11, 7 * 9 * 11, 3 * 8 * 10 };
+	for (uint32_t rows = 1; rows <= 3; rows++) {
+		float *got[2][4];
+		for (int f = 0; f < 2; f++) {
+			for (int o = 0; o < 4; o++)
+				got[f][o] = calloc(rows * n_out[o], sizeof(float));
+			cr_assert_eq(swarm_graph_run(g[f], rows, ins, (void **)got[f]), 0);
+		}
+		for (int o = 0; o < 4; o++)
+			cr_assert_arr_eq(got[0][o], got[1][o], rows * n_out[o] * sizeof(float),
+					 "output %d at %u rows differs when fused", o, rows);
+		for (int f = 0; f < 2; f++)
+			for (int o = 0; o < 4; o++)
+				free(got[f][o]);
+	}
+	free(x);
+	swarm_graph_free(g[0]);
+	swarm_graph_free(g[1]);
+}
