@@ -207,6 +207,10 @@ struct swarm_node {
 	 * parts[0..n_parts) concatenated along dim 1, each part of in[0]'s shape but for dim 1. */
 	uint32_t n_parts;
 	const struct swarm_tensor *parts[SWARM_NODE_MAX_PARTS];
+	/* An ADD fused into the node by the graph executor, where the device's fuse_sum took it
+	 * (NULL otherwise): a tensor of out's shape added to the output after the activation,
+	 * out = act(op(in)) + sum. */
+	const struct swarm_tensor *sum;
 };
 
 struct swarm_device;
@@ -262,6 +266,9 @@ struct swarm_device_i {
 	 * along dim 1 that the graph executor then neither runs nor stores), else 0. NULL:
 	 * never (every concat runs). */
 	int (*fuse_concat)(struct swarm_device *d, const struct swarm_node *n);
+	/* 1 when run() takes node n with n->sum set (an ADD of its output and a tensor computed
+	 * before it, which the graph executor then does not run), else 0. NULL: never. */
+	int (*fuse_sum)(struct swarm_device *d, const struct swarm_node *n);
 	/* runs one node; returns 0, -EINVAL (shapes or dtypes), -ENOTSUP. On an asynchronous
 	 * device (synchronize != NULL) run() checks everything it can on the host and queues
 	 * the work; an index input that is out of range (its values live in device memory) is

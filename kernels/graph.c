@@ -39,7 +39,7 @@ enum tensor_kind {
 	T_INTER,  /* a node output in the arena */
 	T_CONST,  /* built here (EMBEDDING_BAG offsets), after the arena's reused part */
 	T_VIEW,   /* another tensor's bytes under another shape (EMBEDDING_BAG ids as [B*K]) */
-	T_PARTS,  /* a fused concat's output: a shape, no bytes (its reader reads the parts) */
+	T_FUSED,  /* what a fusion left unstored (a fused concat's or conv's output): a shape */
 };
 
 struct gtensor {
@@ -97,6 +97,7 @@ struct build {
 	int32_t *node_out;
 	bool *elided;      /* per node: a reshape made a view, or a concat fused, not run */
 	int32_t *parts_of; /* per node: the concat fused into its input 0, or -1 */
+	int32_t *sum_of;   /* per node: the tensor a fused ADD adds to its output, or -1 */
 	char *err;
 	size_t err_len;
 };
@@ -364,11 +365,70 @@ static void reshape_view(struct build *b, uint32_t k)
 	b->elided[k] = true;
 }
 
-/* SWARM_GRAPH_FUSE=0 turns the fusions off, for whoever compares them (the tests do). */
-static bool fusing(void)
+/* Whether the fusion called name ("concat", "sum") is on: all are, unless SWARM_GRAPH_FUSE
+ * is set, to 0 (none) or a list of the ones that are ("concat,sum"), for whoever compares
+ * them (the tests do). */
+static bool fusing(const char *name)
 {
 	const char *e = getenv("SWARM_GRAPH_FUSE");
-	return !(e && strcmp(e, "0") == 0);
+	if (!e)
+		return true;
+	const size_t n = strlen(name);
+	for (const char *p = strstr(e, name); p; p = strstr(p + 1, name))
+		if ((p == e || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
+/* Whether a view reads tensor t. */
+static bool viewed(const struct build *b, int32_t t)
+{
+	for (uint32_t v = 0; v < b->g->n_tensors; v++)
+		if (b->g->tensors[v].kind == T_VIEW && b->g->tensors[v].base == t)
+			return true;
+	return false;
+}
+
+/* How many times the nodes after k read tensor t, a read as input i > 0 or through a view
+ * counting twice (only a plain input-0 read once is 1), and the last reader. */
+static uint32_t reads_of(const struct build *b, int32_t t, uint32_t k, int32_t *reader)
+{
+	uint32_t reads = viewed(b, t) ? 2 : 0;
+	for (uint32_t j = k + 1; j < b->spec->n_nodes; j++)
+		for (uint32_t i = 0; !b->elided[j] && i < b->node_n_in[j]; i++)
+			if (b->node_in[j][i] == t) {
+				reads += i == 0 ? 1 : 2;
+				*reader = (int32_t)j;
+			}
+	return reads;
+}
+
+/* Node j of the spec as the device sees it (make_nodes' and the fuse hooks'). */
+static void provisional_node(const struct build *b, uint32_t j, struct swarm_node *node)
+{
+	const struct swarm_graph_node_spec *r = &b->spec->nodes[j];
+	memset(node, 0, sizeof *node);
+	node->op = r->op;
+	node->n_in = b->node_n_in[j];
+	node->p = r->p;
+	for (uint32_t i = 0; i < node->n_in; i++)
+		node->in[i] = &b->g->tensors[b->node_in[j][i]].t;
+	node->out = &b->g->tensors[b->node_out[j]].t;
+	if (!(swarm_op_info(r->op)->attrs & SWARM_ATTR_ACT))
+		node->p.act = SWARM_OP_IDENTITY;
+	if (b->parts_of[j] >= 0) {
+		const uint32_t c = (uint32_t)b->parts_of[j];
+		node->n_parts = b->node_n_in[c];
+		for (uint32_t i = 0; i < node->n_parts; i++)
+			node->parts[i] = &b->g->tensors[b->node_in[c][i]].t;
+	}
+	node->sum = b->sum_of[j] >= 0 ? &b->g->tensors[b->sum_of[j]].t : NULL;
+}
+
+static bool same_shape(const struct swarm_tensor *a, const struct swarm_tensor *b)
+{
+	return a->dtype == b->dtype && a->ndim == b->ndim &&
+	       memcmp(a->shape, b->shape, a->ndim * sizeof a->shape[0]) == 0;
 }
 
 /* A CONCAT along dim 1 whose output only one later node reads, as its input 0, where the
@@ -379,7 +439,7 @@ static bool fusing(void)
 static void fuse_concats(struct build *b)
 {
 	struct swarm_graph *g = b->g;
-	if (!g->dev->i->fuse_concat || !fusing())
+	if (!g->dev->i->fuse_concat || !fusing("concat"))
 		return;
 	const uint32_t n_nodes = b->spec->n_nodes;
 	for (uint32_t k = 0; k < n_nodes; k++) {
@@ -392,39 +452,71 @@ static void fuse_concats(struct build *b)
 			continue;
 		/* its one reader, reading it once as input 0, and no view of it */
 		int32_t reader = -1;
-		uint32_t reads = 0;
-		for (uint32_t j = k + 1; j < n_nodes; j++)
-			for (uint32_t i = 0; !b->elided[j] && i < b->node_n_in[j]; i++)
-				if (b->node_in[j][i] == ot) {
-					reads += i == 0 ? 1 : 2;
-					reader = (int32_t)j;
-				}
-		for (uint32_t t = 0; t < g->n_tensors; t++)
-			if (g->tensors[t].kind == T_VIEW && g->tensors[t].base == ot)
-				reads += 2;
-		if (reads != 1 || b->parts_of[reader] >= 0)
+		if (reads_of(b, ot, k, &reader) != 1 || b->parts_of[reader] >= 0)
 			continue;
 		/* the reader as make_nodes will build it, asked of the device */
-		const struct swarm_graph_node_spec *r = &b->spec->nodes[reader];
-		struct swarm_node node = { .op = r->op, .n_in = b->node_n_in[reader], .p = r->p };
-		for (uint32_t i = 0; i < node.n_in; i++)
-			node.in[i] = &g->tensors[b->node_in[reader][i]].t;
-		node.out = &g->tensors[b->node_out[reader]].t;
-		if (!(swarm_op_info(r->op)->attrs & SWARM_ATTR_ACT))
-			node.p.act = SWARM_OP_IDENTITY;
-		node.n_parts = b->node_n_in[k];
-		for (uint32_t i = 0; i < node.n_parts; i++)
-			node.parts[i] = &g->tensors[b->node_in[k][i]].t;
-		if (!g->dev->i->fuse_concat(g->dev, &node))
-			continue;
-		b->elided[k] = true;
+		struct swarm_node node;
 		b->parts_of[reader] = (int32_t)k;
-		out->kind = T_PARTS;
+		provisional_node(b, (uint32_t)reader, &node);
+		if (!g->dev->i->fuse_concat(g->dev, &node)) {
+			b->parts_of[reader] = -1;
+			continue;
+		}
+		b->elided[k] = true;
+		out->kind = T_FUSED;
 		for (uint32_t i = 0; i < node.n_parts; i++)
 			for (int32_t v = b->node_in[k][i]; v >= 0;
 			     v = g->tensors[v].kind == T_VIEW ? g->tensors[v].base : -1)
 				if (g->tensors[v].last < reader)
 					g->tensors[v].last = reader;
+	}
+}
+
+/* An ADD of two tensors of its output's shape, one of them (t) read by nothing else and
+ * made by node j, the other (z) made before j: where the device takes j with z as its sum
+ * (fuse_sum), j writes the ADD's output itself, act(op) + z, and the ADD is not run; t is
+ * not stored. A residual block's add after its last conv is a pass over its output saved. */
+static void fuse_sums(struct build *b)
+{
+	struct swarm_graph *g = b->g;
+	if (!g->dev->i->fuse_sum || !fusing("sum"))
+		return;
+	for (uint32_t k = 0; k < b->spec->n_nodes; k++) {
+		if (b->elided[k] || b->spec->nodes[k].op != SWARM_OP_ADD || b->node_n_in[k] != 2)
+			continue;
+		const int32_t ot = b->node_out[k];
+		for (int side = 0; side < 2; side++) {
+			const int32_t t = b->node_in[k][side], z = b->node_in[k][1 - side];
+			struct gtensor *tt = &g->tensors[t];
+			if (t == z || tt->kind != T_INTER || tt->first < 0 ||
+			    b->elided[tt->first] || b->sum_of[tt->first] >= 0 ||
+			    !same_shape(&tt->t, &g->tensors[ot].t) ||
+			    !same_shape(&g->tensors[z].t, &g->tensors[ot].t) ||
+			    g->tensors[z].first >= tt->first)
+				continue;
+			/* t read by the ADD alone, once */
+			uint32_t reads = 0;
+			for (uint32_t j = (uint32_t)tt->first + 1; j < b->spec->n_nodes; j++)
+				for (uint32_t i = 0; !b->elided[j] && i < b->node_n_in[j]; i++)
+					reads += b->node_in[j][i] == t;
+			if (reads != 1 || viewed(b, t))
+				continue;
+			const uint32_t j = (uint32_t)tt->first;
+			struct swarm_node node;
+			b->sum_of[j] = z;
+			provisional_node(b, j, &node);
+			node.out = &g->tensors[ot].t;
+			if (!g->dev->i->fuse_sum(g->dev, &node)) {
+				b->sum_of[j] = -1;
+				continue;
+			}
+			b->node_out[j] = ot;
+			b->elided[k] = true;
+			tt->kind = T_FUSED;
+			tt->first = tt->last = -1;
+			g->tensors[ot].first = (int32_t)j;
+			break;
+		}
 	}
 }
 
@@ -584,20 +676,7 @@ static int make_nodes(struct build *b)
 		if (b->elided[k])
 			continue; /* a reshape whose output is a view of its input: nothing runs */
 		struct swarm_node *node = &g->nodes[run++];
-		node->op = n->op;
-		node->n_in = b->node_n_in[k];
-		for (uint32_t j = 0; j < node->n_in; j++)
-			node->in[j] = &g->tensors[b->node_in[k][j]].t;
-		node->out = &g->tensors[b->node_out[k]].t;
-		node->p = n->p;
-		if (!(swarm_op_info(n->op)->attrs & SWARM_ATTR_ACT))
-			node->p.act = SWARM_OP_IDENTITY;
-		if (b->parts_of[k] >= 0) {
-			const uint32_t c = (uint32_t)b->parts_of[k];
-			node->n_parts = b->node_n_in[c];
-			for (uint32_t j = 0; j < node->n_parts; j++)
-				node->parts[j] = &g->tensors[b->node_in[c][j]].t;
-		}
+		provisional_node(b, k, node);
 		if (g->dev->i->supports_op && !g->dev->i->supports_op(g->dev, node)) {
 			char s[SHAPE_STR];
 			return fail(b, -ENOTSUP,
@@ -733,15 +812,16 @@ int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn we
 	b.node_out = calloc(n_nodes, sizeof *b.node_out);
 	b.elided = calloc(n_nodes, sizeof *b.elided);
 	b.parts_of = malloc(n_nodes * sizeof *b.parts_of + 1);
+	b.sum_of = malloc(n_nodes * sizeof *b.sum_of + 1);
 	if (!g->tensors || !g->nodes || !b.name_t || !b.node_in || !b.node_n_in || !b.node_out ||
-	    !b.elided || !b.parts_of) {
+	    !b.elided || !b.parts_of || !b.sum_of) {
 		rc = fail(&b, -ENOMEM, "out of memory");
 		goto err_free;
 	}
 	for (uint32_t i = 0; i < n_names; i++)
 		b.name_t[i] = -1;
 	for (uint32_t k = 0; k < n_nodes; k++)
-		b.parts_of[k] = -1;
+		b.parts_of[k] = b.sum_of[k] = -1;
 
 	for (uint32_t i = 0; i < m->n_inputs; i++) {
 		const swarm_tensor_spec *s = &m->inputs[i];
@@ -776,6 +856,7 @@ int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn we
 		}
 	assert(g->n_tensors <= cap);
 	fuse_concats(&b);
+	fuse_sums(&b);
 
 	if ((rc = size_tensors(&b)) || (rc = plan_arena(&b)) || (rc = place(&b)) ||
 	    (rc = make_nodes(&b)) || (rc = make_exec_table(&b)) || (rc = make_piece_table(&b)))
@@ -786,6 +867,7 @@ int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn we
 	free(b.node_out);
 	free(b.elided);
 	free(b.parts_of);
+	free(b.sum_of);
 	*out = g;
 	return 0;
 
@@ -796,6 +878,7 @@ err_free:
 	free(b.node_out);
 	free(b.elided);
 	free(b.parts_of);
+	free(b.sum_of);
 	swarm_graph_free(g);
 	return rc;
 }

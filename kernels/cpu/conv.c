@@ -254,7 +254,7 @@ static void dc_taps(const struct plane *pl, size_t plane_n, const struct geo *g,
 SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, const struct geo *g,
 				   const int64_t *base, const float *w, const float *bias, float *o,
 				   const struct swarm_op_params *p, float *panel, int64_t oy0,
-				   int64_t oy1, int64_t oyp)
+				   int64_t oy1, int64_t oyp, const float *z)
 {
 	const int64_t K = g->Cg * g->kh * g->kw, ohw = g->OH * g->OW;
 	const int64_t row_step = g->sh * pl->sw * pl->pw;
@@ -317,6 +317,13 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 			for (int64_t m = 0; m < g->Mg; m++)
 				swarm_cpu_act(p->act, p, o + m * ohw + oy * g->OW,
 					      o + m * ohw + oy * g->OW, g->OW);
+		/* a fused ADD's tensor, while the row is in L1 */
+		for (int64_t m = 0; z && m < g->Mg; m++) {
+			float *orow = o + m * ohw + oy * g->OW;
+			const float *zrow = z + m * ohw + oy * g->OW;
+			for (int64_t x = 0; x < g->OW; x++)
+				orow[x] += zrow[x];
+		}
 	}
 }
 
@@ -324,8 +331,8 @@ SWARM_CPU_MULTI_VOID(static, direct_conv,
 		     (const float *planes, const struct plane *pl, const struct geo *g,
 		      const int64_t *base, const float *w, const float *bias, float *o,
 		      const struct swarm_op_params *p, float *panel, int64_t oy0, int64_t oy1,
-		      int64_t oyp),
-		     (planes, pl, g, base, w, bias, o, p, panel, oy0, oy1, oyp))
+		      int64_t oyp, const float *z),
+		     (planes, pl, g, base, w, bias, o, p, panel, oy0, oy1, oyp, z))
 
 /* Below this a conv runs on one thread: a fork and join costs a few microseconds */
 #define CONV_SPLIT_FLOPS 4e6
@@ -658,6 +665,19 @@ static int64_t dc_band(const struct geo *g, const struct plane *shape)
 	return band < g->OH ? band : g->OH;
 }
 
+int swarm_cpu_conv_takes_sum(const struct swarm_node *n)
+{
+	const struct swarm_tensor *x = n->in[0], *w = n->in[1], *o = n->out, *z = n->sum;
+	if (n->op != SWARM_OP_CONV2D || n->n_in < 2 || !x || !w || !o || !z || x->ndim != 4 ||
+	    w->ndim != 4 || o->ndim != 4 || z->dtype != SWARM_DTYPE_F32 || z->ndim != 4 ||
+	    memcmp(z->shape, o->shape, 4 * sizeof z->shape[0]) != 0)
+		return 0;
+	struct geo g;
+	geo_of(n, w->shape[2], w->shape[3], &g);
+	/* every path but the depthwise one adds it */
+	return g.G >= 1 && !(g.Cg == 1 && g.Mg == 1);
+}
+
 int swarm_cpu_conv_takes_parts(const struct swarm_node *n)
 {
 	const struct swarm_tensor *x = n->in[0], *w = n->in[1];
@@ -739,6 +759,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 &&
 			    g.pl == 0 && g.OH == g.H && g.OW == g.W;
 	const bool dw = g.Cg == 1 && g.Mg == 1;
+	const float *zsum = n->sum ? n->sum->data : NULL; /* a fused ADD's, after the act */
 	if (ohw == 0)
 		return 0;
 	if (dw)
@@ -777,6 +798,7 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			       DC_SLACK * sizeof(float));
 		for (int64_t b = 0; b < g.N; b++) {
 			float *o = (float *)n->out->data + b * g.M * ohw;
+			const float *zg = zsum ? zsum + b * g.M * ohw : NULL;
 			for (int64_t gi = 0; gi < g.G; gi++) {
 				const float *wp = wps + gi * tiles * DC_CO * K;
 				/* each thread a run of output rows, with a panel and planes of
@@ -805,7 +827,8 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 						direct_conv(planes, &shape, &g, base, wp,
 							    bias ? bias + gi * g.Mg : NULL,
 							    o + gi * g.Mg * ohw, &n->p, panel, oy,
-							    oe, oy);
+							    oe, oy,
+							    zg ? zg + gi * g.Mg * ohw : NULL);
 					}
 				}
 			}
@@ -817,8 +840,8 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	    pk->k == K && pk->n == g.M) {
 		/* a 1x1 image: out [N, M] = X [N, C] W^T, a LINEAR over the prepared W^T (a
 		 * GEMM over the image would fill 1 column of every 32-column panel) */
-		swarm_gemm(g.N, g.M, K, 1.0f, n->in[0]->data, K, pk->b, n->out->data, g.M, bias,
-			   NULL, n->p.act, &n->p, ws->threads);
+		swarm_gemm_sum(g.N, g.M, K, 1.0f, n->in[0]->data, K, pk->b, n->out->data, g.M, bias,
+			       NULL, n->p.act, &n->p, ws->threads, zsum);
 		return 0;
 	}
 	if (direct && conv_in_place(K, g.Mg, ohw)) {
@@ -829,14 +852,16 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		tail = swarm_cpu_line(tail);
 		for (int64_t b = 0; b < g.N; b++)
 			for (int64_t gi = 0; gi < g.G; gi++)
-				swarm_gemm_b(g.Mg, ohw, K, 1.0f,
-					     (const float *)wt->data + gi * g.Mg * K, K,
-					     (const float *)n->in[0]->data +
-						     (b * g.C + gi * g.Cg) * g.H * g.W,
-					     ohw, tail,
-					     (float *)n->out->data + (b * g.M + gi * g.Mg) * ohw,
-					     ohw, NULL, bias ? bias + gi * g.Mg : NULL, n->p.act,
-					     &n->p, ws->threads);
+				swarm_gemm_b_sum(g.Mg, ohw, K, 1.0f,
+						 (const float *)wt->data + gi * g.Mg * K, K,
+						 (const float *)n->in[0]->data +
+							 (b * g.C + gi * g.Cg) * g.H * g.W,
+						 ohw, tail,
+						 (float *)n->out->data +
+							 (b * g.M + gi * g.Mg) * ohw,
+						 ohw, NULL, bias ? bias + gi * g.Mg : NULL,
+						 n->p.act, &n->p, ws->threads,
+						 zsum ? zsum + (b * g.M + gi * g.Mg) * ohw : NULL);
 		return 0;
 	}
 	/* A GEMM per group and block of output columns: out[Mg, block] = W[Mg, K] x B[K, block],
@@ -874,9 +899,11 @@ int swarm_cpu_conv2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 					im2col_block(planes, plane_n, &shape, &g, n0, cols, col);
 					swarm_gemm_pack_b(packed, col, K, cols, cols);
 				}
-				swarm_gemm(g.Mg, cols, K, 1.0f, wg, K, packed, og + n0, ohw, NULL,
-					   bias ? bias + gi * g.Mg : NULL, n->p.act, &n->p,
-					   ws->threads);
+				swarm_gemm_sum(g.Mg, cols, K, 1.0f, wg, K, packed, og + n0, ohw,
+					       NULL, bias ? bias + gi * g.Mg : NULL, n->p.act,
+					       &n->p, ws->threads,
+					       zsum ? zsum + (b * g.M + gi * g.Mg) * ohw + n0 :
+						      NULL);
 			}
 		}
 	}

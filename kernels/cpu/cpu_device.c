@@ -233,8 +233,17 @@ static int cpu_fuse_concat(struct swarm_device *d, const struct swarm_node *n)
 	       cpu_supports_op(d, n) && swarm_cpu_conv_takes_parts(n);
 }
 
+/* An ADD fused into a conv: added to the tile, or to the row, after the activation. */
+static int cpu_fuse_sum(struct swarm_device *d, const struct swarm_node *n)
+{
+	return n && n->op == SWARM_OP_CONV2D && n->n_in >= 2 && n->n_in <= SWARM_NODE_MAX_INPUTS &&
+	       cpu_supports_op(d, n) && swarm_cpu_conv_takes_sum(n) &&
+	       (!n->n_parts || swarm_cpu_conv_takes_parts(n));
+}
+
 /* Checks the node against the op table (kernels/check.h), then runs its kernel. A node with
- * parts is checked with its input 0 as if stored (the parts are checked apart). */
+ * parts is checked with its input 0 as if stored (the parts are checked apart); its sum, as
+ * the output's twin. */
 static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 {
 	struct swarm_node_dims dims;
@@ -243,6 +252,9 @@ static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 		return -EINVAL;
 	if (n->op >= SWARM_OP_COUNT || !cpu_kernels[n->op])
 		return -ENOTSUP;
+	if (n->sum &&
+	    (!swarm_cpu_conv_takes_sum(n) || (!n->sum->data && swarm_tensor_elems(n->sum) > 0)))
+		return -EINVAL;
 	if (n->n_parts) {
 		if (!swarm_cpu_conv_takes_parts(n))
 			return -EINVAL;
@@ -353,6 +365,7 @@ static const struct swarm_device_i cpu_device_i = {
 	.synchronize = NULL,
 	.supports_op = cpu_supports_op,
 	.fuse_concat = cpu_fuse_concat,
+	.fuse_sum = cpu_fuse_sum,
 	.run = cpu_run,
 	.destroy = cpu_destroy,
 	.prepare = cpu_prepare,

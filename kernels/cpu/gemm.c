@@ -124,13 +124,15 @@ SWARM_INLINE void act_v8(swarm_v8 *v, uint32_t act, float pa, float pb)
 
 /* One tile: C[0..mr)[0..nc) = alpha * A[0..mr)[0..kc) times the panel's kc rows, plus the
  * biases, then act when it is one of the piecewise-linear ones (in_register; the others are
- * the caller's, on the stored rows), with p's alpha and beta in pa, pb. mr is a constant at
+ * the caller's, on the stored rows), with p's alpha and beta in pa, pb, then plus z's tile
+ * (C's layout) where z is not NULL. mr is a constant at
  * every call site, so the accumulators are registers. A single row splits K between two sets
  * of accumulators: eight chains of FMAs, enough to hide their latency. */
 #define NV (NR / 8) /* vectors across a panel */
 SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
 		       int64_t bs, int64_t pf, float *c, int64_t ldc, int64_t nc, float alpha,
-		       const float *bias, const float *row_bias, uint32_t act, float pa, float pb)
+		       const float *bias, const float *row_bias, uint32_t act, float pa, float pb,
+		       const float *z)
 {
 	swarm_v8 acc[MR][NV], odd[NV];
 	const swarm_v8 zero = SWARM_V8_SET1(0.0f);
@@ -177,8 +179,11 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 		memcpy(tb, bias, (size_t)nc * sizeof(float));
 #pragma GCC unroll 3
 	for (int i = 0; i < mr; i++) {
-		float *row = c + i * ldc, tmp[NR];
+		float *row = c + i * ldc, tmp[NR], zt[NR];
 		float *dst = nc == NR ? row : tmp;
+		const float *zr = z && nc == NR ? z + i * ldc : zt;
+		if (z && nc != NR)
+			memcpy(zt, z + i * ldc, (size_t)nc * sizeof(float));
 		const swarm_v8 rb = SWARM_V8_SET1(row_bias ? row_bias[i] : 0.0f);
 #pragma GCC unroll 4
 		for (int v = 0; v < NV; v++) {
@@ -187,6 +192,8 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 				x += odd[v];
 			x = x * al + SWARM_V8_LOAD(tb + 8 * v) + rb;
 			act_v8(&x, act, pa, pb);
+			if (z)
+				x += SWARM_V8_LOAD(zr + 8 * v);
 			SWARM_V8_STORE(dst + 8 * v, x);
 		}
 		if (nc != NR)
@@ -199,7 +206,7 @@ SWARM_INLINE void tile(const int mr, int64_t kc, const float *a, int64_t lda, co
 SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
 				  int64_t lda, const float *Bp, int64_t ldb, const float *tail,
 				  float *C, int64_t ldc, const float *bias, const float *row_bias,
-				  uint32_t act, const struct swarm_op_params *p)
+				  uint32_t act, const struct swarm_op_params *p, const float *Z)
 {
 	const bool reg = in_register(act);
 	const bool post = act != SWARM_OP_IDENTITY && !reg;
@@ -224,6 +231,9 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 				const float *a = A + i0 * lda;
 				const float *rb = row_bias ? row_bias + i0 : NULL;
 				float *c = C + i0 * ldc + j0;
+				/* the sum on the tile: after an in-register act, else after
+				 * the act on the stored rows below */
+				const float *zc = Z && !post ? Z + i0 * ldc + j0 : NULL;
 				const int64_t mr = m1 - i0 < MR ? m1 - i0 : MR;
 				/* the tile's rows of the next panel's C, asked for writing:
 				 * a 1x1 conv's rows are a plane apart, as many store
@@ -236,20 +246,23 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 				switch (mr) {
 				case 3:
 					tile(3, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb,
-					     ta, pa, pb);
+					     ta, pa, pb, zc);
 					break;
 				case 2:
 					tile(2, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb,
-					     ta, pa, pb);
+					     ta, pa, pb, zc);
 					break;
 				default:
 					tile(1, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb,
-					     ta, pa, pb);
+					     ta, pa, pb, zc);
 					break;
 				}
 				/* the tile's rows are in L1 now: their activation too */
-				for (int64_t i = 0; post && i < mr; i++)
+				for (int64_t i = 0; post && i < mr; i++) {
 					swarm_cpu_act(act, p, c + i * ldc, c + i * ldc, nc);
+					for (int64_t j = 0; Z && j < nc; j++)
+						c[i * ldc + j] += Z[(i0 + i) * ldc + j0 + j];
+				}
 			}
 		}
 	}
@@ -259,15 +272,15 @@ SWARM_CPU_MULTI_VOID(static, gemm_multi,
 		     (int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
 		      const float *Bp, int64_t ldb, const float *tail, float *C, int64_t ldc,
 		      const float *bias, const float *row_bias, uint32_t act,
-		      const struct swarm_op_params *p),
-		     (M, N, K, alpha, A, lda, Bp, ldb, tail, C, ldc, bias, row_bias, act, p))
+		      const struct swarm_op_params *p, const float *Z),
+		     (M, N, K, alpha, A, lda, Bp, ldb, tail, C, ldc, bias, row_bias, act, p, Z))
 
 /* swarm_gemm and swarm_gemm_b: Bp packed (ldb 0) or B in place (ldb its row stride, tail its
- * last part panel packed). */
+ * last part panel packed); Z, where not NULL, added after the activation (C's layout). */
 static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
 		     const float *Bp, int64_t ldb, const float *tail, float *C, int64_t ldc,
 		     const float *bias, const float *row_bias, uint32_t act,
-		     const struct swarm_op_params *p, int threads)
+		     const struct swarm_op_params *p, int threads, const float *Z)
 {
 	if (M <= 0 || N <= 0)
 		return;
@@ -279,7 +292,7 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *
 		t = (int64_t)t > panels ? (int)panels : t;
 		if (t <= 1) {
 			gemm_multi(M, N, K, alpha, A, lda, Bp, ldb, tail, C, ldc, bias, row_bias,
-				   act, p);
+				   act, p, Z);
 			return;
 		}
 		/* each thread a run of whole panels: its own columns of C, its own part of Bp.
@@ -293,7 +306,7 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *
 			if (j1 > j0)
 				gemm_multi(M, j1 - j0, K, alpha, A, lda, Bp + (ldb ? j0 : j0 * K),
 					   ldb, tail, C + j0, ldc, bias ? bias + j0 : NULL,
-					   row_bias, act, p);
+					   row_bias, act, p, Z ? Z + j0 : NULL);
 		}
 		return;
 	}
@@ -304,6 +317,8 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *
 			row[j] = (bias ? bias[j] : 0.0f) + (row_bias ? row_bias[i] : 0.0f);
 		if (act != SWARM_OP_IDENTITY)
 			swarm_cpu_act(act, p, row, row, N);
+		for (int64_t j = 0; Z && j < N; j++)
+			row[j] += Z[i * ldc + j];
 	}
 }
 
@@ -311,7 +326,28 @@ void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, in
 		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
 		uint32_t act, const struct swarm_op_params *p, int threads)
 {
-	gemm_run(M, N, K, alpha, A, lda, Bp, 0, NULL, C, ldc, bias, row_bias, act, p, threads);
+	gemm_run(M, N, K, alpha, A, lda, Bp, 0, NULL, C, ldc, bias, row_bias, act, p, threads,
+		 NULL);
+}
+
+void swarm_gemm_sum(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		    const float *Bp, float *C, int64_t ldc, const float *bias,
+		    const float *row_bias, uint32_t act, const struct swarm_op_params *p,
+		    int threads, const float *Z)
+{
+	gemm_run(M, N, K, alpha, A, lda, Bp, 0, NULL, C, ldc, bias, row_bias, act, p, threads, Z);
+}
+
+void swarm_gemm_b_sum(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		      const float *B, int64_t ldb, float *tail, float *C, int64_t ldc,
+		      const float *bias, const float *row_bias, uint32_t act,
+		      const struct swarm_op_params *p, int threads, const float *Z)
+{
+	const int64_t full = N / NR * NR;
+	if (full < N && K > 0)
+		swarm_gemm_pack_b(tail, B + full, K, N - full, ldb);
+	gemm_run(M, N, K, alpha, A, lda, B, ldb > 0 ? ldb : NR, tail, C, ldc, bias, row_bias, act,
+		 p, threads, Z);
 }
 
 void swarm_gemm_b(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -319,9 +355,6 @@ void swarm_gemm_b(int64_t M, int64_t N, int64_t K, float alpha, const float *A, 
 		  const float *bias, const float *row_bias, uint32_t act,
 		  const struct swarm_op_params *p, int threads)
 {
-	const int64_t full = N / NR * NR;
-	if (full < N && K > 0)
-		swarm_gemm_pack_b(tail, B + full, K, N - full, ldb);
-	gemm_run(M, N, K, alpha, A, lda, B, ldb > 0 ? ldb : NR, tail, C, ldc, bias, row_bias, act,
-		 p, threads);
+	swarm_gemm_b_sum(M, N, K, alpha, A, lda, B, ldb, tail, C, ldc, bias, row_bias, act, p,
+			 threads, NULL);
 }

@@ -47,6 +47,13 @@ void swarm_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, in
 		const float *Bp, float *C, int64_t ldc, const float *bias, const float *row_bias,
 		uint32_t act, const struct swarm_op_params *p, int threads);
 
+/* swarm_gemm, then Z [M, N] (row stride ldc, C's layout; C must not overlap it) added to C
+ * after the activation: a fused residual ADD. */
+void swarm_gemm_sum(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		    const float *Bp, float *C, int64_t ldc, const float *bias,
+		    const float *row_bias, uint32_t act, const struct swarm_op_params *p,
+		    int threads, const float *Z);
+
 /* swarm_gemm with B [K, N] read in place, rows ldb apart (ldb >= N), not packed: a panel
  * of K x 32 floats is read from L1 or L2 by every tile after the first, so that where B is
  * used once (a 1x1 conv's input) packing it would only add a pass over it. The last part
@@ -55,5 +62,10 @@ void swarm_gemm_b(int64_t M, int64_t N, int64_t K, float alpha, const float *A, 
 		  const float *B, int64_t ldb, float *tail, float *C, int64_t ldc,
 		  const float *bias, const float *row_bias, uint32_t act,
 		  const struct swarm_op_params *p, int threads);
+/* swarm_gemm_b, then Z added as in swarm_gemm_sum. */
+void swarm_gemm_b_sum(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+		      const float *B, int64_t ldb, float *tail, float *C, int64_t ldc,
+		      const float *bias, const float *row_bias, uint32_t act,
+		      const struct swarm_op_params *p, int threads, const float *Z);
 
 #endif /* SWARM_KERNELS_CPU_GEMM_H */

@@ -114,6 +114,9 @@ void swarm_cpu_conv_weights(float *dst, const struct swarm_node *n, int layout);
  * device.h's fuse_concat), each an f32 [N, Ci, H, W], the Ci summing to in[0]'s channels;
  * else 0. Shapes only: the graph asks before the parts have storage. */
 int swarm_cpu_conv_takes_parts(const struct swarm_node *n);
+/* 1 when n (a CONV2D) can add n->sum (a fused ADD: an f32 tensor of out's shape) after its
+ * activation: every conv but a depthwise one; else 0. Shapes only, as above. */
+int swarm_cpu_conv_takes_sum(const struct swarm_node *n);
 int swarm_cpu_pool2d(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
 /* layout.c: x viewed as [outer, red, inner] reduced over red into o [outer, inner] (sum times

@@ -545,6 +545,7 @@ static const struct swarm_device_i cuda_device_i = {
 	.synchronize = cuda_synchronize,
 	.supports_op = cuda_supports_op,
 	.fuse_concat = NULL, /* every concat runs */
+	.fuse_sum = NULL,    /* and every add */
 	.run = cuda_run,
 	.destroy = cuda_destroy,
 	/* cuBLAS takes the weights as they are: nothing to prepare */

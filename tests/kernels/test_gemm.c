@@ -32,6 +32,10 @@ static float *falloc(size_t n)
 	return p;
 }
 
+/* 1: the cases below run swarm_gemm_sum / swarm_gemm_b_sum, a Z [M, N] (ldc) added after the
+ * activation */
+static int with_sum;
+
 /* One case: C [M, N] (ldc) = alpha A [M, K] (lda) B + bias, act; B given as W [N, K] (ldw) when
  * wt is 1, else as B [K, N] (ldb): packed (0) or read in place by swarm_gemm_b (2). */
 static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, int with_bias,
@@ -40,7 +44,7 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 	const int64_t lda = K + pad, ldc = N + pad, ldw = K + pad, ldb = N + pad;
 	float *A = falloc((size_t)(M * lda)), *C = falloc((size_t)(M * ldc));
 	float *B = falloc((size_t)(wt == 1 ? N * ldw : K * ldb)), *bias = falloc((size_t)N);
-	float *rbias = falloc((size_t)M);
+	float *rbias = falloc((size_t)M), *Z = with_sum ? falloc((size_t)(M * ldc)) : NULL;
 	const size_t pf = swarm_gemm_packed_floats(K, N);
 	cr_assert(pf >= (size_t)(K * N), "packed floats %zu below K*N", pf);
 	float *Bp = falloc(pf);
@@ -58,10 +62,17 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 									   0.2f,
 				     .beta = act == SWARM_OP_CLIP ? 0.7f : 0.5f };
 	/* with_bias 1: by column (LINEAR's), 2: by row (a conv's), 3: both */
-	if (wt == 2)
+	if (wt == 2 && Z)
+		swarm_gemm_b_sum(M, N, K, alpha, A, lda, B, ldb, tail, C, ldc,
+				 with_bias & 1 ? bias : NULL, with_bias & 2 ? rbias : NULL, act, &p,
+				 threads, Z);
+	else if (wt == 2)
 		swarm_gemm_b(M, N, K, alpha, A, lda, B, ldb, tail, C, ldc,
 			     with_bias & 1 ? bias : NULL, with_bias & 2 ? rbias : NULL, act, &p,
 			     threads);
+	else if (Z)
+		swarm_gemm_sum(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias & 1 ? bias : NULL,
+			       with_bias & 2 ? rbias : NULL, act, &p, threads, Z);
 	else
 		swarm_gemm(M, N, K, alpha, A, lda, Bp, C, ldc, with_bias & 1 ? bias : NULL,
 			   with_bias & 2 ? rbias : NULL, act, &p, threads);
@@ -83,6 +94,8 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 				abs += fabs(rbias[i]);
 			}
 			double want = act_ref_p(s, act, p.alpha, p.beta), tol = 2e-5 * abs + 1e-6;
+			if (Z)
+				want += Z[i * ldc + j];
 			double got = C[i * ldc + j];
 			cr_assert(
 				fabs(got - want) <= tol,
@@ -107,6 +120,7 @@ static void one_case_t(int64_t M, int64_t N, int64_t K, int64_t pad, float alpha
 	free(Cold);
 	free(bias);
 	free(rbias);
+	free(Z);
 	free(Bp);
 	free(tail);
 }
@@ -171,6 +185,24 @@ Test(kernels_gemm, zero_k_gives_bias_through_activation)
 	one_case(4, 18, 0, 0, 1.0f, 3, SWARM_OP_RELU, 1);
 	one_case(3, 18, 0, 0, 1.0f, 0, SWARM_OP_IDENTITY, 0);
 	one_case(3, 18, 0, 0, 1.0f, 2, SWARM_OP_RELU, 2);
+}
+
+/* A fused ADD's Z, added after the activation: in registers (relu, GELU), after the act on
+ * the stored rows (sigmoid), at a part panel's end, split over threads, and with no K. */
+Test(kernels_gemm, sum_added_after_the_activation)
+{
+	const uint32_t acts[] = { SWARM_OP_IDENTITY, SWARM_OP_RELU, SWARM_OP_GELU,
+				  SWARM_OP_SIGMOID };
+	with_sum = 1;
+	for (size_t a = 0; a < sizeof acts / sizeof *acts; a++)
+		for (int wt = 0; wt <= 2; wt++) {
+			one_case(7, 33, 19, 5, 0.5f, 1, acts[a], wt);
+			one_case(13, 35, 21, 2, 1.0f, 2, acts[a], wt);
+			one_case(1, 17, 40, 3, 1.0f, 1, acts[a], wt);
+			one_case_t(64, 100, 400, 3, 1.0f, 2, acts[a], wt, 2); /* split */
+			one_case(3, 18, 0, 0, 1.0f, 1, acts[a], wt);
+		}
+	with_sum = 0;
 }
 
 Test(kernels_gemm, packed_size_refuses_overflow)

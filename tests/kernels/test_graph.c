@@ -2158,6 +2158,45 @@ static void add_w4(const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t
 	t->shape[0] = d0, t->shape[1] = d1, t->shape[2] = d2, t->shape[3] = d3;
 }
 
+/* The manifest parsed last, built on the CPU device at max_batch 3 unfused (g[0]) and with
+ * the fusions SWARM_GRAPH_FUSE lists in fuse (g[1]). */
+static void build_fused_pair(const char *fuse, struct swarm_graph *g[2])
+{
+	for (int f = 0; f < 2; f++) {
+		setenv("SWARM_GRAPH_FUSE", f ? fuse : "0", 1);
+		int rc = swarm_graph_build(man_desc(&man), lookup, &ws, dev.inner, 3, &g[f], err,
+					   sizeof err);
+		cr_assert_eq(rc, 0, "swarm_graph_build = %d: %s", rc, err);
+	}
+	unsetenv("SWARM_GRAPH_FUSE");
+}
+
+/* Both graphs of build_fused_pair give the same bits on the same random input of x_elems a
+ * row, at 1 to 3 rows, for each of their n_out outputs (out_elems[o] a row); then freed. */
+static void expect_fused_same_bits(struct swarm_graph *g[2], size_t x_elems, int n_out,
+				   const size_t *out_elems)
+{
+	float *x = random_f32(3 * x_elems);
+	const void *ins[] = { x };
+	for (uint32_t rows = 1; rows <= 3; rows++) {
+		float *got[2][4];
+		for (int f = 0; f < 2; f++) {
+			for (int o = 0; o < n_out; o++)
+				got[f][o] = calloc(rows * out_elems[o], sizeof(float));
+			cr_assert_eq(swarm_graph_run(g[f], rows, ins, (void **)got[f]), 0);
+		}
+		for (int o = 0; o < n_out; o++)
+			cr_assert_arr_eq(got[0][o], got[1][o], rows * out_elems[o] * sizeof(float),
+					 "output %d at %u rows differs when fused", o, rows);
+		for (int f = 0; f < 2; f++)
+			for (int o = 0; o < n_out; o++)
+				free(got[f][o]);
+	}
+	free(x);
+	swarm_graph_free(g[0]);
+	swarm_graph_free(g[1]);
+}
+
 /* c = concat(a, x) read only by a 3x3 conv: fused on the CPU device (not run, not stored; the
  * conv reads a and x where they lie). d = concat(x, a) read by a 1x1 conv (a GEMM, which
  * reads its input whole: kept) and e = concat(a, x), a model output read by a conv too
@@ -2188,13 +2227,7 @@ Test(kernels_graph, concat_fused_into_the_direct_conv_that_reads_it)
 	      "  {\"op\": \"conv2d\", \"inputs\": [\"e\", \"wq\"], \"output\": \"q\"}]},"
 	      " \"weights\": []}");
 	struct swarm_graph *g[2];
-	for (int f = 0; f < 2; f++) {
-		setenv("SWARM_GRAPH_FUSE", f ? "1" : "0", 1);
-		int rc = swarm_graph_build(man_desc(&man), lookup, &ws, dev.inner, 3, &g[f], err,
-					   sizeof err);
-		cr_assert_eq(rc, 0, "swarm_graph_build = %d: %s", rc, err);
-	}
-	unsetenv("SWARM_GRAPH_FUSE");
+	build_fused_pair("concat", g);
 	cr_assert_eq(swarm_graph_nodes(g[0]), 7, "unfused: every node runs");
 	cr_assert_eq(swarm_graph_nodes(g[1]), 6, "fused: c's concat is not run, d's and e's are");
 	for (uint32_t k = 0; k < swarm_graph_nodes(g[1]); k++) {
@@ -2207,24 +2240,59 @@ Test(kernels_graph, concat_fused_into_the_direct_conv_that_reads_it)
 		     "c takes no bytes when fused: %zu and %zu", swarm_graph_naive_bytes(g[0]),
 		     swarm_graph_naive_bytes(g[1]));
 
-	float *x = random_f32(3 * 3 * 9 * 11);
-	const void *ins[] = { x };
-	size_t n_out[4] = { 5 * 5 * 6, 2 * 9 * 11, 7 * 9 * 11, 3 * 8 * 10 };
-	for (uint32_t rows = 1; rows <= 3; rows++) {
-		float *got[2][4];
-		for (int f = 0; f < 2; f++) {
-			for (int o = 0; o < 4; o++)
-				got[f][o] = calloc(rows * n_out[o], sizeof(float));
-			cr_assert_eq(swarm_graph_run(g[f], rows, ins, (void **)got[f]), 0);
-		}
-		for (int o = 0; o < 4; o++)
-			cr_assert_arr_eq(got[0][o], got[1][o], rows * n_out[o] * sizeof(float),
-					 "output %d at %u rows differs when fused", o, rows);
-		for (int f = 0; f < 2; f++)
-			for (int o = 0; o < 4; o++)
-				free(got[f][o]);
+	const size_t outs[4] = { 5 * 5 * 6, 2 * 9 * 11, 7 * 9 * 11, 3 * 8 * 10 };
+	expect_fused_same_bits(g, 3 * 9 * 11, 4, outs);
+}
+
+/* ---- an add fused into the conv that makes one of its operands ---------------------------- */
+
+/* s1 = x + relu(conv3x3(x)) and s2 = s1 + conv1x1(s1): fused (the direct conv and the GEMM
+ * add the other operand after the activation); s3 = s2 + dwconv(s2): kept (the CPU's
+ * depthwise conv does not add); s4 = d + s3 with d a model output: kept; s5 = e + f with e
+ * made before f: fused into f. Every output has the same bits as unfused, at every row
+ * count. */
+Test(kernels_graph, add_fused_into_the_conv_that_makes_an_operand)
+{
+	add_w4("wa", 4, 4, 3, 3, 0.4);
+	add_w("ba", 4, 0, 0.4);
+	add_w4("wb", 4, 4, 1, 1, 0.4);
+	add_w4("wc", 4, 1, 3, 3, 0.4);
+	add_w4("wd", 4, 4, 1, 1, 0.4);
+	add_w4("we", 4, 4, 1, 1, 0.4);
+	add_w4("wf", 4, 4, 2, 2, 0.4);
+	parse("{\"format\": 1,"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 4, 7, 9]}],"
+	      " \"outputs\": [{\"name\": \"d\", \"dtype\": \"f32\", \"shape\": [-1, 4, 7, 9]},"
+	      "  {\"name\": \"s4\", \"dtype\": \"f32\", \"shape\": [-1, 4, 7, 9]},"
+	      "  {\"name\": \"s5\", \"dtype\": \"f32\", \"shape\": [-1, 4, 7, 9]}],"
+	      " \"graph\": {\"nodes\": ["
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"x\", \"wa\", \"ba\"], \"output\": \"a\","
+	      "   \"pads\": [1, 1, 1, 1], \"act\": \"relu\"},"
+	      "  {\"op\": \"add\", \"inputs\": [\"x\", \"a\"], \"output\": \"s1\"},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"s1\", \"wb\"], \"output\": \"b\"},"
+	      "  {\"op\": \"add\", \"inputs\": [\"b\", \"s1\"], \"output\": \"s2\"},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"s2\", \"wc\"], \"output\": \"c\","
+	      "   \"pads\": [1, 1, 1, 1], \"group\": 4},"
+	      "  {\"op\": \"add\", \"inputs\": [\"s2\", \"c\"], \"output\": \"s3\"},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"s3\", \"wd\"], \"output\": \"d\"},"
+	      "  {\"op\": \"add\", \"inputs\": [\"d\", \"s3\"], \"output\": \"s4\"},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"s4\", \"we\"], \"output\": \"e\"},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"s4\", \"wf\"], \"output\": \"f\","
+	      "   \"pads\": [0, 0, 1, 1]},"
+	      "  {\"op\": \"add\", \"inputs\": [\"e\", \"f\"], \"output\": \"s5\"}]},"
+	      " \"weights\": []}");
+	struct swarm_graph *g[2];
+	build_fused_pair("sum", g);
+	cr_assert_eq(swarm_graph_nodes(g[0]), 11, "unfused: every node runs");
+	cr_assert_eq(swarm_graph_nodes(g[1]), 8, "fused: s1's, s2's and s5's adds are not run");
+	/* a, b, c, s3, d, s4, e, f: the sums on a, b and f */
+	const bool summed[8] = { true, true, false, false, false, false, false, true };
+	for (uint32_t k = 0; k < 8; k++) {
+		const struct swarm_node *n = swarm_graph_node(g[1], k);
+		cr_assert_eq(n->sum != NULL, summed[k], "node %u (%s): sum %p", k,
+			     swarm_op_name(n->op), (const void *)n->sum);
 	}
-	free(x);
-	swarm_graph_free(g[0]);
-	swarm_graph_free(g[1]);
+
+	const size_t outs[3] = { 4 * 7 * 9, 4 * 7 * 9, 4 * 7 * 9 };
+	expect_fused_same_bits(g, 4 * 7 * 9, 3, outs);
 }
