@@ -1191,8 +1191,10 @@ int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const float sh = p->sizes[0] ? (float)OH / (float)H : p->scales[0];
 	const float sw = p->sizes[1] ? (float)OW / (float)W : p->scales[1];
 	/* Per output column and row: the input indices and (linear) weights, once. */
-	/* 4 int64 arrays (2 floats an entry) and 2 float arrays over OW and OH */
-	int64_t *ix = (int64_t *)swarm_cpu_ws_get(ws, (size_t)(5 * (OW + OH)));
+	/* 4 int64 arrays (2 floats an entry) and 2 float arrays over OW and OH; with a fused
+	 * ADD's tensor, a row before it is added */
+	const float *z = n->sum ? n->sum->data : NULL;
+	int64_t *ix = (int64_t *)swarm_cpu_ws_get(ws, (size_t)(5 * (OW + OH) + (z ? OW : 0)));
 	if (!ix)
 		return -ENOMEM;
 	int64_t *ix1 = ix + OW, *iy = ix1 + OW, *iy1 = iy + OH;
@@ -1207,31 +1209,39 @@ int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			swarm_resize_axis(p->coord, p->nearest, linear, k, s, in, out, &i0[k],
 					  &i1[k], &f[k]);
 	}
+	float *raw = z ? fy + OH : NULL;
 	for (int64_t pl = 0; pl < planes; pl++) {
 		const float *xp = (const float *)x->data + pl * H * W;
 		float *op = (float *)o->data + pl * OH * OW;
 		for (int64_t oy = 0; oy < OH; oy++) {
 			const float *r0 = xp + iy[oy] * W, *r1 = xp + iy1[oy] * W;
-			float *orow = op + oy * OW;
+			float *orow = op + oy * OW, *row = z ? raw : orow;
+			const float *zrow = z ? z + (pl * OH + oy) * OW : NULL;
 			if (oy > 0 && iy[oy] == iy[oy - 1] &&
 			    (!linear || (iy1[oy] == iy1[oy - 1] && fy[oy] == fy[oy - 1]))) {
 				/* the row above's inputs and weights: its copy (an upsampling
-				 * computed every other row twice) */
-				memcpy(orow, orow - OW, (size_t)OW * sizeof(float));
+				 * computed every other row twice), or its values again */
+				if (z)
+					for (int64_t ox = 0; ox < OW; ox++)
+						orow[ox] = raw[ox] + zrow[ox];
+				else
+					memcpy(orow, orow - OW, (size_t)OW * sizeof(float));
 				continue;
 			}
 			if (!linear) {
 				for (int64_t ox = 0; ox < OW; ox++)
-					orow[ox] = r0[ix[ox]];
-				continue;
+					row[ox] = r0[ix[ox]];
+			} else {
+				const float wy = fy[oy];
+				for (int64_t ox = 0; ox < OW; ox++) {
+					const float wx = fx[ox];
+					float top = r0[ix[ox]] + (r0[ix1[ox]] - r0[ix[ox]]) * wx;
+					float bot = r1[ix[ox]] + (r1[ix1[ox]] - r1[ix[ox]]) * wx;
+					row[ox] = top + (bot - top) * wy;
+				}
 			}
-			const float wy = fy[oy];
-			for (int64_t ox = 0; ox < OW; ox++) {
-				const float wx = fx[ox];
-				float top = r0[ix[ox]] + (r0[ix1[ox]] - r0[ix[ox]]) * wx;
-				float bot = r1[ix[ox]] + (r1[ix1[ox]] - r1[ix[ox]]) * wx;
-				orow[ox] = top + (bot - top) * wy;
-			}
+			for (int64_t ox = 0; z && ox < OW; ox++)
+				orow[ox] = raw[ox] + zrow[ox];
 		}
 	}
 	return 0;

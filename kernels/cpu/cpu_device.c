@@ -233,12 +233,26 @@ static int cpu_fuse_concat(struct swarm_device *d, const struct swarm_node *n)
 	       cpu_supports_op(d, n) && swarm_cpu_conv_takes_parts(n);
 }
 
-/* An ADD fused into a conv: added to the tile, or to the row, after the activation. */
+/* Whether n's kernel adds n->sum to its output while it is in cache: a conv's (on the tile or
+ * the row, after the activation; not a depthwise conv's), a binary op's (on each run of the
+ * broadcast) and a resize's (on each output row). Shapes only. */
+static bool takes_sum(const struct swarm_node *n)
+{
+	const struct swarm_tensor *z = n->sum, *o = n->out;
+	if (!z || !o || n->op >= SWARM_OP_COUNT)
+		return false;
+	if (n->op == SWARM_OP_CONV2D)
+		return swarm_cpu_conv_takes_sum(n);
+	return (cpu_kernels[n->op] == swarm_cpu_binary || n->op == SWARM_OP_RESIZE) &&
+	       o->dtype == SWARM_DTYPE_F32 && z->dtype == SWARM_DTYPE_F32 && z->ndim == o->ndim &&
+	       memcmp(z->shape, o->shape, o->ndim * sizeof o->shape[0]) == 0;
+}
+
+/* An ADD fused into the node that makes one of its operands (takes_sum). */
 static int cpu_fuse_sum(struct swarm_device *d, const struct swarm_node *n)
 {
-	return n && n->op == SWARM_OP_CONV2D && n->n_in >= 2 && n->n_in <= SWARM_NODE_MAX_INPUTS &&
-	       cpu_supports_op(d, n) && swarm_cpu_conv_takes_sum(n) &&
-	       (!n->n_parts || swarm_cpu_conv_takes_parts(n));
+	return n && n->n_in >= 1 && n->n_in <= SWARM_NODE_MAX_INPUTS && cpu_supports_op(d, n) &&
+	       takes_sum(n) && (!n->n_parts || swarm_cpu_conv_takes_parts(n));
 }
 
 /* Checks the node against the op table (kernels/check.h), then runs its kernel. A node with
@@ -252,8 +266,7 @@ static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 		return -EINVAL;
 	if (n->op >= SWARM_OP_COUNT || !cpu_kernels[n->op])
 		return -ENOTSUP;
-	if (n->sum &&
-	    (!swarm_cpu_conv_takes_sum(n) || (!n->sum->data && swarm_tensor_elems(n->sum) > 0)))
+	if (n->sum && (!takes_sum(n) || (!n->sum->data && swarm_tensor_elems(n->sum) > 0)))
 		return -EINVAL;
 	if (n->n_parts) {
 		if (!swarm_cpu_conv_takes_parts(n))

@@ -185,8 +185,11 @@ int swarm_cpu_binary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	int64_t idx[SWARM_TENSOR_MAX_DIMS] = { 0 };
 	int64_t offa = 0, offb = 0;
 	/* An odometer over the outer dims; each turn runs the innermost loop once. */
+	const float *z = n->sum ? n->sum->data : NULL; /* a fused ADD's */
 	for (int64_t done = 0; done < d->elems; done += inner) {
 		loop(o + done, a + offa, p.sa[last], b + offb, p.sb[last], inner);
+		for (int64_t i = 0; z && i < inner; i++)
+			o[done + i] += z[done + i];
 		for (int k = last - 1; k >= 0; k--) {
 			offa += p.sa[k];
 			offb += p.sb[k];

@@ -2171,13 +2171,16 @@ static void build_fused_pair(const char *fuse, struct swarm_graph *g[2])
 	unsetenv("SWARM_GRAPH_FUSE");
 }
 
-/* Both graphs of build_fused_pair give the same bits on the same random input of x_elems a
- * row, at 1 to 3 rows, for each of their n_out outputs (out_elems[o] a row); then freed. */
-static void expect_fused_same_bits(struct swarm_graph *g[2], size_t x_elems, int n_out,
-				   const size_t *out_elems)
+/* Both graphs of build_fused_pair give the same bits on the same random inputs (n_in of them,
+ * in_elems[i] a row), at 1 to 3 rows, for each of their n_out outputs (out_elems[o] a row);
+ * then freed. */
+static void expect_fused_same_bits(struct swarm_graph *g[2], int n_in, const size_t *in_elems,
+				   int n_out, const size_t *out_elems)
 {
-	float *x = random_f32(3 * x_elems);
-	const void *ins[] = { x };
+	float *x[4];
+	const void *ins[4];
+	for (int i = 0; i < n_in; i++)
+		ins[i] = x[i] = random_f32(3 * in_elems[i]);
 	for (uint32_t rows = 1; rows <= 3; rows++) {
 		float *got[2][4];
 		for (int f = 0; f < 2; f++) {
@@ -2192,7 +2195,8 @@ static void expect_fused_same_bits(struct swarm_graph *g[2], size_t x_elems, int
 			for (int o = 0; o < n_out; o++)
 				free(got[f][o]);
 	}
-	free(x);
+	for (int i = 0; i < n_in; i++)
+		free(x[i]);
 	swarm_graph_free(g[0]);
 	swarm_graph_free(g[1]);
 }
@@ -2241,7 +2245,8 @@ Test(kernels_graph, concat_fused_into_the_direct_conv_that_reads_it)
 		     swarm_graph_naive_bytes(g[1]));
 
 	const size_t outs[4] = { 5 * 5 * 6, 2 * 9 * 11, 7 * 9 * 11, 3 * 8 * 10 };
-	expect_fused_same_bits(g, 3 * 9 * 11, 4, outs);
+	const size_t in = 3 * 9 * 11;
+	expect_fused_same_bits(g, 1, &in, 4, outs);
 }
 
 /* ---- an add fused into the conv that makes one of its operands ---------------------------- */
@@ -2294,5 +2299,41 @@ Test(kernels_graph, add_fused_into_the_conv_that_makes_an_operand)
 	}
 
 	const size_t outs[3] = { 4 * 7 * 9, 4 * 7 * 9, 4 * 7 * 9 };
-	expect_fused_same_bits(g, 4 * 7 * 9, 3, outs);
+	const size_t in = 4 * 7 * 9;
+	expect_fused_same_bits(g, 1, &in, 3, outs);
+}
+
+/* s1 = m + x with m = x * g (g per channel): fused into the mul; s2 = s1 + r with r a nearest
+ * 2x upsampling of y: fused into the resize; s3 = q + s2 with q a bilinear one: fused too; s4
+ * = s3 + g (g broadcast, not of s4's shape): kept. The same bits as unfused. */
+Test(kernels_graph, add_fused_into_a_binary_op_and_a_resize)
+{
+	add_w4("g", 1, 4, 1, 1, 1.0);
+	parse("{\"format\": 1,"
+	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 4, 6, 8]},"
+	      "  {\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4, 3, 4]}],"
+	      " \"outputs\": [{\"name\": \"s4\", \"dtype\": \"f32\", \"shape\": [-1, 4, 6, 8]}],"
+	      " \"graph\": {\"nodes\": ["
+	      "  {\"op\": \"mul\", \"inputs\": [\"x\", \"g\"], \"output\": \"m\"},"
+	      "  {\"op\": \"add\", \"inputs\": [\"m\", \"x\"], \"output\": \"s1\"},"
+	      "  {\"op\": \"resize\", \"inputs\": [\"y\"], \"output\": \"r\", \"mode\": \"nearest\","
+	      "   \"coordinate_transformation_mode\": \"asymmetric\", \"nearest_mode\": \"floor\","
+	      "   \"scales\": [2.0, 2.0]},"
+	      "  {\"op\": \"add\", \"inputs\": [\"s1\", \"r\"], \"output\": \"s2\"},"
+	      "  {\"op\": \"resize\", \"inputs\": [\"y\"], \"output\": \"q\", \"mode\": \"linear\","
+	      "   \"coordinate_transformation_mode\": \"half_pixel\", \"sizes\": [6, 8]},"
+	      "  {\"op\": \"add\", \"inputs\": [\"q\", \"s2\"], \"output\": \"s3\"},"
+	      "  {\"op\": \"add\", \"inputs\": [\"s3\", \"g\"], \"output\": \"s4\"}]},"
+	      " \"weights\": []}");
+	struct swarm_graph *g[2];
+	build_fused_pair("sum", g);
+	cr_assert_eq(swarm_graph_nodes(g[0]), 7, "unfused: every node runs");
+	cr_assert_eq(swarm_graph_nodes(g[1]), 4, "fused: only s4's add is run");
+	for (uint32_t k = 0; k < 4; k++) {
+		const struct swarm_node *n = swarm_graph_node(g[1], k);
+		cr_assert_eq(n->sum != NULL, k < 3, "node %u (%s): sum %p", k, swarm_op_name(n->op),
+			     (const void *)n->sum);
+	}
+	const size_t ins[2] = { 4 * 6 * 8, 4 * 3 * 4 }, outs[1] = { 4 * 6 * 8 };
+	expect_fused_same_bits(g, 2, ins, 1, outs);
 }
