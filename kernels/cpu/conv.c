@@ -265,10 +265,21 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 			 * a part block's are first copied into the panel, padded with zeros */
 			const int64_t cols = g->OW - ox < DC_W ? g->OW - ox : DC_W;
 			const bool whole = cols == DC_W;
+			/* (whole runs loaded, the planes' slack covering the last, and the
+			 * columns past cols cleared: no masked loads) */
+			swarm_v8i keep[DC_NV];
+#pragma GCC unroll 4
+			for (int v = 0; v < DC_NV; v++)
+				keep[v] = (swarm_v8i){ 0, 1, 2, 3, 4, 5, 6, 7 } + 8 * v <
+					  (int32_t)cols;
 			for (int64_t k = 0; !whole && k < K; k++) {
 				const float *src = rp + base[k] + ox;
-				for (int64_t j = 0; j < DC_W; j++)
-					panel[k * DC_W + j] = j < cols ? src[j] : 0.0f;
+#pragma GCC unroll 4
+				for (int v = 0; v < DC_NV; v++)
+					SWARM_V8_STORE(
+						panel + k * DC_W + 8 * v,
+						(swarm_v8)((swarm_v8i)SWARM_V8_LOAD(src + 8 * v) &
+							   keep[v]));
 			}
 			const float *xs = whole ? rp + ox : panel;
 			for (int64_t t = 0; t * DC_CO < g->Mg; t++) {
@@ -392,12 +403,13 @@ SWARM_INLINE void dwb_transpose(float *dst, int64_t ldd, const float *src, int64
 	}
 }
 
-/* The blocked plane of channels c0 .. c0 + nc - 1 (nc <= 8; the rest zeros) of one image x:
- * P[r][k][c] = x[c0 + c][r - pt][k - pl], zeros outside, rows x cols positions. A row's last
+/* The blocked plane of channels c0 .. c0 + nc - 1 (nc <= 8; the rest zeros) of one image x
+ * (whose floats end at end): P[r][k][c] = x[c0 + c][r - pt][k - pl], zeros outside, rows x
+ * cols positions. A row's last
  * columns (and a part block's) go through an 8 x 8 copy whose transpose may write up to 7
  * positions past the row's end: the next row, written after, or the plane's slack. */
 SWARM_INLINE void dwb_fill(float *P, int64_t rows, int64_t cols, const float *x, int64_t nc,
-			   const struct geo *g)
+			   const float *end, const struct geo *g)
 {
 	const int64_t hw = g->H * g->W;
 	for (int64_t r = 0; r < rows; r++) {
@@ -415,12 +427,26 @@ SWARM_INLINE void dwb_fill(float *P, int64_t rows, int64_t cols, const float *x,
 			for (; k + 8 <= g->W; k += 8)
 				dwb_transpose(dst + k * DWB, DWB, src + k, hw);
 		for (; k < g->W; k += 8) {
+			/* a row's last m < 8 columns (or a part block's): 8 loaded and the lanes
+			 * past m cleared, where 8 stay inside the image (a masked load per
+			 * channel, what the compiler made of a select, cost a fifth of a 3x3
+			 * over 10 x 14) */
 			float tmp[DWB * 8];
 			const int64_t m = g->W - k < 8 ? g->W - k : 8;
-			for (int64_t c = 0; c < DWB; c++)
+			const swarm_v8i keep = (swarm_v8i){ 0, 1, 2, 3, 4, 5, 6, 7 } < (int32_t)m;
+			for (int64_t c = 0; c < DWB; c++) {
+				const float *s = src + c * hw + k;
+				if (c < nc && s + 8 <= end) {
+					SWARM_V8_STORE(tmp + c * 8,
+						       (swarm_v8)((swarm_v8i)SWARM_V8_LOAD(s) &
+								  keep));
+					continue;
+				}
 				for (int64_t q = 0; q < 8; q++)
-					tmp[c * 8 + q] = c < nc && q < m ? src[c * hw + k + q] :
-									   0.0f;
+					tmp[c * 8 + q] = 0.0f;
+				for (int64_t q = 0; c < nc && q < m; q++)
+					tmp[c * 8 + q] = s[q];
+			}
 			dwb_transpose(dst + k * DWB, DWB, tmp, 8);
 		}
 		memset(dst + g->W * DWB, 0, (size_t)((cols - g->pl - g->W) * DWB) * sizeof(float));
@@ -504,7 +530,7 @@ SWARM_INLINE void depthwise_blocked_body(const float *x, const float *wblk, cons
 		const float *wb = wblk + c0 * taps; /* the block's taps (dw_weights) */
 		for (int64_t c = 0; c < DWB; c++)
 			bb[c] = bias && c < nc ? bias[c0 + c] : 0.0f;
-		dwb_fill(P, rows, cols, x + c0 * g->H * g->W, nc, g);
+		dwb_fill(P, rows, cols, x + c0 * g->H * g->W, nc, x + g->C * g->H * g->W, g);
 		float *oc = o + c0 * ohw;
 		for (int64_t oy = 0; oy < g->OH; oy++) {
 			const float *row0 = P + oy * g->sh * cols * DWB;
