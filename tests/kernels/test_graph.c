@@ -2182,7 +2182,7 @@ static void expect_fused_same_bits(struct swarm_graph *g[2], int n_in, const siz
 	for (int i = 0; i < n_in; i++)
 		ins[i] = x[i] = random_f32(3 * in_elems[i]);
 	for (uint32_t rows = 1; rows <= 3; rows++) {
-		float *got[2][4];
+		float *got[2][5];
 		for (int f = 0; f < 2; f++) {
 			for (int o = 0; o < n_out; o++)
 				got[f][o] = calloc(rows * out_elems[o], sizeof(float));
@@ -2201,8 +2201,9 @@ static void expect_fused_same_bits(struct swarm_graph *g[2], int n_in, const siz
 	swarm_graph_free(g[1]);
 }
 
-/* c = concat(a, x) read only by a 3x3 conv: fused on the CPU device (not run, not stored; the
- * conv reads a and x where they lie). d = concat(x, a) read by a 1x1 conv (a GEMM, which
+/* c = concat(a, x) read only by a 3x3 conv, and h = concat(a, a) read only by a grouped 3x3
+ * conv (each group's channels from its part): fused on the CPU device (not run, not stored;
+ * the convs read a and x where they lie). d = concat(x, a) read by a 1x1 conv (a GEMM, which
  * reads its input whole: kept) and e = concat(a, x), a model output read by a conv too
  * (kept). Every output has the same bits as with SWARM_GRAPH_FUSE=0, at every row count. */
 Test(kernels_graph, concat_fused_into_the_direct_conv_that_reads_it)
@@ -2213,12 +2214,14 @@ Test(kernels_graph, concat_fused_into_the_direct_conv_that_reads_it)
 	add_w("by", 5, 0, 0.3);
 	add_w4("wz", 2, 7, 1, 1, 0.3);
 	add_w4("wq", 3, 7, 2, 2, 0.3);
+	add_w4("wh", 4, 4, 3, 3, 0.3);
 	parse("{\"format\": 1,"
 	      " \"inputs\": [{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 3, 9, 11]}],"
 	      " \"outputs\": [{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 5, 5, 6]},"
 	      "  {\"name\": \"z\", \"dtype\": \"f32\", \"shape\": [-1, 2, 9, 11]},"
 	      "  {\"name\": \"e\", \"dtype\": \"f32\", \"shape\": [-1, 7, 9, 11]},"
-	      "  {\"name\": \"q\", \"dtype\": \"f32\", \"shape\": [-1, 3, 8, 10]}],"
+	      "  {\"name\": \"q\", \"dtype\": \"f32\", \"shape\": [-1, 3, 8, 10]},"
+	      "  {\"name\": \"k\", \"dtype\": \"f32\", \"shape\": [-1, 4, 9, 11]}],"
 	      " \"graph\": {\"nodes\": ["
 	      "  {\"op\": \"conv2d\", \"inputs\": [\"x\", \"wa\", \"ba\"], \"output\": \"a\","
 	      "   \"pads\": [1, 1, 1, 1], \"act\": \"relu\"},"
@@ -2228,25 +2231,32 @@ Test(kernels_graph, concat_fused_into_the_direct_conv_that_reads_it)
 	      "  {\"op\": \"conv2d\", \"inputs\": [\"c\", \"wy\", \"by\"], \"output\": \"y\","
 	      "   \"strides\": [2, 2], \"pads\": [1, 1, 1, 1]},"
 	      "  {\"op\": \"conv2d\", \"inputs\": [\"d\", \"wz\"], \"output\": \"z\"},"
-	      "  {\"op\": \"conv2d\", \"inputs\": [\"e\", \"wq\"], \"output\": \"q\"}]},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"e\", \"wq\"], \"output\": \"q\"},"
+	      "  {\"op\": \"concat\", \"inputs\": [\"a\", \"a\"], \"output\": \"h\", \"axis\": 1},"
+	      "  {\"op\": \"conv2d\", \"inputs\": [\"h\", \"wh\"], \"output\": \"k\","
+	      "   \"pads\": [1, 1, 1, 1], \"group\": 2}]},"
 	      " \"weights\": []}");
 	struct swarm_graph *g[2];
 	build_fused_pair("concat", g);
-	cr_assert_eq(swarm_graph_nodes(g[0]), 7, "unfused: every node runs");
-	cr_assert_eq(swarm_graph_nodes(g[1]), 6, "fused: c's concat is not run, d's and e's are");
+	cr_assert_eq(swarm_graph_nodes(g[0]), 9, "unfused: every node runs");
+	cr_assert_eq(swarm_graph_nodes(g[1]), 7,
+		     "fused: c's and h's concats are not run, d's and e's are");
+	/* a, d, e, y, z, q, k: the parts on y and k */
 	for (uint32_t k = 0; k < swarm_graph_nodes(g[1]); k++) {
 		const struct swarm_node *n = swarm_graph_node(g[1], k);
-		cr_assert_eq(n->n_parts, k == 3 ? 2u : 0u, "node %u has %u parts", k, n->n_parts);
+		cr_assert_eq(n->n_parts, k == 3 || k == 6 ? 2u : 0u, "node %u has %u parts", k,
+			     n->n_parts);
 	}
-	/* c's 3 rows, rounded up to the arena's 64-byte alignment */
-	const size_t c_bytes = ((size_t)3 * 7 * 9 * 11 * sizeof(float) + 63) & ~(size_t)63;
-	cr_assert_eq(swarm_graph_naive_bytes(g[0]) - swarm_graph_naive_bytes(g[1]), c_bytes,
-		     "c takes no bytes when fused: %zu and %zu", swarm_graph_naive_bytes(g[0]),
-		     swarm_graph_naive_bytes(g[1]));
+	/* c's and h's 3 rows, each rounded up to the arena's 64-byte alignment */
+	const size_t c_bytes = ((size_t)3 * 7 * 9 * 11 * sizeof(float) + 63) & ~(size_t)63,
+		     h_bytes = ((size_t)3 * 8 * 9 * 11 * sizeof(float) + 63) & ~(size_t)63;
+	cr_assert_eq(swarm_graph_naive_bytes(g[0]) - swarm_graph_naive_bytes(g[1]),
+		     c_bytes + h_bytes, "c and h take no bytes when fused: %zu and %zu",
+		     swarm_graph_naive_bytes(g[0]), swarm_graph_naive_bytes(g[1]));
 
-	const size_t outs[4] = { 5 * 5 * 6, 2 * 9 * 11, 7 * 9 * 11, 3 * 8 * 10 };
+	const size_t outs[5] = { 5 * 5 * 6, 2 * 9 * 11, 7 * 9 * 11, 3 * 8 * 10, 4 * 9 * 11 };
 	const size_t in = 3 * 9 * 11;
-	expect_fused_same_bits(g, 1, &in, 4, outs);
+	expect_fused_same_bits(g, 1, &in, 5, outs);
 }
 
 /* ---- an add fused into the conv that makes one of its operands ---------------------------- */
