@@ -389,16 +389,18 @@ static bool viewed(const struct build *b, int32_t t)
 	return false;
 }
 
-/* How many times the nodes after k read tensor t, a read as input i > 0 or through a view
- * counting twice (only a plain input-0 read once is 1), and the last reader. */
-static uint32_t reads_of(const struct build *b, int32_t t, uint32_t k, int32_t *reader)
+/* How many times the nodes after k read tensor t (a view of it counting as two), and the
+ * last read: its node and which of its inputs. */
+static uint32_t reads_of(const struct build *b, int32_t t, uint32_t k, int32_t *reader,
+			 uint32_t *slot)
 {
 	uint32_t reads = viewed(b, t) ? 2 : 0;
 	for (uint32_t j = k + 1; j < b->spec->n_nodes; j++)
 		for (uint32_t i = 0; !b->elided[j] && i < b->node_n_in[j]; i++)
 			if (b->node_in[j][i] == t) {
-				reads += i == 0 ? 1 : 2;
+				reads++;
 				*reader = (int32_t)j;
+				*slot = i;
 			}
 	return reads;
 }
@@ -452,7 +454,9 @@ static void fuse_concats(struct build *b)
 			continue;
 		/* its one reader, reading it once as input 0, and no view of it */
 		int32_t reader = -1;
-		if (reads_of(b, ot, k, &reader) != 1 || b->parts_of[reader] >= 0)
+		uint32_t slot = 0;
+		if (reads_of(b, ot, k, &reader, &slot) != 1 || slot != 0 ||
+		    b->parts_of[reader] >= 0)
 			continue;
 		/* the reader as make_nodes will build it, asked of the device */
 		struct swarm_node node;
@@ -494,14 +498,12 @@ static void fuse_sums(struct build *b)
 			    !same_shape(&g->tensors[z].t, &g->tensors[ot].t) ||
 			    g->tensors[z].first >= tt->first)
 				continue;
-			/* t read by the ADD alone, once */
-			uint32_t reads = 0;
-			for (uint32_t j = (uint32_t)tt->first + 1; j < b->spec->n_nodes; j++)
-				for (uint32_t i = 0; !b->elided[j] && i < b->node_n_in[j]; i++)
-					reads += b->node_in[j][i] == t;
-			if (reads != 1 || viewed(b, t))
-				continue;
+			/* t read by the ADD alone, once (t != z: that read is this one) */
 			const uint32_t j = (uint32_t)tt->first;
+			int32_t reader = -1;
+			uint32_t slot = 0;
+			if (reads_of(b, t, j, &reader, &slot) != 1)
+				continue;
 			struct swarm_node node;
 			b->sum_of[j] = z;
 			provisional_node(b, j, &node);
@@ -674,7 +676,8 @@ static int make_nodes(struct build *b)
 	for (uint32_t k = 0; k < b->spec->n_nodes; k++) {
 		const struct swarm_graph_node_spec *n = &b->spec->nodes[k];
 		if (b->elided[k])
-			continue; /* a reshape whose output is a view of its input: nothing runs */
+			continue; /* a reshape made a view, a concat or an add fused: nothing runs
+				   */
 		struct swarm_node *node = &g->nodes[run++];
 		provisional_node(b, k, node);
 		if (g->dev->i->supports_op && !g->dev->i->supports_op(g->dev, node)) {

@@ -329,12 +329,9 @@ SWARM_INLINE void direct_conv_body(const float *planes, const struct plane *pl, 
 				swarm_cpu_act(p->act, p, o + m * ohw + oy * g->OW,
 					      o + m * ohw + oy * g->OW, g->OW);
 		/* a fused ADD's tensor, while the row is in L1 */
-		for (int64_t m = 0; z && m < g->Mg; m++) {
-			float *orow = o + m * ohw + oy * g->OW;
-			const float *zrow = z + m * ohw + oy * g->OW;
-			for (int64_t x = 0; x < g->OW; x++)
-				orow[x] += zrow[x];
-		}
+		for (int64_t m = 0; z && m < g->Mg; m++)
+			swarm_cpu_add(o + m * ohw + oy * g->OW, o + m * ohw + oy * g->OW,
+				      z + m * ohw + oy * g->OW, g->OW);
 	}
 }
 
@@ -1242,19 +1239,17 @@ int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		for (int64_t oy = 0; oy < OH; oy++) {
 			const float *r0 = xp + iy[oy] * W, *r1 = xp + iy1[oy] * W;
 			float *orow = op + oy * OW, *row = z ? raw : orow;
-			const float *zrow = z ? z + (pl * OH + oy) * OW : NULL;
-			if (oy > 0 && iy[oy] == iy[oy - 1] &&
-			    (!linear || (iy1[oy] == iy1[oy - 1] && fy[oy] == fy[oy - 1]))) {
-				/* the row above's inputs and weights: its copy (an upsampling
-				 * computed every other row twice), or its values again */
-				if (z)
-					for (int64_t ox = 0; ox < OW; ox++)
-						orow[ox] = raw[ox] + zrow[ox];
-				else
+			/* the row above's inputs and weights: its values again (an upsampling
+			 * computed every other row twice), copied, or still in raw */
+			const bool again =
+				oy > 0 && iy[oy] == iy[oy - 1] &&
+				(!linear || (iy1[oy] == iy1[oy - 1] && fy[oy] == fy[oy - 1]));
+			if (again) {
+				if (!z) {
 					memcpy(orow, orow - OW, (size_t)OW * sizeof(float));
-				continue;
-			}
-			if (!linear) {
+					continue;
+				}
+			} else if (!linear) {
 				for (int64_t ox = 0; ox < OW; ox++)
 					row[ox] = r0[ix[ox]];
 			} else {
@@ -1266,8 +1261,8 @@ int swarm_cpu_resize(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 					row[ox] = top + (bot - top) * wy;
 				}
 			}
-			for (int64_t ox = 0; z && ox < OW; ox++)
-				orow[ox] = raw[ox] + zrow[ox];
+			if (z)
+				swarm_cpu_add(orow, raw, z + (pl * OH + oy) * OW, OW);
 		}
 	}
 	return 0;

@@ -228,9 +228,7 @@ static int cpu_supports_op(struct swarm_device *d, const struct swarm_node *n)
 /* A concat fused into a conv: the direct conv reads each channel's plane from its part. */
 static int cpu_fuse_concat(struct swarm_device *d, const struct swarm_node *n)
 {
-	(void)d;
-	return n && n->op == SWARM_OP_CONV2D && n->n_in >= 2 && n->n_in <= SWARM_NODE_MAX_INPUTS &&
-	       cpu_supports_op(d, n) && swarm_cpu_conv_takes_parts(n);
+	return cpu_supports_op(d, n) && swarm_cpu_conv_takes_parts(n);
 }
 
 /* Whether n's kernel adds n->sum to its output while it is in cache: a conv's (on the tile or
@@ -251,8 +249,8 @@ static bool takes_sum(const struct swarm_node *n)
 /* An ADD fused into the node that makes one of its operands (takes_sum). */
 static int cpu_fuse_sum(struct swarm_device *d, const struct swarm_node *n)
 {
-	return n && n->n_in >= 1 && n->n_in <= SWARM_NODE_MAX_INPUTS && cpu_supports_op(d, n) &&
-	       takes_sum(n) && (!n->n_parts || swarm_cpu_conv_takes_parts(n));
+	return cpu_supports_op(d, n) && takes_sum(n) &&
+	       (!n->n_parts || swarm_cpu_conv_takes_parts(n));
 }
 
 /* Checks the node against the op table (kernels/check.h), then runs its kernel. A node with
@@ -268,21 +266,24 @@ static int cpu_run(struct swarm_device *d, const struct swarm_node *n)
 		return -ENOTSUP;
 	if (n->sum && (!takes_sum(n) || (!n->sum->data && swarm_tensor_elems(n->sum) > 0)))
 		return -EINVAL;
+	/* with parts, input 0 is checked with the first part's storage in place of its own */
+	const struct swarm_node *checked = n;
+	struct swarm_node c;
+	struct swarm_tensor x;
 	if (n->n_parts) {
 		if (!swarm_cpu_conv_takes_parts(n))
 			return -EINVAL;
 		for (uint32_t i = 0; i < n->n_parts; i++)
 			if (!n->parts[i]->data && swarm_tensor_elems(n->parts[i]) > 0)
 				return -EINVAL;
-		struct swarm_tensor x = *n->in[0];
-		struct swarm_node c = *n;
+		x = *n->in[0];
 		x.data = n->parts[0]->data;
+		c = *n;
 		c.in[0] = &x;
-		if (swarm_node_check(&c, CPU_FLOAT_DTYPES, &dims))
-			return -EINVAL;
-	} else if (swarm_node_check(n, CPU_FLOAT_DTYPES, &dims)) {
-		return -EINVAL;
+		checked = &c;
 	}
+	if (swarm_node_check(checked, CPU_FLOAT_DTYPES, &dims))
+		return -EINVAL;
 	return cpu_kernels[n->op](&((struct cpu_ctx *)d->ctx)->ws, n, &dims);
 }
 

@@ -169,6 +169,11 @@ static binary_loop_fn binary_loop(uint32_t op)
 	}
 }
 
+void swarm_cpu_add(float *o, const float *a, const float *b, int64_t n)
+{
+	loop_add(o, a, 1, b, 1, n);
+}
+
 int swarm_cpu_binary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d)
 {
@@ -188,8 +193,8 @@ int swarm_cpu_binary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const float *z = n->sum ? n->sum->data : NULL; /* a fused ADD's */
 	for (int64_t done = 0; done < d->elems; done += inner) {
 		loop(o + done, a + offa, p.sa[last], b + offb, p.sb[last], inner);
-		for (int64_t i = 0; z && i < inner; i++)
-			o[done + i] += z[done + i];
+		if (z)
+			swarm_cpu_add(o + done, o + done, z + done, inner);
 		for (int k = last - 1; k >= 0; k--) {
 			offa += p.sa[k];
 			offb += p.sb[k];

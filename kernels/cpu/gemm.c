@@ -246,37 +246,28 @@ SWARM_INLINE void gemm_multi_body(int64_t M, int64_t N, int64_t K, float alpha, 
 					__builtin_prefetch(c + i * ldc + NR, 1, 3);
 					__builtin_prefetch(c + i * ldc + NR + 16, 1, 3);
 				}
+				/* mr and the tile's width as constants: the accumulators stay
+				 * registers */
+#define TILE(R, V) tile(R, V, K, a, lda, bp, bs, pf, c, ldc, nc, alpha, bj, rb, ta, pa, pb, zc)
+				const bool half = nc <= NR / 2;
 				switch (mr) {
 				case 3:
-					if (nc <= NR / 2)
-						tile(3, NV / 2, K, a, lda, bp, bs, pf, c, ldc, nc,
-						     alpha, bj, rb, ta, pa, pb, zc);
-					else
-						tile(3, NV, K, a, lda, bp, bs, pf, c, ldc, nc,
-						     alpha, bj, rb, ta, pa, pb, zc);
+					half ? TILE(3, NV / 2) : TILE(3, NV);
 					break;
 				case 2:
-					if (nc <= NR / 2)
-						tile(2, NV / 2, K, a, lda, bp, bs, pf, c, ldc, nc,
-						     alpha, bj, rb, ta, pa, pb, zc);
-					else
-						tile(2, NV, K, a, lda, bp, bs, pf, c, ldc, nc,
-						     alpha, bj, rb, ta, pa, pb, zc);
+					half ? TILE(2, NV / 2) : TILE(2, NV);
 					break;
 				default:
-					if (nc <= NR / 2)
-						tile(1, NV / 2, K, a, lda, bp, bs, pf, c, ldc, nc,
-						     alpha, bj, rb, ta, pa, pb, zc);
-					else
-						tile(1, NV, K, a, lda, bp, bs, pf, c, ldc, nc,
-						     alpha, bj, rb, ta, pa, pb, zc);
+					half ? TILE(1, NV / 2) : TILE(1, NV);
 					break;
 				}
+#undef TILE
 				/* the tile's rows are in L1 now: their activation too */
 				for (int64_t i = 0; post && i < mr; i++) {
 					swarm_cpu_act(act, p, c + i * ldc, c + i * ldc, nc);
-					for (int64_t j = 0; Z && j < nc; j++)
-						c[i * ldc + j] += Z[(i0 + i) * ldc + j0 + j];
+					if (Z)
+						swarm_cpu_add(c + i * ldc, c + i * ldc,
+							      Z + (i0 + i) * ldc + j0, nc);
 				}
 			}
 		}
@@ -332,8 +323,8 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *
 			row[j] = (bias ? bias[j] : 0.0f) + (row_bias ? row_bias[i] : 0.0f);
 		if (act != SWARM_OP_IDENTITY)
 			swarm_cpu_act(act, p, row, row, N);
-		for (int64_t j = 0; Z && j < N; j++)
-			row[j] += Z[i * ldc + j];
+		if (Z)
+			swarm_cpu_add(row, row, Z + i * ldc, N);
 	}
 }
 

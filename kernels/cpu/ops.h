@@ -92,6 +92,9 @@ void swarm_cpu_act(uint32_t op, const struct swarm_op_params *p, float *o, const
 		   int64_t n);
 int swarm_cpu_elementwise(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 			  const struct swarm_node_dims *d);
+/* o = a + b over n floats, as an ADD node computes it (o may be a): what a node with a fused
+ * ADD (swarm_node.sum) adds to its output with, so that fused and unfused agree to the bit. */
+void swarm_cpu_add(float *o, const float *a, const float *b, int64_t n);
 int swarm_cpu_binary(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d);
 
