@@ -136,12 +136,7 @@ static void slab_release(struct cpu_ctx *c, struct cpu_slab *s)
 static void *cpu_alloc(struct swarm_device *d, size_t bytes)
 {
 	(void)d;
-	/* aligned_alloc wants a multiple of the alignment, and a zero-byte tensor still gets a
-	 * distinct, freeable pointer. */
-	size_t rounded = (bytes + 63) & ~(size_t)63;
-	if (rounded < bytes)
-		return NULL;
-	return aligned_alloc(64, rounded ? rounded : 64);
+	return swarm_cpu_alloc(bytes);
 }
 
 static void cpu_free(struct swarm_device *d, void *p)

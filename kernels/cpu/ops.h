@@ -25,6 +25,12 @@ struct swarm_cpu_ws {
 
 void swarm_cpu_ws_free(struct swarm_cpu_ws *ws);
 
+/* bytes of memory for tensors and scratch, 64-byte aligned, freed with free(); NULL when out
+ * of memory. From SWARM_CPU_HUGE_MIN bytes on it is 2 MiB aligned, whole 2 MiB pages, and
+ * advised onto transparent huge pages (ops.c says why). */
+#define SWARM_CPU_HUGE_MIN ((size_t)256 << 10)
+void *swarm_cpu_alloc(size_t bytes);
+
 /* A node's prepared weight (swarm_node.prep on the CPU), 64-byte aligned, b too, in one of
  * these layouts:
  *   SWARM_CPU_PACK_GEMM  B of a GEMM, k x n, packed by kernels/cpu/gemm.h: LINEAR's W^T, and
