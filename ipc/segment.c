@@ -61,6 +61,11 @@ static uint32_t pow2_ceil(uint32_t v)
 	return p;
 }
 
+uint32_t swarm_seg_default_depth(uint32_t nslots)
+{
+	return nslots && nslots <= SWARM_SEG_MAX_SLOTS ? pow2_ceil(nslots) : 0;
+}
+
 int swarm_seg_geometry_init(struct swarm_seg_geometry *g, const swarm_tensor_spec *inputs,
 			    uint32_t n_inputs, const swarm_tensor_spec *outputs, uint32_t n_outputs,
 			    uint32_t nslots, uint32_t queue_depth, uint32_t max_rows)

@@ -176,6 +176,10 @@ static inline int32_t swarm_cqe_status(uint64_t e) { return (int32_t)(uint32_t)(
 uint32_t swarm_dtype_size(uint32_t dtype);
 const char *swarm_dtype_name(uint32_t dtype);
 
+/* The queue depth of an open that asks for none: nslots rounded up to a power of two; 0 (which
+ * swarm_seg_geometry_init refuses) when nslots is 0 or above SWARM_SEG_MAX_SLOTS. */
+uint32_t swarm_seg_default_depth(uint32_t nslots);
+
 /* Computes the geometry for a model's tensors and the session options (already resolved
  * against the model's defaults). Returns 0 or -EINVAL (a count out of range, a size that
  * overflows or passes SWARM_SEG_MAX_BYTES). */

@@ -737,14 +737,6 @@ static void handle_worker_msg(struct device *dv)
 
 /* ---- opening sessions ------------------------------------------------------------------------ */
 
-static uint32_t pow2_ceil(uint32_t v)
-{
-	uint32_t p = 1;
-	while (p < v)
-		p <<= 1;
-	return p;
-}
-
 /* The balancer's view of the devices. Every worker serves every model (it loads a version
  * when a session needs it), so has_model is 1 for all. */
 static void device_snapshot(struct swarm_balancer_device *snap)
@@ -1613,9 +1605,10 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 		return 0;
 	}
 	const struct swarm_model_desc *model = res.desc;
+	/* every field range-checked before any arithmetic on it (a depth rounded up from slots
+	 * above 2^31 once looped forever here) */
 	uint32_t slots = m->opts.slots ? m->opts.slots : res.default_slots;
 	uint32_t max_rows = m->opts.max_rows ? m->opts.max_rows : res.max_rows;
-	uint32_t depth = m->opts.queue_depth ? m->opts.queue_depth : pow2_ceil(slots);
 	if (max_rows > res.max_rows || slots > SWARM_SEG_MAX_SLOTS) {
 		snprintf(text, sizeof text,
 			 "options out of range: max_rows %u (model %s allows %u), slots %u (at "
@@ -1624,6 +1617,8 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 		send_open_reply(c, m->h.seq, -EINVAL, NULL, text);
 		return 0;
 	}
+	const uint32_t depth = m->opts.queue_depth ? m->opts.queue_depth :
+						     swarm_seg_default_depth(slots);
 	struct swarm_seg_geometry geo;
 	if (swarm_seg_geometry_init(&geo, res.inputs, res.n_inputs, res.outputs, res.n_outputs,
 				    slots, depth, max_rows)) {
