@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "ipc/doorbell.h"
+#include "ipc/outbox.h"
 #include "ipc/proto.h"
 #include "ipc/segment.h"
 #include "kernels/builtin.h"
@@ -149,6 +150,8 @@ struct device {
 	pid_t pid;
 	int pidfd;
 	int ctl;
+	struct swarm_outbox out; /* what waits for ctl to take it: no message is dropped */
+	int watch_out;           /* ctl is watched for writability too (out is not empty) */
 	int stats_fd;
 	struct swarm_worker_stats *stats;
 	uint32_t sessions;
@@ -236,6 +239,66 @@ static int epoll_add(int fd, void *ptr)
 }
 
 static void epoll_del(int fd) { epoll_ctl(d.epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+/* ---- the workers' control sockets ------------------------------------------------------------ */
+
+/* Watches dv's control socket for writability as well while its outbox holds messages. */
+static void dev_watch_out(struct device *dv, int on)
+{
+	if (dv->ctl < 0 || dv->watch_out == on)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = &dv->ctl_w };
+	if (epoll_ctl(d.epfd, EPOLL_CTL_MOD, dv->ctl, &ev) == 0)
+		dv->watch_out = on;
+}
+
+/* Sends a message to dv's worker. Nothing is dropped when its socket is full: the message
+ * waits in dv's outbox and goes when the socket takes it (handle_worker_writable). A worker
+ * that stops reading (SWARM_OUTBOX_MAX messages waiting) is killed, and its death handled as
+ * any other. Returns 0 (sent or queued) or -errno (the worker is gone or going). */
+static int dev_send(struct device *dv, const void *msg, size_t len, const int *fds, int nfds)
+{
+	if (dv->ctl < 0)
+		return -ENOTCONN;
+	int rc = swarm_outbox_send(&dv->out, dv->ctl, msg, len, fds, nfds);
+	if (rc == -ENOBUFS && dv->pid > 0) {
+		swarm_log(SWARM_LOG_ERROR,
+			  "event=worker_unresponsive device=%s pid=%d waiting=%zu reason=\"it "
+			  "stopped reading its control socket: killed\"",
+			  dv->plan.name, dv->pid, swarm_outbox_pending(&dv->out));
+		kill(dv->pid, SIGKILL);
+	}
+	if (rc == 0 && swarm_outbox_pending(&dv->out))
+		dev_watch_out(dv, 1);
+	return rc;
+}
+
+/* dv's control socket takes messages again: what waits goes. */
+static void handle_worker_writable(struct device *dv)
+{
+	if (dv->ctl < 0)
+		return;
+	size_t before = swarm_outbox_pending(&dv->out);
+	int rc = swarm_outbox_flush(&dv->out, dv->ctl);
+	if (rc <= 0)
+		dev_watch_out(dv, 0); /* all gone, or the peer is: its pidfd tells */
+	if (before >= 64 && rc == 0)
+		swarm_log(SWARM_LOG_INFO,
+			  "event=worker_backlog_sent device=%s messages=%zu most=%zu",
+			  dv->plan.name, before, dv->out.most);
+}
+
+/* Closes dv's control socket (its worker is gone or going) and drops what waited for it. */
+static void dev_ctl_close(struct device *dv)
+{
+	if (dv->ctl < 0)
+		return;
+	epoll_del(dv->ctl);
+	close(dv->ctl);
+	dv->ctl = -1;
+	dv->watch_out = 0;
+	swarm_outbox_clear(&dv->out);
+}
 
 /* ---- sessions ----------------------------------------------------------------------------- */
 
@@ -435,11 +498,7 @@ static void worker_died(struct device *dv)
 	epoll_del(dv->pidfd);
 	close(dv->pidfd);
 	dv->pidfd = -1;
-	if (dv->ctl >= 0) {
-		epoll_del(dv->ctl);
-		close(dv->ctl);
-		dv->ctl = -1;
-	}
+	dev_ctl_close(dv);
 	int moving = 0;
 	uint64_t now = swarm_now_ns();
 	for (struct session *s = d.sessions, *next; s; s = next) {
@@ -569,7 +628,7 @@ static void offer_weights(struct device *dv, const struct swarm_msg_version *v)
 	swarm_copy_str(m.sha, sizeof m.sha, sha);
 	m.bytes = e->bytes;
 	m.layout = e->layout;
-	int rc = swarm_msg_send(dv->ctl, &m, sizeof m, &e->fd, 1);
+	int rc = dev_send(dv, &m, sizeof m, &e->fd, 1);
 	swarm_log(rc ? SWARM_LOG_WARN : SWARM_LOG_INFO,
 		  "event=weights_offered device=%s from=%s sha=%.16s result=%s", dv->plan.name,
 		  d.dev[e->exporter].plan.name, sha, rc ? strerror(-rc) : "sent");
@@ -593,9 +652,7 @@ static void handle_worker_msg(struct device *dv)
 			return;
 		if (n <= 0) {
 			/* The worker is going; its pidfd tells when it is gone. */
-			epoll_del(dv->ctl);
-			close(dv->ctl);
-			dv->ctl = -1;
+			dev_ctl_close(dv);
 			return;
 		}
 		int type = swarm_msg_check(&m, (size_t)n);
@@ -671,7 +728,7 @@ static void handle_worker_msg(struct device *dv)
 				swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
 				dm.session_id = s->id;
 				s->state = S_DETACHING;
-				swarm_msg_send(dv->ctl, &dm, sizeof dm, NULL, 0);
+				dev_send(dv, &dm, sizeof dm, NULL, 0);
 			} else {
 				s->state = S_ACTIVE;
 				__atomic_store_n(&hdr(s)->state.v, SWARM_SEG_STATE_ACTIVE,
@@ -933,7 +990,7 @@ static void send_load(struct device *dv, int p, const struct resolved *r, uint32
 	m.timeout_ms = FANOUT_TIMEOUT_MS;
 	if (id)
 		memcpy(m.nccl_id, id, sizeof m.nccl_id);
-	if (swarm_msg_send(dv->ctl, &m, sizeof m, NULL, 0) == 0) {
+	if (dev_send(dv, &m, sizeof m, NULL, 0) == 0) {
 		dv->pre_state[p] = PRE_SENT;
 		dv->pre_version[p] = r->version;
 	}
@@ -1117,7 +1174,7 @@ static void attach_to(struct session *s, int di)
 	am.geo = s->geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
 	offer_weights(dv, &am.v);
-	if (dv->ctl < 0 || swarm_msg_send(dv->ctl, &am, sizeof am, fds, 3)) {
+	if (dev_send(dv, &am, sizeof am, fds, 3)) {
 		session_homeless(s);
 		return;
 	}
@@ -1140,7 +1197,7 @@ static void start_move(struct session *s, int to, int reason)
 	swarm_msg_init(&dm.h, SWARM_MSG_DETACH, sizeof dm, 0);
 	dm.session_id = s->id;
 	dm.flags = SWARM_DETACH_MOVE;
-	if (from->ctl < 0 || swarm_msg_send(from->ctl, &dm, sizeof dm, NULL, 0))
+	if (dev_send(from, &dm, sizeof dm, NULL, 0))
 		return; /* its worker is going: its death moves the session */
 	s->state = S_MOVING;
 	s->move_to = to;
@@ -1195,7 +1252,7 @@ static void moved(struct session *s, struct device *dv, int status, const char *
 		dm.session_id = s->id;
 		s->state = S_DETACHING;
 		session_uncount(s);
-		swarm_msg_send(dv->ctl, &dm, sizeof dm, NULL, 0);
+		dev_send(dv, &dm, sizeof dm, NULL, 0);
 		return;
 	}
 	uint64_t now = swarm_now_ns();
@@ -1577,7 +1634,7 @@ static void registry_changed(void)
 		m.session_id = s->id;
 		fill_version(&m.v, &r);
 		offer_weights(&d.dev[s->device], &m.v);
-		swarm_msg_send(d.dev[s->device].ctl, &m, sizeof m, NULL, 0);
+		dev_send(&d.dev[s->device], &m, sizeof m, NULL, 0);
 	}
 	/* A preloaded model's active version may have moved on: load the new one. */
 	preload_step();
@@ -1713,8 +1770,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	am.geo = geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
 	offer_weights(dv, &am.v);
-	int err = s->sq_efd < 0 || s->cq_efd < 0 ? -EMFILE :
-						   swarm_msg_send(dv->ctl, &am, sizeof am, fds, 3);
+	int err = s->sq_efd < 0 || s->cq_efd < 0 ? -EMFILE : dev_send(dv, &am, sizeof am, fds, 3);
 	if (err) {
 		snprintf(text, sizeof text, "cannot hand the session to worker %s: %s",
 			 dv->plan.name, strerror(-err));
@@ -1832,7 +1888,7 @@ static void client_gone(struct conn *c)
 			dm.session_id = s->id;
 			s->state = S_DETACHING;
 			session_uncount(s);
-			swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
+			dev_send(&d.dev[s->device], &dm, sizeof dm, NULL, 0);
 		} else if (s->state == S_LOST || s->state == S_HOMELESS) {
 			session_free(s);
 		}
@@ -2046,7 +2102,7 @@ static void handle_client(struct conn *c)
 				s->state = S_DETACHING;
 				s->client = NULL;
 				session_uncount(s);
-				swarm_msg_send(d.dev[s->device].ctl, &dm, sizeof dm, NULL, 0);
+				dev_send(&d.dev[s->device], &dm, sizeof dm, NULL, 0);
 			} else if (s->state == S_ATTACHING || s->state == S_DETACHING ||
 				   s->state == S_MOVING) {
 				s->client = NULL; /* finished when the worker answers */
@@ -2159,8 +2215,7 @@ static void shutdown_all(void)
 		}
 		if (dv->pidfd >= 0)
 			close(dv->pidfd);
-		if (dv->ctl >= 0)
-			close(dv->ctl);
+		dev_ctl_close(dv);
 		dv->pid = -1;
 	}
 	while (d.sessions)
@@ -2759,11 +2814,15 @@ int main(int argc, char **argv)
 			case W_CONN:
 				handle_client((struct conn *)w);
 				break;
-			case W_DEV_CTL:
-				handle_worker_msg(
-					(struct device *)((char *)w -
-							  offsetof(struct device, ctl_w)));
+			case W_DEV_CTL: {
+				struct device *dv = (struct device *)((char *)w -
+								      offsetof(struct device, ctl_w));
+				if (evs[i].events & EPOLLOUT)
+					handle_worker_writable(dv);
+				if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+					handle_worker_msg(dv);
 				break;
+			}
 			case W_REGISTRY:
 				handle_registry_event();
 				break;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ipc/doorbell.h"
+#include "ipc/outbox.h"
 #include "ipc/proto.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
@@ -154,6 +155,7 @@ struct worker {
 	int numa_node;
 	uint64_t spin_ns;
 	int ctl;
+	struct swarm_outbox out; /* replies waiting for ctl to take them: none is dropped */
 	int timer;
 	struct swarm_loop *loop;
 	struct swarm_worker_stats *stats;
@@ -183,16 +185,33 @@ static void on_term(int sig)
 	g_stop = 1; /* read by the loop after every pass; a sleep ends at the next tick */
 }
 
+static void swarmd_lost(struct worker *w);
+
+/* Sends a message to swarmd. Nothing is dropped when the socket is full: it waits in w->out
+ * and goes at the loop's next pass (handle_events flushes; a pass comes at least every tick).
+ * A swarmd that stopped reading (SWARM_OUTBOX_MAX waiting) is treated as gone. Returns 0 or
+ * -errno. */
+static int ctl_send(struct worker *w, const void *msg, size_t len, const int *fds, int nfds)
+{
+	if (w->ctl < 0)
+		return -ENOTCONN;
+	int rc = swarm_outbox_send(&w->out, w->ctl, msg, len, fds, nfds);
+	if (rc == -ENOBUFS) {
+		swarm_log(SWARM_LOG_ERROR, "event=swarmd_unresponsive waiting=%zu",
+			  swarm_outbox_pending(&w->out));
+		swarmd_lost(w);
+	}
+	return rc;
+}
+
 static void send_detached(struct worker *w, uint64_t id, int reason, const char *text)
 {
 	struct swarm_msg_detached m;
-	if (w->ctl < 0)
-		return;
 	swarm_msg_init(&m.h, SWARM_MSG_DETACHED, sizeof m, 0);
 	m.session_id = id;
 	m.reason = reason;
 	swarm_copy_str(m.text, sizeof m.text, text);
-	swarm_msg_send(w->ctl, &m, sizeof m, NULL, 0);
+	ctl_send(w, &m, sizeof m, NULL, 0);
 }
 
 /* Wakes the client if it sleeps: after completions, or when the session dies. */
@@ -323,7 +342,7 @@ static void send_weights(struct worker *w, uint16_t type, const char *sha,
 	swarm_copy_str(m.sha, sizeof m.sha, sha);
 	m.bytes = dw ? swarm_dev_weights_bytes(dw) : 0;
 	m.layout = dw ? swarm_dev_weights_layout(dw) : 0;
-	int rc = swarm_msg_send(w->ctl, &m, sizeof m, fd >= 0 ? &fd : NULL, fd >= 0);
+	int rc = ctl_send(w, &m, sizeof m, fd >= 0 ? &fd : NULL, fd >= 0);
 	if (rc)
 		swarm_log(SWARM_LOG_WARN, "event=weights_share_send_failed sha=%.16s error=\"%s\"",
 			  sha, strerror(-rc));
@@ -1340,8 +1359,7 @@ static void handle_switch(struct worker *w, const struct swarm_msg_switch *m)
 		swarm_log(SWARM_LOG_INFO, "event=session_switched session=%llu model=%s version=%u",
 			  (unsigned long long)s->id, v->model, v->number);
 	}
-	if (w->ctl >= 0)
-		swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+	ctl_send(w, &r, sizeof r, NULL, 0);
 }
 
 /* ---- LOAD: preloading, and the NCCL fan-out (docs/devices.md, "NCCL fan-out") ------------ */
@@ -1501,8 +1519,7 @@ static void handle_load(struct worker *w, const struct swarm_msg_load *m)
 		  r.model, r.version, how[r.how], ranks ? m->nranks : 1, ranks ? m->rank : 0,
 		  (unsigned long long)r.bytes, (double)r.ns / 1e6, r.gbps,
 		  r.text[0] ? " note=\"" : "", r.text, r.text[0] ? "\"" : "");
-	if (w->ctl >= 0)
-		swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+	ctl_send(w, &r, sizeof r, NULL, 0);
 }
 
 /* Lets a session go at a request boundary because it moves to another worker: what it has
@@ -1561,7 +1578,7 @@ static int handle_ctl(struct worker *w)
 			r.session_id = m.attach.session_id;
 			r.status = err;
 			swarm_copy_str(r.text, sizeof r.text, why);
-			swarm_msg_send(w->ctl, &r, sizeof r, NULL, 0);
+			ctl_send(w, &r, sizeof r, NULL, 0);
 			continue;
 		}
 		if (type == SWARM_MSG_WEIGHTS_OFFER && nfds == 1) {
@@ -1588,8 +1605,8 @@ static int handle_ctl(struct worker *w)
 	}
 }
 
-/* swarmd is gone: sessions already attached keep being served (DESIGN.md), and the worker
- * leaves once it holds none, since no new one can arrive. */
+/* swarmd is gone: sessions already attached keep being served (docs/control-plane.md), and
+ * the worker leaves once it holds none, since no new one can arrive. */
 static void swarmd_lost(struct worker *w)
 {
 	if (w->ctl < 0)
@@ -1598,6 +1615,7 @@ static void swarmd_lost(struct worker *w)
 	swarm_loop_del(w->loop, w->ctl, TAG_CTL);
 	close(w->ctl);
 	w->ctl = -1;
+	swarm_outbox_clear(&w->out);
 	if (w->n_sessions == 0)
 		w->stop = 1;
 }
@@ -1624,6 +1642,9 @@ static int handle_events(struct worker *w, int64_t timeout_ns)
 		 * the counter only grows, by one per sleep of the worker. That saves a system
 		 * call per wake-up. */
 	}
+	/* replies that found swarmd's socket full go now if it takes them */
+	if (w->ctl >= 0 && swarm_outbox_pending(&w->out) && swarm_outbox_flush(&w->out, w->ctl) < 0)
+		swarmd_lost(w);
 	return work;
 }
 
@@ -1921,7 +1942,7 @@ int main(int argc, char **argv)
 		  w.name, ready.cpus, w.numa_node,
 		  ready.io_backend == SWARM_LOOP_IO_URING ? "io_uring" : "epoll", ready.mem_policy,
 		  note);
-	if (swarm_msg_send(w.ctl, &ready, sizeof ready, NULL, 0)) {
+	if (ctl_send(&w, &ready, sizeof ready, NULL, 0)) {
 		swarm_log(SWARM_LOG_ERROR, "event=ctl_send_failed");
 		return 1;
 	}

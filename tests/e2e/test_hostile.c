@@ -4,9 +4,13 @@
  * the exit status, the workers and the sanitizer log). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "e2e/harness.h"
 
@@ -66,5 +70,133 @@ Test(e2e_hostile, open_with_slots_above_2_31_is_refused_and_swarmd_keeps_serving
 	swarm_session_close(s);
 	swarm_disconnect(honest);
 	swarm_disconnect(attacker);
+	h_stop();
+}
+
+/* ---- a client with hundreds of sessions dies ------------------------------------------------ */
+
+#define MANY_SESSIONS 250 /* of the worker's 256 places: one is the honest client's */
+
+struct many_args {
+	int ready_fd;
+};
+
+/* For h_fork: opens MANY_SESSIONS small sessions, says so on ready_fd, then waits to be
+ * killed. Exit codes: 2 no connection, 3 an open failed, 4 never killed. */
+static int child_many_sessions(void *arg)
+{
+	const struct many_args *a = arg;
+	swarm_client *c;
+	if (h_connect(&c))
+		return 2;
+	swarm_session_opts o = { .slots = 1, .queue_depth = 1, .max_rows = 1 };
+	for (int i = 0; i < MANY_SESSIONS; i++) {
+		swarm_session *s;
+		int rc = swarm_session_open(c, "identity", 0, &o, &s);
+		if (rc) {
+			fprintf(stderr, "child: open %d: %d (%s) [%s]\n", i, rc, swarm_strerror(rc),
+				swarm_client_error(c));
+			return 3;
+		}
+	}
+	if (write(a->ready_fd, "r", 1) != 1)
+		return 3;
+	h_sleep_ms(60000);
+	return 4;
+}
+
+static pid_t only_worker_or_fail(void)
+{
+	pid_t w[8];
+	int n = h_worker_pids(w, 8);
+	cr_assert_eq(n, 1, "swarmd has %d workers, want 1", n);
+	return w[0];
+}
+
+/* Defect 2 of issue 15: a client with about 200 sessions or more died; swarmd sent every
+ * DETACH at once, the worker answered with as many DETACHED on its non-blocking socket and
+ * dropped those that did not fit (swarmd ignored its own failed sends too), and swarmd kept
+ * those sessions (and their memfd and two eventfds) forever: 86, 175, 294 stuck over three
+ * rounds. Ten rounds here, each side stopped while the other writes to it, and swarmd's and
+ * the worker's descriptors come back to their baselines after each. */
+Test(e2e_hostile, a_client_with_250_sessions_dies_ten_times_and_all_is_released, .timeout = 180)
+{
+	swarm_client *honest = h_connect_or_fail();
+	swarm_session *s = NULL;
+	swarm_session_opts ok = h_identity_opts();
+	cr_assert_eq(h_open_working(honest, "identity", &ok, &s, 10 * H_SEC), 0, "[%s]",
+		     swarm_client_error(honest));
+	const pid_t d = h_swarmd_pid(), w = only_worker_or_fail();
+	h_sleep_ms(100);
+	const int base_d = h_count_fds(d), base_w = h_count_fds(w);
+	cr_assert_gt(base_d, 0);
+	cr_assert_gt(base_w, 0);
+	uint64_t tag = 1;
+	for (int round = 0; round < 10; round++) {
+		int p[2];
+		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+		struct many_args a = { .ready_fd = p[1] };
+		pid_t child = h_fork(child_many_sessions, &a);
+		cr_assert_gt(child, 0);
+		close(p[1]);
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		char b = 0;
+		int pr = poll(&pf, 1, 60000);
+		ssize_t got = pr == 1 ? read(p[0], &b, 1) : -1;
+		close(p[0]);
+		if (got != 1) {
+			int st = h_child_wait(child, 1 * H_SEC);
+			h_print_log("the client with many sessions did not get them");
+			cr_assert_fail("round %d: the child never opened its %d sessions (exit %d)",
+				       round, MANY_SESSIONS, st);
+		}
+		const int held_d = h_count_fds(d);
+		cr_assert_geq(held_d, base_d + 3 * MANY_SESSIONS,
+			      "round %d: swarmd holds %d fds with %d sessions open, baseline %d: "
+			      "the sessions are not what this test thinks",
+			      round, held_d, MANY_SESSIONS, base_d);
+		/* Both directions past their socket's buffer, whatever the machine's speed: the
+		 * worker stopped while swarmd sends its 250 DETACHes, then swarmd stopped while the
+		 * worker answers with as many DETACHED. No assertion until both run again. */
+		kill(w, SIGSTOP);
+		int stopped_w = h_wait_stopped(w, 2 * H_SEC);
+		kill(child, SIGKILL);
+		int st = h_child_wait(child, 10 * H_SEC);
+		h_sleep_ms(300);
+		kill(d, SIGSTOP);
+		int stopped_d = h_wait_stopped(d, 2 * H_SEC);
+		kill(w, SIGCONT);
+		h_sleep_ms(300);
+		kill(d, SIGCONT);
+		cr_assert_eq(stopped_w, 0, "round %d: the worker did not stop", round);
+		cr_assert_eq(stopped_d, 0, "round %d: swarmd did not stop", round);
+		cr_assert_eq(st, 256 + SIGKILL, "round %d: the child's status %d", round, st);
+		int now_d = -1, now_w = -1;
+		for (uint64_t end = h_now_ns() + 10 * H_SEC; h_now_ns() < end; h_sleep_ms(20)) {
+			now_d = h_count_fds(d);
+			now_w = h_count_fds(w);
+			if (now_d <= base_d && now_w <= base_w)
+				break;
+			cr_assert_eq(h_identity_roundtrip(s, 1, tag, 5 * H_SEC), 0,
+				     "round %d: the honest client's round trip failed", round);
+			tag++;
+		}
+		if (now_d > base_d || now_w > base_w)
+			h_print_log("descriptors not released");
+		cr_assert_leq(
+			now_d, base_d,
+			"round %d: swarmd holds %d fds 10 s after the client died, baseline %d "
+			"(%d held with the sessions)",
+			round, now_d, base_d, held_d);
+		cr_assert_leq(now_w, base_w,
+			      "round %d: the worker holds %d fds 10 s after the client died, "
+			      "baseline %d",
+			      round, now_w, base_w);
+	}
+	cr_assert_eq(only_worker_or_fail(), w, "the worker was replaced");
+	for (uint64_t k = 0; k < 16; k++)
+		cr_assert_eq(h_identity_roundtrip(s, 1 + (uint32_t)(k % 4), tag + k, 5 * H_SEC), 0);
+	swarm_session_close(s);
+	swarm_disconnect(honest);
 	h_stop();
 }
