@@ -1302,6 +1302,12 @@ static int check_builtin(const struct swarm_manifest *m, char *err, size_t err_l
 			    "manifest: graph.builtin \"%s\" is not a built-in model (known: %s)",
 			    m->graph_builtin, names);
 	}
+	/* a limit the server would cap at serving is refused here, with the limit */
+	if (m->deploy.max_rows > d->max_rows)
+		return fail(err, err_len, -EINVAL,
+			    "manifest: deploy.max_rows %" PRIu32 " is above built-in model %s's "
+			    "limit of %" PRIu32 " rows a request",
+			    m->deploy.max_rows, d->name, d->max_rows);
 	if (m->n_inputs != d->n_inputs || m->n_outputs != d->n_outputs)
 		return fail(err, err_len, -EINVAL,
 			    "manifest: built-in model %s takes %" PRIu32 " inputs and %" PRIu32

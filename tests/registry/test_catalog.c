@@ -603,6 +603,17 @@ Test(registry_catalog, publish_refuses_bad_inputs_and_changes_nothing)
 	write_text(mpath, buf);
 	expect_refused("inputs differ from the built-in", -EINVAL);
 
+	/* defect 9 of issue 15: a max_rows above the built-in graph's was accepted here and
+	 * capped at serving */
+	snprintf(buf, sizeof buf, manifest_ok, 32);
+	char *deploy = strstr(buf, "{\"max_batch\"");
+	cr_assert_not_null(deploy);
+	snprintf(deploy, sizeof buf - (size_t)(deploy - buf),
+		 "{\"max_batch\": 32, \"max_rows\": 65536}}\n");
+	write_text(mpath, buf);
+	expect_refused("deploy.max_rows above the built-in model's", -EINVAL);
+	cr_assert(strstr(err, "max_rows 65536") && strstr(err, "limit of"), "message: %s", err);
+
 	write_manifest(mpath);
 	write_weights_n(wpath, 1, 8);
 	expect_refused("weights disagree with the manifest", -EINVAL);
