@@ -16,7 +16,6 @@
  */
 #include "kernels/graph.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -26,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ipc/invariant.h"
 #include "ipc/segment.h"
 #include "kernels/op.h"
 
@@ -289,7 +289,7 @@ static int add_output(struct build *b, uint32_t k)
 	if ((rc = infer(b, k, &out)))
 		return rc;
 	for (uint32_t i = 1; i < out.ndim; i++)
-		assert(out.shape[i] >= 0 && "the batch symbol left dim 0");
+		SWARM_INVARIANT(out.shape[i] >= 0 && "the batch symbol left dim 0");
 
 	int32_t t = add_tensor(b, T_INTER);
 	struct gtensor *gt = &b->g->tensors[t];
@@ -857,7 +857,7 @@ int swarm_graph_build(const struct swarm_graph_desc *m, swarm_graph_weight_fn we
 				  i, m->outputs[i].name);
 			goto err_free;
 		}
-	assert(g->n_tensors <= cap);
+	SWARM_INVARIANT(g->n_tensors <= cap);
 	fuse_concats(&b);
 	fuse_sums(&b);
 

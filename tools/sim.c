@@ -13,12 +13,12 @@
  * over the devices as they come instead of landing on the first. Nothing here is shared
  * between runs.
  */
-#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipc/invariant.h"
 #include "runtime/histogram.h"
 #include "tools/sim.h"
 
@@ -62,7 +62,7 @@ static int fifo_push(struct fifo *f, uint64_t t)
 
 static uint64_t fifo_pop(struct fifo *f)
 {
-	assert(f->len > 0);
+	SWARM_INVARIANT(f->len > 0);
 	uint64_t t = f->v[f->head];
 	f->head = (f->head + 1) & (f->cap - 1);
 	f->len--;
@@ -397,7 +397,7 @@ static int device_event(struct sim *s, uint32_t d)
 		kick(s, d); /* the held requests, if any */
 		return 0;
 	}
-	assert(dv->in_batch);
+	SWARM_INVARIANT(dv->in_batch);
 	batch_done(s, d);
 	return 0;
 }

@@ -152,8 +152,26 @@ Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
 	if (woke)
 		h_print_log("the spare was not woken");
 	cr_assert_eq(woke, 0, "the burst did not take the warm spare");
-	cr_assert(h_log_contains("event=device_active device=cpu:2 warm_ms=0.0 from=standby"),
-		  "the spare's wake was not immediate");
+	/* immediate: the spare served with the worker it warmed as a spare, never starting a
+	 * new one (the cold start's ACTIVE line names the worker's pid; the spare's says
+	 * from=standby), and that worker is still the one alive */
+	cr_assert_eq(log_count("event=device_active device=cpu:2 warm_ms="),
+		     log_count("event=device_active device=cpu:2 warm_ms=0.0 from=standby"),
+		     "cpu:2 started a new worker instead of taking its warm one");
+	const char *const sp = "event=device_standby device=cpu:2 warm_ms=";
+	int spare_pid = -1;
+	FILE *lf = fopen(h_log_path(), "r");
+	cr_assert_not_null(lf, "cannot read swarmd's log");
+	char line[2048];
+	while (spare_pid < 0 && fgets(line, sizeof line, lf)) {
+		const char *at = strstr(line, sp), *pid = at ? strstr(at, " pid=") : NULL;
+		if (pid)
+			spare_pid = atoi(pid + 5);
+	}
+	fclose(lf);
+	cr_assert_gt(spare_pid, 0, "the spare's standby line names no pid");
+	cr_assert(h_alive((pid_t)spare_pid), "the spare's worker %d is gone after its wake",
+		  spare_pid);
 	/* Its place is taken by a new spare: cpu:1 started as one, unless the burst's demand
 	 * woke it into service first (a second wake in the same decision takes the lowest
 	 * parked device; with every device then in service there is none left to be a spare:

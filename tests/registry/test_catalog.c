@@ -757,7 +757,13 @@ Test(registry_catalog, a_writer_killed_at_any_point_leaves_a_consistent_registry
 	init_reg();
 	make_inputs(1);
 	publish("m", 0);
-	srand((unsigned)time(NULL));
+	/* the kill points are random: the seed is printed, and SWARM_TEST_SEED repeats a run */
+	const char *seed_env = getenv("SWARM_TEST_SEED");
+	const unsigned seed =
+		seed_env ? (unsigned)strtoul(seed_env, NULL, 0) : (unsigned)time(NULL);
+	fprintf(stderr, "a_writer_killed_at_any_point: seed %u (SWARM_TEST_SEED=%u repeats it)\n",
+		seed, seed);
+	srand(seed);
 	for (int it = 0; it < 40; it++) {
 		uint64_t before = generation();
 		int p[2];
@@ -780,11 +786,12 @@ Test(registry_catalog, a_writer_killed_at_any_point_leaves_a_consistent_registry
 
 		struct swarm_registry *r;
 		int rc = swarm_registry_open(reg, &r, err, sizeof err);
-		cr_assert_eq(rc, 0, "iteration %d: open after the kill: %d %s", it, rc, err);
+		cr_assert_eq(rc, 0, "iteration %d (seed %u): open after the kill: %d %s", it, seed,
+			     rc, err);
 		uint64_t after = swarm_registry_generation(r);
 		cr_assert(after == before + (uint64_t)done || after == before + (uint64_t)done + 1,
-			  "iteration %d: generation %lu, before %lu, %d writes completed", it,
-			  (unsigned long)after, (unsigned long)before, done);
+			  "iteration %d (seed %u): generation %lu, before %lu, %d writes completed",
+			  it, seed, (unsigned long)after, (unsigned long)before, done);
 		struct swarm_reg_model m;
 		cr_assert_eq(swarm_registry_find_model(r, "m", &m), 0);
 		/* No version is ever removed here: the newest (at most 256) are consecutive. */

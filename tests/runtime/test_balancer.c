@@ -329,11 +329,27 @@ static hwloc_bitmap_t plan_cpus(const struct swarm_device_plan *p)
 	return set;
 }
 
-/* Cores (or PUs where hwloc reports no cores) of the whole machine. */
-static int machine_cores(void)
+/* The committed one-socket, one-NUMA-node fixture (tests/runtime/topologies), so that the
+ * plan's checks for one node run on every machine, not only on one-node ones. */
+#define ONE_NODE_XML SWARM_SOURCE_DIR "/tests/runtime/topologies/1s-1gpu.xml"
+
+static struct swarm_topology *topo_one_node(void)
+{
+	struct swarm_topology *t = NULL;
+	int rc = swarm_topology_load(ONE_NODE_XML, &t);
+	cr_assert_eq(rc, 0, "swarm_topology_load(%s) = %d", ONE_NODE_XML, rc);
+	cr_assert_eq(swarm_topology_numa_count(t), 1, "the fixture has %d NUMA nodes, not 1",
+		     swarm_topology_numa_count(t));
+	return t;
+}
+
+/* Cores (or PUs where hwloc reports no cores) of the one-node fixture. */
+static int fixture_cores(void)
 {
 	hwloc_topology_t topo;
 	cr_assert_eq(hwloc_topology_init(&topo), 0);
+	cr_assert_eq(hwloc_topology_set_xml(topo, ONE_NODE_XML), 0, "hwloc cannot read %s",
+		     ONE_NODE_XML);
 	cr_assert_eq(hwloc_topology_load(topo), 0);
 	int cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
 	if (cores <= 0)
@@ -383,13 +399,8 @@ Test(runtime_topology, default_plan_has_one_device_per_node_with_parsable_cpus)
 
 Test(runtime_topology, plan_splits_cores_without_overlap_when_enough)
 {
-	struct swarm_topology *t = topo_live();
-	if (swarm_topology_numa_count(t) != 1) {
-		swarm_topology_free(t);
-		cr_skip_test("this check assumes one NUMA node; the machine has %d",
-			     swarm_topology_numa_count(t));
-	}
-	int cores = machine_cores();
+	struct swarm_topology *t = topo_one_node();
+	int cores = fixture_cores();
 	struct swarm_device_plan p[64];
 	int n = swarm_topology_plan_cpu(t, cores, p, 64);
 	cr_assert_eq(n, cores, "plan_cpu(%d) = %d", cores, n);
@@ -408,13 +419,8 @@ Test(runtime_topology, plan_splits_cores_without_overlap_when_enough)
 
 Test(runtime_topology, more_devices_than_cores_share_cores_round_robin)
 {
-	struct swarm_topology *t = topo_live();
-	if (swarm_topology_numa_count(t) != 1) {
-		swarm_topology_free(t);
-		cr_skip_test("this check assumes one NUMA node; the machine has %d",
-			     swarm_topology_numa_count(t));
-	}
-	int cores = machine_cores();
+	struct swarm_topology *t = topo_one_node();
+	int cores = fixture_cores();
 	cr_assert_geq(cores, 1, "cores %d", cores);
 	int want = 2 * cores + 1;
 	if (want > 64)
