@@ -845,7 +845,7 @@ static void bench_usage(FILE *f)
 		"         thread in a python3 child (bench/ort_runner.py; the Python call's few\n"
 		"         microseconds are in its times, nothing subtracted) on the same cpu,\n"
 		"         blocks interleaved, every output compared first (target: swarm at most\n"
-		"         1.0x ONNX Runtime's p50, DESIGN.md's 1.25x tightened; --quick: the\n"
+		"         1.0x ONNX Runtime's p50, issue 13's 1.25x tightened; --quick: the\n"
 		"         first batch only). First a row of the machine's GEMM peak (GFLOP/s, against\n"
 		"         OpenBLAS); each model's note names both sides' slowest op types, from a\n"
 		"         profile of each, with GFLOP/s for GEMMs, attention and convs\n"
@@ -1660,7 +1660,7 @@ static int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 			snprintf(name, sizeof name, "onnx %.20s b%u vs ORT", names[i], b->rows);
 			struct bench_row *row =
 				bench_onnx_row(rep, name, b, "onnxruntime 1 thread");
-			/* DESIGN.md asks 1.25x; the compute issue asks at or below ONNX Runtime */
+			/* the ONNX issue asked 1.25x; the compute issue asks at or below ONNX Runtime */
 			row->target = "swarm <= 1.0x ORT p50";
 			row->met = row->ratio <= 1.0 && b->rel_err <= 1e-4;
 			char sw[256], ort[256];

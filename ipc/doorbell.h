@@ -3,7 +3,7 @@
  * Towards the worker: the session's submit eventfd, which the worker's io_uring (or epoll)
  * watches. Towards the client: a futex on the segment's cq_doorbell word, or the session's
  * complete eventfd for clients with their own event loop. Both follow the sleeping-flag
- * handshake of DESIGN.md: the consumer announces that it will sleep, issues a full fence,
+ * handshake of docs/data-plane.md: the consumer announces that it will sleep, issues a full fence,
  * looks at the queue once more, then sleeps; the producer publishes, issues a full fence, and
  * wakes only if the flag is set. So a busy pair makes no system call at all.
  */

@@ -1,4 +1,4 @@
-/* registry.h: the on-disk model registry (DESIGN.md "The registry").
+/* registry.h: the on-disk model registry (docs/registry.md).
  *
  * A directory holds:
  *   index     the catalog: fixed-width, versioned, with a magic and a SHA-256 checksum;

@@ -1,6 +1,5 @@
 /* autoscaler.h: how many devices each model should have in service, as a pure function of
- * the time, the configuration, each model's demand and the devices' states (DESIGN.md
- * "Autoscaler", docs/autoscaler.md). swarmd calls it every tick with what the workers' stats
+ * the time, the configuration, each model's demand and the devices' states (docs/autoscaler.md). swarmd calls it every tick with what the workers' stats
  * pages say and carries out its actions; tools/swarm-sim calls the very same function on a
  * simulated cluster of up to thousands of devices, so a policy is judged before it runs.
  *

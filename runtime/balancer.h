@@ -1,5 +1,5 @@
 /* balancer.h: which device serves a new session. A pure function over a snapshot, so that
- * tests and the simulator call it directly (DESIGN.md "Topology and balancer"). */
+ * tests and the simulator call it directly (docs/balancing.md). */
 #ifndef SWARM_RUNTIME_BALANCER_H
 #define SWARM_RUNTIME_BALANCER_H
 

@@ -1,4 +1,4 @@
-/* log.h: one line per event, key=value, to stderr (DESIGN.md "Observability"). */
+/* log.h: one line per event, key=value, to stderr (docs/control-plane.md, "Logs"). */
 #ifndef SWARM_RUNTIME_LOG_H
 #define SWARM_RUNTIME_LOG_H
 

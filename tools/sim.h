@@ -1,7 +1,7 @@
 /* sim.h: swarm-sim, a discrete-event simulator that replays an arrival trace for one model
  * on a pool of simulated devices and lets the autoscaler's policy (runtime/autoscaler.h,
  * swarm_as_decide, the very function swarmd calls) decide how many are in service, so that a
- * policy is judged on more devices than any test machine has (DESIGN.md "Autoscaler",
+ * policy is judged on more devices than any test machine has (docs/autoscaler.md,
  * docs/simulator.md).
  *
  * Three parts, one file each: the traces (tools/sim_trace.c: parse a spec, then generate its
