@@ -75,6 +75,9 @@ struct swarm_session {
 struct swarm_client {
 	int sock;
 	uint32_t seq;
+	int64_t timeout_ms; /* each control call's send and its reply's wait; 0: no limit */
+	int timed_out;      /* a call ran out of time: its reply may still come, so no call
+			     * may follow on this connection */
 	struct swarm_session *sessions;
 	char error[SWARM_MSG_TEXT_MAX];
 };
@@ -92,18 +95,47 @@ static void set_error(struct swarm_client *c, const char *fmt, const char *a)
 
 /* One request and its reply on the control socket. fds (may be NULL) receives up to *nfds
  * descriptors. Returns the reply's type or -errno. */
+/* A call ran out of c->timeout_ms: the connection is done for control calls (a late reply
+ * would answer the next one). Its sessions' data plane goes on. */
+static int timed_out(struct swarm_client *c, const char *doing)
+{
+	char text[160];
+	snprintf(text, sizeof text,
+		 "swarmd did not %s within %lld ms; this connection takes no more control calls "
+		 "(reconnect)",
+		 doing, (long long)c->timeout_ms);
+	set_error(c, "%s", text);
+	c->timed_out = 1;
+	return -ETIMEDOUT;
+}
+
+/* One request and its reply on the control socket, each within c->timeout_ms. fds (may be
+ * NULL) receives up to *nfds descriptors. Returns the reply's type or -errno (-ETIMEDOUT when
+ * swarmd did not take the request or answer it in time; -ENOTCONN on a connection that
+ * timed out before). */
 static int call(struct swarm_client *c, void *msg, void *reply, size_t reply_len, int *fds,
 		int *nfds)
 {
+	if (c->timed_out) {
+		if (nfds)
+			*nfds = 0;
+		set_error(c, "%s",
+			  "an earlier control call on this connection timed out; reconnect");
+		return -ENOTCONN;
+	}
 	struct swarm_msg_hdr *h = msg;
 	h->seq = ++c->seq;
 	int err = swarm_msg_send(c->sock, msg, h->len, NULL, 0);
+	if (err == -EAGAIN || err == -EWOULDBLOCK)
+		return timed_out(c, "take the request");
 	if (err)
 		return err == -EPIPE || err == -ECONNRESET ? -ENOTCONN : err;
 	int got_fds = nfds ? *nfds : 0;
 	int n = swarm_msg_recv(c->sock, reply, reply_len, fds, &got_fds);
 	if (nfds)
 		*nfds = got_fds;
+	if (n == -EAGAIN || n == -EWOULDBLOCK)
+		return timed_out(c, "answer");
 	if (n == 0)
 		return -ENOTCONN;
 	if (n < 0)
@@ -113,8 +145,23 @@ static int call(struct swarm_client *c, void *msg, void *reply, size_t reply_len
 
 SWARM_API int swarm_connect(const char *socket_path, swarm_client **out)
 {
+	return swarm_connect_timeout(socket_path, swarm_timeout_ms_default(), out);
+}
+
+SWARM_API int swarm_client_set_timeout(swarm_client *c, int64_t timeout_ms)
+{
+	if (!c || timeout_ms < 0)
+		return -EINVAL;
+	int err = swarm_sock_set_timeout(c->sock, timeout_ms);
+	if (!err)
+		c->timeout_ms = timeout_ms;
+	return err;
+}
+
+SWARM_API int swarm_connect_timeout(const char *socket_path, int64_t timeout_ms, swarm_client **out)
+{
 	char def[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	if (!out)
+	if (!out || timeout_ms < 0)
 		return -EINVAL;
 	if (!socket_path || !*socket_path)
 		socket_path = getenv("SWARM_SOCKET");
@@ -138,10 +185,15 @@ SWARM_API int swarm_connect(const char *socket_path, swarm_client **out)
 		err = -errno;
 		goto err_free;
 	}
+	c->timeout_ms = timeout_ms;
+	if ((err = swarm_sock_set_timeout(c->sock, timeout_ms)))
+		goto err_close;
 	if (connect(c->sock, (struct sockaddr *)&addr, sizeof addr) < 0) {
 		err = -errno;
 		if (err == -ENOENT)
 			err = -ECONNREFUSED;
+		if (err == -EAGAIN) /* its backlog stayed full for the whole limit */
+			err = timed_out(c, "accept the connection");
 		goto err_close;
 	}
 

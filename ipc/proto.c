@@ -2,8 +2,10 @@
 #include "ipc/proto.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 void swarm_copy_str(char *dst, size_t dst_len, const char *src)
@@ -142,6 +144,30 @@ static int take_fds(struct msghdr *mh, int *fds, int want)
 		}
 	}
 	return got;
+}
+
+int64_t swarm_timeout_ms_default(void)
+{
+	const char *e = getenv("SWARM_TIMEOUT_MS");
+	if (e && *e) {
+		char *end;
+		long long v = strtoll(e, &end, 10);
+		if (*end == '\0' && v >= 0)
+			return v;
+	}
+	return SWARM_TIMEOUT_DEFAULT_MS;
+}
+
+int swarm_sock_set_timeout(int sock, int64_t timeout_ms)
+{
+	if (timeout_ms < 0)
+		return -EINVAL;
+	struct timeval tv = { .tv_sec = (time_t)(timeout_ms / 1000),
+			      .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
+	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+		return -errno;
+	return 0;
 }
 
 int swarm_msg_recv(int sock, void *buf, size_t cap, int *fds, int *nfds)

@@ -304,6 +304,15 @@ int swarm_msg_check(const void *buf, size_t n);
 /* Sends one message with up to SWARM_MSG_MAX_FDS fds. Retries EINTR. Returns 0 or -errno. */
 int swarm_msg_send(int sock, const void *msg, size_t len, const int *fds, int nfds);
 
+/* The control calls' time limit, in milliseconds: $SWARM_TIMEOUT_MS (0: none), else
+ * SWARM_TIMEOUT_DEFAULT_MS. A stuck swarmd must never block a client or the CLI forever. */
+#define SWARM_TIMEOUT_DEFAULT_MS 10000
+int64_t swarm_timeout_ms_default(void);
+
+/* Bounds every blocking connect, send and receive on sock to timeout_ms (0: no bound); past
+ * it they fail with EAGAIN. Returns 0 or -errno. */
+int swarm_sock_set_timeout(int sock, int64_t timeout_ms);
+
 /* Receives one message into buf (cap bytes) and up to *nfds fds (the count received is
  * written back; surplus fds are closed). Returns the byte count, 0 when the peer closed, or
  * -errno (-EMSGSIZE when the packet or its fds were truncated: the fds are closed). */

@@ -33,7 +33,8 @@ static void usage(FILE *f)
 		"  run NAME[@V] --in IN=FILE.npy     run a served model on .npy inputs, write the\n"
 		"                                    outputs as .npy (swarm run --help)\n"
 		"\n"
-		"The socket defaults to $SWARM_SOCKET, else swarmd's default path.\n"
+		"The socket defaults to $SWARM_SOCKET, else swarmd's default path. Each wait on\n"
+		"swarmd is bounded by $SWARM_TIMEOUT_MS milliseconds (default 10000; 0: none).\n"
 		"Exit status: 0 on success, 1 when swarmd cannot be reached, 2 on bad usage.\n");
 }
 
@@ -53,10 +54,15 @@ int swarm_cmd_connect(const char *path, char *err, size_t err_len)
 	}
 	strcpy(addr.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/* a stuck swarmd must not hang the CLI: every wait below is bounded */
+	if (fd >= 0 && swarm_sock_set_timeout(fd, swarm_timeout_ms_default()) < 0) {
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
 		int e = errno;
 		snprintf(err, err_len, "cannot reach swarmd at %s: %s (is swarmd running?)", path,
-			 strerror(e));
+			 e == EAGAIN ? "it did not accept within $SWARM_TIMEOUT_MS" : strerror(e));
 		if (fd >= 0)
 			close(fd);
 		return -e;
@@ -77,7 +83,8 @@ int swarm_cmd_connect(const char *path, char *err, size_t err_len)
 			snprintf(err, err_len, "swarmd refused: %s", reply.text);
 		} else {
 			snprintf(err, err_len, "swarmd did not answer the hello (%s)",
-				 swarm_strerror(type < 0 ? type : -EBADMSG));
+				 n == -EAGAIN ? "no answer within $SWARM_TIMEOUT_MS" :
+						swarm_strerror(type < 0 ? type : -EBADMSG));
 		}
 		close(fd);
 		return -EPROTO;
@@ -99,7 +106,8 @@ struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *er
 	close(fd);
 	if (n <= 0 || swarm_msg_check(r, (size_t)n) != SWARM_MSG_STATUS_REPLY) {
 		snprintf(err, err_len, "swarmd sent no status (%s)",
-			 swarm_strerror(n < 0 ? n : -EBADMSG));
+			 n == -EAGAIN ? "no answer within $SWARM_TIMEOUT_MS" :
+					swarm_strerror(n < 0 ? n : -EBADMSG));
 		free(r);
 		return NULL;
 	}

@@ -111,8 +111,18 @@ SWARM_API const char *swarm_strerror(int err);
 /* Connects to swarmd at socket_path, else $SWARM_SOCKET, else swarm_default_socket(), and
  * checks that both speak SWARM_ABI_VERSION. On success *out owns the connection; close it
  * with swarm_disconnect. Returns 0, -EPROTO (see swarm_client_error for what differs),
- * -EACCES, -ECONNREFUSED or another negative errno. */
+ * -EACCES, -ECONNREFUSED, -ETIMEDOUT or another negative errno. */
 SWARM_API int swarm_connect(const char *socket_path, swarm_client **out);
+
+/* Every control call (connect and its hello, open, close) waits at most a time limit for
+ * swarmd to take its request and at most as long for the answer, then fails with -ETIMEDOUT;
+ * the connection then takes no more control calls (-ENOTCONN: reconnect), while its open
+ * sessions' requests go on. The limit is $SWARM_TIMEOUT_MS milliseconds (0: none), else 10 s.
+ * swarm_connect_timeout connects with timeout_ms instead; swarm_client_set_timeout changes
+ * it for c's later calls. Both return -EINVAL for a negative limit. */
+SWARM_API int swarm_connect_timeout(const char *socket_path, int64_t timeout_ms,
+				    swarm_client **out);
+SWARM_API int swarm_client_set_timeout(swarm_client *c, int64_t timeout_ms);
 
 /* Closes every session still open on c, then the connection. c is invalid afterwards. */
 SWARM_API void swarm_disconnect(swarm_client *c);

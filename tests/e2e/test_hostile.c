@@ -200,3 +200,70 @@ Test(e2e_hostile, a_client_with_250_sessions_dies_ten_times_and_all_is_released,
 	swarm_disconnect(honest);
 	h_stop();
 }
+
+/* ---- a swarmd that stops answering ---------------------------------------------------------- */
+
+/* Part of defect 1 of issue 15: with swarmd stuck, libswarm's control calls had no time limit
+ * and a client blocked forever (its swarm_session_close too). Every control call now gives
+ * up after its limit with -ETIMEDOUT, the connection then refuses further control calls with
+ * -ENOTCONN at once, and the session's data plane is not touched by any of it. */
+Test(e2e_hostile, control_calls_time_out_on_a_stopped_swarmd)
+{
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	swarm_session_opts ok = h_identity_opts();
+	cr_assert_eq(h_open_working(c, "identity", &ok, &s, 10 * H_SEC), 0, "[%s]",
+		     swarm_client_error(c));
+	cr_assert_eq(swarm_client_set_timeout(c, 300), 0);
+	cr_assert_eq(swarm_client_set_timeout(c, -1), -EINVAL);
+	const pid_t d = h_swarmd_pid();
+	kill(d, SIGSTOP);
+	int stopped = h_wait_stopped(d, 2 * H_SEC);
+
+	uint64_t t0 = h_now_ns();
+	swarm_session *s2 = NULL;
+	int open_rc = swarm_session_open(c, "identity", 0, &ok, &s2);
+	const double open_s = (double)(h_now_ns() - t0) / 1e9;
+	char open_err[256];
+	snprintf(open_err, sizeof open_err, "%s", swarm_client_error(c));
+	/* the worker still serves the open session while swarmd is stopped */
+	int rt = h_identity_roundtrip(s, 2, 77, 5 * H_SEC);
+	swarm_client *c2 = NULL;
+	t0 = h_now_ns();
+	int conn_rc = swarm_connect_timeout(h_socket(), 300, &c2);
+	const double conn_s = (double)(h_now_ns() - t0) / 1e9;
+	kill(d, SIGCONT);
+
+	cr_assert_eq(stopped, 0, "swarmd did not stop");
+	cr_assert_eq(open_rc, -ETIMEDOUT, "open on a stopped swarmd returned %d (%s)", open_rc,
+		     swarm_strerror(open_rc));
+	cr_assert_null(s2);
+	cr_assert_lt(open_s, 3.0, "the open took %.1f s with a 0.3 s limit", open_s);
+	cr_assert_not_null(strstr(open_err, "300 ms"), "the message does not say the limit: %s",
+			   open_err);
+	cr_assert_eq(rt, 0, "the data plane stopped with swarmd: %d", rt);
+	cr_assert_eq(conn_rc, -ETIMEDOUT, "connect to a stopped swarmd returned %d (%s)", conn_rc,
+		     swarm_strerror(conn_rc));
+	cr_assert_null(c2);
+	cr_assert_lt(conn_s, 3.0, "the connect took %.1f s with a 0.3 s limit", conn_s);
+
+	/* the timed-out connection takes no more control calls, at once */
+	t0 = h_now_ns();
+	swarm_session *s3 = NULL;
+	cr_assert_eq(swarm_session_open(c, "identity", 0, &ok, &s3), -ENOTCONN);
+	cr_assert_lt(h_now_ns() - t0, 1 * H_SEC);
+	/* its session still works, and closes without waiting */
+	cr_assert_eq(h_identity_roundtrip(s, 3, 78, 5 * H_SEC), 0);
+	cr_assert_eq(swarm_session_close(s), -ENOTCONN);
+	swarm_disconnect(c);
+
+	/* swarmd, running again, serves a new client */
+	swarm_client *honest = h_connect_or_fail();
+	swarm_session *hs = NULL;
+	cr_assert_eq(h_open_working(honest, "identity", &ok, &hs, 10 * H_SEC), 0, "[%s]",
+		     swarm_client_error(honest));
+	cr_assert_eq(h_identity_roundtrip(hs, 4, 79, 5 * H_SEC), 0);
+	swarm_session_close(hs);
+	swarm_disconnect(honest);
+	h_stop();
+}
