@@ -24,7 +24,9 @@ SWARM_API const char *swarm_strerror(int err)
 	case -EAGAIN:
 		return "no free slot, or the submission queue is full; try again";
 	case -ETIMEDOUT:
-		return "timed out (the wait, or the request's deadline)";
+		return "timed out (the wait, the request's deadline, or swarmd's answer)";
+	case -EDQUOT:
+		return "a limit per client or per user was reached (swarm_client_error names it)";
 	case -EPROTO:
 		return "the client and swarmd speak different ABI versions";
 	case -ENOENT:

@@ -105,6 +105,7 @@ struct conn {
 struct session {
 	uint64_t id;
 	struct conn *client; /* NULL once the client has gone */
+	uid_t uid;           /* its client's, counted against the user's limits until freed */
 	int device;          /* -1 when no worker holds it */
 	int count_dev;       /* the device whose load it counts in (its target while it moves),
 			      * -1 none (it is going away) */
@@ -191,6 +192,15 @@ static struct {
 	struct session *sessions;
 	struct pending_open *pending;
 	uint64_t next_session_id;
+	/* limits per client and per user (0: none), docs/control-plane.md "Limits and trust" */
+	struct {
+		uint32_t per_client;   /* sessions of one connection (default: half the places) */
+		uint32_t per_user;     /* sessions of one uid, all its connections */
+		uint64_t session_bytes; /* one session's segment */
+		uint64_t user_bytes;   /* the segments of one uid's sessions together (default:
+					* half the machine's memory) */
+	} lim;
+	int lim_client_given, lim_user_bytes_given;
 	uid_t allow_uid[MAX_ALLOW];
 	int n_allow_uid;
 	gid_t allow_gid[MAX_ALLOW];
@@ -1649,6 +1659,51 @@ static void handle_registry_event(void)
 		registry_changed();
 }
 
+/* Whether c may open one more session of bytes, within the limits per client and per user.
+ * Returns 0, or -EDQUOT with text naming the limit and its option. A user's sessions count
+ * until they are freed, its clients' that have gone included. */
+static int within_limits(const struct conn *c, uint64_t bytes, char *text, size_t len)
+{
+	if (d.lim.session_bytes && bytes > d.lim.session_bytes) {
+		snprintf(text, len,
+			 "a session of %llu bytes is above the limit of %llu a session "
+			 "(--max-session-bytes)",
+			 (unsigned long long)bytes, (unsigned long long)d.lim.session_bytes);
+		return -EDQUOT;
+	}
+	uint32_t mine = 0, users = 0;
+	uint64_t user_bytes = 0;
+	for (const struct session *s = d.sessions; s; s = s->next) {
+		mine += s->client == c;
+		if (s->uid == c->uid) {
+			users++;
+			user_bytes += s->bytes;
+		}
+	}
+	if (d.lim.per_client && mine >= d.lim.per_client) {
+		snprintf(text, len,
+			 "this client holds %u sessions, the limit a connection "
+			 "(--max-sessions-per-client)",
+			 mine);
+		return -EDQUOT;
+	}
+	if (d.lim.per_user && users >= d.lim.per_user) {
+		snprintf(text, len,
+			 "user %u holds %u sessions, the limit (--max-sessions-per-user)",
+			 (unsigned)c->uid, users);
+		return -EDQUOT;
+	}
+	if (d.lim.user_bytes && user_bytes + bytes > d.lim.user_bytes) {
+		snprintf(text, len,
+			 "user %u's sessions hold %llu bytes; %llu more would pass the limit of "
+			 "%llu (--max-user-bytes)",
+			 (unsigned)c->uid, (unsigned long long)user_bytes,
+			 (unsigned long long)bytes, (unsigned long long)d.lim.user_bytes);
+		return -EDQUOT;
+	}
+	return 0;
+}
+
 /* Returns 1 when the open was parked to wait for a device, else 0 (replied). */
 static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_park)
 {
@@ -1686,6 +1741,13 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 		send_open_reply(c, m->h.seq, -EINVAL, NULL, text);
 		return 0;
 	}
+	if ((rc = within_limits(c, geo.segment_bytes, text, sizeof text))) {
+		swarm_log(SWARM_LOG_WARN,
+			  "event=open_refused client=%d uid=%u model=%s reason=\"%s\"", c->pid,
+			  (unsigned)c->uid, res.name, text);
+		send_open_reply(c, m->h.seq, rc, NULL, text);
+		return 0;
+	}
 	/* Until every device of the start is serving, opens wait: placement must not depend on
 	 * which worker happened to start first. */
 	/* Near the thread that opened it (the open says where it ran), else where the client
@@ -1721,6 +1783,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	}
 	s->id = d.next_session_id++;
 	s->client = c;
+	s->uid = c->uid;
 	s->model = model;
 	swarm_copy_str(s->model_name, sizeof s->model_name, res.name);
 	s->version = res.version;
@@ -2354,6 +2417,15 @@ static void usage(FILE *f)
 		"  --autoscale-standby N  parked devices kept warm (worker started and ready,\n"
 		"                       out of service) so that a scale-up is immediate\n"
 		"                       (default 0)\n"
+		"  --max-sessions-per-client N  sessions one connection may hold (default: half\n"
+		"                       the places of all devices, 256 a device; 0: no limit)\n"
+		"  --max-sessions-per-user N  sessions one uid may hold over all its\n"
+		"                       connections (default 0: no limit)\n"
+		"  --max-session-bytes SIZE  one session's segment (bytes, or K/M/G/T in powers\n"
+		"                       of 1024; default 0: only the protocol's 64G bound)\n"
+		"  --max-user-bytes SIZE  the segments of one uid's sessions together (default:\n"
+		"                       half the machine's memory; 0: no limit). An open past a\n"
+		"                       limit gets -EDQUOT naming it\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
@@ -2399,29 +2471,67 @@ static int parse_preload(const char *arg)
 	return 0;
 }
 
+/* A size: bytes, or a count with K, M, G or T (powers of 1024). Returns 0 or -1. */
+static int parse_size(const char *arg, uint64_t *out)
+{
+	char *end;
+	if (!*arg || *arg == '-')
+		return -1;
+	unsigned long long v = strtoull(arg, &end, 10);
+	unsigned shift = 0;
+	switch (*end) {
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	case '\0':
+		break;
+	default:
+		return -1;
+	}
+	if (shift && (end[1] != '\0' || v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char **topo_xml)
 {
-	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
-					      { "devices", required_argument, 0, 'd' },
-					      { "topology", required_argument, 0, 't' },
-					      { "spin-us", required_argument, 0, 'S' },
-					      { "allow-user", required_argument, 0, 'u' },
-					      { "allow-group", required_argument, 0, 'g' },
-					      { "worker", required_argument, 0, 'w' },
-					      { "log-level", required_argument, 0, 'l' },
-					      { "registry", required_argument, 0, 'r' },
-					      { "no-verify", no_argument, 0, 'V' },
-					      { "preload", required_argument, 0, 'P' },
-					      { "backend-dir", required_argument, 0, 'B' },
-					      { "autoscale", no_argument, 0, 'A' },
-					      { "autoscale-idle", required_argument, 0, 'I' },
-					      { "autoscale-window-s", required_argument, 0, 'W' },
-					      { "autoscale-cooldown-s", required_argument, 0, 'C' },
-					      { "autoscale-util", required_argument, 0, 'U' },
-					      { "autoscale-standby", required_argument, 0, 'Y' },
-					      { "instances", required_argument, 0, 'i' },
-					      { "help", no_argument, 0, 'h' },
-					      { 0, 0, 0, 0 } };
+	static const struct option opts[] = {
+		{ "socket", required_argument, 0, 's' },
+		{ "devices", required_argument, 0, 'd' },
+		{ "topology", required_argument, 0, 't' },
+		{ "spin-us", required_argument, 0, 'S' },
+		{ "allow-user", required_argument, 0, 'u' },
+		{ "allow-group", required_argument, 0, 'g' },
+		{ "worker", required_argument, 0, 'w' },
+		{ "log-level", required_argument, 0, 'l' },
+		{ "registry", required_argument, 0, 'r' },
+		{ "no-verify", no_argument, 0, 'V' },
+		{ "preload", required_argument, 0, 'P' },
+		{ "backend-dir", required_argument, 0, 'B' },
+		{ "autoscale", no_argument, 0, 'A' },
+		{ "autoscale-idle", required_argument, 0, 'I' },
+		{ "autoscale-window-s", required_argument, 0, 'W' },
+		{ "autoscale-cooldown-s", required_argument, 0, 'C' },
+		{ "autoscale-util", required_argument, 0, 'U' },
+		{ "autoscale-standby", required_argument, 0, 'Y' },
+		{ "instances", required_argument, 0, 'i' },
+		{ "max-sessions-per-client", required_argument, 0, 'm' },
+		{ "max-sessions-per-user", required_argument, 0, 'M' },
+		{ "max-session-bytes", required_argument, 0, 'b' },
+		{ "max-user-bytes", required_argument, 0, 'T' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 }
+	};
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
 		unsigned id;
 		char *end;
@@ -2448,6 +2558,42 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 		case 't':
 			*topo_xml = optarg;
 			break;
+		case 'm':
+		case 'M': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || *optarg == '-' || v > 1000000) {
+				fprintf(stderr,
+					"swarmd: --max-sessions-per-%s takes a count from 0 (no limit) "
+					"to 1000000, not \"%s\"\n",
+					o == 'm' ? "client" : "user", optarg);
+				return 2;
+			}
+			if (o == 'm') {
+				d.lim.per_client = (uint32_t)v;
+				d.lim_client_given = 1;
+			} else {
+				d.lim.per_user = (uint32_t)v;
+			}
+			break;
+		}
+		case 'b':
+		case 'T': {
+			uint64_t v;
+			if (parse_size(optarg, &v)) {
+				fprintf(stderr,
+					"swarmd: --max-%s-bytes takes a size in bytes, or with K, M, G "
+					"or T (powers of 1024), 0 for no limit; not \"%s\"\n",
+					o == 'b' ? "session" : "user", optarg);
+				return 2;
+			}
+			if (o == 'b')
+				d.lim.session_bytes = v;
+			else {
+				d.lim.user_bytes = v;
+				d.lim_user_bytes_given = 1;
+			}
+			break;
+		}
 		case 'i':
 			d.instances = (int)strtol(optarg, &end, 10);
 			if (!*optarg || *end || d.instances < 1 || d.instances > MAX_DEVICES) {
@@ -2720,6 +2866,19 @@ int main(int argc, char **argv)
 		return 1; /* plan_devices logged why */
 	if (d.instances > 1 && (d.n_dev = plan_instances(plan, gpu_of, d.n_dev)) <= 0)
 		return 1;
+	/* by default no client may take more than half the places, nor one user's sessions
+	 * more than half the machine's memory */
+	if (!d.lim_client_given)
+		d.lim.per_client = (uint32_t)d.n_dev * SWARM_WORKER_MAX_SESSIONS / 2;
+	if (!d.lim_user_bytes_given) {
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+		d.lim.user_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : 0;
+	}
+	swarm_log(SWARM_LOG_INFO,
+		  "event=limits sessions_per_client=%u sessions_per_user=%u session_bytes=%llu "
+		  "user_bytes=%llu",
+		  d.lim.per_client, d.lim.per_user, (unsigned long long)d.lim.session_bytes,
+		  (unsigned long long)d.lim.user_bytes);
 
 	sigset_t mask;
 	sigemptyset(&mask);

@@ -142,7 +142,8 @@ SWARM_API int swarm_default_socket(char *buf, size_t len);
 /* Opens a session on model (version 0: its active version) with opts (NULL: defaults). On
  * success *out owns a mapped segment; close it with swarm_session_close. Returns 0, -ENOENT
  * (no such model or version), -EINVAL (options out of range), -ENODEV (no device in service
- * can take it), -ENOMEM, -ENOTCONN. Needs a connected client. */
+ * can take it), -EDQUOT (a limit per client or per user: swarm_client_error names it),
+ * -ETIMEDOUT, -ENOMEM, -ENOTCONN. Needs a connected client. */
 SWARM_API int swarm_session_open(swarm_client *c, const char *model, uint32_t version,
 				 const swarm_session_opts *opts, swarm_session **out);
 
