@@ -36,6 +36,29 @@ static void open_refused(swarm_client *c, const swarm_session_opts *o, const cha
 		     (double)(h_now_ns() - t0) / 1e9);
 }
 
+/* Connects a client and opens a working identity session on it, or fails the test. */
+static swarm_session *client_with_session(swarm_client **c)
+{
+	*c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	swarm_session_opts ok = h_identity_opts();
+	cr_assert_eq(h_open_working(*c, "identity", &ok, &s, 10 * H_SEC), 0, "[%s]",
+		     swarm_client_error(*c));
+	return s;
+}
+
+/* A new client opens an identity session and does checked round trips on it. */
+static void honest_round_trips_or_fail(const char *when)
+{
+	swarm_client *honest;
+	swarm_session *s = client_with_session(&honest);
+	for (uint64_t k = 0; k < 8; k++)
+		cr_assert_eq(h_identity_roundtrip(s, 1 + (uint32_t)(k % 4), k, 5 * H_SEC), 0,
+			     "%s: round trip %llu", when, (unsigned long long)k);
+	swarm_session_close(s);
+	swarm_disconnect(honest);
+}
+
 /* Defect 1 of issue 15: slots above 2^31 with queue_depth 0 made swarmd round the depth up in
  * a uint32 loop that never ended, before slots was range-checked: every client hung and
  * SIGTERM went unheard. Every field is range-checked before arithmetic now. */
@@ -60,15 +83,7 @@ Test(e2e_hostile, open_with_slots_above_2_31_is_refused_and_swarmd_keeps_serving
 		     "the attacker's connection no longer opens a good session [%s]",
 		     swarm_client_error(attacker));
 	swarm_session_close(s);
-	swarm_client *honest = h_connect_or_fail();
-	cr_assert_eq(h_open_working(honest, "identity", &ok, &s, 10 * H_SEC), 0,
-		     "an honest client cannot open after the attack [%s]",
-		     swarm_client_error(honest));
-	for (uint64_t k = 0; k < 16; k++)
-		cr_assert_eq(h_identity_roundtrip(s, 1 + (uint32_t)(k % 4), k, 5 * H_SEC), 0,
-			     "honest round trip %llu failed", (unsigned long long)k);
-	swarm_session_close(s);
-	swarm_disconnect(honest);
+	honest_round_trips_or_fail("an honest client after the attack");
 	swarm_disconnect(attacker);
 	h_stop();
 }
@@ -131,11 +146,8 @@ TestSuite(e2e_hostile_many, .init = setup_many, .fini = teardown, .timeout = 180
 
 Test(e2e_hostile_many, a_client_with_250_sessions_dies_ten_times_and_all_is_released)
 {
-	swarm_client *honest = h_connect_or_fail();
-	swarm_session *s = NULL;
-	swarm_session_opts ok = h_identity_opts();
-	cr_assert_eq(h_open_working(honest, "identity", &ok, &s, 10 * H_SEC), 0, "[%s]",
-		     swarm_client_error(honest));
+	swarm_client *honest;
+	swarm_session *s = client_with_session(&honest);
 	const pid_t d = h_swarmd_pid(), w = only_worker_or_fail();
 	h_sleep_ms(100);
 	const int base_d = h_count_fds(d), base_w = h_count_fds(w);
@@ -219,11 +231,9 @@ Test(e2e_hostile_many, a_client_with_250_sessions_dies_ten_times_and_all_is_rele
  * -ENOTCONN at once, and the session's data plane is not touched by any of it. */
 Test(e2e_hostile, control_calls_time_out_on_a_stopped_swarmd)
 {
-	swarm_client *c = h_connect_or_fail();
-	swarm_session *s = NULL;
+	swarm_client *c;
+	swarm_session *s = client_with_session(&c);
 	swarm_session_opts ok = h_identity_opts();
-	cr_assert_eq(h_open_working(c, "identity", &ok, &s, 10 * H_SEC), 0, "[%s]",
-		     swarm_client_error(c));
 	cr_assert_eq(swarm_client_set_timeout(c, 300), 0);
 	cr_assert_eq(swarm_client_set_timeout(c, -1), -EINVAL);
 	const pid_t d = h_swarmd_pid();
@@ -296,20 +306,6 @@ static int open_until_refused(swarm_client *c, const swarm_session_opts *o, int 
 	return n;
 }
 
-static void honest_round_trips_or_fail(const char *when)
-{
-	swarm_client *honest = h_connect_or_fail();
-	swarm_session *s = NULL;
-	swarm_session_opts ok = h_identity_opts();
-	cr_assert_eq(h_open_working(honest, "identity", &ok, &s, 10 * H_SEC), 0, "%s: [%s]", when,
-		     swarm_client_error(honest));
-	for (uint64_t k = 0; k < 8; k++)
-		cr_assert_eq(h_identity_roundtrip(s, 1 + (uint32_t)(k % 4), k, 5 * H_SEC), 0,
-			     "%s: round trip %llu", when, (unsigned long long)k);
-	swarm_session_close(s);
-	swarm_disconnect(honest);
-}
-
 /* Defect 3 of issue 15: one client opened all 512 places of two devices and every other open
  * got -ENODEV. By default a connection holds at most half the places. */
 Test(e2e_limits, a_greedy_client_holds_half_the_places_and_an_honest_one_still_opens)
@@ -357,8 +353,8 @@ Test(e2e_limits, a_user_limit_counts_every_connection_of_the_uid)
 
 Test(e2e_limits, segment_bytes_are_bounded_per_session_and_per_user)
 {
-	static const char *const args[] = { "--max-session-bytes", "256K", "--max-user-bytes",
-					    "1M", NULL };
+	static const char *const args[] = { "--max-session-bytes", "256K", "--max-user-bytes", "1M",
+					    NULL };
 	h_start("cpu:1", args);
 	swarm_client *c = h_connect_or_fail();
 	/* 64 slots of 64 rows of 64 bytes in and out: about 512 KiB, above 256 KiB */
