@@ -192,6 +192,12 @@ SWARM_API int swarm_connect_timeout(const char *socket_path, int64_t timeout_ms,
 		err = -errno;
 		if (err == -ENOENT)
 			err = -ECONNREFUSED;
+		if (err == -EACCES || err == -EPERM) { /* the file system said no, not swarmd */
+			err = -EACCES;
+			set_error(c, "%s",
+				  "the socket's file permissions keep this user out (swarmd's "
+				  "--allow-user and --allow-group open it to others)");
+		}
 		if (err == -EAGAIN) /* its backlog stayed full for the whole limit */
 			err = timed_out(c, "accept the connection");
 		goto err_close;

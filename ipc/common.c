@@ -40,7 +40,8 @@ SWARM_API const char *swarm_strerror(int err)
 	case -EBADMSG:
 		return "the session broke the protocol and was detached";
 	case -EACCES:
-		return "swarmd refused this user";
+		return "permission denied: the socket's file permissions, or swarmd's credential "
+		       "check (swarm_client_error says which)";
 	case -ECONNREFUSED:
 		return "no swarmd listens on the socket";
 	case -ENOTCONN:

@@ -2215,9 +2215,11 @@ static int make_socket_dir(const char *path)
 	struct stat st;
 	if (stat(dir, &st) == 0)
 		return 0;
-	/* Only the default location is created (private to the user); a given path's
-	 * directory must exist, so that a typo is not silently created. */
-	return mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	/* Only the default location is created (private to the user, but passable when
+	 * --allow-user/--allow-group open the socket to others); a given path's directory must
+	 * exist, so that a typo is not silently created. */
+	const mode_t mode = d.n_allow_uid || d.n_allow_gid ? 0711 : 0700;
+	return mkdir(dir, mode) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 static int listen_socket(void)
@@ -2239,12 +2241,35 @@ static int listen_socket(void)
 	if (probe >= 0)
 		close(probe);
 	unlink(d.socket_path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(d.socket_path, 0660) < 0 ||
-	    listen(fd, 128) < 0) {
+	/* Who may connect at all is the file's mode; who is served is SO_PEERCRED's check at
+	 * accept. --allow-user names users the mode cannot name: the socket is then open to
+	 * all (0666) and the check refuses the others. --allow-group alone: the socket's group
+	 * is the first one named (0660), where swarmd may give it that group. */
+	mode_t mode = 0660;
+	gid_t group = (gid_t)-1;
+	if (d.n_allow_uid)
+		mode = 0666;
+	else if (d.n_allow_gid)
+		group = d.allow_gid[0];
+	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
 		int err = -errno;
 		close(fd);
 		return err;
 	}
+	if (group != (gid_t)-1 && chown(d.socket_path, (uid_t)-1, group) < 0) {
+		swarm_log(SWARM_LOG_WARN,
+			  "event=socket_group_failed group=%u error=\"%s\" result=\"mode 0666: "
+			  "the credential check alone decides\"",
+			  (unsigned)group, strerror(errno));
+		mode = 0666;
+	}
+	if (chmod(d.socket_path, mode) < 0 || listen(fd, 128) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	swarm_log(SWARM_LOG_INFO, "event=socket path=%s mode=%04o allow_users=%d allow_groups=%d",
+		  d.socket_path, (unsigned)mode, d.n_allow_uid, d.n_allow_gid);
 	return fd;
 }
 

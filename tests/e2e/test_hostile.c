@@ -8,8 +8,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <grp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "e2e/harness.h"
@@ -375,5 +377,86 @@ Test(e2e_limits, segment_bytes_are_bounded_per_session_and_per_user)
 	swarm_disconnect(c);
 	h_sleep_ms(200);
 	honest_round_trips_or_fail("after the user's sessions at its byte limit closed");
+	h_stop();
+}
+
+/* ---- who may connect ------------------------------------------------------------------------- */
+
+TestSuite(e2e_access, .fini = teardown, .timeout = 60);
+
+struct as_user {
+	uid_t uid;
+	int want;             /* swarm_connect's result */
+	const char *want_say; /* a piece of swarm_last_error() on a refusal */
+};
+
+/* For h_fork: becomes uid (and its own group), connects, and on success opens a session and
+ * does a checked round trip. Exit codes: 0 as wanted, 2 setuid failed, 3 connect's result
+ * differs, 4 the refusal's message lacks its piece, 5 the session failed. */
+static int child_as_user(void *arg)
+{
+	const struct as_user *a = arg;
+	if (setgroups(0, NULL) < 0 || setgid((gid_t)a->uid) < 0 || setuid(a->uid) < 0)
+		return 2;
+	swarm_client *c = NULL;
+	int rc = swarm_connect(h_socket(), &c);
+	if (rc != a->want) {
+		fprintf(stderr, "uid %u: connect %d (%s) [%s], want %d\n", (unsigned)a->uid, rc,
+			swarm_strerror(rc), swarm_last_error(), a->want);
+		return 3;
+	}
+	if (rc) {
+		if (!strstr(swarm_last_error(), a->want_say)) {
+			fprintf(stderr, "uid %u: the refusal says [%s], not \"%s\"\n",
+				(unsigned)a->uid, swarm_last_error(), a->want_say);
+			return 4;
+		}
+		return 0;
+	}
+	swarm_session *s = NULL;
+	swarm_session_opts o = h_identity_opts();
+	if (h_open_working(c, "identity", &o, &s, 10 * H_SEC) ||
+	    h_identity_roundtrip(s, 2, 5, 5 * H_SEC))
+		return 5;
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	return 0;
+}
+
+static void run_as_or_fail(uid_t uid, int want, const char *say)
+{
+	struct as_user a = { .uid = uid, .want = want, .want_say = say };
+	pid_t p = h_fork(child_as_user, &a);
+	cr_assert_gt(p, 0);
+	int st = h_child_wait(p, 20 * H_SEC);
+	if (st)
+		h_print_log("a client of another user");
+	cr_assert_eq(st, 0, "uid %u (want %d): the child exited %d", (unsigned)uid, want, st);
+}
+
+/* Defect 6 of issue 15: the socket was 0660, swarmd's user and group, so a user named with
+ * --allow-user could not connect at all, and libswarm called the file system's EACCES "swarmd
+ * refused this user". Now --allow-user opens the socket's mode and the credential check does
+ * the refusing, and libswarm tells the two refusals apart. Acting as other users needs root. */
+Test(e2e_access, allow_user_lets_that_user_in_and_refuses_the_others)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root, to act as other users");
+	static const char *const args[] = { "--allow-user", "65534", NULL };
+	h_start("cpu:1", args);
+	cr_assert_eq(chmod(h_dir(), 0711), 0, "chmod %s", h_dir());
+	run_as_or_fail(65534, 0, "");
+	run_as_or_fail(54321, -EACCES, "is not allowed to use this swarmd");
+	honest_round_trips_or_fail("swarmd's own user beside them");
+	h_stop();
+}
+
+Test(e2e_access, without_allow_user_the_file_says_no_and_libswarm_says_so)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root, to act as other users");
+	h_start("cpu:1", NULL);
+	cr_assert_eq(chmod(h_dir(), 0711), 0, "chmod %s", h_dir());
+	run_as_or_fail(65534, -EACCES, "file permissions");
 	h_stop();
 }
