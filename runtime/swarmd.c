@@ -202,7 +202,7 @@ static struct {
 	} lim;
 	int lim_client_given, lim_user_bytes_given;
 	uid_t allow_uid[MAX_ALLOW];
-	int n_allow_uid;
+	int n_allow_uid; /* swarmd's own uid first, then those of --allow-user */
 	gid_t allow_gid[MAX_ALLOW];
 	int n_allow_gid;
 	uint64_t started_ns;
@@ -2218,7 +2218,7 @@ static int make_socket_dir(const char *path)
 	/* Only the default location is created (private to the user, but passable when
 	 * --allow-user/--allow-group open the socket to others); a given path's directory must
 	 * exist, so that a typo is not silently created. */
-	const mode_t mode = d.n_allow_uid || d.n_allow_gid ? 0711 : 0700;
+	const mode_t mode = d.n_allow_uid > 1 || d.n_allow_gid ? 0711 : 0700;
 	return mkdir(dir, mode) < 0 && errno != EEXIST ? -errno : 0;
 }
 
@@ -2247,7 +2247,7 @@ static int listen_socket(void)
 	 * is the first one named (0660), where swarmd may give it that group. */
 	mode_t mode = 0660;
 	gid_t group = (gid_t)-1;
-	if (d.n_allow_uid)
+	if (d.n_allow_uid > 1)
 		mode = 0666;
 	else if (d.n_allow_gid)
 		group = d.allow_gid[0];
@@ -2269,7 +2269,7 @@ static int listen_socket(void)
 		return err;
 	}
 	swarm_log(SWARM_LOG_INFO, "event=socket path=%s mode=%04o allow_users=%d allow_groups=%d",
-		  d.socket_path, (unsigned)mode, d.n_allow_uid, d.n_allow_gid);
+		  d.socket_path, (unsigned)mode, d.n_allow_uid - 1, d.n_allow_gid);
 	return fd;
 }
 

@@ -445,6 +445,9 @@ Test(e2e_access, allow_user_lets_that_user_in_and_refuses_the_others)
 	static const char *const args[] = { "--allow-user", "65534", NULL };
 	h_start("cpu:1", args);
 	cr_assert_eq(chmod(h_dir(), 0711), 0, "chmod %s", h_dir());
+	struct stat st;
+	cr_assert_eq(stat(h_socket(), &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0666, "the socket's mode is %o", st.st_mode & 0777);
 	run_as_or_fail(65534, 0, "");
 	run_as_or_fail(54321, -EACCES, "is not allowed to use this swarmd");
 	honest_round_trips_or_fail("swarmd's own user beside them");
@@ -457,6 +460,9 @@ Test(e2e_access, without_allow_user_the_file_says_no_and_libswarm_says_so)
 		cr_skip_test("needs root, to act as other users");
 	h_start("cpu:1", NULL);
 	cr_assert_eq(chmod(h_dir(), 0711), 0, "chmod %s", h_dir());
-	run_as_or_fail(65534, -EACCES, "file permissions");
+	struct stat st;
+	cr_assert_eq(stat(h_socket(), &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0660, "the socket's mode is %o", st.st_mode & 0777);
+	run_as_or_fail(65534, -EACCES, "file permissions keep this user out");
 	h_stop();
 }
