@@ -99,6 +99,7 @@ struct conn {
 	int numa_node;
 	int hello_done;
 	int refused; /* SO_PEERCRED said no; answer the hello with -EACCES */
+	int admin;   /* may change service for others: root, swarmd's user, --admin-group */
 	struct conn *next;
 };
 
@@ -205,6 +206,8 @@ static struct {
 	int n_allow_uid; /* swarmd's own uid first, then those of --allow-user */
 	gid_t allow_gid[MAX_ALLOW];
 	int n_allow_gid;
+	gid_t admin_gid[MAX_ALLOW]; /* --admin-group */
+	int n_admin_gid;
 	uint64_t started_ns;
 	char registry_dir[PATH_MAX];
 	char backend_dir[PATH_MAX];      /* where a manifest's relative backend name is found */
@@ -1869,6 +1872,25 @@ static void try_pending_opens(void)
 /* ---- clients -----------------------------------------------------------------------------------
  */
 
+/* Whether the peer on fd (credentials cred) is in one of the n groups gids, by its primary
+ * group or its supplementary ones. */
+static int peer_in_groups(int fd, const struct ucred *cred, const gid_t *gids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (cred->gid == gids[i])
+			return 1;
+	if (!n)
+		return 0;
+	gid_t groups[256];
+	socklen_t len = sizeof groups;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+		for (size_t g = 0; g < len / sizeof(gid_t); g++)
+			for (int i = 0; i < n; i++)
+				if (groups[g] == gids[i])
+					return 1;
+	return 0;
+}
+
 static int allowed(int fd, struct ucred *cred)
 {
 	socklen_t len = sizeof *cred;
@@ -1877,19 +1899,7 @@ static int allowed(int fd, struct ucred *cred)
 	for (int i = 0; i < d.n_allow_uid; i++)
 		if (cred->uid == d.allow_uid[i])
 			return 1;
-	for (int i = 0; i < d.n_allow_gid; i++)
-		if (cred->gid == d.allow_gid[i])
-			return 1;
-	if (d.n_allow_gid) {
-		gid_t groups[256];
-		len = sizeof groups;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
-			for (size_t g = 0; g < len / sizeof(gid_t); g++)
-				for (int i = 0; i < d.n_allow_gid; i++)
-					if (groups[g] == d.allow_gid[i])
-						return 1;
-	}
-	return 0;
+	return peer_in_groups(fd, cred, d.allow_gid, d.n_allow_gid);
 }
 
 static void accept_client(void)
@@ -1908,6 +1918,9 @@ static void accept_client(void)
 		c->numa_node = -1;
 		struct ucred cred = { 0 };
 		c->refused = !allowed(fd, &cred);
+		c->admin = !c->refused &&
+			   (cred.uid == 0 || cred.uid == getuid() ||
+			    peer_in_groups(fd, &cred, d.admin_gid, d.n_admin_gid));
 		c->pid = cred.pid;
 		c->uid = cred.uid;
 		if (epoll_add(fd, c)) {
@@ -2177,7 +2190,19 @@ static void handle_client(struct conn *c)
 			break;
 		}
 		case SWARM_MSG_DEVICE: {
-			int status = device_control(&m.device, text, sizeof text);
+			/* it changes service for every client: admins only */
+			int status = -EPERM;
+			if (c->admin) {
+				status = device_control(&m.device, text, sizeof text);
+			} else {
+				snprintf(text, sizeof text,
+					 "user %u may not take devices out of service or back: that "
+					 "needs root, swarmd's own user or a member of --admin-group",
+					 (unsigned)c->uid);
+				swarm_log(SWARM_LOG_WARN,
+					  "event=admin_refused client=%d uid=%u action=device",
+					  c->pid, (unsigned)c->uid);
+			}
 			send_reply(c->fd, SWARM_MSG_DEVICE_REPLY, m.h.seq, status, text);
 			break;
 		}
@@ -2414,6 +2439,8 @@ static void usage(FILE *f)
 		"  --allow-user U       also accept clients of user U (name or uid; repeatable;\n"
 		"                       default: only swarmd's own user)\n"
 		"  --allow-group G      also accept clients in group G (name or gid; repeatable)\n"
+		"  --admin-group G      its members may also drain and resume devices (`swarm\n"
+		"                       device`), besides root and swarmd's own user (repeatable)\n"
 		"  --registry DIR       the model registry (default: $SWARM_REGISTRY, else\n"
 		"                       $XDG_DATA_HOME/swarm/registry, else\n"
 		"                       ~/.local/share/swarm/registry); without one, only the\n"
@@ -2537,6 +2564,7 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 		{ "spin-us", required_argument, 0, 'S' },
 		{ "allow-user", required_argument, 0, 'u' },
 		{ "allow-group", required_argument, 0, 'g' },
+		{ "admin-group", required_argument, 0, 'a' },
 		{ "worker", required_argument, 0, 'w' },
 		{ "log-level", required_argument, 0, 'l' },
 		{ "registry", required_argument, 0, 'r' },
@@ -2638,11 +2666,14 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 			break;
 		case 'u':
 		case 'g':
+		case 'a':
 			if (parse_id(optarg, o == 'u', &id) < 0) {
 				fprintf(stderr, "swarmd: no such %s \"%s\"\n",
 					o == 'u' ? "user" : "group", optarg);
 				return 2;
 			}
+			if (o == 'a' && d.n_admin_gid < MAX_ALLOW)
+				d.admin_gid[d.n_admin_gid++] = id;
 			if (o == 'u' && d.n_allow_uid < MAX_ALLOW)
 				d.allow_uid[d.n_allow_uid++] = id;
 			else if (o == 'g' && d.n_allow_gid < MAX_ALLOW)

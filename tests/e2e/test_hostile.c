@@ -11,10 +11,13 @@
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "ipc/proto.h"
 
 static void setup(void) { h_start("cpu:1", NULL); }
 static void teardown(void) { h_teardown(); }
@@ -464,5 +467,96 @@ Test(e2e_access, without_allow_user_the_file_says_no_and_libswarm_says_so)
 	cr_assert_eq(stat(h_socket(), &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0660, "the socket's mode is %o", st.st_mode & 0777);
 	run_as_or_fail(65534, -EACCES, "file permissions keep this user out");
+	h_stop();
+}
+
+/* ---- admin operations ------------------------------------------------------------------------ */
+
+/* One DEVICE message (action on the device named) over a connection of our own, as `swarm
+ * device` sends it. Returns the reply's status, with its text in text; -EPROTO when no
+ * reply came. */
+static int device_call(uint32_t action, const char *name, char *text, size_t len)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", h_socket());
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || swarm_sock_set_timeout(fd, 5000) ||
+	    connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		snprintf(text, len, "cannot connect: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -EPROTO;
+	}
+	struct swarm_msg_hello hello;
+	swarm_msg_init(&hello.h, SWARM_MSG_HELLO, sizeof hello, 1);
+	hello.pid = getpid();
+	hello.cpu = -1;
+	hello.numa_node = -1;
+	struct swarm_msg_reply r;
+	int n = swarm_msg_send(fd, &hello, sizeof hello, NULL, 0);
+	if (n == 0)
+		n = swarm_msg_recv(fd, &r, sizeof r, NULL, NULL);
+	int rc = -EPROTO;
+	if (n > 0 && swarm_msg_check(&r, (size_t)n) == SWARM_MSG_HELLO_REPLY && r.status == 0) {
+		struct swarm_msg_device m;
+		swarm_msg_init(&m.h, SWARM_MSG_DEVICE, sizeof m, 2);
+		m.action = action;
+		snprintf(m.name, sizeof m.name, "%s", name);
+		n = swarm_msg_send(fd, &m, sizeof m, NULL, 0);
+		if (n == 0)
+			n = swarm_msg_recv(fd, &r, sizeof r, NULL, NULL);
+		if (n > 0 && swarm_msg_check(&r, (size_t)n) == SWARM_MSG_DEVICE_REPLY) {
+			rc = r.status;
+			r.text[sizeof r.text - 1] = 0;
+			snprintf(text, len, "%s", r.text);
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+/* For h_fork: becomes uid 65534, asks to drain cpu:1. Exit 0 when refused with -EPERM and a
+ * message that says what it takes; 2 setuid failed, 3 another answer. */
+static int child_drain_as_nobody(void *arg)
+{
+	(void)arg;
+	if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+		return 2;
+	char text[SWARM_MSG_TEXT_MAX] = "";
+	int rc = device_call(SWARM_DEVICE_DRAIN, "cpu:1", text, sizeof text);
+	if (rc != -EPERM || !strstr(text, "--admin-group")) {
+		fprintf(stderr, "drain as uid 65534: %d [%s], want -EPERM naming --admin-group\n",
+			rc, text);
+		return 3;
+	}
+	return 0;
+}
+
+/* Defect 5 of issue 15: any client could take every device out of service with `swarm device
+ * drain`. Now that needs root, swarmd's own user or a member of --admin-group; others get
+ * -EPERM saying so, and nothing changes. */
+Test(e2e_access, only_an_admin_drains_a_device)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root, to act as another user");
+	static const char *const args[] = { "--allow-user", "65534", NULL };
+	h_start("cpu:2", args);
+	cr_assert_eq(chmod(h_dir(), 0711), 0, "chmod %s", h_dir());
+	pid_t p = h_fork(child_drain_as_nobody, NULL);
+	cr_assert_gt(p, 0);
+	int st = h_child_wait(p, 20 * H_SEC);
+	cr_assert_eq(st, 0, "the non-admin's drain: child exited %d", st);
+	cr_assert(h_log_contains("event=admin_refused"), "the refusal left no line in the log");
+	cr_assert(!h_log_contains("event=device_draining"), "a non-admin's drain changed service");
+	/* root may */
+	char text[SWARM_MSG_TEXT_MAX] = "";
+	int rc = device_call(SWARM_DEVICE_DRAIN, "cpu:1", text, sizeof text);
+	cr_assert_eq(rc, 0, "root's drain: %d [%s]", rc, text);
+	for (uint64_t end = h_now_ns() + 10 * H_SEC;
+	     !h_log_contains("event=device_parked device=cpu:1") && h_now_ns() < end;)
+		h_sleep_ms(20);
+	rc = device_call(SWARM_DEVICE_RESUME, "cpu:1", text, sizeof text);
+	cr_assert_eq(rc, 0, "root's resume: %d [%s]", rc, text);
+	honest_round_trips_or_fail("after the drains");
 	h_stop();
 }
