@@ -128,14 +128,22 @@ static int call(struct swarm_client *c, void *msg, void *reply, size_t reply_len
 	int err = swarm_msg_send(c->sock, msg, h->len, NULL, 0);
 	if (err == -EAGAIN || err == -EWOULDBLOCK)
 		return timed_out(c, "take the request");
-	if (err)
-		return err == -EPIPE || err == -ECONNRESET ? -ENOTCONN : err;
+	/* swarmd may have answered and closed before the request went (a connection refused
+	 * at accept): its answer is still there to read */
+	if (err && err != -EPIPE && err != -ECONNRESET)
+		return err;
 	int got_fds = nfds ? *nfds : 0;
 	int n = swarm_msg_recv(c->sock, reply, reply_len, fds, &got_fds);
+	/* a peer that closed with our request unread makes the first read ECONNRESET, with its
+	 * answer still queued behind */
+	if (n == -ECONNRESET) {
+		got_fds = nfds ? *nfds : 0;
+		n = swarm_msg_recv(c->sock, reply, reply_len, fds, &got_fds);
+	}
 	if (nfds)
 		*nfds = got_fds;
 	if (n == -EAGAIN || n == -EWOULDBLOCK)
-		return timed_out(c, "answer");
+		return err ? -ENOTCONN : timed_out(c, "answer");
 	if (n == 0)
 		return -ENOTCONN;
 	if (n < 0)

@@ -25,6 +25,11 @@ SWARM_API const char *swarm_strerror(int err)
 		return "no free slot, or the submission queue is full; try again";
 	case -ETIMEDOUT:
 		return "timed out (the wait, the request's deadline, or swarmd's answer)";
+	case -EUSERS:
+		return "swarmd holds as many connections as it allows (swarm_client_error names the "
+		       "limit)";
+	case -EMFILE:
+		return "swarmd is out of file descriptors; try again later";
 	case -EDQUOT:
 		return "a limit per client or per user was reached (swarm_client_error names it)";
 	case -EPROTO:

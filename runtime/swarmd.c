@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/eventfd.h>
@@ -100,6 +101,7 @@ struct conn {
 	int hello_done;
 	int refused; /* SO_PEERCRED said no; answer the hello with -EACCES */
 	int admin;   /* may change service for others: root, swarmd's user, --admin-group */
+	uint64_t accepted_ns; /* its hello is due within d.hello_timeout_ns of this */
 	struct conn *next;
 };
 
@@ -201,13 +203,19 @@ static struct {
 		uint64_t user_bytes;   /* the segments of one uid's sessions together (default:
 					* half the machine's memory) */
 	} lim;
-	int lim_client_given, lim_user_bytes_given;
+	int lim_client_given, lim_user_bytes_given, lim_conns_user_given;
 	uid_t allow_uid[MAX_ALLOW];
 	int n_allow_uid; /* swarmd's own uid first, then those of --allow-user */
 	gid_t allow_gid[MAX_ALLOW];
 	int n_allow_gid;
 	gid_t admin_gid[MAX_ALLOW]; /* --admin-group */
 	int n_admin_gid;
+	uint32_t max_conns, max_conns_per_user; /* 0: no limit */
+	uint64_t hello_timeout_ns;
+	uint32_t n_conns;
+	int reserve_fd;  /* kept open to be given up when accept meets EMFILE */
+	int accept_paused; /* no descriptor left even for that: the listener is not watched */
+	uint64_t accept_refused_log_ns;
 	uint64_t started_ns;
 	char registry_dir[PATH_MAX];
 	char backend_dir[PATH_MAX];      /* where a manifest's relative backend name is found */
@@ -1902,12 +1910,71 @@ static int allowed(int fd, struct ucred *cred)
 	return peer_in_groups(fd, cred, d.allow_gid, d.n_allow_gid);
 }
 
+/* Refuses a connection just accepted: a HELLO_REPLY with status and why (the client's
+ * first read), then closed. Logged at most once a second. */
+static void refuse_conn(int fd, int status, const char *why)
+{
+	send_reply(fd, SWARM_MSG_HELLO_REPLY, 0, status, why);
+	close(fd);
+	uint64_t now = swarm_now_ns();
+	if (now - d.accept_refused_log_ns >= 1000000000ull) {
+		d.accept_refused_log_ns = now;
+		swarm_log(SWARM_LOG_WARN, "event=connection_refused reason=\"%s\"", why);
+	}
+}
+
+/* Out of descriptors (EMFILE, ENFILE): the waiting connection is taken with the reserve
+ * descriptor and closed at once, so that the listener does not stay readable and the loop
+ * spin on it. Without even that, the listener is left unwatched until a client goes. */
+static void accept_out_of_fds(void)
+{
+	if (d.reserve_fd >= 0) {
+		close(d.reserve_fd);
+		d.reserve_fd = -1;
+		int fd = accept4(d.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			refuse_conn(fd, -EMFILE, "swarmd is out of file descriptors; try again later");
+		d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (d.reserve_fd < 0 && !d.accept_paused) {
+		epoll_del(d.listen_fd);
+		d.accept_paused = 1;
+		swarm_log(SWARM_LOG_WARN, "event=accept_paused reason=\"out of file descriptors\"");
+	}
+}
+
 static void accept_client(void)
 {
-	for (;;) {
+	for (int taken = 0; !d.accept_paused && taken < 256; taken++) {
 		int fd = accept4(d.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd < 0)
-			return;
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				accept_out_of_fds();
+			else if (errno != EINTR && errno != ECONNABORTED)
+				return; /* EAGAIN: none waits */
+			continue;
+		}
+		struct ucred cred = { 0 };
+		int ok = allowed(fd, &cred);
+		uint32_t users = 0;
+		for (const struct conn *o = d.conns; o; o = o->next)
+			users += o->uid == cred.uid;
+		char why[SWARM_MSG_TEXT_MAX];
+		if (d.max_conns && d.n_conns >= d.max_conns) {
+			snprintf(why, sizeof why,
+				 "swarmd serves at most %u connections (--max-connections)",
+				 d.max_conns);
+			refuse_conn(fd, -EUSERS, why);
+			continue;
+		}
+		if (ok && d.max_conns_per_user && users >= d.max_conns_per_user) {
+			snprintf(why, sizeof why,
+				 "user %u holds %u connections, the limit "
+				 "(--max-connections-per-user)",
+				 (unsigned)cred.uid, users);
+			refuse_conn(fd, -EUSERS, why);
+			continue;
+		}
 		struct conn *c = calloc(1, sizeof *c);
 		if (!c) {
 			close(fd);
@@ -1916,13 +1983,12 @@ static void accept_client(void)
 		c->w.kind = W_CONN;
 		c->fd = fd;
 		c->numa_node = -1;
-		struct ucred cred = { 0 };
-		c->refused = !allowed(fd, &cred);
-		c->admin = !c->refused &&
-			   (cred.uid == 0 || cred.uid == getuid() ||
-			    peer_in_groups(fd, &cred, d.admin_gid, d.n_admin_gid));
+		c->refused = !ok;
+		c->admin = ok && (cred.uid == 0 || cred.uid == getuid() ||
+				  peer_in_groups(fd, &cred, d.admin_gid, d.n_admin_gid));
 		c->pid = cred.pid;
 		c->uid = cred.uid;
+		c->accepted_ns = swarm_now_ns();
 		if (epoll_add(fd, c)) {
 			close(fd);
 			free(c);
@@ -1930,6 +1996,23 @@ static void accept_client(void)
 		}
 		c->next = d.conns;
 		d.conns = c;
+		d.n_conns++;
+	}
+}
+
+static void client_gone(struct conn *c);
+
+/* Connections that have not said hello within d.hello_timeout_ns are closed: a silent
+ * connection must not hold a place for ever. */
+static void hello_deadlines(uint64_t now)
+{
+	for (struct conn *c = d.conns, *next; c; c = next) {
+		next = c->next;
+		if (c->hello_done || !d.hello_timeout_ns || now - c->accepted_ns < d.hello_timeout_ns)
+			continue;
+		swarm_log(SWARM_LOG_WARN, "event=hello_timeout client=%d uid=%u waited_ms=%.0f",
+			  c->pid, (unsigned)c->uid, (double)(now - c->accepted_ns) / 1e6);
+		client_gone(c);
 	}
 }
 
@@ -1940,8 +2023,16 @@ static void client_gone(struct conn *c)
 	for (struct conn **p = &d.conns; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
+			d.n_conns--;
 			break;
 		}
+	/* a descriptor came back: the reserve first, then the listener */
+	if (d.reserve_fd < 0)
+		d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (d.accept_paused && d.reserve_fd >= 0 && epoll_add(d.listen_fd, &d.listen_w) == 0) {
+		d.accept_paused = 0;
+		swarm_log(SWARM_LOG_INFO, "event=accept_resumed");
+	}
 	for (struct pending_open **p = &d.pending; *p;) {
 		if ((*p)->client == c) {
 			struct pending_open *dead = *p;
@@ -2478,6 +2569,11 @@ static void usage(FILE *f)
 		"  --max-user-bytes SIZE  the segments of one uid's sessions together (default:\n"
 		"                       half the machine's memory; 0: no limit). An open past a\n"
 		"                       limit gets -EDQUOT naming it\n"
+		"  --max-connections N  connections swarmd holds at once (default 1024; 0: no\n"
+		"                       limit); past it a client's hello gets -EUSERS\n"
+		"  --max-connections-per-user N  of one uid (default: half of the above)\n"
+		"  --hello-timeout-ms T  a connection that has not said hello within T is\n"
+		"                       closed (default 5000; 0: never)\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
@@ -2565,6 +2661,9 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 		{ "allow-user", required_argument, 0, 'u' },
 		{ "allow-group", required_argument, 0, 'g' },
 		{ "admin-group", required_argument, 0, 'a' },
+		{ "max-connections", required_argument, 0, 'n' },
+		{ "max-connections-per-user", required_argument, 0, 'N' },
+		{ "hello-timeout-ms", required_argument, 0, 'H' },
 		{ "worker", required_argument, 0, 'w' },
 		{ "log-level", required_argument, 0, 'l' },
 		{ "registry", required_argument, 0, 'r' },
@@ -2611,6 +2710,29 @@ static int parse_args(int argc, char **argv, int *mode, int *n_cpu, const char *
 		case 't':
 			*topo_xml = optarg;
 			break;
+		case 'n':
+		case 'N':
+		case 'H': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || *optarg == '-' || v > 100000000) {
+				fprintf(stderr,
+					"swarmd: --%s takes a number from 0 (no limit) to 100000000, "
+					"not \"%s\"\n",
+					o == 'n'   ? "max-connections" :
+					o == 'N' ? "max-connections-per-user" :
+						     "hello-timeout-ms",
+					optarg);
+				return 2;
+			}
+			if (o == 'n')
+				d.max_conns = (uint32_t)v;
+			else if (o == 'N') {
+				d.max_conns_per_user = (uint32_t)v;
+				d.lim_conns_user_given = 1;
+			} else
+				d.hello_timeout_ns = (uint64_t)v * 1000000ull;
+			break;
+		}
 		case 'm':
 		case 'M': {
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -2874,6 +2996,9 @@ int main(int argc, char **argv)
 	swarm_as_config_default(&d.as.cfg);
 	d.as.idle_floor = 1;
 	d.allow_uid[d.n_allow_uid++] = getuid();
+	d.max_conns = 1024;
+	d.hello_timeout_ns = 5000000000ull;
+	d.reserve_fd = -1;
 	int n_cpu = 0, mode = DEVICES_DEFAULT;
 	const char *topo_xml = NULL;
 	int rc = parse_args(argc, argv, &mode, &n_cpu, &topo_xml);
@@ -2926,15 +3051,26 @@ int main(int argc, char **argv)
 	 * more than half the machine's memory */
 	if (!d.lim_client_given)
 		d.lim.per_client = (uint32_t)d.n_dev * SWARM_WORKER_MAX_SESSIONS / 2;
+	if (!d.lim_conns_user_given)
+		d.max_conns_per_user = d.max_conns / 2;
+	/* room for the connections allowed (the soft limit raised to the hard one), and one
+	 * descriptor in reserve for when accept meets EMFILE anyway */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+	d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (!d.lim_user_bytes_given) {
 		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 		d.lim.user_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : 0;
 	}
 	swarm_log(SWARM_LOG_INFO,
 		  "event=limits sessions_per_client=%u sessions_per_user=%u session_bytes=%llu "
-		  "user_bytes=%llu",
+		  "user_bytes=%llu connections=%u connections_per_user=%u hello_timeout_ms=%llu",
 		  d.lim.per_client, d.lim.per_user, (unsigned long long)d.lim.session_bytes,
-		  (unsigned long long)d.lim.user_bytes);
+		  (unsigned long long)d.lim.user_bytes, d.max_conns, d.max_conns_per_user,
+		  (unsigned long long)(d.hello_timeout_ns / 1000000));
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -3046,6 +3182,7 @@ int main(int argc, char **argv)
 				if (read(d.timer_fd, &ticks, sizeof ticks) == sizeof ticks) {
 					uint64_t now = swarm_now_ns();
 					update_load(now);
+					hello_deadlines(now);
 					if (d.as.on && d.ready_logged)
 						autoscale_tick(now);
 					rebalance();

@@ -11,6 +11,7 @@
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -558,5 +559,119 @@ Test(e2e_access, only_an_admin_drains_a_device)
 	rc = device_call(SWARM_DEVICE_RESUME, "cpu:1", text, sizeof text);
 	cr_assert_eq(rc, 0, "root's resume: %d [%s]", rc, text);
 	honest_round_trips_or_fail("after the drains");
+	h_stop();
+}
+
+/* ---- idle connections ------------------------------------------------------------------------ */
+
+/* A raw connection that never says hello. Returns the fd, or fails the test. */
+static int silent_connection(void)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", h_socket());
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s",
+		     strerror(errno));
+	return fd;
+}
+
+/* 1 when swarmd has closed fd's connection (a read sees its end, or its refusal first). */
+static int closed_by_swarmd(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	return poll(&pf, 1, 0) == 1 && (pf.revents & (POLLIN | POLLHUP));
+}
+
+/* Defect 4 of issue 15: 3000 silent connections were held, with no limit and no deadline for
+ * the hello, and new clients hung. Now swarmd holds at most --max-connections, refuses the
+ * next with -EUSERS naming the limit, and closes a connection that has not said hello within
+ * --hello-timeout-ms; an honest client is served again as soon as that frees a place. */
+Test(e2e_limits, silent_connections_are_bounded_and_closed_at_their_deadline)
+{
+	static const char *const args[] = { "--max-connections", "8", "--hello-timeout-ms", "700",
+					    NULL };
+	h_start("cpu:1", args);
+	int silent[8];
+	for (int i = 0; i < 8; i++)
+		silent[i] = silent_connection();
+	h_sleep_ms(100); /* accepted */
+	swarm_client *c = NULL;
+	int rc = swarm_connect(h_socket(), &c);
+	cr_assert_eq(rc, -EUSERS, "a ninth connection: %d (%s) [%s]", rc, swarm_strerror(rc),
+		     swarm_last_error());
+	cr_assert_not_null(strstr(swarm_last_error(), "--max-connections"), "%s",
+			   swarm_last_error());
+	/* the deadline closes the silent ones; then a client is served again */
+	uint64_t t0 = h_now_ns();
+	for (uint64_t end = t0 + 5 * H_SEC; h_now_ns() < end; h_sleep_ms(20))
+		if ((rc = swarm_connect(h_socket(), &c)) == 0)
+			break;
+	cr_assert_eq(rc, 0, "no connection 5 s after the silent ones' deadline: %d [%s]", rc,
+		     swarm_last_error());
+	cr_assert_lt(h_now_ns() - t0, 3 * H_SEC);
+	int closed = 0;
+	for (int i = 0; i < 8; i++) {
+		closed += closed_by_swarmd(silent[i]);
+		close(silent[i]);
+	}
+	cr_assert_eq(closed, 8, "%d of the 8 silent connections were closed", closed);
+	cr_assert(h_log_contains("event=hello_timeout"), "no hello_timeout in the log");
+	swarm_disconnect(c);
+	honest_round_trips_or_fail("after the silent connections");
+	h_stop();
+}
+
+/* CPU seconds swarmd has used (user and system), from /proc. */
+static double swarmd_cpu_s(void)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)h_swarmd_pid());
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	cr_assert_not_null(p);
+	unsigned long ut = 0, st = 0;
+	/* after the comm: state, then 10 fields, then utime and stime */
+	cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
+		     2);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* At its file descriptor limit swarmd busy-looped on accept failing with EMFILE. Now a
+ * reserve descriptor takes the waiting connection and closes it with -EMFILE, and swarmd
+ * stays idle; once descriptors come back, an honest client is served. */
+Test(e2e_limits, out_of_descriptors_swarmd_refuses_without_spinning)
+{
+	static const char *const args[] = { "--hello-timeout-ms", "0", NULL };
+	h_start("cpu:1", args);
+	const pid_t d = h_swarmd_pid();
+	const int base = h_count_fds(d);
+	cr_assert_gt(base, 0);
+	struct rlimit lim = { .rlim_cur = (rlim_t)base + 12, .rlim_max = (rlim_t)base + 12 };
+	struct rlimit old;
+	cr_assert_eq(prlimit(d, RLIMIT_NOFILE, NULL, &old), 0, "prlimit: %s", strerror(errno));
+	lim.rlim_max = old.rlim_max;
+	cr_assert_eq(prlimit(d, RLIMIT_NOFILE, &lim, NULL), 0, "prlimit: %s", strerror(errno));
+	int silent[40];
+	for (int i = 0; i < 40; i++)
+		silent[i] = silent_connection();
+	h_sleep_ms(200);
+	const double cpu0 = swarmd_cpu_s();
+	h_sleep_ms(1000);
+	const double busy = swarmd_cpu_s() - cpu0;
+	int refused = 0;
+	for (int i = 0; i < 40; i++)
+		refused += closed_by_swarmd(silent[i]);
+	for (int i = 0; i < 40; i++)
+		close(silent[i]);
+	cr_assert_lt(busy, 0.3, "swarmd used %.2f s of CPU in 1 s at its fd limit", busy);
+	cr_assert_geq(refused, 20, "only %d of 40 connections past the limit were refused",
+		      refused);
+	cr_assert_eq(prlimit(d, RLIMIT_NOFILE, &old, NULL), 0);
+	honest_round_trips_or_fail("after the descriptors came back");
 	h_stop();
 }
