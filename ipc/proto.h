@@ -195,6 +195,9 @@ struct swarm_msg_attach {
 	uint64_t session_id;
 	struct swarm_msg_version v;
 	struct swarm_seg_geometry geo;
+	int32_t client_pid; /* the session's client, -1 when gone or unknown: a worker whose
+			     * swarmd is gone serves a session only while its client lives */
+	uint32_t reserved;
 };
 
 struct swarm_msg_switch {

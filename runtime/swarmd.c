@@ -1191,6 +1191,7 @@ static void attach_to(struct session *s, int di)
 	struct swarm_msg_attach am;
 	swarm_msg_init(&am.h, SWARM_MSG_ATTACH, sizeof am, 0);
 	am.session_id = s->id;
+	am.client_pid = s->client ? s->client->pid : -1;
 	fill_version(&am.v, &res);
 	am.geo = s->geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
@@ -1840,6 +1841,7 @@ static int open_session(struct conn *c, const struct swarm_msg_open *m, int may_
 	struct swarm_msg_attach am;
 	swarm_msg_init(&am.h, SWARM_MSG_ATTACH, sizeof am, 0);
 	am.session_id = s->id;
+	am.client_pid = s->client ? s->client->pid : -1;
 	fill_version(&am.v, &res);
 	am.geo = geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };

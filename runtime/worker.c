@@ -14,11 +14,13 @@
 #include <getopt.h>
 #include <sched.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -132,6 +134,7 @@ struct session {
 	uint32_t pos;   /* in the worker's dense active list */
 	uint32_t woken; /* the batch round that last woke its client */
 	int memfd, sq_efd, cq_efd;
+	int client_pidfd; /* its client (pidfd_open), -1 unknown: see reap_orphans */
 	void *base;
 	struct swarm_seg_header *h;
 	struct swarm_seg_geometry geo; /* swarmd's copy; never re-read from the segment */
@@ -744,6 +747,8 @@ static void session_free(struct worker *w, struct session *s)
 	close(s->memfd);
 	close(s->sq_efd);
 	close(s->cq_efd);
+	if (s->client_pidfd >= 0)
+		close(s->client_pidfd);
 	free(s->slot_state);
 	free(s->pending);
 	free(s->pending_status);
@@ -1251,6 +1256,7 @@ static int handle_attach(struct worker *w, const struct swarm_msg_attach *m, int
 	s->index = idx;
 	s->geo = m->geo;
 	s->version = v;
+	s->client_pidfd = m->client_pid > 0 ? (int)syscall(SYS_pidfd_open, m->client_pid, 0) : -1;
 	int err = swarm_seg_map(fds[0], s->geo.segment_bytes, &s->base);
 	if (err) {
 		snprintf(why, why_len, "cannot map the segment: %s", strerror(-err));
@@ -1620,6 +1626,30 @@ static void swarmd_lost(struct worker *w)
 		w->stop = 1;
 }
 
+/* swarmd is gone, so no DETACH will come: a session whose client has exited (its pidfd
+ * readable), or whose client swarmd did not know, is let go here, and the worker leaves once
+ * it holds none. Before, a worker holding a session of a dead client outlived a killed
+ * swarmd for as long as nobody stopped it. Called every tick while swarmd is gone. */
+static void reap_orphans(struct worker *w)
+{
+	for (uint32_t i = 0; i < w->n_sessions;) {
+		struct session *s = w->active[i];
+		struct pollfd pf = { .fd = s->client_pidfd, .events = POLLIN };
+		if (s->client_pidfd >= 0 && poll(&pf, 1, 0) == 0) {
+			i++;
+			continue;
+		}
+		swarm_log(SWARM_LOG_INFO, "event=session_orphaned session=%llu reason=\"%s\"",
+			  (unsigned long long)s->id,
+			  s->client_pidfd >= 0 ? "its client exited and swarmd is gone" :
+						 "swarmd is gone and its client is unknown");
+		__atomic_store_n(&s->h->state.v, SWARM_SEG_STATE_WORKER_LOST, __ATOMIC_RELEASE);
+		session_free(w, s); /* the last active session moves into slot i */
+	}
+	if (w->n_sessions == 0)
+		w->stop = 1;
+}
+
 /* Handles what the loop reports. Returns how many events were more than a timer tick. */
 static int handle_events(struct worker *w, int64_t timeout_ns)
 {
@@ -1636,6 +1666,8 @@ static int handle_events(struct worker *w, int64_t timeout_ns)
 			if (read(w->timer, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
 				swarm_log(SWARM_LOG_WARN, "event=timer_error");
 			__atomic_store_n(&w->stats->heartbeat_ns, swarm_now_ns(), __ATOMIC_RELAXED);
+			if (w->ctl < 0)
+				reap_orphans(w);
 		}
 		/* A session's eventfd needs no read: the pass after the wake-up serves its
 		 * queue, and both backends report each new write (multishot poll, EPOLLET), so

@@ -45,6 +45,15 @@ void h_sleep_ms(int ms)
 }
 
 pid_t h_swarmd_pid(void) { return H.pid; }
+
+void h_kill_swarmd(void)
+{
+	if (H.pid <= 0 || H.owner != getpid())
+		return;
+	kill(H.pid, SIGKILL);
+	waitpid(H.pid, NULL, 0);
+	H.pid = 0;
+}
 const char *h_socket(void) { return H.sock; }
 const char *h_dir(void) { return H.dir; }
 const char *h_log_path(void) { return H.log; }

@@ -52,6 +52,11 @@ void h_stop(void);
 void h_teardown(void);
 
 pid_t h_swarmd_pid(void);
+
+/* Kills swarmd with SIGKILL (its workers are left running, as a crash leaves them) and reaps
+ * it; h_stop and h_teardown then have no swarmd to stop (the guardian still kills its process
+ * group when the test process exits). */
+void h_kill_swarmd(void);
 const char *h_socket(void);
 const char *h_dir(void);
 const char *h_log_path(void);

@@ -675,3 +675,71 @@ Test(e2e_limits, out_of_descriptors_swarmd_refuses_without_spinning)
 	honest_round_trips_or_fail("after the descriptors came back");
 	h_stop();
 }
+
+/* ---- a worker whose swarmd is gone ----------------------------------------------------------- */
+
+struct looper {
+	int ready_fd;
+};
+
+/* For h_fork: opens a session, says so, then does round trips until killed. Exit codes: 2 no
+ * session, 3 a round trip failed. */
+static int child_loop(void *arg)
+{
+	const struct looper *a = arg;
+	swarm_client *c;
+	if (h_connect(&c))
+		return 2;
+	swarm_session *s = NULL;
+	swarm_session_opts o = h_identity_opts();
+	if (h_open_working(c, "identity", &o, &s, 10 * H_SEC))
+		return 2;
+	if (write(a->ready_fd, "r", 1) != 1)
+		return 2;
+	for (uint64_t k = 0; k < 100000000; k++)
+		if (h_identity_roundtrip(s, 1, k, 5 * H_SEC))
+			return 3;
+	return 0;
+}
+
+/* Defect 7 of issue 15: after swarmd was killed, a worker holding a session whose client had
+ * died was still up 14 minutes later. A worker whose swarmd is gone serves its sessions while
+ * their clients live (the alive client's round trips go on), lets go of each whose client
+ * exits, and leaves when none is left. */
+Test(e2e_limits, a_worker_whose_swarmd_is_gone_leaves_with_its_last_client)
+{
+	h_start("cpu:1", NULL);
+	pid_t workers[4];
+	cr_assert_eq(h_worker_pids(workers, 4), 1);
+	const pid_t w = workers[0];
+	pid_t kids[2];
+	for (int i = 0; i < 2; i++) {
+		int p[2];
+		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+		struct looper a = { .ready_fd = p[1] };
+		kids[i] = h_fork(child_loop, &a);
+		close(p[1]);
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		char b;
+		cr_assert(poll(&pf, 1, 10000) == 1 && read(p[0], &b, 1) == 1,
+			  "client %d got no session", i);
+		close(p[0]);
+	}
+	h_kill_swarmd();
+	/* the first client dies: its session goes, the worker stays for the second */
+	kill(kids[0], SIGKILL);
+	cr_assert_eq(h_child_wait(kids[0], 5 * H_SEC), 256 + SIGKILL);
+	h_sleep_ms(1000);
+	cr_assert(h_alive(w), "the worker left while a live client still had a session");
+	cr_assert(h_alive(kids[1]), "the live client's round trips failed without swarmd");
+	/* the last client dies: the worker leaves within a few ticks */
+	kill(kids[1], SIGKILL);
+	cr_assert_eq(h_child_wait(kids[1], 5 * H_SEC), 256 + SIGKILL);
+	uint64_t t0 = h_now_ns();
+	while (h_alive(w) && h_now_ns() - t0 < 5 * H_SEC)
+		h_sleep_ms(20);
+	const int alive = h_alive(w);
+	if (alive)
+		kill(w, SIGKILL);
+	cr_assert(!alive, "the worker %d was still up 5 s after its last client died", (int)w);
+}
