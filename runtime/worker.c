@@ -986,7 +986,7 @@ static int serve_session(struct worker *w, struct session *s)
 	uint64_t stamps[SAMPLES_PER_PASS];
 	uint32_t n_stamps = 0;
 	for (uint32_t i = 0; i < (uint32_t)n; i++) {
-		uint64_t e = swarm_ring_peek(&s->sq, i); /* read once */
+		uint64_t e = swarm_ring_peek(&s->sq, 0); /* read once */
 		uint32_t slot = swarm_sqe_slot(e);
 		if (slot >= s->geo.nslots) {
 			snprintf(buf, sizeof buf, "slot id %u out of range (%u slots)", slot,
@@ -1001,6 +1001,12 @@ static int serve_session(struct worker *w, struct session *s)
 			goto violation;
 		}
 		s->slot_state[slot] = SLOT_RUNNING;
+		/* Taken: the head moves past it before it runs, so that after a crash the
+		 * recovery point tells taken requests (before it: completed, or run again by
+		 * the client unless they opted out) from those never taken (after it: the next
+		 * worker's). Advanced once per pass, a crash mid-pass had the next worker run
+		 * the whole pass again, the completed and the opted-out ones too. */
+		swarm_ring_advance(&s->sq, 1);
 		uint32_t flags = swarm_sqe_flags(e), rows = swarm_sqe_rows(e);
 		uint64_t stamp = 0;
 		if (flags & SWARM_SQE_STAMPED)
@@ -1025,7 +1031,6 @@ static int serve_session(struct worker *w, struct session *s)
 			goto violation;
 		}
 	}
-	swarm_ring_advance(&s->sq, (uint32_t)n);
 	wake_client(s);
 	uint64_t t1 = swarm_now_ns();
 	swarm_stat_set32(&s->stats->in_flight, 0);
