@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,25 @@ pid_t h_fork(int (*fn)(void *), void *arg)
 	int rc = fn(arg);
 	fflush(NULL);
 	_exit(rc & 0xff);
+}
+
+pid_t h_fork_ready(int (*fn)(void *), void *arg, int *ready_fd, int64_t timeout_ns, int *ready)
+{
+	int p[2];
+	*ready = 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	*ready_fd = p[1];
+	pid_t pid = h_fork(fn, arg);
+	close(p[1]);
+	*ready_fd = -1;
+	if (pid > 0) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		char b;
+		*ready = poll(&pf, 1, (int)(timeout_ns / H_MS)) == 1 && read(p[0], &b, 1) == 1;
+	}
+	close(p[0]);
+	return pid;
 }
 
 int h_child_wait(pid_t pid, int64_t timeout_ns)

@@ -132,6 +132,12 @@ void h_signal_workers(int sig);
  * handlers). The child dies with SIGKILL if the test process dies. Returns the pid. */
 pid_t h_fork(int (*fn)(void *), void *arg);
 
+/* h_fork with a ready signal: *ready_fd (a field of arg) is set to the write end of a pipe,
+ * on which the child writes one byte once it is ready; waits up to timeout_ns for it. Returns
+ * the child's pid, with *ready 1 when the byte came, 0 when it did not (the child may have
+ * failed: h_child_wait tells), or -errno when the pipe or the fork failed. */
+pid_t h_fork_ready(int (*fn)(void *), void *arg, int *ready_fd, int64_t timeout_ns, int *ready);
+
 /* Waits up to timeout_ns for child pid. Returns its exit status (0..255), 256 + signal when a
  * signal killed it, or -ETIMEDOUT (then it has been SIGKILLed and reaped). */
 int h_child_wait(pid_t pid, int64_t timeout_ns);

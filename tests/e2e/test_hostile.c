@@ -98,7 +98,8 @@ Test(e2e_hostile, open_with_slots_above_2_31_is_refused_and_swarmd_keeps_serving
 
 #define MANY_SESSIONS 250 /* of the worker's 256 places: one is the honest client's */
 
-struct many_args {
+/* What a child given to h_fork_ready holds: where it says it is ready. */
+struct ready_args {
 	int ready_fd;
 };
 
@@ -106,7 +107,7 @@ struct many_args {
  * killed. Exit codes: 2 no connection, 3 an open failed, 4 never killed. */
 static int child_many_sessions(void *arg)
 {
-	const struct many_args *a = arg;
+	const struct ready_args *a = arg;
 	swarm_client *c;
 	if (h_connect(&c))
 		return 2;
@@ -161,18 +162,12 @@ Test(e2e_hostile_many, a_client_with_250_sessions_dies_ten_times_and_all_is_rele
 	cr_assert_gt(base_w, 0);
 	uint64_t tag = 1;
 	for (int round = 0; round < 10; round++) {
-		int p[2];
-		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-		struct many_args a = { .ready_fd = p[1] };
-		pid_t child = h_fork(child_many_sessions, &a);
+		struct ready_args a = { .ready_fd = -1 };
+		int ready;
+		pid_t child =
+			h_fork_ready(child_many_sessions, &a, &a.ready_fd, 60 * H_SEC, &ready);
 		cr_assert_gt(child, 0);
-		close(p[1]);
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		char b = 0;
-		int pr = poll(&pf, 1, 60000);
-		ssize_t got = pr == 1 ? read(p[0], &b, 1) : -1;
-		close(p[0]);
-		if (got != 1) {
+		if (!ready) {
 			int st = h_child_wait(child, 1 * H_SEC);
 			h_print_log("the client with many sessions did not get them");
 			cr_assert_fail("round %d: the child never opened its %d sessions (exit %d)",
@@ -678,15 +673,11 @@ Test(e2e_limits, out_of_descriptors_swarmd_refuses_without_spinning)
 
 /* ---- a worker whose swarmd is gone ----------------------------------------------------------- */
 
-struct looper {
-	int ready_fd;
-};
-
 /* For h_fork: opens a session, says so, then does round trips until killed. Exit codes: 2 no
  * session, 3 a round trip failed. */
 static int child_loop(void *arg)
 {
-	const struct looper *a = arg;
+	const struct ready_args *a = arg;
 	swarm_client *c;
 	if (h_connect(&c))
 		return 2;
@@ -714,16 +705,10 @@ Test(e2e_limits, a_worker_whose_swarmd_is_gone_leaves_with_its_last_client)
 	const pid_t w = workers[0];
 	pid_t kids[2];
 	for (int i = 0; i < 2; i++) {
-		int p[2];
-		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-		struct looper a = { .ready_fd = p[1] };
-		kids[i] = h_fork(child_loop, &a);
-		close(p[1]);
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		char b;
-		cr_assert(poll(&pf, 1, 10000) == 1 && read(p[0], &b, 1) == 1,
-			  "client %d got no session", i);
-		close(p[0]);
+		struct ready_args a = { .ready_fd = -1 };
+		int ready;
+		kids[i] = h_fork_ready(child_loop, &a, &a.ready_fd, 10 * H_SEC, &ready);
+		cr_assert(kids[i] > 0 && ready, "client %d got no session", i);
 	}
 	h_kill_swarmd();
 	/* the first client dies: its session goes, the worker stays for the second */
