@@ -88,40 +88,33 @@ static int uring_arm(struct swarm_loop *l, int fd, uint64_t tag)
 	struct io_uring_sqe *sqe = get_sqe(l);
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	io_uring_prep_poll_multishot(sqe, fd, (tag & SWARM_LOOP_OUT) ? POLLOUT : POLLIN);
 	io_uring_sqe_set_data64(sqe, tag);
 	return 0;
 }
 
-int swarm_loop_add(struct swarm_loop *l, int fd, uint64_t tag)
+/* io_uring: arms a multishot poll for fd (POLLOUT when tag carries SWARM_LOOP_OUT) and
+ * remembers it, to re-arm it when the kernel ends it. */
+static int uring_watch(struct swarm_loop *l, int fd, uint64_t tag)
 {
-	if (tag == REMOVE_TAG)
-		return -EINVAL;
-	if (l->backend == SWARM_LOOP_IO_URING) {
-		if (l->n_watches == l->cap_watches) {
-			uint32_t cap = l->cap_watches ? 2 * l->cap_watches : 64;
-			struct watch *w = realloc(l->watches, cap * sizeof *w);
-			if (!w)
-				return -ENOMEM;
-			l->watches = w;
-			l->cap_watches = cap;
-		}
-		int err = uring_arm(l, fd, tag);
-		if (err)
-			return err;
-		l->watches[l->n_watches++] = (struct watch){ fd, tag };
-		return 0;
+	if (l->n_watches == l->cap_watches) {
+		uint32_t cap = l->cap_watches ? 2 * l->cap_watches : 64;
+		struct watch *w = realloc(l->watches, cap * sizeof *w);
+		if (!w)
+			return -ENOMEM;
+		l->watches = w;
+		l->cap_watches = cap;
 	}
-	/* Edge-triggered, like a multishot poll: one report per new event, so an eventfd
-	 * that is never read does not report forever. Callers drain what must be drained. */
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = tag };
-	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	int err = uring_arm(l, fd, tag);
+	if (err)
+		return err;
+	l->watches[l->n_watches++] = (struct watch){ fd, tag };
+	return 0;
 }
 
-int swarm_loop_del(struct swarm_loop *l, int fd, uint64_t tag)
+/* io_uring: forgets fd's poll for tag and removes it in the kernel, at once. */
+static int uring_unwatch(struct swarm_loop *l, int fd, uint64_t tag)
 {
-	if (l->backend == SWARM_LOOP_EPOLL)
-		return epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
 	for (uint32_t i = 0; i < l->n_watches; i++)
 		if (l->watches[i].tag == tag && l->watches[i].fd == fd) {
 			l->watches[i] = l->watches[--l->n_watches];
@@ -136,6 +129,38 @@ int swarm_loop_del(struct swarm_loop *l, int fd, uint64_t tag)
 	 * would fire once more for a tag that may be reused. */
 	int r = io_uring_submit(&l->ring);
 	return r < 0 ? r : 0;
+}
+
+int swarm_loop_add(struct swarm_loop *l, int fd, uint64_t tag)
+{
+	if (tag == REMOVE_TAG || (tag & SWARM_LOOP_OUT))
+		return -EINVAL;
+	if (l->backend == SWARM_LOOP_IO_URING)
+		return uring_watch(l, fd, tag);
+	/* Edge-triggered, like a multishot poll: one report per new event, so an eventfd
+	 * that is never read does not report forever. Callers drain what must be drained. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = tag };
+	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int swarm_loop_watch_out(struct swarm_loop *l, int fd, uint64_t tag, int on)
+{
+	if (tag & SWARM_LOOP_OUT)
+		return -EINVAL;
+	if (l->backend == SWARM_LOOP_IO_URING)
+		return on ? uring_watch(l, fd, tag | SWARM_LOOP_OUT) :
+			    uring_unwatch(l, fd, tag | SWARM_LOOP_OUT);
+	/* EPOLL_CTL_MOD looks at the fd at once: one already writable is reported. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET | (on ? EPOLLOUT : 0),
+				  .data.u64 = tag };
+	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int swarm_loop_del(struct swarm_loop *l, int fd, uint64_t tag)
+{
+	if (l->backend == SWARM_LOOP_EPOLL)
+		return epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+	return uring_unwatch(l, fd, tag);
 }
 
 /* Harvests what the completion ring holds. A multishot poll that ends (no F_MORE, e.g. on
@@ -175,12 +200,19 @@ int swarm_loop_wait(struct swarm_loop *l, int64_t timeout_ns, uint64_t *tags, in
 		if (max > 64)
 			max = 64;
 		int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-		int n = epoll_wait(l->epfd, evs, max, ms);
+		/* half of max: an event may be reported twice, readable and writable */
+		int n = epoll_wait(l->epfd, evs, max > 1 ? max / 2 : 1, ms);
 		if (n < 0)
 			return errno == EINTR ? 0 : -errno;
-		for (int i = 0; i < n; i++)
-			tags[i] = evs[i].data.u64;
-		return n;
+		int k = 0;
+		for (int i = 0; i < n; i++) {
+			uint32_t e = evs[i].events;
+			if ((e & EPOLLOUT) && k < max)
+				tags[k++] = evs[i].data.u64 | SWARM_LOOP_OUT;
+			if ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) && k < max)
+				tags[k++] = evs[i].data.u64;
+		}
+		return k;
 	}
 	int n = uring_harvest(l, tags, max);
 	if (n > 0 || timeout_ns == 0) {
