@@ -23,6 +23,7 @@
 #include "ipc/proto.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
+#include "ipc/seqlock.h"
 #include "swarm/swarm.h"
 
 #define DEFAULT_SPIN_NS 50000ull
@@ -418,29 +419,38 @@ SWARM_API const swarm_tensor_spec *swarm_session_output_spec(const swarm_session
 	return i < s->geo.n_outputs ? &s->outputs[i] : NULL;
 }
 
+/* What swarm_session_info_get copies under the placement seqlock. */
+struct placement_copy {
+	const struct swarm_seg_header *h;
+	swarm_session_info *info;
+};
+
+static void copy_placement(void *ctx)
+{
+	const struct placement_copy *pc = ctx;
+	const struct swarm_seg_header *h = pc->h;
+	swarm_session_info *info = pc->info;
+	info->device_index = h->device_index;
+	info->numa_node = h->numa_node;
+	info->worker_pid = h->worker_pid;
+	info->model_version = h->model_version;
+	memcpy(info->device_name, h->device_name, sizeof info->device_name);
+	memcpy(info->cpus, h->cpus, sizeof info->cpus);
+	memcpy(info->mem_policy, h->mem_policy, sizeof info->mem_policy);
+}
+
 SWARM_API int swarm_session_info_get(const swarm_session *s, swarm_session_info *info)
 {
 	if (!s || !info)
 		return -EINVAL;
 	const struct swarm_seg_header *h = s->h;
 	memset(info, 0, sizeof *info);
-	/* swarmd rewrites the placement when the session moves; re-read until the generation
-	 * is stable so that the fields belong together. */
-	for (int tries = 0; tries < 100; tries++) {
-		uint32_t gen = __atomic_load_n(&h->placement_gen, __ATOMIC_ACQUIRE);
-		if (gen & 1)
-			continue; /* swarmd is writing: odd until it is done */
-		info->device_index = h->device_index;
-		info->numa_node = h->numa_node;
-		info->worker_pid = h->worker_pid;
-		info->model_version = h->model_version;
-		memcpy(info->device_name, h->device_name, sizeof info->device_name);
-		memcpy(info->cpus, h->cpus, sizeof info->cpus);
-		memcpy(info->mem_policy, h->mem_policy, sizeof info->mem_policy);
-		/* The fields' loads complete before the generation is read again. */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&h->placement_gen, __ATOMIC_RELAXED) == gen)
-			break;
+	/* swarmd rewrites the placement when the session moves: a whole copy or none. */
+	struct placement_copy pc = { h, info };
+	int rc = swarm_seqlock_read(&h->placement_gen, copy_placement, &pc);
+	if (rc) {
+		memset(info, 0, sizeof *info);
+		return rc;
 	}
 	info->device_name[sizeof info->device_name - 1] = 0;
 	info->cpus[sizeof info->cpus - 1] = 0;
@@ -501,20 +511,27 @@ static void resubmit_marked(swarm_session *s)
  * worker completed, then run again, on the new worker, every request it took and did not
  * complete, unless the request opted out (those fail with -ECONNABORTED). Each request thus
  * completes exactly once. */
-static void recover(swarm_session *s, uint32_t epoch)
+/* What recover copies under the placement seqlock. */
+struct recovery_copy {
+	const struct swarm_seg_header *h;
+	uint32_t epoch, head;
+};
+
+static void copy_recovery(void *ctx)
 {
-	const struct swarm_seg_header *h = s->h;
-	uint32_t head = 0;
-	for (int tries = 0; tries < 1000; tries++) {
-		uint32_t gen = __atomic_load_n(&h->placement_gen, __ATOMIC_ACQUIRE);
-		if (gen & 1)
-			continue;
-		epoch = __atomic_load_n(&h->epoch, __ATOMIC_RELAXED);
-		head = __atomic_load_n(&h->recovery_head, __ATOMIC_RELAXED);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&h->placement_gen, __ATOMIC_RELAXED) == gen)
-			break;
-	}
+	struct recovery_copy *rc = ctx;
+	rc->epoch = __atomic_load_n(&rc->h->epoch, __ATOMIC_RELAXED);
+	rc->head = __atomic_load_n(&rc->h->recovery_head, __ATOMIC_RELAXED);
+}
+
+static void recover(swarm_session *s)
+{
+	struct recovery_copy rc = { .h = s->h };
+	/* No whole copy (swarmd died mid-write): nothing is recovered on a torn head; the
+	 * next check tries again, and swarmd's death marks the session lost. */
+	if (swarm_seqlock_read(&s->h->placement_gen, copy_recovery, &rc))
+		return;
+	uint32_t epoch = rc.epoch, head = rc.head;
 	s->epoch = epoch;
 	reap(s);
 	for (uint32_t i = 0; i < s->geo.nslots; i++) {
@@ -549,7 +566,7 @@ static int session_check(swarm_session *s)
 	 * recover() reads it again under the seqlock. */
 	uint32_t epoch = __atomic_load_n(&s->h->epoch, __ATOMIC_RELAXED);
 	if (epoch != s->epoch)
-		recover(s, epoch);
+		recover(s);
 	else if (s->n_resubmit)
 		resubmit_marked(s);
 	return 0;

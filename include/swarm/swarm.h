@@ -158,7 +158,9 @@ SWARM_API uint32_t swarm_session_num_outputs(const swarm_session *s);
 SWARM_API const swarm_tensor_spec *swarm_session_input_spec(const swarm_session *s, uint32_t i);
 SWARM_API const swarm_tensor_spec *swarm_session_output_spec(const swarm_session *s, uint32_t i);
 
-/* Fills *info with where s is served now (it changes when the session moves). Returns 0. */
+/* Fills *info with where s is served now (it changes when the session moves). Returns 0,
+ * or -EAGAIN when no consistent copy could be read (swarmd died while rewriting it; the
+ * session's waits then say it is lost): *info is zeroed, never half old and half new. */
 SWARM_API int swarm_session_info_get(const swarm_session *s, swarm_session_info *info);
 
 /* How long swarm_request_wait spins before it sleeps, in nanoseconds (default 50000;
