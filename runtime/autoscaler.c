@@ -4,6 +4,8 @@
  */
 #include "runtime/autoscaler.h"
 
+#include "runtime/balancer.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -250,4 +252,38 @@ int swarm_as_decide(uint64_t now_ns, const struct swarm_as_config *cfg,
 		mm->last_scale_ns = stamp(now_ns);
 	}
 	return (int)n_out;
+}
+
+int swarm_as_pick(const struct swarm_as_device *devs, size_t n, uint32_t kind)
+{
+	int pick = -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct swarm_as_device *dv = &devs[i];
+		if (kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_STANDBY)
+			return (int)i;
+		if (kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_PARKED && !dv->parking &&
+		    pick < 0)
+			pick = (int)i;
+		if (kind == SWARM_AS_DRAIN && dv->state == SWARM_DEVICE_ACTIVE &&
+		    (pick < 0 || dv->sessions <= devs[pick].sessions))
+			pick = (int)i;
+	}
+	return pick;
+}
+
+size_t swarm_as_spares(const struct swarm_as_device *devs, size_t n, uint32_t standby, int *out,
+		       size_t max)
+{
+	uint32_t spares = 0;
+	for (size_t i = 0; i < n; i++)
+		spares += devs[i].state == SWARM_DEVICE_STANDBY ||
+			  (devs[i].state == SWARM_DEVICE_WARMING && devs[i].to_standby);
+	size_t k = 0;
+	for (size_t i = n; i-- > 0 && spares < standby && k < max;) {
+		if (devs[i].state != SWARM_DEVICE_PARKED || devs[i].parking)
+			continue;
+		out[k++] = (int)i;
+		spares++;
+	}
+	return k;
 }

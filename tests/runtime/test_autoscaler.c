@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "runtime/autoscaler.h"
+#include "runtime/balancer.h"
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC) /* tests start well after 0, which the memory reads as "never" */
@@ -1146,4 +1147,59 @@ Test(runtime_autoscaler, time_zero_and_clock_going_back)
 	m = model(4, 50.0);
 	r = decide1(T0, &d, &m, &fut, 10);
 	expect_none(&r, "memory from the future");
+}
+
+/* ---- which device an action acts on (swarm_as_pick, swarm_as_spares) -------------------- */
+
+#define DEV(st, n) { .state = SWARM_DEVICE_##st, .sessions = (n) }
+
+Test(runtime_autoscaler_pick, wake_takes_a_warm_spare_before_a_parked_device)
+{
+	struct swarm_as_device devs[] = { DEV(ACTIVE, 3), DEV(PARKED, 0), DEV(STANDBY, 0),
+					  DEV(PARKED, 0) };
+	int i = swarm_as_pick(devs, 4, SWARM_AS_WAKE);
+	cr_assert_eq(i, 2, "woke device %d, want the warm spare 2", i);
+	devs[2].state = SWARM_DEVICE_ACTIVE;
+	i = swarm_as_pick(devs, 4, SWARM_AS_WAKE);
+	cr_assert_eq(i, 1, "woke device %d, want the lowest parked one, 1", i);
+}
+
+Test(runtime_autoscaler_pick, wake_skips_a_device_whose_worker_is_stopping)
+{
+	struct swarm_as_device devs[] = { DEV(PARKED, 0), DEV(PARKED, 0), DEV(FAILED, 0) };
+	devs[0].parking = 1;
+	int i = swarm_as_pick(devs, 3, SWARM_AS_WAKE);
+	cr_assert_eq(i, 1, "woke device %d, want 1 (0 is still stopping)", i);
+	devs[1].state = SWARM_DEVICE_WARMING;
+	i = swarm_as_pick(devs, 3, SWARM_AS_WAKE);
+	cr_assert_eq(i, -1, "woke device %d with none parked and free", i);
+}
+
+Test(runtime_autoscaler_pick, drain_takes_the_fewest_sessions_the_last_on_ties)
+{
+	struct swarm_as_device devs[] = { DEV(ACTIVE, 2), DEV(ACTIVE, 1), DEV(DRAINING, 0),
+					  DEV(ACTIVE, 1), DEV(ACTIVE, 5) };
+	int i = swarm_as_pick(devs, 5, SWARM_AS_DRAIN);
+	cr_assert_eq(i, 3, "drained device %d, want 3 (1 session, the last of the two)", i);
+	struct swarm_as_device none[] = { DEV(PARKED, 0), DEV(WARMING, 0) };
+	cr_assert_eq(swarm_as_pick(none, 2, SWARM_AS_DRAIN), -1);
+}
+
+Test(runtime_autoscaler_pick, spares_are_the_highest_parked_devices_up_to_the_count)
+{
+	struct swarm_as_device devs[] = { DEV(ACTIVE, 1), DEV(PARKED, 0), DEV(PARKED, 0),
+					  DEV(PARKED, 0), DEV(PARKED, 0) };
+	devs[4].parking = 1;
+	int out[8];
+	size_t n = swarm_as_spares(devs, 5, 2, out, 8);
+	cr_assert_eq(n, 2, "%zu spares to start, want 2", n);
+	cr_assert(out[0] == 3 && out[1] == 2, "spares %d and %d, want 3 and 2", out[0], out[1]);
+	/* one ready and one warming to be a spare already count */
+	devs[3].state = SWARM_DEVICE_STANDBY;
+	devs[2].state = SWARM_DEVICE_WARMING;
+	devs[2].to_standby = 1;
+	n = swarm_as_spares(devs, 5, 2, out, 8);
+	cr_assert_eq(n, 0, "%zu spares to start with two kept already", n);
+	n = swarm_as_spares(devs, 5, 3, out, 8);
+	cr_assert(n == 1 && out[0] == 1, "%zu spares (first %d), want device 1", n, out[0]);
 }
