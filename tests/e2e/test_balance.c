@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -46,32 +45,10 @@ static int device_of(swarm_session *s)
 /* Runs `swarm ARGS...` from this build; returns its exit status, its stdout in out. */
 static int run_swarm(char *out, size_t out_len, const char *const *args)
 {
-	int pipefd[2];
-	cr_assert_eq(pipe(pipefd), 0);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		const char *argv[16];
-		int n = 0;
-		argv[n++] = SWARM_BIN_DIR "/swarm";
-		for (; args[n - 1] && n < 15; n++)
-			argv[n] = args[n - 1];
-		argv[n] = NULL;
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	size_t got = 0;
-	for (ssize_t r; got + 1 < out_len && (r = read(pipefd[0], out + got, out_len - 1 - got)) > 0;)
-		got += (size_t)r;
-	out[got] = 0;
-	close(pipefd[0]);
-	int st = 0;
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
+	const char *argv[16] = { SWARM_BIN_DIR "/swarm" };
+	for (int n = 1; args[n - 1] && n < 15; n++)
+		argv[n] = args[n - 1];
+	return h_run(argv, out, out_len);
 }
 
 static void device_cmd_or_fail(const char *verb, const char *name)

@@ -8,14 +8,11 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e/harness.h"
@@ -56,45 +53,13 @@ static json_t *round_trip(json_t *doc)
 	return j;
 }
 
-/* Runs argv (argv[0] a path) and returns its stdout, malloc'd; *status is its exit status. */
-static char *run_capture(const char *const *argv, int *status)
-{
-	int fds[2];
-	cr_assert_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	size_t len = 0, cap = 1 << 16;
-	char *out = malloc(cap);
-	for (ssize_t r; (r = read(fds[0], out + len, cap - 1 - len)) > 0;) {
-		len += (size_t)r;
-		if (len + 1 == cap)
-			out = realloc(out, cap *= 2);
-	}
-	out[len] = 0;
-	close(fds[0]);
-	int st = 0;
-	waitpid(pid, &st, 0);
-	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
-	return out;
-}
-
 /* Runs argv, which must exit 0, and returns its stdout parsed. */
 static json_t *run_json_or_fail(const char *const *argv)
 {
-	int status;
-	char *out = run_capture(argv, &status);
+	static char out[1 << 16];
+	int status = h_run(argv, out, sizeof out);
 	cr_assert_eq(status, 0, "%s exited %d; stdout:\n%s", argv[0], status, out);
-	json_t *j = parse_or_fail(out, argv[0]);
-	free(out);
-	return j;
+	return parse_or_fail(out, argv[0]);
 }
 
 static const char *str_at(json_t *obj, const char *key)
@@ -359,9 +324,9 @@ Test(tools_json, bench_socket_and_note_read_back)
 			       "--json",
 			       out,
 			       NULL };
-	int status;
-	free(run_capture(argv, &status));
-	cr_assert_eq(status, 0, "swarm-bench exited %d", status);
+	char text[4096];
+	int status = h_run(argv, text, sizeof text);
+	cr_assert_eq(status, 0, "swarm-bench exited %d: %s", status, text);
 	json_error_t e;
 	json_t *j = json_load_file(out, 0, &e);
 	cr_assert_not_null(j, "%s is not JSON (%s, line %d)", out, e.text, e.line);
