@@ -26,6 +26,7 @@
 #include "bench/model_bench.h"
 #include "bench/onnx_bench.h"
 #include "bench/ranker.h"
+#include "tools/json_out.h"
 
 #include <swarm/swarm.h>
 
@@ -678,20 +679,24 @@ static void bench_table_print(const struct bench_report *rep)
 			printf("%s: %s\n", rep->rows[i].name, rep->rows[i].note);
 }
 
-static void bench_json_str(FILE *f, const char *s)
+static json_t *bench_json_row(const struct bench_row *r)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+	if (r->skipped)
+		return json_pack("{s:o, s:b, s:o}", "name", swarm_json_str(r->name), "skipped", 1,
+				 "note", swarm_json_str(r->note));
+	json_t *j = json_pack(
+		"{s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o}", "name",
+		swarm_json_str(r->name), "unit", swarm_json_str(r->unit), "p50",
+		swarm_json_number("%.3f", r->s.p50), "p99", swarm_json_number("%.3f", r->s.p99),
+		"p999", swarm_json_number("%.3f", r->s.p999), "baseline", "name",
+		swarm_json_str(r->base_name), "p50", swarm_json_number("%.3f", r->b.p50), "p99",
+		swarm_json_number("%.3f", r->b.p99), "p999", swarm_json_number("%.3f", r->b.p999),
+		"ratio", swarm_json_number("%.4f", r->ratio), "target",
+		r->target ? swarm_json_str(r->target) : json_null(), "met",
+		!r->target || r->unresolved ? json_null() : json_boolean(r->met));
+	if (r->note[0])
+		json_object_set_new(j, "note", swarm_json_str(r->note));
+	return j;
 }
 
 static int bench_json_write(const char *path, const struct bench_machine *m,
@@ -705,53 +710,14 @@ static int bench_json_write(const char *path, const struct bench_machine *m,
 		fprintf(stderr, "swarm-bench: cannot write %s: %s\n", path, strerror(-rc));
 		return rc;
 	}
-	fprintf(f, "{\n  \"machine\": {\"nproc\": %ld, \"cpu\": ", m->nproc);
-	bench_json_str(f, m->cpu);
-	fprintf(f, ", \"kernel\": ");
-	bench_json_str(f, m->kernel);
-	fprintf(f, "},\n  \"swarmd\": ");
-	bench_json_str(f, o->socket ? o->socket : "own");
-	fprintf(f, ",\n  \"quick\": %s,\n  \"cases\": [",
-		o->n.spin < bench_full_counts.spin ? "true" : "false");
-	for (int i = 0; i < rep->n; i++) {
-		const struct bench_row *r = &rep->rows[i];
-
-		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-		bench_json_str(f, r->name);
-		if (r->skipped) {
-			fprintf(f, ", \"skipped\": true, \"note\": ");
-			bench_json_str(f, r->note);
-			fputc('}', f);
-			continue;
-		}
-		fprintf(f, ", \"unit\": ");
-		bench_json_str(f, r->unit);
-		fprintf(f,
-			", \"p50\": %.3f, \"p99\": %.3f, \"p999\": %.3f, \"baseline\": {\"name\": ",
-			r->s.p50, r->s.p99, r->s.p999);
-		bench_json_str(f, r->base_name);
-		fprintf(f,
-			", \"p50\": %.3f, \"p99\": %.3f, \"p999\": %.3f}, \"ratio\": %.4f, "
-			"\"target\": ",
-			r->b.p50, r->b.p99, r->b.p999, r->ratio);
-		if (r->target) {
-			bench_json_str(f, r->target);
-			fprintf(f, ", \"met\": %s",
-				r->unresolved ? "null" :
-				r->met        ? "true" :
-						"false");
-		} else {
-			fprintf(f, "null, \"met\": null");
-		}
-		if (r->note[0]) {
-			fprintf(f, ", \"note\": ");
-			bench_json_str(f, r->note);
-		}
-		fputc('}', f);
-	}
-	fprintf(f, "\n  ]\n}\n");
-	if (ferror(f))
-		rc = -EIO;
+	json_t *cases = json_array();
+	for (int i = 0; i < rep->n; i++)
+		json_array_append_new(cases, bench_json_row(&rep->rows[i]));
+	rc = swarm_json_write(f, json_pack("{s:{s:I, s:o, s:o}, s:o, s:b, s:o}", "machine", "nproc",
+					   (json_int_t)m->nproc, "cpu", swarm_json_str(m->cpu),
+					   "kernel", swarm_json_str(m->kernel), "swarmd",
+					   swarm_json_str(o->socket ? o->socket : "own"), "quick",
+					   o->n.spin < bench_full_counts.spin, "cases", cases));
 	if (fclose(f) != 0 && rc == 0)
 		rc = -errno;
 	if (rc)

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct swarm_msg_status_reply;
 
 /* `swarm registry ...`: argv[0] is "registry". Returns the exit status. */
@@ -28,5 +30,9 @@ int swarm_cmd_connect(const char *path, char *err, size_t err_len);
  * with a message in err. */
 struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *err,
 						       size_t err_len);
+
+/* The document `swarm status --json` prints for r (tools/status_json.c): a new reference, NULL
+ * only when out of memory. r's strings must be terminated (swarm_cmd_fetch_status does). */
+json_t *swarm_status_json(const struct swarm_msg_status_reply *r);
 
 #endif /* SWARM_TOOLS_CMD_H */

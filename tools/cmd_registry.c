@@ -16,6 +16,7 @@
 
 #include "registry/registry.h"
 #include "tools/cmd.h"
+#include "tools/json_out.h"
 
 enum {
 	EXIT_OK = 0,
@@ -91,16 +92,6 @@ static int split_ref(const char *ref, char *name, size_t len, uint32_t *version,
 	return 0;
 }
 
-static void print_json(json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	if (s) {
-		puts(s);
-		free(s);
-	}
-	json_decref(j);
-}
-
 static void fmt_time(uint64_t ns, char *buf, size_t len)
 {
 	time_t t = (time_t)(ns / 1000000000ull);
@@ -115,10 +106,10 @@ static json_t *version_json(const struct swarm_reg_version *v)
 	fmt_time(v->created_ns, when, sizeof when);
 	json_t *meta = json_object();
 	for (uint32_t i = 0; i < v->n_meta && i < SWARM_REG_MAX_META; i++)
-		json_object_set_new(meta, v->meta[i].key, json_string(v->meta[i].value));
+		swarm_json_set(meta, v->meta[i].key, swarm_json_str(v->meta[i].value));
 	const struct swarm_deploy_config *c = &v->deploy;
-	return json_pack("{s:s, s:i, s:b, s:s, s:s, s:I, s:s, s:I, s:o, s:{s:i, s:i, s:i, s:i, "
-			 "s:i, s:i, s:i}}",
+	return json_pack("{s:s, s:I, s:b, s:s, s:s, s:I, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, "
+			 "s:I, s:I, s:I}}",
 			 "model", v->model, "version", (json_int_t)v->version, "active", v->active,
 			 "created", when, "weights_sha256", v->weights_sha, "weights_bytes",
 			 (json_int_t)v->weights_bytes, "manifest_sha256", v->manifest_sha,
@@ -183,7 +174,7 @@ static int cmd_list(const char *dir, const struct opts *o)
 				used += (size_t)w;
 		}
 		if (o->json) {
-			json_array_append_new(models, json_pack("{s:s, s:i, s:o}", "name", m.name,
+			json_array_append_new(models, json_pack("{s:s, s:I, s:o}", "name", m.name,
 								"active_version",
 								(json_int_t)m.active_version,
 								"versions", vs));
@@ -196,8 +187,10 @@ static int cmd_list(const char *dir, const struct opts *o)
 		}
 	}
 	if (o->json)
-		print_json(json_pack("{s:s, s:I, s:o}", "registry", dir, "generation",
-				     (json_int_t)swarm_registry_generation(r), "models", models));
+		swarm_json_write(stdout,
+				 json_pack("{s:o, s:I, s:o}", "registry", swarm_json_str(dir),
+					   "generation", (json_int_t)swarm_registry_generation(r),
+					   "models", models));
 	else
 		json_decref(models);
 	swarm_registry_close(r);
@@ -251,16 +244,16 @@ static int cmd_show(const char *dir, const char *ref, const struct opts *o)
 		fmt_time(m.history[k].when_ns, when, sizeof when);
 		const char *what = m.history[k].action == 2 ? "rollback" : "activate";
 		if (o->json)
-			json_array_append_new(hist, json_pack("{s:i, s:s, s:s}", "version",
+			json_array_append_new(hist, json_pack("{s:I, s:s, s:s}", "version",
 							      (json_int_t)m.history[k].version,
 							      "action", what, "when", when));
 		else if (!version)
 			printf("history     %s %s to %u\n", when, what, m.history[k].version);
 	}
 	if (o->json)
-		print_json(json_pack("{s:s, s:i, s:o, s:o}", "name", m.name, "active_version",
-				     (json_int_t)m.active_version, "versions", vs, "history",
-				     hist));
+		swarm_json_write(stdout, json_pack("{s:s, s:I, s:o, s:o}", "name", m.name,
+						   "active_version", (json_int_t)m.active_version,
+						   "versions", vs, "history", hist));
 	else {
 		json_decref(vs);
 		json_decref(hist);
@@ -273,7 +266,7 @@ static void report_line(void *ctx, const char *line)
 {
 	json_t *problems = ctx;
 	if (problems)
-		json_array_append_new(problems, json_string(line));
+		json_array_append_new(problems, swarm_json_str(line));
 	else
 		printf("problem: %s\n", line);
 }
@@ -341,7 +334,8 @@ int swarm_cmd_registry(int argc, char **argv)
 		if (rc)
 			return fail(cmd, rc, err);
 		if (o.json)
-			print_json(json_pack("{s:s}", "registry", dir));
+			swarm_json_write(stdout,
+					 json_pack("{s:o}", "registry", swarm_json_str(dir)));
 		else
 			printf("registry ready at %s\n", dir);
 		return EXIT_OK;
@@ -369,8 +363,9 @@ int swarm_cmd_registry(int argc, char **argv)
 			swarm_registry_close(r);
 		}
 		if (o.json)
-			print_json(json_pack("{s:s, s:i, s:b}", "model", args[0], "version",
-					     (json_int_t)version, "active", active));
+			swarm_json_write(stdout,
+					 json_pack("{s:s, s:I, s:b}", "model", args[0], "version",
+						   (json_int_t)version, "active", active));
 		else
 			printf("published %s@%u%s\n", args[0], version, active ? " (active)" : "");
 		return EXIT_OK;
@@ -385,8 +380,8 @@ int swarm_cmd_registry(int argc, char **argv)
 		if (rc)
 			return fail(cmd, rc, err);
 		if (o.json)
-			print_json(json_pack("{s:s, s:i}", "model", name, "active_version",
-					     (json_int_t)version));
+			swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", name,
+							   "active_version", (json_int_t)version));
 		else
 			printf("%s@%u is active\n", name, version);
 		return EXIT_OK;
@@ -396,8 +391,8 @@ int swarm_cmd_registry(int argc, char **argv)
 		if (rc)
 			return fail(cmd, rc, err);
 		if (o.json)
-			print_json(json_pack("{s:s, s:i}", "model", args[0], "active_version",
-					     (json_int_t)version));
+			swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", args[0],
+							   "active_version", (json_int_t)version));
 		else
 			printf("%s rolled back: %s@%u is active\n", args[0], args[0], version);
 		return EXIT_OK;
@@ -412,8 +407,8 @@ int swarm_cmd_registry(int argc, char **argv)
 		if (rc)
 			return fail(cmd, rc, err);
 		if (o.json)
-			print_json(json_pack("{s:s, s:i}", "model", name, "removed_version",
-					     (json_int_t)version));
+			swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", name,
+							   "removed_version", (json_int_t)version));
 		else
 			printf("removed %s@%u\n", name, version);
 		return EXIT_OK;
@@ -426,8 +421,9 @@ int swarm_cmd_registry(int argc, char **argv)
 			return fail(cmd, rc, err);
 		}
 		if (o.json)
-			print_json(json_pack("{s:s, s:b, s:o}", "registry", dir, "ok", rc == 0,
-					     "problems", problems));
+			swarm_json_write(stdout, json_pack("{s:o, s:b, s:o}", "registry",
+							   swarm_json_str(dir), "ok", rc == 0,
+							   "problems", problems));
 		else if (rc == 0)
 			printf("registry %s verified: the catalog and every blob are intact\n",
 			       dir);

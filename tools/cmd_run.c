@@ -19,6 +19,7 @@
 
 #include "swarm/swarm.h"
 #include "tools/cmd.h"
+#include "tools/json_out.h"
 #include "tools/npy.h"
 
 #define EXIT_OK 0
@@ -361,22 +362,23 @@ int swarm_cmd_run(int argc, char **argv)
 	}
 	free(lat);
 	if (json) {
-		printf("{\"model\": \"%s\", \"version\": %u, \"device\": \"%s\", \"rows\": %u",
-		       model, info.model_version, info.device_name, rows);
-		if (repeat)
-			printf(", \"repeat\": %ld, \"p50_ns\": %" PRIu64 ", \"p99_ns\": %" PRIu64,
-			       repeat, p50, p99);
-		printf(", \"outputs\": {");
-		for (uint32_t i = 0; i < n_out && i < MAX_IN; i++) {
-			printf("%s\"", i ? ", " : "");
-			for (const char *p = swarm_session_output_spec(s, i)->name; *p; p++)
-				printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-			printf("\": \"");
-			for (const char *p = paths[i]; *p; p++)
-				printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-			printf("\"");
+		json_t *doc = json_pack("{s:o, s:I, s:o, s:I}", "model", swarm_json_str(model),
+					"version", (json_int_t)info.model_version, "device",
+					swarm_json_str(info.device_name), "rows", (json_int_t)rows);
+		if (repeat) { /* jansson takes a NULL doc (no memory) as a failed set */
+			json_object_set_new(doc, "repeat", json_integer(repeat));
+			json_object_set_new(doc, "p50_ns", swarm_json_u64(p50));
+			json_object_set_new(doc, "p99_ns", swarm_json_u64(p99));
 		}
-		printf("}}\n");
+		json_t *outs = json_object();
+		for (uint32_t i = 0; i < n_out && i < MAX_IN; i++)
+			swarm_json_set(outs, swarm_session_output_spec(s, i)->name,
+				       swarm_json_str(paths[i]));
+		json_object_set_new(doc, "outputs", outs);
+		if (swarm_json_write(stdout, doc)) {
+			fprintf(stderr, "swarm run: writing the JSON failed\n");
+			goto out;
+		}
 	} else {
 		printf("%s@%u on %s: %u row%s\n", model, info.model_version, info.device_name, rows,
 		       rows == 1 ? "" : "s");

@@ -15,6 +15,7 @@
 #include "runtime/topology.h"
 #include "swarm/swarm.h"
 #include "tools/cmd.h"
+#include "tools/json_out.h"
 
 #define TOPO_MAX_DEVICES SWARM_STATUS_MAX_DEVICES
 
@@ -78,55 +79,40 @@ static int plan_devices(struct swarm_topology *t, const char *spec, struct topo_
 	return n;
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
-static void print_json(struct swarm_topology *t, const char *source, const char *devices_from,
-		       const struct swarm_gpu_info *gpus, int n_gpus, const struct topo_dev *devs,
-		       int n_dev)
+static json_t *topo_json(struct swarm_topology *t, const char *source, const char *devices_from,
+			 const struct swarm_gpu_info *gpus, int n_gpus, const struct topo_dev *devs,
+			 int n_dev)
 {
 	int nn = swarm_topology_numa_count(t);
-	printf("{\"source\": ");
-	json_str(source);
-	printf(", \"numa_nodes\": [");
+	json_t *nodes = json_array(), *gj = json_array(), *dj = json_array();
 	for (int i = 0; i < nn; i++) {
 		struct swarm_numa_info ni;
 		swarm_topology_numa_info(t, i, &ni);
-		printf("%s\n  {\"index\": %d, \"os_index\": %d, \"package\": %d, \"memory\": %llu, "
-		       "\"cpus\": \"%s\", \"distances\": [",
-		       i ? "," : "", ni.index, ni.os_index, ni.package, ni.memory, ni.cpus);
+		json_t *dist = json_array();
 		for (int j = 0; j < nn; j++)
-			printf("%s%d", j ? ", " : "", swarm_topology_distance(t, i, j));
-		printf("]}");
+			json_array_append_new(dist, json_integer(swarm_topology_distance(t, i, j)));
+		json_array_append_new(nodes,
+				      json_pack("{s:i, s:i, s:i, s:o, s:o, s:o}", "index", ni.index,
+						"os_index", ni.os_index, "package", ni.package,
+						"memory", swarm_json_u64(ni.memory), "cpus",
+						swarm_json_str(ni.cpus), "distances", dist));
 	}
-	printf("],\n \"gpus\": [");
-	for (int i = 0; i < n_gpus; i++) {
-		printf("%s\n  {\"cuda_index\": %d, \"busid\": \"%s\", \"numa_node\": %d, \"model\": ",
-		       i ? "," : "", gpus[i].cuda_index, gpus[i].busid, gpus[i].numa_node);
-		json_str(gpus[i].model);
-		printf("}");
-	}
-	printf("],\n \"devices_from\": \"%s\", \"devices\": [", devices_from);
-	for (int i = 0; i < n_dev; i++) {
-		printf("%s\n  {\"name\": \"%s\", \"state\": \"%s\", \"pid\": %d, \"numa_node\": %d, "
-		       "\"cpus\": \"%s\", \"mem_policy\": ",
-		       i ? "," : "", devs[i].name, devs[i].state, devs[i].pid, devs[i].numa_node,
-		       devs[i].cpus);
-		json_str(devs[i].mem_policy);
-		printf("}");
-	}
-	printf("]}\n");
+	for (int i = 0; i < n_gpus; i++)
+		json_array_append_new(
+			gj, json_pack("{s:i, s:o, s:i, s:o}", "cuda_index", gpus[i].cuda_index,
+				      "busid", swarm_json_str(gpus[i].busid), "numa_node",
+				      gpus[i].numa_node, "model", swarm_json_str(gpus[i].model)));
+	for (int i = 0; i < n_dev; i++)
+		json_array_append_new(dj,
+				      json_pack("{s:o, s:o, s:i, s:i, s:o, s:o}", "name",
+						swarm_json_str(devs[i].name), "state",
+						swarm_json_str(devs[i].state), "pid", devs[i].pid,
+						"numa_node", devs[i].numa_node, "cpus",
+						swarm_json_str(devs[i].cpus), "mem_policy",
+						swarm_json_str(devs[i].mem_policy)));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}", "source", swarm_json_str(source),
+			 "numa_nodes", nodes, "gpus", gj, "devices_from",
+			 swarm_json_str(devices_from), "devices", dj);
 }
 
 static void print_text(struct swarm_topology *t, const char *source, const char *devices_from,
@@ -271,12 +257,16 @@ int swarm_cmd_topo(int argc, char **argv)
 			snprintf(devices_from, sizeof devices_from, "planned");
 	}
 	const char *source = xml ? xml : "this machine";
+	int rc = 0;
 	if (json)
-		print_json(t, source, devices_from, gpus, n_gpus, devs, n_dev);
+		rc = swarm_json_write(stdout, topo_json(t, source, devices_from, gpus, n_gpus, devs,
+							n_dev));
 	else
 		print_text(t, source, devices_from, gpus, n_gpus, devs, n_dev);
 	swarm_topology_free(t);
-	return 0;
+	if (rc)
+		fprintf(stderr, "swarm topo: writing the JSON: %s\n", strerror(-rc));
+	return rc ? 1 : 0;
 }
 
 static void device_usage(FILE *f)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tools/json_out.h"
 #include "tools/sim.h"
 
 static void usage(FILE *f)
@@ -259,7 +260,8 @@ static void parse_args(int argc, char **argv, struct cli *c)
 			o->duration_s = opt_double("duration-s", optarg, 1e-9, 1e9);
 			break;
 		case OPT_SEED:
-			o->seed = opt_u64("seed", optarg, 0, UINT64_MAX);
+			/* INT64_MAX: the largest integer --json can write (tools/json_out.h) */
+			o->seed = opt_u64("seed", optarg, 0, INT64_MAX);
 			break;
 		case OPT_SHORT:
 			o->short_window_s = opt_double("short-window-s", optarg, 1e-6, 1e7);
@@ -418,35 +420,61 @@ static void print_table(const struct cli *c, struct run *runs, size_t n)
 	       GOAL_PP, runs[1].name, 100 * GOAL_FRAC, met ? "MET" : "MISSED", pp, 100 * frac);
 }
 
-static void json_run(FILE *f, const struct run *run)
+static json_t *json_run(const struct run *run)
 {
 	const struct swarm_sim_report *r = &run->r;
-	fprintf(f,
-		"{\"policy\": \"%s\", \"requests\": %" PRIu64 ", \"met\": %" PRIu64
-		", \"refused\": %" PRIu64 ", \"unfinished\": %" PRIu64 ", \"attainment\": %.6f, "
-		"\"p50_us\": %.3f, \"p99_us\": %.3f, \"max_us\": %.3f, \"mean_us\": %.3f, "
-		"\"duration_s\": %.3f, \"device_seconds\": %.3f, \"mean_devices\": %.4f, "
-		"\"peak_devices\": %u, \"wakes\": %" PRIu64 ", \"drains\": %" PRIu64
-		", \"scale_events\": %" PRIu64 ", \"decisions\": %" PRIu64 ", \"batches\": %" PRIu64
-		"}",
-		run->name, r->requests, r->met, r->refused, r->unfinished, r->attainment, r->p50_us,
-		r->p99_us, r->max_us, r->mean_us, r->duration_s, r->device_seconds, r->mean_devices,
-		r->peak_devices, r->wakes, r->drains, r->wakes + r->drains, r->decisions,
-		r->batches);
+	return json_pack(
+		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, "
+		"s:o, s:o, s:o, s:o, s:o}",
+		"policy", swarm_json_str(run->name), "requests", swarm_json_u64(r->requests), "met",
+		swarm_json_u64(r->met), "refused", swarm_json_u64(r->refused), "unfinished",
+		swarm_json_u64(r->unfinished), "attainment", swarm_json_number("%.6f", r->attainment),
+		"p50_us", swarm_json_number("%.3f", r->p50_us), "p99_us",
+		swarm_json_number("%.3f", r->p99_us), "max_us", swarm_json_number("%.3f", r->max_us),
+		"mean_us", swarm_json_number("%.3f", r->mean_us), "duration_s",
+		swarm_json_number("%.3f", r->duration_s), "device_seconds",
+		swarm_json_number("%.3f", r->device_seconds), "mean_devices",
+		swarm_json_number("%.4f", r->mean_devices), "peak_devices",
+		(json_int_t)r->peak_devices, "wakes", swarm_json_u64(r->wakes), "drains",
+		swarm_json_u64(r->drains), "scale_events", swarm_json_u64(r->wakes + r->drains),
+		"decisions", swarm_json_u64(r->decisions), "batches", swarm_json_u64(r->batches));
 }
 
-static void json_string(FILE *f, const char *s)
+static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
+	const struct swarm_sim_opts *o = &c->o;
+	json_t *jruns = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(jruns, json_run(&runs[i]));
+	json_t *doc = json_pack(
+		"{s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:s, s:{s:o, s:o, s:o, "
+		"s:o, s:o, s:o}, s:o}",
+		"trace", swarm_json_str(c->trace_spec), "seed", swarm_json_u64(o->seed),
+		"min_devices", (json_int_t)o->min_devices, "max_devices",
+		(json_int_t)o->max_devices, "base_us", swarm_json_number("%g", o->base_us),
+		"per_row_us", swarm_json_number("%g", o->per_row_us), "max_batch",
+		(json_int_t)o->max_batch, "warmup_ms", swarm_json_number("%g", o->warmup_ms),
+		"tick_ms", swarm_json_number("%g", o->tick_ms), "objective_us",
+		swarm_json_number("%g", o->objective_us), "short_window_s",
+		swarm_json_number("%g", o->short_window_s), "measure",
+		o->measure == SWARM_SIM_MEASURE_SWARMD ? "swarmd" : "arrivals", "config",
+		"target_util", swarm_json_number("%g", o->as.target_util), "hysteresis",
+		swarm_json_number("%g", o->as.hysteresis), "panic_ratio",
+		swarm_json_number("%g", o->as.panic_ratio), "panic_delay_frac",
+		swarm_json_number("%g", o->as.panic_delay_frac), "stable_window_s",
+		swarm_json_number("%g", o->as.stable_window_ns / 1e9), "cooldown_s",
+		swarm_json_number("%g", o->as.cooldown_ns / 1e9), "runs", jruns);
+	if (n == 3) {
+		double pp = 100 * (runs[1].r.attainment - runs[0].r.attainment);
+		double frac = runs[0].r.device_seconds / runs[1].r.device_seconds;
+		json_object_set_new(
+			doc, "goal",
+			json_pack("{s:o, s:o, s:b}", "attainment_points_below_static_max",
+				  swarm_json_number("%.4f", pp), "device_seconds_vs_static_max",
+				  swarm_json_number("%.4f", frac), "met",
+				  pp <= GOAL_PP && frac <= GOAL_FRAC));
 	}
-	fputc('"', f);
+	return doc;
 }
 
 static int write_json(const struct cli *c, const struct run *runs, size_t n)
@@ -454,36 +482,8 @@ static int write_json(const struct cli *c, const struct run *runs, size_t n)
 	FILE *f = strcmp(c->json, "-") ? fopen(c->json, "w") : stdout;
 	if (!f)
 		return -errno;
-	const struct swarm_sim_opts *o = &c->o;
-	fprintf(f, "{\"trace\": ");
-	json_string(f, c->trace_spec);
-	fprintf(f,
-		", \"seed\": %" PRIu64 ", \"min_devices\": %u, \"max_devices\": %u, "
-		"\"base_us\": %g, \"per_row_us\": %g, \"max_batch\": %u, \"warmup_ms\": %g, "
-		"\"tick_ms\": %g, \"objective_us\": %g, \"short_window_s\": %g, \"measure\": \"%s\", "
-		"\"config\": {\"target_util\": %g, \"hysteresis\": %g, \"panic_ratio\": %g, "
-		"\"panic_delay_frac\": %g, \"stable_window_s\": %g, \"cooldown_s\": %g},\n \"runs\": [",
-		o->seed, o->min_devices, o->max_devices, o->base_us, o->per_row_us, o->max_batch,
-		o->warmup_ms, o->tick_ms, o->objective_us, o->short_window_s,
-		o->measure == SWARM_SIM_MEASURE_SWARMD ? "swarmd" : "arrivals", o->as.target_util,
-		o->as.hysteresis, o->as.panic_ratio, o->as.panic_delay_frac,
-		o->as.stable_window_ns / 1e9, o->as.cooldown_ns / 1e9);
-	for (size_t i = 0; i < n; i++) {
-		fprintf(f, "%s\n  ", i ? "," : "");
-		json_run(f, &runs[i]);
-	}
-	fprintf(f, "]");
-	if (n == 3) {
-		double pp = 100 * (runs[1].r.attainment - runs[0].r.attainment);
-		double frac = runs[0].r.device_seconds / runs[1].r.device_seconds;
-		fprintf(f,
-			",\n \"goal\": {\"attainment_points_below_static_max\": %.4f, "
-			"\"device_seconds_vs_static_max\": %.4f, \"met\": %s}",
-			pp, frac, pp <= GOAL_PP && frac <= GOAL_FRAC ? "true" : "false");
-	}
-	fprintf(f, "}\n");
-	int rc = ferror(f) ? -EIO : 0;
-	if (f != stdout && fclose(f))
+	int rc = swarm_json_write(f, json_doc(c, runs, n));
+	if (f != stdout && fclose(f) && !rc)
 		rc = -errno;
 	return rc;
 }

@@ -17,6 +17,7 @@
 #include "runtime/balancer.h"
 #include "swarm/swarm.h"
 #include "tools/cmd.h"
+#include "tools/json_out.h"
 
 static void usage(FILE *f)
 {
@@ -135,44 +136,6 @@ static void fmt_ns(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%.1fms", ns / 1e6);
 }
 
-static void print_json(const struct swarm_msg_status_reply *r)
-{
-	printf("{\"swarmd_pid\": %d, \"uptime_s\": %.3f, \"devices\": [", r->swarmd_pid,
-	       r->uptime_ns / 1e9);
-	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++) {
-		const struct swarm_status_device *dv = &r->devices[i];
-		printf("%s\n  {\"index\": %d, \"name\": \"%s\", \"state\": \"%s\", \"pid\": %d, "
-		       "\"numa_node\": %d, \"cpus\": \"%s\", \"mem_policy\": \"%s\", \"io\": \"%s\", "
-		       "\"busy\": %.3f, \"moves_in\": %u, \"sessions\": %u, "
-		       "\"queue_depth\": %u, \"restarts\": %u, \"requests\": %llu, \"errors\": %llu, "
-		       "\"busy_ns\": %llu, \"batches\": %llu, \"p50_ns\": %llu, \"p99_ns\": %llu, "
-		       "\"weights_bytes_loaded\": %llu, \"weights_mbps_last\": %u}",
-		       i ? "," : "", dv->index, dv->name, swarm_device_state_name(dv->state),
-		       dv->pid, dv->numa_node, dv->cpus, dv->mem_policy,
-		       dv->io_backend == 1 ? "io_uring" :
-		       dv->io_backend == 2 ? "epoll" :
-					     "-",
-		       (double)dv->busy, dv->moves_in, dv->sessions, dv->queue_depth, dv->restarts,
-		       (unsigned long long)dv->requests, (unsigned long long)dv->errors,
-		       (unsigned long long)dv->busy_ns, (unsigned long long)dv->batches,
-		       (unsigned long long)dv->p50_ns, (unsigned long long)dv->p99_ns,
-		       (unsigned long long)dv->weights_bytes_loaded, dv->weights_mbps_last);
-	}
-	printf("],\n \"total_sessions\": %u, \"sessions\": [", r->total_sessions);
-	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++) {
-		const struct swarm_status_session *s = &r->sessions[i];
-		printf("%s\n  {\"id\": %llu, \"device\": %d, \"client_pid\": %d, "
-		       "\"client_numa\": %d, \"model\": \"%s\", \"version\": %u, \"in_flight\": %u, "
-		       "\"moves\": %u, \"requests\": %llu, \"errors\": %llu, "
-		       "\"p50_ns\": %llu, \"p99_ns\": %llu}",
-		       i ? "," : "", (unsigned long long)s->session_id, s->device_index,
-		       s->client_pid, s->client_numa, s->model, s->model_version, s->in_flight,
-		       s->moves, (unsigned long long)s->requests, (unsigned long long)s->errors,
-		       (unsigned long long)s->p50_ns, (unsigned long long)s->p99_ns);
-	}
-	printf("]}\n");
-}
-
 static void print_table(const struct swarm_msg_status_reply *r)
 {
 	char p50[32], p99[32];
@@ -244,12 +207,15 @@ static int cmd_status(int argc, char **argv)
 		fprintf(stderr, "swarm status: %s\n", err);
 		return 1;
 	}
+	int rc = 0;
 	if (json)
-		print_json(r);
+		rc = swarm_json_write(stdout, swarm_status_json(r));
 	else
 		print_table(r);
 	free(r);
-	return 0;
+	if (rc)
+		fprintf(stderr, "swarm status: writing the JSON: %s\n", strerror(-rc));
+	return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv)

@@ -1071,6 +1071,30 @@ long h_status_batches(void)
 	return atol(at + strlen("\"batches\": "));
 }
 
+int h_run(const char *const *argv, char *out, size_t len)
+{
+	int pipefd[2];
+	cr_assert_eq(pipe(pipefd), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	size_t got = 0;
+	for (ssize_t r; got + 1 < len && (r = read(pipefd[0], out + got, len - 1 - got)) > 0;)
+		got += (size_t)r;
+	out[got] = 0;
+	close(pipefd[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
+}
+
 /* ---- a registry of the test's own ------------------------------------------------------------ */
 
 void h_registry_make(const char *tag, char *work, size_t work_len, char *reg, size_t reg_len)

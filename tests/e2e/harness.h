@@ -71,6 +71,11 @@ int h_log_contains(const char *needle);
  * request it ran); fails the test when the status cannot be read. */
 long h_status_batches(void);
 
+/* Runs argv (argv[0] a path, NULL-terminated) with its stdout in out (terminated, cut at
+ * len - 1) and its stderr the test's. Returns its exit status, or 256 + the signal that ended
+ * it. */
+int h_run(const char *const *argv, char *out, size_t len);
+
 /* ---- a registry of the test's own ------------------------------------------------------------ */
 
 /* Makes a temporary directory /tmp/swarm-TAG-XXXXXX (into work) holding an empty registry at

@@ -12,8 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "e2e/harness.h"
 
@@ -44,32 +45,10 @@ static int device_of(swarm_session *s)
 /* Runs `swarm ARGS...` from this build; returns its exit status, its stdout in out. */
 static int run_swarm(char *out, size_t out_len, const char *const *args)
 {
-	int pipefd[2];
-	cr_assert_eq(pipe(pipefd), 0);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		const char *argv[16];
-		int n = 0;
-		argv[n++] = SWARM_BIN_DIR "/swarm";
-		for (; args[n - 1] && n < 15; n++)
-			argv[n] = args[n - 1];
-		argv[n] = NULL;
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	size_t got = 0;
-	for (ssize_t r; got + 1 < out_len && (r = read(pipefd[0], out + got, out_len - 1 - got)) > 0;)
-		got += (size_t)r;
-	out[got] = 0;
-	close(pipefd[0]);
-	int st = 0;
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
+	const char *argv[16] = { SWARM_BIN_DIR "/swarm" };
+	for (int n = 1; args[n - 1] && n < 15; n++)
+		argv[n] = args[n - 1];
+	return h_run(argv, out, out_len);
 }
 
 static void device_cmd_or_fail(const char *verb, const char *name)
@@ -271,43 +250,29 @@ static int numa_maps_policy(pid_t pid, char *out, size_t len)
 	return rc;
 }
 
-/* The string value of "key" in the JSON object that starts at p, within its braces. */
-static int json_field(const char *obj, const char *key, char *out, size_t len)
-{
-	char pat[64];
-	snprintf(pat, sizeof pat, "\"%s\": ", key);
-	const char *end = strchr(obj, '}');
-	const char *p = strstr(obj, pat);
-	if (!p || (end && p > end))
-		return -ENOENT;
-	p += strlen(pat);
-	if (*p == '"') {
-		p++;
-		size_t n = strcspn(p, "\"");
-		snprintf(out, len, "%.*s", (int)n, p);
-	} else {
-		size_t n = strcspn(p, ",}");
-		snprintf(out, len, "%.*s", (int)n, p);
-	}
-	return 0;
-}
-
 Test(e2e_balance, worker_binding_read_back_from_the_kernel_matches_swarm_topo)
 {
 	char out[16384];
 	const char *args[] = { "topo", "--json", "--socket", h_socket(), NULL };
 	int rc = run_swarm(out, sizeof out, args);
 	cr_assert_eq(rc, 0, "swarm topo exited %d: %s", rc, out);
-	const char *devs = strstr(out, "\"devices\": [");
-	cr_assert_not_null(devs, "no devices in %s", out);
+	json_error_t jerr;
+	json_t *doc = json_loads(out, 0, &jerr);
+	cr_assert_not_null(doc, "swarm topo --json is not JSON (%s, line %d): %s", jerr.text,
+			   jerr.line, out);
+	json_t *devs = json_object_get(doc, "devices"), *dv;
+	cr_assert(json_is_array(devs), "no devices in %s", out);
 	int checked = 0;
-	for (const char *p = strstr(devs, "{\"name\""); p; p = strstr(p + 1, "{\"name\"")) {
-		char name[32], pid_s[16], cpus[512], pol[64], kcpus[512], kpol[64];
-		cr_assert_eq(json_field(p, "name", name, sizeof name), 0);
-		cr_assert_eq(json_field(p, "pid", pid_s, sizeof pid_s), 0);
-		cr_assert_eq(json_field(p, "cpus", cpus, sizeof cpus), 0);
-		cr_assert_eq(json_field(p, "mem_policy", pol, sizeof pol), 0);
-		pid_t pid = (pid_t)atoi(pid_s);
+	size_t k;
+	json_array_foreach(devs, k, dv)
+	{
+		char kcpus[512], kpol[64];
+		const char *name = "", *cpus = "", *pol = "";
+		json_int_t pid_j = 0;
+		cr_assert_eq(json_unpack(dv, "{s:s, s:I, s:s, s:s}", "name", &name, "pid", &pid_j,
+					 "cpus", &cpus, "mem_policy", &pol),
+			     0, "device %zu lacks name, pid, cpus or mem_policy in %s", k, out);
+		pid_t pid = (pid_t)pid_j;
 		cr_assert_gt(pid, 0, "%s has no pid in %s", name, out);
 		cr_assert_eq(proc_status_field(pid, "Cpus_allowed_list", kcpus, sizeof kcpus), 0);
 		cr_assert_str_eq(cpus, kcpus, "%s (pid %d): swarm topo says cpus %s, the kernel %s",
@@ -324,6 +289,7 @@ Test(e2e_balance, worker_binding_read_back_from_the_kernel_matches_swarm_topo)
 			cpus, pol, kcpus, kpol);
 		checked++;
 	}
+	json_decref(doc);
 	cr_assert_eq(checked, 2, "checked %d devices in %s", checked, out);
 
 	/* The session-info call says the same of the worker that serves the session. */

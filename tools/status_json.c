@@ -1,0 +1,52 @@
+/* status_json.c: the document `swarm status --json` prints, built from swarmd's status reply
+ * apart from the command so that a test can feed it any reply (tools/cmd.h). */
+#include <jansson.h>
+
+#include "ipc/proto.h"
+#include "runtime/balancer.h"
+#include "tools/cmd.h"
+#include "tools/json_out.h"
+
+static json_t *device_json(const struct swarm_status_device *dv)
+{
+	const char *io = dv->io_backend == 1 ? "io_uring" : dv->io_backend == 2 ? "epoll" : "-";
+	return json_pack("{s:i, s:o, s:s, s:i, s:i, s:o, s:o, s:s, s:o, s:I, s:I, s:I, s:I, s:o, "
+			 "s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+			 "index", (int)dv->index, "name", swarm_json_str(dv->name), "state",
+			 swarm_device_state_name(dv->state), "pid", (int)dv->pid, "numa_node",
+			 (int)dv->numa_node, "cpus", swarm_json_str(dv->cpus), "mem_policy",
+			 swarm_json_str(dv->mem_policy), "io", io, "busy",
+			 swarm_json_number("%.3f", (double)dv->busy), "moves_in",
+			 (json_int_t)dv->moves_in, "sessions", (json_int_t)dv->sessions,
+			 "queue_depth", (json_int_t)dv->queue_depth, "restarts",
+			 (json_int_t)dv->restarts, "requests", swarm_json_u64(dv->requests),
+			 "errors", swarm_json_u64(dv->errors), "busy_ns",
+			 swarm_json_u64(dv->busy_ns), "batches", swarm_json_u64(dv->batches),
+			 "p50_ns", swarm_json_u64(dv->p50_ns), "p99_ns", swarm_json_u64(dv->p99_ns),
+			 "weights_bytes_loaded", swarm_json_u64(dv->weights_bytes_loaded),
+			 "weights_mbps_last", (json_int_t)dv->weights_mbps_last);
+}
+
+static json_t *session_json(const struct swarm_status_session *s)
+{
+	return json_pack("{s:o, s:i, s:i, s:i, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "id",
+			 swarm_json_u64(s->session_id), "device", (int)s->device_index,
+			 "client_pid", (int)s->client_pid, "client_numa", (int)s->client_numa,
+			 "model", swarm_json_str(s->model), "version", (json_int_t)s->model_version,
+			 "in_flight", (json_int_t)s->in_flight, "moves", (json_int_t)s->moves,
+			 "requests", swarm_json_u64(s->requests), "errors",
+			 swarm_json_u64(s->errors), "p50_ns", swarm_json_u64(s->p50_ns), "p99_ns",
+			 swarm_json_u64(s->p99_ns));
+}
+
+json_t *swarm_status_json(const struct swarm_msg_status_reply *r)
+{
+	json_t *devices = json_array(), *sessions = json_array();
+	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++)
+		json_array_append_new(devices, device_json(&r->devices[i]));
+	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++)
+		json_array_append_new(sessions, session_json(&r->sessions[i]));
+	return json_pack("{s:i, s:o, s:o, s:I, s:o}", "swarmd_pid", (int)r->swarmd_pid, "uptime_s",
+			 swarm_json_number("%.3f", (double)r->uptime_ns / 1e9), "devices", devices,
+			 "total_sessions", (json_int_t)r->total_sessions, "sessions", sessions);
+}
