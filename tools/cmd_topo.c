@@ -12,6 +12,7 @@
 
 #include "ipc/proto.h"
 #include "runtime/balancer.h"
+#include "runtime/plan.h"
 #include "runtime/topology.h"
 #include "swarm/swarm.h"
 #include "tools/cmd.h"
@@ -22,17 +23,22 @@
 static void topo_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: swarm topo [--socket PATH] [--topology FILE.xml] [--devices SPEC] [--json]\n"
+		"usage: swarm topo [--socket PATH] [--topology FILE.xml] [--devices SPEC]\n"
+		"                  [--instances N] [--json]\n"
 		"\n"
 		"Prints the NUMA nodes (cores, memory, package), their distances, the GPUs with\n"
 		"the node each is attached to, and the devices: from a running swarmd, each with\n"
 		"the cores and memory policy its worker has (read back from the kernel); with\n"
-		"--topology, or when swarmd is not running, the plan swarmd would make.\n"
+		"--topology, or when swarmd is not running, the plan swarmd would make (the same\n"
+		"planner, runtime/plan.c: on this machine the GPUs the CUDA runtime finds, placed by\n"
+		"their PCI bus ids; with --topology, the XML's GPUs).\n"
 		"\n"
 		"  --socket PATH        swarmd's socket ($SWARM_SOCKET, else the default)\n"
 		"  --topology FILE.xml  an hwloc XML (lstopo --of xml) instead of this machine\n"
 		"  --devices SPEC       for a plan: cpu:N, or gpu (default: the GPUs if there are\n"
 		"                       any, else one CPU device per NUMA node)\n"
+		"  --instances N        for a plan: N workers per device, as swarmd --instances\n"
+		"                       (default 1)\n"
 		"  --json               one JSON object, for scripts\n");
 }
 
@@ -45,28 +51,26 @@ struct topo_dev {
 	char mem_policy[48];
 };
 
-/* The plan swarmd would make for spec on t. Returns the device count or -errno. */
-static int plan_devices(struct swarm_topology *t, const char *spec, struct topo_dev *out)
+/* The plan swarmd would make on t for --devices spec and --instances (runtime/plan.c): with
+ * an XML (xml set), its GPUs; on this machine, those the CUDA runtime finds, as swarmd does.
+ * Returns the device count, 0 with why, or -EINVAL for a bad spec. */
+static int plan_devices(struct swarm_topology *t, int xml, const char *spec, int instances,
+			struct topo_dev *out, char *why, size_t why_len)
 {
+	struct swarm_plan_request req = { .mode = SWARM_PLAN_DEFAULT, .instances = instances };
+	if (spec && swarm_plan_parse_devices(spec, TOPO_MAX_DEVICES, &req))
+		return -EINVAL;
 	struct swarm_device_plan plan[TOPO_MAX_DEVICES];
 	struct swarm_gpu_info gpus[TOPO_MAX_DEVICES];
-	int n_gpus = swarm_topology_gpus(t, gpus, TOPO_MAX_DEVICES);
-	int n;
-	if ((!spec && n_gpus > 0) || (spec && !strcmp(spec, "gpu"))) {
-		n = swarm_topology_plan_gpus(t, gpus, n_gpus, plan, TOPO_MAX_DEVICES);
-	} else {
-		int count = 0;
-		if (spec) {
-			char *end;
-			if (strncmp(spec, "cpu:", 4) != 0)
-				return -EINVAL;
-			long v = strtol(spec + 4, &end, 10);
-			if (end == spec + 4 || *end || v < 1 || v > TOPO_MAX_DEVICES)
-				return -EINVAL;
-			count = (int)v;
-		}
-		n = swarm_topology_plan_cpu(t, count, plan, TOPO_MAX_DEVICES);
-	}
+	int gpu_of[TOPO_MAX_DEVICES];
+	int n_gpus = 0;
+	if (req.mode != SWARM_PLAN_CPU)
+		n_gpus = xml ? swarm_topology_gpus(t, gpus, TOPO_MAX_DEVICES) :
+			       swarm_plan_find_gpus(t, gpus, TOPO_MAX_DEVICES, why, why_len);
+	if (xml && !n_gpus)
+		snprintf(why, why_len, "the topology has no GPU");
+	int n = swarm_plan_devices(t, &req, gpus, n_gpus, plan, gpu_of, TOPO_MAX_DEVICES, why,
+				   why_len);
 	for (int i = 0; i < n; i++) {
 		memset(&out[i], 0, sizeof out[i]);
 		snprintf(out[i].name, sizeof out[i].name, "%s", plan[i].name);
@@ -178,10 +182,12 @@ static void print_text(struct swarm_topology *t, const char *source, const char 
 int swarm_cmd_topo(int argc, char **argv)
 {
 	const char *sock = NULL, *xml = NULL, *spec = NULL;
-	int json = 0;
+	int json = 0, instances = 1;
+	char *end;
 	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
 					      { "topology", required_argument, 0, 't' },
 					      { "devices", required_argument, 0, 'd' },
+					      { "instances", required_argument, 0, 'i' },
 					      { "json", no_argument, 0, 'j' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
@@ -196,6 +202,16 @@ int swarm_cmd_topo(int argc, char **argv)
 			break;
 		case 'd':
 			spec = optarg;
+			break;
+		case 'i':
+			instances = (int)strtol(optarg, &end, 10);
+			if (!*optarg || *end || instances < 1 || instances > TOPO_MAX_DEVICES) {
+				fprintf(stderr,
+					"swarm topo: --instances takes a count from 1 to %d, not "
+					"\"%s\"\n",
+					TOPO_MAX_DEVICES, optarg);
+				return 2;
+			}
 			break;
 		case 'j':
 			json = 1;
@@ -225,7 +241,7 @@ int swarm_cmd_topo(int argc, char **argv)
 	char devices_from[160];
 	struct swarm_msg_status_reply *r = NULL;
 	char err[512] = "";
-	if (!xml && !spec)
+	if (!xml && !spec && instances == 1)
 		r = swarm_cmd_fetch_status(sock, err, sizeof err);
 	if (r) {
 		snprintf(devices_from, sizeof devices_from, "swarmd pid %d, as the kernel reports",
@@ -244,12 +260,18 @@ int swarm_cmd_topo(int argc, char **argv)
 		}
 		free(r);
 	} else {
-		n_dev = plan_devices(t, spec, devs);
+		char why[256] = "";
+		n_dev = plan_devices(t, xml != NULL, spec, instances, devs, why, sizeof why);
 		if (n_dev < 0) {
 			fprintf(stderr, "swarm topo: --devices takes cpu:N (1 to %d) or gpu, not \"%s\"\n",
 				TOPO_MAX_DEVICES, spec);
 			swarm_topology_free(t);
 			return 2;
+		}
+		if (n_dev == 0) {
+			fprintf(stderr, "swarm topo: swarmd would serve no device here: %s\n", why);
+			swarm_topology_free(t);
+			return 1;
 		}
 		if (err[0])
 			snprintf(devices_from, sizeof devices_from, "planned; %s", err);

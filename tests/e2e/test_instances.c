@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,4 +106,48 @@ Test(e2e_instances, bad_instance_counts_are_refused_at_startup)
 	const char *many[] = { "--socket", sock, "--devices", "cpu:40", "--instances", "2", NULL };
 	cr_expect_eq(run_swarmd(many), 1, "80 workers were planned");
 	unlink(sock);
+}
+
+/* The devices of `swarm topo --json` (args after "topo"): "name=cpus;" for each, in order. */
+static void topo_devices(const char *const *args, char *list, size_t len)
+{
+	const char *argv[12] = { SWARM_BIN_DIR "/swarm", "topo", "--json" };
+	int n = 3;
+	for (int i = 0; args[i] && n < 11; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	static char out[65536];
+	int rc = h_run(argv, out, sizeof out);
+	cr_assert_eq(rc, 0, "swarm topo exited %d: %s", rc, out);
+	json_error_t jerr;
+	json_t *doc = json_loads(out, 0, &jerr);
+	cr_assert_not_null(doc, "swarm topo --json is not JSON (%s): %s", jerr.text, out);
+	json_t *devs = json_object_get(doc, "devices"), *dv;
+	size_t k, at = 0;
+	list[0] = 0;
+	json_array_foreach(devs, k, dv)
+	{
+		const char *name = "", *cpus = "";
+		cr_assert_eq(json_unpack(dv, "{s:s, s:s}", "name", &name, "cpus", &cpus), 0);
+		at += (size_t)snprintf(list + at, len - at, "%s=%s;", name, cpus);
+		cr_assert_lt(at, len);
+	}
+	json_decref(doc);
+}
+
+/* swarm topo planned with its own copy of the planner once and ignored --instances; it now
+ * shows, for the same options, the devices and cores swarmd runs. */
+Test(e2e_instances, swarm_topo_plans_what_swarmd_runs)
+{
+	const char *extra[] = { "--instances", "2", NULL };
+	h_start("cpu:2", extra);
+	char running[4096], planned[4096];
+	const char *live[] = { "--socket", h_socket(), NULL };
+	topo_devices(live, running, sizeof running);
+	const char *plan[] = { "--devices", "cpu:2", "--instances", "2", NULL };
+	topo_devices(plan, planned, sizeof planned);
+	fprintf(stderr, "running: %s\nplanned: %s\n", running, planned);
+	cr_assert_str_eq(planned, running, "swarm topo plans %s, swarmd runs %s", planned, running);
+	cr_assert(strstr(running, "cpu:1/1="), "no fourth worker in %s", running);
+	h_stop();
 }
