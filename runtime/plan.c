@@ -53,8 +53,8 @@ int swarm_plan_find_gpus(const struct swarm_topology *t, struct swarm_gpu_info *
 	(void)gpus;
 	(void)max;
 	snprintf(why, why_len,
-		 "no CUDA GPU: CUDA is not built into this program (configured without nvcc or "
-		 "with -DSWARM_CUDA=OFF)");
+		 "no CUDA GPU: CUDA is not built into this swarmd and swarm (configured without nvcc "
+		 "or with -DSWARM_CUDA=OFF)");
 	return 0;
 #endif
 }

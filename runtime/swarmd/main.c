@@ -268,12 +268,13 @@ static int plan(struct swarm_device_plan *plan, int *gpu_of)
 		return -1;
 	}
 	for (int i = 0; i < n_gpus && i < d.n_dev && cfg.devices.instances <= 1; i++)
-		swarm_log(SWARM_LOG_INFO, "event=gpu_found device=%s pci=%s numa=%d cpus=%s%s",
-			  plan[i].name, gpus[i].busid[0] ? gpus[i].busid : "?", plan[i].numa_node,
-			  plan[i].cpus,
+		swarm_log(SWARM_LOG_INFO,
 			  cfg.devices.mode == SWARM_PLAN_DEFAULT ?
-				  " note=\"--devices cpu:N serves CPUs instead\"" :
-				  "");
+				  "event=gpu_found device=%s pci=%s numa=%d cpus=%s note=\"--devices "
+				  "cpu:N serves CPUs instead\"" :
+				  "event=gpu_found device=%s pci=%s numa=%d cpus=%s",
+			  plan[i].name, gpus[i].busid[0] ? gpus[i].busid : "?", plan[i].numa_node,
+			  plan[i].cpus);
 	if (cfg.devices.instances > 1)
 		swarm_log(SWARM_LOG_INFO,
 			  "event=instances_planned devices=%d instances=%d workers=%d",
@@ -328,9 +329,11 @@ static int start_loop(void)
 	}
 	err = ctl_listen();
 	if (err) {
-		swarm_log(SWARM_LOG_ERROR, "event=startup_failed socket=%s error=\"%s\"%s",
-			  cfg.socket_path, strerror(-err),
-			  err == -EADDRINUSE ? " hint=\"another swarmd listens there\"" : "");
+		swarm_log(SWARM_LOG_ERROR,
+			  err == -EADDRINUSE ? "event=startup_failed socket=%s error=\"%s\" "
+					       "hint=\"another swarmd listens there\"" :
+					       "event=startup_failed socket=%s error=\"%s\"",
+			  cfg.socket_path, strerror(-err));
 		return -1;
 	}
 	m.signal_w.kind = W_SIGNAL;

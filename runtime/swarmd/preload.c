@@ -139,8 +139,7 @@ void preload_done(struct device *dv, const struct swarm_msg_loaded *m)
 	dv->pre_state[p] = m->status ? PRE_FAILED : PRE_DONE;
 	swarm_log(m->status ? SWARM_LOG_WARN : SWARM_LOG_INFO,
 		  "event=device_preloaded device=%s model=%s version=%u status=%d how=%s "
-		  "bytes=%llu ms=%.1f gbps=%.2f%s%s%s",
+		  "bytes=%llu ms=%.1f gbps=%.2f note=\"%s\"",
 		  dv->plan.name, model, m->version, m->status, m->how < 5 ? how[m->how] : "?",
-		  (unsigned long long)m->bytes, (double)m->ns / 1e6, m->gbps,
-		  text[0] ? " note=\"" : "", text, text[0] ? "\"" : "");
+		  (unsigned long long)m->bytes, (double)m->ns / 1e6, m->gbps, text);
 }
