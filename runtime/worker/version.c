@@ -439,6 +439,38 @@ err_free:
 	return NULL;
 }
 
+struct version *version_adopt(struct worker *w, const struct swarm_msg_version *v,
+			      struct swarm_executor *exec, const struct swarm_seg_geometry *g,
+			      char *why, size_t why_len)
+{
+	struct version *x = calloc(1, sizeof *x);
+	if (!x) {
+		snprintf(why, why_len, "out of memory");
+		return NULL;
+	}
+	swarm_copy_str(x->model, sizeof x->model, v->model);
+	swarm_copy_str(x->sha, sizeof x->sha, v->weights_sha);
+	x->number = v->version;
+	x->max_batch = v->max_batch;
+	x->delay_ns = (uint64_t)v->max_queue_delay_us * 1000;
+	x->n_in = g->n_inputs;
+	x->n_out = g->n_outputs;
+	for (uint32_t i = 0; i < x->n_in; i++)
+		x->in_row[i] = g->tensor_row_bytes[i];
+	for (uint32_t i = 0; i < x->n_out; i++)
+		x->out_row[i] = g->tensor_row_bytes[x->n_in + i];
+	x->exec = exec;
+	if (version_batch_buffers(w, x, why, why_len)) {
+		version_free_buffers(w, x);
+		free(x);
+		return NULL;
+	}
+	x->refs = 1;
+	x->next = w->versions;
+	w->versions = x;
+	return x;
+}
+
 struct version *version_get(struct worker *w, const struct swarm_msg_version *v, char *why,
 			    size_t why_len)
 {

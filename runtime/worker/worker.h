@@ -240,6 +240,14 @@ struct version *version_load(struct worker *w, const struct swarm_msg_version *v
 struct version *version_get(struct worker *w, const struct swarm_msg_version *v, char *why,
 			    size_t why_len);
 
+/* Holds exec as the version v names (model, weights_sha, version, and its batching), with the
+ * tensors of geometry g: what version_load does once it has made an executor, for tests
+ * that run a fake one. On success the version owns exec (freed with it) and has one
+ * reference; NULL with why when out of memory (exec is still the caller's). */
+struct version *version_adopt(struct worker *w, const struct swarm_msg_version *v,
+			      struct swarm_executor *exec, const struct swarm_seg_geometry *g,
+			      char *why, size_t why_len);
+
 /* 1 when a session of geometry g can be served by v: the same tensors, row for row, and no
  * more rows a request than v's plan takes. */
 int version_fits(const struct version *v, const struct swarm_seg_geometry *g);
