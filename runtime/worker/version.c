@@ -346,10 +346,11 @@ static int version_batch_buffers(struct worker *w, struct version *x, char *why,
 	return 0;
 }
 
-/* The graph v names: its built-in model (*desc), or NULL for a node-list graph. Returns 0,
- * or -1 with why for an unknown built-in or a node-list graph without weights. */
-static int version_desc(const struct swarm_msg_version *v, const char *sha,
-			const struct swarm_model_desc **desc, char *why, size_t why_len)
+/* Checks what v names and finds its graph: its built-in model (*desc), or NULL for a
+ * node-list graph. Returns 0, or -1 with why for an unknown built-in, a node-list graph
+ * without weights, or a max_batch above SWARM_MAX_BATCH_ROWS. */
+static int version_check(const struct swarm_msg_version *v, const char *sha,
+			 const struct swarm_model_desc **desc, char *why, size_t why_len)
 {
 	*desc = NULL;
 	if (v->builtin_id) {
@@ -360,6 +361,13 @@ static int version_desc(const struct swarm_msg_version *v, const char *sha,
 		}
 	} else if (!sha[0]) {
 		snprintf(why, why_len, "a node-list graph without weights");
+		return -1;
+	}
+	/* The batch buffers are max_batch rows of each tensor: a value beyond what a manifest
+	 * may ask (swarmd sends the manifest's) would have the worker allocate without a bound. */
+	if (v->max_batch > SWARM_MAX_BATCH_ROWS) {
+		snprintf(why, why_len, "max_batch %u above the limit of %u rows", v->max_batch,
+			 SWARM_MAX_BATCH_ROWS);
 		return -1;
 	}
 	return 0;
@@ -378,7 +386,7 @@ struct version *version_load(struct worker *w, const struct swarm_msg_version *v
 	struct swarm_load_opts load = w->load;
 	load.hook = hook;
 	const struct swarm_model_desc *desc;
-	if (version_desc(v, sha, &desc, why, why_len))
+	if (version_check(v, sha, &desc, why, why_len))
 		return NULL;
 	for (struct version *x = w->versions; x; x = x->next)
 		if (x->desc == desc && !strcmp(x->sha, sha) && !strcmp(x->model, model) &&
