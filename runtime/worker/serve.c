@@ -425,10 +425,13 @@ static int session_map(struct worker *w, struct session *s, const int *fds, char
 	return err;
 }
 
-/* Undoes a session_attach that failed after its version was taken: s's queue room and
- * version reference, and what session_map did. The descriptors stay the caller's. */
+/* Undoes a session_attach that failed after its version was taken: its client's pidfd, its
+ * queue room and version reference, and what session_map did. The descriptors that came
+ * with the ATTACH stay the caller's. */
 static void session_undo(struct worker *w, struct session *s)
 {
+	if (s->client_pidfd >= 0)
+		close(s->client_pidfd);
 	queue_purge(s->version, s);
 	version_put(w, s->version);
 	if (s->registered)
