@@ -83,6 +83,12 @@ static uint32_t batch_expire(const struct queued *b, uint32_t k, uint64_t now, i
 	return live;
 }
 
+/* The slot of a queued request, where its tensors are at its session's offsets. */
+static char *slot_base(const struct queued *e)
+{
+	return (char *)swarm_seg_slot(e->s->base, &e->s->geo, e->slot);
+}
+
 /* One live request: it runs in place in its slot, as if it had never been queued. */
 static void batch_run_alone(const struct queued *b, uint32_t k, uint64_t now, int32_t *status)
 {
@@ -99,14 +105,14 @@ static void batch_run_parts(struct version *v, uint32_t k, int32_t *status)
 	for (uint32_t i = 0; i < k; i++) {
 		if (status[i] != 1)
 			continue;
-		struct session *s = b[i].s;
-		char *base = (char *)swarm_seg_slot(s->base, &s->geo, b[i].slot);
+		const struct swarm_seg_geometry *g = &b[i].s->geo;
+		char *base = slot_base(&b[i]);
 		const void **in = &v->part_in[(size_t)n * v->n_in];
 		void **out = &v->part_out[(size_t)n * v->n_out];
 		for (uint32_t t = 0; t < v->n_in; t++)
-			in[t] = base + s->geo.tensor_offset[t];
+			in[t] = base + g->tensor_offset[t];
 		for (uint32_t t = 0; t < v->n_out; t++)
-			out[t] = base + s->geo.tensor_offset[v->n_in + t];
+			out[t] = base + g->tensor_offset[v->n_in + t];
 		v->parts[n++] = (struct swarm_graph_part){ in, out, b[i].rows };
 	}
 	int rc = swarm_graph_run_parts(v->graph, v->parts, n);
@@ -125,11 +131,11 @@ static void batch_run_gathered(struct version *v, uint32_t k, uint32_t rows, int
 	for (uint32_t i = 0; i < k; i++) {
 		if (status[i] != 1)
 			continue;
-		struct session *s = b[i].s;
-		char *base = (char *)swarm_seg_slot(s->base, &s->geo, b[i].slot);
+		const struct swarm_seg_geometry *g = &b[i].s->geo;
+		char *base = slot_base(&b[i]);
 		for (uint32_t t = 0; t < v->n_in; t++)
-			memcpy((char *)v->bin[t] + at * v->in_row[t],
-			       base + s->geo.tensor_offset[t], b[i].rows * v->in_row[t]);
+			memcpy((char *)v->bin[t] + at * v->in_row[t], base + g->tensor_offset[t],
+			       b[i].rows * v->in_row[t]);
 		at += b[i].rows;
 	}
 	int rc = version_run(v, (const void *const *)v->bin, v->bout, rows);
@@ -137,11 +143,10 @@ static void batch_run_gathered(struct version *v, uint32_t k, uint32_t rows, int
 	for (uint32_t i = 0; i < k; i++) {
 		if (status[i] != 1)
 			continue;
-		struct session *s = b[i].s;
 		if (rc == 0) {
-			char *base = (char *)swarm_seg_slot(s->base, &s->geo, b[i].slot);
+			char *base = slot_base(&b[i]);
 			for (uint32_t t = 0; t < v->n_out; t++)
-				memcpy(base + s->geo.tensor_offset[v->n_in + t],
+				memcpy(base + b[i].s->geo.tensor_offset[v->n_in + t],
 				       (char *)v->bout[t] + at * v->out_row[t],
 				       b[i].rows * v->out_row[t]);
 		}
