@@ -30,14 +30,12 @@
 #include "runtime/log.h"
 #include "runtime/worker/worker.h"
 
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
+static void fail(const char *what, int line)
+{
+	fprintf(stderr, "fuzz_worker_ctl.c:%d: invariant failed: %s\n", line, what);
+	abort();
+}
+#define CHECK(cond) ((cond) ? (void)0 : fail(#cond, __LINE__))
 
 #define SEGMENT_MAX (64ull << 20)
 
