@@ -46,8 +46,8 @@ static void version(struct swarm_msg_version *v, uint32_t builtin, uint32_t numb
 	v->max_queue_delay_us = delay_us;
 }
 
-static void attach(uint64_t id, uint32_t builtin, uint32_t number, uint32_t max_batch,
-		   uint32_t delay_us, uint8_t fds)
+static void attach_pid(uint64_t id, uint32_t builtin, uint32_t number, uint32_t max_batch,
+		       uint32_t delay_us, uint8_t fds, int32_t client_pid)
 {
 	struct swarm_msg_attach m;
 	swarm_msg_init(&m.h, SWARM_MSG_ATTACH, sizeof m, (uint32_t)id);
@@ -61,8 +61,14 @@ static void attach(uint64_t id, uint32_t builtin, uint32_t number, uint32_t max_
 		fprintf(stderr, "geometry refused\n");
 		exit(1);
 	}
-	m.client_pid = -1;
+	m.client_pid = client_pid;
 	record(fds, &m, sizeof m);
+}
+
+static void attach(uint64_t id, uint32_t builtin, uint32_t number, uint32_t max_batch,
+		   uint32_t delay_us, uint8_t fds)
+{
+	attach_pid(id, builtin, number, max_batch, delay_us, fds, -1);
 }
 
 static void detach(uint64_t id, uint32_t flags)
@@ -178,6 +184,11 @@ int main(int argc, char **argv)
 	attach(6, SWARM_MODEL_IDENTITY, 1, 0, 0, FDS_WRONG); /* descriptors of the wrong kind */
 	attach(7, SWARM_MODEL_IDENTITY, 1, 0, 0, FDS_NONE);  /* none */
 	attach(8, 77, 1, 0, 0, FDS_ATTACH);                  /* no such built-in */
+	/* Two the fuzzer found: a max_batch of 4 billion rows (the worker allocated it), and
+	 * a refusal after the live client's pidfd was opened (pid 1: always there), which
+	 * leaked it. */
+	attach(9, SWARM_MODEL_IDENTITY, 1, 4000000000u, 0, FDS_ATTACH);
+	attach_pid(10, SWARM_MODEL_IDENTITY, 1, 0, 0, FDS_WRONG, 1);
 	end();
 
 	begin(dir, "malformed");
