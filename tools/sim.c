@@ -26,7 +26,7 @@
 /* The simulation stops this long after the trace's end even with requests left (a policy
  * that never wakes a device for held requests); they count as missed. */
 #define SIM_GRACE_NS (24ull * 3600 * 1000000000)
-/* swarmd's busy EWMA time constant (BUSY_TAU_NS in runtime/swarmd.c). */
+/* swarmd's busy EWMA time constant (BUSY_TAU_NS in runtime/swarmd/placement.c). */
 #define SIM_BUSY_TAU_NS 5e9
 
 enum dev_state {
@@ -553,7 +553,7 @@ static int tick(struct sim *s)
 {
 	advance(s);
 	/* Busy time of the batches still in service, up to the tick; swarmd's smoothed busy
-	 * fraction of each device in service (runtime/swarmd.c update_load). */
+	 * fraction of each device in service (runtime/swarmd/placement.c place_update_load). */
 	int swarmd = s->o->measure == SWARM_SIM_MEASURE_SWARMD;
 	double a = (double)s->tick_ns / SIM_BUSY_TAU_NS;
 	double busy_sum = 0;

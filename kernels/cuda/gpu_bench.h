@@ -25,7 +25,7 @@ enum swarm_cuda_h2d_mode {
 	SWARM_CUDA_H2D_MALLOC_HOST,     /* cudaMallocHost: pinned by the driver, the best case */
 	SWARM_CUDA_H2D_HOST_REGISTERED, /* a memfd mapping (MAP_SHARED) pinned with
 					 * cudaHostRegister, as the worker pins a session
-					 * segment (runtime/worker.c) */
+					 * segment (runtime/worker/serve.c) */
 	SWARM_CUDA_H2D_MODE_COUNT,
 };
 
