@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <grp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -794,5 +795,197 @@ Test(e2e_recovery, a_no_retry_request_its_worker_took_fails_with_econnaborted)
 	cr_assert(!wrong, "its output is not its input");
 	swarm_session_close(s);
 	swarm_disconnect(c);
+	h_stop();
+}
+
+/* ---- garbage and floods, an honest client beside each -----------------------------------------
+ */
+
+/* swarmd's resident memory in KiB, from /proc. */
+static long swarmd_rss_kb(void)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)h_swarmd_pid());
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f);
+	long kb = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	cr_assert_gt(kb, 0, "no VmRSS for swarmd");
+	return kb;
+}
+
+static int silent_connection(void);
+
+/* The sessions swarmd holds, from its STATUS reply (the raw protocol, as `swarm status`). */
+static uint32_t swarmd_sessions(void)
+{
+	int fd = silent_connection();
+	struct swarm_msg_hello m;
+	memset(&m, 0, sizeof m);
+	swarm_msg_init(&m.h, SWARM_MSG_HELLO, sizeof m, 1);
+	m.cpu = -1;
+	struct swarm_msg_hdr q;
+	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
+	struct swarm_msg_status_reply *r = malloc(sizeof *r);
+	cr_assert_not_null(r);
+	cr_assert_eq(swarm_msg_send(fd, &m, sizeof m, NULL, 0), 0);
+	cr_assert_gt(swarm_msg_recv(fd, r, sizeof *r, NULL, NULL), 0, "no hello reply");
+	cr_assert_eq(swarm_msg_send(fd, &q, sizeof q, NULL, 0), 0);
+	int n = swarm_msg_recv(fd, r, sizeof *r, NULL, NULL);
+	cr_assert_eq(swarm_msg_check(r, (size_t)(n > 0 ? n : 0)), SWARM_MSG_STATUS_REPLY,
+		     "no status reply (%d)", n);
+	uint32_t total = r->total_sessions;
+	free(r);
+	close(fd);
+	return total;
+}
+
+/* An honest client in a child doing checked round trips for duration: started, ready. */
+static pid_t honest_beside(struct h_honest_args *a, int64_t duration)
+{
+	int ready = 0;
+	*a = (struct h_honest_args){ .duration_ns = duration, .tag_base = 7 << 20 };
+	pid_t p = h_fork_ready(h_honest_client, a, &a->ready_fd, 10 * H_SEC, &ready);
+	cr_assert(p > 0 && ready, "the honest client did not start");
+	return p;
+}
+
+/* After an attack: the honest client did all its round trips right, and swarmd is back to
+ * its baseline of descriptors and sessions, its memory within slack_kb of where it was. */
+static void back_to_baseline(pid_t honest, int fds0, long rss0, long slack_kb, const char *what)
+{
+	cr_assert_eq(h_child_wait(honest, 30 * H_SEC), 0, "%s: the honest client failed", what);
+	int fds = -1;
+	uint32_t sessions = UINT32_MAX;
+	for (uint64_t end = h_now_ns() + 5 * H_SEC; h_now_ns() < end; h_sleep_ms(50)) {
+		fds = h_count_fds(h_swarmd_pid());
+		if (fds == fds0 && (sessions = swarmd_sessions()) == 0)
+			break;
+	}
+	const long rss = swarmd_rss_kb();
+	fprintf(stderr, "%s: swarmd fds %d (baseline %d), sessions %u, rss %ld kB (baseline %ld)\n",
+		what, fds, fds0, sessions, rss, rss0);
+	cr_assert_eq(fds, fds0, "%s: swarmd holds %d fds, %d before", what, fds, fds0);
+	cr_assert_eq(sessions, 0, "%s: swarmd still holds %u sessions", what, sessions);
+	cr_assert_lt(rss - rss0, slack_kb, "%s: swarmd's memory grew from %ld to %ld kB", what,
+		     rss0, rss);
+}
+
+/* Sends one raw packet on a fresh connection (after a valid hello when hello is set) and
+ * returns 1 when swarmd closed the connection within 2 s. */
+static int garbage_closes(const void *buf, size_t len, int hello)
+{
+	int fd = silent_connection();
+	if (hello) {
+		struct swarm_msg_hello m;
+		memset(&m, 0, sizeof m);
+		swarm_msg_init(&m.h, SWARM_MSG_HELLO, sizeof m, 1);
+		m.pid = getpid();
+		m.cpu = -1;
+		cr_assert_eq(send(fd, &m, sizeof m, 0), (ssize_t)sizeof m);
+		char reply[512];
+		cr_assert_gt(recv(fd, reply, sizeof reply, 0), 0, "no hello reply");
+	}
+	cr_assert_eq(send(fd, buf, len, 0), (ssize_t)len, "send: %s", strerror(errno));
+	int closed = 0;
+	for (uint64_t end = h_now_ns() + 2 * H_SEC; !closed && h_now_ns() < end;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, 100) == 1) {
+			char b[4096];
+			ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT);
+			closed = n == 0 || (n < 0 && errno != EAGAIN);
+		}
+	}
+	close(fd);
+	return closed;
+}
+
+/* Garbage on the control socket: short packets, bad magic, a valid header of an unknown type,
+ * of a worker's type, with a length that lies, a packet larger than any message, random
+ * bytes. Each closes only that connection; the honest client beside is never disturbed. */
+Test(e2e_hostile, garbage_on_the_control_socket_closes_only_that_connection)
+{
+	const int fds0 = h_count_fds(h_swarmd_pid());
+	const long rss0 = swarmd_rss_kb();
+	struct h_honest_args a;
+	pid_t honest = honest_beside(&a, 3 * H_SEC);
+	uint8_t buf[4096];
+	struct swarm_msg_hdr h;
+	swarm_msg_init(&h, SWARM_MSG_STATUS, sizeof h, 1);
+	int closed = 0, tried = 0;
+	for (int hello = 0; hello < 2; hello++) {
+		closed += garbage_closes("x", 1, hello), tried++;
+		struct swarm_msg_hdr bad = h;
+		bad.magic ^= 1;
+		closed += garbage_closes(&bad, sizeof bad, hello), tried++;
+		bad = h;
+		bad.type = 200;
+		closed += garbage_closes(&bad, sizeof bad, hello), tried++;
+		bad = h;
+		bad.type = SWARM_MSG_ATTACH_REPLY; /* a worker's message from a client */
+		memset(buf, 0, sizeof buf);
+		memcpy(buf, &bad, sizeof bad);
+		closed += garbage_closes(buf, sizeof(struct swarm_msg_attach_reply), hello),
+			tried++;
+		bad = h;
+		bad.len = 4000;
+		memcpy(buf, &bad, sizeof bad);
+		closed += garbage_closes(buf, sizeof bad, hello), tried++;
+		memcpy(buf, &h, sizeof h);
+		closed += garbage_closes(buf, sizeof buf, hello), tried++; /* too long a packet */
+		uint64_t x = 0x9e3779b97f4a7c15ull;
+		for (size_t i = 0; i < sizeof buf; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			buf[i] = (uint8_t)x;
+		}
+		for (size_t len = 3; len < sizeof buf; len = len * 3 + 1)
+			closed += garbage_closes(buf, len, hello), tried++;
+	}
+	cr_assert_eq(closed, tried, "swarmd closed %d of %d garbage connections", closed, tried);
+	cr_assert(h_log_contains("event=client_bad_message"), "no client_bad_message logged");
+	back_to_baseline(honest, fds0, rss0, 4096, "garbage");
+	h_stop();
+}
+
+/* A flood of connections and of opens and closes from many clients at once, an honest client
+ * beside: swarmd serves them all, and is back to its descriptors, no session and its memory
+ * once they have gone. */
+static int open_close_flood(void *arg)
+{
+	(void)arg;
+	for (int k = 0; k < 40; k++) {
+		swarm_client *c = NULL;
+		if (swarm_connect(h_socket(), &c))
+			return 2;
+		for (int j = 0; j < 5; j++) {
+			swarm_session_opts o = h_identity_opts();
+			swarm_session *s = NULL;
+			if (swarm_session_open(c, "identity", 0, &o, &s))
+				return 3;
+			if (j % 2 == 0 && swarm_session_close(s))
+				return 4;
+		}
+		swarm_disconnect(c); /* the sessions left open go with it */
+	}
+	return 0;
+}
+
+Test(e2e_hostile, a_flood_of_connections_and_opens_leaves_swarmd_as_it_was)
+{
+	honest_round_trips_or_fail("warm-up"); /* the identity version is loaded before the baseline
+						*/
+	const int fds0 = h_count_fds(h_swarmd_pid());
+	const long rss0 = swarmd_rss_kb();
+	struct h_honest_args a;
+	pid_t honest = honest_beside(&a, 4 * H_SEC);
+	pid_t flood[6];
+	for (int i = 0; i < 6; i++)
+		flood[i] = h_fork(open_close_flood, NULL);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(h_child_wait(flood[i], 60 * H_SEC), 0, "flooder %d failed", i);
+	back_to_baseline(honest, fds0, rss0, 8192, "1,200 opens from 240 connections");
 	h_stop();
 }
