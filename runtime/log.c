@@ -90,105 +90,114 @@ static enum arg_kind arg_kind(const char *mods, char conv)
 	return ARG_INT;
 }
 
-/* vsnprintf with every %s value escaped (see the top of this file). Handles the conversions
- * the format attribute lets through: flags, width and precision (also as *), the length
- * modifiers hh h l ll j z t, and d i o u x X c s p f e g a and %%. */
-static size_t format_escaped(char *out, size_t len, const char *fmt, va_list ap)
+/* One conversion of a format: its spec ("%-8.3llu"), length modifiers and letter. */
+struct conv {
+	char spec[64];
+	char mods[4];
+	char letter;
+	int stars; /* '*' widths or precisions it takes from the arguments */
+};
+
+/* Reads the conversion at start (a '%' not followed by another) into c. Returns the character
+ * after it, or NULL for one the format attribute would have refused. */
+static const char *parse_conv(const char *start, struct conv *c)
 {
-	size_t at = 0;
-	int quoted = 0; /* inside a value's double quotes in the format */
-	for (const char *f = fmt; *f && at + 1 < len;) {
-		if (*f != '%') {
-			quoted ^= *f == '"';
-			out[at++] = *f++;
-			continue;
-		}
-		const char *start = f++;
-		if (*f == '%') {
-			out[at++] = '%';
-			f++;
-			continue;
-		}
-		int prec = -1, star_w = 0, star_p = 0;
-		while (*f && strchr("-+ #0", *f))
-			f++;
+	const char *f = start + 1;
+	c->stars = 0;
+	while (*f && strchr("-+ #0", *f))
+		f++;
+	for (int part = 0; part < 2; part++) { /* the width, then the precision */
+		if (part == 1 && *f != '.')
+			break;
+		f += part;
 		if (*f == '*') {
-			star_w = 1;
+			c->stars++;
 			f++;
 		}
 		while (*f >= '0' && *f <= '9')
 			f++;
-		if (*f == '.') {
-			f++;
-			if (*f == '*') {
-				star_p = 1;
-				f++;
-			}
-			while (*f >= '0' && *f <= '9')
-				f++;
-		}
-		char mods[4] = "";
-		size_t nm = 0;
-		while (*f && strchr("hljzt", *f) && nm < sizeof mods - 1)
-			mods[nm++] = *f++;
-		mods[nm] = 0;
-		char conv = *f ? *f++ : 0;
-		char spec[32];
-		size_t sl = (size_t)(f - start);
-		if (!conv || sl >= sizeof spec)
-			break; /* a format the attribute would have refused */
-		memcpy(spec, start, sl);
-		spec[sl] = 0;
-		/* a * takes its number from the arguments: written into the spec instead */
-		if (star_w || star_p) {
-			char plain[64];
-			size_t k = 0;
-			for (const char *c = spec; *c && k + 12 < sizeof plain; c++) {
-				if (*c == '*')
-					k += (size_t)snprintf(plain + k, sizeof plain - k, "%d",
-							      va_arg(ap, int));
-				else
-					plain[k++] = *c;
-			}
-			plain[k] = 0;
-			if (k >= sizeof spec)
-				break;
-			memcpy(spec, plain, k + 1);
-		}
-		if (strchr(spec, '.'))
-			prec = (int)strtol(strchr(spec, '.') + 1, NULL, 10);
-		int room = (int)(len - at);
-		int w = 0;
-		switch (arg_kind(mods, conv)) {
-		case ARG_STR: {
-			const char *v = va_arg(ap, const char *);
-			/* values are escaped, not padded: a width is ignored */
-			put_escaped(out, len, &at, v ? v : "(null)", prec, quoted);
+	}
+	size_t nm = 0;
+	while (*f && strchr("hljzt", *f) && nm < sizeof c->mods - 1)
+		c->mods[nm++] = *f++;
+	c->mods[nm] = 0;
+	c->letter = *f ? *f++ : 0;
+	size_t sl = (size_t)(f - start);
+	if (!c->letter || sl >= sizeof c->spec / 2)
+		return NULL;
+	memcpy(c->spec, start, sl);
+	c->spec[sl] = 0;
+	return f;
+}
+
+/* Writes each '*' of c's spec as the number it takes from the arguments. */
+static void expand_stars(struct conv *c, va_list *ap)
+{
+	char plain[sizeof c->spec];
+	size_t k = 0;
+	for (const char *p = c->spec; *p && k + 12 < sizeof plain; p++) {
+		if (*p == '*')
+			k += (size_t)snprintf(plain + k, sizeof plain - k, "%d", va_arg(*ap, int));
+		else
+			plain[k++] = *p;
+	}
+	plain[k] = 0;
+	memcpy(c->spec, plain, k + 1);
+}
+
+/* Formats one conversion other than %s into out (room bytes) as printf does. Returns what
+ * snprintf returns, or -1 for a conversion not handled. */
+static int format_other(char *out, size_t room, const struct conv *c, va_list *ap)
+{
+	switch (arg_kind(c->mods, c->letter)) {
+	case ARG_INT:
+		return snprintf(out, room, c->spec, va_arg(*ap, int));
+	case ARG_LONG:
+		return snprintf(out, room, c->spec, va_arg(*ap, long));
+	case ARG_LLONG:
+		return snprintf(out, room, c->spec, va_arg(*ap, long long));
+	case ARG_SIZE:
+		return snprintf(out, room, c->spec, va_arg(*ap, size_t));
+	case ARG_DOUBLE:
+		return snprintf(out, room, c->spec, va_arg(*ap, double));
+	case ARG_PTR:
+		return snprintf(out, room, c->spec, va_arg(*ap, void *));
+	default:
+		return -1;
+	}
+}
+
+/* vsnprintf with every %s value escaped (see the top of this file). Handles the conversions
+ * the format attribute lets through: flags, width and precision (also as *), the length
+ * modifiers hh h l ll j z t, and d i o u x X c s p f e g a and %%. */
+static size_t format_escaped(char *out, size_t len, const char *fmt, va_list *ap)
+{
+	size_t at = 0;
+	int quoted = 0; /* inside a value's double quotes in the format */
+	for (const char *f = fmt; *f && at + 1 < len;) {
+		if (*f != '%' || f[1] == '%') {
+			quoted ^= *f == '"';
+			out[at++] = *f;
+			f += *f == '%' ? 2 : 1;
 			continue;
 		}
-		case ARG_INT:
-			w = snprintf(out + at, (size_t)room, spec, va_arg(ap, int));
+		struct conv c;
+		if (!(f = parse_conv(f, &c)))
 			break;
-		case ARG_LONG:
-			w = snprintf(out + at, (size_t)room, spec, va_arg(ap, long));
-			break;
-		case ARG_LLONG:
-			w = snprintf(out + at, (size_t)room, spec, va_arg(ap, long long));
-			break;
-		case ARG_SIZE:
-			w = snprintf(out + at, (size_t)room, spec, va_arg(ap, size_t));
-			break;
-		case ARG_DOUBLE:
-			w = snprintf(out + at, (size_t)room, spec, va_arg(ap, double));
-			break;
-		case ARG_PTR:
-			w = snprintf(out + at, (size_t)room, spec, va_arg(ap, void *));
-			break;
-		case ARG_BAD:
-			return at;
+		if (c.stars)
+			expand_stars(&c, ap);
+		if (c.letter == 's') {
+			/* values are escaped, not padded: a width is ignored */
+			const char *dot = strchr(c.spec, '.');
+			const char *v = va_arg(*ap, const char *);
+			put_escaped(out, len, &at, v ? v : "(null)", dot ? strtol(dot + 1, NULL, 10) : -1,
+				    quoted);
+			continue;
 		}
-		if (w > 0)
-			at += (size_t)w < (size_t)room ? (size_t)w : (size_t)room - 1;
+		int w = format_other(out + at, len - at, &c, ap);
+		if (w < 0)
+			break;
+		at += (size_t)w < len - at ? (size_t)w : len - at - 1;
 	}
 	out[at < len ? at : len - 1] = 0;
 	return at;
@@ -206,7 +215,7 @@ void swarm_log(enum swarm_log_level level, const char *fmt, ...)
 			 (int)getpid());
 	va_list ap;
 	va_start(ap, fmt);
-	size_t len = (size_t)n + format_escaped(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	size_t len = (size_t)n + format_escaped(line + n, sizeof line - (size_t)n - 1, fmt, &ap);
 	va_end(ap);
 	if (len > sizeof line - 2)
 		len = sizeof line - 2;
