@@ -105,51 +105,62 @@ static void view_for(const struct swarm_balancer_device *devs, size_t n,
 	}
 }
 
-int swarm_balancer_rebalance(const struct swarm_balancer_device *devs, size_t n_devs,
-			     const struct swarm_balancer_session *ss, size_t n_ss,
-			     const struct swarm_balancer_config *cfg, uint64_t now_ns,
-			     uint64_t last_move_any_ns, int (*distance)(void *ctx, int a, int b),
-			     void *ctx, struct swarm_balancer_move *mv)
-{
+/* What the three kinds of move below look at. */
+struct rebalance {
+	const struct swarm_balancer_device *devs;
+	size_t n_devs;
+	const struct swarm_balancer_session *ss;
+	size_t n_ss;
+	const struct swarm_balancer_config *cfg;
+	uint64_t now_ns;
+	int (*distance)(void *ctx, int a, int b);
+	void *ctx;
 	struct swarm_balancer_device view[REBALANCE_MAX_DEVS];
-	if (n_devs > REBALANCE_MAX_DEVS)
-		n_devs = REBALANCE_MAX_DEVS;
+};
 
-	/* 1. Evacuees: wherever pick would send a new session like them. */
-	for (size_t k = 0; k < n_ss; k++) {
-		const struct swarm_balancer_session *s = &ss[k];
-		if (s->device >= 0 && (size_t)s->device < n_devs &&
-		    devs[s->device].state == SWARM_DEVICE_ACTIVE)
+/* 1. Evacuees: wherever pick would send a new session like them. */
+static int move_evacuee(struct rebalance *r, struct swarm_balancer_move *mv)
+{
+	for (size_t k = 0; k < r->n_ss; k++) {
+		const struct swarm_balancer_session *s = &r->ss[k];
+		if (s->device >= 0 && (size_t)s->device < r->n_devs &&
+		    r->devs[s->device].state == SWARM_DEVICE_ACTIVE)
 			continue;
-		view_for(devs, n_devs, s, view);
-		int to = swarm_balancer_pick(view, n_devs, s->client_numa, distance, ctx);
+		view_for(r->devs, r->n_devs, s, r->view);
+		int to = swarm_balancer_pick(r->view, r->n_devs, s->client_numa, r->distance,
+					     r->ctx);
 		if (to >= 0 && to != s->device) {
 			*mv = (struct swarm_balancer_move){ k, to, SWARM_MOVE_EVACUATE };
 			return 1;
 		}
 	}
+	return 0;
+}
 
-	/* 2. Evenness: the session whose move narrows the widest gap between its device and
-	 * one no farther from its client. Moving from a count of c + gap to c never makes the
-	 * target the fuller one, so these moves cannot bounce and need no cool-down. */
+/* 2. Evenness: the session whose move narrows the widest gap between its device and one no
+ * farther from its client. Moving from a count of c + gap to c never makes the target the
+ * fuller one, so these moves cannot bounce and need no cool-down. */
+static int move_for_evenness(struct rebalance *r, struct swarm_balancer_move *mv)
+{
 	int best_gap = 0;
-	for (size_t k = 0; k < n_ss; k++) {
-		const struct swarm_balancer_session *s = &ss[k];
-		if (s->device < 0 || (size_t)s->device >= n_devs)
+	for (size_t k = 0; k < r->n_ss; k++) {
+		const struct swarm_balancer_session *s = &r->ss[k];
+		if (s->device < 0 || (size_t)s->device >= r->n_devs)
 			continue;
-		const struct swarm_balancer_device *from = &devs[s->device];
-		int from_dist = client_distance(s->client_numa, from, distance, ctx);
-		view_for(devs, n_devs, s, view);
-		for (size_t i = 0; i < n_devs; i++) {
-			if ((int)i == s->device || !eligible(&view[i]))
+		const struct swarm_balancer_device *from = &r->devs[s->device];
+		int from_dist = client_distance(s->client_numa, from, r->distance, r->ctx);
+		view_for(r->devs, r->n_devs, s, r->view);
+		for (size_t i = 0; i < r->n_devs; i++) {
+			if ((int)i == s->device || !eligible(&r->view[i]))
 				continue;
-			int dist = client_distance(s->client_numa, &view[i], distance, ctx);
-			int gap = (int)from->sessions - (int)view[i].sessions;
+			int dist =
+				client_distance(s->client_numa, &r->view[i], r->distance, r->ctx);
+			int gap = (int)from->sessions - (int)r->view[i].sessions;
 			/* A nearer device with room always wins: it is where the session
 			 * would have been opened. */
 			if (dist < from_dist)
 				gap = INT_MAX / 2 - dist;
-			else if (dist > from_dist || gap < (int)cfg->spread_gap)
+			else if (dist > from_dist || gap < (int)r->cfg->spread_gap)
 				continue;
 			if (gap > best_gap) {
 				best_gap = gap;
@@ -157,42 +168,34 @@ int swarm_balancer_rebalance(const struct swarm_balancer_device *devs, size_t n_
 			}
 		}
 	}
-	if (best_gap > 0)
-		return 1;
+	return best_gap > 0;
+}
 
-	/* 3. Load: one move per interval, off the busiest device onto the idlest one that holds
-	 * fewer sessions (so that evenness does not move it back), never farther from the
-	 * client, never a session still in its cool-down. */
-	if (!(cfg->busy_gap > 0.0f) ||
-	    (last_move_any_ns && now_ns - last_move_any_ns < cfg->move_interval_ns))
-		return 0;
-	int hot = -1;
-	for (size_t i = 0; i < n_devs; i++) {
-		if (devs[i].state != SWARM_DEVICE_ACTIVE || devs[i].sessions < 2)
-			continue;
-		if (hot < 0 || devs[i].busy > devs[hot].busy)
-			hot = (int)i;
-	}
-	if (hot < 0)
-		return 0;
+/* 3. Load: off the busiest device (hot) onto the idlest one that holds fewer sessions (so that
+ * evenness does not move it back), never farther from the client, never a session still in
+ * its cool-down. */
+static int move_for_load(struct rebalance *r, int hot, struct swarm_balancer_move *mv)
+{
+	const struct swarm_balancer_device *h = &r->devs[hot];
 	float best_drop = 0.0f;
 	int found = 0;
-	for (size_t k = 0; k < n_ss; k++) {
-		const struct swarm_balancer_session *s = &ss[k];
+	for (size_t k = 0; k < r->n_ss; k++) {
+		const struct swarm_balancer_session *s = &r->ss[k];
 		if (s->device != hot ||
-		    (s->last_move_ns && now_ns - s->last_move_ns < cfg->session_cooldown_ns))
+		    (s->last_move_ns && r->now_ns - s->last_move_ns < r->cfg->session_cooldown_ns))
 			continue;
-		int from_dist = client_distance(s->client_numa, &devs[hot], distance, ctx);
-		view_for(devs, n_devs, s, view);
-		for (size_t i = 0; i < n_devs; i++) {
+		int from_dist = client_distance(s->client_numa, h, r->distance, r->ctx);
+		view_for(r->devs, r->n_devs, s, r->view);
+		for (size_t i = 0; i < r->n_devs; i++) {
 			/* After the move the target holds one more and the source one less:
 			 * keep that difference under spread_gap, or evenness moves it back. */
-			if ((int)i == hot || !eligible(&view[i]) ||
-			    view[i].sessions + 2 >= devs[hot].sessions + cfg->spread_gap ||
-			    client_distance(s->client_numa, &view[i], distance, ctx) > from_dist)
+			if ((int)i == hot || !eligible(&r->view[i]) ||
+			    r->view[i].sessions + 2 >= h->sessions + r->cfg->spread_gap ||
+			    client_distance(s->client_numa, &r->view[i], r->distance, r->ctx) >
+				    from_dist)
 				continue;
-			float drop = devs[hot].busy - view[i].busy;
-			if (drop >= cfg->busy_gap && drop > best_drop) {
+			float drop = h->busy - r->view[i].busy;
+			if (drop >= r->cfg->busy_gap && drop > best_drop) {
 				best_drop = drop;
 				found = 1;
 				*mv = (struct swarm_balancer_move){ k, (int)i, SWARM_MOVE_BUSY };
@@ -200,4 +203,34 @@ int swarm_balancer_rebalance(const struct swarm_balancer_device *devs, size_t n_
 		}
 	}
 	return found;
+}
+
+int swarm_balancer_rebalance(const struct swarm_balancer_device *devs, size_t n_devs,
+			     const struct swarm_balancer_session *ss, size_t n_ss,
+			     const struct swarm_balancer_config *cfg, uint64_t now_ns,
+			     uint64_t last_move_any_ns, int (*distance)(void *ctx, int a, int b),
+			     void *ctx, struct swarm_balancer_move *mv)
+{
+	struct rebalance r = { .devs = devs,
+			       .n_devs = n_devs > REBALANCE_MAX_DEVS ? REBALANCE_MAX_DEVS : n_devs,
+			       .ss = ss,
+			       .n_ss = n_ss,
+			       .cfg = cfg,
+			       .now_ns = now_ns,
+			       .distance = distance,
+			       .ctx = ctx };
+	if (move_evacuee(&r, mv) || move_for_evenness(&r, mv))
+		return 1;
+	/* Load moves: one per interval. */
+	if (!(cfg->busy_gap > 0.0f) ||
+	    (last_move_any_ns && now_ns - last_move_any_ns < cfg->move_interval_ns))
+		return 0;
+	int hot = -1;
+	for (size_t i = 0; i < r.n_devs; i++) {
+		if (devs[i].state != SWARM_DEVICE_ACTIVE || devs[i].sessions < 2)
+			continue;
+		if (hot < 0 || devs[i].busy > devs[hot].busy)
+			hot = (int)i;
+	}
+	return hot >= 0 && move_for_load(&r, hot, mv);
 }
