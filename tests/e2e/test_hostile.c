@@ -843,6 +843,21 @@ static uint32_t swarmd_sessions(void)
 	return total;
 }
 
+/* swarmd's descriptors once they stop changing (a client that just left may not have been
+ * seen to go yet). */
+static int settled_fds(void)
+{
+	int n = h_count_fds(h_swarmd_pid());
+	for (int tries = 0; tries < 50; tries++) {
+		h_sleep_ms(100);
+		int m = h_count_fds(h_swarmd_pid());
+		if (m == n)
+			return m;
+		n = m;
+	}
+	return n;
+}
+
 /* An honest client in a child doing checked round trips for duration: started, ready. */
 static pid_t honest_beside(struct h_honest_args *a, int64_t duration)
 {
@@ -908,7 +923,7 @@ static int garbage_closes(const void *buf, size_t len, int hello)
  * bytes. Each closes only that connection; the honest client beside is never disturbed. */
 Test(e2e_hostile, garbage_on_the_control_socket_closes_only_that_connection)
 {
-	const int fds0 = h_count_fds(h_swarmd_pid());
+	const int fds0 = settled_fds();
 	const long rss0 = swarmd_rss_kb();
 	struct h_honest_args a;
 	pid_t honest = honest_beside(&a, 3 * H_SEC);
@@ -977,7 +992,7 @@ Test(e2e_hostile, a_flood_of_connections_and_opens_leaves_swarmd_as_it_was)
 {
 	honest_round_trips_or_fail("warm-up"); /* the identity version is loaded before the baseline
 						*/
-	const int fds0 = h_count_fds(h_swarmd_pid());
+	const int fds0 = settled_fds();
 	const long rss0 = swarmd_rss_kb();
 	struct h_honest_args a;
 	pid_t honest = honest_beside(&a, 4 * H_SEC);
