@@ -47,8 +47,8 @@ def c_functions(lines):
                 continue
             j = i
             while j < len(lines) and not lines[j].rstrip().endswith(("{", ";")) and \
-                    lines[j] != "{":
-                j += 1
+                    lines[j] != "{" and lines[j].strip():
+                j += 1  # a signature has no blank line: one ends a macro's call
             if j < len(lines) and lines[j].rstrip().endswith("{") and \
                     not lines[j].rstrip().endswith("= {"):
                 k = j

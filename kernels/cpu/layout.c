@@ -84,6 +84,45 @@ SWARM_CPU_MULTI_VOID(, swarm_cpu_reduce_block,
 		      bool is_max, float scale),
 		     (x, o, outer, red, inner, is_max, scale))
 
+/* Reduces the dims of n's input over the mask axes when they are one consecutive run (NCHW's
+ * channels, or its H and W): one pass over [outer, red, inner], in floats, vectorised.
+ * Returns 0, or 1 when the axes are not one run. */
+static int reduce_run(const struct swarm_node *n, const struct swarm_node_dims *d, bool is_max)
+{
+	const struct swarm_tensor *x = n->in[0];
+	const uint32_t axes = n->p.axes;
+	int first = -1, last = -1;
+	for (int i = 0; i < (int)x->ndim; i++)
+		if (axes & (1u << i)) {
+			if (first < 0)
+				first = i;
+			last = i;
+		}
+	for (int i = first; first >= 0 && i <= last; i++)
+		if (!(axes & (1u << i)))
+			return 1;
+	if (first < 0)
+		return 1;
+	int64_t outer = 1, inner = 1, red = 1;
+	for (int i = 0; i < (int)x->ndim; i++) {
+		if (i < first)
+			outer *= x->shape[i];
+		else if (i > last)
+			inner *= x->shape[i];
+		else
+			red *= x->shape[i];
+	}
+	float *o = n->out->data;
+	if (red == 0) {
+		for (int64_t i = 0; i < d->elems; i++)
+			o[i] = is_max ? -INFINITY : 0.0f;
+		return 0;
+	}
+	const float scale = n->op == SWARM_OP_REDUCE_MEAN ? (float)(1.0 / (double)red) : 1.0f;
+	swarm_cpu_reduce_block(x->data, o, outer, red, inner, is_max, scale);
+	return 0;
+}
+
 int swarm_cpu_reduce(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		     const struct swarm_node_dims *d)
 {
@@ -92,41 +131,11 @@ int swarm_cpu_reduce(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 	const float *xd = x->data;
 	float *o = n->out->data;
 	const bool is_max = n->op == SWARM_OP_REDUCE_MAX;
-	int64_t os[SWARM_TENSOR_MAX_DIMS], kept = 1, red = 1;
-	/* The reduced dims one consecutive run (NCHW's channels, or its H and W): one pass over
-	 * [outer, red, inner], in floats, vectorised. */
-	int first = -1, last = -1;
-	for (int i = 0; i < (int)x->ndim; i++)
-		if (axes & (1u << i)) {
-			if (first < 0)
-				first = i;
-			last = i;
-		}
-	bool run = first >= 0;
-	for (int i = first; run && i <= last; i++)
-		run = (axes & (1u << i)) != 0;
-	if (run) {
-		int64_t outer = 1, inner = 1;
-		for (int i = 0; i < (int)x->ndim; i++) {
-			if (i < first)
-				outer *= x->shape[i];
-			else if (i > last)
-				inner *= x->shape[i];
-			else
-				red *= x->shape[i];
-		}
-		const float scale = n->op == SWARM_OP_REDUCE_MEAN && red > 0 ?
-					    (float)(1.0 / (double)red) :
-					    1.0f;
-		if (red == 0) {
-			for (int64_t i = 0; i < d->elems; i++)
-				o[i] = is_max ? -INFINITY : 0.0f;
-			return 0;
-		}
-		swarm_cpu_reduce_block(xd, o, outer, red, inner, is_max, scale);
+	if (reduce_run(n, d, is_max) == 0)
 		return 0;
-	}
-	/* The output's stride for each input dim (0 where it is reduced), out as kept dims. */
+	/* Any other axes: the output's stride for each input dim (0 where it is reduced), out
+	 * as kept dims. */
+	int64_t os[SWARM_TENSOR_MAX_DIMS], kept = 1, red = 1;
 	for (int i = (int)x->ndim - 1; i >= 0; i--) {
 		if (axes & (1u << i)) {
 			os[i] = 0;
