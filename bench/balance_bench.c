@@ -113,6 +113,44 @@ static int bb_pin(const char *cpulist)
 
 /* ---- NUMA: local against remote ------------------------------------------------------------- */
 
+/* Round trips on local and remote in interleaved blocks, so that the machine's noise falls on
+ * both; their percentiles into out. */
+static int bb_numa_measure(swarm_session *local, swarm_session *remote, int quick,
+			   struct bench_balance_numa *out)
+{
+	int rc = 0;
+	size_t iters = quick ? 20000 : 200000;
+	uint64_t *lv = malloc(iters * sizeof *lv), *rv = malloc(iters * sizeof *rv);
+	if (!lv || !rv) {
+		free(lv);
+		free(rv);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < BB_BLOCK && !rc; i++)
+		rc = bb_roundtrip(local, i) ?: bb_roundtrip(remote, i);
+	for (size_t done = 0; done < iters && !rc; done += BB_BLOCK) {
+		for (int side = 0; side < 2 && !rc; side++) {
+			swarm_session *s = side ? remote : local;
+			uint64_t *v = side ? rv : lv;
+			for (size_t i = done; i < done + BB_BLOCK && i < iters && !rc; i++) {
+				uint64_t t0 = bb_now();
+				rc = bb_roundtrip(s, i);
+				v[i] = bb_now() - t0;
+			}
+		}
+	}
+	if (!rc) {
+		out->iters = iters;
+		out->local_p50 = bb_pct(lv, iters, 500);
+		out->local_p99 = bb_pct(lv, iters, 990);
+		out->remote_p50 = bb_pct(rv, iters, 500);
+		out->remote_p99 = bb_pct(rv, iters, 990);
+	}
+	free(lv);
+	free(rv);
+	return rc;
+}
+
 int bench_balance_numa(const char *exe_dir, int quick, struct bench_balance_numa *out)
 {
 	memset(out, 0, sizeof *out);
@@ -155,36 +193,7 @@ int bench_balance_numa(const char *exe_dir, int quick, struct bench_balance_numa
 		rc = -EINVAL;
 		goto out;
 	}
-	size_t iters = quick ? 20000 : 200000;
-	uint64_t *lv = malloc(iters * sizeof *lv), *rv = malloc(iters * sizeof *rv);
-	if (!lv || !rv) {
-		free(lv);
-		free(rv);
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < BB_BLOCK && !rc; i++)
-		rc = bb_roundtrip(local, i) ?: bb_roundtrip(remote, i);
-	for (size_t done = 0; done < iters && !rc; done += BB_BLOCK) {
-		for (int side = 0; side < 2 && !rc; side++) {
-			swarm_session *s = side ? remote : local;
-			uint64_t *v = side ? rv : lv;
-			for (size_t i = done; i < done + BB_BLOCK && i < iters && !rc; i++) {
-				uint64_t t0 = bb_now();
-				rc = bb_roundtrip(s, i);
-				v[i] = bb_now() - t0;
-			}
-		}
-	}
-	if (!rc) {
-		out->iters = iters;
-		out->local_p50 = bb_pct(lv, iters, 500);
-		out->local_p99 = bb_pct(lv, iters, 990);
-		out->remote_p50 = bb_pct(rv, iters, 500);
-		out->remote_p99 = bb_pct(rv, iters, 990);
-	}
-	free(lv);
-	free(rv);
+	rc = bb_numa_measure(local, remote, quick, out);
 out:
 	sched_setaffinity(0, sizeof saved, &saved);
 	if (local)
@@ -281,6 +290,32 @@ static double bb_logged_pause_p50(const char *log)
 	return bb_pct(v, n, 500);
 }
 
+/* From the completion times ts (n of them; gaps, room for as many) and the moves of m: the
+ * round trip before the first move, and each move's pause, its longest gap between
+ * completions. */
+static void bb_migration_figures(const uint64_t *ts, size_t n, uint64_t *gaps,
+				 const struct bb_mover *m, struct bench_balance_migration *out)
+{
+	/* The baseline: gaps before the first move. */
+	size_t ng = 0;
+	for (size_t i = 1; i < n && ts[i] < m->start[0]; i++)
+		gaps[ng++] = ts[i] - ts[i - 1];
+	out->rt_p50_ns = bb_pct(gaps, ng, 500);
+	out->rt_p99_ns = bb_pct(gaps, ng, 990);
+	/* Each move's pause: its longest gap between completions. */
+	uint64_t pauses[64];
+	size_t i = 1;
+	for (size_t k = 0; k < m->done && k < 64; k++) {
+		uint64_t worst = 0;
+		for (; i < n && ts[i] <= m->end[k] + BB_SETTLE_NS; i++)
+			if (ts[i] >= m->start[k] && ts[i] - ts[i - 1] > worst)
+				worst = ts[i] - ts[i - 1];
+		pauses[out->moves++] = worst;
+	}
+	out->pause_p50_us = bb_pct(pauses, out->moves, 500) / 1e3;
+	out->pause_max_us = out->moves ? (double)pauses[out->moves - 1] / 1e3 : 0;
+}
+
 int bench_balance_migration(const char *exe_dir, int quick, struct bench_balance_migration *out)
 {
 	memset(out, 0, sizeof *out);
@@ -327,24 +362,7 @@ int bench_balance_migration(const char *exe_dir, int quick, struct bench_balance
 		rc = m.rc;
 		goto out_free;
 	}
-	/* The baseline: gaps before the first move. */
-	size_t ng = 0;
-	for (size_t i = 1; i < n && ts[i] < m.start[0]; i++)
-		gaps[ng++] = ts[i] - ts[i - 1];
-	out->rt_p50_ns = bb_pct(gaps, ng, 500);
-	out->rt_p99_ns = bb_pct(gaps, ng, 990);
-	/* Each move's pause: its longest gap between completions. */
-	uint64_t pauses[64];
-	size_t i = 1;
-	for (size_t k = 0; k < m.done && k < 64; k++) {
-		uint64_t worst = 0;
-		for (; i < n && ts[i] <= m.end[k] + BB_SETTLE_NS; i++)
-			if (ts[i] >= m.start[k] && ts[i] - ts[i - 1] > worst)
-				worst = ts[i] - ts[i - 1];
-		pauses[out->moves++] = worst;
-	}
-	out->pause_p50_us = bb_pct(pauses, out->moves, 500) / 1e3;
-	out->pause_max_us = out->moves ? (double)pauses[out->moves - 1] / 1e3 : 0;
+	bb_migration_figures(ts, n, gaps, &m, out);
 	out->swarmd_pause_p50_us = bb_logged_pause_p50(d.log);
 out_free:
 	free(ts);

@@ -65,6 +65,38 @@ reaped:
 	return 0;
 }
 
+/* The child's side of bench_swarmd_start: swarmd's command line, its output appended to log,
+ * then exec; never returns. */
+__attribute__((noreturn)) static void bench_swarmd_exec(const char *log, const char *path,
+							const char *sock, const char *devices,
+							const char *spin, const char *registry,
+							const char *topology,
+							const char *const *extra, size_t n_extra)
+{
+	/* 7 fixed, 4 optional, the extra ones and the NULL. */
+	const char *argv[12 + BENCH_SWARMD_EXTRA_MAX] = { path,    "--socket",  sock, "--devices",
+							  devices, "--spin-us", spin };
+	int argc = 7;
+	if (registry) {
+		argv[argc++] = "--registry";
+		argv[argc++] = registry;
+	}
+	if (topology) {
+		argv[argc++] = "--topology";
+		argv[argc++] = topology;
+	}
+	for (size_t i = 0; i < n_extra; i++)
+		argv[argc++] = extra[i];
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* swarmd stops (and stops its workers) should this benchmark die. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+		_exit(126);
+	execv(path, (char *const *)argv);
+	fprintf(stderr, "swarm-bench: exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
 int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *sock,
 		       const char *devices, unsigned spin_us, const char *registry,
 		       const char *topology, const char *const *extra, swarm_client **out)
@@ -98,31 +130,9 @@ int bench_swarmd_start(struct bench_swarmd *d, const char *exe_dir, const char *
 		fprintf(stderr, "swarm-bench: fork: %s\n", strerror(-rc));
 		return rc;
 	}
-	if (d->pid == 0) {
-		/* 7 fixed, 4 optional, the extra ones and the NULL. */
-		const char *argv[12 + BENCH_SWARMD_EXTRA_MAX] = {
-			path, "--socket", sock, "--devices", devices, "--spin-us", spin
-		};
-		int argc = 7;
-		if (registry) {
-			argv[argc++] = "--registry";
-			argv[argc++] = registry;
-		}
-		if (topology) {
-			argv[argc++] = "--topology";
-			argv[argc++] = topology;
-		}
-		for (size_t i = 0; i < n_extra; i++)
-			argv[argc++] = extra[i];
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		/* swarmd stops (and stops its workers) should this benchmark die. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-			_exit(126);
-		execv(path, (char *const *)argv);
-		fprintf(stderr, "swarm-bench: exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
+	if (d->pid == 0)
+		bench_swarmd_exec(d->log, path, sock, devices, spin, registry, topology, extra,
+				  n_extra);
 	uint64_t deadline = swarm_now_ns() + CONNECT_NS;
 	for (;;) {
 		swarm_client *c;

@@ -147,14 +147,93 @@ static int time_method(struct gg *g, int m, int iters, double *us)
 	return rc;
 }
 
+/* What the shapes measured add up to: which many-method won each, the sums of the winners'
+ * and of the old gather's times, and the first failure. */
+struct gg_tally {
+	int wins[M_COUNT], shapes;
+	double sum_best_many, sum_old;
+	char failed[160]; /* "" for none */
+	int rc;           /* the first failure's code, 0 for none */
+};
+
+/* One shape (g->row bytes a row, g->tensors tensors): each method checked, then timed, its
+ * line printed and t tallied. Each method on its own, the kernel last: a failure (a fault of
+ * the kernel kills the context, and everything after it fails too) leaves what was measured
+ * before it. */
+static void gg_shape(struct gg *g, int iters, struct gg_tally *t)
+{
+	static const int order[M_COUNT] = { M_PIECES, M_COPIES, M_OLD, M_KERNEL };
+	double us[M_COUNT];
+	int mrc[M_COUNT];
+
+	for (int tn = 0; tn < g->tensors; tn++)
+		for (int s = 0; s < GG_SESSIONS; s++)
+			g->pc[tn * GG_SESSIONS + s] = (struct swarm_copy){ staged(g, s, tn),
+									   slot_tensor(g, s, tn),
+									   g->row };
+	for (int k = 0; k < M_COUNT; k++) {
+		int m = order[k];
+		if (!(mrc[m] = check(g, m)))
+			mrc[m] = time_method(g, m, iters, &us[m]);
+		if (mrc[m] && !t->failed[0]) {
+			snprintf(t->failed, sizeof t->failed, "%s at %zu B x %d: %s (%s)",
+				 m_names[m], g->row, g->tensors, strerror(-mrc[m]),
+				 swarm_cuda_last_error());
+			t->rc = mrc[m];
+		}
+	}
+	printf("%-8zu %-8d", g->row, g->tensors);
+	for (int m = 0; m < M_COUNT; m++)
+		if (mrc[m])
+			printf(" %14s", "FAILED");
+		else
+			printf(" %14.1f", us[m]);
+	if (mrc[M_KERNEL] || mrc[M_COPIES] || mrc[M_OLD]) {
+		printf("  (not compared)\n");
+		return;
+	}
+	int best = us[M_KERNEL] < us[M_COPIES] ? M_KERNEL : M_COPIES;
+	t->wins[best]++;
+	t->shapes++;
+	t->sum_best_many += us[best];
+	t->sum_old += us[M_OLD];
+	printf("  %s\n", m_names[best]);
+	fflush(stdout);
+}
+
+/* The row's figure, baseline and verdict from t: which many-method should be the default, and
+ * whether it beats the old gather. */
+static void gg_verdict(const struct gg_tally *t, char *figure, size_t figure_len, char *baseline,
+		       size_t baseline_len, char *verdict, size_t verdict_len)
+{
+	if (t->failed[0])
+		printf("gather: FAILED: %s\n", t->failed);
+	if (t->shapes) {
+		const char *win = t->wins[M_KERNEL] > t->wins[M_COPIES] ? "kernel" : "copies";
+		snprintf(figure, figure_len, "%s won %d of %d (%.0f us sum)", win,
+			 t->wins[M_KERNEL] > t->wins[M_COPIES] ? t->wins[M_KERNEL] :
+								 t->wins[M_COPIES],
+			 t->shapes, t->sum_best_many);
+		snprintf(baseline, baseline_len, "old memcpy gather + upload: %.0f us sum",
+			 t->sum_old);
+		snprintf(verdict, verdict_len, "%s; default copies: %s%s%.100s",
+			 t->sum_best_many < t->sum_old ? "faster than old" : "SLOWER than old",
+			 strcmp(win, "copies") ? "switch to kernel" : "keep",
+			 t->failed[0] ? "; FAILED: " : "", t->failed);
+	} else if (t->failed[0]) {
+		snprintf(figure, figure_len, "FAILED");
+		snprintf(verdict, verdict_len, "FAILED: %s", t->failed);
+	}
+}
+
 int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *baseline,
 			   size_t baseline_len, char *verdict, size_t verdict_len)
 {
 	static const size_t row_sizes[] = { 64, 1024, 16384 };
 	static const int tensor_counts[] = { 1, 3 };
 	struct gg g = { 0 };
-	int wins[M_COUNT] = { 0 }, n_reg = 0, bin_reg = 0, rc;
-	double sum_best_many = 0, sum_old = 0;
+	struct gg_tally t = { 0 };
+	int n_reg = 0, bin_reg = 0, rc;
 
 	rc = swarm_device_cuda_create(0, &g.d);
 	if (rc) {
@@ -187,69 +266,15 @@ int swarm_gpu_gather_bench(int iters, char *figure, size_t figure_len, char *bas
 	for (int m = 0; m < M_COUNT; m++)
 		printf(" %14s", m_names[m]);
 	printf("  %s\n", "fastest many");
-	/* Each method on its own, the kernel last: a failure (a fault of the kernel kills the
-	 * context, and everything after it fails too) leaves what was measured before it. */
-	static const int order[M_COUNT] = { M_PIECES, M_COPIES, M_OLD, M_KERNEL };
-	char failed[160] = "";
-	int shapes = 0;
 	for (size_t r = 0; r < sizeof row_sizes / sizeof row_sizes[0]; r++)
 		for (size_t c = 0; c < sizeof tensor_counts / sizeof tensor_counts[0]; c++) {
-			double us[M_COUNT];
-			int mrc[M_COUNT];
 			g.row = row_sizes[r];
 			g.area = (g.row * 4 + 63) / 64 * 64; /* a slot of 4 rows a tensor */
 			g.tensors = tensor_counts[c];
-			for (int t = 0; t < g.tensors; t++)
-				for (int s = 0; s < GG_SESSIONS; s++)
-					g.pc[t * GG_SESSIONS + s] =
-						(struct swarm_copy){ staged(&g, s, t),
-								     slot_tensor(&g, s, t), g.row };
-			for (int k = 0; k < M_COUNT; k++) {
-				int m = order[k];
-				if (!(mrc[m] = check(&g, m)))
-					mrc[m] = time_method(&g, m, iters, &us[m]);
-				if (mrc[m] && !failed[0]) {
-					snprintf(failed, sizeof failed, "%s at %zu B x %d: %s (%s)",
-						 m_names[m], g.row, g.tensors, strerror(-mrc[m]),
-						 swarm_cuda_last_error());
-					rc = mrc[m];
-				}
-			}
-			printf("%-8zu %-8d", g.row, g.tensors);
-			for (int m = 0; m < M_COUNT; m++)
-				if (mrc[m])
-					printf(" %14s", "FAILED");
-				else
-					printf(" %14.1f", us[m]);
-			if (mrc[M_KERNEL] || mrc[M_COPIES] || mrc[M_OLD]) {
-				printf("  (not compared)\n");
-				continue;
-			}
-			int best = us[M_KERNEL] < us[M_COPIES] ? M_KERNEL : M_COPIES;
-			wins[best]++;
-			shapes++;
-			sum_best_many += us[best];
-			sum_old += us[M_OLD];
-			printf("  %s\n", m_names[best]);
-			fflush(stdout);
+			gg_shape(&g, iters, &t);
 		}
-	if (failed[0])
-		printf("gather: FAILED: %s\n", failed);
-	if (shapes) {
-		const char *win = wins[M_KERNEL] > wins[M_COPIES] ? "kernel" : "copies";
-		snprintf(figure, figure_len, "%s won %d of %d (%.0f us sum)", win,
-			 wins[M_KERNEL] > wins[M_COPIES] ? wins[M_KERNEL] : wins[M_COPIES], shapes,
-			 sum_best_many);
-		snprintf(baseline, baseline_len, "old memcpy gather + upload: %.0f us sum",
-			 sum_old);
-		snprintf(verdict, verdict_len, "%s; default copies: %s%s%.100s",
-			 sum_best_many < sum_old ? "faster than old" : "SLOWER than old",
-			 strcmp(win, "copies") ? "switch to kernel" : "keep",
-			 failed[0] ? "; FAILED: " : "", failed);
-	} else if (failed[0]) {
-		snprintf(figure, figure_len, "FAILED");
-		snprintf(verdict, verdict_len, "FAILED: %s", failed);
-	}
+	rc = t.rc;
+	gg_verdict(&t, figure, figure_len, baseline, baseline_len, verdict, verdict_len);
 	goto out;
 
 refused:

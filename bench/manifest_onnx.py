@@ -138,6 +138,17 @@ class Exporter:
         back = self.const("c.merge.%d" % E, np.array([0, 0, E], np.int64))
         return self.node("Reshape", [c, back], nd["output"])
 
+    def mean_pool(self, x, m, out):
+        """out = the mean of x's rows where the mask m is 1: sum(x * m) / max(sum(m), 1e-9)."""
+        mu = self.node("Unsqueeze", [m, self.const("c.axis_last", np.array([-1], np.int64))])
+        s = self.node("ReduceSum", [self.node("Mul", [x, mu]),
+                                    self.const("c.axis1", np.array([1], np.int64))],
+                      keepdims=0)
+        c = self.node("ReduceSum", [mu, self.const("c.axis1", np.array([1], np.int64))],
+                      keepdims=0)
+        c = self.node("Max", [c, self.const("c.1e-9", np.array(1e-9, np.float32))])
+        self.node("Div", [s, c], out)
+
     def export(self, path):
         h, TP = self.h, self.TP
         onnx_type = {"f32": TP.FLOAT, "i64": TP.INT64, "i32": TP.INT32, "u8": TP.UINT8,
@@ -189,16 +200,8 @@ class Exporter:
             elif op == "attention":
                 self.attention(nd, spec)
             elif op == "mean_pool":
-                x, m = ins
-                mu = self.node("Unsqueeze", [m, self.const("c.axis_last", np.array([-1], np.int64))])
-                s = self.node("ReduceSum", [self.node("Mul", [x, mu]),
-                                            self.const("c.axis1", np.array([1], np.int64))],
-                              keepdims=0)
-                c = self.node("ReduceSum", [mu, self.const("c.axis1", np.array([1], np.int64))],
-                              keepdims=0)
-                c = self.node("Max", [c, self.const("c.1e-9", np.array(1e-9, np.float32))])
-                self.node("Div", [s, c], out)
-                spec[out] = [-1, spec[x][-1]]
+                self.mean_pool(ins[0], ins[1], out)
+                spec[out] = [-1, spec[ins[0]][-1]]
                 continue
             elif op == "l2norm":
                 n = self.node("ReduceL2", [ins[0]], axes=[-1], keepdims=1)

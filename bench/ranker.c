@@ -145,6 +145,55 @@ static int rk_appendf(char *buf, size_t len, size_t *pos, const char *fmt, ...)
 	return 0;
 }
 
+/* The graph's nodes of ranker r, appended to buf at *pos: an embedding bag a sparse input,
+ * the bottom MLP, the concat, the top MLP and the sigmoid, then the opening of "weights". */
+static int rk_manifest_nodes(const struct bench_ranker *r, char *buf, size_t len, size_t *pos)
+{
+	int rc = 0;
+
+	for (int i = 0; rc == 0 && i < BENCH_RANKER_SPARSE; i++)
+		rc = rk_appendf(
+			buf, len, pos,
+			"  {\"op\": \"embedding_bag\", \"inputs\": [\"emb%d\", \"sparse%d\"], "
+			"\"output\": \"e%d\", \"mode\": \"sum\"},\n",
+			i, i, i);
+	/* The bottom MLP, relu after every layer, from "dense". */
+	for (int i = 0; rc == 0 && i < r->n_bot; i++) {
+		char x[16] = "dense";
+
+		if (i)
+			snprintf(x, sizeof x, "bot%d", i - 1);
+		rc = rk_appendf(buf, len, pos,
+				"  {\"op\": \"linear\", \"inputs\": [\"%s\", \"bot%d_w\", "
+				"\"bot%d_b\"], \"output\": \"bot%d\", \"act\": \"relu\"},\n",
+				x, i, i, i);
+	}
+	if (rc == 0)
+		rc = rk_appendf(buf, len, pos, "  {\"op\": \"concat\", \"inputs\": [\"bot%d\"",
+				r->n_bot - 1);
+	for (int i = 0; rc == 0 && i < BENCH_RANKER_SPARSE; i++)
+		rc = rk_appendf(buf, len, pos, ", \"e%d\"", i);
+	if (rc == 0)
+		rc = rk_appendf(buf, len, pos, "], \"output\": \"cat\"},\n");
+	/* The top MLP, relu after every layer but the last, from "cat". */
+	for (int i = 0; rc == 0 && i < r->n_top; i++) {
+		char x[16] = "cat";
+
+		if (i)
+			snprintf(x, sizeof x, "top%d", i - 1);
+		rc = rk_appendf(buf, len, pos,
+				"  {\"op\": \"linear\", \"inputs\": [\"%s\", \"top%d_w\", "
+				"\"top%d_b\"], \"output\": \"top%d\"%s},\n",
+				x, i, i, i, i + 1 < r->n_top ? ", \"act\": \"relu\"" : "");
+	}
+	if (rc == 0)
+		rc = rk_appendf(buf, len, pos,
+				"  {\"op\": \"sigmoid\", \"inputs\": [\"top%d\"], \"output\": "
+				"\"score\"}]},\n \"weights\": [",
+				r->n_top - 1);
+	return rc;
+}
+
 int bench_ranker_manifest(const struct bench_ranker *r, const struct bench_ranker_deploy *d,
 			  char *buf, size_t len)
 {
@@ -167,46 +216,8 @@ int bench_ranker_manifest(const struct bench_ranker *r, const struct bench_ranke
 		rc = rk_appendf(buf, len, &pos,
 				"],\n \"outputs\": [{\"name\": \"score\", \"dtype\": \"f32\", "
 				"\"shape\": [-1, 1]}],\n \"graph\": {\"nodes\": [\n");
-	for (int i = 0; rc == 0 && i < BENCH_RANKER_SPARSE; i++)
-		rc = rk_appendf(
-			buf, len, &pos,
-			"  {\"op\": \"embedding_bag\", \"inputs\": [\"emb%d\", \"sparse%d\"], "
-			"\"output\": \"e%d\", \"mode\": \"sum\"},\n",
-			i, i, i);
-	/* The bottom MLP, relu after every layer, from "dense". */
-	for (int i = 0; rc == 0 && i < r->n_bot; i++) {
-		char x[16] = "dense";
-
-		if (i)
-			snprintf(x, sizeof x, "bot%d", i - 1);
-		rc = rk_appendf(buf, len, &pos,
-				"  {\"op\": \"linear\", \"inputs\": [\"%s\", \"bot%d_w\", "
-				"\"bot%d_b\"], \"output\": \"bot%d\", \"act\": \"relu\"},\n",
-				x, i, i, i);
-	}
 	if (rc == 0)
-		rc = rk_appendf(buf, len, &pos, "  {\"op\": \"concat\", \"inputs\": [\"bot%d\"",
-				r->n_bot - 1);
-	for (int i = 0; rc == 0 && i < BENCH_RANKER_SPARSE; i++)
-		rc = rk_appendf(buf, len, &pos, ", \"e%d\"", i);
-	if (rc == 0)
-		rc = rk_appendf(buf, len, &pos, "], \"output\": \"cat\"},\n");
-	/* The top MLP, relu after every layer but the last, from "cat". */
-	for (int i = 0; rc == 0 && i < r->n_top; i++) {
-		char x[16] = "cat";
-
-		if (i)
-			snprintf(x, sizeof x, "top%d", i - 1);
-		rc = rk_appendf(buf, len, &pos,
-				"  {\"op\": \"linear\", \"inputs\": [\"%s\", \"top%d_w\", "
-				"\"top%d_b\"], \"output\": \"top%d\"%s},\n",
-				x, i, i, i, i + 1 < r->n_top ? ", \"act\": \"relu\"" : "");
-	}
-	if (rc == 0)
-		rc = rk_appendf(buf, len, &pos,
-				"  {\"op\": \"sigmoid\", \"inputs\": [\"top%d\"], \"output\": "
-				"\"score\"}]},\n \"weights\": [",
-				r->n_top - 1);
+		rc = rk_manifest_nodes(r, buf, len, &pos);
 	for (int i = 0; rc == 0 && i < n; i++) {
 		if (t[i].ndim == 2)
 			rc = rk_appendf(
