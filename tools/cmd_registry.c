@@ -316,16 +316,22 @@ static int cmd_publish(const char *dir, char **args, const struct opts *o)
 	return EXIT_OK;
 }
 
+/* Splits the NAME@VERSION that subcommand cmd needs: 0, or -1 after saying what to give. */
+static int need_ref(const char *cmd, const char *ref, char *name, size_t len, uint32_t *version)
+{
+	if (!split_ref(ref, name, len, version, 1))
+		return 0;
+	fprintf(stderr, "swarm registry %s: give NAME@VERSION, not \"%s\"\n", cmd, ref);
+	return -1;
+}
+
 /* activate NAME@VERSION: make that version the one served. */
 static int cmd_activate(const char *dir, char **args, const struct opts *o)
 {
 	char name[SWARM_NAME_MAX], err[1024] = "";
 	uint32_t version = 0;
-	if (split_ref(args[0], name, sizeof name, &version, 1)) {
-		fprintf(stderr, "swarm registry activate: give NAME@VERSION, not \"%s\"\n",
-			args[0]);
+	if (need_ref("activate", args[0], name, sizeof name, &version))
 		return EXIT_USAGE;
-	}
 	int rc = swarm_registry_activate(dir, name, version, err, sizeof err);
 	if (rc)
 		return fail("activate", rc, err);
@@ -358,10 +364,8 @@ static int cmd_remove(const char *dir, char **args, const struct opts *o)
 {
 	char name[SWARM_NAME_MAX], err[1024] = "";
 	uint32_t version = 0;
-	if (split_ref(args[0], name, sizeof name, &version, 1)) {
-		fprintf(stderr, "swarm registry remove: give NAME@VERSION, not \"%s\"\n", args[0]);
+	if (need_ref("remove", args[0], name, sizeof name, &version))
 		return EXIT_USAGE;
-	}
 	int rc = swarm_registry_remove(dir, name, version, err, sizeof err);
 	if (rc)
 		return fail("remove", rc, err);
