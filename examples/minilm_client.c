@@ -418,10 +418,17 @@ static const swarm_tensor_spec *find_spec(const swarm_session *s, const char *na
 	return NULL;
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+struct args {
+	const char *sock, *model, *vocab_path;
+	int json, show_tokens;
+	const char *const *sent; /* the sentences, n of them */
+	int n;
+};
+
+/* argv into a: -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct args *a)
 {
-	const char *sock = NULL, *model = "minilm", *vocab_path = "vocab.txt";
-	int json = 0, show_tokens = 0;
 	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
 					      { "model", required_argument, 0, 'm' },
 					      { "vocab", required_argument, 0, 'v' },
@@ -429,22 +436,23 @@ int main(int argc, char **argv)
 					      { "tokens", no_argument, 0, 't' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
+	*a = (struct args){ .model = "minilm", .vocab_path = "vocab.txt" };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
 		switch (o) {
 		case 's':
-			sock = optarg;
+			a->sock = optarg;
 			break;
 		case 'm':
-			model = optarg;
+			a->model = optarg;
 			break;
 		case 'v':
-			vocab_path = optarg;
+			a->vocab_path = optarg;
 			break;
 		case 'j':
-			json = 1;
+			a->json = 1;
 			break;
 		case 't':
-			show_tokens = 1;
+			a->show_tokens = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -454,42 +462,38 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	const char *const *sent = default_sentences;
-	int n = (int)(sizeof default_sentences / sizeof *default_sentences);
+	a->sent = default_sentences;
+	a->n = (int)(sizeof default_sentences / sizeof *default_sentences);
 	if (optind < argc) {
-		sent = (const char *const *)argv + optind;
-		n = argc - optind;
+		a->sent = (const char *const *)argv + optind;
+		a->n = argc - optind;
 	}
-	if (n > MAX_SENTENCES) {
+	if (a->n > MAX_SENTENCES) {
 		fprintf(stderr, "minilm-client: at most %d sentences\n", MAX_SENTENCES);
 		return 2;
 	}
+	return -1;
+}
 
-	struct vocab v;
-	if (vocab_load(&v, vocab_path)) {
-		vocab_free(&v);
-		return 1;
-	}
-	int rc = 1;
-	swarm_client *c = NULL;
-	swarm_session *s = NULL;
-	int64_t *ids = NULL;
-	float *mask = NULL, *emb = NULL;
-	int err = swarm_connect(sock, &c);
-	if (err) {
-		fprintf(stderr, "minilm-client: %s\n", swarm_last_error());
-		goto out;
-	}
-	err = swarm_session_open(c, model, 0, NULL, &s);
-	if (err) {
-		fprintf(stderr, "minilm-client: open %s: %s (%s)\n", model, swarm_strerror(err),
-			swarm_client_error(c));
-		goto out;
-	}
-	uint32_t i_ids = 0, i_mask = 0, i_emb = 0;
-	const swarm_tensor_spec *in_ids = find_spec(s, "input_ids", 0, &i_ids);
-	const swarm_tensor_spec *in_mask = find_spec(s, "attention_mask", 0, &i_mask);
-	const swarm_tensor_spec *out_emb = find_spec(s, "embedding", 1, &i_emb);
+/* The model's inputs and output, their indices, and the n sentences' tokens, mask and
+ * embeddings: S tokens and D dims a sentence. */
+struct embed {
+	const swarm_tensor_spec *in_ids, *in_mask, *out_emb;
+	uint32_t i_ids, i_mask, i_emb;
+	int n, S;
+	int64_t D;
+	int64_t *ids;
+	float *mask, *emb;
+};
+
+/* The session's input_ids, attention_mask and embedding into e: 0, or -1 after saying what the
+ * model should take. */
+static int find_io(const swarm_session *s, const char *model, struct embed *e)
+{
+	e->in_ids = find_spec(s, "input_ids", 0, &e->i_ids);
+	e->in_mask = find_spec(s, "attention_mask", 0, &e->i_mask);
+	e->out_emb = find_spec(s, "embedding", 1, &e->i_emb);
+	const swarm_tensor_spec *in_ids = e->in_ids, *in_mask = e->in_mask, *out_emb = e->out_emb;
 	if (!in_ids || !in_mask || !out_emb || in_ids->dtype != SWARM_DTYPE_I64 ||
 	    in_ids->ndim != 2 || in_mask->dtype != SWARM_DTYPE_F32 || in_mask->ndim != 2 ||
 	    in_mask->shape[1] != in_ids->shape[1] || in_ids->shape[1] < 2 ||
@@ -498,34 +502,30 @@ int main(int argc, char **argv)
 			"minilm-client: model %s does not take input_ids i64 [-1, S] and "
 			"attention_mask f32 [-1, S] and return embedding f32 [-1, D]\n",
 			model);
-		goto out;
+		return -1;
 	}
-	int S = (int)in_ids->shape[1];
-	int64_t D = out_emb->shape[1];
-	ids = malloc(sizeof *ids * (size_t)n * (size_t)S);
-	mask = malloc(sizeof *mask * (size_t)n * (size_t)S);
-	emb = malloc(sizeof *emb * (size_t)n * (size_t)D);
-	if (!ids || !mask || !emb)
-		goto out;
-	for (int i = 0; i < n; i++)
-		tokenize(&v, sent[i], S, ids + (size_t)i * S, mask + (size_t)i * S);
+	e->S = (int)in_ids->shape[1];
+	e->D = out_emb->shape[1];
+	return 0;
+}
 
-	swarm_session_info info;
-	swarm_session_info_get(s, &info);
-	uint32_t max_rows = info.max_rows ? info.max_rows : 1;
-	/* The sentences go as the rows of as few requests as the session's max_rows allows. */
-	for (int first = 0; first < n;) {
-		uint32_t rows = (uint32_t)(n - first) < max_rows ? (uint32_t)(n - first) : max_rows;
+/* The sentences go as the rows of as few requests as the session's max_rows allows; their
+ * embeddings into e->emb. 0, or -1 after saying why. */
+static int embed_all(swarm_client *c, swarm_session *s, uint32_t max_rows, struct embed *e)
+{
+	for (int first = 0; first < e->n;) {
+		uint32_t rows = (uint32_t)(e->n - first) < max_rows ? (uint32_t)(e->n - first) :
+								      max_rows;
 		swarm_request *r;
-		err = swarm_request_alloc(s, rows, &r);
+		int err = swarm_request_alloc(s, rows, &r);
 		if (err) {
 			fprintf(stderr, "minilm-client: request: %s\n", swarm_strerror(err));
-			goto out;
+			return -1;
 		}
-		memcpy(swarm_request_input(r, i_ids), ids + (size_t)first * S,
-		       rows * in_ids->row_bytes);
-		memcpy(swarm_request_input(r, i_mask), mask + (size_t)first * S,
-		       rows * in_mask->row_bytes);
+		memcpy(swarm_request_input(r, e->i_ids), e->ids + (size_t)first * e->S,
+		       rows * e->in_ids->row_bytes);
+		memcpy(swarm_request_input(r, e->i_mask), e->mask + (size_t)first * e->S,
+		       rows * e->in_mask->row_bytes);
 		err = swarm_request_submit(r, 0);
 		if (!err)
 			err = swarm_request_wait(r, 30000000000ll);
@@ -533,72 +533,126 @@ int main(int argc, char **argv)
 			fprintf(stderr, "minilm-client: request: %s (%s)\n", swarm_strerror(err),
 				swarm_client_error(c));
 			swarm_request_release(r);
-			goto out;
+			return -1;
 		}
-		memcpy(emb + (size_t)first * D, swarm_request_output(r, i_emb),
-		       rows * out_emb->row_bytes);
+		memcpy(e->emb + (size_t)first * e->D, swarm_request_output(r, e->i_emb),
+		       rows * e->out_emb->row_bytes);
 		swarm_request_release(r);
 		first += (int)rows;
 	}
+	return 0;
+}
 
-	if (json) {
-		printf("{\"model\": ");
-		json_string(model);
-		printf(", \"sentences\": [");
-		for (int i = 0; i < n; i++) {
-			printf(i ? ", " : "");
-			json_string(sent[i]);
-		}
-		if (show_tokens) {
-			printf("],\n \"tokens\": [");
-			for (int i = 0; i < n; i++) {
-				printf(i ? ", [" : "[");
-				for (int k = 0; k < S; k++)
-					printf(k ? ", %lld" : "%lld",
-					       (long long)ids[(size_t)i * S + k]);
-				printf("]");
-			}
-		}
-		printf("],\n \"embeddings\": [");
-		for (int i = 0; i < n; i++) {
-			printf(i ? ",\n  [" : "\n  [");
-			for (int64_t k = 0; k < D; k++)
-				printf(k ? ", %.9g" : "%.9g", emb[(size_t)i * D + k]);
+/* {"model", "sentences", ["tokens",] "embeddings"} on stdout. */
+static void print_json(const struct args *a, const struct embed *e)
+{
+	int S = e->S;
+	printf("{\"model\": ");
+	json_string(a->model);
+	printf(", \"sentences\": [");
+	for (int i = 0; i < e->n; i++) {
+		printf(i ? ", " : "");
+		json_string(a->sent[i]);
+	}
+	if (a->show_tokens) {
+		printf("],\n \"tokens\": [");
+		for (int i = 0; i < e->n; i++) {
+			printf(i ? ", [" : "[");
+			for (int k = 0; k < S; k++)
+				printf(k ? ", %lld" : "%lld", (long long)e->ids[(size_t)i * S + k]);
 			printf("]");
 		}
-		printf("]}\n");
-	} else {
-		printf("model %s@%u on %s: %d sentence(s), %d tokens each, %lld dims\n\n", model,
-		       info.model_version, info.device_name, n, S, (long long)D);
-		for (int i = 0; i < n; i++) {
-			printf("[%d] %s\n    ", i, sent[i]);
-			for (int64_t k = 0; k < D && k < 8; k++)
-				printf("%+.4f ", emb[(size_t)i * D + k]);
-			printf("...\n");
-			if (show_tokens) {
-				printf("    tokens:");
-				for (int k = 0; k < S && mask[(size_t)i * S + k] != 0; k++)
-					printf(" %s", v.tok[ids[(size_t)i * S + k]]);
-				printf("\n");
-			}
-		}
-		printf("\ncosine similarity\n     ");
-		for (int j = 0; j < n; j++)
-			printf(" [%d]   ", j);
-		printf("\n");
-		for (int i = 0; i < n; i++) {
-			printf("[%d] ", i);
-			for (int j = 0; j < n; j++)
-				printf(" %+.3f",
-				       cosine(emb + (size_t)i * D, emb + (size_t)j * D, D));
+	}
+	printf("],\n \"embeddings\": [");
+	for (int i = 0; i < e->n; i++) {
+		printf(i ? ",\n  [" : "\n  [");
+		for (int64_t k = 0; k < e->D; k++)
+			printf(k ? ", %.9g" : "%.9g", e->emb[(size_t)i * e->D + k]);
+		printf("]");
+	}
+	printf("]}\n");
+}
+
+/* Each sentence's first dims (and tokens), then the table of cosine similarities. */
+static void print_text(const struct args *a, const swarm_session_info *info, const struct vocab *v,
+		       const struct embed *e)
+{
+	int n = e->n, S = e->S;
+	int64_t D = e->D;
+	printf("model %s@%u on %s: %d sentence(s), %d tokens each, %lld dims\n\n", a->model,
+	       info->model_version, info->device_name, n, S, (long long)D);
+	for (int i = 0; i < n; i++) {
+		printf("[%d] %s\n    ", i, a->sent[i]);
+		for (int64_t k = 0; k < D && k < 8; k++)
+			printf("%+.4f ", e->emb[(size_t)i * D + k]);
+		printf("...\n");
+		if (a->show_tokens) {
+			printf("    tokens:");
+			for (int k = 0; k < S && e->mask[(size_t)i * S + k] != 0; k++)
+				printf(" %s", v->tok[e->ids[(size_t)i * S + k]]);
 			printf("\n");
 		}
 	}
+	printf("\ncosine similarity\n     ");
+	for (int j = 0; j < n; j++)
+		printf(" [%d]   ", j);
+	printf("\n");
+	for (int i = 0; i < n; i++) {
+		printf("[%d] ", i);
+		for (int j = 0; j < n; j++)
+			printf(" %+.3f", cosine(e->emb + (size_t)i * D, e->emb + (size_t)j * D, D));
+		printf("\n");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc >= 0)
+		return rc;
+	struct vocab v;
+	if (vocab_load(&v, a.vocab_path)) {
+		vocab_free(&v);
+		return 1;
+	}
+	rc = 1;
+	swarm_client *c = NULL;
+	swarm_session *s = NULL;
+	struct embed e = { .n = a.n };
+	int err = swarm_connect(a.sock, &c);
+	if (err) {
+		fprintf(stderr, "minilm-client: %s\n", swarm_last_error());
+		goto out;
+	}
+	err = swarm_session_open(c, a.model, 0, NULL, &s);
+	if (err) {
+		fprintf(stderr, "minilm-client: open %s: %s (%s)\n", a.model, swarm_strerror(err),
+			swarm_client_error(c));
+		goto out;
+	}
+	if (find_io(s, a.model, &e))
+		goto out;
+	e.ids = malloc(sizeof *e.ids * (size_t)e.n * (size_t)e.S);
+	e.mask = malloc(sizeof *e.mask * (size_t)e.n * (size_t)e.S);
+	e.emb = malloc(sizeof *e.emb * (size_t)e.n * (size_t)e.D);
+	if (!e.ids || !e.mask || !e.emb)
+		goto out;
+	for (int i = 0; i < e.n; i++)
+		tokenize(&v, a.sent[i], e.S, e.ids + (size_t)i * e.S, e.mask + (size_t)i * e.S);
+	swarm_session_info info;
+	swarm_session_info_get(s, &info);
+	if (embed_all(c, s, info.max_rows ? info.max_rows : 1, &e))
+		goto out;
+	if (a.json)
+		print_json(&a, &e);
+	else
+		print_text(&a, &info, &v, &e);
 	rc = 0;
 out:
-	free(emb);
-	free(mask);
-	free(ids);
+	free(e.emb);
+	free(e.mask);
+	free(e.ids);
 	if (c)
 		swarm_disconnect(c); /* closes s too */
 	vocab_free(&v);

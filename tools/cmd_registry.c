@@ -147,8 +147,9 @@ static int open_reader(const char *dir, struct swarm_registry **r, const char *c
 	return 0;
 }
 
-static int cmd_list(const char *dir, const struct opts *o)
+static int cmd_list(const char *dir, char **args, const struct opts *o)
 {
+	(void)args;
 	struct swarm_registry *r;
 	int rc = open_reader(dir, &r, "list");
 	if (rc)
@@ -197,8 +198,9 @@ static int cmd_list(const char *dir, const struct opts *o)
 	return EXIT_OK;
 }
 
-static int cmd_show(const char *dir, const char *ref, const struct opts *o)
+static int cmd_show(const char *dir, char **args, const struct opts *o)
 {
+	const char *ref = args[0];
 	char name[SWARM_NAME_MAX];
 	uint32_t version;
 	if (split_ref(ref, name, sizeof name, &version, 0)) {
@@ -271,9 +273,147 @@ static void report_line(void *ctx, const char *line)
 		printf("problem: %s\n", line);
 }
 
-int swarm_cmd_registry(int argc, char **argv)
+/* init: make the registry's directory and catalog. */
+static int cmd_init(const char *dir, char **args, const struct opts *o)
 {
-	struct opts o = { 0 };
+	char err[1024] = "";
+	(void)args;
+	int rc = swarm_registry_init(dir, err, sizeof err);
+	if (rc)
+		return fail("init", rc, err);
+	if (o->json)
+		swarm_json_write(stdout, json_pack("{s:o}", "registry", swarm_json_str(dir)));
+	else
+		printf("registry ready at %s\n", dir);
+	return EXIT_OK;
+}
+
+/* publish NAME: add a version from --weights and --manifest, active with --activate. */
+static int cmd_publish(const char *dir, char **args, const struct opts *o)
+{
+	char err[1024] = "";
+	uint32_t version = 0;
+	if (!o->weights || !o->manifest) {
+		fprintf(stderr, "swarm registry publish: needs --weights F and --manifest F\n");
+		return EXIT_USAGE;
+	}
+	int rc = swarm_registry_publish(dir, args[0], o->weights, o->manifest, o->meta, o->n_meta,
+					o->activate, &version, err, sizeof err);
+	if (rc)
+		return fail("publish", rc, err);
+	struct swarm_registry *r;
+	int active = 0;
+	if (swarm_registry_open(dir, &r, NULL, 0) == 0) {
+		struct swarm_reg_version v;
+		active = swarm_registry_find_version(r, args[0], version, &v) == 0 && v.active;
+		swarm_registry_close(r);
+	}
+	if (o->json)
+		swarm_json_write(stdout, json_pack("{s:s, s:I, s:b}", "model", args[0], "version",
+						   (json_int_t)version, "active", active));
+	else
+		printf("published %s@%u%s\n", args[0], version, active ? " (active)" : "");
+	return EXIT_OK;
+}
+
+/* Splits the NAME@VERSION that subcommand cmd needs: 0, or -1 after saying what to give. */
+static int need_ref(const char *cmd, const char *ref, char *name, size_t len, uint32_t *version)
+{
+	if (!split_ref(ref, name, len, version, 1))
+		return 0;
+	fprintf(stderr, "swarm registry %s: give NAME@VERSION, not \"%s\"\n", cmd, ref);
+	return -1;
+}
+
+/* activate NAME@VERSION: make that version the one served. */
+static int cmd_activate(const char *dir, char **args, const struct opts *o)
+{
+	char name[SWARM_NAME_MAX], err[1024] = "";
+	uint32_t version = 0;
+	if (need_ref("activate", args[0], name, sizeof name, &version))
+		return EXIT_USAGE;
+	int rc = swarm_registry_activate(dir, name, version, err, sizeof err);
+	if (rc)
+		return fail("activate", rc, err);
+	if (o->json)
+		swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", name, "active_version",
+						   (json_int_t)version));
+	else
+		printf("%s@%u is active\n", name, version);
+	return EXIT_OK;
+}
+
+/* rollback NAME: the previously active version becomes active again. */
+static int cmd_rollback(const char *dir, char **args, const struct opts *o)
+{
+	char err[1024] = "";
+	uint32_t version = 0;
+	int rc = swarm_registry_rollback(dir, args[0], &version, err, sizeof err);
+	if (rc)
+		return fail("rollback", rc, err);
+	if (o->json)
+		swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", args[0], "active_version",
+						   (json_int_t)version));
+	else
+		printf("%s rolled back: %s@%u is active\n", args[0], args[0], version);
+	return EXIT_OK;
+}
+
+/* remove NAME@VERSION: drop an inactive version and its blobs. */
+static int cmd_remove(const char *dir, char **args, const struct opts *o)
+{
+	char name[SWARM_NAME_MAX], err[1024] = "";
+	uint32_t version = 0;
+	if (need_ref("remove", args[0], name, sizeof name, &version))
+		return EXIT_USAGE;
+	int rc = swarm_registry_remove(dir, name, version, err, sizeof err);
+	if (rc)
+		return fail("remove", rc, err);
+	if (o->json)
+		swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", name, "removed_version",
+						   (json_int_t)version));
+	else
+		printf("removed %s@%u\n", name, version);
+	return EXIT_OK;
+}
+
+/* verify: check the catalog and every blob; EXIT_PROBLEMS when something is wrong. */
+static int cmd_verify(const char *dir, char **args, const struct opts *o)
+{
+	char err[1024] = "";
+	(void)args;
+	json_t *problems = o->json ? json_array() : NULL;
+	int rc = swarm_registry_verify(dir, report_line, problems, err, sizeof err);
+	if (rc < 0) {
+		json_decref(problems);
+		return fail("verify", rc, err);
+	}
+	if (o->json)
+		swarm_json_write(stdout,
+				 json_pack("{s:o, s:b, s:o}", "registry", swarm_json_str(dir), "ok",
+					   rc == 0, "problems", problems));
+	else if (rc == 0)
+		printf("registry %s verified: the catalog and every blob are intact\n", dir);
+	else
+		printf("registry %s: %d problem(s)\n", dir, rc);
+	return rc ? EXIT_PROBLEMS : EXIT_OK;
+}
+
+/* Each subcommand, the number of arguments it takes after its name, and its handler. */
+static const struct subcommand {
+	const char *name;
+	int nargs;
+	int (*run)(const char *dir, char **args, const struct opts *o);
+} subcommands[] = {
+	{ "init", 0, cmd_init },         { "list", 0, cmd_list },
+	{ "show", 1, cmd_show },         { "publish", 1, cmd_publish },
+	{ "activate", 1, cmd_activate }, { "rollback", 1, cmd_rollback },
+	{ "remove", 1, cmd_remove },     { "verify", 0, cmd_verify },
+};
+
+/* The options into o: -1 to go on with the subcommand at argv[optind], else the exit status. */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
 	static const struct option lopts[] = {
 		{ "registry", required_argument, 0, 'r' }, { "weights", required_argument, 0, 'w' },
 		{ "manifest", required_argument, 0, 'm' }, { "meta", required_argument, 0, 'M' },
@@ -284,26 +424,26 @@ int swarm_cmd_registry(int argc, char **argv)
 	for (int c; (c = getopt_long(argc, argv, "h", lopts, NULL)) != -1;) {
 		switch (c) {
 		case 'r':
-			o.registry = optarg;
+			o->registry = optarg;
 			break;
 		case 'w':
-			o.weights = optarg;
+			o->weights = optarg;
 			break;
 		case 'm':
-			o.manifest = optarg;
+			o->manifest = optarg;
 			break;
 		case 'M':
-			if (o.n_meta == MAX_META) {
+			if (o->n_meta == MAX_META) {
 				fprintf(stderr, "swarm registry: at most %d --meta\n", MAX_META);
 				return EXIT_USAGE;
 			}
-			o.meta[o.n_meta++] = optarg;
+			o->meta[o->n_meta++] = optarg;
 			break;
 		case 'a':
-			o.activate = 1;
+			o->activate = 1;
 			break;
 		case 'j':
-			o.json = 1;
+			o->json = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -317,120 +457,26 @@ int swarm_cmd_registry(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	return -1;
+}
+
+int swarm_cmd_registry(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	int rc = parse_opts(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
 	const char *cmd = argv[optind];
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
-	char dir[PATH_MAX], err[1024] = "";
+	char dir[PATH_MAX];
 	if (swarm_registry_path(o.registry, dir, sizeof dir)) {
 		fprintf(stderr, "swarm registry: the registry path is too long\n");
 		return EXIT_USAGE;
 	}
-	char name[SWARM_NAME_MAX];
-	uint32_t version = 0;
-	int rc;
-
-	if (!strcmp(cmd, "init") && nargs == 0) {
-		rc = swarm_registry_init(dir, err, sizeof err);
-		if (rc)
-			return fail(cmd, rc, err);
-		if (o.json)
-			swarm_json_write(stdout,
-					 json_pack("{s:o}", "registry", swarm_json_str(dir)));
-		else
-			printf("registry ready at %s\n", dir);
-		return EXIT_OK;
-	}
-	if (!strcmp(cmd, "list") && nargs == 0)
-		return cmd_list(dir, &o);
-	if (!strcmp(cmd, "show") && nargs == 1)
-		return cmd_show(dir, args[0], &o);
-	if (!strcmp(cmd, "publish") && nargs == 1) {
-		if (!o.weights || !o.manifest) {
-			fprintf(stderr,
-				"swarm registry publish: needs --weights F and --manifest F\n");
-			return EXIT_USAGE;
-		}
-		rc = swarm_registry_publish(dir, args[0], o.weights, o.manifest, o.meta, o.n_meta,
-					    o.activate, &version, err, sizeof err);
-		if (rc)
-			return fail(cmd, rc, err);
-		struct swarm_registry *r;
-		int active = 0;
-		if (swarm_registry_open(dir, &r, NULL, 0) == 0) {
-			struct swarm_reg_version v;
-			active = swarm_registry_find_version(r, args[0], version, &v) == 0 &&
-				 v.active;
-			swarm_registry_close(r);
-		}
-		if (o.json)
-			swarm_json_write(stdout,
-					 json_pack("{s:s, s:I, s:b}", "model", args[0], "version",
-						   (json_int_t)version, "active", active));
-		else
-			printf("published %s@%u%s\n", args[0], version, active ? " (active)" : "");
-		return EXIT_OK;
-	}
-	if (!strcmp(cmd, "activate") && nargs == 1) {
-		if (split_ref(args[0], name, sizeof name, &version, 1)) {
-			fprintf(stderr, "swarm registry activate: give NAME@VERSION, not \"%s\"\n",
-				args[0]);
-			return EXIT_USAGE;
-		}
-		rc = swarm_registry_activate(dir, name, version, err, sizeof err);
-		if (rc)
-			return fail(cmd, rc, err);
-		if (o.json)
-			swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", name,
-							   "active_version", (json_int_t)version));
-		else
-			printf("%s@%u is active\n", name, version);
-		return EXIT_OK;
-	}
-	if (!strcmp(cmd, "rollback") && nargs == 1) {
-		rc = swarm_registry_rollback(dir, args[0], &version, err, sizeof err);
-		if (rc)
-			return fail(cmd, rc, err);
-		if (o.json)
-			swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", args[0],
-							   "active_version", (json_int_t)version));
-		else
-			printf("%s rolled back: %s@%u is active\n", args[0], args[0], version);
-		return EXIT_OK;
-	}
-	if (!strcmp(cmd, "remove") && nargs == 1) {
-		if (split_ref(args[0], name, sizeof name, &version, 1)) {
-			fprintf(stderr, "swarm registry remove: give NAME@VERSION, not \"%s\"\n",
-				args[0]);
-			return EXIT_USAGE;
-		}
-		rc = swarm_registry_remove(dir, name, version, err, sizeof err);
-		if (rc)
-			return fail(cmd, rc, err);
-		if (o.json)
-			swarm_json_write(stdout, json_pack("{s:s, s:I}", "model", name,
-							   "removed_version", (json_int_t)version));
-		else
-			printf("removed %s@%u\n", name, version);
-		return EXIT_OK;
-	}
-	if (!strcmp(cmd, "verify") && nargs == 0) {
-		json_t *problems = o.json ? json_array() : NULL;
-		rc = swarm_registry_verify(dir, report_line, problems, err, sizeof err);
-		if (rc < 0) {
-			json_decref(problems);
-			return fail(cmd, rc, err);
-		}
-		if (o.json)
-			swarm_json_write(stdout, json_pack("{s:o, s:b, s:o}", "registry",
-							   swarm_json_str(dir), "ok", rc == 0,
-							   "problems", problems));
-		else if (rc == 0)
-			printf("registry %s verified: the catalog and every blob are intact\n",
-			       dir);
-		else
-			printf("registry %s: %d problem(s)\n", dir, rc);
-		return rc ? EXIT_PROBLEMS : EXIT_OK;
-	}
+	for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+		if (!strcmp(cmd, subcommands[i].name) && nargs == subcommands[i].nargs)
+			return subcommands[i].run(dir, args, &o);
 	fprintf(stderr, "swarm registry: unknown command or wrong arguments: %s\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -116,7 +116,45 @@ static void safe_name(const char *name, char *buf, size_t len)
 
 #define MAX_IN 16
 
-int swarm_cmd_run(int argc, char **argv)
+/* The command line, parsed. */
+struct run_opts {
+	const char *ins[MAX_IN]; /* the --in NAME=FILE arguments, as given */
+	int n_ins;
+	const char *out_dir, *sock;
+	int json;
+	long repeat;
+	char model[SWARM_NAME_MAX];
+	uint32_t version;        /* 0: the active one */
+	const char *version_str; /* the text after '@', for messages */
+};
+
+/* NAME[@VERSION] into o: -1 to go on, else the exit status. */
+static int parse_ref(const char *ref, struct run_opts *o)
+{
+	const char *at = strchr(ref, '@');
+	size_t mlen = at ? (size_t)(at - ref) : strlen(ref);
+	if (mlen == 0 || mlen >= sizeof o->model) {
+		fprintf(stderr, "swarm run: \"%s\" is not NAME[@VERSION]\n", ref);
+		return EXIT_USAGE;
+	}
+	memcpy(o->model, ref, mlen);
+	o->model[mlen] = 0;
+	if (at) {
+		char *e;
+		unsigned long v = strtoul(at + 1, &e, 10);
+		if (*e || v == 0 || v > UINT32_MAX) {
+			fprintf(stderr, "swarm run: \"%s\": the version is a positive integer\n",
+				ref);
+			return EXIT_USAGE;
+		}
+		o->version = (uint32_t)v;
+		o->version_str = at + 1;
+	}
+	return -1;
+}
+
+/* argv into o: -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option lo[] = { { "in", required_argument, 0, 'i' },
 					    { "out", required_argument, 0, 'o' },
@@ -125,36 +163,35 @@ int swarm_cmd_run(int argc, char **argv)
 					    { "socket", required_argument, 0, 's' },
 					    { "help", no_argument, 0, 'h' },
 					    { 0, 0, 0, 0 } };
-	const char *ins[MAX_IN], *out_dir = ".", *sock = NULL;
-	int n_ins = 0, json = 0, c;
-	long repeat = 0;
+	int c;
+	o->out_dir = ".";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'i':
-			if (n_ins == MAX_IN) {
+			if (o->n_ins == MAX_IN) {
 				fprintf(stderr, "swarm run: at most %d --in\n", MAX_IN);
 				return EXIT_USAGE;
 			}
-			ins[n_ins++] = optarg;
+			o->ins[o->n_ins++] = optarg;
 			break;
 		case 'o':
-			out_dir = optarg;
+			o->out_dir = optarg;
 			break;
 		case 'r': {
 			char *e;
-			repeat = strtol(optarg, &e, 10);
-			if (*e || repeat < 1 || repeat > 10000000) {
+			o->repeat = strtol(optarg, &e, 10);
+			if (*e || o->repeat < 1 || o->repeat > 10000000) {
 				fprintf(stderr, "swarm run: --repeat %s: 1..10000000\n", optarg);
 				return EXIT_USAGE;
 			}
 			break;
 		}
 		case 'j':
-			json = 1;
+			o->json = 1;
 			break;
 		case 's':
-			sock = optarg;
+			o->sock = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -168,113 +205,98 @@ int swarm_cmd_run(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	char model[SWARM_NAME_MAX];
-	uint32_t version = 0;
-	const char *ref = argv[optind], *at = strchr(ref, '@');
-	size_t mlen = at ? (size_t)(at - ref) : strlen(ref);
-	if (mlen == 0 || mlen >= sizeof model) {
-		fprintf(stderr, "swarm run: \"%s\" is not NAME[@VERSION]\n", ref);
-		return EXIT_USAGE;
+	return parse_ref(argv[optind], o);
+}
+
+/* The session's input named by the first len characters of name, or n_in. */
+static uint32_t find_input(swarm_session *s, const char *name, size_t len)
+{
+	uint32_t i = 0, n_in = swarm_session_num_inputs(s);
+	for (; i < n_in; i++) {
+		const swarm_tensor_spec *sp = swarm_session_input_spec(s, i);
+		if (strlen(sp->name) == len && !strncmp(sp->name, name, len))
+			break;
 	}
-	memcpy(model, ref, mlen);
-	model[mlen] = 0;
-	if (at) {
-		char *e;
-		unsigned long v = strtoul(at + 1, &e, 10);
-		if (*e || v == 0 || v > UINT32_MAX) {
-			fprintf(stderr, "swarm run: \"%s\": the version is a positive integer\n",
-				ref);
+	return i;
+}
+
+/* "--in X: MODEL has no such input; its inputs: ..." on stderr. */
+static void no_such_input(swarm_session *s, const char *model, const char *arg, size_t len)
+{
+	fprintf(stderr, "swarm run: --in %.*s: %s has no such input; its inputs:", (int)len, arg,
+		model);
+	for (uint32_t j = 0; j < swarm_session_num_inputs(s); j++) {
+		char sb[96];
+		const swarm_tensor_spec *sp = swarm_session_input_spec(s, j);
+		fprintf(stderr, " %s %s %s", sp->name, swarm_npy_dtype_name(sp->dtype),
+			spec_shape(sp, sb, sizeof sb));
+	}
+	fprintf(stderr, "\n");
+}
+
+/* Each --in's file read into data[] at its input's index; given[i] says whether input i was.
+ * 0, or EXIT_USAGE after saying which argument is wrong. */
+static int read_inputs(swarm_session *s, const struct run_opts *o, struct swarm_npy *data,
+		       bool *given)
+{
+	char why[512] = "";
+	for (int k = 0; k < o->n_ins; k++) {
+		const char *arg = o->ins[k], *eq = strchr(arg, '=');
+		if (!eq || eq == arg || !eq[1]) {
+			fprintf(stderr, "swarm run: --in %s: give INPUT=FILE.npy\n", arg);
 			return EXIT_USAGE;
 		}
-		version = (uint32_t)v;
+		uint32_t i = find_input(s, arg, (size_t)(eq - arg));
+		if (i == swarm_session_num_inputs(s)) {
+			no_such_input(s, o->model, arg, (size_t)(eq - arg));
+			return EXIT_USAGE;
+		}
+		const char *name = swarm_session_input_spec(s, i)->name;
+		if (given[i]) {
+			fprintf(stderr, "swarm run: input %s given twice\n", name);
+			return EXIT_USAGE;
+		}
+		given[i] = true;
+		if (swarm_npy_read(eq + 1, &data[i], why, sizeof why)) {
+			fprintf(stderr, "swarm run: input %s: %s\n", name, why);
+			return EXIT_USAGE;
+		}
 	}
+	return 0;
+}
 
-	swarm_client *cl;
-	int rc = swarm_connect(sock, &cl);
-	if (rc) {
-		fprintf(stderr, "swarm run: cannot reach swarmd: %s (%s)\n", swarm_strerror(rc),
-			swarm_last_error());
-		return EXIT_FAIL;
-	}
-	swarm_session *s = NULL;
-	struct swarm_npy data[MAX_IN] = { 0 };
-	int status = EXIT_FAIL;
-	char why[512] = "";
-	/* One row per request unless the files carry more: the session's slots must fit them. */
-	rc = swarm_session_open(cl, model, version, NULL, &s);
-	if (rc) {
-		fprintf(stderr, "swarm run: %s%s%s: %s (%s)\n", model, version ? "@" : "",
-			version ? at + 1 : "", swarm_strerror(rc), swarm_client_error(cl));
-		goto out;
-	}
+/* The rows d holds for the input sp: [rows, dims...] or the row's dims alone (one row); 0 when
+ * its dtype or shape does not fit. */
+static uint32_t input_rows(const struct swarm_npy *d, const swarm_tensor_spec *sp)
+{
+	int batched = d->ndim == sp->ndim;
+	int ok = d->dtype == sp->dtype && (batched || d->ndim + 1 == sp->ndim);
+	for (uint32_t k = 1; ok && k < sp->ndim; k++)
+		ok = d->shape[batched ? k : k - 1] == sp->shape[k];
+	return ok ? (batched ? (uint32_t)d->shape[0] : 1) : 0;
+}
+
+/* Every input given, of its dtype and shape, all with the same rows, no more than the session
+ * takes: 0 with *rows set, or EXIT_USAGE after saying what the model expects. */
+static int check_inputs(swarm_session *s, const char *model, const struct swarm_npy *data,
+			const bool *given, uint32_t *rows)
+{
 	swarm_session_info info;
 	swarm_session_info_get(s, &info);
-	uint32_t n_in = swarm_session_num_inputs(s), n_out = swarm_session_num_outputs(s);
-	int which[MAX_IN];
-	for (uint32_t i = 0; i < n_in; i++)
-		which[i] = -1;
-	for (int k = 0; k < n_ins; k++) {
-		const char *eq = strchr(ins[k], '=');
-		if (!eq || eq == ins[k] || !eq[1]) {
-			fprintf(stderr, "swarm run: --in %s: give INPUT=FILE.npy\n", ins[k]);
-			status = EXIT_USAGE;
-			goto out;
-		}
-		uint32_t i = 0;
-		for (; i < n_in; i++) {
-			const swarm_tensor_spec *sp = swarm_session_input_spec(s, i);
-			if (strlen(sp->name) == (size_t)(eq - ins[k]) &&
-			    !strncmp(sp->name, ins[k], (size_t)(eq - ins[k])))
-				break;
-		}
-		if (i == n_in) {
-			fprintf(stderr, "swarm run: --in %.*s: %s has no such input; its inputs:",
-				(int)(eq - ins[k]), ins[k], model);
-			for (uint32_t j = 0; j < n_in; j++) {
-				char sb[96];
-				const swarm_tensor_spec *sp = swarm_session_input_spec(s, j);
-				fprintf(stderr, " %s %s %s", sp->name,
-					swarm_npy_dtype_name(sp->dtype),
-					spec_shape(sp, sb, sizeof sb));
-			}
-			fprintf(stderr, "\n");
-			status = EXIT_USAGE;
-			goto out;
-		}
-		if (which[i] >= 0) {
-			fprintf(stderr, "swarm run: input %s given twice\n",
-				swarm_session_input_spec(s, i)->name);
-			status = EXIT_USAGE;
-			goto out;
-		}
-		which[i] = k;
-		if (swarm_npy_read(eq + 1, &data[i], why, sizeof why)) {
-			fprintf(stderr, "swarm run: input %s: %s\n",
-				swarm_session_input_spec(s, i)->name, why);
-			status = EXIT_USAGE;
-			goto out;
-		}
-	}
-	uint32_t rows = 0;
-	for (uint32_t i = 0; i < n_in; i++) {
+	*rows = 0;
+	for (uint32_t i = 0; i < swarm_session_num_inputs(s); i++) {
 		const swarm_tensor_spec *sp = swarm_session_input_spec(s, i);
+		const struct swarm_npy *d = &data[i];
 		char sb[96];
-		if (which[i] < 0) {
+		if (!given[i]) {
 			fprintf(stderr,
 				"swarm run: input %s (%s %s) not given: add --in %s=FILE.npy\n",
 				sp->name, swarm_npy_dtype_name(sp->dtype),
 				spec_shape(sp, sb, sizeof sb), sp->name);
-			status = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
-		struct swarm_npy *d = &data[i];
-		/* [rows, dims...] or the row's dims alone (one row) */
-		int batched = d->ndim == sp->ndim;
-		int ok = d->dtype == sp->dtype && (batched || d->ndim + 1 == sp->ndim);
-		for (uint32_t k = 1; ok && k < sp->ndim; k++)
-			ok = d->shape[batched ? k : k - 1] == sp->shape[k];
-		uint32_t r = batched ? (uint32_t)d->shape[0] : 1;
-		if (!ok || r == 0) {
+		uint32_t r = input_rows(d, sp);
+		if (r == 0) {
 			char gb[128] = "(";
 			for (uint32_t k = 0; k < d->ndim; k++)
 				snprintf(gb + strlen(gb), sizeof gb - strlen(gb), "%s%" PRId64,
@@ -285,57 +307,59 @@ int swarm_cmd_run(int argc, char **argv)
 				"first, -1 is the batch)\n",
 				sp->name, swarm_npy_dtype_name(d->dtype), gb, model,
 				swarm_npy_dtype_name(sp->dtype), spec_shape(sp, sb, sizeof sb));
-			status = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
-		if (rows && r != rows) {
+		if (*rows && r != *rows) {
 			fprintf(stderr, "swarm run: input %s holds %u rows, another input %u\n",
-				sp->name, r, rows);
-			status = EXIT_USAGE;
-			goto out;
+				sp->name, r, *rows);
+			return EXIT_USAGE;
 		}
-		rows = r;
+		*rows = r;
 	}
-	if (rows > info.max_rows) {
+	if (*rows > info.max_rows) {
 		fprintf(stderr,
 			"swarm run: the inputs hold %u rows; %s takes %u a request (its deploy "
 			"max_rows)\n",
-			rows, model, info.max_rows);
-		status = EXIT_USAGE;
-		goto out;
+			*rows, model, info.max_rows);
+		return EXIT_USAGE;
 	}
-	uint64_t *lat = repeat ? malloc((size_t)repeat * sizeof *lat) : NULL;
-	if (repeat && !lat)
-		goto out;
-	swarm_request *r = NULL;
+	return 0;
+}
+
+/* Runs the request 1 + repeat times, timing all but the first into lat[]; *r is the last one,
+ * still held. 0 or a swarm error. */
+static int run_requests(swarm_session *s, const struct swarm_npy *data, uint32_t rows, long repeat,
+			uint64_t *lat, swarm_request **r)
+{
+	int rc = 0;
+	*r = NULL;
 	for (long it = 0; it <= repeat; it++) {
 		uint64_t t0 = swarm_now_ns();
-		if ((rc = swarm_request_alloc(s, rows, &r)))
+		if ((rc = swarm_request_alloc(s, rows, r)))
 			break;
-		for (uint32_t i = 0; i < n_in; i++)
-			memcpy(swarm_request_input(r, i), data[i].data, data[i].bytes);
-		if ((rc = swarm_request_submit(r, 0)) || (rc = swarm_request_wait(r, -1)))
+		for (uint32_t i = 0; i < swarm_session_num_inputs(s); i++)
+			memcpy(swarm_request_input(*r, i), data[i].data, data[i].bytes);
+		if ((rc = swarm_request_submit(*r, 0)) || (rc = swarm_request_wait(*r, -1)))
 			break;
 		if (it > 0)
 			lat[it - 1] = swarm_now_ns() - t0;
 		if (it < repeat) {
-			swarm_request_release(r);
-			r = NULL;
+			swarm_request_release(*r);
+			*r = NULL;
 		}
 	}
-	if (rc) {
-		fprintf(stderr, "swarm run: the request failed: %s (%s)\n", swarm_strerror(rc),
-			swarm_client_error(cl));
-		free(lat);
-		goto out;
-	}
+	return rc;
+}
+
+/* Each output of r into out_dir/NAME.npy, its path into paths[]: 0, or -1 after saying why. */
+static int write_outputs(swarm_session *s, swarm_request *r, uint32_t rows, const char *out_dir,
+			 char (*paths)[4096])
+{
 	if (mkdir_p(out_dir) != 0) {
 		fprintf(stderr, "swarm run: --out %s: %s\n", out_dir, strerror(errno));
-		free(lat);
-		goto out;
+		return -1;
 	}
-	char paths[MAX_IN][4096];
-	for (uint32_t i = 0; i < n_out && i < MAX_IN; i++) {
+	for (uint32_t i = 0; i < swarm_session_num_outputs(s) && i < MAX_IN; i++) {
 		const swarm_tensor_spec *sp = swarm_session_output_spec(s, i);
 		char fname[SWARM_NAME_MAX + 8];
 		safe_name(sp->name, fname, sizeof fname);
@@ -343,30 +367,29 @@ int swarm_cmd_run(int argc, char **argv)
 		int64_t shape[SWARM_MAX_DIMS];
 		memcpy(shape, sp->shape, sizeof shape);
 		shape[0] = rows;
-		rc = swarm_npy_write(paths[i], sp->dtype, sp->ndim, shape,
-				     swarm_request_output(r, i), rows * sp->row_bytes);
+		int rc = swarm_npy_write(paths[i], sp->dtype, sp->ndim, shape,
+					 swarm_request_output(r, i), rows * sp->row_bytes);
 		if (rc) {
 			fprintf(stderr, "swarm run: writing %s: %s\n", paths[i], strerror(-rc));
-			free(lat);
-			goto out;
+			return -1;
 		}
 	}
-	swarm_request_release(r);
-	uint64_t p50 = 0, p99 = 0;
-	if (repeat) {
-		qsort(lat, (size_t)repeat, sizeof *lat, cmp_u64);
-		p50 = lat[repeat / 2];
-		p99 = lat[(size_t)((double)repeat * 0.99) < (size_t)repeat ?
-				  (size_t)((double)repeat * 0.99) :
-				  (size_t)repeat - 1];
-	}
-	free(lat);
-	if (json) {
-		json_t *doc = json_pack("{s:o, s:I, s:o, s:I}", "model", swarm_json_str(model),
+	return 0;
+}
+
+/* The result on stdout, as JSON or as text: 0, or -1 when the JSON could not be written. */
+static int print_result(swarm_session *s, const struct run_opts *o, uint32_t rows,
+			char (*paths)[4096], uint64_t p50, uint64_t p99)
+{
+	swarm_session_info info;
+	swarm_session_info_get(s, &info);
+	uint32_t n_out = swarm_session_num_outputs(s);
+	if (o->json) {
+		json_t *doc = json_pack("{s:o, s:I, s:o, s:I}", "model", swarm_json_str(o->model),
 					"version", (json_int_t)info.model_version, "device",
 					swarm_json_str(info.device_name), "rows", (json_int_t)rows);
-		if (repeat) { /* jansson takes a NULL doc (no memory) as a failed set */
-			json_object_set_new(doc, "repeat", json_integer(repeat));
+		if (o->repeat) { /* jansson takes a NULL doc (no memory) as a failed set */
+			json_object_set_new(doc, "repeat", json_integer(o->repeat));
 			json_object_set_new(doc, "p50_ns", swarm_json_u64(p50));
 			json_object_set_new(doc, "p99_ns", swarm_json_u64(p99));
 		}
@@ -377,21 +400,84 @@ int swarm_cmd_run(int argc, char **argv)
 		json_object_set_new(doc, "outputs", outs);
 		if (swarm_json_write(stdout, doc)) {
 			fprintf(stderr, "swarm run: writing the JSON failed\n");
-			goto out;
+			return -1;
 		}
-	} else {
-		printf("%s@%u on %s: %u row%s\n", model, info.model_version, info.device_name, rows,
-		       rows == 1 ? "" : "s");
-		for (uint32_t i = 0; i < n_out && i < MAX_IN; i++)
-			printf("  %s -> %s\n", swarm_session_output_spec(s, i)->name, paths[i]);
-		if (repeat) {
-			const bool ms = p50 >= 10000000;
-			printf("  %ld runs: p50 %.1f %s, p99 %.1f %s\n", repeat,
-			       (double)p50 / (ms ? 1e6 : 1e3), ms ? "ms" : "us",
-			       (double)p99 / (ms ? 1e6 : 1e3), ms ? "ms" : "us");
-		}
+		return 0;
 	}
-	status = EXIT_OK;
+	printf("%s@%u on %s: %u row%s\n", o->model, info.model_version, info.device_name, rows,
+	       rows == 1 ? "" : "s");
+	for (uint32_t i = 0; i < n_out && i < MAX_IN; i++)
+		printf("  %s -> %s\n", swarm_session_output_spec(s, i)->name, paths[i]);
+	if (o->repeat) {
+		const bool ms = p50 >= 10000000;
+		printf("  %ld runs: p50 %.1f %s, p99 %.1f %s\n", o->repeat,
+		       (double)p50 / (ms ? 1e6 : 1e3), ms ? "ms" : "us",
+		       (double)p99 / (ms ? 1e6 : 1e3), ms ? "ms" : "us");
+	}
+	return 0;
+}
+
+/* Runs the inputs read into data on s, writes the outputs and prints the result: the exit
+ * status. */
+static int run_session(swarm_client *cl, swarm_session *s, const struct run_opts *o,
+		       const struct swarm_npy *data, uint32_t rows)
+{
+	uint64_t *lat = o->repeat ? malloc((size_t)o->repeat * sizeof *lat) : NULL;
+	if (o->repeat && !lat)
+		return EXIT_FAIL;
+	swarm_request *r;
+	int rc = run_requests(s, data, rows, o->repeat, lat, &r);
+	if (rc) {
+		fprintf(stderr, "swarm run: the request failed: %s (%s)\n", swarm_strerror(rc),
+			swarm_client_error(cl));
+		free(lat);
+		return EXIT_FAIL;
+	}
+	char paths[MAX_IN][4096];
+	if (write_outputs(s, r, rows, o->out_dir, paths)) {
+		free(lat);
+		return EXIT_FAIL;
+	}
+	swarm_request_release(r);
+	uint64_t p50 = 0, p99 = 0;
+	if (o->repeat) {
+		size_t n = (size_t)o->repeat, k99 = (size_t)((double)n * 0.99);
+		qsort(lat, n, sizeof *lat, cmp_u64);
+		p50 = lat[n / 2];
+		p99 = lat[k99 < n ? k99 : n - 1];
+	}
+	free(lat);
+	return print_result(s, o, rows, paths, p50, p99) ? EXIT_FAIL : EXIT_OK;
+}
+
+int swarm_cmd_run(int argc, char **argv)
+{
+	struct run_opts o = { 0 };
+	int status = parse_args(argc, argv, &o);
+	if (status >= 0)
+		return status;
+	swarm_client *cl;
+	int rc = swarm_connect(o.sock, &cl);
+	if (rc) {
+		fprintf(stderr, "swarm run: cannot reach swarmd: %s (%s)\n", swarm_strerror(rc),
+			swarm_last_error());
+		return EXIT_FAIL;
+	}
+	swarm_session *s = NULL;
+	struct swarm_npy data[MAX_IN] = { 0 };
+	bool given[MAX_IN] = { 0 };
+	uint32_t rows = 0;
+	status = EXIT_FAIL;
+	/* One row per request unless the files carry more: the session's slots must fit them. */
+	rc = swarm_session_open(cl, o.model, o.version, NULL, &s);
+	if (rc) {
+		fprintf(stderr, "swarm run: %s%s%s: %s (%s)\n", o.model, o.version ? "@" : "",
+			o.version ? o.version_str : "", swarm_strerror(rc), swarm_client_error(cl));
+		goto out;
+	}
+	if (!(status = read_inputs(s, &o, data, given)) &&
+	    !(status = check_inputs(s, o.model, data, given, &rows)))
+		status = run_session(cl, s, &o, data, rows);
 out:
 	for (int i = 0; i < MAX_IN; i++)
 		free(data[i].data);

@@ -179,10 +179,15 @@ static void print_text(struct swarm_topology *t, const char *source, const char 
 	}
 }
 
-int swarm_cmd_topo(int argc, char **argv)
+/* The command line, parsed. */
+struct topo_opts {
+	const char *sock, *xml, *spec; /* --socket, --topology, --devices */
+	int json, instances;
+};
+
+/* argv into o: -1 to go on, else the exit status. */
+static int topo_parse(int argc, char **argv, struct topo_opts *o)
 {
-	const char *sock = NULL, *xml = NULL, *spec = NULL;
-	int json = 0, instances = 1;
 	char *end;
 	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
 					      { "topology", required_argument, 0, 't' },
@@ -191,21 +196,23 @@ int swarm_cmd_topo(int argc, char **argv)
 					      { "json", no_argument, 0, 'j' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
+	o->instances = 1;
 	optind = 1;
-	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
-		switch (o) {
+	for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+		switch (c) {
 		case 's':
-			sock = optarg;
+			o->sock = optarg;
 			break;
 		case 't':
-			xml = optarg;
+			o->xml = optarg;
 			break;
 		case 'd':
-			spec = optarg;
+			o->spec = optarg;
 			break;
 		case 'i':
-			instances = (int)strtol(optarg, &end, 10);
-			if (!*optarg || *end || instances < 1 || instances > TOPO_MAX_DEVICES) {
+			o->instances = (int)strtol(optarg, &end, 10);
+			if (!*optarg || *end || o->instances < 1 ||
+			    o->instances > TOPO_MAX_DEVICES) {
 				fprintf(stderr,
 					"swarm topo: --instances takes a count from 1 to %d, not "
 					"\"%s\"\n",
@@ -214,7 +221,7 @@ int swarm_cmd_topo(int argc, char **argv)
 			}
 			break;
 		case 'j':
-			json = 1;
+			o->json = 1;
 			break;
 		case 'h':
 			topo_usage(stdout);
@@ -229,58 +236,85 @@ int swarm_cmd_topo(int argc, char **argv)
 		topo_usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+/* The devices a running swarmd reports, into devs; frees r. Their count. */
+static int status_devices(struct swarm_msg_status_reply *r, struct topo_dev *devs,
+			  char *devices_from, size_t len)
+{
+	int n_dev = 0;
+	snprintf(devices_from, len, "swarmd pid %d, as the kernel reports", r->swarmd_pid);
+	for (uint32_t i = 0; i < r->n_devices && i < TOPO_MAX_DEVICES; i++) {
+		const struct swarm_status_device *dv = &r->devices[i];
+		struct topo_dev *o = &devs[n_dev++];
+		memset(o, 0, sizeof *o);
+		snprintf(o->name, sizeof o->name, "%s", dv->name);
+		o->state = swarm_device_state_name(dv->state);
+		o->pid = dv->pid;
+		o->numa_node = dv->numa_node;
+		snprintf(o->cpus, sizeof o->cpus, "%s", dv->cpus);
+		snprintf(o->mem_policy, sizeof o->mem_policy, "%s",
+			 dv->mem_policy[0] ? dv->mem_policy : "-");
+	}
+	free(r);
+	return n_dev;
+}
+
+/* The devices from a running swarmd (when no option asks for a plan) or as swarmd would plan
+ * them, into devs: their count, or -1 after printing why with *status set to the exit status. */
+static int topo_devices(struct swarm_topology *t, const struct topo_opts *o, struct topo_dev *devs,
+			char *devices_from, size_t len, int *status)
+{
+	struct swarm_msg_status_reply *r = NULL;
+	char err[512] = "", why[256] = "";
+	if (!o->xml && !o->spec && o->instances == 1)
+		r = swarm_cmd_fetch_status(o->sock, err, sizeof err);
+	if (r)
+		return status_devices(r, devs, devices_from, len);
+	int n_dev = plan_devices(t, o->xml != NULL, o->spec, o->instances, devs, why, sizeof why);
+	if (n_dev < 0) {
+		fprintf(stderr, "swarm topo: --devices takes cpu:N (1 to %d) or gpu, not \"%s\"\n",
+			TOPO_MAX_DEVICES, o->spec);
+		*status = 2;
+		return -1;
+	}
+	if (n_dev == 0) {
+		fprintf(stderr, "swarm topo: swarmd would serve no device here: %s\n", why);
+		*status = 1;
+		return -1;
+	}
+	if (err[0])
+		snprintf(devices_from, len, "planned; %s", err);
+	else
+		snprintf(devices_from, len, "planned");
+	return n_dev;
+}
+
+int swarm_cmd_topo(int argc, char **argv)
+{
+	struct topo_opts o = { 0 };
+	int status = topo_parse(argc, argv, &o);
+	if (status >= 0)
+		return status;
 	struct swarm_topology *t = NULL;
-	if (swarm_topology_load_io(xml, &t)) {
-		fprintf(stderr, "swarm topo: cannot load %s\n", xml ? xml : "this machine's topology");
+	if (swarm_topology_load_io(o.xml, &t)) {
+		fprintf(stderr, "swarm topo: cannot load %s\n",
+			o.xml ? o.xml : "this machine's topology");
 		return 1;
 	}
 	struct swarm_gpu_info gpus[TOPO_MAX_DEVICES];
 	int n_gpus = swarm_topology_gpus(t, gpus, TOPO_MAX_DEVICES);
 	struct topo_dev devs[TOPO_MAX_DEVICES];
-	int n_dev = 0;
 	char devices_from[160];
-	struct swarm_msg_status_reply *r = NULL;
-	char err[512] = "";
-	if (!xml && !spec && instances == 1)
-		r = swarm_cmd_fetch_status(sock, err, sizeof err);
-	if (r) {
-		snprintf(devices_from, sizeof devices_from, "swarmd pid %d, as the kernel reports",
-			 r->swarmd_pid);
-		for (uint32_t i = 0; i < r->n_devices && i < TOPO_MAX_DEVICES; i++) {
-			const struct swarm_status_device *dv = &r->devices[i];
-			struct topo_dev *o = &devs[n_dev++];
-			memset(o, 0, sizeof *o);
-			snprintf(o->name, sizeof o->name, "%s", dv->name);
-			o->state = swarm_device_state_name(dv->state);
-			o->pid = dv->pid;
-			o->numa_node = dv->numa_node;
-			snprintf(o->cpus, sizeof o->cpus, "%s", dv->cpus);
-			snprintf(o->mem_policy, sizeof o->mem_policy, "%s",
-				 dv->mem_policy[0] ? dv->mem_policy : "-");
-		}
-		free(r);
-	} else {
-		char why[256] = "";
-		n_dev = plan_devices(t, xml != NULL, spec, instances, devs, why, sizeof why);
-		if (n_dev < 0) {
-			fprintf(stderr, "swarm topo: --devices takes cpu:N (1 to %d) or gpu, not \"%s\"\n",
-				TOPO_MAX_DEVICES, spec);
-			swarm_topology_free(t);
-			return 2;
-		}
-		if (n_dev == 0) {
-			fprintf(stderr, "swarm topo: swarmd would serve no device here: %s\n", why);
-			swarm_topology_free(t);
-			return 1;
-		}
-		if (err[0])
-			snprintf(devices_from, sizeof devices_from, "planned; %s", err);
-		else
-			snprintf(devices_from, sizeof devices_from, "planned");
+	int n_dev = topo_devices(t, &o, devs, devices_from, sizeof devices_from, &status);
+	if (n_dev < 0) {
+		swarm_topology_free(t);
+		return status;
 	}
-	const char *source = xml ? xml : "this machine";
+	const char *source = o.xml ? o.xml : "this machine";
 	int rc = 0;
-	if (json)
+	if (o.json)
 		rc = swarm_json_write(stdout, topo_json(t, source, devices_from, gpus, n_gpus, devs,
 							n_dev));
 	else

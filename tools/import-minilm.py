@@ -116,7 +116,8 @@ def check_config(cfg):
                  % (k, cfg.get(k), v))
 
 
-def main():
+def parse_args():
+    """The command line, its values checked."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", help="the wheel, or a directory with model.safetensors, "
                    "config.json and vocab.txt")
@@ -133,32 +134,39 @@ def main():
     p.add_argument("--swarm", metavar="PATH", default=None,
                    help="the swarm CLI (default: build/bin/swarm beside this tools/)")
     a = p.parse_args()
-    S = a.seq_len
-    if not 2 <= S <= MAX_POSITIONS:
-        fail("--seq-len must be 2..%d, not %d" % (MAX_POSITIONS, S))
+    if not 2 <= a.seq_len <= MAX_POSITIONS:
+        fail("--seq-len must be 2..%d, not %d" % (MAX_POSITIONS, a.seq_len))
     if a.publish and not a.registry:
         fail("--publish needs --registry DIR")
+    return a
 
-    st_bytes, cfg, vocab = read_source(a.source)
-    check_config(cfg)
-    n_vocab = len(vocab.decode("utf-8").splitlines())
-    if n_vocab != VOCAB:
-        fail("vocab.txt has %d entries, config.json says %d" % (n_vocab, VOCAB))
-    src = parse_safetensors(st_bytes)
 
-    out, weights = [], []
+class Weights:
+    """The tensors taken from model.safetensors (src), in order: out for the weights file,
+    weights (name, shape) for the manifest."""
 
-    def take(hf_name, name, shape):
-        if hf_name not in src:
+    def __init__(self, src):
+        self.src, self.out, self.weights = src, [], []
+
+    def take(self, hf_name, name, shape):
+        if hf_name not in self.src:
             fail("model.safetensors has no tensor %s" % hf_name)
-        dtype, got, data = src[hf_name]
+        dtype, got, data = self.src[hf_name]
         if dtype != "F32" or got != shape:
             fail("%s is %s %s, expected F32 %s" % (hf_name, dtype, got, shape))
-        out.append((name, "F32", shape, data))
-        weights.append((name, shape))
+        self.add(name, shape, data)
         return name
 
-    word = take("embeddings.word_embeddings.weight", "word_emb", [VOCAB, HIDDEN])
+    def add(self, name, shape, data):
+        self.out.append((name, "F32", shape, data))
+        self.weights.append((name, shape))
+
+
+def embeddings(w, S):
+    """The embedding nodes: word embeddings plus the position and token type ones, folded
+    into one [S, HIDDEN] weight, then a layernorm into h0."""
+    src = w.src
+    word = w.take("embeddings.word_embeddings.weight", "word_emb", [VOCAB, HIDDEN])
     pos = src["embeddings.position_embeddings.weight"]
     typ = src["embeddings.token_type_embeddings.weight"]
     if pos[0] != "F32" or pos[1] != [MAX_POSITIONS, HIDDEN] or typ[0] != "F32" or \
@@ -173,55 +181,53 @@ def main():
     folded = array.array("f", (pv[i] + tv[i % HIDDEN] for i in range(S * HIDDEN)))
     if sys.byteorder != "little":
         folded.byteswap()
-    out.append(("pos_type", "F32", [S, HIDDEN], folded.tobytes()))
-    weights.append(("pos_type", [S, HIDDEN]))
-    ln_g = take("embeddings.LayerNorm.weight", "emb_ln.g", [HIDDEN])
-    ln_b = take("embeddings.LayerNorm.bias", "emb_ln.b", [HIDDEN])
-
-    nodes = [
+    w.add("pos_type", [S, HIDDEN], folded.tobytes())
+    ln_g = w.take("embeddings.LayerNorm.weight", "emb_ln.g", [HIDDEN])
+    ln_b = w.take("embeddings.LayerNorm.bias", "emb_ln.b", [HIDDEN])
+    return [
         {"op": "embedding", "inputs": [word, "input_ids"], "output": "emb.word"},
         {"op": "add", "inputs": ["emb.word", "pos_type"], "output": "emb.sum"},
         {"op": "layernorm", "inputs": ["emb.sum", ln_g, ln_b], "output": "h0", "eps": LN_EPS},
     ]
-    x = "h0"
-    for i in range(LAYERS):
-        hf, L = "encoder.layer.%d." % i, "l%d." % i
 
-        def lin(part, n_out, n_in, short):
-            return (take(hf + part + ".weight", L + short + ".w", [n_out, n_in]),
-                    take(hf + part + ".bias", L + short + ".b", [n_out]))
 
-        wq, bq = lin("attention.self.query", HIDDEN, HIDDEN, "q")
-        wk, bk = lin("attention.self.key", HIDDEN, HIDDEN, "k")
-        wv, bv = lin("attention.self.value", HIDDEN, HIDDEN, "v")
-        wo, bo = lin("attention.output.dense", HIDDEN, HIDDEN, "o")
-        g1 = take(hf + "attention.output.LayerNorm.weight", L + "ln1.g", [HIDDEN])
-        b1 = take(hf + "attention.output.LayerNorm.bias", L + "ln1.b", [HIDDEN])
-        wi, bi = lin("intermediate.dense", INTERMEDIATE, HIDDEN, "ffn_in")
-        wd, bd = lin("output.dense", HIDDEN, INTERMEDIATE, "ffn_out")
-        g2 = take(hf + "output.LayerNorm.weight", L + "ln2.g", [HIDDEN])
-        b2 = take(hf + "output.LayerNorm.bias", L + "ln2.b", [HIDDEN])
-        y = "h%d" % (i + 1)
-        nodes += [
-            {"op": "linear", "inputs": [x, wq, bq], "output": L + "q"},
-            {"op": "linear", "inputs": [x, wk, bk], "output": L + "k"},
-            {"op": "linear", "inputs": [x, wv, bv], "output": L + "v"},
-            {"op": "attention", "inputs": [L + "q", L + "k", L + "v", "attention_mask"],
-             "output": L + "ctx", "heads": HEADS},
-            {"op": "linear", "inputs": [L + "ctx", wo, bo], "output": L + "attn"},
-            {"op": "add", "inputs": [x, L + "attn"], "output": L + "res1"},
-            {"op": "layernorm", "inputs": [L + "res1", g1, b1], "output": L + "mid", "eps": LN_EPS},
-            {"op": "linear", "inputs": [L + "mid", wi, bi], "output": L + "ffn", "act": "gelu"},
-            {"op": "linear", "inputs": [L + "ffn", wd, bd], "output": L + "ffn_out"},
-            {"op": "add", "inputs": [L + "mid", L + "ffn_out"], "output": L + "res2"},
-            {"op": "layernorm", "inputs": [L + "res2", g2, b2], "output": y, "eps": LN_EPS},
-        ]
-        x = y
-    nodes += [
-        {"op": "mean_pool", "inputs": [x, "attention_mask"], "output": "pooled"},
-        {"op": "l2norm", "inputs": ["pooled"], "output": "embedding"},
+def encoder_layer(w, i, x):
+    """Encoder layer i over the hidden state x: its nodes, ending in h<i+1>."""
+    hf, L = "encoder.layer.%d." % i, "l%d." % i
+
+    def lin(part, n_out, n_in, short):
+        return (w.take(hf + part + ".weight", L + short + ".w", [n_out, n_in]),
+                w.take(hf + part + ".bias", L + short + ".b", [n_out]))
+
+    wq, bq = lin("attention.self.query", HIDDEN, HIDDEN, "q")
+    wk, bk = lin("attention.self.key", HIDDEN, HIDDEN, "k")
+    wv, bv = lin("attention.self.value", HIDDEN, HIDDEN, "v")
+    wo, bo = lin("attention.output.dense", HIDDEN, HIDDEN, "o")
+    g1 = w.take(hf + "attention.output.LayerNorm.weight", L + "ln1.g", [HIDDEN])
+    b1 = w.take(hf + "attention.output.LayerNorm.bias", L + "ln1.b", [HIDDEN])
+    wi, bi = lin("intermediate.dense", INTERMEDIATE, HIDDEN, "ffn_in")
+    wd, bd = lin("output.dense", HIDDEN, INTERMEDIATE, "ffn_out")
+    g2 = w.take(hf + "output.LayerNorm.weight", L + "ln2.g", [HIDDEN])
+    b2 = w.take(hf + "output.LayerNorm.bias", L + "ln2.b", [HIDDEN])
+    y = "h%d" % (i + 1)
+    return [
+        {"op": "linear", "inputs": [x, wq, bq], "output": L + "q"},
+        {"op": "linear", "inputs": [x, wk, bk], "output": L + "k"},
+        {"op": "linear", "inputs": [x, wv, bv], "output": L + "v"},
+        {"op": "attention", "inputs": [L + "q", L + "k", L + "v", "attention_mask"],
+         "output": L + "ctx", "heads": HEADS},
+        {"op": "linear", "inputs": [L + "ctx", wo, bo], "output": L + "attn"},
+        {"op": "add", "inputs": [x, L + "attn"], "output": L + "res1"},
+        {"op": "layernorm", "inputs": [L + "res1", g1, b1], "output": L + "mid", "eps": LN_EPS},
+        {"op": "linear", "inputs": [L + "mid", wi, bi], "output": L + "ffn", "act": "gelu"},
+        {"op": "linear", "inputs": [L + "ffn", wd, bd], "output": L + "ffn_out"},
+        {"op": "add", "inputs": [L + "mid", L + "ffn_out"], "output": L + "res2"},
+        {"op": "layernorm", "inputs": [L + "res2", g2, b2], "output": y, "eps": LN_EPS},
     ]
 
+
+def make_manifest(a, S, nodes, weights):
+    """The manifest; past --max-manifest-weights it lists the largest weights only."""
     listed = weights
     if len(weights) > a.max_manifest_weights:
         # The largest first: the ones a wrong file would most likely get wrong.
@@ -229,7 +235,7 @@ def main():
         print("import-minilm: note: the graph names %d weights; the manifest lists the %d "
               "largest (the limit), the executor finds the rest in the weights file"
               % (len(weights), a.max_manifest_weights), file=sys.stderr)
-    manifest = {
+    return {
         "format": 1,
         "inputs": [{"name": "input_ids", "dtype": "i64", "shape": [-1, S]},
                    {"name": "attention_mask", "dtype": "f32", "shape": [-1, S]}],
@@ -239,19 +245,9 @@ def main():
         "deploy": {"max_rows": a.max_rows, "max_batch": a.max_rows, "slots": a.slots},
     }
 
-    os.makedirs(a.out_dir, exist_ok=True)
-    wpath = os.path.join(a.out_dir, "minilm.safetensors")
-    mpath = os.path.join(a.out_dir, "minilm.json")
-    write_safetensors(wpath, out)
-    with open(mpath + ".tmp", "w") as f:
-        f.write(manifest_json(manifest))
-    os.replace(mpath + ".tmp", mpath)
-    with open(os.path.join(a.out_dir, "vocab.txt"), "wb") as f:
-        f.write(vocab)
-    print("import-minilm: wrote %s (%d tensors, %.1f MB), %s (%d nodes, S=%d) and vocab.txt"
-          % (wpath, len(out), os.path.getsize(wpath) / 1e6, mpath, len(nodes), S),
-          file=sys.stderr)
 
+def publish(a, S, wpath, mpath):
+    """`swarm registry publish` with --publish, else the command printed for the user."""
     swarm = a.swarm or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build",
                                     "bin", "swarm")
     name = a.publish or "minilm"
@@ -265,6 +261,39 @@ def main():
     if r.returncode != 0:
         fail("`%s` exited with %d" % (" ".join(cmd), r.returncode))
     return 0
+
+
+def main():
+    a = parse_args()
+    S = a.seq_len
+    st_bytes, cfg, vocab = read_source(a.source)
+    check_config(cfg)
+    n_vocab = len(vocab.decode("utf-8").splitlines())
+    if n_vocab != VOCAB:
+        fail("vocab.txt has %d entries, config.json says %d" % (n_vocab, VOCAB))
+    w = Weights(parse_safetensors(st_bytes))
+    nodes = embeddings(w, S)
+    for i in range(LAYERS):
+        nodes += encoder_layer(w, i, "h%d" % i)
+    nodes += [
+        {"op": "mean_pool", "inputs": ["h%d" % LAYERS, "attention_mask"], "output": "pooled"},
+        {"op": "l2norm", "inputs": ["pooled"], "output": "embedding"},
+    ]
+    manifest = make_manifest(a, S, nodes, w.weights)
+
+    os.makedirs(a.out_dir, exist_ok=True)
+    wpath = os.path.join(a.out_dir, "minilm.safetensors")
+    mpath = os.path.join(a.out_dir, "minilm.json")
+    write_safetensors(wpath, w.out)
+    with open(mpath + ".tmp", "w") as f:
+        f.write(manifest_json(manifest))
+    os.replace(mpath + ".tmp", mpath)
+    with open(os.path.join(a.out_dir, "vocab.txt"), "wb") as f:
+        f.write(vocab)
+    print("import-minilm: wrote %s (%d tensors, %.1f MB), %s (%d nodes, S=%d) and vocab.txt"
+          % (wpath, len(w.out), os.path.getsize(wpath) / 1e6, mpath, len(nodes), S),
+          file=sys.stderr)
+    return publish(a, S, wpath, mpath)
 
 
 def manifest_json(m):

@@ -65,6 +65,64 @@ def sets(cpus, nodes):
             (c, c, n, n))
 
 
+def write_cores(w, s, node, depth, n_cores, core):
+    """NUMA node node's cores, each with its two threads, numbered from core on; the next
+    core's number."""
+    for c in range(s["cores"]):
+        # Linux numbers the first thread of every core of the machine first, then the
+        # siblings: PU k and k + (all cores) share a core, as on real servers.
+        first = node * s["cores"] + c
+        threads = [first, first + n_cores]
+        w.open(depth + 1, '<object type="Core" os_index="%d" %s gp_index="%d">' %
+               (core, sets(threads, [node]), w.gp_index()))
+        for t in sorted(threads):
+            w.open(depth + 2, '<object type="PU" os_index="%d" %s gp_index="%d"/>' %
+                   (t, sets([t], [node]), w.gp_index()))
+        w.open(depth + 1, '</object>')
+        core += 1
+    return core
+
+
+def write_gpus(w, s, depth, gpu):
+    """A node's GPUs, numbered from gpu on, each under its host bridge; the next GPU's number."""
+    for _ in range(s["gpus"]):
+        bus = 0x18 + 0x20 * gpu
+        w.open(depth, '<object type="Bridge" gp_index="%d" bridge_type="0-1" depth="0" '
+               'bridge_pci="0000:[%02x-%02x]">' % (w.gp_index(), bus, bus))
+        w.open(depth + 1, '<object type="PCIDev" gp_index="%d" pci_busid="0000:%02x:00.0" '
+               'pci_type="0302 [10de:2330] [10de:16c1] a1 00" pci_link_speed="31.5">' %
+               (w.gp_index(), bus))
+        w.open(depth + 2, '<object type="OSDev" gp_index="%d" name="cuda%d" '
+               'subtype="CUDA" osdev_type="5">' % (w.gp_index(), gpu))
+        w.open(depth + 3, '<info name="Backend" value="CUDA"/>')
+        w.open(depth + 3, '<info name="GPUVendor" value="NVIDIA Corporation"/>')
+        w.open(depth + 3, '<info name="GPUModel" value="NVIDIA H100 80GB HBM3"/>')
+        w.open(depth + 2, '</object>')
+        w.open(depth + 1, '</object>')
+        w.open(depth, '</object>')
+        gpu += 1
+    return gpu
+
+
+def write_distances(w, s, n_nodes):
+    """The NUMA distance matrix (SLIT): 10 local, near within a package, far across."""
+    vals = []
+    for a in range(n_nodes):
+        for b in range(n_nodes):
+            if a == b:
+                vals.append(10)
+            elif a // s["nodes"] == b // s["nodes"]:
+                vals.append(s["near"])
+            else:
+                vals.append(s["far"])
+    idx = "".join("%d " % i for i in range(n_nodes))
+    val = "".join("%d " % v for v in vals)
+    w.open(1, '<distances2 type="NUMANode" nbobjs="%d" kind="5" indexing="os">' % n_nodes)
+    w.open(2, '<indexes length="%d">%s</indexes>' % (len(idx), idx))
+    w.open(2, '<u64values length="%d">%s</u64values>' % (len(val), val))
+    w.open(1, '</distances2>')
+
+
 def shape_xml(name):
     s = SHAPES[name]
     n_nodes = s["packages"] * s["nodes"]
@@ -108,55 +166,15 @@ def shape_xml(name):
             w.open(depth, '<object type="L3Cache" %s gp_index="%d" cache_size="%d" depth="3" '
                    'cache_linesize="64" cache_associativity="16" cache_type="0">' %
                    (sets(pus, [node]), w.gp_index(), 32 << 20))
-            for c in range(s["cores"]):
-                # Linux numbers the first thread of every core of the machine first, then
-                # the siblings: PU k and k + (all cores) share a core, as on real servers.
-                first = node * s["cores"] + c
-                threads = [first, first + n_cores]
-                w.open(depth + 1, '<object type="Core" os_index="%d" %s gp_index="%d">' %
-                       (core, sets(threads, [node]), w.gp_index()))
-                for t in sorted(threads):
-                    w.open(depth + 2, '<object type="PU" os_index="%d" %s gp_index="%d"/>' %
-                           (t, sets([t], [node]), w.gp_index()))
-                w.open(depth + 1, '</object>')
-                core += 1
+            core = write_cores(w, s, node, depth, n_cores, core)
             w.open(depth, '</object>')
-            for _ in range(s["gpus"]):
-                bus = 0x18 + 0x20 * gpu
-                w.open(depth, '<object type="Bridge" gp_index="%d" bridge_type="0-1" depth="0" '
-                       'bridge_pci="0000:[%02x-%02x]">' % (w.gp_index(), bus, bus))
-                w.open(depth + 1, '<object type="PCIDev" gp_index="%d" pci_busid="0000:%02x:00.0" '
-                       'pci_type="0302 [10de:2330] [10de:16c1] a1 00" pci_link_speed="31.5">' %
-                       (w.gp_index(), bus))
-                w.open(depth + 2, '<object type="OSDev" gp_index="%d" name="cuda%d" '
-                       'subtype="CUDA" osdev_type="5">' % (w.gp_index(), gpu))
-                w.open(depth + 3, '<info name="Backend" value="CUDA"/>')
-                w.open(depth + 3, '<info name="GPUVendor" value="NVIDIA Corporation"/>')
-                w.open(depth + 3, '<info name="GPUModel" value="NVIDIA H100 80GB HBM3"/>')
-                w.open(depth + 2, '</object>')
-                w.open(depth + 1, '</object>')
-                w.open(depth, '</object>')
-                gpu += 1
+            gpu = write_gpus(w, s, depth, gpu)
             if s["nodes"] > 1:
                 w.open(3, '</object>')
         w.open(2, '</object>')
     w.open(1, '</object>')
     if n_nodes > 1:
-        vals = []
-        for a in range(n_nodes):
-            for b in range(n_nodes):
-                if a == b:
-                    vals.append(10)
-                elif a // s["nodes"] == b // s["nodes"]:
-                    vals.append(s["near"])
-                else:
-                    vals.append(s["far"])
-        idx = "".join("%d " % i for i in range(n_nodes))
-        val = "".join("%d " % v for v in vals)
-        w.open(1, '<distances2 type="NUMANode" nbobjs="%d" kind="5" indexing="os">' % n_nodes)
-        w.open(2, '<indexes length="%d">%s</indexes>' % (len(idx), idx))
-        w.open(2, '<u64values length="%d">%s</u64values>' % (len(val), val))
-        w.open(1, '</distances2>')
+        write_distances(w, s, n_nodes)
     w.open(0, '</topology>')
     return "\n".join(w.lines) + "\n"
 

@@ -36,21 +36,14 @@ const char *swarm_npy_dtype_name(uint32_t dt)
 	return dtypes[dtype_at(dt)].dtype == dt ? dtypes[dtype_at(dt)].word : "?";
 }
 
-/* Reads a .npy (versions 1 to 3, C order, little-endian). Returns 0, or -1 with why. */
-int swarm_npy_read(const char *path, struct swarm_npy *n, char *why, size_t len)
+/* The preamble and the header's text of the .npy open at f, into *hdr (the caller frees it):
+ * 0, or -1 with why. */
+static int read_header(FILE *f, const char *path, char **hdr, char *why, size_t len)
 {
-	memset(n, 0, sizeof *n);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(why, len, "cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
 	unsigned char pre[10];
-	char *hdr = NULL;
-	int rc = -1;
 	if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6) != 0) {
 		snprintf(why, len, "%s: not a .npy file", path);
-		goto out;
+		return -1;
 	}
 	uint32_t hlen;
 	if (pre[6] == 1) {
@@ -64,23 +57,60 @@ int swarm_npy_read(const char *path, struct swarm_npy *n, char *why, size_t len)
 		hlen = l[0] | (uint32_t)l[1] << 8 | (uint32_t)l[2] << 16 | (uint32_t)l[3] << 24;
 	} else {
 		snprintf(why, len, "%s: .npy version %u", path, pre[6]);
-		goto out;
+		return -1;
 	}
-	if (hlen > 1 << 20 || !(hdr = calloc(1, hlen + 1)) || fread(hdr, 1, hlen, f) != hlen)
+	if (hlen > 1 << 20 || !(*hdr = calloc(1, hlen + 1)) || fread(*hdr, 1, hlen, f) != hlen)
 		goto short_;
+	return 0;
+short_:
+	snprintf(why, len, "%s: truncated .npy file", path);
+	return -1;
+}
+
+/* The shape of the header's "(1, 3, 48, 192)" at p into n, its element count into *count: 0,
+ * or -1 with why. */
+static int parse_shape(const char *p, const char *path, struct swarm_npy *n, size_t *count,
+		       char *why, size_t len)
+{
+	*count = 1;
+	while (p && *++p && *p != ')') {
+		if (*p == ' ' || *p == ',')
+			continue;
+		char *e;
+		long long v = strtoll(p, &e, 10);
+		if (e == p || v < 0 || n->ndim == SWARM_MAX_DIMS + 1) {
+			snprintf(why, len, "%s: a shape swarm cannot take", path);
+			return -1;
+		}
+		n->shape[n->ndim++] = v;
+		if (__builtin_mul_overflow(*count, (size_t)v, count) ||
+		    *count > ((size_t)1 << 40)) {
+			snprintf(why, len, "%s: a shape too large", path);
+			return -1;
+		}
+		p = e - 1;
+	}
+	return 0;
+}
+
+/* The dtype and shape the header's dict gives, into n, the element count into *count: 0, or -1
+ * with why. */
+static int parse_header(const char *hdr, const char *path, struct swarm_npy *n, size_t *count,
+			char *why, size_t len)
+{
 	/* {'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 48, 192), } */
 	const char *d = strstr(hdr, "'descr'"), *fo = strstr(hdr, "'fortran_order'"),
 		   *sh = strstr(hdr, "'shape'");
 	if (!d || !fo || !sh) {
 		snprintf(why, len, "%s: a .npy header without descr, fortran_order or shape", path);
-		goto out;
+		return -1;
 	}
 	const char *fv = strchr(fo + 15, ':');
 	while (fv && (*++fv == ' '))
 		;
 	if (fv && strncmp(fv, "True", 4) == 0) {
 		snprintf(why, len, "%s: Fortran order (save it with np.ascontiguousarray)", path);
-		goto out;
+		return -1;
 	}
 	const char *q = strchr(d + 7, '\'');
 	for (unsigned i = 0; q && i < sizeof dtypes / sizeof *dtypes; i++) {
@@ -91,34 +121,32 @@ int swarm_npy_read(const char *path, struct swarm_npy *n, char *why, size_t len)
 	if (!n->dtype) {
 		snprintf(why, len, "%s: dtype %.8s (swarm takes float32, float16, int64, int32)",
 			 path, q ? q + 1 : "?");
+		return -1;
+	}
+	return parse_shape(strchr(sh, '('), path, n, count, why, len);
+}
+
+/* Reads a .npy (versions 1 to 3, C order, little-endian). Returns 0, or -1 with why. */
+int swarm_npy_read(const char *path, struct swarm_npy *n, char *why, size_t len)
+{
+	memset(n, 0, sizeof *n);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(why, len, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *hdr = NULL;
+	size_t count;
+	int rc = -1;
+	if (read_header(f, path, &hdr, why, len) || parse_header(hdr, path, n, &count, why, len))
 		goto out;
-	}
-	const char *p = strchr(sh, '(');
-	size_t count = 1;
-	while (p && *++p && *p != ')') {
-		if (*p == ' ' || *p == ',')
-			continue;
-		char *e;
-		long long v = strtoll(p, &e, 10);
-		if (e == p || v < 0 || n->ndim == SWARM_MAX_DIMS + 1) {
-			snprintf(why, len, "%s: a shape swarm cannot take", path);
-			goto out;
-		}
-		n->shape[n->ndim++] = v;
-		if (__builtin_mul_overflow(count, (size_t)v, &count) || count > ((size_t)1 << 40)) {
-			snprintf(why, len, "%s: a shape too large", path);
-			goto out;
-		}
-		p = e - 1;
-	}
 	n->bytes = count * dtype_size(n->dtype);
 	if (!(n->data = malloc(n->bytes ? n->bytes : 1)) ||
-	    fread(n->data, 1, n->bytes, f) != n->bytes)
-		goto short_;
+	    fread(n->data, 1, n->bytes, f) != n->bytes) {
+		snprintf(why, len, "%s: truncated .npy file", path);
+		goto out;
+	}
 	rc = 0;
-	goto out;
-short_:
-	snprintf(why, len, "%s: truncated .npy file", path);
 out:
 	free(hdr);
 	fclose(f);

@@ -549,15 +549,12 @@ static int keep_tick(struct sim *s, const struct swarm_as_model *m)
 	return 0;
 }
 
-static int tick(struct sim *s)
+/* Busy time of the batches still in service, up to the tick; swarmd's smoothed busy fraction of
+ * each device in service (runtime/swarmd/placement.c place_update_load), summed over the
+ * active ones into *busy_sum with their queues into *queue_active. */
+static void measure_busy(struct sim *s, int swarmd, double *busy_sum, uint64_t *queue_active)
 {
-	advance(s);
-	/* Busy time of the batches still in service, up to the tick; swarmd's smoothed busy
-	 * fraction of each device in service (runtime/swarmd/placement.c place_update_load). */
-	int swarmd = s->o->measure == SWARM_SIM_MEASURE_SWARMD;
 	double a = (double)s->tick_ns / SIM_BUSY_TAU_NS;
-	double busy_sum = 0;
-	uint64_t queue_active = 0;
 	for (uint32_t i = 0; i < s->n_dev; i++) {
 		struct dev *dv = &s->dev[i];
 		if (dv->in_batch) {
@@ -570,12 +567,21 @@ static int tick(struct sim *s)
 			double frac = (double)dv->busy_tick_ns / (double)s->tick_ns;
 			dv->busy_ewma += (a < 1 ? a : 1) * ((frac < 1 ? frac : 1) - dv->busy_ewma);
 			if (dv->state == DEV_ACTIVE) {
-				busy_sum += dv->busy_ewma;
-				queue_active += dv->q.len - dv->in_batch;
+				*busy_sum += dv->busy_ewma;
+				*queue_active += dv->q.len - dv->in_batch;
 			}
 		}
 		dv->busy_tick_ns = 0;
 	}
+}
+
+static int tick(struct sim *s)
+{
+	advance(s);
+	int swarmd = s->o->measure == SWARM_SIM_MEASURE_SWARMD;
+	double busy_sum = 0;
+	uint64_t queue_active = 0;
+	measure_busy(s, swarmd, &busy_sum, &queue_active);
 	uint64_t k = ++s->tick_no;
 	/* swarmd counts the requests its workers served, not those that arrived. */
 	window_set(&s->w_arr, k, swarmd ? s->served : s->arrivals);
@@ -632,63 +638,6 @@ static int tick(struct sim *s)
 }
 
 /* ---- a run ------------------------------------------------------------------------------- */
-
-void swarm_sim_opts_default(struct swarm_sim_opts *o)
-{
-	memset(o, 0, sizeof *o);
-	o->seed = 1;
-	o->min_devices = 1;
-	o->max_devices = 64;
-	o->start_devices = UINT32_MAX; /* min_devices */
-	o->base_us = 2000;
-	o->per_row_us = 1000;
-	o->max_batch = 8;
-	o->warmup_ms = 5000;
-	o->tick_ms = 1000;
-	o->objective_us = 50000;
-	o->short_window_s = 6;
-	o->max_outstanding = 1u << 24;
-	swarm_as_config_default(&o->as);
-}
-
-static int check_opts(const struct swarm_sim_opts *o, char *err, size_t err_len)
-{
-	const char *bad = NULL;
-	if (!o->trace)
-		bad = "no trace";
-	else if (o->static_devices > SWARM_SIM_MAX_DEVICES)
-		bad = "static devices: at most 4096";
-	else if (!o->static_devices &&
-		 (o->max_devices < 1 || o->max_devices > SWARM_SIM_MAX_DEVICES))
-		bad = "max devices: 1 to 4096";
-	else if (!o->static_devices && o->min_devices > o->max_devices)
-		bad = "min devices above max devices";
-	else if (!o->static_devices && o->start_devices != UINT32_MAX &&
-		 o->start_devices > o->max_devices)
-		bad = "start devices above max devices";
-	else if (!(o->base_us >= 0) || !(o->per_row_us >= 0) || !(o->base_us + o->per_row_us > 0) ||
-		 o->base_us + o->per_row_us * o->max_batch > 1e12)
-		bad = "service time: base and per-row >= 0, and a batch of one must take time";
-	else if (o->max_batch < 1 || o->max_batch > 65536)
-		bad = "max batch: 1 to 65536";
-	else if (!(o->warmup_ms >= 0) || o->warmup_ms > 1e9)
-		bad = "warm-up: >= 0 ms";
-	else if (!(o->tick_ms >= 0.001) || o->tick_ms > 1e9)
-		bad = "tick: at least 1 us";
-	else if (!(o->objective_us > 0) || o->objective_us > 1e15)
-		bad = "objective: > 0 us";
-	else if (!(o->duration_s >= 0) || o->duration_s > 1e9)
-		bad = "duration: >= 0 s";
-	else if (!(o->short_window_s > 0) || o->short_window_s > 1e7)
-		bad = "short window: > 0 s";
-	else if (o->as.stable_window_ns == 0 || o->as.stable_window_ns > 1e16)
-		bad = "stable window: > 0 s";
-	if (bad) {
-		snprintf(err, err_len, "%s", bad);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 static void sim_free(struct sim *s)
 {
@@ -774,7 +723,7 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 		  size_t err_len)
 {
 	memset(r, 0, sizeof *r);
-	int rc = check_opts(o, err, err_len);
+	int rc = swarm_sim_opts_check(o, err, err_len);
 	if (rc)
 		return rc;
 	struct sim *s = calloc(1, sizeof *s);

@@ -6,7 +6,8 @@
  *
  * Three parts, one file each: the traces (tools/sim_trace.c: parse a spec, then generate its
  * arrivals, reproducibly from a seed), the simulation (tools/sim.c: swarm_sim_run) and its
- * outputs (tools/sim_svg.c: the SVG chart). tools/sim_main.c is the command line. Nothing
+ * outputs (tools/sim_svg.c: the SVG chart); its options' defaults and checks are in
+ * tools/sim_opts.c. tools/sim_main.c is the command line. Nothing
  * here keeps global state: runs are independent and may go on in parallel threads.
  */
 #ifndef SWARM_TOOLS_SIM_H
@@ -117,6 +118,10 @@ struct swarm_sim_opts {
 
 /* Every option at its default; trace left NULL. */
 void swarm_sim_opts_default(struct swarm_sim_opts *o);
+
+/* 0 when every option of o is in its range, else -EINVAL with the option and its range in
+ * err (swarm_sim_run checks this first). Thread-safe. */
+int swarm_sim_opts_check(const struct swarm_sim_opts *o, char *err, size_t err_len);
 
 /* What a tick saw, after the policy's actions. */
 struct swarm_sim_tick {

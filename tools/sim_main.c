@@ -202,117 +202,102 @@ struct cli {
 	int compare;
 };
 
-static void parse_args(int argc, char **argv, struct cli *c)
+/* An option of the simulated model and its devices into o: 1, or 0 when opt is not one. */
+static int parse_model_opt(int opt, struct swarm_sim_opts *o)
 {
-	struct swarm_sim_opts *o = &c->o;
-	int opt;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
-		const char *name = optind > 1 ? argv[optind - 1] : "";
-		switch (opt) {
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case OPT_TRACE:
-			c->trace_spec = optarg;
-			break;
-		case OPT_POLICY:
-			if (!strcmp(optarg, "auto"))
-				o->static_devices = 0;
-			else if (!strncmp(optarg, "static:", 7))
-				o->static_devices = (uint32_t)opt_u64("policy static:N", optarg + 7,
-								      1, SWARM_SIM_MAX_DEVICES);
-			else
-				bad_usage("--policy: '%s' is neither auto nor static:N", optarg);
-			break;
-		case OPT_COMPARE:
-			c->compare = 1;
-			break;
-		case OPT_MIN:
-			o->min_devices = (uint32_t)opt_u64("min", optarg, 0, SWARM_SIM_MAX_DEVICES);
-			break;
-		case OPT_MAX:
-			o->max_devices = (uint32_t)opt_u64("max", optarg, 1, SWARM_SIM_MAX_DEVICES);
-			break;
-		case OPT_START:
-			o->start_devices =
-				(uint32_t)opt_u64("start", optarg, 0, SWARM_SIM_MAX_DEVICES);
-			break;
-		case OPT_BASE:
-			o->base_us = opt_double("base-us", optarg, 0, 1e9);
-			break;
-		case OPT_PER_ROW:
-			o->per_row_us = opt_double("per-row-us", optarg, 0, 1e9);
-			break;
-		case OPT_MAX_BATCH:
-			o->max_batch = (uint32_t)opt_u64("max-batch", optarg, 1, 65536);
-			break;
-		case OPT_WARMUP:
-			o->warmup_ms = opt_double("warmup-ms", optarg, 0, 1e9);
-			break;
-		case OPT_TICK:
-			o->tick_ms = opt_double("tick-ms", optarg, 0.001, 1e9);
-			break;
-		case OPT_OBJECTIVE:
-			o->objective_us = opt_double("objective-us", optarg, 1e-3, 1e15);
-			break;
-		case OPT_DURATION:
-			o->duration_s = opt_double("duration-s", optarg, 1e-9, 1e9);
-			break;
-		case OPT_SEED:
-			/* INT64_MAX: the largest integer --json can write (tools/json_out.h) */
-			o->seed = opt_u64("seed", optarg, 0, INT64_MAX);
-			break;
-		case OPT_SHORT:
-			o->short_window_s = opt_double("short-window-s", optarg, 1e-6, 1e7);
-			break;
-		case OPT_STABLE:
-			o->as.stable_window_ns =
-				s_ns(opt_double("stable-window-s", optarg, 1e-6, 1e7));
-			break;
-		case OPT_COOLDOWN:
-			o->as.cooldown_ns = s_ns(opt_double("cooldown-s", optarg, 0, 1e7));
-			break;
-		case OPT_UTIL:
-			o->as.target_util = opt_double("target-util", optarg, 1e-6, 1);
-			break;
-		case OPT_HYST:
-			o->as.hysteresis = opt_double("hysteresis", optarg, 0, 1);
-			break;
-		case OPT_PANIC_RATIO:
-			o->as.panic_ratio = opt_double("panic-ratio", optarg, 1, 1e6);
-			break;
-		case OPT_PANIC_DELAY:
-			o->as.panic_delay_frac = opt_double("panic-delay-frac", optarg, 1e-9, 1e6);
-			break;
-		case OPT_MAX_OUT:
-			o->max_outstanding = opt_u64("max-outstanding", optarg, 1, UINT64_MAX);
-			break;
-		case OPT_JSON:
-			c->json = optarg;
-			break;
-		case OPT_SVG:
-			c->svg = optarg;
-			break;
-		case OPT_TICKS:
-			c->ticks_csv = optarg;
-			break;
-		case OPT_MEASURE:
-			if (!strcmp(optarg, "arrivals"))
-				o->measure = SWARM_SIM_MEASURE_ARRIVALS;
-			else if (!strcmp(optarg, "swarmd"))
-				o->measure = SWARM_SIM_MEASURE_SWARMD;
-			else
-				bad_usage("--measure: '%s' is neither arrivals nor swarmd", optarg);
-			break;
-		case ':':
-			bad_usage("%s needs a value", name);
-		default:
-			bad_usage("unknown option '%s'", name);
-		}
+	switch (opt) {
+	case OPT_MIN:
+		o->min_devices = (uint32_t)opt_u64("min", optarg, 0, SWARM_SIM_MAX_DEVICES);
+		return 1;
+	case OPT_MAX:
+		o->max_devices = (uint32_t)opt_u64("max", optarg, 1, SWARM_SIM_MAX_DEVICES);
+		return 1;
+	case OPT_START:
+		o->start_devices = (uint32_t)opt_u64("start", optarg, 0, SWARM_SIM_MAX_DEVICES);
+		return 1;
+	case OPT_BASE:
+		o->base_us = opt_double("base-us", optarg, 0, 1e9);
+		return 1;
+	case OPT_PER_ROW:
+		o->per_row_us = opt_double("per-row-us", optarg, 0, 1e9);
+		return 1;
+	case OPT_MAX_BATCH:
+		o->max_batch = (uint32_t)opt_u64("max-batch", optarg, 1, 65536);
+		return 1;
+	case OPT_WARMUP:
+		o->warmup_ms = opt_double("warmup-ms", optarg, 0, 1e9);
+		return 1;
+	case OPT_TICK:
+		o->tick_ms = opt_double("tick-ms", optarg, 0.001, 1e9);
+		return 1;
+	case OPT_OBJECTIVE:
+		o->objective_us = opt_double("objective-us", optarg, 1e-3, 1e15);
+		return 1;
+	case OPT_DURATION:
+		o->duration_s = opt_double("duration-s", optarg, 1e-9, 1e9);
+		return 1;
+	case OPT_SEED:
+		/* INT64_MAX: the largest integer --json can write (tools/json_out.h) */
+		o->seed = opt_u64("seed", optarg, 0, INT64_MAX);
+		return 1;
+	case OPT_MAX_OUT:
+		o->max_outstanding = opt_u64("max-outstanding", optarg, 1, UINT64_MAX);
+		return 1;
 	}
-	if (optind < argc)
-		bad_usage("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* An option of the policy (which one, its settings, what it measures) into o: 1, or 0 when
+ * opt is not one. */
+static int parse_policy_opt(int opt, struct swarm_sim_opts *o)
+{
+	switch (opt) {
+	case OPT_POLICY:
+		if (!strcmp(optarg, "auto"))
+			o->static_devices = 0;
+		else if (!strncmp(optarg, "static:", 7))
+			o->static_devices = (uint32_t)opt_u64("policy static:N", optarg + 7, 1,
+							      SWARM_SIM_MAX_DEVICES);
+		else
+			bad_usage("--policy: '%s' is neither auto nor static:N", optarg);
+		return 1;
+	case OPT_SHORT:
+		o->short_window_s = opt_double("short-window-s", optarg, 1e-6, 1e7);
+		return 1;
+	case OPT_STABLE:
+		o->as.stable_window_ns = s_ns(opt_double("stable-window-s", optarg, 1e-6, 1e7));
+		return 1;
+	case OPT_COOLDOWN:
+		o->as.cooldown_ns = s_ns(opt_double("cooldown-s", optarg, 0, 1e7));
+		return 1;
+	case OPT_UTIL:
+		o->as.target_util = opt_double("target-util", optarg, 1e-6, 1);
+		return 1;
+	case OPT_HYST:
+		o->as.hysteresis = opt_double("hysteresis", optarg, 0, 1);
+		return 1;
+	case OPT_PANIC_RATIO:
+		o->as.panic_ratio = opt_double("panic-ratio", optarg, 1, 1e6);
+		return 1;
+	case OPT_PANIC_DELAY:
+		o->as.panic_delay_frac = opt_double("panic-delay-frac", optarg, 1e-9, 1e6);
+		return 1;
+	case OPT_MEASURE:
+		if (!strcmp(optarg, "arrivals"))
+			o->measure = SWARM_SIM_MEASURE_ARRIVALS;
+		else if (!strcmp(optarg, "swarmd"))
+			o->measure = SWARM_SIM_MEASURE_SWARMD;
+		else
+			bad_usage("--measure: '%s' is neither arrivals nor swarmd", optarg);
+		return 1;
+	}
+	return 0;
+}
+
+/* The options that depend on each other, once all are read. */
+static void check_args(const struct cli *c)
+{
+	const struct swarm_sim_opts *o = &c->o;
 	if (!c->trace_spec)
 		bad_usage("--trace is required (e.g. --trace steps:100@0,400@60)");
 	if (c->compare && o->static_devices)
@@ -325,6 +310,44 @@ static void parse_args(int argc, char **argv, struct cli *c)
 		bad_usage("--hysteresis must be below --target-util");
 	if (!(o->as.panic_ratio > 1))
 		bad_usage("--panic-ratio must be above 1");
+}
+
+static void parse_args(int argc, char **argv, struct cli *c)
+{
+	int opt;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+		const char *name = optind > 1 ? argv[optind - 1] : "";
+		if (parse_model_opt(opt, &c->o) || parse_policy_opt(opt, &c->o))
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case OPT_TRACE:
+			c->trace_spec = optarg;
+			break;
+		case OPT_COMPARE:
+			c->compare = 1;
+			break;
+		case OPT_JSON:
+			c->json = optarg;
+			break;
+		case OPT_SVG:
+			c->svg = optarg;
+			break;
+		case OPT_TICKS:
+			c->ticks_csv = optarg;
+			break;
+		case ':':
+			bad_usage("%s needs a value", name);
+		default:
+			bad_usage("unknown option '%s'", name);
+		}
+	}
+	if (optind < argc)
+		bad_usage("unexpected argument '%s'", argv[optind]);
+	check_args(c);
 }
 
 /* ---- runs -------------------------------------------------------------------------------- */

@@ -90,13 +90,11 @@ static void polyline(FILE *f, const struct bin *b, size_t n, double dur, double 
 	fprintf(f, "\"/>\n");
 }
 
-int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *title)
+/* The run's ticks into n_bins bins (mean load, most devices); the largest load and device
+ * count drawn into *max_load and *max_dev. */
+static void bin_ticks(const struct swarm_sim_report *r, struct bin *b, size_t n_bins,
+		      double *max_load, double *max_dev)
 {
-	size_t n_bins = r->n_ticks < SVG_BINS ? r->n_ticks : SVG_BINS;
-	struct bin *b = calloc(n_bins ? n_bins : 1, sizeof *b);
-	if (!b)
-		return -ENOMEM;
-	double max_load = 0, max_dev = 0;
 	for (size_t i = 0; i < n_bins; i++) {
 		size_t lo = i * r->n_ticks / n_bins, hi = (i + 1) * r->n_ticks / n_bins;
 		double sum = 0;
@@ -113,31 +111,28 @@ int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *t
 		}
 		b[i].t_s = r->ticks[hi - 1].t_s;
 		b[i].offered = sum / (double)(hi - lo);
-		if (b[i].offered > max_load)
-			max_load = b[i].offered;
-		if (b[i].coming > max_dev)
-			max_dev = b[i].coming;
-		if (b[i].target > max_dev)
-			max_dev = b[i].target;
+		if (b[i].offered > *max_load)
+			*max_load = b[i].offered;
+		if (b[i].coming > *max_dev)
+			*max_dev = b[i].coming;
+		if (b[i].target > *max_dev)
+			*max_dev = b[i].target;
 	}
-	double dur = r->duration_s > 0 ? r->duration_s : 1;
-	double ymax_load = nice_ceil(max_load * 1.05);
-	double ymax_dev = nice_ceil(max_dev * 1.05);
+}
+
+/* The title, grid, ticks and labels: time below (over dur seconds), load left up to ymax_load,
+ * devices right up to ymax_dev. */
+static void draw_axes(FILE *f, const char *title, double dur, double ymax_load, double ymax_dev)
+{
 	/* Time in the unit that reads best. */
 	double unit = dur > 7200 ? 3600 : dur > 300 ? 60 : 1;
 	const char *unit_name = unit == 3600 ? "hours" : unit == 60 ? "minutes" : "seconds";
 	double xmax = dur / unit, xstep = nice_step(xmax / 8);
 	double pw = SVG_W - PLOT_L - PLOT_R, ph = SVG_H - PLOT_T - PLOT_B;
 
-	fprintf(f,
-		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-		"viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
-		SVG_W, SVG_H, SVG_W, SVG_H);
-	fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
 	fprintf(f, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", SVG_W / 2);
 	put_escaped(f, title ? title : "swarm-sim");
 	fprintf(f, "</text>\n");
-	/* Grid, ticks and labels: time below, load left, devices right. */
 	fprintf(f, "<g stroke=\"#e0e0e0\">\n");
 	for (int i = 0; i <= 5; i++) {
 		double y = PLOT_T + ph * (1 - i / 5.0);
@@ -175,20 +170,11 @@ int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *t
 		"<text transform=\"rotate(90 %d %.1f)\" x=\"%d\" y=\"%.1f\" "
 		"text-anchor=\"middle\" fill=\"%s\">devices</text>\n",
 		SVG_W - 22, PLOT_T + ph / 2, SVG_W - 22, PLOT_T + ph / 2, COLOR_ACTIVE);
+}
 
-	if (n_bins) {
-		polyline(f, b, n_bins, dur, ymax_load, 0, 0,
-			 "stroke=\"" COLOR_LOAD "\" stroke-width=\"1\" stroke-opacity=\"0.8\"");
-		polyline(f, b, n_bins, dur, ymax_dev, 3, 1,
-			 "stroke=\"" COLOR_TARGET "\" stroke-width=\"1\" stroke-dasharray=\"2,3\"");
-		polyline(f, b, n_bins, dur, ymax_dev, 2, 1,
-			 "stroke=\"" COLOR_WARMING
-			 "\" stroke-width=\"1.5\" stroke-dasharray=\"6,3\"");
-		polyline(f, b, n_bins, dur, ymax_dev, 1, 1,
-			 "stroke=\"" COLOR_ACTIVE "\" stroke-width=\"2\"");
-	}
-
-	/* The legend, one row between the title and the plot, clear of the data. */
+/* The legend, one row between the title and the plot, clear of the data. */
+static void draw_legend(FILE *f)
+{
 	static const struct {
 		const char *name, *style;
 		int width;
@@ -210,7 +196,40 @@ int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *t
 		fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", lx + 32, ly, legend[i].name);
 		lx += legend[i].width;
 	}
-	fprintf(f, "</g>\n</svg>\n");
+	fprintf(f, "</g>\n");
+}
+
+int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *title)
+{
+	size_t n_bins = r->n_ticks < SVG_BINS ? r->n_ticks : SVG_BINS;
+	struct bin *b = calloc(n_bins ? n_bins : 1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	double max_load = 0, max_dev = 0;
+	bin_ticks(r, b, n_bins, &max_load, &max_dev);
+	double dur = r->duration_s > 0 ? r->duration_s : 1;
+	double ymax_load = nice_ceil(max_load * 1.05);
+	double ymax_dev = nice_ceil(max_dev * 1.05);
+
+	fprintf(f,
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		"viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+		SVG_W, SVG_H, SVG_W, SVG_H);
+	fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+	draw_axes(f, title, dur, ymax_load, ymax_dev);
+	if (n_bins) {
+		polyline(f, b, n_bins, dur, ymax_load, 0, 0,
+			 "stroke=\"" COLOR_LOAD "\" stroke-width=\"1\" stroke-opacity=\"0.8\"");
+		polyline(f, b, n_bins, dur, ymax_dev, 3, 1,
+			 "stroke=\"" COLOR_TARGET "\" stroke-width=\"1\" stroke-dasharray=\"2,3\"");
+		polyline(f, b, n_bins, dur, ymax_dev, 2, 1,
+			 "stroke=\"" COLOR_WARMING
+			 "\" stroke-width=\"1.5\" stroke-dasharray=\"6,3\"");
+		polyline(f, b, n_bins, dur, ymax_dev, 1, 1,
+			 "stroke=\"" COLOR_ACTIVE "\" stroke-width=\"2\"");
+	}
+	draw_legend(f);
+	fprintf(f, "</svg>\n");
 	free(b);
 	return ferror(f) ? -EIO : 0;
 }
