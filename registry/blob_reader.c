@@ -363,34 +363,18 @@ static double resident_fraction(const struct swarm_blob_reader *r)
 	return pages ? (double)in / (double)pages : 1.0;
 }
 
-int swarm_blob_reader_open(const char *path, const void *map, uint64_t bytes,
-			   const struct swarm_blob_reader_opts *o, struct swarm_blob_reader **out,
-			   char *err, size_t err_len)
+/* Opens path, checks its size against bytes (when given) and maps it unless map is given.
+ * On failure nothing is left open. */
+static int open_blob(struct swarm_blob_reader *r, const char *path, const void *map, uint64_t bytes,
+		     char *err, size_t err_len)
 {
-	struct swarm_blob_reader *r;
 	struct stat st;
 	int rc;
-	*out = NULL;
-	if (o->mode < 0 || o->mode >= SWARM_LOAD_MODE_COUNT ||
-	    (o->sha256 && strlen(o->sha256) != 64)) {
-		snprintf(err, err_len, "blob reader: mode %d or hash \"%s\" not valid", o->mode,
-			 o->sha256 ? o->sha256 : "");
-		return -EINVAL;
-	}
-	if (!(r = calloc(1, sizeof *r))) {
-		snprintf(err, err_len, "out of memory for a blob reader");
-		return -ENOMEM;
-	}
-	r->dfd = -1;
-	r->mode = o->mode;
-	r->threads = o->threads ? o->threads : DEFAULT_THREADS;
-	if (r->threads > SWARM_BLOB_MAX_THREADS)
-		r->threads = SWARM_BLOB_MAX_THREADS;
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
 		rc = -errno;
 		snprintf(err, err_len, "cannot open weights %s: %s", path, strerror(-rc));
-		goto err_free;
+		return rc;
 	}
 	if (fstat(r->fd, &st) < 0 || (bytes && (uint64_t)st.st_size != bytes)) {
 		snprintf(err, err_len, "weights %s hold %lld bytes, %llu expected", path,
@@ -410,6 +394,47 @@ int swarm_blob_reader_open(const char *path, const void *map, uint64_t bytes,
 		r->map = p;
 		r->own_map = 1;
 	}
+	return 0;
+
+err_close:
+	close(r->fd);
+	return rc;
+}
+
+/* SWARM_LOAD_AUTO made concrete: O_DIRECT when less than half of the file is in the page
+ * cache (a cold read gains from skipping it), pread otherwise; the note says which. */
+static void pick_auto_mode(struct swarm_blob_reader *r)
+{
+	double f = r->size ? resident_fraction(r) : 1.0;
+	r->mode = f < 0.5 ? SWARM_LOAD_DIRECT : SWARM_LOAD_PREAD;
+	snprintf(r->note, sizeof r->note, "auto: %.0f%% resident: %s", 100 * f,
+		 mode_names[r->mode]);
+}
+
+int swarm_blob_reader_open(const char *path, const void *map, uint64_t bytes,
+			   const struct swarm_blob_reader_opts *o, struct swarm_blob_reader **out,
+			   char *err, size_t err_len)
+{
+	struct swarm_blob_reader *r;
+	int rc;
+	*out = NULL;
+	if (o->mode < 0 || o->mode >= SWARM_LOAD_MODE_COUNT ||
+	    (o->sha256 && strlen(o->sha256) != 64)) {
+		snprintf(err, err_len, "blob reader: mode %d or hash \"%s\" not valid", o->mode,
+			 o->sha256 ? o->sha256 : "");
+		return -EINVAL;
+	}
+	if (!(r = calloc(1, sizeof *r))) {
+		snprintf(err, err_len, "out of memory for a blob reader");
+		return -ENOMEM;
+	}
+	r->dfd = -1;
+	r->mode = o->mode;
+	r->threads = o->threads ? o->threads : DEFAULT_THREADS;
+	if (r->threads > SWARM_BLOB_MAX_THREADS)
+		r->threads = SWARM_BLOB_MAX_THREADS;
+	if ((rc = open_blob(r, path, map, bytes, err, err_len)))
+		goto err_free;
 	if (o->sha256) {
 		memcpy(r->sha_want, o->sha256, 65);
 		if (!(r->sha = EVP_MD_CTX_new()) ||
@@ -419,12 +444,8 @@ int swarm_blob_reader_open(const char *path, const void *map, uint64_t bytes,
 			goto err_unmap;
 		}
 	}
-	if (r->mode == SWARM_LOAD_AUTO) {
-		double f = r->size ? resident_fraction(r) : 1.0;
-		r->mode = f < 0.5 ? SWARM_LOAD_DIRECT : SWARM_LOAD_PREAD;
-		snprintf(r->note, sizeof r->note, "auto: %.0f%% resident: %s", 100 * f,
-			 mode_names[r->mode]);
-	}
+	if (r->mode == SWARM_LOAD_AUTO)
+		pick_auto_mode(r);
 	rc = r->mode == SWARM_LOAD_DIRECT ? direct_start(r, path, o->no_uring) :
 	     r->mode == SWARM_LOAD_PREAD  ? pool_start(r) :
 					    0;
@@ -442,7 +463,6 @@ err_stop:
 err_unmap:
 	if (r->own_map)
 		munmap((void *)r->map, r->size);
-err_close:
 	close(r->fd);
 err_free:
 	free(r);

@@ -137,34 +137,10 @@ static int st_parse_u64(json_t *v, uint64_t *out)
 	return 0;
 }
 
-/* Checks one tensor's entry on its own and fills e (not yet its absolute offset). */
-static int st_parse_entry(const char *name, json_t *v, struct st_entry *e, char *err,
-			  size_t err_len)
+/* An entry's dtype and shape into e. */
+static int st_parse_dtype_shape(const char *name, json_t *v, struct st_entry *e, char *err,
+				size_t err_len)
 {
-	size_t name_len = strlen(name);
-	if (name_len == 0)
-		return st_fail(err, err_len, "tensor \"\": empty tensor name");
-	if (name_len >= SWARM_ST_NAME_MAX)
-		return st_fail(err, err_len,
-			       "tensor \"%.32s...\": name is %zu bytes, longer than %d", name,
-			       name_len, SWARM_ST_NAME_MAX - 1);
-	memcpy(e->t.name, name, name_len + 1);
-
-	if (!json_is_object(v))
-		return st_fail(err, err_len, "tensor \"%s\": entry is not an object", name);
-	const char *key;
-	json_t *kv;
-	json_object_foreach(v, key, kv)
-	{
-		if (strcmp(key, "dtype") != 0 && strcmp(key, "shape") != 0 &&
-		    strcmp(key, "data_offsets") != 0)
-			return st_fail(
-				err, err_len,
-				"tensor \"%s\": unknown key \"%.64s\" (expected dtype, shape, "
-				"data_offsets)",
-				name, key);
-	}
-
 	json_t *dt = json_object_get(v, "dtype");
 	if (!dt)
 		return st_fail(err, err_len, "tensor \"%s\": missing dtype", name);
@@ -174,8 +150,6 @@ static int st_parse_entry(const char *name, json_t *v, struct st_entry *e, char 
 	if (!e->t.dtype)
 		return st_fail(err, err_len, "tensor \"%s\": unknown dtype \"%.32s\"", name,
 			       json_string_value(dt));
-	const char *dname = swarm_st_dtype_name(e->t.dtype);
-	uint32_t dsize = swarm_st_dtype_size(e->t.dtype);
 
 	json_t *sh = json_object_get(v, "shape");
 	if (!sh)
@@ -195,7 +169,15 @@ static int st_parse_entry(const char *name, json_t *v, struct st_entry *e, char 
 				       name, i);
 		e->t.shape[i] = (int64_t)json_integer_value(d);
 	}
+	return 0;
+}
 
+/* An entry's data_offsets into e, checked to hold exactly its dtype and shape's bytes. */
+static int st_parse_offsets(const char *name, json_t *v, struct st_entry *e, char *err,
+			    size_t err_len)
+{
+	const char *dname = swarm_st_dtype_name(e->t.dtype);
+	uint32_t dsize = swarm_st_dtype_size(e->t.dtype);
 	json_t *off = json_object_get(v, "data_offsets");
 	if (!off)
 		return st_fail(err, err_len, "tensor \"%s\": missing data_offsets", name);
@@ -226,6 +208,37 @@ static int st_parse_entry(const char *name, json_t *v, struct st_entry *e, char 
 			       (unsigned long long)need);
 	e->t.nbytes = need;
 	return 0;
+}
+
+/* Checks one tensor's entry on its own and fills e (not yet its absolute offset). */
+static int st_parse_entry(const char *name, json_t *v, struct st_entry *e, char *err,
+			  size_t err_len)
+{
+	size_t name_len = strlen(name);
+	if (name_len == 0)
+		return st_fail(err, err_len, "tensor \"\": empty tensor name");
+	if (name_len >= SWARM_ST_NAME_MAX)
+		return st_fail(err, err_len,
+			       "tensor \"%.32s...\": name is %zu bytes, longer than %d", name,
+			       name_len, SWARM_ST_NAME_MAX - 1);
+	memcpy(e->t.name, name, name_len + 1);
+
+	if (!json_is_object(v))
+		return st_fail(err, err_len, "tensor \"%s\": entry is not an object", name);
+	const char *key;
+	json_t *kv;
+	json_object_foreach(v, key, kv)
+	{
+		if (strcmp(key, "dtype") != 0 && strcmp(key, "shape") != 0 &&
+		    strcmp(key, "data_offsets") != 0)
+			return st_fail(
+				err, err_len,
+				"tensor \"%s\": unknown key \"%.64s\" (expected dtype, shape, "
+				"data_offsets)",
+				name, key);
+	}
+	int rc = st_parse_dtype_shape(name, v, e, err, err_len);
+	return rc ? rc : st_parse_offsets(name, v, e, err, err_len);
 }
 
 static int st_metadata_check(json_t *md, char *err, size_t err_len)
@@ -322,14 +335,10 @@ static int st_check_layout(const struct st_entry *e, uint32_t n, uint64_t data_o
 	return 0;
 }
 
-int swarm_st_parse(const void *buf, size_t len, struct swarm_st_file *out, char *err,
-		   size_t err_len)
+/* The little-endian u64 header length at the start of the file, checked against the limit
+ * and the file's size. */
+static int st_header_len(const uint8_t *p, size_t len, uint64_t *out, char *err, size_t err_len)
 {
-	const uint8_t *p = buf;
-	memset(out, 0, sizeof(*out));
-	if (err && err_len)
-		err[0] = '\0';
-
 	if (len < 8)
 		return st_fail(err, err_len,
 			       "file is %zu bytes, shorter than the 8-byte header length", len);
@@ -345,39 +354,32 @@ int swarm_st_parse(const void *buf, size_t len, struct swarm_st_file *out, char 
 		return st_fail(err, err_len,
 			       "header length %llu exceeds the %zu bytes after the length field",
 			       (unsigned long long)hlen, len - 8);
+	*out = hlen;
+	return 0;
+}
 
-	json_error_t jerr;
-	json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
-		return st_fail(err, err_len, "header is not valid JSON: %s (line %d, column %d)",
-			       jerr.text, jerr.line, jerr.column);
-
-	int rc;
-	struct st_entry *ents = NULL;
-	if (!json_is_object(root)) {
-		rc = st_fail(err, err_len, "header is not a JSON object");
-		goto out;
-	}
-
+/* The header object's entries, each checked on its own, into *ents (calloc'd, n of them; the
+ * caller frees it even on failure), and its __metadata__ checked. */
+static int st_parse_entries(json_t *root, struct st_entry **ents, size_t *n_out, char *err,
+			    size_t err_len)
+{
+	*ents = NULL;
+	if (!json_is_object(root))
+		return st_fail(err, err_len, "header is not a JSON object");
 	size_t n = json_object_size(root);
 	json_t *md = json_object_get(root, ST_METADATA_KEY);
 	if (md) {
-		rc = st_metadata_check(md, err, err_len);
+		int rc = st_metadata_check(md, err, err_len);
 		if (rc)
-			goto out;
+			return rc;
 		n--;
 	}
-	if (n > SWARM_ST_MAX_TENSORS) {
-		rc = st_fail(err, err_len, "header lists %zu tensors, at most %d", n,
-			     SWARM_ST_MAX_TENSORS);
-		goto out;
-	}
-
-	ents = calloc(n ? n : 1, sizeof(*ents));
-	if (!ents) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (n > SWARM_ST_MAX_TENSORS)
+		return st_fail(err, err_len, "header lists %zu tensors, at most %d", n,
+			       SWARM_ST_MAX_TENSORS);
+	*ents = calloc(n ? n : 1, sizeof(**ents));
+	if (!*ents)
+		return -ENOMEM;
 	uint32_t i = 0;
 	const char *key;
 	json_t *v;
@@ -385,12 +387,37 @@ int swarm_st_parse(const void *buf, size_t len, struct swarm_st_file *out, char 
 	{
 		if (strcmp(key, ST_METADATA_KEY) == 0)
 			continue;
-		rc = st_parse_entry(key, v, &ents[i], err, err_len);
+		int rc = st_parse_entry(key, v, &(*ents)[i], err, err_len);
 		if (rc)
-			goto out;
+			return rc;
 		i++;
 	}
+	*n_out = n;
+	return 0;
+}
 
+int swarm_st_parse(const void *buf, size_t len, struct swarm_st_file *out, char *err,
+		   size_t err_len)
+{
+	const uint8_t *p = buf;
+	memset(out, 0, sizeof(*out));
+	if (err && err_len)
+		err[0] = '\0';
+
+	uint64_t hlen = 0;
+	int rc = st_header_len(p, len, &hlen, err, err_len);
+	if (rc)
+		return rc;
+	json_error_t jerr;
+	json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return st_fail(err, err_len, "header is not valid JSON: %s (line %d, column %d)",
+			       jerr.text, jerr.line, jerr.column);
+
+	struct st_entry *ents = NULL;
+	size_t n = 0;
+	if ((rc = st_parse_entries(root, &ents, &n, err, err_len)))
+		goto out;
 	qsort(ents, n, sizeof(*ents), st_entry_cmp);
 	uint64_t data_offset = 8 + hlen;
 	rc = st_check_layout(ents, (uint32_t)n, data_offset, len - data_offset, err, err_len);
@@ -402,7 +429,7 @@ int swarm_st_parse(const void *buf, size_t len, struct swarm_st_file *out, char 
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		out->tensors[i] = ents[i].t;
 		out->tensors[i].offset = data_offset + ents[i].begin;
 	}
@@ -500,16 +527,11 @@ out:
 	return rc;
 }
 
-/* Tensors are laid out in the order given with no padding between them (the parser refuses
- * gaps), so each must start at a multiple of its dtype size: give them in an order whose byte
- * sizes keep that (all multiples of 8 is simplest, or widest dtypes first). -EINVAL when one
- * would start misaligned, for a bad name, dtype or shape, or for duplicate names. The file is
- * written to a temporary beside path, fsynced, then renamed over path, so a reader sees either
- * the old file or the whole new one. Not thread-safe against writers of the same path. */
-int swarm_st_write(const char *path, const struct swarm_st_write_tensor *t, uint32_t n)
+/* The file's first bytes: the header length (8 bytes, little-endian) and the header JSON
+ * padded with spaces so that the data starts at a multiple of 8. *out is malloc'd. */
+static int st_header_bytes(const struct swarm_st_write_tensor *t, uint32_t n, char **out,
+			   size_t *out_len)
 {
-	if (!path || (n && !t) || n > SWARM_ST_MAX_TENSORS)
-		return -EINVAL;
 	char *json = NULL;
 	int rc = st_build_header(t, n, &json);
 	if (rc)
@@ -526,6 +548,40 @@ int swarm_st_write(const char *path, const struct swarm_st_write_tensor *t, uint
 	memcpy(hdr + 8, json, jlen);
 	memset(hdr + 8 + jlen, ' ', hlen - jlen);
 	free(json);
+	*out = hdr;
+	*out_len = 8 + hlen;
+	return 0;
+}
+
+/* fsyncs the directory that holds path, so that a rename into it is durable (best effort). */
+static void st_fsync_parent(const char *path)
+{
+	char *dcopy = strdup(path);
+	if (dcopy) {
+		int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(dcopy);
+	}
+}
+
+/* Tensors are laid out in the order given with no padding between them (the parser refuses
+ * gaps), so each must start at a multiple of its dtype size: give them in an order whose byte
+ * sizes keep that (all multiples of 8 is simplest, or widest dtypes first). -EINVAL when one
+ * would start misaligned, for a bad name, dtype or shape, or for duplicate names. The file is
+ * written to a temporary beside path, fsynced, then renamed over path, so a reader sees either
+ * the old file or the whole new one. Not thread-safe against writers of the same path. */
+int swarm_st_write(const char *path, const struct swarm_st_write_tensor *t, uint32_t n)
+{
+	if (!path || (n && !t) || n > SWARM_ST_MAX_TENSORS)
+		return -EINVAL;
+	char *hdr = NULL;
+	size_t hdr_len = 0;
+	int rc = st_header_bytes(t, n, &hdr, &hdr_len);
+	if (rc)
+		return rc;
 
 	char *tmp = NULL;
 	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
@@ -541,7 +597,7 @@ int swarm_st_write(const char *path, const struct swarm_st_write_tensor *t, uint
 		rc = -errno;
 		goto err_unlink;
 	}
-	rc = st_write_all(fd, hdr, 8 + hlen);
+	rc = st_write_all(fd, hdr, hdr_len);
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		uint64_t nbytes = 0;
 		st_nbytes(t[i].shape, t[i].ndim, swarm_st_dtype_size(t[i].dtype), &nbytes);
@@ -563,16 +619,7 @@ int swarm_st_write(const char *path, const struct swarm_st_write_tensor *t, uint
 		rc = -errno;
 		goto err_unlink;
 	}
-	/* Make the rename itself durable. */
-	char *dcopy = strdup(path);
-	if (dcopy) {
-		int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-		free(dcopy);
-	}
+	st_fsync_parent(path); /* make the rename itself durable */
 	free(tmp);
 	free(hdr);
 	return 0;
