@@ -24,6 +24,7 @@
 
 #define MSGS_PER_PASS 64 /* a client's messages handled before the others get a turn */
 #define ACCEPTS_PER_PASS 256
+#define CLIENT_OUTBOX_MAX 32 /* replies waiting for one client: libswarm waits for each */
 
 static struct {
 	struct watch listen_w;
@@ -35,14 +36,55 @@ static struct {
 	uint64_t accept_refused_log_ns;
 } srv = { .listen_fd = -1, .reserve_fd = -1 };
 
-void ctl_send_reply(int fd, uint16_t type, uint32_t seq, int status, const char *text)
+/* A reply-shaped message (swarm_msg_reply) of type. */
+static void make_reply(struct swarm_msg_reply *r, uint16_t type, uint32_t seq, int status,
+		       const char *text)
+{
+	swarm_msg_init(&r->h, type, sizeof *r, seq);
+	r->status = status;
+	r->server_abi = SWARM_ABI_VERSION;
+	swarm_copy_str(r->text, sizeof r->text, text);
+}
+
+/* Sends a message to client c through its outbox: what its socket does not take now waits,
+ * in order, and goes when it does (ctl_client_writable). A client that lets CLIENT_OUTBOX_MAX
+ * replies wait has stopped reading: it is closed at its next turn, its replies dropped. */
+static void conn_send(struct conn *c, const void *msg, size_t len, const int *fds, int nfds)
+{
+	if (c->stalled)
+		return;
+	int rc = swarm_outbox_pending(&c->out) >= CLIENT_OUTBOX_MAX ?
+			 -ENOBUFS :
+			 swarm_outbox_send(&c->out, c->fd, msg, len, fds, nfds);
+	if (rc == -ENOBUFS) {
+		swarm_log(SWARM_LOG_WARN,
+			  "event=client_unresponsive client_pid=%d waiting=%zu reason=\"it stopped "
+			  "reading its replies: closed\"",
+			  c->pid, swarm_outbox_pending(&c->out));
+		c->stalled = 1;
+		swarmd_again(&c->w); /* closed at its turn: the caller may still hold c */
+	} else if (rc == 0 && swarm_outbox_pending(&c->out) && !c->watch_out) {
+		c->watch_out = swarmd_watch_out(c->fd, &c->w, 1) == 0;
+	}
+}
+
+void ctl_send_reply(struct conn *c, uint16_t type, uint32_t seq, int status, const char *text)
 {
 	struct swarm_msg_reply r;
-	swarm_msg_init(&r.h, type, sizeof r, seq);
-	r.status = status;
-	r.server_abi = SWARM_ABI_VERSION;
-	swarm_copy_str(r.text, sizeof r.text, text);
-	swarm_msg_send(fd, &r, sizeof r, NULL, 0);
+	make_reply(&r, type, seq, status, text);
+	conn_send(c, &r, sizeof r, NULL, 0);
+}
+
+void ctl_client_writable(struct conn *c)
+{
+	if (c->stalled)
+		return;
+	int rc = swarm_outbox_flush(&c->out, c->fd);
+	if (rc <= 0 && c->watch_out) {
+		swarmd_watch_out(c->fd, &c->w, 0);
+		c->watch_out = 0;
+	}
+	/* rc < 0: the client is gone; its socket's end says so to ctl_handle_client */
 }
 
 void ctl_send_open_reply(struct conn *c, uint32_t seq, int status, struct session *s,
@@ -62,10 +104,7 @@ void ctl_send_open_reply(struct conn *c, uint32_t seq, int status, struct sessio
 		fds[2] = s->cq_efd;
 		nfds = 3;
 	}
-	int err = swarm_msg_send(c->fd, &r, sizeof r, fds, nfds);
-	if (err)
-		swarm_log(SWARM_LOG_WARN, "event=reply_failed client_pid=%d error=\"%s\"", c->pid,
-			  strerror(-err));
+	conn_send(c, &r, sizeof r, fds, nfds);
 }
 
 static int peer_in_groups(int fd, const struct ucred *cred, const gid_t *gids, int n)
@@ -100,7 +139,9 @@ static int allowed(int fd, struct ucred *cred)
  * first read), then closed. Logged at most once a second. */
 static void refuse_conn(int fd, int status, const char *why)
 {
-	ctl_send_reply(fd, SWARM_MSG_HELLO_REPLY, 0, status, why);
+	struct swarm_msg_reply r;
+	make_reply(&r, SWARM_MSG_HELLO_REPLY, 0, status, why);
+	swarm_msg_send(fd, &r, sizeof r, NULL, 0); /* closed next: a reply it cannot take is lost */
 	close(fd);
 	uint64_t now = swarm_now_ns();
 	if (now - srv.accept_refused_log_ns >= 1000000000ull) {
@@ -229,6 +270,9 @@ void ctl_hello_deadlines(uint64_t now)
 /* c goes: its socket is closed, its pending opens dropped and its sessions let go. */
 void ctl_client_gone(struct conn *c)
 {
+	if (c->watch_out)
+		swarmd_watch_out(c->fd, &c->w, 0);
+	swarm_outbox_clear(&c->out);
 	swarmd_unwatch(c->fd, &c->w);
 	close(c->fd);
 	for (struct conn **p = &srv.conns; *p; p = &(*p)->next)
@@ -254,6 +298,7 @@ void ctl_close_all(void)
 	while (srv.conns) {
 		struct conn *c = srv.conns;
 		srv.conns = c->next;
+		swarm_outbox_clear(&c->out);
 		close(c->fd);
 		free(c);
 	}
@@ -286,7 +331,7 @@ static int on_hello(struct conn *c, const union client_msg *m)
 			 "user %u is not allowed to use this swarmd; start it with --allow-user or "
 			 "--allow-group",
 			 (unsigned)c->uid);
-		ctl_send_reply(c->fd, SWARM_MSG_HELLO_REPLY, m->h.seq, -EACCES, text);
+		ctl_send_reply(c, SWARM_MSG_HELLO_REPLY, m->h.seq, -EACCES, text);
 		swarm_log(SWARM_LOG_WARN,
 			  "event=client_refused client_pid=%d uid=%u reason=peercred", c->pid,
 			  (unsigned)c->uid);
@@ -295,7 +340,7 @@ static int on_hello(struct conn *c, const union client_msg *m)
 	}
 	c->hello_done = 1;
 	c->numa_node = swarm_topology_cpu_numa(d.topo, m->hello.cpu);
-	ctl_send_reply(c->fd, SWARM_MSG_HELLO_REPLY, m->h.seq, 0, "");
+	ctl_send_reply(c, SWARM_MSG_HELLO_REPLY, m->h.seq, 0, "");
 	return 0;
 }
 
@@ -327,7 +372,7 @@ static int on_device(struct conn *c, const union client_msg *m)
 		swarm_log(SWARM_LOG_WARN, "event=admin_refused client=%d uid=%u action=device",
 			  c->pid, (unsigned)c->uid);
 	}
-	ctl_send_reply(c->fd, SWARM_MSG_DEVICE_REPLY, m->h.seq, status, text);
+	ctl_send_reply(c, SWARM_MSG_DEVICE_REPLY, m->h.seq, status, text);
 	return 0;
 }
 
@@ -340,7 +385,7 @@ static int on_status(struct conn *c, const union client_msg *m)
 	}
 	swarm_msg_init(&r->h, SWARM_MSG_STATUS_REPLY, sizeof *r, m->h.seq);
 	status_fill(r);
-	swarm_msg_send(c->fd, r, sizeof *r, NULL, 0);
+	conn_send(c, r, sizeof *r, NULL, 0);
 	free(r);
 	return 0;
 }
@@ -366,7 +411,7 @@ int ctl_client_message(struct conn *c, const void *msg, int n)
 			 (unsigned)m.h.abi, SWARM_ABI_VERSION);
 		swarm_log(SWARM_LOG_WARN, "event=client_refused client_pid=%d reason=\"%s\"",
 			  c->pid, text);
-		ctl_send_reply(c->fd, SWARM_MSG_HELLO_REPLY, m.h.seq, -EPROTO, text);
+		ctl_send_reply(c, SWARM_MSG_HELLO_REPLY, m.h.seq, -EPROTO, text);
 		ctl_client_gone(c);
 		return -1;
 	}
@@ -383,6 +428,10 @@ int ctl_client_message(struct conn *c, const void *msg, int n)
 
 void ctl_handle_client(struct conn *c)
 {
+	if (c->stalled) {
+		ctl_client_gone(c);
+		return;
+	}
 	for (int k = 0; k < MSGS_PER_PASS; k++) {
 		union client_msg m;
 		int nfds = 0;

@@ -167,7 +167,10 @@ static void dispatch(uint64_t tag)
 		}
 		break;
 	case W_CONN:
-		ctl_handle_client((struct conn *)w);
+		if (out)
+			ctl_client_writable((struct conn *)w);
+		else
+			ctl_handle_client((struct conn *)w);
 		break;
 	case W_DEV_CTL: {
 		struct device *dv = (struct device *)((char *)w - offsetof(struct device, ctl_w));
@@ -268,13 +271,14 @@ static int plan(struct swarm_device_plan *plan, int *gpu_of)
 		return -1;
 	}
 	for (int i = 0; i < n_gpus && i < d.n_dev && cfg.devices.instances <= 1; i++)
-		swarm_log(SWARM_LOG_INFO,
-			  cfg.devices.mode == SWARM_PLAN_DEFAULT ?
-				  "event=gpu_found device=%s pci=%s numa=%d cpus=%s note=\"--devices "
-				  "cpu:N serves CPUs instead\"" :
-				  "event=gpu_found device=%s pci=%s numa=%d cpus=%s",
-			  plan[i].name, gpus[i].busid[0] ? gpus[i].busid : "?", plan[i].numa_node,
-			  plan[i].cpus);
+		swarm_log(
+			SWARM_LOG_INFO,
+			cfg.devices.mode == SWARM_PLAN_DEFAULT ?
+				"event=gpu_found device=%s pci=%s numa=%d cpus=%s note=\"--devices "
+				"cpu:N serves CPUs instead\"" :
+				"event=gpu_found device=%s pci=%s numa=%d cpus=%s",
+			plan[i].name, gpus[i].busid[0] ? gpus[i].busid : "?", plan[i].numa_node,
+			plan[i].cpus);
 	if (cfg.devices.instances > 1)
 		swarm_log(SWARM_LOG_INFO,
 			  "event=instances_planned devices=%d instances=%d workers=%d",

@@ -339,7 +339,7 @@ void session_close(struct conn *c, const struct swarm_msg_close *m)
 	} else {
 		session_free(s);
 	}
-	ctl_send_reply(c->fd, SWARM_MSG_CLOSE_REPLY, m->h.seq, status,
+	ctl_send_reply(c, SWARM_MSG_CLOSE_REPLY, m->h.seq, status,
 		       status ? "no such session on this connection" : "");
 }
 

@@ -149,7 +149,10 @@ struct conn {
 	int hello_done;
 	int refused; /* SO_PEERCRED said no; answer the hello with -EACCES */
 	int admin;   /* may change service for others: root, swarmd's user, --admin-group */
-	uint64_t accepted_ns; /* its hello is due within cfg.hello_timeout_ns of this */
+	uint64_t accepted_ns;    /* its hello is due within cfg.hello_timeout_ns of this */
+	struct swarm_outbox out; /* replies its socket has not taken yet */
+	int watch_out;           /* fd is watched for writability (out is not empty) */
+	int stalled;             /* it stopped reading its replies: closed at its next turn */
 	struct conn *next;
 };
 
@@ -275,6 +278,7 @@ struct resolved {
 int ctl_listen(void); /* the socket, watched; 0 or -errno (logged by the caller) */
 void ctl_handle_listen(void);
 void ctl_handle_client(struct conn *c);
+void ctl_client_writable(struct conn *c); /* c's socket takes replies again */
 void ctl_hello_deadlines(uint64_t now);
 void ctl_close_all(void);
 /* A connection on fd, accepted, of a peer with credentials cred (ok: allowed to use swarmd),
@@ -283,8 +287,9 @@ struct conn *ctl_adopt(int fd, const struct ucred *cred, int ok);
 /* c goes: its socket closed and unwatched, its pending opens dropped, its sessions let go,
  * c freed. */
 void ctl_client_gone(struct conn *c);
-/* A reply (REPLY-shaped types) or OPEN_REPLY to a client. */
-void ctl_send_reply(int fd, uint16_t type, uint32_t seq, int status, const char *text);
+/* A reply (REPLY-shaped types) or OPEN_REPLY to a client, through its outbox: none is lost
+ * to a full socket. */
+void ctl_send_reply(struct conn *c, uint16_t type, uint32_t seq, int status, const char *text);
 void ctl_send_open_reply(struct conn *c, uint32_t seq, int status, struct session *s,
 			 const char *text);
 /* Handles one message already received from c (n bytes; n < 0: what recv said of a message

@@ -1006,3 +1006,53 @@ Test(e2e_hostile, a_flood_of_connections_and_opens_leaves_swarmd_as_it_was)
 	back_to_baseline(honest, fds0, rss0, 8192, "1,200 opens from 240 connections");
 	h_stop();
 }
+
+/* A client that sends requests and never reads the replies: before, each reply its full
+ * socket did not take was dropped; now they wait in its outbox, and at 32 waiting the client
+ * is closed (event=client_unresponsive). An honest client is served throughout, and swarmd
+ * is back to its baseline. */
+Test(e2e_hostile, a_client_that_never_reads_its_replies_is_closed)
+{
+	const int fds0 = settled_fds();
+	const long rss0 = swarmd_rss_kb();
+	struct h_honest_args a;
+	pid_t honest = honest_beside(&a, 3 * H_SEC);
+	int fd = silent_connection();
+	struct swarm_msg_hello m;
+	memset(&m, 0, sizeof m);
+	swarm_msg_init(&m.h, SWARM_MSG_HELLO, sizeof m, 1);
+	m.cpu = -1;
+	cr_assert_eq(swarm_msg_send(fd, &m, sizeof m, NULL, 0), 0);
+	struct swarm_msg_hdr q;
+	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
+	int sent = 0;
+	for (uint64_t end = h_now_ns() + 10 * H_SEC;
+	     sent < 2000 && h_now_ns() < end && !h_log_contains("event=client_unresponsive");) {
+		if (send(fd, &q, sizeof q, MSG_DONTWAIT) == (ssize_t)sizeof q)
+			sent++;
+		else
+			h_sleep_ms(5);
+	}
+	for (uint64_t end = h_now_ns() + 5 * H_SEC;
+	     !h_log_contains("event=client_unresponsive") && h_now_ns() < end;)
+		h_sleep_ms(20);
+	cr_assert(h_log_contains("event=client_unresponsive"),
+		  "%d requests never read, and swarmd did not close the client", sent);
+	/* its socket ends after what was queued in it (a reset when swarmd closed it with
+	 * requests unread) */
+	char *buf = malloc(1 << 20);
+	cr_assert_not_null(buf);
+	int end_seen = 0;
+	for (uint64_t end = h_now_ns() + 5 * H_SEC; !end_seen && h_now_ns() < end;) {
+		ssize_t n = recv(fd, buf, 1 << 20, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			end_seen = 1;
+		else if (n < 0)
+			h_sleep_ms(10);
+	}
+	free(buf);
+	close(fd);
+	cr_assert(end_seen, "the unresponsive client's connection was not closed");
+	back_to_baseline(honest, fds0, rss0, 8192, "a client that never reads");
+	h_stop();
+}
