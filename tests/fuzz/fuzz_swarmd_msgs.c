@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "runtime/log.h"
+#include "fuzz/records.h"
 #include "runtime/swarmd/swarmd.h"
 
 struct swarmd_config cfg;
@@ -163,17 +164,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int peer[2];
 	struct conn *conn[2] = { connect_client(&peer[0]), connect_client(&peer[1]) };
-	uint8_t msg[66000];
-	while (size >= 3) {
-		uint8_t kind = data[0];
-		size_t len = (size_t)data[1] | (size_t)data[2] << 8;
-		data += 3;
-		size -= 3;
-		if (len > size)
-			len = size;
-		memcpy(msg, data, len);
-		data += len;
-		size -= len;
+	uint8_t msg[66000], kind;
+	const uint8_t *rec;
+	size_t len;
+	while (fuzz_next_record(&data, &size, &kind, &rec, &len)) {
+		memcpy(msg, rec, len);
 		if (kind & 0x80)
 			fix_header(msg, len);
 		int which = (kind >> 1) & 1;

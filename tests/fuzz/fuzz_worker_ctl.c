@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fuzz/records.h"
 #include "runtime/log.h"
 #include "runtime/worker/worker.h"
 
@@ -158,18 +159,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (peer < 0)
 		set_up();
-	while (size >= 3) {
-		uint8_t mode = data[0];
-		size_t len = (size_t)data[1] | (size_t)data[2] << 8;
-		data += 3;
-		size -= 3;
-		if (len > size)
-			len = size;
+	uint8_t mode;
+	const uint8_t *msg;
+	size_t len;
+	while (fuzz_next_record(&data, &size, &mode, &msg, &len)) {
 		int fds[SWARM_MSG_MAX_FDS];
-		int nfds = make_fds(mode, data, len, fds);
-		worker_ctl_handle(&W, data, len, fds, nfds);
-		data += len;
-		size -= len;
+		int nfds = make_fds(mode, msg, len, fds);
+		worker_ctl_handle(&W, msg, len, fds, nfds);
 		int64_t wait_ns = -1;
 		serve_all(&W);
 		run_batches(&W, &wait_ns);

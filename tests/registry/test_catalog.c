@@ -1,4 +1,5 @@
-/* test_catalog.c: the registry's catalog, blobs and writers (registry/registry.c).
+/* test_catalog.c: the registry's catalog, blobs and writers (registry/catalog.c, blobs.c,
+ * writer.c, publish.c and registry.c).
  *
  * Each test works in its own mkdtemp directory, removed afterwards. The weights files are
  * written by hand (safetensors: an 8-byte header length, a JSON header padded with spaces,
