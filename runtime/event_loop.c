@@ -26,6 +26,9 @@ struct swarm_loop {
 	/* io_uring only: what is watched, to re-arm a multishot poll the kernel ended */
 	struct watch *watches;
 	uint32_t n_watches, cap_watches;
+	/* the kernel cancels every request of a user_data at once (IORING_ASYNC_CANCEL_ALL, Linux
+	 * 5.19): a watch then never has two polls (see uring_arm) */
+	int cancel_all;
 };
 
 static struct io_uring_sqe *get_sqe(struct swarm_loop *l)
@@ -39,6 +42,23 @@ static struct io_uring_sqe *get_sqe(struct swarm_loop *l)
 	return sqe;
 }
 
+/* Whether the kernel takes IORING_ASYNC_CANCEL_ALL: a cancellation of a user_data no request
+ * has answers -ENOENT where it does, -EINVAL where the flag is unknown. */
+static int probe_cancel_all(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+	if (!sqe)
+		return 0;
+	io_uring_prep_cancel64(sqe, REMOVE_TAG - 1, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, REMOVE_TAG);
+	if (io_uring_submit_and_wait(ring, 1) < 1 || io_uring_peek_cqe(ring, &cqe))
+		return 0;
+	int ok = cqe->res == -ENOENT || cqe->res == 0;
+	io_uring_cqe_seen(ring, cqe);
+	return ok;
+}
+
 int swarm_loop_create(int force_epoll, struct swarm_loop **out)
 {
 	struct swarm_loop *l = calloc(1, sizeof *l);
@@ -50,6 +70,7 @@ int swarm_loop_create(int force_epoll, struct swarm_loop **out)
 		err = io_uring_queue_init(RING_ENTRIES, &l->ring, 0);
 		if (err == 0) {
 			l->backend = SWARM_LOOP_IO_URING;
+			l->cancel_all = probe_cancel_all(&l->ring);
 			*out = l;
 			return 0;
 		}
@@ -83,8 +104,30 @@ enum swarm_loop_backend swarm_loop_backend(const struct swarm_loop *l) { return 
 
 int swarm_loop_cheap_peek(const struct swarm_loop *l) { return l->backend == SWARM_LOOP_IO_URING; }
 
+/* Queues the cancellation of every poll of tag: all of them where the kernel can, else the
+ * one poll_remove finds. Its completion is REMOVE_TAG's, and the polls' own -ECANCELED. */
+static int uring_cancel(struct swarm_loop *l, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+	if (!sqe)
+		return -EBUSY;
+	if (l->cancel_all)
+		io_uring_prep_cancel64(sqe, tag, IORING_ASYNC_CANCEL_ALL);
+	else
+		io_uring_prep_poll_remove(sqe, tag);
+	io_uring_sqe_set_data64(sqe, REMOVE_TAG);
+	return 0;
+}
+
+/* Arms tag's multishot poll. A poll the kernel ended (its last report without F_MORE) may be
+ * read only after the watch was turned off and on again, when another poll of the same tag
+ * is armed: arming again then would make two, and removing one would leave the other holding
+ * the file after the caller closes it. So every arm is preceded by a cancellation of any poll
+ * of the tag (where the kernel can cancel all of them). */
 static int uring_arm(struct swarm_loop *l, int fd, uint64_t tag)
 {
+	if (l->cancel_all && uring_cancel(l, tag))
+		return -EBUSY;
 	struct io_uring_sqe *sqe = get_sqe(l);
 	if (!sqe)
 		return -EBUSY;
@@ -120,11 +163,9 @@ static int uring_unwatch(struct swarm_loop *l, int fd, uint64_t tag)
 			l->watches[i] = l->watches[--l->n_watches];
 			break;
 		}
-	struct io_uring_sqe *sqe = get_sqe(l);
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_poll_remove(sqe, tag);
-	io_uring_sqe_set_data64(sqe, REMOVE_TAG);
+	int err = uring_cancel(l, tag);
+	if (err)
+		return err;
 	/* Submit now: the caller closes fd next, and the poll must be gone by then or it
 	 * would fire once more for a tag that may be reused. */
 	int r = io_uring_submit(&l->ring);
@@ -160,6 +201,12 @@ int swarm_loop_del(struct swarm_loop *l, int fd, uint64_t tag)
 {
 	if (l->backend == SWARM_LOOP_EPOLL)
 		return epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+	/* a writability watch left on goes too: nothing may hold fd's file once it is closed */
+	for (uint32_t i = 0; i < l->n_watches; i++)
+		if (l->watches[i].tag == (tag | SWARM_LOOP_OUT) && l->watches[i].fd == fd) {
+			(void)uring_unwatch(l, fd, tag | SWARM_LOOP_OUT);
+			break;
+		}
 	return uring_unwatch(l, fd, tag);
 }
 

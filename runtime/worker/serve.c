@@ -398,8 +398,9 @@ static int session_map(struct worker *w, struct session *s, const int *fds, char
 	s->sq_efd = fds[1];
 	s->cq_efd = fds[2];
 	s->h = s->base;
-	/* Pinned once here, the slots are DMA'd to and from the GPU in place (DESIGN: zero copy
-	 * to the GPU). A refusal costs speed, not correctness: copies from pageable memory work. */
+	/* Pinned once here, the slots are DMA'd to and from the GPU in place (zero copy to the
+	 * GPU; docs/devices.md, register_host). A refusal costs speed, not correctness: copies
+	 * from pageable memory work. */
 	if (w->dev->i->register_host && w->dev->i->unregister_host) {
 		int rc = w->dev->i->register_host(w->dev, s->base, s->geo.segment_bytes);
 		s->registered = rc == 0;

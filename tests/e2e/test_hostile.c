@@ -845,6 +845,19 @@ static uint32_t swarmd_sessions(void)
 	return total;
 }
 
+static int workers_fds0; /* the workers' descriptors when swarmd's were taken (settled_fds) */
+
+/* The descriptors of every worker together (their pids may change only if one dies, which
+ * no attack here may cause: a worker's death fails the comparison). */
+static int worker_fds(void)
+{
+	pid_t pids[16];
+	int n = h_worker_pids(pids, 16), total = 0;
+	for (int i = 0; i < n; i++)
+		total += h_count_fds(pids[i]);
+	return total;
+}
+
 /* swarmd's descriptors once they stop changing (a client that just left may not have been
  * seen to go yet). */
 static int settled_fds(void)
@@ -854,9 +867,10 @@ static int settled_fds(void)
 		h_sleep_ms(100);
 		int m = h_count_fds(h_swarmd_pid());
 		if (m == n)
-			return m;
+			break;
 		n = m;
 	}
+	workers_fds0 = worker_fds();
 	return n;
 }
 
@@ -877,15 +891,21 @@ static void back_to_baseline(pid_t honest, int fds0, long rss0, long slack_kb, c
 	cr_assert_eq(h_child_wait(honest, 30 * H_SEC), 0, "%s: the honest client failed", what);
 	int fds = -1;
 	uint32_t sessions = UINT32_MAX;
+	int wfds = -1;
 	for (uint64_t end = h_now_ns() + 5 * H_SEC; h_now_ns() < end; h_sleep_ms(50)) {
 		fds = h_count_fds(h_swarmd_pid());
-		if (fds == fds0 && (sessions = swarmd_sessions()) == 0)
+		wfds = worker_fds();
+		if (fds == fds0 && wfds == workers_fds0 && (sessions = swarmd_sessions()) == 0)
 			break;
 	}
 	const long rss = swarmd_rss_kb();
-	fprintf(stderr, "%s: swarmd fds %d (baseline %d), sessions %u, rss %ld kB (baseline %ld)\n",
-		what, fds, fds0, sessions, rss, rss0);
+	fprintf(stderr,
+		"%s: swarmd fds %d (baseline %d), sessions %u, rss %ld kB (baseline %ld); workers' "
+		"fds %d (baseline %d)\n",
+		what, fds, fds0, sessions, rss, rss0, wfds, workers_fds0);
 	cr_assert_eq(fds, fds0, "%s: swarmd holds %d fds, %d before", what, fds, fds0);
+	cr_assert_eq(wfds, workers_fds0, "%s: the workers hold %d fds, %d before", what, wfds,
+		     workers_fds0);
 	cr_assert_eq(sessions, 0, "%s: swarmd still holds %u sessions", what, sessions);
 	cr_assert_lt(rss - rss0, slack_kb, "%s: swarmd's memory grew from %ld to %ld kB", what,
 		     rss0, rss);
