@@ -52,9 +52,10 @@ int swarm_plan_find_gpus(const struct swarm_topology *t, struct swarm_gpu_info *
 	(void)t;
 	(void)gpus;
 	(void)max;
-	snprintf(why, why_len,
-		 "no CUDA GPU: CUDA is not built into this swarmd and swarm (configured without nvcc "
-		 "or with -DSWARM_CUDA=OFF)");
+	snprintf(
+		why, why_len,
+		"no CUDA GPU: CUDA is not built into this swarmd and swarm (configured without nvcc "
+		"or with -DSWARM_CUDA=OFF)");
 	return 0;
 #endif
 }
