@@ -821,20 +821,32 @@ static long swarmd_rss_kb(void)
 
 static int silent_connection(void);
 
-/* The sessions swarmd holds, from its STATUS reply (the raw protocol, as `swarm status`). */
-static uint32_t swarmd_sessions(void)
+/* A raw connection that has said hello (the reply read), or fails the test. */
+static int hello_connection(void)
 {
 	int fd = silent_connection();
 	struct swarm_msg_hello m;
 	memset(&m, 0, sizeof m);
 	swarm_msg_init(&m.h, SWARM_MSG_HELLO, sizeof m, 1);
+	m.pid = getpid();
 	m.cpu = -1;
+	m.numa_node = -1;
+	struct swarm_msg_reply r;
+	cr_assert_eq(swarm_msg_send(fd, &m, sizeof m, NULL, 0), 0);
+	int n = swarm_msg_recv(fd, &r, sizeof r, NULL, NULL);
+	cr_assert(n > 0 && swarm_msg_check(&r, (size_t)n) == SWARM_MSG_HELLO_REPLY && !r.status,
+		  "no hello reply (%d)", n);
+	return fd;
+}
+
+/* The sessions swarmd holds, from its STATUS reply (the raw protocol, as `swarm status`). */
+static uint32_t swarmd_sessions(void)
+{
+	int fd = hello_connection();
 	struct swarm_msg_hdr q;
 	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
 	struct swarm_msg_status_reply *r = malloc(sizeof *r);
 	cr_assert_not_null(r);
-	cr_assert_eq(swarm_msg_send(fd, &m, sizeof m, NULL, 0), 0);
-	cr_assert_gt(swarm_msg_recv(fd, r, sizeof *r, NULL, NULL), 0, "no hello reply");
 	cr_assert_eq(swarm_msg_send(fd, &q, sizeof q, NULL, 0), 0);
 	int n = swarm_msg_recv(fd, r, sizeof *r, NULL, NULL);
 	cr_assert_eq(swarm_msg_check(r, (size_t)(n > 0 ? n : 0)), SWARM_MSG_STATUS_REPLY,
@@ -915,17 +927,7 @@ static void back_to_baseline(pid_t honest, int fds0, long rss0, long slack_kb, c
  * returns 1 when swarmd closed the connection within 2 s. */
 static int garbage_closes(const void *buf, size_t len, int hello)
 {
-	int fd = silent_connection();
-	if (hello) {
-		struct swarm_msg_hello m;
-		memset(&m, 0, sizeof m);
-		swarm_msg_init(&m.h, SWARM_MSG_HELLO, sizeof m, 1);
-		m.pid = getpid();
-		m.cpu = -1;
-		cr_assert_eq(send(fd, &m, sizeof m, 0), (ssize_t)sizeof m);
-		char reply[512];
-		cr_assert_gt(recv(fd, reply, sizeof reply, 0), 0, "no hello reply");
-	}
+	int fd = hello ? hello_connection() : silent_connection();
 	cr_assert_eq(send(fd, buf, len, 0), (ssize_t)len, "send: %s", strerror(errno));
 	int closed = 0;
 	for (uint64_t end = h_now_ns() + 2 * H_SEC; !closed && h_now_ns() < end;) {
@@ -1037,12 +1039,7 @@ Test(e2e_hostile, a_client_that_never_reads_its_replies_is_closed)
 	const long rss0 = swarmd_rss_kb();
 	struct h_honest_args a;
 	pid_t honest = honest_beside(&a, 3 * H_SEC);
-	int fd = silent_connection();
-	struct swarm_msg_hello m;
-	memset(&m, 0, sizeof m);
-	swarm_msg_init(&m.h, SWARM_MSG_HELLO, sizeof m, 1);
-	m.cpu = -1;
-	cr_assert_eq(swarm_msg_send(fd, &m, sizeof m, NULL, 0), 0);
+	int fd = hello_connection();
 	struct swarm_msg_hdr q;
 	swarm_msg_init(&q, SWARM_MSG_STATUS, sizeof q, 2);
 	int sent = 0;
