@@ -25,6 +25,11 @@ PACKAGES=(
 	python3-pip      # tools/install-pydeps.sh: onnx and numpy for `swarm import onnx`
 	procps           # pgrep and pkill: the gpu-check harness test's process checks
 	xz-utils         # bench/gpu-prepare.sh packs the bundled libraries with tar -J
+	libmicrohttpd-dev # swarmd --metrics: the Prometheus and health endpoints
+	libsystemd-dev   # swarmd's sd_notify (Type=notify, watchdog); optional at build time
+	systemd          # systemd-analyze: the unit files' verify and security tests
+	prometheus       # promtool and a real Prometheus server for the metrics tests
+	util-linux       # unshare: the client-in-other-namespaces test
 )
 
 installed()
