@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "runtime/log.h"
+#include "runtime/swarmd/health.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -217,7 +218,9 @@ static void run(void)
 			dispatch(again[i]);
 		if (d.pending)
 			sessions_try_pending();
+		health_update(swarm_now_ns());
 	}
+	health_update(swarm_now_ns()); /* stopping: no longer ready */
 }
 
 /* Where swarm-worker is: beside swarmd unless --worker says. Returns 0 or -1 (logged). */

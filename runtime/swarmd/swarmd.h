@@ -15,6 +15,7 @@
  *   autoscale.c   the demand history and the autoscaler's decisions carried out
  *   models.c      resolving model versions, the registry and its watcher, switches
  *   preload.c     --preload and the NCCL fan-out
+ *   health.c      liveness and readiness, readable from any thread (health.h)
  *
  * What this header shares: the options (cfg, written once by options.c and main.c before
  * the loop starts, read-only after), the devices and sessions every module reads (d), and the
