@@ -92,7 +92,8 @@ int sup_start_worker(struct device *dv)
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	memset(dv->stats, 0, sizeof *dv->stats);
+	/* The model table's counters stay: they must not go backwards (runtime/stats.h). */
+	swarm_stats_reset_worker(dv->stats);
 	char idx[16], numa[16], spin[32], gpu[16];
 	snprintf(idx, sizeof idx, "%d", dv->index);
 	snprintf(gpu, sizeof gpu, "%d", dv->gpu);
@@ -268,6 +269,7 @@ void sup_worker_died(struct device *dv)
 		swarm_log(SWARM_LOG_INFO, "event=weights_unshared device=%s copies=%d reason=died",
 			  dv->plan.name, dropped);
 	dv->pid = -1;
+	swarm_stats_worker_gone(dv->stats);
 	dv->mem_policy[0] = dv->bound_cpus[0] = 0;
 	if (dv->state == SWARM_DEVICE_STANDBY)
 		dv->to_standby = 1; /* its replacement is a spare again */

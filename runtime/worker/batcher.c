@@ -157,11 +157,14 @@ static void batch_run_gathered(struct version *v, uint32_t k, uint32_t rows, int
 
 /* Counts, completes and samples the k requests of a batch that began at now, then wakes every
  * client whose request completed, once. */
-static void batch_complete(struct worker *w, const struct queued *b, uint32_t k,
-			   const int32_t *status, uint64_t now)
+static void batch_complete(struct worker *w, struct version *v, uint32_t k, const int32_t *status,
+			   uint64_t now)
 {
+	const struct queued *b = v->batch;
 	uint32_t round = ++w->batch_round;
 	uint64_t t1 = swarm_now_ns();
+	if (v->ms)
+		swarm_p2_add(&v->ms->compute_ns, t1 - now);
 	for (uint32_t i = 0; i < k; i++) {
 		struct session *s = b[i].s;
 		swarm_stat_add(&w->stats->requests, 1);
@@ -169,6 +172,13 @@ static void batch_complete(struct worker *w, const struct queued *b, uint32_t k,
 		if (status[i]) {
 			swarm_stat_add(&w->stats->errors, 1);
 			swarm_stat_add(&s->stats->errors, 1);
+		}
+		if (v->ms) {
+			swarm_model_stats_request(v->ms, b[i].rows, status[i]);
+			/* the client's stamp to the batch's start; one from the future is dropped
+			 */
+			if (b[i].t_submit_ns && b[i].t_submit_ns <= now)
+				swarm_p2_add(&v->ms->queue_ns, now - b[i].t_submit_ns);
 		}
 		/* A corrupt completion queue is found again, and the session detached, by the
 		 * next serve_session; here the request simply is not delivered. */
@@ -197,8 +207,12 @@ static void exec_batch(struct worker *w, struct version *v, uint32_t k, uint64_t
 		else
 			batch_run_gathered(v, k, rows, status);
 		swarm_stat_add(&w->stats->batches, 1);
+		if (v->ms)
+			swarm_stat_add(&v->ms->batches, 1);
 	}
-	batch_complete(w, v->batch, k, status, now);
+	if (live && v->ms)
+		swarm_p2_add(&v->ms->batch_rows, rows);
+	batch_complete(w, v, k, status, now);
 }
 
 int run_version_batches(struct worker *w, struct version *v, uint64_t now, int force,

@@ -131,6 +131,8 @@ static void handle_switch(struct worker *w, const struct swarm_msg_switch *m)
 		run_version_batches(w, old, swarm_now_ns(), 1, &ignored);
 		queue_purge(old, s);
 		s->version = v;
+		version_count_session(old, -1);
+		version_count_session(v, 1);
 		version_put(w, old);
 		swarm_log(SWARM_LOG_INFO, "event=session_switched session=%llu model=%s version=%u",
 			  (unsigned long long)s->id, v->model, v->number);

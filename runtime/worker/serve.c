@@ -45,6 +45,7 @@ void session_free(struct worker *w, struct session *s)
 {
 	if (s->version)
 		queue_purge(s->version, s);
+	version_count_session(s->version, -1);
 	version_put(w, s->version);
 	swarm_loop_del(w->loop, s->sq_efd, s->index);
 	if (s->stats)
@@ -258,6 +259,8 @@ static int32_t run_request(struct worker *w, struct session *s, uint32_t slot, u
 		swarm_stat_add(&w->stats->errors, 1);
 		swarm_stat_add(&s->stats->errors, 1);
 	}
+	if (s->version->ms)
+		swarm_model_stats_request(s->version->ms, rows, status);
 	return status;
 }
 
@@ -268,15 +271,17 @@ void record_latency(struct worker *w, struct session *s, uint64_t stamp, uint64_
 	if (stamp && stamp <= t1 && t1 - stamp < 60000000000ull) {
 		swarm_hist_add(&s->stats->latency, t1 - stamp);
 		swarm_hist_add(&w->stats->latency, t1 - stamp);
+		if (s->version && s->version->ms)
+			swarm_p2_add(&s->version->ms->latency_ns, t1 - stamp);
 	}
 }
 
 /* Takes the entry at the head of s's submission queue, then runs and completes it, or queues
  * it for its batch; t0 is the pass's clock. Returns NULL, or why the session broke the
  * protocol (a constant, or written in buf). *stamp gets the client's submit stamp of a request
- * completed here (0: none, or queued). */
+ * completed here (0: none, or queued); *ran counts the requests run here (not queued). */
 static const char *serve_one(struct worker *w, struct session *s, uint64_t t0, uint64_t *stamp,
-			     char *buf, size_t buf_len)
+			     uint32_t *ran, char *buf, size_t buf_len)
 {
 	uint64_t e = swarm_ring_peek(&s->sq, 0); /* read once */
 	uint32_t slot = swarm_sqe_slot(e);
@@ -309,8 +314,13 @@ static const char *serve_one(struct worker *w, struct session *s, uint64_t t0, u
 		queue_push(v, &(struct queued){ s, slot, rows, flags, t0, submitted });
 		return NULL;
 	}
+	/* Its wait: the client's stamp to this pass's start (a hostile stamp skews only its
+	 * own model's figures, and one from the future is dropped). */
+	if (submitted && submitted <= t0 && v->ms)
+		swarm_p2_add(&v->ms->queue_ns, t0 - submitted);
 	int32_t status = run_request(w, s, slot, flags, rows, t0);
 	*stamp = submitted;
+	(*ran)++;
 	if (session_complete(s, slot, status))
 		return "completion queue indices are corrupt";
 	return NULL;
@@ -347,10 +357,10 @@ static int serve_session(struct worker *w, struct session *s)
 	 * completions (stats): none between a request and its completion. */
 	uint64_t t0 = swarm_now_ns();
 	uint64_t stamps[SAMPLES_PER_PASS];
-	uint32_t n_stamps = 0;
+	uint32_t n_stamps = 0, ran = 0;
 	for (uint32_t i = 0; i < (uint32_t)n; i++) {
 		uint64_t stamp;
-		if ((why = serve_one(w, s, t0, &stamp, buf, sizeof buf)))
+		if ((why = serve_one(w, s, t0, &stamp, &ran, buf, sizeof buf)))
 			goto violation;
 		if (stamp && n_stamps < SAMPLES_PER_PASS)
 			stamps[n_stamps++] = stamp;
@@ -359,6 +369,10 @@ static int serve_session(struct worker *w, struct session *s)
 	uint64_t t1 = swarm_now_ns();
 	swarm_stat_set32(&s->stats->in_flight, 0);
 	swarm_stat_add(&w->stats->busy_ns, t1 - t0);
+	/* The pass is one run of the requests it ran in place (those queued for a batch count
+	 * when their batch runs). */
+	if (ran && s->version->ms)
+		swarm_p2_add(&s->version->ms->compute_ns, t1 - t0);
 	/* The pass's end stands for each request's completion. */
 	for (uint32_t i = 0; i < n_stamps; i++)
 		record_latency(w, s, stamps[i], t1);
@@ -490,6 +504,7 @@ int session_attach(struct worker *w, const struct swarm_msg_attach *m, const int
 	}
 	s->stats = &w->stats->session[idx];
 	memset(s->stats, 0, sizeof *s->stats);
+	version_count_session(v, 1);
 	__atomic_store_n(&s->stats->session_id, s->id, __ATOMIC_RELAXED);
 	w->sessions[idx] = s;
 	s->pos = w->n_sessions;

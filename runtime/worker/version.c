@@ -251,6 +251,18 @@ static void log_loaded(struct worker *w, const struct version *x,
 		swarm_stat_set32(&w->stats->weights_mbps_last,
 				 mbps >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)mbps);
 	}
+	if (x->ms) {
+		/* The rate of the copy to the device where there is one, else of the mapping. */
+		uint64_t ns = up->bytes ? up->ns : x->w.load_ns;
+		uint64_t bytes = up->bytes ? up->bytes : x->w.bytes;
+		swarm_stat_add(&x->ms->loads, 1);
+		swarm_stat_add(&x->ms->load_bytes, x->w.bytes);
+		swarm_stat_add(&x->ms->load_ns, x->w.load_ns);
+		swarm_stat_add(&x->ms->upload_bytes, up->bytes);
+		__atomic_store_n(&x->ms->load_gbps_milli,
+				 ns ? (uint64_t)((double)bytes / (double)ns * 1e3) : 0,
+				 __ATOMIC_RELAXED);
+	}
 	static int fallback_logged;
 	if (up->fell_back && !fallback_logged++)
 		swarm_log(SWARM_LOG_WARN, "event=load_mode_fallback mode=%s reason=\"%s\"",
@@ -403,6 +415,7 @@ struct version *version_load(struct worker *w, const struct swarm_msg_version *v
 	memcpy(x->model, model, sizeof x->model);
 	memcpy(x->sha, sha, sizeof x->sha);
 	x->number = v->version;
+	x->ms = w->stats ? swarm_stats_model(w->stats, model, v->version) : NULL;
 	x->desc = desc;
 	x->max_batch = v->max_batch;
 	x->delay_ns = (uint64_t)v->max_queue_delay_us * 1000;
@@ -459,6 +472,7 @@ struct version *version_adopt(struct worker *w, const struct swarm_msg_version *
 	swarm_copy_str(x->model, sizeof x->model, v->model);
 	swarm_copy_str(x->sha, sizeof x->sha, v->weights_sha);
 	x->number = v->version;
+	x->ms = w->stats ? swarm_stats_model(w->stats, x->model, v->version) : NULL;
 	x->max_batch = v->max_batch;
 	x->delay_ns = (uint64_t)v->max_queue_delay_us * 1000;
 	x->n_in = g->n_inputs;

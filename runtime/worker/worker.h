@@ -74,6 +74,9 @@ struct version {
 	 * worker's (docs/devices.md, "Shared weights"); NULL on the CPU */
 	struct swarm_dev_weights *dw;
 	uint32_t refs;
+	/* its entry in the stats page's model table (runtime/stats.h): what the metrics count
+	 * per model and version; NULL only for a worker without a stats page */
+	struct swarm_model_stats *ms;
 	/* Dynamic batching (Triton's semantics): requests of every session of this version
 	 * wait here until max_batch rows are ready or the oldest has waited delay_ns (0: run
 	 * what is ready), then run as one batch. max_batch <= 1: each request runs alone, in
@@ -254,6 +257,15 @@ int version_fits(const struct version *v, const struct swarm_seg_geometry *g);
 
 /* Drops a reference to v (NULL: nothing); the last one unloads it. */
 void version_put(struct worker *w, struct version *v);
+
+/* One more (delta 1) or one fewer (-1) session uses v: its model's sessions gauge. */
+static inline void version_count_session(struct version *v, int delta)
+{
+	if (v && v->ms)
+		swarm_stat_set32(&v->ms->sessions,
+				 __atomic_load_n(&v->ms->sessions, __ATOMIC_RELAXED) +
+					 (uint32_t)delta);
+}
 
 /* Runs rows rows of v by its executor. Returns 0 or -errno. */
 static inline int version_run(struct version *v, const void *const *in, void *const *out,
