@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "runtime/log.h"
+#include "runtime/swarmd/counters.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -150,6 +151,7 @@ static void apply(const struct swarm_as_action *acts, int n, const struct swarm_
 				"active=%u warming=%u",
 				acts[k].kind == SWARM_AS_WAKE ? "wake" : "drain", pick->plan.name,
 				why, as.target, m->rate_long, m->active, m->warming);
+			counters_autoscale(acts[k].kind == SWARM_AS_WAKE, acts[k].reason);
 			if (acts[k].kind == SWARM_AS_WAKE)
 				sup_device_wake(pick, why);
 			else

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "runtime/log.h"
+#include "runtime/swarmd/counters.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -94,6 +95,7 @@ void ctl_send_open_reply(struct conn *c, uint32_t seq, int status, struct sessio
 	swarm_msg_init(&r.h, SWARM_MSG_OPEN_REPLY, sizeof r, seq);
 	r.status = status;
 	swarm_copy_str(r.text, sizeof r.text, text);
+	counters_open(status); /* every open's answer passes here, once */
 	int fds[3];
 	int nfds = 0;
 	if (s && status == 0) {
@@ -185,12 +187,14 @@ static int conn_limits(const struct ucred *cred, int ok, char *why, size_t len)
 	if (cfg.max_conns && srv.n_conns >= cfg.max_conns) {
 		snprintf(why, len, "swarmd serves at most %u connections (--max-connections)",
 			 cfg.max_conns);
+		counters_refusal(SWARMD_LIM_CONNECTIONS);
 		return -EUSERS;
 	}
 	if (ok && cfg.max_conns_per_user && users >= cfg.max_conns_per_user) {
 		snprintf(why, len,
 			 "user %u holds %u connections, the limit (--max-connections-per-user)",
 			 (unsigned)cred->uid, users);
+		counters_refusal(SWARMD_LIM_CONNECTIONS_PER_USER);
 		return -EUSERS;
 	}
 	return 0;
@@ -263,6 +267,7 @@ void ctl_hello_deadlines(uint64_t now)
 			continue;
 		swarm_log(SWARM_LOG_WARN, "event=hello_timeout client=%d uid=%u waited_ms=%.0f",
 			  c->pid, (unsigned)c->uid, (double)(now - c->accepted_ns) / 1e6);
+		counters_refusal(SWARMD_LIM_HELLO_TIMEOUT);
 		ctl_client_gone(c);
 	}
 }

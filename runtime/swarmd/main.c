@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "runtime/log.h"
+#include "runtime/swarmd/counters.h"
 #include "runtime/swarmd/health.h"
+#include "runtime/swarmd/metrics.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -218,7 +220,9 @@ static void run(void)
 			dispatch(again[i]);
 		if (d.pending)
 			sessions_try_pending();
-		health_update(swarm_now_ns());
+		uint64_t now = swarm_now_ns();
+		health_update(now);
+		counters_publish(now);
 	}
 	health_update(swarm_now_ns()); /* stopping: no longer ready */
 }
@@ -398,6 +402,7 @@ static void start_devices(const struct swarm_device_plan *plan, const int *gpu_o
 static void shutdown_all(void)
 {
 	d.stopping = 1;
+	metrics_stop(); /* before the stats pages it reads are unmapped */
 	swarm_log(SWARM_LOG_INFO, "event=stopping sessions_open=%d", (int)!!d.sessions);
 	for (struct session *s = d.sessions; s; s = s->next)
 		session_mark(s, SWARM_SEG_STATE_WORKER_LOST);
@@ -441,6 +446,11 @@ int main(int argc, char **argv)
 	if (start_loop())
 		return 1;
 	start_devices(plans, gpu_of);
+	counters_publish(swarm_now_ns());
+	if (metrics_start()) {
+		shutdown_all();
+		return 1;
+	}
 	run();
 	shutdown_all();
 	return 0;

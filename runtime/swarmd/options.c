@@ -1,5 +1,6 @@
 /* options.c: swarmd's command line, into cfg (swarmd.h). Every value is checked here, with a
  * message naming the option and what it takes: nothing half-parsed reaches the daemon. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -84,6 +85,10 @@ static void usage(FILE *f)
 		"  --max-connections-per-user N  of one uid (default: half of the above)\n"
 		"  --hello-timeout-ms T  a connection that has not said hello within T is\n"
 		"                       closed (default 5000; 0: never)\n"
+		"  --metrics ADDR:PORT  Prometheus /metrics, /health/live and /health/ready over\n"
+		"                       HTTP, e.g. 127.0.0.1:9464 or [::1]:9464; port 0 takes a\n"
+		"                       free one, logged as event=metrics_listening (default\n"
+		"                       off; docs/metrics.md)\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
@@ -353,7 +358,51 @@ static int parse_service(int o, const char *arg)
 	return 0;
 }
 
-static const struct option opts[] = { { "socket", required_argument, 0, 's' },
+/* --metrics ADDR:PORT: an IPv4 address, or an IPv6 one in brackets, and a port from 0 to
+ * 65535. Returns 0, or 2 having said what it takes. */
+static int parse_metrics(const char *arg)
+{
+	char host[64];
+	const char *colon = strrchr(arg, ':');
+	char *end;
+	unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+	size_t n = colon ? (size_t)(colon - arg) : 0;
+	int ok = colon && colon[1] && !*end && colon[1] != '-' && port <= 65535 && n &&
+		 n < sizeof host;
+	memset(&cfg.metrics.addr, 0, sizeof cfg.metrics.addr);
+	if (ok) {
+		memcpy(host, arg, n);
+		host[n] = 0;
+		struct sockaddr_in *v4 = (struct sockaddr_in *)&cfg.metrics.addr;
+		struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&cfg.metrics.addr;
+		if (host[0] == '[' && host[n - 1] == ']') {
+			host[n - 1] = 0;
+			ok = inet_pton(AF_INET6, host + 1, &v6->sin6_addr) == 1;
+			v6->sin6_family = AF_INET6;
+			v6->sin6_port = htons((uint16_t)port);
+		} else {
+			ok = inet_pton(AF_INET, host, &v4->sin_addr) == 1;
+			v4->sin_family = AF_INET;
+			v4->sin_port = htons((uint16_t)port);
+		}
+	}
+	if (!ok) {
+		fprintf(stderr,
+			"swarmd: --metrics takes ADDR:PORT, an IPv4 address or an IPv6 one in "
+			"brackets and a port from 0 to 65535 (0: any free one), e.g. "
+			"127.0.0.1:9464; not \"%s\"\n",
+			arg);
+		return 2;
+	}
+	cfg.metrics.on = 1;
+	swarm_copy_str(cfg.metrics.text, sizeof cfg.metrics.text, arg);
+	return 0;
+}
+
+#define OPT_METRICS 1000 /* long options only, beyond any short option's character */
+
+static const struct option opts[] = { { "metrics", required_argument, 0, OPT_METRICS },
+				      { "socket", required_argument, 0, 's' },
 				      { "devices", required_argument, 0, 'd' },
 				      { "topology", required_argument, 0, 't' },
 				      { "spin-us", required_argument, 0, 'S' },
@@ -406,7 +455,9 @@ int swarmd_options(int argc, char **argv)
 			if (p->val == o)
 				name = p->name;
 		int rc;
-		if (strchr("nNHmMbT", o))
+		if (o == OPT_METRICS)
+			rc = parse_metrics(optarg);
+		else if (strchr("nNHmMbT", o))
 			rc = parse_limit(o, name, optarg);
 		else if (strchr("uga", o))
 			rc = parse_access(o, optarg);

@@ -13,6 +13,7 @@
 
 #include "ipc/doorbell.h"
 #include "runtime/log.h"
+#include "runtime/swarmd/counters.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -92,6 +93,7 @@ static int within_limits(const struct conn *c, uint64_t bytes, char *text, size_
 			 "a session of %llu bytes is above the limit of %llu a session "
 			 "(--max-session-bytes)",
 			 (unsigned long long)bytes, (unsigned long long)cfg.lim.session_bytes);
+		counters_refusal(SWARMD_LIM_SESSION_BYTES);
 		return -EDQUOT;
 	}
 	uint32_t mine = 0, users = 0;
@@ -108,12 +110,14 @@ static int within_limits(const struct conn *c, uint64_t bytes, char *text, size_
 			 "this client holds %u sessions, the limit a connection "
 			 "(--max-sessions-per-client)",
 			 mine);
+		counters_refusal(SWARMD_LIM_SESSIONS_PER_CLIENT);
 		return -EDQUOT;
 	}
 	if (cfg.lim.per_user && users >= cfg.lim.per_user) {
 		snprintf(text, len,
 			 "user %u holds %u sessions, the limit (--max-sessions-per-user)",
 			 (unsigned)c->uid, users);
+		counters_refusal(SWARMD_LIM_SESSIONS_PER_USER);
 		return -EDQUOT;
 	}
 	if (cfg.lim.user_bytes && user_bytes + bytes > cfg.lim.user_bytes) {
@@ -122,6 +126,7 @@ static int within_limits(const struct conn *c, uint64_t bytes, char *text, size_
 			 "%llu (--max-user-bytes)",
 			 (unsigned)c->uid, (unsigned long long)user_bytes,
 			 (unsigned long long)bytes, (unsigned long long)cfg.lim.user_bytes);
+		counters_refusal(SWARMD_LIM_USER_BYTES);
 		return -EDQUOT;
 	}
 	return 0;

@@ -16,6 +16,8 @@
  *   models.c      resolving model versions, the registry and its watcher, switches
  *   preload.c     --preload and the NCCL fan-out
  *   health.c      liveness and readiness, readable from any thread (health.h)
+ *   counters.c    swarmd's own counters for the metrics, readable from any thread
+ *   metrics.c     --metrics: Prometheus metrics and health over HTTP, on a thread of its own
  *
  * What this header shares: the options (cfg, written once by options.c and main.c before
  * the loop starts, read-only after), the devices and sessions every module reads (d), and the
@@ -121,6 +123,12 @@ struct swarmd_config {
 		uint32_t standby;    /* warm spares to keep (--autoscale-standby) */
 		struct swarm_as_config cfg;
 	} as;
+	/* --metrics ADDR:PORT: the metrics and health endpoints (metrics.c); off by default */
+	struct {
+		int on;
+		struct sockaddr_storage addr; /* AF_INET or AF_INET6, port 0: any free one */
+		char text[64];                /* as given, for the logs */
+	} metrics;
 };
 
 extern struct swarmd_config cfg;
