@@ -159,6 +159,12 @@ struct swarm_msg_status_reply {
 	uint64_t uptime_ns;
 	struct swarm_status_device devices[SWARM_STATUS_MAX_DEVICES];
 	struct swarm_status_session sessions[SWARM_STATUS_MAX_SESSIONS];
+	/* Readiness as /health/ready says it (runtime/swarmd/health.h), for `swarm health`:
+	 * ready 1 or 0, the reason code, and the reason in words ("ready" when ready). At the
+	 * end, so that the fields above keep their offsets. */
+	int32_t ready;
+	int32_t ready_reason;
+	char ready_text[SWARM_MSG_TEXT_MAX];
 };
 
 /* The exit status of a worker that could not open its device (swarm-worker --gpu N where

@@ -46,7 +46,9 @@ json_t *swarm_status_json(const struct swarm_msg_status_reply *r)
 		json_array_append_new(devices, device_json(&r->devices[i]));
 	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++)
 		json_array_append_new(sessions, session_json(&r->sessions[i]));
-	return json_pack("{s:i, s:o, s:o, s:I, s:o}", "swarmd_pid", (int)r->swarmd_pid, "uptime_s",
-			 swarm_json_number("%.3f", (double)r->uptime_ns / 1e9), "devices", devices,
-			 "total_sessions", (json_int_t)r->total_sessions, "sessions", sessions);
+	return json_pack("{s:i, s:o, s:o, s:I, s:o, s:b, s:o}", "swarmd_pid", (int)r->swarmd_pid,
+			 "uptime_s", swarm_json_number("%.3f", (double)r->uptime_ns / 1e9),
+			 "devices", devices, "total_sessions", (json_int_t)r->total_sessions,
+			 "sessions", sessions, "ready", r->ready != 0, "ready_reason",
+			 swarm_json_str(r->ready_text));
 }

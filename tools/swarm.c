@@ -3,7 +3,8 @@
  * registry`: the model registry (tools/cmd_registry.c); `swarm topo`: the machine and where
  * each device's worker runs (tools/cmd_topo.c); `swarm device`: take a device out of service
  * or back (tools/cmd_topo.c); `swarm run`: a served model on .npy inputs (tools/cmd_run.c);
- * `swarm import onnx`: an ONNX model into the registry (tools/cmd_import.c). */
+ * `swarm import onnx`: an ONNX model into the registry (tools/cmd_import.c); `swarm health`:
+ * whether swarmd is ready, as an exit status for scripts and probes. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -25,7 +26,14 @@ static void usage(FILE *f)
 		"usage: swarm <command> [options]\n"
 		"\n"
 		"commands:\n"
-		"  status [--socket PATH] [--json]   devices and sessions of a running swarmd\n"
+		"  status [--socket PATH] [--json]   devices and sessions of a running swarmd;\n"
+		"                                    exits 1, saying so, when no device is in\n"
+		"                                    service\n"
+		"  health [--socket PATH]            whether swarmd is ready (every device that\n"
+		"                                    should serve serves, --preload models\n"
+		"                                    loaded): exit 0 ready, 1 not ready (the\n"
+		"                                    reason printed), 2 swarmd cannot be reached\n"
+		"                                    (`swarm status --check` is the same)\n"
 		"  topo [--json] [--topology XML]    NUMA nodes, GPUs, and where each device's\n"
 		"                                    worker runs (swarm topo --help)\n"
 		"  device drain|resume NAME          take a device out of service, or back\n"
@@ -36,7 +44,8 @@ static void usage(FILE *f)
 		"\n"
 		"The socket defaults to $SWARM_SOCKET, else swarmd's default path. Each wait on\n"
 		"swarmd is bounded by $SWARM_TIMEOUT_MS milliseconds (default 10000; 0: none).\n"
-		"Exit status: 0 on success, 1 when swarmd cannot be reached, 2 on bad usage.\n");
+		"Exit status: 0 on success, 1 when swarmd cannot be reached (or status finds no\n"
+		"device in service), 2 on bad usage (health: see above).\n");
 }
 
 int swarm_cmd_connect(const char *path, char *err, size_t err_len)
@@ -121,6 +130,7 @@ struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *er
 	}
 	for (uint32_t i = 0; i < SWARM_STATUS_MAX_SESSIONS; i++)
 		r->sessions[i].model[sizeof r->sessions[i].model - 1] = 0;
+	r->ready_text[sizeof r->ready_text - 1] = 0;
 	return r;
 }
 
@@ -177,12 +187,40 @@ static void print_table(const struct swarm_msg_status_reply *r)
 	}
 }
 
+/* `swarm health`: 0 ready, 1 not ready (why on stdout), 2 swarmd cannot be reached. */
+static int health(const char *sock)
+{
+	char err[512];
+	struct swarm_msg_status_reply *r = swarm_cmd_fetch_status(sock, err, sizeof err);
+	if (!r) {
+		fprintf(stderr, "swarm health: %s\n", err);
+		return 2;
+	}
+	int ready = r->ready != 0;
+	if (ready)
+		printf("ready\n");
+	else
+		printf("not ready: %s\n", r->ready_text[0] ? r->ready_text : "(no reason given)");
+	free(r);
+	return ready ? 0 : 1;
+}
+
+/* 1 when at least one device of r serves sessions. */
+static int any_in_service(const struct swarm_msg_status_reply *r)
+{
+	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++)
+		if (r->devices[i].state == SWARM_DEVICE_ACTIVE)
+			return 1;
+	return 0;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	const char *sock = NULL;
-	int json = 0;
+	int json = 0, check = 0;
 	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
 					      { "json", no_argument, 0, 'j' },
+					      { "check", no_argument, 0, 'c' },
 					      { "help", no_argument, 0, 'h' },
 					      { 0, 0, 0, 0 } };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -193,6 +231,9 @@ static int cmd_status(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'c':
+			check = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -201,6 +242,8 @@ static int cmd_status(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (check)
+		return health(sock);
 	char err[512];
 	struct swarm_msg_status_reply *r = swarm_cmd_fetch_status(sock, err, sizeof err);
 	if (!r) {
@@ -212,10 +255,33 @@ static int cmd_status(int argc, char **argv)
 		rc = swarm_json_write(stdout, swarm_status_json(r));
 	else
 		print_table(r);
+	int serving = any_in_service(r);
+	if (!serving)
+		fprintf(stderr, "swarm status: no device is in service (%s)\n", r->ready_text);
 	free(r);
 	if (rc)
 		fprintf(stderr, "swarm status: writing the JSON: %s\n", strerror(-rc));
-	return rc ? 1 : 0;
+	return rc || !serving ? 1 : 0;
+}
+
+static int cmd_health(int argc, char **argv)
+{
+	const char *sock = NULL;
+	static const struct option opts[] = { { "socket", required_argument, 0, 's' },
+					      { "help", no_argument, 0, 'h' },
+					      { 0, 0, 0, 0 } };
+	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+		if (o == 's') {
+			sock = optarg;
+		} else if (o == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	return health(sock);
 }
 
 int main(int argc, char **argv)
@@ -227,6 +293,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "health"))
+		return cmd_health(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "registry"))
 		return swarm_cmd_registry(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "run"))

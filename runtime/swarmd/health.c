@@ -32,8 +32,11 @@ static uint32_t compute(void)
 		const struct device *dv = &d.dev[i];
 		if (dv->state == SWARM_DEVICE_FAILED)
 			return word(SWARMD_HEALTH_DEVICE_FAILED, i);
+		/* A parked device can serve only where the autoscaler may wake it: without
+		 * --autoscale it was drained by an operator and stays out until resumed. */
 		if (dv->state == SWARM_DEVICE_ACTIVE || dv->state == SWARM_DEVICE_STANDBY ||
-		    dv->state == SWARM_DEVICE_PARKED || dv->state == SWARM_DEVICE_WARMING)
+		    (dv->state == SWARM_DEVICE_PARKED && cfg.as.on) ||
+		    dv->state == SWARM_DEVICE_WARMING)
 			can_serve = 1;
 		if (dv->state != SWARM_DEVICE_ACTIVE && dv->state != SWARM_DEVICE_STANDBY)
 			continue;

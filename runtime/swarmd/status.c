@@ -10,6 +10,7 @@
 
 #include "runtime/histogram.h"
 #include "runtime/log.h"
+#include "runtime/swarmd/health.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -18,6 +19,8 @@ void status_fill(struct swarm_msg_status_reply *r)
 	r->swarmd_pid = getpid();
 	r->uptime_ns = swarm_now_ns() - d.started_ns;
 	r->n_devices = (uint32_t)d.n_dev;
+	r->ready = health_ready(r->ready_text, sizeof r->ready_text);
+	r->ready_reason = health_reason();
 	for (int i = 0; i < d.n_dev; i++) {
 		struct device *dv = &d.dev[i];
 		struct swarm_status_device *o = &r->devices[i];

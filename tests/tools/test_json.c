@@ -174,7 +174,8 @@ static void assert_keys(json_t *obj, const char *const *keys, const char *what)
 }
 
 static const char *const status_keys[] = { "swarmd_pid",     "uptime_s", "devices",
-					   "total_sessions", "sessions", NULL };
+					   "total_sessions", "sessions", "ready",
+					   "ready_reason",   NULL };
 static const char *const status_device_keys[] = { "index",
 						  "name",
 						  "state",
