@@ -60,12 +60,12 @@ struct swarm_model_stats {
 	uint64_t failures[SWARM_FAIL_N];
 	/* Weight loads: how many, the blob bytes mapped and the time it took (mapping, first
 	 * touch, verify, the copy to a GPU), the bytes copied to the device (0 on the CPU, which
-	 * computes on the mapping), and the last load's rate in GB/s x 1000. */
+	 * computes on the mapping), and the last load's rate in bytes a second. */
 	uint64_t loads;
 	uint64_t load_bytes;
 	uint64_t load_ns;
 	uint64_t upload_bytes;
-	uint64_t load_gbps_milli;
+	uint64_t load_bytes_per_s;
 	struct swarm_p2hist latency_ns; /* the client's submit stamp to completion */
 	struct swarm_p2hist queue_ns;   /* the client's submit stamp to the start of its run */
 	struct swarm_p2hist compute_ns; /* one run: a batch, or a pass over a session's requests */

@@ -84,7 +84,7 @@ static const struct {
 	  offsetof(struct swarm_model_stats, upload_bytes), 1 },
 	{ "swarm_weight_load_bytes_per_second", "gauge",
 	  "The last weight load's rate: the copy to the device, else the read.",
-	  offsetof(struct swarm_model_stats, load_gbps_milli), 1e6 },
+	  offsetof(struct swarm_model_stats, load_bytes_per_s), 1 },
 };
 
 static const struct {

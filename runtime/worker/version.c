@@ -259,8 +259,8 @@ static void log_loaded(struct worker *w, const struct version *x,
 		swarm_stat_add(&x->ms->load_bytes, x->w.bytes);
 		swarm_stat_add(&x->ms->load_ns, x->w.load_ns);
 		swarm_stat_add(&x->ms->upload_bytes, up->bytes);
-		__atomic_store_n(&x->ms->load_gbps_milli,
-				 ns ? (uint64_t)((double)bytes / (double)ns * 1e3) : 0,
+		__atomic_store_n(&x->ms->load_bytes_per_s,
+				 ns ? (uint64_t)((double)bytes / (double)ns * 1e9) : 0,
 				 __ATOMIC_RELAXED);
 	}
 	static int fallback_logged;
