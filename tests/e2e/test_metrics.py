@@ -10,6 +10,9 @@ One case a run, each registered in ctest (tests/CMakeLists.txt):
               cumulative with +Inf equal to _count, health 200, 404 elsewhere
   status      `swarm status` exits 1 when no device is in service, `swarm health` 0/1/2,
               /health/ready 503 with the reason while the only device is drained
+  weights     a registry model's weight loads counted per device: loads, bytes, time, rate
+  refusals    a limit's refusals and the opens they failed, and a silent connection's hello
+              timeout, counted by limit and reason
   promtool    `promtool check metrics` on a scrape (Debian's prometheus package)
   prometheus  a real Prometheus server scrapes swarmd and answers a query on
               swarm_requests_total through its HTTP API
@@ -369,6 +372,71 @@ def case_status(bindir):
     print("swarm status and swarm health exit as documented")
 
 
+def case_weights(bindir):
+    here = os.path.dirname(os.path.abspath(__file__))
+    d = tempfile.mkdtemp(prefix="swarm-metrics-reg-")
+    tmpdirs.append(d)
+    r = subprocess.run([sys.executable, os.path.join(here, "..", "..", "tools",
+                                                     "make-affine-model.py"), d + "/m"],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "make-affine-model.py: %s%s" % (r.stdout, r.stderr))
+    swarm = os.path.join(bindir, "swarm")
+    for args in (["init"], ["publish", "affine", "--weights", d + "/m/affine.safetensors",
+                            "--manifest", d + "/m/affine.json"]):
+        r = subprocess.run([swarm, "registry", "--registry", d + "/reg", *args],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "swarm registry %s: %s%s" % (args[0], r.stdout, r.stderr))
+    blob = os.path.getsize(d + "/m/affine.safetensors")
+    sd = Swarmd(bindir, extra=("--registry", d + "/reg"))
+    S, N = 2, 300
+    sd.client(S, N)
+    s = scrape(sd)
+    check(total(s, "swarm_requests_total", model="affine", version="1") == S * N,
+          "requests of the registry's affine")
+    served = [dict(l)["device"] for (n, l), v in s.items()
+              if n == "swarm_requests_total" and v > 0]
+    check(served, "no device served")
+    for dev in served:
+        loads = total(s, "swarm_weight_loads_total", model="affine", device=dev)
+        check(loads >= 1, "%s: %g weight loads" % (dev, loads))
+        got = total(s, "swarm_weight_load_bytes_total", model="affine", device=dev)
+        check(got == loads * blob, "%s: %g bytes loaded, want %g x %d" % (dev, got, loads, blob))
+        check(total(s, "swarm_weight_load_seconds_total", model="affine", device=dev) > 0,
+              "%s: no load time" % dev)
+        check(total(s, "swarm_weight_load_bytes_per_second", model="affine", device=dev) > 0,
+              "%s: no load rate" % dev)
+        check(total(s, "swarm_weight_upload_bytes_total", model="affine", device=dev) == 0,
+              "%s: a CPU device uploaded weights" % dev)
+    print("weight loads counted on %s (%d-byte blob)" % (", ".join(served), blob))
+    sd.stop()
+
+
+def case_refusals(bindir):
+    sd = Swarmd(bindir, devices="cpu:1",
+                extra=("--max-sessions-per-client", "1", "--hello-timeout-ms", "200"))
+    p = sd.client(2, 10, wait=False)
+    out = p.communicate(timeout=120)[0]
+    check(p.returncode != 0, "a second session past the limit was not refused:\n" + out)
+    s = scrape(sd)
+    check(total(s, "swarm_refusals_total", limit="sessions_per_client") == 1,
+          "refusals{sessions_per_client} %g, want 1"
+          % total(s, "swarm_refusals_total", limit="sessions_per_client"))
+    check(total(s, "swarm_open_failures_total", reason="limit") == 1, "open failures by limit")
+    check(total(s, "swarm_open_failures_total") == 1, "other open failures counted")
+    check(total(s, "swarm_session_opens_total") == 1, "opens %g, want 1"
+          % total(s, "swarm_session_opens_total"))
+    # A connection that never says hello is closed at its deadline, and counted.
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    c.connect(sd.sock)
+    wait_for("the hello timeout counted", lambda: total(
+        scrape(sd), "swarm_refusals_total", limit="hello_timeout") == 1)
+    c.close()
+    others = total(scrape(sd), "swarm_refusals_total") - 2
+    check(others == 0, "%g refusals counted under other limits" % others)
+    print("refusals counted by limit; the failed open by reason")
+    sd.stop()
+
+
 def case_promtool(bindir):
     tool = shutil.which("promtool")
     if not tool:
@@ -447,7 +515,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="the build's bin directory")
     ap.add_argument("--case", required=True,
-                    choices=["options", "endpoint", "status", "promtool", "prometheus"])
+                    choices=["options", "endpoint", "status", "weights", "refusals",
+                             "promtool", "prometheus"])
     a = ap.parse_args()
     for prog in ("swarmd", "swarm-worker", "swarm", "example-client"):
         check(os.access(os.path.join(a.bin, prog), os.X_OK),
