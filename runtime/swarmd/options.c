@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/build_info.h"
 #include "runtime/log.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
@@ -17,7 +18,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: swarmd [options]\n"
+		"Usage: swarmd [options]\n"
 		"The swarm control plane: serves models to local clients through shared memory.\n"
 		"\n"
 		"  --socket PATH        listen here (default: $SWARM_SOCKET, else\n"
@@ -85,6 +86,7 @@ static void usage(FILE *f)
 		"  --hello-timeout-ms T  a connection that has not said hello within T is\n"
 		"                       closed (default 5000; 0: never)\n"
 		"  -h, --help           this text\n"
+		"      --version        print swarmd's version, client ABI and CUDA support\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
 		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n",
@@ -381,6 +383,7 @@ static const struct option opts[] = { { "socket", required_argument, 0, 's' },
 				      { "max-session-bytes", required_argument, 0, 'b' },
 				      { "max-user-bytes", required_argument, 0, 'T' },
 				      { "help", no_argument, 0, 'h' },
+				      { "version", no_argument, 0, 'v' },
 				      { 0, 0, 0, 0 } };
 
 static void defaults(void)
@@ -416,6 +419,9 @@ int swarmd_options(int argc, char **argv)
 			rc = parse_service(o, optarg);
 		else if (o == 'h') {
 			usage(stdout);
+			return 1;
+		} else if (o == 'v') {
+			swarm_build_print_version("swarmd");
 			return 1;
 		} else {
 			usage(stderr);
