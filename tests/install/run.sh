@@ -144,7 +144,9 @@ for page in man8/swarmd.8 man1/swarm.1; do
 	else
 		bad "man page $f missing or without its --help text (is help2man installed?)"
 	fi
-	if command -v man >/dev/null 2>&1; then
+	if ! command -v man >/dev/null 2>&1; then
+		echo "  note  no man command (man-db): $name's rendering not checked"
+	else
 		if MANWIDTH=80 man -l "$f" 2>"$TMP/man.err" | grep -q -- '--version'; then
 			ok "man -l $name renders, --version in it"
 		else
@@ -217,6 +219,24 @@ else
 	bad "the CMake client does not build"
 	show "$TMP/client-cmake.log"
 fi
+# SameMinorVersion: another minor version, older or newer, or major version is refused.
+major=${VERSION%%.*}
+minor=${VERSION#*.}
+minor=${minor%%.*}
+wants=("$major.$((minor + 1))" "$((major + 1)).$minor")
+((minor == 0)) || wants+=("$major.$((minor - 1))")
+for want in "${wants[@]}"; do
+	if cmake -S "$TMP/client" -B "$TMP/client-want" -DCMAKE_PREFIX_PATH="$PREFIX" \
+		-DWANT_SWARM="$want" >"$TMP/want.log" 2>&1; then
+		bad "find_package(swarm $want) accepted swarm $VERSION"
+	elif grep -q "version: $VERSION" "$TMP/want.log"; then
+		ok "find_package(swarm $want) refuses swarm $VERSION"
+	else
+		bad "find_package(swarm $want) failed for another reason"
+		show "$TMP/want.log"
+	fi
+	rm -rf "$TMP/client-want"
+done
 if make -C "$TMP/client" >"$TMP/client-make.log" 2>&1; then
 	check_client "make (pkg-config)" "$TMP/client/outside-client"
 else
