@@ -2,10 +2,12 @@
 # run.sh: swarm as a user installs it and builds against it (docs/install.md), ctest's
 # install_package.
 #
-#   tests/install/run.sh BUILD_DIR VERSION LIBDIR
+#   tests/install/run.sh BUILD_DIR VERSION LIBDIR [SANITIZE]
 #
 # VERSION is project(swarm VERSION) and LIBDIR is CMAKE_INSTALL_LIBDIR, both as the build
-# was configured (tests/CMakeLists.txt passes them).
+# was configured, and SANITIZE is 1 for a -DSWARM_SANITIZE=ON build (tests/CMakeLists.txt
+# passes them). In a sanitizer build libswarm also needs the sanitizers' runtimes, and the
+# outside clients are built with the same -fsanitize flags, since ASan must be loaded first.
 # 1. `cmake --install BUILD_DIR --prefix TMP/prefix` into a fresh temporary prefix.
 # 2. libswarm: its soname is libswarm.so.<SWARM_ABI_VERSION>, with the links beside it, it
 #    needs only libc, and it exports swarm_* symbols only, swarm_version among them.
@@ -27,6 +29,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BUILD_DIR=$(readlink -f "${1:?usage: run.sh BUILD_DIR VERSION LIBDIR}")
 VERSION=${2:?usage: run.sh BUILD_DIR VERSION LIBDIR}
 LIBDIR=${3:?usage: run.sh BUILD_DIR VERSION LIBDIR}
+SANITIZE=${4:-0}
 ABI=$(sed -n 's/^#define SWARM_ABI_VERSION \([0-9]*\)u\{0,1\}$/\1/p' "$ROOT/include/swarm/swarm.h")
 
 passed=0
@@ -84,10 +87,12 @@ else
 fi
 # glibc's dynamic loader (ld-linux) comes with libc: libswarm's thread-local error text
 # needs its __tls_get_addr.
+glibc='libc\.so\.6|ld-linux[-a-z0-9_.]*\.so\.[0-9]+'
+[[ $SANITIZE == 1 ]] && glibc+='|lib(asan|ubsan|m|dl|rt|pthread|gcc_s)\.so\.[0-9]+'
 needed=$(readelf -d "$real" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
-	{ grep -vxE 'libc\.so\.6|ld-linux[-a-z0-9_.]*\.so\.[0-9]+' || true; } | tr '\n' ' ')
+	{ grep -vxE "$glibc" || true; } | tr '\n' ' ')
 if [[ -z $needed ]]; then
-	ok "libswarm needs only glibc (libc.so.6, ld-linux)"
+	ok "libswarm needs only glibc (libc.so.6, ld-linux$([[ $SANITIZE == 1 ]] && echo ", and the sanitizers' runtimes"))"
 else
 	bad "libswarm needs more than glibc: $needed"
 fi
@@ -206,6 +211,10 @@ check_client()
 }
 
 cp -r "$HERE/client" "$TMP/client"
+if [[ $SANITIZE == 1 ]]; then
+	# Read by CMake's first configure and by the Makefile's +=.
+	export CFLAGS="-fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
+fi
 if cmake -S "$TMP/client" -B "$TMP/client-cmake" -DCMAKE_PREFIX_PATH="$PREFIX" \
 	>"$TMP/client-cmake.log" 2>&1 && cmake --build "$TMP/client-cmake" >>"$TMP/client-cmake.log" 2>&1; then
 	if grep -q "from $LIB/cmake/swarm" "$TMP/client-cmake.log"; then
