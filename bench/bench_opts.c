@@ -1,6 +1,7 @@
 /* bench_opts.c: swarm-bench's command line: its help text, which says what every case
  * measures and against what, and the parsing of its options and --cases list. */
 #include "bench/swarm_bench.h"
+#include "runtime/build_info.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -131,6 +132,7 @@ static void bench_usage(FILE *f)
 		"                 DIR/<name>/ranker.safetensors and ranker.json (what\n"
 		"                 tools/make-ranker-model.py writes with the same sizes) and exit\n"
 		"  -h, --help     this text\n"
+		"      --version  print swarm-bench's version and exit\n"
 		"\n"
 		"Placement: the benchmark pins itself to the last cpu and every peer (a baseline's\n"
 		"child; the worker of device cpu:0, which gets the session; the batching case's\n"
@@ -203,6 +205,7 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		{ "onnx", required_argument, NULL, 'o' },
 		{ "write-rankers", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -244,6 +247,9 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'h':
 			bench_usage(stdout);
+			return 1;
+		case 'v':
+			swarm_build_print_version("swarm-bench");
 			return 1;
 		default:
 			bench_usage(stderr);

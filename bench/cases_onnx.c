@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/build_info.h"
+
 /* One model of models.txt. */
 struct bench_onnx_listed {
 	char name[64];
@@ -267,9 +269,11 @@ int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep)
 {
 	char list[PATH_MAX + 16], runner[PATH_MAX];
 	struct bench_onnx_listed models[BENCH_ONNX_MODELS];
-	const char *env = getenv("SWARM_ORT_RUNNER");
-	snprintf(runner, sizeof runner, "%s",
-		 env && *env ? env : SWARM_SOURCE_DIR "/bench/ort_runner.py");
+	char looked[2 * PATH_MAX];
+	/* Where none is found, runner holds the last place looked at, and the child's failure
+	 * to start names it. */
+	(void)swarm_build_data_path("SWARM_ORT_RUNNER", "ort_runner.py", "bench/ort_runner.py",
+				    runner, sizeof runner, looked, sizeof looked);
 	int n = bench_onnx_list_read(ctx->o.onnx, list, sizeof list, models);
 	if (n == 0) {
 		struct bench_row *row = bench_row_add(rep, "onnx vs ORT", "ns");

@@ -47,6 +47,7 @@
 #include "registry/loader.h"
 #include "runtime/device_weights.h"
 #include "registry/safetensors.h"
+#include "runtime/build_info.h"
 
 static struct gb_row rows[32];
 static int n_rows;
@@ -182,6 +183,8 @@ static void usage(FILE *f)
 		"  --write-only   write and parse the model file, then stop (needs no GPU)\n"
 		"  --torch-file F run only the torch script over F and print its row (needs no GPU\n"
 		"                 here: the script says skipped without one); a check of the runner\n"
+		"  --help         this text\n"
+		"  --version      print swarm-gpu-bench's version and exit\n"
 		"Each row is printed as \"row: what | figure | baseline | verdict\" the moment it is\n"
 		"measured, and all of them in a table at the end. A platform's refusal (a memfd or\n"
 		"file mapping it will not pin, O_DIRECT or io_uring refused) is printed as\n"
@@ -228,6 +231,7 @@ static const struct option gb_longs[] = { { "dir", required_argument, 0, 'd' },
 					  { "keep", no_argument, 0, 'k' },
 					  { "write-only", no_argument, 0, 'w' },
 					  { "help", no_argument, 0, 'h' },
+					  { "version", no_argument, 0, 'v' },
 					  { 0, 0, 0, 0 } };
 
 /* Parses argv into o. Returns 0, 1 after --help (printed), or 2 on a bad command line (the
@@ -286,6 +290,9 @@ static int gb_opts_parse(int argc, char **argv, struct gb_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			return 1;
+		case 'v':
+			swarm_build_print_version("swarm-gpu-bench");
 			return 1;
 		default:
 			usage(stderr);

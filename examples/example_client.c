@@ -26,7 +26,8 @@ static void usage(FILE *f)
 		   "                      [--requests N] [--rows N]\n"
 		   "Sends --requests requests of --rows rows (default 10000 of 4) on each of\n"
 		   "--sessions sessions (default 2) of --model (default affine), checks every\n"
-		   "output, and prints latency and placement per session.\n");
+		   "output, and prints latency and placement per session.\n"
+		   "--help prints this text, --version the libswarm version and client ABI.\n");
 }
 
 /* The command line. */
@@ -46,6 +47,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 					      { "requests", required_argument, 0, 'r' },
 					      { "rows", required_argument, 0, 'R' },
 					      { "help", no_argument, 0, 'h' },
+					      { "version", no_argument, 0, 'V' },
 					      { 0, 0, 0, 0 } };
 	*a = (struct args){ .model = "affine", .n_sessions = 2, .n_requests = 10000, .rows = 4 };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -67,6 +69,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			/* An example uses the public API only: libswarm's version, the ABI of
+			 * the header it was built with. */
+			printf("%s %s (abi %u)\n", "example-client", swarm_version(),
+			       SWARM_ABI_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -399,7 +399,8 @@ static void usage(FILE *f)
 		   "--model (default minilm, imported by tools/import-minilm.py) and prints the\n"
 		   "first 8 dims of each embedding and their cosine similarities; --json prints\n"
 		   "{\"sentences\": [...], \"embeddings\": [[...], ...]} instead, --tokens the\n"
-		   "token ids too. --vocab is the model's vocab.txt (default ./vocab.txt).\n");
+		   "token ids too. --vocab is the model's vocab.txt (default ./vocab.txt).\n"
+		   "--help prints this text, --version the libswarm version and client ABI.\n");
 }
 
 /* The input (output != 0: output) named name and its index in *idx, or NULL. */
@@ -435,6 +436,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 					      { "json", no_argument, 0, 'j' },
 					      { "tokens", no_argument, 0, 't' },
 					      { "help", no_argument, 0, 'h' },
+					      { "version", no_argument, 0, 'V' },
 					      { 0, 0, 0, 0 } };
 	*a = (struct args){ .model = "minilm", .vocab_path = "vocab.txt" };
 	for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -456,6 +458,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			/* An example uses the public API only: libswarm's version, the ABI of
+			 * the header it was built with. */
+			printf("%s %s (abi %u)\n", "minilm-client", swarm_version(),
+			       SWARM_ABI_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -5,8 +5,8 @@
  * Python's own path.
  *
  * Where the importer is: $SWARM_IMPORT_ONNX, else BINDIR/../share/swarm/import-onnx.py (an
- * installed swarm), else the source tree this swarm was built from. The interpreter is
- * $PYTHON, else python3.
+ * installed swarm, its modules beside it), else the source tree this swarm was built from
+ * (runtime/build_info.h). The interpreter is $PYTHON, else python3.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,11 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/build_info.h"
 #include "tools/cmd.h"
-
-#ifndef SWARM_SOURCE_DIR
-#define SWARM_SOURCE_DIR "."
-#endif
 
 static void usage(FILE *f)
 {
@@ -51,37 +48,6 @@ static void usage(FILE *f)
 		"usage.\n");
 }
 
-/* The importer's path into buf: 0, or -ENOENT with every place looked at in err. */
-static int find_importer(char *buf, size_t len, char *err, size_t err_len)
-{
-	const char *env = getenv("SWARM_IMPORT_ONNX");
-	if (env && *env) {
-		snprintf(buf, len, "%s", env);
-		if (access(buf, R_OK) == 0)
-			return 0;
-		snprintf(err, err_len, "$SWARM_IMPORT_ONNX=%s: %s", env, strerror(errno));
-		return -ENOENT;
-	}
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	int off = 0;
-	if (n > 0) {
-		self[n] = 0;
-		char *slash = strrchr(self, '/');
-		if (slash)
-			*slash = 0;
-		snprintf(buf, len, "%s/../share/swarm/import-onnx.py", self);
-		if (access(buf, R_OK) == 0)
-			return 0;
-		off = snprintf(err, err_len, "%s", buf);
-	}
-	snprintf(buf, len, "%s/tools/import-onnx.py", SWARM_SOURCE_DIR);
-	if (access(buf, R_OK) == 0)
-		return 0;
-	snprintf(err + off, err_len - (size_t)off, "%s%s", off ? ", " : "", buf);
-	return -ENOENT;
-}
-
 static int cmd_import_onnx(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -95,7 +61,8 @@ static int cmd_import_onnx(int argc, char **argv)
 		return 2;
 	}
 	char script[PATH_MAX + 64], err[2 * PATH_MAX + 160];
-	if (find_importer(script, sizeof script, err, sizeof err)) {
+	if (swarm_build_data_path("SWARM_IMPORT_ONNX", "import-onnx.py", "tools/import-onnx.py",
+				  script, sizeof script, err, sizeof err)) {
 		fprintf(stderr, "swarm import onnx: the importer is not installed (looked at %s)\n",
 			err);
 		return 1;

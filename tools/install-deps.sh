@@ -30,6 +30,7 @@ PACKAGES=(
 	systemd          # systemd-analyze: the unit files' verify and security tests
 	prometheus       # promtool and a real Prometheus server for the metrics tests
 	util-linux       # unshare: the client-in-other-namespaces test
+	help2man         # the man pages of swarmd and swarm, made from their --help
 )
 
 installed()

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/build_info.h"
 #include "tools/json_out.h"
 #include "tools/sim.h"
 
@@ -80,6 +81,7 @@ static void usage(FILE *f)
 		"  --svg FILE                      load and devices over time (auto's with --compare)\n"
 		"  --ticks-csv FILE                what every tick measured and decided\n"
 		"  -h, --help                      this text\n"
+		"      --version                   print swarm-sim's version and exit\n"
 		"\n"
 		"example:\n"
 		"  swarm-sim --trace mmpp:2000,12000,1200,300,14400 --start 10 --warmup-ms 3000 \\\n"
@@ -193,6 +195,7 @@ static const struct option long_opts[] = {
 	{ "ticks-csv", required_argument, NULL, OPT_TICKS },
 	{ "measure", required_argument, NULL, OPT_MEASURE },
 	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'v' },
 	{ 0 },
 };
 
@@ -323,6 +326,9 @@ static void parse_args(int argc, char **argv, struct cli *c)
 		switch (opt) {
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'v':
+			swarm_build_print_version("swarm-sim");
 			exit(0);
 		case OPT_TRACE:
 			c->trace_spec = optarg;

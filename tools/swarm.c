@@ -16,6 +16,7 @@
 
 #include "ipc/proto.h"
 #include "runtime/balancer.h"
+#include "runtime/build_info.h"
 #include "swarm/swarm.h"
 #include "tools/cmd.h"
 #include "tools/json_out.h"
@@ -23,7 +24,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: swarm <command> [options]\n"
+		"Usage: swarm <command> [options]\n"
 		"\n"
 		"commands:\n"
 		"  status [--socket PATH] [--json]   devices and sessions of a running swarmd;\n"
@@ -41,6 +42,8 @@ static void usage(FILE *f)
 		"  import onnx MODEL.onnx --name N   publish an ONNX model (swarm import --help)\n"
 		"  run NAME[@V] --in IN=FILE.npy     run a served model on .npy inputs, write the\n"
 		"                                    outputs as .npy (swarm run --help)\n"
+		"  version, --version                swarm's version, client ABI and CUDA support\n"
+		"  help, -h, --help                  this text\n"
 		"\n"
 		"The socket defaults to $SWARM_SOCKET, else swarmd's default path. Each wait on\n"
 		"swarmd is bounded by $SWARM_TIMEOUT_MS milliseconds (default 10000; 0: none).\n"
@@ -290,6 +293,10 @@ int main(int argc, char **argv)
 	    !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		swarm_build_print_version("swarm");
+		return 0;
 	}
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);

@@ -105,6 +105,11 @@ typedef struct swarm_request swarm_request;
 /* Request flags for swarm_request_submit. */
 #define SWARM_REQUEST_NO_RETRY 0x1u /* not idempotent: never run again on another device */
 
+/* Returns the version of the libswarm loaded at run time, such as "0.2.0": a static string,
+ * never NULL, callable at any time from any thread. It may be newer than the header the
+ * client was built with; SWARM_ABI_VERSION is what must match swarmd's. */
+SWARM_API const char *swarm_version(void);
+
 /* Returns a static, human-readable meaning of err (a negative errno from swarm). */
 SWARM_API const char *swarm_strerror(int err);
 

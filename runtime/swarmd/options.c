@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/build_info.h"
 #include "runtime/log.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
@@ -18,7 +19,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: swarmd [options]\n"
+		"Usage: swarmd [options]\n"
 		"The swarm control plane: serves models to local clients through shared memory.\n"
 		"\n"
 		"  --socket PATH        listen here (default: $SWARM_SOCKET, else\n"
@@ -90,6 +91,7 @@ static void usage(FILE *f)
 		"                       free one, logged as event=metrics_listening (default\n"
 		"                       off; docs/metrics.md)\n"
 		"  -h, --help           this text\n"
+		"      --version        print swarmd's version, client ABI and CUDA support\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
 		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n",
@@ -430,6 +432,7 @@ static const struct option opts[] = { { "metrics", required_argument, 0, OPT_MET
 				      { "max-session-bytes", required_argument, 0, 'b' },
 				      { "max-user-bytes", required_argument, 0, 'T' },
 				      { "help", no_argument, 0, 'h' },
+				      { "version", no_argument, 0, 'v' },
 				      { 0, 0, 0, 0 } };
 
 static void defaults(void)
@@ -467,6 +470,9 @@ int swarmd_options(int argc, char **argv)
 			rc = parse_service(o, optarg);
 		else if (o == 'h') {
 			usage(stdout);
+			return 1;
+		} else if (o == 'v') {
+			swarm_build_print_version("swarmd");
 			return 1;
 		} else {
 			usage(stderr);

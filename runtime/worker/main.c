@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "kernels/cpu/staged_device.h"
+#include "runtime/build_info.h"
 #include "runtime/log.h"
 #include "runtime/topology.h"
 #include "runtime/worker/worker.h"
@@ -72,6 +73,8 @@ static void usage(FILE *f)
 		"                  direct or register (docs/registry.md, \"Loading\")\n"
 		"  --backend-dir D where manifests' custom backends named without a path are\n"
 		"                  found\n"
+		"  --help          this text\n"
+		"  --version       print swarm-worker's version, client ABI and CUDA support\n"
 		"Environment: SWARM_NO_IO_URING=1 uses epoll in place of io_uring (and no\n"
 		"io_uring for direct loads); SWARM_LOAD_MODE=M as --load-mode (the option wins);\n"
 		"SWARM_LOAD_THREADS=N pread threads (default: the bound cores, at most 16).\n"
@@ -100,10 +103,11 @@ static const struct option long_opts[] = { { "ctl-fd", required_argument, 0, 'c'
 					   { "gpu", required_argument, 0, 'G' },
 					   { "load-mode", required_argument, 0, 'L' },
 					   { "help", no_argument, 0, 'h' },
+					   { "version", no_argument, 0, 'v' },
 					   { 0, 0, 0, 0 } };
 
 /* Applies option o (getopt_long's value) with its argument arg. Returns -1 to go on, or the
- * exit status: 0 after --help, 2 for a bad option or value. */
+ * exit status: 0 after --help or --version, 2 for a bad option or value. */
 static int apply_option(struct worker *w, struct args *a, int o, const char *arg)
 {
 	switch (o) {
@@ -155,6 +159,9 @@ static int apply_option(struct worker *w, struct args *a, int o, const char *arg
 		break;
 	case 'h':
 		usage(stdout);
+		return 0;
+	case 'v':
+		swarm_build_print_version("swarm-worker");
 		return 0;
 	default:
 		usage(stderr);
