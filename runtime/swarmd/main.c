@@ -426,6 +426,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	swarm_log_init("swarmd", cfg.log_level);
+	swarm_log_set_format(cfg.log_format);
 	d.started_ns = swarm_now_ns();
 	if (find_worker())
 		return 1;

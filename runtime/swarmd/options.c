@@ -56,6 +56,8 @@ static void usage(FILE *f)
 		"                       when named without a path\n"
 		"  --worker PATH        the swarm-worker binary (default: beside swarmd)\n"
 		"  --log-level L        debug, info, warn or error (default info)\n"
+		"  --log-format F       kv (default) or json: one JSON object a line, for log\n"
+		"                       shippers (the workers' lines too)\n"
 		"  --autoscale          power devices into and out of service with demand\n"
 		"                       (docs/autoscaler.md): devices start parked but for\n"
 		"                       --autoscale-idle; each model's min_devices, max_devices\n"
@@ -335,6 +337,13 @@ static int parse_service(int o, const char *arg)
 			return 2;
 		}
 		break;
+	case 'F':
+		cfg.log_format = swarm_log_parse_format(arg);
+		if (cfg.log_format < 0) {
+			fprintf(stderr, "swarmd: --log-format takes kv or json, not \"%s\"\n", arg);
+			return 2;
+		}
+		break;
 	case 'r':
 		swarm_copy_str(cfg.registry_dir, sizeof cfg.registry_dir, arg);
 		break;
@@ -365,6 +374,7 @@ static const struct option opts[] = { { "socket", required_argument, 0, 's' },
 				      { "hello-timeout-ms", required_argument, 0, 'H' },
 				      { "worker", required_argument, 0, 'w' },
 				      { "log-level", required_argument, 0, 'l' },
+				      { "log-format", required_argument, 0, 'F' },
 				      { "registry", required_argument, 0, 'r' },
 				      { "no-verify", no_argument, 0, 'V' },
 				      { "preload", required_argument, 0, 'P' },
@@ -412,7 +422,7 @@ int swarmd_options(int argc, char **argv)
 			rc = parse_access(o, optarg);
 		else if (strchr("IWCYU", o))
 			rc = parse_autoscale(o, name, optarg);
-		else if (strchr("sdtiSwlrVBPA", o))
+		else if (strchr("sdtiSwlFrVBPA", o))
 			rc = parse_service(o, optarg);
 		else if (o == 'h') {
 			usage(stdout);

@@ -132,6 +132,10 @@ int sup_start_worker(struct device *dv)
 		}
 		if (!cfg.verify_blobs)
 			argv[argc++] = "--no-verify";
+		if (cfg.log_format == SWARM_LOG_JSON) {
+			argv[argc++] = "--log-format";
+			argv[argc++] = "json";
+		}
 		if (cfg.backend_dir[0]) {
 			argv[argc++] = "--backend-dir";
 			argv[argc++] = cfg.backend_dir;

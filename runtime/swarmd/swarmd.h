@@ -86,6 +86,7 @@ struct swarmd_config {
 	char worker_path[PATH_MAX];
 	uint64_t spin_us;
 	int log_level;
+	int log_format; /* --log-format: a swarm_log_format, passed on to the workers */
 	/* limits per client and per user (0: none), docs/control-plane.md "Limits and trust" */
 	struct {
 		uint32_t per_client;    /* sessions of one connection (default: half the places) */
