@@ -334,6 +334,10 @@ static int start_loop(void)
 			  strerror(-err));
 		return -1;
 	}
+	/* The registry before the socket: a startup error leaves no socket behind. */
+	m.registry_w.kind = W_REGISTRY;
+	if (models_open(&m.registry_w))
+		return -1;
 	err = ctl_listen();
 	if (err) {
 		swarm_log(SWARM_LOG_ERROR,
@@ -354,8 +358,6 @@ static int start_loop(void)
 			  strerror(err ? -err : errno));
 		return -1;
 	}
-	m.registry_w.kind = W_REGISTRY;
-	models_open(&m.registry_w);
 	swarm_log(SWARM_LOG_INFO, "event=listening socket=%s devices=%d numa_nodes=%d io=%s",
 		  cfg.socket_path, d.n_dev, swarm_topology_numa_count(d.topo),
 		  swarm_loop_backend(d.loop) == SWARM_LOOP_IO_URING ? "io_uring" : "epoll");

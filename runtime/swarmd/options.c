@@ -44,8 +44,8 @@ static void usage(FILE *f)
 		"                       device`), besides root and swarmd's own user (repeatable)\n"
 		"  --registry DIR       the model registry (default: $SWARM_REGISTRY, else\n"
 		"                       $XDG_DATA_HOME/swarm/registry, else\n"
-		"                       ~/.local/share/swarm/registry); without one, only the\n"
-		"                       built-in models identity and affine are served\n"
+		"                       ~/.local/share/swarm/registry); only the default may be\n"
+		"                       absent (then the built-ins identity and affine serve)\n"
 		"  --no-verify          do not check weights blobs' SHA-256 when loading them\n"
 		"  --preload M[@V],...  load these models on every device as soon as its worker\n"
 		"                       is ready, before any session asks (repeatable; up to %d;\n"
@@ -346,6 +346,7 @@ static int parse_service(int o, const char *arg)
 		break;
 	case 'r':
 		swarm_copy_str(cfg.registry_dir, sizeof cfg.registry_dir, arg);
+		cfg.registry_given = 1;
 		break;
 	case 'V':
 		cfg.verify_blobs = 0;

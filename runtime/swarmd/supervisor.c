@@ -187,7 +187,8 @@ static int orphan_sessions(struct device *dv, uint64_t now)
 			continue;
 		s->device = -1;
 		if (s->state == S_ATTACHING && !s->reattach && s->client) {
-			ctl_send_open_reply(s->client, s->open_seq, -ECONNABORTED, NULL,
+			session_open_failed(s->client, s->open_seq, s->model_name, s->version,
+					    -ECONNABORTED,
 					    "the worker died while attaching the session; retry");
 			session_free(s);
 		} else if (s->state == S_DETACHING || !s->client) {

@@ -105,6 +105,7 @@ struct swarmd_config {
 	uint32_t max_conns, max_conns_per_user; /* 0: no limit */
 	uint64_t hello_timeout_ns;
 	char registry_dir[PATH_MAX];
+	int registry_given;         /* --registry: it must exist (only the default may be absent) */
 	char backend_dir[PATH_MAX]; /* where a manifest's relative backend name is found */
 	int verify_blobs;
 	const char *topo_xml;              /* --topology, NULL for this machine */
@@ -339,6 +340,11 @@ void session_mark(struct session *s, uint32_t seg_state);
  * (the client has its reply). */
 int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park);
 void session_close(struct conn *c, const struct swarm_msg_close *m);
+/* An open of model@version (0: the active one) by c failed with status (-errno): logged
+ * once (event=open_failed, with the client's pid and uid and the reason) and answered. Every
+ * refusal of an open goes through here. */
+void session_open_failed(struct conn *c, uint32_t seq, const char *model, uint32_t version,
+			 int status, const char *reason);
 /* Hands s to dv's worker: an ATTACH with its segment and eventfds. 0 or -errno. */
 int session_send_attach(struct session *s, struct device *dv, const struct resolved *res);
 void sessions_try_pending(void);
@@ -377,8 +383,10 @@ void as_decide(uint64_t now);
  * -errno with a message for the client in text. */
 int models_resolve(const char *name, uint32_t version, struct resolved *r, char *text, size_t len);
 void models_fill_version(struct swarm_msg_version *v, const struct resolved *r);
-/* Opens the registry and watches it (under w); without one, the built-ins are served. */
-void models_open(struct watch *w);
+/* Opens the registry and watches it (under w). Without the default one, the built-ins are
+ * served; a named registry (--registry, $SWARM_REGISTRY) that is missing, or any that is
+ * corrupt, is a startup error. Returns 0 or -1 (logged, with a hint). */
+int models_open(struct watch *w);
 int models_have_registry(void);
 void models_handle_event(void); /* the registry's directory changed */
 void models_close(void);
