@@ -24,6 +24,7 @@
 
 #include "runtime/log.h"
 #include "runtime/swarmd/health.h"
+#include "runtime/swarmd/notify.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -148,6 +149,7 @@ static void tick(void)
 	if (cfg.as.on && d.ready)
 		as_tick(now);
 	place_rebalance();
+	notify_watchdog(now); /* from the loop itself: a hung loop misses it */
 }
 
 static void dispatch(uint64_t tag)
@@ -219,6 +221,7 @@ static void run(void)
 		if (d.pending)
 			sessions_try_pending();
 		health_update(swarm_now_ns());
+		notify_health();
 	}
 	health_update(swarm_now_ns()); /* stopping: no longer ready */
 }
@@ -400,6 +403,7 @@ static void start_devices(const struct swarm_device_plan *plan, const int *gpu_o
 static void shutdown_all(void)
 {
 	d.stopping = 1;
+	notify_stopping();
 	swarm_log(SWARM_LOG_INFO, "event=stopping sessions_open=%d", (int)!!d.sessions);
 	for (struct session *s = d.sessions; s; s = s->next)
 		session_mark(s, SWARM_SEG_STATE_WORKER_LOST);
@@ -429,6 +433,7 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	swarm_log_init("swarmd", cfg.log_level);
 	swarm_log_set_format(cfg.log_format);
+	notify_start();
 	d.started_ns = swarm_now_ns();
 	if (find_worker())
 		return 1;
