@@ -244,7 +244,7 @@ int models_open(struct watch *w)
 		if (rc == -ENOENT)
 			swarm_log(SWARM_LOG_ERROR,
 				  "event=startup_failed registry=%s reason=\"no registry at %s "
-				  "(given by %s)\" hint=\"swarm registry init %s\"",
+				  "(given by %s)\" hint=\"swarm registry --registry %s init\"",
 				  dir, dir, cfg.registry_given ? "--registry" : "$SWARM_REGISTRY",
 				  dir);
 		else

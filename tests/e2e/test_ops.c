@@ -160,7 +160,7 @@ Test(e2e_ops, a_missing_registry_given_is_a_startup_error_with_a_hint)
 {
 	char reg[256], hint[320];
 	snprintf(reg, sizeof reg, "%s/no-such-registry", work);
-	snprintf(hint, sizeof hint, "hint=\"swarm registry init %s\"", reg);
+	snprintf(hint, sizeof hint, "hint=\"swarm registry --registry %s init\"", reg);
 	const char *args[] = { "--registry", reg, NULL };
 	char *log;
 	int rc = swarmd_to_exit("given", args, &log);
@@ -169,6 +169,12 @@ Test(e2e_ops, a_missing_registry_given_is_a_startup_error_with_a_hint)
 	cr_expect_eq(count_lines(log, want), 1, "no startup_failed line with the hint:\n%s", log);
 	cr_expect_null(strstr(log, "event=worker_started"), "a worker started:\n%s", log);
 	free(log);
+	/* the hint is true: after it, the same command line starts */
+	const char *init[] = { SWARM_BIN_DIR "/swarm", "registry", "--registry", reg, "init", NULL };
+	char out[512];
+	cr_assert_eq(h_run(init, out, sizeof out), 0, "the hint failed: %s", out);
+	h_start("cpu:1", args);
+	h_stop();
 }
 
 Test(e2e_ops, a_missing_registry_named_by_the_environment_is_a_startup_error)
@@ -182,7 +188,7 @@ Test(e2e_ops, a_missing_registry_named_by_the_environment_is_a_startup_error)
 	unsetenv("SWARM_REGISTRY");
 	cr_expect_eq(rc, 1, "exit %d, want 1:\n%s", rc, log);
 	const char *want[] = { "event=startup_failed", "(given by $SWARM_REGISTRY)",
-			       "hint=\"swarm registry init", NULL };
+			       "hint=\"swarm registry --registry", NULL };
 	cr_expect_eq(count_lines(log, want), 1, "no startup_failed line with the hint:\n%s", log);
 	free(log);
 }
