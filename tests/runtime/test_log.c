@@ -215,3 +215,17 @@ Test(runtime_log, the_format_names_parse)
 	cr_assert_eq(swarm_log_parse_format(""), -1);
 	cr_assert_eq(swarm_log_parse_format("logfmt"), -1);
 }
+
+static void key_from_a_conversion(void)
+{
+	swarm_log(SWARM_LOG_WARN, "event=worker_died %s=%d after=%s", "signal", 9, "x");
+}
+
+Test(runtime_log, json_a_key_may_come_from_a_conversion)
+{
+	json_t *o = logged_json(key_from_a_conversion);
+	cr_assert_eq(json_integer_value(json_object_get(o, "signal")), 9, "%s", line);
+	cr_assert_str_eq(jstr(o, "after"), "x");
+	cr_assert_null(json_object_get(o, "msg"), "%s", line);
+	json_decref(o);
+}
