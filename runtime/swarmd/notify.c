@@ -33,7 +33,7 @@ static struct {
 	int ready_sent;        /* READY=1 went (once per run) */
 	int last_reason;       /* the health reason of the last STATUS= (-1: none yet) */
 	uint64_t watchdog_ns;  /* WATCHDOG_USEC in ns, 0: no watchdog; written before the loop */
-	uint64_t last_ping_ns; /* the last WATCHDOG=1 */
+	uint64_t last_ping_ns; /* the last WATCHDOG=1, 0 before the first */
 } n = { .last_reason = -1 };
 
 #ifdef SWARM_HAVE_SYSTEMD
@@ -137,7 +137,7 @@ void notify_health(void)
 
 void notify_watchdog(uint64_t now)
 {
-	if (!n.watchdog_ns || now - n.last_ping_ns < n.watchdog_ns / 2)
+	if (!n.watchdog_ns || (n.last_ping_ns && now - n.last_ping_ns < n.watchdog_ns / 2))
 		return;
 	n.last_ping_ns = now;
 	send_logged("WATCHDOG=1", "WATCHDOG");

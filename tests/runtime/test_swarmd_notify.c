@@ -222,3 +222,13 @@ Test(swarmd_notify, an_abstract_socket_is_reached)
 	notify_health();
 	expect_next("READY=1\nSTATUS=ready: 1 devices");
 }
+
+Test(swarmd_notify, the_first_ping_goes_at_once_whatever_the_clock)
+{
+	setenv("WATCHDOG_USEC", "30000000", 1);
+	notify_start();
+	notify_watchdog(1000); /* a monotonic clock just after boot */
+	expect_next("WATCHDOG=1");
+	notify_watchdog(2000);
+	expect_none();
+}
