@@ -172,9 +172,10 @@ static int check_builtin(const struct swarm_manifest *m, char *err, size_t err_l
 	return 0;
 }
 
-/* Parses and checks the staged copies (what is checked is exactly what gets stored). */
-static int check_staged(const struct blob *wb, const struct blob *mb, uint32_t deploy[8], char *err,
-			size_t err_len)
+/* Parses and checks the staged copies (what is checked is exactly what gets stored); a
+ * message about the weights names weights_path, the file the user gave. */
+static int check_staged(const struct blob *wb, const struct blob *mb, const char *weights_path,
+			uint32_t deploy[8], char *err, size_t err_len)
 {
 	char why[512];
 	char *json = NULL;
@@ -209,7 +210,9 @@ static int check_staged(const struct blob *wb, const struct blob *mb, uint32_t d
 		if (fd >= 0)
 			close(fd);
 		free(m);
-		return reg_fail(err, err_len, -EINVAL, "weights: empty or unreadable file");
+		return reg_fail(err, err_len, -EINVAL, "weights %s: %s", weights_path,
+				wb->bytes == 0 ? "not a safetensors file: it is empty" :
+						 "unreadable file");
 	}
 	void *map = mmap(NULL, (size_t)wb->bytes, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
@@ -221,7 +224,7 @@ static int check_staged(const struct blob *wb, const struct blob *mb, uint32_t d
 	struct swarm_st_file st;
 	rc = swarm_st_parse(map, (size_t)wb->bytes, &st, why, sizeof why);
 	if (rc) {
-		rc = reg_fail(err, err_len, -EINVAL, "weights: %s", why);
+		rc = reg_fail(err, err_len, -EINVAL, "weights %s: %s", weights_path, why);
 	} else {
 		rc = swarm_manifest_check_weights(m, &st, why, sizeof why);
 		if (rc)
@@ -276,7 +279,7 @@ static int store_blobs(const char *dir, const char *weights_path, const char *ma
 	int rc;
 	if ((rc = blob_stage(dir, weights_path, "weights file", wb, err, err_len)) ||
 	    (rc = blob_stage(dir, manifest_path, "manifest", mb, err, err_len)) ||
-	    (rc = check_staged(wb, mb, deploy, err, err_len)))
+	    (rc = check_staged(wb, mb, weights_path, deploy, err, err_len)))
 		return rc;
 	if ((rc = blob_commit(dir, wb, err, err_len)) || (rc = blob_commit(dir, mb, err, err_len)))
 		return rc;

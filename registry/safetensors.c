@@ -1,6 +1,9 @@
 /* safetensors.c: parse safetensors files without trusting them, and write small ones.
  *
- * The parser reads only the len bytes it is given: the 8-byte header length, then the JSON
+ * The parser reads only the len bytes it is given. It first makes sure the file is a
+ * safetensors file at all (the spec says the header begins with '{'): an ONNX model, a zip
+ * (PyTorch's checkpoints), a pickle or a text file passed as weights is named as what it
+ * looks like, not reported as an absurd header length. Then the 8-byte header length, the JSON
  * header through jansson's json_loadb (bounded by length, duplicates refused), then it checks
  * every tensor's entry and the layout of the data as a whole (sorted, contiguous, covering the
  * data exactly, each tensor aligned to its dtype size). Every refusal writes one message that
@@ -335,6 +338,64 @@ static int st_check_layout(const struct st_entry *e, uint32_t n, uint64_t data_o
 	return 0;
 }
 
+/* What the start of a file that is not safetensors looks like, or NULL when it looks like
+ * nothing known. Only magic numbers and the shape of the first bytes: a hint, not a parse. */
+static const char *st_looks_like(const uint8_t *p, size_t len)
+{
+	static const struct {
+		const char *magic;
+		size_t n;
+		const char *what;
+	} known[] = {
+		{ "PK\x03\x04", 4, "a zip archive (a PyTorch .pt/.pth checkpoint is one)" },
+		{ "\x93NUMPY", 6, "a NumPy .npy array" },
+		{ "GGUF", 4, "a GGUF model" },
+		{ "\x89HDF\r\n\x1a\n", 8, "an HDF5 file (a Keras .h5 model)" },
+		{ "\x1f\x8b", 2, "a gzip archive" },
+		{ "\177ELF", 4, "an ELF binary" },
+	};
+	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+		if (len >= known[i].n && memcmp(p, known[i].magic, known[i].n) == 0)
+			return known[i].what;
+	if (len >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5)
+		return "a Python pickle (a PyTorch checkpoint saved without zip)";
+	/* ONNX's ModelProto opens with ir_version (field 1, a small varint), then another
+	 * field: producer_name (2), producer_version (3), domain (4), opset_import (8) or
+	 * graph (7), each length-delimited. */
+	if (len >= 3 && p[0] == 0x08 && p[1] < 0x80 &&
+	    (p[2] == 0x12 || p[2] == 0x1a || p[2] == 0x22 || p[2] == 0x3a || p[2] == 0x42))
+		return "an ONNX model (`swarm import onnx` turns one into a manifest and "
+		       "safetensors weights)";
+	size_t n = len < 64 ? len : 64, text = 0;
+	for (size_t i = 0; i < n; i++)
+		text += (p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n' || p[i] == '\r' ||
+			p[i] == '\t' || p[i] >= 0x80;
+	return n && text == n ? "a text file" : NULL;
+}
+
+/* Refuses a file that cannot be safetensors, before anything is said about its header
+ * length: too short for one, a header that does not begin with '{' (the spec's rule), or a
+ * known other format whose first bytes would be an impossible length. */
+static int st_check_kind(const uint8_t *p, size_t len, char *err, size_t err_len)
+{
+	const char *like = st_looks_like(p, len);
+	if (len < 8)
+		return st_fail(err, err_len,
+			       "not a safetensors file: it is %zu bytes, shorter than the 8-byte "
+			       "header length%s%s",
+			       len, like ? "; it looks like " : "", like ? like : "");
+	/* a length above 4 GiB is past the limit: with a known look, it is not a length */
+	int huge = p[4] | p[5] | p[6] | p[7];
+	if ((len == 8 || p[8] == '{') && !(like && huge))
+		return 0;
+	if (like)
+		return st_fail(err, err_len, "not a safetensors file: it looks like %s", like);
+	return st_fail(err, err_len,
+		       "not a safetensors file: its header does not begin with '{' (first bytes "
+		       "%02x %02x %02x %02x %02x %02x %02x %02x %02x)",
+		       p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]);
+}
+
 /* The little-endian u64 header length at the start of the file, checked against the limit
  * and the file's size. */
 static int st_header_len(const uint8_t *p, size_t len, uint64_t *out, char *err, size_t err_len)
@@ -405,7 +466,10 @@ int swarm_st_parse(const void *buf, size_t len, struct swarm_st_file *out, char 
 		err[0] = '\0';
 
 	uint64_t hlen = 0;
-	int rc = st_header_len(p, len, &hlen, err, err_len);
+	int rc = st_check_kind(p, len, err, err_len);
+	if (rc)
+		return rc;
+	rc = st_header_len(p, len, &hlen, err, err_len);
 	if (rc)
 		return rc;
 	json_error_t jerr;

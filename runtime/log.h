@@ -1,4 +1,5 @@
-/* log.h: one line per event, key=value, to stderr (docs/control-plane.md, "Logs"). */
+/* log.h: one line per event, key=value or one JSON object, to stderr (docs/control-plane.md,
+ * "Logs"). */
 #ifndef SWARM_RUNTIME_LOG_H
 #define SWARM_RUNTIME_LOG_H
 
@@ -9,13 +10,28 @@ enum swarm_log_level {
 	SWARM_LOG_ERROR = 3
 };
 
+enum swarm_log_format {
+	SWARM_LOG_KV = 0,  /* ts=.. level=.. comp=.. pid=.. key=value ... (the default) */
+	SWARM_LOG_JSON = 1 /* {"ts":..,"level":..,"comp":..,"pid":..,"key":value,...} */
+};
+
 /* Names the process in every line ("swarmd", "worker") and sets the lowest level printed. */
 void swarm_log_init(const char *component, enum swarm_log_level min_level);
 
 /* Parses "debug", "info", "warn", "error". Returns the level or -1. */
 int swarm_log_parse_level(const char *s);
 
-/* Prints "ts=<s.us> level=<l> comp=<c> pid=<p> " then the formatted key=value pairs. */
+/* Parses "kv" or "json". Returns a swarm_log_format or -1. */
+int swarm_log_parse_format(const char *s);
+
+/* Sets the form of every later line (SWARM_LOG_KV until called). Call before any thread
+ * that logs starts. */
+void swarm_log_set_format(enum swarm_log_format format);
+
+/* Prints "ts=<s.us> level=<l> comp=<c> pid=<p> " then the formatted key=value pairs; in the
+ * JSON form, one object with those four members and one per pair of fmt: a value formatted
+ * alone by a d, i, u, f, e or g conversion outside quotes is a JSON number, any other a
+ * string (log.c says how a format splits into pairs). Thread-safe; one write(2) a line. */
 void swarm_log(enum swarm_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -414,8 +414,8 @@ int ctl_client_message(struct conn *c, const void *msg, int n)
 			 "ABI mismatch: the client speaks swarm ABI %u, this swarmd speaks ABI %u; "
 			 "rebuild the client against this swarm's libswarm",
 			 (unsigned)m.h.abi, SWARM_ABI_VERSION);
-		swarm_log(SWARM_LOG_WARN, "event=client_refused client_pid=%d reason=\"%s\"",
-			  c->pid, text);
+		swarm_log(SWARM_LOG_WARN, "event=client_refused client_pid=%d uid=%u reason=\"%s\"",
+			  c->pid, (unsigned)c->uid, text);
 		ctl_send_reply(c, SWARM_MSG_HELLO_REPLY, m.h.seq, -EPROTO, text);
 		ctl_client_gone(c);
 		return -1;
@@ -423,8 +423,8 @@ int ctl_client_message(struct conn *c, const void *msg, int n)
 	int known = type > 0 && (size_t)type < sizeof handlers / sizeof handlers[0] &&
 		    handlers[type];
 	if (!known || (!c->hello_done && type != SWARM_MSG_HELLO)) {
-		swarm_log(SWARM_LOG_WARN, "event=client_bad_message client_pid=%d result=%d",
-			  c->pid, type);
+		swarm_log(SWARM_LOG_WARN, "event=client_bad_message client_pid=%d uid=%u result=%d",
+			  c->pid, (unsigned)c->uid, type);
 		ctl_client_gone(c);
 		return -1;
 	}

@@ -26,6 +26,7 @@
 #include "runtime/swarmd/counters.h"
 #include "runtime/swarmd/health.h"
 #include "runtime/swarmd/metrics.h"
+#include "runtime/swarmd/notify.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -150,6 +151,7 @@ static void tick(void)
 	if (cfg.as.on && d.ready)
 		as_tick(now);
 	place_rebalance();
+	notify_watchdog(now); /* from the loop itself: a hung loop misses it */
 }
 
 static void dispatch(uint64_t tag)
@@ -223,6 +225,7 @@ static void run(void)
 		uint64_t now = swarm_now_ns();
 		health_update(now);
 		counters_publish(now);
+		notify_health();
 	}
 	health_update(swarm_now_ns()); /* stopping: no longer ready */
 }
@@ -338,6 +341,10 @@ static int start_loop(void)
 			  strerror(-err));
 		return -1;
 	}
+	/* The registry before the socket: a startup error leaves no socket behind. */
+	m.registry_w.kind = W_REGISTRY;
+	if (models_open(&m.registry_w))
+		return -1;
 	err = ctl_listen();
 	if (err) {
 		swarm_log(SWARM_LOG_ERROR,
@@ -358,8 +365,6 @@ static int start_loop(void)
 			  strerror(err ? -err : errno));
 		return -1;
 	}
-	m.registry_w.kind = W_REGISTRY;
-	models_open(&m.registry_w);
 	swarm_log(SWARM_LOG_INFO, "event=listening socket=%s devices=%d numa_nodes=%d io=%s",
 		  cfg.socket_path, d.n_dev, swarm_topology_numa_count(d.topo),
 		  swarm_loop_backend(d.loop) == SWARM_LOOP_IO_URING ? "io_uring" : "epoll");
@@ -402,6 +407,7 @@ static void start_devices(const struct swarm_device_plan *plan, const int *gpu_o
 static void shutdown_all(void)
 {
 	d.stopping = 1;
+	notify_stopping();
 	metrics_stop(); /* before the stats pages it reads are unmapped */
 	swarm_log(SWARM_LOG_INFO, "event=stopping sessions_open=%d", (int)!!d.sessions);
 	for (struct session *s = d.sessions; s; s = s->next)
@@ -431,6 +437,8 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	swarm_log_init("swarmd", cfg.log_level);
+	swarm_log_set_format(cfg.log_format);
+	notify_start();
 	d.started_ns = swarm_now_ns();
 	if (find_worker())
 		return 1;

@@ -207,25 +207,52 @@ void models_handle_event(void)
 		registry_changed();
 }
 
+/* Whether the registry was named (--registry or $SWARM_REGISTRY) rather than defaulted. */
+static int registry_named(void)
+{
+	const char *env = getenv("SWARM_REGISTRY");
+	return cfg.registry_given || (env && *env);
+}
+
 /* Opens the registry and watches its directory, so that a new catalog (renamed over index
- * by a writer) is seen at once. Without one, only the built-in models are served. */
-void models_open(struct watch *w)
+ * by a writer) is seen at once. Only the default registry may be absent (then only the
+ * built-in models are served): a named one that is missing is a typo or a registry never
+ * made, and serving the built-ins alone would hide it until a client's open failed. */
+int models_open(struct watch *w)
 {
 	w->kind = W_REGISTRY;
 	char err[SWARM_MSG_TEXT_MAX];
 	char dir[PATH_MAX];
 	if (swarm_registry_path(cfg.registry_dir[0] ? cfg.registry_dir : NULL, dir, sizeof dir)) {
-		swarm_log(SWARM_LOG_WARN, "event=registry_unavailable reason=\"path too long\"");
-		return;
+		swarm_log(SWARM_LOG_ERROR,
+			  "event=startup_failed reason=\"registry path too long or no home "
+			  "directory\" hint=\"give --registry DIR\"");
+		return -1;
 	}
 	swarm_copy_str(cfg.registry_dir, sizeof cfg.registry_dir, dir);
 	int rc = swarm_registry_open(dir, &reg.registry, err, sizeof err);
 	if (rc) {
 		reg.registry = NULL;
-		swarm_log(rc == -ENOENT ? SWARM_LOG_INFO : SWARM_LOG_WARN,
-			  "event=registry_unavailable dir=%s reason=\"%s\" serving=builtin", dir,
-			  err);
-		return;
+		if (rc == -ENOENT && !registry_named()) {
+			swarm_log(SWARM_LOG_INFO,
+				  "event=registry_absent dir=%s serving=builtin note=\"the default "
+				  "registry does not exist: only the built-in models (identity, "
+				  "affine) are served; `swarm registry init` makes it\"",
+				  dir);
+			return 0;
+		}
+		if (rc == -ENOENT)
+			swarm_log(SWARM_LOG_ERROR,
+				  "event=startup_failed registry=%s reason=\"no registry at %s "
+				  "(given by %s)\" hint=\"swarm registry --registry %s init\"",
+				  dir, dir, cfg.registry_given ? "--registry" : "$SWARM_REGISTRY",
+				  dir);
+		else
+			swarm_log(SWARM_LOG_ERROR,
+				  "event=startup_failed registry=%s reason=\"%s\" hint=\"`swarm "
+				  "registry verify --registry %s` says more\"",
+				  dir, err, dir);
+		return -1;
 	}
 	reg.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (reg.inotify_fd < 0 ||
@@ -242,6 +269,7 @@ void models_open(struct watch *w)
 	swarm_log(SWARM_LOG_INFO, "event=registry_open dir=%s generation=%llu models=%d", dir,
 		  (unsigned long long)swarm_registry_generation(reg.registry),
 		  swarm_registry_model_count(reg.registry));
+	return 0;
 }
 
 int models_have_registry(void) { return reg.registry != NULL; }

@@ -16,6 +16,9 @@
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
+static void usage_scaling(FILE *f);
+
+/* --help: written for help2man, which makes swarmd(8) of it. */
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -46,8 +49,8 @@ static void usage(FILE *f)
 		"                       device`), besides root and swarmd's own user (repeatable)\n"
 		"  --registry DIR       the model registry (default: $SWARM_REGISTRY, else\n"
 		"                       $XDG_DATA_HOME/swarm/registry, else\n"
-		"                       ~/.local/share/swarm/registry); without one, only the\n"
-		"                       built-in models identity and affine are served\n"
+		"                       ~/.local/share/swarm/registry); only the default may be\n"
+		"                       absent (then the built-ins identity and affine serve)\n"
 		"  --no-verify          do not check weights blobs' SHA-256 when loading them\n"
 		"  --preload M[@V],...  load these models on every device as soon as its worker\n"
 		"                       is ready, before any session asks (repeatable; up to %d;\n"
@@ -58,6 +61,16 @@ static void usage(FILE *f)
 		"                       when named without a path\n"
 		"  --worker PATH        the swarm-worker binary (default: beside swarmd)\n"
 		"  --log-level L        debug, info, warn or error (default info)\n"
+		"  --log-format F       kv (default) or json: one JSON object a line, for log\n"
+		"                       shippers (the workers' lines too)\n",
+		MAX_PRELOAD);
+	usage_scaling(f);
+}
+
+/* usage's second half: scaling, limits, metrics. */
+static void usage_scaling(FILE *f)
+{
+	fprintf(f,
 		"  --autoscale          power devices into and out of service with demand\n"
 		"                       (docs/autoscaler.md): devices start parked but for\n"
 		"                       --autoscale-idle; each model's min_devices, max_devices\n"
@@ -94,8 +107,7 @@ static void usage(FILE *f)
 		"      --version        print swarmd's version, client ABI and CUDA support\n"
 		"\n"
 		"Logs go to stderr, one key=value line per event; \"event=ready\" says every device\n"
-		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n",
-		MAX_PRELOAD);
+		"is serving. SIGTERM or SIGINT stops swarmd and its workers.\n");
 }
 
 static int parse_id(const char *s, int user, unsigned *out)
@@ -342,8 +354,16 @@ static int parse_service(int o, const char *arg)
 			return 2;
 		}
 		break;
+	case 'F':
+		cfg.log_format = swarm_log_parse_format(arg);
+		if (cfg.log_format < 0) {
+			fprintf(stderr, "swarmd: --log-format takes kv or json, not \"%s\"\n", arg);
+			return 2;
+		}
+		break;
 	case 'r':
 		swarm_copy_str(cfg.registry_dir, sizeof cfg.registry_dir, arg);
+		cfg.registry_given = 1;
 		break;
 	case 'V':
 		cfg.verify_blobs = 0;
@@ -416,6 +436,7 @@ static const struct option opts[] = { { "metrics", required_argument, 0, OPT_MET
 				      { "hello-timeout-ms", required_argument, 0, 'H' },
 				      { "worker", required_argument, 0, 'w' },
 				      { "log-level", required_argument, 0, 'l' },
+				      { "log-format", required_argument, 0, 'F' },
 				      { "registry", required_argument, 0, 'r' },
 				      { "no-verify", no_argument, 0, 'V' },
 				      { "preload", required_argument, 0, 'P' },
@@ -466,7 +487,7 @@ int swarmd_options(int argc, char **argv)
 			rc = parse_access(o, optarg);
 		else if (strchr("IWCYU", o))
 			rc = parse_autoscale(o, name, optarg);
-		else if (strchr("sdtiSwlrVBPA", o))
+		else if (strchr("sdtiSwlFrVBPA", o))
 			rc = parse_service(o, optarg);
 		else if (o == 'h') {
 			usage(stdout);

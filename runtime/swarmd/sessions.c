@@ -83,6 +83,17 @@ struct session *session_find(uint64_t id)
 	return NULL;
 }
 
+void session_open_failed(struct conn *c, uint32_t seq, const char *model, uint32_t version,
+			 int status, const char *reason)
+{
+	const char *name = strerrorname_np(-status);
+	swarm_log(SWARM_LOG_WARN,
+		  "event=open_failed client_pid=%d uid=%u model=%s version=%u status=%d "
+		  "error=%s reason=\"%s\"",
+		  (int)c->pid, (unsigned)c->uid, model, version, status, name ? name : "?", reason);
+	ctl_send_open_reply(c, seq, status, NULL, reason);
+}
+
 /* Whether c may open one more session of bytes, within the limits per client and per user.
  * Returns 0, or -EDQUOT with text naming the limit and its option. A user's sessions count
  * until they are freed, its clients' that have gone included. */
@@ -253,12 +264,10 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	int rc = models_resolve(model_name, m->version, &res, text, sizeof text);
 	if (!rc)
 		rc = open_geometry(m, &res, &geo, text, sizeof text);
-	if (!rc && (rc = within_limits(c, geo.segment_bytes, text, sizeof text)))
-		swarm_log(SWARM_LOG_WARN,
-			  "event=open_refused client=%d uid=%u model=%s reason=\"%s\"", c->pid,
-			  (unsigned)c->uid, res.name, text);
+	if (!rc)
+		rc = within_limits(c, geo.segment_bytes, text, sizeof text);
 	if (rc) {
-		ctl_send_open_reply(c, m->h.seq, rc, NULL, text);
+		session_open_failed(c, m->h.seq, model_name, m->version, rc, text);
 		return 0;
 	}
 	/* Near the thread that opened it (the open says where it ran), else where the client
@@ -269,14 +278,14 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	if (di < 0) {
 		if (may_park && open_wait(c, m))
 			return 1;
-		ctl_send_open_reply(c, m->h.seq, -ENODEV, NULL,
+		session_open_failed(c, m->h.seq, model_name, m->version, -ENODEV,
 				    "no device is in service to take the session");
 		return 0;
 	}
 	struct device *dv = &d.dev[di];
 	struct session *s = session_new(c, m, &res, &geo, dv, &rc, text, sizeof text);
 	if (!s) {
-		ctl_send_open_reply(c, m->h.seq, rc, NULL, text);
+		session_open_failed(c, m->h.seq, model_name, m->version, rc, text);
 		return 0;
 	}
 	s->client_numa = client_numa;
@@ -287,7 +296,7 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	if ((rc = session_send_attach(s, dv, &res))) {
 		snprintf(text, sizeof text, "cannot hand the session to worker %s: %s",
 			 dv->plan.name, strerror(-rc));
-		ctl_send_open_reply(c, m->h.seq, rc, NULL, text);
+		session_open_failed(c, m->h.seq, model_name, m->version, rc, text);
 		session_free(s);
 		return 0;
 	}
@@ -307,11 +316,14 @@ void sessions_try_pending(void)
 	while (list) {
 		struct pending_open *p = list;
 		list = p->next;
-		if (now > p->deadline_ns)
-			ctl_send_open_reply(p->client, p->msg.h.seq, -ENODEV, NULL,
+		if (now > p->deadline_ns) {
+			char model[SWARM_NAME_MAX];
+			swarm_copy_str(model, sizeof model, p->msg.model);
+			session_open_failed(p->client, p->msg.h.seq, model, p->msg.version, -ENODEV,
 					    "no device came into service in time");
-		else
+		} else {
 			session_open(p->client, &p->msg, 1);
+		}
 		free(p);
 	}
 }
@@ -382,7 +394,8 @@ void session_attached(struct session *s, struct device *dv, const struct swarm_m
 			char text[SWARM_MSG_TEXT_MAX + 32];
 			snprintf(text, sizeof text, "the worker refused the session: %.*s",
 				 (int)sizeof m->text, m->text);
-			ctl_send_open_reply(s->client, s->open_seq, m->status, NULL, text);
+			session_open_failed(s->client, s->open_seq, s->model_name, s->version,
+					    m->status, text);
 		}
 		session_free(s);
 	} else if (!s->client) {

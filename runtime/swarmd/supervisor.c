@@ -45,10 +45,11 @@ int sup_send(struct device *dv, const void *msg, size_t len, const int *fds, int
 		return -ENOTCONN;
 	int rc = swarm_outbox_send(&dv->out, dv->ctl, msg, len, fds, nfds);
 	if (rc == -ENOBUFS && dv->pid > 0) {
-		swarm_log(SWARM_LOG_ERROR,
-			  "event=worker_unresponsive device=%s pid=%d waiting=%zu reason=\"it "
-			  "stopped reading its control socket: killed\"",
-			  dv->plan.name, dv->pid, swarm_outbox_pending(&dv->out));
+		swarm_log(
+			SWARM_LOG_ERROR,
+			"event=worker_unresponsive device=%s worker_pid=%d waiting=%zu reason=\"it "
+			"stopped reading its control socket: killed\"",
+			dv->plan.name, dv->pid, swarm_outbox_pending(&dv->out));
 		kill(dv->pid, SIGKILL);
 	}
 	if (rc == 0 && swarm_outbox_pending(&dv->out))
@@ -133,6 +134,10 @@ int sup_start_worker(struct device *dv)
 		}
 		if (!cfg.verify_blobs)
 			argv[argc++] = "--no-verify";
+		if (cfg.log_format == SWARM_LOG_JSON) {
+			argv[argc++] = "--log-format";
+			argv[argc++] = "json";
+		}
 		if (cfg.backend_dir[0]) {
 			argv[argc++] = "--backend-dir";
 			argv[argc++] = cfg.backend_dir;
@@ -157,7 +162,7 @@ int sup_start_worker(struct device *dv)
 		waitpid(pid, NULL, 0);
 		return err ? err : -EIO;
 	}
-	swarm_log(SWARM_LOG_INFO, "event=worker_started device=%s pid=%d cpus=%s numa=%d",
+	swarm_log(SWARM_LOG_INFO, "event=worker_started device=%s worker_pid=%d cpus=%s numa=%d",
 		  dv->plan.name, pid, dv->plan.cpus, dv->plan.numa_node);
 	return 0;
 }
@@ -184,7 +189,8 @@ static int orphan_sessions(struct device *dv, uint64_t now)
 			continue;
 		s->device = -1;
 		if (s->state == S_ATTACHING && !s->reattach && s->client) {
-			ctl_send_open_reply(s->client, s->open_seq, -ECONNABORTED, NULL,
+			session_open_failed(s->client, s->open_seq, s->model_name, s->version,
+					    -ECONNABORTED,
 					    "the worker died while attaching the session; retry");
 			session_free(s);
 		} else if (s->state == S_DETACHING || !s->client) {
@@ -249,19 +255,18 @@ void sup_worker_died(struct device *dv)
 	 * ignored rather than waited on. */
 	if (dv->pid <= 0 || waitpid(dv->pid, &status, WNOHANG) == 0)
 		return;
-	char how[64];
-	if (WIFSIGNALED(status))
-		snprintf(how, sizeof how, "signal=%d", WTERMSIG(status));
-	else
-		snprintf(how, sizeof how, "exit=%d", WEXITSTATUS(status));
+	/* a pair of its own (signal=N or exit=N), so that the JSON form has it as one */
+	const char *how = WIFSIGNALED(status) ? "signal" : "exit";
+	int code = WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status);
 	swarmd_unwatch(dv->pidfd, &dv->pid_w);
 	close(dv->pidfd);
 	dv->pidfd = -1;
 	dev_ctl_close(dv);
 	uint64_t now = swarm_now_ns();
 	int moving = orphan_sessions(dv, now);
-	swarm_log(SWARM_LOG_WARN, "event=worker_died device=%s pid=%d %s sessions_moving=%d",
-		  dv->plan.name, dv->pid, how, moving);
+	swarm_log(SWARM_LOG_WARN,
+		  "event=worker_died device=%s worker_pid=%d %s=%d sessions_moving=%d",
+		  dv->plan.name, dv->pid, how, code, moving);
 	/* Its copies are offered no more; workers that mapped them keep them (they hold
 	 * references of their own), and the next worker to load a blob uploads it afresh. */
 	int dropped = swarm_wshare_drop_exporter(&d.shares, dv->index);
@@ -411,7 +416,8 @@ static void on_ready(struct device *dv, union worker_msg *m, int *fds, int *nfds
 		dv->to_standby = 0;
 		dv->state = SWARM_DEVICE_STANDBY;
 		dv->state_since_ns = swarm_now_ns();
-		swarm_log(SWARM_LOG_INFO, "event=device_standby device=%s warm_ms=%.1f pid=%d",
+		swarm_log(SWARM_LOG_INFO,
+			  "event=device_standby device=%s warm_ms=%.1f worker_pid=%d",
 			  dv->plan.name, warm_ms, dv->pid);
 		sup_check_all_ready();
 		sessions_try_pending();
@@ -432,7 +438,7 @@ static void on_ready(struct device *dv, union worker_msg *m, int *fds, int *nfds
 	dv->busy_ns_last = swarm_stat_get(&dv->stats->busy_ns);
 	dv->busy_t_last = swarm_now_ns();
 	swarm_log(SWARM_LOG_INFO,
-		  "event=device_active device=%s warm_ms=%.1f pid=%d cpus=%s numa=%d io=%s "
+		  "event=device_active device=%s warm_ms=%.1f worker_pid=%d cpus=%s numa=%d io=%s "
 		  "bind=\"%s\"",
 		  dv->plan.name, warm_ms, dv->pid, dv->plan.cpus, dv->plan.numa_node,
 		  m->ready.io_backend == 1 ? "io_uring" : "epoll", m->ready.text);
@@ -582,7 +588,8 @@ void sup_stop_all(void)
 			if (r == dv->pid || r < 0)
 				break;
 			if (swarm_now_ns() > deadline) {
-				swarm_log(SWARM_LOG_WARN, "event=worker_kill device=%s pid=%d",
+				swarm_log(SWARM_LOG_WARN,
+					  "event=worker_kill device=%s worker_pid=%d",
 					  dv->plan.name, dv->pid);
 				kill(dv->pid, SIGKILL);
 				waitpid(dv->pid, &st, 0);

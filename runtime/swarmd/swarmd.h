@@ -88,6 +88,7 @@ struct swarmd_config {
 	char worker_path[PATH_MAX];
 	uint64_t spin_us;
 	int log_level;
+	int log_format; /* --log-format: a swarm_log_format, passed on to the workers */
 	/* limits per client and per user (0: none), docs/control-plane.md "Limits and trust" */
 	struct {
 		uint32_t per_client;    /* sessions of one connection (default: half the places) */
@@ -106,6 +107,7 @@ struct swarmd_config {
 	uint32_t max_conns, max_conns_per_user; /* 0: no limit */
 	uint64_t hello_timeout_ns;
 	char registry_dir[PATH_MAX];
+	int registry_given;         /* --registry: it must exist (only the default may be absent) */
 	char backend_dir[PATH_MAX]; /* where a manifest's relative backend name is found */
 	int verify_blobs;
 	const char *topo_xml;              /* --topology, NULL for this machine */
@@ -346,6 +348,11 @@ void session_mark(struct session *s, uint32_t seg_state);
  * (the client has its reply). */
 int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park);
 void session_close(struct conn *c, const struct swarm_msg_close *m);
+/* An open of model@version (0: the active one) by c failed with status (-errno): logged
+ * once (event=open_failed, with the client's pid and uid and the reason) and answered. Every
+ * refusal of an open goes through here. */
+void session_open_failed(struct conn *c, uint32_t seq, const char *model, uint32_t version,
+			 int status, const char *reason);
 /* Hands s to dv's worker: an ATTACH with its segment and eventfds. 0 or -errno. */
 int session_send_attach(struct session *s, struct device *dv, const struct resolved *res);
 void sessions_try_pending(void);
@@ -384,8 +391,10 @@ void as_decide(uint64_t now);
  * -errno with a message for the client in text. */
 int models_resolve(const char *name, uint32_t version, struct resolved *r, char *text, size_t len);
 void models_fill_version(struct swarm_msg_version *v, const struct resolved *r);
-/* Opens the registry and watches it (under w); without one, the built-ins are served. */
-void models_open(struct watch *w);
+/* Opens the registry and watches it (under w). Without the default one, the built-ins are
+ * served; a named registry (--registry, $SWARM_REGISTRY) that is missing, or any that is
+ * corrupt, is a startup error. Returns 0 or -1 (logged, with a hint). */
+int models_open(struct watch *w);
 int models_have_registry(void);
 void models_handle_event(void); /* the registry's directory changed */
 void models_close(void);

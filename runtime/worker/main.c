@@ -57,7 +57,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: swarm-worker --ctl-fd N --stats-fd N --device-index N --name NAME\n"
 		"                    --cpus LIST [--numa NODE] [--gpu ORDINAL] [--spin-us N]\n"
-		"                    [--log-level L]\n"
+		"                    [--log-level L] [--log-format kv|json]\n"
 		"Serves one device for swarmd, which starts it; not meant to be run by hand.\n"
 		"  --ctl-fd N      the control socket inherited from swarmd\n"
 		"  --stats-fd N    the stats page memfd inherited from swarmd\n"
@@ -67,6 +67,7 @@ static void usage(FILE *f)
 		"                  logged when that GPU cannot be opened\n"
 		"  --numa NODE     NUMA node for memory (-1: leave it)\n"
 		"  --spin-us N     spin this long with nothing to do before sleeping (default 50)\n"
+		"  --log-format F  kv (default) or json: one JSON object per log line\n"
 		"  --registry DIR  the model registry to load weights blobs from\n"
 		"  --no-verify     do not check a blob's SHA-256 when loading it\n"
 		"  --load-mode M   how a GPU's weights are read: auto (default), mmap, pread,\n"
@@ -86,6 +87,7 @@ static void usage(FILE *f)
 struct args {
 	int stats_fd;
 	int level;
+	int log_format; /* a swarm_log_format */
 	const char *load_mode;
 };
 
@@ -97,6 +99,7 @@ static const struct option long_opts[] = { { "ctl-fd", required_argument, 0, 'c'
 					   { "numa", required_argument, 0, 'N' },
 					   { "spin-us", required_argument, 0, 'S' },
 					   { "log-level", required_argument, 0, 'l' },
+					   { "log-format", required_argument, 0, 'F' },
 					   { "registry", required_argument, 0, 'r' },
 					   { "no-verify", no_argument, 0, 'V' },
 					   { "backend-dir", required_argument, 0, 'B' },
@@ -134,6 +137,14 @@ static int apply_option(struct worker *w, struct args *a, int o, const char *arg
 		break;
 	case 'l':
 		a->level = swarm_log_parse_level(arg);
+		break;
+	case 'F':
+		a->log_format = swarm_log_parse_format(arg);
+		if (a->log_format < 0) {
+			fprintf(stderr, "swarm-worker: --log-format takes kv or json, not \"%s\"\n",
+				arg);
+			return 2;
+		}
 		break;
 	case 'r':
 		swarm_copy_str(w->registry, sizeof w->registry, arg);
@@ -180,6 +191,7 @@ static int parse_args(struct worker *w, struct args *a, int argc, char **argv)
 			return rc;
 	}
 	swarm_log_init("worker", a->level < 0 ? SWARM_LOG_INFO : a->level);
+	swarm_log_set_format(a->log_format);
 	if (a->load_mode && *a->load_mode &&
 	    (w->load.mode = swarm_load_mode_parse(a->load_mode)) < 0) {
 		fprintf(stderr,

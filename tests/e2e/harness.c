@@ -430,7 +430,8 @@ void h_start(const char *devices, const char *const *extra)
 
 	uint64_t end = h_now_ns() + 10 * H_SEC;
 	for (;;) {
-		if (h_log_contains("event=ready"))
+		/* the kv line, or the JSON object of --log-format json */
+		if (h_log_contains("event=ready") || h_log_contains("\"event\":\"ready\""))
 			break;
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {

@@ -153,7 +153,7 @@ Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
 		h_print_log("the spare was not woken");
 	cr_assert_eq(woke, 0, "the burst did not take the warm spare");
 	/* immediate: the spare served with the worker it warmed as a spare, never starting a
-	 * new one (the cold start's ACTIVE line names the worker's pid; the spare's says
+	 * new one (the cold start's ACTIVE line names the worker's worker_pid; the spare's says
 	 * from=standby), and that worker is still the one alive */
 	cr_assert_eq(log_count("event=device_active device=cpu:2 warm_ms="),
 		     log_count("event=device_active device=cpu:2 warm_ms=0.0 from=standby"),
@@ -164,9 +164,9 @@ Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
 	cr_assert_not_null(lf, "cannot read swarmd's log");
 	char line[2048];
 	while (spare_pid < 0 && fgets(line, sizeof line, lf)) {
-		const char *at = strstr(line, sp), *pid = at ? strstr(at, " pid=") : NULL;
+		const char *at = strstr(line, sp), *pid = at ? strstr(at, " worker_pid=") : NULL;
 		if (pid)
-			spare_pid = atoi(pid + 5);
+			spare_pid = atoi(pid + 12);
 	}
 	fclose(lf);
 	cr_assert_gt(spare_pid, 0, "the spare's standby line names no pid");

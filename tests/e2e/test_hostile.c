@@ -322,7 +322,8 @@ Test(e2e_limits, a_greedy_client_holds_half_the_places_and_an_honest_one_still_o
 	cr_assert_eq(n, 256, "the greedy client got %d sessions, the default limit is 256", n);
 	cr_assert_not_null(strstr(swarm_client_error(greedy), "--max-sessions-per-client"),
 			   "the refusal does not name its limit: %s", swarm_client_error(greedy));
-	cr_assert(h_log_contains("event=open_refused"), "the refusal left no line in the log");
+	cr_assert(h_log_contains("event=open_failed"), "the refusal left no line in the log");
+	cr_assert(h_log_contains("error=EDQUOT"), "the refusal's line lacks its error");
 	honest_round_trips_or_fail("beside a greedy client at its limit");
 	swarm_disconnect(greedy);
 	h_stop();

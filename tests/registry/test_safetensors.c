@@ -392,7 +392,95 @@ Test(registry_safetensors, refuses_nul_inside_header)
 
 Test(registry_safetensors, refuses_header_not_an_object)
 {
-	expect_refused("[1,2]", 0, 1, "not a JSON object", NULL);
+	/* the spec says the header begins with '{': anything else is not safetensors at all */
+	expect_refused("[1,2]", 0, 1, "not a safetensors file", "does not begin with '{'");
+}
+
+/* ---- files that are not safetensors at all: named before any header length -------------- */
+
+/* Parses the len bytes of b (copied to an exactly sized buffer) and expects -EINVAL with a
+ * message that starts "not a safetensors file", holds want, and says nothing of a header
+ * length before that. */
+static void expect_not_safetensors(const void *b, size_t len, const char *want)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	cr_assert_not_null(copy);
+	memcpy(copy, b, len);
+	struct swarm_st_file f;
+	char err[512] = "";
+	int rc = swarm_st_parse(copy, len, &f, err, sizeof(err));
+	free(copy);
+	cr_assert_eq(rc, -EINVAL, "rc %d (err \"%s\")", rc, err);
+	cr_assert(strncmp(err, "not a safetensors file", 22) == 0, "error \"%s\"", err);
+	cr_assert_not_null(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
+	cr_assert_null(strstr(err, "header length "), "error \"%s\" speaks of the length", err);
+}
+
+Test(registry_safetensors, an_onnx_model_is_named_as_one)
+{
+	/* the start of a real exporter's ModelProto: ir_version 8, producer_name "pytorch" */
+	static const uint8_t onnx[] = { 0x08, 0x08, 0x12, 0x07, 'p',  'y',  't',  'o',
+					'r',  'c',  'h',  0x1a, 0x05, '2',  '.',  '1',
+					'.',  '0',  0x3a, 0x90, 0x01, 0x0a, 0x2b, 0x12 };
+	expect_not_safetensors(onnx, sizeof onnx, "an ONNX model");
+	expect_not_safetensors(onnx, sizeof onnx, "swarm import onnx");
+}
+
+Test(registry_safetensors, a_text_file_is_named_as_one)
+{
+	const char *t = "w1 = [0.1, 0.2, 0.3]\nb1 = [0]\n";
+	expect_not_safetensors(t, strlen(t), "a text file");
+	/* even when its ninth byte happens to be '{' */
+	const char *j = "weights {\"w\": [1, 2]}\n";
+	expect_not_safetensors(j, strlen(j), "a text file");
+}
+
+Test(registry_safetensors, a_short_text_file_is_named_as_one)
+{
+	expect_not_safetensors("hello", 5, "shorter than the 8-byte header length");
+	expect_not_safetensors("hello", 5, "a text file");
+}
+
+Test(registry_safetensors, a_zip_is_named_as_one)
+{
+	static const uint8_t zip[] = { 'P',  'K', 0x03, 0x04, 0x14, 0x00, 0x00, 0x00, 0x08,
+				       0x00, 'a', 'r',  'c',  'h',  'i',  'v',  'e' };
+	expect_not_safetensors(zip, sizeof zip, "a zip archive");
+}
+
+Test(registry_safetensors, a_pickle_and_an_npy_are_named)
+{
+	static const uint8_t pickle[] = { 0x80, 0x04, 0x95, 0x10, 0x00, 0x00,
+					  0x00, 0x00, 0x00, 0x00, 0x00, 0x7d };
+	expect_not_safetensors(pickle, sizeof pickle, "a Python pickle");
+	static const uint8_t npy[] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 0x01, 0x00, 0x76, 0x00 };
+	expect_not_safetensors(npy, sizeof npy, "a NumPy .npy array");
+}
+
+Test(registry_safetensors, unknown_bytes_are_shown)
+{
+	static const uint8_t junk[] = { 0x01, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10 };
+	expect_not_safetensors(junk, sizeof junk, "does not begin with '{' (first bytes 01 02 03");
+}
+
+Test(registry_safetensors, a_real_file_whose_length_reads_as_a_magic_still_parses)
+{
+	/* a header of 0x8b1f bytes: its length field starts 1f 8b, gzip's magic */
+	size_t n = 0x8b1f;
+	char *hdr = malloc(n + 1);
+	cr_assert_not_null(hdr);
+	memset(hdr, ' ', n);
+	memcpy(hdr, "{}", 2);
+	hdr[n] = 0;
+	size_t len;
+	uint8_t *b = build(hdr, 0, 0, &len);
+	cr_assert_eq(b[0], 0x1f);
+	cr_assert_eq(b[1], 0x8b);
+	struct swarm_st_file f;
+	parse_ok(b, len, &f);
+	swarm_st_free(&f);
+	free(b);
+	free(hdr);
 }
 
 Test(registry_safetensors, refuses_duplicate_tensor_names)
