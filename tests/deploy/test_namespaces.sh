@@ -146,7 +146,7 @@ echo "($(echo "$out" | grep -c '^value ') value lines)"
 }
 
 expect_view() { # KEY VALUE
-	echo "$out" | grep -qxF "view $1=$2" ||
+	grep -qxF "view $1=$2" <<<"$out" ||
 		die "the client's view has no '$1=$2' (got: $(echo "$out" | grep "^view $1=" || echo none))"
 }
 # In the userns mode the client is root inside its namespace although the host knows it as
@@ -180,7 +180,7 @@ echo "$out" | awk -v want="$want" '
 		if (n != want) { printf "%d value lines, want %d\n", n, want; exit 1 }
 		exit bad > 0
 	}' >&2 || die "the client's outputs are not y = 2x + 1 for the inputs it sent"
-echo "$out" | grep -qx "served $REQUESTS" || die "the client did not report $REQUESTS served"
+grep -qx "served $REQUESTS" <<<"$out" || die "the client did not report $REQUESTS served"
 grep -q 'event=session_open .*model=affine' "$WORK/swarmd.log" || {
 	print_log
 	die "swarmd's log has no session_open for affine"
@@ -191,7 +191,7 @@ if [[ $MODE == userns ]]; then
 	status=0
 	out=$(run_client 65533) || status=$?
 	((status != 0)) || die "a client of uid 65533 was served; swarmd allows 65534 only"
-	echo "$out" | grep -q "user 65533 is not allowed" || {
+	grep -q "user 65533 is not allowed" <<<"$out" || {
 		echo "$out" >&2
 		die "the refusal does not name the host uid 65533"
 	}
