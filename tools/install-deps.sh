@@ -30,6 +30,7 @@ PACKAGES=(
 	systemd          # systemd-analyze: the unit files' verify and security tests
 	prometheus       # promtool and a real Prometheus server for the metrics tests
 	util-linux       # unshare: the client-in-other-namespaces test
+	python3-yaml     # tests/deploy/check_manifests.py: the Kubernetes manifests parsed
 )
 
 installed()
