@@ -342,7 +342,7 @@ def check_kubernetes(kdir):
                 clients += check_client(f"{f}: Deployment", d, pod, volumes, served)
     if not served:
         fail(kdir, "no DaemonSet running swarmd")
-    elif not clients:
+    elif served["host_dir"] and not clients:
         fail(kdir, f"no client Deployment mounts swarmd's {served['host_dir']}")
     check_scalers(docs, deployments)
     return docs
@@ -583,8 +583,10 @@ def queried_metrics(docs):
     """swarm_* names in the PromQL of the adapter rules and KEDA triggers."""
     text = []
     for f, i, d in docs:
-        if d.get("kind") == "ConfigMap":
-            text += (d.get("data") or {}).values()
+        if d.get("kind") == "ConfigMap" and "config.yaml" in (d.get("data") or {}):
+            cfg = yaml.load(d["data"]["config.yaml"], Loader=StrictLoader) or {}
+            for rule in cfg.get("externalRules", []) + cfg.get("rules", []):
+                text += [str(rule.get("seriesQuery", "")), str(rule.get("metricsQuery", ""))]
         for t in dig(d, "spec", "triggers", default=[]) or []:
             text.append(str(dig(t, "metadata", "query", default="")))
     names = set(re.findall(r"\bswarm_[a-z0-9_]+", " ".join(text)))
