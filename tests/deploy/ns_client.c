@@ -3,10 +3,11 @@
  * with only swarmd's socket directory visible (docs/deploy.md).
  *
  * It opens one session on the built-in affine model (y = 2x + 1), sends a few requests of
- * known inputs, and prints every input and output value, so that the test checks the values
- * itself rather than trusting an exit status. It also prints which file the request's slot is
- * mapped from (/proc/self/maps): the session segment must be a memfd received over the socket,
- * never a path under /dev/shm, /tmp or /run that a container would not share.
+ * known inputs (sleeping on the futex for each, never spinning), and prints every input and output
+ * value, so that the test checks the values itself rather than trusting an exit status. It also
+ * prints which file the request's slot is mapped from (/proc/self/maps): the session segment must
+ * be a memfd received over the socket, never a path under /dev/shm, /tmp or /run that a container
+ * would not share.
  *
  * usage: ns_client SOCKET_PATH [REQUESTS]
  * Output, one record a line: "segment PATH", then "value req=R i=I x=X y=Y" for every
@@ -109,6 +110,10 @@ int main(int argc, char **argv)
 		swarm_disconnect(c);
 		return 1;
 	}
+	/* No spinning on either side (swarmd runs with --spin-us 0): each request rings the
+	 * worker's eventfd and waits on the futex, the two wake-ups a container boundary could
+	 * break, rather than being caught by a spin. */
+	swarm_session_set_spin(s, 0);
 	int served = 0;
 	for (int req = 0; req < n_requests; req++) {
 		if (one_request(s, req, 2))

@@ -99,7 +99,9 @@ ipcs -m | awk -v id="$SHMID" '$2 == id { f = 1 } END { exit !f }' ||
 echo "host" >"/dev/shm/$POSIX_SHM"
 
 # ---- swarmd in namespaces of its own, as in a container -----------------------------------
-swarmd_args=(--socket "$WORK/sock/swarmd.sock" --devices cpu:1)
+# --spin-us 0: the worker sleeps as soon as it is idle, so that every request crosses the
+# boundary through the eventfd doorbell (and its completion through the futex).
+swarmd_args=(--socket "$WORK/sock/swarmd.sock" --devices cpu:1 --spin-us 0)
 [[ $MODE == userns ]] && swarmd_args+=(--allow-user 65534)
 # No registry: XDG_DATA_HOME points at nothing, so only the built-in models are served
 # whatever this machine's user has under ~/.local/share.
