@@ -110,10 +110,13 @@ echo "host" >"/dev/shm/$POSIX_SHM"
 swarmd_args=(--socket "$WORK/sock/swarmd.sock" --devices cpu:1 --spin-us 0)
 [[ $MODE == userns ]] && swarmd_args+=(--allow-user 65534)
 # No registry: XDG_DATA_HOME points at nothing, so only the built-in models are served
-# whatever this machine's user has under ~/.local/share.
+# whatever this machine's user has under ~/.local/share. Should this script be killed past
+# its trap (ctest's timeout), --pdeathsig kills unshare, --kill-child then swarmd, the pid 1
+# of its namespace, and the kernel the rest of that namespace: nothing outlives the test.
 env -u SWARM_REGISTRY -u SWARM_SOCKET -u XDG_RUNTIME_DIR HOME="$WORK/home" \
 	XDG_DATA_HOME="$WORK/no-data" \
-	setsid unshare --pid --ipc --net --uts --mount --mount-proc --fork --kill-child \
+	setsid setpriv --pdeathsig KILL \
+	unshare --pid --ipc --net --uts --mount --mount-proc --fork --kill-child \
 	"$BUILD/bin/swarmd" "${swarmd_args[@]}" >"$WORK/swarmd.log" 2>&1 &
 SWARMD_PID=$!
 for ((i = 0; i < 300; i++)); do
