@@ -27,6 +27,7 @@ schema checker is on Debian 12 (kubeconform and kubeval are not packaged). Two c
 
 Exit 0 when all hold, 1 listing every failure, 77 as above.
 """
+import ctypes
 import json
 import os
 import re
@@ -629,6 +630,12 @@ def queried_metrics(docs):
     return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
 
 
+def die_with_parent():
+    """In the child before exec: SIGKILL when this checker dies, even killed past its
+    finally (ctest's timeout), so that no swarmd outlives the test."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def live_families(build, tmp):
     """Metric families of a swarmd started with --metrics 127.0.0.1:0 (set, or None)."""
     log = os.path.join(tmp, "swarmd.log")
@@ -639,7 +646,7 @@ def live_families(build, tmp):
         p = subprocess.Popen([os.path.join(build, "bin", "swarmd"), "--socket",
                               os.path.join(tmp, "swarmd.sock"), "--devices", "cpu:1",
                               "--metrics", "127.0.0.1:0"], stdout=lf, stderr=lf, env=env,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=die_with_parent)
     try:
         port = None
         for _ in range(300):
