@@ -31,6 +31,7 @@ PACKAGES=(
 	prometheus       # promtool and a real Prometheus server for the metrics tests
 	util-linux       # unshare: the client-in-other-namespaces test
 	help2man         # the man pages of swarmd and swarm, made from their --help
+	python3-yaml     # tests/deploy/check_manifests.py: the Kubernetes manifests parsed
 )
 
 installed()
