@@ -21,6 +21,7 @@
 #include "runtime/swarmd/health.h"
 #include "runtime/swarmd/metrics.h"
 #include "runtime/swarmd/metrics_text.h"
+#include "runtime/swarmd/notify.h"
 #include "runtime/swarmd/swarmd.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -267,7 +268,10 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, char *body
 static enum MHD_Result health(struct MHD_Connection *c, int ready)
 {
 	char text[300], why[256];
-	int ok = ready ? health_ready(why, sizeof why) : health_live(swarm_now_ns(), 0);
+	/* Live within systemd's watchdog interval where one is set (WATCHDOG_USEC), so that
+	 * the probe and the watchdog agree; else health.h's default. */
+	int ok = ready ? health_ready(why, sizeof why) :
+			 health_live(swarm_now_ns(), notify_watchdog_ns());
 	if (!ready)
 		snprintf(why, sizeof why, "%s",
 			 ok ? "live" : "the event loop has not run within the interval");
