@@ -437,6 +437,41 @@ def case_refusals(bindir):
     sd.stop()
 
 
+def case_autoscale(bindir):
+    """The autoscaler's decisions: with every device parked, a first open makes it wake one;
+    each decision it logs (event=autoscale action= reason=) is counted under its labels, and
+    nothing else is."""
+    sd = Swarmd(bindir, devices="cpu:2", extra=("--autoscale", "--autoscale-idle", "0"))
+    sd.client(1, 200)
+
+    def logged():
+        n = {}
+        for a, r in re.findall(r"event=autoscale action=(\w+) device=\S+ reason=(\w+)",
+                               sd.text()):
+            n[(a, r)] = n.get((a, r), 0) + 1
+        return n
+    seen = {}
+
+    def agree():
+        # The log before and after the scrape alike: no decision was made in between, so
+        # the scrape must count exactly what the log says.
+        before = logged()
+        s = scrape(sd)
+        if logged() != before:
+            return False
+        seen.clear()
+        seen.update(before)
+        got = {(a, r): total(s, "swarm_autoscale_decisions_total", action=a, reason=r)
+               for (a, r) in before}
+        return got == before and total(s, "swarm_autoscale_decisions_total") == sum(
+            before.values())
+    wait_for("the decisions counted as logged (log: %s)" % logged(), agree, bound_s=30)
+    check(sum(n for (a, _), n in seen.items() if a == "wake") >= 1,
+          "no wake decision was logged: %s" % seen)
+    print("autoscaler decisions counted by action and reason: %s" % seen)
+    sd.stop()
+
+
 def case_promtool(bindir):
     tool = shutil.which("promtool")
     if not tool:
@@ -516,7 +551,7 @@ def main():
     ap.add_argument("--bin", required=True, help="the build's bin directory")
     ap.add_argument("--case", required=True,
                     choices=["options", "endpoint", "status", "weights", "refusals",
-                             "promtool", "prometheus"])
+                             "autoscale", "promtool", "prometheus"])
     a = ap.parse_args()
     for prog in ("swarmd", "swarm-worker", "swarm", "example-client"):
         check(os.access(os.path.join(a.bin, prog), os.X_OK),
