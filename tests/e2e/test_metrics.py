@@ -472,12 +472,18 @@ def case_autoscale(bindir):
     sd.stop()
 
 
-def case_promtool(bindir):
-    tool = shutil.which("promtool")
+def need_tool(name):
+    """The path of one of the prometheus package's programs; the case is skipped without."""
+    tool = shutil.which(name)
     if not tool:
-        print("SKIP: promtool not found (Debian: apt-get install prometheus; "
-              "tools/install-deps.sh installs it)")
+        print("SKIP: %s not found (Debian: apt-get install prometheus; "
+              "tools/install-deps.sh installs it)" % name)
         sys.exit(SKIP)
+    return tool
+
+
+def case_promtool(bindir):
+    tool = need_tool("promtool")
     sd = Swarmd(bindir)
     sd.client(2, 300)
     sd.swarm("device", "drain", "cpu:1")  # a drain and its histogram too
@@ -501,11 +507,7 @@ def free_port():
 
 
 def case_prometheus(bindir):
-    tool = shutil.which("prometheus")
-    if not tool:
-        print("SKIP: prometheus not found (Debian: apt-get install prometheus; "
-              "tools/install-deps.sh installs it)")
-        sys.exit(SKIP)
+    tool = need_tool("prometheus")
     sd = Swarmd(bindir)
     S, N = 2, 700
     sd.client(S, N)

@@ -14,16 +14,8 @@ set -euo pipefail
 
 SRC=$(readlink -f "${1:?usage: client_only.sh SOURCE_DIR WORK_DIR}")
 WORK=${2:?usage: client_only.sh SOURCE_DIR WORK_DIR}
-passed=0
-failed=0
-ok() {
-	echo "  ok    $*"
-	passed=$((passed + 1))
-}
-bad() {
-	echo "  FAIL  $*"
-	failed=$((failed + 1))
-}
+# shellcheck source=../lib/check.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/check.sh"
 show() { sed 's/^/        | /' "$1"; }
 
 rm -rf -- "$WORK"

@@ -32,16 +32,8 @@ LIBDIR=${3:?usage: run.sh BUILD_DIR VERSION LIBDIR}
 SANITIZE=${4:-0}
 ABI=$(sed -n 's/^#define SWARM_ABI_VERSION \([0-9]*\)u\{0,1\}$/\1/p' "$ROOT/include/swarm/swarm.h")
 
-passed=0
-failed=0
-ok() {
-	echo "  ok    $*"
-	passed=$((passed + 1))
-}
-bad() {
-	echo "  FAIL  $*"
-	failed=$((failed + 1))
-}
+# shellcheck source=../lib/check.sh
+. "$ROOT/tests/lib/check.sh"
 die() {
 	echo "install: $*" >&2
 	echo "$passed passed, $((failed + 1)) failed"

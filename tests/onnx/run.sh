@@ -31,17 +31,9 @@ DET_SIZE=320x448 # H x W: not square, so that a swapped H and W shows
 PAGE_LINES=4     # the lines of text tests/onnx/make_inputs.py renders on its page
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
-passed=0
-failed=0
+# shellcheck source=../lib/check.sh
+. "$ROOT/tests/lib/check.sh"
 log() { echo "onnx: $*"; }
-ok() {
-	echo "  ok    $*"
-	passed=$((passed + 1))
-}
-bad() {
-	echo "  FAIL  $*"
-	failed=$((failed + 1))
-}
 die() {
 	echo "onnx: $*" >&2
 	echo "$passed passed, $((failed + 1)) failed"

@@ -13,7 +13,8 @@
 /* The line swarm_log wrote, without the ts/level/comp/pid prefix. */
 static char line[2048];
 
-static const char *logged(void (*emit)(void))
+/* Runs emit with stderr captured into line: exactly one line, its newline cut off. */
+static void capture(void (*emit)(void))
 {
 	int p[2];
 	cr_assert_eq(pipe(p), 0);
@@ -31,6 +32,11 @@ static const char *logged(void (*emit)(void))
 	cr_assert_not_null(nl, "no newline in %s", line);
 	cr_assert_eq(nl[1], 0, "more than one line: %s", line);
 	*nl = 0;
+}
+
+static const char *logged(void (*emit)(void))
+{
+	capture(emit);
 	const char *body = strstr(line, " pid=");
 	cr_assert_not_null(body);
 	return strchr(body + 1, ' ') + 1;
@@ -99,23 +105,9 @@ Test(runtime_log, every_value_inside_one_pair_of_quotes_keeps_its_spaces)
 static json_t *logged_json(void (*emit)(void))
 {
 	swarm_log_set_format(SWARM_LOG_JSON);
-	int p[2];
-	cr_assert_eq(pipe(p), 0);
-	int saved = dup(STDERR_FILENO);
-	dup2(p[1], STDERR_FILENO);
-	emit();
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	close(p[1]);
-	ssize_t n = read(p[0], line, sizeof line - 1);
-	close(p[0]);
-	cr_assert_gt(n, 0);
-	line[n] = 0;
-	char *nl = strchr(line, '\n');
-	cr_assert_not_null(nl, "no newline in %s", line);
-	cr_assert_eq(nl[1], 0, "more than one line: %s", line);
+	capture(emit);
 	json_error_t err;
-	json_t *o = json_loadb(line, (size_t)(nl - line), 0, &err);
+	json_t *o = json_loads(line, 0, &err);
 	cr_assert_not_null(o, "not JSON (%s): %s", err.text, line);
 	cr_assert(json_is_object(o), "not an object: %s", line);
 	return o;
