@@ -18,11 +18,13 @@
  *   health.c      liveness and readiness, readable from any thread (health.h)
  *   counters.c    swarmd's own counters for the metrics, readable from any thread
  *   metrics.c     --metrics: Prometheus metrics and health over HTTP, on a thread of its own
+ *   notify.c      sd_notify: READY, STATUS, WATCHDOG, STOPPING (notify.h)
  *
  * What this header shares: the options (cfg, written once by options.c and main.c before
  * the loop starts, read-only after), the devices and sessions every module reads (d), and the
  * functions modules call across. Everything else stays static in its module. swarmd is one
- * thread: nothing here is locked.
+ * thread, but for metrics.c's, which reads only atomics (stats pages, counters.c, health.c)
+ * and what is fixed before the loop starts: nothing here is locked.
  */
 #ifndef SWARM_RUNTIME_SWARMD_H
 #define SWARM_RUNTIME_SWARMD_H
