@@ -37,7 +37,7 @@ class _Driver:
 
     def watch(self, req: Any) -> "asyncio.Future[int]":
         fut = self.loop.create_future()
-        self.waiters[req._ptr] = (req, fut)
+        self.waiters[req._slot.ptr] = (req, fut)
         if not self.reading:
             self.loop.add_reader(self.fd, self.on_ready)
             self.reading = True
@@ -71,7 +71,7 @@ class _Driver:
         for k in range(n):
             w = self.waiters.pop(self.done[k], None)
             if w is not None and not w[1].done():
-                w[1].set_result(self.lib.request_poll(w[0]._ptr))
+                w[1].set_result(self.lib.f_poll(w[0]._cp))
         if n:
             self.wake_slot_waiters()
 
@@ -114,14 +114,14 @@ async def wait(req: Any) -> Any:
     if req._state == _HELD:
         req.submit()
     if req._state == _SUBMITTED:
-        rc = req.session._lib.request_poll(req._ptr)
+        rc = req.session._lib.f_poll(req._cp)
         if rc == _EAGAIN:
             d = _driver(req.session)
             fut = d.watch(req)
             try:
                 rc = await fut
             except asyncio.CancelledError:
-                d.waiters.pop(req._ptr, None)
+                d.waiters.pop(req._slot.ptr, None)
                 d.idle()
                 raise
         req._finish(rc)
@@ -154,7 +154,7 @@ async def run(session: Any, inputs: Any, deadline: Optional[float]) -> Dict[str,
         with r:
             session._fill(r, inputs)
             while True:
-                rc = session._lib.request_submit(r._ptr, 0)
+                rc = session._lib.f_submit(r._cp, 0)
                 if rc != _EAGAIN:
                     break
                 if not d.waiters:

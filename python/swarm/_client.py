@@ -15,7 +15,7 @@ import errno as _errno
 import math
 import os
 import weakref
-from ctypes import byref, c_uint64, c_void_p
+from ctypes import byref, c_int64, c_void_p
 from dataclasses import dataclass
 from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
 
@@ -33,6 +33,21 @@ _EBUSY = -_errno.EBUSY
 # A wait with no end runs in slices of this many ns, so that Ctrl-C (a Python signal handler,
 # run between bytecodes) interrupts it within the slice.
 _WAIT_SLICE_NS = 100_000_000
+_WAIT_SLICE = c_int64(_WAIT_SLICE_NS)
+
+# The data path's untyped bindings (_lib.Lib.f_*), module globals so that a call looks up one
+# name; set by _bind when the first client loads the library.
+_alloc: Any = None
+_submit: Any = None
+_wait: Any = None
+_poll: Any = None
+_release: Any = None
+
+
+def _bind(lib: "_lib.Lib") -> None:
+    global _alloc, _submit, _wait, _poll, _release
+    _alloc, _submit, _wait = lib.f_alloc, lib.f_submit, lib.f_wait
+    _poll, _release = lib.f_poll, lib.f_release
 
 _DTYPES: Dict[int, Tuple[str, Any]] = {
     1: ("f32", np.dtype(np.float32)),
@@ -115,6 +130,8 @@ class Client:
     def __init__(self, socket: Union[str, "os.PathLike[str]", None] = None,
                  timeout: Optional[float] = None):
         lib = _lib.load()
+        if _alloc is None:
+            _bind(lib)
         self._lib = lib
         self._h: Optional[int] = None
         self._closing = False
@@ -250,6 +267,7 @@ class Session:
         self._orphans: List["Request"] = []  # released while in flight: freed on completion
         self._out = c_void_p()
         self._out_ref = byref(self._out)
+        self._hv: Optional[c_void_p] = c_void_p(handle)  # the untyped calls' argument
         self._aio: Any = None
         self._spin_ns = 50_000
 
@@ -334,7 +352,7 @@ class Session:
                 if sl.views_alive():
                     keep.append(sl)
                 else:
-                    self._lib.request_release(sl.ptr)
+                    _release(sl.cp)
                     n += 1
             self._pending = keep
         if self._orphans:
@@ -349,13 +367,13 @@ class Session:
         """Takes a free slot for a request of rows rows (1..max_rows). deadline: seconds
         from now by which the request must have started, else it completes with Timeout
         without running. Raises QueueFull when every slot is held or in flight."""
-        h = self._h
+        h = self._hv
         if h is None:
             raise Closed(0, "the session is closed")
-        rc = self._lib.request_alloc(h, rows, self._out_ref)
+        rc = _alloc(h, rows, self._out_ref)
         if rc:
             if rc == _EAGAIN and self._reclaim():
-                rc = self._lib.request_alloc(h, rows, self._out_ref)
+                rc = _alloc(h, rows, self._out_ref)
             if rc:
                 raise self._alloc_error(rc, rows)
         ptr = self._out.value
@@ -444,6 +462,7 @@ class Session:
 
     def _finish_close(self) -> None:
         h, self._h = self._h, None
+        self._hv = None
         if h is not None:
             self._lib.session_close(h)
             self.client._session_closed()
@@ -457,6 +476,7 @@ class Session:
             self._aio.close()
         closer = Closer(self._finish_close)
         self._closer = closer
+        self._hv = None  # no request from now on
         for sl in self._slots.values():
             r = sl.req
             if r is not None:
@@ -494,12 +514,12 @@ class Request:
     until it completes, then by the caller again until release(). Use it as a context
     manager to release it. input(i) and output(i) are numpy arrays over the slot itself."""
 
-    __slots__ = ("session", "_slot", "_ptr", "rows", "_state", "_lent", "_status")
+    __slots__ = ("session", "_slot", "_cp", "rows", "_state", "_lent", "_status")
 
     def __init__(self, session: Session, slot: Slot, rows: int):
         self.session = session
         self._slot = slot
-        self._ptr = slot.ptr
+        self._cp = slot.cp
         self.rows = rows
         self._state = _HELD
         self._lent = False
@@ -540,7 +560,7 @@ class Request:
         if self._state != _HELD:
             raise InvalidArgument(_errno.EINVAL, "set_deadline after submit")
         lib = self.session._lib
-        lib.request_set_deadline(self._ptr, lib.now_ns() + _seconds_to_ns(seconds, "deadline"))
+        lib.request_set_deadline(self._cp, lib.now_ns() + _seconds_to_ns(seconds, "deadline"))
 
     def set_input_device(self, i: Index, tensor: Any) -> None:
         """Input i is tensor, in the caller's GPU memory (an object with
@@ -563,7 +583,7 @@ class Request:
         caller's: submit again later)."""
         if self._state != _HELD:
             raise self._state_error("submit")
-        rc = self.session._lib.request_submit(self._ptr, 1 if no_retry else 0)
+        rc = _submit(self._cp, 1 if no_retry else 0)
         if rc:
             raise error_for(rc, "submit", self.session.client.error)
         self._state = _SUBMITTED
@@ -600,22 +620,23 @@ class Request:
                 return
             raise (Closed(0, "wait: the request was released") if st == _RELEASED else
                    InvalidArgument(_errno.EINVAL, "wait: the request was not submitted"))
-        lib = self.session._lib
+        cp = self._cp
         if timeout is None:
-            rc = lib.request_wait(self._ptr, _WAIT_SLICE_NS)
+            rc = _wait(cp, _WAIT_SLICE)
             while rc == _ETIMEDOUT:
-                rc = lib.request_poll(self._ptr)
+                rc = _poll(cp)
                 if rc != _EAGAIN:
                     break
-                rc = lib.request_wait(self._ptr, _WAIT_SLICE_NS)
+                rc = _wait(cp, _WAIT_SLICE)
         else:
+            lib = self.session._lib
             end = lib.now_ns() + _seconds_to_ns(timeout, "timeout")
             while True:
                 left = end - lib.now_ns()
-                rc = lib.request_wait(self._ptr, max(0, min(left, _WAIT_SLICE_NS)))
+                rc = _wait(cp, c_int64(max(0, min(left, _WAIT_SLICE_NS))))
                 if rc != _ETIMEDOUT:
                     break
-                rc = lib.request_poll(self._ptr)
+                rc = _poll(cp)
                 if rc != _EAGAIN:
                     break
                 if lib.now_ns() >= end:
@@ -634,7 +655,7 @@ class Request:
         if st != _SUBMITTED:
             raise self._state_error("poll") if st == _RELEASED else InvalidArgument(
                 _errno.EINVAL, "poll: the request was not submitted")
-        rc = self.session._lib.request_poll(self._ptr)
+        rc = _poll(self._cp)
         if rc == _EAGAIN:
             return False
         self._finish(rc)
@@ -644,7 +665,7 @@ class Request:
     def done(self) -> bool:
         """True once the request has completed, successfully or not."""
         if self._state == _SUBMITTED:
-            rc = self.session._lib.request_poll(self._ptr)
+            rc = _poll(self._cp)
             if rc != _EAGAIN:
                 self._state, self._status = _DONE, rc
         return self._state == _DONE
@@ -658,7 +679,7 @@ class Request:
             return
         s = self.session
         if st == _SUBMITTED:
-            rc = s._lib.request_poll(self._ptr)
+            rc = _poll(self._cp)
             if rc == _EAGAIN:
                 if _defer_busy:
                     s._orphans.append(self)
@@ -672,7 +693,7 @@ class Request:
         if self._lent and sl.views_alive():
             s._pending.append(sl)
         else:
-            s._lib.request_release(self._ptr)
+            _release(self._cp)
         if s._aio is not None and s._aio.slot_waiters:
             s._aio.wake_slot_waiters()
 

@@ -107,7 +107,8 @@ class Lib:
     """libswarm, loaded and checked: each C function is an attribute of the same name less
     its `swarm_` prefix (lib.request_alloc)."""
 
-    def __init__(self, path: str, cdll: ctypes.CDLL, pydll: ctypes.PyDLL):
+    def __init__(self, path: str, cdll: ctypes.CDLL, pydll: ctypes.PyDLL, cdll2: ctypes.CDLL,
+                 pydll2: ctypes.PyDLL):
         self.path = path
         self._cdll = cdll
         for table, dll in ((_BLOCKING, cdll), (_FAST, pydll)):
@@ -116,6 +117,14 @@ class Lib:
                 fn.restype = res
                 fn.argtypes = args
                 setattr(self, name[len("swarm_"):], fn)
+        # The data path again, without argument types: given ctypes objects (c_void_p,
+        # c_int64) and small ints, a call converts nothing and costs about half as much.
+        # Only _client.py calls these, with exactly those types.
+        self.f_alloc = pydll2.swarm_request_alloc  # (c_void_p session, int rows, byref out)
+        self.f_submit = pydll2.swarm_request_submit  # (c_void_p request, int flags)
+        self.f_wait = cdll2.swarm_request_wait  # (c_void_p request, c_int64 ns): drops the GIL
+        self.f_poll = pydll2.swarm_request_poll  # (c_void_p request)
+        self.f_release = pydll2.swarm_request_release  # (c_void_p request)
         self.lib_version: str = self.version().decode()
 
 
@@ -220,7 +229,9 @@ def load() -> Lib:
                 0, f"{path} is {soname or 'a library with no soname'}, this package speaks "
                 f"swarm ABI {SWARM_ABI_VERSION} ({SONAME}): install the matching libswarm "
                 f"or Python package")
-        lib = Lib(path, cdll, ctypes.PyDLL(path, handle=cdll._handle))
+        # Separate function objects for the typed and untyped bindings of the same symbols.
+        lib = Lib(path, cdll, ctypes.PyDLL(path, handle=cdll._handle),
+                  ctypes.CDLL(path, handle=cdll._handle), ctypes.PyDLL(path, handle=cdll._handle))
         _lib = lib
         return lib
     where = ("$SWARM_LIBRARY" if from_env else

@@ -20,6 +20,7 @@ alive:
 from __future__ import annotations
 
 import sys
+from ctypes import c_void_p
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -62,12 +63,13 @@ class Slot:
     ins/outs are the arrays of the current rows; `baseline` is the sum of the reference counts
     of everything the slot holds when nobody else holds any of it."""
 
-    __slots__ = ("ptr", "index", "rows", "ins", "outs", "_in_full", "_out_full", "_min",
+    __slots__ = ("ptr", "cp", "index", "rows", "ins", "outs", "_in_full", "_out_full", "_min",
                  "_mout", "_rin", "_rout", "_baseline", "req")
 
     def __init__(self, ptr: int, index: int, in_ptrs: List[int], out_ptrs: List[int],
                  in_specs: Sequence, out_specs: Sequence, max_rows: int):
         self.ptr = ptr
+        self.cp = c_void_p(ptr)  # the argument of the untyped calls
         self.index = index
         self.req = None
         in_sizes = [max_rows * s.row_bytes for s in in_specs]
