@@ -426,13 +426,15 @@ class Session:
                                       f"model has {len(self.inputs)}")
             items = list(enumerate(inputs))
         for k, a in items:
-            dst = r.input(k)
+            spec = self.inputs[self._index(self._in_index, self.inputs, k, "input")]
             src = np.asarray(a)
-            if src.shape != dst.shape:
-                spec = self.inputs[self._index(self._in_index, self.inputs, k, "input")]
+            want = (r.rows,) + spec.shape[1:]
+            if src.shape != want:
                 raise InvalidArgument(_errno.EINVAL, f"input {spec.name!r} has shape "
-                                      f"{src.shape}, the request needs {dst.shape}")
-            np.copyto(dst, src, casting="same_kind")
+                                      f"{src.shape}, the request needs {want}")
+            # No view in a local: an exception's traceback would keep it (and so the slot)
+            # alive after the request's release.
+            np.copyto(r.input(spec.index), src, casting="same_kind")
 
     def _rows_of(self, inputs: Any) -> int:
         first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else (
