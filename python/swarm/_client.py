@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno as _errno
 import math
 import os
+import sys
 import weakref
 from ctypes import byref, c_int64, c_void_p
 from dataclasses import dataclass
@@ -355,11 +356,19 @@ class Session:
                     _release(sl.cp)
                     n += 1
             self._pending = keep
+        for sl in list(self._slots.values()):
+            r = sl.req
+            # Submitted, then dropped by the caller: only the slot refers to it (the
+            # count is the slot's, r's and getrefcount's argument).
+            if r is not None and sys.getrefcount(r) <= 3:
+                r.release(_defer_busy=True)
+                n += r._state == _RELEASED and r not in self._orphans
+            del r
         if self._orphans:
             orphans, self._orphans = self._orphans, []
             for r in orphans:
                 r._state = _SUBMITTED
-                r.release(_defer_busy=True)
+                r.release(_defer_busy=True)  # back on the list while still in flight
             n += len(orphans) - len(self._orphans)
         return n
 
@@ -383,7 +392,6 @@ class Session:
         if sl.rows != rows:
             sl.set_rows(rows)
         r = Request(self, sl, rows)
-        sl.req = r
         if deadline is not None:
             r.set_deadline(deadline)
         return r
@@ -480,7 +488,7 @@ class Session:
         self._closer = closer
         self._hv = None  # no request from now on
         for sl in self._slots.values():
-            r = sl.req
+            r = sl.req  # in flight; the held ones see sl.cp None from now on
             if r is not None:
                 r._state = _RELEASED
             sl.disarm(closer)
@@ -514,14 +522,16 @@ _HELD, _SUBMITTED, _DONE, _RELEASED = 0, 1, 2, 3
 class Request:
     """One request: a slot of its session, held by the caller until submit(), by the worker
     until it completes, then by the caller again until release(). Use it as a context
-    manager to release it. input(i) and output(i) are numpy arrays over the slot itself."""
+    manager to release it (a request dropped unreleased gives its slot back too, once no
+    array over it is alive). input(i) and output(i) are numpy arrays over the slot itself.
 
-    __slots__ = ("session", "_slot", "_cp", "rows", "_state", "_lent", "_status")
+    A Request is not thread-safe, as its session is not: one thread at a time."""
+
+    __slots__ = ("session", "_slot", "rows", "_state", "_lent", "_status")
 
     def __init__(self, session: Session, slot: Slot, rows: int):
         self.session = session
         self._slot = slot
-        self._cp = slot.cp
         self.rows = rows
         self._state = _HELD
         self._lent = False
@@ -532,37 +542,54 @@ class Request:
         """The index of the request's slot in the session's segment (for logs)."""
         return self._slot.index
 
+    def _closed(self, what: str) -> Error:
+        return Closed(0, f"{what}: the session is closed")
+
     def input(self, i: Index = 0) -> np.ndarray:
         """Input i (an index or a name) as a writable numpy array over the slot, shape
         (rows,) + spec.shape[1:]: write it before submit(). The same array every call."""
         if self._state == _RELEASED:
-            raise Closed(0, "the request was released")
+            raise Closed(0, "input: the request was released")
         self._lent = True
         try:
             return self._slot.ins[i]  # type: ignore[index]
         except (IndexError, TypeError):
             s = self.session
-            return self._slot.ins[s._index(s._in_index, s.inputs, i, "input")]
+            k = s._index(s._in_index, s.inputs, i, "input")
+            if self._slot.cp is None:
+                raise self._closed("input") from None
+            return self._slot.ins[k]
 
-    def output(self, i: Index = 0) -> np.ndarray:
-        """Output i (an index or a name) as a read-only numpy array over the slot: read it
-        once the request has completed."""
+    def output(self, i: Index = 0, *, writable: bool = False) -> np.ndarray:
+        """Output i (an index or a name) as a numpy array over the slot: read it once the
+        request has completed. Read-only, and the same array every call; writable=True
+        gives a writable one instead (the slot is the caller's after completion), for
+        consumers that cannot take a read-only array (DLPack before 1.0, such as older
+        PyTorch)."""
         if self._state == _RELEASED:
-            raise Closed(0, "the request was released")
+            raise Closed(0, "output: the request was released")
         self._lent = True
-        try:
-            return self._slot.outs[i]  # type: ignore[index]
-        except (IndexError, TypeError):
-            s = self.session
-            return self._slot.outs[s._index(s._out_index, s.outputs, i, "output")]
+        if not writable:
+            try:
+                return self._slot.outs[i]  # type: ignore[index]
+            except (IndexError, TypeError):
+                pass
+        s = self.session
+        k = s._index(s._out_index, s.outputs, i, "output")
+        if self._slot.cp is None:
+            raise self._closed("output")
+        return self._slot.writable_output(k) if writable else self._slot.outs[k]
 
     def set_deadline(self, seconds: float) -> None:
         """The request must start within seconds from now, else it completes with Timeout
         without running. Before submit()."""
         if self._state != _HELD:
-            raise InvalidArgument(_errno.EINVAL, "set_deadline after submit")
+            raise self._state_error("set_deadline")
+        cp = self._slot.cp
+        if cp is None:
+            raise self._closed("set_deadline")
         lib = self.session._lib
-        lib.request_set_deadline(self._cp, lib.now_ns() + _seconds_to_ns(seconds, "deadline"))
+        lib.request_set_deadline(cp, lib.now_ns() + _seconds_to_ns(seconds, "deadline"))
 
     def set_input_device(self, i: Index, tensor: Any) -> None:
         """Input i is tensor, in the caller's GPU memory (an object with
@@ -585,44 +612,56 @@ class Request:
         caller's: submit again later)."""
         if self._state != _HELD:
             raise self._state_error("submit")
-        rc = _submit(self._cp, 1 if no_retry else 0)
+        sl = self._slot
+        rc = _submit(sl.cp, 1 if no_retry else 0)
         if rc:
+            if sl.cp is None:
+                raise self._closed("submit")
             raise error_for(rc, "submit", self.session.client.error)
         self._state = _SUBMITTED
+        sl.req = self  # for Session.poll and close, until its completion is seen
 
     def _state_error(self, what: str) -> Error:
         if self._state == _RELEASED:
             return Closed(0, f"{what}: the request was released")
+        if self._state == _HELD:
+            return InvalidArgument(_errno.EINVAL, f"{what}: the request was not submitted")
         return InvalidArgument(_errno.EINVAL, f"{what}: the request was already submitted")
 
     def _finish(self, rc: int) -> None:
         self._state = _DONE
         self._status = rc
+        self._slot.req = None
         if rc:
             raise self._status_error()
 
     def _status_error(self) -> Error:
         rc = self._status
+        if self._slot.cp is None:
+            return self._closed("request")
         if rc == _ETIMEDOUT:
             return error_for(rc, "request", "its deadline passed before it ran")
         if rc == -_errno.EINVAL:
             return error_for(rc, "request", "the worker refused it")
         return error_for(rc, "request", self.session.client.error)
 
+    def _not_in_flight(self, what: str) -> bool:
+        """For wait and poll of a request not in flight: True when done, else raises."""
+        if self._state == _DONE:
+            if self._status:
+                raise self._status_error()
+            return True
+        raise self._state_error(what)
+
     def wait(self, timeout: Optional[float] = None) -> None:
         """Waits for the request to complete, spinning first (Session.spin), then sleeping.
         timeout in seconds, None: no end. Raises Timeout when the wait runs out (the
         request stays in flight: wait again), or the request's own failure (Timeout for a
         passed deadline, InvalidArgument when the worker refused it, SessionLost)."""
-        st = self._state
-        if st != _SUBMITTED:
-            if st == _DONE:
-                if self._status:
-                    raise self._status_error()
-                return
-            raise (Closed(0, "wait: the request was released") if st == _RELEASED else
-                   InvalidArgument(_errno.EINVAL, "wait: the request was not submitted"))
-        cp = self._cp
+        if self._state != _SUBMITTED:
+            self._not_in_flight("wait")
+            return
+        cp = self._slot.cp
         if timeout is None:
             rc = _wait(cp, _WAIT_SLICE)
             while rc == _ETIMEDOUT:
@@ -649,15 +688,9 @@ class Request:
     def poll(self) -> bool:
         """True once the request has completed (raising its failure, as wait() does), False
         while it is in flight. Never blocks."""
-        st = self._state
-        if st == _DONE:
-            if self._status:
-                raise self._status_error()
-            return True
-        if st != _SUBMITTED:
-            raise self._state_error("poll") if st == _RELEASED else InvalidArgument(
-                _errno.EINVAL, "poll: the request was not submitted")
-        rc = _poll(self._cp)
+        if self._state != _SUBMITTED:
+            return self._not_in_flight("poll")
+        rc = _poll(self._slot.cp)
         if rc == _EAGAIN:
             return False
         self._finish(rc)
@@ -667,9 +700,10 @@ class Request:
     def done(self) -> bool:
         """True once the request has completed, successfully or not."""
         if self._state == _SUBMITTED:
-            rc = _poll(self._cp)
+            rc = _poll(self._slot.cp)
             if rc != _EAGAIN:
                 self._state, self._status = _DONE, rc
+                self._slot.req = None
         return self._state == _DONE
 
     def release(self, *, _defer_busy: bool = False) -> None:
@@ -680,8 +714,9 @@ class Request:
         if st == _RELEASED:
             return
         s = self.session
+        sl = self._slot
         if st == _SUBMITTED:
-            rc = _poll(self._cp)
+            rc = _poll(sl.cp)
             if rc == _EAGAIN:
                 if _defer_busy:
                     s._orphans.append(self)
@@ -690,17 +725,28 @@ class Request:
                 raise error_for(_EBUSY, "release", "the request is in flight: wait() first")
             self._status = rc
         self._state = _RELEASED
-        sl = self._slot
         sl.req = None
+        if sl.cp is None:
+            return  # the session is closed: its slots went with it
         if self._lent and sl.views_alive():
             s._pending.append(sl)
         else:
-            _release(self._cp)
-        if s._aio is not None and s._aio.slot_waiters:
-            s._aio.wake_slot_waiters()
+            _release(sl.cp)
+        aio = s._aio
+        if aio is not None and aio.slot_waiters:
+            aio.wake_slot_waiters()
 
     def __enter__(self) -> "Request":
         return self
+
+    def __del__(self) -> None:
+        # A request dropped without release gives its slot back (when it completes, if it
+        # is in flight), as a closed file does its descriptor.
+        if self._state != _RELEASED:
+            try:
+                self.release(_defer_busy=True)
+            except Exception:  # noqa: BLE001 (interpreter shutdown, a lost session)
+                pass
 
     def __exit__(self, *exc: Any) -> None:
         # Leaving the block while the request is in flight (an exception, a timeout): the

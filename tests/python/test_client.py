@@ -207,7 +207,7 @@ def test_submit_and_wait_in_the_wrong_state_raise(client):
         r.submit()
         with pytest.raises(swarm.InvalidArgument, match="already submitted"):
             r.submit()
-        with pytest.raises(swarm.InvalidArgument, match="after submit"):
+        with pytest.raises(swarm.InvalidArgument, match="already submitted"):
             r.set_deadline(1)
         r.wait()
         r.release()
