@@ -163,7 +163,6 @@ async def run(session: Any, inputs: Any, deadline: Optional[float]) -> Dict[str,
             if rc:
                 raise error_for(rc, "submit", session.client.error)
             r._state = _SUBMITTED
-            r._slot.req = r
             await wait(r)
             return {t.name: np.array(o) for t, o in zip(session.outputs, r._slot.outs)}
     finally:

@@ -358,8 +358,9 @@ class Session:
             self._pending = keep
         for sl in list(self._slots.values()):
             r = sl.req
-            # Submitted, then dropped by the caller: only the slot refers to it (the
-            # count is the slot's, r's and getrefcount's argument).
+            # Dropped by the caller unreleased: only the slot refers to it (the count is
+            # the slot's, r's and getrefcount's argument). Released now, or when it
+            # completes if it is in flight.
             if r is not None and sys.getrefcount(r) <= 3:
                 r.release(_defer_busy=True)
                 n += r._state == _RELEASED and r not in self._orphans
@@ -392,6 +393,7 @@ class Session:
         if sl.rows != rows:
             sl.set_rows(rows)
         r = Request(self, sl, rows)
+        sl.req = r  # for poll, close, and to find it again if the caller drops it
         if deadline is not None:
             r.set_deadline(deadline)
         return r
@@ -488,7 +490,7 @@ class Session:
         self._closer = closer
         self._hv = None  # no request from now on
         for sl in self._slots.values():
-            r = sl.req  # in flight; the held ones see sl.cp None from now on
+            r = sl.req
             if r is not None:
                 r._state = _RELEASED
             sl.disarm(closer)
@@ -522,20 +524,19 @@ _HELD, _SUBMITTED, _DONE, _RELEASED = 0, 1, 2, 3
 class Request:
     """One request: a slot of its session, held by the caller until submit(), by the worker
     until it completes, then by the caller again until release(). Use it as a context
-    manager to release it (a request dropped unreleased gives its slot back too, once no
-    array over it is alive). input(i) and output(i) are numpy arrays over the slot itself.
+    manager to release it (a request dropped unreleased gives its slot back when the
+    session next runs out of free slots, once no array over it is alive). input(i) and output(i) are numpy arrays over the slot itself.
 
     A Request is not thread-safe, as its session is not: one thread at a time."""
 
-    __slots__ = ("session", "_slot", "rows", "_state", "_lent", "_status")
+    # _status is set when the request completes, and read only after that.
+    __slots__ = ("session", "_slot", "rows", "_state", "_status")
 
     def __init__(self, session: Session, slot: Slot, rows: int):
         self.session = session
         self._slot = slot
         self.rows = rows
         self._state = _HELD
-        self._lent = False
-        self._status = 0
 
     @property
     def slot(self) -> int:
@@ -550,7 +551,6 @@ class Request:
         (rows,) + spec.shape[1:]: write it before submit(). The same array every call."""
         if self._state == _RELEASED:
             raise Closed(0, "input: the request was released")
-        self._lent = True
         try:
             return self._slot.ins[i]  # type: ignore[index]
         except (IndexError, TypeError):
@@ -568,7 +568,6 @@ class Request:
         PyTorch)."""
         if self._state == _RELEASED:
             raise Closed(0, "output: the request was released")
-        self._lent = True
         if not writable:
             try:
                 return self._slot.outs[i]  # type: ignore[index]
@@ -619,7 +618,6 @@ class Request:
                 raise self._closed("submit")
             raise error_for(rc, "submit", self.session.client.error)
         self._state = _SUBMITTED
-        sl.req = self  # for Session.poll and close, until its completion is seen
 
     def _state_error(self, what: str) -> Error:
         if self._state == _RELEASED:
@@ -631,7 +629,6 @@ class Request:
     def _finish(self, rc: int) -> None:
         self._state = _DONE
         self._status = rc
-        self._slot.req = None
         if rc:
             raise self._status_error()
 
@@ -683,7 +680,10 @@ class Request:
                 if lib.now_ns() >= end:
                     raise error_for(_ETIMEDOUT, f"wait ({timeout} s)",
                                     "the request is still in flight")
-        self._finish(rc)
+        self._state = _DONE  # _finish, inline: this is the hot path
+        self._status = rc
+        if rc:
+            raise self._status_error()
 
     def poll(self) -> bool:
         """True once the request has completed (raising its failure, as wait() does), False
@@ -703,7 +703,6 @@ class Request:
             rc = _poll(self._slot.cp)
             if rc != _EAGAIN:
                 self._state, self._status = _DONE, rc
-                self._slot.req = None
         return self._state == _DONE
 
     def release(self, *, _defer_busy: bool = False) -> None:
@@ -728,7 +727,7 @@ class Request:
         sl.req = None
         if sl.cp is None:
             return  # the session is closed: its slots went with it
-        if self._lent and sl.views_alive():
+        if sl.views_alive():
             s._pending.append(sl)
         else:
             _release(sl.cp)
@@ -738,15 +737,6 @@ class Request:
 
     def __enter__(self) -> "Request":
         return self
-
-    def __del__(self) -> None:
-        # A request dropped without release gives its slot back (when it completes, if it
-        # is in flight), as a closed file does its descriptor.
-        if self._state != _RELEASED:
-            try:
-                self.release(_defer_busy=True)
-            except Exception:  # noqa: BLE001 (interpreter shutdown, a lost session)
-                pass
 
     def __exit__(self, *exc: Any) -> None:
         # Leaving the block while the request is in flight (an exception, a timeout): the

@@ -69,7 +69,7 @@ class Slot:
     of everything the slot holds when nobody else holds any of it."""
 
     __slots__ = ("ptr", "cp", "index", "rows", "ins", "outs", "_in_full", "_out_full", "_min",
-                 "_mout", "_rin", "_rout", "_baseline", "req")
+                 "_mout", "_rin", "_rout", "_tracked", "_baseline", "req")
 
     def __init__(self, ptr: int, index: int, in_ptrs: List[int], out_ptrs: List[int],
                  in_specs: Sequence, out_specs: Sequence, max_rows: int):
@@ -87,6 +87,7 @@ class Slot:
         self._out_full = self._tensors(out_ptrs, out_sizes, out_specs, max_rows, False,
                                        True)
         self.rows = 0
+        self._tracked: Tuple[np.ndarray, ...] = ()
         self.ins: Tuple[np.ndarray, ...] = ()
         self.outs: Tuple[np.ndarray, ...] = ()
         self._baseline = 0
@@ -114,6 +115,7 @@ class Slot:
         """Lends arrays of rows rows from now on. Only while no view of the slot is alive."""
         self.ins = tuple(a[:rows] for a in self._in_full)
         self.outs = tuple(_read_only(a[:rows]) for a in self._out_full)
+        self._tracked = (self._rin, self._rout) + self.ins + self.outs
         self.rows = rows
         # No local of this frame refers to an array now: the count is the slot's own.
         self._baseline = self._refs()
@@ -123,9 +125,7 @@ class Slot:
         return self._out_full[k][:self.rows]
 
     def _refs(self) -> int:
-        g = _getrefcount
-        raws = (self._rin, self._rout)
-        return sum(map(g, raws)) + sum(map(g, self.ins)) + sum(map(g, self.outs))
+        return sum(map(_getrefcount, self._tracked))
 
     def views_alive(self) -> bool:
         """True while an array lent from this slot (or anything made from one) is alive."""
@@ -140,7 +140,7 @@ class Slot:
             m.on_death = closer.done
         self._min = self._mout = None
         self._rin = self._rout = _EMPTY
-        self._in_full = self._out_full = self.ins = self.outs = ()
+        self._in_full = self._out_full = self.ins = self.outs = self._tracked = ()
         self.req = None
         self.cp = None  # the slot's requests now raise Closed instead of calling libswarm
         del mems  # the last references the slot held: exporters with no view die now
