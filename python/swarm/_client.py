@@ -35,6 +35,7 @@ _EBUSY = -_errno.EBUSY
 # run between bytecodes) interrupts it within the slice.
 _WAIT_SLICE_NS = 100_000_000
 _WAIT_SLICE = c_int64(_WAIT_SLICE_NS)
+_getrefcount = sys.getrefcount
 
 # The data path's untyped bindings (_lib.Lib.f_*), module globals so that a call looks up one
 # name; set by _bind when the first client loads the library.
@@ -727,7 +728,7 @@ class Request:
         sl.req = None
         if sl.cp is None:
             return  # the session is closed: its slots went with it
-        if sl.views_alive():
+        if sum(map(_getrefcount, sl._tracked)) != sl._baseline:  # sl.views_alive(), inline
             s._pending.append(sl)
         else:
             _release(sl.cp)
