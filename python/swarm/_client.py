@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import errno as _errno
 import math
+import operator
 import os
 import sys
 import weakref
-from ctypes import byref, c_int64, c_void_p
+from ctypes import ArgumentError, byref, c_int64, c_void_p
 from dataclasses import dataclass
 from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
 
@@ -114,6 +115,17 @@ def _seconds_to_ns(seconds: Optional[float], what: str) -> int:
     if math.isinf(seconds):
         return -1
     return int(seconds * 1e9)
+
+
+def _rows_arg(rows: Any, max_rows: int) -> int:
+    try:
+        n = operator.index(rows)
+    except TypeError:
+        raise InvalidArgument(_errno.EINVAL, f"rows must be an integer, not "
+                              f"{type(rows).__name__}") from None
+    if not 1 <= n <= max_rows:
+        raise InvalidArgument(_errno.EINVAL, f"rows {n} out of 1..max_rows {max_rows}")
+    return n
 
 
 def connect(socket: Union[str, "os.PathLike[str]", None] = None,
@@ -381,7 +393,11 @@ class Session:
         h = self._hv
         if h is None:
             raise Closed(0, "the session is closed")
-        rc = _alloc(h, rows, self._out_ref)
+        try:
+            rc = _alloc(h, rows, self._out_ref)
+        except ArgumentError:  # not a Python int: numpy's, or no integer at all
+            rows = _rows_arg(rows, self.max_rows)
+            rc = _alloc(h, rows, self._out_ref)
         if rc:
             if rc == _EAGAIN and self._reclaim():
                 rc = _alloc(h, rows, self._out_ref)
@@ -589,7 +605,8 @@ class Request:
         if cp is None:
             raise self._closed("set_deadline")
         lib = self.session._lib
-        lib.request_set_deadline(cp, lib.now_ns() + _seconds_to_ns(seconds, "deadline"))
+        ns = _seconds_to_ns(seconds, "deadline")
+        lib.request_set_deadline(cp, 0 if ns < 0 else lib.now_ns() + ns)  # inf: none
 
     def set_input_device(self, i: Index, tensor: Any) -> None:
         """Input i is tensor, in the caller's GPU memory (an object with

@@ -181,9 +181,19 @@ def test_bad_tensor_index_or_name_raises_invalid_argument_naming_the_tensors(cli
 
 def test_rows_out_of_range_raise_invalid_argument(client):
     with client.open("affine", max_rows=4) as s:
-        for rows in (0, 5):
+        for rows in (0, 5, -1, 1 << 40, np.int64(9)):
             with pytest.raises(swarm.InvalidArgument, match="max_rows 4"):
                 s.request(rows)
+        with pytest.raises(swarm.InvalidArgument, match="integer"):
+            s.request(1.5)
+        with s.request(np.int32(3)) as r:
+            assert r.rows == 3 and r.input(0).shape == (3, 16)
+
+
+def test_an_infinite_deadline_is_none(client):
+    with client.open("identity", max_rows=1) as s, s.request(deadline=math.inf) as r:
+        r.submit()
+        r.wait(10)
 
 
 def test_all_slots_held_raises_queue_full(client):
