@@ -24,7 +24,7 @@ from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
 import numpy as np
 
 from . import _lib
-from ._views import Closer, Slot
+from ._views import Closer, Slot, pointer_arg
 from .errors import Closed, Error, InvalidArgument, QueueFull, error_for
 
 Index = Union[int, str]
@@ -281,7 +281,7 @@ class Session:
         self._orphans: List["Request"] = []  # released while in flight: freed on completion
         self._out = c_void_p()
         self._out_ref = byref(self._out)
-        self._hv: Optional[c_void_p] = c_void_p(handle)  # the untyped calls' argument
+        self._hv: Any = pointer_arg(handle)  # the untyped calls' argument
         self._aio: Any = None
         self._spin_ns = 50_000
 
@@ -356,19 +356,25 @@ class Session:
         self._slots[ptr] = sl
         return sl
 
+    def _reclaim_pending(self) -> int:
+        """Frees the slots released while views were alive whose views are gone."""
+        keep = []
+        g = _getrefcount
+        for sl in self._pending:
+            if sum(map(g, sl._tracked)) != sl._baseline:  # sl.views_alive(), inline
+                keep.append(sl)
+            else:
+                _release(sl.cp)
+        n = len(self._pending) - len(keep)
+        self._pending = keep
+        return n
+
     def _reclaim(self) -> int:
         """Frees the slots whose requests were released while views were alive, and those
         released in flight that have completed since. Returns how many it freed."""
-        n = 0
-        if self._pending:
-            keep = []
-            for sl in self._pending:
-                if sl.views_alive():
-                    keep.append(sl)
-                else:
-                    _release(sl.cp)
-                    n += 1
-            self._pending = keep
+        n = self._reclaim_pending()
+        if n and not self._orphans:
+            return n  # enough for now: the scan below is for dropped requests
         for sl in list(self._slots.values()):
             r = sl.req
             # Dropped by the caller unreleased: only the slot refers to it (the count is
