@@ -443,36 +443,48 @@ class Session:
         raise InvalidArgument(_errno.EINVAL, f"no {what} {i!r} (the model's {what}s: "
                               f"{known})")
 
-    def _fill(self, r: "Request", inputs: Any) -> None:
-        if isinstance(inputs, Mapping):
-            items = list(inputs.items())
-            missing = set(self._in_index) - {
-                k if isinstance(k, str) else self.inputs[self._index(
-                    self._in_index, self.inputs, k, "input")].name for k, _ in items}
-            if missing:
-                raise InvalidArgument(_errno.EINVAL, f"inputs missing: {sorted(missing)}")
-        else:
-            if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple)):
-                inputs = [inputs]
+    def _items(self, inputs: Any) -> Any:
+        """inputs as (index or name, array) pairs, one for each of the model's inputs."""
+        if isinstance(inputs, dict) or isinstance(inputs, Mapping):
             if len(inputs) != len(self.inputs):
-                raise InvalidArgument(_errno.EINVAL, f"{len(inputs)} inputs given, the "
-                                      f"model has {len(self.inputs)}")
-            items = list(enumerate(inputs))
-        for k, a in items:
-            spec = self.inputs[self._index(self._in_index, self.inputs, k, "input")]
-            src = np.asarray(a)
-            want = (r.rows,) + spec.shape[1:]
+                given = {k if isinstance(k, str) else self.inputs[self._index(
+                    self._in_index, self.inputs, k, "input")].name for k in inputs}
+                missing = sorted(set(self._in_index) - given)
+                raise InvalidArgument(_errno.EINVAL, f"inputs missing: {missing}" if missing
+                                      else f"{len(inputs)} inputs given, the model has "
+                                      f"{len(self.inputs)}")
+            return inputs.items()
+        if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple)):
+            inputs = (inputs,)
+        if len(inputs) != len(self.inputs):
+            raise InvalidArgument(_errno.EINVAL, f"{len(inputs)} inputs given, the "
+                                  f"model has {len(self.inputs)}")
+        return enumerate(inputs)
+
+    def _fill(self, r: "Request", inputs: Any) -> None:
+        names = self._in_index
+        for k, a in self._items(inputs):
+            i = names[k] if type(k) is str and k in names else self._index(
+                names, self.inputs, k, "input")
+            src = a if type(a) is np.ndarray else np.asarray(a)
+            want = (r.rows,) + self.inputs[i].shape[1:]
             if src.shape != want:
-                raise InvalidArgument(_errno.EINVAL, f"input {spec.name!r} has shape "
-                                      f"{src.shape}, the request needs {want}")
+                raise InvalidArgument(_errno.EINVAL, f"input {self.inputs[i].name!r} has "
+                                      f"shape {src.shape}, the request needs {want}")
             # No view in a local: an exception's traceback would keep it (and so the slot)
             # alive after the request's release.
-            np.copyto(r.input(spec.index), src, casting="same_kind")
+            np.copyto(r._slot.ins[i], src, casting="same_kind")
 
     def _rows_of(self, inputs: Any) -> int:
-        first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else (
-            inputs[0] if isinstance(inputs, (list, tuple)) else inputs)
-        shape = np.shape(first)
+        if isinstance(inputs, dict) or isinstance(inputs, Mapping):
+            first = next(iter(inputs.values()), None)
+        elif isinstance(inputs, (list, tuple)):
+            first = inputs[0] if inputs else None
+        else:
+            first = inputs
+        if first is None:
+            self._items(inputs)  # raises what is missing
+        shape = first.shape if type(first) is np.ndarray else np.shape(first)
         if not shape:
             raise InvalidArgument(_errno.EINVAL, "an input needs a batch dimension")
         return int(shape[0])
@@ -486,7 +498,7 @@ class Session:
             self._fill(r, inputs)
             r.submit()
             r.wait(timeout)
-            return {t.name: np.array(o) for t, o in zip(self.outputs, r._slot.outs)}
+            return {t.name: o.copy() for t, o in zip(self.outputs, r._slot.outs)}
 
     async def run_async(self, inputs: Any, *, deadline: Optional[float] = None
                         ) -> Dict[str, np.ndarray]:
