@@ -31,11 +31,13 @@ class Error(Exception):
         parts = []
         if op:
             parts.append(op)
-        if strerror:
-            name = _errno.errorcode.get(self.errno, str(self.errno))
+        name = _errno.errorcode.get(self.errno, str(self.errno))
+        if strerror and strerror not in detail:
             parts.append(f"{strerror} [{name}]")
-        if detail and detail != strerror:
-            parts.append(detail)
+        if detail:
+            # swarmd's text often ends in the meaning already: say it once
+            parts.append(detail if not strerror or strerror not in detail else
+                         f"{detail} [{name}]")
         Exception.__init__(self, ": ".join(parts) or self.__class__.__name__)
 
     def __str__(self) -> str:
