@@ -4,11 +4,13 @@ The tests run the package from the source tree (python/) against a build's libsw
 swarmd: $SWARM_BUILD_DIR (ctest sets it), else build/ beside the source. SWARM_LIBRARY is
 set to that build's libswarm.so.2, so the package under test never picks up another one.
 Every swarmd started here runs in its own process group on a private socket, and is killed
-(with its workers) when its fixture ends, whatever the test did.
+(with its workers) when its fixture ends, whatever the test did; its folder (socket, log) is
+removed then, unless SWARM_KEEP_TEST_DIRS=1.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,8 +49,9 @@ class Swarmd:
         end = time.monotonic() + 15
         while "event=ready" not in self.log():
             if self.proc.poll() is not None or time.monotonic() > end:
+                log = self.log()
                 self.stop()
-                pytest.fail(f"swarmd not ready (exit {self.proc.returncode}):\n{self.log()}")
+                pytest.fail(f"swarmd not ready (exit {self.proc.returncode}):\n{log}")
             time.sleep(0.02)
 
     def log(self) -> str:
@@ -96,6 +99,8 @@ class Swarmd:
         except subprocess.TimeoutExpired:
             pass
         self._log.close()
+        if os.environ.get("SWARM_KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
