@@ -153,9 +153,11 @@ def test_a_worker_killed_under_asyncio_load_fails_no_request(fresh_swarmd):
     done = {"n": 0, "bad": 0}
     errors = []
 
-    async def client_loop(s, k, until):
+    stop = {"now": False}
+
+    async def client_loop(s, k):
         seed = k * 10_000_000
-        while time.monotonic() < until:
+        while not stop["now"]:
             rs = []
             for j in range(6):
                 r = s.request()
@@ -176,14 +178,17 @@ def test_a_worker_killed_under_asyncio_load_fails_no_request(fresh_swarmd):
             seed += 6
 
     async def main():
-        until = time.monotonic() + 3.0
-        tasks = [asyncio.ensure_future(client_loop(s, k, until))
-                 for k, s in enumerate(sessions)]
+        tasks = [asyncio.ensure_future(client_loop(s, k)) for k, s in enumerate(sessions)]
         await asyncio.sleep(1.0)
         os.kill(workers[1], signal.SIGKILL)
+        await asyncio.sleep(2.0)  # the load goes on through the move
+        stop["now"] = True
         await asyncio.gather(*tasks)
 
     asyncio.run(main())
+    end = time.monotonic() + 10
+    while "event=session_moved" not in fresh_swarmd.log() and time.monotonic() < end:
+        time.sleep(0.05)  # swarmd logs the move when the new worker confirms it
     log = fresh_swarmd.log()
     assert not errors, "\n".join(errors[:10]) + "\n" + log[-4000:]
     assert done["bad"] == 0
