@@ -199,7 +199,9 @@ static int py_identity_measure(struct bench_ctx *ctx, const struct py_env *p, st
 	char n_arg[32], w_arg[32];
 	int rc, st;
 
-	if (snprintf(d.log, sizeof d.log, "%s/swarmd-python.log", ctx->tmp) >= (int)sizeof d.log)
+	/* The spin case's log name, which swarm-bench removes with its directory. */
+	if (snprintf(d.log, sizeof d.log, "%s/swarmd-spin%u.log", ctx->tmp, BENCH_DAEMON_SPIN_US) >=
+	    (int)sizeof d.log)
 		return -ENAMETOOLONG;
 	rc = bench_swarmd_start(&d, ctx->exe_dir, ctx->sock, ctx->devices, BENCH_DAEMON_SPIN_US,
 				NULL, NULL, NULL, &c);
@@ -212,6 +214,10 @@ static int py_identity_measure(struct bench_ctx *ctx, const struct py_env *p, st
 	if (rc)
 		goto out;
 
+	/* The child's session must land where this one is (cpu:0, the worker's own core), not
+	 * on the idle device beside this process: this one goes while the child runs. */
+	swarm_session_close(s);
+	s = NULL;
 	snprintf(n_arg, sizeof n_arg, "%zu", iters);
 	snprintf(w_arg, sizeof w_arg, "%zu", bench_warmup(iters));
 	bench_progress("Python client 64 B, spinning; Python unix socket echo", iters,
@@ -233,7 +239,9 @@ static int py_identity_measure(struct bench_ctx *ctx, const struct py_env *p, st
 	}
 
 	bench_progress("C client 64 B, spinning (second half)", iters - half, "round trips");
-	rc = bench_swarm_latency(s, bench_warmup(iters) / 4, iters - half, ctx->ns + half);
+	rc = bench_session_open(c, 1, 4, BENCH_SPIN_FOREVER_NS, &s);
+	if (rc == 0)
+		rc = bench_swarm_latency(s, bench_warmup(iters) / 4, iters - half, ctx->ns + half);
 	if (rc == 0) {
 		f->c = bench_stats_ns(ctx->ns, iters);
 		f->n_c = iters;
@@ -316,24 +324,31 @@ static int py_write_inputs(const char *dir, const struct mb_inputs *in)
 	return 0;
 }
 
-/* The overhead case's client_hook: the child's session.run() on the model swarmd serves. */
-static int py_ranker_hook(void *arg, const char *sock, const char *model, const void *inputs)
+/* Removes what py_write_inputs wrote, and dir: the run's temporary directory must be empty
+ * when swarm-bench removes it. */
+static void py_remove_inputs(const char *dir, uint32_t n_in)
 {
-	struct py_ranker *r = arg;
-	const struct mb_inputs *in = inputs;
-	char dir[PATH_MAX], n_arg[32], sets_arg[32];
-	int rc, st;
+	char path[PATH_MAX];
 
-	if (snprintf(dir, sizeof dir, "%s/python-ranker", r->ctx->tmp) >= (int)sizeof dir)
-		return -ENAMETOOLONG;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return -errno;
-	rc = py_write_inputs(dir, in);
-	if (rc)
-		return rc;
-	/* The overhead case's own count: 100000 calls, 10000 with --quick. */
+	for (uint32_t i = 0; i <= n_in; i++) {
+		int k = i < n_in ? snprintf(path, sizeof path, "%s/in%u.bin", dir, i) :
+				   snprintf(path, sizeof path, "%s/ref.bin", dir);
+		if (k < (int)sizeof path)
+			unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* The child's session.run() on model, over the sets written to dir. */
+static int py_ranker_child(struct py_ranker *r, const char *sock, const char *model,
+			   const char *dir, int n_sets)
+{
+	char n_arg[32], sets_arg[32];
+	int st;
+
+	/* As many calls as the 64 B rows' round trips (a tenth with --quick). */
 	snprintf(n_arg, sizeof n_arg, "%zu", r->ctx->o.n.spin);
-	snprintf(sets_arg, sizeof sets_arg, "%d", in->n_sets);
+	snprintf(sets_arg, sizeof sets_arg, "%d", n_sets);
 	bench_progress("Python session.run() on the small ranker", r->ctx->o.n.spin, "calls");
 	const char *args[] = { "ranker", "--socket", sock,     "--model", model, "--data",
 			       dir,      "--sets",   sets_arg, "--iters", n_arg, NULL };
@@ -348,6 +363,25 @@ static int py_ranker_hook(void *arg, const char *sock, const char *model, const 
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+/* The overhead case's client_hook: the child's session.run() on the model swarmd serves. */
+static int py_ranker_hook(void *arg, const char *sock, const char *model, const void *inputs)
+{
+	struct py_ranker *r = arg;
+	const struct mb_inputs *in = inputs;
+	char dir[PATH_MAX];
+	int rc;
+
+	if (snprintf(dir, sizeof dir, "%s/python-ranker", r->ctx->tmp) >= (int)sizeof dir)
+		return -ENAMETOOLONG;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	rc = py_write_inputs(dir, in);
+	if (rc == 0)
+		rc = py_ranker_child(r, sock, model, dir, in->n_sets);
+	py_remove_inputs(dir, in->n_in);
+	return rc;
 }
 
 static int py_ranker_measure(struct bench_ctx *ctx, const struct py_env *p,
@@ -396,8 +430,11 @@ int bench_run_python(struct bench_ctx *ctx, struct bench_report *rep)
 	}
 	if (rc != 0 || py_skip(out, why, sizeof why)) {
 		if (rc != 0)
-			snprintf(why, sizeof why, "%.64s %.300s probe exited with %d", p.python,
-				 p.script, rc);
+			snprintf(why, sizeof why, "%.64s %.300s probe exited with %d%s", p.python,
+				 p.script, rc,
+				 rc == 127 ? " (the interpreter could not be run: set "
+					     "SWARM_BENCH_PYTHON)" :
+					     "");
 		py_skip_rows(rep, why);
 		return 0;
 	}

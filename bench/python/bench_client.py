@@ -70,6 +70,31 @@ def probe():
 
 # ---- identity ------------------------------------------------------------------------------
 
+def cpulist(text):
+    """The cpus of a kernel cpulist such as "0-3,8"."""
+    out = set()
+    for part in (text or "").split(","):
+        if part.strip():
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def warn_if_shared(session):
+    """Says so when the session's worker may run on this process's cpus: the figure then
+    measures time slicing, not the client (as swarm-bench's C side warns)."""
+    try:
+        info = session.info()
+        cpus = info.cpus if isinstance(info.cpus, str) else ",".join(map(str, info.cpus))
+        shared = cpulist(cpus) & os.sched_getaffinity(0)
+    except Exception:  # the figure stands without the check
+        return
+    if shared:
+        print("bench_client: warning: the session's worker (%s, cpus %s) may run on this "
+              "client's cpus %s; this measures time slicing"
+              % (getattr(info, "device_name", "?"), cpus, sorted(shared)), file=sys.stderr)
+
+
 def identity(a):
     import numpy as np
     import swarm
@@ -82,6 +107,7 @@ def identity(a):
     perf = time.perf_counter_ns
     with swarm.connect(a.socket) as client, \
             client.open("identity", max_rows=1, slots=4, queue_depth=4) as session:
+        warn_if_shared(session)
         for i in range(warm + n):
             np.add(base, i & 0xFF, out=sent[0], casting="unsafe")
             t0 = perf()
@@ -163,6 +189,7 @@ def ranker(a):
     import swarm
 
     with swarm.connect(a.socket) as client, client.open(a.model, max_rows=1) as session:
+        warn_if_shared(session)
         feeds = []
         sets = []
         for i, spec in enumerate(session.inputs):
