@@ -1,0 +1,714 @@
+"""_client.py: Client, Session and Request, mirroring swarm.h.
+
+A Client is one connection to swarmd (swarm_connect); Client.open opens a Session on a model
+(swarm_session_open: one shared segment of its own); Session.request takes a slot
+(swarm_request_alloc) and returns a Request whose input and output tensors are numpy arrays
+over the slot itself. Threads: as in C, a session and its requests are used by one thread at
+a time; open one session per thread.
+
+The hot path (request, input, submit, wait, output, release) makes one C call per step and no
+allocation beyond the Request object: the arrays are cached per slot (_views.Slot).
+"""
+from __future__ import annotations
+
+import errno as _errno
+import math
+import os
+import weakref
+from ctypes import byref, c_int64, c_void_p
+from dataclasses import dataclass
+from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
+
+import numpy as np
+
+from . import _lib
+from ._views import Closer, Slot
+from .errors import Closed, Error, InvalidArgument, QueueFull, error_for
+
+Index = Union[int, str]
+
+_EAGAIN = -_errno.EAGAIN
+_ETIMEDOUT = -_errno.ETIMEDOUT
+_EBUSY = -_errno.EBUSY
+# A wait with no end runs in slices of this many ns, so that Ctrl-C (a Python signal handler,
+# run between bytecodes) interrupts it within the slice.
+_WAIT_SLICE_NS = 100_000_000
+_WAIT_SLICE = c_int64(_WAIT_SLICE_NS)
+
+# The data path's untyped bindings (_lib.Lib.f_*), module globals so that a call looks up one
+# name; set by _bind when the first client loads the library.
+_alloc: Any = None
+_submit: Any = None
+_wait: Any = None
+_poll: Any = None
+_release: Any = None
+
+
+def _bind(lib: "_lib.Lib") -> None:
+    global _alloc, _submit, _wait, _poll, _release
+    _alloc, _submit, _wait = lib.f_alloc, lib.f_submit, lib.f_wait
+    _poll, _release = lib.f_poll, lib.f_release
+
+_DTYPES: Dict[int, Tuple[str, Any]] = {
+    1: ("f32", np.dtype(np.float32)),
+    2: ("f16", np.dtype(np.float16)),
+    3: ("bf16", None),  # ml_dtypes.bfloat16 when installed, else uint16 (the raw bits)
+    4: ("i32", np.dtype(np.int32)),
+    5: ("i64", np.dtype(np.int64)),
+    6: ("u8", np.dtype(np.uint8)),
+}
+
+
+def _np_dtype(code: int) -> Tuple[str, np.dtype]:
+    name, dt = _DTYPES.get(code, (f"dtype{code}", np.dtype(np.uint8)))
+    if name == "bf16":
+        try:
+            import ml_dtypes  # type: ignore
+            dt = np.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            dt = np.dtype(np.uint16)
+    return name, dt
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a model. shape[0] is the batch dimension (-1): a request of n
+    rows has shape (n,) + shape[1:]. dtype is numpy's; swarm_dtype swarm's name ("f32",
+    "bf16", ...: bf16 is ml_dtypes.bfloat16 where that package is installed, else uint16)."""
+
+    index: int
+    name: str
+    dtype: np.dtype
+    shape: Tuple[int, ...]
+    row_bytes: int
+    swarm_dtype: str
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """Where a session is served now (swarm_session_info_get); it changes when the session
+    moves to another device."""
+
+    session_id: int
+    device_index: int
+    device: str
+    numa_node: int
+    cpus: str
+    mem_policy: str
+    worker_pid: int
+    model: str
+    version: int
+    slots: int
+    queue_depth: int
+    max_rows: int
+
+
+def _seconds_to_ns(seconds: Optional[float], what: str) -> int:
+    if seconds is None:
+        return -1
+    if seconds != seconds or seconds < 0:
+        raise InvalidArgument(_errno.EINVAL, f"{what} must be >= 0 seconds or None, "
+                              f"not {seconds!r}")
+    if math.isinf(seconds):
+        return -1
+    return int(seconds * 1e9)
+
+
+def connect(socket: Union[str, "os.PathLike[str]", None] = None,
+            timeout: Optional[float] = None) -> "Client":
+    """Connects to swarmd at socket (else $SWARM_SOCKET, else the default socket) and checks
+    that both speak the same ABI. timeout bounds each control call (connect, open, close) in
+    seconds: None takes the library's ($SWARM_TIMEOUT_MS, else 10 s), math.inf none.
+    Raises ConnectionRefused, PermissionDenied, ProtocolMismatch, Timeout, ..."""
+    return Client(socket, timeout)
+
+
+class Client:
+    """A connection to swarmd. Close it (or use it as a context manager): its sessions are
+    closed with it."""
+
+    def __init__(self, socket: Union[str, "os.PathLike[str]", None] = None,
+                 timeout: Optional[float] = None):
+        lib = _lib.load()
+        if _alloc is None:
+            _bind(lib)
+        self._lib = lib
+        self._h: Optional[int] = None
+        self._closing = False
+        self._live = 0  # sessions whose segment is still mapped
+        self._sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
+        path = os.fsencode(socket) if socket is not None else None
+        self.socket: Optional[str] = os.fsdecode(path) if path is not None else None
+        h = c_void_p()
+        if timeout is None:
+            rc = lib.connect(path, byref(h))
+        else:
+            rc = lib.connect_timeout(path, self._timeout_ms(timeout), byref(h))
+        if rc:
+            raise error_for(rc, f"connect {self.socket or '(default socket)'}",
+                            lib.last_error().decode(errors="replace"))
+        self._h = h.value
+
+    @staticmethod
+    def _timeout_ms(timeout: float) -> int:
+        if timeout != timeout or timeout < 0:
+            raise InvalidArgument(_errno.EINVAL, f"timeout must be >= 0 seconds, math.inf "
+                                  f"or None, not {timeout!r}")
+        if math.isinf(timeout):
+            return 0
+        return max(1, int(timeout * 1000))
+
+    def _handle(self) -> int:
+        if self._h is None or self._closing:
+            raise Closed(0, "the client is closed")
+        return self._h
+
+    @property
+    def error(self) -> str:
+        """The last error message swarmd sent (or the library wrote), "" when none."""
+        if self._h is None:
+            return ""
+        return self._lib.client_error(self._h).decode(errors="replace")
+
+    def set_timeout(self, timeout: float) -> None:
+        """Bounds this client's later control calls to timeout seconds (math.inf: none)."""
+        rc = self._lib.client_set_timeout(self._handle(), self._timeout_ms(timeout))
+        if rc:
+            raise error_for(rc, "set_timeout", self.error)
+
+    def open(self, model: str, version: Optional[int] = None, *,
+             max_rows: Optional[int] = None, slots: Optional[int] = None,
+             queue_depth: Optional[int] = None, spin: Optional[float] = None) -> "Session":
+        """Opens a session on model (version None: its active version). max_rows (the
+        largest request, in rows), slots (requests held or in flight at once) and
+        queue_depth (submission queue entries, a power of two) default to the model's;
+        spin is how long wait() spins before it sleeps, in seconds (default 50 us).
+        Raises ModelNotFound, InvalidArgument, NoDevice, QuotaExceeded, Timeout, ..."""
+        h = self._handle()
+        opts = _lib.SessionOptsC(slots or 0, queue_depth or 0, max_rows or 0, 0)
+        out = c_void_p()
+        rc = self._lib.session_open(h, model.encode(), version or 0, byref(opts), byref(out))
+        if rc:
+            v = f" version {version}" if version else ""
+            raise error_for(rc, f"open {model!r}{v}", self.error)
+        s = Session(self, out.value)
+        self._live += 1
+        self._sessions.add(s)
+        if spin is not None:
+            s.spin = spin
+        return s
+
+    def _session_closed(self) -> None:
+        self._live -= 1
+        if self._closing and self._live == 0:
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        h, self._h = self._h, None
+        if h is not None:
+            self._lib.disconnect(h)
+
+    def close(self) -> None:
+        """Closes every session of this client, then the connection. A session whose arrays
+        are still referenced keeps its memory mapped (and the connection open) until they
+        are gone. Idempotent."""
+        if self._h is None or self._closing:
+            return
+        self._closing = True
+        for s in list(self._sessions):
+            s.close()
+        if self._live == 0:
+            self._disconnect()
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None or self._closing
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<swarm.Client {self.socket or '(default socket)'} {state}>"
+
+
+class Session:
+    """A session on one model: one shared segment, its slots and queues. Made by
+    Client.open; close it (or use it as a context manager) to give its memory back."""
+
+    def __init__(self, client: Client, handle: int):
+        lib = client._lib
+        self._lib = lib
+        self.client = client
+        self._h: Optional[int] = handle
+        self.inputs: Tuple[TensorSpec, ...] = tuple(
+            self._spec(lib.session_input_spec(handle, i).contents, i)
+            for i in range(lib.session_num_inputs(handle)))
+        self.outputs: Tuple[TensorSpec, ...] = tuple(
+            self._spec(lib.session_output_spec(handle, i).contents, i)
+            for i in range(lib.session_num_outputs(handle)))
+        self._in_index = {t.name: t.index for t in self.inputs}
+        self._out_index = {t.name: t.index for t in self.outputs}
+        info = self.info()
+        self.model: str = info.model
+        self.version: int = info.version
+        self.max_rows: int = info.max_rows
+        self.slots: int = info.slots
+        self.queue_depth: int = info.queue_depth
+        self._slots: Dict[int, Slot] = {}
+        self._pending: List[Slot] = []  # released, their views still alive
+        self._orphans: List["Request"] = []  # released while in flight: freed on completion
+        self._out = c_void_p()
+        self._out_ref = byref(self._out)
+        self._hv: Optional[c_void_p] = c_void_p(handle)  # the untyped calls' argument
+        self._aio: Any = None
+        self._spin_ns = 50_000
+
+    @staticmethod
+    def _spec(c: "_lib.TensorSpecC", i: int) -> TensorSpec:
+        name, dt = _np_dtype(c.dtype)
+        return TensorSpec(i, c.name.decode(), dt, tuple(c.shape[:c.ndim]), c.row_bytes, name)
+
+    def _handle(self) -> int:
+        h = self._h
+        if h is None:
+            raise Closed(0, "the session is closed")
+        return h
+
+    def info(self) -> SessionInfo:
+        """Where the session is served now: device, NUMA node, cores, worker, version."""
+        c = _lib.SessionInfoC()
+        rc = self._lib.session_info_get(self._handle(), byref(c))
+        if rc:
+            raise error_for(rc, "session info")
+        d = lambda b: b.decode(errors="replace")  # noqa: E731
+        return SessionInfo(c.session_id, c.device_index, d(c.device_name), c.numa_node,
+                           d(c.cpus), d(c.mem_policy), c.worker_pid, d(c.model),
+                           c.model_version, c.slots, c.queue_depth, c.max_rows)
+
+    @property
+    def spin(self) -> float:
+        """How long wait() spins before it sleeps, in seconds (0: sleeps at once)."""
+        return self._spin_ns / 1e9
+
+    @spin.setter
+    def spin(self, seconds: float) -> None:
+        ns = _seconds_to_ns(seconds, "spin")
+        if ns < 0:
+            raise InvalidArgument(_errno.EINVAL, "spin must be finite")
+        self._lib.session_set_spin(self._handle(), ns)
+        self._spin_ns = ns
+
+    @property
+    def fd(self) -> int:
+        """The eventfd that becomes readable on a completion once arm() returned False (for
+        event loops other than asyncio's). Owned by the session."""
+        return self._lib.session_fd(self._handle())
+
+    def arm(self) -> bool:
+        """Asks the worker to signal fd on the next completion: False when armed (wait for
+        fd, then poll()), True when completions are already waiting."""
+        return bool(self._lib.session_arm(self._handle()))
+
+    def poll(self) -> List["Request"]:
+        """The requests that completed since they were last reported, without blocking.
+        Raises SessionLost / SessionDetached when the session is lost."""
+        h = self._handle()
+        self._reclaim()
+        arr = (c_void_p * self.slots)()
+        n = self._lib.session_poll(h, arr, self.slots)
+        if n < 0:
+            raise error_for(n, "poll", self.client.error)
+        done = []
+        for k in range(n):
+            sl = self._slots.get(arr[k])
+            if sl is not None and sl.req is not None:
+                done.append(sl.req)
+        return done
+
+    def _new_slot(self, ptr: int) -> Slot:
+        lib = self._lib
+        idx = lib.request_slot(ptr)
+        ins = [lib.request_input(ptr, i) for i in range(len(self.inputs))]
+        outs = [lib.request_output(ptr, i) for i in range(len(self.outputs))]
+        sl = Slot(ptr, idx, ins, outs, self.inputs, self.outputs, self.max_rows)
+        self._slots[ptr] = sl
+        return sl
+
+    def _reclaim(self) -> int:
+        """Frees the slots whose requests were released while views were alive, and those
+        released in flight that have completed since. Returns how many it freed."""
+        n = 0
+        if self._pending:
+            keep = []
+            for sl in self._pending:
+                if sl.views_alive():
+                    keep.append(sl)
+                else:
+                    _release(sl.cp)
+                    n += 1
+            self._pending = keep
+        if self._orphans:
+            orphans, self._orphans = self._orphans, []
+            for r in orphans:
+                r._state = _SUBMITTED
+                r.release(_defer_busy=True)
+            n += len(orphans) - len(self._orphans)
+        return n
+
+    def request(self, rows: int = 1, *, deadline: Optional[float] = None) -> "Request":
+        """Takes a free slot for a request of rows rows (1..max_rows). deadline: seconds
+        from now by which the request must have started, else it completes with Timeout
+        without running. Raises QueueFull when every slot is held or in flight."""
+        h = self._hv
+        if h is None:
+            raise Closed(0, "the session is closed")
+        rc = _alloc(h, rows, self._out_ref)
+        if rc:
+            if rc == _EAGAIN and self._reclaim():
+                rc = _alloc(h, rows, self._out_ref)
+            if rc:
+                raise self._alloc_error(rc, rows)
+        ptr = self._out.value
+        sl = self._slots.get(ptr)
+        if sl is None:
+            sl = self._new_slot(ptr)
+        if sl.rows != rows:
+            sl.set_rows(rows)
+        r = Request(self, sl, rows)
+        sl.req = r
+        if deadline is not None:
+            r.set_deadline(deadline)
+        return r
+
+    def _alloc_error(self, rc: int, rows: int) -> Error:
+        if rc == _EAGAIN:
+            held = len(self._pending)
+            why = (f"; {held} of them released but still viewed by arrays alive" if held
+                   else "")
+            return QueueFull(-rc, f"all {self.slots} slots are held or in flight{why}",
+                             "request", "no free slot")
+        return error_for(rc, f"request of {rows} rows (max_rows {self.max_rows})")
+
+    def _index(self, names: Dict[str, int], specs: Sequence[TensorSpec], i: Index,
+               what: str) -> int:
+        if isinstance(i, str):
+            try:
+                return names[i]
+            except KeyError:
+                pass
+        elif isinstance(i, (int, np.integer)) and 0 <= i < len(specs):
+            return int(i)
+        known = ", ".join(repr(t.name) for t in specs)
+        raise InvalidArgument(_errno.EINVAL, f"no {what} {i!r} (the model's {what}s: "
+                              f"{known})")
+
+    def _fill(self, r: "Request", inputs: Any) -> None:
+        if isinstance(inputs, Mapping):
+            items = list(inputs.items())
+            missing = set(self._in_index) - {
+                k if isinstance(k, str) else self.inputs[self._index(
+                    self._in_index, self.inputs, k, "input")].name for k, _ in items}
+            if missing:
+                raise InvalidArgument(_errno.EINVAL, f"inputs missing: {sorted(missing)}")
+        else:
+            if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple)):
+                inputs = [inputs]
+            if len(inputs) != len(self.inputs):
+                raise InvalidArgument(_errno.EINVAL, f"{len(inputs)} inputs given, the "
+                                      f"model has {len(self.inputs)}")
+            items = list(enumerate(inputs))
+        for k, a in items:
+            dst = r.input(k)
+            src = np.asarray(a)
+            if src.shape != dst.shape:
+                spec = self.inputs[self._index(self._in_index, self.inputs, k, "input")]
+                raise InvalidArgument(_errno.EINVAL, f"input {spec.name!r} has shape "
+                                      f"{src.shape}, the request needs {dst.shape}")
+            np.copyto(dst, src, casting="same_kind")
+
+    def _rows_of(self, inputs: Any) -> int:
+        first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else (
+            inputs[0] if isinstance(inputs, (list, tuple)) else inputs)
+        shape = np.shape(first)
+        if not shape:
+            raise InvalidArgument(_errno.EINVAL, "an input needs a batch dimension")
+        return int(shape[0])
+
+    def run(self, inputs: Any, *, timeout: Optional[float] = None,
+            deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """One request, copying in and out: inputs is a dict {name or index: array}, a list
+        in the model's order, or one array; the rows are their first dimension. Returns
+        {output name: a new array}. Raises as request(), submit() and wait() do."""
+        with self.request(self._rows_of(inputs), deadline=deadline) as r:
+            self._fill(r, inputs)
+            r.submit()
+            r.wait(timeout)
+            return {t.name: np.array(o) for t, o in zip(self.outputs, r._slot.outs)}
+
+    async def run_async(self, inputs: Any, *, deadline: Optional[float] = None
+                        ) -> Dict[str, np.ndarray]:
+        """run() for asyncio: waits for a free slot, a place in the queue and the completion
+        on the event loop (the session's fd), never blocking it."""
+        from . import _aio
+        return await _aio.run(self, inputs, deadline)
+
+    def _finish_close(self) -> None:
+        h, self._h = self._h, None
+        self._hv = None
+        if h is not None:
+            self._lib.session_close(h)
+            self.client._session_closed()
+
+    def close(self) -> None:
+        """Closes the session: its requests become invalid (those in flight included). Its
+        memory is unmapped once no array over it is alive any more. Idempotent."""
+        if self._h is None or getattr(self, "_closer", None) is not None:
+            return
+        if self._aio is not None:
+            self._aio.close()
+        closer = Closer(self._finish_close)
+        self._closer = closer
+        self._hv = None  # no request from now on
+        for sl in self._slots.values():
+            r = sl.req
+            if r is not None:
+                r._state = _RELEASED
+            sl.disarm(closer)
+        self._slots.clear()
+        self._pending = []
+        self._orphans = []
+        closer.release()
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None or getattr(self, "_closer", None) is not None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+    def __repr__(self) -> str:
+        return (f"<swarm.Session {getattr(self, 'model', '?')} v{getattr(self, 'version', 0)}"
+                f"{' closed' if self.closed else ''}>")
+
+
+_HELD, _SUBMITTED, _DONE, _RELEASED = 0, 1, 2, 3
+
+
+class Request:
+    """One request: a slot of its session, held by the caller until submit(), by the worker
+    until it completes, then by the caller again until release(). Use it as a context
+    manager to release it. input(i) and output(i) are numpy arrays over the slot itself."""
+
+    __slots__ = ("session", "_slot", "_cp", "rows", "_state", "_lent", "_status")
+
+    def __init__(self, session: Session, slot: Slot, rows: int):
+        self.session = session
+        self._slot = slot
+        self._cp = slot.cp
+        self.rows = rows
+        self._state = _HELD
+        self._lent = False
+        self._status = 0
+
+    @property
+    def slot(self) -> int:
+        """The index of the request's slot in the session's segment (for logs)."""
+        return self._slot.index
+
+    def input(self, i: Index = 0) -> np.ndarray:
+        """Input i (an index or a name) as a writable numpy array over the slot, shape
+        (rows,) + spec.shape[1:]: write it before submit(). The same array every call."""
+        if self._state == _RELEASED:
+            raise Closed(0, "the request was released")
+        self._lent = True
+        try:
+            return self._slot.ins[i]  # type: ignore[index]
+        except (IndexError, TypeError):
+            s = self.session
+            return self._slot.ins[s._index(s._in_index, s.inputs, i, "input")]
+
+    def output(self, i: Index = 0) -> np.ndarray:
+        """Output i (an index or a name) as a read-only numpy array over the slot: read it
+        once the request has completed."""
+        if self._state == _RELEASED:
+            raise Closed(0, "the request was released")
+        self._lent = True
+        try:
+            return self._slot.outs[i]  # type: ignore[index]
+        except (IndexError, TypeError):
+            s = self.session
+            return self._slot.outs[s._index(s._out_index, s.outputs, i, "output")]
+
+    def set_deadline(self, seconds: float) -> None:
+        """The request must start within seconds from now, else it completes with Timeout
+        without running. Before submit()."""
+        if self._state != _HELD:
+            raise InvalidArgument(_errno.EINVAL, "set_deadline after submit")
+        lib = self.session._lib
+        lib.request_set_deadline(self._cp, lib.now_ns() + _seconds_to_ns(seconds, "deadline"))
+
+    def set_input_device(self, i: Index, tensor: Any) -> None:
+        """Input i is tensor, in the caller's GPU memory (an object with
+        __cuda_array_interface__ or a CUDA DLPack, or a swarm.DeviceBuffer): its CUDA IPC
+        handle goes in the slot instead of the bytes. Before submit(); the tensor must stay
+        alive and unchanged until the request completes."""
+        from . import _cuda
+        _cuda.set_device(self, True, i, tensor)
+
+    def set_output_device(self, i: Index, tensor: Any) -> None:
+        """Output i is written by the worker into tensor, in the caller's GPU memory (as
+        set_input_device); output(i) then holds no bytes."""
+        from . import _cuda
+        _cuda.set_device(self, False, i, tensor)
+
+    def submit(self, *, no_retry: bool = False) -> None:
+        """Hands the slot to the worker. no_retry: the request is not idempotent and is
+        never run again on another device if its worker dies (it fails with SessionLost).
+        Raises QueueFull when the submission queue is full (the request stays the
+        caller's: submit again later)."""
+        if self._state != _HELD:
+            raise self._state_error("submit")
+        rc = _submit(self._cp, 1 if no_retry else 0)
+        if rc:
+            raise error_for(rc, "submit", self.session.client.error)
+        self._state = _SUBMITTED
+
+    def _state_error(self, what: str) -> Error:
+        if self._state == _RELEASED:
+            return Closed(0, f"{what}: the request was released")
+        return InvalidArgument(_errno.EINVAL, f"{what}: the request was already submitted")
+
+    def _finish(self, rc: int) -> None:
+        self._state = _DONE
+        self._status = rc
+        if rc:
+            raise self._status_error()
+
+    def _status_error(self) -> Error:
+        rc = self._status
+        if rc == _ETIMEDOUT:
+            return error_for(rc, "request", "its deadline passed before it ran")
+        if rc == -_errno.EINVAL:
+            return error_for(rc, "request", "the worker refused it")
+        return error_for(rc, "request", self.session.client.error)
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Waits for the request to complete, spinning first (Session.spin), then sleeping.
+        timeout in seconds, None: no end. Raises Timeout when the wait runs out (the
+        request stays in flight: wait again), or the request's own failure (Timeout for a
+        passed deadline, InvalidArgument when the worker refused it, SessionLost)."""
+        st = self._state
+        if st != _SUBMITTED:
+            if st == _DONE:
+                if self._status:
+                    raise self._status_error()
+                return
+            raise (Closed(0, "wait: the request was released") if st == _RELEASED else
+                   InvalidArgument(_errno.EINVAL, "wait: the request was not submitted"))
+        cp = self._cp
+        if timeout is None:
+            rc = _wait(cp, _WAIT_SLICE)
+            while rc == _ETIMEDOUT:
+                rc = _poll(cp)
+                if rc != _EAGAIN:
+                    break
+                rc = _wait(cp, _WAIT_SLICE)
+        else:
+            lib = self.session._lib
+            end = lib.now_ns() + _seconds_to_ns(timeout, "timeout")
+            while True:
+                left = end - lib.now_ns()
+                rc = _wait(cp, c_int64(max(0, min(left, _WAIT_SLICE_NS))))
+                if rc != _ETIMEDOUT:
+                    break
+                rc = _poll(cp)
+                if rc != _EAGAIN:
+                    break
+                if lib.now_ns() >= end:
+                    raise error_for(_ETIMEDOUT, f"wait ({timeout} s)",
+                                    "the request is still in flight")
+        self._finish(rc)
+
+    def poll(self) -> bool:
+        """True once the request has completed (raising its failure, as wait() does), False
+        while it is in flight. Never blocks."""
+        st = self._state
+        if st == _DONE:
+            if self._status:
+                raise self._status_error()
+            return True
+        if st != _SUBMITTED:
+            raise self._state_error("poll") if st == _RELEASED else InvalidArgument(
+                _errno.EINVAL, "poll: the request was not submitted")
+        rc = _poll(self._cp)
+        if rc == _EAGAIN:
+            return False
+        self._finish(rc)
+        return True
+
+    @property
+    def done(self) -> bool:
+        """True once the request has completed, successfully or not."""
+        if self._state == _SUBMITTED:
+            rc = _poll(self._cp)
+            if rc != _EAGAIN:
+                self._state, self._status = _DONE, rc
+        return self._state == _DONE
+
+    def release(self, *, _defer_busy: bool = False) -> None:
+        """Returns the slot to the session. Raises Busy while the request is in flight.
+        Arrays lent by input()/output() stay valid: while any is alive the slot is not
+        reused. Idempotent."""
+        st = self._state
+        if st == _RELEASED:
+            return
+        s = self.session
+        if st == _SUBMITTED:
+            rc = _poll(self._cp)
+            if rc == _EAGAIN:
+                if _defer_busy:
+                    s._orphans.append(self)
+                    self._state = _RELEASED
+                    return
+                raise error_for(_EBUSY, "release", "the request is in flight: wait() first")
+            self._status = rc
+        self._state = _RELEASED
+        sl = self._slot
+        sl.req = None
+        if self._lent and sl.views_alive():
+            s._pending.append(sl)
+        else:
+            _release(self._cp)
+        if s._aio is not None and s._aio.slot_waiters:
+            s._aio.wake_slot_waiters()
+
+    def __enter__(self) -> "Request":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        # Leaving the block while the request is in flight (an exception, a timeout): the
+        # slot goes back when the request completes.
+        self.release(_defer_busy=True)
+
+    def __await__(self):
+        from . import _aio
+        return _aio.wait(self).__await__()
+
+    def __repr__(self) -> str:
+        state = ("held", "submitted", "done", "released")[self._state]
+        return f"<swarm.Request slot {self._slot.index} rows {self.rows} {state}>"
