@@ -92,7 +92,7 @@ def warn_if_shared(session):
     if shared:
         print("bench_client: warning: the session's worker (%s, cpus %s) may run on this "
               "client's cpus %s; this measures time slicing"
-              % (getattr(info, "device_name", "?"), cpus, sorted(shared)), file=sys.stderr)
+              % (getattr(info, "device", "?"), cpus, sorted(shared)), file=sys.stderr)
 
 
 def identity(a):

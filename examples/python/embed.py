@@ -260,7 +260,7 @@ def main(argv=None) -> int:
 
     n, seq_len, dims = len(sentences), ids.shape[1], emb.shape[1]
     print("model %s@%u on %s: %d sentence(s), %d tokens each, %d dims\n"
-          % (a.model, info.model_version, info.device_name, n, seq_len, dims))
+          % (a.model, info.version, info.device, n, seq_len, dims))
     for i, s in enumerate(sentences):
         print("[%d] %s" % (i, s))
         print("    " + "".join("%+.4f " % x for x in emb[i, :8]) + "...")

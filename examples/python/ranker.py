@@ -130,7 +130,7 @@ async def run(args) -> Dict:
         return v[max(0, min(len(v) - 1, int(np.ceil(p * len(v))) - 1))] / 1000.0
 
     out = {
-        "model": args.model, "device": info.device_name, "sessions": args.sessions,
+        "model": args.model, "device": info.device, "sessions": args.sessions,
         "inflight_per_session": args.inflight, "requests": args.requests,
         "seconds": seconds, "throughput_rps": args.requests / seconds,
         "latency_us": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99),
