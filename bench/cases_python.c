@@ -215,7 +215,9 @@ static int py_identity_measure(struct bench_ctx *ctx, const struct py_env *p, st
 		goto out;
 
 	/* The child's session must land where this one is (cpu:0, the worker's own core), not
-	 * on the idle device beside this process: this one goes while the child runs. */
+	 * on the idle device beside this process: this one goes while the child runs (and the
+	 * child reopens until its session's worker is not on its cpu, bench_client.py's
+	 * open_apart). */
 	swarm_session_close(s);
 	s = NULL;
 	snprintf(n_arg, sizeof n_arg, "%zu", iters);

@@ -219,7 +219,9 @@ def test_embed_prints_the_c_clients_table():
     table = lambda out: out[out.index("cosine similarity"):]  # noqa: E731
     assert table(py) == table(c), "python:\n%s\nC:\n%s" % (table(py), table(c))
     # the first dims: printed to 4 places, a last-digit difference allowed
-    dims = lambda out: [float(x) for x in re.findall(r"[+-]\d\.\d{4}", out.split("cosine")[0])]  # noqa: E731
+    def dims(out):
+        return [float(x) for x in re.findall(r"[+-]\d\.\d{4}", out.split("cosine")[0])]
+
     a, b = dims(py), dims(c)
     assert len(a) == len(b) == 6 * 8
     assert max(abs(x - y) for x, y in zip(a, b)) <= 1.5e-4
