@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,6 +103,10 @@ static int py_run(const struct py_env *p, const char *const *args, char *out, si
 		return -err;
 	}
 	if (pid == 0) {
+		/* The child dies with swarm-bench, as its swarmd does: an orphan left spinning
+		 * would skew every later measurement on the machine. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+			_exit(127);
 		dup2(fd[1], STDOUT_FILENO);
 		setenv("PYTHONPATH", p->pythonpath, 1);
 		if (p->library[0])

@@ -89,6 +89,54 @@ def _shared_cpus(session):
 
 def open_apart(client, model, **kw):
     """A session on model whose worker does not run on this process's cpus. swarmd places a
+    session on the least loaded device, and the device that the C side just loaded may still
+    count as busy, sending this session to the idle device beside the client (the same core:
+    a figure of time slicing). Then this process moves to a cpu the worker does not use (on
+    two cpus: the two sides swap cores, the same pair as the C side's); where there is none,
+    the figure stands with a warning."""
+    session = client.open(model, **kw)
+    try:
+        shared, device, cpus = _shared_cpus(session)
+    except Exception:  # the figure stands without the check
+        return session
+    if not shared:
+        return session
+    free = set(range(os.cpu_count() or 1)) - cpulist(cpus)
+    if free:
+        try:
+            os.sched_setaffinity(0, {min(free)})
+            print("bench_client: the session's worker (%s) runs on cpus %s, this client's: "
+                  "moved the client to cpu %d" % (device, cpus, min(free)), file=sys.stderr)
+            return session
+        except OSError:
+            pass
+    print("bench_client: warning: the session's worker (%s, cpus %s) runs on this client's "
+          "cpus %s; this measures time slicing" % (device, cpus, sorted(shared)),
+          file=sys.stderr)
+    return session
+
+
+# ---- identity ------------------------------------------------------------------------------
+
+def cpulist(text):
+    """The cpus of a kernel cpulist such as "0-3,8"."""
+    out = set()
+    for part in (text or "").split(","):
+        if part.strip():
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _shared_cpus(session):
+    """(the cpus the session's worker shares with this process, its device, its cpulist)."""
+    info = session.info()
+    cpus = info.cpus if isinstance(info.cpus, str) else ",".join(map(str, info.cpus))
+    return cpulist(cpus) & os.sched_getaffinity(0), info.device, cpus
+
+
+def open_apart(client, model, **kw):
+    """A session on model whose worker does not run on this process's cpus. swarmd places a
     session on the least loaded device; a session that swarm-bench closed just before may
     still count there for a moment, sending this one to the idle device beside the client
     (the same core: a figure of time slicing). Such a session is closed and opened again,
