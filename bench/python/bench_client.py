@@ -68,7 +68,7 @@ def probe():
     return 0
 
 
-# ---- identity ------------------------------------------------------------------------------
+# ---- placement -----------------------------------------------------------------------------
 
 def cpulist(text):
     """The cpus of a kernel cpulist such as "0-3,8"."""
@@ -117,48 +117,6 @@ def open_apart(client, model, **kw):
 
 
 # ---- identity ------------------------------------------------------------------------------
-
-def cpulist(text):
-    """The cpus of a kernel cpulist such as "0-3,8"."""
-    out = set()
-    for part in (text or "").split(","):
-        if part.strip():
-            lo, _, hi = part.partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def _shared_cpus(session):
-    """(the cpus the session's worker shares with this process, its device, its cpulist)."""
-    info = session.info()
-    cpus = info.cpus if isinstance(info.cpus, str) else ",".join(map(str, info.cpus))
-    return cpulist(cpus) & os.sched_getaffinity(0), info.device, cpus
-
-
-def open_apart(client, model, **kw):
-    """A session on model whose worker does not run on this process's cpus. swarmd places a
-    session on the least loaded device; a session that swarm-bench closed just before may
-    still count there for a moment, sending this one to the idle device beside the client
-    (the same core: a figure of time slicing). Such a session is closed and opened again,
-    for up to 2 s; after that the last one is kept, with a warning."""
-    deadline = time.monotonic() + 2.0
-    while True:
-        session = client.open(model, **kw)
-        try:
-            shared, device, cpus = _shared_cpus(session)
-        except Exception:  # the figure stands without the check
-            return session
-        if not shared:
-            return session
-        if time.monotonic() >= deadline:
-            print("bench_client: warning: the session's worker (%s, cpus %s) runs on this "
-                  "client's cpus %s; this measures time slicing" % (device, cpus,
-                                                                    sorted(shared)),
-                  file=sys.stderr)
-            return session
-        session.close()
-        time.sleep(0.05)
-
 
 def identity(a):
     import numpy as np
