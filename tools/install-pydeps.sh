@@ -7,7 +7,8 @@
 #   tools/install-pydeps.sh          numpy and onnx: what `swarm import onnx` needs
 #   tools/install-pydeps.sh --demo   also pillow (the demo renders a page and saves a PNG)
 #   tools/install-pydeps.sh --test   also pillow and onnxruntime (the reference the ONNX tests
-#                                    compare with)
+#                                    compare with), and pytest (the Python client's tests,
+#                                    tests/python)
 #
 # The versions are pinned so that every machine compares with the same reference; where a
 # pinned wheel does not exist for this Python, the newest release is taken instead, and said.
@@ -20,7 +21,7 @@ export PYTHONPATH=$CACHE/pylib${PYTHONPATH:+:$PYTHONPATH}
 # module pip-requirement
 WANT=("numpy numpy==2.4.6" "onnx onnx==1.23.2")
 if [[ ${1:-} == --test ]]; then
-	WANT+=("onnxruntime onnxruntime==1.32.0" "PIL pillow==13.0.0")
+	WANT+=("onnxruntime onnxruntime==1.32.0" "PIL pillow==13.0.0" "pytest pytest==9.2.0")
 elif [[ ${1:-} == --demo ]]; then
 	WANT+=("PIL pillow==13.0.0")
 elif (($#)); then

@@ -71,7 +71,7 @@ class _Driver:
         for k in range(n):
             w = self.waiters.pop(self.done[k], None)
             if w is not None and not w[1].done():
-                w[1].set_result(self.lib.f_poll(w[0]._cp))
+                w[1].set_result(self.lib.f_poll(w[0]._slot.cp))
         if n:
             self.wake_slot_waiters()
 
@@ -114,7 +114,7 @@ async def wait(req: Any) -> Any:
     if req._state == _HELD:
         req.submit()
     if req._state == _SUBMITTED:
-        rc = req.session._lib.f_poll(req._cp)
+        rc = req.session._lib.f_poll(req._slot.cp)
         if rc == _EAGAIN:
             d = _driver(req.session)
             fut = d.watch(req)
@@ -154,7 +154,7 @@ async def run(session: Any, inputs: Any, deadline: Optional[float]) -> Dict[str,
         with r:
             session._fill(r, inputs)
             while True:
-                rc = session._lib.f_submit(r._cp, 0)
+                rc = session._lib.f_submit(r._slot.cp, 0)
                 if rc != _EAGAIN:
                     break
                 if not d.waiters:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import errno as _errno
 import math
+import operator
 import os
+import sys
 import weakref
-from ctypes import byref, c_int64, c_void_p
+from ctypes import ArgumentError, byref, c_int64, c_void_p
 from dataclasses import dataclass
 from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
 
@@ -34,6 +36,7 @@ _EBUSY = -_errno.EBUSY
 # run between bytecodes) interrupts it within the slice.
 _WAIT_SLICE_NS = 100_000_000
 _WAIT_SLICE = c_int64(_WAIT_SLICE_NS)
+_getrefcount = sys.getrefcount
 
 # The data path's untyped bindings (_lib.Lib.f_*), module globals so that a call looks up one
 # name; set by _bind when the first client loads the library.
@@ -112,6 +115,17 @@ def _seconds_to_ns(seconds: Optional[float], what: str) -> int:
     if math.isinf(seconds):
         return -1
     return int(seconds * 1e9)
+
+
+def _rows_arg(rows: Any, max_rows: int) -> int:
+    try:
+        n = operator.index(rows)
+    except TypeError:
+        raise InvalidArgument(_errno.EINVAL, f"rows must be an integer, not "
+                              f"{type(rows).__name__}") from None
+    if not 1 <= n <= max_rows:
+        raise InvalidArgument(_errno.EINVAL, f"rows {n} out of 1..max_rows {max_rows}")
+    return n
 
 
 def connect(socket: Union[str, "os.PathLike[str]", None] = None,
@@ -355,11 +369,20 @@ class Session:
                     _release(sl.cp)
                     n += 1
             self._pending = keep
+        for sl in list(self._slots.values()):
+            r = sl.req
+            # Dropped by the caller unreleased: only the slot refers to it (the count is
+            # the slot's, r's and getrefcount's argument). Released now, or when it
+            # completes if it is in flight.
+            if r is not None and sys.getrefcount(r) <= 3:
+                r.release(_defer_busy=True)
+                n += r._state == _RELEASED and r not in self._orphans
+            del r
         if self._orphans:
             orphans, self._orphans = self._orphans, []
             for r in orphans:
                 r._state = _SUBMITTED
-                r.release(_defer_busy=True)
+                r.release(_defer_busy=True)  # back on the list while still in flight
             n += len(orphans) - len(self._orphans)
         return n
 
@@ -370,7 +393,11 @@ class Session:
         h = self._hv
         if h is None:
             raise Closed(0, "the session is closed")
-        rc = _alloc(h, rows, self._out_ref)
+        try:
+            rc = _alloc(h, rows, self._out_ref)
+        except ArgumentError:  # not a Python int: numpy's, or no integer at all
+            rows = _rows_arg(rows, self.max_rows)
+            rc = _alloc(h, rows, self._out_ref)
         if rc:
             if rc == _EAGAIN and self._reclaim():
                 rc = _alloc(h, rows, self._out_ref)
@@ -383,7 +410,7 @@ class Session:
         if sl.rows != rows:
             sl.set_rows(rows)
         r = Request(self, sl, rows)
-        sl.req = r
+        sl.req = r  # for poll, close, and to find it again if the caller drops it
         if deadline is not None:
             r.set_deadline(deadline)
         return r
@@ -426,13 +453,15 @@ class Session:
                                       f"model has {len(self.inputs)}")
             items = list(enumerate(inputs))
         for k, a in items:
-            dst = r.input(k)
+            spec = self.inputs[self._index(self._in_index, self.inputs, k, "input")]
             src = np.asarray(a)
-            if src.shape != dst.shape:
-                spec = self.inputs[self._index(self._in_index, self.inputs, k, "input")]
+            want = (r.rows,) + spec.shape[1:]
+            if src.shape != want:
                 raise InvalidArgument(_errno.EINVAL, f"input {spec.name!r} has shape "
-                                      f"{src.shape}, the request needs {dst.shape}")
-            np.copyto(dst, src, casting="same_kind")
+                                      f"{src.shape}, the request needs {want}")
+            # No view in a local: an exception's traceback would keep it (and so the slot)
+            # alive after the request's release.
+            np.copyto(r.input(spec.index), src, casting="same_kind")
 
     def _rows_of(self, inputs: Any) -> int:
         first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else (
@@ -512,55 +541,72 @@ _HELD, _SUBMITTED, _DONE, _RELEASED = 0, 1, 2, 3
 class Request:
     """One request: a slot of its session, held by the caller until submit(), by the worker
     until it completes, then by the caller again until release(). Use it as a context
-    manager to release it. input(i) and output(i) are numpy arrays over the slot itself."""
+    manager to release it (a request dropped unreleased gives its slot back when the
+    session next runs out of free slots, once no array over it is alive). input(i) and output(i) are numpy arrays over the slot itself.
 
-    __slots__ = ("session", "_slot", "_cp", "rows", "_state", "_lent", "_status")
+    A Request is not thread-safe, as its session is not: one thread at a time."""
+
+    # _status is set when the request completes, and read only after that.
+    __slots__ = ("session", "_slot", "rows", "_state", "_status")
 
     def __init__(self, session: Session, slot: Slot, rows: int):
         self.session = session
         self._slot = slot
-        self._cp = slot.cp
         self.rows = rows
         self._state = _HELD
-        self._lent = False
-        self._status = 0
 
     @property
     def slot(self) -> int:
         """The index of the request's slot in the session's segment (for logs)."""
         return self._slot.index
 
+    def _closed(self, what: str) -> Error:
+        return Closed(0, f"{what}: the session is closed")
+
     def input(self, i: Index = 0) -> np.ndarray:
         """Input i (an index or a name) as a writable numpy array over the slot, shape
         (rows,) + spec.shape[1:]: write it before submit(). The same array every call."""
         if self._state == _RELEASED:
-            raise Closed(0, "the request was released")
-        self._lent = True
+            raise Closed(0, "input: the request was released")
         try:
             return self._slot.ins[i]  # type: ignore[index]
         except (IndexError, TypeError):
             s = self.session
-            return self._slot.ins[s._index(s._in_index, s.inputs, i, "input")]
+            k = s._index(s._in_index, s.inputs, i, "input")
+            if self._slot.cp is None:
+                raise self._closed("input") from None
+            return self._slot.ins[k]
 
-    def output(self, i: Index = 0) -> np.ndarray:
-        """Output i (an index or a name) as a read-only numpy array over the slot: read it
-        once the request has completed."""
+    def output(self, i: Index = 0, *, writable: bool = False) -> np.ndarray:
+        """Output i (an index or a name) as a numpy array over the slot: read it once the
+        request has completed. Read-only, and the same array every call; writable=True
+        gives a writable one instead (the slot is the caller's after completion), for
+        consumers that cannot take a read-only array (DLPack before 1.0, such as older
+        PyTorch)."""
         if self._state == _RELEASED:
-            raise Closed(0, "the request was released")
-        self._lent = True
-        try:
-            return self._slot.outs[i]  # type: ignore[index]
-        except (IndexError, TypeError):
-            s = self.session
-            return self._slot.outs[s._index(s._out_index, s.outputs, i, "output")]
+            raise Closed(0, "output: the request was released")
+        if not writable:
+            try:
+                return self._slot.outs[i]  # type: ignore[index]
+            except (IndexError, TypeError):
+                pass
+        s = self.session
+        k = s._index(s._out_index, s.outputs, i, "output")
+        if self._slot.cp is None:
+            raise self._closed("output")
+        return self._slot.writable_output(k) if writable else self._slot.outs[k]
 
     def set_deadline(self, seconds: float) -> None:
         """The request must start within seconds from now, else it completes with Timeout
         without running. Before submit()."""
         if self._state != _HELD:
-            raise InvalidArgument(_errno.EINVAL, "set_deadline after submit")
+            raise self._state_error("set_deadline")
+        cp = self._slot.cp
+        if cp is None:
+            raise self._closed("set_deadline")
         lib = self.session._lib
-        lib.request_set_deadline(self._cp, lib.now_ns() + _seconds_to_ns(seconds, "deadline"))
+        ns = _seconds_to_ns(seconds, "deadline")
+        lib.request_set_deadline(cp, 0 if ns < 0 else lib.now_ns() + ns)  # inf: none
 
     def set_input_device(self, i: Index, tensor: Any) -> None:
         """Input i is tensor, in the caller's GPU memory (an object with
@@ -583,14 +629,19 @@ class Request:
         caller's: submit again later)."""
         if self._state != _HELD:
             raise self._state_error("submit")
-        rc = _submit(self._cp, 1 if no_retry else 0)
+        sl = self._slot
+        rc = _submit(sl.cp, 1 if no_retry else 0)
         if rc:
+            if sl.cp is None:
+                raise self._closed("submit")
             raise error_for(rc, "submit", self.session.client.error)
         self._state = _SUBMITTED
 
     def _state_error(self, what: str) -> Error:
         if self._state == _RELEASED:
             return Closed(0, f"{what}: the request was released")
+        if self._state == _HELD:
+            return InvalidArgument(_errno.EINVAL, f"{what}: the request was not submitted")
         return InvalidArgument(_errno.EINVAL, f"{what}: the request was already submitted")
 
     def _finish(self, rc: int) -> None:
@@ -601,26 +652,31 @@ class Request:
 
     def _status_error(self) -> Error:
         rc = self._status
+        if self._slot.cp is None:
+            return self._closed("request")
         if rc == _ETIMEDOUT:
             return error_for(rc, "request", "its deadline passed before it ran")
         if rc == -_errno.EINVAL:
             return error_for(rc, "request", "the worker refused it")
         return error_for(rc, "request", self.session.client.error)
 
+    def _not_in_flight(self, what: str) -> bool:
+        """For wait and poll of a request not in flight: True when done, else raises."""
+        if self._state == _DONE:
+            if self._status:
+                raise self._status_error()
+            return True
+        raise self._state_error(what)
+
     def wait(self, timeout: Optional[float] = None) -> None:
         """Waits for the request to complete, spinning first (Session.spin), then sleeping.
         timeout in seconds, None: no end. Raises Timeout when the wait runs out (the
         request stays in flight: wait again), or the request's own failure (Timeout for a
         passed deadline, InvalidArgument when the worker refused it, SessionLost)."""
-        st = self._state
-        if st != _SUBMITTED:
-            if st == _DONE:
-                if self._status:
-                    raise self._status_error()
-                return
-            raise (Closed(0, "wait: the request was released") if st == _RELEASED else
-                   InvalidArgument(_errno.EINVAL, "wait: the request was not submitted"))
-        cp = self._cp
+        if self._state != _SUBMITTED:
+            self._not_in_flight("wait")
+            return
+        cp = self._slot.cp
         if timeout is None:
             rc = _wait(cp, _WAIT_SLICE)
             while rc == _ETIMEDOUT:
@@ -642,20 +698,17 @@ class Request:
                 if lib.now_ns() >= end:
                     raise error_for(_ETIMEDOUT, f"wait ({timeout} s)",
                                     "the request is still in flight")
-        self._finish(rc)
+        self._state = _DONE  # _finish, inline: this is the hot path
+        self._status = rc
+        if rc:
+            raise self._status_error()
 
     def poll(self) -> bool:
         """True once the request has completed (raising its failure, as wait() does), False
         while it is in flight. Never blocks."""
-        st = self._state
-        if st == _DONE:
-            if self._status:
-                raise self._status_error()
-            return True
-        if st != _SUBMITTED:
-            raise self._state_error("poll") if st == _RELEASED else InvalidArgument(
-                _errno.EINVAL, "poll: the request was not submitted")
-        rc = _poll(self._cp)
+        if self._state != _SUBMITTED:
+            return self._not_in_flight("poll")
+        rc = _poll(self._slot.cp)
         if rc == _EAGAIN:
             return False
         self._finish(rc)
@@ -665,7 +718,7 @@ class Request:
     def done(self) -> bool:
         """True once the request has completed, successfully or not."""
         if self._state == _SUBMITTED:
-            rc = _poll(self._cp)
+            rc = _poll(self._slot.cp)
             if rc != _EAGAIN:
                 self._state, self._status = _DONE, rc
         return self._state == _DONE
@@ -678,8 +731,9 @@ class Request:
         if st == _RELEASED:
             return
         s = self.session
+        sl = self._slot
         if st == _SUBMITTED:
-            rc = _poll(self._cp)
+            rc = _poll(sl.cp)
             if rc == _EAGAIN:
                 if _defer_busy:
                     s._orphans.append(self)
@@ -688,14 +742,16 @@ class Request:
                 raise error_for(_EBUSY, "release", "the request is in flight: wait() first")
             self._status = rc
         self._state = _RELEASED
-        sl = self._slot
         sl.req = None
-        if self._lent and sl.views_alive():
+        if sl.cp is None:
+            return  # the session is closed: its slots went with it
+        if sum(map(_getrefcount, sl._tracked)) != sl._baseline:  # sl.views_alive(), inline
             s._pending.append(sl)
         else:
-            _release(self._cp)
-        if s._aio is not None and s._aio.slot_waiters:
-            s._aio.wake_slot_waiters()
+            _release(sl.cp)
+        aio = s._aio
+        if aio is not None and aio.slot_waiters:
+            aio.wake_slot_waiters()
 
     def __enter__(self) -> "Request":
         return self

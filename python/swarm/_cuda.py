@@ -178,7 +178,9 @@ def set_device(req: Any, is_input: bool, i: Any, tensor: Any) -> None:
         raise req._state_error(f"set_{'input' if is_input else 'output'}_device")
     handle, off = _pointer_of(tensor, req.rows * specs[k].row_bytes)
     fn = s._lib.request_set_input_device if is_input else s._lib.request_set_output_device
-    rc = fn(req._cp, k, handle, IPC_HANDLE_BYTES, off)
+    if req._slot.cp is None:
+        raise req._closed("set_device")
+    rc = fn(req._slot.cp, k, handle, IPC_HANDLE_BYTES, off)
     if rc:
         raise error_for(rc, f"set_{'input' if is_input else 'output'}_device({specs[k].name!r})",
                         "the slot's tensor area is smaller than the 72-byte descriptor"

@@ -128,9 +128,9 @@ class Lib:
         self.lib_version: str = self.version().decode()
 
 
-def _elf_soname(path: str) -> Optional[str]:
-    """The DT_SONAME of the ELF shared object at path, None when it has none. Raises
-    ValueError when the file is no 64-bit little-endian ELF."""
+def _elf_dynamic(path: str) -> Tuple[Optional[str], List[str]]:
+    """(DT_SONAME, [DT_NEEDED...]) of the ELF shared object at path. Raises ValueError when
+    the file is no 64-bit little-endian ELF."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
@@ -147,7 +147,7 @@ def _elf_soname(path: str) -> Optional[str]:
         elif p_type == 2:
             dynamic = (p_offset, p_filesz)
     if dynamic is None:
-        return None
+        return None, []
 
     def file_offset(vaddr: int) -> int:
         for v, o, n in loads:
@@ -155,7 +155,7 @@ def _elf_soname(path: str) -> Optional[str]:
                 return vaddr - v + o
         raise ValueError(f"{path}: address {vaddr:#x} outside its loaded segments")
 
-    strtab = soname = None
+    strtab, soname, needed = None, None, []
     for off in range(dynamic[0], dynamic[0] + dynamic[1], 16):
         tag, val = struct.unpack_from("<qQ", data, off)
         if tag == 0:
@@ -164,10 +164,29 @@ def _elf_soname(path: str) -> Optional[str]:
             strtab = val
         elif tag == 14:
             soname = val
-    if strtab is None or soname is None:
-        return None
-    start = file_offset(strtab) + soname
-    return data[start:data.index(b"\0", start)].decode()
+        elif tag == 1:
+            needed.append(val)
+    if strtab is None:
+        return None, []
+    base = file_offset(strtab)
+
+    def string(k: int) -> str:
+        return data[base + k:data.index(b"\0", base + k)].decode()
+
+    return (string(soname) if soname is not None else None), [string(k) for k in needed]
+
+
+def _asan_missing(path: str) -> bool:
+    """True when path is a sanitizer build of libswarm and the ASan runtime is not in this
+    process: loading it would abort the interpreter."""
+    try:
+        _, needed = _elf_dynamic(path)
+    except (OSError, ValueError):
+        return False
+    if not any(n.startswith("libasan") for n in needed):
+        return False
+    with open("/proc/self/maps") as f:
+        return "libasan" not in f.read()
 
 
 def _loaded_path(cdll: ctypes.CDLL, fallback: str) -> str:
@@ -192,7 +211,9 @@ def _build_dirs() -> List[Path]:
     if not (root / "include" / "swarm" / "swarm.h").is_file():
         return []
     found = [d / "lib" for d in root.glob("build*") if (d / "lib" / SONAME).exists()]
-    return sorted(found, key=lambda d: (d / SONAME).stat().st_mtime, reverse=True)
+    # build/ first (the documented one), then the others, newest first.
+    return sorted(found, key=lambda d: (d.parent.name != "build",
+                                        -(d / SONAME).stat().st_mtime))
 
 
 def _candidates() -> Tuple[List[str], bool]:
@@ -214,6 +235,10 @@ def load() -> Lib:
     names, from_env = _candidates()
     tried = []
     for name in names:
+        if os.sep in name and _asan_missing(name):
+            tried.append(f"{name}: a sanitizer build; preload the ASan runtime "
+                         "(LD_PRELOAD=$(gcc -print-file-name=libasan.so)) to use it")
+            continue
         try:
             cdll = ctypes.CDLL(name)
         except OSError as e:
@@ -221,7 +246,7 @@ def load() -> Lib:
             continue
         path = _loaded_path(cdll, name)
         try:
-            soname = _elf_soname(path)
+            soname, _ = _elf_dynamic(path)
         except (OSError, ValueError) as e:
             raise ProtocolMismatch(0, f"cannot read the ABI of {path}: {e}") from None
         if soname != SONAME:

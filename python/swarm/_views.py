@@ -51,6 +51,11 @@ class _Mem:
             cb()
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
 def _region(ptrs: Sequence[int], sizes: Sequence[int]) -> Tuple[int, int]:
     lo = min(ptrs)
     hi = max(p + n for p, n in zip(ptrs, sizes))
@@ -64,7 +69,7 @@ class Slot:
     of everything the slot holds when nobody else holds any of it."""
 
     __slots__ = ("ptr", "cp", "index", "rows", "ins", "outs", "_in_full", "_out_full", "_min",
-                 "_mout", "_rin", "_rout", "_baseline", "req")
+                 "_mout", "_rin", "_rout", "_tracked", "_baseline", "req")
 
     def __init__(self, ptr: int, index: int, in_ptrs: List[int], out_ptrs: List[int],
                  in_specs: Sequence, out_specs: Sequence, max_rows: int):
@@ -76,14 +81,19 @@ class Slot:
         out_sizes = [max_rows * s.row_bytes for s in out_specs]
         self._min = self._mout = None
         self._rin = self._rout = _EMPTY  # stays so for a model with no outputs (or inputs)
-        self._in_full = self._tensors(in_ptrs, in_sizes, in_specs, max_rows, False)
-        self._out_full = self._tensors(out_ptrs, out_sizes, out_specs, max_rows, True)
+        self._in_full = self._tensors(in_ptrs, in_sizes, in_specs, max_rows, False, False)
+        # Outputs are lent read-only (set_rows), over memory exported writable so that
+        # writable_output can lend a writable one too.
+        self._out_full = self._tensors(out_ptrs, out_sizes, out_specs, max_rows, False,
+                                       True)
         self.rows = 0
+        self._tracked: Tuple[np.ndarray, ...] = ()
         self.ins: Tuple[np.ndarray, ...] = ()
         self.outs: Tuple[np.ndarray, ...] = ()
         self._baseline = 0
 
-    def _tensors(self, ptrs, sizes, specs, max_rows, readonly) -> Tuple[np.ndarray, ...]:
+    def _tensors(self, ptrs, sizes, specs, max_rows, readonly,
+                 outputs) -> Tuple[np.ndarray, ...]:
         if not ptrs:
             return ()
         lo, n = _region(ptrs, sizes)
@@ -91,7 +101,7 @@ class Slot:
         # Every array made from raw (slices, views, reshapes) has raw as its numpy base:
         # the collapse of base chains stops at raw, whose base is no ndarray.
         raw = np.asarray(mem)
-        if readonly:
+        if outputs:
             self._mout, self._rout = mem, raw
         else:
             self._min, self._rin = mem, raw
@@ -104,14 +114,18 @@ class Slot:
     def set_rows(self, rows: int) -> None:
         """Lends arrays of rows rows from now on. Only while no view of the slot is alive."""
         self.ins = tuple(a[:rows] for a in self._in_full)
-        self.outs = tuple(a[:rows] for a in self._out_full)
+        self.outs = tuple(_read_only(a[:rows]) for a in self._out_full)
+        self._tracked = (self._rin, self._rout) + self.ins + self.outs
         self.rows = rows
+        # No local of this frame refers to an array now: the count is the slot's own.
         self._baseline = self._refs()
 
+    def writable_output(self, k: int) -> np.ndarray:
+        """A writable array of output k of the current rows (counted through its base)."""
+        return self._out_full[k][:self.rows]
+
     def _refs(self) -> int:
-        g = _getrefcount
-        raws = (self._rin, self._rout)
-        return sum(map(g, raws)) + sum(map(g, self.ins)) + sum(map(g, self.outs))
+        return sum(map(_getrefcount, self._tracked))
 
     def views_alive(self) -> bool:
         """True while an array lent from this slot (or anything made from one) is alive."""
@@ -126,8 +140,9 @@ class Slot:
             m.on_death = closer.done
         self._min = self._mout = None
         self._rin = self._rout = _EMPTY
-        self._in_full = self._out_full = self.ins = self.outs = ()
+        self._in_full = self._out_full = self.ins = self.outs = self._tracked = ()
         self.req = None
+        self.cp = None  # the slot's requests now raise Closed instead of calling libswarm
         del mems  # the last references the slot held: exporters with no view die now
 
 
