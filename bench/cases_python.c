@@ -109,6 +109,7 @@ static int py_run(const struct py_env *p, const char *const *args, char *out, si
 			_exit(127);
 		dup2(fd[1], STDOUT_FILENO);
 		setenv("PYTHONPATH", p->pythonpath, 1);
+		setenv("PYTHONDONTWRITEBYTECODE", "1", 1); /* no __pycache__ in the source tree */
 		if (p->library[0])
 			setenv("SWARM_LIBRARY", p->library, 1);
 		execvp(argv[0], (char *const *)argv);
