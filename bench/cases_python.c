@@ -13,6 +13,9 @@
  *                        in process: the overhead case's swarmd and in-process baseline,
  *                        with the child run from its client_hook while swarmd still serves.
  *
+ * With --socket the 64 B rows use that swarmd (whatever its --spin-us), as the spin row does;
+ * the ranker row always serves its own, as the overhead case does.
+ *
  * The child speaks on its stdout in lines "result NAME p50=.. p99=.. p999=.. n=.." (ns) and
  * "skip REASON"; everything else it says goes to stderr. Without numpy or the package the
  * rows are reported skipped with the child's reason, never as timings.
@@ -205,14 +208,24 @@ static int py_identity_measure(struct bench_ctx *ctx, const struct py_env *p, st
 	char n_arg[32], w_arg[32];
 	int rc, st;
 
-	/* The spin case's log name, which swarm-bench removes with its directory. */
-	if (snprintf(d.log, sizeof d.log, "%s/swarmd-spin%u.log", ctx->tmp, BENCH_DAEMON_SPIN_US) >=
-	    (int)sizeof d.log)
-		return -ENAMETOOLONG;
-	rc = bench_swarmd_start(&d, ctx->exe_dir, ctx->sock, ctx->devices, BENCH_DAEMON_SPIN_US,
-				NULL, NULL, NULL, &c);
-	if (rc)
-		return rc;
+	if (ctx->o.socket) { /* --socket: its swarmd, whatever its --spin-us */
+		rc = swarm_connect(ctx->o.socket, &c);
+		if (rc) {
+			fprintf(stderr, "swarm-bench: connect to swarmd on %s: %s\n", ctx->o.socket,
+				swarm_strerror(rc));
+			return rc;
+		}
+	} else {
+		/* The spin case's log name, which swarm-bench removes with its directory. */
+		if (snprintf(d.log, sizeof d.log, "%s/swarmd-spin%u.log", ctx->tmp,
+			     BENCH_DAEMON_SPIN_US) >= (int)sizeof d.log)
+			return -ENAMETOOLONG;
+		rc = bench_swarmd_start(&d, ctx->exe_dir, ctx->sock, ctx->devices,
+					BENCH_DAEMON_SPIN_US, NULL, NULL, NULL, &c);
+		if (rc)
+			return rc;
+	}
+	const char *sock = ctx->o.socket ? ctx->o.socket : ctx->sock;
 	bench_progress("C client 64 B, spinning (first half)", half, "round trips");
 	rc = bench_session_open(c, 1, 4, BENCH_SPIN_FOREVER_NS, &s);
 	if (rc == 0)
@@ -230,8 +243,8 @@ static int py_identity_measure(struct bench_ctx *ctx, const struct py_env *p, st
 	snprintf(w_arg, sizeof w_arg, "%zu", bench_warmup(iters));
 	bench_progress("Python client 64 B, spinning; Python unix socket echo", iters,
 		       "round trips");
-	const char *args[] = { "identity", "--socket", ctx->sock, "--iters",
-			       n_arg,      "--warmup", w_arg,     NULL };
+	const char *args[] = { "identity", "--socket", sock,  "--iters",
+			       n_arg,      "--warmup", w_arg, NULL };
 	st = py_run(p, args, f->child, sizeof f->child);
 	if (st != 0) {
 		fprintf(stderr, "swarm-bench: %s identity exited with %d\n", p->script, st);
@@ -381,9 +394,13 @@ static int py_ranker_hook(void *arg, const char *sock, const char *model, const 
 	char dir[PATH_MAX];
 	int rc;
 
-	if (snprintf(dir, sizeof dir, "%s/python-ranker", r->ctx->tmp) >= (int)sizeof dir)
+	const char *tmpdir = getenv("TMPDIR");
+
+	/* A directory of its own: with --socket swarm-bench makes none. */
+	if (snprintf(dir, sizeof dir, "%s/swarm-bench-py.XXXXXX",
+		     tmpdir && *tmpdir ? tmpdir : "/tmp") >= (int)sizeof dir)
 		return -ENAMETOOLONG;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+	if (!mkdtemp(dir))
 		return -errno;
 	rc = py_write_inputs(dir, in);
 	if (rc == 0)
