@@ -164,6 +164,6 @@ async def run(session: Any, inputs: Any, deadline: Optional[float]) -> Dict[str,
                 raise error_for(rc, "submit", session.client.error)
             r._state = _SUBMITTED
             await wait(r)
-            return {t.name: np.array(o) for t, o in zip(session.outputs, r._slot.outs)}
+            return {t.name: o.copy() for t, o in zip(session.outputs, r._slot.outs)}
     finally:
         d.active -= 1

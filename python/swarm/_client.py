@@ -24,7 +24,7 @@ from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
 import numpy as np
 
 from . import _lib
-from ._views import Closer, Slot
+from ._views import Closer, Slot, pointer_arg
 from .errors import Closed, Error, InvalidArgument, QueueFull, error_for
 
 Index = Union[int, str]
@@ -281,7 +281,7 @@ class Session:
         self._orphans: List["Request"] = []  # released while in flight: freed on completion
         self._out = c_void_p()
         self._out_ref = byref(self._out)
-        self._hv: Optional[c_void_p] = c_void_p(handle)  # the untyped calls' argument
+        self._hv: Any = pointer_arg(handle)  # the untyped calls' argument
         self._aio: Any = None
         self._spin_ns = 50_000
 
@@ -356,19 +356,25 @@ class Session:
         self._slots[ptr] = sl
         return sl
 
+    def _reclaim_pending(self) -> int:
+        """Frees the slots released while views were alive whose views are gone."""
+        keep = []
+        g = _getrefcount
+        for sl in self._pending:
+            if sum(map(g, sl._tracked)) != sl._baseline:  # sl.views_alive(), inline
+                keep.append(sl)
+            else:
+                _release(sl.cp)
+        n = len(self._pending) - len(keep)
+        self._pending = keep
+        return n
+
     def _reclaim(self) -> int:
         """Frees the slots whose requests were released while views were alive, and those
         released in flight that have completed since. Returns how many it freed."""
-        n = 0
-        if self._pending:
-            keep = []
-            for sl in self._pending:
-                if sl.views_alive():
-                    keep.append(sl)
-                else:
-                    _release(sl.cp)
-                    n += 1
-            self._pending = keep
+        n = self._reclaim_pending()
+        if n and not self._orphans:
+            return n  # enough for now: the scan below is for dropped requests
         for sl in list(self._slots.values()):
             r = sl.req
             # Dropped by the caller unreleased: only the slot refers to it (the count is
@@ -437,36 +443,48 @@ class Session:
         raise InvalidArgument(_errno.EINVAL, f"no {what} {i!r} (the model's {what}s: "
                               f"{known})")
 
-    def _fill(self, r: "Request", inputs: Any) -> None:
-        if isinstance(inputs, Mapping):
-            items = list(inputs.items())
-            missing = set(self._in_index) - {
-                k if isinstance(k, str) else self.inputs[self._index(
-                    self._in_index, self.inputs, k, "input")].name for k, _ in items}
-            if missing:
-                raise InvalidArgument(_errno.EINVAL, f"inputs missing: {sorted(missing)}")
-        else:
-            if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple)):
-                inputs = [inputs]
+    def _items(self, inputs: Any) -> Any:
+        """inputs as (index or name, array) pairs, one for each of the model's inputs."""
+        if isinstance(inputs, dict) or isinstance(inputs, Mapping):
             if len(inputs) != len(self.inputs):
-                raise InvalidArgument(_errno.EINVAL, f"{len(inputs)} inputs given, the "
-                                      f"model has {len(self.inputs)}")
-            items = list(enumerate(inputs))
-        for k, a in items:
-            spec = self.inputs[self._index(self._in_index, self.inputs, k, "input")]
-            src = np.asarray(a)
-            want = (r.rows,) + spec.shape[1:]
+                given = {k if isinstance(k, str) else self.inputs[self._index(
+                    self._in_index, self.inputs, k, "input")].name for k in inputs}
+                missing = sorted(set(self._in_index) - given)
+                raise InvalidArgument(_errno.EINVAL, f"inputs missing: {missing}" if missing
+                                      else f"{len(inputs)} inputs given, the model has "
+                                      f"{len(self.inputs)}")
+            return inputs.items()
+        if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple)):
+            inputs = (inputs,)
+        if len(inputs) != len(self.inputs):
+            raise InvalidArgument(_errno.EINVAL, f"{len(inputs)} inputs given, the "
+                                  f"model has {len(self.inputs)}")
+        return enumerate(inputs)
+
+    def _fill(self, r: "Request", inputs: Any) -> None:
+        names = self._in_index
+        for k, a in self._items(inputs):
+            i = names[k] if type(k) is str and k in names else self._index(
+                names, self.inputs, k, "input")
+            src = a if type(a) is np.ndarray else np.asarray(a)
+            want = (r.rows,) + self.inputs[i].shape[1:]
             if src.shape != want:
-                raise InvalidArgument(_errno.EINVAL, f"input {spec.name!r} has shape "
-                                      f"{src.shape}, the request needs {want}")
+                raise InvalidArgument(_errno.EINVAL, f"input {self.inputs[i].name!r} has "
+                                      f"shape {src.shape}, the request needs {want}")
             # No view in a local: an exception's traceback would keep it (and so the slot)
             # alive after the request's release.
-            np.copyto(r.input(spec.index), src, casting="same_kind")
+            np.copyto(r._slot.ins[i], src, casting="same_kind")
 
     def _rows_of(self, inputs: Any) -> int:
-        first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else (
-            inputs[0] if isinstance(inputs, (list, tuple)) else inputs)
-        shape = np.shape(first)
+        if isinstance(inputs, dict) or isinstance(inputs, Mapping):
+            first = next(iter(inputs.values()), None)
+        elif isinstance(inputs, (list, tuple)):
+            first = inputs[0] if inputs else None
+        else:
+            first = inputs
+        if first is None:
+            self._items(inputs)  # raises what is missing
+        shape = first.shape if type(first) is np.ndarray else np.shape(first)
         if not shape:
             raise InvalidArgument(_errno.EINVAL, "an input needs a batch dimension")
         return int(shape[0])
@@ -480,7 +498,7 @@ class Session:
             self._fill(r, inputs)
             r.submit()
             r.wait(timeout)
-            return {t.name: np.array(o) for t, o in zip(self.outputs, r._slot.outs)}
+            return {t.name: o.copy() for t, o in zip(self.outputs, r._slot.outs)}
 
     async def run_async(self, inputs: Any, *, deadline: Optional[float] = None
                         ) -> Dict[str, np.ndarray]:

@@ -156,8 +156,12 @@ def test_run_copies_in_and_out_from_dict_list_or_array(client):
             assert out["y"].flags.owndata and out["y"].flags.writeable
         out = s.run({"x": x.astype(np.float16)}, timeout=5)  # same-kind cast
         np.testing.assert_array_equal(out["y"], 2 * x + 1)
-        with pytest.raises(swarm.InvalidArgument, match="missing"):
+        with pytest.raises(swarm.InvalidArgument, match="'nope'.*'x'"):
             s.run({"nope": x})
+        with pytest.raises(swarm.InvalidArgument, match="missing"):
+            s.run({})
+        with pytest.raises(swarm.InvalidArgument, match="2 inputs given"):
+            s.run({"x": x, 0: x})
         with pytest.raises(swarm.InvalidArgument, match="shape"):
             s.run({"x": np.zeros((2, 15), np.float32)})
         with pytest.raises(swarm.InvalidArgument, match="2 inputs given"):
