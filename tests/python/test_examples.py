@@ -73,6 +73,13 @@ class Served:
         self.sock = os.path.join(self.tmp, "swarmd.sock")
         self.reg = os.path.join(self.tmp, "registry")
         self.proc = None
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a swarmd that never became ready goes too, and the directory
+            raise
+
+    def _start(self):
         swarm_cli = os.path.join(BIN, "swarm")
         self._run([swarm_cli, "registry", "--registry", self.reg, "init"])
         # the ranker, as tools/make-ranker-model.py writes it
