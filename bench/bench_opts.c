@@ -113,6 +113,16 @@ static void bench_usage(FILE *f)
 		"         not spinning between calls, so that it leaves swarm's blocks the\n"
 		"         cpus), unpinned; reported, no target.\n"
 		"         Skipped, saying why, without the directory or onnxruntime.\n"
+		"  python the Python client (python/swarm), run by bench/python/bench_client.py\n"
+		"         in a python3 child ($SWARM_BENCH_PYTHON, else python3; python/ and\n"
+		"         ${SWARM_CACHE:-~/.cache/swarm}/pylib on its PYTHONPATH): the 64 B identity\n"
+		"         round trip with the request API, alloc to release, spinning, against the\n"
+		"         C client's same round trip on the same swarmd (target: at most 2 us\n"
+		"         added at p50) and against a Python unix socket echo of the same 64 B\n"
+		"         (target: at least 20x faster at p50); then session.run() on the small\n"
+		"         ranker at batch 1 against the same graph in process, as the overhead\n"
+		"         case (reported). Skipped, saying why, when numpy or the package cannot\n"
+		"         be imported.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -183,6 +193,8 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_ONNX;
 		else if (strcmp(t, "control") == 0)
 			cases |= BENCH_CASE_CONTROL;
+		else if (strcmp(t, "python") == 0)
+			cases |= BENCH_CASE_PYTHON;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else

@@ -56,7 +56,7 @@ static int bench_cpulist_has(const char *list, int cpu)
 /* Opens an identity session whose requests hold up to rows rows, and checks that the model
  * is the one these cases assume. Says so when its worker may share this process's core: the
  * case then measures time slicing, not the runtime. */
-static int bench_session_open(swarm_client *c, uint32_t rows, uint32_t slots, uint64_t spin_ns,
+int bench_session_open(swarm_client *c, uint32_t rows, uint32_t slots, uint64_t spin_ns,
 			      swarm_session **out)
 {
 	const swarm_session_opts opts = { .slots = slots, .queue_depth = slots, .max_rows = rows };
@@ -103,7 +103,7 @@ static int bench_request_fail(swarm_request *r, const char *call, size_t i, int 
 
 /* 64-byte round trips: the timed span is what a client does per request (alloc, write the
  * payload, submit, wait, read the payload back, release), as the baselines copy theirs. */
-static int bench_swarm_latency(swarm_session *s, size_t warmup, size_t iters, uint64_t *out_ns)
+int bench_swarm_latency(swarm_session *s, size_t warmup, size_t iters, uint64_t *out_ns)
 {
 	uint8_t msg[BENCH_ROW_BYTES], reply[BENCH_ROW_BYTES];
 

@@ -292,6 +292,14 @@ static int mb_overhead_run(const struct bench_model_opts *o, enum bench_model_ki
 		rc = mb_overhead_measure(&l, s, &in, n, out);
 	if (rc == 0 && !l.dev->i->host_memory)
 		mb_overhead_staged(&e, &l, out);
+	if (rc == 0 && o->client_hook) {
+		/* The hook's client takes this session's place, on the same worker (which the
+		 * balancer picks again once swarmd has counted this session gone: the python
+		 * child reopens until its session is not on its own cpu). */
+		swarm_session_close(s);
+		s = NULL;
+		rc = o->client_hook(o->client_arg, e.sock, mb_overhead_names[kind], &in);
+	}
 out:
 	if (dev)
 		dev->i->destroy(dev);

@@ -73,6 +73,13 @@ struct bench_model_opts {
 	const char *onnx_dir;   /* BENCH_MODEL_ONNX: bench/onnx-prepare.sh's directory */
 	const char *onnx_name;  /* and the model of it */
 	int onnx_slow;          /* the model computes for tens of ms: fewer calls */
+	/* The python case's client (bench/cases_python.c), or NULL: called by the overhead
+	 * case once its C side has measured, while swarmd still serves the model as model on
+	 * sock (its own session closed, so that the hook's lands on the same worker); inputs
+	 * is its struct mb_inputs (the input sets and their in-process outputs).
+	 * Its return value becomes the case's. */
+	int (*client_hook)(void *arg, const char *sock, const char *model, const void *inputs);
+	void *client_arg;
 };
 
 enum bench_model_kind {

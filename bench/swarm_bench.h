@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <swarm/swarm.h>
+
 #include "bench/model_bench.h"
 
 #define BENCH_MODEL "identity"
@@ -41,7 +43,8 @@ enum bench_case {
 	BENCH_CASE_GPU_RANKER = 1u << 12,
 	BENCH_CASE_ONNX = 1u << 13,    /* bench/onnx_bench.c */
 	BENCH_CASE_CONTROL = 1u << 14, /* bench/control_bench.c */
-	BENCH_CASE_ALL = 0x7fffu,
+	BENCH_CASE_PYTHON = 1u << 15,  /* bench/cases_python.c, bench/python/ */
+	BENCH_CASE_ALL = 0xffffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -168,6 +171,17 @@ int bench_run_control(struct bench_ctx *ctx, struct bench_report *rep);
 
 /* onnx (cases_onnx.c). */
 int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep);
+
+/* python (cases_python.c): the Python client (python/swarm) run by bench/python/
+ * bench_client.py in a child, against the C client and the in-process graph of this run. */
+int bench_run_python(struct bench_ctx *ctx, struct bench_report *rep);
+
+/* The identity's 64 B round trip in C (cases_transport.c), shared with the python case: a
+ * session of rows rows and slots slots, the client spinning spin_ns before it sleeps; and
+ * iters timed round trips (alloc .. release) after warmup, into out_ns. */
+int bench_session_open(swarm_client *c, uint32_t rows, uint32_t slots, uint64_t spin_ns,
+		       swarm_session **out);
+int bench_swarm_latency(swarm_session *s, size_t warmup, size_t iters, uint64_t *out_ns);
 
 /* ---- options and output (bench_opts.c, bench_report.c) ------------------------------------ */
 
