@@ -231,6 +231,18 @@ static const char *const mb_overhead_what[] = { [BENCH_MODEL_RANKER] = "the smal
 							"a node-list identity, 64 B,",
 						[BENCH_MODEL_ONNX] = "the imported ONNX model" };
 
+/* Runs o's client hook in place of *s, which is closed first: the hook's client takes this
+ * session's place, on the same worker (which the balancer picks again once swarmd has
+ * counted this session gone: the python child reopens until its session is not on its own
+ * cpu). */
+static int mb_overhead_hook(const struct bench_model_opts *o, swarm_session **s,
+			    const char *sock, const char *model, struct mb_inputs *in)
+{
+	swarm_session_close(*s);
+	*s = NULL;
+	return o->client_hook(o->client_arg, sock, model, in);
+}
+
 /* The overhead case of one model, the in-process side on dev (owned: destroyed before this
  * returns; NULL for a one-thread CPU device), the swarm side on a swarmd --devices devices. */
 static int mb_overhead_run(const struct bench_model_opts *o, enum bench_model_kind kind,
@@ -292,14 +304,8 @@ static int mb_overhead_run(const struct bench_model_opts *o, enum bench_model_ki
 		rc = mb_overhead_measure(&l, s, &in, n, out);
 	if (rc == 0 && !l.dev->i->host_memory)
 		mb_overhead_staged(&e, &l, out);
-	if (rc == 0 && o->client_hook) {
-		/* The hook's client takes this session's place, on the same worker (which the
-		 * balancer picks again once swarmd has counted this session gone: the python
-		 * child reopens until its session is not on its own cpu). */
-		swarm_session_close(s);
-		s = NULL;
-		rc = o->client_hook(o->client_arg, e.sock, mb_overhead_names[kind], &in);
-	}
+	if (rc == 0 && o->client_hook)
+		rc = mb_overhead_hook(o, &s, e.sock, mb_overhead_names[kind], &in);
 out:
 	if (dev)
 		dev->i->destroy(dev);
