@@ -235,8 +235,8 @@ static const char *const mb_overhead_what[] = { [BENCH_MODEL_RANKER] = "the smal
  * session's place, on the same worker (which the balancer picks again once swarmd has
  * counted this session gone: the python child reopens until its session is not on its own
  * cpu). */
-static int mb_overhead_hook(const struct bench_model_opts *o, swarm_session **s,
-			    const char *sock, const char *model, struct mb_inputs *in)
+static int mb_overhead_hook(const struct bench_model_opts *o, swarm_session **s, const char *sock,
+			    const char *model, struct mb_inputs *in)
 {
 	swarm_session_close(*s);
 	*s = NULL;

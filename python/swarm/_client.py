@@ -19,7 +19,7 @@ import sys
 import weakref
 from ctypes import ArgumentError, byref, c_int64, c_void_p
 from dataclasses import dataclass
-from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
+from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union)
 
 import numpy as np
 
@@ -137,7 +137,30 @@ def connect(socket: Union[str, "os.PathLike[str]", None] = None,
     return Client(socket, timeout)
 
 
-class Client:
+_H = TypeVar("_H", bound="_Handle")
+
+
+class _Handle:
+    """A client or session: a context manager that closes it, and closed when collected
+    (``_h`` is its libswarm handle, ``None`` once closed)."""
+
+    _h: Any
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _H) -> _H:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+
+class Client(_Handle):
     """A connection to swarmd. Close it (or use it as a context manager): its sessions are
     closed with it."""
 
@@ -238,22 +261,12 @@ class Client:
     def closed(self) -> bool:
         return self._h is None or self._closing
 
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_h", None) is not None:
-            self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<swarm.Client {self.socket or '(default socket)'} {state}>"
 
 
-class Session:
+class Session(_Handle):
     """A session on one model: one shared segment, its slots and queues. Made by
     Client.open; close it (or use it as a context manager) to give its memory back."""
 
@@ -537,16 +550,6 @@ class Session:
     @property
     def closed(self) -> bool:
         return self._h is None or getattr(self, "_closer", None) is not None
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_h", None) is not None:
-            self.close()
 
     def __repr__(self) -> str:
         return (f"<swarm.Session {getattr(self, 'model', '?')} v{getattr(self, 'version', 0)}"
