@@ -32,6 +32,7 @@ PACKAGES=(
 	util-linux       # unshare: the client-in-other-namespaces test
 	help2man         # the man pages of swarmd and swarm, made from their --help
 	python3-yaml     # tests/deploy/check_manifests.py: the Kubernetes manifests parsed
+	python3-venv     # tests/python: `pip install ./python` into a fresh venv, as docs/python.md says
 )
 
 installed()
