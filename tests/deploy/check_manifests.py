@@ -61,8 +61,9 @@ INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "
                 "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK",
                 "SHELL", "MAINTAINER"}
 # Top-level folders the image does not need: tests (SWARM_TESTS=OFF), the deployment files
-# themselves, CI scripts.
-NOT_COPIED = {"tests", "deploy"}
+# themselves, CI scripts, and the Python client (a client installs it where it runs, with
+# pip: docs/python.md; swarmd's image serves, it calls nothing from Python).
+NOT_COPIED = {"tests", "deploy", "python"}
 # Libraries every Debian image has (libc6, libgcc-s1 are Essential).
 BASE_PACKAGES = {"libc6", "libgcc-s1"}
 PROGRAMS = ("swarmd", "swarm-worker", "swarm", "swarm-bench")
