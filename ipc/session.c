@@ -300,7 +300,7 @@ static int set_device(swarm_request *r, uint32_t t, const void *handle, size_t h
 SWARM_API int swarm_request_set_input_device(swarm_request *r, uint32_t i, const void *ipc_handle,
 					     size_t handle_len, uint64_t offset)
 {
-	if (!r || r->state != REQ_HELD || i >= r->s->geo.n_inputs)
+	if (!r || (r->state != REQ_HELD && r->state != REQ_DONE) || i >= r->s->geo.n_inputs)
 		return -EINVAL;
 	int err = set_device(r, i, ipc_handle, handle_len, offset);
 	if (!err)
@@ -311,7 +311,7 @@ SWARM_API int swarm_request_set_input_device(swarm_request *r, uint32_t i, const
 SWARM_API int swarm_request_set_output_device(swarm_request *r, uint32_t i, const void *ipc_handle,
 					      size_t handle_len, uint64_t offset)
 {
-	if (!r || r->state != REQ_HELD || i >= r->s->geo.n_outputs)
+	if (!r || (r->state != REQ_HELD && r->state != REQ_DONE) || i >= r->s->geo.n_outputs)
 		return -EINVAL;
 	int err = set_device(r, r->s->geo.n_inputs + i, ipc_handle, handle_len, offset);
 	if (!err)
@@ -322,10 +322,9 @@ SWARM_API int swarm_request_set_output_device(swarm_request *r, uint32_t i, cons
 SWARM_API uint32_t swarm_request_rows(const swarm_request *r) { return r->rows; }
 SWARM_API uint32_t swarm_request_slot(const swarm_request *r) { return r->slot; }
 
-SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags)
+/* Submits r, held: the body of swarm_request_submit and swarm_request_submit_again. */
+static int submit_held(swarm_request *r, uint32_t flags)
 {
-	if (!r || r->state != REQ_HELD)
-		return -EINVAL;
 	swarm_session *s = r->s;
 	int lost = session_check(s);
 	if (lost)
@@ -356,6 +355,27 @@ SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags)
 	s->in_flight++;
 	ring_worker(s);
 	return 0;
+}
+
+SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags)
+{
+	if (!r || r->state != REQ_HELD)
+		return -EINVAL;
+	return submit_held(r, flags);
+}
+
+SWARM_API int swarm_request_submit_again(swarm_request *r, uint32_t rows, uint32_t flags)
+{
+	if (!r || (r->state != REQ_HELD && r->state != REQ_DONE) || rows == 0 ||
+	    rows > r->s->geo.max_rows)
+		return -EINVAL;
+	/* Held from here on, as alloc leaves a request: a failed submit leaves it the
+	 * caller's, and its old status is gone (the caller asked for a new one). */
+	r->state = REQ_HELD;
+	r->status = 0;
+	r->reported = 0;
+	r->rows = rows;
+	return submit_held(r, flags);
 }
 
 SWARM_API int swarm_request_poll(swarm_request *r)

@@ -203,9 +203,10 @@ SWARM_API void swarm_request_set_deadline(swarm_request *r, uint64_t deadline_ns
  * swarm_session_info names), offset the tensor's byte offset in it; the tensor is rows *
  * row_bytes long as for host bytes and must stay there until r completes. The handle is
  * copied into the slot at once (it takes the start of input i's area). Call between alloc
- * and submit. Returns 0 or -EINVAL (r not held, i out of range, handle_len not
- * SWARM_IPC_HANDLE_BYTES, or a slot area too small for the handle). A worker on the CPU
- * completes such a request with -ENOTSUP. Not thread-safe (as r). */
+ * and submit, or between completion and swarm_request_submit_again. Returns 0 or -EINVAL (r
+ * in flight or released, i out of range, handle_len not SWARM_IPC_HANDLE_BYTES, or a slot
+ * area too small for the handle). A worker on the CPU completes such a request with
+ * -ENOTSUP. Not thread-safe (as r). */
 SWARM_API int swarm_request_set_input_device(swarm_request *r, uint32_t i, const void *ipc_handle,
 					     size_t handle_len, uint64_t offset);
 
@@ -219,6 +220,15 @@ SWARM_API int swarm_request_set_output_device(swarm_request *r, uint32_t i,
  * the caller's; retry later), -EINVAL (not allocated, or already submitted), or the session's
  * loss (-ECONNABORTED, -EBADMSG). */
 SWARM_API int swarm_request_submit(swarm_request *r, uint32_t flags);
+
+/* Submits r once more in its own slot, with rows rows (1..max_rows): r held, or completed and
+ * not yet released. For a completed request this is release, alloc and submit without giving
+ * the slot back (the pointers of swarm_request_input/output stay valid): its inputs are what
+ * the slot holds now, its deadline and device tensors what was last set (set a deadline of 0
+ * to clear one; device tensors may be set again between completion and this call). Returns
+ * as swarm_request_submit; -EINVAL also when r is in flight or released or rows is out of
+ * range. After -EAGAIN r is held, its previous status gone. */
+SWARM_API int swarm_request_submit_again(swarm_request *r, uint32_t rows, uint32_t flags);
 
 /* Waits for r to complete, spinning first, then sleeping. timeout_ns < 0 waits forever.
  * Returns the request's status (0, or -ETIMEDOUT when its deadline passed, -EINVAL when the

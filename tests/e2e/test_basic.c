@@ -281,6 +281,74 @@ Test(e2e_basic, expired_deadline_completes_with_etimedout)
 	h_stop();
 }
 
+/* A completed request sent again in its slot: new rows and inputs, exact outputs, the same
+ * pointers, a fresh completion for swarm_session_poll, and -EINVAL in every state and for
+ * every rows where it must not run. */
+Test(e2e_basic, submit_again_runs_a_completed_request_in_its_slot)
+{
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = open_or_fail(c, "affine", NULL);
+	swarm_request *r;
+	cr_assert_eq(swarm_request_alloc(s, 4, &r), 0);
+	float *in = swarm_request_input(r, 0);
+	const float *out = swarm_request_output(r, 0);
+	h_affine_fill(in, 4, 10);
+	cr_assert_eq(swarm_request_submit(r, 0), 0);
+	cr_assert_eq(swarm_request_wait(r, 5 * H_SEC), 0);
+	cr_assert_eq(h_affine_check(out, 4, 10), -1);
+	cr_assert_eq(swarm_request_submit(r, 0), -EINVAL, "plain submit of a completed request");
+	cr_assert_eq(swarm_request_submit_again(r, 0, 0), -EINVAL, "rows 0");
+	cr_assert_eq(swarm_request_submit_again(r, 1025, 0), -EINVAL, "rows above max_rows");
+	cr_assert_eq(swarm_request_poll(r), 0, "a refused submit_again leaves r completed");
+	for (uint32_t k = 0; k < 50; k++) {
+		uint32_t rows = 1 + (k * 97u) % 1024u;
+		h_affine_fill(in, rows, 11 + k);
+		int rc = swarm_request_submit_again(r, rows, 0);
+		cr_assert_eq(rc, 0, "submit_again %u (rows %u): %d (%s)", k, rows, rc,
+			     swarm_strerror(rc));
+		cr_assert_eq(swarm_request_wait(r, 5 * H_SEC), 0);
+		cr_assert_eq(swarm_request_rows(r), rows);
+		cr_assert_eq(swarm_request_input(r, 0), in, "the slot stays the same");
+		cr_assert_eq(h_affine_check(out, rows, 11 + k), -1, "round %u (rows %u)", k, rows);
+	}
+	/* The completion is reported again to the fd flow. */
+	swarm_request *done[4];
+	while (swarm_session_poll(s, done, 4) > 0)
+		; /* those of the loop above */
+	h_affine_fill(in, 2, 99);
+	cr_assert_eq(swarm_request_submit_again(r, 2, 0), 0);
+	int n = 0;
+	for (uint64_t end = h_now_ns() + 5 * H_SEC; n == 0 && h_now_ns() < end;)
+		n = swarm_session_poll(s, done, 4);
+	cr_assert_eq(n, 1, "session_poll after submit_again: %d", n);
+	cr_assert_eq(done[0], r);
+	cr_assert_eq(h_affine_check(out, 2, 99), -1);
+	/* A deadline stays set until cleared. */
+	swarm_request_set_deadline(r, swarm_now_ns() - 1000000);
+	cr_assert_eq(swarm_request_submit_again(r, 2, 0), 0);
+	cr_assert_eq(swarm_request_wait(r, 5 * H_SEC), -ETIMEDOUT);
+	cr_assert_eq(swarm_request_submit_again(r, 2, 0), 0);
+	cr_assert_eq(swarm_request_wait(r, 5 * H_SEC), -ETIMEDOUT, "the deadline is kept");
+	swarm_request_set_deadline(r, 0);
+	h_affine_fill(in, 3, 7);
+	cr_assert_eq(swarm_request_submit_again(r, 3, 0), 0);
+	cr_assert_eq(swarm_request_wait(r, 5 * H_SEC), 0, "deadline cleared");
+	cr_assert_eq(h_affine_check(out, 3, 7), -1);
+	/* In flight, and released: refused. */
+	pid_t w = worker_of(s);
+	stop_worker(w);
+	cr_assert_eq(swarm_request_submit_again(r, 3, 0), 0);
+	int rc = swarm_request_submit_again(r, 3, 0);
+	kill(w, SIGCONT);
+	cr_assert_eq(rc, -EINVAL, "submit_again in flight: %d", rc);
+	cr_assert_eq(swarm_request_wait(r, 5 * H_SEC), 0);
+	cr_assert_eq(swarm_request_release(r), 0);
+	cr_assert_eq(swarm_request_submit_again(r, 3, 0), -EINVAL, "after release");
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	h_stop();
+}
+
 Test(e2e_basic, wait_timeout_returns_etimedout_and_request_completes_later)
 {
 	swarm_client *c = h_connect_or_fail();
