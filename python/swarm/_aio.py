@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from . import _client
 from .errors import Closed, QueueFull, error_for
 
 _EAGAIN = -_errno.EAGAIN
@@ -139,7 +140,7 @@ async def _slot_event(d: _Driver) -> None:
 
 async def run(session: Any, inputs: Any, deadline: Optional[float]) -> Dict[str, np.ndarray]:
     from ._client import _SUBMITTED
-    rows = session._rows_of(inputs)
+    rows, pairs = session._pairs(inputs)
     d = _driver(session)
     while True:
         try:
@@ -152,9 +153,9 @@ async def run(session: Any, inputs: Any, deadline: Optional[float]) -> Dict[str,
     d.active += 1
     try:
         with r:
-            session._fill(r, inputs)
+            session._fill(r, pairs)
             while True:
-                rc = session._lib.f_submit(r._slot.cp, 0)
+                rc = _client._send(r._slot.cp, r.rows, 0)
                 if rc != _EAGAIN:
                     break
                 if not d.waiters:
@@ -164,6 +165,6 @@ async def run(session: Any, inputs: Any, deadline: Optional[float]) -> Dict[str,
                 raise error_for(rc, "submit", session.client.error)
             r._state = _SUBMITTED
             await wait(r)
-            return {t.name: o.copy() for t, o in zip(session.outputs, r._slot.outs)}
+            return dict(zip(session._out_names, [o.copy() for o in r._slot.outs]))
     finally:
         d.active -= 1

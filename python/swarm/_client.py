@@ -6,7 +6,8 @@ A Client is one connection to swarmd (swarm_connect); Client.open opens a Sessio
 over the slot itself. Threads: as in C, a session and its requests are used by one thread at
 a time; open one session per thread.
 
-The hot path (request, input, submit, wait, output, release) makes one C call per step and no
+The hot path (request, input, submit, wait, output, release) makes two C calls, submit and
+wait (a released slot stays the session's for the next request: Session._free), and no
 allocation beyond the Request object: the arrays are cached per slot (_views.Slot).
 """
 from __future__ import annotations
@@ -18,12 +19,12 @@ import os
 import sys
 import weakref
 from ctypes import ArgumentError, byref, c_int64, c_void_p
-from dataclasses import dataclass
 from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union)
 
 import numpy as np
 
 from . import _lib
+from ._specs import SessionInfo, TensorSpec, _np_dtype
 from ._views import Closer, Slot, pointer_arg
 from .errors import Closed, Error, InvalidArgument, QueueFull, error_for
 
@@ -41,70 +42,24 @@ _getrefcount = sys.getrefcount
 # The data path's untyped bindings (_lib.Lib.f_*), module globals so that a call looks up one
 # name; set by _bind when the first client loads the library.
 _alloc: Any = None
-_submit: Any = None
+_send: Any = None  # (request, rows, flags): submit, or submit again a completed request
 _wait: Any = None
 _poll: Any = None
 _release: Any = None
+# True when a released slot stays the session's (Session._free) to be sent again by
+# swarm_request_submit_again: a request then costs no alloc and no release in libswarm.
+_keep = False
 
 
 def _bind(lib: "_lib.Lib") -> None:
-    global _alloc, _submit, _wait, _poll, _release
-    _alloc, _submit, _wait = lib.f_alloc, lib.f_submit, lib.f_wait
-    _poll, _release = lib.f_poll, lib.f_release
-
-_DTYPES: Dict[int, Tuple[str, Any]] = {
-    1: ("f32", np.dtype(np.float32)),
-    2: ("f16", np.dtype(np.float16)),
-    3: ("bf16", None),  # ml_dtypes.bfloat16 when installed, else uint16 (the raw bits)
-    4: ("i32", np.dtype(np.int32)),
-    5: ("i64", np.dtype(np.int64)),
-    6: ("u8", np.dtype(np.uint8)),
-}
-
-
-def _np_dtype(code: int) -> Tuple[str, np.dtype]:
-    name, dt = _DTYPES.get(code, (f"dtype{code}", np.dtype(np.uint8)))
-    if name == "bf16":
-        try:
-            import ml_dtypes  # type: ignore
-            dt = np.dtype(ml_dtypes.bfloat16)
-        except ImportError:
-            dt = np.dtype(np.uint16)
-    return name, dt
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a model. shape[0] is the batch dimension (-1): a request of n
-    rows has shape (n,) + shape[1:]. dtype is numpy's; swarm_dtype swarm's name ("f32",
-    "bf16", ...: bf16 is ml_dtypes.bfloat16 where that package is installed, else uint16)."""
-
-    index: int
-    name: str
-    dtype: np.dtype
-    shape: Tuple[int, ...]
-    row_bytes: int
-    swarm_dtype: str
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """Where a session is served now (swarm_session_info_get); it changes when the session
-    moves to another device."""
-
-    session_id: int
-    device_index: int
-    device: str
-    numa_node: int
-    cpus: str
-    mem_policy: str
-    worker_pid: int
-    model: str
-    version: int
-    slots: int
-    queue_depth: int
-    max_rows: int
-
+    global _alloc, _send, _wait, _poll, _release, _keep
+    _alloc, _wait, _poll, _release = lib.f_alloc, lib.f_wait, lib.f_poll, lib.f_release
+    _keep = lib.f_again is not None
+    if _keep:
+        _send = lib.f_again
+    else:
+        submit = lib.f_submit
+        _send = lambda cp, rows, flags: submit(cp, flags)  # noqa: E731
 
 def _seconds_to_ns(seconds: Optional[float], what: str) -> int:
     if seconds is None:
@@ -282,6 +237,9 @@ class Session(_Handle):
             self._spec(lib.session_output_spec(handle, i).contents, i)
             for i in range(lib.session_num_outputs(handle)))
         self._in_index = {t.name: t.index for t in self.inputs}
+        self._inner = [tuple(t.shape[1:]) for t in self.inputs]  # run()'s checks
+        self._in_dtypes = [t.dtype for t in self.inputs]
+        self._out_names = [t.name for t in self.outputs]
         self._out_index = {t.name: t.index for t in self.outputs}
         info = self.info()
         self.model: str = info.model
@@ -291,6 +249,9 @@ class Session(_Handle):
         self.queue_depth: int = info.queue_depth
         self._slots: Dict[int, Slot] = {}
         self._pending: List[Slot] = []  # released, their views still alive
+        # Released, no view alive, still held in libswarm (see _keep): request() takes one
+        # of these before it asks libswarm for a slot.
+        self._free: List[Slot] = []
         self._orphans: List["Request"] = []  # released while in flight: freed on completion
         self._out = c_void_p()
         self._out_ref = byref(self._out)
@@ -356,7 +317,8 @@ class Session(_Handle):
         done = []
         for k in range(n):
             sl = self._slots.get(arr[k])
-            if sl is not None and sl.req is not None:
+            # A kept slot lent again (held) may still carry its previous completion.
+            if sl is not None and sl.req is not None and sl.req._state != _HELD:
                 done.append(sl.req)
         return done
 
@@ -377,10 +339,20 @@ class Session(_Handle):
             if sum(map(g, sl._tracked)) != sl._baseline:  # sl.views_alive(), inline
                 keep.append(sl)
             else:
-                _release(sl.cp)
+                self._give_back(sl)
         n = len(self._pending) - len(keep)
         self._pending = keep
         return n
+
+    def _give_back(self, sl: Slot) -> None:
+        """A released slot with no view alive: kept for the next request (no call into
+        libswarm) unless a deadline or device tensor was set on it, which only a release
+        clears."""
+        if _keep and not sl.dirty:
+            self._free.append(sl)
+        else:
+            sl.dirty = False
+            _release(sl.cp)
 
     def _reclaim(self) -> int:
         """Frees the slots whose requests were released while views were alive, and those
@@ -412,6 +384,16 @@ class Session(_Handle):
         h = self._hv
         if h is None:
             raise Closed(0, "the session is closed")
+        free = self._free
+        if free:  # a kept slot: no call into libswarm
+            if free[-1].rows != rows:  # checked while the slot is still in the list
+                free[-1].set_rows(_rows_arg(rows, self.max_rows))
+            sl = free.pop()
+            r = Request(self, sl, sl.rows)
+            sl.req = r
+            if deadline is not None:
+                r.set_deadline(deadline)
+            return r
         try:
             rc = _alloc(h, rows, self._out_ref)
         except ArgumentError:  # not a Python int: numpy's, or no integer at all
@@ -419,6 +401,8 @@ class Session(_Handle):
             rc = _alloc(h, rows, self._out_ref)
         if rc:
             if rc == _EAGAIN and self._reclaim():
+                if self._free:  # the reclaimed slots were kept
+                    return self.request(rows, deadline=deadline)
                 rc = _alloc(h, rows, self._out_ref)
             if rc:
                 raise self._alloc_error(rc, rows)
@@ -456,62 +440,67 @@ class Session(_Handle):
         raise InvalidArgument(_errno.EINVAL, f"no {what} {i!r} (the model's {what}s: "
                               f"{known})")
 
-    def _items(self, inputs: Any) -> Any:
-        """inputs as (index or name, array) pairs, one for each of the model's inputs."""
-        if isinstance(inputs, dict) or isinstance(inputs, Mapping):
+    def _pairs(self, inputs: Any) -> Tuple[int, List[Tuple[int, np.ndarray]]]:
+        """(rows, [(input index, array)]) of run()'s inputs: a dict {name or index: array}, a
+        list or tuple in the model's order, or one array; rows is their first dimension.
+        Raises InvalidArgument for a missing or unknown input or a wrong shape."""
+        t = type(inputs)
+        if t is dict or (t is not np.ndarray and t is not list and t is not tuple
+                         and isinstance(inputs, Mapping)):
+            names = self._in_index
             if len(inputs) != len(self.inputs):
                 given = {k if isinstance(k, str) else self.inputs[self._index(
-                    self._in_index, self.inputs, k, "input")].name for k in inputs}
-                missing = sorted(set(self._in_index) - given)
+                    names, self.inputs, k, "input")].name for k in inputs}
+                missing = sorted(set(names) - given)
                 raise InvalidArgument(_errno.EINVAL, f"inputs missing: {missing}" if missing
                                       else f"{len(inputs)} inputs given, the model has "
                                       f"{len(self.inputs)}")
-            return inputs.items()
-        if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple)):
-            inputs = (inputs,)
-        if len(inputs) != len(self.inputs):
-            raise InvalidArgument(_errno.EINVAL, f"{len(inputs)} inputs given, the "
-                                  f"model has {len(self.inputs)}")
-        return enumerate(inputs)
-
-    def _fill(self, r: "Request", inputs: Any) -> None:
-        names = self._in_index
-        for k, a in self._items(inputs):
-            i = names[k] if type(k) is str and k in names else self._index(
-                names, self.inputs, k, "input")
+            items: Any = [(names[k] if type(k) is str and k in names else
+                           self._index(names, self.inputs, k, "input"), a)
+                          for k, a in inputs.items()]
+        else:
+            if t is not list and t is not tuple:
+                inputs = (inputs,)
+            if len(inputs) != len(self.inputs):
+                raise InvalidArgument(_errno.EINVAL, f"{len(inputs)} inputs given, the "
+                                      f"model has {len(self.inputs)}")
+            items = enumerate(inputs)
+        pairs, rows = [], -1
+        for i, a in items:
             src = a if type(a) is np.ndarray else np.asarray(a)
-            want = (r.rows,) + self.inputs[i].shape[1:]
-            if src.shape != want:
+            shape = src.shape
+            if rows < 0:
+                if not shape:
+                    raise InvalidArgument(_errno.EINVAL, "an input needs a batch dimension")
+                rows = shape[0]
+            if shape[0:1] != (rows,) or shape[1:] != self._inner[i]:
                 raise InvalidArgument(_errno.EINVAL, f"input {self.inputs[i].name!r} has "
-                                      f"shape {src.shape}, the request needs {want}")
+                                      f"shape {shape}, the request needs "
+                                      f"{(rows,) + self._inner[i]}")
+            pairs.append((i, src))
+        return rows, pairs
+
+    def _fill(self, r: "Request", pairs: List[Tuple[int, np.ndarray]]) -> None:
+        sl = r._slot
+        for i, src in pairs:
             # No view in a local: an exception's traceback would keep it (and so the slot)
             # alive after the request's release.
-            np.copyto(r._slot.ins[i], src, casting="same_kind")
-
-    def _rows_of(self, inputs: Any) -> int:
-        if isinstance(inputs, dict) or isinstance(inputs, Mapping):
-            first = next(iter(inputs.values()), None)
-        elif isinstance(inputs, (list, tuple)):
-            first = inputs[0] if inputs else None
-        else:
-            first = inputs
-        if first is None:
-            self._items(inputs)  # raises what is missing
-        shape = first.shape if type(first) is np.ndarray else np.shape(first)
-        if not shape:
-            raise InvalidArgument(_errno.EINVAL, "an input needs a batch dimension")
-        return int(shape[0])
+            if src.dtype == self._in_dtypes[i]:
+                sl.ins[i][...] = src
+            else:  # numpy's assignment would cast unsafely: refuse what same_kind refuses
+                np.copyto(sl.ins[i], src, casting="same_kind")
 
     def run(self, inputs: Any, *, timeout: Optional[float] = None,
             deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
         """One request, copying in and out: inputs is a dict {name or index: array}, a list
         in the model's order, or one array; the rows are their first dimension. Returns
         {output name: a new array}. Raises as request(), submit() and wait() do."""
-        with self.request(self._rows_of(inputs), deadline=deadline) as r:
-            self._fill(r, inputs)
+        rows, pairs = self._pairs(inputs)
+        with self.request(rows, deadline=deadline) as r:
+            self._fill(r, pairs)
             r.submit()
             r.wait(timeout)
-            return {t.name: o.copy() for t, o in zip(self.outputs, r._slot.outs)}
+            return dict(zip(self._out_names, [o.copy() for o in r._slot.outs]))
 
     async def run_async(self, inputs: Any, *, deadline: Optional[float] = None
                         ) -> Dict[str, np.ndarray]:
@@ -544,6 +533,7 @@ class Session(_Handle):
             sl.disarm(closer)
         self._slots.clear()
         self._pending = []
+        self._free = []
         self._orphans = []
         closer.release()
 
@@ -628,6 +618,7 @@ class Request:
         lib = self.session._lib
         ns = _seconds_to_ns(seconds, "deadline")
         lib.request_set_deadline(cp, 0 if ns < 0 else lib.now_ns() + ns)  # inf: none
+        self._slot.dirty = True
 
     def set_input_device(self, i: Index, tensor: Any) -> None:
         """Input i is tensor, in the caller's GPU memory (an object with
@@ -651,7 +642,7 @@ class Request:
         if self._state != _HELD:
             raise self._state_error("submit")
         sl = self._slot
-        rc = _submit(sl.cp, 1 if no_retry else 0)
+        rc = _send(sl.cp, self.rows, 1 if no_retry else 0)
         if rc:
             if sl.cp is None:
                 raise self._closed("submit")
@@ -768,8 +759,10 @@ class Request:
             return  # the session is closed: its slots went with it
         if sum(map(_getrefcount, sl._tracked)) != sl._baseline:  # sl.views_alive(), inline
             s._pending.append(sl)
+        elif _keep and not sl.dirty:  # s._give_back(sl), inline
+            s._free.append(sl)
         else:
-            _release(sl.cp)
+            s._give_back(sl)
         aio = s._aio
         if aio is not None and aio.slot_waiters:
             aio.wake_slot_waiters()

@@ -180,6 +180,7 @@ def set_device(req: Any, is_input: bool, i: Any, tensor: Any) -> None:
     fn = s._lib.request_set_input_device if is_input else s._lib.request_set_output_device
     if req._slot.cp is None:
         raise req._closed("set_device")
+    req._slot.dirty = True  # set or not, only a release in libswarm clears it
     rc = fn(req._slot.cp, k, handle, IPC_HANDLE_BYTES, off)
     if rc:
         raise error_for(rc, f"set_{'input' if is_input else 'output'}_device({specs[k].name!r})",

@@ -125,6 +125,9 @@ class Lib:
         self.f_wait = cdll2.swarm_request_wait  # (c_void_p request, c_int64 ns): drops the GIL
         self.f_poll = pydll2.swarm_request_poll  # (c_void_p request)
         self.f_release = pydll2.swarm_request_release  # (c_void_p request)
+        # (c_void_p request, int rows, int flags); None in a libswarm before it, where a
+        # released slot goes back to libswarm and every request costs an alloc and a release.
+        self.f_again = getattr(pydll2, "swarm_request_submit_again", None)
         self.lib_version: str = self.version().decode()
 
 

@@ -76,7 +76,7 @@ class Slot:
     of everything the slot holds when nobody else holds any of it."""
 
     __slots__ = ("ptr", "cp", "index", "rows", "ins", "outs", "_in_full", "_out_full", "_min",
-                 "_mout", "_rin", "_rout", "_tracked", "_baseline", "req")
+                 "_mout", "_rin", "_rout", "_tracked", "_baseline", "req", "dirty")
 
     def __init__(self, ptr: int, index: int, in_ptrs: List[int], out_ptrs: List[int],
                  in_specs: Sequence, out_specs: Sequence, max_rows: int):
@@ -84,6 +84,7 @@ class Slot:
         self.cp = pointer_arg(ptr)  # the argument of the untyped calls
         self.index = index
         self.req = None
+        self.dirty = False  # a deadline or device tensor was set since libswarm's alloc
         in_sizes = [max_rows * s.row_bytes for s in in_specs]
         out_sizes = [max_rows * s.row_bytes for s in out_specs]
         self._min = self._mout = None

@@ -134,3 +134,32 @@ def client(swarmd: Swarmd):
         yield c
     finally:
         c.close()
+
+
+def stopped(pid: int) -> None:
+    """SIGSTOPs pid and returns once it is stopped (state T)."""
+    os.kill(pid, signal.SIGSTOP)
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"worker {pid} did not stop")
+
+
+@pytest.fixture
+def past_deadline():
+    """past_deadline(session): a submitted request whose deadline passed while the session's
+    worker was stopped, so that it completes with swarm.Timeout without running."""
+    def make(session):
+        pid = session.info().worker_pid
+        stopped(pid)
+        try:
+            r = session.request(deadline=0.005)
+            r.submit()
+            time.sleep(0.03)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        return r
+    return make

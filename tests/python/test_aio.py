@@ -109,16 +109,9 @@ async def _await(r):
     return await r
 
 
-def test_await_raises_the_requests_failure(client):
+def test_await_raises_the_requests_failure(client, past_deadline):
     with client.open("identity", max_rows=1) as s:
-        pid = s.info().worker_pid
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            r = s.request(deadline=0.005)
-            r.submit()
-            time.sleep(0.03)
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        r = past_deadline(s)
         with pytest.raises(swarm.Timeout, match="deadline"):
             asyncio.run(_await(r))
         r.release()

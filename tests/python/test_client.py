@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import swarm
+from conftest import stopped
 from swarm import errors
 
 
@@ -231,21 +232,10 @@ def test_submit_and_wait_in_the_wrong_state_raise(client):
                 call()
 
 
-def _stopped(pid):
-    os.kill(pid, signal.SIGSTOP)
-    end = time.monotonic() + 5
-    while time.monotonic() < end:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "T":
-                return
-        time.sleep(0.005)
-    raise AssertionError(f"worker {pid} did not stop")
-
-
 def test_in_flight_request_busy_poll_false_and_wait_timeout(client):
     with client.open("identity", max_rows=1) as s:
         pid = s.info().worker_pid
-        _stopped(pid)
+        stopped(pid)
         try:
             r = s.request()
             r.input()[:] = 5
@@ -271,7 +261,7 @@ def test_wait_forever_returns_once_the_worker_resumes(client):
         s.spin = 0
         assert s.spin == 0
         pid = s.info().worker_pid
-        _stopped(pid)
+        stopped(pid)
         with s.request() as r:
             r.submit()
             import threading
@@ -287,7 +277,7 @@ def test_wait_forever_returns_once_the_worker_resumes(client):
 def test_a_passed_deadline_completes_with_timeout_without_running(client):
     with client.open("identity", max_rows=1) as s:
         pid = s.info().worker_pid
-        _stopped(pid)
+        stopped(pid)
         try:
             r = s.request(deadline=0.01)
             r.input()[:] = 9
@@ -307,7 +297,7 @@ def test_a_passed_deadline_completes_with_timeout_without_running(client):
 def test_leaving_the_block_in_flight_frees_the_slot_on_completion(client):
     with client.open("identity", max_rows=1, slots=1) as s:
         pid = s.info().worker_pid
-        _stopped(pid)
+        stopped(pid)
         try:
             with pytest.raises(RuntimeError):
                 with s.request() as r:
@@ -416,3 +406,83 @@ def test_every_errno_swarm_h_names_has_its_class():
     assert issubclass(swarm.Timeout, TimeoutError)
     assert issubclass(swarm.ConnectionRefused, ConnectionError)
     assert issubclass(swarm.PermissionDenied, PermissionError)
+
+
+def _affine_round_trip(s, rows, seed):
+    x = np.random.default_rng(seed).standard_normal((rows, 16)).astype(np.float32)
+    with s.request(rows) as r:
+        r.input(0)[...] = x
+        r.submit()
+        r.wait(5.0)
+        np.testing.assert_array_equal(r.output(0), 2 * x + 1)
+        return r.slot
+
+
+def test_released_slots_are_kept_and_sent_again_with_any_rows(client):
+    from swarm import _client
+    assert _client._keep, "this build's libswarm has swarm_request_submit_again"
+    with client.open("affine", max_rows=8, slots=2) as s:
+        first = _affine_round_trip(s, 1, 0)
+        assert [sl.index for sl in s._free] == [first]  # kept, not given back to libswarm
+        for k, rows in enumerate((1, 8, 3, 3, 1, 8)):
+            assert _affine_round_trip(s, rows, k + 1) == first  # the same slot, new rows
+        for bad in (0, 9, 1.5):  # refused while the kept slot stays free
+            with pytest.raises(swarm.InvalidArgument):
+                s.request(bad)
+        held = [s.request(2), s.request(2)]  # both slots: none was lost
+        with pytest.raises(swarm.QueueFull):
+            s.request()
+        for r in held:
+            r.release()
+        assert len(s._free) == 2
+
+
+def test_a_kept_slot_lent_again_is_not_reported_by_poll(client):
+    with client.open("identity", max_rows=1, slots=1) as s:
+        with s.request() as r:
+            r.submit()
+            r.wait(5.0)  # completed, never reported by poll
+        with s.request() as r2:
+            assert r2.slot == r.slot
+            assert s.poll() == []  # held: its slot's previous completion is not its own
+            r2.input(0)[:] = 4
+            r2.submit()
+            end = time.monotonic() + 5
+            done = []
+            while not done and time.monotonic() < end:
+                done = s.poll()
+            assert done == [r2]
+            r2.wait()
+            assert (r2.output(0) == 4).all()
+
+
+def test_a_slot_with_a_deadline_goes_back_and_its_next_request_has_none(client, past_deadline):
+    with client.open("identity", max_rows=1, slots=1) as s:
+        r = past_deadline(s)
+        with pytest.raises(swarm.Timeout):
+            r.wait(5.0)
+        r.release()
+        assert s._free == []  # a deadline is cleared only by libswarm's release and alloc
+        for k in range(3):  # the same slot, no deadline any more
+            with s.request() as r:
+                r.input(0)[:] = k
+                r.submit()
+                r.wait(5.0)
+                assert (r.output(0) == k).all()
+
+
+def test_without_submit_again_every_slot_goes_back_to_libswarm(client, monkeypatch):
+    from swarm import _client
+    lib = swarm._lib.load()
+    monkeypatch.setattr(lib, "f_again", None)  # a libswarm before swarm_request_submit_again
+    _client._bind(lib)
+    try:
+        assert not _client._keep
+        with client.open("affine", max_rows=8, slots=2) as s:
+            for k, rows in enumerate((1, 8, 3)):
+                _affine_round_trip(s, rows, k)
+                assert s._free == []
+    finally:
+        monkeypatch.undo()
+        _client._bind(lib)
+    assert _client._keep
