@@ -21,6 +21,7 @@
 #define SWARM_MSG_MAX_FDS 4
 #define SWARM_STATUS_MAX_DEVICES 64
 #define SWARM_STATUS_MAX_SESSIONS 256
+#define SWARM_STATUS_MAX_RESIDENT 256 /* model versions resident, over every device */
 
 enum swarm_msg_type {
 	/* client <-> swarmd */
@@ -48,7 +49,8 @@ enum swarm_msg_type {
 	SWARM_MSG_WEIGHTS_OFFER = 41,   /* swarmd: map this copy if you load the blob; fd */
 	SWARM_MSG_LOAD = 48,   /* load a version before any session needs it (--preload) */
 	SWARM_MSG_LOADED = 49, /* the reply, once the weights are on the device */
-	SWARM_MSG_TYPE_MAX = 50,
+	SWARM_MSG_RESIDENCY = 50, /* worker: a version was loaded or unloaded, and its bytes */
+	SWARM_MSG_TYPE_MAX = 51,
 };
 
 struct swarm_msg_hdr {
@@ -132,7 +134,22 @@ struct swarm_status_device {
 	uint32_t moves_in;
 	uint64_t weights_bytes_loaded; /* weights copied to the device, every version */
 	uint32_t weights_mbps_last;    /* the last copy's rate, MB/s; 0: none (the CPU) */
-	uint32_t reserved;
+	uint32_t n_resident;           /* model versions resident (in the reply's resident[]) */
+	uint64_t mem_budget;           /* bytes its model versions may use (docs/placement.md) */
+	uint64_t mem_used;             /* bytes they use, shared weights counted once */
+};
+
+/* A model version resident on a device: loaded by its worker, with or without sessions. */
+struct swarm_status_resident {
+	int32_t device_index;
+	uint32_t version;
+	char model[SWARM_NAME_MAX];
+	uint64_t weights_bytes; /* its weights on the device (shared with other versions of the
+				 * same blob there: counted once in the device's mem_used) */
+	uint64_t other_bytes;   /* its arena, batch buffers and per-session buffers */
+	uint64_t last_used_ns;  /* CLOCK_MONOTONIC of its last request or open there, 0 never */
+	uint32_t sessions;      /* sessions it serves there */
+	uint32_t shared;        /* 1: another version there holds the same weights blob */
 };
 
 struct swarm_status_session {
@@ -165,6 +182,10 @@ struct swarm_msg_status_reply {
 	int32_t ready;
 	int32_t ready_reason;
 	char ready_text[SWARM_MSG_TEXT_MAX];
+	uint32_t n_resident; /* resident[] entries, every device's (at most ..._MAX_RESIDENT) */
+	uint32_t reserved;
+	uint64_t now_ns; /* swarmd's CLOCK_MONOTONIC when it answered: last_used_ns's age */
+	struct swarm_status_resident resident[SWARM_STATUS_MAX_RESIDENT];
 };
 
 /* The exit status of a worker that could not open its device (swarm-worker --gpu N where
@@ -181,6 +202,8 @@ struct swarm_msg_worker_ready {
 	char cpus[SWARM_CPUS_MAX];     /* read back from the kernel after binding */
 	char mem_policy[48];           /* read back from the kernel: "bind:0", "default" */
 	char text[SWARM_MSG_TEXT_MAX]; /* binding notes ("membind unsupported: ...") */
+	uint64_t mem_total; /* the device's own memory (a GPU's); 0: host memory (the CPU) */
+	uint64_t mem_free;  /* of it, free when the worker opened the device */
 };
 
 /* Which version of which model a worker must serve, and where its weights are. */
@@ -279,6 +302,19 @@ struct swarm_msg_loaded {
 	uint64_t ns;      /* the whole load */
 	double gbps;      /* the broadcast's rate, or the upload's; 0 when none */
 	char text[SWARM_MSG_TEXT_MAX]; /* a fan-out that fell back, and why; a failure's reason */
+};
+
+/* RESIDENCY: the worker loaded a model version (loaded 1: from then on it holds what the
+ * bytes say) or let it go (0). Sent before the ATTACH_REPLY or LOADED that the load served,
+ * so that swarmd's count of a device's memory is never behind what its replies imply. */
+struct swarm_msg_residency {
+	struct swarm_msg_hdr h;
+	char model[SWARM_NAME_MAX];
+	uint32_t version;
+	uint32_t loaded;
+	char weights_sha[72];   /* its weights blob, "" for a built-in's own */
+	uint64_t weights_bytes; /* the blob's bytes on the device (on the CPU: its mapping) */
+	uint64_t other_bytes;   /* its arena at max_batch, batch buffers, per-session buffers */
 };
 
 /* WEIGHTS_SHARE, WEIGHTS_UNSHARE and WEIGHTS_OFFER: one copy of a weights blob in a GPU's

@@ -339,6 +339,10 @@ struct swarm_device_i {
 	int (*export_shared)(struct swarm_device *d, void *p, int *fd);
 	void *(*import_shared)(struct swarm_device *d, int fd, size_t bytes);
 	void (*free_shared)(struct swarm_device *d, void *p);
+	/* The device's own memory now: *free_bytes free of *total_bytes (a GPU's
+	 * cudaMemGetInfo); 0 or -errno. NULL for a device whose memory is the host's (the
+	 * CPU): its budget comes from the NUMA node (docs/placement.md). */
+	int (*mem_info)(struct swarm_device *d, uint64_t *free_bytes, uint64_t *total_bytes);
 };
 
 struct swarm_device {

@@ -385,6 +385,7 @@ static const struct swarm_device_i cpu_device_i = {
 	.export_shared = NULL,
 	.import_shared = NULL,
 	.free_shared = NULL,
+	.mem_info = NULL, /* host memory: budgeted from the NUMA node */
 };
 
 int swarm_device_cpu_create(int threads, struct swarm_device **out)

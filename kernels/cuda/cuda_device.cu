@@ -525,6 +525,18 @@ static void *cuda_import_shared(struct swarm_device *d, int fd, size_t bytes)
 	return swarm_cuda_share_import(ctx_of(d)->ordinal, fd, bytes, &p) ? NULL : p;
 }
 
+static int cuda_mem_info(struct swarm_device *d, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	size_t f = 0, t = 0;
+	int rc = use_device(ctx_of(d));
+	if (rc)
+		return rc;
+	CUDA_CHECK_RET(cudaMemGetInfo(&f, &t));
+	*free_bytes = f;
+	*total_bytes = t;
+	return 0;
+}
+
 static void cuda_free_shared(struct swarm_device *d, void *p)
 {
 	if (p && ctx_of(d)->capturing) {
@@ -564,6 +576,7 @@ static const struct swarm_device_i cuda_device_i = {
 	.export_shared = cuda_export_shared,
 	.import_shared = cuda_import_shared,
 	.free_shared = cuda_free_shared,
+	.mem_info = cuda_mem_info,
 };
 
 extern "C" const struct swarm_device_i *swarm_device_cuda_table(void) { return &cuda_device_i; }

@@ -46,6 +46,22 @@ void send_detached(struct worker *w, uint64_t id, int reason, const char *text)
 	ctl_send(w, &m, sizeof m, NULL, 0);
 }
 
+void send_residency(struct worker *w, const char *model, uint32_t version, int loaded,
+		    const char *sha, uint64_t weights_bytes, uint64_t other_bytes)
+{
+	struct swarm_msg_residency m;
+	if (w->ctl < 0)
+		return;
+	swarm_msg_init(&m.h, SWARM_MSG_RESIDENCY, sizeof m, 0);
+	swarm_copy_str(m.model, sizeof m.model, model);
+	m.version = version;
+	m.loaded = loaded ? 1 : 0;
+	swarm_copy_str(m.weights_sha, sizeof m.weights_sha, sha);
+	m.weights_bytes = weights_bytes;
+	m.other_bytes = other_bytes;
+	ctl_send(w, &m, sizeof m, NULL, 0);
+}
+
 void send_weights(struct worker *w, uint16_t type, const char *sha,
 		  const struct swarm_dev_weights *dw, int fd)
 {

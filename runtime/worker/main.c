@@ -261,6 +261,10 @@ static int send_ready(struct worker *w, const char *note)
 					sizeof ready.mem_policy))
 		swarm_copy_str(ready.cpus, sizeof ready.cpus, w->cpus);
 	swarm_copy_str(ready.text, sizeof ready.text, note);
+	ready.mem_total = ready.mem_free = 0; /* host memory: swarmd budgets it by NUMA node */
+	if (w->dev->i->mem_info &&
+	    w->dev->i->mem_info(w->dev, &ready.mem_free, &ready.mem_total) < 0)
+		ready.mem_total = ready.mem_free = 0;
 	swarm_log(SWARM_LOG_INFO,
 		  "event=worker_ready device=%s cpus=%s numa=%d io=%s mem=\"%s\" bind=\"%s\"",
 		  w->name, ready.cpus, w->numa_node,

@@ -358,6 +358,21 @@ static int version_batch_buffers(struct worker *w, struct version *x, char *why,
 	return 0;
 }
 
+/* Tells swarmd that x is loaded (1) or let go (0), with what it holds for x on the device: its
+ * weights (the device copy on a GPU, the mapping on the CPU, counted in full although the CPU
+ * reads it in place), its graph's arena at max_batch and, on a device that computes in host
+ * memory, its gather buffers. */
+static void version_report(struct worker *w, const struct version *x, int loaded)
+{
+	uint64_t weights = x->dw ? swarm_dev_weights_bytes(x->dw) : x->w.bytes;
+	uint64_t other = x->graph ? swarm_graph_arena_bytes(x->graph) : 0;
+	for (uint32_t i = 0; w->dev->i->host_memory && i < x->n_in; i++)
+		other += x->bin[i] ? x->max_batch * x->in_row[i] : 0;
+	for (uint32_t i = 0; w->dev->i->host_memory && i < x->n_out; i++)
+		other += x->bout[i] ? x->max_batch * x->out_row[i] : 0;
+	send_residency(w, x->model, x->number, loaded, x->sha, weights, other);
+}
+
 /* Checks what v names and finds its graph: its built-in model (*desc), or NULL for a
  * node-list graph. Returns 0, or -1 with why for an unknown built-in, a node-list graph
  * without weights, or a max_batch above SWARM_MAX_BATCH_ROWS. */
@@ -443,6 +458,7 @@ struct version *version_load(struct worker *w, const struct swarm_msg_version *v
 	x->refs = 1;
 	x->next = w->versions;
 	w->versions = x;
+	version_report(w, x, 1);
 	return x;
 
 err_unload:
@@ -490,6 +506,7 @@ struct version *version_adopt(struct worker *w, const struct swarm_msg_version *
 	x->refs = 1;
 	x->next = w->versions;
 	w->versions = x;
+	version_report(w, x, 1);
 	return x;
 }
 
@@ -524,6 +541,7 @@ void version_put(struct worker *w, struct version *v)
 	if (v->w.map)
 		swarm_log(SWARM_LOG_INFO, "event=weights_unloaded model=%s version=%u bytes=%zu",
 			  v->model, v->number, v->w.bytes);
+	version_report(w, v, 0);
 	swarm_executor_free(v->exec); /* and its graph */
 	version_drop_weights(w, v);
 	swarm_weights_unload(&v->w);

@@ -213,6 +213,9 @@ int ctl_send(struct worker *w, const void *msg, size_t len, const int *fds, int 
 void send_detached(struct worker *w, uint64_t id, int reason, const char *text);
 
 /* Sends swarmd a WEIGHTS_SHARE or WEIGHTS_UNSHARE for the blob sha, with fd (-1: none). */
+/* RESIDENCY to swarmd: model@version loaded (1) or let go (0), with its bytes. */
+void send_residency(struct worker *w, const char *model, uint32_t version, int loaded,
+		    const char *sha, uint64_t weights_bytes, uint64_t other_bytes);
 void send_weights(struct worker *w, uint16_t type, const char *sha,
 		  const struct swarm_dev_weights *dw, int fd);
 
