@@ -39,11 +39,40 @@ static json_t *session_json(const struct swarm_status_session *s)
 			 swarm_json_u64(s->p99_ns));
 }
 
+/* A device's memory: its budget, what is used, and its resident model versions. */
+static json_t *memory_json(const struct swarm_msg_status_reply *r,
+			   const struct swarm_status_device *dv)
+{
+	json_t *models = json_array();
+	for (uint32_t i = 0; i < r->n_resident && i < SWARM_STATUS_MAX_RESIDENT; i++) {
+		const struct swarm_status_resident *e = &r->resident[i];
+		if (e->device_index != dv->index)
+			continue;
+		uint64_t idle = e->last_used_ns && r->now_ns > e->last_used_ns
+					? r->now_ns - e->last_used_ns
+					: 0;
+		json_array_append_new(
+			models,
+			json_pack("{s:o, s:I, s:o, s:o, s:o, s:b, s:I, s:o, s:o}", "name",
+				  swarm_json_str(e->model), "version", (json_int_t)e->version,
+				  "bytes", swarm_json_u64(e->weights_bytes + e->other_bytes),
+				  "weights_bytes", swarm_json_u64(e->weights_bytes), "other_bytes",
+				  swarm_json_u64(e->other_bytes), "weights_shared", e->shared != 0,
+				  "sessions", (json_int_t)e->sessions, "last_used_ns",
+				  swarm_json_u64(e->last_used_ns), "idle_ns", swarm_json_u64(idle)));
+	}
+	return json_pack("{s:o, s:o, s:o}", "budget_bytes", swarm_json_u64(dv->mem_budget),
+			 "used_bytes", swarm_json_u64(dv->mem_used), "models", models);
+}
+
 json_t *swarm_status_json(const struct swarm_msg_status_reply *r)
 {
 	json_t *devices = json_array(), *sessions = json_array();
-	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++)
-		json_array_append_new(devices, device_json(&r->devices[i]));
+	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++) {
+		json_t *dv = device_json(&r->devices[i]);
+		json_object_set_new(dv, "memory", memory_json(r, &r->devices[i]));
+		json_array_append_new(devices, dv);
+	}
 	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++)
 		json_array_append_new(sessions, session_json(&r->sessions[i]));
 	return json_pack("{s:i, s:o, s:o, s:I, s:o, s:b, s:o}", "swarmd_pid", (int)r->swarmd_pid,

@@ -133,6 +133,8 @@ struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *er
 	}
 	for (uint32_t i = 0; i < SWARM_STATUS_MAX_SESSIONS; i++)
 		r->sessions[i].model[sizeof r->sessions[i].model - 1] = 0;
+	for (uint32_t i = 0; i < SWARM_STATUS_MAX_RESIDENT; i++)
+		r->resident[i].model[sizeof r->resident[i].model - 1] = 0;
 	r->ready_text[sizeof r->ready_text - 1] = 0;
 	return r;
 }
@@ -147,6 +149,50 @@ static void fmt_ns(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%.1fus", ns / 1e3);
 	else
 		snprintf(buf, len, "%.1fms", ns / 1e6);
+}
+
+static void fmt_bytes(char *buf, size_t len, uint64_t b)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	int u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f%s" : "%.0f%s", v, unit[u]);
+}
+
+/* Each device's memory: budget and use, then one line per resident model version. */
+static void print_memory(const struct swarm_msg_status_reply *r)
+{
+	char used[32], budget[32], bytes[32], idle[32];
+	printf("\n%-8s %10s %10s  %-20s %10s %8s %10s\n", "DEVICE", "MEM-USED", "BUDGET",
+	       "RESIDENT", "BYTES", "SESSIONS", "IDLE");
+	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++) {
+		const struct swarm_status_device *dv = &r->devices[i];
+		fmt_bytes(used, sizeof used, dv->mem_used);
+		fmt_bytes(budget, sizeof budget, dv->mem_budget);
+		int any = 0;
+		for (uint32_t k = 0; k < r->n_resident && k < SWARM_STATUS_MAX_RESIDENT; k++) {
+			const struct swarm_status_resident *e = &r->resident[k];
+			if (e->device_index != dv->index)
+				continue;
+			char model[SWARM_NAME_MAX + 16];
+			snprintf(model, sizeof model, "%s@%u%s", e->model, e->version,
+				 e->shared ? "*" : "");
+			fmt_bytes(bytes, sizeof bytes, e->weights_bytes + e->other_bytes);
+			fmt_ns(idle, sizeof idle,
+			       e->last_used_ns && r->now_ns > e->last_used_ns
+				       ? r->now_ns - e->last_used_ns
+				       : 0);
+			printf("%-8s %10s %10s  %-20s %10s %8u %10s\n", any ? "" : dv->name,
+			       any ? "" : used, any ? "" : budget, model, bytes, e->sessions, idle);
+			any = 1;
+		}
+		if (!any)
+			printf("%-8s %10s %10s  %-20s\n", dv->name, used, budget, "-");
+	}
 }
 
 static void print_table(const struct swarm_msg_status_reply *r)
@@ -170,6 +216,7 @@ static void print_table(const struct swarm_msg_status_reply *r)
 		       dv->sessions, (unsigned long long)dv->requests,
 		       (unsigned long long)dv->errors, busy, p50, p99);
 	}
+	print_memory(r);
 	if (!r->n_sessions)
 		return;
 	printf("\n%-8s %-7s %-10s %-12s %9s %10s %8s %9s %9s\n", "SESSION", "DEVICE", "CLIENT",

@@ -139,7 +139,8 @@ void swarmd_again(struct watch *w)
 		m.again[m.n_again++] = w->tag;
 }
 
-/* The TICK_MS timer: load smoothing, hello deadlines, the autoscaler, rebalancing. */
+/* The TICK_MS timer: load smoothing, models' last use, hello deadlines, the autoscaler,
+ * rebalancing. */
 static void tick(void)
 {
 	uint64_t ticks;
@@ -147,6 +148,7 @@ static void tick(void)
 		return;
 	uint64_t now = swarm_now_ns();
 	place_update_load(now);
+	mem_tick(now);
 	ctl_hello_deadlines(now);
 	if (cfg.as.on && d.ready)
 		as_tick(now);

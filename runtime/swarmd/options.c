@@ -40,6 +40,13 @@ static void usage(FILE *f)
 		"                       with its share of the device's cores; workers on one GPU\n"
 		"                       share one copy of identical weights (default 1)\n"
 		"  --topology FILE.xml  plan devices on an hwloc XML topology, not this machine\n"
+		"  --device-memory SIZE  the memory each device's model versions may use (bytes,\n"
+		"                       or K/M/G/T in powers of 1024); a GPU's is at most its\n"
+		"                       free memory less the reserve (default: that for a GPU,\n"
+		"                       half the NUMA node's memory shared by its devices for\n"
+		"                       a CPU device; docs/placement.md)\n"
+		"  --device-memory-reserve SIZE  a GPU's free memory at start kept out of its\n"
+		"                       budget, for CUDA's own use (default 1G)\n"
 		"  --spin-us N          a worker spins N us with nothing to do before it sleeps\n"
 		"                       (default 50; 0 sleeps at once)\n"
 		"  --allow-user U       also accept clients of user U (name or uid; repeatable;\n"
@@ -422,8 +429,28 @@ static int parse_metrics(const char *arg)
 }
 
 #define OPT_METRICS 1000 /* long options only, beyond any short option's character */
+#define OPT_DEVMEM 1001
+#define OPT_DEVMEM_RESERVE 1002
+
+/* --device-memory and --device-memory-reserve. Returns 0 or 2. */
+static int parse_devmem(int o, const char *arg)
+{
+	uint64_t v;
+	if (parse_size(arg, &v)) {
+		fprintf(stderr,
+			"swarmd: --%s takes a size in bytes, or with K, M, G or T (powers of "
+			"1024); not \"%s\"\n",
+			o == OPT_DEVMEM ? "device-memory" : "device-memory-reserve", arg);
+		return 2;
+	}
+	*(o == OPT_DEVMEM ? &cfg.mem.budget : &cfg.mem.gpu_reserve) = v;
+	return 0;
+}
 
 static const struct option opts[] = { { "metrics", required_argument, 0, OPT_METRICS },
+				      { "device-memory", required_argument, 0, OPT_DEVMEM },
+				      { "device-memory-reserve", required_argument, 0,
+					OPT_DEVMEM_RESERVE },
 				      { "socket", required_argument, 0, 's' },
 				      { "devices", required_argument, 0, 'd' },
 				      { "topology", required_argument, 0, 't' },
@@ -468,6 +495,7 @@ static void defaults(void)
 	cfg.allow_uid[cfg.n_allow_uid++] = getuid();
 	cfg.max_conns = 1024;
 	cfg.hello_timeout_ns = 5000000000ull;
+	cfg.mem.gpu_reserve = 1ull << 30;
 }
 
 int swarmd_options(int argc, char **argv)
@@ -481,6 +509,8 @@ int swarmd_options(int argc, char **argv)
 		int rc;
 		if (o == OPT_METRICS)
 			rc = parse_metrics(optarg);
+		else if (o == OPT_DEVMEM || o == OPT_DEVMEM_RESERVE)
+			rc = parse_devmem(o, optarg);
 		else if (strchr("nNHmMbT", o))
 			rc = parse_limit(o, name, optarg);
 		else if (strchr("uga", o))

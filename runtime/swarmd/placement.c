@@ -203,6 +203,7 @@ void place_moved(struct session *s, struct device *dv, int status, const char *t
 	}
 	uint64_t now = swarm_now_ns();
 	s->state = S_ACTIVE;
+	mem_touch(dv, s->model_name, s->version, now);
 	s->moves++;
 	s->last_move_ns = now;
 	s->homeless_since_ns = 0;

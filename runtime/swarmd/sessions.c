@@ -404,6 +404,7 @@ void session_attached(struct session *s, struct device *dv, const struct swarm_m
 		sup_send_detach(dv, s->id, 0);
 	} else {
 		s->state = S_ACTIVE;
+		mem_touch(dv, s->model_name, s->version, swarm_now_ns());
 		/* Release pairs with the client's acquire load of state in session_check. */
 		__atomic_store_n(&session_hdr(s)->state.v, SWARM_SEG_STATE_ACTIVE,
 				 __ATOMIC_RELEASE);

@@ -275,6 +275,7 @@ void sup_worker_died(struct device *dv)
 			  dv->plan.name, dropped);
 	dv->pid = -1;
 	swarm_stats_worker_gone(dv->stats);
+	mem_worker_gone(dv);
 	dv->mem_policy[0] = dv->bound_cpus[0] = 0;
 	if (dv->state == SWARM_DEVICE_STANDBY)
 		dv->to_standby = 1; /* its replacement is a spare again */
@@ -402,6 +403,7 @@ union worker_msg {
 	struct swarm_msg_switched switched;
 	struct swarm_msg_loaded loaded;
 	struct swarm_msg_weights weights;
+	struct swarm_msg_residency residency;
 };
 
 /* The worker is ready: its device comes into service (or becomes a warm spare). */
@@ -410,6 +412,7 @@ static void on_ready(struct device *dv, union worker_msg *m, int *fds, int *nfds
 	(void)fds;
 	(void)nfds;
 	m->ready.text[sizeof m->ready.text - 1] = 0;
+	mem_worker_ready(dv, &m->ready); /* a warm spare's too: it may preload */
 	double warm_ms = (double)(swarm_now_ns() - dv->state_since_ns) / 1e6;
 	if (dv->to_standby && dv->state == SWARM_DEVICE_WARMING) {
 		/* A warm spare: ready, out of service until woken. */
@@ -525,11 +528,18 @@ static void on_weights(struct device *dv, union worker_msg *m, int *fds, int *nf
 	weights_msg(dv, m->h.type, &m->weights, fds, nfds);
 }
 
+static void on_residency(struct device *dv, union worker_msg *m, int *fds, int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	mem_residency(dv, &m->residency);
+}
+
 static void (*const worker_handlers[])(struct device *, union worker_msg *, int *, int *) = {
 	[SWARM_MSG_WORKER_READY] = on_ready,        [SWARM_MSG_LOADED] = on_loaded,
 	[SWARM_MSG_ATTACH_REPLY] = on_attach_reply, [SWARM_MSG_SWITCHED] = on_switched,
 	[SWARM_MSG_DETACHED] = on_detached,         [SWARM_MSG_WEIGHTS_SHARE] = on_weights,
-	[SWARM_MSG_WEIGHTS_UNSHARE] = on_weights,
+	[SWARM_MSG_WEIGHTS_UNSHARE] = on_weights,   [SWARM_MSG_RESIDENCY] = on_residency,
 };
 
 void sup_worker_message(struct device *dv, const void *msg, int n, int *fds, int nfds)

@@ -15,6 +15,7 @@
  *   autoscale.c   the demand history and the autoscaler's decisions carried out
  *   models.c      resolving model versions, the registry and its watcher, switches
  *   preload.c     --preload and the NCCL fan-out
+ *   memory.c      each device's memory budget and resident model versions
  *   health.c      liveness and readiness, readable from any thread (health.h)
  *   counters.c    swarmd's own counters for the metrics, readable from any thread
  *   metrics.c     --metrics: Prometheus metrics and health over HTTP, on a thread of its own
@@ -43,6 +44,7 @@
 #include "runtime/balancer.h"
 #include "runtime/event_loop.h"
 #include "runtime/plan.h"
+#include "runtime/residency.h"
 #include "runtime/stats.h"
 #include "runtime/topology.h"
 #include "runtime/weight_share.h"
@@ -127,6 +129,11 @@ struct swarmd_config {
 		uint32_t standby;    /* warm spares to keep (--autoscale-standby) */
 		struct swarm_as_config cfg;
 	} as;
+	/* device memory (memory.c, docs/placement.md) */
+	struct {
+		uint64_t budget;      /* --device-memory: every device's budget; 0: the default */
+		uint64_t gpu_reserve; /* --device-memory-reserve: a GPU's free memory kept back */
+	} mem;
 	/* --metrics ADDR:PORT: the metrics and health endpoints (metrics.c); off by default */
 	struct {
 		int on;
@@ -216,6 +223,16 @@ enum pre_state {
 	PRE_FAILED
 };
 
+/* A model version resident on a device, as its worker's RESIDENCY said (memory.c). */
+struct resident {
+	char model[SWARM_NAME_MAX];
+	uint32_t version;
+	char sha[72]; /* its weights blob, "" for a built-in's own */
+	uint64_t weights_bytes, other_bytes;
+	uint64_t last_used_ns;
+	uint64_t seen_requests; /* its stats page's request count at the last tick */
+};
+
 struct device {
 	struct watch ctl_w;
 	struct watch pid_w;
@@ -248,6 +265,11 @@ struct device {
 	 * it was asked to load */
 	uint8_t pre_state[MAX_PRELOAD];
 	uint32_t pre_version[MAX_PRELOAD];
+	/* memory.c: the budget, set when its worker is ready, and what is resident on it */
+	uint64_t mem_budget;
+	uint64_t mem_total; /* a GPU's own memory, 0 for host memory */
+	struct resident res[SWARM_RES_MAX_RESIDENT];
+	uint32_t n_res;
 };
 
 struct swarmd {
@@ -400,6 +422,21 @@ int models_open(struct watch *w);
 int models_have_registry(void);
 void models_handle_event(void); /* the registry's directory changed */
 void models_close(void);
+
+/* ---- memory.c ----------------------------------------------------------------------------- */
+
+/* dv's worker is ready: its budget (logged) from m's memory figures and the options. */
+void mem_worker_ready(struct device *dv, const struct swarm_msg_worker_ready *m);
+/* dv's worker loaded or let go of a version. */
+void mem_residency(struct device *dv, const struct swarm_msg_residency *m);
+void mem_worker_gone(struct device *dv); /* nothing is resident on dv any more */
+/* model@version was used on dv at now (a session opened or moved onto it). */
+void mem_touch(struct device *dv, const char *model, uint32_t version, uint64_t now);
+void mem_tick(uint64_t now); /* last use from the stats pages' request counts */
+/* dv as runtime/residency.h sees it; res holds the versions (out->resident points to it). */
+void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
+		  struct swarm_res_version res[SWARM_RES_MAX_RESIDENT]);
+void mem_fill_status(struct swarm_msg_status_reply *r);
 
 /* ---- preload.c ---------------------------------------------------------------------------- */
 

@@ -197,7 +197,14 @@ static const char *const status_device_keys[] = { "index",
 						  "p99_ns",
 						  "weights_bytes_loaded",
 						  "weights_mbps_last",
+						  "memory",
 						  NULL };
+static const char *const status_memory_keys[] = { "budget_bytes", "used_bytes", "models",
+						  NULL };
+static const char *const status_resident_keys[] = {
+	"name",		  "version",  "bytes",	      "weights_bytes", "other_bytes",
+	"weights_shared", "sessions", "last_used_ns", "idle_ns",       NULL
+};
 static const char *const status_session_keys[] = {
 	"id",    "device",   "client_pid", "client_numa", "model",  "version", "in_flight",
 	"moves", "requests", "errors",     "p50_ns",      "p99_ns", NULL
@@ -224,6 +231,21 @@ Test(tools_json, status_strings_and_counters_read_back)
 	s->device_index = -1;
 	snprintf(s->model, sizeof s->model, "%s", NASTY);
 	s->model_version = 3;
+	dv->mem_budget = 1ull << 33;
+	dv->mem_used = 3000;
+	r->n_resident = 2;
+	r->now_ns = 5000;
+	for (int k = 0; k < 2; k++) {
+		struct swarm_status_resident *e = &r->resident[k];
+		e->device_index = k; /* the second is another device's: not listed */
+		snprintf(e->model, sizeof e->model, "%s", NASTY);
+		e->version = 2;
+		e->weights_bytes = 1000;
+		e->other_bytes = 2000;
+		e->last_used_ns = 1000;
+		e->sessions = 4;
+		e->shared = 1;
+	}
 
 	json_t *j = round_trip(swarm_status_json(r));
 	free(r);
@@ -238,6 +260,19 @@ Test(tools_json, status_strings_and_counters_read_back)
 	cr_assert_eq(json_real_value(json_object_get(d, "busy")), 0.25);
 	cr_assert_eq(json_integer_value(json_object_get(d, "requests")), INT64_MAX);
 	cr_assert_eq(json_integer_value(json_object_get(d, "busy_ns")), 1ll << 40);
+	json_t *mem = json_object_get(d, "memory");
+	assert_keys(mem, status_memory_keys, "a device's memory");
+	cr_assert_eq(json_integer_value(json_object_get(mem, "budget_bytes")), 1ll << 33);
+	cr_assert_eq(json_integer_value(json_object_get(mem, "used_bytes")), 3000);
+	json_t *models = json_object_get(mem, "models");
+	cr_assert_eq(json_array_size(models), 1, "only device 0's resident version");
+	json_t *m = json_array_get(models, 0);
+	assert_keys(m, status_resident_keys, "a resident version");
+	cr_assert_str_eq(str_at(m, "name"), NASTY_READ);
+	cr_assert_eq(json_integer_value(json_object_get(m, "bytes")), 3000);
+	cr_assert_eq(json_integer_value(json_object_get(m, "idle_ns")), 4000);
+	cr_assert_eq(json_integer_value(json_object_get(m, "sessions")), 4);
+	cr_assert(json_is_true(json_object_get(m, "weights_shared")));
 	json_t *ss = json_array_get(json_object_get(j, "sessions"), 0);
 	assert_keys(ss, status_session_keys, "a session");
 	cr_assert_str_eq(str_at(ss, "model"), NASTY_READ);
@@ -408,8 +443,12 @@ Test(tools_json, live_status_parses_with_every_key)
 	};
 	json_t *j = run_json_or_fail(argv);
 	assert_keys(j, status_keys, "the status");
-	assert_keys(json_array_get(json_object_get(j, "devices"), 0), status_device_keys,
-		    "a device");
+	json_t *dv = json_array_get(json_object_get(j, "devices"), 0);
+	assert_keys(dv, status_device_keys, "a device");
+	json_t *mem = json_object_get(dv, "memory");
+	assert_keys(mem, status_memory_keys, "a device's memory");
+	assert_keys(json_array_get(json_object_get(mem, "models"), 0), status_resident_keys,
+		    "a resident version");
 	json_t *ss = json_array_get(json_object_get(j, "sessions"), 0);
 	assert_keys(ss, status_session_keys, "a session");
 	cr_assert_str_eq(str_at(ss, "model"), "affine");

@@ -1,0 +1,207 @@
+/* memory.c: each device's memory as swarmd counts it (docs/placement.md): its budget, set
+ * when its worker is ready (a GPU's free memory less --device-memory-reserve, a CPU device's
+ * --device-memory or a share of its NUMA node), and the model versions resident on it, from
+ * its worker's RESIDENCY messages, with when each was last used (its stats page's request
+ * count moving, or a session opened on it). runtime/residency.h's pure functions do the
+ * arithmetic; this module keeps the tables and turns them into its snapshots. */
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/log.h"
+#include "runtime/residency.h"
+#include "runtime/swarmd/swarmd.h"
+
+/* FNV-1a, 64 bits: the residency snapshot's keys (a name@version, a weights blob). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t version_key(const char *model, uint32_t version)
+{
+	uint64_t h = fnv(0xcbf29ce484222325ull, model, strlen(model));
+	return fnv(h, &version, sizeof version) | 1; /* never 0 */
+}
+
+static uint64_t weights_key(const char *sha)
+{
+	return sha[0] ? fnv(0xcbf29ce484222325ull, sha, strlen(sha)) | 1 : 0;
+}
+
+static struct resident *find(struct device *dv, const char *model, uint32_t version)
+{
+	for (uint32_t i = 0; i < dv->n_res; i++)
+		if (dv->res[i].version == version && !strcmp(dv->res[i].model, model))
+			return &dv->res[i];
+	return NULL;
+}
+
+/* The budget of a CPU device without --device-memory: half its NUMA node's memory, shared
+ * by the devices on that node (the other half is the node's for clients, the page cache and
+ * everything else). Without a known node: half the first node's. */
+static uint64_t cpu_default_budget(const struct device *dv)
+{
+	struct swarm_numa_info ni = { 0 };
+	int node = dv->plan.numa_node >= 0 ? dv->plan.numa_node : 0;
+	if (swarm_topology_numa_info(d.topo, node, &ni) || ni.memory == 0)
+		return 0;
+	uint32_t peers = 0;
+	for (int i = 0; i < d.n_dev; i++)
+		peers += d.dev[i].gpu < 0 && d.dev[i].plan.numa_node == dv->plan.numa_node;
+	return ni.memory / 2 / (peers ? peers : 1);
+}
+
+void mem_worker_ready(struct device *dv, const struct swarm_msg_worker_ready *m)
+{
+	uint64_t budget;
+	const char *from;
+	if (m->mem_total) {
+		budget = m->mem_free > cfg.mem.gpu_reserve ? m->mem_free - cfg.mem.gpu_reserve : 0;
+		if (cfg.mem.budget && cfg.mem.budget < budget)
+			budget = cfg.mem.budget;
+		from = cfg.mem.budget && cfg.mem.budget == budget ? "--device-memory" :
+								    "free less the reserve";
+	} else if (cfg.mem.budget) {
+		budget = cfg.mem.budget;
+		from = "--device-memory";
+	} else {
+		budget = cpu_default_budget(dv);
+		from = "half the NUMA node's memory, shared by its devices";
+	}
+	dv->mem_total = m->mem_total;
+	dv->mem_budget = budget;
+	dv->n_res = 0; /* a new worker holds nothing yet */
+	swarm_log(SWARM_LOG_INFO,
+		  "event=device_memory device=%s budget_bytes=%llu total_bytes=%llu "
+		  "free_bytes=%llu from=\"%s\"",
+		  dv->plan.name, (unsigned long long)budget, (unsigned long long)m->mem_total,
+		  (unsigned long long)m->mem_free, from);
+}
+
+void mem_residency(struct device *dv, const struct swarm_msg_residency *m)
+{
+	char model[SWARM_NAME_MAX], sha[72];
+	swarm_copy_str(model, sizeof model, m->model);
+	swarm_copy_str(sha, sizeof sha, m->weights_sha);
+	struct resident *r = find(dv, model, m->version);
+	if (!m->loaded) {
+		if (r)
+			*r = dv->res[--dv->n_res];
+		return;
+	}
+	if (!r) {
+		if (dv->n_res == SWARM_RES_MAX_RESIDENT) {
+			swarm_log(SWARM_LOG_WARN,
+				  "event=residency_full device=%s model=%s version=%u "
+				  "reason=\"more than %d versions resident: not counted\"",
+				  dv->plan.name, model, m->version, SWARM_RES_MAX_RESIDENT);
+			return;
+		}
+		r = &dv->res[dv->n_res++];
+		memset(r, 0, sizeof *r);
+		memcpy(r->model, model, sizeof r->model);
+		r->version = m->version;
+		r->last_used_ns = swarm_now_ns();
+	}
+	memcpy(r->sha, sha, sizeof r->sha);
+	r->weights_bytes = m->weights_bytes;
+	r->other_bytes = m->other_bytes;
+}
+
+void mem_worker_gone(struct device *dv) { dv->n_res = 0; }
+
+void mem_touch(struct device *dv, const char *model, uint32_t version, uint64_t now)
+{
+	struct resident *r = find(dv, model, version);
+	if (r)
+		r->last_used_ns = now;
+}
+
+/* Requests of model@version on dv's stats page so far (0 when it has no entry). */
+static uint64_t page_requests(const struct device *dv, const struct resident *r)
+{
+	for (uint32_t i = 0; i < SWARM_STATS_MAX_MODELS; i++) {
+		const struct swarm_model_stats *m = &dv->stats->models[i];
+		/* Acquire pairs with the worker's release store of valid (stats.c). */
+		if (__atomic_load_n(&m->valid, __ATOMIC_ACQUIRE) && m->version == r->version &&
+		    !strncmp(m->name, r->model, sizeof m->name))
+			return swarm_stat_get(&m->requests);
+	}
+	return 0;
+}
+
+void mem_tick(uint64_t now)
+{
+	for (int i = 0; i < d.n_dev; i++) {
+		struct device *dv = &d.dev[i];
+		for (uint32_t k = 0; k < dv->n_res; k++) {
+			uint64_t n = page_requests(dv, &dv->res[k]);
+			if (n != dv->res[k].seen_requests) {
+				dv->res[k].seen_requests = n;
+				dv->res[k].last_used_ns = now;
+			}
+		}
+	}
+}
+
+/* Sessions that dv serves with model@version now. */
+static uint32_t sessions_of(const struct device *dv, const struct resident *r)
+{
+	uint32_t n = 0;
+	for (struct session *s = d.sessions; s; s = s->next)
+		n += s->device == dv->index && s->version == r->version &&
+		     !strcmp(s->model_name, r->model);
+	return n;
+}
+
+void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
+		  struct swarm_res_version res[SWARM_RES_MAX_RESIDENT])
+{
+	memset(out, 0, sizeof *out);
+	out->budget_bytes = dv->mem_budget;
+	out->resident = res;
+	out->n_resident = dv->n_res;
+	for (uint32_t k = 0; k < dv->n_res; k++) {
+		const struct resident *r = &dv->res[k];
+		res[k] = (struct swarm_res_version){
+			.key = version_key(r->model, r->version),
+			.weights_key = weights_key(r->sha),
+			.weights_bytes = r->weights_bytes,
+			.other_bytes = r->other_bytes,
+			.sessions = sessions_of(dv, r),
+			.last_used_ns = r->last_used_ns,
+		};
+	}
+}
+
+void mem_fill_status(struct swarm_msg_status_reply *r)
+{
+	r->now_ns = swarm_now_ns();
+	for (int i = 0; i < d.n_dev; i++) {
+		const struct device *dv = &d.dev[i];
+		struct swarm_res_device snap;
+		struct swarm_res_version res[SWARM_RES_MAX_RESIDENT];
+		mem_snapshot(dv, &snap, res);
+		struct swarm_status_device *o = &r->devices[i];
+		o->mem_budget = dv->mem_budget;
+		o->mem_used = swarm_res_used(&snap);
+		o->n_resident = dv->n_res;
+		for (uint32_t k = 0; k < dv->n_res && r->n_resident < SWARM_STATUS_MAX_RESIDENT;
+		     k++) {
+			struct swarm_status_resident *e = &r->resident[r->n_resident++];
+			e->device_index = dv->index;
+			e->version = dv->res[k].version;
+			swarm_copy_str(e->model, sizeof e->model, dv->res[k].model);
+			e->weights_bytes = res[k].weights_bytes;
+			e->other_bytes = res[k].other_bytes;
+			e->last_used_ns = res[k].last_used_ns;
+			e->sessions = res[k].sessions;
+			for (uint32_t j = 0; j < dv->n_res; j++)
+				e->shared |= j != k && res[k].weights_key &&
+					     res[j].weights_key == res[k].weights_key;
+		}
+	}
+}

@@ -1,0 +1,226 @@
+/* test_memory.c: device memory accounting against a real swarmd (docs/placement.md): every
+ * device's budget (--device-memory, or half its NUMA node's memory shared by its devices), the
+ * model versions resident on it with their bytes as the worker measured them and their
+ * sessions, in `swarm status --json`, through loads, unloads and a worker's death; and a bad
+ * --device-memory refused at startup. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "e2e/harness.h"
+
+static char work_dir[256], reg_dir[320];
+static struct h_mlp mlp;
+
+#define MIB (1024ull * 1024)
+
+static void setup(void)
+{
+	h_registry_make("mem-e2e", work_dir, sizeof work_dir, reg_dir, sizeof reg_dir);
+	h_mlp_make(&mlp, 7, 0.0005f);
+	/* max_batch 8: the worker plans its arena at 8 rows and gathers batches of 8. */
+	h_mlp_publish(&mlp, reg_dir, work_dir, "mlp",
+		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
+		      "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
+}
+
+static void teardown(void) { h_registry_remove(work_dir); }
+
+TestSuite(e2e_memory, .init = setup, .fini = teardown, .timeout = 120);
+
+/* `swarm status --json`, parsed. */
+static json_t *status(void)
+{
+	char out[1 << 16];
+	const char *argv[] = {
+		SWARM_BIN_DIR "/swarm", "status", "--socket", h_socket(), "--json", NULL
+	};
+	int rc = h_run(argv, out, sizeof out);
+	cr_assert_eq(rc, 0, "swarm status exited %d: %s", rc, out);
+	json_error_t e;
+	json_t *j = json_loads(out, 0, &e);
+	cr_assert_not_null(j, "status JSON: %s: %s", e.text, out);
+	return j;
+}
+
+static json_t *device_memory(json_t *st, int i)
+{
+	json_t *mem = json_object_get(json_array_get(json_object_get(st, "devices"), (size_t)i),
+				      "memory");
+	cr_assert(json_is_object(mem), "device %d has no memory object", i);
+	return mem;
+}
+
+static uint64_t num(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	cr_assert(json_is_integer(v), "%s is not an integer", key);
+	return (uint64_t)json_integer_value(v);
+}
+
+/* The resident entry of model on device i, or NULL. */
+static json_t *resident(json_t *st, int i, const char *model)
+{
+	json_t *models = json_object_get(device_memory(st, i), "models"), *m;
+	size_t k;
+	json_array_foreach(models, k, m) if (!strcmp(json_string_value(json_object_get(m, "name")),
+						     model)) return m;
+	return NULL;
+}
+
+/* The device index a session is served by. */
+static int device_of(swarm_session *s)
+{
+	swarm_session_info info;
+	cr_assert_eq(swarm_session_info_get(s, &info), 0);
+	return info.device_index;
+}
+
+static uint64_t blob_bytes(void)
+{
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/mlp.safetensors", work_dir);
+	cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+	return (uint64_t)st.st_size;
+}
+
+/* Waits until device i's resident list has n entries (the worker's RESIDENCY is on its way
+ * while a reply may already have come). */
+static json_t *status_when(int i, size_t n)
+{
+	for (uint64_t end = h_now_ns() + 5 * H_SEC;; h_sleep_ms(20)) {
+		json_t *st = status();
+		if (json_array_size(json_object_get(device_memory(st, i), "models")) == n ||
+		    h_now_ns() > end)
+			return st;
+		json_decref(st);
+	}
+}
+
+/* One row through the MLP, checked against its float64 reference: 0, or a negative errno,
+ * or 1 for a wrong output. */
+static int mlp_roundtrip(swarm_session *s, uint32_t seed)
+{
+	swarm_request *r;
+	int rc = swarm_request_alloc(s, 1, &r);
+	if (rc)
+		return rc;
+	float *x = swarm_request_input(r, 0);
+	for (int k = 0; k < 16; k++)
+		x[k] = h_affine_x(seed, (uint64_t)k);
+	rc = swarm_request_submit(r, 0);
+	if (!rc)
+		rc = swarm_request_wait(r, 10 * H_SEC);
+	double want[4];
+	h_mlp_reference(&mlp, x, want);
+	const float *y = swarm_request_output(r, 0);
+	for (int k = 0; !rc && k < 4; k++)
+		if (y[k] - want[k] > 1e-3 || want[k] - y[k] > 1e-3)
+			rc = 1;
+	swarm_request_release(r);
+	return rc;
+}
+
+Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
+{
+	const char *extra[] = { "--registry", reg_dir, "--device-memory", "64M", NULL };
+	h_start("cpu:2", extra);
+	json_t *st = status();
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(num(device_memory(st, i), "budget_bytes"), 64 * MIB);
+		cr_assert_eq(num(device_memory(st, i), "used_bytes"), 0);
+	}
+	json_decref(st);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s;
+	cr_assert_eq(swarm_session_open(c, "mlp", 0, NULL, &s), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(mlp_roundtrip(s, 1), 0);
+	int dv = device_of(s);
+	st = status_when(dv, 1);
+	json_t *m = resident(st, dv, "mlp");
+	cr_assert_not_null(m, "mlp is not resident on device %d", dv);
+	cr_assert_eq(num(m, "version"), 1);
+	cr_assert_eq(num(m, "weights_bytes"), blob_bytes(), "the blob's size, counted in full");
+	/* The arena of an MLP 16 -> 32 -> 4 at 8 rows, and 8 rows of x and y to gather. */
+	uint64_t gather = 8 * (16 * 4 + 4 * 4);
+	cr_assert_geq(num(m, "other_bytes"), gather + 8 * 32 * 4, "other_bytes %llu",
+		      (unsigned long long)num(m, "other_bytes"));
+	cr_assert_eq(num(m, "bytes"), num(m, "weights_bytes") + num(m, "other_bytes"));
+	cr_assert_eq(num(m, "sessions"), 1);
+	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), num(m, "bytes"));
+	cr_assert_eq(num(device_memory(st, 1 - dv), "used_bytes"), 0);
+	json_decref(st);
+
+	/* The worker dies: its versions are no longer counted; the session is attached again
+	 * (here or on the other device) and the new worker's load counts once more. */
+	swarm_session_info info;
+	cr_assert_eq(swarm_session_info_get(s, &info), 0);
+	kill(info.worker_pid, SIGKILL);
+	cr_assert_gt(h_wait_new_worker(info.worker_pid, 10 * H_SEC), 0, "no new worker");
+	cr_assert_eq(mlp_roundtrip(s, 3), 0, "a request after the worker died");
+	/* The session may come back to the new worker or stay where it was evacuated to: wait
+	 * for the one device that serves it to count mlp, and nothing else to. */
+	for (uint64_t end = h_now_ns() + 5 * H_SEC;; h_sleep_ms(20)) {
+		st = status();
+		json_t *m0 = resident(st, 0, "mlp"), *m1 = resident(st, 1, "mlp");
+		dv = device_of(s);
+		if ((m0 != NULL) + (m1 != NULL) == 1 && resident(st, dv, "mlp"))
+			break;
+		cr_assert_lt(h_now_ns(), end, "after the worker died: session on device %d, %s",
+			     dv, json_dumps(st, JSON_COMPACT));
+		json_decref(st);
+	}
+	m = resident(st, dv, "mlp");
+	cr_assert_eq(num(m, "sessions"), 1);
+	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), num(m, "bytes"));
+	cr_assert_eq(num(device_memory(st, 1 - dv), "used_bytes"), 0, "counted once");
+	json_decref(st);
+
+	/* The last session closes: the worker lets the version go (today's rule). */
+	cr_assert_eq(swarm_session_close(s), 0);
+	st = status_when(dv, 0);
+	cr_assert_null(resident(st, dv, "mlp"), "mlp still resident after its last session");
+	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), 0);
+	json_decref(st);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+Test(e2e_memory, default_budget_is_half_the_nodes_memory_shared_by_its_devices)
+{
+	const char *extra[] = { "--registry", reg_dir, NULL };
+	h_start("cpu:2", extra);
+	json_t *st = status();
+	uint64_t b0 = num(device_memory(st, 0), "budget_bytes");
+	uint64_t b1 = num(device_memory(st, 1), "budget_bytes");
+	json_decref(st);
+	cr_assert_gt(b0, 0);
+	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	if (access("/sys/devices/system/node/node1", F_OK) != 0) {
+		/* One node: both devices on it, a quarter of the machine each. */
+		cr_assert_eq(b0, b1);
+		cr_assert(b0 * 4 > phys * 9 / 10 && b0 * 4 < phys * 11 / 10,
+			  "budget %llu, machine %llu", (unsigned long long)b0,
+			  (unsigned long long)phys);
+	}
+	cr_assert(h_log_contains("event=device_memory"), "the budget is not logged");
+	h_stop();
+}
+
+Test(e2e_memory, a_bad_device_memory_is_refused_at_startup)
+{
+	const char *bad[] = { "12X", "-5", "1Q", "" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char out[4096];
+		const char *argv[] = { SWARM_BIN_DIR "/swarmd", "--device-memory", bad[i], NULL };
+		int rc = h_run(argv, out, sizeof out);
+		cr_assert_eq(rc, 2, "--device-memory \"%s\": exit %d", bad[i], rc);
+	}
+}
