@@ -1,5 +1,5 @@
 /* test_version_cost.c: a model version's memory cost (runtime/version_cost.h), estimated from a
- * registry as a CPU worker would allocate it.
+ * registry as a CPU worker would allocate it, and `swarm registry show` printing it.
  *
  * Each test publishes into its own mkdtemp registry: a small MLP as a node-list graph (x f32
  * [-1, 16] -> linear 32 relu -> linear 4 -> y), the built-in "affine", or a custom backend
@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,10 @@
 #include "registry/registry.h"
 #include "registry/safetensors.h"
 #include "runtime/version_cost.h"
+
+#ifndef SWARM_BIN_DIR
+#define SWARM_BIN_DIR "build/bin"
+#endif
 
 static char root[256];                        /* the test's mkdtemp directory */
 static char reg[512];                         /* root/reg: the registry */
@@ -307,4 +312,97 @@ Test(runtime_version_cost, each_gather_buffer_rounds_up_to_64_bytes)
 	cr_assert_eq(got, UINT64_MAX, "no saturation: %llu", (unsigned long long)got);
 	uint32_t rows = swarm_version_plan_rows(0, 0);
 	cr_assert_eq(rows, 1, "plan rows for 0, 0: %u", rows);
+}
+
+/* ---- swarm registry show --------------------------------------------------------------------- */
+
+/* Runs `swarm registry --registry reg ARGS` and returns its stdout (static), which it must
+ * exit 0 with. */
+static const char *run_swarm(const char *args)
+{
+	static char out[1 << 16];
+	char cmd[2 * PATH_MAX + 1024];
+	snprintf(cmd, sizeof cmd, "'%s/swarm' registry --registry '%s' %s", SWARM_BIN_DIR, reg,
+		 args);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p, "popen %s: %s", cmd, strerror(errno));
+	size_t n = fread(out, 1, sizeof out - 1, p);
+	out[n] = 0;
+	int status = pclose(p);
+	cr_assert_eq(status, 0, "%s exited with status %d; stdout:\n%s", cmd, status, out);
+	return out;
+}
+
+/* versions[0].memory of `show --json name`, parsed (the caller decrefs doc). */
+static json_t *show_memory(const char *name, json_t **doc, json_t **version)
+{
+	char args[128];
+	snprintf(args, sizeof args, "--json show %s", name);
+	const char *out = run_swarm(args);
+	json_error_t e;
+	*doc = json_loads(out, 0, &e);
+	cr_assert_not_null(*doc, "show --json is not JSON (%s):\n%s", e.text, out);
+	*version = json_array_get(json_object_get(*doc, "versions"), 0);
+	cr_assert(json_is_object(*version), "no versions[0] in:\n%s", out);
+	json_t *mem = json_object_get(*version, "memory");
+	cr_assert_not_null(mem, "no \"memory\" in:\n%s", out);
+	return mem;
+}
+
+static uint64_t u64_at(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	cr_assert(json_is_integer(v), "\"%s\" is not an integer", key);
+	return (uint64_t)json_integer_value(v);
+}
+
+Test(runtime_version_cost, show_json_gives_the_estimate)
+{
+	publish("mlp", MLP, 16, 16);
+	struct swarm_version_cost c = estimate("mlp", 0);
+	json_t *doc, *version;
+	json_t *mem = show_memory("mlp", &doc, &version);
+	cr_expect_eq(u64_at(mem, "weights_bytes"), c.weights, "weights_bytes %llu, want %llu",
+		     (unsigned long long)u64_at(mem, "weights_bytes"),
+		     (unsigned long long)c.weights);
+	cr_expect_eq(u64_at(mem, "arena_bytes"), c.arena, "arena_bytes %llu, want %llu",
+		     (unsigned long long)u64_at(mem, "arena_bytes"), (unsigned long long)c.arena);
+	cr_expect_eq(u64_at(mem, "batch_bytes"), c.batch, "batch_bytes %llu, want %llu",
+		     (unsigned long long)u64_at(mem, "batch_bytes"), (unsigned long long)c.batch);
+	cr_expect_eq(u64_at(mem, "total_bytes"), swarm_version_cost_total(&c),
+		     "total_bytes %llu, want %llu", (unsigned long long)u64_at(mem, "total_bytes"),
+		     (unsigned long long)swarm_version_cost_total(&c));
+	json_decref(doc);
+	const char *text = run_swarm("show mlp@1");
+	cr_expect(strstr(text, "  memory      ") && strstr(text, " weights + ") &&
+			  strstr(text, "planned on the CPU"),
+		  "no memory line in:\n%s", text);
+}
+
+Test(runtime_version_cost, show_says_why_when_there_is_no_estimate)
+{
+	publish("mlp", MLP, 16, 16);
+	remove_weights_blob("mlp");
+	json_t *doc, *version;
+	json_t *mem = show_memory("mlp", &doc, &version);
+	cr_expect(json_is_null(mem), "memory is not null");
+	json_t *why = json_object_get(version, "memory_error");
+	cr_expect(json_is_string(why) && strstr(json_string_value(why), "cannot open weights"),
+		  "memory_error: %s", json_is_string(why) ? json_string_value(why) : "(none)");
+	json_decref(doc);
+	const char *text = run_swarm("show mlp");
+	cr_expect(strstr(text, "  memory      unknown: ") && strstr(text, "cannot open weights"),
+		  "the memory line does not say why in:\n%s", text);
+}
+
+Test(runtime_version_cost, publish_prints_the_total)
+{
+	publish("mlp", MLP, 16, 16); /* writes the files; the CLI publishes them again */
+	struct swarm_version_cost c = estimate("mlp", 1);
+	char args[2 * PATH_MAX + 64], want[64];
+	snprintf(args, sizeof args, "publish mlp --weights '%s' --manifest '%s'", wpath, mpath);
+	const char *out = run_swarm(args);
+	snprintf(want, sizeof want, "%llu bytes", (unsigned long long)swarm_version_cost_total(&c));
+	cr_expect(strstr(out, "published mlp@2") && strstr(out, want),
+		  "want \"published mlp@2\" and \"%s\" in:\n%s", want, out);
 }
