@@ -91,11 +91,13 @@ err_unload:
 static uint64_t manifest_batch(const struct swarm_manifest *m, uint32_t max_batch)
 {
 	uint64_t in[SWARM_MAX_TENSORS], out[SWARM_MAX_TENSORS];
-	for (uint32_t i = 0; i < m->n_inputs && i < SWARM_MAX_TENSORS; i++)
+	uint32_t n_in = m->n_inputs < SWARM_MAX_TENSORS ? m->n_inputs : SWARM_MAX_TENSORS;
+	uint32_t n_out = m->n_outputs < SWARM_MAX_TENSORS ? m->n_outputs : SWARM_MAX_TENSORS;
+	for (uint32_t i = 0; i < n_in; i++)
 		in[i] = m->inputs[i].row_bytes;
-	for (uint32_t i = 0; i < m->n_outputs && i < SWARM_MAX_TENSORS; i++)
+	for (uint32_t i = 0; i < n_out; i++)
 		out[i] = m->outputs[i].row_bytes;
-	return swarm_version_cost_batch(in, m->n_inputs, out, m->n_outputs, max_batch);
+	return swarm_version_cost_batch(in, n_in, out, n_out, max_batch);
 }
 
 /* Finds name@version (0: active) in r, or says why not. Returns 0 or -ENOENT with err. */
