@@ -9,7 +9,6 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 
 #include "kernels/device.h"
 #include "kernels/graph.h"
+#include "lib/tmp_dir.h"
 #include "registry/loader.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
@@ -36,22 +36,15 @@ static char wpath[PATH_MAX], mpath[PATH_MAX]; /* the last published weights and 
 static char manifest_text[2048];              /* the last published manifest */
 static char err[1024];
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	snprintf(root, sizeof root, "/tmp/swarm-test-cost-XXXXXX");
-	cr_assert_not_null(mkdtemp(root), "mkdtemp: %s", strerror(errno));
+	tmp_dir_make(root, sizeof root, "cost");
 	snprintf(reg, sizeof reg, "%s/reg", root);
 	int rc = swarm_registry_init(reg, err, sizeof err);
 	cr_assert_eq(rc, 0, "init %s: %d %s", reg, rc, err);
 }
 
-static void teardown(void) { nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) { tmp_dir_remove(root); }
 
 TestSuite(runtime_version_cost, .init = setup, .fini = teardown, .timeout = 60);
 
