@@ -4,7 +4,8 @@
  * reuses one). A publish copies its files into tmp/ first, hashing them as it goes, and
  * renames each copy into blobs/ under its hash only after the copy has been checked and
  * fsynced, before any catalog names it; a blob that no catalog names is removed by the next
- * writer (writer.c).
+ * writer (writer.c). A manifest blob is read and parsed here for everyone who needs one
+ * (swarm_registry_read_manifest).
  */
 #include "registry/catalog.h"
 
@@ -102,6 +103,60 @@ int swarm_registry_verify_blob(const char *dir, const char *sha_hex, uint64_t by
 			"again or restore the file",
 			sha_hex, hex);
 	}
+	return 0;
+}
+
+int reg_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	size_t got = 0;
+	int rc = buf ? 0 : -ENOMEM;
+	while (!rc && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			rc = n < 0 ? -errno : -EIO;
+		else
+			got += (size_t)n;
+	}
+	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+int swarm_registry_read_manifest(const char *dir, const char *sha_hex, struct swarm_manifest *m,
+				 char *err, size_t err_len)
+{
+	char path[PATH_MAX], why[512];
+	char *json = NULL;
+	size_t len = 0;
+	reg_clear_err(err, err_len);
+	if (swarm_registry_blob_path(dir, sha_hex, path, sizeof path))
+		return reg_fail(err, err_len, -ENAMETOOLONG, "registry path too long: %s", dir);
+	int rc = reg_read_file(path, SWARM_MANIFEST_MAX_BYTES, &json, &len);
+	if (rc)
+		return reg_fail(err, err_len, rc == -EFBIG ? -EBADMSG : rc,
+				"manifest blob %s: %s; run `swarm registry verify`", sha_hex,
+				rc == -EFBIG ? "not a regular file of at most 1 MiB" :
+					       strerror(-rc));
+	rc = swarm_manifest_parse(json, len, m, why, sizeof why);
+	free(json);
+	if (rc)
+		return reg_fail(err, err_len, rc, "manifest blob %s: %s", sha_hex, why);
 	return 0;
 }
 

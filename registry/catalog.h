@@ -4,7 +4,8 @@
  *   catalog.c   the catalog's byte layout checked, mapped, loaded and committed, and the
  *               small helpers every file below uses (errors, paths, hex, fsync)
  *   registry.c  the reader: the mapped catalog, its lookups, and verify
- *   blobs.c     blobs/: paths, checks, and the staged copies a publish renames into place
+ *   blobs.c     blobs/: paths, checks, reading a manifest, and the staged copies a publish
+ *               renames into place
  *   writer.c    the writer's lock and in-memory catalog; init, activate, rollback, remove
  *   publish.c   publish: the weights and manifest checked, stored and added as a version
  * Writers hold the lock file for everything they do (struct writer); readers hold only a
@@ -157,6 +158,11 @@ struct blob {
 	uint64_t bytes;
 	bool created; /* blob_commit put a file into blobs/ where there was none */
 };
+
+/* Reads a whole regular file of at most max bytes into *out (malloc'd, the caller frees it;
+ * one byte more than *len is allocated). Returns 0, -EFBIG (larger, or not a regular file),
+ * -ENOMEM, or open's or read's -errno. */
+int reg_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* Copies src into tmp/blob.<pid>.<n>, hashing it, and fsyncs the copy. what names src in
  * messages ("weights file"). */

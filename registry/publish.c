@@ -35,39 +35,6 @@ static bool valid_meta_key(const char *s, size_t n)
 	return true;
 }
 
-/* Reads a whole file of at most max bytes into *out (malloc'd). */
-static int read_file(const char *path, size_t max, char **out, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	char *buf = malloc((size_t)st.st_size + 1);
-	size_t got = 0;
-	int rc = buf ? 0 : -ENOMEM;
-	while (!rc && got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			rc = n < 0 ? -errno : -EIO;
-		else
-			got += (size_t)n;
-	}
-	close(fd);
-	if (rc) {
-		free(buf);
-		return rc;
-	}
-	*out = buf;
-	*len = got;
-	return 0;
-}
-
 static bool same_spec(const swarm_tensor_spec *a, const swarm_tensor_spec *b)
 {
 	if (strncmp(a->name, b->name, SWARM_NAME_MAX) != 0 || a->dtype != b->dtype ||
@@ -180,7 +147,7 @@ static int check_staged(const struct blob *wb, const struct blob *mb, const char
 	char why[512];
 	char *json = NULL;
 	size_t json_len = 0;
-	int rc = read_file(mb->tmp, SWARM_MANIFEST_MAX_BYTES, &json, &json_len);
+	int rc = reg_read_file(mb->tmp, SWARM_MANIFEST_MAX_BYTES, &json, &json_len);
 	if (rc == -EFBIG)
 		return reg_fail(err, err_len, -EINVAL, "manifest: larger than %u bytes",
 				SWARM_MANIFEST_MAX_BYTES);

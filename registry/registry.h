@@ -106,6 +106,12 @@ int swarm_registry_blob_path(const char *dir, const char *sha_hex, char *buf, si
 int swarm_registry_verify_blob(const char *dir, const char *sha_hex, uint64_t bytes, char *err,
 			       size_t err_len);
 
+/* Reads and parses the manifest blob sha_hex of the registry at dir into *m (large: allocate
+ * it). Returns 0, -ENOENT (no such blob), -EBADMSG (not a regular file, or too large), or
+ * -EINVAL (it does not parse), with the blob and the problem in err. Thread-safe. */
+int swarm_registry_read_manifest(const char *dir, const char *sha_hex, struct swarm_manifest *m,
+				 char *err, size_t err_len);
+
 /* ---- writers: each takes the lock, and is atomic ----------------------------------------- */
 
 /* Publishes a new version of name: checks the weights (safetensors) and the manifest, and

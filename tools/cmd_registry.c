@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "registry/registry.h"
+#include "runtime/version_cost.h"
 #include "tools/cmd.h"
 #include "tools/json_out.h"
 
@@ -48,7 +49,8 @@ static void usage(FILE *f)
 		"  publish NAME --weights F.safetensors --manifest F.json [--meta k=v ...]\n"
 		"          [--activate]                  add a version (the first one is activated)\n"
 		"  list                                  models, their versions and active version\n"
-		"  show NAME[@VERSION]                   a model, or one version in detail\n"
+		"  show NAME[@VERSION]                   a model, or one version in detail, with its\n"
+		"                                        memory cost as a CPU worker would plan it\n"
 		"  activate NAME@VERSION                 make a version the active one\n"
 		"  rollback NAME                         go back to the previously active version\n"
 		"  remove NAME@VERSION                   delete a version (not the active one)\n"
@@ -100,7 +102,79 @@ static void fmt_time(uint64_t ns, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *version_json(const struct swarm_reg_version *v)
+/* A version's memory cost, or why there is none (swarm_version_cost_estimate). */
+struct cost {
+	int rc;
+	struct swarm_version_cost c;
+	char why[512];
+};
+
+static void cost_of(const struct swarm_registry *r, const char *name, uint32_t version,
+		    struct cost *out)
+{
+	out->why[0] = 0;
+	out->rc = swarm_version_cost_estimate(r, name, version, &out->c, out->why, sizeof out->why);
+	if (out->rc && !out->why[0])
+		snprintf(out->why, sizeof out->why, "%s", strerror(-out->rc));
+}
+
+/* bytes as "12.3 MiB" (B, KiB, MiB, GiB, TiB). */
+static const char *fmt_bytes(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double x = (double)bytes;
+	int u = 0;
+	for (; x >= 1024.0 && u < 4; u++)
+		x /= 1024.0;
+	if (u == 0)
+		snprintf(buf, len, "%" PRIu64 " B", bytes);
+	else
+		snprintf(buf, len, "%.1f %s", x, unit[u]);
+	return buf;
+}
+
+/* Sets obj's "memory" to the cost's parts in bytes, or to null and "memory_error" to why. */
+static void cost_json(json_t *obj, const struct cost *k)
+{
+	if (k->rc) {
+		json_object_set_new(obj, "memory", json_null());
+		json_object_set_new(obj, "memory_error", swarm_json_str(k->why));
+		return;
+	}
+	json_object_set_new(obj, "memory",
+			    json_pack("{s:o, s:o, s:o, s:o}", "weights_bytes",
+				      swarm_json_u64(k->c.weights), "arena_bytes",
+				      swarm_json_u64(k->c.arena), "batch_bytes",
+				      swarm_json_u64(k->c.batch), "total_bytes",
+				      swarm_json_u64(swarm_version_cost_total(&k->c))));
+}
+
+/* The "  memory      ..." line of a version: the total and its parts, and what the arena is. */
+static void print_cost(const struct cost *k)
+{
+	char t[32], w[32], a[32], b[32], how[96];
+	const struct swarm_version_cost *c = &k->c;
+	if (k->rc) {
+		printf("  memory      unknown: %s\n", k->why);
+		return;
+	}
+	if (c->kind == SWARM_VERSION_COST_BUILTIN)
+		snprintf(how, sizeof how, "a built-in model: no arena");
+	else if (c->kind == SWARM_VERSION_COST_BACKEND)
+		snprintf(how, sizeof how, "a custom backend: its own memory is not counted");
+	else if (c->rows == c->max_batch)
+		snprintf(how, sizeof how, "planned on the CPU at max_batch %u", c->max_batch);
+	else
+		snprintf(how, sizeof how,
+			 "planned on the CPU for %u rows: max_rows, above max_batch %u", c->rows,
+			 c->max_batch);
+	printf("  memory      %s = %s weights + %s arena + %s batch (%s)\n",
+	       fmt_bytes(swarm_version_cost_total(c), t, sizeof t),
+	       fmt_bytes(c->weights, w, sizeof w), fmt_bytes(c->arena, a, sizeof a),
+	       fmt_bytes(c->batch, b, sizeof b), how);
+}
+
+static json_t *version_json(const struct swarm_reg_version *v, const struct cost *k)
 {
 	char when[32];
 	fmt_time(v->created_ns, when, sizeof when);
@@ -108,20 +182,23 @@ static json_t *version_json(const struct swarm_reg_version *v)
 	for (uint32_t i = 0; i < v->n_meta && i < SWARM_REG_MAX_META; i++)
 		swarm_json_set(meta, v->meta[i].key, swarm_json_str(v->meta[i].value));
 	const struct swarm_deploy_config *c = &v->deploy;
-	return json_pack("{s:s, s:I, s:b, s:s, s:s, s:I, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I}}",
-			 "model", v->model, "version", (json_int_t)v->version, "active", v->active,
-			 "created", when, "weights_sha256", v->weights_sha, "weights_bytes",
-			 (json_int_t)v->weights_bytes, "manifest_sha256", v->manifest_sha,
-			 "manifest_bytes", (json_int_t)v->manifest_bytes, "meta", meta, "deploy",
-			 "max_rows", (json_int_t)c->max_rows, "max_batch", (json_int_t)c->max_batch,
-			 "max_queue_delay_us", (json_int_t)c->max_queue_delay_us, "slots",
-			 (json_int_t)c->slots, "min_devices", (json_int_t)c->min_devices,
-			 "max_devices", (json_int_t)c->max_devices, "latency_p99_us",
-			 (json_int_t)c->latency_p99_us);
+	json_t *obj = json_pack(
+		"{s:s, s:I, s:b, s:s, s:s, s:I, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, "
+		"s:I, s:I, s:I}}",
+		"model", v->model, "version", (json_int_t)v->version, "active", v->active,
+		"created", when, "weights_sha256", v->weights_sha, "weights_bytes",
+		(json_int_t)v->weights_bytes, "manifest_sha256", v->manifest_sha, "manifest_bytes",
+		(json_int_t)v->manifest_bytes, "meta", meta, "deploy", "max_rows",
+		(json_int_t)c->max_rows, "max_batch", (json_int_t)c->max_batch,
+		"max_queue_delay_us", (json_int_t)c->max_queue_delay_us, "slots",
+		(json_int_t)c->slots, "min_devices", (json_int_t)c->min_devices, "max_devices",
+		(json_int_t)c->max_devices, "latency_p99_us", (json_int_t)c->latency_p99_us);
+	if (obj)
+		cost_json(obj, k);
+	return obj;
 }
 
-static void print_version(const struct swarm_reg_version *v)
+static void print_version(const struct swarm_reg_version *v, const struct cost *k)
 {
 	char when[32];
 	fmt_time(v->created_ns, when, sizeof when);
@@ -136,6 +213,7 @@ static void print_version(const struct swarm_reg_version *v)
 	       c->max_devices, c->latency_p99_us);
 	for (uint32_t i = 0; i < v->n_meta && i < SWARM_REG_MAX_META; i++)
 		printf("  meta        %s=%s\n", v->meta[i].key, v->meta[i].value);
+	print_cost(k);
 }
 
 static int open_reader(const char *dir, struct swarm_registry **r, const char *cmd)
@@ -229,10 +307,12 @@ static int cmd_show(const char *dir, char **args, const struct opts *o)
 		if (swarm_registry_find_version(r, name, m.versions[k], &v))
 			continue;
 		found++;
+		struct cost cost;
+		cost_of(r, name, v.version, &cost);
 		if (o->json)
-			json_array_append_new(vs, version_json(&v));
+			json_array_append_new(vs, version_json(&v, &cost));
 		else
-			print_version(&v);
+			print_version(&v, &cost);
 	}
 	if (version && !found) {
 		json_decref(vs);
@@ -302,17 +382,31 @@ static int cmd_publish(const char *dir, char **args, const struct opts *o)
 	if (rc)
 		return fail("publish", rc, err);
 	struct swarm_registry *r;
+	struct cost cost = { .rc = -ENOENT, .why = "the registry could not be read back" };
 	int active = 0;
 	if (swarm_registry_open(dir, &r, NULL, 0) == 0) {
 		struct swarm_reg_version v;
 		active = swarm_registry_find_version(r, args[0], version, &v) == 0 && v.active;
+		cost_of(r, args[0], version, &cost);
 		swarm_registry_close(r);
 	}
-	if (o->json)
-		swarm_json_write(stdout, json_pack("{s:s, s:I, s:b}", "model", args[0], "version",
-						   (json_int_t)version, "active", active));
+	if (o->json) {
+		json_t *doc = json_pack("{s:s, s:I, s:b}", "model", args[0], "version",
+					(json_int_t)version, "active", active);
+		if (doc)
+			cost_json(doc, &cost);
+		swarm_json_write(stdout, doc);
+		return EXIT_OK;
+	}
+	printf("published %s@%u%s\n", args[0], version, active ? " (active)" : "");
+	uint64_t total = swarm_version_cost_total(&cost.c);
+	char t[32];
+	if (cost.rc)
+		printf("memory unknown: %s\n", cost.why);
 	else
-		printf("published %s@%u%s\n", args[0], version, active ? " (active)" : "");
+		printf("memory %s (%" PRIu64 " bytes) as a CPU worker would plan it; "
+		       "`swarm registry show %s@%u` gives the parts\n",
+		       fmt_bytes(total, t, sizeof t), total, args[0], version);
 	return EXIT_OK;
 }
 

@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,27 +22,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/tmp_dir.h"
 #include "registry/registry.h"
 
 static char root[256]; /* the test's mkdtemp directory */
 static char reg[512];  /* root/reg: the registry */
 static char err[512];
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	snprintf(root, sizeof root, "/tmp/swarm-test-catalog-XXXXXX");
-	cr_assert_not_null(mkdtemp(root), "mkdtemp: %s", strerror(errno));
+	tmp_dir_make(root, sizeof root, "catalog");
 	snprintf(reg, sizeof reg, "%s/reg", root);
 	err[0] = '\0';
 }
 
-static void teardown(void) { nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) { tmp_dir_remove(root); }
 
 TestSuite(registry_catalog, .init = setup, .fini = teardown, .timeout = 120);
 
