@@ -5,6 +5,7 @@
  * processes and is not run here (docs/devices.md). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #include "e2e/harness.h"
@@ -57,19 +58,31 @@ Test(e2e_gpu_memory, set_device_bad_arguments_return_einval)
 	rc = swarm_request_set_input_device(NULL, 0, h, SWARM_IPC_HANDLE_BYTES, 0);
 	cr_assert_eq(rc, -EINVAL, "NULL request: %d, want -EINVAL", rc);
 
-	/* Nothing was set: the request is a plain one and echoes its bytes. */
+	/* Nothing was set: the request is a plain one and echoes its bytes. In flight (its
+	 * worker stopped) it is no longer the caller's to change. */
 	uint8_t *in = swarm_request_input(r, 0);
 	memset(in, 0x3C, 64);
+	swarm_session_info info;
+	cr_assert_eq(swarm_session_info_get(s, &info), 0);
+	cr_assert_eq(kill(info.worker_pid, SIGSTOP), 0);
+	cr_assert_eq(h_wait_stopped(info.worker_pid, 2 * H_SEC), 0);
 	cr_assert_eq(swarm_request_submit(r, 0), 0);
+	rc = swarm_request_set_input_device(r, 0, h, SWARM_IPC_HANDLE_BYTES, 0);
+	int rc_out = swarm_request_set_output_device(r, 0, h, SWARM_IPC_HANDLE_BYTES, 0);
+	kill(info.worker_pid, SIGCONT);
+	cr_assert_eq(rc, -EINVAL, "set_input_device in flight: %d, want -EINVAL", rc);
+	cr_assert_eq(rc_out, -EINVAL, "set_output_device in flight: %d, want -EINVAL", rc_out);
 	rc = swarm_request_wait(r, 5 * H_SEC);
 	cr_assert_eq(rc, 0, "plain request after refused set_device: %d (%s)", rc,
 		     swarm_strerror(rc));
 	cr_assert_eq(((const uint8_t *)swarm_request_output(r, 0))[63], 0x3C);
 
-	/* Submitted: no longer the caller's to change. */
+	/* Completed: the caller's again, to set before swarm_request_submit_again. */
 	rc = swarm_request_set_input_device(r, 0, h, SWARM_IPC_HANDLE_BYTES, 0);
-	cr_assert_eq(rc, -EINVAL, "set_device after submit: %d, want -EINVAL", rc);
+	cr_assert_eq(rc, 0, "set_device on a completed request: %d, want 0", rc);
 	cr_assert_eq(swarm_request_release(r), 0);
+	rc = swarm_request_set_input_device(r, 0, h, SWARM_IPC_HANDLE_BYTES, 0);
+	cr_assert_eq(rc, -EINVAL, "set_device after release: %d, want -EINVAL", rc);
 	swarm_disconnect(c);
 }
 
