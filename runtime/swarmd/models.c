@@ -23,33 +23,14 @@ static struct {
 	struct watch *w;
 } reg = { .inotify_fd = -1 };
 
-/* Reads and parses a manifest blob. Returns 0 or -errno with a message. */
-static int read_manifest(const char *sha, struct swarm_manifest *m, char *text, size_t len)
-{
-	char path[PATH_MAX];
-	if (swarm_registry_blob_path(cfg.registry_dir, sha, path, sizeof path))
-		return -ENAMETOOLONG;
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		snprintf(text, len, "manifest blob %s: %s; run `swarm registry verify`", sha,
-			 strerror(e));
-		return -e;
-	}
-	char *buf = malloc(SWARM_MANIFEST_MAX_BYTES);
-	size_t n = buf ? fread(buf, 1, SWARM_MANIFEST_MAX_BYTES, f) : 0;
-	fclose(f);
-	int rc = buf ? swarm_manifest_parse(buf, n, m, text, len) : -ENOMEM;
-	free(buf);
-	return rc;
-}
-
 /* rv's tensors and graph from its manifest, into r. Returns 0 or -errno with text. */
 static int resolve_manifest(const char *name, const struct swarm_reg_version *rv,
 			    struct resolved *r, char *text, size_t len)
 {
 	struct swarm_manifest *m = malloc(sizeof *m);
-	int rc = m ? read_manifest(rv->manifest_sha, m, text, len) : -ENOMEM;
+	int rc =
+		m ? swarm_registry_read_manifest(cfg.registry_dir, rv->manifest_sha, m, text, len) :
+		    -ENOMEM;
 	if (rc) {
 		free(m);
 		return rc;

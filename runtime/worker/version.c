@@ -12,6 +12,7 @@
 
 #include "registry/registry.h"
 #include "runtime/log.h"
+#include "runtime/version_cost.h"
 #include "runtime/worker/worker.h"
 
 /* Loads the custom backend a manifest names (an absolute path, or a bare name in swarmd's
@@ -68,11 +69,11 @@ static void pin_batch_buffers(struct worker *w, struct version *x)
 	size_t bytes[2 * SWARM_MAX_TENSORS];
 	for (uint32_t i = 0; i < x->n_in; i++) {
 		buf[n] = x->bin[i];
-		bytes[n++] = (x->max_batch * x->in_row[i] + 63) / 64 * 64;
+		bytes[n++] = swarm_version_batch_buffer_bytes(x->max_batch, x->in_row[i]);
 	}
 	for (uint32_t i = 0; i < x->n_out; i++) {
 		buf[n] = x->bout[i];
-		bytes[n++] = (x->max_batch * x->out_row[i] + 63) / 64 * 64;
+		bytes[n++] = swarm_version_batch_buffer_bytes(x->max_batch, x->out_row[i]);
 	}
 	uint32_t done = 0;
 	for (; done < n && !(rc = d->i->register_host(d, buf[done], bytes[done])); done++) {
@@ -91,24 +92,19 @@ static void pin_batch_buffers(struct worker *w, struct version *x)
 static struct swarm_manifest *load_manifest(struct worker *w, const char *sha, char *why,
 					    size_t why_len)
 {
-	char path[PATH_MAX];
-	if (!w->registry[0] || swarm_registry_blob_path(w->registry, sha, path, sizeof path)) {
+	if (!w->registry[0]) {
 		snprintf(why, why_len, "no registry to load manifest %s from", sha);
 		return NULL;
 	}
 	struct swarm_manifest *m = malloc(sizeof *m);
-	char *buf = malloc(SWARM_MANIFEST_MAX_BYTES);
-	FILE *f = m && buf ? fopen(path, "rb") : NULL;
-	size_t n = f ? fread(buf, 1, SWARM_MANIFEST_MAX_BYTES, f) : 0;
-	if (f)
-		fclose(f);
-	if (!f || swarm_manifest_parse(buf, n, m, why, why_len)) {
-		if (!f)
-			snprintf(why, why_len, "cannot read manifest blob %.16s...", sha);
-		free(m);
-		m = NULL;
+	if (!m) {
+		snprintf(why, why_len, "out of memory");
+		return NULL;
 	}
-	free(buf);
+	if (swarm_registry_read_manifest(w->registry, sha, m, why, why_len)) {
+		free(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -307,10 +303,7 @@ static int version_open_blob(struct worker *w, struct version *x, const struct s
 		return -2;
 	if (m) {
 		/* The plan covers the largest batch the version will run. */
-		uint32_t rows = m->deploy.max_rows > x->max_batch ? m->deploy.max_rows :
-								    x->max_batch;
-		if (!rows)
-			rows = 1;
+		uint32_t rows = swarm_version_plan_rows(m->deploy.max_rows, x->max_batch);
 		if (m->graph_backend[0] ? backend_load(w, x, m, rows, why, why_len) :
 					  version_graph(w, x, m, rows, load, &up, why, why_len))
 			return -2;
@@ -342,11 +335,11 @@ static int version_batch_buffers(struct worker *w, struct version *x, char *why,
 		     (x->part_out = calloc((size_t)n * (x->n_out + 1), sizeof *x->part_out));
 	}
 	for (uint32_t i = 0; ok && !parts && i < x->n_in; i++)
-		ok = (x->bin[i] = aligned_alloc(64, (x->max_batch * x->in_row[i] + 63) / 64 *
-							    64)) != NULL;
+		ok = (x->bin[i] = aligned_alloc(64, swarm_version_batch_buffer_bytes(
+							    x->max_batch, x->in_row[i]))) != NULL;
 	for (uint32_t i = 0; ok && !parts && i < x->n_out; i++)
-		ok = (x->bout[i] = aligned_alloc(64, (x->max_batch * x->out_row[i] + 63) / 64 *
-							     64)) != NULL;
+		ok = (x->bout[i] = aligned_alloc(64, swarm_version_batch_buffer_bytes(
+							     x->max_batch, x->out_row[i]))) != NULL;
 	if (!ok) {
 		snprintf(why, why_len, "out of memory for batches of %u rows", x->max_batch);
 		return -ENOMEM;
@@ -366,10 +359,11 @@ static void version_report(struct worker *w, const struct version *x, int loaded
 {
 	uint64_t weights = x->dw ? swarm_dev_weights_bytes(x->dw) : x->w.bytes;
 	uint64_t other = x->graph ? swarm_graph_arena_bytes(x->graph) : 0;
-	for (uint32_t i = 0; w->dev->i->host_memory && i < x->n_in; i++)
-		other += x->bin[i] ? x->max_batch * x->in_row[i] : 0;
-	for (uint32_t i = 0; w->dev->i->host_memory && i < x->n_out; i++)
-		other += x->bout[i] ? x->max_batch * x->out_row[i] : 0;
+	/* The gather buffers are the device's memory only where it is the host's (a staged
+	 * graph has part tables instead, and host buffers are not a GPU's memory). */
+	if (w->dev->i->host_memory)
+		other += swarm_version_cost_batch(x->in_row, x->n_in, x->out_row, x->n_out,
+						  x->max_batch);
 	send_residency(w, x->model, x->number, loaded, x->sha, weights, other);
 }
 

@@ -74,6 +74,24 @@ static json_t *resident(json_t *st, int i, const char *model)
 	return NULL;
 }
 
+/* `swarm registry show mlp --json`'s memory estimate of its version 1, total bytes. */
+static uint64_t registry_estimate(void)
+{
+	char out[1 << 14];
+	const char *argv[] = { SWARM_BIN_DIR "/swarm", "registry", "--registry", reg_dir, "show",
+			       "mlp@1", "--json", NULL };
+	int rc = h_run(argv, out, sizeof out);
+	cr_assert_eq(rc, 0, "swarm registry show exited %d: %s", rc, out);
+	json_error_t e;
+	json_t *j = json_loads(out, 0, &e);
+	cr_assert_not_null(j, "show JSON: %s: %s", e.text, out);
+	json_t *mem = json_object_get(json_array_get(json_object_get(j, "versions"), 0), "memory");
+	cr_assert(json_is_object(mem), "no memory estimate: %s", out);
+	uint64_t total = num(mem, "total_bytes");
+	json_decref(j);
+	return total;
+}
+
 /* The device index a session is served by. */
 static int device_of(swarm_session *s)
 {
@@ -156,6 +174,9 @@ Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
 	cr_assert_eq(num(m, "sessions"), 1);
 	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), num(m, "bytes"));
 	cr_assert_eq(num(device_memory(st, 1 - dv), "used_bytes"), 0);
+	/* What the registry estimates before any load is what the worker measured. */
+	cr_assert_eq(registry_estimate(), num(m, "bytes"), "estimate %llu, measured %llu",
+		     (unsigned long long)registry_estimate(), (unsigned long long)num(m, "bytes"));
 	json_decref(st);
 
 	/* The worker dies: its versions are no longer counted; the session is attached again
