@@ -32,6 +32,10 @@ SWARM_API const char *swarm_strerror(int err)
 		return "swarmd is out of file descriptors; try again later";
 	case -EDQUOT:
 		return "a limit per client or per user was reached (swarm_client_error names it)";
+	case -EFBIG:
+		return "the model is larger than every device's memory budget";
+	case -ENOSPC:
+		return "no device can make room for the model now";
 	case -EPROTO:
 		return "the client and swarmd speak different ABI versions";
 	case -ENOENT:

@@ -71,6 +71,8 @@ uint32_t swarm_msg_len(uint16_t type)
 		return sizeof(struct swarm_msg_loaded);
 	case SWARM_MSG_RESIDENCY:
 		return sizeof(struct swarm_msg_residency);
+	case SWARM_MSG_UNLOAD:
+		return sizeof(struct swarm_msg_unload);
 	case SWARM_MSG_WEIGHTS_SHARE:
 	case SWARM_MSG_WEIGHTS_UNSHARE:
 	case SWARM_MSG_WEIGHTS_OFFER:

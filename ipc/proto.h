@@ -50,7 +50,8 @@ enum swarm_msg_type {
 	SWARM_MSG_LOAD = 48,   /* load a version before any session needs it (--preload) */
 	SWARM_MSG_LOADED = 49, /* the reply, once the weights are on the device */
 	SWARM_MSG_RESIDENCY = 50, /* worker: a version was loaded or unloaded, and its bytes */
-	SWARM_MSG_TYPE_MAX = 51,
+	SWARM_MSG_UNLOAD = 51,    /* swarmd: let go of an idle version (an eviction) */
+	SWARM_MSG_TYPE_MAX = 52,
 };
 
 struct swarm_msg_hdr {
@@ -150,6 +151,8 @@ struct swarm_status_resident {
 	uint64_t last_used_ns;  /* CLOCK_MONOTONIC of its last request or open there, 0 never */
 	uint32_t sessions;      /* sessions it serves there */
 	uint32_t shared;        /* 1: another version there holds the same weights blob */
+	uint32_t pinned;        /* 1: never evicted (preloaded there, or its load is on its way) */
+	uint32_t reserved;
 };
 
 struct swarm_status_session {
@@ -315,6 +318,16 @@ struct swarm_msg_residency {
 	char weights_sha[72];   /* its weights blob, "" for a built-in's own */
 	uint64_t weights_bytes; /* the blob's bytes on the device (on the CPU: its mapping) */
 	uint64_t other_bytes;   /* its arena at max_batch, batch buffers, per-session buffers */
+};
+
+/* UNLOAD: a worker keeps a version loaded when its last session or preload lets go, until
+ * swarmd evicts it with this (docs/placement.md). A version something still holds stays;
+ * the worker logs it. Its RESIDENCY (loaded 0) follows the unload. */
+struct swarm_msg_unload {
+	struct swarm_msg_hdr h;
+	char model[SWARM_NAME_MAX];
+	uint32_t version;
+	uint32_t reserved;
 };
 
 /* WEIGHTS_SHARE, WEIGHTS_UNSHARE and WEIGHTS_OFFER: one copy of a weights blob in a GPU's

@@ -1,5 +1,5 @@
-/* ctl.c: the worker's side of the control socket. swarmd sends ATTACH, DETACH, SWITCH, LOAD
- * and WEIGHTS_OFFER; the worker answers ATTACH_REPLY, DETACHED, SWITCHED and LOADED, and
+/* ctl.c: the worker's side of the control socket. swarmd sends ATTACH, DETACH, SWITCH, LOAD,
+ * UNLOAD and WEIGHTS_OFFER; the worker answers ATTACH_REPLY, DETACHED, SWITCHED and LOADED, and
  * says on its own when it broke off a session (DETACHED) or holds or let go of a shareable
  * device copy of weights (WEIGHTS_SHARE, WEIGHTS_UNSHARE). Each message type has one handler,
  * found through a table; worker_ctl_handle takes one received message and its descriptors,
@@ -360,6 +360,7 @@ union ctl_msg {
 	struct swarm_msg_switch sw;
 	struct swarm_msg_load load;
 	struct swarm_msg_weights weights;
+	struct swarm_msg_unload unload;
 };
 
 static void close_fds(const int *fds, int nfds)
@@ -416,6 +417,18 @@ static void on_load(struct worker *w, union ctl_msg *m, int *fds, int nfds)
 	handle_load(w, &m->load);
 }
 
+/* UNLOAD: swarmd evicts an idle version. One still held stays (swarmd's view was behind). */
+static void on_unload(struct worker *w, union ctl_msg *m, int *fds, int nfds)
+{
+	(void)fds, (void)nfds;
+	char model[SWARM_NAME_MAX];
+	swarm_copy_str(model, sizeof model, m->unload.model);
+	int rc = version_drop(w, model, m->unload.version);
+	if (rc)
+		swarm_log(SWARM_LOG_WARN, "event=unload_refused model=%s version=%u reason=%s",
+			  model, m->unload.version, rc == -EBUSY ? "held" : "not_loaded");
+}
+
 /* WEIGHTS_OFFER: another worker's device copy of a blob, as one fd; one without is malformed. */
 static void on_weights_offer(struct worker *w, union ctl_msg *m, int *fds, int nfds)
 {
@@ -438,6 +451,7 @@ static const struct {
 	[SWARM_MSG_DETACH] = { on_detach, 0 },
 	[SWARM_MSG_SWITCH] = { on_switch, 0 },
 	[SWARM_MSG_LOAD] = { on_load, 0 },
+	[SWARM_MSG_UNLOAD] = { on_unload, 0 },
 	[SWARM_MSG_WEIGHTS_OFFER] = { on_weights_offer, 1 },
 };
 

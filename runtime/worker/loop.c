@@ -78,7 +78,7 @@ void worker_release(struct worker *w)
 {
 	while (w->n_sessions)
 		session_free(w, w->active[0]);
-	/* What is left is held by preloads (LOAD), one reference each. */
+	/* What is left is held by preloads (LOAD), one reference each, or idle. */
 	for (struct version *v = w->versions, *next; v; v = next) {
 		next = v->next;
 		if (v->preloaded) {
@@ -86,6 +86,7 @@ void worker_release(struct worker *w)
 			version_put(w, v);
 		}
 	}
+	versions_free_idle(w);
 	swarm_wshare_drop_exporter(&w->offers, -1);
 }
 

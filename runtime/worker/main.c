@@ -277,6 +277,7 @@ int main(int argc, char **argv)
 {
 	struct worker w;
 	worker_defaults(&w);
+	w.keep_idle = 1;
 	struct args a = { .stats_fd = -1,
 			  .level = SWARM_LOG_INFO,
 			  .load_mode = getenv("SWARM_LOAD_MODE") };

@@ -523,10 +523,9 @@ int version_fits(const struct version *v, const struct swarm_seg_geometry *g)
 	return v->exec->i->fits(v->exec, g->max_rows);
 }
 
-void version_put(struct worker *w, struct version *v)
+/* Frees v, which nothing holds any more, and says so to swarmd. */
+static void version_unload(struct worker *w, struct version *v)
 {
-	if (!v || --v->refs)
-		return;
 	for (struct version **p = &w->versions; *p; p = &(*p)->next)
 		if (*p == v) {
 			*p = v->next;
@@ -541,4 +540,45 @@ void version_put(struct worker *w, struct version *v)
 	swarm_weights_unload(&v->w);
 	version_free_buffers(w, v);
 	free(v);
+}
+
+void version_put(struct worker *w, struct version *v)
+{
+	if (!v || --v->refs)
+		return;
+	if (w->keep_idle) {
+		/* Resident until swarmd evicts it (UNLOAD): the next session of it here finds
+		 * it loaded. */
+		swarm_log(SWARM_LOG_DEBUG, "event=version_idle model=%s version=%u", v->model,
+			  v->number);
+		return;
+	}
+	version_unload(w, v);
+}
+
+int version_drop(struct worker *w, const char *model, uint32_t number)
+{
+	int found = -ENOENT;
+	for (struct version *v = w->versions, *next; v; v = next) {
+		next = v->next;
+		if (v->number != number || strcmp(v->model, model))
+			continue;
+		if (v->refs) {
+			found = -EBUSY;
+			continue;
+		}
+		version_unload(w, v);
+		if (found == -ENOENT)
+			found = 0;
+	}
+	return found;
+}
+
+void versions_free_idle(struct worker *w)
+{
+	for (struct version *v = w->versions, *next; v; v = next) {
+		next = v->next;
+		if (!v->refs)
+			version_unload(w, v);
+	}
 }

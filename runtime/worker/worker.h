@@ -163,6 +163,9 @@ struct worker {
 	uint32_t batch_round;
 	char registry[PATH_MAX];
 	int verify_blobs;
+	/* swarmd's workers keep a version loaded when nothing holds it, until swarmd's UNLOAD
+	 * (docs/placement.md); 0 (tests that drive a worker alone): the last reference unloads */
+	int keep_idle;
 	struct swarm_load_opts load; /* how a GPU's weights are read (--load-mode) */
 	/* other workers' device copies of blobs that swarmd offered (WEIGHTS_OFFER) before the
 	 * attach that needs them, kept until a load takes them: the broker's table, keyed by
@@ -258,8 +261,16 @@ struct version *version_adopt(struct worker *w, const struct swarm_msg_version *
  * more rows a request than v's plan takes. */
 int version_fits(const struct version *v, const struct swarm_seg_geometry *g);
 
-/* Drops a reference to v (NULL: nothing); the last one unloads it. */
+/* Drops a reference to v (NULL: nothing). The last one unloads it, or, with w->keep_idle
+ * (swarmd's workers), leaves it loaded and idle until version_drop. */
 void version_put(struct worker *w, struct version *v);
+
+/* UNLOAD: unloads the idle versions model@number. Returns 0, -ENOENT (none loaded), or -EBUSY
+ * (a session or preload holds one; it stays). */
+int version_drop(struct worker *w, const char *model, uint32_t number);
+
+/* Unloads every idle version (at the worker's end). */
+void versions_free_idle(struct worker *w);
 
 /* One more (delta 1) or one fewer (-1) session uses v: its model's sessions gauge. */
 static inline void version_count_session(struct version *v, int delta)
