@@ -436,3 +436,15 @@ void swarm_log(enum swarm_log_level level, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w; /* nowhere to report a failed log write */
 }
+
+void swarm_fmt_bytes(char *buf, unsigned long len, unsigned long long bytes)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}

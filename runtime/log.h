@@ -28,6 +28,10 @@ int swarm_log_parse_format(const char *s);
  * that logs starts. */
 void swarm_log_set_format(enum swarm_log_format format);
 
+/* bytes for people, in the largest binary unit that keeps it at 1 or more: "512 B",
+ * "4.5 KiB", "2.0 GiB" (messages and `swarm status`). */
+void swarm_fmt_bytes(char *buf, unsigned long len, unsigned long long bytes);
+
 /* Prints "ts=<s.us> level=<l> comp=<c> pid=<p> " then the formatted key=value pairs; in the
  * JSON form, one object with those four members and one per pair of fmt: a value formatted
  * alone by a d, i, u, f, e or g conversion outside quotes is a JSON number, any other a

@@ -84,6 +84,14 @@ static int next_victim(const struct swarm_res_device *dv, const uint8_t *gone,
 	return best;
 }
 
+static int resident_on(const struct swarm_res_device *dv, uint64_t key)
+{
+	for (uint32_t i = 0; i < dv->n_resident; i++)
+		if (dv->resident[i].key == key)
+			return 1;
+	return 0;
+}
+
 /* Plans the evictions that make room for v on dv into c (device, need and the eviction
  * fields). Returns 1 when v fits after them, 0 when it cannot. */
 static int plan_device(const struct swarm_res_device *dv, const struct swarm_res_version *v,
@@ -93,6 +101,11 @@ static int plan_device(const struct swarm_res_device *dv, const struct swarm_res
 	uint64_t used = used_without(dv, gone), used0 = used;
 	c->n_evict = 0;
 	c->evict_moving = 0;
+	if (resident_on(dv, v->key)) { /* loaded: nothing to make room for */
+		c->need = 0;
+		c->evict_bytes = 0;
+		return 1;
+	}
 	for (;;) {
 		uint64_t need = need_without(dv, gone, v);
 		if (used <= dv->budget_bytes && need <= dv->budget_bytes - used) {
@@ -118,12 +131,28 @@ static int less_eviction(const struct swarm_res_choice *a, const struct swarm_re
 	return a->evict_bytes < b->evict_bytes;
 }
 
-static int resident_on(const struct swarm_res_device *dv, uint64_t key)
+/* pick, or a device that has v resident and that the balancer ranks as high (its tie-break
+ * keeps the first of equals: the resident one, put first): no load where none is needed. */
+static int prefer_resident(const struct swarm_res_device *devs, struct swarm_balancer_device *bal,
+			   size_t n, const struct swarm_res_version *v, int pick, int client_numa,
+			   int (*distance)(void *ctx, int a, int b), void *ctx)
 {
-	for (uint32_t i = 0; i < dv->n_resident; i++)
-		if (dv->resident[i].key == key)
-			return 1;
-	return 0;
+	if (resident_on(&devs[pick], v->key))
+		return pick;
+	uint32_t keep[MAX_DEVS];
+	for (size_t i = 0; i < n; i++) {
+		keep[i] = bal[i].has_model;
+		bal[i].has_model = keep[i] && resident_on(&devs[i], v->key);
+	}
+	int r = swarm_balancer_pick(bal, n, client_numa, distance, ctx);
+	for (size_t i = 0; i < n; i++)
+		bal[i].has_model = keep[i];
+	if (r < 0)
+		return pick;
+	struct swarm_balancer_device two[2] = { bal[r], bal[pick] };
+	two[0].has_model = two[1].has_model = 1;
+	/* The balancer sees only these two; NUMA distances are the devices' own. */
+	return swarm_balancer_pick(two, 2, client_numa, distance, ctx) == 0 ? r : pick;
 }
 
 int swarm_res_place(const struct swarm_res_device *devs, size_t n,
@@ -145,22 +174,15 @@ int swarm_res_place(const struct swarm_res_device *devs, size_t n,
 		if (devs[i].bal.has_model && devs[i].budget_bytes > out->largest_budget)
 			out->largest_budget = devs[i].budget_bytes;
 		any |= swarm_balancer_pick(&bal[i], 1, -1, NULL, NULL) == 0;
-		bal[i].has_model = devs[i].bal.has_model && resident_on(&devs[i], v->key);
 	}
 	if (out->cost > out->largest_budget)
 		return -EFBIG;
 	if (!any)
 		return -ENODEV;
-	int pick = swarm_balancer_pick(bal, n, client_numa, distance, ctx);
-	if (pick >= 0) {
-		out->device = pick;
-		out->resident = 1;
-		return 0;
-	}
-	/* Not resident anywhere it may serve now: the least eviction, then the balancer. */
+	/* Each device's plan; the devices of the least eviction stay marked for the balancer
+	 * (a device that has v, or room for it, evicts nothing). */
 	struct swarm_res_choice best = { .device = -1 }, c;
 	for (size_t i = 0; i < n; i++) {
-		bal[i] = devs[i].bal;
 		int ok = swarm_balancer_pick(&bal[i], 1, -1, NULL, NULL) == 0 &&
 			 plan_device(&devs[i], v, &c);
 		bal[i].has_model = 0;
@@ -180,12 +202,14 @@ int swarm_res_place(const struct swarm_res_device *devs, size_t n,
 		return -ENOSPC;
 	/* Among the devices of the least eviction (those still marked), the balancer's choice;
 	 * it was planned above, so planning it again succeeds. */
-	pick = swarm_balancer_pick(bal, n, client_numa, distance, ctx);
+	int pick = swarm_balancer_pick(bal, n, client_numa, distance, ctx);
 	assert(pick >= 0);
+	pick = prefer_resident(devs, bal, n, v, pick, client_numa, distance, ctx);
 	int fits = plan_device(&devs[pick], v, &best);
 	assert(fits);
 	(void)fits;
 	best.device = pick;
+	best.resident = resident_on(&devs[pick], v->key);
 	best.cost = out->cost;
 	best.largest_budget = out->largest_budget;
 	*out = best;

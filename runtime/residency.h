@@ -59,18 +59,18 @@ struct swarm_res_choice {
 };
 
 /* Where a session of v goes (client_numa and distance as swarm_balancer_pick takes them):
- *  1. a device that has v resident (then NUMA distance, then load: swarm_balancer_pick);
- *  2. else a device where v fits with the least eviction: fits in its free bytes, or after
- *     evicting resident versions, idle ones (no session, not pinned) least recently used
- *     first, then ones whose sessions can move elsewhere (movable), least recently used
- *     first. Fewest moving evictions wins, then fewest bytes evicted, then NUMA distance and
- *     load as in 1.
- * Only devices that swarm_balancer_pick could give count: active, with room for a session,
- * has_model set. Returns 0 with *out filled, or with out->device -1: -EFBIG when v's cost is
- * larger than every allowed device's budget (out->cost, out->largest_budget say by how much),
- * -ENOSPC when it fits a budget but no allowed device can make room now (the residents are
- * pinned or have sessions that cannot move), -ENODEV when no allowed device is active with
- * room for a session. */
+ * to a device that needs the least eviction for it: none where v is resident or fits in the
+ * free bytes (among those, NUMA distance, then load: swarm_balancer_pick, so that sessions
+ * spread as without budgets; on a tie one that has v resident); else the fewest sessions to move,
+ * then the fewest bytes evicted, then NUMA distance and load. A device's evictions: idle versions
+ * (no session, not pinned) before ones whose sessions can move elsewhere (movable); within each,
+ * those that do not hold v's weights blob before those that do; then the least recently used. Only
+ * devices that swarm_balancer_pick could give count: active, with room for a session, has_model
+ * set. Returns 0 with *out filled (resident: v is there already), or with out->device -1: -EFBIG
+ * when v's cost is larger than every allowed device's budget (out->cost, out->largest_budget say by
+ * how much), -ENOSPC when it fits a budget but no allowed device can make room now (the residents
+ * are pinned or have sessions that cannot move), -ENODEV when no allowed device is active with room
+ * for a session. */
 int swarm_res_place(const struct swarm_res_device *devs, size_t n,
 		    const struct swarm_res_version *v, int client_numa,
 		    int (*distance)(void *ctx, int a, int b), void *ctx,

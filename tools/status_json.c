@@ -53,11 +53,12 @@ static json_t *memory_json(const struct swarm_msg_status_reply *r,
 					: 0;
 		json_array_append_new(
 			models,
-			json_pack("{s:o, s:I, s:o, s:o, s:o, s:b, s:I, s:o, s:o}", "name",
+			json_pack("{s:o, s:I, s:o, s:o, s:o, s:b, s:b, s:I, s:o, s:o}", "name",
 				  swarm_json_str(e->model), "version", (json_int_t)e->version,
 				  "bytes", swarm_json_u64(e->weights_bytes + e->other_bytes),
 				  "weights_bytes", swarm_json_u64(e->weights_bytes), "other_bytes",
 				  swarm_json_u64(e->other_bytes), "weights_shared", e->shared != 0,
+				  "pinned", e->pinned != 0,
 				  "sessions", (json_int_t)e->sessions, "last_used_ns",
 				  swarm_json_u64(e->last_used_ns), "idle_ns", swarm_json_u64(idle)));
 	}

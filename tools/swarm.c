@@ -16,6 +16,7 @@
 
 #include "ipc/proto.h"
 #include "runtime/balancer.h"
+#include "runtime/log.h"
 #include "runtime/build_info.h"
 #include "swarm/swarm.h"
 #include "tools/cmd.h"
@@ -151,18 +152,6 @@ static void fmt_ns(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%.1fms", ns / 1e6);
 }
 
-static void fmt_bytes(char *buf, size_t len, uint64_t b)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b;
-	int u = 0;
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f%s" : "%.0f%s", v, unit[u]);
-}
-
 /* Each device's memory: budget and use, then one line per resident model version. */
 static void print_memory(const struct swarm_msg_status_reply *r)
 {
@@ -171,8 +160,8 @@ static void print_memory(const struct swarm_msg_status_reply *r)
 	       "RESIDENT", "BYTES", "SESSIONS", "IDLE");
 	for (uint32_t i = 0; i < r->n_devices && i < SWARM_STATUS_MAX_DEVICES; i++) {
 		const struct swarm_status_device *dv = &r->devices[i];
-		fmt_bytes(used, sizeof used, dv->mem_used);
-		fmt_bytes(budget, sizeof budget, dv->mem_budget);
+		swarm_fmt_bytes(used, sizeof used, dv->mem_used);
+		swarm_fmt_bytes(budget, sizeof budget, dv->mem_budget);
 		int any = 0;
 		for (uint32_t k = 0; k < r->n_resident && k < SWARM_STATUS_MAX_RESIDENT; k++) {
 			const struct swarm_status_resident *e = &r->resident[k];
@@ -181,7 +170,7 @@ static void print_memory(const struct swarm_msg_status_reply *r)
 			char model[SWARM_NAME_MAX + 16];
 			snprintf(model, sizeof model, "%s@%u%s", e->model, e->version,
 				 e->shared ? "*" : "");
-			fmt_bytes(bytes, sizeof bytes, e->weights_bytes + e->other_bytes);
+			swarm_fmt_bytes(bytes, sizeof bytes, e->weights_bytes + e->other_bytes);
 			fmt_ns(idle, sizeof idle,
 			       e->last_used_ns && r->now_ns > e->last_used_ns
 				       ? r->now_ns - e->last_used_ns

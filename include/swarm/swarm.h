@@ -52,6 +52,10 @@ extern "C" {
  *   -ECONNREFUSED  no swarmd listens on the socket
  *   -ENOTCONN      swarmd went away
  *   -ENOTSUP       a request asked for GPU memory on a device that has none (the CPU)
+ *   -EFBIG         the model needs more device memory than any device's budget (an open;
+ *                  swarm_client_error gives both sizes)
+ *   -ENOSPC        no device can make room for the model now: what is resident is in use
+ *                  or preloaded (an open; try again when sessions close)
  */
 
 typedef enum swarm_dtype {

@@ -15,10 +15,10 @@ looks for it, the zero-copy rules and lifetimes, asyncio and DLPack.
 """
 from ._client import (Client, Request, Session, SessionInfo, TensorSpec, connect)
 from ._cuda import DeviceBuffer
-from .errors import (Busy, Closed, ConnectionRefused, Error, InvalidArgument, LibraryNotFound,
-                     ModelNotFound, NoDevice, NotConnected, NotSupported, OutOfMemory,
-                     PermissionDenied, ProtocolMismatch, QueueFull, QuotaExceeded,
-                     SessionDetached, SessionLost, Timeout)
+from .errors import (Busy, Closed, ConnectionRefused, DeviceMemoryFull, Error, InvalidArgument,
+                     LibraryNotFound, ModelNotFound, ModelTooLarge, NoDevice, NotConnected,
+                     NotSupported, OutOfMemory, PermissionDenied, ProtocolMismatch, QueueFull,
+                     QuotaExceeded, SessionDetached, SessionLost, Timeout)
 
 __version__ = "0.2.0"
 ABI_VERSION = 2
@@ -49,8 +49,9 @@ def default_socket() -> str:
 
 
 __all__ = [
-    "ABI_VERSION", "Busy", "Client", "Closed", "ConnectionRefused", "DeviceBuffer", "Error",
-    "InvalidArgument", "LibraryNotFound", "ModelNotFound", "NoDevice", "NotConnected",
+    "ABI_VERSION", "Busy", "Client", "Closed", "ConnectionRefused", "DeviceBuffer",
+    "DeviceMemoryFull", "Error", "InvalidArgument", "LibraryNotFound", "ModelNotFound",
+    "ModelTooLarge", "NoDevice", "NotConnected",
     "NotSupported", "OutOfMemory", "PermissionDenied", "ProtocolMismatch", "QueueFull",
     "QuotaExceeded", "Request", "Session", "SessionDetached", "SessionInfo", "SessionLost",
     "TensorSpec", "Timeout", "connect", "default_socket", "library_path", "library_version",

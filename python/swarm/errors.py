@@ -113,6 +113,16 @@ class QuotaExceeded(Error):
     """-EDQUOT: a per-client or per-user limit of swarmd; the message names the option."""
 
 
+class ModelTooLarge(Error):
+    """-EFBIG: the model needs more device memory than any device's budget; the message
+    gives both sizes."""
+
+
+class DeviceMemoryFull(Error):
+    """-ENOSPC: no device can make room for the model now (what is resident there is in use
+    or preloaded); opening it again once sessions close may succeed."""
+
+
 class OutOfMemory(Error):
     """-ENOMEM: memory ran out (in the client or in swarmd)."""
 
@@ -132,6 +142,8 @@ ERRNO_CLASSES: Dict[int, Type[Error]] = {
     _errno.ENOTSUP: NotSupported,
     _errno.ENODEV: NoDevice,
     _errno.EDQUOT: QuotaExceeded,
+    _errno.EFBIG: ModelTooLarge,
+    _errno.ENOSPC: DeviceMemoryFull,
     _errno.ENOMEM: OutOfMemory,
 }
 

@@ -109,6 +109,7 @@ void mem_residency(struct device *dv, const struct swarm_msg_residency *m)
 	memcpy(r->sha, sha, sizeof r->sha);
 	r->weights_bytes = m->weights_bytes;
 	r->other_bytes = m->other_bytes;
+	r->loading = 0; /* measured now, no longer the estimate */
 }
 
 void mem_worker_gone(struct device *dv) { dv->n_res = 0; }
@@ -147,13 +148,25 @@ void mem_tick(uint64_t now)
 	}
 }
 
-/* Sessions that dv serves with model@version now. */
+/* 1 when r is one of dv's --preload versions (loaded or on its way): never evicted. */
+static int pinned(const struct device *dv, const struct resident *r)
+{
+	for (int k = 0; k < cfg.n_preload; k++)
+		if ((dv->pre_state[k] == PRE_SENT || dv->pre_state[k] == PRE_DONE) &&
+		    dv->pre_version[k] == r->version && !strcmp(cfg.preload[k].name, r->model))
+			return 1;
+	return 0;
+}
+
+/* Sessions that dv serves with model@version now. One whose client closed it (detaching)
+ * is not counted: its DETACH is on dv's socket before any UNLOAD swarmd sends later, so the
+ * worker lets it go first. */
 static uint32_t sessions_of(const struct device *dv, const struct resident *r)
 {
 	uint32_t n = 0;
 	for (struct session *s = d.sessions; s; s = s->next)
-		n += s->device == dv->index && s->version == r->version &&
-		     !strcmp(s->model_name, r->model);
+		n += s->device == dv->index && s->state != S_DETACHING &&
+		     s->version == r->version && !strcmp(s->model_name, r->model);
 	return n;
 }
 
@@ -172,6 +185,7 @@ void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 			.weights_bytes = r->weights_bytes,
 			.other_bytes = r->other_bytes,
 			.sessions = sessions_of(dv, r),
+			.pinned = pinned(dv, r) || r->loading,
 			.last_used_ns = r->last_used_ns,
 		};
 	}
@@ -199,9 +213,151 @@ void mem_fill_status(struct swarm_msg_status_reply *r)
 			e->other_bytes = res[k].other_bytes;
 			e->last_used_ns = res[k].last_used_ns;
 			e->sessions = res[k].sessions;
+			e->pinned = res[k].pinned;
 			for (uint32_t j = 0; j < dv->n_res; j++)
 				e->shared |= j != k && res[k].weights_key &&
 					     res[j].weights_key == res[k].weights_key;
 		}
 	}
+}
+
+/* Reserves what res will take on dv until its worker's RESIDENCY says what it took: a load on
+ * its way is counted (and not evicted), so that opens decided meanwhile see it. */
+void mem_expect(struct device *dv, const struct resolved *res)
+{
+	if (find(dv, res->name, res->version) || dv->n_res == SWARM_RES_MAX_RESIDENT)
+		return;
+	struct resident *r = &dv->res[dv->n_res++];
+	memset(r, 0, sizeof *r);
+	swarm_copy_str(r->model, sizeof r->model, res->name);
+	r->version = res->version;
+	swarm_copy_str(r->sha, sizeof r->sha, res->weights_sha);
+	models_cost(res, &r->weights_bytes, &r->other_bytes);
+	r->loading = 1;
+	r->last_used_ns = swarm_now_ns();
+}
+
+void mem_attach_failed(struct device *dv, const char *model, uint32_t version)
+{
+	struct resident *r = find(dv, model, version);
+	if (r && r->loading)
+		*r = dv->res[--dv->n_res]; /* the load never happened */
+}
+
+/* The UNLOAD of r's version to dv's worker, and r out of the table (its RESIDENCY, loaded 0,
+ * finds nothing when it comes). */
+static void evict(struct device *dv, uint32_t k, const struct resolved *for_res)
+{
+	struct resident *r = &dv->res[k];
+	struct swarm_msg_unload m;
+	memset(&m, 0, sizeof m);
+	swarm_msg_init(&m.h, SWARM_MSG_UNLOAD, sizeof m, 0);
+	swarm_copy_str(m.model, sizeof m.model, r->model);
+	m.version = r->version;
+	int rc = sup_send(dv, &m, sizeof m, NULL, 0);
+	swarm_log(SWARM_LOG_INFO,
+		  "event=version_evicted device=%s model=%s version=%u bytes=%llu idle_ms=%.0f "
+		  "for_model=%s for_version=%u%s",
+		  dv->plan.name, r->model, r->version,
+		  (unsigned long long)(r->weights_bytes + r->other_bytes),
+		  (double)(swarm_now_ns() - r->last_used_ns) / 1e6, for_res->name, for_res->version,
+		  rc ? " send=failed" : "");
+	*r = dv->res[--dv->n_res];
+}
+
+/* The text of a refusal to place res (its cost and the largest budget). */
+static void refusal_text(int rc, const struct resolved *res, const struct swarm_res_choice *c,
+			 char *text, size_t len)
+{
+	char cost[32], budget[32];
+	swarm_fmt_bytes(cost, sizeof cost, c->cost);
+	swarm_fmt_bytes(budget, sizeof budget, c->largest_budget);
+	if (rc == -EFBIG)
+		snprintf(
+			text, len,
+			"model %s@%u needs %s (%llu bytes) of device memory, more than the largest "
+			"device budget, %s (%llu bytes; swarmd --device-memory)",
+			res->name, res->version, cost, (unsigned long long)c->cost, budget,
+			(unsigned long long)c->largest_budget);
+	else
+		snprintf(
+			text, len,
+			"no device can make room for model %s@%u (%s, %llu bytes) now: the versions "
+			"resident on every device that could hold it are in use or preloaded",
+			res->name, res->version, cost, (unsigned long long)c->cost);
+}
+
+/* model@version as a worker measured it on some device, NULL when none has it loaded. */
+static const struct resident *measured(const char *model, uint32_t version)
+{
+	for (int i = 0; i < d.n_dev; i++)
+		for (uint32_t k = 0; k < d.dev[i].n_res; k++)
+			if (d.dev[i].res[k].version == version && !d.dev[i].res[k].loading &&
+			    !strcmp(d.dev[i].res[k].model, model))
+				return &d.dev[i].res[k];
+	return NULL;
+}
+
+uint64_t mem_fits_mask(const char *model, uint32_t version)
+{
+	const struct resident *known = measured(model, version);
+	uint64_t mask = 0;
+	static struct swarm_res_version res_v[SWARM_RES_MAX_RESIDENT];
+	for (int i = 0; i < d.n_dev && i < 64; i++) {
+		struct swarm_res_device dv;
+		mem_snapshot(&d.dev[i], &dv, res_v);
+		struct swarm_res_version want = { .key = version_key(model, version) };
+		if (known) {
+			want.weights_key = weights_key(known->sha);
+			want.weights_bytes = known->weights_bytes;
+			want.other_bytes = known->other_bytes;
+		}
+		uint64_t used = swarm_res_used(&dv), need = swarm_res_need(&dv, &want);
+		if (used <= dv.budget_bytes && need <= dv.budget_bytes - used)
+			mask |= 1ull << i;
+	}
+	return mask;
+}
+
+int mem_place(const struct resolved *res, int client_numa, char *text, size_t len)
+{
+	struct swarm_balancer_device bal[MAX_DEVICES];
+	struct swarm_res_device devs[MAX_DEVICES];
+	static struct swarm_res_version res_v[MAX_DEVICES][SWARM_RES_MAX_RESIDENT];
+	place_snapshot(bal);
+	for (int i = 0; i < d.n_dev; i++) {
+		mem_snapshot(&d.dev[i], &devs[i], res_v[i]);
+		devs[i].bal = bal[i];
+	}
+	struct swarm_res_version want = {
+		.key = version_key(res->name, res->version),
+		.weights_key = weights_key(res->weights_sha),
+	};
+	/* Its measured cost where a worker has it, else the registry's estimate. */
+	const struct resident *known = measured(res->name, res->version);
+	if (known) {
+		want.weights_bytes = known->weights_bytes;
+		want.other_bytes = known->other_bytes;
+	} else {
+		models_cost(res, &want.weights_bytes, &want.other_bytes);
+	}
+	struct swarm_res_choice c;
+	int rc = swarm_res_place(devs, (size_t)d.n_dev, &want, client_numa, swarm_topology_distance,
+				 d.topo, &c);
+	if (rc) {
+		if (rc != -ENODEV)
+			refusal_text(rc, res, &c, text, len);
+		return rc;
+	}
+	/* By name: evict() fills each hole with the table's last entry, so indices move. */
+	struct device *dv = &d.dev[c.device];
+	struct resident gone[SWARM_RES_MAX_RESIDENT];
+	for (uint32_t e = 0; e < c.n_evict; e++)
+		gone[e] = dv->res[c.evict[e]];
+	for (uint32_t e = 0; e < c.n_evict; e++) {
+		struct resident *r = find(dv, gone[e].model, gone[e].version);
+		if (r)
+			evict(dv, (uint32_t)(r - dv->res), res);
+	}
+	return c.device;
 }

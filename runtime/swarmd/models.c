@@ -15,6 +15,7 @@
 #include "registry/registry.h"
 #include "runtime/log.h"
 #include "runtime/swarmd/swarmd.h"
+#include "runtime/version_cost.h"
 #include "swarm/swarm.h"
 
 static struct {
@@ -250,6 +251,48 @@ int models_open(struct watch *w)
 	swarm_log(SWARM_LOG_INFO, "event=registry_open dir=%s generation=%llu models=%d", dir,
 		  (unsigned long long)swarm_registry_generation(reg.registry),
 		  swarm_registry_model_count(reg.registry));
+	return 0;
+}
+
+/* Estimates already made, by name@version (a version's blobs never change). */
+#define COST_CACHE 64
+static struct {
+	char name[SWARM_NAME_MAX];
+	uint32_t version;
+	uint64_t weights, other;
+} costs[COST_CACHE];
+static unsigned n_costs;
+
+int models_cost(const struct resolved *r, uint64_t *weights, uint64_t *other)
+{
+	*weights = *other = 0;
+	if (!r->from_registry && !r->manifest_sha[0])
+		return 0; /* a built-in's own weights: nothing counted */
+	for (unsigned i = 0; i < n_costs && i < COST_CACHE; i++)
+		if (costs[i].version == r->version && !strcmp(costs[i].name, r->name)) {
+			*weights = costs[i].weights;
+			*other = costs[i].other;
+			return 0;
+		}
+	struct swarm_version_cost c;
+	char err[256];
+	int rc = reg.registry ? swarm_version_cost_estimate(reg.registry, r->name, r->version, &c,
+							    err, sizeof err)
+			      : -ENOENT;
+	if (rc) {
+		/* Counted by the weights alone until the worker says what it took. */
+		swarm_log(SWARM_LOG_WARN, "event=cost_estimate_failed model=%s version=%u error=\"%s\"",
+			  r->name, r->version, rc == -ENOENT && !reg.registry ? "no registry" : err);
+		*weights = r->weights_bytes;
+		return rc;
+	}
+	*weights = c.weights;
+	*other = c.arena + c.batch;
+	unsigned k = n_costs++ % COST_CACHE;
+	swarm_copy_str(costs[k].name, sizeof costs[k].name, r->name);
+	costs[k].version = r->version;
+	costs[k].weights = *weights;
+	costs[k].other = *other;
 	return 0;
 }
 

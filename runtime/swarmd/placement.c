@@ -22,8 +22,8 @@
 static uint64_t last_load_move_ns; /* the last move for load (the balancer spaces them) */
 
 /* The balancer's view of the devices. Every worker serves every model (it loads a version
- * when a session needs it), so has_model is 1 for all. */
-static void device_snapshot(struct swarm_balancer_device *snap)
+ * when a session needs it), so has_model is 1 for all; memory.c narrows it by memory. */
+void place_snapshot(struct swarm_balancer_device *snap)
 {
 	for (int i = 0; i < d.n_dev; i++) {
 		struct device *dv = &d.dev[i];
@@ -45,7 +45,7 @@ static void device_snapshot(struct swarm_balancer_device *snap)
 int place_pick(int client_numa)
 {
 	struct swarm_balancer_device snap[MAX_DEVICES];
-	device_snapshot(snap);
+	place_snapshot(snap);
 	return swarm_balancer_pick(snap, (size_t)d.n_dev, client_numa, swarm_topology_distance,
 				   d.topo);
 }
@@ -158,11 +158,22 @@ static void start_move(struct session *s, int to, int reason)
 		  move_reasons[reason]);
 }
 
+/* The balancer's pick among the devices of mask fits (room for the session's version). */
+static int pick_fitting(int client_numa, uint64_t fits)
+{
+	struct swarm_balancer_device snap[MAX_DEVICES];
+	place_snapshot(snap);
+	for (int i = 0; i < d.n_dev; i++)
+		snap[i].has_model = i < 64 && (fits >> i & 1);
+	return swarm_balancer_pick(snap, (size_t)d.n_dev, client_numa, swarm_topology_distance,
+				   d.topo);
+}
+
 /* 1 when device di can take a session now. */
 static int device_takes(int di)
 {
 	struct swarm_balancer_device snap[MAX_DEVICES];
-	device_snapshot(snap);
+	place_snapshot(snap);
 	return di >= 0 && di < d.n_dev && snap[di].state == SWARM_DEVICE_ACTIVE &&
 	       snap[di].sessions <= snap[di].capacity;
 }
@@ -176,8 +187,9 @@ void place_let_go(struct session *s)
 		return;
 	}
 	int to = s->move_to;
-	if (!device_takes(to))
-		to = place_pick(s->client_numa);
+	uint64_t fits = mem_fits_mask(s->model_name, s->version);
+	if (!device_takes(to) || to >= 64 || !(fits >> to & 1))
+		to = pick_fitting(s->client_numa, fits);
 	if (to < 0) {
 		session_homeless(s);
 		return;
@@ -299,13 +311,13 @@ void place_rebalance(void)
 		ss[n] = (struct swarm_balancer_session){
 			.device = s->state == S_HOMELESS ? -1 : s->device,
 			.client_numa = s->client_numa,
-			.serves = all,
+			.serves = all & mem_fits_mask(s->model_name, s->version),
 			.last_move_ns = s->last_move_ns,
 		};
 		sp[n++] = s;
 	}
 	struct swarm_balancer_device snap[MAX_DEVICES];
-	device_snapshot(snap);
+	place_snapshot(snap);
 	for (int k = 0; k < MOVES_PER_TICK && n; k++) {
 		struct swarm_balancer_move mv;
 		if (swarm_balancer_rebalance(snap, (size_t)d.n_dev, ss, n, &cfg.bal, now,
@@ -321,7 +333,7 @@ void place_rebalance(void)
 		} else {
 			start_move(s, mv.to, mv.reason);
 		}
-		device_snapshot(snap);
+		place_snapshot(snap);
 		/* It is in flight now: out of the candidates. */
 		ss[mv.session] = ss[n - 1];
 		sp[mv.session] = sp[n - 1];

@@ -251,7 +251,10 @@ int session_send_attach(struct session *s, struct device *dv, const struct resol
 	am.geo = s->geo;
 	int fds[3] = { s->memfd, s->sq_efd, s->cq_efd };
 	sup_offer_weights(dv, &am.v);
-	return sup_send(dv, &am, sizeof am, fds, 3);
+	int rc = sup_send(dv, &am, sizeof am, fds, 3);
+	if (!rc)
+		mem_expect(dv, res);
+	return rc;
 }
 
 int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
@@ -274,7 +277,11 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	 * said hello from. Until every device of the start is serving, opens wait: placement
 	 * must not depend on which worker happened to start first. */
 	int client_numa = m->cpu >= 0 ? swarm_topology_cpu_numa(d.topo, m->cpu) : c->numa_node;
-	int di = d.ready ? place_pick(client_numa) : -ENODEV;
+	int di = d.ready ? mem_place(&res, client_numa, text, sizeof text) : -ENODEV;
+	if (di == -EFBIG || di == -ENOSPC) {
+		session_open_failed(c, m->h.seq, model_name, m->version, di, text);
+		return 0;
+	}
 	if (di < 0) {
 		if (may_park && open_wait(c, m))
 			return 1;

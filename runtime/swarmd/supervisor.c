@@ -467,6 +467,8 @@ static void on_attach_reply(struct device *dv, union worker_msg *m, int *fds, in
 	if (!s || s->state != S_ATTACHING)
 		return;
 	m->attach.text[sizeof m->attach.text - 1] = 0;
+	if (m->attach.status)
+		mem_attach_failed(dv, s->model_name, s->version);
 	if (s->reattach)
 		place_moved(s, dv, m->attach.status, m->attach.text);
 	else

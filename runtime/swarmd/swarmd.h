@@ -231,6 +231,7 @@ struct resident {
 	uint64_t weights_bytes, other_bytes;
 	uint64_t last_used_ns;
 	uint64_t seen_requests; /* its stats page's request count at the last tick */
+	int loading;            /* reserved by an attach, not yet loaded: bytes estimated */
 };
 
 struct device {
@@ -389,6 +390,8 @@ void session_attached(struct session *s, struct device *dv, const struct swarm_m
 /* ---- placement.c -------------------------------------------------------------------------- */
 
 int place_pick(int client_numa);
+/* The balancer's view of the devices (n = d.n_dev). */
+void place_snapshot(struct swarm_balancer_device *snap);
 int place_device_os_node(const struct device *dv);
 void place_rebalance(void);
 void place_update_load(uint64_t now);
@@ -420,6 +423,10 @@ void models_fill_version(struct swarm_msg_version *v, const struct resolved *r);
  * corrupt, is a startup error. Returns 0 or -1 (logged, with a hint). */
 int models_open(struct watch *w);
 int models_have_registry(void);
+/* r's cost on a device before any worker loaded it: the registry's estimate on the CPU
+ * (runtime/version_cost.h; cached), 0 for a built-in's own weights. Returns 0, or -errno
+ * (logged) with the weights alone counted. */
+int models_cost(const struct resolved *r, uint64_t *weights, uint64_t *other);
 void models_handle_event(void); /* the registry's directory changed */
 void models_close(void);
 
@@ -437,6 +444,18 @@ void mem_tick(uint64_t now); /* last use from the stats pages' request counts */
 void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 		  struct swarm_res_version res[SWARM_RES_MAX_RESIDENT]);
 void mem_fill_status(struct swarm_msg_status_reply *r);
+/* The device for a session of res (runtime/residency.h's swarm_res_place: resident first,
+ * else where it fits with the least eviction, whose UNLOADs it sends). Returns its index,
+ * -ENODEV (none active with room: the caller may wait), or -EFBIG / -ENOSPC with the
+ * client's text. */
+int mem_place(const struct resolved *res, int client_numa, char *text, size_t len);
+/* Bit i: device i has model@version resident or room for it without evicting anything (a
+ * move's targets). A version no worker has loaded counts as its weights alone: 0 bytes. */
+uint64_t mem_fits_mask(const char *model, uint32_t version);
+/* An ATTACH of res goes to dv: its load is reserved until the worker's RESIDENCY. */
+void mem_expect(struct device *dv, const struct resolved *res);
+/* dv's worker refused an attach of model@version: a reservation for it goes. */
+void mem_attach_failed(struct device *dv, const char *model, uint32_t version);
 
 /* ---- preload.c ---------------------------------------------------------------------------- */
 

@@ -279,6 +279,19 @@ void h_print_log(const char *why)
 	fprintf(stderr, "---- end of swarmd log ----\n");
 }
 
+int h_log_count(const char *needle)
+{
+	FILE *f = fopen(H.log, "r");
+	if (!f)
+		return 0;
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
 int h_log_contains(const char *needle)
 {
 	int fd = open(H.log, O_RDONLY | O_CLOEXEC);

@@ -66,6 +66,8 @@ void h_print_log(const char *why);
 
 /* 1 when the log contains needle. */
 int h_log_contains(const char *needle);
+/* Lines of swarmd's log (its workers' included) that contain needle; 0 without a log. */
+int h_log_count(const char *needle);
 
 /* The "batches" counter of the first device in `swarm status --json` (batches of more than one
  * request it ran); fails the test when the status cannot be read. */

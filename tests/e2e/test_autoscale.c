@@ -27,25 +27,11 @@ static const char *const as_args[] = { "--autoscale",          "--autoscale-wind
 				       "1",                    "--autoscale-util",
 				       "0.2",                  NULL };
 
-/* Counts the lines of swarmd's log that contain needle. */
-static int log_count(const char *needle)
-{
-	FILE *f = fopen(h_log_path(), "r");
-	if (!f)
-		return 0;
-	char line[2048];
-	int n = 0;
-	while (fgets(line, sizeof line, f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
 /* Waits up to timeout for the log to hold at least n lines with needle. */
 static int log_wait(const char *needle, int n, int64_t timeout_ns)
 {
 	for (uint64_t end = h_now_ns() + (uint64_t)timeout_ns; h_now_ns() < end; h_sleep_ms(50))
-		if (log_count(needle) >= n)
+		if (h_log_count(needle) >= n)
 			return 0;
 	return -ETIMEDOUT;
 }
@@ -71,11 +57,11 @@ Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
 
 	/* The burst is over: back to one device in service (the idle floor), the others
 	 * parked through a drain, within the window, the cool-down and some slack. */
-	int wakes = log_count("event=autoscale action=wake");
+	int wakes = h_log_count("event=autoscale action=wake");
 	int back = -ETIMEDOUT;
 	for (uint64_t end = h_now_ns() + 20 * H_SEC; h_now_ns() < end; h_sleep_ms(100)) {
-		if (log_count("event=device_parked device=cpu:") - 2 >= wakes &&
-		    log_count("event=autoscale action=drain") >= 1) {
+		if (h_log_count("event=device_parked device=cpu:") - 2 >= wakes &&
+		    h_log_count("event=autoscale action=drain") >= 1) {
 			back = 0;
 			break;
 		}
@@ -83,8 +69,8 @@ Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
 	if (back)
 		h_print_log("devices did not drain back");
 	cr_assert_eq(back, 0, "%d wakes, %d drains, %d parks after the burst", wakes,
-		     log_count("event=autoscale action=drain"),
-		     log_count("event=device_parked device=cpu:") - 2);
+		     h_log_count("event=autoscale action=drain"),
+		     h_log_count("event=device_parked device=cpu:") - 2);
 	cr_assert(h_log_contains("drain_ms="), "no drain duration logged");
 	cr_assert(h_log_contains("warm_ms="), "no warm-up duration logged");
 
@@ -155,8 +141,8 @@ Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
 	/* immediate: the spare served with the worker it warmed as a spare, never starting a
 	 * new one (the cold start's ACTIVE line names the worker's worker_pid; the spare's says
 	 * from=standby), and that worker is still the one alive */
-	cr_assert_eq(log_count("event=device_active device=cpu:2 warm_ms="),
-		     log_count("event=device_active device=cpu:2 warm_ms=0.0 from=standby"),
+	cr_assert_eq(h_log_count("event=device_active device=cpu:2 warm_ms="),
+		     h_log_count("event=device_active device=cpu:2 warm_ms=0.0 from=standby"),
 		     "cpu:2 started a new worker instead of taking its warm one");
 	const char *const sp = "event=device_standby device=cpu:2 warm_ms=";
 	int spare_pid = -1;
@@ -178,8 +164,8 @@ Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
 	 * seen on a loaded machine under ASan) */
 	int replaced = -ETIMEDOUT;
 	for (uint64_t end = h_now_ns() + 5 * H_SEC; replaced && h_now_ns() < end; h_sleep_ms(50))
-		if (log_count("event=device_standby device=cpu:1") >= 1 ||
-		    log_count("event=autoscale action=wake device=cpu:1") >= 1)
+		if (h_log_count("event=device_standby device=cpu:1") >= 1 ||
+		    h_log_count("event=autoscale action=wake device=cpu:1") >= 1)
 			replaced = 0;
 	if (replaced)
 		h_print_log("no new spare");

@@ -78,8 +78,14 @@ static json_t *resident(json_t *st, int i, const char *model)
 static uint64_t registry_estimate(void)
 {
 	char out[1 << 14];
-	const char *argv[] = { SWARM_BIN_DIR "/swarm", "registry", "--registry", reg_dir, "show",
-			       "mlp@1", "--json", NULL };
+	const char *argv[] = { SWARM_BIN_DIR "/swarm",
+			       "registry",
+			       "--registry",
+			       reg_dir,
+			       "show",
+			       "mlp@1",
+			       "--json",
+			       NULL };
 	int rc = h_run(argv, out, sizeof out);
 	cr_assert_eq(rc, 0, "swarm registry show exited %d: %s", rc, out);
 	json_error_t e;
@@ -124,7 +130,7 @@ static json_t *status_when(int i, size_t n)
 
 /* One row through the MLP, checked against its float64 reference: 0, or a negative errno,
  * or 1 for a wrong output. */
-static int mlp_roundtrip(swarm_session *s, uint32_t seed)
+static int mlp_roundtrip_of(swarm_session *s, const struct h_mlp *net, uint32_t seed)
 {
 	swarm_request *r;
 	int rc = swarm_request_alloc(s, 1, &r);
@@ -137,13 +143,18 @@ static int mlp_roundtrip(swarm_session *s, uint32_t seed)
 	if (!rc)
 		rc = swarm_request_wait(r, 10 * H_SEC);
 	double want[4];
-	h_mlp_reference(&mlp, x, want);
+	h_mlp_reference(net, x, want);
 	const float *y = swarm_request_output(r, 0);
 	for (int k = 0; !rc && k < 4; k++)
 		if (y[k] - want[k] > 1e-3 || want[k] - y[k] > 1e-3)
 			rc = 1;
 	swarm_request_release(r);
 	return rc;
+}
+
+static int mlp_roundtrip(swarm_session *s, uint32_t seed)
+{
+	return mlp_roundtrip_of(s, &mlp, seed);
 }
 
 Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
@@ -194,8 +205,8 @@ Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
 		dv = device_of(s);
 		if ((m0 != NULL) + (m1 != NULL) == 1 && resident(st, dv, "mlp"))
 			break;
-		cr_assert_lt(h_now_ns(), end, "after the worker died: session on device %d, %s",
-			     dv, json_dumps(st, JSON_COMPACT));
+		cr_assert_lt(h_now_ns(), end, "after the worker died: session on device %d, %s", dv,
+			     json_dumps(st, JSON_COMPACT));
 		json_decref(st);
 	}
 	m = resident(st, dv, "mlp");
@@ -204,12 +215,24 @@ Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
 	cr_assert_eq(num(device_memory(st, 1 - dv), "used_bytes"), 0, "counted once");
 	json_decref(st);
 
-	/* The last session closes: the worker lets the version go (today's rule). */
-	cr_assert_eq(swarm_session_close(s), 0);
-	st = status_when(dv, 0);
-	cr_assert_null(resident(st, dv, "mlp"), "mlp still resident after its last session");
-	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), 0);
+	/* The last session closes: the version stays resident, idle, until it must make room;
+	 * a session opened again finds it loaded. */
+	uint64_t used = num(device_memory(st = status(), dv), "used_bytes");
 	json_decref(st);
+	cr_assert_eq(swarm_session_close(s), 0);
+	st = status();
+	m = resident(st, dv, "mlp");
+	cr_assert_not_null(m, "mlp left device %d with its last session", dv);
+	cr_assert_eq(num(m, "sessions"), 0);
+	cr_assert(json_is_false(json_object_get(m, "pinned")));
+	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), used);
+	json_decref(st);
+	int loads = h_log_count("event=weights_loaded model=mlp ");
+	cr_assert_eq(swarm_session_open(c, "mlp", 0, NULL, &s), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(mlp_roundtrip(s, 4), 0);
+	cr_assert_eq(device_of(s), dv, "the device that has it resident");
+	cr_assert_eq(h_log_count("event=weights_loaded model=mlp "), loads, "loaded again");
+	swarm_session_close(s);
 	swarm_disconnect(c);
 	h_stop();
 }
@@ -244,4 +267,121 @@ Test(e2e_memory, a_bad_device_memory_is_refused_at_startup)
 		int rc = h_run(argv, out, sizeof out);
 		cr_assert_eq(rc, 2, "--device-memory \"%s\": exit %d", bad[i], rc);
 	}
+}
+
+/* ---- placement by memory: five MLPs on two devices that hold two each -------------------- */
+
+#define NETS 5
+static struct h_mlp nets[NETS];
+
+static void publish_nets(void)
+{
+	for (int i = 0; i < NETS; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "m%d", i);
+		h_mlp_make(&nets[i], 100 + (uint32_t)i, 0.0005f);
+		h_mlp_publish(&nets[i], reg_dir, work_dir, name,
+			      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+			      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
+			      "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
+	}
+}
+
+/* Opens m<i>: 0 with *s set, or the open's negative errno. */
+static int open_net(swarm_client *c, int i, swarm_session **s)
+{
+	char name[16];
+	snprintf(name, sizeof name, "m%d", i);
+	return swarm_session_open(c, name, 0, NULL, s);
+}
+
+/* Every open session answers exactly: no request fails through evictions. */
+static void check_all(swarm_session **s, uint32_t seed)
+{
+	for (int i = 0; i < NETS; i++)
+		if (s[i])
+			cr_assert_eq(mlp_roundtrip_of(s[i], &nets[i], seed), 0, "m%d", i);
+}
+
+/* Resident versions on each device never exceed its budget. */
+static void check_budgets(uint64_t budget)
+{
+	json_t *st = status();
+	for (int d = 0; d < 2; d++)
+		cr_assert_leq(num(device_memory(st, d), "used_bytes"), budget,
+			      "device %d over its budget: %s", d, json_dumps(st, JSON_COMPACT));
+	json_decref(st);
+}
+
+Test(e2e_memory, versions_spread_evict_the_least_recently_used_idle_one_and_come_back)
+{
+	publish_nets();
+	/* An MLP costs 4624 bytes on a CPU device: 10000 hold two, not three. */
+	const char *extra[] = { "--registry", reg_dir, "--device-memory", "10000", NULL };
+	h_start("cpu:2", extra);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s[NETS] = { 0 };
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(open_net(c, i, &s[i]), 0, "m%d: %s", i, swarm_client_error(c));
+		check_all(s, (uint32_t)i);
+	}
+	check_budgets(10000);
+	cr_assert_eq(h_log_count("event=version_evicted"), 0, "four fit in two devices of two");
+	/* Both devices full of versions in use: a fifth is refused, saying why. */
+	swarm_session *extra_s = NULL;
+	int rc = open_net(c, 4, &extra_s);
+	cr_assert_eq(rc, -ENOSPC, "m4 with every resident version in use: %d (%s)", rc,
+		     swarm_client_error(c));
+	cr_assert(strstr(swarm_client_error(c), "no device can make room for model m4@1"), "%s",
+		  swarm_client_error(c));
+	/* m1 goes idle and the others are used after it: m4 evicts m1 and serves. */
+	cr_assert_eq(swarm_session_close(s[1]), 0);
+	s[1] = NULL;
+	h_sleep_ms(150); /* a tick, so that the uses below are later than m1's */
+	check_all(s, 10);
+	h_sleep_ms(150);
+	cr_assert_eq(open_net(c, 4, &s[4]), 0, "m4: %s", swarm_client_error(c));
+	check_all(s, 11);
+	cr_assert(h_log_contains("event=version_evicted") &&
+			  h_log_count("event=version_evicted device=") == 1 &&
+			  h_log_count("model=m1 version=1 bytes=") >= 1,
+		  "m1 was not the one evicted");
+	check_budgets(10000);
+	/* m1 again: nothing is idle now, so it waits for room; m2 goes idle and m1 returns in
+	 * its place, loaded again, answering exactly. */
+	rc = open_net(c, 1, &s[1]);
+	cr_assert_eq(rc, -ENOSPC, "m1 with no idle version to evict: %d", rc);
+	s[1] = NULL;
+	cr_assert_eq(swarm_session_close(s[2]), 0);
+	s[2] = NULL;
+	cr_assert_eq(open_net(c, 1, &s[1]), 0, "m1 back: %s", swarm_client_error(c));
+	check_all(s, 12);
+	check_budgets(10000);
+	cr_assert_eq(h_log_count("event=version_evicted device="), 2);
+	for (int i = 0; i < NETS; i++)
+		if (s[i])
+			swarm_session_close(s[i]);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+Test(e2e_memory, a_version_larger_than_every_budget_is_refused_at_open_with_the_sizes)
+{
+	const char *extra[] = { "--registry", reg_dir, "--device-memory", "4K", NULL };
+	h_start("cpu:2", extra);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	int rc = swarm_session_open(c, "mlp", 0, NULL, &s);
+	cr_assert_eq(rc, -EFBIG, "open: %d (%s)", rc, swarm_client_error(c));
+	char want[128];
+	snprintf(want, sizeof want, "(%llu bytes)", (unsigned long long)registry_estimate());
+	cr_assert(strstr(swarm_client_error(c), want) &&
+			  strstr(swarm_client_error(c), "4096 bytes"),
+		  "the text gives the model's size %s and the largest budget: %s", want,
+		  swarm_client_error(c));
+	/* The built-ins cost nothing and still open. */
+	cr_assert_eq(swarm_session_open(c, "identity", 0, NULL, &s), 0);
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	h_stop();
 }

@@ -389,7 +389,8 @@ def test_every_errno_swarm_h_names_has_its_class():
         errno.EACCES: swarm.PermissionDenied, errno.ECONNREFUSED: swarm.ConnectionRefused,
         errno.ENOTCONN: swarm.NotConnected, errno.ENOTSUP: swarm.NotSupported,
         errno.ENODEV: swarm.NoDevice, errno.EDQUOT: swarm.QuotaExceeded,
-        errno.ENOMEM: swarm.OutOfMemory,
+        errno.ENOMEM: swarm.OutOfMemory, errno.EFBIG: swarm.ModelTooLarge,
+        errno.ENOSPC: swarm.DeviceMemoryFull,
     }
     assert errors.ERRNO_CLASSES == want
     for e, cls in want.items():

@@ -64,24 +64,48 @@ Test(runtime_residency, shared_weights_count_once_per_device)
 	cr_assert_eq(swarm_res_used(&z), 22, "weights_key 0 shares with nothing");
 }
 
-Test(runtime_residency, a_device_where_it_is_resident_wins_over_free_memory_and_load)
+Test(runtime_residency, where_it_is_resident_or_fits_freely_the_balancer_decides)
 {
 	struct swarm_res_version a[1] = { ver(1, 0, 50 * MB, 0, 1) };
+	struct swarm_res_version other[1] = { ver(2, 0, 40 * MB, 0, 1) };
 	struct swarm_res_device devs[3] = { device(1024 * MB, NULL, 0), device(64 * MB, a, 1),
 					    device(64 * MB, a, 1) };
+	devs[0].bal.sessions = 3;
 	devs[1].bal.sessions = 9;
 	devs[2].bal.sessions = 4;
 	struct swarm_res_choice c;
 	cr_assert_eq(place(devs, 3, &a[0], &c), 0);
-	cr_assert_eq(c.device, 2, "the less loaded of the two holding it: got %d", c.device);
+	cr_assert_eq(c.device, 0, "free memory spreads sessions as without budgets: got %d",
+		     c.device);
+	cr_assert(!c.resident && c.need == 50 * MB && c.n_evict == 0);
+	devs[0].bal.sessions = 4; /* a tie with device 2: the one that holds it */
+	cr_assert_eq(place(devs, 3, &a[0], &c), 0);
+	cr_assert_eq(c.device, 2, "on a tie, where it is resident: got %d", c.device);
+	devs[0].bal.sessions = 5;
+	cr_assert_eq(place(devs, 3, &a[0], &c), 0);
+	cr_assert_eq(c.device, 2, "the least loaded, which holds it: got %d", c.device);
 	cr_assert(c.resident && c.need == 0 && c.n_evict == 0);
-	devs[2].bal.sessions = devs[2].bal.capacity; /* full: the other one that holds it */
+	/* Device 0 fills up with an idle version: loading there would evict; the resident
+	 * devices win whatever their load. */
+	struct swarm_res_version big[1] = { ver(3, 0, 1000 * MB, 0, 1) };
+	devs[0] = device(1024 * MB, big, 1);
+	devs[2].bal.sessions = 99;
 	cr_assert_eq(place(devs, 3, &a[0], &c), 0);
-	cr_assert_eq(c.device, 1);
-	devs[1].bal.state = SWARM_DEVICE_DRAINING; /* none that holds it can take a session */
+	cr_assert(c.device == 1 || c.device == 2, "a resident device: got %d", c.device);
+	cr_assert_eq(c.device, 1, "the less loaded of the two holding it: got %d", c.device);
+	cr_assert(c.resident && c.n_evict == 0);
+	/* Resident over its budget (the budget shrank): still served there, nothing evicted. */
+	struct swarm_res_version over[2] = { ver(1, 0, 50 * MB, 0, 1), other[0] };
+	devs[1] = device(64 * MB, over, 2);
+	devs[2].bal.state = SWARM_DEVICE_DRAINING;
 	cr_assert_eq(place(devs, 3, &a[0], &c), 0);
-	cr_assert_eq(c.device, 0, "loaded where it fits: got %d", c.device);
-	cr_assert(!c.resident && c.need == 50 * MB);
+	cr_assert(c.device == 1 && c.resident && c.n_evict == 0, "device %d, %u evicted", c.device,
+		  c.n_evict);
+	/* None that holds it can take a session: loaded where it fits after an eviction. */
+	devs[1].bal.state = SWARM_DEVICE_DRAINING;
+	cr_assert_eq(place(devs, 3, &a[0], &c), 0);
+	cr_assert_eq(c.device, 0, "got %d", c.device);
+	cr_assert(!c.resident && c.need == 50 * MB && c.n_evict == 1);
 }
 
 Test(runtime_residency, fitting_without_eviction_beats_a_less_loaded_device_that_must_evict)

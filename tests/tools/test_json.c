@@ -203,7 +203,7 @@ static const char *const status_memory_keys[] = { "budget_bytes", "used_bytes", 
 						  NULL };
 static const char *const status_resident_keys[] = {
 	"name",		  "version",  "bytes",	      "weights_bytes", "other_bytes",
-	"weights_shared", "sessions", "last_used_ns", "idle_ns",       NULL
+	"weights_shared", "pinned",   "sessions",     "last_used_ns",  "idle_ns", NULL
 };
 static const char *const status_session_keys[] = {
 	"id",    "device",   "client_pid", "client_numa", "model",  "version", "in_flight",
