@@ -51,6 +51,10 @@ uint32_t swarm_msg_len(uint16_t type)
 		return sizeof(struct swarm_msg_device);
 	case SWARM_MSG_DEVICE_REPLY:
 		return sizeof(struct swarm_msg_reply);
+	case SWARM_MSG_MODEL:
+		return sizeof(struct swarm_msg_model);
+	case SWARM_MSG_MODEL_REPLY:
+		return sizeof(struct swarm_msg_reply);
 	case SWARM_MSG_WORKER_READY:
 		return sizeof(struct swarm_msg_worker_ready);
 	case SWARM_MSG_ATTACH:

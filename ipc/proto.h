@@ -35,6 +35,8 @@ enum swarm_msg_type {
 	SWARM_MSG_STATUS_REPLY = 8,
 	SWARM_MSG_DEVICE = 9,        /* `swarm device`: take a device out of service or back */
 	SWARM_MSG_DEVICE_REPLY = 10, /* a swarm_msg_reply */
+	SWARM_MSG_MODEL = 11,        /* `swarm model`: load a version on devices, or unload it */
+	SWARM_MSG_MODEL_REPLY = 12,  /* a swarm_msg_reply, once done (a load: once loaded) */
 	/* swarmd <-> worker */
 	SWARM_MSG_WORKER_READY = 32,
 	SWARM_MSG_ATTACH = 33, /* fds: segment memfd, submit eventfd, complete eventfd */
@@ -96,6 +98,19 @@ struct swarm_msg_device {
 	uint32_t action; /* a swarm_device_action */
 	uint32_t reserved;
 	char name[32]; /* "cpu:1", "gpu:0" */
+};
+
+enum swarm_model_action {
+	SWARM_MODEL_LOAD = 1,   /* load it and keep it (pinned) on the devices */
+	SWARM_MODEL_UNLOAD = 2, /* unpin it and let it go where no session uses it */
+};
+
+struct swarm_msg_model {
+	struct swarm_msg_hdr h;
+	uint32_t action;  /* a swarm_model_action */
+	uint32_t version; /* 0: the active one */
+	char model[SWARM_NAME_MAX];
+	char device[32]; /* "cpu:1", "gpu:0"; "": every device in service */
 };
 
 struct swarm_msg_open_reply {
@@ -323,11 +338,13 @@ struct swarm_msg_residency {
 /* UNLOAD: a worker keeps a version loaded when its last session or preload lets go, until
  * swarmd evicts it with this (docs/placement.md). A version something still holds stays;
  * the worker logs it. Its RESIDENCY (loaded 0) follows the unload. */
+#define SWARM_UNLOAD_UNPIN 0x1u /* drop the reference a LOAD took first (`swarm model unload`) */
+
 struct swarm_msg_unload {
 	struct swarm_msg_hdr h;
 	char model[SWARM_NAME_MAX];
 	uint32_t version;
-	uint32_t reserved;
+	uint32_t flags; /* SWARM_UNLOAD_* */
 };
 
 /* WEIGHTS_SHARE, WEIGHTS_UNSHARE and WEIGHTS_OFFER: one copy of a weights blob in a GPU's

@@ -75,25 +75,6 @@ static int fail(const char *cmd, int rc, const char *err)
 }
 
 /* Splits NAME@VERSION. need_version: the version is required. Returns 0 or -EINVAL. */
-static int split_ref(const char *ref, char *name, size_t len, uint32_t *version, int need_version)
-{
-	const char *at = strchr(ref, '@');
-	size_t n = at ? (size_t)(at - ref) : strlen(ref);
-	if (n == 0 || n >= len)
-		return -EINVAL;
-	memcpy(name, ref, n);
-	name[n] = 0;
-	*version = 0;
-	if (!at)
-		return need_version ? -EINVAL : 0;
-	char *end;
-	unsigned long v = strtoul(at + 1, &end, 10);
-	if (!at[1] || *end || v == 0 || v > UINT32_MAX)
-		return -EINVAL;
-	*version = (uint32_t)v;
-	return 0;
-}
-
 static void fmt_time(uint64_t ns, char *buf, size_t len)
 {
 	time_t t = (time_t)(ns / 1000000000ull);
@@ -281,7 +262,7 @@ static int cmd_show(const char *dir, char **args, const struct opts *o)
 	const char *ref = args[0];
 	char name[SWARM_NAME_MAX];
 	uint32_t version;
-	if (split_ref(ref, name, sizeof name, &version, 0)) {
+	if (swarm_cmd_split_ref(ref, name, sizeof name, &version, 0)) {
 		fprintf(stderr, "swarm registry show: \"%s\" is not NAME or NAME@VERSION\n", ref);
 		return EXIT_USAGE;
 	}
@@ -413,7 +394,7 @@ static int cmd_publish(const char *dir, char **args, const struct opts *o)
 /* Splits the NAME@VERSION that subcommand cmd needs: 0, or -1 after saying what to give. */
 static int need_ref(const char *cmd, const char *ref, char *name, size_t len, uint32_t *version)
 {
-	if (!split_ref(ref, name, len, version, 1))
+	if (!swarm_cmd_split_ref(ref, name, len, version, 1))
 		return 0;
 	fprintf(stderr, "swarm registry %s: give NAME@VERSION, not \"%s\"\n", cmd, ref);
 	return -1;

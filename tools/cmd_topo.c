@@ -376,27 +376,16 @@ int swarm_cmd_device(int argc, char **argv)
 		fprintf(stderr, "swarm device: no device is called \"%s\"\n", name);
 		return 2;
 	}
-	char err[512];
-	int fd = swarm_cmd_connect(sock, err, sizeof err);
-	if (fd < 0) {
-		fprintf(stderr, "swarm device: %s\n", err);
-		return 1;
-	}
 	struct swarm_msg_device m;
 	swarm_msg_init(&m.h, SWARM_MSG_DEVICE, sizeof m, 3);
 	m.action = action;
 	swarm_copy_str(m.name, sizeof m.name, name);
 	struct swarm_msg_reply rep;
-	int n = swarm_msg_send(fd, &m, sizeof m, NULL, 0);
-	if (n == 0)
-		n = swarm_msg_recv(fd, &rep, sizeof rep, NULL, NULL);
-	close(fd);
-	if (n <= 0 || swarm_msg_check(&rep, (size_t)n) != SWARM_MSG_DEVICE_REPLY) {
-		fprintf(stderr, "swarm device: swarmd did not answer (%s)\n",
-			swarm_strerror(n < 0 ? n : -EBADMSG));
+	char err[512];
+	if (swarm_cmd_call(sock, &m, sizeof m, SWARM_MSG_DEVICE_REPLY, 0, &rep, err, sizeof err)) {
+		fprintf(stderr, "swarm device: %s\n", err);
 		return 1;
 	}
-	rep.text[sizeof rep.text - 1] = 0;
 	if (rep.status) {
 		fprintf(stderr, "swarm device %s %s: %s\n", verb, name,
 			rep.text[0] ? rep.text : swarm_strerror(rep.status));

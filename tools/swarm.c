@@ -39,6 +39,9 @@ static void usage(FILE *f)
 		"  topo [--json] [--topology XML]    NUMA nodes, GPUs, and where each device's\n"
 		"                                    worker runs (swarm topo --help)\n"
 		"  device drain|resume NAME          take a device out of service, or back\n"
+		"  model load|unload NAME[@V] [--device D]  load a model version on the\n"
+		"                                    devices and pin it there, or unpin it\n"
+		"                                    and let it go (admins; docs/placement.md)\n"
 		"  registry <command> ...            the model registry (swarm registry --help)\n"
 		"  import onnx MODEL.onnx --name N   publish an ONNX model (swarm import --help)\n"
 		"  run NAME[@V] --in IN=FILE.npy     run a served model on .npy inputs, write the\n"
@@ -104,6 +107,28 @@ int swarm_cmd_connect(const char *path, char *err, size_t err_len)
 		return -EPROTO;
 	}
 	return fd;
+}
+
+int swarm_cmd_call(const char *sock, const void *msg, size_t len, uint16_t reply_type,
+		   int64_t timeout_ms, struct swarm_msg_reply *rep, char *err, size_t err_len)
+{
+	int fd = swarm_cmd_connect(sock, err, err_len);
+	if (fd < 0)
+		return fd;
+	int n = timeout_ms ? swarm_sock_set_timeout(fd, timeout_ms) : 0;
+	if (n == 0)
+		n = swarm_msg_send(fd, msg, len, NULL, 0);
+	if (n == 0)
+		n = swarm_msg_recv(fd, rep, sizeof *rep, NULL, NULL);
+	close(fd);
+	if (n <= 0 || swarm_msg_check(rep, (size_t)n) != reply_type) {
+		snprintf(err, err_len, "swarmd did not answer (%s)",
+			 n == -EAGAIN ? "not within the time limit" :
+					swarm_strerror(n < 0 ? n : -EBADMSG));
+		return n < 0 ? n : -EBADMSG;
+	}
+	rep->text[sizeof rep->text - 1] = 0;
+	return 0;
 }
 
 struct swarm_msg_status_reply *swarm_cmd_fetch_status(const char *sock, char *err, size_t err_len)
@@ -348,6 +373,8 @@ int main(int argc, char **argv)
 		return swarm_cmd_topo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "device"))
 		return swarm_cmd_device(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "model"))
+		return swarm_cmd_model(argc - 1, argv + 1);
 	fprintf(stderr, "swarm: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return 2;

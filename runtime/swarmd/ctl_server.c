@@ -280,6 +280,7 @@ void ctl_client_gone(struct conn *c)
 	swarm_outbox_clear(&c->out);
 	swarmd_unwatch(c->fd, &c->w);
 	close(c->fd);
+	model_ops_client_gone(c);
 	for (struct conn **p = &srv.conns; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
@@ -325,6 +326,7 @@ union client_msg {
 	struct swarm_msg_open open;
 	struct swarm_msg_close close;
 	struct swarm_msg_device device;
+	struct swarm_msg_model model;
 	char raw[1024];
 };
 
@@ -381,6 +383,24 @@ static int on_device(struct conn *c, const union client_msg *m)
 	return 0;
 }
 
+static int on_model(struct conn *c, const union client_msg *m)
+{
+	/* it changes what every client's opens find resident: admins only */
+	if (c->admin) {
+		model_ops_request(c, &m->model);
+		return 0;
+	}
+	char text[SWARM_MSG_TEXT_MAX];
+	snprintf(text, sizeof text,
+		 "user %u may not load or unload models: that needs root, swarmd's own user or a "
+		 "member of --admin-group",
+		 (unsigned)c->uid);
+	swarm_log(SWARM_LOG_WARN, "event=admin_refused client=%d uid=%u action=model", c->pid,
+		  (unsigned)c->uid);
+	ctl_send_reply(c, SWARM_MSG_MODEL_REPLY, m->h.seq, -EPERM, text);
+	return 0;
+}
+
 static int on_status(struct conn *c, const union client_msg *m)
 {
 	struct swarm_msg_status_reply *r = malloc(sizeof *r);
@@ -398,7 +418,7 @@ static int on_status(struct conn *c, const union client_msg *m)
 static int (*const handlers[])(struct conn *, const union client_msg *) = {
 	[SWARM_MSG_HELLO] = on_hello,   [SWARM_MSG_OPEN] = on_open,
 	[SWARM_MSG_CLOSE] = on_close,   [SWARM_MSG_DEVICE] = on_device,
-	[SWARM_MSG_STATUS] = on_status,
+	[SWARM_MSG_STATUS] = on_status, [SWARM_MSG_MODEL] = on_model,
 };
 
 int ctl_client_message(struct conn *c, const void *msg, int n)

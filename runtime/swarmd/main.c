@@ -416,6 +416,7 @@ static void shutdown_all(void)
 		session_mark(s, SWARM_SEG_STATE_WORKER_LOST);
 	sup_stop_all();
 	sessions_free_all();
+	model_ops_free_all();
 	ctl_close_all();
 	for (int i = 0; i < d.n_dev; i++) {
 		swarm_stats_unmap(d.dev[i].stats);

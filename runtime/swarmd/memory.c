@@ -148,9 +148,12 @@ void mem_tick(uint64_t now)
 	}
 }
 
-/* 1 when r is one of dv's --preload versions (loaded or on its way): never evicted. */
-static int pinned(const struct device *dv, const struct resident *r)
+/* 1 when r is pinned on dv: one of its --preload versions (loaded or on its way), or an
+ * operator's load (`swarm model load`): never evicted. */
+int mem_pinned(const struct device *dv, const struct resident *r)
 {
+	if (r->op_pinned)
+		return 1;
 	for (int k = 0; k < cfg.n_preload; k++)
 		if ((dv->pre_state[k] == PRE_SENT || dv->pre_state[k] == PRE_DONE) &&
 		    dv->pre_version[k] == r->version && !strcmp(cfg.preload[k].name, r->model))
@@ -185,7 +188,7 @@ void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 			.weights_bytes = r->weights_bytes,
 			.other_bytes = r->other_bytes,
 			.sessions = sessions_of(dv, r),
-			.pinned = pinned(dv, r) || r->loading,
+			.pinned = mem_pinned(dv, r) || r->loading,
 			.last_used_ns = r->last_used_ns,
 		};
 	}
@@ -244,9 +247,10 @@ void mem_attach_failed(struct device *dv, const char *model, uint32_t version)
 		*r = dv->res[--dv->n_res]; /* the load never happened */
 }
 
-/* The UNLOAD of r's version to dv's worker, and r out of the table (its RESIDENCY, loaded 0,
- * finds nothing when it comes). */
-static void evict(struct device *dv, uint32_t k, const struct resolved *for_res)
+/* The UNLOAD of entry k's version to dv's worker (flags: SWARM_UNLOAD_*), logged as event with why,
+ * and the entry out of the table (its RESIDENCY, loaded 0, finds nothing when it comes). */
+static void unload_entry(struct device *dv, uint32_t k, uint32_t flags, const char *event,
+			 const char *why)
 {
 	struct resident *r = &dv->res[k];
 	struct swarm_msg_unload m;
@@ -254,14 +258,14 @@ static void evict(struct device *dv, uint32_t k, const struct resolved *for_res)
 	swarm_msg_init(&m.h, SWARM_MSG_UNLOAD, sizeof m, 0);
 	swarm_copy_str(m.model, sizeof m.model, r->model);
 	m.version = r->version;
+	m.flags = flags;
 	int rc = sup_send(dv, &m, sizeof m, NULL, 0);
 	swarm_log(SWARM_LOG_INFO,
-		  "event=version_evicted device=%s model=%s version=%u bytes=%llu idle_ms=%.0f "
-		  "for_model=%s for_version=%u%s",
-		  dv->plan.name, r->model, r->version,
+		  "event=%s device=%s model=%s version=%u bytes=%llu idle_ms=%.0f reason=\"%s\" "
+		  "send=%s",
+		  event, dv->plan.name, r->model, r->version,
 		  (unsigned long long)(r->weights_bytes + r->other_bytes),
-		  (double)(swarm_now_ns() - r->last_used_ns) / 1e6, for_res->name, for_res->version,
-		  rc ? " send=failed" : "");
+		  (double)(swarm_now_ns() - r->last_used_ns) / 1e6, why, rc ? "failed" : "ok");
 	*r = dv->res[--dv->n_res];
 }
 
@@ -321,6 +325,12 @@ uint64_t mem_fits_mask(const char *model, uint32_t version)
 
 int mem_place(const struct resolved *res, int client_numa, char *text, size_t len)
 {
+	return mem_place_in(res, client_numa, ~0ull, text, len);
+}
+
+int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, char *text,
+		 size_t len)
+{
 	struct swarm_balancer_device bal[MAX_DEVICES];
 	struct swarm_res_device devs[MAX_DEVICES];
 	static struct swarm_res_version res_v[MAX_DEVICES][SWARM_RES_MAX_RESIDENT];
@@ -328,6 +338,7 @@ int mem_place(const struct resolved *res, int client_numa, char *text, size_t le
 	for (int i = 0; i < d.n_dev; i++) {
 		mem_snapshot(&d.dev[i], &devs[i], res_v[i]);
 		devs[i].bal = bal[i];
+		devs[i].bal.has_model = i < 64 && (allowed >> i & 1);
 	}
 	struct swarm_res_version want = {
 		.key = version_key(res->name, res->version),
@@ -349,15 +360,55 @@ int mem_place(const struct resolved *res, int client_numa, char *text, size_t le
 			refusal_text(rc, res, &c, text, len);
 		return rc;
 	}
-	/* By name: evict() fills each hole with the table's last entry, so indices move. */
+	/* By name: unload_entry() fills each hole with the table's last entry, so indices
+	 * move. */
 	struct device *dv = &d.dev[c.device];
 	struct resident gone[SWARM_RES_MAX_RESIDENT];
+	char why[SWARM_NAME_MAX + 48];
+	snprintf(why, sizeof why, "room for %s@%u", res->name, res->version);
 	for (uint32_t e = 0; e < c.n_evict; e++)
 		gone[e] = dv->res[c.evict[e]];
 	for (uint32_t e = 0; e < c.n_evict; e++) {
 		struct resident *r = find(dv, gone[e].model, gone[e].version);
 		if (r)
-			evict(dv, (uint32_t)(r - dv->res), res);
+			unload_entry(dv, (uint32_t)(r - dv->res), 0, "version_evicted", why);
 	}
 	return c.device;
+}
+
+int mem_pin(struct device *dv, const char *model, uint32_t version, int on)
+{
+	struct resident *r = find(dv, model, version);
+	if (!r)
+		return -ENOENT;
+	r->op_pinned = on;
+	return 0;
+}
+
+int mem_unload(struct device *dv, const char *model, uint32_t version, char *text, size_t len)
+{
+	struct resident *r = find(dv, model, version);
+	if (!r) {
+		snprintf(text, len, "%s@%u is not resident on %s", model, version, dv->plan.name);
+		return -ENOENT;
+	}
+	struct resident copy = *r;
+	copy.op_pinned = 0;
+	if (mem_pinned(dv, &copy)) {
+		snprintf(text, len, "%s@%u is preloaded on %s (swarmd --preload): it stays", model,
+			 version, dv->plan.name);
+		return -EPERM;
+	}
+	struct swarm_res_device snap;
+	static struct swarm_res_version res_v[SWARM_RES_MAX_RESIDENT];
+	mem_snapshot(dv, &snap, res_v);
+	uint32_t sessions = res_v[r - dv->res].sessions;
+	if (sessions || r->loading) {
+		snprintf(text, len, "%s serves %u session(s) of %s@%u%s: close them first",
+			 dv->plan.name, sessions, model, version, r->loading ? " (loading)" : "");
+		return -EBUSY;
+	}
+	unload_entry(dv, (uint32_t)(r - dv->res), SWARM_UNLOAD_UNPIN, "version_unloaded",
+		     "swarm model unload");
+	return 0;
 }

@@ -276,6 +276,7 @@ void sup_worker_died(struct device *dv)
 	dv->pid = -1;
 	swarm_stats_worker_gone(dv->stats);
 	mem_worker_gone(dv);
+	model_ops_worker_gone(dv);
 	dv->mem_policy[0] = dv->bound_cpus[0] = 0;
 	if (dv->state == SWARM_DEVICE_STANDBY)
 		dv->to_standby = 1; /* its replacement is a spare again */
@@ -455,7 +456,8 @@ static void on_loaded(struct device *dv, union worker_msg *m, int *fds, int *nfd
 {
 	(void)fds;
 	(void)nfds;
-	preload_done(dv, &m->loaded);
+	if (!model_ops_loaded(dv, &m->loaded))
+		preload_done(dv, &m->loaded);
 }
 
 /* The worker took a session (an open's, or a move's) or refused it. */

@@ -16,6 +16,7 @@
  *   models.c      resolving model versions, the registry and its watcher, switches
  *   preload.c     --preload and the NCCL fan-out
  *   memory.c      each device's memory budget and resident model versions
+ *   model_ops.c   `swarm model load|unload`: an operator's pins and evictions
  *   health.c      liveness and readiness, readable from any thread (health.h)
  *   counters.c    swarmd's own counters for the metrics, readable from any thread
  *   metrics.c     --metrics: Prometheus metrics and health over HTTP, on a thread of its own
@@ -232,6 +233,7 @@ struct resident {
 	uint64_t last_used_ns;
 	uint64_t seen_requests; /* its stats page's request count at the last tick */
 	int loading;            /* reserved by an attach, not yet loaded: bytes estimated */
+	int op_pinned;          /* `swarm model load` pinned it here */
 };
 
 struct device {
@@ -452,10 +454,31 @@ int mem_place(const struct resolved *res, int client_numa, char *text, size_t le
 /* Bit i: device i has model@version resident or room for it without evicting anything (a
  * move's targets). A version no worker has loaded counts as its weights alone: 0 bytes. */
 uint64_t mem_fits_mask(const char *model, uint32_t version);
+/* mem_place among the devices of mask allowed (bit i: device i) only. */
+int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, char *text,
+		 size_t len);
+/* 1 when r may not be evicted from dv: preloaded there, or pinned by an operator. */
+int mem_pinned(const struct device *dv, const struct resident *r);
+/* An operator's pin on dv's model@version (on 1) or its end (0). -ENOENT: not resident. */
+int mem_pin(struct device *dv, const char *model, uint32_t version, int on);
+/* `swarm model unload` on dv: unpins and unloads model@version. 0, or -ENOENT (not
+ * resident), -EBUSY (sessions use it), -EPERM (--preload's), with text. */
+int mem_unload(struct device *dv, const char *model, uint32_t version, char *text, size_t len);
 /* An ATTACH of res goes to dv: its load is reserved until the worker's RESIDENCY. */
 void mem_expect(struct device *dv, const struct resolved *res);
 /* dv's worker refused an attach of model@version: a reservation for it goes. */
 void mem_attach_failed(struct device *dv, const char *model, uint32_t version);
+
+/* ---- model_ops.c -------------------------------------------------------------------------- */
+
+/* A MODEL message of c, an admin: loads (answered once every device has loaded it or failed)
+ * or unloads (answered at once). */
+void model_ops_request(struct conn *c, const struct swarm_msg_model *m);
+/* A LOADED of dv's worker: 1 when it answered an operator's LOAD (handled), 0 otherwise. */
+int model_ops_loaded(struct device *dv, const struct swarm_msg_loaded *m);
+void model_ops_worker_gone(struct device *dv); /* its pending loads fail */
+void model_ops_client_gone(struct conn *c);    /* its loads go on, unanswered */
+void model_ops_free_all(void);                 /* at the end: pending loads, unanswered */
 
 /* ---- preload.c ---------------------------------------------------------------------------- */
 

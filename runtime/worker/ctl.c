@@ -423,6 +423,8 @@ static void on_unload(struct worker *w, union ctl_msg *m, int *fds, int nfds)
 	(void)fds, (void)nfds;
 	char model[SWARM_NAME_MAX];
 	swarm_copy_str(model, sizeof model, m->unload.model);
+	if (m->unload.flags & SWARM_UNLOAD_UNPIN)
+		version_unpin(w, model, m->unload.version);
 	int rc = version_drop(w, model, m->unload.version);
 	if (rc)
 		swarm_log(SWARM_LOG_WARN, "event=unload_refused model=%s version=%u reason=%s",

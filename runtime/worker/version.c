@@ -582,3 +582,14 @@ void versions_free_idle(struct worker *w)
 			version_unload(w, v);
 	}
 }
+
+void version_unpin(struct worker *w, const char *model, uint32_t number)
+{
+	for (struct version *v = w->versions, *next; v; v = next) {
+		next = v->next;
+		if (v->preloaded && v->number == number && !strcmp(v->model, model)) {
+			v->preloaded = 0;
+			version_put(w, v);
+		}
+	}
+}

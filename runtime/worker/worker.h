@@ -269,6 +269,9 @@ void version_put(struct worker *w, struct version *v);
  * (a session or preload holds one; it stays). */
 int version_drop(struct worker *w, const char *model, uint32_t number);
 
+/* Drops the reference a LOAD took on model@number (its preload), if one did. */
+void version_unpin(struct worker *w, const char *model, uint32_t number);
+
 /* Unloads every idle version (at the worker's end). */
 void versions_free_idle(struct worker *w);
 

@@ -385,3 +385,79 @@ Test(e2e_memory, a_version_larger_than_every_budget_is_refused_at_open_with_the_
 	swarm_disconnect(c);
 	h_stop();
 }
+
+/* `swarm model ARGS...` against the test's swarmd: its exit status, stdout in out. */
+static int swarm_model(char *out, size_t len, const char *verb, const char *ref, const char *device)
+{
+	const char *argv[] = {
+		SWARM_BIN_DIR "/swarm",     "model", verb, ref, "--socket", h_socket(),
+		device ? "--device" : NULL, device,  NULL
+	};
+	return h_run(argv, out, len);
+}
+
+/* On how many devices model is resident, and on how many pinned. */
+static void count_resident(const char *model, int *resident_on, int *pinned_on)
+{
+	json_t *st = status();
+	*resident_on = *pinned_on = 0;
+	for (int i = 0; i < 2; i++) {
+		json_t *m = resident(st, i, model);
+		*resident_on += m != NULL;
+		*pinned_on += m && json_is_true(json_object_get(m, "pinned"));
+	}
+	json_decref(st);
+}
+
+Test(e2e_memory, an_operators_load_pins_a_version_and_unload_lets_it_go)
+{
+	publish_nets();
+	const char *extra[] = { "--registry", reg_dir, "--device-memory", "10000", NULL };
+	h_start("cpu:2", extra);
+	char out[1024];
+	int res, pin;
+	cr_assert_eq(swarm_model(out, sizeof out, "load", "m0", "cpu:1"), 0, "%s", out);
+	cr_assert(strstr(out, "m0@1 is loaded and pinned"), "%s", out);
+	json_t *st = status();
+	json_t *m = resident(st, 1, "m0");
+	cr_assert(m && json_is_true(json_object_get(m, "pinned")) && !resident(st, 0, "m0"),
+		  "m0 pinned on cpu:1 only: %s", json_dumps(st, JSON_COMPACT));
+	json_decref(st);
+	cr_assert_eq(swarm_model(out, sizeof out, "load", "m0", "cpu:9"), 1, "no such device");
+	cr_assert_eq(swarm_model(out, sizeof out, "load", "nosuch", NULL), 1, "no such model");
+	cr_assert_eq(swarm_model(out, sizeof out, "frob", "m0", NULL), 2, "bad usage");
+
+	/* Pressure on both devices: every other version comes and goes, m0 stays. */
+	swarm_client *c = h_connect_or_fail();
+	for (int round = 0; round < 2; round++)
+		for (int i = 1; i < NETS; i++) {
+			swarm_session *s;
+			cr_assert_eq(open_net(c, i, &s), 0, "m%d: %s", i, swarm_client_error(c));
+			cr_assert_eq(mlp_roundtrip_of(s, &nets[i], (uint32_t)i), 0);
+			swarm_session_close(s);
+		}
+	cr_assert_gt(h_log_count("event=version_evicted device="), 0, "nothing was evicted");
+	cr_assert_eq(h_log_count("event=version_evicted device=cpu:1 model=m0 "), 0);
+	count_resident("m0", &res, &pin);
+	cr_assert(res == 1 && pin == 1, "m0 resident on %d, pinned on %d", res, pin);
+
+	/* In use: not unloaded. Idle: unpinned and gone. */
+	swarm_session *s;
+	cr_assert_eq(open_net(c, 0, &s), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(mlp_roundtrip_of(s, &nets[0], 9), 0);
+	cr_assert_eq(swarm_model(out, sizeof out, "unload", "m0", NULL), 1,
+		     "unload of a version in use");
+	swarm_session_close(s);
+	for (int k = 0; k < 50 && swarm_model(out, sizeof out, "unload", "m0", NULL); k++)
+		h_sleep_ms(20); /* the close reaches swarmd */
+	cr_assert(strstr(out, "m0@1 unloaded from"), "%s", out);
+	count_resident("m0", &res, &pin);
+	cr_assert(res == 0 && pin == 0, "m0 resident on %d, pinned on %d", res, pin);
+	cr_assert_eq(swarm_model(out, sizeof out, "unload", "m0", NULL), 1, "not resident");
+	/* Load everywhere: both devices. */
+	cr_assert_eq(swarm_model(out, sizeof out, "load", "m0", NULL), 0, "%s", out);
+	count_resident("m0", &res, &pin);
+	cr_assert(res == 2 && pin == 2, "m0 resident on %d, pinned on %d", res, pin);
+	swarm_disconnect(c);
+	h_stop();
+}

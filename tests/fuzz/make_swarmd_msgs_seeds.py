@@ -8,10 +8,12 @@ import struct
 import sys
 
 MAGIC, ABI = 0x50525753, 2
-HELLO, OPEN, CLOSE, STATUS, DEVICE = 1, 3, 5, 7, 9
-READY, ATTACH_REPLY, DETACHED, SWITCHED, SHARE, UNSHARE, LOADED = 32, 34, 36, 38, 39, 40, 49
-SIZE = {HELLO: 32, OPEN: 88, CLOSE: 24, STATUS: 16, DEVICE: 56, READY: 464,
-        ATTACH_REPLY: 288, DETACHED: 288, SWITCHED: 288, SHARE: 112, UNSHARE: 112, LOADED: 360}
+HELLO, OPEN, CLOSE, STATUS, DEVICE, MODEL = 1, 3, 5, 7, 9, 11
+READY, ATTACH_REPLY, DETACHED, SWITCHED, SHARE, UNSHARE, LOADED, RESIDENCY = (
+    32, 34, 36, 38, 39, 40, 49, 50)
+SIZE = {HELLO: 32, OPEN: 88, CLOSE: 24, STATUS: 16, DEVICE: 56, MODEL: 104, READY: 480,
+        ATTACH_REPLY: 288, DETACHED: 288, SWITCHED: 288, SHARE: 112, UNSHARE: 112, LOADED: 360,
+        RESIDENCY: 160}
 
 
 def msg(mtype, body=b"", seq=1):
@@ -51,6 +53,15 @@ SEEDS = {
     "status_device": hello() + rec(msg(STATUS)) + rec(msg(DEVICE, b"cpu:0\0".ljust(32, b"\0") + struct.pack("<I", 1))),
     "ready_loaded": rec(msg(READY), worker=True) + rec(msg(LOADED, seq=0x50000000), worker=True, which=1)
     + rec(msg(UNSHARE), worker=True),
+    "model_ops": hello() + rec(msg(MODEL, struct.pack("<II", 1, 0) + b"affine".ljust(48, b"\0")
+                                   + b"cpu:0".ljust(32, b"\0")))
+    + rec(msg(MODEL, struct.pack("<II", 2, 0) + b"affine".ljust(48, b"\0") + b"\0" * 32))
+    + rec(msg(LOADED, seq=0x60000000), worker=True),
+    "residency": rec(msg(READY), worker=True)
+    + rec(msg(RESIDENCY, b"affine".ljust(48, b"\0") + struct.pack("<II", 1, 1) + b"\0" * 72
+              + struct.pack("<QQ", 1 << 20, 4096)), worker=True)
+    + hello() + open_(b"affine") + rec(msg(RESIDENCY, b"affine".ljust(48, b"\0")
+                                           + struct.pack("<II", 1, 0)), worker=True),
     "no_hello": open_() + rec(msg(CLOSE, struct.pack("<Q", 1))),
     "two_clients": hello() + rec(msg(HELLO), which=1) + open_() + open_(b"affine")
     + for_session(ATTACH_REPLY, 0, struct.pack("<iI", 0, 0)),

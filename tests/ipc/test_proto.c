@@ -103,11 +103,15 @@ Test(ipc_proto, msg_len_matches_the_structs)
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_WEIGHTS_SHARE), sizeof(struct swarm_msg_weights));
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_WEIGHTS_UNSHARE), sizeof(struct swarm_msg_weights));
 	cr_assert_eq(swarm_msg_len(SWARM_MSG_WEIGHTS_OFFER), sizeof(struct swarm_msg_weights));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_MODEL), sizeof(struct swarm_msg_model));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_MODEL_REPLY), sizeof(struct swarm_msg_reply));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_RESIDENCY), sizeof(struct swarm_msg_residency));
+	cr_assert_eq(swarm_msg_len(SWARM_MSG_UNLOAD), sizeof(struct swarm_msg_unload));
 }
 
 Test(ipc_proto, msg_len_of_unknown_type_is_zero)
 {
-	static const uint16_t bad[] = { 0, 11, 31, SWARM_MSG_TYPE_MAX, 0xffff };
+	static const uint16_t bad[] = { 0, 13, 31, SWARM_MSG_TYPE_MAX, 0xffff };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		cr_assert_eq(swarm_msg_len(bad[i]), 0u, "msg_len(%u) = %u, want 0", bad[i],
 			     swarm_msg_len(bad[i]));
@@ -159,7 +163,7 @@ Test(ipc_proto, check_rejects_wrong_length_for_type)
 
 Test(ipc_proto, check_rejects_unknown_type)
 {
-	static const uint16_t bad[] = { 0, 11, 31, SWARM_MSG_TYPE_MAX, 0xffff };
+	static const uint16_t bad[] = { 0, 13, 31, SWARM_MSG_TYPE_MAX, 0xffff };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		struct swarm_msg_hdr h;
 		swarm_msg_init(&h, bad[i], sizeof h, 1);
