@@ -88,7 +88,11 @@ void mem_residency(struct device *dv, const struct swarm_msg_residency *m)
 	swarm_copy_str(sha, sizeof sha, m->weights_sha);
 	struct resident *r = find(dv, model, m->version);
 	if (!m->loaded) {
-		if (r)
+		/* A reservation (loading) is for a load queued after this unload: an evicted
+		 * version opened again before its UNLOAD reached the worker. Its RESIDENCY
+		 * (loaded) comes next; dropping the reservation now would let another open
+		 * count on bytes that are about to be taken. */
+		if (r && !r->loading)
 			*r = dv->res[--dv->n_res];
 		return;
 	}
@@ -110,6 +114,18 @@ void mem_residency(struct device *dv, const struct swarm_msg_residency *m)
 	r->weights_bytes = m->weights_bytes;
 	r->other_bytes = m->other_bytes;
 	r->loading = 0; /* measured now, no longer the estimate */
+	/* Only a load that took more than its estimate (a GPU's staged arena) gets here. */
+	struct swarm_res_device snap;
+	static struct swarm_res_version res_v[SWARM_RES_MAX_RESIDENT];
+	mem_snapshot(dv, &snap, res_v);
+	uint64_t used = swarm_res_used(&snap);
+	if (used > dv->mem_budget)
+		swarm_log(SWARM_LOG_WARN,
+			  "event=over_budget device=%s used_bytes=%llu budget_bytes=%llu model=%s "
+			  "version=%u bytes=%llu reason=\"the load took more than its estimate\"",
+			  dv->plan.name, (unsigned long long)used,
+			  (unsigned long long)dv->mem_budget, model, m->version,
+			  (unsigned long long)(m->weights_bytes + m->other_bytes));
 }
 
 void mem_worker_gone(struct device *dv) { dv->n_res = 0; }

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -459,5 +460,110 @@ Test(e2e_memory, an_operators_load_pins_a_version_and_unload_lets_it_go)
 	count_resident("m0", &res, &pin);
 	cr_assert(res == 2 && pin == 2, "m0 resident on %d, pinned on %d", res, pin);
 	swarm_disconnect(c);
+	h_stop();
+}
+
+/* ---- under load: 20 models, 2 devices that hold 8 each, a Zipf popularity that shifts -------- */
+
+#define ZIPF_MODELS 20
+#define ZIPF_THREADS 4
+#define ZIPF_ROUNDS 50
+
+static struct h_mlp zipf_nets[ZIPF_MODELS];
+
+struct zipf_client {
+	pthread_t t;
+	uint32_t seed;
+	int opens, requests, failures, first_error, first_model;
+};
+
+/* A model index drawn from a Zipf (s = 1) popularity over ZIPF_MODELS; after the shift the
+ * ranks are reversed, so that the cold models become the hot ones. */
+static int zipf_pick(uint64_t *state, int shifted)
+{
+	static double cdf[ZIPF_MODELS];
+	if (cdf[ZIPF_MODELS - 1] == 0) {
+		double sum = 0;
+		for (int k = 0; k < ZIPF_MODELS; k++)
+			cdf[k] = sum += 1.0 / (k + 1);
+		for (int k = 0; k < ZIPF_MODELS; k++)
+			cdf[k] /= sum;
+	}
+	*state = *state * 6364136223846793005ull + 1442695040888963407ull;
+	double u = (double)(*state >> 11) / 9007199254740992.0;
+	int k = 0;
+	while (k < ZIPF_MODELS - 1 && u > cdf[k])
+		k++;
+	return shifted ? ZIPF_MODELS - 1 - k : k;
+}
+
+static void *zipf_run(void *arg)
+{
+	struct zipf_client *z = arg;
+	swarm_client *c = NULL;
+	if (swarm_connect(h_socket(), &c)) {
+		z->failures++;
+		return NULL;
+	}
+	uint64_t state = z->seed;
+	for (int round = 0; round < ZIPF_ROUNDS; round++) {
+		int k = zipf_pick(&state, round >= ZIPF_ROUNDS / 2);
+		char name[16];
+		snprintf(name, sizeof name, "z%d", k);
+		swarm_session *s;
+		int rc = swarm_session_open(c, name, 0, NULL, &s);
+		for (int r = 0; !rc && r < 3; r++, z->requests++)
+			rc = mlp_roundtrip_of(s, &zipf_nets[k],
+					      z->seed + (uint32_t)(round * 3 + r));
+		if (rc && !z->failures++) {
+			z->first_error = rc;
+			z->first_model = k;
+		}
+		z->opens++;
+		if (rc == 0 || rc == 1)
+			swarm_session_close(s);
+	}
+	swarm_disconnect(c);
+	return NULL;
+}
+
+Test(e2e_memory, twenty_models_on_two_devices_of_eight_under_a_shifting_zipf_load)
+{
+	for (int i = 0; i < ZIPF_MODELS; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "z%d", i);
+		h_mlp_make(&zipf_nets[i], 500 + (uint32_t)i, 0.0005f);
+		h_mlp_publish(&zipf_nets[i], reg_dir, work_dir, name,
+			      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+			      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
+			      "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
+	}
+	/* 4624 bytes an MLP: 38000 hold 8 of them, not 9. */
+	const char *extra[] = { "--registry", reg_dir, "--device-memory", "38000", NULL };
+	h_start("cpu:2", extra);
+	struct zipf_client z[ZIPF_THREADS] = { 0 };
+	for (int i = 0; i < ZIPF_THREADS; i++) {
+		z[i].seed = 77 + 1000 * (uint32_t)i;
+		cr_assert_eq(pthread_create(&z[i].t, NULL, zipf_run, &z[i]), 0);
+	}
+	int opens = 0, requests = 0;
+	for (int i = 0; i < ZIPF_THREADS; i++) {
+		pthread_join(z[i].t, NULL);
+		opens += z[i].opens;
+		requests += z[i].requests;
+		cr_expect_eq(
+			z[i].failures, 0, "client %d: %d of %d opens failed (first: m%d, %d %s)", i,
+			z[i].failures, z[i].opens, z[i].first_model, z[i].first_error,
+			z[i].first_error == 1 ? "wrong output" : swarm_strerror(z[i].first_error));
+	}
+	cr_assert_eq(opens, ZIPF_THREADS * ZIPF_ROUNDS);
+	cr_assert_eq(requests, 3 * opens, "every open ran its three checked requests");
+	int evicted = h_log_count("event=version_evicted device=");
+	int loads = h_log_count("event=weights_loaded model=z");
+	fprintf(stderr, "zipf: %d opens, %d loads, %d evictions\n", opens, loads, evicted);
+	cr_assert_gt(evicted, 0, "20 models in room for 16: something must have been evicted");
+	cr_assert_lt(loads, opens, "resident versions were not reused");
+	check_budgets(38000);
+	cr_assert_eq(h_log_count("event=over_budget"), 0, "a device went over its budget");
 	h_stop();
 }
