@@ -32,7 +32,7 @@ static const char *const top_keys[] = {
 
 static const char *const deploy_keys[] = {
 	"max_rows",    "max_batch",   "max_queue_delay_us", "slots",
-	"min_devices", "max_devices", "latency_p99_us",
+	"min_devices", "max_devices", "latency_p99_us", "device_kind", "devices", "priority",
 };
 
 __attribute__((format(printf, 3, 4))) int manifest_fail(char *err, size_t err_len, const char *fmt,
@@ -299,6 +299,54 @@ static int get_u32(json_t *d, const char *key, uint64_t lo, uint64_t hi, uint32_
 	return 0;
 }
 
+/* "cpu:N" or "gpu:N", N below 1000000: a device swarmd plans (an instance's "gpu:0/1" is
+ * named by its device, "gpu:0"). */
+static int device_name_ok(const char *s)
+{
+	if (strncmp(s, "cpu:", 4) && strncmp(s, "gpu:", 4))
+		return 0;
+	size_t n = strspn(s + 4, "0123456789");
+	return n >= 1 && n <= 6 && s[4 + n] == 0;
+}
+
+/* deploy.device_kind, deploy.devices and deploy.priority into p. */
+static int parse_placement(json_t *d, struct swarm_placement_config *p, char *err, size_t err_len)
+{
+	*p = (struct swarm_placement_config){ .kind = SWARM_PLACE_ANY, .priority = 50 };
+	if (!d)
+		return 0;
+	json_t *k = json_object_get(d, "device_kind"), *list = json_object_get(d, "devices"), *v;
+	if (k) {
+		const char *s = json_is_string(k) ? json_string_value(k) : "";
+		if (strcmp(s, "any") && strcmp(s, "cpu") && strcmp(s, "gpu"))
+			return manifest_fail(err, err_len,
+					     "deploy.device_kind: must be \"any\", \"cpu\" or \"gpu\"");
+		p->kind = !strcmp(s, "cpu") ? SWARM_PLACE_CPU :
+			  !strcmp(s, "gpu") ? SWARM_PLACE_GPU : SWARM_PLACE_ANY;
+	}
+	if (list && (!json_is_array(list) || json_array_size(list) == 0 ||
+		     json_array_size(list) > SWARM_DEPLOY_MAX_DEVICES))
+		return manifest_fail(err, err_len,
+				     "deploy.devices: must be a list of 1..%d device names",
+				     SWARM_DEPLOY_MAX_DEVICES);
+	size_t i;
+	json_array_foreach (list, i, v) {
+		const char *s = json_is_string(v) ? json_string_value(v) : "";
+		if (!device_name_ok(s))
+			return manifest_fail(err, err_len,
+					     "deploy.devices[%zu]: must be a device name such as "
+					     "\"cpu:0\" or \"gpu:1\"",
+					     i);
+		for (uint32_t j = 0; j < p->n_devices; j++)
+			if (!strcmp(p->devices[j], s))
+				return manifest_fail(err, err_len,
+						     "deploy.devices[%zu]: \"%s\" is listed twice", i,
+						     s);
+		snprintf(p->devices[p->n_devices++], sizeof p->devices[0], "%s", s);
+	}
+	return get_u32(d, "priority", 0, 100, &p->priority, err, err_len);
+}
+
 static int parse_deploy(json_t *root, struct swarm_deploy_config *c, char *err, size_t err_len)
 {
 	json_t *d = json_object_get(root, "deploy");
@@ -324,7 +372,7 @@ static int parse_deploy(json_t *root, struct swarm_deploy_config *c, char *err, 
 			return manifest_fail(err, err_len,
 					     "deploy.%s: unknown key (max_rows, max_batch, "
 					     "max_queue_delay_us, slots, min_devices, max_devices, "
-					     "latency_p99_us)",
+					     "latency_p99_us, device_kind, devices, priority)",
 					     key);
 	}
 	if ((rc = get_u32(d, "max_rows", 1, 1048576, &c->max_rows, err, err_len)) ||
@@ -382,7 +430,8 @@ static int parse_root(json_t *root, struct swarm_manifest *m, char *err, size_t 
 	    (rc = parse_tensors(root, "outputs", m->outputs, &m->n_outputs, err, err_len)) ||
 	    (rc = manifest_parse_graph(root, m, err, err_len)) ||
 	    (rc = parse_weights(root, m, err, err_len)) ||
-	    (rc = parse_deploy(root, &m->deploy, err, err_len)))
+	    (rc = parse_deploy(root, &m->deploy, err, err_len)) ||
+	    (rc = parse_placement(json_object_get(root, "deploy"), &m->place, err, err_len)))
 		return rc;
 	/* A node may not produce a declared weight's name: the executor would not know which
 	 * the later nodes mean. */

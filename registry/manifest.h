@@ -45,6 +45,24 @@ struct swarm_deploy_config {
 	uint32_t reserved;
 };
 
+#define SWARM_DEPLOY_MAX_DEVICES 16 /* deploy.devices: names it lists at most */
+
+enum swarm_device_kind_constraint {
+	SWARM_PLACE_ANY = 0,
+	SWARM_PLACE_CPU = 1,
+	SWARM_PLACE_GPU = 2,
+};
+
+/* Where the model may be placed, and how it ranks when room is short (docs/placement.md):
+ * deploy.device_kind, deploy.devices, deploy.priority. Not in the registry's catalog (whose
+ * deploy record is fixed): swarmd reads it from the manifest. */
+struct swarm_placement_config {
+	uint32_t kind;      /* a swarm_device_kind_constraint; default SWARM_PLACE_ANY */
+	uint32_t priority;  /* 0..100, default 50: the lower is evicted first */
+	uint32_t n_devices; /* 0: any device */
+	char devices[SWARM_DEPLOY_MAX_DEVICES][32]; /* "cpu:1", "gpu:0" (and its instances) */
+};
+
 struct swarm_manifest_weight {
 	char name[SWARM_ST_NAME_MAX];
 	uint32_t dtype; /* a swarm_dtype */
@@ -65,6 +83,7 @@ struct swarm_manifest {
 	uint32_t n_weights;
 	struct swarm_manifest_weight weights[SWARM_MANIFEST_MAX_WEIGHTS];
 	struct swarm_deploy_config deploy;
+	struct swarm_placement_config place;
 };
 
 /* Parses and checks a manifest of len bytes (not necessarily NUL-terminated; at most

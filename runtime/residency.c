@@ -57,24 +57,24 @@ uint64_t swarm_res_cost(const struct swarm_res_version *v)
 }
 
 /* The next version to evict from dv to make room for v: idle ones (no session) before ones
- * whose sessions must move; within each, those that do not hold v's weights before those that
- * do (evicting a holder of v's blob frees only its own bytes, v needs the blob again), then
- * the least recently used, then the lower index. Never a pinned one, nor one whose sessions
- * cannot move. -1 when none is left. */
+ * whose sessions must move; within each, the lowest priority first, then those that do not
+ * hold v's weights before those that do (evicting a holder of v's blob frees only its own bytes, v
+ * needs the blob again), then the least recently used, then the lower index. Never a pinned one,
+ * nor one whose sessions cannot move. -1 when none is left. */
 static int next_victim(const struct swarm_res_device *dv, const uint8_t *gone,
 		       const struct swarm_res_version *v)
 {
 	int best = -1;
-	uint64_t best_rank[3] = { 0 };
+	uint64_t best_rank[4] = { 0 };
 	for (uint32_t i = 0; i < dv->n_resident; i++) {
 		const struct swarm_res_version *x = &dv->resident[i];
 		if (gone[i] || x->pinned || (x->sessions && !x->movable))
 			continue;
-		uint64_t rank[3] = { x->sessions != 0,
+		uint64_t rank[4] = { x->sessions != 0, x->priority,
 				     v->weights_key && x->weights_key == v->weights_key,
 				     x->last_used_ns };
 		int k = 0;
-		while (best >= 0 && k < 2 && rank[k] == best_rank[k])
+		while (best >= 0 && k < 3 && rank[k] == best_rank[k])
 			k++;
 		if (best < 0 || rank[k] < best_rank[k]) {
 			best = (int)i;

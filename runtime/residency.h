@@ -23,8 +23,8 @@ struct swarm_res_version {
 	uint32_t sessions;      /* sessions it serves on this device now */
 	uint32_t movable;       /* those sessions could move to another device that has it */
 	uint32_t pinned;        /* never evicted (--preload, or an operator's load) */
-	uint32_t reserved;
-	uint64_t last_used_ns; /* its last request or open here; 0 never */
+	uint32_t priority;      /* deploy.priority, 0..100: the lower is evicted first */
+	uint64_t last_used_ns;  /* its last request or open here; 0 never */
 };
 
 struct swarm_res_device {
@@ -64,7 +64,8 @@ struct swarm_res_choice {
  * spread as without budgets; on a tie one that has v resident); else the fewest sessions to move,
  * then the fewest bytes evicted, then NUMA distance and load. A device's evictions: idle versions
  * (no session, not pinned) before ones whose sessions can move elsewhere (movable); within each,
- * those that do not hold v's weights blob before those that do; then the least recently used. Only
+ * the lowest priority first, then those that do not hold v's weights blob before those that do;
+ * then the least recently used. Only
  * devices that swarm_balancer_pick could give count: active, with room for a session, has_model
  * set. Returns 0 with *out filled (resident: v is there already), or with out->device -1: -EFBIG
  * when v's cost is larger than every allowed device's budget (out->cost, out->largest_budget say by

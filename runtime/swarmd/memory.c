@@ -109,6 +109,7 @@ void mem_residency(struct device *dv, const struct swarm_msg_residency *m)
 		memcpy(r->model, model, sizeof r->model);
 		r->version = m->version;
 		r->last_used_ns = swarm_now_ns();
+		r->priority = 50; /* a load swarmd did not ask for: the default */
 	}
 	memcpy(r->sha, sha, sizeof r->sha);
 	r->weights_bytes = m->weights_bytes;
@@ -205,6 +206,7 @@ void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 			.other_bytes = r->other_bytes,
 			.sessions = sessions_of(dv, r),
 			.pinned = mem_pinned(dv, r) || r->loading,
+			.priority = r->priority,
 			.last_used_ns = r->last_used_ns,
 		};
 	}
@@ -253,6 +255,7 @@ void mem_expect(struct device *dv, const struct resolved *res)
 	swarm_copy_str(r->sha, sizeof r->sha, res->weights_sha);
 	models_cost(res, &r->weights_bytes, &r->other_bytes);
 	r->loading = 1;
+	r->priority = res->place.priority;
 	r->last_used_ns = swarm_now_ns();
 }
 
@@ -344,9 +347,46 @@ int mem_place(const struct resolved *res, int client_numa, char *text, size_t le
 	return mem_place_in(res, client_numa, ~0ull, text, len);
 }
 
+/* 1 when device name dv_name is the constraint's name, or one of its instances
+ * ("gpu:0/1" of "gpu:0"). */
+static int name_matches(const char *dv_name, const char *want)
+{
+	size_t n = strlen(want);
+	return !strncmp(dv_name, want, n) && (dv_name[n] == 0 || dv_name[n] == '/');
+}
+
+uint64_t mem_allowed(const struct resolved *res)
+{
+	const struct swarm_placement_config *p = &res->place;
+	uint64_t mask = 0;
+	for (int i = 0; i < d.n_dev && i < 64; i++) {
+		const struct device *dv = &d.dev[i];
+		int ok = p->kind == SWARM_PLACE_ANY || (p->kind == SWARM_PLACE_GPU) == (dv->gpu >= 0);
+		int listed = p->n_devices == 0;
+		for (uint32_t k = 0; k < p->n_devices && k < SWARM_DEPLOY_MAX_DEVICES; k++)
+			listed |= name_matches(dv->plan.name, p->devices[k]);
+		if (ok && listed)
+			mask |= 1ull << i;
+	}
+	return mask;
+}
+
 int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, char *text,
 		 size_t len)
 {
+	allowed &= mem_allowed(res);
+	if (!allowed) {
+		snprintf(text, len,
+			 "model %s@%u may use only %s devices%s%s (its deploy section), and this "
+			 "swarmd has none of them",
+			 res->name, res->version,
+			 res->place.kind == SWARM_PLACE_GPU   ? "GPU" :
+			 res->place.kind == SWARM_PLACE_CPU ? "CPU" :
+							      "these",
+			 res->place.n_devices ? ": " : "",
+			 res->place.n_devices ? res->place.devices[0] : "");
+		return -ENODEV;
+	}
 	struct swarm_balancer_device bal[MAX_DEVICES];
 	struct swarm_res_device devs[MAX_DEVICES];
 	static struct swarm_res_version res_v[MAX_DEVICES][SWARM_RES_MAX_RESIDENT];

@@ -48,6 +48,7 @@ static int resolve_manifest(const char *name, const struct swarm_reg_version *rv
 	r->n_outputs = m->n_outputs;
 	memcpy(r->inputs, m->inputs, sizeof r->inputs);
 	memcpy(r->outputs, m->outputs, sizeof r->outputs);
+	r->place = m->place;
 	free(m);
 	return 0;
 }
@@ -114,6 +115,7 @@ int models_resolve(const char *name, uint32_t version, struct resolved *r, char 
 		return -ENOENT;
 	}
 	r->version = r->desc->version;
+	r->place = (struct swarm_placement_config){ .kind = SWARM_PLACE_ANY, .priority = 50 };
 	/* A built-in model may use every device: they are for tests and benchmarks. */
 	r->min_devices = 1;
 	r->max_devices = MAX_DEVICES;

@@ -42,14 +42,6 @@ void place_snapshot(struct swarm_balancer_device *snap)
 	}
 }
 
-int place_pick(int client_numa)
-{
-	struct swarm_balancer_device snap[MAX_DEVICES];
-	place_snapshot(snap);
-	return swarm_balancer_pick(snap, (size_t)d.n_dev, client_numa, swarm_topology_distance,
-				   d.topo);
-}
-
 static const char *const move_reasons[] = { "none", "evacuate", "spread", "busy" };
 
 /* The kernel's number of a device's NUMA node, -1 when it has none. */
@@ -187,7 +179,7 @@ void place_let_go(struct session *s)
 		return;
 	}
 	int to = s->move_to;
-	uint64_t fits = mem_fits_mask(s->model_name, s->version);
+	uint64_t fits = mem_fits_mask(s->model_name, s->version) & s->allowed;
 	if (!device_takes(to) || to >= 64 || !(fits >> to & 1))
 		to = pick_fitting(s->client_numa, fits);
 	if (to < 0) {
@@ -311,7 +303,7 @@ void place_rebalance(void)
 		ss[n] = (struct swarm_balancer_session){
 			.device = s->state == S_HOMELESS ? -1 : s->device,
 			.client_numa = s->client_numa,
-			.serves = all & mem_fits_mask(s->model_name, s->version),
+			.serves = all & s->allowed & mem_fits_mask(s->model_name, s->version),
 			.last_move_ns = s->last_move_ns,
 		};
 		sp[n++] = s;

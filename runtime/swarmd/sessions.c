@@ -216,6 +216,7 @@ static struct session *session_new(struct conn *c, const struct swarm_msg_open *
 	s->bytes = geo->segment_bytes;
 	s->geo = *geo;
 	s->min_devices = res->min_devices;
+	s->allowed = mem_allowed(res);
 	s->max_devices = res->max_devices;
 	s->latency_p99_us = res->latency_p99_us;
 	s->count_dev = -1;
@@ -277,8 +278,9 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	 * said hello from. Until every device of the start is serving, opens wait: placement
 	 * must not depend on which worker happened to start first. */
 	int client_numa = m->cpu >= 0 ? swarm_topology_cpu_numa(d.topo, m->cpu) : c->numa_node;
+	text[0] = 0;
 	int di = d.ready ? mem_place(&res, client_numa, text, sizeof text) : -ENODEV;
-	if (di == -EFBIG || di == -ENOSPC) {
+	if (di == -EFBIG || di == -ENOSPC || (di == -ENODEV && text[0])) {
 		session_open_failed(c, m->h.seq, model_name, m->version, di, text);
 		return 0;
 	}

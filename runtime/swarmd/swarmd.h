@@ -40,6 +40,7 @@
 #include "ipc/outbox.h"
 #include "ipc/proto.h"
 #include "ipc/segment.h"
+#include "registry/manifest.h"
 #include "kernels/builtin.h"
 #include "runtime/autoscaler.h"
 #include "runtime/balancer.h"
@@ -196,6 +197,7 @@ struct session {
 	uint64_t homeless_since_ns;
 	struct swarm_seg_geometry geo;
 	uint32_t min_devices, max_devices; /* its model's deployment configuration */
+	uint64_t allowed; /* bit i: its model may use device i (deploy.device_kind, devices) */
 	uint32_t latency_p99_us;
 	int memfd, sq_efd, cq_efd;
 	void *base;
@@ -233,6 +235,7 @@ struct resident {
 	uint64_t last_used_ns;
 	uint64_t seen_requests; /* its stats page's request count at the last tick */
 	int loading;            /* reserved by an attach, not yet loaded: bytes estimated */
+	uint32_t priority;      /* deploy.priority: the lower is evicted first */
 	int op_pinned;          /* `swarm model load` pinned it here */
 };
 
@@ -309,6 +312,7 @@ struct resolved {
 	swarm_tensor_spec inputs[SWARM_MAX_TENSORS], outputs[SWARM_MAX_TENSORS];
 	char manifest_sha[72];
 	uint64_t manifest_bytes;
+	struct swarm_placement_config place; /* deploy.device_kind, devices, priority */
 };
 
 /* ---- ctl_server.c ------------------------------------------------------------------------- */
@@ -391,7 +395,6 @@ void session_attached(struct session *s, struct device *dv, const struct swarm_m
 
 /* ---- placement.c -------------------------------------------------------------------------- */
 
-int place_pick(int client_numa);
 /* The balancer's view of the devices (n = d.n_dev). */
 void place_snapshot(struct swarm_balancer_device *snap);
 int place_device_os_node(const struct device *dv);
@@ -454,6 +457,8 @@ int mem_place(const struct resolved *res, int client_numa, char *text, size_t le
 /* Bit i: device i has model@version resident or room for it without evicting anything (a
  * move's targets). A version no worker has loaded counts as its weights alone: 0 bytes. */
 uint64_t mem_fits_mask(const char *model, uint32_t version);
+/* The devices res's model may use (deploy.device_kind, deploy.devices): bit i, device i. */
+uint64_t mem_allowed(const struct resolved *res);
 /* mem_place among the devices of mask allowed (bit i: device i) only. */
 int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, char *text,
 		 size_t len);

@@ -567,3 +567,43 @@ Test(e2e_memory, twenty_models_on_two_devices_of_eight_under_a_shifting_zipf_loa
 	cr_assert_eq(h_log_count("event=over_budget"), 0, "a device went over its budget");
 	h_stop();
 }
+
+Test(e2e_memory, deploy_devices_and_kind_bound_where_a_model_goes)
+{
+	h_mlp_publish(&mlp, reg_dir, work_dir, "on1",
+		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
+		      "{\"max_rows\": 8, \"slots\": 4, \"devices\": [\"cpu:1\"]}");
+	h_mlp_publish(&mlp, reg_dir, work_dir, "gpuonly",
+		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
+		      "{\"max_rows\": 8, \"slots\": 4, \"device_kind\": \"gpu\"}");
+	const char *extra[] = { "--registry", reg_dir, NULL };
+	h_start("cpu:2", extra);
+	swarm_client *c = h_connect_or_fail();
+	/* Four sessions would spread two and two; this model may use cpu:1 only. */
+	swarm_session *s[4];
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(swarm_session_open(c, "on1", 0, NULL, &s[i]), 0, "%s",
+			     swarm_client_error(c));
+		cr_assert_eq(device_of(s[i]), 1, "session %d on device %d", i, device_of(s[i]));
+		cr_assert_eq(mlp_roundtrip(s[i], (uint32_t)i), 0);
+	}
+	/* Sessions of another model still spread over both. */
+	swarm_session *other;
+	cr_assert_eq(swarm_session_open(c, "mlp", 0, NULL, &other), 0);
+	cr_assert_eq(device_of(other), 0, "the less loaded device");
+	/* No device of the kind: refused at once, saying why (never parked). */
+	swarm_session *g = NULL;
+	uint64_t t0 = h_now_ns();
+	int rc = swarm_session_open(c, "gpuonly", 0, NULL, &g);
+	cr_assert_eq(rc, -ENODEV, "open: %d (%s)", rc, swarm_client_error(c));
+	cr_assert(strstr(swarm_client_error(c), "may use only GPU devices"), "%s",
+		  swarm_client_error(c));
+	cr_assert_lt(h_now_ns() - t0, 2 * H_SEC, "the open waited for a device");
+	for (int i = 0; i < 4; i++)
+		swarm_session_close(s[i]);
+	swarm_session_close(other);
+	swarm_disconnect(c);
+	h_stop();
+}

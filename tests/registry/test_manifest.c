@@ -831,6 +831,50 @@ Test(registry_manifest, refuses_unknown_deploy_key)
 	expect_refusal(parse_deploy("{\"replicas\": 2}"), "deploy.replicas: unknown key");
 }
 
+Test(registry_manifest, placement_defaults_and_every_field)
+{
+	cr_assert_eq(parse_deploy(NULL), 0, "%s", err);
+	cr_assert(m.place.kind == SWARM_PLACE_ANY && m.place.priority == 50 &&
+			  m.place.n_devices == 0,
+		  "defaults: kind %u priority %u devices %u", m.place.kind, m.place.priority,
+		  m.place.n_devices);
+	int rc = parse_deploy("{\"device_kind\": \"gpu\", \"devices\": [\"gpu:1\", \"gpu:0\"], "
+			      "\"priority\": 90}");
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(m.place.kind, SWARM_PLACE_GPU);
+	cr_assert_eq(m.place.priority, 90);
+	cr_assert_eq(m.place.n_devices, 2);
+	cr_assert_str_eq(m.place.devices[0], "gpu:1");
+	cr_assert_str_eq(m.place.devices[1], "gpu:0");
+	cr_assert_eq(parse_deploy("{\"device_kind\": \"cpu\", \"priority\": 0}"), 0, "%s", err);
+	cr_assert(m.place.kind == SWARM_PLACE_CPU && m.place.priority == 0);
+}
+
+Test(registry_manifest, refuses_bad_placement)
+{
+	expect_refusal(parse_deploy("{\"device_kind\": \"tpu\"}"),
+		       "deploy.device_kind: must be \"any\", \"cpu\" or \"gpu\"");
+	expect_refusal(parse_deploy("{\"device_kind\": 1}"), "deploy.device_kind");
+	expect_refusal(parse_deploy("{\"devices\": []}"),
+		       "deploy.devices: must be a list of 1..16");
+	expect_refusal(parse_deploy("{\"devices\": \"cpu:0\"}"), "deploy.devices: must be a list");
+	expect_refusal(parse_deploy("{\"devices\": [\"cpu0\"]}"),
+		       "deploy.devices[0]: must be a device");
+	expect_refusal(parse_deploy("{\"devices\": [\"cpu:0\", \"cpu:\"]}"), "deploy.devices[1]");
+	expect_refusal(parse_deploy("{\"devices\": [\"gpu:0/1\"]}"), "deploy.devices[0]");
+	expect_refusal(parse_deploy("{\"devices\": [3]}"), "deploy.devices[0]");
+	expect_refusal(parse_deploy("{\"devices\": [\"cpu:1\", \"cpu:1\"]}"),
+		       "deploy.devices[1]: \"cpu:1\" is listed twice");
+	char many[1024] = "{\"devices\": [";
+	for (int i = 0; i < 17; i++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"cpu:%d\"",
+			 i ? ", " : "", i);
+	strcat(many, "]}");
+	expect_refusal(parse_deploy(many), "deploy.devices: must be a list of 1..16");
+	expect_refusal(parse_deploy("{\"priority\": 101}"), "deploy.priority: must be 0..100");
+	expect_refusal(parse_deploy("{\"priority\": -1}"), "deploy.priority");
+}
+
 Test(registry_manifest, refuses_zero_slots)
 {
 	expect_refusal(parse_deploy("{\"slots\": 0}"), "deploy.slots: must be 1..4096, not 0");

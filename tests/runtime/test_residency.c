@@ -142,6 +142,30 @@ Test(runtime_residency, least_recently_used_idle_versions_leave_first_and_no_mor
 	cr_assert_eq(c.evict_moving, 0);
 }
 
+Test(runtime_residency, a_lower_priority_leaves_before_a_less_recently_used_one)
+{
+	struct swarm_res_version r[3] = { ver(1, 0, 30 * MB, 0, 100), ver(2, 0, 30 * MB, 0, 200),
+					  ver(3, 0, 30 * MB, 0, 300) };
+	r[0].priority = 90; /* the least recently used, but it matters most */
+	r[1].priority = 50;
+	r[2].priority = 10; /* the most recently used, and the least important */
+	struct swarm_res_device d = device(100 * MB, r, 3);
+	struct swarm_res_version v = ver(9, 0, 40 * MB, 0, 0);
+	struct swarm_res_choice c;
+	cr_assert_eq(place(&d, 1, &v, &c), 0);
+	cr_assert_eq(c.n_evict, 1);
+	cr_assert_eq(c.evict[0], 2, "priority 10 first: evicted %u", c.evict[0]);
+	v.weights_bytes = 70 * MB;
+	cr_assert_eq(place(&d, 1, &v, &c), 0);
+	cr_assert(c.n_evict == 2 && c.evict[0] == 2 && c.evict[1] == 1, "evicted %u then %u",
+		  c.evict[0], c.evict[1]);
+	/* Equal priorities: the least recently used, as before. */
+	r[0].priority = r[1].priority = r[2].priority = 50;
+	v.weights_bytes = 40 * MB;
+	cr_assert_eq(place(&d, 1, &v, &c), 0);
+	cr_assert_eq(c.evict[0], 0);
+}
+
 Test(runtime_residency, versions_with_sessions_leave_only_when_they_can_move_and_after_idle_ones)
 {
 	struct swarm_res_version r[3] = { ver(1, 0, 40 * MB, 0, 1), ver(2, 0, 40 * MB, 0, 2),
