@@ -193,8 +193,8 @@ static void print_memory(const struct swarm_msg_status_reply *r)
 			if (e->device_index != dv->index)
 				continue;
 			char model[SWARM_NAME_MAX + 16];
-			snprintf(model, sizeof model, "%s@%u%s", e->model, e->version,
-				 e->shared ? "*" : "");
+			snprintf(model, sizeof model, "%s@%u%s%s", e->model, e->version,
+				 e->shared ? "*" : "", e->pinned ? "+" : "");
 			swarm_fmt_bytes(bytes, sizeof bytes, e->weights_bytes + e->other_bytes);
 			fmt_ns(idle, sizeof idle,
 			       e->last_used_ns && r->now_ns > e->last_used_ns
@@ -207,6 +207,8 @@ static void print_memory(const struct swarm_msg_status_reply *r)
 		if (!any)
 			printf("%-8s %10s %10s  %-20s\n", dv->name, used, budget, "-");
 	}
+	printf("(* shares its weights with another version there, + pinned: preloaded or "
+	       "`swarm model load`)\n");
 }
 
 static void print_table(const struct swarm_msg_status_reply *r)
