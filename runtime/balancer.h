@@ -70,6 +70,8 @@ enum swarm_move_reason {
 	SWARM_MOVE_EVACUATE = 1, /* its device left service (draining, parked, failed) or died */
 	SWARM_MOVE_SPREAD = 2,   /* session counts uneven past spread_gap */
 	SWARM_MOVE_BUSY = 3,     /* busy fractions uneven past busy_gap */
+	SWARM_MOVE_MEMORY = 4,   /* its version is evicted from its device to make room
+				  * (runtime/residency.h); it goes where the version is resident */
 };
 
 struct swarm_balancer_move {

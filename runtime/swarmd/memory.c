@@ -73,6 +73,7 @@ void mem_worker_ready(struct device *dv, const struct swarm_msg_worker_ready *m)
 	}
 	dv->mem_total = m->mem_total;
 	dv->mem_budget = budget;
+	dv->mem_known = 1;
 	dv->n_res = 0; /* a new worker holds nothing yet */
 	swarm_log(SWARM_LOG_INFO,
 		  "event=device_memory device=%s budget_bytes=%llu total_bytes=%llu "
@@ -190,11 +191,68 @@ static uint32_t sessions_of(const struct device *dv, const struct resident *r)
 	return n;
 }
 
+/* 1 when model@version is resident and loaded on dv. */
+static int loaded_on(const struct device *dv, const char *model, uint32_t version)
+{
+	for (uint32_t k = 0; k < dv->n_res; k++)
+		if (dv->res[k].version == version && !dv->res[k].loading &&
+		    !strcmp(dv->res[k].model, model))
+			return 1;
+	return 0;
+}
+
+/* Where s (on device from) could move so that its version can leave from: an active device
+ * its model may use that has the version loaded and room for a session, the one with the
+ * fewest sessions; -1 when none. */
+static int move_target(int from, const struct session *s)
+{
+	int best = -1;
+	for (int j = 0; j < d.n_dev && j < 64; j++) {
+		const struct device *dv = &d.dev[j];
+		if (j == from || dv->state != SWARM_DEVICE_ACTIVE || dv->ctl < 0 || dv->parking ||
+		    dv->sessions >= SWARM_WORKER_MAX_SESSIONS || !(s->allowed >> j & 1) ||
+		    !loaded_on(dv, s->model_name, s->version))
+			continue;
+		if (best < 0 || dv->sessions < d.dev[best].sessions)
+			best = j;
+	}
+	return best;
+}
+
+/* 1 when every session dv serves with r's version has somewhere to move, or is moving away
+ * already (an earlier open's room). */
+static int sessions_can_move(const struct device *dv, const struct resident *r)
+{
+	for (struct session *s = d.sessions; s; s = s->next) {
+		if (s->device != dv->index || s->state == S_DETACHING || s->version != r->version ||
+		    strcmp(s->model_name, r->model))
+			continue;
+		if (s->state == S_MOVING && s->move_to != dv->index)
+			continue;
+		if (s->state != S_ACTIVE || move_target(dv->index, s) < 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* dv's budget for placement: the one its worker's WORKER_READY set; before any (a parked
+ * device the autoscaler may wake) what it will be where that is known without the worker (a
+ * CPU device's, --device-memory), else no bound (a GPU's free memory is not known yet: a
+ * model is not refused as too large for a device nobody has measured). */
+static uint64_t budget_of(const struct device *dv)
+{
+	if (dv->mem_known)
+		return dv->mem_budget;
+	if (cfg.mem.budget)
+		return cfg.mem.budget;
+	return dv->gpu < 0 ? cpu_default_budget(dv) : UINT64_MAX;
+}
+
 void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 		  struct swarm_res_version res[SWARM_RES_MAX_RESIDENT])
 {
 	memset(out, 0, sizeof *out);
-	out->budget_bytes = dv->mem_budget;
+	out->budget_bytes = budget_of(dv);
 	out->resident = res;
 	out->n_resident = dv->n_res;
 	for (uint32_t k = 0; k < dv->n_res; k++) {
@@ -206,6 +264,7 @@ void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 			.other_bytes = r->other_bytes,
 			.sessions = sessions_of(dv, r),
 			.pinned = mem_pinned(dv, r) || r->loading,
+			.movable = sessions_can_move(dv, r),
 			.priority = r->priority,
 			.last_used_ns = r->last_used_ns,
 		};
@@ -310,6 +369,36 @@ static void refusal_text(int rc, const struct resolved *res, const struct swarm_
 			res->name, res->version, cost, (unsigned long long)c->cost);
 }
 
+/* The plan c evicts versions from dv whose sessions must move first: starts their moves (to
+ * where each version is loaded) and returns -EINPROGRESS with text; the open waits and is
+ * tried again once they have moved (the versions are idle then). Nothing is unloaded yet. */
+static int move_for_room(struct device *dv, const struct swarm_res_choice *c,
+			 const struct resolved *res, char *text, size_t len)
+{
+	int moving = 0;
+	for (uint32_t e = 0; e < c->n_evict; e++) {
+		const struct resident *r = &dv->res[c->evict[e]];
+		for (struct session *s = d.sessions; s; s = s->next) {
+			if (s->device != dv->index || s->state != S_ACTIVE ||
+			    s->version != r->version || strcmp(s->model_name, r->model))
+				continue;
+			int to = move_target(dv->index, s);
+			if (to >= 0) {
+				place_move(s, to, SWARM_MOVE_MEMORY);
+				moving++;
+			}
+		}
+	}
+	snprintf(text, len,
+		 "making room for %s@%u on %s: %d session(s) of the versions it evicts move to "
+		 "devices that have them first",
+		 res->name, res->version, dv->plan.name, moving);
+	swarm_log(SWARM_LOG_INFO,
+		  "event=room_by_moving device=%s for_model=%s for_version=%u sessions=%d",
+		  dv->plan.name, res->name, res->version, moving);
+	return -EINPROGRESS;
+}
+
 /* model@version as a worker measured it on some device, NULL when none has it loaded. */
 static const struct resident *measured(const char *model, uint32_t version)
 {
@@ -361,7 +450,8 @@ uint64_t mem_allowed(const struct resolved *res)
 	uint64_t mask = 0;
 	for (int i = 0; i < d.n_dev && i < 64; i++) {
 		const struct device *dv = &d.dev[i];
-		int ok = p->kind == SWARM_PLACE_ANY || (p->kind == SWARM_PLACE_GPU) == (dv->gpu >= 0);
+		int ok = p->kind == SWARM_PLACE_ANY ||
+			 (p->kind == SWARM_PLACE_GPU) == (dv->gpu >= 0);
 		int listed = p->n_devices == 0;
 		for (uint32_t k = 0; k < p->n_devices && k < SWARM_DEPLOY_MAX_DEVICES; k++)
 			listed |= name_matches(dv->plan.name, p->devices[k]);
@@ -380,7 +470,7 @@ int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, 
 			 "model %s@%u may use only %s devices%s%s (its deploy section), and this "
 			 "swarmd has none of them",
 			 res->name, res->version,
-			 res->place.kind == SWARM_PLACE_GPU   ? "GPU" :
+			 res->place.kind == SWARM_PLACE_GPU ? "GPU" :
 			 res->place.kind == SWARM_PLACE_CPU ? "CPU" :
 							      "these",
 			 res->place.n_devices ? ": " : "",
@@ -416,9 +506,11 @@ int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, 
 			refusal_text(rc, res, &c, text, len);
 		return rc;
 	}
+	struct device *dv = &d.dev[c.device];
+	if (c.evict_moving)
+		return move_for_room(dv, &c, res, text, len);
 	/* By name: unload_entry() fills each hole with the table's last entry, so indices
 	 * move. */
-	struct device *dv = &d.dev[c.device];
 	struct resident gone[SWARM_RES_MAX_RESIDENT];
 	char why[SWARM_NAME_MAX + 48];
 	snprintf(why, sizeof why, "room for %s@%u", res->name, res->version);

@@ -42,7 +42,7 @@ void place_snapshot(struct swarm_balancer_device *snap)
 	}
 }
 
-static const char *const move_reasons[] = { "none", "evacuate", "spread", "busy" };
+static const char *const move_reasons[] = { "none", "evacuate", "spread", "busy", "memory" };
 
 /* The kernel's number of a device's NUMA node, -1 when it has none. */
 int place_device_os_node(const struct device *dv)
@@ -135,7 +135,7 @@ static void attach_to(struct session *s, int di)
 }
 
 /* Asks the session's worker to let it go at a request boundary, to move to device to. */
-static void start_move(struct session *s, int to, int reason)
+void place_move(struct session *s, int to, int reason)
 {
 	struct device *from = &d.dev[s->device];
 	if (sup_send_detach(from, s->id, SWARM_DETACH_MOVE))
@@ -214,6 +214,8 @@ void place_moved(struct session *s, struct device *dv, int status, const char *t
 	dv->moves_in++;
 	place_publish(s, dv, 1);
 	session_wake(s);
+	if (s->move_reason == SWARM_MOVE_MEMORY)
+		sessions_try_pending(); /* an open waited for this move's room */
 	swarm_log(SWARM_LOG_INFO,
 		  "event=session_moved session=%llu to=%s reason=%s recovery_head=%u pause_us=%llu",
 		  (unsigned long long)s->id, dv->plan.name, move_reasons[s->move_reason],
@@ -323,7 +325,7 @@ void place_rebalance(void)
 			s->move_reason = SWARM_MOVE_EVACUATE;
 			attach_to(s, mv.to);
 		} else {
-			start_move(s, mv.to, mv.reason);
+			place_move(s, mv.to, mv.reason);
 		}
 		place_snapshot(snap);
 		/* It is in flight now: out of the candidates. */

@@ -174,9 +174,13 @@ static int open_geometry(const struct swarm_msg_open *m, const struct resolved *
 /* No device can take the open now. With the autoscaler on, or a device warming, one is
  * coming (the autoscaler wakes one for a waiting open when none is in service): the open
  * waits for it, OPEN_WAIT_NS at most. Returns 1 when it waits, 0 when it cannot. */
-static int open_wait(struct conn *c, const struct swarm_msg_open *m)
+/* The deadline of the open sessions_try_pending is trying again (0: a new open): it keeps it
+ * if it has to wait once more. */
+static uint64_t retry_deadline_ns;
+
+static int open_wait(struct conn *c, const struct swarm_msg_open *m, int force)
 {
-	if (!sup_any_warming() && !cfg.as.on)
+	if (!force && !sup_any_warming() && !cfg.as.on)
 		return 0;
 	int wake_now = cfg.as.on && d.ready && !sup_any_warming();
 	struct pending_open *p = calloc(1, sizeof *p);
@@ -184,7 +188,7 @@ static int open_wait(struct conn *c, const struct swarm_msg_open *m)
 		return 0;
 	p->client = c;
 	p->msg = *m;
-	p->deadline_ns = swarm_now_ns() + OPEN_WAIT_NS;
+	p->deadline_ns = retry_deadline_ns ? retry_deadline_ns : swarm_now_ns() + OPEN_WAIT_NS;
 	p->next = d.pending;
 	d.pending = p;
 	if (wake_now)
@@ -280,12 +284,18 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	int client_numa = m->cpu >= 0 ? swarm_topology_cpu_numa(d.topo, m->cpu) : c->numa_node;
 	text[0] = 0;
 	int di = d.ready ? mem_place(&res, client_numa, text, sizeof text) : -ENODEV;
+	if (di == -EINPROGRESS) {
+		/* Room is being made (sessions move first): tried again when they have. */
+		if (may_park && open_wait(c, m, 1))
+			return 1;
+		di = -ENOSPC;
+	}
 	if (di == -EFBIG || di == -ENOSPC || (di == -ENODEV && text[0])) {
 		session_open_failed(c, m->h.seq, model_name, m->version, di, text);
 		return 0;
 	}
 	if (di < 0) {
-		if (may_park && open_wait(c, m))
+		if (may_park && open_wait(c, m, 0))
 			return 1;
 		session_open_failed(c, m->h.seq, model_name, m->version, -ENODEV,
 				    "no device is in service to take the session");
@@ -331,7 +341,9 @@ void sessions_try_pending(void)
 			session_open_failed(p->client, p->msg.h.seq, model, p->msg.version, -ENODEV,
 					    "no device came into service in time");
 		} else {
+			retry_deadline_ns = p->deadline_ns;
 			session_open(p->client, &p->msg, 1);
+			retry_deadline_ns = 0;
 		}
 		free(p);
 	}

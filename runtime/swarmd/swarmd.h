@@ -273,6 +273,7 @@ struct device {
 	uint32_t pre_version[MAX_PRELOAD];
 	/* memory.c: the budget, set when its worker is ready, and what is resident on it */
 	uint64_t mem_budget;
+	int mem_known;      /* mem_budget was set by a worker's WORKER_READY */
 	uint64_t mem_total; /* a GPU's own memory, 0 for host memory */
 	struct resident res[SWARM_RES_MAX_RESIDENT];
 	uint32_t n_res;
@@ -400,6 +401,8 @@ void place_snapshot(struct swarm_balancer_device *snap);
 int place_device_os_node(const struct device *dv);
 void place_rebalance(void);
 void place_update_load(uint64_t now);
+/* Moves s (active) to device to at a request boundary, for reason (a swarm_move_reason). */
+void place_move(struct session *s, int to, int reason);
 /* The seqlock'd placement fields of a session's segment (ipc/seqlock.h). */
 void place_publish(struct session *s, const struct device *dv, int moved);
 void place_lose(struct session *s, const char *why);

@@ -607,3 +607,66 @@ Test(e2e_memory, deploy_devices_and_kind_bound_where_a_model_goes)
 	swarm_disconnect(c);
 	h_stop();
 }
+
+Test(e2e_memory, a_registry_model_opens_from_zero_with_every_device_parked)
+{
+	/* Parked devices have no worker to say their budget: a CPU device's is known anyway,
+	 * and the open wakes one rather than being refused as too large. */
+	const char *extra[] = { "--registry", reg_dir,       "--device-memory",
+				"64M",        "--autoscale", "--autoscale-idle",
+				"0",          NULL };
+	h_start("cpu:2", extra);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	int rc = swarm_session_open(c, "mlp", 0, NULL, &s);
+	cr_assert_eq(rc, 0, "open from zero: %d (%s)", rc, swarm_client_error(c));
+	cr_assert_eq(mlp_roundtrip(s, 5), 0);
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+Test(e2e_memory, a_version_in_use_is_evicted_once_its_sessions_have_moved)
+{
+	publish_nets();
+	/* m1 may use cpu:0 only, m2 cpu:1 only, m3 cpu:0 only; m0 anywhere. Budgets hold two. */
+	const char *place[4] = { "", "\"devices\": [\"cpu:0\"], ", "\"devices\": [\"cpu:1\"], ",
+				 "\"devices\": [\"cpu:0\"], " };
+	for (int i = 1; i < 4; i++) {
+		char name[16], deploy[160];
+		snprintf(name, sizeof name, "m%d", i);
+		snprintf(deploy, sizeof deploy, "{%s\"max_rows\": 8, \"slots\": 4}", place[i]);
+		h_mlp_publish(&nets[i], reg_dir, work_dir, name,
+			      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+			      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
+			      deploy);
+	}
+	const char *extra[] = { "--registry", reg_dir, "--device-memory", "10000", NULL };
+	h_start("cpu:2", extra);
+	char out[1024];
+	/* cpu:1: m0 pinned and m2 in use; cpu:0: m0 and m1 in use. */
+	cr_assert_eq(swarm_model(out, sizeof out, "load", "m0", "cpu:1"), 0, "%s", out);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s0, *s1, *s2, *s3;
+	cr_assert_eq(open_net(c, 2, &s2), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(open_net(c, 0, &s0), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(device_of(s0), 0, "m0's session on the idle device");
+	cr_assert_eq(open_net(c, 1, &s1), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(mlp_roundtrip_of(s0, &nets[0], 1), 0);
+	/* m3 needs room on cpu:0: m1's session cannot move, m0's can (cpu:1 has m0). */
+	int rc = open_net(c, 3, &s3);
+	cr_assert_eq(rc, 0, "m3: %d (%s)", rc, swarm_client_error(c));
+	cr_assert_eq(device_of(s3), 0);
+	cr_assert_eq(device_of(s0), 1, "m0's session moved to where m0 is pinned");
+	for (int k = 0; k < 5; k++) {
+		cr_assert_eq(mlp_roundtrip_of(s0, &nets[0], 10 + (uint32_t)k), 0);
+		cr_assert_eq(mlp_roundtrip_of(s1, &nets[1], 20 + (uint32_t)k), 0);
+		cr_assert_eq(mlp_roundtrip_of(s2, &nets[2], 30 + (uint32_t)k), 0);
+		cr_assert_eq(mlp_roundtrip_of(s3, &nets[3], 40 + (uint32_t)k), 0);
+	}
+	cr_assert(h_log_contains("reason=memory"), "no move for memory logged");
+	cr_assert_eq(h_log_count("event=version_evicted device=cpu:0 model=m0 "), 1);
+	check_budgets(10000);
+	swarm_disconnect(c);
+	h_stop();
+}
