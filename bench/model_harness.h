@@ -177,9 +177,15 @@ struct mb_model {
 
 void mb_model_free(struct mb_model *md);
 
-/* Ranker r, its weights written into the environment's directory, with deploy d. */
+/* Ranker r, its weights (seed BENCH_RANKER_SEED) written into the environment's directory,
+ * with deploy d. */
 int mb_model_ranker(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
 		    const struct bench_ranker_deploy *d);
+
+/* The same with the weights of seed (a file per shape and seed): rankers of one shape that
+ * are different blobs. */
+int mb_model_ranker_seeded(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
+			   const struct bench_ranker_deploy *d, uint64_t seed);
 
 /* A node-list model of one identity node over f32 [-1, 16] with deploy d, and its weights file
  * (no tensors: the node reads only its input), written into the environment's directory. On
