@@ -67,6 +67,9 @@ int mb_cmp_u64(const void *a, const void *b);
 /* The nearest-rank index of the permille-th percentile of n sorted samples. */
 size_t mb_rank(size_t n, unsigned permille);
 
+/* The nearest-rank median of n values (sorted in place); NAN when n is 0. */
+double mb_median_double(double *v, size_t n);
+
 /* ---- inputs -------------------------------------------------------------------------------- */
 
 /* n_sets distinct input rows of a model, used in turn, and the in-process output of each at
