@@ -9,8 +9,9 @@
  * whose budget holds K < N of them, opened round robin: every open after the first K evicts
  * one. Each open is followed, outside the timed span, by one request whose output is checked
  * against its model's graph run in this process (a wrong model after an eviction fails the
- * case), and each run's swarmd log must hold as many event=version_evicted lines as the run
- * expects (none in run 1). */
+ * case). Each run's swarmd log must hold the evictions the run expects (none in run 1; in run
+ * 2 one an open, each of the least recently used model for the one opened) and one
+ * event=weights_loaded per load (a resident open loads nothing); else the case fails. */
 #include "bench/swarm_bench.h"
 #include "bench/model_harness.h"
 #include "runtime/log.h"
@@ -62,7 +63,8 @@ struct mem_case {
 	const char *topology; /* the worker on a core of its own, or NULL */
 	uint64_t resident[MEM_SAMPLES], load[MEM_MODELS], evict[MEM_SAMPLES];
 	size_t n_resident, n_load, n_evict;
-	int evictions; /* run 2's event=version_evicted lines */
+	int evictions;            /* run 2's event=version_evicted lines */
+	double load_ms, evict_ms; /* the worker's own load time (weights_loaded ms=), p50 */
 };
 
 /* Model i: the production ranker from seed BENCH_RANKER_SEED + i, its input sets and their
@@ -169,73 +171,90 @@ static bool mem_evicted_for(const char *line, const char *evicted, const char *w
 	return strstr(line, gone) && strstr(line, room);
 }
 
-/* The event=version_evicted lines of the log at path, each checked to be the round robin's:
- * the k-th evicts model k % n (the least recently used) for model (k + fit) % n. Returns how
- * many, -EPROTO (said) when one evicted another, or -errno when the log cannot be read. */
-static int mem_evictions(const struct mem_case *c, const char *path)
+/* What a run's swarmd log says: its evictions, each checked to be the round robin's, and the
+ * worker's loads with the ms each took (event=weights_loaded ms=: the blob's mapping, first
+ * touch and SHA-256 check, the part of a load the worker times). */
+struct mem_log {
+	int evictions, loads;
+	double load_ms[MEM_SAMPLES];
+};
+
+/* One line of a log into l. The k-th eviction must be of model k % n (the least recently
+ * used) for model (k + fit) % n. Returns 0, or -EPROTO (said) when it is not. */
+static int mem_log_line(const struct mem_case *c, const char *line, struct mem_log *l)
+{
+	const char *ms = strstr(line, " ms=");
+
+	if (strstr(line, "event=weights_loaded ") && ms) {
+		if (l->loads < MEM_SAMPLES)
+			l->load_ms[l->loads] = strtod(ms + 4, NULL);
+		l->loads++;
+		return 0;
+	}
+	if (!strstr(line, "event=version_evicted "))
+		return 0;
+	const int k = l->evictions++;
+	const char *lru = c->m[k % c->n].name, *next = c->m[(k + c->fit) % c->n].name;
+	if (mem_evicted_for(line, lru, next))
+		return 0;
+	fprintf(stderr,
+		"swarm-bench: memory: eviction %d is not of the least recently used version, %s, "
+		"for %s: %s",
+		k + 1, lru, next, line);
+	return -EPROTO;
+}
+
+/* Reads the log at path into l. Returns 0, -EPROTO (said) or -errno. */
+static int mem_log_read(const struct mem_case *c, const char *path, struct mem_log *l)
 {
 	FILE *f = fopen(path, "re");
 	char line[2048];
-	int n = 0;
+	int rc = 0;
 
+	memset(l, 0, sizeof *l);
 	if (!f) {
-		int rc = -errno;
+		rc = -errno;
 		fprintf(stderr, "swarm-bench: memory: read %s: %s\n", path, strerror(-rc));
 		return rc;
 	}
-	while (n >= 0 && fgets(line, sizeof line, f)) {
-		if (!strstr(line, "event=version_evicted "))
-			continue;
-		const char *lru = c->m[n % c->n].name, *next = c->m[(n + c->fit) % c->n].name;
-		if (mem_evicted_for(line, lru, next)) {
-			n++;
-			continue;
-		}
-		fprintf(stderr,
-			"swarm-bench: memory: eviction %d is not of the least recently used "
-			"version, %s, for %s: %s",
-			n + 1, lru, next, line);
-		n = -EPROTO;
-	}
+	while (rc == 0 && fgets(line, sizeof line, f))
+		rc = mem_log_line(c, line, l);
 	fclose(f);
-	return n;
+	return rc;
 }
 
-/* Ends a run that returned rc: disconnects, stops swarmd and, when the run measured, checks
- * that its log holds want evictions, in the round robin's order (how many written to *got
- * when got is not NULL). */
-static int mem_stop(struct mem_case *c, swarm_client *cl, int rc, int want, int *got)
+/* Ends a run that returned rc: disconnects, stops swarmd and, when the run measured, reads
+ * its log into l, which must hold evictions evictions (in the round robin's order) and loads
+ * loads (an open of a resident version loads nothing). */
+static int mem_stop(struct mem_case *c, swarm_client *cl, int rc, int evictions, int loads,
+		    struct mem_log *l)
 {
-	int rc2, n;
+	int rc2;
 
 	if (cl)
 		swarm_disconnect(cl);
 	rc2 = bench_swarmd_stop(&c->e.swarmd);
 	if (rc == 0)
 		rc = rc2;
-	if (rc)
-		return rc;
-	n = mem_evictions(c, c->e.swarmd.log);
-	if (n < 0)
-		return n;
-	if (got)
-		*got = n;
-	if (n != want) {
+	if (rc == 0)
+		rc = mem_log_read(c, c->e.swarmd.log, l);
+	if (rc == 0 && (l->evictions != evictions || l->loads != loads)) {
 		fprintf(stderr,
-			"swarm-bench: memory: swarmd logged %d event=version_evicted where the run "
-			"expected %d (%s)\n",
-			n, want, c->e.swarmd.log);
+			"swarm-bench: memory: swarmd logged %d event=version_evicted and %d "
+			"event=weights_loaded where the run expected %d and %d (%s)\n",
+			l->evictions, l->loads, evictions, loads, c->e.swarmd.log);
 		bench_log_tail(c->e.swarmd.log);
-		return -EPROTO;
+		rc = -EPROTO;
 	}
-	return 0;
+	return rc;
 }
 
 /* Run 1: room for every model. The first open of each loads it; then every model is opened
- * again, round after round, finding it resident. Nothing may be evicted. */
+ * again, round after round, finding it resident. Nothing may be evicted or loaded again. */
 static int mem_run_ample(struct mem_case *c)
 {
 	swarm_client *cl = NULL;
+	struct mem_log l;
 	int rc = mem_start(c, "memory-ample", c->budget_ample, &cl);
 
 	for (int i = 0; rc == 0 && i < c->n; i++)
@@ -244,7 +263,10 @@ static int mem_run_ample(struct mem_case *c)
 		for (int i = 0; rc == 0 && i < c->n; i++)
 			rc = mem_open_once(c, cl, i, (r + 1) % MEM_SETS,
 					   &c->resident[c->n_resident++]);
-	return mem_stop(c, cl, rc, 0, NULL);
+	rc = mem_stop(c, cl, rc, 0, c->n, &l);
+	if (rc == 0)
+		c->load_ms = mb_median_double(l.load_ms, (size_t)l.loads);
+	return rc;
 }
 
 /* Run 2: room for c->fit models, all opened round robin. The first c->fit opens load into
@@ -254,6 +276,7 @@ static int mem_run_tight(struct mem_case *c)
 {
 	const int opens = c->n * c->evict_rounds;
 	swarm_client *cl = NULL;
+	struct mem_log l;
 	int rc = mem_start(c, "memory-tight", c->budget_tight, &cl);
 
 	for (int j = 0; rc == 0 && j < opens; j++) {
@@ -263,7 +286,11 @@ static int mem_run_tight(struct mem_case *c)
 		if (j >= c->fit)
 			c->evict[c->n_evict++] = ns;
 	}
-	return mem_stop(c, cl, rc, opens - c->fit, &c->evictions);
+	rc = mem_stop(c, cl, rc, opens - c->fit, opens, &l);
+	c->evictions = l.evictions;
+	if (rc == 0)
+		c->evict_ms = mb_median_double(l.load_ms + c->fit, (size_t)(l.loads - c->fit));
+	return rc;
 }
 
 /* p50 of n open times in ns (sorted in place), in us, the max in the p99 and p99.9 columns:
@@ -317,14 +344,16 @@ static void mem_rows(struct mem_case *c, struct bench_report *rep)
 		(unsigned long long)c->cost);
 	mem_row(rep, "open load", c->load, c->n_load, &res,
 		"%zu opens, the first of each model on the resident row's swarmd (not resident, "
-		"room to spare, nothing evicted): the worker maps the model's weights and plans "
-		"its graph before the open returns; model %s, budget %s",
-		c->n_load, cost, ample);
+		"room to spare, nothing evicted): the worker loads the version before the open "
+		"returns, of which mapping, first touch and SHA-256 check of the blob took %.1f ms "
+		"at p50 (the worker's log, weights_loaded ms=); model %s, budget %s",
+		c->n_load, c->load_ms, cost, ample);
 	mem_row(rep, "open evict+load", c->evict, c->n_evict, &res,
 		"%zu opens of %d models round robin on swarmd --device-memory %s (room for %d "
 		"models of %s), each after the first %d (not counted) evicting the least recently "
-		"used idle version first (swarmd logged %d event=version_evicted, in that order)",
-		c->n_evict, c->n, tight, c->fit, cost, c->fit, c->evictions);
+		"used idle version first (swarmd logged %d event=version_evicted, in that order); "
+		"the worker's mapping, first touch and SHA-256 check of the blob took %.1f ms at p50",
+		c->n_evict, c->n, tight, c->fit, cost, c->fit, c->evictions, c->evict_ms);
 }
 
 /* Publishes the models, sizes the budgets, and runs both swarmds. */
