@@ -123,6 +123,19 @@ static void bench_usage(FILE *f)
 		"         ranker at batch 1 against the same graph in process, as the overhead\n"
 		"         case (reported). Skipped, saying why, when numpy or the package cannot\n"
 		"         be imported.\n"
+		"  memory  the open of a model its device has resident (issue 18): %d\n"
+		"         production-shaped rankers, each from a seed of its own (its own blob), on\n"
+		"         a swarmd --devices cpu:1 of their own (the worker on cpu 0 alone). With\n"
+		"         --device-memory room for all: the first open of each (open load), then\n"
+		"         %d rounds of opens of each, resident and idle (open resident, the\n"
+		"         baseline). Then on a swarmd whose budget holds %d of them, opened round\n"
+		"         robin %d times over: every open after the first %d evicts the least\n"
+		"         recently used idle one (open evict+load; swarmd's log must say so, once\n"
+		"         an open). Timed from swarm_session_open to its return (the worker has\n"
+		"         the version loaded), each after 250 ms idle, p50 and max (in the p99\n"
+		"         columns); each open followed by one request checked against the\n"
+		"         in-process graph, not timed. --quick: 4 models, 2 fit, 2 rounds each.\n"
+		"         Reported, no target.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -151,8 +164,9 @@ static void bench_usage(FILE *f)
 		"\n"
 		"Latencies are in ns (CLOCK_MONOTONIC, per round trip, warm-up excluded, nearest-rank\n"
 		"percentiles). Exit status 0 when the benchmark ran, whether or not targets were met.\n",
-		BENCH_MINILM_SEQ, BENCH_MODEL_CLIENTS, BENCH_SCALEUP_RUNS, BENCH_DAEMON_SPIN_US,
-		BENCH_MINILM_SEQ);
+		BENCH_MINILM_SEQ, BENCH_MODEL_CLIENTS, BENCH_SCALEUP_RUNS, BENCH_MEMORY_MODELS,
+		BENCH_MEMORY_RESIDENT_ROUNDS, BENCH_MEMORY_FIT, BENCH_MEMORY_EVICT_ROUNDS,
+		BENCH_MEMORY_FIT, BENCH_DAEMON_SPIN_US, BENCH_MINILM_SEQ);
 }
 
 static int bench_cases_parse(const char *list, unsigned *out)
@@ -195,6 +209,8 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_CONTROL;
 		else if (strcmp(t, "python") == 0)
 			cases |= BENCH_CASE_PYTHON;
+		else if (strcmp(t, "memory") == 0)
+			cases |= BENCH_CASE_MEMORY;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -252,7 +268,8 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 				fprintf(stderr,
 					"swarm-bench: bad --cases '%s' (a comma list of "
 					"spin,sleep,1m,16m,load,overhead,minilm,batching,numa,\n"
-					"migration,scaleup,gpu-identity,gpu-ranker,onnx,all)\n",
+					"migration,scaleup,gpu-identity,gpu-ranker,control,onnx,python,\n"
+					"memory,all)\n",
 					optarg);
 				return -EINVAL;
 			}

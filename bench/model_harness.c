@@ -104,6 +104,20 @@ size_t mb_rank(size_t n, unsigned permille)
 	return rank == 0 ? 0 : rank - 1;
 }
 
+static int mb_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The nearest-rank median of n values (reordered). */
+double mb_median_double(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, mb_cmp_double);
+	return n ? v[mb_rank(n, 500)] : NAN;
+}
+
 struct bench_model_stats bench_model_stats_of(uint64_t *v, size_t n)
 {
 	if (n == 0)

@@ -67,6 +67,9 @@ int mb_cmp_u64(const void *a, const void *b);
 /* The nearest-rank index of the permille-th percentile of n sorted samples. */
 size_t mb_rank(size_t n, unsigned permille);
 
+/* The nearest-rank median of n values (sorted in place); NAN when n is 0. */
+double mb_median_double(double *v, size_t n);
+
 /* ---- inputs -------------------------------------------------------------------------------- */
 
 /* n_sets distinct input rows of a model, used in turn, and the in-process output of each at
@@ -177,9 +180,15 @@ struct mb_model {
 
 void mb_model_free(struct mb_model *md);
 
-/* Ranker r, its weights written into the environment's directory, with deploy d. */
+/* Ranker r, its weights (seed BENCH_RANKER_SEED) written into the environment's directory,
+ * with deploy d. */
 int mb_model_ranker(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
 		    const struct bench_ranker_deploy *d);
+
+/* The same with the weights of seed (a file per shape and seed): rankers of one shape that
+ * are different blobs. */
+int mb_model_ranker_seeded(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
+			   const struct bench_ranker_deploy *d, uint64_t seed);
 
 /* A node-list model of one identity node over f32 [-1, 16] with deploy d, and its weights file
  * (no tensors: the node reads only its input), written into the environment's directory. On

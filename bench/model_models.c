@@ -88,21 +88,31 @@ static int mb_model_parse(struct mb_model *md)
 	return rc;
 }
 
-/* Ranker r, its weights written into the environment's directory, with deploy d. */
-int mb_model_ranker(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
-		    const struct bench_ranker_deploy *d)
+/* Ranker r with the weights of seed, written into the environment's directory (a file per
+ * shape and seed), with deploy d. */
+int mb_model_ranker_seeded(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
+			   const struct bench_ranker_deploy *d, uint64_t seed)
 {
 	int rc = mb_model_alloc(md, "ranker", mb_ranker_set, 512);
 
 	if (rc)
 		return rc;
-	snprintf(md->weights, sizeof md->weights, "%s/ranker-%s.safetensors", e->dir, r->name);
-	rc = bench_ranker_weights_write(r, md->weights);
+	snprintf(md->weights, sizeof md->weights, "%s/ranker-%s-seed%llu.safetensors", e->dir,
+		 r->name, (unsigned long long)seed);
+	rc = bench_ranker_weights_write_seeded(r, seed, md->weights);
 	if (rc == 0)
 		rc = bench_ranker_manifest(r, d, md->manifest, MB_MANIFEST_MAX);
 	if (rc == 0)
 		rc = mb_model_parse(md);
 	return rc;
+}
+
+/* Ranker r, its weights (seed BENCH_RANKER_SEED) written into the environment's directory,
+ * with deploy d. */
+int mb_model_ranker(struct mb_model *md, struct mb_env *e, const struct bench_ranker *r,
+		    const struct bench_ranker_deploy *d)
+{
+	return mb_model_ranker_seeded(md, e, r, d, BENCH_RANKER_SEED);
 }
 
 #define MB_IDENTITY_WIDTH 16 /* f32: 64 B a row */

@@ -161,20 +161,6 @@ out:
 	return rc ? rc : rc2;
 }
 
-static int mb_cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The nearest-rank median of n values (reordered). */
-static double mb_median_double(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, mb_cmp_double);
-	return n ? v[mb_rank(n, 500)] : NAN;
-}
-
 /* What the runs of the scale-up case measured, run by run. */
 struct mb_scaleup_figures {
 	uint64_t parked_ns[MB_SCALEUP_RUNS], active_ns[MB_SCALEUP_RUNS];

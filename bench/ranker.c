@@ -14,7 +14,6 @@
 
 #include "registry/safetensors.h"
 
-#define RK_SEED 1
 #define RK_MAX_TENSORS (BENCH_RANKER_SPARSE + 4 * BENCH_RANKER_MAX_LAYERS)
 
 const struct bench_ranker bench_ranker_small = {
@@ -97,7 +96,7 @@ static int rk_tensors(const struct bench_ranker *r, struct rk_tensor t[RK_MAX_TE
 	return k;
 }
 
-int bench_ranker_weights_write(const struct bench_ranker *r, const char *path)
+int bench_ranker_weights_write_seeded(const struct bench_ranker *r, uint64_t seed, const char *path)
 {
 	struct rk_tensor t[RK_MAX_TENSORS];
 	struct swarm_st_write_tensor w[RK_MAX_TENSORS] = { 0 };
@@ -105,7 +104,7 @@ int bench_ranker_weights_write(const struct bench_ranker *r, const char *path)
 	struct bench_lcg g;
 	int n = rk_tensors(r, t), rc = 0;
 
-	bench_lcg_init(&g, RK_SEED);
+	bench_lcg_init(&g, seed);
 	for (int i = 0; i < n; i++) {
 		size_t count = (size_t)t[i].shape[0] * (t[i].ndim == 2 ? (size_t)t[i].shape[1] : 1);
 
@@ -129,6 +128,11 @@ out:
 	for (int i = 0; i < n; i++)
 		free(data[i]);
 	return rc;
+}
+
+int bench_ranker_weights_write(const struct bench_ranker *r, const char *path)
+{
+	return bench_ranker_weights_write_seeded(r, BENCH_RANKER_SEED, path);
 }
 
 static int rk_appendf(char *buf, size_t len, size_t *pos, const char *fmt, ...)

@@ -57,7 +57,15 @@ uint64_t bench_lcg_next(struct bench_lcg *g);
 /* (2u - 1) * bound in double, u the top 24 bits of the next state / 2^24. */
 double bench_lcg_uniform(struct bench_lcg *g, double bound);
 
-/* Writes r's weights (seed 1) to path. */
+/* The seed of tools/make-ranker-model.py's default weights, the one every case serves. */
+#define BENCH_RANKER_SEED 1
+
+/* Writes r's weights drawn from seed to path: the tool's with --seed seed, so that rankers of
+ * one shape with different seeds are different blobs (the memory case's distinct models). */
+int bench_ranker_weights_write_seeded(const struct bench_ranker *r, uint64_t seed,
+				      const char *path);
+
+/* Writes r's weights (seed BENCH_RANKER_SEED) to path. */
 int bench_ranker_weights_write(const struct bench_ranker *r, const char *path);
 
 /* Writes r's manifest with deploy d into buf (NUL-terminated). -ENOSPC when len is short. */

@@ -1,7 +1,7 @@
 /* swarm_bench.h: swarm-bench's hub, internal to bench/: its options, its table's rows and
  * the context main owns, shared by the files of its cases (cases_transport.c, cases_models.c,
- * cases_placement.c, cases_onnx.c), its output (bench_report.c), its options (bench_opts.c)
- * and main (swarm_bench.c). */
+ * cases_placement.c, cases_onnx.c, cases_python.c, cases_memory.c), its output (bench_report.c),
+ * its options (bench_opts.c) and main (swarm_bench.c). */
 #ifndef SWARM_BENCH_SWARM_BENCH_H
 #define SWARM_BENCH_SWARM_BENCH_H
 
@@ -26,6 +26,12 @@
 #define BENCH_LOAD_BYTES (1ull << 30) /* the weight-load case: a 1 GiB model */
 #define BENCH_LOAD_REPS 5
 #define BENCH_SCALEUP_RUNS 10 /* bench_model_scaleup_run's, for the usage text */
+/* The memory case's plan (cases_memory.c), before --quick: models published, rounds of opens
+ * of the resident ones, models the small budget holds, round-robin passes under it. */
+#define BENCH_MEMORY_MODELS 8
+#define BENCH_MEMORY_RESIDENT_ROUNDS 5
+#define BENCH_MEMORY_FIT 3
+#define BENCH_MEMORY_EVICT_ROUNDS 4
 
 enum bench_case {
 	BENCH_CASE_SPIN = 1u << 0,
@@ -44,7 +50,8 @@ enum bench_case {
 	BENCH_CASE_ONNX = 1u << 13,    /* bench/onnx_bench.c */
 	BENCH_CASE_CONTROL = 1u << 14, /* bench/control_bench.c */
 	BENCH_CASE_PYTHON = 1u << 15,  /* bench/cases_python.c, bench/python/ */
-	BENCH_CASE_ALL = 0xffffu,
+	BENCH_CASE_MEMORY = 1u << 16,  /* bench/cases_memory.c */
+	BENCH_CASE_ALL = 0x1ffffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -175,6 +182,10 @@ int bench_run_onnx(struct bench_ctx *ctx, struct bench_report *rep);
 /* python (cases_python.c): the Python client (python/swarm) run by bench/python/
  * bench_client.py in a child, against the C client and the in-process graph of this run. */
 int bench_run_python(struct bench_ctx *ctx, struct bench_report *rep);
+
+/* memory (cases_memory.c): the open of a model version resident on its device against one
+ * that must be loaded and one that must evict another first (issue 18). */
+int bench_run_memory(struct bench_ctx *ctx, struct bench_report *rep);
 
 /* The identity's 64 B round trip in C (cases_transport.c), shared with the python case: a
  * session of rows rows and slots slots, the client spinning spin_ns before it sleeps; and
