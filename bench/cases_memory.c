@@ -46,7 +46,7 @@ _Static_assert(MEM_FIT < MEM_MODELS, "run 2 evicts");
 static const struct bench_ranker_deploy mem_deploy = { 64, 8, 1, 0 };
 
 struct mem_model {
-	char name[16]; /* published as */
+	char name[24]; /* published as (room for any int) */
 	struct mb_model md;
 	struct mb_inputs in; /* its sets and their in-process outputs */
 };
