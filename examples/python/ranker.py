@@ -84,10 +84,10 @@ async def run_session(session, work: Workload, first: int, count: int, stride: i
     """Requests first, first + stride, ... (count of them) on one session, inflight at once."""
     names = ["sparse%d" % k for k in range(SPARSE)]
     perf = time.perf_counter_ns
-    todo = iter(range(count))
+    pending = iter(range(count))
 
     async def worker() -> None:
-        for j in todo:
+        for j in pending:
             k = first + j * stride
             row = k % work.rows
             t0 = perf()

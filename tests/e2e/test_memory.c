@@ -20,15 +20,32 @@ static struct h_mlp mlp;
 
 #define MIB (1024ull * 1024)
 
+/* Publishes net as name (x f32 [-1, 16] -> y f32 [-1, 4]) with deploy (a JSON object). */
+static void publish_mlp(const struct h_mlp *net, const char *name, const char *deploy)
+{
+	h_mlp_publish(net, reg_dir, work_dir, name,
+		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
+		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "", deploy);
+}
+
+/* n MLPs from seeds seed0.. published as PREFIX0.., deploy as publish_mlp's. */
+static void publish_family(struct h_mlp *nets, int n, const char *prefix, uint32_t seed0,
+			   const char *deploy)
+{
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "%s%d", prefix, i);
+		h_mlp_make(&nets[i], seed0 + (uint32_t)i, 0.0005f);
+		publish_mlp(&nets[i], name, deploy);
+	}
+}
+
 static void setup(void)
 {
 	h_registry_make("mem-e2e", work_dir, sizeof work_dir, reg_dir, sizeof reg_dir);
 	h_mlp_make(&mlp, 7, 0.0005f);
 	/* max_batch 8: the worker plans its arena at 8 rows and gathers batches of 8. */
-	h_mlp_publish(&mlp, reg_dir, work_dir, "mlp",
-		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
-		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
-		      "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
+	publish_mlp(&mlp, "mlp", "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
 }
 
 static void teardown(void) { h_registry_remove(work_dir); }
@@ -277,15 +294,7 @@ static struct h_mlp nets[NETS];
 
 static void publish_nets(void)
 {
-	for (int i = 0; i < NETS; i++) {
-		char name[16];
-		snprintf(name, sizeof name, "m%d", i);
-		h_mlp_make(&nets[i], 100 + (uint32_t)i, 0.0005f);
-		h_mlp_publish(&nets[i], reg_dir, work_dir, name,
-			      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
-			      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
-			      "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
-	}
+	publish_family(nets, NETS, "m", 100, "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
 }
 
 /* Opens m<i>: 0 with *s set, or the open's negative errno. */
@@ -529,15 +538,8 @@ static void *zipf_run(void *arg)
 
 Test(e2e_memory, twenty_models_on_two_devices_of_eight_under_a_shifting_zipf_load)
 {
-	for (int i = 0; i < ZIPF_MODELS; i++) {
-		char name[16];
-		snprintf(name, sizeof name, "z%d", i);
-		h_mlp_make(&zipf_nets[i], 500 + (uint32_t)i, 0.0005f);
-		h_mlp_publish(&zipf_nets[i], reg_dir, work_dir, name,
-			      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
-			      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
-			      "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
-	}
+	publish_family(zipf_nets, ZIPF_MODELS, "z", 500,
+		       "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 8}");
 	/* 4624 bytes an MLP: 38000 hold 8 of them, not 9. */
 	const char *extra[] = { "--registry", reg_dir, "--device-memory", "38000", NULL };
 	h_start("cpu:2", extra);
@@ -570,14 +572,8 @@ Test(e2e_memory, twenty_models_on_two_devices_of_eight_under_a_shifting_zipf_loa
 
 Test(e2e_memory, deploy_devices_and_kind_bound_where_a_model_goes)
 {
-	h_mlp_publish(&mlp, reg_dir, work_dir, "on1",
-		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
-		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
-		      "{\"max_rows\": 8, \"slots\": 4, \"devices\": [\"cpu:1\"]}");
-	h_mlp_publish(&mlp, reg_dir, work_dir, "gpuonly",
-		      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
-		      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
-		      "{\"max_rows\": 8, \"slots\": 4, \"device_kind\": \"gpu\"}");
+	publish_mlp(&mlp, "on1", "{\"max_rows\": 8, \"slots\": 4, \"devices\": [\"cpu:1\"]}");
+	publish_mlp(&mlp, "gpuonly", "{\"max_rows\": 8, \"slots\": 4, \"device_kind\": \"gpu\"}");
 	const char *extra[] = { "--registry", reg_dir, NULL };
 	h_start("cpu:2", extra);
 	swarm_client *c = h_connect_or_fail();
@@ -636,10 +632,7 @@ Test(e2e_memory, a_version_in_use_is_evicted_once_its_sessions_have_moved)
 		char name[16], deploy[160];
 		snprintf(name, sizeof name, "m%d", i);
 		snprintf(deploy, sizeof deploy, "{%s\"max_rows\": 8, \"slots\": 4}", place[i]);
-		h_mlp_publish(&nets[i], reg_dir, work_dir, name,
-			      "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [-1, 16]}]",
-			      "[{\"name\": \"y\", \"dtype\": \"f32\", \"shape\": [-1, 4]}]", "",
-			      deploy);
+		publish_mlp(&nets[i], name, deploy);
 	}
 	const char *extra[] = { "--registry", reg_dir, "--device-memory", "10000", NULL };
 	h_start("cpu:2", extra);
