@@ -31,11 +31,11 @@ static uint64_t weights_key(const char *sha)
 	return sha[0] ? fnv(0xcbf29ce484222325ull, sha, strlen(sha)) | 1 : 0;
 }
 
-static struct resident *find(struct device *dv, const char *model, uint32_t version)
+static struct resident *find(const struct device *dv, const char *model, uint32_t version)
 {
 	for (uint32_t i = 0; i < dv->n_res; i++)
 		if (dv->res[i].version == version && !strcmp(dv->res[i].model, model))
-			return &dv->res[i];
+			return (struct resident *)&dv->res[i];
 	return NULL;
 }
 
@@ -194,11 +194,8 @@ static uint32_t sessions_of(const struct device *dv, const struct resident *r)
 /* 1 when model@version is resident and loaded on dv. */
 static int loaded_on(const struct device *dv, const char *model, uint32_t version)
 {
-	for (uint32_t k = 0; k < dv->n_res; k++)
-		if (dv->res[k].version == version && !dv->res[k].loading &&
-		    !strcmp(dv->res[k].model, model))
-			return 1;
-	return 0;
+	const struct resident *r = find(dv, model, version);
+	return r && !r->loading;
 }
 
 /* Where s (on device from) could move so that its version can leave from: an active device
@@ -403,10 +400,8 @@ static int move_for_room(struct device *dv, const struct swarm_res_choice *c,
 static const struct resident *measured(const char *model, uint32_t version)
 {
 	for (int i = 0; i < d.n_dev; i++)
-		for (uint32_t k = 0; k < d.dev[i].n_res; k++)
-			if (d.dev[i].res[k].version == version && !d.dev[i].res[k].loading &&
-			    !strcmp(d.dev[i].res[k].model, model))
-				return &d.dev[i].res[k];
+		if (loaded_on(&d.dev[i], model, version))
+			return find(&d.dev[i], model, version);
 	return NULL;
 }
 

@@ -31,13 +31,6 @@ struct op_load {
 static struct op_load *loads;
 static uint32_t next_id;
 
-/* A device whose worker can take a LOAD now: in service or a warm spare. */
-static int takes_load(const struct device *dv)
-{
-	return dv->ctl >= 0 && !dv->parking &&
-	       (dv->state == SWARM_DEVICE_ACTIVE || dv->state == SWARM_DEVICE_STANDBY);
-}
-
 /* The devices an operation names (name "" : every one that takes a load). 0 with *mask, or
  * -ENODEV with text. */
 static int targets(const char *name, uint64_t *mask, char *text, size_t len)
@@ -46,7 +39,7 @@ static int targets(const char *name, uint64_t *mask, char *text, size_t len)
 	for (int i = 0; i < d.n_dev && i < 64; i++) {
 		if (name[0] && strcmp(d.dev[i].plan.name, name))
 			continue;
-		if (takes_load(&d.dev[i]))
+		if (preload_ready(&d.dev[i]))
 			*mask |= 1ull << i;
 		else if (name[0]) {
 			snprintf(text, len, "%s is %s: its worker cannot take the model now", name,

@@ -21,8 +21,7 @@
 
 static int unresolved[MAX_PRELOAD]; /* logged once until it resolves */
 
-/* A device whose worker can take a LOAD now: ready, in service or a warm spare. */
-static int preload_ready(const struct device *dv)
+int preload_ready(const struct device *dv)
 {
 	return dv->ctl >= 0 && !dv->parking &&
 	       (dv->state == SWARM_DEVICE_ACTIVE || dv->state == SWARM_DEVICE_STANDBY);

@@ -490,6 +490,8 @@ void model_ops_free_all(void);                 /* at the end: pending loads, una
 
 /* ---- preload.c ---------------------------------------------------------------------------- */
 
+/* 1 when dv's worker can take a LOAD now: ready, in service or a warm spare. */
+int preload_ready(const struct device *dv);
 void preload_step(void);
 void preload_done(struct device *dv, const struct swarm_msg_loaded *m);
 
