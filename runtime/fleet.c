@@ -127,70 +127,90 @@ static int emit(struct swarm_fleet_action *out, size_t max, size_t *n, struct sw
 	return 1;
 }
 
+/* What the plan has written so far. */
+struct out {
+	struct swarm_fleet_action *a;
+	size_t max, n;
+};
+
+/* Gives s[i] model m's bytes: from its free memory, then (evict) from its reclaimable. */
+static void take_room(struct slot *s, const struct swarm_fleet_model *m, int evict)
+{
+	if (evict) {
+		uint64_t from_free = s->free < m->bytes ? s->free : m->bytes;
+		s->reclaim -= m->bytes - from_free;
+		s->free -= from_free;
+	} else if (s->free != UINT64_MAX) {
+		s->free -= m->bytes;
+	}
+}
+
+/* Model k's hosts let go down to its want (shrink) or gained up to it (grow); hosts is
+ * updated, and what it still lacks after growing is returned. A host let go keeps the model
+ * resident, idle: its bytes become reclaimable, for the models that grow after. */
+static uint32_t plan_model(const struct swarm_fleet_model *m, uint32_t k, int grow, size_t n_devs,
+			   struct slot *s, struct out *o, uint64_t *hosts)
+{
+	uint32_t have = 0;
+	for (size_t i = 0; i < n_devs; i++)
+		have += (*hosts >> i & 1) && s[i].on;
+	while (!grow && have > m->want) {
+		long i = pick_leaver(m, *hosts, s, n_devs);
+		struct swarm_fleet_action a = { .kind = SWARM_FLEET_REMOVE,
+						.model = k,
+						.device = (uint32_t)i };
+		if (i < 0 || !emit(o->a, o->max, &o->n, a))
+			break;
+		*hosts &= ~(1ull << i);
+		s[i].reclaim += m->bytes;
+		have--;
+	}
+	while (grow && have < m->want) {
+		int evict, wake;
+		long i = pick_host(m, *hosts, s, n_devs, &evict, &wake);
+		struct swarm_fleet_action a = { .kind = SWARM_FLEET_ADD,
+						.model = k,
+						.device = (uint32_t)i,
+						.wake = (uint32_t)wake,
+						.evict = (uint32_t)evict };
+		if (i < 0 || !emit(o->a, o->max, &o->n, a))
+			return m->want - have;
+		take_room(&s[i], m, evict);
+		if (wake) {
+			s[i].on = 1;
+			s[i].can_wake = 0;
+		}
+		*hosts |= 1ull << i;
+		have++;
+	}
+	return 0;
+}
+
 int swarm_fleet_plan(const struct swarm_fleet_model *models, size_t n_models,
 		     const struct swarm_fleet_device *devs, size_t n_devs, uint32_t min_in_service,
 		     struct swarm_fleet_action *out, size_t max, uint32_t *short_out)
 {
 	if ((n_models && !models) || (n_devs && !devs) || (max && !out) ||
-	    n_devs > SWARM_FLEET_MAX_DEVICES)
+	    n_devs > SWARM_FLEET_MAX_DEVICES || n_models > SWARM_FLEET_MAX_MODELS)
 		return -EINVAL;
 	struct slot s[SWARM_FLEET_MAX_DEVICES];
 	slots_init(devs, n_devs, s);
+	struct out o = { out, max, 0 };
+	uint64_t hosts[SWARM_FLEET_MAX_MODELS];
+	for (size_t k = 0; k < n_models; k++)
+		hosts[k] = models[k].hosts;
+	/* Every model shrinks first, so that the room it lets go serves those that grow. */
+	for (int grow = 0; grow <= 1; grow++)
+		for (size_t k = 0; k < n_models; k++) {
+			uint32_t lack =
+				plan_model(&models[k], (uint32_t)k, grow, n_devs, s, &o, &hosts[k]);
+			if (grow && short_out)
+				short_out[k] = lack;
+		}
 	uint64_t wanted = 0; /* devices that host a model wanted there, after the plan */
-	size_t n_out = 0;
-
-	for (size_t k = 0; k < n_models; k++) {
-		const struct swarm_fleet_model *m = &models[k];
-		uint64_t hosts = m->hosts;
-		uint32_t have = swarm_fleet_in_service(m, devs, n_devs);
-		uint32_t lack = 0;
-		while (have < m->want) {
-			int evict, wake;
-			long i = pick_host(m, hosts, s, n_devs, &evict, &wake);
-			if (i < 0) {
-				lack = m->want - have;
-				break;
-			}
-			struct swarm_fleet_action a = { .kind = SWARM_FLEET_ADD,
-							.model = (uint32_t)k,
-							.device = (uint32_t)i,
-							.wake = (uint32_t)wake,
-							.evict = (uint32_t)evict };
-			if (!emit(out, max, &n_out, a)) {
-				lack = m->want - have;
-				break;
-			}
-			if (evict) {
-				uint64_t from_free = s[i].free < m->bytes ? s[i].free : m->bytes;
-				s[i].reclaim -= m->bytes - from_free;
-				s[i].free -= from_free;
-			} else if (s[i].free != UINT64_MAX) {
-				s[i].free -= m->bytes;
-			}
-			if (wake) {
-				s[i].on = 1;
-				s[i].can_wake = 0;
-			}
-			hosts |= 1ull << i;
-			have++;
-		}
-		while (have > m->want) {
-			long i = pick_leaver(m, hosts, s, n_devs);
-			if (i < 0)
-				break;
-			struct swarm_fleet_action a = { .kind = SWARM_FLEET_REMOVE,
-							.model = (uint32_t)k,
-							.device = (uint32_t)i };
-			if (!emit(out, max, &n_out, a))
-				break;
-			hosts &= ~(1ull << i);
-			have--;
-		}
-		if (short_out)
-			short_out[k] = lack;
-		if (m->want)
-			wanted |= hosts;
-	}
+	for (size_t k = 0; k < n_models; k++)
+		if (models[k].want)
+			wanted |= hosts[k];
 
 	uint32_t on = 0;
 	for (size_t i = 0; i < n_devs; i++)
@@ -201,10 +221,10 @@ int swarm_fleet_plan(const struct swarm_fleet_model *models, size_t n_models,
 		struct swarm_fleet_action a = { .kind = SWARM_FLEET_PARK,
 						.model = UINT32_MAX,
 						.device = (uint32_t)i };
-		if (!emit(out, max, &n_out, a))
+		if (!emit(out, max, &o.n, a))
 			break;
 		s[i].on = 0;
 		on--;
 	}
-	return (int)n_out;
+	return (int)o.n;
 }

@@ -7,15 +7,17 @@
  * service host nothing needed and may be parked. It is a pure function, as the policy is:
  * swarmd (runtime/swarmd/autoscale.c) and tools/swarm-sim call it alike.
  *
- * The rules, per model in the order given (the caller puts the most important first):
+ * The rules, per model in the order given (the caller puts the most important first), every
+ * model that shrinks before any that grows:
+ *   - a model above its want loses hosts: the one with the fewest of its sessions, then
+ *     the most loaded, then the highest index (woken last). It stays resident there, idle:
+ *     its bytes count as reclaimable for the models that grow after it;
  *   - a model below its want gains hosts: first a device in service it may use that has
  *     the free memory for it without evicting anything, the least loaded (then the one with
  *     the most free memory, then the lowest index); then one where evicting versions that
  *     nothing needs (reclaimable bytes) makes the room; then a parked device woken for it (a
  *     warm spare first, then the lowest-numbered parked device). A device chosen for a model
  *     counts its bytes at once, so that two models are not both given the same room;
- *   - a model above its want loses hosts: the one with the fewest of its sessions, then
- *     the most loaded, then the highest index (woken last);
  *   - then a device in service (active or warming) that hosts no model wanted on it, has no
  *     session, and is not needed to keep min_in_service devices, is parked, highest index
  *     first.
@@ -28,6 +30,7 @@
 #include <stdint.h>
 
 #define SWARM_FLEET_MAX_DEVICES 64 /* hosts are bit masks */
+#define SWARM_FLEET_MAX_MODELS 1024
 
 struct swarm_fleet_model {
 	uint32_t want;            /* devices it should be loaded on; 0: none (scaled to zero) */
@@ -65,7 +68,8 @@ struct swarm_fleet_action {
  * SWARM_FLEET_MAX_DEVICES) as above, writing at most max actions to out. short_out
  * (n_models long, may be NULL) receives per model how many hosts it still lacks after the
  * plan. min_in_service: devices (active or warming) never parked below. Returns the number of
- * actions, or -EINVAL (a NULL array with a non-zero count, too many devices). Pure. */
+ * actions, or -EINVAL (a NULL array with a non-zero count, more than SWARM_FLEET_MAX_DEVICES
+ * devices or SWARM_FLEET_MAX_MODELS models). Pure. */
 int swarm_fleet_plan(const struct swarm_fleet_model *models, size_t n_models,
 		     const struct swarm_fleet_device *devs, size_t n_devs, uint32_t min_in_service,
 		     struct swarm_fleet_action *out, size_t max, uint32_t *short_out);

@@ -192,6 +192,34 @@ Test(runtime_fleet, bad_input_is_refused_and_a_full_output_stops_cleanly)
 	cr_assert_eq(swarm_fleet_plan(NULL, 0, NULL, 0, 0, NULL, 0, NULL), 0);
 }
 
+Test(runtime_fleet, room_one_model_lets_go_serves_another_in_the_same_plan)
+{
+	/* Device 0 is full with a's copy; a wants none of its two hosts but device 1's (the
+	 * one with sessions); b, first in order, wants a device: it gets device 0 by evicting
+	 * a's idle copy there, rather than waking device 2, and nothing is parked. */
+	struct swarm_fleet_device d[3] = { active(4 * GB, 4 * GB, 0), active(4 * GB, 4 * GB, 0),
+					   parked(4 * GB) };
+	uint32_t sessions_a[3] = { 0, 2, 0 };
+	d[1].sessions = 2;
+	struct swarm_fleet_model m[2] = {
+		{ .want = 1, .allowed = ALL, .bytes = 3 * GB },
+		{ .want = 1, .hosts = 0x3, .allowed = ALL, .bytes = 4 * GB, .sessions = sessions_a },
+	};
+	struct swarm_fleet_action a[64];
+	uint32_t lack[2];
+	int n = plan(m, 2, d, 3, 1, a, lack);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(a[0].kind, SWARM_FLEET_REMOVE);
+	cr_assert_eq(a[0].model, 1);
+	cr_assert_eq(a[0].device, 0);
+	cr_assert_eq(a[1].kind, SWARM_FLEET_ADD);
+	cr_assert_eq(a[1].model, 0);
+	cr_assert_eq(a[1].device, 0);
+	cr_assert_eq(a[1].evict, 1);
+	cr_assert_eq(a[1].wake, 0);
+	cr_assert_eq(lack[0], 0);
+}
+
 /* ---- property test ----------------------------------------------------------------------- */
 
 static uint64_t rng(uint64_t *s)
@@ -250,7 +278,7 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 		int n = swarm_fleet_plan(m, nm, d, nd, floor, a, 256, lack);
 		cr_assert_geq(n, 0);
 
-		uint64_t given[12] = { 0 }, hosts[8];
+		uint64_t given[12] = { 0 }, freed[12] = { 0 }, hosts[8];
 		int on[12], parked_now[12] = { 0 };
 		uint32_t n_on = 0, n_on_before = 0;
 		for (size_t i = 0; i < nd; i++) {
@@ -282,6 +310,7 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 				cr_assert(hosts[x->model] >> x->device & 1);
 				cr_assert(on[x->device]);
 				hosts[x->model] &= ~(1ull << x->device);
+				freed[x->device] += m[x->model].bytes;
 			} else {
 				cr_assert_eq(x->kind, SWARM_FLEET_PARK);
 				cr_assert(on[x->device] && !d[x->device].sessions, "round %d",
@@ -292,7 +321,7 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 		}
 		for (size_t i = 0; i < nd; i++) {
 			/* What the plan gives a device fits its free and reclaimable bytes. */
-			uint64_t room = d[i].budget - d[i].used + d[i].reclaimable;
+			uint64_t room = d[i].budget - d[i].used + d[i].reclaimable + freed[i];
 			cr_assert_leq(given[i], room, "round %d device %zu over budget", round, i);
 			n_on += (uint32_t)on[i];
 		}
