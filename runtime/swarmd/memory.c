@@ -139,17 +139,26 @@ void mem_touch(struct device *dv, const char *model, uint32_t version, uint64_t 
 		r->last_used_ns = now;
 }
 
-/* Requests of model@version on dv's stats page so far (0 when it has no entry). */
-static uint64_t page_requests(const struct device *dv, const struct resident *r)
+const struct swarm_model_stats *mem_page(const struct device *dv, const char *model,
+					 uint32_t version)
 {
+	if (!dv->stats)
+		return NULL;
 	for (uint32_t i = 0; i < SWARM_STATS_MAX_MODELS; i++) {
 		const struct swarm_model_stats *m = &dv->stats->models[i];
 		/* Acquire pairs with the worker's release store of valid (stats.c). */
-		if (__atomic_load_n(&m->valid, __ATOMIC_ACQUIRE) && m->version == r->version &&
-		    !strncmp(m->name, r->model, sizeof m->name))
-			return swarm_stat_get(&m->requests);
+		if (__atomic_load_n(&m->valid, __ATOMIC_ACQUIRE) && m->version == version &&
+		    !strncmp(m->name, model, sizeof m->name))
+			return m;
 	}
-	return 0;
+	return NULL;
+}
+
+/* Requests of model@version on dv's stats page so far (0 when it has no entry). */
+static uint64_t page_requests(const struct device *dv, const struct resident *r)
+{
+	const struct swarm_model_stats *m = mem_page(dv, r->model, r->version);
+	return m ? swarm_stat_get(&m->requests) : 0;
 }
 
 void mem_tick(uint64_t now)
@@ -191,11 +200,15 @@ static uint32_t sessions_of(const struct device *dv, const struct resident *r)
 	return n;
 }
 
-/* 1 when model@version is resident and loaded on dv. */
-static int loaded_on(const struct device *dv, const char *model, uint32_t version)
+int mem_loaded(const struct device *dv, const char *model, uint32_t version)
 {
 	const struct resident *r = find(dv, model, version);
 	return r && !r->loading;
+}
+
+int mem_resident(const struct device *dv, const char *model, uint32_t version)
+{
+	return find(dv, model, version) != NULL;
 }
 
 /* Where s (on device from) could move so that its version can leave from: an active device
@@ -208,7 +221,7 @@ static int move_target(int from, const struct session *s)
 		const struct device *dv = &d.dev[j];
 		if (j == from || dv->state != SWARM_DEVICE_ACTIVE || dv->ctl < 0 || dv->parking ||
 		    dv->sessions >= SWARM_WORKER_MAX_SESSIONS || !(s->allowed >> j & 1) ||
-		    !loaded_on(dv, s->model_name, s->version))
+		    !mem_loaded(dv, s->model_name, s->version))
 			continue;
 		if (best < 0 || dv->sessions < d.dev[best].sessions)
 			best = j;
@@ -260,7 +273,8 @@ void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 			.weights_bytes = r->weights_bytes,
 			.other_bytes = r->other_bytes,
 			.sessions = sessions_of(dv, r),
-			.pinned = mem_pinned(dv, r) || r->loading,
+			.pinned = mem_pinned(dv, r) || r->loading ||
+				  as_hosts(r->model, r->version) >> dv->index & 1,
 			.movable = sessions_can_move(dv, r),
 			.priority = r->priority,
 			.last_used_ns = r->last_used_ns,
@@ -400,7 +414,7 @@ static int move_for_room(struct device *dv, const struct swarm_res_choice *c,
 static const struct resident *measured(const char *model, uint32_t version)
 {
 	for (int i = 0; i < d.n_dev; i++)
-		if (loaded_on(&d.dev[i], model, version))
+		if (mem_loaded(&d.dev[i], model, version))
 			return find(&d.dev[i], model, version);
 	return NULL;
 }
@@ -424,6 +438,45 @@ uint64_t mem_fits_mask(const char *model, uint32_t version)
 			mask |= 1ull << i;
 	}
 	return mask;
+}
+
+/* What res costs on a device that lacks it: its measured cost where a worker has it loaded,
+ * else the registry's estimate. */
+static void cost_of(const struct resolved *res, struct swarm_res_version *want)
+{
+	const struct resident *known = measured(res->name, res->version);
+	if (known) {
+		want->weights_bytes = known->weights_bytes;
+		want->other_bytes = known->other_bytes;
+	} else {
+		models_cost(res, &want->weights_bytes, &want->other_bytes);
+	}
+}
+
+uint64_t mem_cost(const struct resolved *res)
+{
+	struct swarm_res_version want = { 0 };
+	cost_of(res, &want);
+	return want.weights_bytes + want.other_bytes;
+}
+
+void mem_fleet_device(const struct device *dv, struct swarm_fleet_device *out)
+{
+	struct swarm_res_device snap;
+	static struct swarm_res_version res_v[SWARM_RES_MAX_RESIDENT];
+	mem_snapshot(dv, &snap, res_v);
+	*out = (struct swarm_fleet_device){
+		.state = dv->state,
+		.parking = dv->parking,
+		.budget = snap.budget_bytes,
+		.used = swarm_res_used(&snap),
+		.load = dv->busy,
+		.sessions = dv->sessions,
+	};
+	/* Idle, unpinned versions (a host's is pinned): what an eviction could free. */
+	for (uint32_t k = 0; k < snap.n_resident; k++)
+		if (!res_v[k].pinned && !res_v[k].sessions)
+			out->reclaimable += res_v[k].weights_bytes + res_v[k].other_bytes;
 }
 
 int mem_place(const struct resolved *res, int client_numa, char *text, size_t len)
@@ -485,14 +538,7 @@ int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, 
 		.key = version_key(res->name, res->version),
 		.weights_key = weights_key(res->weights_sha),
 	};
-	/* Its measured cost where a worker has it, else the registry's estimate. */
-	const struct resident *known = measured(res->name, res->version);
-	if (known) {
-		want.weights_bytes = known->weights_bytes;
-		want.other_bytes = known->other_bytes;
-	} else {
-		models_cost(res, &want.weights_bytes, &want.other_bytes);
-	}
+	cost_of(res, &want);
 	struct swarm_res_choice c;
 	int rc = swarm_res_place(devs, (size_t)d.n_dev, &want, client_numa, swarm_topology_distance,
 				 d.topo, &c);

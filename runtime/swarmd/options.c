@@ -80,8 +80,10 @@ static void usage_scaling(FILE *f)
 	fprintf(f,
 		"  --autoscale          power devices into and out of service with demand\n"
 		"                       (docs/autoscaler.md): devices start parked but for\n"
-		"                       --autoscale-idle; each model's min_devices, max_devices\n"
-		"                       and latency_p99_us bound it (built-in models: 1 to all)\n"
+		"                       --autoscale-idle; each model is placed on as many\n"
+		"                       devices as its demand needs, within its min_devices,\n"
+		"                       max_devices and latency_p99_us (built-in models: 1 to\n"
+		"                       all; a registry model's max_devices defaults to 1)\n"
 		"  --autoscale-idle N   devices kept in service while no session is open\n"
 		"                       (default 1; 0 parks them all, and a first open waits\n"
 		"                       for a device to warm up)\n"

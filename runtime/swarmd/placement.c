@@ -150,6 +150,12 @@ void place_move(struct session *s, int to, int reason)
 		  move_reasons[reason]);
 }
 
+uint64_t place_serves(const struct session *s)
+{
+	uint64_t hosts = as_hosts_loaded(s->model_name, s->version);
+	return s->allowed & mem_fits_mask(s->model_name, s->version) & (hosts ? hosts : ~0ull);
+}
+
 /* The balancer's pick among the devices of mask fits (room for the session's version). */
 static int pick_fitting(int client_numa, uint64_t fits)
 {
@@ -179,7 +185,7 @@ void place_let_go(struct session *s)
 		return;
 	}
 	int to = s->move_to;
-	uint64_t fits = mem_fits_mask(s->model_name, s->version) & s->allowed;
+	uint64_t fits = place_serves(s);
 	if (!device_takes(to) || to >= 64 || !(fits >> to & 1))
 		to = pick_fitting(s->client_numa, fits);
 	if (to < 0) {
@@ -305,7 +311,7 @@ void place_rebalance(void)
 		ss[n] = (struct swarm_balancer_session){
 			.device = s->state == S_HOMELESS ? -1 : s->device,
 			.client_numa = s->client_numa,
-			.serves = all & s->allowed & mem_fits_mask(s->model_name, s->version),
+			.serves = place_serves(s) & all,
 			.last_move_ns = s->last_move_ns,
 		};
 		sp[n++] = s;

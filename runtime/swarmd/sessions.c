@@ -283,13 +283,20 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	 * must not depend on which worker happened to start first. */
 	int client_numa = m->cpu >= 0 ? swarm_topology_cpu_numa(d.topo, m->cpu) : c->numa_node;
 	text[0] = 0;
-	int di = d.ready ? mem_place(&res, client_numa, text, sizeof text) : -ENODEV;
+	/* A model the autoscaler has placed goes to its hosts (as_hosts: 0 when none). */
+	uint64_t hosts = as_hosts(res.name, res.version);
+	int di = d.ready ?
+			 mem_place_in(&res, client_numa, hosts ? hosts : ~0ull, text, sizeof text) :
+			 -ENODEV;
 	if (di == -EINPROGRESS) {
 		/* Room is being made (sessions move first): tried again when they have. */
 		if (may_park && open_wait(c, m, 1))
 			return 1;
 		di = -ENOSPC;
 	}
+	/* No room in service, but the autoscaler can wake a device with room: it waits. */
+	if (di == -ENOSPC && may_park && as_may_wake_for(&res) && open_wait(c, m, 1))
+		return 1;
 	if (di == -EFBIG || di == -ENOSPC || (di == -ENODEV && text[0])) {
 		session_open_failed(c, m->h.seq, model_name, m->version, di, text);
 		return 0;
@@ -307,6 +314,7 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 		session_open_failed(c, m->h.seq, model_name, m->version, rc, text);
 		return 0;
 	}
+	as_placed(&res, di);
 	s->client_numa = client_numa;
 	place_publish(s, dv, 0);
 	s->device = dv->index;

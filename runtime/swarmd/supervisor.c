@@ -456,7 +456,7 @@ static void on_loaded(struct device *dv, union worker_msg *m, int *fds, int *nfd
 {
 	(void)fds;
 	(void)nfds;
-	if (!model_ops_loaded(dv, &m->loaded))
+	if (!as_loaded(dv, &m->loaded) && !model_ops_loaded(dv, &m->loaded))
 		preload_done(dv, &m->loaded);
 }
 

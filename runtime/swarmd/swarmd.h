@@ -45,6 +45,7 @@
 #include "runtime/autoscaler.h"
 #include "runtime/balancer.h"
 #include "runtime/event_loop.h"
+#include "runtime/fleet.h"
 #include "runtime/plan.h"
 #include "runtime/residency.h"
 #include "runtime/stats.h"
@@ -400,6 +401,9 @@ void session_attached(struct session *s, struct device *dv, const struct swarm_m
 void place_snapshot(struct swarm_balancer_device *snap);
 int place_device_os_node(const struct device *dv);
 void place_rebalance(void);
+/* The devices s may be served by: its model's constraints, room for its version, and, where
+ * the autoscaler has placed its model, the hosts that have it loaded (bit i: device i). */
+uint64_t place_serves(const struct session *s);
 void place_update_load(uint64_t now);
 /* Moves s (active) to device to at a request boundary, for reason (a swarm_move_reason). */
 void place_move(struct session *s, int to, int reason);
@@ -419,6 +423,19 @@ void place_evacuate(struct session *s, uint64_t now);
 
 void as_tick(uint64_t now);
 void as_decide(uint64_t now);
+/* The devices model@version is placed on by the autoscaler (bit i: device i), for
+ * placement: a new session goes to one of them, a session moves only among them. 0 when the
+ * autoscaler is off or has not placed the model (then every device may take it). */
+uint64_t as_hosts(const char *model, uint32_t version);
+/* Of those, the ones in service with it loaded (where a session can move now); 0 as above. */
+uint64_t as_hosts_loaded(const char *model, uint32_t version);
+/* 1 when the autoscaler is on and a parked device (or a spare) could take res: an open that
+ * finds no room in service waits for it to be woken rather than being refused. */
+int as_may_wake_for(const struct resolved *res);
+/* A session of res was placed on device di: it is one of the model's hosts from now on. */
+void as_placed(const struct resolved *res, int di);
+/* A worker's LOADED: 1 when it answers a LOAD the autoscaler sent (handled), else 0. */
+int as_loaded(struct device *dv, const struct swarm_msg_loaded *m);
 
 /* ---- models.c ----------------------------------------------------------------------------- */
 
@@ -476,6 +493,16 @@ int mem_unload(struct device *dv, const char *model, uint32_t version, char *tex
 void mem_expect(struct device *dv, const struct resolved *res);
 /* dv's worker refused an attach of model@version: a reservation for it goes. */
 void mem_attach_failed(struct device *dv, const char *model, uint32_t version);
+/* model@version on dv's stats page, NULL when it has no entry there. */
+const struct swarm_model_stats *mem_page(const struct device *dv, const char *model,
+					 uint32_t version);
+/* 1 when model@version is loaded on dv (mem_loaded), or loaded or on its way (mem_resident). */
+int mem_loaded(const struct device *dv, const char *model, uint32_t version);
+int mem_resident(const struct device *dv, const char *model, uint32_t version);
+/* What res costs on a device that lacks it: measured where loaded somewhere, else estimated. */
+uint64_t mem_cost(const struct resolved *res);
+/* dv as the autoscaler's placement (runtime/fleet.h) sees it: budget, used, reclaimable. */
+void mem_fleet_device(const struct device *dv, struct swarm_fleet_device *out);
 
 /* ---- model_ops.c -------------------------------------------------------------------------- */
 

@@ -279,7 +279,7 @@ void h_print_log(const char *why)
 	fprintf(stderr, "---- end of swarmd log ----\n");
 }
 
-int h_log_count(const char *needle)
+int h_log_count2(const char *a, const char *b)
 {
 	FILE *f = fopen(H.log, "r");
 	if (!f)
@@ -287,10 +287,12 @@ int h_log_count(const char *needle)
 	char line[4096];
 	int n = 0;
 	while (fgets(line, sizeof line, f))
-		n += strstr(line, needle) != NULL;
+		n += strstr(line, a) && strstr(line, b);
 	fclose(f);
 	return n;
 }
+
+int h_log_count(const char *needle) { return h_log_count2(needle, ""); }
 
 int h_log_contains(const char *needle)
 {
@@ -1083,6 +1085,47 @@ long h_status_batches(void)
 	const char *at = strstr(out, "\"batches\": ");
 	cr_assert_not_null(at, "no batches in: %s", out);
 	return atol(at + strlen("\"batches\": "));
+}
+
+json_t *h_status(void)
+{
+	static char out[1 << 17];
+	const char *argv[] = {
+		SWARM_BIN_DIR "/swarm", "status", "--socket", h_socket(), "--json", NULL
+	};
+	int rc = h_run(argv, out, sizeof out);
+	cr_assert_eq(rc, 0, "swarm status exited %d: %s", rc, out);
+	json_error_t e;
+	json_t *j = json_loads(out, 0, &e);
+	cr_assert_not_null(j, "status JSON: %s: %s", e.text, out);
+	return j;
+}
+
+json_t *h_device_memory(json_t *st, int i)
+{
+	json_t *mem = json_object_get(json_array_get(json_object_get(st, "devices"), (size_t)i),
+				      "memory");
+	cr_assert(json_is_object(mem), "device %d has no memory object", i);
+	return mem;
+}
+
+uint64_t h_num(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	cr_assert(json_is_integer(v), "%s is not an integer", key);
+	return (uint64_t)json_integer_value(v);
+}
+
+json_t *h_resident(json_t *st, int i, const char *model)
+{
+	json_t *models = json_object_get(h_device_memory(st, i), "models"), *m;
+	size_t k;
+	json_array_foreach(models, k, m)
+	{
+		if (!strcmp(json_string_value(json_object_get(m, "name")), model))
+			return m;
+	}
+	return NULL;
 }
 
 int h_run(const char *const *argv, char *out, size_t len)

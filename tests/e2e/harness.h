@@ -15,6 +15,7 @@
 #ifndef SWARM_TESTS_E2E_HARNESS_H
 #define SWARM_TESTS_E2E_HARNESS_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -68,10 +69,21 @@ void h_print_log(const char *why);
 int h_log_contains(const char *needle);
 /* Lines of swarmd's log (its workers' included) that contain needle; 0 without a log. */
 int h_log_count(const char *needle);
+/* Lines of swarmd's log that hold both a and b. */
+int h_log_count2(const char *a, const char *b);
 
 /* The "batches" counter of the first device in `swarm status --json` (batches of more than one
  * request it ran); fails the test when the status cannot be read. */
 long h_status_batches(void);
+
+/* `swarm status --json`, parsed (json_decref it); fails the test when it cannot be had. */
+json_t *h_status(void);
+/* Device i's "memory" object in a status (fails the test when it has none). */
+json_t *h_device_memory(json_t *st, int i);
+/* The resident entry of model on device i in a status, or NULL. */
+json_t *h_resident(json_t *st, int i, const char *model);
+/* o's integer key (fails the test when it is not one). */
+uint64_t h_num(json_t *o, const char *key);
 
 /* Runs argv (argv[0] a path, NULL-terminated) with its stdout in out (terminated, cut at
  * len - 1) and its stderr the test's. Returns its exit status, or 256 + the signal that ended

@@ -113,6 +113,96 @@ Test(e2e_autoscale, from_zero_a_first_open_waits_for_a_device_to_warm)
 	h_stop();
 }
 
+/* Per model (docs/autoscaler.md "Per model"): a burst on one model places it on more
+ * devices (woken for it), while a model with a session and no demand stays on the one device
+ * it was opened on; when the burst is over the woken devices, hosting nothing needed, park. */
+Test(e2e_autoscale, a_busy_model_gets_devices_and_an_idle_one_stays_on_one)
+{
+	h_start("cpu:3", as_args);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *idle = NULL;
+	int rc = h_open_working(c, "identity", NULL, &idle, 10 * H_SEC);
+	cr_assert_eq(rc, 0, "open identity: %s", swarm_strerror(rc));
+	cr_assert_eq(h_log_count2("event=autoscale_place device=cpu:0", "model=identity"), 1,
+		     "identity was not placed on cpu:0 at its open");
+
+	pid_t pids[CLIENTS];
+	struct h_load_args args[CLIENTS];
+	h_start_load(pids, args, CLIENTS, 5 * H_SEC, 0);
+	int woke = -ETIMEDOUT;
+	for (uint64_t end = h_now_ns() + 5 * H_SEC; woke && h_now_ns() < end; h_sleep_ms(50))
+		if (h_log_count2("event=autoscale action=wake", "model=affine") >= 1)
+			woke = 0;
+	if (woke)
+		h_print_log("the burst woke no device for affine");
+	cr_assert_eq(woke, 0, "the burst woke no device for affine");
+	/* Its sessions spread onto the device woken for it once it has affine loaded. */
+	int moved = log_wait("event=session_moving", 1, 5 * H_SEC);
+	h_wait_load_or_fail(pids, CLIENTS, "the burst");
+	cr_assert_eq(moved, 0, "no affine session moved to the device woken for it");
+	cr_assert_eq(h_log_count2("event=autoscale_place ", "model=identity") +
+			     h_log_count2("event=autoscale action=wake", "model=identity"),
+		     1, "identity, with no demand, was placed or woken for beyond its open");
+	swarm_session_info info;
+	cr_assert_eq(swarm_session_info_get(idle, &info), 0);
+	cr_assert_eq(info.device_index, 0, "identity's session left cpu:0");
+
+	/* The burst is over: affine lets its extra devices go, and they park. */
+	int parked = -ETIMEDOUT;
+	int wakes = h_log_count("event=autoscale action=wake");
+	for (uint64_t end = h_now_ns() + 20 * H_SEC; parked && h_now_ns() < end; h_sleep_ms(100))
+		if (h_log_count("event=device_parked device=cpu:") - 2 >= wakes &&
+		    h_log_count2("event=autoscale_release", "model=affine") >= 1)
+			parked = 0;
+	if (parked)
+		h_print_log("affine's devices did not park after the burst");
+	cr_assert_eq(parked, 0, "affine's devices did not park after the burst");
+	swarm_session_close(idle);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+/* A warm spare loads the model most likely to need another device before any wake, so that
+ * the wake finds it loaded. */
+Test(e2e_autoscale, a_warm_spare_preloads_the_model_in_demand)
+{
+	const char *args[16];
+	int n = 0;
+	for (; as_args[n]; n++)
+		args[n] = as_args[n];
+	args[n++] = "--autoscale-standby";
+	args[n++] = "1";
+	args[n] = NULL;
+	h_start("cpu:3", args);
+	cr_assert_eq(log_wait("event=device_standby device=cpu:2", 1, 5 * H_SEC), 0,
+		     "cpu:2 did not become a warm spare");
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	int rc = h_open_working(c, "affine", NULL, &s, 10 * H_SEC);
+	cr_assert_eq(rc, 0, "open affine: %s", swarm_strerror(rc));
+	cr_assert_eq(h_affine_roundtrip(s, 4, 7, 5 * H_SEC), 0);
+	int loaded = log_wait("event=autoscale_spare_load device=cpu:2 model=affine", 1, 5 * H_SEC);
+	if (loaded)
+		h_print_log("the spare loaded nothing");
+	cr_assert_eq(loaded, 0, "the spare did not load affine");
+	json_t *st = NULL;
+	for (uint64_t end = h_now_ns() + 5 * H_SEC; h_now_ns() < end; h_sleep_ms(50)) {
+		st = h_status();
+		if (h_resident(st, 2, "affine"))
+			break;
+		json_decref(st);
+		st = NULL;
+	}
+	cr_assert_not_null(st, "the spare's affine never showed in its resident table");
+	const char *state = json_string_value(
+		json_object_get(json_array_get(json_object_get(st, "devices"), 2), "state"));
+	cr_assert_str_eq(state, "standby", "cpu:2 holds affine but is %s", state);
+	json_decref(st);
+	swarm_session_close(s);
+	swarm_disconnect(c);
+	h_stop();
+}
+
 /* A warm spare: with --autoscale-standby 1 one parked device's worker is started and kept
  * ready out of service; a burst brings it into service at once (no worker start), and
  * another spare is started in its place. */

@@ -52,46 +52,6 @@ static void teardown(void) { h_registry_remove(work_dir); }
 
 TestSuite(e2e_memory, .init = setup, .fini = teardown, .timeout = 120);
 
-/* `swarm status --json`, parsed. */
-static json_t *status(void)
-{
-	char out[1 << 16];
-	const char *argv[] = {
-		SWARM_BIN_DIR "/swarm", "status", "--socket", h_socket(), "--json", NULL
-	};
-	int rc = h_run(argv, out, sizeof out);
-	cr_assert_eq(rc, 0, "swarm status exited %d: %s", rc, out);
-	json_error_t e;
-	json_t *j = json_loads(out, 0, &e);
-	cr_assert_not_null(j, "status JSON: %s: %s", e.text, out);
-	return j;
-}
-
-static json_t *device_memory(json_t *st, int i)
-{
-	json_t *mem = json_object_get(json_array_get(json_object_get(st, "devices"), (size_t)i),
-				      "memory");
-	cr_assert(json_is_object(mem), "device %d has no memory object", i);
-	return mem;
-}
-
-static uint64_t num(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	cr_assert(json_is_integer(v), "%s is not an integer", key);
-	return (uint64_t)json_integer_value(v);
-}
-
-/* The resident entry of model on device i, or NULL. */
-static json_t *resident(json_t *st, int i, const char *model)
-{
-	json_t *models = json_object_get(device_memory(st, i), "models"), *m;
-	size_t k;
-	json_array_foreach(models, k, m) if (!strcmp(json_string_value(json_object_get(m, "name")),
-						     model)) return m;
-	return NULL;
-}
-
 /* `swarm registry show mlp --json`'s memory estimate of its version 1, total bytes. */
 static uint64_t registry_estimate(void)
 {
@@ -111,7 +71,7 @@ static uint64_t registry_estimate(void)
 	cr_assert_not_null(j, "show JSON: %s: %s", e.text, out);
 	json_t *mem = json_object_get(json_array_get(json_object_get(j, "versions"), 0), "memory");
 	cr_assert(json_is_object(mem), "no memory estimate: %s", out);
-	uint64_t total = num(mem, "total_bytes");
+	uint64_t total = h_num(mem, "total_bytes");
 	json_decref(j);
 	return total;
 }
@@ -138,8 +98,8 @@ static uint64_t blob_bytes(void)
 static json_t *status_when(int i, size_t n)
 {
 	for (uint64_t end = h_now_ns() + 5 * H_SEC;; h_sleep_ms(20)) {
-		json_t *st = status();
-		if (json_array_size(json_object_get(device_memory(st, i), "models")) == n ||
+		json_t *st = h_status();
+		if (json_array_size(json_object_get(h_device_memory(st, i), "models")) == n ||
 		    h_now_ns() > end)
 			return st;
 		json_decref(st);
@@ -179,10 +139,10 @@ Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
 {
 	const char *extra[] = { "--registry", reg_dir, "--device-memory", "64M", NULL };
 	h_start("cpu:2", extra);
-	json_t *st = status();
+	json_t *st = h_status();
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(num(device_memory(st, i), "budget_bytes"), 64 * MIB);
-		cr_assert_eq(num(device_memory(st, i), "used_bytes"), 0);
+		cr_assert_eq(h_num(h_device_memory(st, i), "budget_bytes"), 64 * MIB);
+		cr_assert_eq(h_num(h_device_memory(st, i), "used_bytes"), 0);
 	}
 	json_decref(st);
 	swarm_client *c = h_connect_or_fail();
@@ -191,21 +151,22 @@ Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
 	cr_assert_eq(mlp_roundtrip(s, 1), 0);
 	int dv = device_of(s);
 	st = status_when(dv, 1);
-	json_t *m = resident(st, dv, "mlp");
+	json_t *m = h_resident(st, dv, "mlp");
 	cr_assert_not_null(m, "mlp is not resident on device %d", dv);
-	cr_assert_eq(num(m, "version"), 1);
-	cr_assert_eq(num(m, "weights_bytes"), blob_bytes(), "the blob's size, counted in full");
+	cr_assert_eq(h_num(m, "version"), 1);
+	cr_assert_eq(h_num(m, "weights_bytes"), blob_bytes(), "the blob's size, counted in full");
 	/* The arena of an MLP 16 -> 32 -> 4 at 8 rows, and 8 rows of x and y to gather. */
 	uint64_t gather = 8 * (16 * 4 + 4 * 4);
-	cr_assert_geq(num(m, "other_bytes"), gather + 8 * 32 * 4, "other_bytes %llu",
-		      (unsigned long long)num(m, "other_bytes"));
-	cr_assert_eq(num(m, "bytes"), num(m, "weights_bytes") + num(m, "other_bytes"));
-	cr_assert_eq(num(m, "sessions"), 1);
-	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), num(m, "bytes"));
-	cr_assert_eq(num(device_memory(st, 1 - dv), "used_bytes"), 0);
+	cr_assert_geq(h_num(m, "other_bytes"), gather + 8 * 32 * 4, "other_bytes %llu",
+		      (unsigned long long)h_num(m, "other_bytes"));
+	cr_assert_eq(h_num(m, "bytes"), h_num(m, "weights_bytes") + h_num(m, "other_bytes"));
+	cr_assert_eq(h_num(m, "sessions"), 1);
+	cr_assert_eq(h_num(h_device_memory(st, dv), "used_bytes"), h_num(m, "bytes"));
+	cr_assert_eq(h_num(h_device_memory(st, 1 - dv), "used_bytes"), 0);
 	/* What the registry estimates before any load is what the worker measured. */
-	cr_assert_eq(registry_estimate(), num(m, "bytes"), "estimate %llu, measured %llu",
-		     (unsigned long long)registry_estimate(), (unsigned long long)num(m, "bytes"));
+	cr_assert_eq(registry_estimate(), h_num(m, "bytes"), "estimate %llu, measured %llu",
+		     (unsigned long long)registry_estimate(),
+		     (unsigned long long)h_num(m, "bytes"));
 	json_decref(st);
 
 	/* The worker dies: its versions are no longer counted; the session is attached again
@@ -218,32 +179,32 @@ Test(e2e_memory, status_counts_each_resident_version_and_its_sessions)
 	/* The session may come back to the new worker or stay where it was evacuated to: wait
 	 * for the one device that serves it to count mlp, and nothing else to. */
 	for (uint64_t end = h_now_ns() + 5 * H_SEC;; h_sleep_ms(20)) {
-		st = status();
-		json_t *m0 = resident(st, 0, "mlp"), *m1 = resident(st, 1, "mlp");
+		st = h_status();
+		json_t *m0 = h_resident(st, 0, "mlp"), *m1 = h_resident(st, 1, "mlp");
 		dv = device_of(s);
-		if ((m0 != NULL) + (m1 != NULL) == 1 && resident(st, dv, "mlp"))
+		if ((m0 != NULL) + (m1 != NULL) == 1 && h_resident(st, dv, "mlp"))
 			break;
 		cr_assert_lt(h_now_ns(), end, "after the worker died: session on device %d, %s", dv,
 			     json_dumps(st, JSON_COMPACT));
 		json_decref(st);
 	}
-	m = resident(st, dv, "mlp");
-	cr_assert_eq(num(m, "sessions"), 1);
-	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), num(m, "bytes"));
-	cr_assert_eq(num(device_memory(st, 1 - dv), "used_bytes"), 0, "counted once");
+	m = h_resident(st, dv, "mlp");
+	cr_assert_eq(h_num(m, "sessions"), 1);
+	cr_assert_eq(h_num(h_device_memory(st, dv), "used_bytes"), h_num(m, "bytes"));
+	cr_assert_eq(h_num(h_device_memory(st, 1 - dv), "used_bytes"), 0, "counted once");
 	json_decref(st);
 
 	/* The last session closes: the version stays resident, idle, until it must make room;
 	 * a session opened again finds it loaded. */
-	uint64_t used = num(device_memory(st = status(), dv), "used_bytes");
+	uint64_t used = h_num(h_device_memory(st = h_status(), dv), "used_bytes");
 	json_decref(st);
 	cr_assert_eq(swarm_session_close(s), 0);
-	st = status();
-	m = resident(st, dv, "mlp");
+	st = h_status();
+	m = h_resident(st, dv, "mlp");
 	cr_assert_not_null(m, "mlp left device %d with its last session", dv);
-	cr_assert_eq(num(m, "sessions"), 0);
+	cr_assert_eq(h_num(m, "sessions"), 0);
 	cr_assert(json_is_false(json_object_get(m, "pinned")));
-	cr_assert_eq(num(device_memory(st, dv), "used_bytes"), used);
+	cr_assert_eq(h_num(h_device_memory(st, dv), "used_bytes"), used);
 	json_decref(st);
 	int loads = h_log_count("event=weights_loaded model=mlp ");
 	cr_assert_eq(swarm_session_open(c, "mlp", 0, NULL, &s), 0, "%s", swarm_client_error(c));
@@ -259,9 +220,9 @@ Test(e2e_memory, default_budget_is_half_the_nodes_memory_shared_by_its_devices)
 {
 	const char *extra[] = { "--registry", reg_dir, NULL };
 	h_start("cpu:2", extra);
-	json_t *st = status();
-	uint64_t b0 = num(device_memory(st, 0), "budget_bytes");
-	uint64_t b1 = num(device_memory(st, 1), "budget_bytes");
+	json_t *st = h_status();
+	uint64_t b0 = h_num(h_device_memory(st, 0), "budget_bytes");
+	uint64_t b1 = h_num(h_device_memory(st, 1), "budget_bytes");
 	json_decref(st);
 	cr_assert_gt(b0, 0);
 	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
@@ -316,9 +277,9 @@ static void check_all(swarm_session **s, uint32_t seed)
 /* Resident versions on each device never exceed its budget. */
 static void check_budgets(uint64_t budget)
 {
-	json_t *st = status();
+	json_t *st = h_status();
 	for (int d = 0; d < 2; d++)
-		cr_assert_leq(num(device_memory(st, d), "used_bytes"), budget,
+		cr_assert_leq(h_num(h_device_memory(st, d), "used_bytes"), budget,
 			      "device %d over its budget: %s", d, json_dumps(st, JSON_COMPACT));
 	json_decref(st);
 }
@@ -409,10 +370,10 @@ static int swarm_model(char *out, size_t len, const char *verb, const char *ref,
 /* On how many devices model is resident, and on how many pinned. */
 static void count_resident(const char *model, int *resident_on, int *pinned_on)
 {
-	json_t *st = status();
+	json_t *st = h_status();
 	*resident_on = *pinned_on = 0;
 	for (int i = 0; i < 2; i++) {
-		json_t *m = resident(st, i, model);
+		json_t *m = h_resident(st, i, model);
 		*resident_on += m != NULL;
 		*pinned_on += m && json_is_true(json_object_get(m, "pinned"));
 	}
@@ -428,9 +389,9 @@ Test(e2e_memory, an_operators_load_pins_a_version_and_unload_lets_it_go)
 	int res, pin;
 	cr_assert_eq(swarm_model(out, sizeof out, "load", "m0", "cpu:1"), 0, "%s", out);
 	cr_assert(strstr(out, "m0@1 is loaded and pinned"), "%s", out);
-	json_t *st = status();
-	json_t *m = resident(st, 1, "m0");
-	cr_assert(m && json_is_true(json_object_get(m, "pinned")) && !resident(st, 0, "m0"),
+	json_t *st = h_status();
+	json_t *m = h_resident(st, 1, "m0");
+	cr_assert(m && json_is_true(json_object_get(m, "pinned")) && !h_resident(st, 0, "m0"),
 		  "m0 pinned on cpu:1 only: %s", json_dumps(st, JSON_COMPACT));
 	json_decref(st);
 	cr_assert_eq(swarm_model(out, sizeof out, "load", "m0", "cpu:9"), 1, "no such device");
@@ -660,6 +621,105 @@ Test(e2e_memory, a_version_in_use_is_evicted_once_its_sessions_have_moved)
 	cr_assert(h_log_contains("reason=memory"), "no move for memory logged");
 	cr_assert_eq(h_log_count("event=version_evicted device=cpu:0 model=m0 "), 1);
 	check_budgets(10000);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+/* Per model under the autoscaler (docs/autoscaler.md "Per model"): a model whose deploy asks
+ * for two devices at least is loaded on two as soon as it is open, one of them woken for it;
+ * one allowed a single device keeps all its sessions there, and is resident nowhere else,
+ * although two devices are in service and it has six sessions (without per-model placement
+ * the balancer spreads them over both). */
+Test(e2e_memory, per_model_min_and_max_devices_are_kept)
+{
+	struct h_mlp nets[2];
+	h_mlp_make(&nets[0], 31, 0.0005f);
+	h_mlp_make(&nets[1], 32, 0.0005f);
+	publish_mlp(&nets[0], "wide",
+		    "{\"max_rows\": 8, \"slots\": 4, \"min_devices\": 2, \"max_devices\": 3}");
+	publish_mlp(&nets[1], "narrow", "{\"max_rows\": 8, \"slots\": 4, \"max_devices\": 1}");
+	const char *extra[] = { "--registry",  reg_dir,
+				"--autoscale", "--autoscale-idle",
+				"1",           "--autoscale-window-s",
+				"2",           "--autoscale-cooldown-s",
+				"1",           NULL };
+	h_start("cpu:3", extra);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *w = NULL;
+	int rc = swarm_session_open(c, "wide", 0, NULL, &w);
+	cr_assert_eq(rc, 0, "open wide: %d (%s)", rc, swarm_client_error(c));
+	cr_assert_eq(mlp_roundtrip_of(w, &nets[0], 1), 0);
+	int on = 0;
+	for (uint64_t end = h_now_ns() + 10 * H_SEC; on < 2 && h_now_ns() < end; h_sleep_ms(50)) {
+		json_t *st = h_status();
+		on = 0;
+		for (int i = 0; i < 3; i++)
+			on += h_resident(st, i, "wide") != NULL;
+		json_decref(st);
+	}
+	if (on != 2)
+		h_print_log("wide is not on two devices");
+	cr_assert_eq(on, 2, "wide (min_devices 2) is resident on %d devices", on);
+	cr_assert_geq(h_log_count2("event=autoscale action=wake",
+				   "reason=min model=wide version=1"),
+		      1, "no device was woken for wide's minimum");
+
+	/* Two devices are in service now (at least): wide's. */
+	swarm_session *n[6];
+	for (int k = 0; k < 6; k++) {
+		rc = swarm_session_open(c, "narrow", 0, NULL, &n[k]);
+		cr_assert_eq(rc, 0, "open narrow %d: %d (%s)", k, rc, swarm_client_error(c));
+	}
+	for (int round = 0; round < 50; round++)
+		for (int k = 0; k < 6; k++)
+			cr_assert_eq(mlp_roundtrip_of(n[k], &nets[1], (uint32_t)(round * 6 + k)),
+				     0);
+	int dev = device_of(n[0]);
+	for (int k = 1; k < 6; k++)
+		cr_assert_eq(device_of(n[k]), dev, "narrow's session %d is on %d, not %d", k,
+			     device_of(n[k]), dev);
+	json_t *st = h_status();
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(h_resident(st, i, "narrow") != NULL, i == dev,
+			     "narrow (max_devices 1) resident on device %d", i);
+	json_decref(st);
+	cr_assert_eq(mlp_roundtrip_of(w, &nets[0], 2), 0);
+	for (int k = 0; k < 6; k++)
+		swarm_session_close(n[k]);
+	swarm_session_close(w);
+	swarm_disconnect(c);
+	h_stop();
+}
+
+/* Under the autoscaler a device is woken when the models' placements need one more: with
+ * cpu:0 full of versions in use, an open of a third waits for cpu:1 to be woken for it rather
+ * than being refused for lack of room. */
+Test(e2e_memory, an_open_with_no_room_in_service_wakes_a_device_for_it)
+{
+	publish_nets();
+	const char *extra[] = { "--registry", reg_dir,       "--device-memory",
+				"10000",      "--autoscale", NULL };
+	h_start("cpu:2", extra);
+	cr_assert(h_log_contains("event=device_parked device=cpu:1 reason=autoscale"),
+		  "cpu:1 did not start parked");
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s[3];
+	for (int i = 0; i < 2; i++) {
+		int rc = open_net(c, i, &s[i]);
+		cr_assert_eq(rc, 0, "open m%d: %d (%s)", i, rc, swarm_client_error(c));
+		cr_assert_eq(device_of(s[i]), 0);
+	}
+	int rc = open_net(c, 2, &s[2]);
+	if (rc)
+		h_print_log("m2's open");
+	cr_assert_eq(rc, 0, "open m2 with cpu:0 full: %d (%s)", rc, swarm_client_error(c));
+	cr_assert_eq(device_of(s[2]), 1, "m2 is not on the device woken for it");
+	cr_assert_eq(h_log_count2("event=autoscale action=wake device=cpu:1", "model=m2"), 1,
+		     "cpu:1 was not woken for m2");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(mlp_roundtrip_of(s[i], &nets[i], (uint32_t)i), 0, "m%d's output", i);
+	for (int i = 0; i < 3; i++)
+		swarm_session_close(s[i]);
 	swarm_disconnect(c);
 	h_stop();
 }
