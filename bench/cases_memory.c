@@ -285,16 +285,13 @@ static int mem_measure(struct mem_case *c)
 
 int bench_run_memory(struct bench_ctx *ctx, struct bench_report *rep)
 {
-	const int quick = ctx->o.n.spin < bench_full_counts.spin;
 	struct mem_case *c = calloc(1, sizeof *c);
 	int rc, rc2;
 
 	if (!c)
 		return -ENOMEM;
-	c->mo = (struct bench_model_opts){ .exe_dir = ctx->exe_dir,
-					   .devices = "cpu:1",
-					   .peer_cpu = ctx->peer_cpu,
-					   .quick = quick };
+	c->mo = mh_opts(ctx, "cpu:1");
+	const int quick = c->mo.quick;
 	c->n = quick ? 4 : MEM_MODELS;
 	c->fit = quick ? 2 : MEM_FIT;
 	c->resident_rounds = quick ? 2 : MEM_RESIDENT_ROUNDS;

@@ -9,6 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
+struct bench_model_opts mh_opts(const struct bench_ctx *ctx, const char *devices)
+{
+	return (struct bench_model_opts){ .exe_dir = ctx->exe_dir,
+					  .devices = devices,
+					  .peer_cpu = ctx->peer_cpu,
+					  .quick = ctx->o.n.spin < bench_full_counts.spin };
+}
+
 int mh_model_make(struct mh_model *m, struct mb_env *e, const struct bench_ranker *r,
 		  const struct bench_ranker_deploy *d, const char *prefix, int i, int n_sets)
 {

@@ -18,6 +18,11 @@
 
 #include "bench/model_harness.h"
 #include "bench/ranker.h"
+#include "bench/swarm_bench.h"
+
+/* A case's model options: swarm-bench's directory, peer cpu and --quick, swarmd --devices
+ * devices (a string that outlives the options). */
+struct bench_model_opts mh_opts(const struct bench_ctx *ctx, const char *devices);
 
 /* One published model: ranker r from a seed of its own, its input sets and their outputs in
  * this process. */
