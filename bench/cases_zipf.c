@@ -45,7 +45,7 @@
 #define ZIPF_WHO "memory-zipf"      /* the case, in messages */
 #define ZIPF_BASE "budgets for all" /* the baseline, in the table */
 
-_Static_assert(ZIPF_THREADS *ZIPF_CACHE < ZIPF_DEVICES * ZIPF_FIT,
+_Static_assert((ZIPF_THREADS * ZIPF_CACHE) < (ZIPF_DEVICES * ZIPF_FIT),
 	       "the sessions clients keep open leave a version to evict");
 
 /* The small ranker at batch 1 (requests of up to 64 rows): the same deploy for all. */
@@ -208,7 +208,6 @@ static void *zipf_client_main(void *arg)
 static int zipf_log_line(void *arg, const char *line)
 {
 	struct zipf_run *run = arg;
-
 	const char *ms = strstr(line, " ms=");
 
 	if (strstr(line, "event=weights_loaded ")) {
@@ -407,7 +406,8 @@ static void zipf_rows(struct zipf_case *c, struct bench_report *rep)
 	       "event=weights_loaded in each run's swarmd log: %d and %d, with %d and %d "
 	       "event=version_evicted, for %zu and %zu opens; the worker's mapping, first touch "
 	       "and SHA-256 check of a blob took %.2f and %.2f ms on average (weights_loaded "
-	       "ms=); failed requests %d and %d; every column the one count",
+	       "ms=); clients stopped by a failed open or request %d and %d (any fails the case); "
+	       "every column the one count",
 	       c->tight.loads, c->ample.loads, c->tight.evictions, c->ample.evictions,
 	       c->tight.n_open, c->ample.n_open,
 	       c->tight.loads ? c->tight.load_ms / c->tight.loads : 0.0,
