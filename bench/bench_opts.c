@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The help text (long: one text printed as written, a paragraph per case; split, it would
@@ -14,7 +15,8 @@ static void bench_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: swarm-bench [--cases LIST] [--json FILE] [--quick] [--socket PATH]\n"
-		"                   [--minilm DIR]    |    swarm-bench --write-rankers DIR\n"
+		"                   [--minilm DIR] [--objective-us N]\n"
+		"       swarm-bench --write-rankers DIR\n"
 		"Round trips through swarm's identity model (u8 [-1, 64]), each against a baseline\n"
 		"measured in the same run; prints a table with each target and whether it was met.\n"
 		"\n"
@@ -136,6 +138,18 @@ static void bench_usage(FILE *f)
 		"         columns); each open followed by one request checked against the\n"
 		"         in-process graph, not timed. --quick: 4 models, 2 fit, 2 rounds each.\n"
 		"         Reported, no target.\n"
+		"  memory-zipf  many models under load (issue 18): %d small rankers, each from a\n"
+		"         seed of its own, on a swarmd --devices cpu:2 whose --device-memory holds\n"
+		"         %d of them a device, against the same load on one whose budgets hold\n"
+		"         all (the baseline, same run). %d client threads, %d rounds each (%d\n"
+		"         with --quick): a model by Zipf popularity (s=1, ranks reversed halfway),\n"
+		"         %d one-row requests to it, each output checked, a 0.5 ms pause; each\n"
+		"         client keeps its last %d models' sessions open and closes the least\n"
+		"         recently used on a miss. Rows: request latency, open latency, request\n"
+		"         with its open, attainment of the latency objective (--objective-us) by\n"
+		"         the last, and the loads from swarmd's log (its evictions in the note).\n"
+		"         A failed request, an eviction where everything fits or none where it\n"
+		"         cannot fails the case. Reported, no target.\n"
 		"  all    every case.\n"
 		"\n"
 		"Options:\n"
@@ -144,6 +158,8 @@ static void bench_usage(FILE *f)
 		"                 with --spin-us %u (spin, 1m, 16m) and once with 0 (sleep)\n"
 		"  --json FILE    also write one record per case to FILE\n"
 		"  --quick        a tenth of the iterations (a smoke run)\n"
+		"  --objective-us N  the memory-zipf case's latency objective, a request with its\n"
+		"                 open (default %u, swarm-sim's)\n"
 		"  --minilm DIR   the imported MiniLM of the minilm case (minilm.safetensors and\n"
 		"                 minilm.json from tools/import-minilm.py SOURCE DIR --seq-len %d);\n"
 		"                 default $SWARM_MINILM_DIR, else ${SWARM_CACHE:-~/.cache/swarm}/\n"
@@ -166,7 +182,9 @@ static void bench_usage(FILE *f)
 		"percentiles). Exit status 0 when the benchmark ran, whether or not targets were met.\n",
 		BENCH_MINILM_SEQ, BENCH_MODEL_CLIENTS, BENCH_SCALEUP_RUNS, BENCH_MEMORY_MODELS,
 		BENCH_MEMORY_RESIDENT_ROUNDS, BENCH_MEMORY_FIT, BENCH_MEMORY_EVICT_ROUNDS,
-		BENCH_MEMORY_FIT, BENCH_DAEMON_SPIN_US, BENCH_MINILM_SEQ);
+		BENCH_MEMORY_FIT, BENCH_ZIPF_MODELS, BENCH_ZIPF_FIT, BENCH_ZIPF_THREADS,
+		BENCH_ZIPF_ROUNDS, BENCH_ZIPF_QUICK_ROUNDS, BENCH_ZIPF_REQUESTS, BENCH_ZIPF_CACHE,
+		BENCH_DAEMON_SPIN_US, BENCH_ZIPF_OBJECTIVE_US, BENCH_MINILM_SEQ);
 }
 
 static int bench_cases_parse(const char *list, unsigned *out)
@@ -211,6 +229,8 @@ static int bench_cases_parse(const char *list, unsigned *out)
 			cases |= BENCH_CASE_PYTHON;
 		else if (strcmp(t, "memory") == 0)
 			cases |= BENCH_CASE_MEMORY;
+		else if (strcmp(t, "memory-zipf") == 0)
+			cases |= BENCH_CASE_ZIPF;
 		else if (strcmp(t, "all") == 0)
 			cases |= BENCH_CASE_ALL;
 		else
@@ -219,6 +239,21 @@ static int bench_cases_parse(const char *list, unsigned *out)
 	if (!cases)
 		return -EINVAL;
 	*out = cases;
+	return 0;
+}
+
+/* --objective-us: microseconds above 0, into *us. */
+static int bench_objective_parse(const char *arg, uint64_t *us)
+{
+	char *end;
+
+	errno = 0;
+	*us = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || *us == 0 || *us > UINT64_MAX / 1000) {
+		fprintf(stderr, "swarm-bench: bad --objective-us '%s' (microseconds, above 0)\n",
+			arg);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -232,13 +267,16 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		{ "minilm", required_argument, NULL, 'm' },
 		{ "onnx", required_argument, NULL, 'o' },
 		{ "write-rankers", required_argument, NULL, 'w' },
+		{ "objective-us", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
-	*o = (struct bench_opts){ .cases = BENCH_CASE_ALL, .n = bench_full_counts };
+	*o = (struct bench_opts){ .cases = BENCH_CASE_ALL,
+				  .n = bench_full_counts,
+				  .objective_us = BENCH_ZIPF_OBJECTIVE_US };
 	while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -256,6 +294,10 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		case 'w':
 			o->write_rankers = optarg;
 			break;
+		case 'O':
+			if (bench_objective_parse(optarg, &o->objective_us))
+				return -EINVAL;
+			break;
 		case 'q':
 			o->n = (struct bench_counts){ bench_full_counts.spin / 10,
 						      bench_full_counts.sleep / 10,
@@ -269,7 +311,7 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 					"swarm-bench: bad --cases '%s' (a comma list of "
 					"spin,sleep,1m,16m,load,overhead,minilm,batching,numa,\n"
 					"migration,scaleup,gpu-identity,gpu-ranker,control,onnx,python,\n"
-					"memory,all)\n",
+					"memory,memory-zipf,all)\n",
 					optarg);
 				return -EINVAL;
 			}

@@ -38,7 +38,9 @@ void bench_machine_get(struct bench_machine *m)
 
 static void bench_fmt(char *buf, size_t len, const char *unit, double v)
 {
-	snprintf(buf, len, strcmp(unit, "GB/s") == 0 ? "%.2f" : "%.0f", v);
+	const bool hundredths = strcmp(unit, "GB/s") == 0 || strcmp(unit, "%") == 0;
+
+	snprintf(buf, len, hundredths ? "%.2f" : "%.0f", v);
 }
 
 void bench_table_print(const struct bench_report *rep)

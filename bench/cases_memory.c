@@ -13,9 +13,8 @@
  * 2 one an open, each of the least recently used model for the one opened) and one
  * event=weights_loaded per load (a resident open loads nothing); else the case fails. */
 #include "bench/swarm_bench.h"
-#include "bench/model_harness.h"
+#include "bench/memory_harness.h"
 #include "runtime/log.h"
-#include "runtime/version_cost.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -45,17 +44,11 @@ _Static_assert(MEM_FIT < MEM_MODELS, "run 2 evicts");
 /* The production ranker at batch 1 (requests of up to 64 rows): the same deploy for all. */
 static const struct bench_ranker_deploy mem_deploy = { 64, 8, 1, 0 };
 
-struct mem_model {
-	char name[24]; /* published as (room for any int) */
-	struct mb_model md;
-	struct mb_inputs in; /* its sets and their in-process outputs */
-};
-
 /* The case: its environment, models, plan and what it measured (open times in ns). */
 struct mem_case {
 	struct mb_env e;
 	struct bench_model_opts mo;
-	struct mem_model m[MEM_MODELS];
+	struct mh_model m[MEM_MODELS];
 	int n, fit, resident_rounds, evict_rounds;
 	uint64_t cost;                       /* one model's bytes on the device */
 	uint64_t budget_ample, budget_tight; /* run 1's and run 2's --device-memory */
@@ -67,95 +60,23 @@ struct mem_case {
 	double load_ms, evict_ms; /* the worker's own load time (weights_loaded ms=), p50 */
 };
 
-/* Model i: the production ranker from seed BENCH_RANKER_SEED + i, its input sets and their
- * outputs in this process, published as ranker-<i>. */
-static int mem_model_make(struct mem_case *c, int i)
-{
-	struct mem_model *m = &c->m[i];
-	struct mb_local l = { 0 };
-	int rc;
-
-	snprintf(m->name, sizeof m->name, "ranker-%d", i);
-	rc = mb_model_ranker_seeded(&m->md, &c->e, &bench_ranker_production, &mem_deploy,
-				    BENCH_RANKER_SEED + (uint64_t)i);
-	m->md.n_sets = MEM_SETS;
-	if (rc == 0)
-		rc = mb_inputs_alloc(&m->in, m->md.m, m->md.n_sets);
-	if (rc == 0)
-		rc = mb_local_open_cpu(&l, m->md.weights, m->md.m);
-	if (rc)
-		return rc;
-	rc = mb_inputs_make(&l, &m->in, &m->md);
-	mb_local_close(&l);
-	if (rc == 0)
-		rc = mb_publish(&c->e, m->name, m->md.weights, m->md.manifest);
-	return rc;
-}
-
-/* c->cost: what a model costs a device, the registry's estimate (equal to what a worker on a
- * CPU device measures: docs/placement.md). The models share a shape, so one stands for all. */
-static int mem_cost(struct mem_case *c)
-{
-	struct swarm_registry *r;
-	struct swarm_version_cost vc;
-	char err[512];
-	int rc = swarm_registry_open(c->e.reg, &r, err, sizeof err);
-
-	if (rc) {
-		fprintf(stderr, "swarm-bench: memory: open the registry %s: %s\n", c->e.reg, err);
-		return rc;
-	}
-	rc = swarm_version_cost_estimate(r, c->m[0].name, 0, &vc, err, sizeof err);
-	swarm_registry_close(r);
-	if (rc) {
-		fprintf(stderr, "swarm-bench: memory: the cost of %s: %s\n", c->m[0].name, err);
-		return rc;
-	}
-	c->cost = swarm_version_cost_total(&vc);
-	return 0;
-}
-
 /* After the pause, times the open of model i (swarm_session_open returns once the worker
  * has the version loaded) into *ns; then one request on set, checked, and the close. */
 static int mem_open_once(struct mem_case *c, swarm_client *cl, int i, int set, uint64_t *ns)
 {
-	const struct mem_model *m = &c->m[i];
-	float got[MB_RANKER_OUT];
+	const struct mh_model *m = &c->m[i];
 	swarm_session *s;
 	uint64_t t0;
 	int rc;
 
-	if (m->in.out_n > MB_RANKER_OUT)
-		return -EINVAL; /* got is on the stack */
 	usleep(MEM_PAUSE_US);
 	t0 = swarm_now_ns();
 	rc = mb_session_open(cl, m->name, &m->in, 4, 0, &s);
 	*ns = swarm_now_ns() - t0;
 	if (rc)
 		return rc;
-	rc = mb_swarm_call(s, &m->in, set, got);
-	if (rc)
-		fprintf(stderr, "swarm-bench: memory: a request on %s: %s\n", m->name,
-			swarm_strerror(rc));
-	else if (!mb_check(m->name, got, &m->in, set))
-		rc = -EBADMSG;
+	rc = mh_call_checked("memory", m, s, set, NULL);
 	swarm_session_close(s);
-	return rc;
-}
-
-/* Starts a swarmd of one CPU device with budget bytes of device memory, logging to
- * <dir>/<name>.log, and connects to it. */
-static int mem_start(struct mem_case *c, const char *name, uint64_t budget, swarm_client **cl)
-{
-	char bytes[32];
-	const char *const extra[] = { "--device-memory", bytes, NULL };
-	int rc;
-
-	snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)budget);
-	snprintf(c->e.swarmd.log, sizeof c->e.swarmd.log, "%s/%s.log", c->e.dir, name);
-	rc = mb_swarmd_start(&c->e, "cpu:1", c->topology, extra);
-	if (rc == 0 && (rc = swarm_connect(c->e.sock, cl)) != 0)
-		fprintf(stderr, "swarm-bench: memory: connect: %s\n", swarm_strerror(rc));
 	return rc;
 }
 
@@ -175,14 +96,17 @@ static bool mem_evicted_for(const char *line, const char *evicted, const char *w
  * worker's loads with the ms each took (event=weights_loaded ms=: the blob's mapping, first
  * touch and SHA-256 check, the part of a load the worker times). */
 struct mem_log {
+	const struct mem_case *c;
 	int evictions, loads;
 	double load_ms[MEM_SAMPLES];
 };
 
-/* One line of a log into l. The k-th eviction must be of model k % n (the least recently
- * used) for model (k + fit) % n. Returns 0, or -EPROTO (said) when it is not. */
-static int mem_log_line(const struct mem_case *c, const char *line, struct mem_log *l)
+/* One line of a log into arg, a struct mem_log. The k-th eviction must be of model k % n (the
+ * least recently used) for model (k + fit) % n. Returns 0, or -EPROTO (said) when it is not. */
+static int mem_log_line(void *arg, const char *line)
 {
+	struct mem_log *l = arg;
+	const struct mem_case *c = l->c;
 	const char *ms = strstr(line, " ms=");
 
 	if (strstr(line, "event=weights_loaded ") && ms) {
@@ -204,40 +128,17 @@ static int mem_log_line(const struct mem_case *c, const char *line, struct mem_l
 	return -EPROTO;
 }
 
-/* Reads the log at path into l. Returns 0, -EPROTO (said) or -errno. */
-static int mem_log_read(const struct mem_case *c, const char *path, struct mem_log *l)
-{
-	FILE *f = fopen(path, "re");
-	char line[2048];
-	int rc = 0;
-
-	memset(l, 0, sizeof *l);
-	if (!f) {
-		rc = -errno;
-		fprintf(stderr, "swarm-bench: memory: read %s: %s\n", path, strerror(-rc));
-		return rc;
-	}
-	while (rc == 0 && fgets(line, sizeof line, f))
-		rc = mem_log_line(c, line, l);
-	fclose(f);
-	return rc;
-}
-
 /* Ends a run that returned rc: disconnects, stops swarmd and, when the run measured, reads
  * its log into l, which must hold evictions evictions (in the round robin's order) and loads
  * loads (an open of a resident version loads nothing). */
 static int mem_stop(struct mem_case *c, swarm_client *cl, int rc, int evictions, int loads,
 		    struct mem_log *l)
 {
-	int rc2;
-
-	if (cl)
-		swarm_disconnect(cl);
-	rc2 = bench_swarmd_stop(&c->e.swarmd);
+	rc = mh_swarmd_stop(&c->e, cl, rc);
+	memset(l, 0, sizeof *l);
+	l->c = c;
 	if (rc == 0)
-		rc = rc2;
-	if (rc == 0)
-		rc = mem_log_read(c, c->e.swarmd.log, l);
+		rc = mh_log_scan("memory", c->e.swarmd.log, mem_log_line, l);
 	if (rc == 0 && (l->evictions != evictions || l->loads != loads)) {
 		fprintf(stderr,
 			"swarm-bench: memory: swarmd logged %d event=version_evicted and %d "
@@ -255,7 +156,8 @@ static int mem_run_ample(struct mem_case *c)
 {
 	swarm_client *cl = NULL;
 	struct mem_log l;
-	int rc = mem_start(c, "memory-ample", c->budget_ample, &cl);
+	int rc = mh_swarmd_start("memory", &c->e, "memory-ample", "cpu:1", c->topology,
+				 c->budget_ample, &cl);
 
 	for (int i = 0; rc == 0 && i < c->n; i++)
 		rc = mem_open_once(c, cl, i, 0, &c->load[c->n_load++]);
@@ -277,7 +179,8 @@ static int mem_run_tight(struct mem_case *c)
 	const int opens = c->n * c->evict_rounds;
 	swarm_client *cl = NULL;
 	struct mem_log l;
-	int rc = mem_start(c, "memory-tight", c->budget_tight, &cl);
+	int rc = mh_swarmd_start("memory", &c->e, "memory-tight", "cpu:1", c->topology,
+				 c->budget_tight, &cl);
 
 	for (int j = 0; rc == 0 && j < opens; j++) {
 		uint64_t ns;
@@ -362,9 +265,10 @@ static int mem_measure(struct mem_case *c)
 	int rc = mb_env_init(&c->e, &c->mo);
 
 	for (int i = 0; rc == 0 && i < c->n; i++)
-		rc = mem_model_make(c, i);
+		rc = mh_model_make(&c->m[i], &c->e, &bench_ranker_production, &mem_deploy, "ranker",
+				   i, MEM_SETS);
 	if (rc == 0)
-		rc = mem_cost(c);
+		rc = mh_cost("memory", &c->e, c->m[0].name, &c->cost);
 	if (rc)
 		return rc;
 	/* Run 1 holds every model with one to spare; run 2 holds fit of them and half of one
@@ -381,16 +285,13 @@ static int mem_measure(struct mem_case *c)
 
 int bench_run_memory(struct bench_ctx *ctx, struct bench_report *rep)
 {
-	const int quick = ctx->o.n.spin < bench_full_counts.spin;
 	struct mem_case *c = calloc(1, sizeof *c);
 	int rc, rc2;
 
 	if (!c)
 		return -ENOMEM;
-	c->mo = (struct bench_model_opts){ .exe_dir = ctx->exe_dir,
-					   .devices = "cpu:1",
-					   .peer_cpu = ctx->peer_cpu,
-					   .quick = quick };
+	c->mo = mh_opts(ctx, "cpu:1");
+	const int quick = c->mo.quick;
 	c->n = quick ? 4 : MEM_MODELS;
 	c->fit = quick ? 2 : MEM_FIT;
 	c->resident_rounds = quick ? 2 : MEM_RESIDENT_ROUNDS;
@@ -400,10 +301,8 @@ int bench_run_memory(struct bench_ctx *ctx, struct bench_report *rep)
 	rc = mem_measure(c);
 	if (rc == 0)
 		mem_rows(c, rep);
-	for (int i = 0; i < MEM_MODELS; i++) {
-		mb_inputs_free(&c->m[i].in);
-		mb_model_free(&c->m[i].md);
-	}
+	for (int i = 0; i < MEM_MODELS; i++)
+		mh_model_free(&c->m[i]);
 	rc2 = mb_env_fini(&c->e);
 	free(c);
 	return rc ? rc : rc2;

@@ -309,6 +309,8 @@ int main(int argc, char **argv)
 		rc = bench_run_python(&ctx, &rep);
 	if (rc == 0 && (ctx.o.cases & BENCH_CASE_MEMORY))
 		rc = bench_run_memory(&ctx, &rep);
+	if (rc == 0 && (ctx.o.cases & BENCH_CASE_ZIPF))
+		rc = bench_run_zipf(&ctx, &rep);
 	if (rc == 0) {
 		bench_table_print(&rep);
 		if (ctx.o.json)

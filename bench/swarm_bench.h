@@ -1,7 +1,7 @@
 /* swarm_bench.h: swarm-bench's hub, internal to bench/: its options, its table's rows and
  * the context main owns, shared by the files of its cases (cases_transport.c, cases_models.c,
- * cases_placement.c, cases_onnx.c, cases_python.c, cases_memory.c), its output (bench_report.c),
- * its options (bench_opts.c) and main (swarm_bench.c). */
+ * cases_placement.c, cases_onnx.c, cases_python.c, cases_memory.c, cases_zipf.c), its output
+ * (bench_report.c), its options (bench_opts.c) and main (swarm_bench.c). */
 #ifndef SWARM_BENCH_SWARM_BENCH_H
 #define SWARM_BENCH_SWARM_BENCH_H
 
@@ -32,6 +32,18 @@
 #define BENCH_MEMORY_RESIDENT_ROUNDS 5
 #define BENCH_MEMORY_FIT 3
 #define BENCH_MEMORY_EVICT_ROUNDS 4
+/* The memory-zipf case's plan (cases_zipf.c), before --quick: models published, models a
+ * device's budget holds in the run with small budgets, client threads, rounds a client (its
+ * popularity shifting halfway), requests a round, sessions a client keeps open, and the
+ * latency objective (--objective-us; swarm-sim's default). */
+#define BENCH_ZIPF_MODELS 20
+#define BENCH_ZIPF_FIT 8
+#define BENCH_ZIPF_THREADS 4
+#define BENCH_ZIPF_ROUNDS 1000
+#define BENCH_ZIPF_QUICK_ROUNDS 100
+#define BENCH_ZIPF_REQUESTS 4
+#define BENCH_ZIPF_CACHE 3
+#define BENCH_ZIPF_OBJECTIVE_US 50000u
 
 enum bench_case {
 	BENCH_CASE_SPIN = 1u << 0,
@@ -51,7 +63,8 @@ enum bench_case {
 	BENCH_CASE_CONTROL = 1u << 14, /* bench/control_bench.c */
 	BENCH_CASE_PYTHON = 1u << 15,  /* bench/cases_python.c, bench/python/ */
 	BENCH_CASE_MEMORY = 1u << 16,  /* bench/cases_memory.c */
-	BENCH_CASE_ALL = 0x1ffffu,
+	BENCH_CASE_ZIPF = 1u << 17,    /* bench/cases_zipf.c */
+	BENCH_CASE_ALL = 0x3ffffu,
 };
 
 /* Iterations per case, before --quick divides them by 10. */
@@ -69,6 +82,7 @@ struct bench_opts {
 	const char *onnx;          /* --onnx, else $SWARM_ONNX_BENCH_DIR, else the cache's */
 	unsigned cases;
 	struct bench_counts n;
+	uint64_t objective_us; /* --objective-us: the memory-zipf case's latency objective */
 };
 
 /* Percentiles of one case: latencies in ns, or bandwidths in GB/s where p99 and p999 are the
@@ -186,6 +200,10 @@ int bench_run_python(struct bench_ctx *ctx, struct bench_report *rep);
 /* memory (cases_memory.c): the open of a model version resident on its device against one
  * that must be loaded and one that must evict another first (issue 18). */
 int bench_run_memory(struct bench_ctx *ctx, struct bench_report *rep);
+
+/* memory-zipf (cases_zipf.c): 20 models under a Zipf load that shifts, on two CPU devices
+ * whose budgets hold 8 each, against the same load with budgets that hold all (issue 18). */
+int bench_run_zipf(struct bench_ctx *ctx, struct bench_report *rep);
 
 /* The identity's 64 B round trip in C (cases_transport.c), shared with the python case: a
  * session of rows rows and slots slots, the client spinning spin_ns before it sleeps; and
