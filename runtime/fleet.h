@@ -30,10 +30,10 @@
 #define SWARM_FLEET_MAX_DEVICES 64 /* hosts are bit masks */
 
 struct swarm_fleet_model {
-	uint32_t want;     /* devices it should be loaded on; 0: none (scaled to zero) */
-	uint64_t hosts;    /* devices it is loaded or loading on now (bit i: device i) */
-	uint64_t allowed;  /* devices it may use (its deploy constraints) */
-	uint64_t bytes;    /* what it costs on a device that does not have it */
+	uint32_t want;            /* devices it should be loaded on; 0: none (scaled to zero) */
+	uint64_t hosts;           /* devices it is loaded or loading on now (bit i: device i) */
+	uint64_t allowed;         /* devices it may use (its deploy constraints) */
+	uint64_t bytes;           /* what it costs on a device that does not have it */
 	const uint32_t *sessions; /* its sessions per device (n_devs long), NULL: none known */
 };
 
