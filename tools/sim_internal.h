@@ -9,12 +9,30 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "ipc/invariant.h"
 
 #define SIM_NEVER UINT64_MAX
+
+/* Writes a message into err and returns code: a parser's error in one statement. */
+__attribute__((format(printf, 4, 5))) static inline int sim_set_err(char *err, size_t err_len,
+								    int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* The checks of the options both simulations take (tools/sim_opts.c): NULL when all are in
+ * range, else which is not and its range. */
+const char *sim_check_timing(double warmup_ms, double tick_ms, double duration_s,
+			     double short_window_s, uint64_t stable_window_ns);
 
 /* ---- a FIFO of arrival times (ns), a growing ring ------------------------------------------ */
 

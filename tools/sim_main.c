@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "runtime/build_info.h"
+#include "runtime/size.h"
 #include "tools/json_out.h"
 #include "tools/sim.h"
 #include "tools/sim_multi.h"
@@ -399,7 +400,7 @@ static void parse_args(int argc, char **argv, struct cli *c)
 				(uint32_t)opt_u64("devices", optarg, 1, SWARM_FLEET_MAX_DEVICES);
 			break;
 		case OPT_DEVICE_MEMORY:
-			if (swarm_sim_parse_size(optarg, &c->multi.device_memory) ||
+			if (swarm_size_parse(optarg, &c->multi.device_memory) ||
 			    !c->multi.device_memory)
 				bad_usage(
 					"--device-memory: '%s' is not a size above 0 (digits, then "

@@ -9,53 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/size.h"
+#include "tools/sim_internal.h"
 #include "tools/sim_multi.h"
-
-__attribute__((format(printf, 4, 5))) static int set_err(char *err, size_t err_len, int code,
-							 const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-int swarm_sim_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	unsigned shift = 0;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'K':
-		shift = 10;
-		break;
-	case 'M':
-		shift = 20;
-		break;
-	case 'G':
-		shift = 30;
-		break;
-	case 'T':
-		shift = 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end && end[1])
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
 
 /* The fields of a line, in the order of the table below. */
 enum field {
@@ -105,20 +61,20 @@ static int parse_field(struct swarm_sim_model *m, char *tok, int seen[F_COUNT], 
 {
 	char *eq = strchr(tok, '=');
 	if (!eq || eq == tok)
-		return set_err(err, err_len, -EINVAL, "%s: '%s' is not key=value", where, tok);
+		return sim_set_err(err, err_len, -EINVAL, "%s: '%s' is not key=value", where, tok);
 	*eq = '\0';
 	const char *val = eq + 1;
 	int f = 0;
 	while (f < F_COUNT && strcmp(fields[f].key, tok))
 		f++;
 	if (f == F_COUNT)
-		return set_err(
+		return sim_set_err(
 			err, err_len, -EINVAL,
 			"%s: unknown key '%s' (trace, base_us, per_row_us, max_batch, bytes, "
 			"min, max, objective_us, load_ms)",
 			where, tok);
 	if (seen[f]++)
-		return set_err(err, err_len, -EINVAL, "%s: %s given twice", where, tok);
+		return sim_set_err(err, err_len, -EINVAL, "%s: %s given twice", where, tok);
 	if (f == F_TRACE) {
 		m->trace_spec = strdup(val);
 		if (!m->trace_spec)
@@ -128,16 +84,17 @@ static int parse_field(struct swarm_sim_model *m, char *tok, int seen[F_COUNT], 
 		if (rc) {
 			free(m->trace_spec);
 			m->trace_spec = NULL;
-			return set_err(err, err_len, rc, "%s: trace: %s", where, terr);
+			return sim_set_err(err, err_len, rc, "%s: trace: %s", where, terr);
 		}
 		return 0;
 	}
 	if (f == F_BYTES) {
-		if (swarm_sim_parse_size(val, &m->bytes) || m->bytes == 0)
-			return set_err(err, err_len, -EINVAL,
-				       "%s: bytes: '%s' is not a size above 0 (digits, then K, M, "
-				       "G or T)",
-				       where, val);
+		if (swarm_size_parse(val, &m->bytes) || m->bytes == 0)
+			return sim_set_err(
+				err, err_len, -EINVAL,
+				"%s: bytes: '%s' is not a size above 0 (digits, then K, M, "
+				"G or T)",
+				where, val);
 		return 0;
 	}
 	char *end;
@@ -146,9 +103,9 @@ static int parse_field(struct swarm_sim_model *m, char *tok, int seen[F_COUNT], 
 	int need_int = f == F_MAX_BATCH || f == F_MIN || f == F_MAX;
 	if (end == val || *end || errno || !isfinite(v) || v < fields[f].lo || v > fields[f].hi ||
 	    (need_int && !integral(v)))
-		return set_err(err, err_len, -EINVAL, "%s: %s: '%s' is not %s from %g to %g", where,
-			       tok, val, need_int ? "an integer" : "a number", fields[f].lo,
-			       fields[f].hi);
+		return sim_set_err(err, err_len, -EINVAL, "%s: %s: '%s' is not %s from %g to %g",
+				   where, tok, val, need_int ? "an integer" : "a number",
+				   fields[f].lo, fields[f].hi);
 	switch (f) {
 	case F_BASE:
 		m->base_us = v;
@@ -183,26 +140,28 @@ static int parse_line(const struct swarm_sim_models *ms, struct swarm_sim_model 
 	char *save;
 	char *name = strtok_r(line, " \t\r\n", &save);
 	if (strchr(name, '='))
-		return set_err(err, err_len, -EINVAL,
-			       "%s: a line starts with the model's name, not '%s'", where, name);
+		return sim_set_err(err, err_len, -EINVAL,
+				   "%s: a line starts with the model's name, not '%s'", where,
+				   name);
 	if (strlen(name) >= sizeof m->name)
-		return set_err(err, err_len, -EINVAL, "%s: model name longer than %zu bytes", where,
-			       sizeof m->name - 1);
+		return sim_set_err(err, err_len, -EINVAL, "%s: model name longer than %zu bytes",
+				   where, sizeof m->name - 1);
 	for (size_t i = 0; i < ms->n; i++)
 		if (!strcmp(ms->v[i].name, name))
-			return set_err(err, err_len, -EINVAL, "%s: model '%s' given twice", where,
-				       name);
+			return sim_set_err(err, err_len, -EINVAL, "%s: model '%s' given twice",
+					   where, name);
 	strcpy(m->name, name);
 	int seen[F_COUNT] = { 0 };
 	int rc = 0;
 	for (char *tok; !rc && (tok = strtok_r(NULL, " \t\r\n", &save));)
 		rc = parse_field(m, tok, seen, where, err, err_len);
 	if (!rc && !seen[F_TRACE])
-		rc = set_err(err, err_len, -EINVAL, "%s: model '%s' has no trace=", where, name);
+		rc = sim_set_err(err, err_len, -EINVAL, "%s: model '%s' has no trace=", where,
+				 name);
 	if (!rc && m->max_devices && m->min_devices > m->max_devices)
-		rc = set_err(err, err_len, -EINVAL, "%s: min is above max", where);
+		rc = sim_set_err(err, err_len, -EINVAL, "%s: min is above max", where);
 	if (!rc && !(m->base_us + m->per_row_us > 0))
-		rc = set_err(err, err_len, -EINVAL, "%s: a batch of one must take time", where);
+		rc = sim_set_err(err, err_len, -EINVAL, "%s: a batch of one must take time", where);
 	if (rc && m->trace_spec) {
 		swarm_sim_trace_free(&m->trace);
 		free(m->trace_spec);
@@ -217,7 +176,7 @@ int swarm_sim_models_parse(const char *path, struct swarm_sim_models *out, char 
 	memset(out, 0, sizeof *out);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return set_err(err, err_len, -errno, "%s: %s", path, strerror(errno));
+		return sim_set_err(err, err_len, -errno, "%s: %s", path, strerror(errno));
 	int rc = 0;
 	char *line = NULL;
 	size_t cap = 0;
@@ -228,8 +187,8 @@ int swarm_sim_models_parse(const char *path, struct swarm_sim_models *out, char 
 			continue;
 		snprintf(where, sizeof where, "%s:%u", path, lineno);
 		if (out->n == SWARM_SIM_MAX_MODELS) {
-			rc = set_err(err, err_len, -EINVAL, "%s: more than %u models", where,
-				     SWARM_SIM_MAX_MODELS);
+			rc = sim_set_err(err, err_len, -EINVAL, "%s: more than %u models", where,
+					 SWARM_SIM_MAX_MODELS);
 			break;
 		}
 		struct swarm_sim_model *nv = realloc(out->v, (out->n + 1) * sizeof *nv);
@@ -243,9 +202,9 @@ int swarm_sim_models_parse(const char *path, struct swarm_sim_models *out, char 
 			out->n++;
 	}
 	if (!rc && ferror(f))
-		rc = set_err(err, err_len, -EIO, "%s: read error", path);
+		rc = sim_set_err(err, err_len, -EIO, "%s: read error", path);
 	if (!rc && !out->n)
-		rc = set_err(err, err_len, -EINVAL, "%s: no model in the file", path);
+		rc = sim_set_err(err, err_len, -EINVAL, "%s: no model in the file", path);
 	free(line);
 	fclose(f);
 	if (rc)

@@ -452,18 +452,11 @@ static int opts_check(const struct swarm_sim_multi_opts *o, char *err, size_t er
 		bad = "device memory: above 0";
 	else if (o->policy != SWARM_SIM_MULTI_AUTO && o->policy != SWARM_SIM_MULTI_STATIC)
 		bad = "policy: auto or static";
-	else if (!(o->warmup_ms >= 0) || o->warmup_ms > 1e9)
-		bad = "warm-up: >= 0 ms";
-	else if (!(o->tick_ms >= 0.001) || o->tick_ms > 1e9)
-		bad = "tick: at least 1 us";
-	else if (!(o->duration_s >= 0) || o->duration_s > 1e9)
-		bad = "duration: >= 0 s";
-	else if (!(o->short_window_s > 0) || o->short_window_s > 1e7)
-		bad = "short window: > 0 s";
-	else if (o->as.stable_window_ns == 0 || o->as.stable_window_ns > 1e16)
-		bad = "stable window: > 0 s";
 	else if (o->max_outstanding < 1)
 		bad = "max outstanding: at least 1";
+	else
+		bad = sim_check_timing(o->warmup_ms, o->tick_ms, o->duration_s, o->short_window_s,
+				       o->as.stable_window_ns);
 	for (size_t m = 0; !bad && m < o->n_models; m++) {
 		const struct swarm_sim_model *md = &o->models[m];
 		if (md->max_batch < 1 || md->max_batch > 65536 || !(md->base_us >= 0) ||

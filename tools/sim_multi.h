@@ -54,9 +54,6 @@ int swarm_sim_models_parse(const char *path, struct swarm_sim_models *out, char 
 /* Frees what ms owns; ms is invalid after it. */
 void swarm_sim_models_free(struct swarm_sim_models *ms);
 
-/* Parses a size: digits with an optional K, M, G or T (powers of 1024). 0 or -EINVAL. */
-int swarm_sim_parse_size(const char *s, uint64_t *out);
-
 /* ---- the simulation ---------------------------------------------------------------------- */
 
 enum swarm_sim_multi_policy {

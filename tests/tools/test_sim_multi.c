@@ -471,22 +471,3 @@ Test(tools_sim_models, no_model)
 	rc = swarm_sim_models_parse("/nonexistent/models.txt", &ms, err, sizeof err);
 	cr_assert_eq(rc, -ENOENT, "%d %s", rc, err);
 }
-
-Test(tools_sim_models, sizes)
-{
-	uint64_t v = 0;
-	cr_assert_eq(swarm_sim_parse_size("3", &v), 0);
-	assert_u64(v, 3);
-	cr_assert_eq(swarm_sim_parse_size("2K", &v), 0);
-	assert_u64(v, 2048);
-	cr_assert_eq(swarm_sim_parse_size("5M", &v), 0);
-	assert_u64(v, 5ull << 20);
-	cr_assert_eq(swarm_sim_parse_size("80G", &v), 0);
-	assert_u64(v, 80ull << 30);
-	cr_assert_eq(swarm_sim_parse_size("1T", &v), 0);
-	assert_u64(v, 1ull << 40);
-	cr_assert_eq(swarm_sim_parse_size("", &v), -EINVAL);
-	cr_assert_eq(swarm_sim_parse_size("1GB", &v), -EINVAL);
-	cr_assert_eq(swarm_sim_parse_size("-1", &v), -EINVAL);
-	cr_assert_eq(swarm_sim_parse_size("99999999999T", &v), -EINVAL);
-}
