@@ -271,8 +271,11 @@ static int arrival(struct sim *s, uint32_t m, uint64_t t)
 			if (slot_of(s, e, m)->state == SLOT_LOADED)
 				msim_kick(s, e);
 		/* swarmd answers an open held for lack of a device at once: so does the
-		 * simulator, for this model alone, with its last tick's measurements. */
-		if (s->o->policy == SWARM_SIM_MULTI_AUTO && !md->n_hosts) {
+		 * simulator, for this model alone, with its last tick's measurements, when the
+		 * model has no host at all and this is the first request held (one open; the
+		 * requests after it wait for the tick, as a session's would, so that a model
+		 * the placement cannot fit does not call the policy on every arrival). */
+		if (s->o->policy == SWARM_SIM_MULTI_AUTO && !md->n_hosts && md->held.len == 1) {
 			struct swarm_as_model *am = &s->as_in[m];
 			*am = md->m;
 			msim_model_counts(s, m, am);
