@@ -78,6 +78,7 @@ void msim_set_slot(struct sim *s, uint32_t d, uint32_t m, uint32_t state)
 	struct model *md = &s->mod[m];
 	if (sl->state == state)
 		return;
+	SWARM_INVARIANT(state != SLOT_NONE || !sl->q.len); /* unloaded with requests on it */
 	advance(s);
 	md->n_hosts -= sl->state == SLOT_LOADING || sl->state == SLOT_LOADED;
 	md->n_loaded -= sl->state == SLOT_LOADED;

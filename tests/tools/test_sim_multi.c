@@ -177,6 +177,69 @@ Test(tools_sim_multi, model_let_go_is_evicted_for_the_next)
 	teardown(&f);
 }
 
+/* Two devices of 1G, one model of 1G taking 0.1 s a request (batches of one), a 100 s
+ * objective (no panic from latency), stable window 10 s, cool-down 5 s, warm-up 1 s, load
+ * 0.5 s. 30 requests at 0.01..0.30 s wake device 0 at once (warm 1.01, loaded 1.51 s); at the
+ * tick of 2 s, 4 served in 0.49 s busy (8.2 req/s) against 15 req/s arriving asks for
+ * ceil(15 / 8.2 / 0.6) = 4, capped at the pool: device 1 is woken (loaded 3.5 s; the last of
+ * the 30 is served 3.91-4.01 s on device 0, 3.71 s after it came) and that tick's panic holds
+ * any scale-down until 12 s. From the tick of 5 s the target is 1 (30 requests in 5 s at
+ * 10 req/s: one device at 0.6). A request at 8.0 s keeps a service rate measured; two at
+ * 14.95 and 14.96 s go to devices 0 and 1 and are in service at the tick of 15 s, a stable
+ * window into the low target: the policy drains one (work 0.33 req/s / 5.26 req/s per device
+ * <= 0.5) and the placement lets go of device 0 (equal requests, the more loaded). With a
+ * request on it, its copy is LEAVING at that tick (draining 1), finishes at 15.05 s, is
+ * unloaded then, and the emptied device parks at the tick of 16 s. The target is 0 from 25 s
+ * (no arrival left in either window), so at 35 s the last host is removed and device 1 parks.
+ * Device-seconds: 0.01 to 16 and 2 to 35, 48.99. */
+Test(tools_sim_multi, host_let_go_with_requests_finishes_them_first)
+{
+	char csv[512];
+	size_t o = 0;
+	for (int i = 1; i <= 30; i++)
+		o += (size_t)snprintf(csv + o, sizeof csv - o, "%.2f\n", i / 100.0);
+	snprintf(csv + o, sizeof csv - o, "8.0\n14.95\n14.96\n");
+	const char *const csvs[] = { csv, NULL };
+	struct fixture f;
+	setup(&f,
+	      "a trace=csv:CSV0 base_us=100000 per_row_us=0 max_batch=1 bytes=1G "
+	      "objective_us=100000000 load_ms=500\n",
+	      csvs);
+	f.o.devices = 2;
+	f.o.device_memory = 1ull << 30;
+	f.o.warmup_ms = 1000;
+	f.o.as.stable_window_ns = 10000000000ull;
+	f.o.as.cooldown_ns = 5000000000ull;
+	f.o.duration_s = 60;
+	f.o.keep_ticks = 1;
+	run(&f);
+	const struct swarm_sim_model_report *a = &f.r.models[0];
+	assert_u64(a->requests, 33);
+	assert_u64(a->met, 33);
+	assert_u64(a->loads, 2);
+	assert_u64(a->unloads, 2);
+	assert_u64(a->evictions, 0);
+	assert_u64(f.r.wakes, 2);
+	assert_u64(f.r.parks, 2);
+	assert_u64(at(&f, 2, 0)->want, 2);
+	assert_u64(at(&f, 3, 0)->warming, 1);
+	assert_u64(at(&f, 4, 0)->active, 2);
+	assert_u64(at(&f, 5, 0)->target, 1);
+	assert_u64(at(&f, 14, 0)->active, 2);
+	assert_u64(at(&f, 15, 0)->active, 1);
+	assert_u64(at(&f, 15, 0)->draining, 1);
+	assert_u64(on_at(&f, 15), 2);
+	assert_u64(at(&f, 16, 0)->draining, 0);
+	assert_u64(on_at(&f, 16), 1);
+	assert_u64(at(&f, 24, 0)->target, 1);
+	assert_u64(at(&f, 25, 0)->target, 0);
+	assert_u64(at(&f, 34, 0)->active, 1);
+	assert_u64(on_at(&f, 35), 0);
+	assert_near(a->max_us, 3710000, 1);
+	assert_near(f.r.device_seconds, 48.99, 1e-9);
+	teardown(&f);
+}
+
 /* The first arrival of model i of o's traces (the seed the simulation derives). */
 static double first_arrival_s(const struct swarm_sim_multi_opts *o, size_t i, double end_s)
 {
