@@ -1,8 +1,9 @@
 /* test_sim_multi.c: swarm-sim's multi-model mode (tools/sim_multi.h) against figures computed by
  * hand: a model let go and evicted for another on a one-device pool (exact times, loads,
- * evictions, unloads, device-seconds, attainment), two models sized by the policy on three
- * devices, static's round-robin placement, a model larger than a device, determinism; and the
- * models file's errors, one test per kind.
+ * evictions, unloads, device-seconds, attainment), a host let go while it has requests (they
+ * finish first), two models sized by the policy on three devices, static's round-robin
+ * placement, a model larger than a device, determinism; and the models file's errors, one test
+ * per kind.
  */
 #include <criterion/criterion.h>
 
