@@ -160,6 +160,15 @@ static int write_json(const struct swarm_sim_multi_cli *c, const struct multi_ru
 		swarm_json_number("%g", o->as.panic_delay_frac), "stable_window_s",
 		swarm_json_number("%g", o->as.stable_window_ns / 1e9), "cooldown_s",
 		swarm_json_number("%g", o->as.cooldown_ns / 1e9), "runs", jruns);
+	if (n == 2)
+		json_object_set_new(
+			doc, "auto_vs_static",
+			json_pack("{s:o, s:o}", "attainment_points_below",
+				  swarm_json_number("%.4f", 100 * (runs[1].r.attainment -
+								   runs[0].r.attainment)),
+				  "device_seconds_ratio",
+				  swarm_json_number("%.4f", runs[0].r.device_seconds /
+								    runs[1].r.device_seconds)));
 	FILE *f = strcmp(c->json, "-") ? fopen(c->json, "w") : stdout;
 	if (!f) {
 		json_decref(doc);
@@ -223,12 +232,18 @@ int swarm_sim_multi_cli(const struct swarm_sim_opts *shared, const struct swarm_
 		}
 	}
 	if (!status) {
-		if (!c->json || strcmp(c->json, "-"))
+		if (!c->json || strcmp(c->json, "-")) {
 			for (size_t i = 0; i < n; i++) {
 				if (i)
 					printf("\n");
 				print_run(c, &runs[i]);
 			}
+			if (n == 2)
+				printf("\nauto against static: %.3f points of attainment below, at "
+				       "%.1f%% of its device-seconds\n",
+				       100 * (runs[1].r.attainment - runs[0].r.attainment),
+				       100 * runs[0].r.device_seconds / runs[1].r.device_seconds);
+		}
 		if (c->json && (rc = write_json(c, runs, n))) {
 			fprintf(stderr, "swarm-sim: --json %s: %s\n", c->json, strerror(-rc));
 			status = 1;
