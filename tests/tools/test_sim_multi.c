@@ -105,6 +105,19 @@ static uint32_t on_at(const struct fixture *f, double t_s)
 
 /* ---- hand-computed runs ------------------------------------------------------------------ */
 
+/* The pool of the cases timed by hand: n devices of 1G, a 1 s warm-up, a stable window of
+ * 10 s and a cool-down of 5 s (short enough to follow), 60 s, the ticks kept. */
+static void hand_pool(struct fixture *f, uint32_t n)
+{
+	f->o.devices = n;
+	f->o.device_memory = 1ull << 30;
+	f->o.warmup_ms = 1000;
+	f->o.as.stable_window_ns = 10000000000ull;
+	f->o.as.cooldown_ns = 5000000000ull;
+	f->o.duration_s = 60;
+	f->o.keep_ticks = 1;
+}
+
 /* One device of 1G, two models of 1G each, b first in the file; 10 ms per request, a 1 s
  * warm-up, a 0.5 s load, 1 s ticks, a stable window of 10 s and a cool-down of 5 s.
  *   a arrives at 0.5, 2.5, 4.5 s. The first finds nothing and wakes device 0 at once (from
@@ -130,13 +143,7 @@ Test(tools_sim_multi, model_let_go_is_evicted_for_the_next)
 	      "a trace=csv:CSV1 base_us=10000 per_row_us=0 max_batch=1 bytes=1G "
 	      "objective_us=10000000 load_ms=500\n",
 	      csvs);
-	f.o.devices = 1;
-	f.o.device_memory = 1ull << 30;
-	f.o.warmup_ms = 1000;
-	f.o.as.stable_window_ns = 10000000000ull;
-	f.o.as.cooldown_ns = 5000000000ull;
-	f.o.duration_s = 60;
-	f.o.keep_ticks = 1;
+	hand_pool(&f, 1);
 	run(&f);
 	const struct swarm_sim_model_report *b = &f.r.models[0], *a = &f.r.models[1];
 	assert_u64(a->requests, 3);
@@ -206,13 +213,7 @@ Test(tools_sim_multi, host_let_go_with_requests_finishes_them_first)
 	      "a trace=csv:CSV0 base_us=100000 per_row_us=0 max_batch=1 bytes=1G "
 	      "objective_us=100000000 load_ms=500\n",
 	      csvs);
-	f.o.devices = 2;
-	f.o.device_memory = 1ull << 30;
-	f.o.warmup_ms = 1000;
-	f.o.as.stable_window_ns = 10000000000ull;
-	f.o.as.cooldown_ns = 5000000000ull;
-	f.o.duration_s = 60;
-	f.o.keep_ticks = 1;
+	hand_pool(&f, 2);
 	run(&f);
 	const struct swarm_sim_model_report *a = &f.r.models[0];
 	assert_u64(a->requests, 33);
