@@ -21,8 +21,9 @@
 #include "ipc/invariant.h"
 #include "runtime/histogram.h"
 #include "tools/sim.h"
+#include "tools/sim_internal.h"
 
-#define NEVER UINT64_MAX
+#define NEVER SIM_NEVER
 /* The simulation stops this long after the trace's end even with requests left (a policy
  * that never wakes a device for held requests); they count as missed. */
 #define SIM_GRACE_NS (24ull * 3600 * 1000000000)
@@ -36,87 +37,16 @@ enum dev_state {
 	DEV_DRAINING,
 };
 
-/* A FIFO of arrival times (ns), a growing ring. */
-struct fifo {
-	uint64_t *v;
-	size_t cap, head, len;
-};
-
-static int fifo_push(struct fifo *f, uint64_t t)
-{
-	if (f->len == f->cap) {
-		size_t ncap = f->cap ? f->cap * 2 : 16;
-		uint64_t *nv = malloc(ncap * sizeof *nv);
-		if (!nv)
-			return -ENOMEM;
-		for (size_t i = 0; i < f->len; i++)
-			nv[i] = f->v[(f->head + i) & (f->cap - 1)];
-		free(f->v);
-		f->v = nv;
-		f->cap = ncap;
-		f->head = 0;
-	}
-	f->v[(f->head + f->len++) & (f->cap - 1)] = t;
-	return 0;
-}
-
-static uint64_t fifo_pop(struct fifo *f)
-{
-	SWARM_INVARIANT(f->len > 0);
-	uint64_t t = f->v[f->head];
-	f->head = (f->head + 1) & (f->cap - 1);
-	f->len--;
-	return t;
-}
-
 struct dev {
-	struct fifo q;         /* its requests: the batch in service first, then the waiting */
+	struct sim_fifo q;     /* its requests: the batch in service first, then the waiting */
 	uint64_t next_ns;      /* the batch's completion or the warm-up's end; NEVER */
 	uint64_t batch_start;  /* when the batch in service started */
 	uint32_t in_batch;     /* requests in service, 0 when idle */
 	uint32_t state;        /* a dev_state */
-	int32_t heap_pos;      /* in sim.heap, -1 when not */
 	int32_t act_pos;       /* in sim.act, -1 when not active */
 	uint8_t pending;       /* in sim.pending */
 	uint64_t busy_tick_ns; /* busy in the tick being measured */
 	double busy_ewma;      /* --measure swarmd: swarmd's smoothed busy fraction */
-};
-
-/* Latencies, log-linear in ns with 1024 buckets per power of two (0.1% wide), each keeping
- * its sum too, so that a quantile is its bucket's mean: exact when the bucket holds one
- * value. */
-#define LAT_SUB_BITS 10
-#define LAT_SUB (1u << LAT_SUB_BITS)
-#define LAT_BUCKETS ((64 - LAT_SUB_BITS + 1) * LAT_SUB)
-
-static uint32_t lat_bucket(uint64_t v)
-{
-	if (v < 2 * LAT_SUB)
-		return (uint32_t)v;
-	uint32_t shift = 63u - (uint32_t)__builtin_clzll(v) - LAT_SUB_BITS;
-	return (shift + 1) * LAT_SUB + (uint32_t)((v >> shift) & (LAT_SUB - 1));
-}
-
-/* Cumulative per-tick counts: window sums are differences. */
-struct window {
-	uint64_t *cum; /* cum[i % len]: the total up to the end of tick i */
-	size_t len;
-};
-
-static uint64_t window_sum(const struct window *w, uint64_t tick, uint64_t n)
-{
-	return w->cum[tick % w->len] - w->cum[(tick - n) % w->len];
-}
-
-static void window_set(struct window *w, uint64_t tick, uint64_t total)
-{
-	w->cum[tick % w->len] = total;
-}
-
-/* The key beside the device, so that sifting reads one array. */
-struct heap_entry {
-	uint64_t next_ns;
-	uint32_t d;
 };
 
 struct sim {
@@ -129,11 +59,10 @@ struct sim {
 	uint32_t n_dev;
 	uint32_t *act; /* the ACTIVE devices, in no order */
 	uint32_t n_act, n_warming, n_draining, n_on;
-	struct heap_entry *heap; /* devices with an event, a min-heap on next_ns */
-	uint32_t n_heap;
-	uint32_t *pending; /* idle devices with requests, to start at the end of the instant */
+	struct sim_heap heap; /* devices with an event, on their next_ns */
+	uint32_t *pending;    /* idle devices with requests, to start at the end of the instant */
 	uint32_t n_pending;
-	struct fifo held; /* arrivals while nothing is active */
+	struct sim_fifo held; /* arrivals while nothing is active */
 
 	uint64_t svc_ns[1 + 65536]; /* a batch of b takes svc_ns[b]; only max_batch filled */
 	uint64_t warmup_ns, tick_ns, objective_ns, end_ns;
@@ -147,9 +76,9 @@ struct sim {
 	uint64_t tick_no, last_tick_ns;
 	uint64_t serving_ns; /* integral of ACTIVE + DRAINING devices in the tick */
 	uint64_t tick_arrivals, tick_missed;
-	uint64_t arrivals, served, busy_ns;          /* totals, for the windows */
-	struct window w_arr, w_in, w_served, w_busy; /* w_arr: the rates' count (see tick) */
-	uint64_t k_long, k_short;                    /* the windows in ticks */
+	uint64_t arrivals, served, busy_ns;              /* totals, for the windows */
+	struct sim_window w_arr, w_in, w_served, w_busy; /* w_arr: the rates' count (see tick) */
+	uint64_t k_long, k_short;                        /* the windows in ticks */
 	struct swarm_hist *hist;   /* k_short per-tick latency histograms (as a stats page's) */
 	struct swarm_hist p99_sum; /* the sum of hist[] */
 	double service_rate;       /* the last measured, 0 before any */
@@ -157,71 +86,9 @@ struct sim {
 	struct swarm_as_memory mem;
 	uint32_t target;
 
-	uint64_t *lat_count;
-	double *lat_sum;
-	double lat_total;
-	uint64_t lat_max, completed;
+	struct sim_lat lat;
 	size_t ticks_cap;
 };
-
-/* ---- the heap of device events ----------------------------------------------------------- */
-
-static int heap_less(const struct sim *s, uint32_t a, uint32_t b)
-{
-	return s->heap[a].next_ns < s->heap[b].next_ns;
-}
-
-static void heap_swap(struct sim *s, uint32_t a, uint32_t b)
-{
-	struct heap_entry t = s->heap[a];
-	s->heap[a] = s->heap[b];
-	s->heap[b] = t;
-	s->dev[s->heap[a].d].heap_pos = (int32_t)a;
-	s->dev[s->heap[b].d].heap_pos = (int32_t)b;
-}
-
-static void heap_fix(struct sim *s, uint32_t i)
-{
-	while (i > 0 && heap_less(s, i, (i - 1) / 2)) {
-		heap_swap(s, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-	for (;;) {
-		uint32_t l = 2 * i + 1, m = i;
-		if (l < s->n_heap && heap_less(s, l, m))
-			m = l;
-		if (l + 1 < s->n_heap && heap_less(s, l + 1, m))
-			m = l + 1;
-		if (m == i)
-			return;
-		heap_swap(s, i, m);
-		i = m;
-	}
-}
-
-/* Puts device d where its next_ns says: in the heap, moved, or out when NEVER. */
-static void heap_update(struct sim *s, uint32_t d)
-{
-	struct dev *dv = &s->dev[d];
-	if (dv->heap_pos < 0) {
-		if (dv->next_ns == NEVER)
-			return;
-		dv->heap_pos = (int32_t)s->n_heap;
-		s->heap[s->n_heap++] = (struct heap_entry){ dv->next_ns, d };
-		heap_fix(s, (uint32_t)dv->heap_pos);
-		return;
-	}
-	uint32_t i = (uint32_t)dv->heap_pos;
-	s->heap[i].next_ns = dv->next_ns;
-	if (dv->next_ns == NEVER) {
-		heap_swap(s, i, --s->n_heap);
-		dv->heap_pos = -1;
-		if (i < s->n_heap)
-			heap_fix(s, i);
-		return;
-	}
-	heap_fix(s, i);
-}
 
 /* ---- devices ----------------------------------------------------------------------------- */
 
@@ -296,7 +163,7 @@ static int start_batch(struct sim *s, uint32_t d)
 		return 0;
 	if (!dv->q.len && dv->state == DEV_ACTIVE) {
 		for (uint32_t i = 0; i < s->o->max_batch && s->held.len; i++)
-			if (fifo_push(&dv->q, fifo_pop(&s->held)) < 0)
+			if (sim_fifo_push(&dv->q, sim_fifo_pop(&s->held)) < 0)
 				return -ENOMEM;
 	}
 	if (!dv->q.len)
@@ -307,7 +174,7 @@ static int start_batch(struct sim *s, uint32_t d)
 	dv->batch_start = s->now;
 	dv->next_ns = s->now + s->svc_ns[b];
 	s->r->batches++;
-	heap_update(s, d);
+	sim_heap_update(&s->heap, d, s->dev[d].next_ns);
 	return 0;
 }
 
@@ -351,13 +218,7 @@ static uint32_t shortest_queue(const struct sim *s)
 static void record(struct sim *s, uint64_t arrival)
 {
 	uint64_t lat = s->now - arrival;
-	uint32_t b = lat_bucket(lat);
-	s->lat_count[b]++;
-	s->lat_sum[b] += (double)lat;
-	s->lat_total += (double)lat;
-	if (lat > s->lat_max)
-		s->lat_max = lat;
-	s->completed++;
+	sim_lat_add(&s->lat, lat);
 	if (lat <= s->objective_ns)
 		s->r->met++;
 	else
@@ -374,12 +235,12 @@ static void batch_done(struct sim *s, uint32_t d)
 	dv->busy_tick_ns += s->now - from;
 	s->served += dv->in_batch;
 	for (uint32_t i = 0; i < dv->in_batch; i++)
-		record(s, fifo_pop(&dv->q));
+		record(s, sim_fifo_pop(&dv->q));
 	s->outstanding -= dv->in_batch;
 	s->in_service -= dv->in_batch;
 	dv->in_batch = 0;
 	dv->next_ns = NEVER;
-	heap_update(s, d);
+	sim_heap_update(&s->heap, d, s->dev[d].next_ns);
 	if (has_work(s, dv))
 		kick(s, d);
 	else if (dv->state == DEV_DRAINING)
@@ -391,7 +252,7 @@ static int device_event(struct sim *s, uint32_t d)
 	struct dev *dv = &s->dev[d];
 	if (dv->state == DEV_WARMING) {
 		dv->next_ns = NEVER;
-		heap_update(s, d);
+		sim_heap_update(&s->heap, d, s->dev[d].next_ns);
 		set_state(s, d, DEV_ACTIVE);
 		dv->busy_ewma = 0;
 		kick(s, d); /* the held requests, if any */
@@ -411,7 +272,7 @@ static void wake(struct sim *s, uint32_t count, uint32_t reason)
 			continue;
 		set_state(s, d, DEV_WARMING);
 		s->dev[d].next_ns = s->now + s->warmup_ns;
-		heap_update(s, d);
+		sim_heap_update(&s->heap, d, s->dev[d].next_ns);
 		count--;
 		s->r->wakes++;
 		s->r->wakes_by_reason[reason < 8 ? reason : 0]++;
@@ -431,7 +292,7 @@ static void drain(struct sim *s, uint32_t count, uint32_t reason)
 				     s->dev[d].next_ns >= s->dev[pick].next_ns))
 					pick = d;
 			s->dev[pick].next_ns = NEVER;
-			heap_update(s, pick);
+			sim_heap_update(&s->heap, pick, s->dev[pick].next_ns);
 			set_state(s, pick, DEV_PARKED);
 		} else if (s->n_act) {
 			pick = shortest_queue(s);
@@ -497,7 +358,7 @@ static int arrival(struct sim *s, uint64_t t)
 	s->outstanding++;
 	if (!s->n_act || s->held.len) {
 		/* Behind the held ones: the active devices are all busy with them. */
-		if (fifo_push(&s->held, t) < 0)
+		if (sim_fifo_push(&s->held, t) < 0)
 			return -ENOMEM;
 		if (s->n_act)
 			return 0;
@@ -513,7 +374,7 @@ static int arrival(struct sim *s, uint64_t t)
 		return 0;
 	}
 	uint32_t d = shortest_queue(s);
-	if (fifo_push(&s->dev[d].q, t) < 0)
+	if (sim_fifo_push(&s->dev[d].q, t) < 0)
 		return -ENOMEM;
 	kick(s, d);
 	return 0;
@@ -584,30 +445,30 @@ static int tick(struct sim *s)
 	measure_busy(s, swarmd, &busy_sum, &queue_active);
 	uint64_t k = ++s->tick_no;
 	/* swarmd counts the requests its workers served, not those that arrived. */
-	window_set(&s->w_arr, k, swarmd ? s->served : s->arrivals);
-	window_set(&s->w_in, k, s->arrivals);
-	window_set(&s->w_served, k, s->served);
-	window_set(&s->w_busy, k, s->busy_ns);
+	sim_window_set(&s->w_arr, k, swarmd ? s->served : s->arrivals);
+	sim_window_set(&s->w_in, k, s->arrivals);
+	sim_window_set(&s->w_served, k, s->served);
+	sim_window_set(&s->w_busy, k, s->busy_ns);
 	double tick_s = (double)s->tick_ns / 1e9;
 	uint64_t n_long = k < s->k_long ? k : s->k_long;
 	uint64_t n_short = k < s->k_short ? k : s->k_short;
 
 	struct swarm_as_model *m = &s->m;
-	m->rate_long = (double)window_sum(&s->w_arr, k, n_long) / ((double)n_long * tick_s);
-	m->rate_short = (double)window_sum(&s->w_arr, k, n_short) / ((double)n_short * tick_s);
-	uint64_t busy_long = window_sum(&s->w_busy, k, n_long);
+	m->rate_long = (double)sim_window_sum(&s->w_arr, k, n_long) / ((double)n_long * tick_s);
+	m->rate_short = (double)sim_window_sum(&s->w_arr, k, n_short) / ((double)n_short * tick_s);
+	uint64_t busy_long = sim_window_sum(&s->w_busy, k, n_long);
 	if (busy_long)
 		s->service_rate =
-			(double)window_sum(&s->w_served, k, n_long) / ((double)busy_long / 1e9);
+			(double)sim_window_sum(&s->w_served, k, n_long) / ((double)busy_long / 1e9);
 	m->service_rate = s->service_rate;
-	uint64_t busy_tick = window_sum(&s->w_busy, k, 1);
+	uint64_t busy_tick = sim_window_sum(&s->w_busy, k, 1);
 	m->busy = s->serving_ns ? (double)busy_tick / (double)s->serving_ns : 0;
 	if (m->busy > 1)
 		m->busy = 1;
 	/* p99 over the short window (p99_sum holds its ticks' histograms, of the stats page's
 	 * resolution); swarmd passes none. */
 	m->p99_ns = swarmd ? 0 : swarm_hist_quantile(&s->p99_sum, 0.99);
-	m->sessions = window_sum(&s->w_in, k, n_long) || s->outstanding ? 1 : 0;
+	m->sessions = sim_window_sum(&s->w_in, k, n_long) || s->outstanding ? 1 : 0;
 	model_counts(s, m);
 	if (swarmd) {
 		m->busy = m->active ? busy_sum / m->active : 0;
@@ -645,7 +506,8 @@ static void sim_free(struct sim *s)
 		free(s->dev[i].q.v);
 	free(s->dev);
 	free(s->act);
-	free(s->heap);
+	free(s->heap.v);
+	free(s->heap.pos);
 	free(s->pending);
 	free(s->held.v);
 	free(s->w_arr.cum);
@@ -653,28 +515,11 @@ static void sim_free(struct sim *s)
 	free(s->w_served.cum);
 	free(s->w_busy.cum);
 	free(s->hist);
-	free(s->lat_count);
-	free(s->lat_sum);
+	sim_lat_free(&s->lat);
 	free(s);
 }
 
 static uint64_t ms_ns(double ms) { return (uint64_t)llround(ms * 1e6); }
-
-static double quantile_us(const struct sim *s, double q)
-{
-	if (!s->completed)
-		return 0;
-	uint64_t rank = (uint64_t)ceil(q * (double)s->completed);
-	if (rank == 0)
-		rank = 1;
-	uint64_t seen = 0;
-	for (uint32_t b = 0; b < LAT_BUCKETS; b++) {
-		seen += s->lat_count[b];
-		if (seen >= rank)
-			return s->lat_sum[b] / (double)s->lat_count[b] / 1e3;
-	}
-	return (double)s->lat_max / 1e3;
-}
 
 static int sim_setup(struct sim *s, const struct swarm_sim_opts *o)
 {
@@ -693,20 +538,23 @@ static int sim_setup(struct sim *s, const struct swarm_sim_opts *o)
 	size_t wlen = (s->k_long > s->k_short ? s->k_long : s->k_short) + 1;
 	s->dev = calloc(s->n_dev, sizeof *s->dev);
 	s->act = calloc(s->n_dev, sizeof *s->act);
-	s->heap = calloc(s->n_dev, sizeof *s->heap);
+	s->heap.v = calloc(s->n_dev, sizeof *s->heap.v);
+	s->heap.pos = malloc(s->n_dev * sizeof *s->heap.pos);
 	s->pending = calloc(s->n_dev, sizeof *s->pending);
-	s->w_arr = (struct window){ calloc(wlen, sizeof(uint64_t)), wlen };
-	s->w_in = (struct window){ calloc(wlen, sizeof(uint64_t)), wlen };
-	s->w_served = (struct window){ calloc(wlen, sizeof(uint64_t)), wlen };
-	s->w_busy = (struct window){ calloc(wlen, sizeof(uint64_t)), wlen };
+	s->w_arr = (struct sim_window){ calloc(wlen, sizeof(uint64_t)), wlen };
+	s->w_in = (struct sim_window){ calloc(wlen, sizeof(uint64_t)), wlen };
+	s->w_served = (struct sim_window){ calloc(wlen, sizeof(uint64_t)), wlen };
+	s->w_busy = (struct sim_window){ calloc(wlen, sizeof(uint64_t)), wlen };
 	s->hist = calloc(s->k_short, sizeof *s->hist);
-	s->lat_count = calloc(LAT_BUCKETS, sizeof *s->lat_count);
-	s->lat_sum = calloc(LAT_BUCKETS, sizeof *s->lat_sum);
-	if (!s->dev || !s->act || !s->heap || !s->pending || !s->w_arr.cum || !s->w_in.cum ||
-	    !s->w_served.cum || !s->w_busy.cum || !s->hist || !s->lat_count || !s->lat_sum)
+	if (sim_lat_init(&s->lat))
 		return -ENOMEM;
-	for (uint32_t d = 0; d < s->n_dev; d++)
-		s->dev[d] = (struct dev){ .next_ns = NEVER, .heap_pos = -1, .act_pos = -1 };
+	if (!s->dev || !s->act || !s->heap.v || !s->heap.pos || !s->pending || !s->w_arr.cum ||
+	    !s->w_in.cum || !s->w_served.cum || !s->w_busy.cum || !s->hist)
+		return -ENOMEM;
+	for (uint32_t d = 0; d < s->n_dev; d++) {
+		s->dev[d] = (struct dev){ .next_ns = NEVER, .act_pos = -1 };
+		s->heap.pos[d] = -1;
+	}
 	uint32_t start = o->start_devices == UINT32_MAX ? o->min_devices : o->start_devices;
 	if (o->static_devices)
 		start = o->static_devices;
@@ -743,7 +591,7 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 	uint64_t next_tick = s->tick_ns;
 	/* Until the trace is over, its requests are done and the ticks have reached its end. */
 	while (s->outstanding || next_arr != NEVER || next_tick <= s->end_ns) {
-		uint64_t t_dev = s->n_heap ? s->heap[0].next_ns : NEVER;
+		uint64_t t_dev = sim_heap_top(&s->heap);
 		if (s->n_pending && t_dev > s->now && next_arr > s->now && next_tick > s->now) {
 			/* The instant is over: idle devices with requests start (later events). */
 			rc = start_pending(s);
@@ -753,7 +601,7 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 		}
 		if (t_dev <= next_arr && t_dev <= next_tick) {
 			s->now = t_dev;
-			rc = device_event(s, s->heap[0].d);
+			rc = device_event(s, s->heap.v[0].id);
 		} else if (next_arr <= next_tick) {
 			s->now = next_arr;
 			rc = arrival(s, next_arr);
@@ -777,10 +625,10 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 	r->device_seconds = (double)s->dev_ns / 1e9;
 	r->mean_devices = r->duration_s > 0 ? r->device_seconds / r->duration_s : 0;
 	r->attainment = r->requests ? (double)r->met / (double)r->requests : 1;
-	r->p50_us = quantile_us(s, 0.50);
-	r->p99_us = quantile_us(s, 0.99);
-	r->max_us = (double)s->lat_max / 1e3;
-	r->mean_us = s->completed ? s->lat_total / (double)s->completed / 1e3 : 0;
+	r->p50_us = sim_lat_quantile_us(&s->lat, 0.50);
+	r->p99_us = sim_lat_quantile_us(&s->lat, 0.99);
+	r->max_us = (double)s->lat.max / 1e3;
+	r->mean_us = sim_lat_mean_us(&s->lat);
 out:
 	sim_free(s);
 	if (rc)

@@ -1,7 +1,8 @@
 /* sim_main.c: the `swarm-sim` command line (docs/simulator.md). Parses the options into a
  * struct swarm_sim_opts, runs one simulation (or, with --compare, the policy and static
  * provisioning at the maximum and at the minimum on the same trace, in parallel threads) and
- * prints the figures, a table, JSON, a per-tick CSV or an SVG chart. Exit status: 0, 1 when a
+ * prints the figures, a table, JSON, a per-tick CSV or an SVG chart. With --models it hands
+ * the options to the multi-model mode (tools/sim_multi_main.c). Exit status: 0, 1 when a
  * run or an output fails, 2 on bad usage. */
 #include <errno.h>
 #include <getopt.h>
@@ -14,8 +15,10 @@
 #include <string.h>
 
 #include "runtime/build_info.h"
+#include "runtime/size.h"
 #include "tools/json_out.h"
 #include "tools/sim.h"
+#include "tools/sim_multi.h"
 
 static void usage(FILE *f)
 {
@@ -93,6 +96,7 @@ static void usage(FILE *f)
 		d.per_row_us, d.max_batch, d.warmup_ms, d.objective_us, d.max_outstanding,
 		d.tick_ms, d.short_window_s, d.as.stable_window_ns / 1e9, d.as.cooldown_ns / 1e9,
 		d.as.target_util, d.as.hysteresis, d.as.panic_ratio, d.as.panic_delay_frac);
+	swarm_sim_multi_usage(f);
 }
 
 __attribute__((format(printf, 1, 2))) static _Noreturn void bad_usage(const char *fmt, ...)
@@ -165,6 +169,10 @@ enum {
 	OPT_SVG,
 	OPT_TICKS,
 	OPT_MEASURE,
+	OPT_MODELS,
+	OPT_DEVICES,
+	OPT_DEVICE_MEMORY,
+	OPT_END,
 };
 
 static const struct option long_opts[] = {
@@ -194,6 +202,9 @@ static const struct option long_opts[] = {
 	{ "svg", required_argument, NULL, OPT_SVG },
 	{ "ticks-csv", required_argument, NULL, OPT_TICKS },
 	{ "measure", required_argument, NULL, OPT_MEASURE },
+	{ "models", required_argument, NULL, OPT_MODELS },
+	{ "devices", required_argument, NULL, OPT_DEVICES },
+	{ "device-memory", required_argument, NULL, OPT_DEVICE_MEMORY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ 0 },
@@ -203,6 +214,8 @@ struct cli {
 	struct swarm_sim_opts o;
 	const char *trace_spec, *json, *svg, *ticks_csv;
 	int compare;
+	struct swarm_sim_multi_cli multi;  /* --models */
+	uint8_t seen[OPT_END - OPT_TRACE]; /* the long options given */
 };
 
 /* An option of the simulated model and its devices into o: 1, or 0 when opt is not one. */
@@ -258,6 +271,8 @@ static int parse_policy_opt(int opt, struct swarm_sim_opts *o)
 	case OPT_POLICY:
 		if (!strcmp(optarg, "auto"))
 			o->static_devices = 0;
+		else if (!strcmp(optarg, "static"))
+			o->static_devices = UINT32_MAX; /* --models only: checked in check_args */
 		else if (!strncmp(optarg, "static:", 7))
 			o->static_devices = (uint32_t)opt_u64("policy static:N", optarg + 7, 1,
 							      SWARM_SIM_MAX_DEVICES);
@@ -297,10 +312,49 @@ static int parse_policy_opt(int opt, struct swarm_sim_opts *o)
 	return 0;
 }
 
+/* The options of one model's run, which --models gives per model. */
+static const int single_only[] = { OPT_TRACE,   OPT_MIN,     OPT_MAX,       OPT_START,
+				   OPT_BASE,    OPT_PER_ROW, OPT_MAX_BATCH, OPT_OBJECTIVE,
+				   OPT_MEASURE, OPT_SVG,     OPT_TICKS };
+
+static const char *opt_name(int opt)
+{
+	for (const struct option *lo = long_opts; lo->name; lo++)
+		if (lo->val == opt)
+			return lo->name;
+	return "?";
+}
+
+static void check_multi_args(struct cli *c)
+{
+	for (size_t i = 0; i < sizeof single_only / sizeof single_only[0]; i++)
+		if (c->seen[single_only[i] - OPT_TRACE])
+			bad_usage("--%s is for one model: with --models, a model's line sets it",
+				  opt_name(single_only[i]));
+	if (c->o.static_devices && c->o.static_devices != UINT32_MAX)
+		bad_usage("--policy static:N is for one model: with --models, --policy static");
+	if (c->compare && c->o.static_devices)
+		bad_usage("--compare runs auto and static itself: drop --policy");
+	if (!(c->o.as.hysteresis < c->o.as.target_util))
+		bad_usage("--hysteresis must be below --target-util");
+	if (!(c->o.as.panic_ratio > 1))
+		bad_usage("--panic-ratio must be above 1");
+	c->multi.compare = c->compare;
+	c->multi.json = c->json;
+}
+
 /* The options that depend on each other, once all are read. */
-static void check_args(const struct cli *c)
+static void check_args(struct cli *c)
 {
 	const struct swarm_sim_opts *o = &c->o;
+	if (c->multi.models_path) {
+		check_multi_args(c);
+		return;
+	}
+	if (c->seen[OPT_DEVICES - OPT_TRACE] || c->seen[OPT_DEVICE_MEMORY - OPT_TRACE])
+		bad_usage("--devices and --device-memory go with --models");
+	if (o->static_devices == UINT32_MAX)
+		bad_usage("--policy static needs the count for one model: static:N");
 	if (!c->trace_spec)
 		bad_usage("--trace is required (e.g. --trace steps:100@0,400@60)");
 	if (c->compare && o->static_devices)
@@ -321,6 +375,8 @@ static void parse_args(int argc, char **argv, struct cli *c)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
 		const char *name = optind > 1 ? argv[optind - 1] : "";
+		if (opt >= OPT_TRACE && opt < OPT_END)
+			c->seen[opt - OPT_TRACE] = 1;
 		if (parse_model_opt(opt, &c->o) || parse_policy_opt(opt, &c->o))
 			continue;
 		switch (opt) {
@@ -335,6 +391,21 @@ static void parse_args(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_COMPARE:
 			c->compare = 1;
+			break;
+		case OPT_MODELS:
+			c->multi.models_path = optarg;
+			break;
+		case OPT_DEVICES:
+			c->multi.devices =
+				(uint32_t)opt_u64("devices", optarg, 1, SWARM_FLEET_MAX_DEVICES);
+			break;
+		case OPT_DEVICE_MEMORY:
+			if (swarm_size_parse(optarg, &c->multi.device_memory) ||
+			    !c->multi.device_memory)
+				bad_usage(
+					"--device-memory: '%s' is not a size above 0 (digits, then "
+					"K, M, G or T)",
+					optarg);
 			break;
 		case OPT_JSON:
 			c->json = optarg;
@@ -556,6 +627,8 @@ int main(int argc, char **argv)
 	struct cli c = { 0 };
 	swarm_sim_opts_default(&c.o);
 	parse_args(argc, argv, &c);
+	if (c.multi.models_path)
+		return swarm_sim_multi_cli(&c.o, &c.multi);
 
 	char err[512];
 	struct swarm_sim_trace trace;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tools/sim.h"
+#include "tools/sim_internal.h"
 
 void swarm_sim_opts_default(struct swarm_sim_opts *o)
 {
@@ -24,6 +25,22 @@ void swarm_sim_opts_default(struct swarm_sim_opts *o)
 	o->short_window_s = 6;
 	o->max_outstanding = 1u << 24;
 	swarm_as_config_default(&o->as);
+}
+
+const char *sim_check_timing(double warmup_ms, double tick_ms, double duration_s,
+			     double short_window_s, uint64_t stable_window_ns)
+{
+	if (!(warmup_ms >= 0) || warmup_ms > 1e9)
+		return "warm-up: >= 0 ms";
+	if (!(tick_ms >= 0.001) || tick_ms > 1e9)
+		return "tick: at least 1 us";
+	if (!(duration_s >= 0) || duration_s > 1e9)
+		return "duration: >= 0 s";
+	if (!(short_window_s > 0) || short_window_s > 1e7)
+		return "short window: > 0 s";
+	if (stable_window_ns == 0 || stable_window_ns > 1e16)
+		return "stable window: > 0 s";
+	return NULL;
 }
 
 int swarm_sim_opts_check(const struct swarm_sim_opts *o, char *err, size_t err_len)
@@ -46,18 +63,11 @@ int swarm_sim_opts_check(const struct swarm_sim_opts *o, char *err, size_t err_l
 		bad = "service time: base and per-row >= 0, and a batch of one must take time";
 	else if (o->max_batch < 1 || o->max_batch > 65536)
 		bad = "max batch: 1 to 65536";
-	else if (!(o->warmup_ms >= 0) || o->warmup_ms > 1e9)
-		bad = "warm-up: >= 0 ms";
-	else if (!(o->tick_ms >= 0.001) || o->tick_ms > 1e9)
-		bad = "tick: at least 1 us";
 	else if (!(o->objective_us > 0) || o->objective_us > 1e15)
 		bad = "objective: > 0 us";
-	else if (!(o->duration_s >= 0) || o->duration_s > 1e9)
-		bad = "duration: >= 0 s";
-	else if (!(o->short_window_s > 0) || o->short_window_s > 1e7)
-		bad = "short window: > 0 s";
-	else if (o->as.stable_window_ns == 0 || o->as.stable_window_ns > 1e16)
-		bad = "stable window: > 0 s";
+	else
+		bad = sim_check_timing(o->warmup_ms, o->tick_ms, o->duration_s, o->short_window_s,
+				       o->as.stable_window_ns);
 	if (bad) {
 		snprintf(err, err_len, "%s", bad);
 		return -EINVAL;

@@ -12,19 +12,10 @@
 #include <string.h>
 
 #include "tools/sim.h"
+#include "tools/sim_internal.h"
 
 /* Seconds to ns; arrival times are at most ~584 years. */
 #define SIM_MAX_TIME_S 1e9
-
-__attribute__((format(printf, 4, 5))) static int set_err(char *err, size_t err_len, int code,
-							 const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 /* Reads one number of a spec at *p, up to ',' '@' or the end; advances past it. */
 static int parse_num(const char **p, double *out)
@@ -71,26 +62,28 @@ static int parse_steps(const char *p, struct swarm_sim_trace *tr, char *err, siz
 		struct swarm_sim_step st;
 		const char *start = p;
 		if (parse_num(&p, &st.rate) < 0 || *p != '@')
-			return set_err(err, err_len, -EINVAL,
-				       "steps: '%.*s' is not RATE@TIME (e.g. 100@0,400@60)",
-				       TOKEN(start));
+			return sim_set_err(err, err_len, -EINVAL,
+					   "steps: '%.*s' is not RATE@TIME (e.g. 100@0,400@60)",
+					   TOKEN(start));
 		p++;
 		if (parse_num(&p, &st.t_s) < 0 || (*p && *p != ','))
-			return set_err(err, err_len, -EINVAL,
-				       "steps: '%.*s' is not RATE@TIME (e.g. 100@0,400@60)",
-				       TOKEN(start));
+			return sim_set_err(err, err_len, -EINVAL,
+					   "steps: '%.*s' is not RATE@TIME (e.g. 100@0,400@60)",
+					   TOKEN(start));
 		if (st.rate < 0 || st.t_s < 0 || st.t_s > SIM_MAX_TIME_S)
-			return set_err(err, err_len, -EINVAL,
-				       "steps: '%.*s': rate and time must be >= 0", TOKEN(start));
+			return sim_set_err(err, err_len, -EINVAL,
+					   "steps: '%.*s': rate and time must be >= 0",
+					   TOKEN(start));
 		if (tr->n_steps && st.t_s <= tr->steps[tr->n_steps - 1].t_s)
-			return set_err(err, err_len, -EINVAL, "steps: '%.*s': times must increase",
-				       TOKEN(start));
+			return sim_set_err(err, err_len, -EINVAL,
+					   "steps: '%.*s': times must increase", TOKEN(start));
 		tr->steps[tr->n_steps++] = st;
 		if (*p == ',')
 			p++;
 	}
 	if (!tr->n_steps)
-		return set_err(err, err_len, -EINVAL, "steps: no step (e.g. steps:100@0,400@60)");
+		return sim_set_err(err, err_len, -EINVAL,
+				   "steps: no step (e.g. steps:100@0,400@60)");
 	tr->duration_s = tr->steps[tr->n_steps - 1].t_s + 60;
 	return 0;
 }
@@ -182,10 +175,11 @@ int swarm_sim_trace_parse(const char *spec, struct swarm_sim_trace *tr, char *er
 		tr->kind = SWARM_SIM_TRACE_SINE;
 		rc = parse_list(spec + 5, v, 4);
 		if (rc || v[0] < 0 || v[2] <= 0 || v[3] <= 0 || v[3] > SIM_MAX_TIME_S)
-			rc = set_err(err, err_len, -EINVAL,
-				     "sine: '%s' is not MEAN,AMP,PERIOD_S,DURATION_S (MEAN >= 0, "
-				     "PERIOD_S and DURATION_S > 0)",
-				     spec + 5);
+			rc = sim_set_err(
+				err, err_len, -EINVAL,
+				"sine: '%s' is not MEAN,AMP,PERIOD_S,DURATION_S (MEAN >= 0, "
+				"PERIOD_S and DURATION_S > 0)",
+				spec + 5);
 		tr->mean = v[0];
 		tr->amp = v[1];
 		tr->period_s = v[2];
@@ -195,10 +189,11 @@ int swarm_sim_trace_parse(const char *spec, struct swarm_sim_trace *tr, char *er
 		rc = parse_list(spec + 5, v, 5);
 		if (rc || v[0] < 0 || v[1] < 0 || v[2] <= 0 || v[3] <= 0 || v[4] <= 0 ||
 		    v[4] > SIM_MAX_TIME_S)
-			rc = set_err(err, err_len, -EINVAL,
-				     "mmpp: '%s' is not LOW,HIGH,MEAN_LOW_S,MEAN_HIGH_S,DURATION_S "
-				     "(rates >= 0, times > 0)",
-				     spec + 5);
+			rc = sim_set_err(
+				err, err_len, -EINVAL,
+				"mmpp: '%s' is not LOW,HIGH,MEAN_LOW_S,MEAN_HIGH_S,DURATION_S "
+				"(rates >= 0, times > 0)",
+				spec + 5);
 		tr->low = v[0];
 		tr->high = v[1];
 		tr->mean_low_s = v[2];
@@ -208,8 +203,8 @@ int swarm_sim_trace_parse(const char *spec, struct swarm_sim_trace *tr, char *er
 		tr->kind = SWARM_SIM_TRACE_CSV;
 		rc = parse_csv(spec + 4, tr, err, err_len);
 	} else {
-		rc = set_err(err, err_len, -EINVAL,
-			     "unknown trace '%s' (steps:, sine:, mmpp: or csv:)", spec);
+		rc = sim_set_err(err, err_len, -EINVAL,
+				 "unknown trace '%s' (steps:, sine:, mmpp: or csv:)", spec);
 	}
 	if (rc)
 		swarm_sim_trace_free(tr);

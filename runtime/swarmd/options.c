@@ -13,6 +13,7 @@
 
 #include "runtime/build_info.h"
 #include "runtime/log.h"
+#include "runtime/size.h"
 #include "runtime/swarmd/swarmd.h"
 #include "swarm/swarm.h"
 
@@ -174,38 +175,6 @@ static int parse_preload(const char *arg)
 	return 0;
 }
 
-/* A size: bytes, or a count with K, M, G or T (powers of 1024). Returns 0 or -1. */
-static int parse_size(const char *arg, uint64_t *out)
-{
-	char *end;
-	if (!*arg || *arg == '-')
-		return -1;
-	unsigned long long v = strtoull(arg, &end, 10);
-	unsigned shift = 0;
-	switch (*end) {
-	case 'K':
-		shift = 10;
-		break;
-	case 'M':
-		shift = 20;
-		break;
-	case 'G':
-		shift = 30;
-		break;
-	case 'T':
-		shift = 40;
-		break;
-	case '\0':
-		break;
-	default:
-		return -1;
-	}
-	if (shift && (end[1] != '\0' || v > (UINT64_MAX >> shift)))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* A count from 0 to max for --NAME. Returns 0, or 2 having said what it takes. */
 static int parse_count(const char *name, const char *arg, unsigned long max, const char *what,
 		       uint64_t *out)
@@ -227,7 +196,7 @@ static int parse_limit(int o, const char *name, const char *arg)
 {
 	uint64_t v;
 	if (o == 'b' || o == 'T') {
-		if (parse_size(arg, &v)) {
+		if (swarm_size_parse(arg, &v)) {
 			fprintf(stderr,
 				"swarmd: --%s takes a size in bytes, or with K, M, G or T (powers "
 				"of 1024), 0 for no limit; not \"%s\"\n",
@@ -438,7 +407,7 @@ static int parse_metrics(const char *arg)
 static int parse_devmem(int o, const char *arg)
 {
 	uint64_t v;
-	if (parse_size(arg, &v)) {
+	if (swarm_size_parse(arg, &v)) {
 		fprintf(stderr,
 			"swarmd: --%s takes a size in bytes, or with K, M, G or T (powers of "
 			"1024); not \"%s\"\n",

@@ -341,6 +341,41 @@ Test(tools_json, sim_trace_reads_back)
 	rm_rf(dir);
 }
 
+/* The multi-model mode: the models file's path and a model's name (no blanks in a name). */
+Test(tools_json, sim_models_read_back)
+{
+	char dir[64], path[256], want[300];
+	tmp_dir(dir, sizeof dir);
+	snprintf(path, sizeof path, "%s/%s.txt", dir, NASTY);
+	snprintf(want, sizeof want, "%s/%s.txt", dir, NASTY_READ);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fputs("q\"b\\s\x01\xc3\xa9\xff trace=steps:5@0 bytes=1K\nbig trace=steps:5@0 bytes=2K\n",
+	      f);
+	fclose(f);
+	const char *argv[] = { SWARM_BIN_DIR "/swarm-sim",
+			       "--models",
+			       path,
+			       "--device-memory",
+			       "1K",
+			       "--duration-s",
+			       "10",
+			       "--json",
+			       "-",
+			       NULL };
+	json_t *j = run_json_or_fail(argv);
+	cr_assert_str_eq(str_at(j, "models_file"), want);
+	json_t *run = json_array_get(json_object_get(j, "runs"), 0);
+	json_t *models = json_object_get(run, "models");
+	cr_assert_eq(json_array_size(models), 2);
+	cr_assert_str_eq(str_at(json_array_get(models, 0), "name"),
+			 "q\"b\\s\x01\xc3\xa9\xef\xbf\xbd");
+	cr_assert(json_is_true(json_object_get(json_array_get(models, 1), "too_big")));
+	cr_assert(json_is_false(json_object_get(json_array_get(models, 0), "too_big")));
+	json_decref(j);
+	rm_rf(dir);
+}
+
 /* ---- swarm-bench --json ----------------------------------------------------------------- */
 
 Test(tools_json, bench_socket_and_note_read_back)
