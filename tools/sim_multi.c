@@ -7,13 +7,15 @@
  * once everything at that instant has happened.
  *
  * A model on a device (a slot) is LOADING, LOADED, LEAVING (let go by the plan or its device
- * parking: no new requests, its queued ones finish, then it is unloaded) or not there. A
- * device serves one model's batch at a time: when idle it takes up to that model's max_batch
- * requests of the model whose oldest waiting request is the oldest. Requests go to the active
- * device with the model LOADED that has the fewest requests (all models, queued and in
- * service); with none, they are held per model, and later arrivals join them while any are
- * held; a device with the model loaded and nothing of its own for it takes its batches from
- * there, oldest first. Nothing here is shared between runs.
+ * parking: no new requests, its queued ones finish), CACHED (let go and idle: still resident,
+ * as swarmd keeps a released version, until evicted for another model, taken back by its own
+ * or dropped with its device parked) or not there. A device serves one model's batch at a
+ * time: when idle it takes up to that model's max_batch requests of the model whose oldest
+ * waiting request is the oldest. Requests go to the active device with the model LOADED that
+ * has the fewest requests (all models, queued and in service); with none, they are held per
+ * model, and later arrivals join them while any are held; a device with the model loaded and
+ * nothing of its own for it takes its batches from there, oldest first. Nothing here is
+ * shared between runs.
  *
  * This file is the engine; the policy's decisions and the placement's actions are in
  * tools/sim_multi_place.c, the state both share in tools/sim_multi_internal.h.
@@ -83,6 +85,7 @@ void msim_set_slot(struct sim *s, uint32_t d, uint32_t m, uint32_t state)
 	md->n_hosts -= sl->state == SLOT_LOADING || sl->state == SLOT_LOADED;
 	md->n_loaded -= sl->state == SLOT_LOADED;
 	md->n_leaving -= sl->state == SLOT_LEAVING;
+	md->n_cached -= sl->state == SLOT_CACHED;
 	if (sl->state == SLOT_NONE)
 		s->dev[d].used += md->cfg->bytes;
 	if (state == SLOT_NONE)
@@ -91,6 +94,7 @@ void msim_set_slot(struct sim *s, uint32_t d, uint32_t m, uint32_t state)
 	md->n_hosts += state == SLOT_LOADING || state == SLOT_LOADED;
 	md->n_loaded += state == SLOT_LOADED;
 	md->n_leaving += state == SLOT_LEAVING;
+	md->n_cached += state == SLOT_CACHED;
 	if (md->n_hosts > md->r->peak_hosts)
 		md->r->peak_hosts = md->n_hosts;
 }
@@ -213,8 +217,13 @@ static void batch_done(struct sim *s, uint32_t d)
 	dv->requests -= dv->in_batch;
 	dv->in_batch = 0;
 	dv->batch_end = NEVER;
-	if (sl->state == SLOT_LEAVING && !sl->q.len)
-		msim_unload(s, d, m, &md->r->unloads);
+	/* Let go and done: it stays resident, idle, unless its device is parking. */
+	if (sl->state == SLOT_LEAVING && !sl->q.len) {
+		if (dv->state == DEV_DRAINING)
+			msim_unload(s, d, m, &md->r->unloads);
+		else
+			msim_set_slot(s, d, m, SLOT_CACHED);
+	}
 	msim_kick(s, d);
 }
 
@@ -345,6 +354,7 @@ static int keep_tick(struct sim *s)
 			.active = am.active,
 			.warming = am.warming,
 			.draining = am.draining,
+			.cached = s->mod[m].n_cached,
 			.target = s->target[m],
 			.want = s->want[m],
 			.queue = am.queue_depth,
@@ -617,6 +627,7 @@ static void report(struct sim *s)
 		r->refused += mr->refused;
 		r->unfinished += mr->unfinished;
 		r->loads += mr->loads;
+		r->hits += mr->hits;
 		r->evictions += mr->evictions;
 		r->unloads += mr->unloads;
 	}

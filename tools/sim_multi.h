@@ -88,8 +88,9 @@ struct swarm_sim_model_report {
 	double attainment;   /* met / requests (1 when there are none) */
 	double p50_us, p99_us, max_us, mean_us;
 	uint64_t loads;      /* loads started on a device */
-	uint64_t evictions;  /* unloaded to make room for another model */
-	uint64_t unloads;    /* let go by the placement (REMOVE) or with its device parked */
+	uint64_t hits;       /* ADDs that found it resident (CACHED or LEAVING): no load */
+	uint64_t evictions;  /* a CACHED copy evicted to make room for another model's ADD */
+	uint64_t unloads;    /* copies dropped with their device parked (PARK) */
 	uint32_t peak_hosts; /* most devices it was loaded (or loading) on at once */
 	double host_seconds; /* integral of the devices it is loaded on, ready to serve */
 	int too_big;         /* bytes above the device memory: never loaded, all refused */
@@ -99,7 +100,8 @@ struct swarm_sim_model_report {
 struct swarm_sim_model_tick {
 	uint32_t active;   /* hosts loaded on an active device */
 	uint32_t warming;  /* hosts loading, or on a warming device */
-	uint32_t draining; /* hosts let go, still finishing requests */
+	uint32_t draining; /* hosts let go, still finishing requests (LEAVING) */
+	uint32_t cached;   /* copies let go, idle and still resident (CACHED) */
 	uint32_t target;   /* the policy's target (auto) */
 	uint32_t want;     /* what was given to the placement (auto) */
 	uint32_t queue;    /* its waiting requests, held ones included */
@@ -117,7 +119,7 @@ struct swarm_sim_multi_report {
 	double attainment; /* over all models' requests */
 	double duration_s, device_seconds, mean_devices;
 	uint32_t peak_devices;
-	uint64_t loads, evictions, unloads;
+	uint64_t loads, hits, evictions, unloads;
 	uint64_t wakes, parks; /* devices woken (for an ADD) and parked (PARK) */
 	uint64_t adds_no_room; /* ADDs the device had no room for even after evicting */
 	uint64_t decisions;    /* calls to swarm_as_decide */

@@ -23,17 +23,24 @@ enum dev_state {
 	DEV_DRAINING
 };
 
+/* A model on a device. LOADING and LOADED are its hosts; LEAVING was let go (REMOVE, or its
+ * device parking) with requests queued there, which finish first; CACHED was let go and is
+ * idle, still resident (its bytes used), as swarmd keeps a released version: evicted for
+ * another model's ADD (least recently used first), taken back by an ADD of its own model
+ * without a load, dropped when its device parks. A copy let go while loading is CACHED with
+ * its load going on (load_end still ahead). */
 enum slot_state {
 	SLOT_NONE,
 	SLOT_LOADING,
 	SLOT_LOADED,
-	SLOT_LEAVING
+	SLOT_LEAVING,
+	SLOT_CACHED
 };
 
 /* Model m on device d. */
 struct slot {
 	struct sim_fifo q;  /* its requests on d: the batch in service first */
-	uint64_t load_end;  /* LOADING: when it is ready */
+	uint64_t load_end;  /* LOADING (or CACHED while its load goes on): when it is ready */
 	uint64_t last_used; /* its last batch's start or its load's end: least-recently-used */
 	uint32_t state;     /* a slot_state */
 };
@@ -43,7 +50,7 @@ struct dev {
 	uint64_t batch_end;    /* the batch in service's completion, NEVER when idle */
 	uint64_t batch_start;  /* when it started */
 	uint64_t loader_free;  /* loads on a device are one after another: when the last ends */
-	uint64_t used;         /* bytes resident: its slots not NONE */
+	uint64_t used;         /* bytes resident: its slots not NONE (CACHED ones included) */
 	uint64_t requests;     /* requests on it, all models, queued and in service */
 	uint64_t busy_tick_ns; /* busy in the tick being measured */
 	uint32_t in_batch;     /* requests in service, 0 when idle */
@@ -69,6 +76,7 @@ struct model {
 	uint32_t n_hosts;          /* slots LOADING or LOADED */
 	uint32_t n_loaded;         /* slots LOADED (on active devices, always) */
 	uint32_t n_leaving;        /* slots LEAVING */
+	uint32_t n_cached;         /* slots CACHED */
 	uint64_t host_ns;          /* integral of n_loaded */
 	uint64_t tick_host_ns;     /* of which in the tick being measured */
 	struct swarm_as_model m;   /* the last measurement */

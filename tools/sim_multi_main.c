@@ -74,21 +74,22 @@ static void print_run(const struct swarm_sim_multi_cli *c, const struct multi_ru
 	fmt_size(mem, sizeof mem, o->device_memory);
 	printf("policy %s: %s, %zu models, %u devices of %s, %.0f s simulated, seed %" PRIu64 "\n",
 	       run->name, c->models_path, o->n_models, o->devices, mem, r->duration_s, o->seed);
-	printf("%-16s %9s %8s %8s %9s %9s %6s %6s %7s %5s %9s\n", "model", "requests", "missed",
-	       "attain%", "p50_ms", "p99_ms", "loads", "evict", "unloads", "peak", "host_s");
+	printf("%-16s %9s %8s %8s %9s %9s %6s %5s %6s %7s %5s %9s\n", "model", "requests", "missed",
+	       "attain%", "p50_ms", "p99_ms", "loads", "hits", "evict", "unloads", "peak",
+	       "host_s");
 	for (size_t m = 0; m < r->n_models; m++) {
 		const struct swarm_sim_model_report *mr = &r->models[m];
-		printf("%-16s %9" PRIu64 " %8" PRIu64 " %8.3f %9.2f %9.2f %6" PRIu64 " %6" PRIu64
-		       " %7" PRIu64 " %5u %9.1f%s\n",
+		printf("%-16s %9" PRIu64 " %8" PRIu64 " %8.3f %9.2f %9.2f %6" PRIu64 " %5" PRIu64
+		       " %6" PRIu64 " %7" PRIu64 " %5u %9.1f%s\n",
 		       o->models[m].name, mr->requests, mr->requests - mr->met,
 		       100 * mr->attainment, mr->p50_us / 1e3, mr->p99_us / 1e3, mr->loads,
-		       mr->evictions, mr->unloads, mr->peak_hosts, mr->host_seconds,
+		       mr->hits, mr->evictions, mr->unloads, mr->peak_hosts, mr->host_seconds,
 		       mr->too_big ? "  (larger than a device: never loaded)" : "");
 	}
-	printf("%-16s %9" PRIu64 " %8" PRIu64 " %8.3f %9s %9s %6" PRIu64 " %6" PRIu64 " %7" PRIu64
-	       "\n",
+	printf("%-16s %9" PRIu64 " %8" PRIu64 " %8.3f %9s %9s %6" PRIu64 " %5" PRIu64 " %6" PRIu64
+	       " %7" PRIu64 "\n",
 	       "total", r->requests, r->requests - r->met, 100 * r->attainment, "", "", r->loads,
-	       r->evictions, r->unloads);
+	       r->hits, r->evictions, r->unloads);
 	printf("device-seconds %.1f (mean %.2f devices, peak %u); %" PRIu64 " wakes, %" PRIu64
 	       " parks, %" PRIu64 " refused, %" PRIu64 " unfinished",
 	       r->device_seconds, r->mean_devices, r->peak_devices, r->wakes, r->parks, r->refused,
@@ -102,8 +103,8 @@ static void print_run(const struct swarm_sim_multi_cli *c, const struct multi_ru
 
 static json_t *json_model(const struct swarm_sim_model *m, const struct swarm_sim_model_report *r)
 {
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, "
-			 "s:o, s:b}",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
+			 "s:I, s:o, s:b}",
 			 "name", swarm_json_str(m->name), "trace", swarm_json_str(m->trace_spec),
 			 "bytes", swarm_json_u64(m->bytes), "requests", swarm_json_u64(r->requests),
 			 "met", swarm_json_u64(r->met), "refused", swarm_json_u64(r->refused),
@@ -111,10 +112,10 @@ static json_t *json_model(const struct swarm_sim_model *m, const struct swarm_si
 			 swarm_json_number("%.6f", r->attainment), "p50_us",
 			 swarm_json_number("%.3f", r->p50_us), "p99_us",
 			 swarm_json_number("%.3f", r->p99_us), "loads", swarm_json_u64(r->loads),
-			 "evictions", swarm_json_u64(r->evictions), "unloads",
-			 swarm_json_u64(r->unloads), "peak_hosts", (json_int_t)r->peak_hosts,
-			 "host_seconds", swarm_json_number("%.3f", r->host_seconds), "too_big",
-			 r->too_big);
+			 "hits", swarm_json_u64(r->hits), "evictions", swarm_json_u64(r->evictions),
+			 "unloads", swarm_json_u64(r->unloads), "peak_hosts",
+			 (json_int_t)r->peak_hosts, "host_seconds",
+			 swarm_json_number("%.3f", r->host_seconds), "too_big", r->too_big);
 }
 
 static json_t *json_run(const struct multi_run *run)
@@ -124,7 +125,7 @@ static json_t *json_run(const struct multi_run *run)
 	for (size_t m = 0; m < r->n_models; m++)
 		json_array_append_new(models, json_model(&run->o.models[m], &r->models[m]));
 	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, "
-			 "s:o, s:o, s:o, s:o}",
+			 "s:o, s:o, s:o, s:o, s:o}",
 			 "policy", run->name, "requests", swarm_json_u64(r->requests), "met",
 			 swarm_json_u64(r->met), "refused", swarm_json_u64(r->refused),
 			 "unfinished", swarm_json_u64(r->unfinished), "attainment",
@@ -132,10 +133,10 @@ static json_t *json_run(const struct multi_run *run)
 			 swarm_json_number("%.3f", r->duration_s), "device_seconds",
 			 swarm_json_number("%.3f", r->device_seconds), "mean_devices",
 			 swarm_json_number("%.4f", r->mean_devices), "peak_devices",
-			 (json_int_t)r->peak_devices, "loads", swarm_json_u64(r->loads),
-			 "evictions", swarm_json_u64(r->evictions), "unloads",
-			 swarm_json_u64(r->unloads), "wakes", swarm_json_u64(r->wakes), "parks",
-			 swarm_json_u64(r->parks), "loads_without_room",
+			 (json_int_t)r->peak_devices, "loads", swarm_json_u64(r->loads), "hits",
+			 swarm_json_u64(r->hits), "evictions", swarm_json_u64(r->evictions),
+			 "unloads", swarm_json_u64(r->unloads), "wakes", swarm_json_u64(r->wakes),
+			 "parks", swarm_json_u64(r->parks), "loads_without_room",
 			 swarm_json_u64(r->adds_no_room), "decisions", swarm_json_u64(r->decisions),
 			 "models", models);
 }

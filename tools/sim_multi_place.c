@@ -7,23 +7,26 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ipc/invariant.h"
 #include "runtime/balancer.h"
 #include "tools/sim_multi_internal.h"
 
 /* ---- the placement's actions ------------------------------------------------------------- */
 
-/* Whether slot (d, m) may be evicted: loaded, idle there, and of a model that wants no host
- * at all. The same rule fills the placement's reclaimable bytes. Not "a model with more hosts
- * than it wants": which of its hosts goes is the placement's choice (a REMOVE), and the
- * reclaimable bytes of every host would let it evict one and remove another. */
+/* Whether slot (d, m) may be evicted, and so counts in the placement's reclaimable bytes:
+ * CACHED (let go, idle), what swarmd's idle, unpinned versions are. Never a host (LOADING or
+ * LOADED: swarmd pins a host's version), whatever its model's want: a host the plan lets go
+ * it counts as reclaimable itself (its REMOVE, before any ADD), so reporting it here too
+ * would count it twice, and a host of a model above its want is not evictable, since which
+ * of its hosts goes is the plan's choice. Never LEAVING: it has requests (swarmd: sessions)
+ * until it is CACHED. */
 static int reclaimable(struct sim *s, uint32_t d, uint32_t m)
 {
-	const struct slot *sl = slot_of(s, d, m);
-	return sl->state == SLOT_LOADED && !sl->q.len && s->want[m] == 0;
+	return slot_of(s, d, m)->state == SLOT_CACHED;
 }
 
-/* Makes room for bytes on device d by evicting reclaimable models, least recently used
- * first. Returns whether the room is there. */
+/* Makes room for bytes on device d by evicting CACHED copies, least recently used first
+ * (each an eviction of its model). Returns whether the room is there. */
 static int make_room(struct sim *s, uint32_t d, uint64_t bytes)
 {
 	uint64_t budget = s->o->device_memory;
@@ -49,12 +52,19 @@ static void act_add(struct sim *s, uint32_t d, uint32_t m)
 	struct model *md = &s->mod[m];
 	if (sl->state == SLOT_LOADING || sl->state == SLOT_LOADED)
 		return;
-	if (sl->state == SLOT_LEAVING) {
-		/* Still resident, finishing its requests: kept, no load. */
-		msim_set_slot(s, d, m, SLOT_LOADED);
+	if (sl->state == SLOT_LEAVING || sl->state == SLOT_CACHED) {
+		/* Still resident (finishing its requests, or idle): a host again, no load; one
+		 * let go while loading goes on loading. A parked device has nothing resident. */
+		SWARM_INVARIANT(dv->state != DEV_PARKED);
+		int loading = sl->state == SLOT_CACHED && sl->load_end > s->now;
+		msim_set_slot(s, d, m, loading ? SLOT_LOADING : SLOT_LOADED);
+		if (!loading)
+			sl->last_used = s->now;
+		md->r->hits++;
 		if (dv->state == DEV_DRAINING)
-			msim_set_dev(s, d, DEV_ACTIVE);
+			msim_set_dev(s, d, DEV_ACTIVE); /* its park is called off */
 		msim_kick(s, d);
+		msim_dev_resched(s, d);
 		return;
 	}
 	if (dv->state == DEV_PARKED) {
@@ -81,11 +91,16 @@ static void act_add(struct sim *s, uint32_t d, uint32_t m)
 	msim_dev_resched(s, d);
 }
 
+/* Lets model m go from device d, as swarmd does: it stays resident. Idle, it is CACHED at
+ * once; with requests queued there it is LEAVING, and CACHED once they are done (sim_multi.c,
+ * batch_done); loading, it is CACHED and its load goes on (its last use the load's end). */
 static void act_remove(struct sim *s, uint32_t d, uint32_t m)
 {
 	struct slot *sl = slot_of(s, d, m);
+	if (sl->state == SLOT_LOADING)
+		sl->last_used = sl->load_end;
 	if (sl->state == SLOT_LOADING || (sl->state == SLOT_LOADED && !sl->q.len))
-		msim_unload(s, d, m, &s->mod[m].r->unloads);
+		msim_set_slot(s, d, m, SLOT_CACHED);
 	else if (sl->state == SLOT_LOADED)
 		msim_set_slot(s, d, m, SLOT_LEAVING);
 	msim_dev_resched(s, d);
@@ -96,9 +111,12 @@ static void act_park(struct sim *s, uint32_t d)
 	struct dev *dv = &s->dev[d];
 	if (dv->state == DEV_PARKED || dv->state == DEV_DRAINING)
 		return;
+	/* Its worker stops: everything resident goes (an unload each), once its requests are
+	 * done for a copy that has some. */
 	for (uint32_t m = 0; m < s->n_mod; m++) {
 		struct slot *sl = slot_of(s, d, m);
-		if (sl->state == SLOT_LOADING || (sl->state == SLOT_LOADED && !sl->q.len)) {
+		if (sl->state == SLOT_LOADING || sl->state == SLOT_CACHED ||
+		    (sl->state == SLOT_LOADED && !sl->q.len)) {
 			msim_set_slot(s, d, m, SLOT_NONE);
 			s->mod[m].r->unloads++;
 		} else if (sl->state == SLOT_LOADED) {
