@@ -1,9 +1,9 @@
 /* test_sim_multi.c: swarm-sim's multi-model mode (tools/sim_multi.h) against figures computed by
  * hand: a model let go and evicted for another on a one-device pool (exact times, loads,
  * evictions, unloads, device-seconds, attainment), a host let go while it has requests (they
- * finish first), two models sized by the policy on three devices, static's round-robin
- * placement, a model larger than a device, determinism; and the models file's errors, one test
- * per kind.
+ * finish first), a model let go and taken back while still cached (no second load), two
+ * models sized by the policy on three devices, static's round-robin placement, a model larger
+ * than a device, determinism; and the models file's errors, one test per kind.
  */
 #include <criterion/criterion.h>
 
@@ -124,13 +124,17 @@ static void hand_pool(struct fixture *f, uint32_t n)
  *     zero): warm at 1.5 s, a loaded at 2.0 s; it is served at 2.0-2.01 (1.51 s), the others
  *     in 10 ms. a's last arrival leaves both windows at the tick of 15 s: its target is 0
  *     from then, and a whole stable window later (25 s) the policy drains it.
- *   b arrives at 20.5 s: nothing hosts it and the only device is full of a, still wanted, so
- *     the placement has nowhere to put it: it is held. At 25 s a's want is 0: its idle copy
- *     is reclaimable, b (first) is given device 0 by evicting it (an eviction, not an
- *     unload), loaded by 25.5 s, and the held request served by 25.51 s: 5.01 s, over b's
- *     5 s objective. b's arrival at 27.5 s takes 10 ms. b's windows empty at 38 s, its drain
- *     at 48 s removes it (an unload) and parks the device.
- * Device 0 is on from 0.5 s to 48 s: 47.5 device-seconds. */
+ *   b arrives at 20.5 s: nothing hosts it and the only device is full of a, still wanted (a
+ *     host, never reclaimable), so the placement has nowhere to put it: it is held. At 25 s
+ *     a's want is 0: the plan lets a go first (REMOVE: its idle copy is CACHED, still
+ *     resident, and counted reclaimable), then gives b (short a host) device 0 by evicting
+ *     it. So a is evicted (1), never unloaded (0), and never seen cached at a tick. b is
+ *     loaded by 25.5 s and the held request served by 25.51 s: 5.01 s, over b's 5 s
+ *     objective. b's arrival at 27.5 s takes 10 ms. b's windows empty at 38 s; at 48 s its
+ *     drain lets it go (CACHED) and, the device then hosting nothing wanted, the same plan
+ *     parks it, which drops b's copy: an unload of b (1), no eviction (0).
+ * No ADD finds its model resident: no hit. Device 0 is on from 0.5 s to 48 s: 47.5
+ * device-seconds. */
 Test(tools_sim_multi, model_let_go_is_evicted_for_the_next)
 {
 	static const char *const csvs[] = { "20.5\n27.5\n", "0.5\n2.5\n4.5\n", NULL };
@@ -149,6 +153,7 @@ Test(tools_sim_multi, model_let_go_is_evicted_for_the_next)
 	assert_u64(a->requests, 3);
 	assert_u64(a->met, 3);
 	assert_u64(a->loads, 1);
+	assert_u64(a->hits, 0);
 	assert_u64(a->evictions, 1);
 	assert_u64(a->unloads, 0);
 	assert_near(a->max_us, 1510000, 1);
@@ -157,20 +162,24 @@ Test(tools_sim_multi, model_let_go_is_evicted_for_the_next)
 	assert_u64(b->met, 1);
 	assert_near(b->attainment, 0.5, 1e-12);
 	assert_u64(b->loads, 1);
+	assert_u64(b->hits, 0);
 	assert_u64(b->evictions, 0);
 	assert_u64(b->unloads, 1);
 	assert_near(b->max_us, 5010000, 1);
+	assert_u64(f.r.hits, 0);
 	assert_u64(f.r.wakes, 1);
 	assert_u64(f.r.parks, 1);
 	assert_u64(f.r.adds_no_room, 0);
 	assert_u64(f.r.peak_devices, 1);
 	assert_near(f.r.device_seconds, 47.5, 1e-9);
 	assert_near(f.r.attainment, 4.0 / 5.0, 1e-12);
-	/* a's host: warming at 1 s, active from 2 s until 24 s, gone at 25 s. */
+	/* a's host: warming at 1 s, active from 2 s until 24 s, gone at 25 s (evicted in the
+	 * plan that let it go: not cached at the tick). */
 	assert_u64(at(&f, 1, 1)->warming, 1);
 	assert_u64(at(&f, 2, 1)->active, 1);
 	assert_u64(at(&f, 24, 1)->active, 1);
 	assert_u64(at(&f, 25, 1)->active + at(&f, 25, 1)->warming, 0);
+	assert_u64(at(&f, 25, 1)->cached, 0);
 	/* b held from 20.5 s (wanting one host it cannot have), loading at 25 s, active at 26 s
 	 * until 47 s; nothing on at 48 s. */
 	assert_u64(at(&f, 22, 0)->want, 1);
@@ -181,6 +190,7 @@ Test(tools_sim_multi, model_let_go_is_evicted_for_the_next)
 	assert_u64(at(&f, 47, 0)->active, 1);
 	assert_u64(on_at(&f, 47), 1);
 	assert_u64(at(&f, 48, 0)->active, 0);
+	assert_u64(at(&f, 48, 0)->cached, 0); /* dropped with its device */
 	assert_u64(on_at(&f, 48), 0);
 	teardown(&f);
 }
@@ -196,9 +206,12 @@ Test(tools_sim_multi, model_let_go_is_evicted_for_the_next)
  * 14.95 and 14.96 s go to devices 0 and 1 and are in service at the tick of 15 s, a stable
  * window into the low target: the policy drains one (work 0.33 req/s / 5.26 req/s per device
  * <= 0.5) and the placement lets go of device 0 (equal requests, the more loaded). With a
- * request on it, its copy is LEAVING at that tick (draining 1), finishes at 15.05 s, is
- * unloaded then, and the emptied device parks at the tick of 16 s. The target is 0 from 25 s
- * (no arrival left in either window), so at 35 s the last host is removed and device 1 parks.
+ * request on it, its copy is LEAVING at that tick (draining 1, cached 0), finishes at
+ * 15.05 s and stays resident, idle (CACHED); device 0, hosting nothing wanted and serving
+ * nothing, parks at the tick of 16 s, which drops the cached copy (an unload). The target is
+ * 0 from 25 s (no arrival left in either window), so at 35 s the last host is let go (cached)
+ * and device 1 parked in the same plan, dropping it (the second unload). Loads 2, unloads 2,
+ * no eviction (nothing else wanted room), no hit (no ADD after a REMOVE).
  * Device-seconds: 0.01 to 16 and 2 to 35, 48.99. */
 Test(tools_sim_multi, host_let_go_with_requests_finishes_them_first)
 {
@@ -221,6 +234,7 @@ Test(tools_sim_multi, host_let_go_with_requests_finishes_them_first)
 	assert_u64(a->loads, 2);
 	assert_u64(a->unloads, 2);
 	assert_u64(a->evictions, 0);
+	assert_u64(a->hits, 0);
 	assert_u64(f.r.wakes, 2);
 	assert_u64(f.r.parks, 2);
 	assert_u64(at(&f, 2, 0)->want, 2);
@@ -230,8 +244,10 @@ Test(tools_sim_multi, host_let_go_with_requests_finishes_them_first)
 	assert_u64(at(&f, 14, 0)->active, 2);
 	assert_u64(at(&f, 15, 0)->active, 1);
 	assert_u64(at(&f, 15, 0)->draining, 1);
+	assert_u64(at(&f, 15, 0)->cached, 0);
 	assert_u64(on_at(&f, 15), 2);
 	assert_u64(at(&f, 16, 0)->draining, 0);
+	assert_u64(at(&f, 16, 0)->cached, 0);
 	assert_u64(on_at(&f, 16), 1);
 	assert_u64(at(&f, 24, 0)->target, 1);
 	assert_u64(at(&f, 25, 0)->target, 0);
@@ -239,6 +255,77 @@ Test(tools_sim_multi, host_let_go_with_requests_finishes_them_first)
 	assert_u64(on_at(&f, 35), 0);
 	assert_near(a->max_us, 3710000, 1);
 	assert_near(f.r.device_seconds, 48.99, 1e-9);
+	teardown(&f);
+}
+
+/* One device of 2G, a first then b, both of 1G; 10 ms per request, a 0.5 s load, the pool of
+ * hand_pool. b has no arrival and min=1: it keeps the device in service throughout.
+ *   a arrives at 0.5 s: nothing hosts it, so it wakes device 0 at once (from zero): warm at
+ *     1.5 s, a loaded at 2.0 s, the request served at 2.0-2.01 (1.51 s). At the tick of 1 s b
+ *     (min 1) is given device 0 too (in service, warming, with 1G free): its load waits for
+ *     a's, 2.0-2.5 s (one load at a time on a device). a's arrivals at 2.5 and 4.5 s take
+ *     10 ms each; as in model_let_go_is_evicted_for_the_next a's target is 0 from 15 s and
+ *     its drain at 25 s lets it go: its idle copy is CACHED (still resident: the device is
+ *     full, 2G of 2G) and the device, hosting b, stays on.
+ *   a arrives at 30.5 s: no host, so the policy is called at once (from zero, a WAKE); the
+ *     plan finds no free room on device 0 but 1G reclaimable there (a's own cached copy) and
+ *     adds a to it. The ADD finds a resident: LOADED at once, no load (a hit), and the held
+ *     request served at 30.5-30.51 s: 10 ms, where a second load would have made it 510 ms.
+ *     Its last arrival leaves both windows at 41 s and its drain at 51 s caches it again,
+ *     until the end (60 s).
+ * So a: 4 requests met, 1 load, 1 hit, no eviction (nothing else wanted its room), no unload
+ * (the device never parks); host_s 23 (2.0 to 25 s) + 20.5 (30.5 to 51 s) = 43.5. b: 1 load,
+ * host_s 57.5 (2.5 to 60 s). One wake, no park: device 0 on from 0.5 s to 60 s, 59.5
+ * device-seconds. */
+Test(tools_sim_multi, model_let_go_is_taken_back_while_cached)
+{
+	static const char *const csvs[] = { "0.5\n2.5\n4.5\n30.5\n", NULL };
+	struct fixture f;
+	setup(&f,
+	      "a trace=csv:CSV0 base_us=10000 per_row_us=0 max_batch=1 bytes=1G "
+	      "objective_us=10000000 load_ms=500\n"
+	      "b trace=steps:0@0 base_us=10000 per_row_us=0 max_batch=1 bytes=1G min=1 "
+	      "load_ms=500\n",
+	      csvs);
+	hand_pool(&f, 1);
+	f.o.device_memory = 2ull << 30;
+	run(&f);
+	const struct swarm_sim_model_report *a = &f.r.models[0], *b = &f.r.models[1];
+	assert_u64(a->requests, 4);
+	assert_u64(a->met, 4);
+	assert_u64(a->loads, 1);
+	assert_u64(a->hits, 1);
+	assert_u64(a->evictions, 0);
+	assert_u64(a->unloads, 0);
+	assert_u64(a->peak_hosts, 1);
+	assert_near(a->max_us, 1510000, 1);
+	assert_near(a->p50_us, 10000, 1);
+	assert_near(a->host_seconds, 43.5, 1e-9);
+	assert_u64(b->requests, 0);
+	assert_u64(b->loads, 1);
+	assert_u64(b->hits + b->evictions + b->unloads, 0);
+	assert_near(b->host_seconds, 57.5, 1e-9);
+	assert_u64(f.r.loads, 2);
+	assert_u64(f.r.hits, 1);
+	assert_u64(f.r.wakes, 1);
+	assert_u64(f.r.parks, 0);
+	assert_u64(f.r.adds_no_room, 0);
+	assert_near(f.r.device_seconds, 59.5, 1e-9);
+	/* a: a host until 24 s, cached from 25 s to 30 s, a host again from 31 s (taken back,
+	 * never loading), cached again from 51 s to the end; b a host throughout. */
+	assert_u64(at(&f, 24, 0)->active, 1);
+	assert_u64(at(&f, 24, 0)->cached, 0);
+	assert_u64(at(&f, 25, 0)->active + at(&f, 25, 0)->warming, 0);
+	assert_u64(at(&f, 25, 0)->cached, 1);
+	assert_u64(at(&f, 30, 0)->cached, 1);
+	assert_u64(at(&f, 31, 0)->active, 1);
+	assert_u64(at(&f, 31, 0)->cached, 0);
+	assert_u64(at(&f, 50, 0)->active, 1);
+	assert_u64(at(&f, 51, 0)->active, 0);
+	assert_u64(at(&f, 51, 0)->cached, 1);
+	assert_u64(at(&f, 60, 0)->cached, 1);
+	assert_u64(at(&f, 60, 1)->active, 1);
+	assert_u64(on_at(&f, 60), 1);
 	teardown(&f);
 }
 
@@ -384,9 +471,17 @@ Test(tools_sim_multi, same_seed_same_run)
 	assert_u64(f1.r.batches, f2.r.batches);
 	assert_u64(f1.r.decisions, f2.r.decisions);
 	cr_assert_eq(f1.r.device_seconds, f2.r.device_seconds);
-	for (size_t m = 0; m < 3; m++)
+	for (size_t m = 0; m < 3; m++) {
 		cr_assert_eq(memcmp(&f1.r.models[m], &f2.r.models[m], sizeof f1.r.models[m]), 0,
 			     "model %zu differs", m);
+		/* Every copy loaded is evicted, dropped with its device or still resident at the
+		 * end; a hit loads nothing. */
+		const struct swarm_sim_model_report *mr = &f1.r.models[m];
+		cr_assert_geq(mr->loads, mr->evictions + mr->unloads,
+			      "model %zu: %llu loads, %llu evictions, %llu unloads", m,
+			      (unsigned long long)mr->loads, (unsigned long long)mr->evictions,
+			      (unsigned long long)mr->unloads);
+	}
 	/* Another seed, other arrivals. */
 	swarm_sim_multi_report_free(&f2.r);
 	f2.o.seed = 8;
