@@ -71,10 +71,20 @@ static int better_host(const struct slot *s, size_t a, long b)
 
 /* The device to give model m a new host on, and how (evict, wake); -1 when there is none. */
 static long pick_host(const struct swarm_fleet_model *m, uint64_t hosts, const struct slot *s,
-		      size_t n, int *evict, int *wake)
+		      size_t n, int *evict, int *wake, int *cached)
 {
 	long best = -1;
-	*evict = *wake = 0;
+	*evict = *wake = *cached = 0;
+	/* A cached copy, while its bytes are still reclaimable (an earlier model's eviction may
+	 * have been counted on them). */
+	for (size_t i = 0; i < n; i++)
+		if (s[i].on && (m->allowed >> i & 1) && !(hosts >> i & 1) && (m->cached >> i & 1) &&
+		    s[i].reclaim >= m->bytes && better_host(s, i, best))
+			best = (long)i;
+	if (best >= 0) {
+		*cached = 1;
+		return best;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (s[i].on && (m->allowed >> i & 1) && !(hosts >> i & 1) &&
 		    s[i].free >= m->bytes && better_host(s, i, best))
@@ -133,10 +143,13 @@ struct out {
 	size_t max, n;
 };
 
-/* Gives s[i] model m's bytes: from its free memory, then (evict) from its reclaimable. */
-static void take_room(struct slot *s, const struct swarm_fleet_model *m, int evict)
+/* Gives s[i] model m's bytes: from its free memory, then (evict) from its reclaimable; a
+ * cached copy's bytes are there already. */
+static void take_room(struct slot *s, const struct swarm_fleet_model *m, int evict, int cached)
 {
-	if (evict) {
+	if (cached) { /* its bytes are there already, and no longer reclaimable */
+		s->reclaim -= s->reclaim < m->bytes ? s->reclaim : m->bytes;
+	} else if (evict) {
 		uint64_t from_free = s->free < m->bytes ? s->free : m->bytes;
 		s->reclaim -= m->bytes - from_free;
 		s->free -= from_free;
@@ -166,8 +179,8 @@ static uint32_t plan_model(const struct swarm_fleet_model *m, uint32_t k, int gr
 		have--;
 	}
 	while (grow && have < m->want) {
-		int evict, wake;
-		long i = pick_host(m, *hosts, s, n_devs, &evict, &wake);
+		int evict, wake, cached;
+		long i = pick_host(m, *hosts, s, n_devs, &evict, &wake, &cached);
 		struct swarm_fleet_action a = { .kind = SWARM_FLEET_ADD,
 						.model = k,
 						.device = (uint32_t)i,
@@ -175,7 +188,7 @@ static uint32_t plan_model(const struct swarm_fleet_model *m, uint32_t k, int gr
 						.evict = (uint32_t)evict };
 		if (i < 0 || !emit(o->a, o->max, &o->n, a))
 			return m->want - have;
-		take_room(&s[i], m, evict);
+		take_room(&s[i], m, evict, cached);
 		if (wake) {
 			s[i].on = 1;
 			s[i].can_wake = 0;

@@ -12,8 +12,11 @@
  *   - a model above its want loses hosts: the one with the fewest of its sessions, then
  *     the most loaded, then the highest index (woken last). It stays resident there, idle:
  *     its bytes count as reclaimable for the models that grow after it;
- *   - a model below its want gains hosts: first a device in service it may use that has
- *     the free memory for it without evicting anything, the least loaded (then the one with
+ *   - a model below its want gains hosts: first a device in service where it is still
+ *     resident, idle (cached: no load, its bytes already counted), the least loaded, while
+ *     the device's reclaimable bytes still cover it (no earlier model was given them); then
+ *     a device in service it may use that has the free memory for it without evicting
+ *     anything, the least loaded (then the one with
  *     the most free memory, then the lowest index); then one where evicting versions that
  *     nothing needs (reclaimable bytes) makes the room; then a parked device woken for it (a
  *     warm spare first, then the lowest-numbered parked device). A device chosen for a model
@@ -33,10 +36,12 @@
 #define SWARM_FLEET_MAX_MODELS 1024
 
 struct swarm_fleet_model {
-	uint32_t want;            /* devices it should be loaded on; 0: none (scaled to zero) */
-	uint64_t hosts;           /* devices it is loaded or loading on now (bit i: device i) */
-	uint64_t allowed;         /* devices it may use (its deploy constraints) */
-	uint64_t bytes;           /* what it costs on a device that does not have it */
+	uint32_t want;    /* devices it should be loaded on; 0: none (scaled to zero) */
+	uint64_t hosts;   /* devices it is loaded or loading on now (bit i: device i) */
+	uint64_t cached;  /* devices where it is resident but not a host: an idle copy, counted in
+			   * that device's used and reclaimable bytes */
+	uint64_t allowed; /* devices it may use (its deploy constraints) */
+	uint64_t bytes;   /* what it costs on a device that does not have it */
 	const uint32_t *sessions; /* its sessions per device (n_devs long), NULL: none known */
 };
 

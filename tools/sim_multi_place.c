@@ -158,6 +158,8 @@ static int place(struct sim *s)
 			const struct slot *sl = slot_of(s, d, m);
 			if (sl->state == SLOT_LOADING || sl->state == SLOT_LOADED)
 				f->hosts |= 1ull << d;
+			else if (sl->state == SLOT_CACHED)
+				f->cached |= 1ull << d;
 			ses[d] = sl->q.len < UINT32_MAX ? (uint32_t)sl->q.len : UINT32_MAX;
 		}
 	}

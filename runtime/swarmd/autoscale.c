@@ -517,9 +517,14 @@ static int decide(uint64_t now, struct as_model **order, size_t n, struct swarm_
 								-(int64_t)acts[j].count;
 			e->reason = acts[j].reason;
 		}
+		uint64_t cached = 0; /* resident where it is not a host: idle, left loaded */
+		for (int i = 0; i < d.n_dev && i < 64; i++)
+			if (!(e->hosts >> i & 1) && mem_resident(&d.dev[i], e->name, e->version))
+				cached |= 1ull << i;
 		fm[k] = (struct swarm_fleet_model){
 			.want = want > 0 ? (uint32_t)want : 0,
 			.hosts = e->hosts,
+			.cached = cached,
 			.allowed = e->res_ok ? mem_allowed(&e->res) : 0,
 			.bytes = e->res_ok ? mem_cost(&e->res) : UINT64_MAX,
 			.sessions = e->sessions_on,

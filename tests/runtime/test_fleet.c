@@ -220,6 +220,29 @@ Test(runtime_fleet, room_one_model_lets_go_serves_another_in_the_same_plan)
 	cr_assert_eq(lack[0], 0);
 }
 
+Test(runtime_fleet, an_idle_copy_of_the_model_is_taken_back_before_any_other_room)
+{
+	/* Device 1 still holds the model (let go earlier, idle); device 0 is emptier and less
+	 * loaded, but a host there would load it again. */
+	struct swarm_fleet_device d[2] = { active(8 * GB, 0, 0.0), active(4 * GB, 4 * GB, 0.5) };
+	d[1].reclaimable = 2 * GB;
+	struct swarm_fleet_model m = { .want = 1, .cached = 0x2, .allowed = ALL, .bytes = 2 * GB };
+	struct swarm_fleet_action a[64];
+	cr_assert_eq(plan(&m, 1, d, 2, 2, a, NULL), 1);
+	cr_assert_eq(a[0].kind, SWARM_FLEET_ADD);
+	cr_assert_eq(a[0].device, 1);
+	cr_assert_eq(a[0].evict, 0);
+	cr_assert_eq(a[0].wake, 0);
+	/* Its bytes are no longer reclaimable: a second model that would need them finds no
+	 * room on device 1 and, with 1 GB free on device 0 and nothing to wake, lacks one. */
+	struct swarm_fleet_model two[2] = { m, { .want = 1, .allowed = 0x3, .bytes = 2 * GB } };
+	d[0].used = 7 * GB;
+	uint32_t lack[2];
+	cr_assert_eq(plan(two, 2, d, 2, 2, a, lack), 1);
+	cr_assert_eq(a[0].device, 1);
+	cr_assert_eq(lack[1], 1, "device 1's reclaimable bytes were the cached copy's");
+}
+
 /* ---- property test ----------------------------------------------------------------------- */
 
 static uint64_t rng(uint64_t *s)
@@ -263,11 +286,19 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 			m[k] = (struct swarm_fleet_model){
 				.want = (uint32_t)(rng(&seed) % 5),
 				.hosts = rng(&seed) & up,
+				.cached = rng(&seed) & up,
 				.allowed = rng(&seed) % 3 ? ALL : rng(&seed),
 				.bytes = (rng(&seed) % 4) * GB + GB / 2,
 				.sessions = sess[k],
 			};
+			m[k].cached &= ~m[k].hosts;
 			for (size_t i = 0; i < nd; i++) {
+				/* A cached copy is idle bytes of the device: reclaimable. */
+				if (m[k].cached >> i & 1) {
+					d[i].used += m[k].bytes;
+					d[i].budget += m[k].bytes;
+					d[i].reclaimable += m[k].bytes;
+				}
 				sess[k][i] = (m[k].hosts >> i & 1) ? (uint32_t)(rng(&seed) % 3) : 0;
 				d[i].sessions += sess[k][i];
 			}
@@ -278,7 +309,7 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 		int n = swarm_fleet_plan(m, nm, d, nd, floor, a, 256, lack);
 		cr_assert_geq(n, 0);
 
-		uint64_t given[12] = { 0 }, freed[12] = { 0 }, hosts[8];
+		uint64_t given[12] = { 0 }, freed[12] = { 0 }, back[12] = { 0 }, hosts[8];
 		int on[12], parked_now[12] = { 0 };
 		uint32_t n_on = 0, n_on_before = 0;
 		for (size_t i = 0; i < nd; i++) {
@@ -305,7 +336,10 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 					cr_assert(on[x->device], "round %d: not in service", round);
 				on[x->device] = 1;
 				hosts[x->model] |= 1ull << x->device;
-				given[x->device] += mk->bytes;
+				if (mk->cached >> x->device & 1)
+					back[x->device] += mk->bytes; /* no longer reclaimable */
+				else
+					given[x->device] += mk->bytes;
 			} else if (x->kind == SWARM_FLEET_REMOVE) {
 				cr_assert(hosts[x->model] >> x->device & 1);
 				cr_assert(on[x->device]);
@@ -322,6 +356,8 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 		for (size_t i = 0; i < nd; i++) {
 			/* What the plan gives a device fits its free and reclaimable bytes. */
 			uint64_t room = d[i].budget - d[i].used + d[i].reclaimable + freed[i];
+			room -= back[i] < d[i].reclaimable + freed[i] ? back[i] :
+									d[i].reclaimable + freed[i];
 			cr_assert_leq(given[i], room, "round %d device %zu over budget", round, i);
 			n_on += (uint32_t)on[i];
 		}
