@@ -39,6 +39,7 @@ struct as_model {
 	struct swarm_as_model in; /* this decision's input */
 	struct resolved res;      /* resolved this decision; res_ok 0 when it did not resolve */
 	int res_ok;
+	int in_use; /* it had sessions or opens waiting at this decision */
 	uint32_t sessions_on[MAX_DEVICES];
 };
 
@@ -106,6 +107,33 @@ uint64_t as_hosts_loaded(const char *model, uint32_t version)
 		    mem_loaded(&d.dev[i], model, version))
 			loaded |= 1ull << i;
 	return loaded;
+}
+
+int as_pins(const struct device *dv, const char *model, uint32_t version)
+{
+	const struct as_model *e = cfg.as.on && dv->index < 64 ? find(model, version) : NULL;
+	if (!e || !(e->hosts >> dv->index & 1))
+		return 0;
+	if (e->in.waiting_opens)
+		return 1;
+	/* Its sessions as they are now: a client that closed its last one a moment ago leaves
+	 * an idle version, which the next open may evict. */
+	for (const struct session *s = d.sessions; s; s = s->next)
+		if (s->state != S_LOST && s->state != S_DETACHING && s->client &&
+		    s->version == version && !strcmp(s->model_name, model))
+			return 1;
+	return 0;
+}
+
+void as_unloaded(const struct device *dv, const char *model, uint32_t version)
+{
+	struct as_model *e = dv->index < 64 ? find(model, version) : NULL;
+	if (e && (e->hosts >> dv->index & 1)) {
+		e->hosts &= ~(1ull << dv->index);
+		swarm_log(SWARM_LOG_INFO,
+			  "event=autoscale_release device=%s reason=evicted model=%s version=%u",
+			  dv->plan.name, model, version);
+	}
 }
 
 void as_placed(const struct resolved *res, int di)
@@ -471,6 +499,7 @@ static size_t gather(struct as_model **order)
 			e->used = 0; /* nothing holds it: forgotten */
 			continue;
 		}
+		e->in_use = e->in.sessions || e->in.waiting_opens;
 		char text[SWARM_MSG_TEXT_MAX];
 		e->res_ok = !models_resolve(e->name, e->version, &e->res, text, sizeof text);
 		model_input(e);
@@ -529,7 +558,9 @@ static int decide(uint64_t now, struct as_model **order, size_t n, struct swarm_
 			.bytes = e->res_ok ? mem_cost(&e->res) : UINT64_MAX,
 			.sessions = e->sessions_on,
 		};
-		if (!e->res_ok) /* gone from the registry: kept where it is until it closes */
+		/* Gone from the registry: kept where it is until it closes. Nobody using it: no
+		 * new host (demand comes through sessions), and its hosts go by the policy. */
+		if (!e->res_ok || (!e->in_use && fm[k].want > e->in.active + e->in.warming))
 			fm[k].want = e->in.active + e->in.warming;
 	}
 	return 0;

@@ -274,7 +274,7 @@ void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 			.other_bytes = r->other_bytes,
 			.sessions = sessions_of(dv, r),
 			.pinned = mem_pinned(dv, r) || r->loading ||
-				  as_hosts(r->model, r->version) >> dv->index & 1,
+				  as_pins(dv, r->model, r->version),
 			.movable = sessions_can_move(dv, r),
 			.priority = r->priority,
 			.last_used_ns = r->last_used_ns,
@@ -355,6 +355,7 @@ static void unload_entry(struct device *dv, uint32_t k, uint32_t flags, const ch
 		  event, dv->plan.name, r->model, r->version,
 		  (unsigned long long)(r->weights_bytes + r->other_bytes),
 		  (double)(swarm_now_ns() - r->last_used_ns) / 1e6, why, rc ? "failed" : "ok");
+	as_unloaded(dv, r->model, r->version);
 	*r = dv->res[--dv->n_res];
 }
 

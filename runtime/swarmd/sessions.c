@@ -288,6 +288,10 @@ int session_open(struct conn *c, const struct swarm_msg_open *m, int may_park)
 	int di = d.ready ?
 			 mem_place_in(&res, client_numa, hosts ? hosts : ~0ull, text, sizeof text) :
 			 -ENODEV;
+	/* Its hosts have no room now (their versions in use): any device with room takes it,
+	 * and becomes a host, rather than a refusal. */
+	if (hosts && di == -ENOSPC)
+		di = mem_place_in(&res, client_numa, ~0ull, text, sizeof text);
 	if (di == -EINPROGRESS) {
 		/* Room is being made (sessions move first): tried again when they have. */
 		if (may_park && open_wait(c, m, 1))

@@ -434,6 +434,11 @@ uint64_t as_hosts_loaded(const char *model, uint32_t version);
 int as_may_wake_for(const struct resolved *res);
 /* A session of res was placed on device di: it is one of the model's hosts from now on. */
 void as_placed(const struct resolved *res, int di);
+/* 1 when model@version on dv is pinned by the autoscaler: dv is one of its hosts and the
+ * model has sessions or an open waiting (a host of a model nobody uses may be evicted). */
+int as_pins(const struct device *dv, const char *model, uint32_t version);
+/* model@version left dv (evicted or unloaded): dv is no longer one of its hosts. */
+void as_unloaded(const struct device *dv, const char *model, uint32_t version);
 /* A worker's LOADED: 1 when it answers a LOAD the autoscaler sent (handled), else 0. */
 int as_loaded(struct device *dv, const struct swarm_msg_loaded *m);
 
