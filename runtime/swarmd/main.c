@@ -149,6 +149,7 @@ static void tick(void)
 	uint64_t now = swarm_now_ns();
 	place_update_load(now);
 	mem_tick(now);
+	model_ops_step(); /* a pin that found no room when its worker started again */
 	ctl_hello_deadlines(now);
 	if (cfg.as.on && d.ready)
 		as_tick(now);

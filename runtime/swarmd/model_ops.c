@@ -2,7 +2,9 @@
  * a model version is resident (docs/placement.md, "Operators"). A load makes room on each
  * device as an open would (evicting idle versions), sends the worker a LOAD, pins the version
  * there once it is loaded, and answers when every device has said LOADED (or failed); an
- * unload unpins the version and evicts it from each device where no session uses it.
+ * unload unpins the version and evicts it from each device where no session uses it. Pins are
+ * kept apart from the resident table: a device whose worker dies and starts again loads and
+ * pins them again (model_ops_step).
  * ctl_server.c checks that the caller is an admin first.
  */
 #include <errno.h>
@@ -14,6 +16,110 @@
 #include "runtime/swarmd/swarmd.h"
 
 #define OP_SEQ 0x60000000u /* a LOAD's seq: this plus the operation's id (below 2^24) */
+#define PIN_SEQ 0x68000000u /* a pin's LOAD again after its worker restarted: plus its slot */
+#define OP_PINS 64
+
+/* What operators pinned where, apart from the resident table (which a worker's death
+ * empties): a device whose worker starts again loads its pins again, as --preload's. */
+static struct op_pin {
+	char model[SWARM_NAME_MAX];
+	uint32_t version;
+	uint64_t devices; /* bit i: pinned on device i */
+	uint64_t sent;    /* LOADs sent again, not yet answered */
+} pins[OP_PINS];
+
+/* Pins (on) or unpins model@version on device i in the table; pinning it unpins the model's
+ * other versions there (a worker holds one LOAD-pinned version of a model). */
+static void pin_note(const char *model, uint32_t version, int i, int on)
+{
+	struct op_pin *free_slot = NULL, *mine = NULL;
+	for (int k = 0; k < OP_PINS; k++) {
+		struct op_pin *p = &pins[k];
+		if (!p->devices && !free_slot)
+			free_slot = p;
+		if (!p->devices || strcmp(p->model, model))
+			continue;
+		if (p->version == version)
+			mine = p;
+		else if (on)
+			p->devices &= ~(1ull << i);
+	}
+	if (!on) {
+		if (mine)
+			mine->devices &= ~(1ull << i);
+		return;
+	}
+	if (!mine && free_slot) {
+		mine = free_slot;
+		memset(mine, 0, sizeof *mine);
+		swarm_copy_str(mine->model, sizeof mine->model, model);
+		mine->version = version;
+	}
+	if (mine)
+		mine->devices |= 1ull << i;
+	else
+		swarm_log(SWARM_LOG_WARN,
+			  "event=model_pin_untracked model=%s version=%u limit=%d "
+			  "reason=\"more operator pins than swarmd keeps: this one is not loaded "
+			  "again if its worker restarts\"",
+			  model, version, OP_PINS);
+}
+
+void model_ops_step(void)
+{
+	for (int k = 0; k < OP_PINS; k++) {
+		struct op_pin *p = &pins[k];
+		for (int i = 0; p->devices && i < d.n_dev && i < 64; i++) {
+			struct device *dv = &d.dev[i];
+			if (!(p->devices >> i & 1) || (p->sent >> i & 1) || !preload_ready(dv) ||
+			    mem_resident(dv, p->model, p->version))
+				continue;
+			struct resolved res;
+			char text[SWARM_MSG_TEXT_MAX];
+			if (models_resolve(p->model, p->version, &res, text, sizeof text) ||
+			    mem_place_in(&res, -1, 1ull << i, text, sizeof text) != i)
+				continue; /* tried again at the next step */
+			struct swarm_msg_load m;
+			memset(&m, 0, sizeof m);
+			swarm_msg_init(&m.h, SWARM_MSG_LOAD, sizeof m, PIN_SEQ + (uint32_t)k);
+			models_fill_version(&m.v, &res);
+			m.nranks = 1;
+			sup_offer_weights(dv, &m.v);
+			if (sup_send(dv, &m, sizeof m, NULL, 0))
+				continue;
+			mem_expect(dv, &res);
+			p->sent |= 1ull << i;
+			swarm_log(SWARM_LOG_INFO,
+				  "event=model_pin_reload device=%s model=%s version=%u "
+				  "reason=\"its worker started again\"",
+				  dv->plan.name, p->model, p->version);
+		}
+	}
+}
+
+/* The LOADED of a pin's LOAD sent again: pinned once more, or, failed, the pin dropped. */
+static int pin_loaded(struct device *dv, const struct swarm_msg_loaded *m)
+{
+	uint32_t k = m->h.seq - PIN_SEQ;
+	if (m->h.seq < PIN_SEQ || k >= OP_PINS)
+		return 0;
+	struct op_pin *p = &pins[k];
+	if (dv->index >= 64 || !(p->sent >> dv->index & 1))
+		return 1;
+	p->sent &= ~(1ull << dv->index);
+	if (!m->status) {
+		mem_pin(dv, p->model, p->version, 1);
+		return 1;
+	}
+	char why[SWARM_MSG_TEXT_MAX];
+	swarm_copy_str(why, sizeof why, m->text);
+	mem_attach_failed(dv, p->model, p->version);
+	p->devices &= ~(1ull << dv->index);
+	swarm_log(SWARM_LOG_WARN,
+		  "event=model_pin_lost device=%s model=%s version=%u status=%d reason=\"%s\"",
+		  dv->plan.name, p->model, p->version, m->status, why);
+	return 1;
+}
 
 /* A load that waits for its devices' LOADED. */
 struct op_load {
@@ -137,6 +243,8 @@ static int op_unload(const struct resolved *res, uint64_t mask, char *text, size
 		if (!(mask >> i & 1))
 			continue;
 		int rc = mem_unload(&d.dev[i], res->name, res->version, why, sizeof why);
+		if (rc == 0 || rc == -ENOENT)
+			pin_note(res->name, res->version, i, 0);
 		done += rc == 0;
 		if (rc && rc != -ENOENT && !status) {
 			status = rc;
@@ -185,6 +293,8 @@ void model_ops_request(struct conn *c, const struct swarm_msg_model *msg)
 
 int model_ops_loaded(struct device *dv, const struct swarm_msg_loaded *m)
 {
+	if (pin_loaded(dv, m))
+		return 1;
 	if (m->h.seq < OP_SEQ || m->h.seq - OP_SEQ > 0xffffff)
 		return 0;
 	uint32_t id = m->h.seq - OP_SEQ;
@@ -204,6 +314,7 @@ int model_ops_loaded(struct device *dv, const struct swarm_msg_loaded *m)
 				if (!strcmp(dv->res[k].model, op->model))
 					dv->res[k].op_pinned = 0;
 			mem_pin(dv, op->model, op->version, 1);
+			pin_note(op->model, op->version, dv->index, 1);
 		}
 		if (!op->waiting)
 			finish(op);
@@ -214,6 +325,8 @@ int model_ops_loaded(struct device *dv, const struct swarm_msg_loaded *m)
 
 void model_ops_worker_gone(struct device *dv)
 {
+	for (int k = 0; k < OP_PINS && dv->index < 64; k++)
+		pins[k].sent &= ~(1ull << dv->index); /* its answer will not come */
 	for (struct op_load *op = loads, *next; op; op = next) {
 		next = op->next;
 		if (!(op->waiting >> dv->index & 1))

@@ -450,6 +450,7 @@ static void on_ready(struct device *dv, union worker_msg *m, int *fds, int *nfds
 	sessions_try_pending();
 	place_rebalance();
 	preload_step();
+	model_ops_step();
 }
 
 static void on_loaded(struct device *dv, union worker_msg *m, int *fds, int *nfds)

@@ -519,6 +519,8 @@ int model_ops_loaded(struct device *dv, const struct swarm_msg_loaded *m);
 void model_ops_worker_gone(struct device *dv); /* its pending loads fail */
 void model_ops_client_gone(struct conn *c);    /* its loads go on, unanswered */
 void model_ops_free_all(void);                 /* at the end: pending loads, unanswered */
+/* Loads the operators' pins again where a worker started again without them. */
+void model_ops_step(void);
 
 /* ---- preload.c ---------------------------------------------------------------------------- */
 

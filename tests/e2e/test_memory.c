@@ -429,6 +429,26 @@ Test(e2e_memory, an_operators_load_pins_a_version_and_unload_lets_it_go)
 	cr_assert_eq(swarm_model(out, sizeof out, "load", "m0", NULL), 0, "%s", out);
 	count_resident("m0", &res, &pin);
 	cr_assert(res == 2 && pin == 2, "m0 resident on %d, pinned on %d", res, pin);
+
+	/* cpu:1's worker dies: its replacement starts empty, and loads and pins m0 again. */
+	st = h_status();
+	pid_t old = (pid_t)h_num(json_array_get(json_object_get(st, "devices"), 1), "pid");
+	json_decref(st);
+	cr_assert_gt(old, 0);
+	cr_assert_eq(kill(old, SIGKILL), 0);
+	cr_assert_gt(h_wait_new_worker(old, 10 * H_SEC), 0, "no new worker for cpu:1");
+	for (uint64_t end = h_now_ns() + 10 * H_SEC; h_now_ns() < end; h_sleep_ms(50)) {
+		count_resident("m0", &res, &pin);
+		if (res == 2 && pin == 2)
+			break;
+	}
+	if (pin != 2)
+		h_print_log("the pin after the worker's death");
+	cr_assert(res == 2 && pin == 2, "after cpu:1's worker died m0 is resident on %d, pinned "
+				       "on %d",
+		  res, pin);
+	cr_assert_eq(h_log_count("event=model_pin_reload device=cpu:1 model=m0 version=1"), 1);
+	cr_assert_eq(swarm_model(out, sizeof out, "unload", "m0", "cpu:1"), 0, "%s", out);
 	swarm_disconnect(c);
 	h_stop();
 }
