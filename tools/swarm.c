@@ -207,8 +207,8 @@ static void print_memory(const struct swarm_msg_status_reply *r)
 		if (!any)
 			printf("%-8s %10s %10s  %-20s\n", dv->name, used, budget, "-");
 	}
-	printf("(* shares its weights with another version there, + pinned: preloaded or "
-	       "`swarm model load`)\n");
+	printf("(* shares its weights with another version there, + pinned: preloaded, "
+	       "`swarm model load`, or\n the autoscaler's host of a model in use)\n");
 }
 
 static void print_table(const struct swarm_msg_status_reply *r)
