@@ -767,3 +767,41 @@ Test(e2e_memory, an_open_with_no_room_in_service_wakes_a_device_for_it)
 	swarm_disconnect(c);
 	h_stop();
 }
+
+/* Two versions of one model publishing the same weights blob share one copy on a device:
+ * counted once in its used bytes, and each marked shared. */
+Test(e2e_memory, a_weights_copy_shared_by_two_versions_is_counted_once)
+{
+	/* mlp@2: the same weights as mlp@1 (setup's), another deploy. */
+	publish_mlp(&mlp, "mlp", "{\"max_rows\": 8, \"slots\": 4, \"max_batch\": 4}");
+	const char *extra[] = { "--registry", reg_dir, "--device-memory", "64M", NULL };
+	h_start("cpu:1", extra);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s1, *s2;
+	cr_assert_eq(swarm_session_open(c, "mlp", 1, NULL, &s1), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(swarm_session_open(c, "mlp", 2, NULL, &s2), 0, "%s", swarm_client_error(c));
+	cr_assert_eq(mlp_roundtrip(s1, 1), 0);
+	cr_assert_eq(mlp_roundtrip(s2, 2), 0);
+	json_t *st = status_when(0, 2);
+	json_t *models = json_object_get(h_device_memory(st, 0), "models"), *m;
+	cr_assert_eq(json_array_size(models), 2, "%s", json_dumps(st, JSON_COMPACT));
+	uint64_t weights = 0, other = 0;
+	size_t k;
+	json_array_foreach(models, k, m)
+	{
+		cr_assert(json_is_true(json_object_get(m, "weights_shared")),
+			  "version %llu not marked shared", (unsigned long long)h_num(m, "version"));
+		cr_assert_eq(h_num(m, "weights_bytes"), blob_bytes());
+		weights = h_num(m, "weights_bytes");
+		other += h_num(m, "other_bytes");
+	}
+	cr_assert_eq(h_num(h_device_memory(st, 0), "used_bytes"), weights + other,
+		     "used %llu: the blob (%llu) once and each version's own (%llu)",
+		     (unsigned long long)h_num(h_device_memory(st, 0), "used_bytes"),
+		     (unsigned long long)weights, (unsigned long long)other);
+	json_decref(st);
+	swarm_session_close(s1);
+	swarm_session_close(s2);
+	swarm_disconnect(c);
+	h_stop();
+}
