@@ -27,6 +27,19 @@ static const char *const as_args[] = { "--autoscale",          "--autoscale-wind
 				       "1",                    "--autoscale-util",
 				       "0.2",                  NULL };
 
+/* swarmd on devices with as_args and one more option and its value. */
+static void start_with(const char *devices, const char *opt, const char *val)
+{
+	const char *args[16];
+	int n = 0;
+	for (; as_args[n]; n++)
+		args[n] = as_args[n];
+	args[n++] = opt;
+	args[n++] = val;
+	args[n] = NULL;
+	h_start(devices, args);
+}
+
 /* Waits up to timeout for the log to hold at least n lines with needle. */
 static int log_wait(const char *needle, int n, int64_t timeout_ns)
 {
@@ -86,14 +99,7 @@ Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
 
 Test(e2e_autoscale, from_zero_a_first_open_waits_for_a_device_to_warm)
 {
-	const char *args[16];
-	int n = 0;
-	for (; as_args[n]; n++)
-		args[n] = as_args[n];
-	args[n++] = "--autoscale-idle";
-	args[n++] = "0";
-	args[n] = NULL;
-	h_start("cpu:2", args);
+	start_with("cpu:2", "--autoscale-idle", "0");
 	cr_assert(h_log_contains("event=device_parked device=cpu:0 reason=autoscale"),
 		  "cpu:0 did not start parked");
 	swarm_client *c = h_connect_or_fail();
@@ -166,14 +172,7 @@ Test(e2e_autoscale, a_busy_model_gets_devices_and_an_idle_one_stays_on_one)
  * the wake finds it loaded. */
 Test(e2e_autoscale, a_warm_spare_preloads_the_model_in_demand)
 {
-	const char *args[16];
-	int n = 0;
-	for (; as_args[n]; n++)
-		args[n] = as_args[n];
-	args[n++] = "--autoscale-standby";
-	args[n++] = "1";
-	args[n] = NULL;
-	h_start("cpu:3", args);
+	start_with("cpu:3", "--autoscale-standby", "1");
 	cr_assert_eq(log_wait("event=device_standby device=cpu:2", 1, 5 * H_SEC), 0,
 		     "cpu:2 did not become a warm spare");
 	swarm_client *c = h_connect_or_fail();
@@ -208,14 +207,7 @@ Test(e2e_autoscale, a_warm_spare_preloads_the_model_in_demand)
  * another spare is started in its place. */
 Test(e2e_autoscale, a_warm_spare_comes_into_service_at_once)
 {
-	const char *args[16];
-	int n = 0;
-	for (; as_args[n]; n++)
-		args[n] = as_args[n];
-	args[n++] = "--autoscale-standby";
-	args[n++] = "1";
-	args[n] = NULL;
-	h_start("cpu:3", args);
+	start_with("cpu:3", "--autoscale-standby", "1");
 	int spare = log_wait("event=device_standby device=cpu:2", 1, 5 * H_SEC);
 	if (spare)
 		h_print_log("no spare");
