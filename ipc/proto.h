@@ -22,6 +22,7 @@
 #define SWARM_STATUS_MAX_DEVICES 64
 #define SWARM_STATUS_MAX_SESSIONS 256
 #define SWARM_STATUS_MAX_RESIDENT 256 /* model versions resident, over every device */
+#define SWARM_STATUS_MAX_SCALED 64    /* model versions the autoscaler follows */
 
 enum swarm_msg_type {
 	/* client <-> swarmd */
@@ -167,7 +168,22 @@ struct swarm_status_resident {
 	uint32_t sessions;      /* sessions it serves there */
 	uint32_t shared;        /* 1: another version there holds the same weights blob */
 	uint32_t pinned;        /* 1: never evicted (preloaded there, or its load is on its way) */
-	uint32_t reserved;
+	uint32_t host;          /* 1: the autoscaler has placed its model here (a host) */
+};
+
+/* A model version as the autoscaler follows it (--autoscale): its policy's last decision. */
+struct swarm_status_scaled {
+	char model[SWARM_NAME_MAX];
+	uint32_t version;
+	uint32_t target;       /* devices the policy wants it on */
+	uint64_t hosts;        /* bit i: device i is one of its hosts */
+	double rate_long;      /* requests a second over the stable window */
+	double rate_short;     /* over the short window */
+	double service_rate;   /* requests a second of its compute, 0 not measured yet */
+	uint32_t sessions;     /* its sessions open */
+	uint32_t active;       /* hosts in service with it loaded */
+	uint32_t warming;      /* hosts warming or loading it */
+	uint32_t reason;       /* its last scale action's swarm_as_reason, 0 none */
 };
 
 struct swarm_status_session {
@@ -204,6 +220,9 @@ struct swarm_msg_status_reply {
 	uint32_t reserved;
 	uint64_t now_ns; /* swarmd's CLOCK_MONOTONIC when it answered: last_used_ns's age */
 	struct swarm_status_resident resident[SWARM_STATUS_MAX_RESIDENT];
+	uint32_t autoscale; /* 1: --autoscale is on, and scaled[] is its view */
+	uint32_t n_scaled;
+	struct swarm_status_scaled scaled[SWARM_STATUS_MAX_SCALED];
 };
 
 /* The exit status of a worker that could not open its device (swarm-worker --gpu N where

@@ -3,6 +3,7 @@
 #include <jansson.h>
 
 #include "ipc/proto.h"
+#include "runtime/autoscaler.h"
 #include "runtime/balancer.h"
 #include "tools/cmd.h"
 #include "tools/json_out.h"
@@ -53,17 +54,45 @@ static json_t *memory_json(const struct swarm_msg_status_reply *r,
 					: 0;
 		json_array_append_new(
 			models,
-			json_pack("{s:o, s:I, s:o, s:o, s:o, s:b, s:b, s:I, s:o, s:o}", "name",
+			json_pack("{s:o, s:I, s:o, s:o, s:o, s:b, s:b, s:b, s:I, s:o, s:o}", "name",
 				  swarm_json_str(e->model), "version", (json_int_t)e->version,
 				  "bytes", swarm_json_u64(e->weights_bytes + e->other_bytes),
 				  "weights_bytes", swarm_json_u64(e->weights_bytes), "other_bytes",
 				  swarm_json_u64(e->other_bytes), "weights_shared", e->shared != 0,
-				  "pinned", e->pinned != 0,
+				  "pinned", e->pinned != 0, "host", e->host != 0,
 				  "sessions", (json_int_t)e->sessions, "last_used_ns",
 				  swarm_json_u64(e->last_used_ns), "idle_ns", swarm_json_u64(idle)));
 	}
 	return json_pack("{s:o, s:o, s:o}", "budget_bytes", swarm_json_u64(dv->mem_budget),
 			 "used_bytes", swarm_json_u64(dv->mem_used), "models", models);
+}
+
+/* The autoscaler's view: null without --autoscale, else each model it follows. */
+static json_t *autoscale_json(const struct swarm_msg_status_reply *r)
+{
+	if (!r->autoscale)
+		return json_null();
+	json_t *models = json_array();
+	for (uint32_t i = 0; i < r->n_scaled && i < SWARM_STATUS_MAX_SCALED; i++) {
+		const struct swarm_status_scaled *e = &r->scaled[i];
+		json_t *hosts = json_array();
+		for (uint32_t k = 0; k < r->n_devices && k < SWARM_STATUS_MAX_DEVICES && k < 64; k++)
+			if (e->hosts >> k & 1)
+				json_array_append_new(hosts, swarm_json_str(r->devices[k].name));
+		json_array_append_new(
+			models,
+			json_pack("{s:o, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "name",
+				  swarm_json_str(e->model), "version", (json_int_t)e->version,
+				  "target", (json_int_t)e->target, "hosts", hosts, "active",
+				  (json_int_t)e->active, "warming", (json_int_t)e->warming,
+				  "sessions", (json_int_t)e->sessions, "rate_long",
+				  swarm_json_number("%.1f", e->rate_long), "rate_short",
+				  swarm_json_number("%.1f", e->rate_short), "service_rate",
+				  swarm_json_number("%.1f", e->service_rate), "last_reason",
+				  e->reason ? swarm_json_str(swarm_as_reason_name(e->reason)) :
+					      json_null()));
+	}
+	return json_pack("{s:o}", "models", models);
 }
 
 json_t *swarm_status_json(const struct swarm_msg_status_reply *r)
@@ -76,9 +105,10 @@ json_t *swarm_status_json(const struct swarm_msg_status_reply *r)
 	}
 	for (uint32_t i = 0; i < r->n_sessions && i < SWARM_STATUS_MAX_SESSIONS; i++)
 		json_array_append_new(sessions, session_json(&r->sessions[i]));
-	return json_pack("{s:i, s:o, s:o, s:I, s:o, s:b, s:o}", "swarmd_pid", (int)r->swarmd_pid,
-			 "uptime_s", swarm_json_number("%.3f", (double)r->uptime_ns / 1e9),
-			 "devices", devices, "total_sessions", (json_int_t)r->total_sessions,
-			 "sessions", sessions, "ready", r->ready != 0, "ready_reason",
-			 swarm_json_str(r->ready_text));
+	return json_pack("{s:i, s:o, s:o, s:I, s:o, s:b, s:o, s:o}", "swarmd_pid",
+			 (int)r->swarmd_pid, "uptime_s",
+			 swarm_json_number("%.3f", (double)r->uptime_ns / 1e9), "devices", devices,
+			 "total_sessions", (json_int_t)r->total_sessions, "sessions", sessions,
+			 "ready", r->ready != 0, "ready_reason", swarm_json_str(r->ready_text),
+			 "autoscale", autoscale_json(r));
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ipc/proto.h"
+#include "runtime/autoscaler.h"
 #include "runtime/balancer.h"
 #include "runtime/log.h"
 #include "runtime/build_info.h"
@@ -211,6 +212,28 @@ static void print_memory(const struct swarm_msg_status_reply *r)
 	       "`swarm model load`, or\n the autoscaler's host of a model in use)\n");
 }
 
+/* The autoscaler's view (--autoscale): each model it follows, its target and hosts. */
+static void print_autoscale(const struct swarm_msg_status_reply *r)
+{
+	if (!r->autoscale || !r->n_scaled)
+		return;
+	printf("\n%-20s %6s %-24s %6s %7s %8s %10s %10s %-9s\n", "AUTOSCALED", "TARGET", "HOSTS",
+	       "ACTIVE", "WARMING", "SESSIONS", "RATE/S", "SERVICE/S", "LAST");
+	for (uint32_t i = 0; i < r->n_scaled && i < SWARM_STATUS_MAX_SCALED; i++) {
+		const struct swarm_status_scaled *e = &r->scaled[i];
+		char model[SWARM_NAME_MAX + 16], hosts[256] = "-";
+		size_t at = 0;
+		snprintf(model, sizeof model, "%s@%u", e->model, e->version);
+		for (uint32_t k = 0; k < r->n_devices && k < 64 && at < sizeof hosts - 1; k++)
+			if (e->hosts >> k & 1)
+				at += (size_t)snprintf(hosts + at, sizeof hosts - at, "%s%s",
+						       at ? "," : "", r->devices[k].name);
+		printf("%-20s %6u %-24s %6u %7u %8u %10.0f %10.0f %-9s\n", model, e->target, hosts,
+		       e->active, e->warming, e->sessions, e->rate_long, e->service_rate,
+		       e->reason ? swarm_as_reason_name(e->reason) : "-");
+	}
+}
+
 static void print_table(const struct swarm_msg_status_reply *r)
 {
 	char p50[32], p99[32];
@@ -233,6 +256,7 @@ static void print_table(const struct swarm_msg_status_reply *r)
 		       (unsigned long long)dv->errors, busy, p50, p99);
 	}
 	print_memory(r);
+	print_autoscale(r);
 	if (!r->n_sessions)
 		return;
 	printf("\n%-8s %-7s %-10s %-12s %9s %10s %8s %9s %9s\n", "SESSION", "DEVICE", "CLIENT",

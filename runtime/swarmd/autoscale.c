@@ -162,6 +162,35 @@ int as_may_wake_for(const struct resolved *res)
 	return 0;
 }
 
+void as_fill_status(struct swarm_msg_status_reply *r)
+{
+	r->autoscale = cfg.as.on != 0;
+	for (int k = 0; cfg.as.on && k < AS_MODELS && r->n_scaled < SWARM_STATUS_MAX_SCALED;
+	     k++) {
+		const struct as_model *e = &as.m[k];
+		if (!e->used)
+			continue;
+		struct swarm_status_scaled *o = &r->scaled[r->n_scaled++];
+		swarm_copy_str(o->model, sizeof o->model, e->name);
+		o->version = e->version;
+		o->target = e->target;
+		o->hosts = e->hosts;
+		o->rate_long = e->in.rate_long;
+		o->rate_short = e->in.rate_short;
+		o->service_rate = e->in.service_rate;
+		o->sessions = e->in.sessions;
+		o->active = e->in.active;
+		o->warming = e->in.warming;
+		o->reason = e->reason;
+	}
+	for (uint32_t i = 0; i < r->n_resident && i < SWARM_STATUS_MAX_RESIDENT; i++) {
+		struct swarm_status_resident *o = &r->resident[i];
+		const struct as_model *e = cfg.as.on ? find(o->model, o->version) : NULL;
+		o->host = e && o->device_index >= 0 && o->device_index < 64 &&
+			  (e->hosts >> o->device_index & 1);
+	}
+}
+
 /* ---- demand ------------------------------------------------------------------------------ */
 
 /* Each followed model's requests and compute time since the last tick, from every worker's

@@ -49,6 +49,7 @@ void status_fill(struct swarm_msg_status_reply *r)
 		o->p99_ns = swarm_hist_quantile(&dv->stats->latency, 0.99);
 	}
 	mem_fill_status(r);
+	as_fill_status(r);
 	for (struct session *s = d.sessions; s; s = s->next) {
 		r->total_sessions++;
 		if (r->n_sessions == SWARM_STATUS_MAX_SESSIONS)

@@ -439,6 +439,9 @@ void as_placed(const struct resolved *res, int di);
 int as_pins(const struct device *dv, const char *model, uint32_t version);
 /* model@version left dv (evicted or unloaded): dv is no longer one of its hosts. */
 void as_unloaded(const struct device *dv, const char *model, uint32_t version);
+/* The autoscaler's view in a status reply: each model it follows (its target, hosts, demand)
+ * and which resident versions are hosts. After mem_fill_status. */
+void as_fill_status(struct swarm_msg_status_reply *r);
 /* A worker's LOADED: 1 when it answers a LOAD the autoscaler sent (handled), else 0. */
 int as_loaded(struct device *dv, const struct swarm_msg_loaded *m);
 

@@ -142,6 +142,29 @@ Test(e2e_autoscale, a_busy_model_gets_devices_and_an_idle_one_stays_on_one)
 	if (woke)
 		h_print_log("the burst woke no device for affine");
 	cr_assert_eq(woke, 0, "the burst woke no device for affine");
+	/* swarm status shows the autoscaler's view: affine on two hosts or more, identity on
+	 * cpu:0 alone with a target of 1. */
+	json_t *st = h_status();
+	json_t *models = json_object_get(json_object_get(st, "autoscale"), "models"), *m;
+	size_t k;
+	int seen = 0;
+	json_array_foreach(models, k, m)
+	{
+		const char *name = json_string_value(json_object_get(m, "name"));
+		json_t *hosts = json_object_get(m, "hosts");
+		if (!strcmp(name, "affine")) {
+			seen |= 1;
+			cr_assert_geq(json_array_size(hosts), 2, "affine's hosts: %s",
+				      json_dumps(m, JSON_COMPACT));
+		} else if (!strcmp(name, "identity")) {
+			seen |= 2;
+			cr_assert_eq(json_array_size(hosts), 1);
+			cr_assert_str_eq(json_string_value(json_array_get(hosts, 0)), "cpu:0");
+			cr_assert_eq(h_num(m, "target"), 1);
+		}
+	}
+	cr_assert_eq(seen, 3, "the status's autoscale view: %s", json_dumps(st, JSON_COMPACT));
+	json_decref(st);
 	/* Its sessions spread onto the device woken for it once it has affine loaded. */
 	int moved = log_wait("event=session_moving", 1, 5 * H_SEC);
 	h_wait_load_or_fail(pids, CLIENTS, "the burst");

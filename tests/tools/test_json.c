@@ -17,6 +17,7 @@
 
 #include "e2e/harness.h"
 #include "ipc/proto.h"
+#include "runtime/autoscaler.h"
 #include "tools/cmd.h"
 #include "tools/json_out.h"
 
@@ -173,9 +174,13 @@ static void assert_keys(json_t *obj, const char *const *keys, const char *what)
 	cr_assert_null(keys[n], "%s lacks \"%s\"", what, keys[n]);
 }
 
-static const char *const status_keys[] = { "swarmd_pid",     "uptime_s", "devices",
-					   "total_sessions", "sessions", "ready",
-					   "ready_reason",   NULL };
+static const char *const status_keys[] = { "swarmd_pid",     "uptime_s",  "devices",
+					   "total_sessions", "sessions",  "ready",
+					   "ready_reason",   "autoscale", NULL };
+static const char *const status_scaled_keys[] = { "name",         "version",     "target",
+						  "hosts",        "active",      "warming",
+						  "sessions",     "rate_long",   "rate_short",
+						  "service_rate", "last_reason", NULL };
 static const char *const status_device_keys[] = { "index",
 						  "name",
 						  "state",
@@ -203,7 +208,8 @@ static const char *const status_memory_keys[] = { "budget_bytes", "used_bytes", 
 						  NULL };
 static const char *const status_resident_keys[] = {
 	"name",		  "version",  "bytes",	      "weights_bytes", "other_bytes",
-	"weights_shared", "pinned",   "sessions",     "last_used_ns",  "idle_ns", NULL
+	"weights_shared", "pinned",   "host",	      "sessions",      "last_used_ns",
+	"idle_ns",	  NULL
 };
 static const char *const status_session_keys[] = {
 	"id",    "device",   "client_pid", "client_numa", "model",  "version", "in_flight",
@@ -247,9 +253,31 @@ Test(tools_json, status_strings_and_counters_read_back)
 		e->shared = 1;
 	}
 
+	json_t *off = round_trip(swarm_status_json(r));
+	cr_assert(json_is_null(json_object_get(off, "autoscale")), "no --autoscale: null");
+	json_decref(off);
+	r->autoscale = 1;
+	r->n_scaled = 1;
+	snprintf(r->scaled[0].model, sizeof r->scaled[0].model, "%s", NASTY);
+	r->scaled[0].version = 2;
+	r->scaled[0].target = 3;
+	r->scaled[0].hosts = 0x3; /* device 1 is not listed (one device) */
+	r->scaled[0].rate_long = 123.44;
+	r->scaled[0].reason = SWARM_AS_R_PANIC;
+	r->resident[0].host = 1;
+
 	json_t *j = round_trip(swarm_status_json(r));
 	free(r);
 	assert_keys(j, status_keys, "the status");
+	json_t *sc = json_array_get(json_object_get(json_object_get(j, "autoscale"), "models"), 0);
+	assert_keys(sc, status_scaled_keys, "an autoscaled model");
+	cr_assert_str_eq(str_at(sc, "name"), NASTY_READ);
+	cr_assert_eq(json_integer_value(json_object_get(sc, "target")), 3);
+	cr_assert_eq(json_array_size(json_object_get(sc, "hosts")), 1);
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(sc, "hosts"), 0)),
+			 NASTY_READ);
+	cr_assert_eq(json_real_value(json_object_get(sc, "rate_long")), 123.4);
+	cr_assert_str_eq(str_at(sc, "last_reason"), "panic");
 	cr_assert_eq(json_real_value(json_object_get(j, "uptime_s")), 1.235);
 	json_t *d = json_array_get(json_object_get(j, "devices"), 0);
 	assert_keys(d, status_device_keys, "a device");
@@ -273,6 +301,7 @@ Test(tools_json, status_strings_and_counters_read_back)
 	cr_assert_eq(json_integer_value(json_object_get(m, "idle_ns")), 4000);
 	cr_assert_eq(json_integer_value(json_object_get(m, "sessions")), 4);
 	cr_assert(json_is_true(json_object_get(m, "weights_shared")));
+	cr_assert(json_is_true(json_object_get(m, "host")));
 	json_t *ss = json_array_get(json_object_get(j, "sessions"), 0);
 	assert_keys(ss, status_session_keys, "a session");
 	cr_assert_str_eq(str_at(ss, "model"), NASTY_READ);
