@@ -172,4 +172,11 @@ void swarm_sim_report_free(struct swarm_sim_report *r);
  * labels and a legend; title is escaped. Returns 0 or -EIO. */
 int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *title);
 
+/* ---- replaying swarmd's decisions (tools/sim_replay.c) ---------------------------------- */
+
+/* `swarm-sim --replay FILE` (argv[1] is "--replay"): 0 when every decision of the trace
+ * comes out the same, 1 when one does not, 2 on bad usage or a malformed trace. */
+int swarm_sim_replay_main(int argc, char **argv);
+void swarm_sim_replay_usage(FILE *f);
+
 #endif /* SWARM_TOOLS_SIM_H */

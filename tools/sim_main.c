@@ -97,6 +97,7 @@ static void usage(FILE *f)
 		d.tick_ms, d.short_window_s, d.as.stable_window_ns / 1e9, d.as.cooldown_ns / 1e9,
 		d.as.target_util, d.as.hysteresis, d.as.panic_ratio, d.as.panic_delay_frac);
 	swarm_sim_multi_usage(f);
+	swarm_sim_replay_usage(f);
 }
 
 __attribute__((format(printf, 1, 2))) static _Noreturn void bad_usage(const char *fmt, ...)
@@ -624,6 +625,8 @@ static int write_svg(const char *path, const struct cli *c, const struct run *ru
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--replay"))
+		return swarm_sim_replay_main(argc, argv);
 	struct cli c = { 0 };
 	swarm_sim_opts_default(&c.o);
 	parse_args(argc, argv, &c);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/as_trace.h"
 #include "runtime/log.h"
 #include "runtime/swarmd/counters.h"
 #include "runtime/swarmd/swarmd.h"
@@ -35,6 +36,7 @@ struct as_model {
 	uint64_t seen_req[MAX_DEVICES], seen_busy[MAX_DEVICES]; /* the pages at the last tick */
 	pid_t seen_pid[MAX_DEVICES];                            /* whose pages those were */
 	struct swarm_as_memory mem;
+	uint64_t mem_id; /* names mem in --autoscale-trace: a new id, a memory from zero */
 	uint32_t target, reason;
 	struct swarm_as_model in; /* this decision's input */
 	struct resolved res;      /* resolved this decision; res_ok 0 when it did not resolve */
@@ -46,6 +48,9 @@ struct as_model {
 static struct {
 	struct as_model m[AS_MODELS];
 	uint32_t pos, n; /* the history rings' next tick and ticks filled (every model's) */
+	uint64_t next_mem_id;
+	FILE *trace;      /* --autoscale-trace, opened at the first decision */
+	int trace_failed; /* it could not be written: said once, then left */
 } as;
 
 static struct as_model *find(const char *name, uint32_t version)
@@ -66,6 +71,7 @@ static struct as_model *follow(const char *name, uint32_t version)
 			e = &as.m[k];
 			memset(e, 0, sizeof *e);
 			e->used = 1;
+			e->mem_id = ++as.next_mem_id;
 			swarm_copy_str(e->name, sizeof e->name, name);
 			e->version = version;
 		}
@@ -538,6 +544,37 @@ static size_t gather(struct as_model **order)
 	return n;
 }
 
+/* --autoscale-trace: the decision's input and answer, for swarm-sim --replay (as_trace.h). */
+static void trace(uint64_t now, struct as_model **order, const struct swarm_as_model *in,
+		  size_t n, const struct swarm_as_action *acts, int na, const uint32_t *targets)
+{
+	if (!cfg.as.trace[0] || as.trace_failed)
+		return;
+	int rc = 0;
+	if (!as.trace) {
+		as.trace = fopen(cfg.as.trace, "we");
+		rc = as.trace ? swarm_as_trace_begin(as.trace, &cfg.as.cfg) : -errno;
+	}
+	const char *names[AS_MODELS];
+	uint32_t versions[AS_MODELS];
+	uint64_t ids[AS_MODELS];
+	for (size_t k = 0; k < n; k++) {
+		names[k] = order[k]->name;
+		versions[k] = order[k]->version;
+		ids[k] = order[k]->mem_id;
+	}
+	if (!rc)
+		rc = swarm_as_trace_decision(as.trace, now, (uint32_t)d.n_dev, in, names, versions,
+					     ids, n, acts, (size_t)na, targets);
+	if (rc) {
+		as.trace_failed = 1;
+		swarm_log(SWARM_LOG_ERROR,
+			  "event=autoscale_trace_failed path=%s reason=\"%s: no more of the trace "
+			  "is written\"",
+			  cfg.as.trace, strerror(rc == -EIO ? EIO : -rc));
+	}
+}
+
 /* The policy's per-model decision, as each model's wanted device count for the placement, into
  * fm. Returns 0, or the policy's -errno. */
 static int decide(uint64_t now, struct as_model **order, size_t n, struct swarm_fleet_model *fm)
@@ -554,6 +591,7 @@ static int decide(uint64_t now, struct as_model **order, size_t n, struct swarm_
 				 2 * AS_MODELS, targets);
 	if (na < 0)
 		return na;
+	trace(now, order, in, n, acts, na, targets);
 	for (size_t k = 0; k < n; k++) {
 		struct as_model *e = order[k];
 		e->mem = mem[k];

@@ -95,6 +95,9 @@ static void usage_scaling(FILE *f)
 		"  --autoscale-standby N  parked devices kept warm (worker started and ready,\n"
 		"                       out of service) so that a scale-up is immediate\n"
 		"                       (default 0)\n"
+		"  --autoscale-trace FILE  write every decision's input and answer to FILE\n"
+		"                       (for swarm-sim --replay FILE; about 200 bytes a model\n"
+		"                       a tick: for diagnosis, not for production)\n"
 		"  --max-sessions-per-client N  sessions one connection may hold (default: half\n"
 		"                       the places of all devices, 256 a device; 0: no limit)\n"
 		"  --max-sessions-per-user N  sessions one uid may hold over all its\n"
@@ -285,6 +288,19 @@ static int parse_autoscale(int o, const char *name, const char *arg)
 	return 0;
 }
 
+/* --autoscale-trace FILE: also turns the autoscaler on. Returns 0 or 2. */
+static int parse_trace(const char *arg)
+{
+	if (!*arg || strlen(arg) >= sizeof cfg.as.trace) {
+		fprintf(stderr, "swarmd: --autoscale-trace takes a file name (below %zu bytes)\n",
+			sizeof cfg.as.trace);
+		return 2;
+	}
+	swarm_copy_str(cfg.as.trace, sizeof cfg.as.trace, arg);
+	cfg.as.on = 1;
+	return 0;
+}
+
 /* Where swarmd runs, what it serves, and how. Returns 0 or 2. */
 static int parse_service(int o, const char *arg)
 {
@@ -445,6 +461,7 @@ static const struct option opts[] = { { "metrics", required_argument, 0, OPT_MET
 				      { "autoscale-cooldown-s", required_argument, 0, 'C' },
 				      { "autoscale-util", required_argument, 0, 'U' },
 				      { "autoscale-standby", required_argument, 0, 'Y' },
+				      { "autoscale-trace", required_argument, 0, 'R' },
 				      { "instances", required_argument, 0, 'i' },
 				      { "max-sessions-per-client", required_argument, 0, 'm' },
 				      { "max-sessions-per-user", required_argument, 0, 'M' },
@@ -488,6 +505,8 @@ int swarmd_options(int argc, char **argv)
 			rc = parse_access(o, optarg);
 		else if (strchr("IWCYU", o))
 			rc = parse_autoscale(o, name, optarg);
+		else if (o == 'R')
+			rc = parse_trace(optarg);
 		else if (strchr("sdtiSwlFrVBPA", o))
 			rc = parse_service(o, optarg);
 		else if (o == 'h') {

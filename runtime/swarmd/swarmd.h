@@ -130,6 +130,7 @@ struct swarmd_config {
 		int on;              /* --autoscale */
 		uint32_t idle_floor; /* devices kept in service with no session open */
 		uint32_t standby;    /* warm spares to keep (--autoscale-standby) */
+		char trace[PATH_MAX]; /* --autoscale-trace: every decision written there */
 		struct swarm_as_config cfg;
 	} as;
 	/* device memory (memory.c, docs/placement.md) */

@@ -51,7 +51,10 @@ static int log_wait(const char *needle, int n, int64_t timeout_ns)
 
 Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
 {
-	h_start("cpu:3", as_args);
+	char trace[128];
+	snprintf(trace, sizeof trace, "/tmp/swarm-e2e-astrace-%d.txt", (int)getpid());
+	unlink(trace);
+	start_with("cpu:3", "--autoscale-trace", trace);
 	cr_assert(h_log_contains("event=device_parked device=cpu:1 reason=autoscale"),
 		  "cpu:1 did not start parked");
 	cr_assert(h_log_contains("event=device_parked device=cpu:2 reason=autoscale"),
@@ -95,6 +98,23 @@ Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
 	swarm_session_close(s);
 	swarm_disconnect(c);
 	h_stop();
+
+	/* The simulator's policy, given each decision's input as swarmd measured it, decides
+	 * every one the same (docs/autoscaler.md "Replaying swarmd's decisions"). */
+	char out[2048];
+	const char *argv[] = { SWARM_BIN_DIR "/swarm-sim", "--replay", trace, NULL };
+	rc = h_run(argv, out, sizeof out);
+	fprintf(stderr, "%s", out);
+	cr_assert_eq(rc, 0, "swarm-sim --replay exited %d: %s", rc, out);
+	cr_assert(strstr(out, ": 0 decisions differ"), "%s", out);
+	unsigned long decisions = 0, woken = 0;
+	const char *at = strstr(out, ": ");
+	cr_assert(at && sscanf(at, ": %lu decisions", &decisions) == 1, "%s", out);
+	at = strstr(out, "actions (");
+	cr_assert(at && sscanf(at, "actions (%lu devices woken", &woken) == 1, "%s", out);
+	cr_assert_gt(decisions, 10, "%s", out);
+	cr_assert_geq(woken, 1, "the trace holds no wake: %s", out);
+	unlink(trace);
 }
 
 Test(e2e_autoscale, from_zero_a_first_open_waits_for_a_device_to_warm)
