@@ -1149,6 +1149,10 @@ Test(kernels_graph, staged_outputs_equal_direct_cpu_outputs)
 		     "staged arena %zu, CPU arena %zu + staging %zu", swarm_graph_arena_bytes(g),
 		     swarm_graph_arena_bytes(cpu), extra);
 	cr_assert_eq(swarm_graph_naive_bytes(g), swarm_graph_naive_bytes(cpu) + extra);
+	/* The CPU packed the DLRM's linear weights; a device without prepare prepared nothing. */
+	cr_assert_gt(swarm_graph_prepared_bytes(cpu), 0, "the CPU graph prepared nothing");
+	cr_assert_eq(swarm_graph_prepared_bytes(g), 0, "the staged graph prepared %zu bytes",
+		     swarm_graph_prepared_bytes(g));
 
 	struct dlrm_in in = dlrm_inputs(16);
 	const uint32_t sizes[] = { 16, 5, 1, 11 };
