@@ -285,6 +285,11 @@ struct swarm_device_i {
 	int (*prepare)(struct swarm_device *d, const struct swarm_node *n, uint32_t consts,
 		       void **prep);
 	void (*release)(struct swarm_device *d, void *prep);
+	/* The bytes of device memory a *prep from prepare holds (the CPU's packing, header and
+	 * rounding included), which the graph sums for a version's memory cost
+	 * (swarm_graph_prepared_bytes, docs/placement.md). NULL: a device whose prepare keeps
+	 * nothing, or none: counted 0. */
+	size_t (*prep_bytes)(struct swarm_device *d, const void *prep);
 	/* 1 when device memory is host memory (the CPU): the graph executor then binds the
 	 * caller's input and output buffers directly; 0: it stages them through device buffers
 	 * with upload and download. */

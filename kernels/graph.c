@@ -325,6 +325,8 @@ static int make_nodes(struct build *b)
 			void *prep = NULL;
 			int rc = consts ? g->dev->i->prepare(g->dev, node, consts, &prep) : 0;
 			node->prep = prep;
+			if (prep && g->dev->i->prep_bytes)
+				g->prepared_bytes += g->dev->i->prep_bytes(g->dev, prep);
 			if (rc)
 				return graph_fail(b, rc,
 						  "graph.nodes[%" PRIu32

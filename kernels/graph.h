@@ -132,6 +132,12 @@ uint32_t swarm_graph_captured(const struct swarm_graph *g);
 size_t swarm_graph_arena_bytes(const struct swarm_graph *g);
 size_t swarm_graph_naive_bytes(const struct swarm_graph *g);
 
+/* The bytes the device's prepare made of the graph's weights at build (the CPU's packed
+ * copies of LINEAR's and the convs' weights, held beside the weights themselves until
+ * swarm_graph_free): its prep_bytes summed over the nodes; 0 where the device prepares
+ * nothing or has no prep_bytes, and for NULL. */
+size_t swarm_graph_prepared_bytes(const struct swarm_graph *g);
+
 /* Nodes in the plan (the description's, in its order, without the reshapes made views). */
 uint32_t swarm_graph_nodes(const struct swarm_graph *g);
 

@@ -45,6 +45,7 @@ struct swarm_graph {
 	struct swarm_node *nodes;
 	void *arena;
 	size_t arena_bytes, naive_bytes;
+	size_t prepared_bytes; /* the device's prep_bytes summed over the nodes' preps */
 	/* The device's memory is not host memory: inputs and outputs are T_INPUT and T_OUTPUT
 	 * tensors with staging buffers in the arena, and runs copy through them. */
 	bool staged;

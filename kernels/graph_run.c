@@ -305,6 +305,8 @@ size_t swarm_graph_arena_bytes(const struct swarm_graph *g) { return g ? g->aren
 
 size_t swarm_graph_naive_bytes(const struct swarm_graph *g) { return g ? g->naive_bytes : 0; }
 
+size_t swarm_graph_prepared_bytes(const struct swarm_graph *g) { return g ? g->prepared_bytes : 0; }
+
 uint32_t swarm_graph_nodes(const struct swarm_graph *g) { return g ? g->n_nodes : 0; }
 
 const struct swarm_node *swarm_graph_node(const struct swarm_graph *g, uint32_t k)

@@ -21,7 +21,7 @@ static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UI
 
 uint64_t swarm_version_cost_total(const struct swarm_version_cost *c)
 {
-	return add_sat(add_sat(c->weights, c->arena), c->batch);
+	return add_sat(add_sat(add_sat(c->weights, c->arena), c->batch), c->prepared);
 }
 
 uint64_t swarm_version_batch_buffer_bytes(uint32_t max_batch, uint64_t row)
@@ -51,10 +51,11 @@ uint32_t swarm_version_plan_rows(uint32_t max_rows, uint32_t max_batch)
 }
 
 /* Plans m's node list on a fresh CPU device for rows rows over rv's weights blob in dir,
- * mapped read-only, and writes the arena's bytes to *arena. Returns 0 or -errno with err. */
+ * mapped read-only, and writes the arena's bytes to *arena and what the device prepared of
+ * the weights to *prepared. Returns 0 or -errno with err. */
 static int plan_arena(const char *dir, const struct swarm_reg_version *rv,
-		      const struct swarm_manifest *m, uint32_t rows, uint64_t *arena, char *err,
-		      size_t err_len)
+		      const struct swarm_manifest *m, uint32_t rows, uint64_t *arena,
+		      uint64_t *prepared, char *err, size_t err_len)
 {
 	char path[PATH_MAX], why[512];
 	if (swarm_registry_blob_path(dir, rv->weights_sha, path, sizeof path)) {
@@ -78,8 +79,10 @@ static int plan_arena(const char *dir, const struct swarm_reg_version *rv,
 	if (rc)
 		snprintf(err, err_len, "the graph does not plan on the CPU for %u rows: %s", rows,
 			 why);
-	else
+	else {
 		*arena = swarm_graph_arena_bytes(g);
+		*prepared = swarm_graph_prepared_bytes(g);
+	}
 	swarm_graph_free(g);
 	cpu->i->destroy(cpu);
 err_unload:
@@ -149,7 +152,8 @@ int swarm_version_cost_estimate(const struct swarm_registry *r, const char *name
 					      SWARM_VERSION_COST_BUILTIN,
 	};
 	if (c.kind == SWARM_VERSION_COST_GRAPH)
-		rc = plan_arena(swarm_registry_dir(r), &rv, m, c.rows, &c.arena, err, err_len);
+		rc = plan_arena(swarm_registry_dir(r), &rv, m, c.rows, &c.arena, &c.prepared, err,
+				err_len);
 	if (!rc)
 		*out = c;
 out:

@@ -1,6 +1,7 @@
 /* version_cost.h: what a loaded model version costs a device in memory (issue 18, DESIGN.md
  * "Many models, few devices"): its weights, the arena its graph plans at the largest batch it
- * runs, and dynamic batching's gather buffers. The residency policy (runtime/residency.h)
+ * runs, what the device prepared of its weights (the CPU's packed copies), and dynamic
+ * batching's gather buffers. The residency policy (runtime/residency.h)
  * counts weights once per device where versions share a blob, and the rest per version.
  *
  * swarm_version_cost_estimate computes the cost before anything is loaded, from the registry,
@@ -32,12 +33,15 @@ struct swarm_version_cost {
 			     * model or a custom backend */
 	uint64_t batch;     /* dynamic batching's gather buffers: max_batch rows of every input and
 			     * output; 0 when max_batch <= 1 */
+	uint64_t prepared;  /* swarm_graph_prepared_bytes of that plan: the CPU device's packed
+			     * copies of LINEAR's and the convs' weights, beside the weights; 0
+			     * for a built-in model or a custom backend */
 	uint32_t rows;      /* the rows the arena is planned for (swarm_version_plan_rows) */
 	uint32_t max_batch; /* deploy.max_batch, which batch is sized for */
 	int kind;           /* an enum swarm_version_cost_kind */
 };
 
-/* weights + arena + batch, saturating at UINT64_MAX. */
+/* weights + arena + batch + prepared, saturating at UINT64_MAX. */
 uint64_t swarm_version_cost_total(const struct swarm_version_cost *c);
 
 /* One gather buffer's bytes: max_batch rows of row bytes, rounded up to 64 (it is allocated
@@ -57,7 +61,8 @@ uint32_t swarm_version_plan_rows(uint32_t max_rows, uint32_t max_batch);
 /* The cost of name@version (0: the active version) of the open registry r, as a worker on a
  * CPU device would allocate it: maps the version's weights blob read-only (no copy, no
  * verification), builds its node-list graph on a CPU device of its own for
- * swarm_version_plan_rows rows as the worker does, reads the arena, and frees everything. A
+ * swarm_version_plan_rows rows as the worker does, reads the arena and the prepared bytes,
+ * and frees everything. A
  * built-in model or a custom backend is not loaded (arena 0; kind says which). Returns 0, or
  * -ENOENT (no such model or version, or a blob is missing), -EBADMSG, -EINVAL (the graph
  * does not plan on the CPU), -ENOTSUP (an op the CPU does not run) or -ENOMEM, with a

@@ -123,9 +123,10 @@ static void cost_json(json_t *obj, const struct cost *k)
 		return;
 	}
 	json_object_set_new(obj, "memory",
-			    json_pack("{s:o, s:o, s:o, s:o}", "weights_bytes",
+			    json_pack("{s:o, s:o, s:o, s:o, s:o}", "weights_bytes",
 				      swarm_json_u64(k->c.weights), "arena_bytes",
-				      swarm_json_u64(k->c.arena), "batch_bytes",
+				      swarm_json_u64(k->c.arena), "prepared_bytes",
+				      swarm_json_u64(k->c.prepared), "batch_bytes",
 				      swarm_json_u64(k->c.batch), "total_bytes",
 				      swarm_json_u64(swarm_version_cost_total(&k->c))));
 }
@@ -133,7 +134,7 @@ static void cost_json(json_t *obj, const struct cost *k)
 /* The "  memory      ..." line of a version: the total and its parts, and what the arena is. */
 static void print_cost(const struct cost *k)
 {
-	char t[32], w[32], a[32], b[32], how[96];
+	char t[32], w[32], a[32], p[32], b[32], how[96];
 	const struct swarm_version_cost *c = &k->c;
 	if (k->rc) {
 		printf("  memory      unknown: %s\n", k->why);
@@ -149,10 +150,10 @@ static void print_cost(const struct cost *k)
 		snprintf(how, sizeof how,
 			 "planned on the CPU for %u rows: max_rows, above max_batch %u", c->rows,
 			 c->max_batch);
-	printf("  memory      %s = %s weights + %s arena + %s batch (%s)\n",
+	printf("  memory      %s = %s weights + %s arena + %s prepared + %s batch (%s)\n",
 	       fmt_bytes(swarm_version_cost_total(c), t, sizeof t),
 	       fmt_bytes(c->weights, w, sizeof w), fmt_bytes(c->arena, a, sizeof a),
-	       fmt_bytes(c->batch, b, sizeof b), how);
+	       fmt_bytes(c->prepared, p, sizeof p), fmt_bytes(c->batch, b, sizeof b), how);
 }
 
 static json_t *version_json(const struct swarm_reg_version *v, const struct cost *k)

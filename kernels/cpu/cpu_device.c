@@ -327,6 +327,7 @@ static int cpu_prepare(struct swarm_device *d, const struct swarm_node *n, uint3
 	pk->k = k;
 	pk->n = rows;
 	pk->slab = slab;
+	pk->bytes = bytes;
 	pk->layout = conv ? conv : lin ? SWARM_CPU_PACK_GEMM : SWARM_CPU_PACK_CT;
 	if (conv)
 		swarm_cpu_conv_weights(pk->b, n, conv);
@@ -342,6 +343,14 @@ static void cpu_release(struct swarm_device *d, void *prep)
 {
 	if (prep)
 		slab_release(d->ctx, ((struct swarm_cpu_packed *)prep)->slab);
+}
+
+/* What a packing takes of its slab. A slab's untouched tail is address space, not memory
+ * (above), so it is not counted. */
+static size_t cpu_prep_bytes(struct swarm_device *d, const void *prep)
+{
+	(void)d;
+	return prep ? (size_t)((const struct swarm_cpu_packed *)prep)->bytes : 0;
 }
 
 static void cpu_destroy(struct swarm_device *d)
@@ -379,6 +388,7 @@ static const struct swarm_device_i cpu_device_i = {
 	.destroy = cpu_destroy,
 	.prepare = cpu_prepare,
 	.release = cpu_release,
+	.prep_bytes = cpu_prep_bytes,
 	.host_memory = 1,
 	/* the weights are the page cache's mapping: nothing to share on the device */
 	.alloc_shared = NULL,

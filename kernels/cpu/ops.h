@@ -52,9 +52,12 @@ struct swarm_cpu_packed {
 	int64_t k, n;
 	void *slab;      /* the device's: where the packing lives (cpu_device.c) */
 	int64_t layout;  /* SWARM_CPU_PACK_* */
-	int64_t pad_[4]; /* b starts on a cache line */
+	uint64_t bytes;  /* the allocation's, this header and the rounding to 64 included */
+	int64_t pad_[3]; /* b starts on a cache line */
 	float b[];
 };
+_Static_assert(offsetof(struct swarm_cpu_packed, b) % 64 == 0,
+	       "a packing's b starts on a cache line");
 
 int swarm_cpu_identity(struct swarm_cpu_ws *ws, const struct swarm_node *n,
 		       const struct swarm_node_dims *d);

@@ -563,6 +563,7 @@ static const struct swarm_device_i cuda_device_i = {
 	/* cuBLAS takes the weights as they are: nothing to prepare */
 	.prepare = NULL,
 	.release = NULL,
+	.prep_bytes = NULL,
 	.host_memory = 0,
 	.capture_begin = cuda_capture_begin,
 	.capture_end = cuda_capture_end,

@@ -289,7 +289,7 @@ int models_cost(const struct resolved *r, uint64_t *weights, uint64_t *other)
 		return rc;
 	}
 	*weights = c.weights;
-	*other = c.arena + c.batch;
+	*other = c.arena + c.batch + c.prepared;
 	unsigned k = n_costs++ % COST_CACHE;
 	swarm_copy_str(costs[k].name, sizeof costs[k].name, r->name);
 	costs[k].version = r->version;

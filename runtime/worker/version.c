@@ -353,12 +353,15 @@ static int version_batch_buffers(struct worker *w, struct version *x, char *why,
 
 /* Tells swarmd that x is loaded (1) or let go (0), with what it holds for x on the device: its
  * weights (the device copy on a GPU, the mapping on the CPU, counted in full although the CPU
- * reads it in place), its graph's arena at max_batch and, on a device that computes in host
+ * reads it in place), its graph's arena at max_batch, what the device prepared of the weights
+ * when it built the graph (the CPU's packed copies) and, on a device that computes in host
  * memory, its gather buffers. */
 static void version_report(struct worker *w, const struct version *x, int loaded)
 {
 	uint64_t weights = x->dw ? swarm_dev_weights_bytes(x->dw) : x->w.bytes;
-	uint64_t other = x->graph ? swarm_graph_arena_bytes(x->graph) : 0;
+	uint64_t other = x->graph ? swarm_graph_arena_bytes(x->graph) +
+					    swarm_graph_prepared_bytes(x->graph) :
+				    0;
 	/* The gather buffers are the device's memory only where it is the host's (a staged
 	 * graph has part tables instead, and host buffers are not a GPU's memory). */
 	if (w->dev->i->host_memory)

@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "ipc/segment.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/staged_device.h"
 #include "kernels/device.h"
 #include "kernels/graph.h"
@@ -101,8 +103,13 @@ static void cnt_release(struct swarm_device *d, void *prep)
 	cnt(d)->inner->i->release(cnt(d)->inner, prep);
 }
 
-/* The CPU's prepare and release pass through: every graph here runs LINEAR on packed weights,
- * as a worker's graph does. */
+static size_t cnt_prep_bytes(struct swarm_device *d, const void *prep)
+{
+	return cnt(d)->inner->i->prep_bytes(cnt(d)->inner, prep);
+}
+
+/* The CPU's prepare, release and prep_bytes pass through: every graph here runs LINEAR on packed
+ * weights, as a worker's graph does. */
 static const struct swarm_device_i counting_i = {
 	.name = "counting-cpu",
 	.alloc = cnt_alloc,
@@ -113,6 +120,7 @@ static const struct swarm_device_i counting_i = {
 	.run = cnt_run,
 	.prepare = cnt_prepare,
 	.release = cnt_release,
+	.prep_bytes = cnt_prep_bytes,
 	.host_memory = 1,
 };
 
@@ -654,6 +662,19 @@ Test(kernels_graph, chain_of_six_linears_reuses_the_arena)
 	free(x);
 	cr_assert_eq(dev.prepared, 6, "each linear's weight packed once at build: %d",
 		     dev.prepared);
+	/* Each packing: its header, then W^T in the GEMM's panels, rounded up to 64 bytes; at
+	 * least the weight's own f32 bytes. */
+	size_t want_prep = 0, f32 = 0;
+	for (int i = 0; i < 6; i++) {
+		size_t floats = swarm_gemm_packed_floats(dims[i], dims[i + 1]);
+		cr_assert_gt(floats, 0);
+		want_prep +=
+			(sizeof(struct swarm_cpu_packed) + floats * sizeof(float) + 63) / 64 * 64;
+		f32 += (size_t)dims[i] * dims[i + 1] * sizeof(float);
+	}
+	size_t prep = swarm_graph_prepared_bytes(g);
+	cr_assert_eq(prep, want_prep, "prepared %zu bytes, the packings %zu", prep, want_prep);
+	cr_assert_geq(prep, f32, "prepared %zu bytes, less than the weights' %zu", prep, f32);
 	swarm_graph_free(g);
 	cr_assert_eq(dev.released, 6, "each packing freed with the graph: %d", dev.released);
 }
@@ -1128,6 +1149,10 @@ Test(kernels_graph, staged_outputs_equal_direct_cpu_outputs)
 		     "staged arena %zu, CPU arena %zu + staging %zu", swarm_graph_arena_bytes(g),
 		     swarm_graph_arena_bytes(cpu), extra);
 	cr_assert_eq(swarm_graph_naive_bytes(g), swarm_graph_naive_bytes(cpu) + extra);
+	/* The CPU packed the DLRM's linear weights; a device without prepare prepared nothing. */
+	cr_assert_gt(swarm_graph_prepared_bytes(cpu), 0, "the CPU graph prepared nothing");
+	cr_assert_eq(swarm_graph_prepared_bytes(g), 0, "the staged graph prepared %zu bytes",
+		     swarm_graph_prepared_bytes(g));
 
 	struct dlrm_in in = dlrm_inputs(16);
 	const uint32_t sizes[] = { 16, 5, 1, 11 };

@@ -3,8 +3,10 @@
  *
  * Each test publishes into its own mkdtemp registry: a small MLP as a node-list graph (x f32
  * [-1, 16] -> linear 32 relu -> linear 4 -> y), the built-in "affine", or a custom backend
- * (never loaded). The arena is checked against the same graph planned here directly with
- * swarm_graph_build on a CPU device, over the same weights file mapped on its own.
+ * (never loaded). The arena and the prepared bytes are checked against the same graph
+ * planned here directly with swarm_graph_build on a CPU device, over the same weights file
+ * mapped on its own, and the prepared bytes against the CPU's packing of the MLP's two
+ * LINEAR weights (kernels/cpu/gemm.h, ops.h).
  */
 #include <criterion/criterion.h>
 
@@ -17,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/ops.h"
 #include "kernels/device.h"
 #include "kernels/graph.h"
 #include "lib/tmp_dir.h"
@@ -144,8 +148,9 @@ static struct swarm_version_cost estimate(const char *name, uint32_t version)
 }
 
 /* The arena of the last published manifest's graph planned directly for rows rows on a CPU
- * device, over wpath mapped here. */
-static uint64_t direct_arena(uint32_t rows)
+ * device, over wpath mapped here, and what the device prepared of its weights (*prepared,
+ * when not NULL). */
+static uint64_t direct_plan(uint32_t rows, uint64_t *prepared)
 {
 	static struct swarm_manifest m;
 	int rc = swarm_manifest_parse(manifest_text, strlen(manifest_text), &m, err, sizeof err);
@@ -163,10 +168,23 @@ static uint64_t direct_arena(uint32_t rows)
 			       sizeof err);
 	cr_assert_eq(rc, 0, "build for %u rows: %d %s", rows, rc, err);
 	uint64_t bytes = swarm_graph_arena_bytes(g);
+	if (prepared)
+		*prepared = swarm_graph_prepared_bytes(g);
 	swarm_graph_free(g);
 	cpu->i->destroy(cpu);
 	swarm_weights_unload(&w);
 	return bytes;
+}
+
+static uint64_t direct_arena(uint32_t rows) { return direct_plan(rows, NULL); }
+
+/* The CPU device's packing of a LINEAR weight [n, k]: its header and W^T in the GEMM's
+ * panels, rounded up to 64 bytes (cpu_prepare). */
+static uint64_t packed_linear_bytes(int64_t n, int64_t k)
+{
+	size_t floats = swarm_gemm_packed_floats(k, n);
+	cr_assert_gt(floats, 0, "no packing for [%lld, %lld]", (long long)n, (long long)k);
+	return (sizeof(struct swarm_cpu_packed) + floats * sizeof(float) + 63) / 64 * 64;
 }
 
 /* ---- the estimate -------------------------------------------------------------------------- */
@@ -175,7 +193,8 @@ Test(runtime_version_cost, a_graph_costs_its_blob_its_plan_and_its_gather_buffer
 {
 	uint32_t v = publish("mlp", MLP, 16, 16);
 	struct swarm_version_cost c = estimate("mlp", v);
-	uint64_t blob = file_bytes(wpath), arena = direct_arena(16);
+	uint64_t prepared = 0;
+	uint64_t blob = file_bytes(wpath), arena = direct_plan(16, &prepared);
 	uint64_t batch = 16ull * (MLP_IN_ROW + MLP_OUT_ROW);
 	cr_assert_eq(c.weights, blob, "weights %llu, the blob holds %llu",
 		     (unsigned long long)c.weights, (unsigned long long)blob);
@@ -185,11 +204,36 @@ Test(runtime_version_cost, a_graph_costs_its_blob_its_plan_and_its_gather_buffer
 	cr_assert_eq(c.batch, batch, "batch %llu, want 16 * (%u + %u) = %llu",
 		     (unsigned long long)c.batch, MLP_IN_ROW, MLP_OUT_ROW,
 		     (unsigned long long)batch);
-	cr_assert_eq(swarm_version_cost_total(&c), blob + arena + batch, "total %llu",
+	cr_assert_eq(c.prepared, prepared, "prepared %llu, the same graph built here: %llu",
+		     (unsigned long long)c.prepared, (unsigned long long)prepared);
+	cr_assert_eq(swarm_version_cost_total(&c), blob + arena + batch + prepared, "total %llu",
 		     (unsigned long long)swarm_version_cost_total(&c));
 	cr_assert_eq(c.kind, SWARM_VERSION_COST_GRAPH, "kind %d", c.kind);
 	cr_assert_eq(c.rows, 16, "rows %u", c.rows);
 	cr_assert_eq(c.max_batch, 16, "max_batch %u", c.max_batch);
+}
+
+/* The CPU device packs both of the MLP's LINEAR weights when it builds the graph: a second
+ * copy beside the blob, at least as large as the weights' own f32 bytes. */
+Test(runtime_version_cost, a_linear_graph_costs_its_packed_weights)
+{
+	publish("mlp", MLP, 16, 16);
+	struct swarm_version_cost c = estimate("mlp", 0);
+	uint64_t want = packed_linear_bytes(32, 16) + packed_linear_bytes(4, 32);
+	uint64_t f32 = (32 * 16 + 4 * 32) * sizeof(float);
+	cr_assert_eq(c.prepared, want, "prepared %llu, the two packings %llu",
+		     (unsigned long long)c.prepared, (unsigned long long)want);
+	cr_assert_geq(c.prepared, f32, "prepared %llu, less than w1 and w2's %llu f32 bytes",
+		      (unsigned long long)c.prepared, (unsigned long long)f32);
+	uint64_t rest = c.weights + c.arena + c.batch;
+	cr_assert_eq(swarm_version_cost_total(&c), rest + c.prepared,
+		     "total %llu, without the packings %llu",
+		     (unsigned long long)swarm_version_cost_total(&c), (unsigned long long)rest);
+	/* the packings do not depend on the rows planned */
+	publish("mlp", MLP, 64, 8);
+	struct swarm_version_cost at64 = estimate("mlp", 0);
+	cr_assert_eq(at64.prepared, want, "prepared %llu for 64 rows",
+		     (unsigned long long)at64.prepared);
 }
 
 Test(runtime_version_cost, version_0_is_the_active_version)
@@ -233,9 +277,12 @@ Test(runtime_version_cost, a_builtin_model_costs_no_arena)
 	uint64_t blob = file_bytes(wpath);
 	cr_assert_eq(c.kind, SWARM_VERSION_COST_BUILTIN, "kind %d", c.kind);
 	cr_assert_eq(c.arena, 0, "arena %llu", (unsigned long long)c.arena);
+	cr_assert_eq(c.prepared, 0, "prepared %llu", (unsigned long long)c.prepared);
 	cr_assert_eq(c.weights, blob, "weights %llu, blob %llu", (unsigned long long)c.weights,
 		     (unsigned long long)blob);
 	cr_assert_eq(c.batch, 4ull * (64 + 64), "batch %llu", (unsigned long long)c.batch);
+	cr_assert_eq(swarm_version_cost_total(&c), blob + c.batch, "total %llu",
+		     (unsigned long long)swarm_version_cost_total(&c));
 }
 
 Test(runtime_version_cost, a_custom_backend_costs_no_arena_and_is_not_loaded)
@@ -244,6 +291,7 @@ Test(runtime_version_cost, a_custom_backend_costs_no_arena_and_is_not_loaded)
 	struct swarm_version_cost c = estimate("custom", 0);
 	cr_assert_eq(c.kind, SWARM_VERSION_COST_BACKEND, "kind %d", c.kind);
 	cr_assert_eq(c.arena, 0, "arena %llu", (unsigned long long)c.arena);
+	cr_assert_eq(c.prepared, 0, "prepared %llu", (unsigned long long)c.prepared);
 	cr_assert_eq(c.weights, file_bytes(wpath), "weights %llu", (unsigned long long)c.weights);
 }
 
@@ -252,7 +300,7 @@ Test(runtime_version_cost, a_missing_model_or_version_returns_enoent_with_text)
 	publish("mlp", MLP, 16, 16);
 	struct swarm_registry *r;
 	cr_assert_eq(swarm_registry_open(reg, &r, err, sizeof err), 0, "%s", err);
-	struct swarm_version_cost c = { .weights = 1, .arena = 2, .batch = 3 };
+	struct swarm_version_cost c = { .weights = 1, .arena = 2, .batch = 3, .prepared = 4 };
 	int rc = swarm_version_cost_estimate(r, "mlp", 9, &c, err, sizeof err);
 	cr_expect_eq(rc, -ENOENT, "mlp@9: %d %s", rc, err);
 	cr_expect(strstr(err, "no version 9") != NULL, "mlp@9: \"%s\"", err);
@@ -360,6 +408,10 @@ Test(runtime_version_cost, show_json_gives_the_estimate)
 		     (unsigned long long)c.weights);
 	cr_expect_eq(u64_at(mem, "arena_bytes"), c.arena, "arena_bytes %llu, want %llu",
 		     (unsigned long long)u64_at(mem, "arena_bytes"), (unsigned long long)c.arena);
+	cr_assert_gt(c.prepared, 0, "the MLP's weights are not packed");
+	cr_expect_eq(u64_at(mem, "prepared_bytes"), c.prepared, "prepared_bytes %llu, want %llu",
+		     (unsigned long long)u64_at(mem, "prepared_bytes"),
+		     (unsigned long long)c.prepared);
 	cr_expect_eq(u64_at(mem, "batch_bytes"), c.batch, "batch_bytes %llu, want %llu",
 		     (unsigned long long)u64_at(mem, "batch_bytes"), (unsigned long long)c.batch);
 	cr_expect_eq(u64_at(mem, "total_bytes"), swarm_version_cost_total(&c),
@@ -368,6 +420,7 @@ Test(runtime_version_cost, show_json_gives_the_estimate)
 	json_decref(doc);
 	const char *text = run_swarm("show mlp@1");
 	cr_expect(strstr(text, "  memory      ") && strstr(text, " weights + ") &&
+			  strstr(text, " arena + ") && strstr(text, " prepared + ") &&
 			  strstr(text, "planned on the CPU"),
 		  "no memory line in:\n%s", text);
 }
