@@ -20,6 +20,30 @@
 #include "tools/sim.h"
 #include "tools/sim_multi.h"
 
+/* The trace specs of --help. */
+static const char usage_traces[] =
+	"  --trace steps:R1@T1,R2@T2,...   R req/s from T s on (0 before T1); ends 60 s\n"
+	"                                  after the last step\n"
+	"  --trace sine:MEAN,AMP,PERIOD_S,DURATION_S   diurnal: MEAN + AMP sin(2 pi t/PERIOD)\n"
+	"  --trace mmpp:LOW,HIGH,MEAN_LOW_S,MEAN_HIGH_S,DURATION_S\n"
+	"                                  bursts: LOW and HIGH req/s, exponential stays of\n"
+	"                                  the given means, starting LOW\n"
+	"  --trace diurnal:MEAN,SWING,DURATION_S   MEAN (1 - SWING cos(2 pi t/DURATION)):\n"
+	"                                  a day over the trace, from the night's trough\n"
+	"  --trace 'mmppn:rates=R,..;dwells=D,..[;next=ROW/..][;alpha=A,..][;swing=S]\n"
+	"           [;period=P][;start=I];duration=S'\n"
+	"                                  N states (2 to 8) of R req/s and mean stays D s,\n"
+	"                                  moving by the weights of next (default: to each\n"
+	"                                  other state equally), Pareto stays where alpha\n"
+	"                                  > 1, rates times 1 + S sin(2 pi t/P)\n"
+	"  --trace bursty:DURATION_S       issue 19's class: 300, 4000 and 12000 req/s,\n"
+	"                                  stays of 40, 25 and 4 s, swing 0.5 over DURATION\n"
+	"  --trace onoff:HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S   HIGH or nothing, starting off\n"
+	"  --trace heavytail:BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,ALPHA,DURATION_S\n"
+	"                                  bursts at PEAK of Pareto(ALPHA) lengths\n"
+	"  --trace csv:FILE                one arrival time (s) per line, '#' comments;\n"
+	"                                  ends at the last arrival\n";
+
 static void usage(FILE *f)
 {
 	struct swarm_sim_opts d;
@@ -32,14 +56,7 @@ static void usage(FILE *f)
 		"devices, and reports latency-objective attainment and device-seconds.\n"
 		"\n"
 		"trace (arrivals are Poisson within each rate segment, from --seed):\n"
-		"  --trace steps:R1@T1,R2@T2,...   R req/s from T s on (0 before T1); ends 60 s\n"
-		"                                  after the last step\n"
-		"  --trace sine:MEAN,AMP,PERIOD_S,DURATION_S   diurnal: MEAN + AMP sin(2 pi t/PERIOD)\n"
-		"  --trace mmpp:LOW,HIGH,MEAN_LOW_S,MEAN_HIGH_S,DURATION_S\n"
-		"                                  bursts: LOW and HIGH req/s, exponential stays of\n"
-		"                                  the given means, starting LOW\n"
-		"  --trace csv:FILE                one arrival time (s) per line, '#' comments;\n"
-		"                                  ends at the last arrival\n"
+		"%s"
 		"  --duration-s S                  simulate S seconds instead of the trace's length\n"
 		"  --seed N                        arrivals' seed (default %" PRIu64 ")\n"
 		"\n"
@@ -92,10 +109,11 @@ static void usage(FILE *f)
 		"  swarm-sim --trace csv:arrivals.csv --policy static:4 --json -\n"
 		"\n"
 		"Exit status: 0, 1 when a run or an output fails, 2 on bad usage.\n",
-		d.seed, d.min_devices, d.max_devices, SWARM_SIM_MAX_DEVICES, d.base_us,
-		d.per_row_us, d.max_batch, d.warmup_ms, d.objective_us, d.max_outstanding,
-		d.tick_ms, d.short_window_s, d.as.stable_window_ns / 1e9, d.as.cooldown_ns / 1e9,
-		d.as.target_util, d.as.hysteresis, d.as.panic_ratio, d.as.panic_delay_frac);
+		usage_traces, d.seed, d.min_devices, d.max_devices, SWARM_SIM_MAX_DEVICES,
+		d.base_us, d.per_row_us, d.max_batch, d.warmup_ms, d.objective_us,
+		d.max_outstanding, d.tick_ms, d.short_window_s, d.as.stable_window_ns / 1e9,
+		d.as.cooldown_ns / 1e9, d.as.target_util, d.as.hysteresis, d.as.panic_ratio,
+		d.as.panic_delay_frac);
 	swarm_sim_multi_usage(f);
 }
 
