@@ -7,7 +7,8 @@
  * Three parts, one file each: the traces (tools/sim_trace.c: parse a spec, then generate its
  * arrivals, reproducibly from a seed), the simulation (tools/sim.c: swarm_sim_run) and its
  * outputs (tools/sim_svg.c: the SVG chart); its options' defaults and checks are in
- * tools/sim_opts.c. tools/sim_main.c is the command line. Nothing
+ * tools/sim_opts.c; many seeds of one configuration are tools/sim_seeds.c.
+ * tools/sim_main.c is the command line. Nothing
  * here keeps global state: runs are independent and may go on in parallel threads.
  */
 #ifndef SWARM_TOOLS_SIM_H
@@ -197,6 +198,48 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 
 /* Frees the report's ticks; the figures stay. */
 void swarm_sim_report_free(struct swarm_sim_report *r);
+
+/* ---- many seeds -------------------------------------------------------------------------- */
+
+/* Issue 19's goal: the policy's attainment within SWARM_SIM_GOAL_POINTS percentage points of
+ * static provisioning at the maximum, at no more than SWARM_SIM_GOAL_SHARE of its
+ * device-seconds. */
+#define SWARM_SIM_GOAL_POINTS 1.0
+#define SWARM_SIM_GOAL_SHARE 0.60
+
+/* The policy's run a against ref (static at the maximum) on the same trace: its attainment
+ * below ref's in points into *points, its device-seconds as a share of ref's into *share.
+ * Returns 1 when the goal is met, else 0. */
+int swarm_sim_goal(const struct swarm_sim_report *a, const struct swarm_sim_report *ref,
+		   double *points, double *share);
+
+/* One seed of swarm_sim_seeds_run. */
+struct swarm_sim_seed_result {
+	uint64_t seed;
+	struct swarm_sim_report autos; /* the policy's run (no ticks kept) */
+	struct swarm_sim_report max;   /* static at the maximum, the same trace */
+	double points, share;          /* swarm_sim_goal's */
+	int met;
+};
+
+struct swarm_sim_seeds_summary {
+	size_t n, n_met;
+	size_t worst_points; /* the index of the most points below (the first of equals) */
+	size_t worst_share;  /* the index of the largest device-seconds share */
+	double median_points, median_share; /* the mean of the middle two when n is even */
+	int all_met;
+};
+
+/* Runs o's policy (o->static_devices must be 0) and static at o->max_devices on the seeds
+ * first to last, in up to threads threads, into out (last - first + 1 of them). Returns 0,
+ * or the first failing seed's -errno with a message naming it in err. Thread-safe. */
+int swarm_sim_seeds_run(const struct swarm_sim_opts *o, uint64_t first, uint64_t last,
+			unsigned threads, struct swarm_sim_seed_result *out, char *err,
+			size_t err_len);
+
+/* The worst seeds and the medians of n > 0 results. */
+void swarm_sim_seeds_summarize(const struct swarm_sim_seed_result *v, size_t n,
+			       struct swarm_sim_seeds_summary *s);
 
 /* ---- outputs ----------------------------------------------------------------------------- */
 

@@ -692,6 +692,81 @@ Test(tools_sim_trace, diurnal_errors)
 	parse_fails("diurnal:-1,0.5,60", -EINVAL, "MEAN >= 0");
 }
 
+/* ---- many seeds --------------------------------------------------------------------------- */
+
+Test(tools_sim_seeds, each_seed_is_its_own_pair_of_runs)
+{
+	/* Seeds 3 to 7 of a short bursty trace on 8 devices, in 3 threads: each seed's figures
+	 * are those of the policy and of static:8 run alone on that seed. */
+	struct fixture f;
+	setup(&f, "mmpp:100,3000,20,5,120");
+	f.o.static_devices = 0;
+	f.o.max_devices = 8;
+	f.o.base_us = 2000;
+	f.o.per_row_us = 1000;
+	f.o.max_batch = 8;
+	struct swarm_sim_seed_result v[5];
+	int rc = swarm_sim_seeds_run(&f.o, 3, 7, 3, v, f.err, sizeof f.err);
+	cr_assert_eq(rc, 0, "seeds_run: %d %s", rc, f.err);
+	int differ = 0;
+	for (size_t i = 0; i < 5; i++) {
+		cr_assert_eq(v[i].seed, 3 + i);
+		struct swarm_sim_opts o = f.o;
+		struct swarm_sim_report a, m;
+		o.seed = 3 + i;
+		cr_assert_eq(swarm_sim_run(&o, &a, f.err, sizeof f.err), 0, "%s", f.err);
+		o.static_devices = 8;
+		cr_assert_eq(swarm_sim_run(&o, &m, f.err, sizeof f.err), 0, "%s", f.err);
+		cr_assert_eq(v[i].autos.requests, a.requests, "seed %zu", 3 + i);
+		cr_assert_eq(v[i].autos.met, a.met, "seed %zu", 3 + i);
+		cr_assert_eq(v[i].max.met, m.met, "seed %zu", 3 + i);
+		assert_near(v[i].autos.device_seconds, a.device_seconds, 0);
+		assert_near(v[i].max.device_seconds, m.device_seconds, 0);
+		assert_near(v[i].points, 100 * (m.attainment - a.attainment), 1e-12);
+		assert_near(v[i].share, a.device_seconds / m.device_seconds, 1e-12);
+		cr_assert_eq(v[i].met, v[i].points <= 1 && v[i].share <= 0.6);
+		differ |= v[i].autos.requests != v[0].autos.requests;
+		swarm_sim_report_free(&a);
+		swarm_sim_report_free(&m);
+	}
+	cr_assert(differ, "five seeds gave the same number of requests");
+	cr_assert_eq(swarm_sim_seeds_run(&f.o, 7, 3, 3, v, f.err, sizeof f.err), -EINVAL);
+	teardown(&f);
+}
+
+/* A result with only what the summary reads. */
+static struct swarm_sim_seed_result seed_result(uint64_t seed, double points, double share)
+{
+	return (struct swarm_sim_seed_result){
+		.seed = seed, .points = points, .share = share, .met = points <= 1 && share <= 0.6
+	};
+}
+
+Test(tools_sim_seeds, summary_names_the_worst_seeds_and_the_medians)
+{
+	struct swarm_sim_seed_result v[5] = { seed_result(1, 0.5, 0.7), seed_result(2, 2.0, 0.3),
+					      seed_result(3, 0.1, 0.5), seed_result(4, 2.0, 0.2),
+					      seed_result(5, 0.2, 0.55) };
+	struct swarm_sim_seeds_summary s;
+	swarm_sim_seeds_summarize(v, 4, &s);
+	cr_assert_eq(s.n, 4);
+	cr_assert_eq(s.worst_points, 1, "worst by points: %zu (the first of equals)",
+		     s.worst_points);
+	cr_assert_eq(s.worst_share, 0, "worst by share: %zu", s.worst_share);
+	assert_near(s.median_points, (0.5 + 2.0) / 2, 1e-12);
+	assert_near(s.median_share, (0.3 + 0.5) / 2, 1e-12);
+	cr_assert_eq(s.n_met, 1);
+	cr_assert_eq(s.all_met, 0);
+	/* An odd count: the middle one. Seeds 3 and 5 alone meet the goal. */
+	swarm_sim_seeds_summarize(v, 5, &s);
+	assert_near(s.median_points, 0.5, 1e-12);
+	assert_near(s.median_share, 0.5, 1e-12);
+	cr_assert_eq(s.n_met, 2);
+	swarm_sim_seeds_summarize(v + 2, 1, &s);
+	cr_assert_eq(s.all_met, 1);
+	cr_assert_eq(s.worst_points, 0);
+}
+
 /* ---- the SVG ----------------------------------------------------------------------------- */
 
 Test(tools_sim_svg, is_a_whole_svg_with_a_legend)
