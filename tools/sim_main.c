@@ -635,13 +635,7 @@ static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
 
 static int write_json(const struct cli *c, const struct run *runs, size_t n)
 {
-	FILE *f = strcmp(c->json, "-") ? fopen(c->json, "w") : stdout;
-	if (!f)
-		return -errno;
-	int rc = swarm_json_write(f, json_doc(c, runs, n));
-	if (f != stdout && fclose(f) && !rc)
-		rc = -errno;
-	return rc;
+	return swarm_json_write_path(c->json, json_doc(c, runs, n));
 }
 
 static int write_ticks(const char *path, const struct swarm_sim_report *r)

@@ -75,15 +75,7 @@ static int write_json(json_t *doc, const struct swarm_sim_seeds_cli *c,
 				      swarm_json_number("%.4f", s->median_share), "seeds",
 				      (json_int_t)n, "seeds_met", (json_int_t)s->n_met, "all_met",
 				      s->all_met));
-	FILE *f = strcmp(c->json, "-") ? fopen(c->json, "w") : stdout;
-	if (!f) {
-		json_decref(doc);
-		return -errno;
-	}
-	int rc = swarm_json_write(f, doc);
-	if (f != stdout && fclose(f) && !rc)
-		rc = -errno;
-	return rc;
+	return swarm_json_write_path(c->json, doc);
 }
 
 int swarm_sim_seeds_cli(const struct swarm_sim_opts *opts, const struct swarm_sim_seeds_cli *c,
