@@ -664,32 +664,26 @@ Test(tools_sim_trace, mmppn_errors_name_the_field_and_its_range)
 	parse_fails("mmppn:rates;dwells=1,1;duration=5", -EINVAL, "KEY=VALUE");
 }
 
-Test(tools_sim_trace, bursty_errors)
+Test(tools_sim_trace, class_errors_name_their_fields)
 {
-	parse_fails("bursty:", -EINVAL, "DURATION_S");
-	parse_fails("bursty:0", -EINVAL, "DURATION_S (> 0");
-	parse_fails("bursty:600,1", -EINVAL, "DURATION_S");
-}
-
-Test(tools_sim_trace, onoff_errors)
-{
-	parse_fails("onoff:100,1,1", -EINVAL, "HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S");
-	parse_fails("onoff:-1,1,1,60", -EINVAL, "HIGH >= 0");
-	parse_fails("onoff:100,0,1,60", -EINVAL, "times > 0");
-}
-
-Test(tools_sim_trace, heavytail_errors)
-{
-	parse_fails("heavytail:1,2,3,4,5", -EINVAL, "BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,ALPHA");
-	parse_fails("heavytail:1,2,3,4,1,60", -EINVAL, "ALPHA > 1");
-	parse_fails("heavytail:1,2,0,4,1.5,60", -EINVAL, "times > 0");
-}
-
-Test(tools_sim_trace, diurnal_errors)
-{
-	parse_fails("diurnal:100,0.5", -EINVAL, "MEAN,SWING,DURATION_S");
-	parse_fails("diurnal:100,1.5,60", -EINVAL, "SWING from 0 to 1");
-	parse_fails("diurnal:-1,0.5,60", -EINVAL, "MEAN >= 0");
+	static const struct {
+		const char *spec, *needle;
+	} bad[] = {
+		{ "bursty:", "DURATION_S" },
+		{ "bursty:0", "DURATION_S (> 0" },
+		{ "bursty:600,1", "DURATION_S" },
+		{ "onoff:100,1,1", "HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S" },
+		{ "onoff:-1,1,1,60", "HIGH >= 0" },
+		{ "onoff:100,0,1,60", "times > 0" },
+		{ "heavytail:1,2,3,4,5", "BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,ALPHA" },
+		{ "heavytail:1,2,3,4,1,60", "ALPHA > 1" },
+		{ "heavytail:1,2,0,4,1.5,60", "times > 0" },
+		{ "diurnal:100,0.5", "MEAN,SWING,DURATION_S" },
+		{ "diurnal:100,1.5,60", "SWING from 0 to 1" },
+		{ "diurnal:-1,0.5,60", "MEAN >= 0" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		parse_fails(bad[i].spec, -EINVAL, bad[i].needle);
 }
 
 /* ---- many seeds --------------------------------------------------------------------------- */
