@@ -365,57 +365,88 @@ static int parse_mmppn(const char *p, struct swarm_sim_trace *tr, char *err, siz
 	return 0;
 }
 
-/* bursty:DURATION_S, onoff:HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S and
- * heavytail:BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,ALPHA,DURATION_S, as mmppn (docs/simulator.md
- * "Traces" says why these parameters). */
-static int parse_class(const char *spec, struct swarm_sim_trace *tr, char *err, size_t err_len)
+/* The named classes of mmppn: their parameters, each with its lower bound (the last is the
+ * duration, at most SIM_MAX_TIME_S), and the message of a malformed spec. */
+enum {
+	C_BURSTY,
+	C_ONOFF,
+	C_HEAVYTAIL,
+	C_N
+};
+static const struct trace_class {
+	const char *name; /* with its ':' */
+	const char *usage;
+	size_t n;
+	double lo[6];
+	uint8_t above; /* bit i: v[i] must be above lo[i], not only at it */
+} classes[C_N] = {
+	[C_BURSTY] = { "bursty:",
+		       "DURATION_S (> 0; the class is meant for 600 to 3600)",
+		       1,
+		       { 0 },
+		       0x1 },
+	[C_ONOFF] = { "onoff:",
+		      "HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S (HIGH >= 0, times > 0)",
+		      4,
+		      { 0 },
+		      0xe },
+	[C_HEAVYTAIL] = { "heavytail:",
+			  "BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,ALPHA,DURATION_S (rates >= 0, times "
+			  "> 0, ALPHA > 1)",
+			  6,
+			  { 0, 0, 0, 0, 1, 0 },
+			  0x3c },
+};
+
+/* The class spec names, or C_N. */
+static int find_class(const char *spec)
 {
+	int c = 0;
+	while (c < C_N && strncmp(spec, classes[c].name, strlen(classes[c].name)))
+		c++;
+	return c;
+}
+
+/* A spec of class c as mmppn (docs/simulator.md "Traces" says why these parameters). */
+static int parse_class(const char *spec, int c, struct swarm_sim_trace *tr, char *err,
+		       size_t err_len)
+{
+	const struct trace_class *tc = &classes[c];
 	struct swarm_sim_mmppn *m = &tr->mmppn;
+	const char *p = spec + strlen(tc->name);
 	double v[6];
-	m->n = 2;
-	if (!strncmp(spec, "bursty:", 7)) {
+	int rc = parse_list(p, v, tc->n);
+	for (size_t i = 0; !rc && i < tc->n; i++)
+		if (v[i] < tc->lo[i] || (tc->above >> i & 1 && v[i] == tc->lo[i]))
+			rc = -EINVAL;
+	if (rc || v[tc->n - 1] > SIM_MAX_TIME_S)
+		return sim_set_err(err, err_len, -EINVAL, "%.*s: '%s' is not %s",
+				   (int)strlen(tc->name) - 1, tc->name, p, tc->usage);
+	tr->duration_s = v[tc->n - 1];
+	*m = (struct swarm_sim_mmppn){ .n = 2, .swing_period_s = tr->duration_s };
+	switch (c) {
+	case C_BURSTY:
 		/* Issue 19's class: quiet, busy and flash, from each to the other two with equal
 		 * probability, swinging +-50% over one period of the trace's length. */
-		if (parse_list(spec + 7, v, 1) || v[0] <= 0 || v[0] > SIM_MAX_TIME_S)
-			return sim_set_err(err, err_len, -EINVAL,
-					   "bursty: '%s' is not DURATION_S (> 0; the class is "
-					   "meant for 600 to 3600)",
-					   spec + 7);
-		*m = (struct swarm_sim_mmppn){
-			.n = 3, .rate = { 300, 4000, 12000 }, .dwell_s = { 40, 25, 4 }, .swing = 0.5
-		};
-		tr->duration_s = v[0];
-	} else if (!strncmp(spec, "onoff:", 6)) {
-		if (parse_list(spec + 6, v, 4) || v[0] < 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0 ||
-		    v[3] > SIM_MAX_TIME_S)
-			return sim_set_err(
-				err, err_len, -EINVAL,
-				"onoff: '%s' is not HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S "
-				"(HIGH >= 0, times > 0)",
-				spec + 6);
+		*m = (struct swarm_sim_mmppn){ .n = 3,
+					       .rate = { 300, 4000, 12000 },
+					       .dwell_s = { 40, 25, 4 },
+					       .swing = 0.5,
+					       .swing_period_s = tr->duration_s };
+		break;
+	case C_ONOFF:
 		/* State 0 off (no arrival) first, 1 on. */
 		m->rate[1] = v[0];
 		m->dwell_s[0] = v[2];
 		m->dwell_s[1] = v[1];
-		tr->duration_s = v[3];
-	} else {
-		if (parse_list(spec + 10, v, 6) || v[0] < 0 || v[1] < 0 || v[2] <= 0 || v[3] <= 0 ||
-		    !(v[4] > 1) || v[5] <= 0 || v[5] > SIM_MAX_TIME_S)
-			return sim_set_err(
-				err, err_len, -EINVAL,
-				"heavytail: '%s' is not BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,"
-				"ALPHA,DURATION_S (rates >= 0, times > 0, ALPHA > 1)",
-				spec + 10);
+		break;
+	default:
 		/* State 0 the base rate for an exponential gap, 1 a burst of Pareto length. */
-		m->rate[0] = v[0];
-		m->rate[1] = v[1];
-		m->dwell_s[0] = v[2];
-		m->dwell_s[1] = v[3];
+		memcpy(m->rate, v, 2 * sizeof *v);
+		memcpy(m->dwell_s, v + 2, 2 * sizeof *v);
 		m->alpha[1] = v[4];
-		tr->duration_s = v[5];
 	}
 	mmppn_uniform_next(m);
-	m->swing_period_s = tr->duration_s;
 	return 0;
 }
 
@@ -459,10 +490,9 @@ int swarm_sim_trace_parse(const char *spec, struct swarm_sim_trace *tr, char *er
 	} else if (!strncmp(spec, "mmppn:", 6)) {
 		tr->kind = SWARM_SIM_TRACE_MMPPN;
 		rc = parse_mmppn(spec + 6, tr, err, err_len);
-	} else if (!strncmp(spec, "bursty:", 7) || !strncmp(spec, "onoff:", 6) ||
-		   !strncmp(spec, "heavytail:", 10)) {
+	} else if (find_class(spec) < C_N) {
 		tr->kind = SWARM_SIM_TRACE_MMPPN;
-		rc = parse_class(spec, tr, err, err_len);
+		rc = parse_class(spec, find_class(spec), tr, err, err_len);
 	} else if (!strncmp(spec, "mmpp:", 5)) {
 		tr->kind = SWARM_SIM_TRACE_MMPP;
 		rc = parse_list(spec + 5, v, 5);

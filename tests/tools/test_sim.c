@@ -690,15 +690,14 @@ Test(tools_sim_trace, class_errors_name_their_fields)
 
 Test(tools_sim_seeds, each_seed_is_its_own_pair_of_runs)
 {
-	/* Seeds 3 to 7 of a short bursty trace on 8 devices, in 3 threads: each seed's figures
-	 * are those of the policy and of static:8 run alone on that seed. */
+	/* Seeds 3 to 7 of a short bursty trace on 8 devices (the rest at swarm-sim's
+	 * defaults), in 3 threads: each seed's figures are those of the policy and of static:8
+	 * run alone on that seed. */
 	struct fixture f;
 	setup(&f, "mmpp:100,3000,20,5,120");
-	f.o.static_devices = 0;
+	swarm_sim_opts_default(&f.o);
+	f.o.trace = &f.tr;
 	f.o.max_devices = 8;
-	f.o.base_us = 2000;
-	f.o.per_row_us = 1000;
-	f.o.max_batch = 8;
 	struct swarm_sim_seed_result v[5];
 	int rc = swarm_sim_seeds_run(&f.o, 3, 7, 3, v, f.err, sizeof f.err);
 	cr_assert_eq(rc, 0, "seeds_run: %d %s", rc, f.err);
