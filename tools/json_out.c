@@ -116,3 +116,17 @@ int swarm_json_write(FILE *f, json_t *doc)
 		fputc('\n', f);
 	return rc || ferror(f) ? -EIO : 0;
 }
+
+int swarm_json_write_path(const char *path, json_t *doc)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+	if (!f) {
+		int e = errno;
+		json_decref(doc);
+		return -e;
+	}
+	int rc = swarm_json_write(f, doc);
+	if (f != stdout && fclose(f) && !rc)
+		rc = -errno;
+	return rc;
+}

@@ -38,4 +38,9 @@ json_t *swarm_json_u64(uint64_t v);
  * for a NULL doc, or -EIO when f reports an error. */
 int swarm_json_write(FILE *f, json_t *doc);
 
+/* swarm_json_write to the file at path (created or truncated), or to stdout where path is
+ * "-"; doc is dropped in every case. Returns 0 or a negative errno (opening, writing or
+ * closing the file). */
+int swarm_json_write_path(const char *path, json_t *doc);
+
 #endif /* SWARM_TOOLS_JSON_OUT_H */

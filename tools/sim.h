@@ -7,7 +7,8 @@
  * Three parts, one file each: the traces (tools/sim_trace.c: parse a spec, then generate its
  * arrivals, reproducibly from a seed), the simulation (tools/sim.c: swarm_sim_run) and its
  * outputs (tools/sim_svg.c: the SVG chart); its options' defaults and checks are in
- * tools/sim_opts.c. tools/sim_main.c is the command line. Nothing
+ * tools/sim_opts.c; many seeds of one configuration are tools/sim_seeds.c.
+ * tools/sim_main.c is the command line. Nothing
  * here keeps global state: runs are independent and may go on in parallel threads.
  */
 #ifndef SWARM_TOOLS_SIM_H
@@ -26,6 +27,29 @@ enum swarm_sim_trace_kind {
 	SWARM_SIM_TRACE_SINE = 2,  /* sine:MEAN,AMP,PERIOD_S,DURATION_S */
 	SWARM_SIM_TRACE_MMPP = 3,  /* mmpp:LOW,HIGH,MEAN_LOW_S,MEAN_HIGH_S,DURATION_S */
 	SWARM_SIM_TRACE_CSV = 4,   /* csv:FILE, one arrival time in seconds per line */
+	/* mmppn:rates=..;dwells=..;... and the classes bursty:, onoff: and heavytail: */
+	SWARM_SIM_TRACE_MMPPN = 5,
+};
+
+#define SWARM_SIM_MMPP_MAX_STATES 8u
+
+/* An N-state Markov-modulated Poisson process with a multiplicative sinusoidal swing: in
+ * state i arrivals are Poisson at rate[i] * (1 + swing sin(2 pi t / swing_period_s)); the
+ * state lasts a random dwell (exponential of mean dwell_s[i], or Pareto of shape alpha[i] and
+ * the same mean), then moves to j with probability next[i][j]. Over a long trace the fraction
+ * of time in state i is p_i dwell_s[i] / sum_j p_j dwell_s[j], p the stationary distribution
+ * of next (a semi-Markov process). */
+struct swarm_sim_mmppn {
+	uint32_t n;                                /* states, 2 to SWARM_SIM_MMPP_MAX_STATES */
+	uint32_t start;                            /* the state at time 0 */
+	double rate[SWARM_SIM_MMPP_MAX_STATES];    /* req/s before the swing, >= 0 */
+	double dwell_s[SWARM_SIM_MMPP_MAX_STATES]; /* mean time in the state, > 0 */
+	double alpha[SWARM_SIM_MMPP_MAX_STATES];   /* 0: exponential dwell; > 1: Pareto */
+	/* next[i][j]: the probability that state i moves to j; each row sums to 1, and the
+	 * diagonal is 0 (a state ends by moving to another). */
+	double next[SWARM_SIM_MMPP_MAX_STATES][SWARM_SIM_MMPP_MAX_STATES];
+	double swing;          /* 0 to 1: the rates' relative amplitude over time */
+	double swing_period_s; /* > 0 */
 };
 
 /* One step: rate (requests/s) from t_s on, until the next step's t_s. */
@@ -40,14 +64,18 @@ struct swarm_sim_trace {
 	double duration_s;            /* where the trace ends (see swarm_sim_trace_parse) */
 	struct swarm_sim_step *steps; /* steps: increasing t_s */
 	size_t n_steps;
-	double mean, amp, period_s; /* sine: rate(t) = max(0, mean + amp sin(2 pi t / period)) */
-	double low, high;           /* mmpp: the two states' rates, starting low */
+	/* sine: rate(t) = max(0, mean + amp sin(2 pi t / period + phase)); phase is 0 for
+	 * sine: and -pi/2 for diurnal: (which starts at its trough) */
+	double mean, amp, period_s, phase;
+	double low, high;               /* mmpp: the two states' rates, starting low */
 	double mean_low_s, mean_high_s; /* mmpp: mean time in each state (exponential) */
+	struct swarm_sim_mmppn mmppn;   /* mmppn and its classes; mmpp too (its generator) */
 	uint64_t *times_ns;             /* csv: the arrivals, sorted */
 	size_t n_times;
 };
 
-/* Parses spec into tr (zeroed first). The duration is the spec's for sine and mmpp, the last
+/* Parses spec into tr (zeroed first). The duration is the spec's for every generated kind
+ * but steps (sine, diurnal, mmpp, mmppn, bursty, onoff, heavytail), the last
  * arrival for csv, and the last step's time plus 60 s for steps. Returns 0, or -EINVAL (a
  * malformed spec or csv line, with the line number), -ENOENT or another -errno (the file),
  * with a message in err. tr owns memory on success only. */
@@ -57,15 +85,16 @@ int swarm_sim_trace_parse(const char *spec, struct swarm_sim_trace *tr, char *er
 void swarm_sim_trace_free(struct swarm_sim_trace *tr);
 
 /* The arrivals of a trace, one at a time. Poisson within each rate segment (steps, the
- * states of mmpp), thinned for sine, replayed for csv: the same seed gives the same times. */
+ * states of mmpp and mmppn), thinned for sine and mmppn's swing, replayed for csv: the same
+ * seed gives the same times. */
 struct swarm_sim_gen {
 	const struct swarm_sim_trace *tr;
 	uint64_t rng[4];
 	double t_s;         /* the last arrival, or the start of the current segment */
 	double end_s;       /* no arrival at or after this */
-	double state_end_s; /* mmpp: when the current state ends */
+	double state_end_s; /* mmpp, mmppn: when the current state ends */
 	size_t idx;         /* steps: the current step + 1 (0 before the first); csv: next time */
-	int high;           /* mmpp: in the high state */
+	uint32_t state;     /* mmpp, mmppn: the current state (mmpp: 0 low, 1 high) */
 };
 
 /* Starts tr's arrivals from 0 up to (excluding) end_s. tr must outlive g. */
@@ -74,6 +103,11 @@ void swarm_sim_gen_init(struct swarm_sim_gen *g, const struct swarm_sim_trace *t
 
 /* The next arrival in ns, non-decreasing; UINT64_MAX when there is none. */
 uint64_t swarm_sim_gen_next(struct swarm_sim_gen *g);
+
+/* Moves g's modulating chain (mmpp, mmppn and its classes) to its next state, skipping the
+ * arrivals left in the current one, and returns it; g->t_s is then when it began and
+ * g->state_end_s when it ends. For tests and tools that want the states alone. */
+uint32_t swarm_sim_gen_next_state(struct swarm_sim_gen *g);
 
 /* A uniform double in (0, 1] from a xoshiro256** state (seeded by swarm_sim_gen_init). */
 double swarm_sim_uniform(uint64_t rng[4]);
@@ -164,6 +198,48 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 
 /* Frees the report's ticks; the figures stay. */
 void swarm_sim_report_free(struct swarm_sim_report *r);
+
+/* ---- many seeds -------------------------------------------------------------------------- */
+
+/* Issue 19's goal: the policy's attainment within SWARM_SIM_GOAL_POINTS percentage points of
+ * static provisioning at the maximum, at no more than SWARM_SIM_GOAL_SHARE of its
+ * device-seconds. */
+#define SWARM_SIM_GOAL_POINTS 1.0
+#define SWARM_SIM_GOAL_SHARE 0.60
+
+/* The policy's run a against ref (static at the maximum) on the same trace: its attainment
+ * below ref's in points into *points, its device-seconds as a share of ref's into *share.
+ * Returns 1 when the goal is met, else 0. */
+int swarm_sim_goal(const struct swarm_sim_report *a, const struct swarm_sim_report *ref,
+		   double *points, double *share);
+
+/* One seed of swarm_sim_seeds_run. */
+struct swarm_sim_seed_result {
+	uint64_t seed;
+	struct swarm_sim_report autos; /* the policy's run (no ticks kept) */
+	struct swarm_sim_report max;   /* static at the maximum, the same trace */
+	double points, share;          /* swarm_sim_goal's */
+	int met;
+};
+
+struct swarm_sim_seeds_summary {
+	size_t n, n_met;
+	size_t worst_points; /* the index of the most points below (the first of equals) */
+	size_t worst_share;  /* the index of the largest device-seconds share */
+	double median_points, median_share; /* the mean of the middle two when n is even */
+	int all_met;
+};
+
+/* Runs o's policy (o->static_devices must be 0) and static at o->max_devices on the seeds
+ * first to last, in up to threads threads, into out (last - first + 1 of them). Returns 0,
+ * or the first failing seed's -errno with a message naming it in err. Thread-safe. */
+int swarm_sim_seeds_run(const struct swarm_sim_opts *o, uint64_t first, uint64_t last,
+			unsigned threads, struct swarm_sim_seed_result *out, char *err,
+			size_t err_len);
+
+/* The worst seeds and the medians of n > 0 results. */
+void swarm_sim_seeds_summarize(const struct swarm_sim_seed_result *v, size_t n,
+			       struct swarm_sim_seeds_summary *s);
 
 /* ---- outputs ----------------------------------------------------------------------------- */
 

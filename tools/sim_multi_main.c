@@ -170,15 +170,7 @@ static int write_json(const struct swarm_sim_multi_cli *c, const struct multi_ru
 				  "device_seconds_ratio",
 				  swarm_json_number("%.4f", runs[0].r.device_seconds /
 								    runs[1].r.device_seconds)));
-	FILE *f = strcmp(c->json, "-") ? fopen(c->json, "w") : stdout;
-	if (!f) {
-		json_decref(doc);
-		return -errno;
-	}
-	int rc = swarm_json_write(f, doc);
-	if (f != stdout && fclose(f) && !rc)
-		rc = -errno;
-	return rc;
+	return swarm_json_write_path(c->json, doc);
 }
 
 int swarm_sim_multi_cli(const struct swarm_sim_opts *shared, const struct swarm_sim_multi_cli *c)

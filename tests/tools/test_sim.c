@@ -1,7 +1,8 @@
 /* test_sim.c: swarm-sim's simulation (tools/sim.h) against figures computed by hand on tiny
  * traces: exact latencies, queueing and batching of simultaneous arrivals, device-seconds,
  * the warm-up delay when scaling from zero, the policy scaling up and back down on a step;
- * the trace parser's errors (with line numbers) and generators; the SVG's shape.
+ * the trace parser's errors (with line numbers) and generators, the multi-state classes'
+ * statistics against their stationary distributions; the SVG's shape.
  */
 #include <criterion/criterion.h>
 
@@ -459,6 +460,304 @@ Test(tools_sim_trace, seed_decides_the_arrivals)
 	uint64_t a = count_arrivals("steps:1000@0", 1, 10);
 	cr_assert_eq(a, count_arrivals("steps:1000@0", 1, 10));
 	cr_assert_neq(a, count_arrivals("steps:1000@0", 2, 10));
+}
+
+/* ---- mmppn and the classes ---------------------------------------------------------------- */
+
+/* Parses spec or fails the test. */
+static void parse_ok(const char *spec, struct swarm_sim_trace *tr)
+{
+	char err[256];
+	int rc = swarm_sim_trace_parse(spec, tr, err, sizeof err);
+	cr_assert_eq(rc, 0, "parse %s: %d %s", spec, rc, err);
+}
+
+/* Walks spec's modulating chain (no arrivals) for end_s seconds: the fraction of the time
+ * spent in each state into frac, and how often each state moved to each other in moves. */
+static void walk_states(const char *spec, uint64_t seed, double end_s, double *frac,
+			uint64_t moves[][SWARM_SIM_MMPP_MAX_STATES])
+{
+	struct swarm_sim_trace tr;
+	parse_ok(spec, &tr);
+	struct swarm_sim_gen g;
+	swarm_sim_gen_init(&g, &tr, seed, end_s);
+	double time[SWARM_SIM_MMPP_MAX_STATES] = { 0 };
+	uint32_t state = g.state;
+	while (g.state_end_s < end_s) {
+		time[state] += g.state_end_s - g.t_s;
+		uint32_t next = swarm_sim_gen_next_state(&g);
+		cr_assert_neq(next, state, "state %u moved to itself", state);
+		moves[state][next]++;
+		state = next;
+	}
+	time[state] += end_s - g.t_s;
+	for (uint32_t i = 0; i < tr.mmppn.n; i++)
+		frac[i] = time[i] / end_s;
+	swarm_sim_trace_free(&tr);
+}
+
+Test(tools_sim_trace, bursty_spends_the_stationary_share_of_time_in_each_state)
+{
+	/* The chain moves from each state to each other with probability 1/2: its transition
+	 * matrix is doubly stochastic, so it visits the three states equally often (1/3 each).
+	 * A state's share of the time is its visits times its mean stay over the sum of these:
+	 * 40 / 69 quiet, 25 / 69 busy, 4 / 69 flash (a semi-Markov process). Over 10^6 s, about
+	 * 43000 stays: each share within 3% of itself, each move within 3% of 1/2. */
+	double frac[SWARM_SIM_MMPP_MAX_STATES];
+	uint64_t moves[SWARM_SIM_MMPP_MAX_STATES][SWARM_SIM_MMPP_MAX_STATES] = { { 0 } };
+	walk_states("bursty:1000000", 7, 1e6, frac, moves);
+	const double want[3] = { 40.0 / 69, 25.0 / 69, 4.0 / 69 };
+	for (int i = 0; i < 3; i++) {
+		assert_near(frac[i], want[i], 0.03 * want[i]);
+		uint64_t out = 0;
+		for (int j = 0; j < 3; j++)
+			out += moves[i][j];
+		for (int j = 0; j < 3; j++)
+			if (j != i)
+				assert_near((double)moves[i][j] / (double)out, 0.5, 0.015);
+	}
+}
+
+Test(tools_sim_trace, heavytail_bursts_take_their_mean_share_of_time)
+{
+	/* Exponential gaps of mean 120 s, Pareto bursts of mean 10 s (shape 2.5: a finite
+	 * variance, so that the mean converges): 10 / 130 of the time in bursts. */
+	double frac[SWARM_SIM_MMPP_MAX_STATES];
+	uint64_t moves[SWARM_SIM_MMPP_MAX_STATES][SWARM_SIM_MMPP_MAX_STATES] = { { 0 } };
+	walk_states("heavytail:300,12000,120,10,2.5,2000000", 3, 2e6, frac, moves);
+	assert_near(frac[1], 10.0 / 130, 0.05 * 10.0 / 130);
+}
+
+/* Counts spec's arrivals (seed 1) in each of n equal parts of its duration. */
+static void count_parts(const char *spec, uint64_t seed, uint64_t *count, size_t n)
+{
+	struct swarm_sim_trace tr;
+	parse_ok(spec, &tr);
+	struct swarm_sim_gen g;
+	swarm_sim_gen_init(&g, &tr, seed, tr.duration_s);
+	memset(count, 0, n * sizeof *count);
+	uint64_t t;
+	while ((t = swarm_sim_gen_next(&g)) != UINT64_MAX)
+		count[(size_t)((double)t / 1e9 / tr.duration_s * (double)n)]++;
+	swarm_sim_trace_free(&tr);
+}
+
+/* bursty's rates, swing and transitions with stays 100 times shorter (0.4, 0.25 and
+ * 0.04 s), so that 4000 s hold some 17000 stays and the state's randomness averages out:
+ * the same stationary mean, (300 * 40 + 4000 * 25 + 12000 * 4) / 69 = 2318.8 req/s. */
+#define FAST_BURSTY "mmppn:rates=300,4000,12000;dwells=0.4,0.25,0.04;swing=0.5;duration=4000"
+
+Test(tools_sim_trace, bursty_mean_rate_and_swing)
+{
+	/* One period of 1 + 0.5 sin(2 pi t / 4000 s), from the mean: over the first quarter the
+	 * sine averages 2 / pi, over the middle half 0, over the last quarter -2 / pi. So
+	 * 2318.8 req/s times 1.318, 1 and 0.682; within 3%. */
+	uint64_t q[4];
+	count_parts(FAST_BURSTY, 1, q, 4);
+	double mean = 160000.0 / 69, quarter_s = 1000;
+	assert_near((q[0] + q[1] + q[2] + q[3]) / 4000.0, mean, 0.03 * mean);
+	assert_near(q[0] / quarter_s, mean * (1 + 1 / M_PI), 0.03 * mean * (1 + 1 / M_PI));
+	assert_near((q[1] + q[2]) / (2 * quarter_s), mean, 0.03 * mean);
+	assert_near(q[3] / quarter_s, mean * (1 - 1 / M_PI), 0.03 * mean * (1 - 1 / M_PI));
+}
+
+Test(tools_sim_trace, diurnal_starts_at_its_trough)
+{
+	/* 1000 (1 - 0.8 cos(2 pi t / 400)): cos averages 2 / pi over the first and the last
+	 * quarters, -2 / pi over the middle half. */
+	uint64_t q[4];
+	count_parts("diurnal:1000,0.8,400", 1, q, 4);
+	double edge = 1000 * (1 - 0.8 * 2 / M_PI), middle = 1000 * (1 + 0.8 * 2 / M_PI);
+	assert_near(q[0] / 100.0, edge, 0.03 * edge);
+	assert_near(q[3] / 100.0, edge, 0.03 * edge);
+	assert_near((q[1] + q[2]) / 200.0, middle, 0.03 * middle);
+}
+
+Test(tools_sim_trace, onoff_and_heavytail_give_their_mean_rate)
+{
+	/* On a quarter of the time (mean stays 1 s on, 3 s off): 1000 req/s. */
+	uint64_t n;
+	count_parts("onoff:4000,1,3,20000", 1, &n, 1);
+	assert_near(n / 20000.0, 1000, 1000 * 0.03);
+	/* 100 req/s, bursts of 5000 a twelfth of the time (gaps of 11 s, bursts of 1 s, Pareto
+	 * 2.5): 100 * 11/12 + 5000 / 12 = 508.3 req/s; within 5%. */
+	count_parts("heavytail:100,5000,11,1,2.5,40000", 1, &n, 1);
+	assert_near(n / 40000.0, 508.3, 508.3 * 0.05);
+}
+
+Test(tools_sim_trace, bursty_seed_decides_the_arrivals)
+{
+	uint64_t a[8], b[8];
+	count_parts("bursty:600", 5, a, 8);
+	count_parts("bursty:600", 5, b, 8);
+	cr_assert_arr_eq(a, b, sizeof a, "the same seed gave different arrivals");
+	count_parts("bursty:600", 6, b, 8);
+	cr_assert(memcmp(a, b, sizeof a), "seeds 5 and 6 gave the same arrivals");
+}
+
+Test(tools_sim_trace, mmpp_is_the_two_state_mmppn)
+{
+	/* mmpp is generated as mmppn: the same seed gives the very same arrivals. */
+	struct swarm_sim_trace a, b;
+	parse_ok("mmpp:100,2000,30,10,3000", &a);
+	parse_ok("mmppn:rates=100,2000;dwells=30,10;duration=3000", &b);
+	struct swarm_sim_gen ga, gb;
+	swarm_sim_gen_init(&ga, &a, 9, 3000);
+	swarm_sim_gen_init(&gb, &b, 9, 3000);
+	uint64_t n = 0, t;
+	do {
+		t = swarm_sim_gen_next(&ga);
+		cr_assert_eq(swarm_sim_gen_next(&gb), t, "arrival %llu differs",
+			     (unsigned long long)n);
+		n++;
+	} while (t != UINT64_MAX);
+	cr_assert_gt(n, 100000, "%llu arrivals", (unsigned long long)n);
+	swarm_sim_trace_free(&a);
+	swarm_sim_trace_free(&b);
+}
+
+Test(tools_sim_trace, mmppn_next_and_start_are_followed)
+{
+	/* 0 -> 1 -> 2 -> 0 only, from state 2. */
+	double frac[SWARM_SIM_MMPP_MAX_STATES];
+	uint64_t moves[SWARM_SIM_MMPP_MAX_STATES][SWARM_SIM_MMPP_MAX_STATES] = { { 0 } };
+	walk_states("mmppn:rates=1,2,3;dwells=1,1,2;next=0,5,0/0,0,1/2,0,0;start=2;duration=9", 1,
+		    10000, frac, moves);
+	cr_assert(moves[0][1] && moves[1][2] && moves[2][0], "a move of the cycle is missing");
+	cr_assert_eq(moves[0][2] + moves[1][0] + moves[2][1], 0, "a move against the cycle");
+	/* Each state once per cycle: shares 1/4, 1/4, 1/2. */
+	assert_near(frac[2], 0.5, 0.03);
+	struct swarm_sim_trace tr;
+	parse_ok("mmppn:rates=1,2,3;dwells=1,1,2;next=0,5,0/0,0,1/2,0,0;start=2;duration=9", &tr);
+	struct swarm_sim_gen g;
+	swarm_sim_gen_init(&g, &tr, 1, 9);
+	cr_assert_eq(g.state, 2);
+	swarm_sim_trace_free(&tr);
+}
+
+Test(tools_sim_trace, mmppn_errors_name_the_field_and_its_range)
+{
+	const char *ok = "mmppn:rates=1,2;dwells=1,1;duration=5";
+	struct swarm_sim_trace tr;
+	parse_ok(ok, &tr);
+	swarm_sim_trace_free(&tr);
+	parse_fails("mmppn:rates=1;dwells=1;duration=5", -EINVAL, "rates: '1' is not 2 to 8");
+	parse_fails("mmppn:rates=1,-2;dwells=1,1;duration=5", -EINVAL, "rates >= 0");
+	parse_fails("mmppn:rates=1,2,3,4,5,6,7,8,9;dwells=1,1;duration=5", -EINVAL, "2 to 8");
+	parse_fails("mmppn:rates=1,2;dwells=1,0;duration=5", -EINVAL, "dwells > 0");
+	parse_fails("mmppn:rates=1,2;dwells=1,1,1;duration=5", -EINVAL, "one value");
+	parse_fails("mmppn:rates=1,2;dwells=1,1", -EINVAL, "are required");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=0", -EINVAL, "duration: '0'");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5x", -EINVAL, "seconds > 0");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;swing=1.5", -EINVAL, "0 to 1");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;period=-1", -EINVAL, "period:");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;start=2", -EINVAL, "from 0 to 1");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;start=0.5", -EINVAL, "start:");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;alpha=0,1", -EINVAL, "above 1");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;next=1,1/1,0", -EINVAL, "diagonal");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;next=0,0/1,0", -EINVAL, "not all 0");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;next=0,1", -EINVAL, "one row");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;next=0,1,1/1,0,1/1,1,0", -EINVAL,
+		    "one row");
+	parse_fails("mmppn:rates=1,2;dwells=1,1;duration=5;speed=2", -EINVAL, "'speed=2'");
+	parse_fails("mmppn:rates=1,2;rates=1,2;dwells=1,1;duration=5", -EINVAL, "given once");
+	parse_fails("mmppn:rates;dwells=1,1;duration=5", -EINVAL, "KEY=VALUE");
+}
+
+Test(tools_sim_trace, class_errors_name_their_fields)
+{
+	static const struct {
+		const char *spec, *needle;
+	} bad[] = {
+		{ "bursty:", "DURATION_S" },
+		{ "bursty:0", "DURATION_S (> 0" },
+		{ "bursty:600,1", "DURATION_S" },
+		{ "onoff:100,1,1", "HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S" },
+		{ "onoff:-1,1,1,60", "HIGH >= 0" },
+		{ "onoff:100,0,1,60", "times > 0" },
+		{ "heavytail:1,2,3,4,5", "BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,ALPHA" },
+		{ "heavytail:1,2,3,4,1,60", "ALPHA > 1" },
+		{ "heavytail:1,2,0,4,1.5,60", "times > 0" },
+		{ "diurnal:100,0.5", "MEAN,SWING,DURATION_S" },
+		{ "diurnal:100,1.5,60", "SWING from 0 to 1" },
+		{ "diurnal:-1,0.5,60", "MEAN >= 0" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		parse_fails(bad[i].spec, -EINVAL, bad[i].needle);
+}
+
+/* ---- many seeds --------------------------------------------------------------------------- */
+
+Test(tools_sim_seeds, each_seed_is_its_own_pair_of_runs)
+{
+	/* Seeds 3 to 7 of a short bursty trace on 8 devices (the rest at swarm-sim's
+	 * defaults), in 3 threads: each seed's figures are those of the policy and of static:8
+	 * run alone on that seed. */
+	struct fixture f;
+	setup(&f, "mmpp:100,3000,20,5,120");
+	swarm_sim_opts_default(&f.o);
+	f.o.trace = &f.tr;
+	f.o.max_devices = 8;
+	struct swarm_sim_seed_result v[5];
+	int rc = swarm_sim_seeds_run(&f.o, 3, 7, 3, v, f.err, sizeof f.err);
+	cr_assert_eq(rc, 0, "seeds_run: %d %s", rc, f.err);
+	int differ = 0;
+	for (size_t i = 0; i < 5; i++) {
+		cr_assert_eq(v[i].seed, 3 + i);
+		struct swarm_sim_opts o = f.o;
+		struct swarm_sim_report a, m;
+		o.seed = 3 + i;
+		cr_assert_eq(swarm_sim_run(&o, &a, f.err, sizeof f.err), 0, "%s", f.err);
+		o.static_devices = 8;
+		cr_assert_eq(swarm_sim_run(&o, &m, f.err, sizeof f.err), 0, "%s", f.err);
+		cr_assert_eq(v[i].autos.requests, a.requests, "seed %zu", 3 + i);
+		cr_assert_eq(v[i].autos.met, a.met, "seed %zu", 3 + i);
+		cr_assert_eq(v[i].max.met, m.met, "seed %zu", 3 + i);
+		assert_near(v[i].autos.device_seconds, a.device_seconds, 0);
+		assert_near(v[i].max.device_seconds, m.device_seconds, 0);
+		assert_near(v[i].points, 100 * (m.attainment - a.attainment), 1e-12);
+		assert_near(v[i].share, a.device_seconds / m.device_seconds, 1e-12);
+		cr_assert_eq(v[i].met, v[i].points <= 1 && v[i].share <= 0.6);
+		differ |= v[i].autos.requests != v[0].autos.requests;
+		swarm_sim_report_free(&a);
+		swarm_sim_report_free(&m);
+	}
+	cr_assert(differ, "five seeds gave the same number of requests");
+	cr_assert_eq(swarm_sim_seeds_run(&f.o, 7, 3, 3, v, f.err, sizeof f.err), -EINVAL);
+	teardown(&f);
+}
+
+/* A result with only what the summary reads. */
+static struct swarm_sim_seed_result seed_result(uint64_t seed, double points, double share)
+{
+	return (struct swarm_sim_seed_result){
+		.seed = seed, .points = points, .share = share, .met = points <= 1 && share <= 0.6
+	};
+}
+
+Test(tools_sim_seeds, summary_names_the_worst_seeds_and_the_medians)
+{
+	struct swarm_sim_seed_result v[5] = { seed_result(1, 0.5, 0.7), seed_result(2, 2.0, 0.3),
+					      seed_result(3, 0.1, 0.5), seed_result(4, 2.0, 0.2),
+					      seed_result(5, 0.2, 0.55) };
+	struct swarm_sim_seeds_summary s;
+	swarm_sim_seeds_summarize(v, 4, &s);
+	cr_assert_eq(s.n, 4);
+	cr_assert_eq(s.worst_points, 1, "worst by points: %zu (the first of equals)",
+		     s.worst_points);
+	cr_assert_eq(s.worst_share, 0, "worst by share: %zu", s.worst_share);
+	assert_near(s.median_points, (0.5 + 2.0) / 2, 1e-12);
+	assert_near(s.median_share, (0.3 + 0.5) / 2, 1e-12);
+	cr_assert_eq(s.n_met, 1);
+	cr_assert_eq(s.all_met, 0);
+	/* An odd count: the middle one. Seeds 3 and 5 alone meet the goal. */
+	swarm_sim_seeds_summarize(v, 5, &s);
+	assert_near(s.median_points, 0.5, 1e-12);
+	assert_near(s.median_share, 0.5, 1e-12);
+	cr_assert_eq(s.n_met, 2);
+	swarm_sim_seeds_summarize(v + 2, 1, &s);
+	cr_assert_eq(s.all_met, 1);
+	cr_assert_eq(s.worst_points, 0);
 }
 
 /* ---- the SVG ----------------------------------------------------------------------------- */
