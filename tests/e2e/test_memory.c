@@ -657,6 +657,10 @@ Test(e2e_memory, a_version_in_use_is_evicted_once_its_sessions_have_moved)
 	int rc = open_net(c, 3, &s3);
 	cr_assert_eq(rc, 0, "m3: %d (%s)", rc, swarm_client_error(c));
 	cr_assert_eq(device_of(s3), 0);
+	/* m3's open may be answered once s0 has left cpu:0 (m0 idle there, evicted), before
+	 * cpu:1's worker has taken s0 and swarmd has published where it is: wait for that. */
+	for (uint64_t end = h_now_ns() + 5 * H_SEC; device_of(s0) != 1 && h_now_ns() < end;)
+		h_sleep_ms(10);
 	cr_assert_eq(device_of(s0), 1, "m0's session moved to where m0 is pinned");
 	for (int k = 0; k < 5; k++) {
 		cr_assert_eq(mlp_roundtrip_of(s0, &nets[0], 10 + (uint32_t)k), 0);
