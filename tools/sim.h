@@ -82,6 +82,26 @@ double swarm_sim_uniform(uint64_t rng[4]);
 
 #define SWARM_SIM_MAX_DEVICES 4096u
 
+/* A schedule's switch of one device. */
+enum swarm_sim_switch_kind {
+	SWARM_SIM_SWITCH_OFF = 0,  /* drain it (a warming one parks at once) */
+	SWARM_SIM_SWITCH_WAKE = 1, /* wake it: WARMING for the warm-up, then ACTIVE; a draining
+				    * one is ACTIVE again at once (it never stopped being warm) */
+	SWARM_SIM_SWITCH_WARM = 2, /* at time 0 only: ACTIVE already, as the policy's --start */
+};
+
+struct swarm_sim_switch {
+	uint64_t t_ns;
+	uint32_t device; /* below max_devices */
+	uint32_t kind;   /* a swarm_sim_switch_kind */
+};
+
+/* Switches in non-decreasing t_ns. The caller owns v. */
+struct swarm_sim_schedule {
+	struct swarm_sim_switch *v;
+	size_t n;
+};
+
 /* What the policy is given each tick (docs/simulator.md "What the policy sees"). */
 enum swarm_sim_measure {
 	/* Arrival rates, p99 over the short window, busy over the last tick, every waiting
@@ -114,6 +134,10 @@ struct swarm_sim_opts {
 	struct swarm_as_config as; /* the policy's settings; swarm_as_config_default */
 	uint32_t measure;          /* a swarm_sim_measure: what the policy is given */
 	int keep_ticks;            /* fill report->ticks */
+	/* Non-NULL: no policy; the devices follow this schedule, fixed in advance ("clairvoyant",
+	 * tools/sim_bound.c). Every device starts parked unless switched SWARM_SIM_SWITCH_WARM at
+	 * 0. static_devices must be 0; max_devices is the pool. */
+	const struct swarm_sim_schedule *schedule;
 };
 
 /* Every option at its default; trace left NULL. */
