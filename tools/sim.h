@@ -189,6 +189,46 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 /* Frees the report's ticks; the figures stay. */
 void swarm_sim_report_free(struct swarm_sim_report *r);
 
+/* ---- how good can it get (tools/sim_bound.c, docs/simulator.md "The clairvoyant bound") -- */
+
+struct swarm_sim_bound {
+	double device_seconds;       /* the lower bound: the larger of the two below */
+	double level_device_seconds; /* the devices that must be on, integrated over the grid */
+	double fluid_device_seconds; /* the requests to meet, served at the best rate */
+	double device_rate;          /* a device's best rate, req/s (full batches) */
+	double slot_s;               /* the grid's step */
+	uint64_t requests, allowed_misses;
+	uint32_t peak; /* the most devices the bound has on at once */
+};
+
+/* A lower bound on the device-seconds of any way of switching o's pool (max_devices, the
+ * warm-up, o->start_devices warm at 0) that misses at most allowed_misses of o's trace's
+ * requests. Computed from the arrivals alone (no run); o's policy is ignored. Returns 0, or
+ * -EINVAL (bad options, a message in err) or -ENOMEM. Thread-safe. */
+int swarm_sim_bound(const struct swarm_sim_opts *o, uint64_t allowed_misses,
+		    struct swarm_sim_bound *b, char *err, size_t err_len);
+
+/* The clairvoyant schedule of o's trace with devices sized at util (0 < util <= 1) of their
+ * best rate: each slot's serving devices cover every window of arrivals that holds it, each
+ * woken a warm-up ahead. Free sc with swarm_sim_schedule_free. Returns 0, -EINVAL, -ENOMEM. */
+int swarm_sim_schedule_build(const struct swarm_sim_opts *o, double util,
+			     struct swarm_sim_schedule *sc, char *err, size_t err_len);
+void swarm_sim_schedule_free(struct swarm_sim_schedule *sc);
+
+struct swarm_sim_clairvoyant {
+	double utilization; /* the util of the replay kept */
+	uint32_t replays;   /* runs of the search */
+	int reached;        /* that replay met target_met */
+	size_t switches;    /* its schedule's */
+};
+
+/* Replays clairvoyant schedules of o's trace, util bisected down from 1, and keeps in r the
+ * cheapest that meets at least target_met requests (or, if none does, the one that meets
+ * most). Returns 0 with r filled (swarm_sim_report_free), or swarm_sim_run's errors. */
+int swarm_sim_clairvoyant_run(const struct swarm_sim_opts *o, uint64_t target_met,
+			      struct swarm_sim_report *r, struct swarm_sim_clairvoyant *c,
+			      char *err, size_t err_len);
+
 /* ---- outputs ----------------------------------------------------------------------------- */
 
 /* Writes an SVG chart of r's ticks (which must have been kept): offered load (req/s, left
