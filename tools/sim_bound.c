@@ -320,44 +320,44 @@ static void keep_best(struct swarm_sim_report *best, int *have, struct swarm_sim
 	c->switches = switches;
 }
 
+/* One step of the search: replays util, keeps the report if it is the best; *ok when it
+ * met the target. */
+static int try_util(const struct swarm_sim_opts *o, uint64_t target_met, double util,
+		    struct swarm_sim_report *best, int *have, struct swarm_sim_clairvoyant *c,
+		    int *ok, char *err, size_t err_len)
+{
+	struct swarm_sim_report t;
+	size_t sw = 0;
+	int rc = replay(o, util, &t, &sw, err, err_len);
+	c->replays++;
+	if (rc)
+		return rc;
+	*ok = t.met >= target_met;
+	keep_best(best, have, &t, target_met, c, util, sw);
+	return 0;
+}
+
 int swarm_sim_clairvoyant_run(const struct swarm_sim_opts *o, uint64_t target_met,
 			      struct swarm_sim_report *r, struct swarm_sim_clairvoyant *c,
 			      char *err, size_t err_len)
 {
 	memset(c, 0, sizeof *c);
 	memset(r, 0, sizeof *r);
-	int have = 0, rc = 0;
+	int have = 0, rc = 0, ok = 0;
 	/* rho = 1 first; then halve until one reaches the target (at most to 1/8), then bisect
 	 * between the last that failed and the first that reached it. */
 	double bad = 0, good = 0;
-	for (double util = 1; util >= 0.125 && !rc; util /= 2) {
-		struct swarm_sim_report t;
-		size_t sw = 0;
-		rc = replay(o, util, &t, &sw, err, err_len);
-		c->replays++;
+	for (double util = 1; util >= 0.125 && !good; util /= 2) {
+		rc = try_util(o, target_met, util, r, &have, c, &ok, err, err_len);
 		if (rc)
 			break;
-		int ok = t.met >= target_met;
-		keep_best(r, &have, &t, target_met, c, util, sw);
-		if (ok) {
-			good = util;
-			break;
-		}
-		bad = util;
+		*(ok ? &good : &bad) = util;
 	}
 	for (int step = 0; !rc && good > 0 && bad > 0 && step < BOUND_STEPS; step++) {
 		double util = (good + bad) / 2;
-		struct swarm_sim_report t;
-		size_t sw = 0;
-		rc = replay(o, util, &t, &sw, err, err_len);
-		c->replays++;
-		if (rc)
-			break;
-		if (t.met >= target_met)
-			good = util;
-		else
-			bad = util;
-		keep_best(r, &have, &t, target_met, c, util, sw);
+		rc = try_util(o, target_met, util, r, &have, c, &ok, err, err_len);
+		if (!rc)
+			*(ok ? &good : &bad) = util;
 	}
 	if (rc && have)
 		swarm_sim_report_free(r);
