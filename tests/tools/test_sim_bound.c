@@ -43,22 +43,30 @@ static const char *even_bursts(const double (*bursts)[2], size_t n)
 	return spec;
 }
 
+/* A trace and the hand cases' options: the defaults' service (800 req/s at best), 8
+ * devices, 1 warm at 0, a 1 s warm-up. */
 struct fixture {
 	struct swarm_sim_trace tr;
 	struct swarm_sim_opts o;
 	char err[256];
 };
 
+/* The pool of the hand cases. */
+static void hand_pool(struct swarm_sim_opts *o)
+{
+	o->max_devices = 8;
+	o->start_devices = 1;
+	o->warmup_ms = 1000;
+}
+
 static void setup(struct fixture *f, const char *spec)
 {
 	memset(f, 0, sizeof *f);
-	int rc = swarm_sim_trace_parse(spec, &f->tr, f->err, sizeof f->err);
-	cr_assert_eq(rc, 0, "parse %s: %d %s", spec, rc, f->err);
+	cr_assert_eq(swarm_sim_trace_parse(spec, &f->tr, f->err, sizeof f->err), 0, "%s: %s", spec,
+		     f->err);
 	swarm_sim_opts_default(&f->o);
 	f->o.trace = &f->tr;
-	f->o.max_devices = 8;
-	f->o.start_devices = 1;
-	f->o.warmup_ms = 1000;
+	hand_pool(&f->o);
 }
 
 static struct swarm_sim_bound bound(struct fixture *f, uint64_t misses)
@@ -104,25 +112,33 @@ static void clairvoyant_reaches_static(struct fixture *f, const struct swarm_sim
 	swarm_sim_report_free(&r);
 }
 
+/* The bound of evenly spaced bursts over duration_s, which must be want; and the replay. */
+static struct swarm_sim_bound hand_case(const double (*bursts)[2], size_t n, double duration_s,
+					double want)
+{
+	const char *spec = even_bursts(bursts, n);
+	struct fixture f;
+	setup(&f, spec);
+	f.o.duration_s = duration_s;
+	struct swarm_sim_bound b = bound(&f, 0);
+	assert_near(b.device_seconds, want, 1e-9);
+	clairvoyant_reaches_static(&f, &b, 1.08);
+	swarm_sim_trace_free(&f.tr);
+	unlink(spec + 4);
+	return b;
+}
+
 Test(tools_sim_bound, one_burst_needs_three_devices_and_their_warm_up)
 {
 	/* Slots 400..2799: 3 * (2399 + 21) + 30 = 7290 slot-devices of 25 ms. */
 	const double bursts[][2] = { { 10, 70 } };
-	const char *spec = even_bursts(bursts, 1);
-	struct fixture f;
-	setup(&f, spec);
-	f.o.duration_s = 80;
-	struct swarm_sim_bound b = bound(&f, 0);
+	struct swarm_sim_bound b = hand_case(bursts, 1, 80, 182.25);
 	cr_assert_eq(b.requests, 120000);
 	assert_near(b.device_rate, 800, 1e-9);
 	assert_near(b.slot_s, 0.025, 1e-12);
 	assert_near(b.level_device_seconds, 182.25, 1e-9);
 	assert_near(b.fluid_device_seconds, 150, 1e-9);
-	assert_near(b.device_seconds, 182.25, 1e-9);
 	cr_assert_eq(b.peak, 3);
-	clairvoyant_reaches_static(&f, &b, 1.08);
-	swarm_sim_trace_free(&f.tr);
-	unlink(spec + 4);
 }
 
 Test(tools_sim_bound, a_gap_shorter_than_the_warm_up_is_kept_on)
@@ -131,15 +147,7 @@ Test(tools_sim_bound, a_gap_shorter_than_the_warm_up_is_kept_on)
 	 * while either burst holds 9 of its next 37 slots): one burst from 400 to 2019, 3 *
 	 * (1619 + 21) + 30 = 4950 slot-devices: a 40 s burst's 122.25 plus 3 * 0.5 s. */
 	const double bursts[][2] = { { 10, 30 }, { 30.5, 50.5 } };
-	const char *spec = even_bursts(bursts, 2);
-	struct fixture f;
-	setup(&f, spec);
-	f.o.duration_s = 60;
-	struct swarm_sim_bound b = bound(&f, 0);
-	assert_near(b.device_seconds, 123.75, 1e-9);
-	clairvoyant_reaches_static(&f, &b, 1.08);
-	swarm_sim_trace_free(&f.tr);
-	unlink(spec + 4);
+	hand_case(bursts, 2, 60, 123.75);
 }
 
 Test(tools_sim_bound, a_gap_longer_than_the_warm_up_is_parked_and_warmed_again)
@@ -147,15 +155,7 @@ Test(tools_sim_bound, a_gap_longer_than_the_warm_up_is_parked_and_warmed_again)
 	/* Slots 400..1199 and 1400..2199: two bursts of 3 * (799 + 21) + 30 = 2490 slot-devices
 	 * each, none in between: 124.5, where a 40 s burst alone is 122.25. */
 	const double bursts[][2] = { { 10, 30 }, { 35, 55 } };
-	const char *spec = even_bursts(bursts, 2);
-	struct fixture f;
-	setup(&f, spec);
-	f.o.duration_s = 65;
-	struct swarm_sim_bound b = bound(&f, 0);
-	assert_near(b.device_seconds, 124.5, 1e-9);
-	clairvoyant_reaches_static(&f, &b, 1.08);
-	swarm_sim_trace_free(&f.tr);
-	unlink(spec + 4);
+	hand_case(bursts, 2, 65, 124.5);
 }
 
 Test(tools_sim_bound, misses_allowed_lower_the_bound)
