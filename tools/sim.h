@@ -7,8 +7,10 @@
  * Three parts, one file each: the traces (tools/sim_trace.c: parse a spec, then generate its
  * arrivals, reproducibly from a seed), the simulation (tools/sim.c: swarm_sim_run) and its
  * outputs (tools/sim_svg.c: the SVG chart); its options' defaults and checks are in
- * tools/sim_opts.c. tools/sim_main.c is the command line. Nothing
- * here keeps global state: runs are independent and may go on in parallel threads.
+ * tools/sim_opts.c, and how good a policy can get on a trace (a lower bound on device-seconds,
+ * and a clairvoyant schedule that sees the trace in advance) in tools/sim_bound.c. tools/sim_main.c
+ * is the command line. Nothing here keeps global state: runs are independent and may go on in
+ * parallel threads.
  */
 #ifndef SWARM_TOOLS_SIM_H
 #define SWARM_TOOLS_SIM_H

@@ -1,7 +1,8 @@
 /* sim_main.c: the `swarm-sim` command line (docs/simulator.md). Parses the options into a
  * struct swarm_sim_opts, runs one simulation (or, with --compare, the policy and static
- * provisioning at the maximum and at the minimum on the same trace, in parallel threads) and
- * prints the figures, a table, JSON, a per-tick CSV or an SVG chart. With --models it hands
+ * provisioning at the maximum and at the minimum on the same trace, in parallel threads, then
+ * the clairvoyant schedule) and the lower bound of tools/sim_bound.c, and prints the figures,
+ * a table, JSON, a per-tick CSV or an SVG chart. With --models it hands
  * the options to the multi-model mode (tools/sim_multi_main.c). Exit status: 0, 1 when a
  * run or an output fails, 2 on bad usage. */
 #include <errno.h>
@@ -494,8 +495,8 @@ static void print_one(const struct cli *c, const struct run *run)
 	       r->p50_us / 1e3, r->p99_us / 1e3, r->max_us / 1e3, r->mean_us / 1e3);
 	printf("device-seconds   %.1f (mean %.2f devices, peak %u)\n", r->device_seconds,
 	       r->mean_devices, r->peak_devices);
-	printf("bound            %.1f device-seconds reach static:%u's attainment at best; this "
-	       "run %.3fx\n",
+	printf("bound            at least %.1f device-seconds to reach static:%u's attainment; "
+	       "this run %.3fx\n",
 	       c->bound.device_seconds, o->max_devices,
 	       r->device_seconds / c->bound.device_seconds);
 	printf("scale events     %" PRIu64 " (%" PRIu64 " wakes, %" PRIu64 " drains)",
