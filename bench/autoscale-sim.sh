@@ -6,7 +6,8 @@
 # settings (three seeds, to show the spread), then with one setting changed (a 5 s cool-down),
 # then at the defaults with demand measured as swarmd measures it today (--measure swarmd).
 # Each table ends with the clairvoyant row and the lower bound (docs/simulator.md "The
-# clairvoyant bound"): vs_bound is how far each run is from the best any schedule could do.
+# clairvoyant bound"): vs_bound is each run's device-seconds over a floor that no schedule
+# reaching static's attainment goes under.
 #
 # Usage: bench/autoscale-sim.sh [BUILD_DIR [OUT_DIR]]
 #   BUILD_DIR holds bin/swarm-sim (default: build); with OUT_DIR, each run's JSON and the
