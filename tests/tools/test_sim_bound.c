@@ -122,7 +122,7 @@ static struct swarm_sim_bound hand_case(const double (*bursts)[2], size_t n, dou
 	f.o.duration_s = duration_s;
 	struct swarm_sim_bound b = bound(&f, 0);
 	assert_near(b.device_seconds, want, 1e-9);
-	clairvoyant_reaches_static(&f, &b, 1.08);
+	clairvoyant_reaches_static(&f, &b, 1.05);
 	swarm_sim_trace_free(&f.tr);
 	unlink(spec + 4);
 	return b;
@@ -199,7 +199,7 @@ Test(tools_sim_bound, bound_is_below_every_policy_on_bursty_traces)
 		cr_assert(b6.device_seconds <= s6.device_seconds,
 			  "seed %llu: bound %.1f, static:6 %.1f", (unsigned long long)seed,
 			  b6.device_seconds, s6.device_seconds);
-		clairvoyant_reaches_static(&f, &b, 1.3);
+		clairvoyant_reaches_static(&f, &b, 1.2);
 		swarm_sim_report_free(&at);
 		swarm_sim_report_free(&st);
 		swarm_sim_report_free(&s6);
