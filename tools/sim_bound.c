@@ -33,7 +33,7 @@
  * reaching past a burst's edge keeps few devices on before and after it. Measured against
  * 4, 6, 12 and 20 objectives and a whole warm-up on the traces of docs/simulator.md. */
 #define BOUND_UB_WINDOW_O 8
-/* Bisection steps on rho after the first feasible one (1/64 of its range). */
+/* Bisection steps on rho after the first feasible one (from [0.5, 1]: to within 1/64). */
 #define BOUND_STEPS 5
 
 /* The arrivals per slot of the grid, and the service figures the bounds use. */
