@@ -5,10 +5,14 @@
 # its device-seconds. Prints swarm-sim's --compare table for the policy at its default
 # settings (three seeds, to show the spread), then with one setting changed (a 5 s cool-down),
 # then at the defaults with demand measured as swarmd measures it today (--measure swarmd).
+# Each table ends with the clairvoyant row and the lower bound (docs/simulator.md "The
+# clairvoyant bound"): vs_bound is each run's device-seconds over a floor that no schedule
+# reaching static's attainment goes under.
 #
 # Usage: bench/autoscale-sim.sh [BUILD_DIR [OUT_DIR]]
 #   BUILD_DIR holds bin/swarm-sim (default: build); with OUT_DIR, each run's JSON and the
-#   policy's SVG chart are written there. Takes about 30 s on two cores.
+#   policy's SVG chart are written there. Takes several minutes on two cores (the
+#   clairvoyant schedule is replayed 7 times per table).
 #
 # The service it stands for: one model on up to 64 devices; a batch of b requests takes
 # 2 ms + 1 ms * b, up to 8 per batch (a device serves about 330 req/s one at a time, 800 at

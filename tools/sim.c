@@ -265,17 +265,37 @@ static int device_event(struct sim *s, uint32_t d)
 
 /* ---- the policy's actions ---------------------------------------------------------------- */
 
+/* Parked device d starts its warm-up. */
+static void wake_one(struct sim *s, uint32_t d)
+{
+	set_state(s, d, DEV_WARMING);
+	s->dev[d].next_ns = s->now + s->warmup_ns;
+	sim_heap_update(&s->heap, d, s->dev[d].next_ns);
+}
+
 static void wake(struct sim *s, uint32_t count, uint32_t reason)
 {
 	for (uint32_t d = 0; d < s->n_dev && count; d++) {
 		if (s->dev[d].state != DEV_PARKED)
 			continue;
-		set_state(s, d, DEV_WARMING);
-		s->dev[d].next_ns = s->now + s->warmup_ns;
-		sim_heap_update(&s->heap, d, s->dev[d].next_ns);
+		wake_one(s, d);
 		count--;
 		s->r->wakes++;
 		s->r->wakes_by_reason[reason < 8 ? reason : 0]++;
+	}
+}
+
+/* Takes device d out of service: a warming one parks, an active one drains (parks at once
+ * with nothing queued). */
+static void take_out(struct sim *s, uint32_t d)
+{
+	struct dev *dv = &s->dev[d];
+	if (dv->state == DEV_WARMING) {
+		dv->next_ns = NEVER;
+		sim_heap_update(&s->heap, d, dv->next_ns);
+		set_state(s, d, DEV_PARKED);
+	} else if (dv->state == DEV_ACTIVE) {
+		set_state(s, d, dv->q.len ? DEV_DRAINING : DEV_PARKED);
 	}
 }
 
@@ -291,19 +311,43 @@ static void drain(struct sim *s, uint32_t count, uint32_t reason)
 				    (pick == UINT32_MAX ||
 				     s->dev[d].next_ns >= s->dev[pick].next_ns))
 					pick = d;
-			s->dev[pick].next_ns = NEVER;
-			sim_heap_update(&s->heap, pick, s->dev[pick].next_ns);
-			set_state(s, pick, DEV_PARKED);
 		} else if (s->n_act) {
 			pick = shortest_queue(s);
-			set_state(s, pick, s->dev[pick].q.len ? DEV_DRAINING : DEV_PARKED);
 		} else {
 			return;
 		}
+		take_out(s, pick);
 		count--;
 		s->r->drains++;
 		s->r->drains_by_reason[reason < 8 ? reason : 0]++;
 	}
+}
+
+/* A clairvoyant schedule's switch (sim.h): it names the device, and is counted as a scale
+ * event of reason 0 when it changes the device's state. */
+static void switch_device(struct sim *s, const struct swarm_sim_switch *sw)
+{
+	struct dev *dv = &s->dev[sw->device];
+	uint32_t before = dv->state;
+	if (sw->kind == SWARM_SIM_SWITCH_OFF) {
+		take_out(s, sw->device);
+		if (dv->state != before) {
+			s->r->drains++;
+			s->r->drains_by_reason[0]++;
+		}
+		return;
+	}
+	if (sw->kind == SWARM_SIM_SWITCH_WARM && before == DEV_PARKED) {
+		set_state(s, sw->device, DEV_ACTIVE);
+	} else if (before == DEV_PARKED || before == DEV_DRAINING) {
+		if (before == DEV_PARKED)
+			wake_one(s, sw->device);
+		else
+			set_state(s, sw->device, DEV_ACTIVE);
+		s->r->wakes++;
+		s->r->wakes_by_reason[0]++;
+	}
+	kick(s, sw->device);
 }
 
 static int decide(struct sim *s, const struct swarm_as_model *m)
@@ -364,7 +408,7 @@ static int arrival(struct sim *s, uint64_t t)
 			return 0;
 		/* swarmd answers an open held for lack of a device at once, not at its next
 		 * tick: so does the simulator, with the last tick's measurements. */
-		if (!s->o->static_devices && !s->n_warming &&
+		if (!s->o->static_devices && !s->o->schedule && !s->n_warming &&
 		    s->o->measure != SWARM_SIM_MEASURE_SWARMD) {
 			struct swarm_as_model m = s->m;
 			model_counts(s, &m);
@@ -480,7 +524,9 @@ static int tick(struct sim *s)
 	}
 
 	int rc = 0;
-	if (!s->o->static_devices)
+	if (s->o->schedule)
+		s->target = s->n_on; /* what the schedule has on, for the chart and the ticks */
+	else if (!s->o->static_devices)
 		rc = decide(s, m);
 	if (!rc && s->o->keep_ticks)
 		rc = keep_tick(s, m);
@@ -558,6 +604,8 @@ static int sim_setup(struct sim *s, const struct swarm_sim_opts *o)
 	uint32_t start = o->start_devices == UINT32_MAX ? o->min_devices : o->start_devices;
 	if (o->static_devices)
 		start = o->static_devices;
+	if (o->schedule)
+		start = 0; /* its WARM switches at 0 */
 	for (uint32_t d = 0; d < start; d++)
 		set_state(s, d, DEV_ACTIVE);
 	s->target = start;
@@ -589,19 +637,26 @@ int swarm_sim_run(const struct swarm_sim_opts *o, struct swarm_sim_report *r, ch
 	swarm_sim_gen_init(&gen, o->trace, o->seed, (double)s->end_ns / 1e9);
 	uint64_t next_arr = swarm_sim_gen_next(&gen);
 	uint64_t next_tick = s->tick_ns;
+	const struct swarm_sim_schedule *sched = o->schedule;
+	size_t sw = 0;
 	/* Until the trace is over, its requests are done and the ticks have reached its end. */
 	while (s->outstanding || next_arr != NEVER || next_tick <= s->end_ns) {
 		uint64_t t_dev = sim_heap_top(&s->heap);
-		if (s->n_pending && t_dev > s->now && next_arr > s->now && next_tick > s->now) {
+		uint64_t next_sw = sched && sw < sched->n ? sched->v[sw].t_ns : NEVER;
+		if (s->n_pending && t_dev > s->now && next_arr > s->now && next_tick > s->now &&
+		    next_sw > s->now) {
 			/* The instant is over: idle devices with requests start (later events). */
 			rc = start_pending(s);
 			if (rc)
 				goto out;
 			continue;
 		}
-		if (t_dev <= next_arr && t_dev <= next_tick) {
+		if (t_dev <= next_arr && t_dev <= next_tick && t_dev <= next_sw) {
 			s->now = t_dev;
 			rc = device_event(s, s->heap.v[0].id);
+		} else if (next_sw <= next_arr && next_sw <= next_tick) {
+			s->now = next_sw;
+			switch_device(s, &sched->v[sw++]);
 		} else if (next_arr <= next_tick) {
 			s->now = next_arr;
 			rc = arrival(s, next_arr);

@@ -7,9 +7,10 @@
  * Three parts, one file each: the traces (tools/sim_trace.c: parse a spec, then generate its
  * arrivals, reproducibly from a seed), the simulation (tools/sim.c: swarm_sim_run) and its
  * outputs (tools/sim_svg.c: the SVG chart); its options' defaults and checks are in
- * tools/sim_opts.c; many seeds of one configuration are tools/sim_seeds.c.
- * tools/sim_main.c is the command line. Nothing
- * here keeps global state: runs are independent and may go on in parallel threads.
+ * tools/sim_opts.c; many seeds of one configuration are tools/sim_seeds.c; how good a policy
+ * can get on a trace (a lower bound on device-seconds, and a clairvoyant schedule that sees the
+ * trace in advance) is tools/sim_bound.c. tools/sim_main.c is the command line. Nothing here
+ * keeps global state: runs are independent and may go on in parallel threads.
  */
 #ifndef SWARM_TOOLS_SIM_H
 #define SWARM_TOOLS_SIM_H
@@ -116,6 +117,26 @@ double swarm_sim_uniform(uint64_t rng[4]);
 
 #define SWARM_SIM_MAX_DEVICES 4096u
 
+/* A schedule's switch of one device. */
+enum swarm_sim_switch_kind {
+	SWARM_SIM_SWITCH_OFF = 0,  /* drain it (a warming one parks at once) */
+	SWARM_SIM_SWITCH_WAKE = 1, /* wake it: WARMING for the warm-up, then ACTIVE; a draining
+				    * one is ACTIVE again at once (it never stopped being warm) */
+	SWARM_SIM_SWITCH_WARM = 2, /* at time 0 only: ACTIVE already, as the policy's --start */
+};
+
+struct swarm_sim_switch {
+	uint64_t t_ns;
+	uint32_t device; /* below max_devices */
+	uint32_t kind;   /* a swarm_sim_switch_kind */
+};
+
+/* Switches in non-decreasing t_ns. The caller owns v. */
+struct swarm_sim_schedule {
+	struct swarm_sim_switch *v;
+	size_t n;
+};
+
 /* What the policy is given each tick (docs/simulator.md "What the policy sees"). */
 enum swarm_sim_measure {
 	/* Arrival rates, p99 over the short window, busy over the last tick, every waiting
@@ -148,6 +169,10 @@ struct swarm_sim_opts {
 	struct swarm_as_config as; /* the policy's settings; swarm_as_config_default */
 	uint32_t measure;          /* a swarm_sim_measure: what the policy is given */
 	int keep_ticks;            /* fill report->ticks */
+	/* Non-NULL: no policy; the devices follow this schedule, fixed in advance ("clairvoyant",
+	 * tools/sim_bound.c). Every device starts parked unless switched SWARM_SIM_SWITCH_WARM at
+	 * 0. static_devices must be 0; max_devices is the pool. */
+	const struct swarm_sim_schedule *schedule;
 };
 
 /* Every option at its default; trace left NULL. */
@@ -241,12 +266,55 @@ int swarm_sim_seeds_run(const struct swarm_sim_opts *o, uint64_t first, uint64_t
 void swarm_sim_seeds_summarize(const struct swarm_sim_seed_result *v, size_t n,
 			       struct swarm_sim_seeds_summary *s);
 
+/* ---- how good can it get (tools/sim_bound.c, docs/simulator.md "The clairvoyant bound") -- */
+
+struct swarm_sim_bound {
+	double device_seconds;       /* the lower bound: the larger of the two below */
+	double level_device_seconds; /* the devices that must be on, integrated over the grid */
+	double fluid_device_seconds; /* the requests to meet, served at the best rate */
+	double device_rate;          /* a device's best rate, req/s (full batches) */
+	double slot_s;               /* the grid's step */
+	uint64_t requests, allowed_misses;
+	uint32_t peak; /* the most devices the bound has on at once */
+};
+
+/* A lower bound on the device-seconds of any way of switching o's pool (max_devices, the
+ * warm-up, o->start_devices warm at 0) that misses at most allowed_misses of o's trace's
+ * requests. Computed from the arrivals alone (no run); o's policy is ignored. Returns 0, or
+ * -EINVAL (bad options, a message in err) or -ENOMEM. Thread-safe. */
+int swarm_sim_bound(const struct swarm_sim_opts *o, uint64_t allowed_misses,
+		    struct swarm_sim_bound *b, char *err, size_t err_len);
+
+/* The clairvoyant schedule of o's trace with devices sized at util (0 < util <= 1) of their
+ * best rate: each slot's serving devices cover every window of arrivals that holds it, each
+ * woken a warm-up ahead. Free sc with swarm_sim_schedule_free. Returns 0, -EINVAL, -ENOMEM. */
+int swarm_sim_schedule_build(const struct swarm_sim_opts *o, double util,
+			     struct swarm_sim_schedule *sc, char *err, size_t err_len);
+void swarm_sim_schedule_free(struct swarm_sim_schedule *sc);
+
+struct swarm_sim_clairvoyant {
+	double utilization; /* the util of the replay kept */
+	uint32_t replays;   /* runs of the search */
+	int reached;        /* that replay met target_met */
+	size_t switches;    /* its schedule's */
+};
+
+/* Replays clairvoyant schedules of o's trace, util bisected down from 1, and keeps in r the
+ * cheapest that meets at least target_met requests (or, if none does, the one that meets
+ * most). Returns 0 with r filled (swarm_sim_report_free), or swarm_sim_run's errors. */
+int swarm_sim_clairvoyant_run(const struct swarm_sim_opts *o, uint64_t target_met,
+			      struct swarm_sim_report *r, struct swarm_sim_clairvoyant *c,
+			      char *err, size_t err_len);
+
 /* ---- outputs ----------------------------------------------------------------------------- */
 
 /* Writes an SVG chart of r's ticks (which must have been kept): offered load (req/s, left
  * axis), devices active and warming (right axis), the policy's target, over time, with axes,
  * labels and a legend; title is escaped. Returns 0 or -EIO. */
 int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *title);
+
+/* swarm-sim's --help text (tools/sim_usage.c). */
+void swarm_sim_usage(FILE *f);
 
 /* ---- replaying swarmd's decisions (tools/sim_replay.c) ---------------------------------- */
 

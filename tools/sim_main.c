@@ -1,7 +1,8 @@
 /* sim_main.c: the `swarm-sim` command line (docs/simulator.md). Parses the options into a
  * struct swarm_sim_opts, runs one simulation (or, with --compare, the policy and static
- * provisioning at the maximum and at the minimum on the same trace, in parallel threads) and
- * prints the figures, a table, JSON, a per-tick CSV or an SVG chart. With --models it hands
+ * provisioning at the maximum and at the minimum on the same trace, in parallel threads, then
+ * the clairvoyant schedule) and the lower bound of tools/sim_bound.c, and prints the figures,
+ * a table, JSON, a per-tick CSV or an SVG chart. With --models it hands
  * the options to the multi-model mode (tools/sim_multi_main.c). Exit status: 0, 1 when a
  * run or an output fails, 2 on bad usage. */
 #include <errno.h>
@@ -20,107 +21,6 @@
 #include "tools/sim.h"
 #include "tools/sim_multi.h"
 #include "tools/sim_seeds_cli.h"
-
-/* The trace specs of --help. */
-static const char usage_traces[] =
-	"  --trace steps:R1@T1,R2@T2,...   R req/s from T s on (0 before T1); ends 60 s\n"
-	"                                  after the last step\n"
-	"  --trace sine:MEAN,AMP,PERIOD_S,DURATION_S   diurnal: MEAN + AMP sin(2 pi t/PERIOD)\n"
-	"  --trace mmpp:LOW,HIGH,MEAN_LOW_S,MEAN_HIGH_S,DURATION_S\n"
-	"                                  bursts: LOW and HIGH req/s, exponential stays of\n"
-	"                                  the given means, starting LOW\n"
-	"  --trace diurnal:MEAN,SWING,DURATION_S   MEAN (1 - SWING cos(2 pi t/DURATION)):\n"
-	"                                  a day over the trace, from the night's trough\n"
-	"  --trace 'mmppn:rates=R,..;dwells=D,..[;next=ROW/..][;alpha=A,..][;swing=S]\n"
-	"           [;period=P][;start=I];duration=S'\n"
-	"                                  N states (2 to 8) of R req/s and mean stays D s,\n"
-	"                                  moving by the weights of next (default: to each\n"
-	"                                  other state equally), Pareto stays where alpha\n"
-	"                                  > 1, rates times 1 + S sin(2 pi t/P)\n"
-	"  --trace bursty:DURATION_S       issue 19's class: 300, 4000 and 12000 req/s,\n"
-	"                                  stays of 40, 25 and 4 s, swing 0.5 over DURATION\n"
-	"  --trace onoff:HIGH,MEAN_ON_S,MEAN_OFF_S,DURATION_S   HIGH or nothing, starting off\n"
-	"  --trace heavytail:BASE,PEAK,MEAN_GAP_S,MEAN_BURST_S,ALPHA,DURATION_S\n"
-	"                                  bursts at PEAK of Pareto(ALPHA) lengths\n"
-	"  --trace csv:FILE                one arrival time (s) per line, '#' comments;\n"
-	"                                  ends at the last arrival\n";
-
-static void usage(FILE *f)
-{
-	struct swarm_sim_opts d;
-	swarm_sim_opts_default(&d);
-	fprintf(f,
-		"usage: swarm-sim --trace SPEC [options]\n"
-		"\n"
-		"Replays an arrival trace for one model on a pool of simulated devices, with the\n"
-		"autoscaler's policy (swarm_as_decide, as swarmd runs it) or a fixed number of\n"
-		"devices, and reports latency-objective attainment and device-seconds.\n"
-		"\n"
-		"trace (arrivals are Poisson within each rate segment, from --seed):\n"
-		"%s"
-		"  --duration-s S                  simulate S seconds instead of the trace's length\n"
-		"  --seed N                        arrivals' seed (default %" PRIu64 ")\n"
-		"\n"
-		"provisioning:\n"
-		"  --policy auto|static:N          the policy (default), or N devices always on\n"
-		"  --compare                       auto, static at --max and static at --min\n"
-		"                                  (at least 1) on the same trace, as a table\n"
-		"  --seeds A..B|N                  auto and static at --max on each seed from A to B\n"
-		"                                  (N: 1..N), in parallel: a line per seed, the\n"
-		"                                  worst seeds, the medians and the goal on all\n"
-		"  --min N                         the model's minimum devices (default %u; 0: scale\n"
-		"                                  to zero, requests held until a device is warm)\n"
-		"  --max N                         its maximum, and the pool's size (default %u, up\n"
-		"                                  to %u)\n"
-		"  --start N                       auto: devices active at time 0 (default --min)\n"
-		"\n"
-		"service model (a device serves its queue in batches):\n"
-		"  --base-us X --per-row-us Y      a batch of b requests takes X + Y*b us\n"
-		"                                  (default %g and %g)\n"
-		"  --max-batch N                   requests taken from the queue at once (default %u)\n"
-		"  --warmup-ms X                   PARKED -> WARMING -> ACTIVE takes X ms (default %g)\n"
-		"  --objective-us X                the latency objective (default %g)\n"
-		"  --max-outstanding N             arrivals beyond N waiting requests are refused and\n"
-		"                                  missed, a memory guard (default %" PRIu64 ")\n"
-		"\n"
-		"measurement and policy (swarm_as_config; defaults are swarm_as_config_default's):\n"
-		"  --tick-ms X                     measure and decide every X ms (default %g;\n"
-		"                                  swarmd's is 100)\n"
-		"  --measure arrivals|swarmd       what the policy is given: arrival rates, the\n"
-		"                                  short window's p99, all queued requests\n"
-		"                                  (default); or as swarmd measures today: rates of\n"
-		"                                  requests served, no p99, busy as a 5 s EWMA\n"
-		"  --short-window-s S              rate_short's window (default %g)\n"
-		"  --stable-window-s S             the policy's stable window and rate_long's window\n"
-		"                                  (default %g)\n"
-		"  --cooldown-s S                  after any scale event (default %g)\n"
-		"  --target-util F                 busy fraction aimed at (default %g)\n"
-		"  --hysteresis F                  scale down only to target-util - F (default %g)\n"
-		"  --panic-ratio F                 short-window target / in service (default %g)\n"
-		"  --panic-delay-frac F            queueing delay / objective that panics (default %g)\n"
-		"\n"
-		"output:\n"
-		"  --json FILE                     the figures as JSON ('-': stdout, instead of\n"
-		"                                  the text)\n"
-		"  --svg FILE                      load and devices over time (auto's with --compare)\n"
-		"  --ticks-csv FILE                what every tick measured and decided\n"
-		"  -h, --help                      this text\n"
-		"      --version                   print swarm-sim's version and exit\n"
-		"\n"
-		"example:\n"
-		"  swarm-sim --trace mmpp:2000,12000,1200,300,14400 --start 10 --warmup-ms 3000 \\\n"
-		"      --compare --svg run.svg\n"
-		"  swarm-sim --trace csv:arrivals.csv --policy static:4 --json -\n"
-		"\n"
-		"Exit status: 0, 1 when a run or an output fails, 2 on bad usage.\n",
-		usage_traces, d.seed, d.min_devices, d.max_devices, SWARM_SIM_MAX_DEVICES,
-		d.base_us, d.per_row_us, d.max_batch, d.warmup_ms, d.objective_us,
-		d.max_outstanding, d.tick_ms, d.short_window_s, d.as.stable_window_ns / 1e9,
-		d.as.cooldown_ns / 1e9, d.as.target_util, d.as.hysteresis, d.as.panic_ratio,
-		d.as.panic_delay_frac);
-	swarm_sim_multi_usage(f);
-	swarm_sim_replay_usage(f);
-}
 
 __attribute__((format(printf, 1, 2))) static _Noreturn void bad_usage(const char *fmt, ...)
 {
@@ -238,8 +138,9 @@ static const struct option long_opts[] = {
 struct cli {
 	struct swarm_sim_opts o;
 	const char *trace_spec, *json, *svg, *ticks_csv;
-	int compare;
+	int compare, clairvoyant;
 	struct swarm_sim_seeds_cli seeds;  /* --seeds */
+	struct swarm_sim_bound bound;      /* computed once static at --max has run */
 	struct swarm_sim_multi_cli multi;  /* --models */
 	uint8_t seen[OPT_END - OPT_TRACE]; /* the long options given */
 };
@@ -361,6 +262,8 @@ static void check_multi_args(struct cli *c)
 		bad_usage("--policy static:N is for one model: with --models, --policy static");
 	if (c->compare && c->o.static_devices)
 		bad_usage("--compare runs auto and static itself: drop --policy");
+	if (c->clairvoyant)
+		bad_usage("--policy clairvoyant is for one model");
 	if (!(c->o.as.hysteresis < c->o.as.target_util))
 		bad_usage("--hysteresis must be below --target-util");
 	if (!(c->o.as.panic_ratio > 1))
@@ -414,8 +317,8 @@ static void check_args(struct cli *c)
 		bad_usage("--policy static needs the count for one model: static:N");
 	if (!c->trace_spec)
 		bad_usage("--trace is required (e.g. --trace steps:100@0,400@60)");
-	if (c->compare && o->static_devices)
-		bad_usage("--compare runs auto and static itself: drop --policy");
+	if (c->compare && (o->static_devices || c->clairvoyant))
+		bad_usage("--compare runs auto, static and clairvoyant itself: drop --policy");
 	if (o->min_devices > o->max_devices)
 		bad_usage("--min is above --max");
 	if (o->start_devices != UINT32_MAX && o->start_devices > o->max_devices)
@@ -434,11 +337,15 @@ static void parse_args(int argc, char **argv, struct cli *c)
 		const char *name = optind > 1 ? argv[optind - 1] : "";
 		if (opt >= OPT_TRACE && opt < OPT_END)
 			c->seen[opt - OPT_TRACE] = 1;
+		if (opt == OPT_POLICY && !strcmp(optarg, "clairvoyant")) {
+			c->clairvoyant = 1;
+			continue;
+		}
 		if (parse_model_opt(opt, &c->o) || parse_policy_opt(opt, &c->o))
 			continue;
 		switch (opt) {
 		case 'h':
-			usage(stdout);
+			swarm_sim_usage(stdout);
 			exit(0);
 		case 'v':
 			swarm_build_print_version("swarm-sim");
@@ -495,18 +402,27 @@ struct run {
 	struct swarm_sim_report r;
 	int rc;
 	char err[256];
+	int clairvoyant;                 /* replay clairvoyant schedules (tools/sim_bound.c) */
+	uint64_t target_met;             /* clairvoyant: static at --max's */
+	struct swarm_sim_clairvoyant cv; /* clairvoyant: the replay kept */
 };
 
 static void *run_thread(void *arg)
 {
 	struct run *run = arg;
-	run->rc = swarm_sim_run(&run->o, &run->r, run->err, sizeof run->err);
+	if (run->clairvoyant)
+		run->rc = swarm_sim_clairvoyant_run(&run->o, run->target_met, &run->r, &run->cv,
+						    run->err, sizeof run->err);
+	else
+		run->rc = swarm_sim_run(&run->o, &run->r, run->err, sizeof run->err);
 	return NULL;
 }
 
 static void run_name(struct run *run)
 {
-	if (run->o.static_devices)
+	if (run->clairvoyant)
+		snprintf(run->name, sizeof run->name, "clairvoyant");
+	else if (run->o.static_devices)
 		snprintf(run->name, sizeof run->name, "static:%u", run->o.static_devices);
 	else
 		snprintf(run->name, sizeof run->name, "auto");
@@ -518,7 +434,12 @@ static void print_one(const struct cli *c, const struct run *run)
 	const struct swarm_sim_report *r = &run->r;
 	printf("trace            %s (%.0f s simulated, seed %" PRIu64 ")\n", c->trace_spec,
 	       r->duration_s, o->seed);
-	if (o->static_devices)
+	if (run->clairvoyant)
+		printf("policy           clairvoyant (devices sized at %.1f%% of %.0f req/s, %u "
+		       "replays, %s static:%u's attainment)\n",
+		       100 * run->cv.utilization, c->bound.device_rate, run->cv.replays,
+		       run->cv.reached ? "reaching" : "NOT reaching", o->max_devices);
+	else if (o->static_devices)
 		printf("policy           static:%u\n", o->static_devices);
 	else
 		printf("policy           auto (min %u, max %u, %u decisions)\n", o->min_devices,
@@ -531,6 +452,10 @@ static void print_one(const struct cli *c, const struct run *run)
 	       r->p50_us / 1e3, r->p99_us / 1e3, r->max_us / 1e3, r->mean_us / 1e3);
 	printf("device-seconds   %.1f (mean %.2f devices, peak %u)\n", r->device_seconds,
 	       r->mean_devices, r->peak_devices);
+	printf("bound            at least %.1f device-seconds to reach static:%u's attainment; "
+	       "this run %.3fx\n",
+	       c->bound.device_seconds, o->max_devices,
+	       r->device_seconds / c->bound.device_seconds);
 	printf("scale events     %" PRIu64 " (%" PRIu64 " wakes, %" PRIu64 " drains)",
 	       r->wakes + r->drains, r->wakes, r->drains);
 	const char *sep = ": ";
@@ -559,23 +484,31 @@ static void print_table(const struct cli *c, struct run *runs, size_t n)
 	const struct swarm_sim_report *ref = &runs[1].r; /* static at max */
 	printf("trace %s, %.0f s simulated, seed %" PRIu64 ", objective %g us\n", c->trace_spec,
 	       runs[0].r.duration_s, c->o.seed, c->o.objective_us);
-	printf("%-11s %10s %9s %8s %9s %9s %10s %10s %7s %8s %5s %6s\n", "policy", "requests",
+	printf("%-11s %10s %9s %8s %9s %9s %10s %10s %7s %8s %5s %6s %8s\n", "policy", "requests",
 	       "refused", "attain%", "p50_ms", "p99_ms", "max_ms", "device_s", "vs_max", "mean_dev",
-	       "peak", "scale");
+	       "peak", "scale", "vs_bound");
 	for (size_t i = 0; i < n; i++) {
 		const struct swarm_sim_report *r = &runs[i].r;
 		printf("%-11s %10" PRIu64 " %9" PRIu64 " %8.3f %9.2f %9.2f %10.1f %10.0f %6.1f%% "
-		       "%8.2f %5u %6" PRIu64 "\n",
+		       "%8.2f %5u %6" PRIu64 " %8.3f\n",
 		       runs[i].name, r->requests, r->refused + r->unfinished, 100 * r->attainment,
 		       r->p50_us / 1e3, r->p99_us / 1e3, r->max_us / 1e3, r->device_seconds,
 		       100 * r->device_seconds / ref->device_seconds, r->mean_devices,
-		       r->peak_devices, r->wakes + r->drains);
+		       r->peak_devices, r->wakes + r->drains,
+		       r->device_seconds / c->bound.device_seconds);
 	}
 	double pp, frac;
 	int met = swarm_sim_goal(&runs[0].r, ref, &pp, &frac);
 	printf("goal: attainment within %.0f point of %s at <= %.0f%% of its device-seconds: %s "
 	       "(auto %.3f points below, at %.1f%%)\n",
 	       GOAL_PP, runs[1].name, 100 * GOAL_FRAC, met ? "MET" : "MISSED", pp, 100 * frac);
+	const struct run *cv = &runs[3];
+	printf("bound: no schedule reaches %s's attainment in fewer than %.0f device-seconds; "
+	       "clairvoyant (devices sized at %.1f%% of %.0f req/s) %s it in %.0f, %.3fx the "
+	       "bound\n",
+	       runs[1].name, c->bound.device_seconds, 100 * cv->cv.utilization,
+	       c->bound.device_rate, cv->cv.reached ? "reached" : "did NOT reach",
+	       cv->r.device_seconds, cv->r.device_seconds / c->bound.device_seconds);
 }
 
 static json_t *json_run(const struct run *run)
@@ -602,8 +535,17 @@ static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
 {
 	const struct swarm_sim_opts *o = &c->o;
 	json_t *jruns = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(jruns, json_run(&runs[i]));
+	const struct swarm_sim_bound *b = &c->bound;
+	const struct run *cv = NULL;
+	for (size_t i = 0; i < n; i++) {
+		json_t *jr = json_run(&runs[i]);
+		json_object_set_new(
+			jr, "vs_bound",
+			swarm_json_number("%.4f", runs[i].r.device_seconds / b->device_seconds));
+		json_array_append_new(jruns, jr);
+		if (runs[i].clairvoyant)
+			cv = &runs[i];
+	}
 	json_t *doc = json_pack(
 		"{s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:s, s:{s:o, s:o, s:o, "
 		"s:o, s:o, s:o}, s:o}",
@@ -622,7 +564,29 @@ static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
 		swarm_json_number("%g", o->as.panic_delay_frac), "stable_window_s",
 		swarm_json_number("%g", o->as.stable_window_ns / 1e9), "cooldown_s",
 		swarm_json_number("%g", o->as.cooldown_ns / 1e9), "runs", jruns);
-	if (n == 3) {
+	if (n) { /* a run's document (--seeds writes its own, with json_doc(c, NULL, 0)) */
+		json_object_set_new(doc, "bound_device_seconds",
+				    swarm_json_number("%.3f", b->device_seconds));
+		json_object_set_new(doc, "clairvoyant_device_seconds",
+				    cv ? swarm_json_number("%.3f", cv->r.device_seconds) :
+					 json_null());
+		json_object_set_new(
+			doc, "bound",
+			json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+				  "level_device_seconds",
+				  swarm_json_number("%.3f", b->level_device_seconds),
+				  "fluid_device_seconds",
+				  swarm_json_number("%.3f", b->fluid_device_seconds), "device_rate",
+				  swarm_json_number("%.3f", b->device_rate), "slot_s",
+				  swarm_json_number("%g", b->slot_s), "allowed_misses",
+				  swarm_json_u64(b->allowed_misses), "clairvoyant_utilization",
+				  cv ? swarm_json_number("%.4f", cv->cv.utilization) : json_null(),
+				  "clairvoyant_reached",
+				  cv ? json_boolean(cv->cv.reached) : json_null(),
+				  "clairvoyant_replays",
+				  cv ? swarm_json_u64(cv->cv.replays) : json_null()));
+	}
+	if (c->compare && n) {
 		double pp, frac;
 		int met = swarm_sim_goal(&runs[0].r, &runs[1].r, &pp, &frac);
 		json_object_set_new(
@@ -694,6 +658,41 @@ static int run_seeds(struct cli *c, struct swarm_sim_trace *tr)
 	return status;
 }
 
+/* The runs whose clairvoyant flag is `clairvoyant`, one thread each: they share only the
+ * trace, read-only. */
+static void run_parallel(struct run *runs, size_t n, int clairvoyant)
+{
+	pthread_t th[4];
+	int started[4] = { 0 };
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].clairvoyant == clairvoyant)
+			started[i] = !pthread_create(&th[i], NULL, run_thread, &runs[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else if (runs[i].clairvoyant == clairvoyant)
+			run_thread(&runs[i]);
+	}
+}
+
+/* The lower bound for static at --max's (runs[1]) attainment, and that as the clairvoyant
+ * runs' target: 0, or the exit status of a failure. */
+static int run_bound(struct cli *c, struct run *runs, size_t n)
+{
+	const struct swarm_sim_report *ref = &runs[1].r;
+	if (runs[1].rc)
+		return 0; /* reported with the runs */
+	char err[256];
+	int rc = swarm_sim_bound(&c->o, ref->requests - ref->met, &c->bound, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "swarm-sim: bound: %s\n", rc == -ENOMEM ? strerror(ENOMEM) : err);
+		return rc == -EINVAL ? 2 : 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		runs[i].target_met = ref->met;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--replay"))
@@ -710,35 +709,31 @@ int main(int argc, char **argv)
 		return run_seeds(&c, &trace);
 	int rc;
 
-	struct run runs[3];
-	size_t n = c.compare ? 3 : 1;
-	for (size_t i = 0; i < n; i++) {
+	/* runs[1] is static at --max, the reference of the bound: printed with --compare,
+	 * run alongside otherwise. */
+	struct run runs[4];
+	size_t n = c.compare ? 4 : 1, n_all = c.compare ? 4 : 2;
+	for (size_t i = 0; i < n_all; i++) {
 		memset(&runs[i], 0, sizeof runs[i]);
 		runs[i].o = c.o;
 	}
 	runs[0].o.keep_ticks = c.svg || c.ticks_csv;
+	runs[0].clairvoyant = c.clairvoyant;
+	runs[1].o.static_devices = c.o.max_devices;
 	if (c.compare) {
 		runs[0].o.static_devices = 0;
-		runs[1].o.static_devices = c.o.max_devices;
 		runs[2].o.static_devices = c.o.min_devices ? c.o.min_devices : 1;
+		runs[3].clairvoyant = 1;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n_all; i++)
 		run_name(&runs[i]);
 
-	/* The runs share only the trace, read-only: one thread each. */
-	pthread_t th[3];
-	int started[3] = { 0 };
-	for (size_t i = 1; i < n; i++)
-		started[i] = !pthread_create(&th[i], NULL, run_thread, &runs[i]);
-	run_thread(&runs[0]);
-	for (size_t i = 1; i < n; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		else
-			run_thread(&runs[i]);
-	}
-	int status = 0;
-	for (size_t i = 0; i < n; i++) {
+	/* The clairvoyant runs need static's attainment, so they come second. */
+	run_parallel(runs, n_all, 0);
+	int status = run_bound(&c, runs, n_all);
+	if (!status)
+		run_parallel(runs, n_all, 1);
+	for (size_t i = 0; i < n_all; i++) {
 		if (runs[i].rc) {
 			fprintf(stderr, "swarm-sim: %s: %s\n", runs[i].name,
 				runs[i].rc == -ENOMEM ? strerror(ENOMEM) : runs[i].err);
@@ -766,7 +761,7 @@ int main(int argc, char **argv)
 			status = 1;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n_all; i++)
 		swarm_sim_report_free(&runs[i].r);
 	swarm_sim_trace_free(&trace);
 	return status;

@@ -43,6 +43,23 @@ const char *sim_check_timing(double warmup_ms, double tick_ms, double duration_s
 	return NULL;
 }
 
+/* NULL when a clairvoyant schedule names devices of the pool in time order. */
+static const char *check_schedule(const struct swarm_sim_opts *o)
+{
+	const struct swarm_sim_schedule *sc = o->schedule;
+	if (o->static_devices)
+		return "schedule: not with static devices";
+	for (size_t i = 0; i < sc->n; i++) {
+		if (sc->v[i].device >= o->max_devices)
+			return "schedule: a device beyond max devices";
+		if (i && sc->v[i].t_ns < sc->v[i - 1].t_ns)
+			return "schedule: switches out of time order";
+		if (sc->v[i].kind == SWARM_SIM_SWITCH_WARM && sc->v[i].t_ns)
+			return "schedule: a WARM switch after time 0";
+	}
+	return NULL;
+}
+
 int swarm_sim_opts_check(const struct swarm_sim_opts *o, char *err, size_t err_len)
 {
 	const char *bad = NULL;
@@ -65,6 +82,8 @@ int swarm_sim_opts_check(const struct swarm_sim_opts *o, char *err, size_t err_l
 		bad = "max batch: 1 to 65536";
 	else if (!(o->objective_us > 0) || o->objective_us > 1e15)
 		bad = "objective: > 0 us";
+	else if (o->schedule && (bad = check_schedule(o)))
+		;
 	else
 		bad = sim_check_timing(o->warmup_ms, o->tick_ms, o->duration_s, o->short_window_s,
 				       o->as.stable_window_ns);

@@ -405,6 +405,46 @@ Test(tools_json, sim_seeds_reads_back)
 	json_decref(j);
 }
 
+/* --compare's runs, with the clairvoyant row and every run against the bound. */
+Test(tools_json, sim_compare_gives_the_bound)
+{
+	const char *argv[] = { SWARM_BIN_DIR "/swarm-sim",
+			       "--trace",
+			       "steps:400@0,2400@20",
+			       "--duration-s",
+			       "60",
+			       "--max",
+			       "8",
+			       "--warmup-ms",
+			       "1000",
+			       "--compare",
+			       "--json",
+			       "-",
+			       NULL };
+	json_t *j = run_json_or_fail(argv);
+	double bound = json_number_value(json_object_get(j, "bound_device_seconds"));
+	cr_assert_gt(bound, 0);
+	json_t *runs = json_object_get(j, "runs");
+	cr_assert_eq(json_array_size(runs), 4);
+	json_t *cv = json_array_get(runs, 3);
+	cr_assert_str_eq(str_at(cv, "policy"), "clairvoyant");
+	cr_assert_eq(json_number_value(json_object_get(cv, "device_seconds")),
+		     json_number_value(json_object_get(j, "clairvoyant_device_seconds")));
+	for (size_t i = 0; i < 4; i++) {
+		json_t *r = json_array_get(runs, i);
+		double ds = json_number_value(json_object_get(r, "device_seconds"));
+		double vs = json_number_value(json_object_get(r, "vs_bound"));
+		cr_assert(fabs(vs - ds / bound) < 1e-3, "%s: vs_bound %.4f, %.3f / %.3f",
+			  str_at(r, "policy"), vs, ds, bound);
+	}
+	/* static at the maximum and the clairvoyant replay reach the attainment: not below. */
+	cr_assert_geq(json_number_value(json_object_get(json_array_get(runs, 1), "vs_bound")), 1);
+	cr_assert_geq(json_number_value(json_object_get(cv, "vs_bound")), 1);
+	cr_assert(
+		json_is_true(json_object_get(json_object_get(j, "bound"), "clairvoyant_reached")));
+	json_decref(j);
+}
+
 /* The multi-model mode: the models file's path and a model's name (no blanks in a name). */
 Test(tools_json, sim_models_read_back)
 {

@@ -337,6 +337,36 @@ Test(tools_sim, swarmd_measure_scales_up_and_down_without_p99)
 	teardown(&f);
 }
 
+Test(tools_sim, schedule_switches_the_devices_it_names)
+{
+	/* Device 0 warm at 0 and drained at 2.5 s; device 1 woken at 1 s, warm at 2 s, on to
+	 * the end (5 s): 2.5 + 4 device-seconds. The arrival at 0.5 s is served by device 0,
+	 * the one at 3.5 s by device 1, 10 ms each. */
+	const char *spec = csv_trace("0.5\n3.5\n");
+	struct fixture f;
+	setup(&f, spec);
+	struct swarm_sim_switch sw[] = {
+		{ 0, 0, SWARM_SIM_SWITCH_WARM },
+		{ 1000000000ull, 1, SWARM_SIM_SWITCH_WAKE },
+		{ 2500000000ull, 0, SWARM_SIM_SWITCH_OFF },
+	};
+	struct swarm_sim_schedule sched = { sw, 3 };
+	f.o.static_devices = 0;
+	f.o.max_devices = 2;
+	f.o.warmup_ms = 1000;
+	f.o.duration_s = 5;
+	f.o.schedule = &sched;
+	run(&f);
+	cr_assert_eq(f.r.met, 2, "met %llu", (unsigned long long)f.r.met);
+	assert_near(f.r.max_us, 10000, 1e-6);
+	assert_near(f.r.device_seconds, 6.5, 1e-9);
+	cr_assert_eq(f.r.wakes, 1);
+	cr_assert_eq(f.r.drains, 1);
+	cr_assert_eq(f.r.decisions, 0, "a schedule asks no policy");
+	teardown(&f);
+	csv_unlink(spec);
+}
+
 Test(tools_sim, same_seed_same_run)
 {
 	struct fixture a, b;
