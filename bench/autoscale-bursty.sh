@@ -41,14 +41,15 @@ for len in 600 1800 3600; do
 done
 
 echo "== summary: auto against static:64 on bursty:LEN, seeds $SEEDS"
-printf '%-8s  %-22s  %-22s  %-15s  %s\n' length_s "worst points (seed, %)" \
-	"worst % (seed, points)" "median points, %" "goal (seeds met)"
+printf '%-8s  %-22s  %-22s  %-15s  %-22s  %s\n' length_s "worst points (seed, %)" \
+	"worst % (seed, points)" "median points, %" "vs bound: median, worst" "goal (seeds met)"
 for len in 600 1800 3600; do
 	awk -v len="$len" '
 	/^worst points below:/ { wp = $6 " (" $5 " " $10 ")" }
 	/^worst share:/ { ws = $5 " (" $4 " " $7 ")" }
 	/^median:/ { m = $2 ", " $5 }
+	/^against the bound:/ { b = $5 " " $9 " (seed " $8 ")" }
 	/^goal:/ { g = $(NF - 4) " (" substr($(NF - 3), 2) " of " $(NF - 1) ")" }
-	END { printf "%-8s  %-22s  %-22s  %-15s  %s\n", len, wp, ws, m, g }
+	END { printf "%-8s  %-22s  %-22s  %-15s  %-22s  %s\n", len, wp, ws, m, b, g }
 	' "$TMP/$len.txt"
 done

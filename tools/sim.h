@@ -245,6 +245,8 @@ struct swarm_sim_seed_result {
 	struct swarm_sim_report max;   /* static at the maximum, the same trace */
 	double points, share;          /* swarm_sim_goal's */
 	int met;
+	double bound;    /* swarm_sim_bound's device-seconds for static's attainment */
+	double vs_bound; /* the policy's device-seconds / bound */
 };
 
 struct swarm_sim_seeds_summary {
@@ -252,11 +254,14 @@ struct swarm_sim_seeds_summary {
 	size_t worst_points; /* the index of the most points below (the first of equals) */
 	size_t worst_share;  /* the index of the largest device-seconds share */
 	double median_points, median_share; /* the mean of the middle two when n is even */
+	size_t worst_vs_bound;              /* the index of the largest vs_bound */
+	double median_vs_bound;
 	int all_met;
 };
 
 /* Runs o's policy (o->static_devices must be 0) and static at o->max_devices on the seeds
- * first to last, in up to threads threads, into out (last - first + 1 of them). Returns 0,
+ * first to last, in up to threads threads, into out (last - first + 1 of them), and each
+ * seed's lower bound for static's attainment (swarm_sim_bound). Returns 0,
  * or the first failing seed's -errno with a message naming it in err. Thread-safe. */
 int swarm_sim_seeds_run(const struct swarm_sim_opts *o, uint64_t first, uint64_t last,
 			unsigned threads, struct swarm_sim_seed_result *out, char *err,

@@ -44,6 +44,12 @@ static void *seeds_thread(void *arg)
 		o.static_devices = i % 2 ? o.max_devices : 0;
 		j->rc[i] =
 			swarm_sim_run(&o, i % 2 ? &r->max : &r->autos, j->err[i], sizeof j->err[i]);
+		if (i % 2 && !j->rc[i]) { /* static's attainment: its bound */
+			struct swarm_sim_bound b;
+			j->rc[i] = swarm_sim_bound(&o, r->max.requests - r->max.met, &b, j->err[i],
+						   sizeof j->err[i]);
+			r->bound = b.device_seconds;
+		}
 	}
 	return NULL;
 }
@@ -85,6 +91,7 @@ int swarm_sim_seeds_run(const struct swarm_sim_opts *o, uint64_t first, uint64_t
 		out[i].seed = first + i;
 		out[i].met =
 			swarm_sim_goal(&out[i].autos, &out[i].max, &out[i].points, &out[i].share);
+		out[i].vs_bound = out[i].autos.device_seconds / out[i].bound;
 	}
 out:
 	free(th);
@@ -112,20 +119,27 @@ void swarm_sim_seeds_summarize(const struct swarm_sim_seed_result *v, size_t n,
 	memset(s, 0, sizeof *s);
 	s->n = n;
 	double *points = malloc(n * sizeof *points), *share = malloc(n * sizeof *share);
+	double *vs = malloc(n * sizeof *vs);
+	int ok = points && share && vs;
 	for (size_t i = 0; i < n; i++) {
 		s->n_met += v[i].met != 0;
 		if (v[i].points > v[s->worst_points].points)
 			s->worst_points = i;
 		if (v[i].share > v[s->worst_share].share)
 			s->worst_share = i;
-		if (points && share) {
+		if (v[i].vs_bound > v[s->worst_vs_bound].vs_bound)
+			s->worst_vs_bound = i;
+		if (ok) {
 			points[i] = v[i].points;
 			share[i] = v[i].share;
+			vs[i] = v[i].vs_bound;
 		}
 	}
 	s->all_met = s->n_met == n;
-	s->median_points = points && share ? median(points, n) : NAN;
-	s->median_share = points && share ? median(share, n) : NAN;
+	s->median_points = ok ? median(points, n) : NAN;
+	s->median_share = ok ? median(share, n) : NAN;
+	s->median_vs_bound = ok ? median(vs, n) : NAN;
 	free(points);
 	free(share);
+	free(vs);
 }

@@ -20,13 +20,13 @@ static void print_seeds(const struct swarm_sim_opts *o, const struct swarm_sim_s
 	       ", objective %g us: auto against static:%u\n",
 	       c->trace_spec, o->duration_s > 0 ? o->duration_s : o->trace->duration_s, c->first,
 	       c->last, o->objective_us, o->max_devices);
-	printf("%-10s %10s %9s %8s %8s %13s %10s  %s\n", "seed", "requests", "auto%", "static%",
-	       "points", "auto_device_s", "share%", "goal");
+	printf("%-10s %10s %9s %8s %8s %13s %10s %9s %9s  %s\n", "seed", "requests", "auto%",
+	       "static%", "points", "auto_device_s", "share%", "bound_s", "vs_bound", "goal");
 	for (size_t i = 0; i < n; i++)
-		printf("%-10" PRIu64 " %10" PRIu64 " %9.3f %8.3f %8.3f %13.0f %10.1f  %s\n",
+		printf("%-10" PRIu64 " %10" PRIu64 " %9.3f %8.3f %8.3f %13.0f %10.1f %9.0f %9.2f  %s\n",
 		       v[i].seed, v[i].autos.requests, 100 * v[i].autos.attainment,
 		       100 * v[i].max.attainment, v[i].points, v[i].autos.device_seconds,
-		       100 * v[i].share, v[i].met ? "met" : "MISSED");
+		       100 * v[i].share, v[i].bound, v[i].vs_bound, v[i].met ? "met" : "MISSED");
 	const struct swarm_sim_seed_result *wp = &v[s->worst_points], *ws = &v[s->worst_share];
 	printf("worst points below:   seed %" PRIu64 ", %.3f points below at %.1f%%\n", wp->seed,
 	       wp->points, 100 * wp->share);
@@ -34,6 +34,9 @@ static void print_seeds(const struct swarm_sim_opts *o, const struct swarm_sim_s
 	       100 * ws->share, ws->points);
 	printf("median:               %.3f points below, %.1f%% of static's device-seconds\n",
 	       s->median_points, 100 * s->median_share);
+	printf("against the bound:    median %.2fx, worst seed %" PRIu64 " %.2fx (the lower bound "
+	       "for static's attainment)\n",
+	       s->median_vs_bound, v[s->worst_vs_bound].seed, v[s->worst_vs_bound].vs_bound);
 	printf("goal: attainment within %.0f point of static:%u at <= %.0f%% of its "
 	       "device-seconds on every seed: %s (%zu of %zu seeds)\n",
 	       SWARM_SIM_GOAL_POINTS, o->max_devices, 100 * SWARM_SIM_GOAL_SHARE,
@@ -42,7 +45,7 @@ static void print_seeds(const struct swarm_sim_opts *o, const struct swarm_sim_s
 
 static json_t *json_seed(const struct swarm_sim_seed_result *r)
 {
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "seed",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o}", "seed",
 			 swarm_json_u64(r->seed), "requests", swarm_json_u64(r->autos.requests),
 			 "auto_attainment", swarm_json_number("%.6f", r->autos.attainment),
 			 "static_attainment", swarm_json_number("%.6f", r->max.attainment),
@@ -50,7 +53,8 @@ static json_t *json_seed(const struct swarm_sim_seed_result *r)
 			 "auto_device_seconds", swarm_json_number("%.3f", r->autos.device_seconds),
 			 "static_device_seconds", swarm_json_number("%.3f", r->max.device_seconds),
 			 "device_seconds_vs_static_max", swarm_json_number("%.4f", r->share), "met",
-			 r->met);
+			 r->met, "bound_device_seconds", swarm_json_number("%.3f", r->bound),
+			 "vs_bound", swarm_json_number("%.4f", r->vs_bound));
 }
 
 /* doc (the configuration, consumed) with the seeds, each seed's figures and the summary. */
@@ -68,13 +72,17 @@ static int write_json(json_t *doc, const struct swarm_sim_seeds_cli *c,
 				      swarm_json_u64(c->last)));
 	json_object_set_new(doc, "results", jv);
 	json_object_set_new(doc, "summary",
-			    json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:b}", "worst_points_seed",
-				      swarm_json_u64(v[s->worst_points].seed), "worst_share_seed",
-				      swarm_json_u64(v[s->worst_share].seed), "median_points_below",
+			    json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:b, s:o, s:o}",
+				      "worst_points_seed", swarm_json_u64(v[s->worst_points].seed),
+				      "worst_share_seed", swarm_json_u64(v[s->worst_share].seed),
+				      "median_points_below",
 				      swarm_json_number("%.4f", s->median_points), "median_share",
 				      swarm_json_number("%.4f", s->median_share), "seeds",
 				      (json_int_t)n, "seeds_met", (json_int_t)s->n_met, "all_met",
-				      s->all_met));
+				      s->all_met, "median_vs_bound",
+				      swarm_json_number("%.4f", s->median_vs_bound),
+				      "worst_vs_bound_seed",
+				      swarm_json_u64(v[s->worst_vs_bound].seed)));
 	return swarm_json_write_path(c->json, doc);
 }
 

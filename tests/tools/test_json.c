@@ -397,11 +397,16 @@ Test(tools_json, sim_seeds_reads_back)
 		double share =
 			json_number_value(json_object_get(r, "device_seconds_vs_static_max"));
 		cr_assert(fabs(share - 0.25) < 0.01, "seed %zu: share %g", 2 + i, share);
+		/* The bound is a lower bound: no run of any policy goes below it. */
+		double vs = json_number_value(json_object_get(r, "vs_bound"));
+		cr_assert(vs >= 1.0 && vs < 2.0, "seed %zu: vs_bound %g", 2 + i, vs);
+		cr_assert_gt(json_number_value(json_object_get(r, "bound_device_seconds")), 0);
 	}
 	json_t *s = json_object_get(j, "summary");
 	cr_assert_eq(json_integer_value(json_object_get(s, "seeds_met")), 3);
 	cr_assert(json_is_true(json_object_get(s, "all_met")));
 	cr_assert(fabs(json_number_value(json_object_get(s, "median_share")) - 0.25) < 0.01);
+	cr_assert_geq(json_number_value(json_object_get(s, "median_vs_bound")), 1.0);
 	json_decref(j);
 }
 
