@@ -99,6 +99,14 @@ static long pick_host(const struct swarm_fleet_model *m, uint64_t hosts, const s
 		*evict = 1;
 		return best;
 	}
+	/* A warm spare that has the model loaded already (it preloads the likely one), then
+	 * any spare, then a parked device. */
+	for (size_t i = 0; i < n; i++)
+		if (s[i].can_wake && s[i].spare && (m->allowed >> i & 1) && (m->cached >> i & 1) &&
+		    !(hosts >> i & 1)) {
+			*wake = *cached = 1;
+			return (long)i;
+		}
 	for (int spare = 1; spare >= 0; spare--)
 		for (size_t i = 0; i < n; i++)
 			if (s[i].can_wake && s[i].spare == spare && (m->allowed >> i & 1) &&

@@ -19,7 +19,8 @@
  *     anything, the least loaded (then the one with
  *     the most free memory, then the lowest index); then one where evicting versions that
  *     nothing needs (reclaimable bytes) makes the room; then a parked device woken for it (a
- *     warm spare first, then the lowest-numbered parked device). A device chosen for a model
+ *     warm spare that has it loaded first, then any warm spare, then the lowest-numbered
+ *     parked device). A device chosen for a model
  *     counts its bytes at once, so that two models are not both given the same room;
  *   - then a device in service (active or warming) that hosts no model wanted on it, has no
  *     session, and is not needed to keep min_in_service devices, is parked, highest index

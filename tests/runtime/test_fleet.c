@@ -243,6 +243,28 @@ Test(runtime_fleet, an_idle_copy_of_the_model_is_taken_back_before_any_other_roo
 	cr_assert_eq(lack[1], 1, "device 1's reclaimable bytes were the cached copy's");
 }
 
+Test(runtime_fleet, a_warm_spare_that_has_the_model_is_woken_first)
+{
+	/* Device 1, a spare, is empty; device 2, a spare too, preloaded the model: waking it
+	 * needs no load. */
+	struct swarm_fleet_device d[3] = { active(4 * GB, 4 * GB, 0.9), parked(4 * GB),
+					   parked(4 * GB) };
+	d[1].state = d[2].state = SWARM_DEVICE_STANDBY;
+	d[2].used = d[2].reclaimable = 3 * GB;
+	struct swarm_fleet_model m = {
+		.want = 2, .hosts = 0x1, .cached = 0x4, .allowed = ALL, .bytes = 3 * GB
+	};
+	struct swarm_fleet_action a[64];
+	cr_assert_eq(plan(&m, 1, d, 3, 0, a, NULL), 1);
+	cr_assert_eq(a[0].kind, SWARM_FLEET_ADD);
+	cr_assert_eq(a[0].device, 2);
+	cr_assert_eq(a[0].wake, 1);
+	/* Without the copy there, the lowest spare. */
+	m.cached = 0;
+	cr_assert_eq(plan(&m, 1, d, 3, 0, a, NULL), 1);
+	cr_assert_eq(a[0].device, 1);
+}
+
 /* ---- property test ----------------------------------------------------------------------- */
 
 static uint64_t rng(uint64_t *s)
@@ -276,7 +298,9 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 			d[i].used = rng(&seed) % (d[i].budget + 1);
 			d[i].reclaimable = rng(&seed) % (d[i].used + 1);
 		}
-		uint64_t up = 0; /* devices with a worker: only they host anything */
+		uint64_t up = 0, spares = 0; /* devices with a worker: only they hold anything */
+		for (size_t i = 0; i < nd; i++)
+			spares |= (uint64_t)(d[i].state == SWARM_DEVICE_STANDBY) << i;
 		for (size_t i = 0; i < nd; i++)
 			up |= (uint64_t)(d[i].state != SWARM_DEVICE_PARKED &&
 					 d[i].state != SWARM_DEVICE_STANDBY &&
@@ -286,7 +310,7 @@ Test(runtime_fleet, every_plan_keeps_budgets_constraints_and_wants)
 			m[k] = (struct swarm_fleet_model){
 				.want = (uint32_t)(rng(&seed) % 5),
 				.hosts = rng(&seed) & up,
-				.cached = rng(&seed) & up,
+				.cached = rng(&seed) & (up | spares),
 				.allowed = rng(&seed) % 3 ? ALL : rng(&seed),
 				.bytes = (rng(&seed) % 4) * GB + GB / 2,
 				.sessions = sess[k],
