@@ -254,23 +254,6 @@ int swarm_as_decide(uint64_t now_ns, const struct swarm_as_config *cfg,
 	return (int)n_out;
 }
 
-int swarm_as_pick(const struct swarm_as_device *devs, size_t n, uint32_t kind)
-{
-	int pick = -1;
-	for (size_t i = 0; i < n; i++) {
-		const struct swarm_as_device *dv = &devs[i];
-		if (kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_STANDBY)
-			return (int)i;
-		if (kind == SWARM_AS_WAKE && dv->state == SWARM_DEVICE_PARKED && !dv->parking &&
-		    pick < 0)
-			pick = (int)i;
-		if (kind == SWARM_AS_DRAIN && dv->state == SWARM_DEVICE_ACTIVE &&
-		    (pick < 0 || dv->sessions <= devs[pick].sessions))
-			pick = (int)i;
-	}
-	return pick;
-}
-
 size_t swarm_as_spares(const struct swarm_as_device *devs, size_t n, uint32_t standby, int *out,
 		       size_t max)
 {

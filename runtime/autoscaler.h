@@ -98,19 +98,13 @@ int swarm_as_decide(uint64_t now_ns, const struct swarm_as_config *cfg,
 		    size_t n_models, uint32_t parked, struct swarm_as_action *out, size_t max,
 		    uint32_t *target_out);
 
-/* A device as the choice of which one to wake or drain sees it. */
+/* A device as the choice of warm spares sees it (which device hosts what, and which to wake
+ * or park, is runtime/fleet.h's). */
 struct swarm_as_device {
 	int state;         /* a swarm_device_state (SWARM_DEVICE_ACTIVE, ...) */
-	uint32_t sessions; /* sessions it serves */
 	int parking;       /* its worker is being stopped */
 	int to_standby;    /* warming to become a warm spare */
 };
-
-/* Which device an action of kind acts on: for SWARM_AS_WAKE a warm spare (STANDBY) first,
- * else the lowest parked device not being stopped; for SWARM_AS_DRAIN the active device with
- * the fewest sessions, the last such on ties (the lowest indices stay, as they were woken
- * first). Returns its index, or -1 when there is none. */
-int swarm_as_pick(const struct swarm_as_device *devs, size_t n, uint32_t kind);
 
 /* The parked devices to start as warm spares so that standby spares are kept (those ready
  * and those warming to be one count): their indices, highest first, into out (at most max).

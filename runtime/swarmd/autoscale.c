@@ -486,7 +486,6 @@ static void keep_spares(struct as_model **order, size_t n)
 	int wake[MAX_DEVICES];
 	for (int i = 0; i < d.n_dev; i++)
 		view[i] = (struct swarm_as_device){ .state = d.dev[i].state,
-						    .sessions = d.dev[i].sessions,
 						    .parking = d.dev[i].parking,
 						    .to_standby = d.dev[i].to_standby };
 	size_t nw = swarm_as_spares(view, (size_t)d.n_dev, cfg.as.standby, wake, MAX_DEVICES);

@@ -480,11 +480,6 @@ void mem_fleet_device(const struct device *dv, struct swarm_fleet_device *out)
 			out->reclaimable += res_v[k].weights_bytes + res_v[k].other_bytes;
 }
 
-int mem_place(const struct resolved *res, int client_numa, char *text, size_t len)
-{
-	return mem_place_in(res, client_numa, ~0ull, text, len);
-}
-
 /* 1 when device name dv_name is the constraint's name, or one of its instances
  * ("gpu:0/1" of "gpu:0"). */
 static int name_matches(const char *dv_name, const char *want)

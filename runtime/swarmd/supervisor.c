@@ -433,8 +433,6 @@ static void on_ready(struct device *dv, union worker_msg *m, int *fds, int *nfds
 		dv->state = SWARM_DEVICE_ACTIVE;
 		dv->state_since_ns = swarm_now_ns();
 	}
-	dv->as_requests = 0;
-	dv->as_busy_ns = 0;
 	dv->io_backend = m->ready.io_backend;
 	swarm_copy_str(dv->mem_policy, sizeof dv->mem_policy, m->ready.mem_policy);
 	swarm_copy_str(dv->bound_cpus, sizeof dv->bound_cpus, m->ready.cpus);

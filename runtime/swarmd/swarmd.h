@@ -268,7 +268,6 @@ struct device {
 	char mem_policy[48]; /* as its worker read it back from the kernel */
 	char bound_cpus[SWARM_CPUS_MAX];
 	uint64_t state_since_ns;          /* when it entered its state, for the transition logs */
-	uint64_t as_requests, as_busy_ns; /* its counters at the last autoscaler tick */
 	/* --preload: per preloaded model, where its worker is (a pre_state) and which version
 	 * it was asked to load */
 	uint8_t pre_state[MAX_PRELOAD];
@@ -478,17 +477,16 @@ void mem_tick(uint64_t now); /* last use from the stats pages' request counts */
 void mem_snapshot(const struct device *dv, struct swarm_res_device *out,
 		  struct swarm_res_version res[SWARM_RES_MAX_RESIDENT]);
 void mem_fill_status(struct swarm_msg_status_reply *r);
-/* The device for a session of res (runtime/residency.h's swarm_res_place: resident first,
- * else where it fits with the least eviction, whose UNLOADs it sends). Returns its index,
- * -ENODEV (none active with room: the caller may wait), or -EFBIG / -ENOSPC with the
- * client's text. */
-int mem_place(const struct resolved *res, int client_numa, char *text, size_t len);
 /* Bit i: device i has model@version resident or room for it without evicting anything (a
  * move's targets). A version no worker has loaded counts as its weights alone: 0 bytes. */
 uint64_t mem_fits_mask(const char *model, uint32_t version);
 /* The devices res's model may use (deploy.device_kind, deploy.devices): bit i, device i. */
 uint64_t mem_allowed(const struct resolved *res);
-/* mem_place among the devices of mask allowed (bit i: device i) only. */
+/* The device for a session of res among the devices of mask allowed (bit i: device i), and
+ * its model's deploy constraints (runtime/residency.h's swarm_res_place: resident first,
+ * else where it fits with the least eviction, whose UNLOADs it sends). Returns its index,
+ * -ENODEV (none active with room: the caller may wait), -EINPROGRESS (sessions move first to
+ * make room), or -EFBIG / -ENOSPC with the client's text. */
 int mem_place_in(const struct resolved *res, int client_numa, uint64_t allowed, char *text,
 		 size_t len);
 /* 1 when r may not be evicted from dv: preloaded there, or pinned by an operator. */

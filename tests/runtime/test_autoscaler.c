@@ -1149,46 +1149,17 @@ Test(runtime_autoscaler, time_zero_and_clock_going_back)
 	expect_none(&r, "memory from the future");
 }
 
-/* ---- which device an action acts on (swarm_as_pick, swarm_as_spares) -------------------- */
+/* ---- which parked devices become warm spares (swarm_as_spares) -------------------------- */
 
-#define DEV(st, n) { .state = SWARM_DEVICE_##st, .sessions = (n) }
-
-Test(runtime_autoscaler_pick, wake_takes_a_warm_spare_before_a_parked_device)
-{
-	struct swarm_as_device devs[] = { DEV(ACTIVE, 3), DEV(PARKED, 0), DEV(STANDBY, 0),
-					  DEV(PARKED, 0) };
-	int i = swarm_as_pick(devs, 4, SWARM_AS_WAKE);
-	cr_assert_eq(i, 2, "woke device %d, want the warm spare 2", i);
-	devs[2].state = SWARM_DEVICE_ACTIVE;
-	i = swarm_as_pick(devs, 4, SWARM_AS_WAKE);
-	cr_assert_eq(i, 1, "woke device %d, want the lowest parked one, 1", i);
-}
-
-Test(runtime_autoscaler_pick, wake_skips_a_device_whose_worker_is_stopping)
-{
-	struct swarm_as_device devs[] = { DEV(PARKED, 0), DEV(PARKED, 0), DEV(FAILED, 0) };
-	devs[0].parking = 1;
-	int i = swarm_as_pick(devs, 3, SWARM_AS_WAKE);
-	cr_assert_eq(i, 1, "woke device %d, want 1 (0 is still stopping)", i);
-	devs[1].state = SWARM_DEVICE_WARMING;
-	i = swarm_as_pick(devs, 3, SWARM_AS_WAKE);
-	cr_assert_eq(i, -1, "woke device %d with none parked and free", i);
-}
-
-Test(runtime_autoscaler_pick, drain_takes_the_fewest_sessions_the_last_on_ties)
-{
-	struct swarm_as_device devs[] = { DEV(ACTIVE, 2), DEV(ACTIVE, 1), DEV(DRAINING, 0),
-					  DEV(ACTIVE, 1), DEV(ACTIVE, 5) };
-	int i = swarm_as_pick(devs, 5, SWARM_AS_DRAIN);
-	cr_assert_eq(i, 3, "drained device %d, want 3 (1 session, the last of the two)", i);
-	struct swarm_as_device none[] = { DEV(PARKED, 0), DEV(WARMING, 0) };
-	cr_assert_eq(swarm_as_pick(none, 2, SWARM_AS_DRAIN), -1);
-}
+#define DEV(st)                            \
+	{                                  \
+		.state = SWARM_DEVICE_##st \
+	}
 
 Test(runtime_autoscaler_pick, spares_are_the_highest_parked_devices_up_to_the_count)
 {
-	struct swarm_as_device devs[] = { DEV(ACTIVE, 1), DEV(PARKED, 0), DEV(PARKED, 0),
-					  DEV(PARKED, 0), DEV(PARKED, 0) };
+	struct swarm_as_device devs[] = { DEV(ACTIVE), DEV(PARKED), DEV(PARKED), DEV(PARKED),
+					  DEV(PARKED) };
 	devs[4].parking = 1;
 	int out[8];
 	size_t n = swarm_as_spares(devs, 5, 2, out, 8);
