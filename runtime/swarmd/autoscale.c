@@ -115,6 +115,12 @@ uint64_t as_hosts_loaded(const char *model, uint32_t version)
 	return loaded;
 }
 
+/* 1 when s counts as its model's demand: open, its client there, not lost or closing. */
+static int in_use(const struct session *s)
+{
+	return s->state != S_LOST && s->state != S_DETACHING && s->client;
+}
+
 int as_pins(const struct device *dv, const char *model, uint32_t version)
 {
 	const struct as_model *e = cfg.as.on && dv->index < 64 ? find(model, version) : NULL;
@@ -125,8 +131,7 @@ int as_pins(const struct device *dv, const char *model, uint32_t version)
 	/* Its sessions as they are now: a client that closed its last one a moment ago leaves
 	 * an idle version, which the next open may evict. */
 	for (const struct session *s = d.sessions; s; s = s->next)
-		if (s->state != S_LOST && s->state != S_DETACHING && s->client &&
-		    s->version == version && !strcmp(s->model_name, model))
+		if (in_use(s) && s->version == version && !strcmp(s->model_name, model))
 			return 1;
 	return 0;
 }
@@ -171,8 +176,7 @@ int as_may_wake_for(const struct resolved *res)
 void as_fill_status(struct swarm_msg_status_reply *r)
 {
 	r->autoscale = cfg.as.on != 0;
-	for (int k = 0; cfg.as.on && k < AS_MODELS && r->n_scaled < SWARM_STATUS_MAX_SCALED;
-	     k++) {
+	for (int k = 0; cfg.as.on && k < AS_MODELS && r->n_scaled < SWARM_STATUS_MAX_SCALED; k++) {
 		const struct as_model *e = &as.m[k];
 		if (!e->used)
 			continue;
@@ -260,7 +264,7 @@ void as_tick(uint64_t now)
 static void sessions_input(void)
 {
 	for (struct session *s = d.sessions; s; s = s->next) {
-		if (s->state == S_LOST || s->state == S_DETACHING || !s->client)
+		if (!in_use(s))
 			continue;
 		struct as_model *e = follow(s->model_name, s->version);
 		if (!e)
@@ -544,8 +548,8 @@ static size_t gather(struct as_model **order)
 }
 
 /* --autoscale-trace: the decision's input and answer, for swarm-sim --replay (as_trace.h). */
-static void trace(uint64_t now, struct as_model **order, const struct swarm_as_model *in,
-		  size_t n, const struct swarm_as_action *acts, int na, const uint32_t *targets)
+static void trace(uint64_t now, struct as_model **order, const struct swarm_as_model *in, size_t n,
+		  const struct swarm_as_action *acts, int na, const uint32_t *targets)
 {
 	if (!cfg.as.trace[0] || as.trace_failed)
 		return;
