@@ -7,16 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRACE_MAGIC "swarm-autoscale-trace 1"
+#define TRACE_MAGIC "swarm-autoscale-trace 2"
 #define MAX_MODELS 4096   /* models in one decision */
 #define MAX_ACTIONS 8192  /* actions in one decision */
 #define MAX_ID (1u << 24) /* memory ids */
 
 int swarm_as_trace_begin(FILE *f, const struct swarm_as_config *c)
 {
-	int rc = fprintf(f, "%s\nconfig %a %a %a %a %" PRIu64 " %" PRIu64 "\n", TRACE_MAGIC,
-			 c->target_util, c->hysteresis, c->panic_ratio, c->panic_delay_frac,
-			 c->stable_window_ns, c->cooldown_ns);
+	int rc = fprintf(f, "%s\nconfig %a %a %a %a %" PRIu64 " %" PRIu64 " %" PRIu64 " %a %d\n",
+			 TRACE_MAGIC, c->target_util, c->hysteresis, c->panic_ratio,
+			 c->panic_delay_frac, c->stable_window_ns, c->cooldown_ns,
+			 c->peak_window_ns, c->peak_util, c->drain_all);
 	return rc < 0 || fflush(f) ? -EIO : 0;
 }
 
@@ -43,11 +44,13 @@ int swarm_as_trace_decision(FILE *f, uint64_t now_ns, uint32_t parked,
 		const struct swarm_as_model *m = &models[i];
 		fprintf(f, "model %" PRIu64 " ", ids[i]);
 		put_name(f, names[i]);
-		fprintf(f, " %u %u %u %" PRIu64 " %a %a %a %a %u %" PRIu64 " %u %u %u %u %u %u\n",
+		fprintf(f,
+			" %u %u %u %" PRIu64 " %a %a %a %a %u %" PRIu64
+			" %u %u %u %u %u %u %a %a\n",
 			versions[i], m->min_devices, m->max_devices, m->latency_p99_ns,
 			m->rate_long, m->rate_short, m->service_rate, m->busy, m->queue_depth,
 			m->p99_ns, m->sessions, m->waiting_opens, m->active, m->warming,
-			m->draining, targets[i]);
+			m->draining, targets[i], m->rate_peak, m->service_peak);
 	}
 	for (size_t k = 0; k < n_acts; k++)
 		fprintf(f, "action %u %u %u %u\n", acts[k].kind, acts[k].model, acts[k].count,
@@ -199,13 +202,14 @@ static int on_model(struct replay *r, uint64_t line, const char *rest)
 	int got = sscanf(rest,
 			 "%" SCNu64 " %255s %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu64
 			 " %la %la %la %la %" SCNu32 " %" SCNu64 " %" SCNu32 " %" SCNu32 " %" SCNu32
-			 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %c",
+			 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %la %la %c",
 			 &d->ids[d->got], name, &version, &m->min_devices, &m->max_devices,
 			 &m->latency_p99_ns, &m->rate_long, &m->rate_short, &m->service_rate,
 			 &m->busy, &m->queue_depth, &m->p99_ns, &m->sessions, &m->waiting_opens,
-			 &m->active, &m->warming, &m->draining, &d->targets[d->got], &tail);
-	if (got != 18 || d->ids[d->got] >= MAX_ID)
-		return fail(r, line, "a model record has 18 fields (the id below %u)", MAX_ID);
+			 &m->active, &m->warming, &m->draining, &d->targets[d->got], &m->rate_peak,
+			 &m->service_peak, &tail);
+	if (got != 20 || d->ids[d->got] >= MAX_ID)
+		return fail(r, line, "a model record has 20 fields (the id below %u)", MAX_ID);
 	d->got++;
 	r->out->models++;
 	return 0;
@@ -242,10 +246,11 @@ static int on_line(struct replay *r, uint64_t line, char *s)
 	if (!strncmp(s, "config ", 7)) {
 		struct swarm_as_config *c = &r->cfg;
 		char tail;
-		if (sscanf(s + 7, "%la %la %la %la %" SCNu64 " %" SCNu64 " %c", &c->target_util,
-			   &c->hysteresis, &c->panic_ratio, &c->panic_delay_frac,
-			   &c->stable_window_ns, &c->cooldown_ns, &tail) != 6)
-			return fail(r, line, "a config record has 6 fields");
+		if (sscanf(s + 7, "%la %la %la %la %" SCNu64 " %" SCNu64 " %" SCNu64 " %la %d %c",
+			   &c->target_util, &c->hysteresis, &c->panic_ratio, &c->panic_delay_frac,
+			   &c->stable_window_ns, &c->cooldown_ns, &c->peak_window_ns, &c->peak_util,
+			   &c->drain_all, &tail) != 9)
+			return fail(r, line, "a config record has 9 fields");
 		r->have_cfg = 1;
 		return 0;
 	}

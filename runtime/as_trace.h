@@ -10,13 +10,16 @@
  * test. Numbers are written as C99 hexadecimal floats, so that they read back exactly.
  *
  * The format, one record a line, fields separated by one space:
- *   swarm-autoscale-trace 1
+ *   swarm-autoscale-trace 2
  *   config UTIL HYST PANIC_RATIO PANIC_DELAY_FRAC STABLE_WINDOW_NS COOLDOWN_NS
+ *          PEAK_WINDOW_NS PEAK_UTIL DRAIN_ALL
  *   decide NOW_NS PARKED N_MODELS
  *   model MEMORY_ID NAME VERSION MIN MAX LATENCY_P99_NS RATE_LONG RATE_SHORT SERVICE_RATE
  *         BUSY QUEUE_DEPTH P99_NS SESSIONS WAITING ACTIVE WARMING DRAINING TARGET
+ *         RATE_PEAK SERVICE_PEAK
  *   action KIND MODEL COUNT REASON
- * (a model line is one line). Each decide is followed by its N_MODELS model lines, in the
+ * (a config and a model record are one line each; version 1, before the burst memory, is
+ * not read). Each decide is followed by its N_MODELS model lines, in the
  * order given to the policy, then its actions. MEMORY_ID names the caller's struct
  * swarm_as_memory: a new id is a memory zeroed before its first call. Lines starting with
  * '#' are comments.

@@ -19,6 +19,9 @@ void swarm_as_config_default(struct swarm_as_config *cfg)
 		.panic_delay_frac = 0.5,
 		.stable_window_ns = 60ull * 1000000000ull,
 		.cooldown_ns = 30ull * 1000000000ull,
+		.peak_window_ns = 300ull * 1000000000ull,
+		.peak_util = 0.8,
+		.drain_all = 1,
 	};
 }
 
@@ -70,7 +73,42 @@ static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UI
 static int config_ok(const struct swarm_as_config *c)
 {
 	return c->target_util > 0.0 && c->target_util <= 1.0 && c->hysteresis >= 0.0 &&
-	       c->hysteresis < c->target_util && c->panic_ratio > 1.0 && c->panic_delay_frac > 0.0;
+	       c->hysteresis < c->target_util && c->panic_ratio > 1.0 &&
+	       c->panic_delay_frac > 0.0 &&
+	       (!c->peak_window_ns || (c->peak_util > 0.0 && c->peak_util <= 1.0));
+}
+
+/* The burst memory: the devices the recent peak needed stay in service for the peak window,
+ * sized at the best rate a device has shown (full batches), which a device at low load never
+ * shows; 0 when it is off or has nothing. */
+static uint64_t peak_hold(const struct swarm_as_config *cfg, const struct swarm_as_model *m,
+			  double service)
+{
+	const double peak = sane(m->rate_peak), best = fmax(sane(m->service_peak), service);
+	if (!cfg->peak_window_ns || !(peak > 0.0) || !(best > 0.0))
+		return 0;
+	return devices_for(peak / best, cfg->peak_util);
+}
+
+/* The queue trigger: 0 while the queueing delay, queue_depth / (active * service), is within
+ * panic_delay_frac of the objective; past it, the devices that would serve the queue within
+ * that delay (always more than are active), all at once: requests that wait while devices
+ * warm are lost to the objective, so every second the queue takes to clear after the warm-up
+ * loses a second of arrivals more, and a burst that outgrew what is in service is the case
+ * the burst memory could not see coming. What it wakes beyond the need leaves at once when
+ * the panic is over (drain_all). Devices warming count towards it. */
+static uint64_t queue_devices(const struct swarm_as_config *cfg, const struct swarm_as_model *m,
+			      double service)
+{
+	if (!m->latency_p99_ns || !m->active || !m->queue_depth)
+		return 0;
+	const double delay_s = m->queue_depth / ((double)m->active * service);
+	const double budget_s = cfg->panic_delay_frac * (double)m->latency_p99_ns * 1e-9;
+	if (!(delay_s > budget_s))
+		return 0;
+	/* budget_s * service may underflow to 0: then as many as may be. */
+	const double per_device = budget_s * service;
+	return per_device > 0.0 ? devices(m->queue_depth / per_device) : UINT32_MAX;
 }
 
 /* What the policy makes of one model: its target, and what the scale-down checks need. */
@@ -81,6 +119,7 @@ struct model_plan {
 	int from_zero; /* nothing in service and something waits or arrives */
 	double work;   /* device-equivalents of load, the larger of the two windows */
 	int idle;      /* no arrivals in either window, no busy time, nothing waiting */
+	uint64_t hold; /* the devices the recent peak needs */
 };
 
 static struct model_plan plan_model(const struct swarm_as_config *cfg,
@@ -110,38 +149,24 @@ static struct model_plan plan_model(const struct swarm_as_config *cfg,
 		 m->queue_depth == 0 && m->waiting_opens == 0;
 
 	/* Panic. Each trigger says the stable window is too slow to follow what is happening
-	 * now. A queue panic asks for the devices that would serve the queue within the delay
-	 * the objective allows (always more than are active, by its trigger), but at most
-	 * panic_ratio times the active ones: a queue says capacity is short, not by how much,
-	 * and one that built up while devices warm would otherwise wake ever more devices that
-	 * arrive after the ones already coming. Devices warming count towards it, so the
-	 * growth is one step per warm-up, as long as the queue lasts. */
+	 * now. */
 	uint64_t urgent = 0;
-	const double objective_s = (double)m->latency_p99_ns * 1e-9;
 	if (service > 0.0) {
 		urgent = devices_for(rate_short / service, util);
 		if ((double)urgent >= cfg->panic_ratio * (double)serving)
 			p.panic = 1;
-		if (m->latency_p99_ns && m->active && m->queue_depth) {
-			const double delay_s = m->queue_depth / ((double)m->active * service);
-			const double budget_s = cfg->panic_delay_frac * objective_s;
-			if (delay_s > budget_s) {
-				p.panic = 1;
-				/* budget_s * service may underflow to 0: then as many as may be. */
-				const double per_device = budget_s * service;
-				uint64_t q = per_device > 0.0 ?
-						     devices(m->queue_depth / per_device) :
-						     UINT32_MAX;
-				const uint64_t step = devices(cfg->panic_ratio * m->active);
-				if (q > step)
-					q = step;
-				if (q > urgent)
-					urgent = q;
-			}
-		}
+		const uint64_t q = queue_devices(cfg, m, service);
+		if (q)
+			p.panic = 1;
+		if (q > urgent)
+			urgent = q;
 	}
 	if (m->latency_p99_ns && m->active && m->p99_ns > m->latency_p99_ns)
 		p.panic = 1;
+
+	p.hold = peak_hold(cfg, m, service);
+	if (p.hold > stable)
+		stable = p.hold;
 
 	p.target = stable;
 	if (p.panic) {
@@ -185,6 +210,23 @@ static int may_drain(uint64_t now, const struct swarm_as_config *cfg,
 	/* The devices left must run at most target_util - hysteresis: the band between that
 	 * and target_util is what keeps a load near a boundary from scaling back and forth. */
 	return p->work / (double)left <= (cfg->target_util - cfg->hysteresis) * (1.0 + 1e-12);
+}
+
+/* How many devices one scale-down takes (may_drain said one may): all above the target, as
+ * long as those left run at most target_util - hysteresis and the last one stays by
+ * may_drain's rule. */
+static uint32_t drain_count(const struct swarm_as_config *cfg, const struct swarm_as_model *m,
+			    const struct model_plan *p, uint32_t min)
+{
+	uint64_t keep = p->target > min ? p->target : min;
+	const uint64_t need = devices_for(p->work, cfg->target_util - cfg->hysteresis);
+	if (need > keep)
+		keep = need;
+	if (keep == 0 && !((m->sessions == 0 || min == 0) && p->idle))
+		keep = 1;
+	if (keep >= p->in_service)
+		return 1; /* may_drain's check allowed one */
+	return (uint32_t)(p->in_service - keep);
 }
 
 int swarm_as_decide(uint64_t now_ns, const struct swarm_as_config *cfg,
@@ -241,6 +283,8 @@ int swarm_as_decide(uint64_t now_ns, const struct swarm_as_config *cfg,
 		} else if (p.target < p.in_service && may_drain(now_ns, cfg, m, mm, &p, min)) {
 			a.kind = SWARM_AS_DRAIN;
 			a.reason = SWARM_AS_R_DEMAND;
+			if (cfg->drain_all)
+				a.count = drain_count(cfg, m, &p, min);
 		} else {
 			continue;
 		}
@@ -269,4 +313,72 @@ size_t swarm_as_spares(const struct swarm_as_device *devs, size_t n, uint32_t st
 		spares++;
 	}
 	return k;
+}
+
+/* A slot's service rate (requests per busy second), 0 when it was busy under 10 ms. */
+static double slot_service(const struct swarm_as_peak *p, uint64_t slot)
+{
+	const uint64_t k = slot % SWARM_AS_PEAK_SLOTS;
+	if (p->busy_ns[k] < 10000000ull)
+		return 0.0;
+	return (double)p->served[k] / ((double)p->busy_ns[k] * 1e-9);
+}
+
+void swarm_as_peak_add(struct swarm_as_peak *p, uint64_t now_ns, uint64_t arrivals, uint64_t served,
+		       uint64_t busy_ns)
+{
+	/* What happened up to now_ns belongs to the slot that holds now_ns - 1 ns: a call
+	 * at a slot's end completes it. */
+	const uint64_t slot = now_ns ? (now_ns - 1) / SWARM_AS_SLOT_NS : 0;
+	if (p->started && slot > p->slot) {
+		const double sv = slot_service(p, p->slot);
+		if (sv > p->best_service)
+			p->best_service = sv;
+	}
+	if (!p->started || slot > p->slot) {
+		const uint64_t from = p->started ? p->slot + 1 : slot;
+		const uint64_t n = slot - from + 1;
+		for (uint64_t i = n > SWARM_AS_PEAK_SLOTS ? n - SWARM_AS_PEAK_SLOTS : 0; i < n;
+		     i++) {
+			const uint64_t k = (from + i) % SWARM_AS_PEAK_SLOTS;
+			p->arrivals[k] = p->served[k] = p->busy_ns[k] = 0;
+		}
+		if (!p->started)
+			p->first = slot;
+		p->started = 1;
+		p->slot = slot;
+	}
+	const uint64_t k = p->slot % SWARM_AS_PEAK_SLOTS; /* a time from the past: the newest */
+	p->arrivals[k] += arrivals;
+	p->served[k] += served;
+	p->busy_ns[k] += busy_ns;
+	if (now_ns > p->last_ns)
+		p->last_ns = now_ns;
+}
+
+void swarm_as_peak_get(const struct swarm_as_peak *p, uint64_t window_ns, double *rate_peak,
+		       double *service_peak)
+{
+	double rate = 0.0, service = p->best_service;
+	/* The complete slots (their end at or before the last call) within the window, and
+	 * still in the ring; slots after the newest written had nothing. */
+	const uint64_t end = p->last_ns / SWARM_AS_SLOT_NS;
+	const uint64_t want = window_ns / SWARM_AS_SLOT_NS;
+	uint64_t lo = end > want ? end - want : 0;
+	if (lo < p->first)
+		lo = p->first;
+	if (p->slot >= SWARM_AS_PEAK_SLOTS && lo < p->slot - SWARM_AS_PEAK_SLOTS + 1)
+		lo = p->slot - SWARM_AS_PEAK_SLOTS + 1;
+	const uint64_t hi = end < p->slot + 1 ? end : p->slot + 1;
+	for (uint64_t sl = lo; p->started && sl < hi; sl++) {
+		const uint64_t k = sl % SWARM_AS_PEAK_SLOTS;
+		const double r = (double)p->arrivals[k] * 1e9 / (double)SWARM_AS_SLOT_NS;
+		if (r > rate)
+			rate = r;
+		const double sv = slot_service(p, sl);
+		if (sv > service)
+			service = sv;
+	}
+	*rate_peak = rate;
+	*service_peak = service;
 }

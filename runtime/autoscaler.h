@@ -34,6 +34,13 @@ struct swarm_as_config {
 	double panic_delay_frac;    /* queueing delay / objective that panics; default 0.5 */
 	uint64_t stable_window_ns;  /* low demand this long before a scale-down; default 60 s */
 	uint64_t cooldown_ns;       /* after any scale event of the model; default 30 s */
+	/* Burst memory: capacity for the highest one-second rate of the last peak_window_ns is
+	 * kept in service, sized at peak_util of the best service rate measured in that
+	 * window; 0 turns it off. Default 300 s and 0.8. */
+	uint64_t peak_window_ns;
+	double peak_util;
+	int drain_all; /* a scale-down takes every device above the target at once (default 1);
+			* 0: one device a cool-down */
 };
 
 /* Defaults as above. */
@@ -53,6 +60,9 @@ struct swarm_as_model {
 	uint64_t p99_ns;           /* observed p99 latency, 0 unknown */
 	uint32_t sessions;         /* sessions open on the model */
 	uint32_t waiting_opens;    /* opens held for lack of a device in service */
+	double rate_peak;          /* the highest one-second arrival rate in the peak window
+				    * (swarm_as_peak_get), 0 unknown */
+	double service_peak;       /* the best one-second service rate in it, 0 unknown */
 	/* devices of the model by state (the caller's count) */
 	uint32_t active, warming, draining;
 };
@@ -97,6 +107,35 @@ int swarm_as_decide(uint64_t now_ns, const struct swarm_as_config *cfg,
 		    const struct swarm_as_model *models, struct swarm_as_memory *mem,
 		    size_t n_models, uint32_t parked, struct swarm_as_action *out, size_t max,
 		    uint32_t *target_out);
+
+/* The peak window's measurements of one model, kept by its caller: one-second slots of
+ * arrivals, requests served and busy time. Zero it before the first call. */
+#define SWARM_AS_PEAK_SLOTS 600u /* the longest peak window: 600 s */
+#define SWARM_AS_SLOT_NS 1000000000ull
+
+struct swarm_as_peak {
+	int started;         /* a call was made */
+	uint64_t first;      /* the first slot written (slot n: [n s, n + 1 s)) */
+	uint64_t slot;       /* the newest slot written */
+	uint64_t last_ns;    /* the latest call's time */
+	double best_service; /* the best slot's service rate ever: a device's capacity, which
+			      * only full batches show */
+	/* slot % SWARM_AS_PEAK_SLOTS */
+	uint64_t arrivals[SWARM_AS_PEAK_SLOTS], served[SWARM_AS_PEAK_SLOTS];
+	uint64_t busy_ns[SWARM_AS_PEAK_SLOTS];
+};
+
+/* Adds what happened since the last call (arrivals, requests served, device busy time
+ * summed over the model's devices) at now_ns, which does not go back. Time with no call
+ * counts as slots with nothing. */
+void swarm_as_peak_add(struct swarm_as_peak *p, uint64_t now_ns, uint64_t arrivals, uint64_t served,
+		       uint64_t busy_ns);
+
+/* Over the complete slots of the last window_ns, the highest arrival rate (req/s); and the
+ * best service rate of any slot so far (requests per busy second, of slots with at least
+ * 10 ms busy). 0 when there is none. */
+void swarm_as_peak_get(const struct swarm_as_peak *p, uint64_t window_ns, double *rate_peak,
+		       double *service_peak);
 
 /* A device as the choice of warm spares sees it (which device hosts what, and which to wake
  * or park, is runtime/fleet.h's). */

@@ -33,6 +33,7 @@ struct as_model {
 	uint32_t version;
 	uint64_t hosts; /* devices it is placed on */
 	uint64_t req[AS_HISTORY], busy_ns[AS_HISTORY];
+	struct swarm_as_peak peak; /* the burst memory: one-second slots of the peak window */
 	uint64_t seen_req[MAX_DEVICES], seen_busy[MAX_DEVICES]; /* the pages at the last tick */
 	pid_t seen_pid[MAX_DEVICES];                            /* whose pages those were */
 	struct swarm_as_memory mem;
@@ -205,7 +206,7 @@ void as_fill_status(struct swarm_msg_status_reply *r)
 
 /* Each followed model's requests and compute time since the last tick, from every worker's
  * stats page, into its history. */
-static void measure(void)
+static void measure(uint64_t now)
 {
 	for (int k = 0; k < AS_MODELS; k++) {
 		struct as_model *e = &as.m[k];
@@ -228,6 +229,10 @@ static void measure(void)
 		}
 		e->req[as.pos] = req;
 		e->busy_ns[as.pos] = busy;
+		/* swarmd sees requests served, not arrivals: a burst's peak is what was
+		 * served of it (docs/autoscaler.md "Burst memory"). */
+		if (e->used)
+			swarm_as_peak_add(&e->peak, now, req, req, busy);
 	}
 	as.pos = (as.pos + 1) % AS_HISTORY;
 	if (as.n < AS_HISTORY)
@@ -254,7 +259,7 @@ static void window(const struct as_model *e, uint64_t window_ns, uint64_t *req, 
 
 void as_tick(uint64_t now)
 {
-	measure();
+	measure(now);
 	as_decide(now);
 }
 
@@ -309,6 +314,7 @@ static void model_input(struct as_model *e)
 	m->rate_long = (double)lr / ls;
 	m->rate_short = (double)sr / ss;
 	m->service_rate = lb ? (double)lr / ((double)lb / 1e9) : 0.0;
+	swarm_as_peak_get(&e->peak, cfg.as.cfg.peak_window_ns, &m->rate_peak, &m->service_peak);
 	uint32_t usable = 0;
 	uint64_t allowed = e->res_ok ? mem_allowed(&e->res) : ~0ull;
 	for (int i = 0; i < d.n_dev && i < 64; i++) {

@@ -92,6 +92,9 @@ static void usage_scaling(FILE *f)
 		"  --autoscale-cooldown-s S  after a scale event, before a scale-down (default 30)\n"
 		"  --autoscale-util F   busy fraction aimed at per device (default 0.6; above\n"
 		"                       0.1, the scale-down hysteresis, at most 1)\n"
+		"  --autoscale-peak-window-s S  the burst memory: capacity for the busiest second\n"
+		"                       of the last S seconds stays in service (default 300;\n"
+		"                       0 off, at most 600)\n"
 		"  --autoscale-standby N  parked devices kept warm (worker started and ready,\n"
 		"                       out of service) so that a scale-up is immediate\n"
 		"                       (default 0)\n"
@@ -257,6 +260,8 @@ static int parse_access(int o, const char *arg)
 	return 0;
 }
 
+#define OPT_AS_PEAK 1003 /* --autoscale-peak-window-s: a long option only */
+
 /* --autoscale-*: each turns the autoscaler on. Returns 0 or 2. */
 static int parse_autoscale(int o, const char *name, const char *arg)
 {
@@ -266,11 +271,13 @@ static int parse_autoscale(int o, const char *name, const char *arg)
 	/* util above the scale-down hysteresis: the policy refuses any other (it would decide
 	 * nothing, silently, on every tick) */
 	if (*end || !*arg || !(v >= 0) || (o == 'U' && (v <= cfg.as.cfg.hysteresis || v > 1)) ||
-	    (devices && v > MAX_DEVICES) || v > 86400) {
+	    (devices && v > MAX_DEVICES) || v > 86400 ||
+	    (o == OPT_AS_PEAK && v > SWARM_AS_PEAK_SLOTS)) {
 		fprintf(stderr, "swarmd: --%s takes %s, not \"%s\"\n", name,
 			devices  ? "a device count" :
 			o == 'U' ? "a fraction above the scale-down hysteresis (0.1), at most 1" :
-				   "seconds",
+			o == OPT_AS_PEAK ? "seconds, 0 (off) to 600" :
+					   "seconds",
 			arg);
 		return 2;
 	}
@@ -283,6 +290,8 @@ static int parse_autoscale(int o, const char *name, const char *arg)
 		cfg.as.cfg.stable_window_ns = (uint64_t)(v * 1e9);
 	else if (o == 'C')
 		cfg.as.cfg.cooldown_ns = (uint64_t)(v * 1e9);
+	else if (o == OPT_AS_PEAK)
+		cfg.as.cfg.peak_window_ns = (uint64_t)(v * 1e9);
 	else
 		cfg.as.cfg.target_util = v;
 	return 0;
@@ -434,42 +443,44 @@ static int parse_devmem(int o, const char *arg)
 	return 0;
 }
 
-static const struct option opts[] = { { "metrics", required_argument, 0, OPT_METRICS },
-				      { "device-memory", required_argument, 0, OPT_DEVMEM },
-				      { "device-memory-reserve", required_argument, 0,
-					OPT_DEVMEM_RESERVE },
-				      { "socket", required_argument, 0, 's' },
-				      { "devices", required_argument, 0, 'd' },
-				      { "topology", required_argument, 0, 't' },
-				      { "spin-us", required_argument, 0, 'S' },
-				      { "allow-user", required_argument, 0, 'u' },
-				      { "allow-group", required_argument, 0, 'g' },
-				      { "admin-group", required_argument, 0, 'a' },
-				      { "max-connections", required_argument, 0, 'n' },
-				      { "max-connections-per-user", required_argument, 0, 'N' },
-				      { "hello-timeout-ms", required_argument, 0, 'H' },
-				      { "worker", required_argument, 0, 'w' },
-				      { "log-level", required_argument, 0, 'l' },
-				      { "log-format", required_argument, 0, 'F' },
-				      { "registry", required_argument, 0, 'r' },
-				      { "no-verify", no_argument, 0, 'V' },
-				      { "preload", required_argument, 0, 'P' },
-				      { "backend-dir", required_argument, 0, 'B' },
-				      { "autoscale", no_argument, 0, 'A' },
-				      { "autoscale-idle", required_argument, 0, 'I' },
-				      { "autoscale-window-s", required_argument, 0, 'W' },
-				      { "autoscale-cooldown-s", required_argument, 0, 'C' },
-				      { "autoscale-util", required_argument, 0, 'U' },
-				      { "autoscale-standby", required_argument, 0, 'Y' },
-				      { "autoscale-trace", required_argument, 0, 'R' },
-				      { "instances", required_argument, 0, 'i' },
-				      { "max-sessions-per-client", required_argument, 0, 'm' },
-				      { "max-sessions-per-user", required_argument, 0, 'M' },
-				      { "max-session-bytes", required_argument, 0, 'b' },
-				      { "max-user-bytes", required_argument, 0, 'T' },
-				      { "help", no_argument, 0, 'h' },
-				      { "version", no_argument, 0, 'v' },
-				      { 0, 0, 0, 0 } };
+static const struct option opts[] = {
+	{ "metrics", required_argument, 0, OPT_METRICS },
+	{ "device-memory", required_argument, 0, OPT_DEVMEM },
+	{ "device-memory-reserve", required_argument, 0, OPT_DEVMEM_RESERVE },
+	{ "socket", required_argument, 0, 's' },
+	{ "devices", required_argument, 0, 'd' },
+	{ "topology", required_argument, 0, 't' },
+	{ "spin-us", required_argument, 0, 'S' },
+	{ "allow-user", required_argument, 0, 'u' },
+	{ "allow-group", required_argument, 0, 'g' },
+	{ "admin-group", required_argument, 0, 'a' },
+	{ "max-connections", required_argument, 0, 'n' },
+	{ "max-connections-per-user", required_argument, 0, 'N' },
+	{ "hello-timeout-ms", required_argument, 0, 'H' },
+	{ "worker", required_argument, 0, 'w' },
+	{ "log-level", required_argument, 0, 'l' },
+	{ "log-format", required_argument, 0, 'F' },
+	{ "registry", required_argument, 0, 'r' },
+	{ "no-verify", no_argument, 0, 'V' },
+	{ "preload", required_argument, 0, 'P' },
+	{ "backend-dir", required_argument, 0, 'B' },
+	{ "autoscale", no_argument, 0, 'A' },
+	{ "autoscale-idle", required_argument, 0, 'I' },
+	{ "autoscale-window-s", required_argument, 0, 'W' },
+	{ "autoscale-cooldown-s", required_argument, 0, 'C' },
+	{ "autoscale-util", required_argument, 0, 'U' },
+	{ "autoscale-standby", required_argument, 0, 'Y' },
+	{ "autoscale-peak-window-s", required_argument, 0, OPT_AS_PEAK },
+	{ "autoscale-trace", required_argument, 0, 'R' },
+	{ "instances", required_argument, 0, 'i' },
+	{ "max-sessions-per-client", required_argument, 0, 'm' },
+	{ "max-sessions-per-user", required_argument, 0, 'M' },
+	{ "max-session-bytes", required_argument, 0, 'b' },
+	{ "max-user-bytes", required_argument, 0, 'T' },
+	{ "help", no_argument, 0, 'h' },
+	{ "version", no_argument, 0, 'v' },
+	{ 0, 0, 0, 0 }
+};
 
 static void defaults(void)
 {
@@ -503,7 +514,7 @@ int swarmd_options(int argc, char **argv)
 			rc = parse_limit(o, name, optarg);
 		else if (strchr("uga", o))
 			rc = parse_access(o, optarg);
-		else if (strchr("IWCYU", o))
+		else if (o == OPT_AS_PEAK || (o < 256 && strchr("IWCYU", o)))
 			rc = parse_autoscale(o, name, optarg);
 		else if (o == 'R')
 			rc = parse_trace(optarg);

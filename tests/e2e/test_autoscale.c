@@ -22,10 +22,13 @@ TestSuite(e2e_autoscale, .fini = teardown, .timeout = 120);
 
 #define CLIENTS 6
 
-static const char *const as_args[] = { "--autoscale",          "--autoscale-window-s",
-				       "2",                    "--autoscale-cooldown-s",
-				       "1",                    "--autoscale-util",
-				       "0.2",                  NULL };
+/* The windows short, so that a burst of seconds scales up and back down within a test; the
+ * burst memory (a peak window of 3 s) too. */
+static const char *const as_args[] = { "--autoscale", "--autoscale-window-s",
+				       "2",           "--autoscale-cooldown-s",
+				       "1",           "--autoscale-util",
+				       "0.2",         "--autoscale-peak-window-s",
+				       "3",           NULL };
 
 /* swarmd on devices with as_args and one more option and its value. */
 static void start_with(const char *devices, const char *opt, const char *val)

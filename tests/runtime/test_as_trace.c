@@ -162,27 +162,27 @@ Test(runtime_as_trace, malformed_traces_are_refused_with_the_line)
 	} bad[] = {
 		{ "", "empty" },
 		{ "not a trace\n", "not a trace" },
-		{ "swarm-autoscale-trace 1\ndecide 1 2 0\n", "before the config" },
-		{ "swarm-autoscale-trace 1\nconfig 0x1p-1 0 2 0x1p-1 1\n", "6 fields" },
-		{ "swarm-autoscale-trace 1\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
-		  "0x1p+1 0x1p-1 60000000000 30000000000\nmodel 1 a 1 1 1 0 0x0p+0 0x0p+0 0x0p+0 "
-		  "0x0p+0 0 0 0 0 0 0 0 0\n",
+		{ "swarm-autoscale-trace 2\ndecide 1 2 0\n", "before the config" },
+		{ "swarm-autoscale-trace 2\nconfig 0x1p-1 0 2 0x1p-1 1\n", "9 fields" },
+		{ "swarm-autoscale-trace 2\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
+		  "0x1p+1 0x1p-1 60000000000 30000000000 300000000000 0x1.999999999999ap-1 1\nmodel 1 a 1 1 1 0 0x0p+0 0x0p+0 0x0p+0 "
+		  "0x0p+0 0 0 0 0 0 0 0 0 0x0p+0 0x0p+0\n",
 		  "outside its decision" },
-		{ "swarm-autoscale-trace 1\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
-		  "0x1p+1 0x1p-1 60000000000 30000000000\ndecide 1 2 1\naction 1 0 1 1\n",
+		{ "swarm-autoscale-trace 2\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
+		  "0x1p+1 0x1p-1 60000000000 30000000000 300000000000 0x1.999999999999ap-1 1\ndecide 1 2 1\naction 1 0 1 1\n",
 		  "outside its decision" },
-		{ "swarm-autoscale-trace 1\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
-		  "0x1p+1 0x1p-1 60000000000 30000000000\ndecide 1 2 2\nmodel 1 a 1 1 1 0 0x0p+0 "
-		  "0x0p+0 0x0p+0 0x0p+0 0 0 0 0 0 0 0 0\n",
+		{ "swarm-autoscale-trace 2\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
+		  "0x1p+1 0x1p-1 60000000000 30000000000 300000000000 0x1.999999999999ap-1 1\ndecide 1 2 2\nmodel 1 a 1 1 1 0 0x0p+0 "
+		  "0x0p+0 0x0p+0 0x0p+0 0 0 0 0 0 0 0 0 0x0p+0 0x0p+0\n",
 		  "2 models, 1 followed" },
-		{ "swarm-autoscale-trace 1\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
-		  "0x1p+1 0x1p-1 60000000000 30000000000\ndecide 1 2 1\nmodel 1 a 1 1 1 0 0x0p+0\n",
-		  "18 fields" },
-		{ "swarm-autoscale-trace 1\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
-		  "0x1p+1 0x1p-1 60000000000 30000000000\nfrob 1\n",
+		{ "swarm-autoscale-trace 2\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
+		  "0x1p+1 0x1p-1 60000000000 30000000000 300000000000 0x1.999999999999ap-1 1\ndecide 1 2 1\nmodel 1 a 1 1 1 0 0x0p+0\n",
+		  "20 fields" },
+		{ "swarm-autoscale-trace 2\nconfig 0x1.3333333333333p-1 0x1.999999999999ap-4 "
+		  "0x1p+1 0x1p-1 60000000000 30000000000 300000000000 0x1.999999999999ap-1 1\nfrob 1\n",
 		  "unknown record" },
-		{ "swarm-autoscale-trace 1\nconfig 0x0p+0 0x1.999999999999ap-4 0x1p+1 0x1p-1 "
-		  "60000000000 30000000000\ndecide 1 2 0\n",
+		{ "swarm-autoscale-trace 2\nconfig 0x0p+0 0x1.999999999999ap-4 0x1p+1 0x1p-1 "
+		  "60000000000 30000000000 300000000000 0x1.999999999999ap-1 1\ndecide 1 2 0\n",
 		  "refused" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -32,10 +32,14 @@ static double rng_sym(uint64_t *s)
 	return (double)(rng_next(s) >> 11) / (double)(1ull << 52) - 1.0;
 }
 
+/* The defaults, but one device per scale-down: most tests below are of the rules that gate
+ * each scale-down (the stable window, the cool-down, the band), which drain_all keeps; its
+ * own tests are under "Bursts". */
 static struct swarm_as_config defaults(void)
 {
 	struct swarm_as_config c;
 	swarm_as_config_default(&c);
+	c.drain_all = 0;
 	return c;
 }
 
@@ -118,7 +122,11 @@ static void apply(struct swarm_as_model *m, const struct one *r)
 
 Test(runtime_autoscaler, config_defaults)
 {
-	struct swarm_as_config c = defaults();
+	struct swarm_as_config c;
+	swarm_as_config_default(&c);
+	cr_assert(c.peak_window_ns == 300 * SEC && c.peak_util == 0.8 && c.drain_all == 1,
+		  "burst defaults: peak window %llu ns, peak util %g, drain_all %d",
+		  (unsigned long long)c.peak_window_ns, c.peak_util, c.drain_all);
 	cr_assert(c.target_util == 0.6 && c.hysteresis == 0.1 && c.panic_ratio == 2.0 &&
 			  c.panic_delay_frac == 0.5,
 		  "defaults: util %g hysteresis %g panic_ratio %g panic_delay_frac %g",
@@ -349,11 +357,13 @@ static void sim_tick_rates(struct sim *s, double arrivals, double rate_long, dou
 		for (uint32_t i = 0; i < count; i++)
 			s->warm_at[s->n_warm++] = now_s + 20;
 	} else {
-		cr_assert_eq(count, 1, "drained %u at once", count);
+		cr_assert(count == 1 || s->cfg.drain_all, "drained %u at once", count);
+		cr_assert_leq(count, m->active, "drained %u of %u active", count, m->active);
 		s->drains++;
-		m->active--;
-		m->draining++;
-		s->drained_at[s->n_drain++] = now_s + 5;
+		m->active -= count;
+		m->draining += count;
+		for (uint32_t i = 0; i < count; i++)
+			s->drained_at[s->n_drain++] = now_s + 5;
 	}
 }
 
@@ -388,11 +398,13 @@ Test(runtime_autoscaler, hysteresis_no_flapping_on_noisy_constant_load)
 Test(runtime_autoscaler, hysteresis_settles_after_initial_scale_up)
 {
 	/* From one device under a load that needs four: the initial moves (a scale-up, the
-	 * panic while the others warm, and the scale-down after it) happen early; the last 20
-	 * of the 30 minutes are quiet, and nothing flaps. */
+	 * panic while the others warm, which wakes what would clear its queue at once, and
+	 * the scale-down after it, all the devices beyond the need at once) happen early; the
+	 * last 20 of the 30 minutes are quiet, and nothing flaps. */
 	for (uint64_t seed = 1; seed <= 5; seed++) {
 		struct sim s;
 		sim_init(&s, 220.0, 1);
+		s.cfg.drain_all = 1;
 		uint64_t rng = seed * 7919;
 		for (int t = 0; t < 30 * 60; t++)
 			sim_tick(&s, 220.0 * (1.0 + 0.15 * rng_sym(&rng)));
@@ -1155,6 +1167,160 @@ Test(runtime_autoscaler, time_zero_and_clock_going_back)
 	{                                  \
 		.state = SWARM_DEVICE_##st \
 	}
+
+/* ---- bursts ------------------------------------------------------------------------------ */
+
+Test(runtime_autoscaler, burst_memory_holds_capacity_for_the_recent_peak)
+{
+	/* 100 req/s now on 2 devices, but a second of 1200 req/s in the peak window, and
+	 * devices that have shown 100 req/s: ceil(1200 / (100 * 0.8)) = 15 stay in service. */
+	struct swarm_as_config cfg;
+	swarm_as_config_default(&cfg);
+	struct swarm_as_memory mem = { 0 };
+	struct swarm_as_model m = model(15, 100.0);
+	m.rate_peak = 1200.0;
+	m.service_peak = 100.0;
+	struct one r = decide1(T0, &cfg, &m, &mem, 20);
+	cr_assert_eq(r.target, 15, "target %u under a peak of %g", r.target, m.rate_peak);
+	expect_none(&r, "the peak's devices are in service");
+	r = decide1(T0 + 10 * 60 * SEC, &cfg, &m, &mem, 20);
+	expect_none(&r, "ten minutes later, the peak still in the window");
+
+	/* From 2 devices: a wake to the peak's 15, for demand. */
+	struct swarm_as_memory mem2 = { 0 };
+	m.active = 2;
+	r = decide1(T0, &cfg, &m, &mem2, 20);
+	expect_action(&r, SWARM_AS_WAKE, 13, SWARM_AS_R_DEMAND, "up to the peak's devices");
+
+	/* The best rate seen, 150 req/s at full batches, against 100 on average: 10 devices. */
+	m.service_peak = 150.0;
+	m.active = 15;
+	struct swarm_as_memory mem3 = { 0 };
+	r = decide1(T0, &cfg, &m, &mem3, 20);
+	cr_assert_eq(r.target, 10, "target %u at a best rate of %g", r.target, m.service_peak);
+
+	/* Off (a peak window of 0): the stable target alone, ceil(100 / (100 * 0.6)) = 2. */
+	cfg.peak_window_ns = 0;
+	struct swarm_as_memory mem4 = { 0 };
+	r = decide1(T0, &cfg, &m, &mem4, 20);
+	cr_assert_eq(r.target, 2, "target %u with the burst memory off", r.target);
+}
+
+Test(runtime_autoscaler, a_scale_down_takes_every_device_beyond_the_need_at_once)
+{
+	struct swarm_as_config cfg;
+	swarm_as_config_default(&cfg);
+	struct swarm_as_memory mem = { 0 };
+	/* 12 devices for 100 req/s (2 needed): the stable window, then one drain of 10. */
+	struct swarm_as_model m = model(12, 100.0);
+	struct one r = decide1(T0, &cfg, &m, &mem, 20);
+	expect_none(&r, "the target just fell");
+	r = decide1(T0 + cfg.stable_window_ns, &cfg, &m, &mem, 20);
+	expect_action(&r, SWARM_AS_DRAIN, 10, SWARM_AS_R_DEMAND, "all beyond the target");
+	apply(&m, &r);
+	r = decide1(T0 + cfg.stable_window_ns + SEC, &cfg, &m, &mem, 20);
+	expect_none(&r, "at the target");
+
+	/* The band still holds: 290 req/s on 12 devices, target ceil(2.9 / 0.6) = 5, but 5
+	 * devices would run at 0.58 > 0.5: the drain keeps ceil(2.9 / 0.5) = 6. */
+	struct swarm_as_memory mem2 = { 0 };
+	m = model(12, 290.0);
+	r = decide1(T0, &cfg, &m, &mem2, 20);
+	cr_assert_eq(r.target, 5, "target %u", r.target);
+	r = decide1(T0 + cfg.stable_window_ns, &cfg, &m, &mem2, 20);
+	expect_action(&r, SWARM_AS_DRAIN, 6, SWARM_AS_R_DEMAND, "down to the band");
+
+	/* The minimum stays, and the last device with sessions. */
+	struct swarm_as_memory mem3 = { 0 };
+	m = model(12, 0.0);
+	m.min_devices = 3;
+	r = decide1(T0, &cfg, &m, &mem3, 20);
+	r = decide1(T0 + cfg.stable_window_ns, &cfg, &m, &mem3, 20);
+	expect_action(&r, SWARM_AS_DRAIN, 9, SWARM_AS_R_DEMAND, "down to the minimum");
+	struct swarm_as_memory mem4 = { 0 };
+	m = model(12, 0.0);
+	r = decide1(T0, &cfg, &m, &mem4, 20);
+	r = decide1(T0 + cfg.stable_window_ns, &cfg, &m, &mem4, 20);
+	expect_action(&r, SWARM_AS_DRAIN, 11, SWARM_AS_R_DEMAND, "the last device stays");
+}
+
+Test(runtime_autoscaler, a_queue_panic_wakes_what_clears_the_queue_at_once)
+{
+	/* 10000 requests wait on 2 devices of 100 req/s, a 100 ms objective: each device
+	 * clears 5 within the 50 ms budget, so 2000 are needed, and the maximum, 16, is the
+	 * target: all 14 wake at once, not a step of panic_ratio. */
+	struct swarm_as_config cfg;
+	swarm_as_config_default(&cfg);
+	struct swarm_as_memory mem = { 0 };
+	struct swarm_as_model m = model(2, 110.0);
+	m.queue_depth = 10000;
+	struct one r = decide1(T0, &cfg, &m, &mem, 20);
+	expect_action(&r, SWARM_AS_WAKE, 14, SWARM_AS_R_PANIC, "the queue's devices");
+	/* Devices warming count: with the 14 coming, nothing more. */
+	apply(&m, &r);
+	r = decide1(T0 + SEC, &cfg, &m, &mem, 20);
+	expect_none(&r, "the devices for the queue are warming");
+}
+
+/* ---- the burst memory's measurements ------------------------------------------------------ */
+
+Test(runtime_autoscaler_peak, the_highest_complete_second_within_the_window)
+{
+	static struct swarm_as_peak p; /* large: not on the stack */
+	memset(&p, 0, sizeof p);
+	double rate, service;
+	swarm_as_peak_get(&p, 300 * SEC, &rate, &service);
+	cr_assert(rate == 0.0 && service == 0.0, "nothing yet: %g %g", rate, service);
+	/* Ticks of 100 ms from 1000 s: 10 arrivals each, but 70 in the ticks of second 1005. */
+	for (uint64_t t = 1; t <= 100; t++) {
+		uint64_t now = T0 + t * SEC / 10;
+		uint64_t n = (t > 50 && t <= 60) ? 70 : 10;
+		swarm_as_peak_add(&p, now, n, n, 50000000ull); /* 50 ms busy a tick */
+	}
+	swarm_as_peak_get(&p, 300 * SEC, &rate, &service);
+	cr_assert_eq(rate, 700.0, "peak %g req/s", rate);
+	/* 700 served in 0.5 s busy: 1400 req/s, the best second. */
+	cr_assert_eq(service, 1400.0, "best service %g", service);
+	/* The window: 3 s back from 1010 s holds 1007..1009, not 1005. */
+	swarm_as_peak_get(&p, 3 * SEC, &rate, &service);
+	cr_assert_eq(rate, 100.0, "peak over 3 s %g", rate);
+	cr_assert_eq(service, 1400.0, "the best service is kept beyond the window: %g", service);
+
+	/* A second still open does not count: 5000 arrivals at 1010.5 s. */
+	swarm_as_peak_add(&p, T0 + 10 * SEC + SEC / 2, 5000, 0, 0);
+	swarm_as_peak_get(&p, 300 * SEC, &rate, &service);
+	cr_assert_eq(rate, 700.0, "an open second counted: %g", rate);
+	/* Complete at 1011 s. */
+	swarm_as_peak_add(&p, T0 + 11 * SEC, 0, 0, 0);
+	swarm_as_peak_get(&p, 300 * SEC, &rate, &service);
+	cr_assert_eq(rate, 5000.0, "the completed second: %g", rate);
+
+	/* A gap of ten minutes with no call: the old seconds are gone. */
+	swarm_as_peak_add(&p, T0 + 700 * SEC, 3, 3, 1000000ull);
+	swarm_as_peak_get(&p, 300 * SEC, &rate, &service);
+	cr_assert_eq(rate, 3.0, "after the gap %g", rate);
+	/* 1 ms busy is under the 10 ms a rate needs: the best stays. */
+	cr_assert_eq(service, 1400.0, "best %g", service);
+
+	/* A time from the past adds to the newest second, and nothing breaks. */
+	swarm_as_peak_add(&p, T0, 4, 4, 0);
+	swarm_as_peak_add(&p, T0 + 701 * SEC, 0, 0, 0);
+	swarm_as_peak_get(&p, 300 * SEC, &rate, &service);
+	cr_assert_eq(rate, 7.0, "a past time's arrivals: %g", rate);
+}
+
+Test(runtime_autoscaler_peak, a_window_longer_than_the_ring_reads_the_ring)
+{
+	static struct swarm_as_peak p;
+	memset(&p, 0, sizeof p);
+	for (uint64_t t = 1; t <= 2 * SWARM_AS_PEAK_SLOTS; t++)
+		swarm_as_peak_add(&p, t * SEC, t, 0, 0);
+	double rate, service;
+	swarm_as_peak_get(&p, 100000 * SEC, &rate, &service);
+	cr_assert_eq(rate, 2.0 * SWARM_AS_PEAK_SLOTS, "peak %g", rate);
+	swarm_as_peak_get(&p, 0, &rate, &service);
+	cr_assert_eq(rate, 0.0, "an empty window: %g", rate);
+}
 
 Test(runtime_autoscaler_pick, spares_are_the_highest_parked_devices_up_to_the_count)
 {
