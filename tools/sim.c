@@ -84,6 +84,7 @@ struct sim {
 	double service_rate;       /* the last measured, 0 before any */
 	struct swarm_as_model m;   /* the last measurement */
 	struct swarm_as_memory mem;
+	struct swarm_as_peak peak; /* the policy's burst memory (as swarmd keeps it) */
 	uint32_t target;
 
 	struct sim_lat lat;
@@ -148,10 +149,48 @@ static void set_state(struct sim *s, uint32_t d, uint32_t state)
 	}
 }
 
-/* Whether device d has work to start: its own, or (active) the held requests. */
+/* Requests waiting in the devices' queues (neither held nor in service). */
+static uint64_t queued_waiting(const struct sim *s)
+{
+	return s->outstanding - s->in_service - s->held.len;
+}
+
+/* Whether device d has work to start: its own, or (active) the held requests, or (active,
+ * the backlog moving) another's waiting requests. */
 static int has_work(const struct sim *s, const struct dev *dv)
 {
-	return dv->q.len || (dv->state == DEV_ACTIVE && s->held.len);
+	if (dv->q.len)
+		return 1;
+	if (dv->state != DEV_ACTIVE)
+		return 0;
+	return s->held.len || (s->o->backlog == SWARM_SIM_BACKLOG_MOVE && queued_waiting(s) > 0);
+}
+
+/* Active device d, about to start a batch of the own requests it has (fewer than a batch),
+ * fills it from the device with the most waiting: the oldest of them, at most half the
+ * difference (rounded up), so that the two end with queues as even as a batch allows
+ * instead of handing requests back and forth. Arrivals go to the shortest queue; this is
+ * the same balance for what queued before a device came into service. */
+static int take_backlog(struct sim *s, uint32_t d)
+{
+	struct dev *dv = &s->dev[d];
+	uint32_t from = UINT32_MAX;
+	size_t most = dv->q.len;
+	for (uint32_t i = 0; i < s->n_dev; i++) {
+		const struct dev *v = &s->dev[i];
+		size_t waiting = v->q.len - v->in_batch;
+		if (i != d && waiting > most) {
+			most = waiting;
+			from = i;
+		}
+	}
+	if (from == UINT32_MAX)
+		return 0;
+	size_t k = (most - dv->q.len + 1) / 2;
+	if (k > s->o->max_batch - dv->q.len)
+		k = s->o->max_batch - dv->q.len;
+	s->r->moved += k;
+	return sim_fifo_move(&s->dev[from].q, s->dev[from].in_batch, k, &dv->q);
 }
 
 /* An idle device in service with requests queued takes its next batch; an active one with
@@ -166,6 +205,9 @@ static int start_batch(struct sim *s, uint32_t d)
 			if (sim_fifo_push(&dv->q, sim_fifo_pop(&s->held)) < 0)
 				return -ENOMEM;
 	}
+	if (dv->state == DEV_ACTIVE && s->o->backlog == SWARM_SIM_BACKLOG_MOVE &&
+	    dv->q.len < s->o->max_batch && queued_waiting(s) > dv->q.len && take_backlog(s, d) < 0)
+		return -ENOMEM;
 	if (!dv->q.len)
 		return 0;
 	uint32_t b = dv->q.len < s->o->max_batch ? (uint32_t)dv->q.len : s->o->max_batch;
@@ -506,6 +548,9 @@ static int tick(struct sim *s)
 			(double)sim_window_sum(&s->w_served, k, n_long) / ((double)busy_long / 1e9);
 	m->service_rate = s->service_rate;
 	uint64_t busy_tick = sim_window_sum(&s->w_busy, k, 1);
+	swarm_as_peak_add(&s->peak, s->now, sim_window_sum(&s->w_arr, k, 1),
+			  sim_window_sum(&s->w_served, k, 1), busy_tick);
+	swarm_as_peak_get(&s->peak, s->o->as.peak_window_ns, &m->rate_peak, &m->service_peak);
 	m->busy = s->serving_ns ? (double)busy_tick / (double)s->serving_ns : 0;
 	if (m->busy > 1)
 		m->busy = 1;

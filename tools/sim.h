@@ -147,6 +147,16 @@ enum swarm_sim_measure {
 	SWARM_SIM_MEASURE_SWARMD = 1,
 };
 
+/* What happens to requests queued on a device when another has nothing to do. */
+enum swarm_sim_backlog {
+	/* An active device with nothing queued takes the oldest waiting requests (up to a
+	 * batch, at most half of them) of the device with the most waiting: a backlog spreads
+	 * over the devices that come into service after it built up. */
+	SWARM_SIM_BACKLOG_MOVE = 0,
+	/* Requests stay on the device they were queued on (until 2026-12-06). */
+	SWARM_SIM_BACKLOG_STAY = 1,
+};
+
 struct swarm_sim_opts {
 	const struct swarm_sim_trace *trace;
 	uint64_t seed;             /* arrivals' seed; default 1 */
@@ -168,6 +178,7 @@ struct swarm_sim_opts {
 				    * (memory guard, reported); default 1 << 24 */
 	struct swarm_as_config as; /* the policy's settings; swarm_as_config_default */
 	uint32_t measure;          /* a swarm_sim_measure: what the policy is given */
+	uint32_t backlog;          /* a swarm_sim_backlog; default SWARM_SIM_BACKLOG_MOVE */
 	int keep_ticks;            /* fill report->ticks */
 	/* Non-NULL: no policy; the devices follow this schedule, fixed in advance ("clairvoyant",
 	 * tools/sim_bound.c). Every device starts parked unless switched SWARM_SIM_SWITCH_WARM at
@@ -211,6 +222,7 @@ struct swarm_sim_report {
 	uint64_t wakes_by_reason[8], drains_by_reason[8]; /* by swarm_as_reason */
 	uint64_t decisions;                               /* calls to swarm_as_decide */
 	uint64_t batches;
+	uint64_t moved; /* requests taken from another device's queue (the backlog moving) */
 	struct swarm_sim_tick *ticks; /* keep_ticks: one per tick */
 	size_t n_ticks;
 };
@@ -317,6 +329,11 @@ int swarm_sim_clairvoyant_run(const struct swarm_sim_opts *o, uint64_t target_me
  * axis), devices active and warming (right axis), the policy's target, over time, with axes,
  * labels and a legend; title is escaped. Returns 0 or -EIO. */
 int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *title);
+
+/* Writes r's ticks (which must have been kept) to path as CSV, one line per tick: what was
+ * measured, the devices by state, the target, the requests completed over the objective.
+ * Returns 0 or -errno. */
+int swarm_sim_write_ticks_csv(const char *path, const struct swarm_sim_report *r);
 
 /* swarm-sim's --help text (tools/sim_usage.c). */
 void swarm_sim_usage(FILE *f);

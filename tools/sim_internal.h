@@ -68,6 +68,21 @@ static inline uint64_t sim_fifo_pop(struct sim_fifo *f)
 	return t;
 }
 
+/* Moves the k times after the first skip (skip + k <= len) to the back of to, in order: the
+ * first skip stay at the front of f. */
+static inline int sim_fifo_move(struct sim_fifo *f, size_t skip, size_t k, struct sim_fifo *to)
+{
+	SWARM_INVARIANT(skip + k <= f->len);
+	for (size_t i = 0; i < k; i++)
+		if (sim_fifo_push(to, f->v[(f->head + skip + i) & (f->cap - 1)]) < 0)
+			return -ENOMEM;
+	for (size_t i = skip; i-- > 0;)
+		f->v[(f->head + i + k) & (f->cap - 1)] = f->v[(f->head + i) & (f->cap - 1)];
+	f->head = (f->head + k) & (f->cap - 1);
+	f->len -= k;
+	return 0;
+}
+
 /* The oldest time, which must be there. */
 static inline uint64_t sim_fifo_head(const struct sim_fifo *f)
 {

@@ -92,6 +92,10 @@ enum {
 	OPT_SVG,
 	OPT_TICKS,
 	OPT_MEASURE,
+	OPT_BACKLOG,
+	OPT_PEAK_WINDOW,
+	OPT_PEAK_UTIL,
+	OPT_DRAIN,
 	OPT_MODELS,
 	OPT_DEVICES,
 	OPT_DEVICE_MEMORY,
@@ -126,6 +130,10 @@ static const struct option long_opts[] = {
 	{ "svg", required_argument, NULL, OPT_SVG },
 	{ "ticks-csv", required_argument, NULL, OPT_TICKS },
 	{ "measure", required_argument, NULL, OPT_MEASURE },
+	{ "backlog", required_argument, NULL, OPT_BACKLOG },
+	{ "peak-window-s", required_argument, NULL, OPT_PEAK_WINDOW },
+	{ "peak-util", required_argument, NULL, OPT_PEAK_UTIL },
+	{ "drain", required_argument, NULL, OPT_DRAIN },
 	{ "models", required_argument, NULL, OPT_MODELS },
 	{ "devices", required_argument, NULL, OPT_DEVICES },
 	{ "device-memory", required_argument, NULL, OPT_DEVICE_MEMORY },
@@ -218,6 +226,21 @@ static int parse_policy_opt(int opt, struct swarm_sim_opts *o)
 	case OPT_UTIL:
 		o->as.target_util = opt_double("target-util", optarg, 1e-6, 1);
 		return 1;
+	case OPT_PEAK_WINDOW:
+		o->as.peak_window_ns =
+			s_ns(opt_double("peak-window-s", optarg, 0, SWARM_AS_PEAK_SLOTS));
+		return 1;
+	case OPT_PEAK_UTIL:
+		o->as.peak_util = opt_double("peak-util", optarg, 1e-6, 1);
+		return 1;
+	case OPT_DRAIN:
+		if (!strcmp(optarg, "all"))
+			o->as.drain_all = 1;
+		else if (!strcmp(optarg, "one"))
+			o->as.drain_all = 0;
+		else
+			bad_usage("--drain: '%s' is neither all nor one", optarg);
+		return 1;
 	case OPT_HYST:
 		o->as.hysteresis = opt_double("hysteresis", optarg, 0, 1);
 		return 1;
@@ -235,6 +258,14 @@ static int parse_policy_opt(int opt, struct swarm_sim_opts *o)
 		else
 			bad_usage("--measure: '%s' is neither arrivals nor swarmd", optarg);
 		return 1;
+	case OPT_BACKLOG:
+		if (!strcmp(optarg, "move"))
+			o->backlog = SWARM_SIM_BACKLOG_MOVE;
+		else if (!strcmp(optarg, "stay"))
+			o->backlog = SWARM_SIM_BACKLOG_STAY;
+		else
+			bad_usage("--backlog: '%s' is neither move nor stay", optarg);
+		return 1;
 	}
 	return 0;
 }
@@ -242,7 +273,8 @@ static int parse_policy_opt(int opt, struct swarm_sim_opts *o)
 /* The options of one model's run, which --models gives per model. */
 static const int single_only[] = { OPT_TRACE,   OPT_MIN,     OPT_MAX,       OPT_START,
 				   OPT_BASE,    OPT_PER_ROW, OPT_MAX_BATCH, OPT_OBJECTIVE,
-				   OPT_MEASURE, OPT_SVG,     OPT_TICKS,     OPT_SEEDS };
+				   OPT_MEASURE, OPT_BACKLOG, OPT_SVG,       OPT_TICKS,
+				   OPT_SEEDS };
 
 static const char *opt_name(int opt)
 {
@@ -444,8 +476,9 @@ static void print_one(const struct cli *c, const struct run *run)
 	else
 		printf("policy           auto (min %u, max %u, %u decisions)\n", o->min_devices,
 		       o->max_devices, (unsigned)r->decisions);
-	printf("requests         %" PRIu64 " (%" PRIu64 " refused, %" PRIu64 " unfinished)\n",
-	       r->requests, r->refused, r->unfinished);
+	printf("requests         %" PRIu64 " (%" PRIu64 " refused, %" PRIu64 " unfinished, %" PRIu64
+	       " moved to another device)\n",
+	       r->requests, r->refused, r->unfinished, r->moved);
 	printf("attainment       %.3f%% (latency <= %g us)\n", 100 * r->attainment,
 	       o->objective_us);
 	printf("latency          p50 %.3f ms, p99 %.3f ms, max %.3f ms, mean %.3f ms\n",
@@ -514,21 +547,24 @@ static void print_table(const struct cli *c, struct run *runs, size_t n)
 static json_t *json_run(const struct run *run)
 {
 	const struct swarm_sim_report *r = &run->r;
-	return json_pack(
-		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, "
-		"s:o, s:o, s:o, s:o, s:o}",
-		"policy", swarm_json_str(run->name), "requests", swarm_json_u64(r->requests), "met",
-		swarm_json_u64(r->met), "refused", swarm_json_u64(r->refused), "unfinished",
-		swarm_json_u64(r->unfinished), "attainment", swarm_json_number("%.6f", r->attainment),
-		"p50_us", swarm_json_number("%.3f", r->p50_us), "p99_us",
-		swarm_json_number("%.3f", r->p99_us), "max_us", swarm_json_number("%.3f", r->max_us),
-		"mean_us", swarm_json_number("%.3f", r->mean_us), "duration_s",
-		swarm_json_number("%.3f", r->duration_s), "device_seconds",
-		swarm_json_number("%.3f", r->device_seconds), "mean_devices",
-		swarm_json_number("%.4f", r->mean_devices), "peak_devices",
-		(json_int_t)r->peak_devices, "wakes", swarm_json_u64(r->wakes), "drains",
-		swarm_json_u64(r->drains), "scale_events", swarm_json_u64(r->wakes + r->drains),
-		"decisions", swarm_json_u64(r->decisions), "batches", swarm_json_u64(r->batches));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, "
+			 "s:o, s:o, s:o, s:o, s:o, s:o}",
+			 "policy", swarm_json_str(run->name), "requests",
+			 swarm_json_u64(r->requests), "met", swarm_json_u64(r->met), "refused",
+			 swarm_json_u64(r->refused), "unfinished", swarm_json_u64(r->unfinished),
+			 "attainment", swarm_json_number("%.6f", r->attainment), "p50_us",
+			 swarm_json_number("%.3f", r->p50_us), "p99_us",
+			 swarm_json_number("%.3f", r->p99_us), "max_us",
+			 swarm_json_number("%.3f", r->max_us), "mean_us",
+			 swarm_json_number("%.3f", r->mean_us), "duration_s",
+			 swarm_json_number("%.3f", r->duration_s), "device_seconds",
+			 swarm_json_number("%.3f", r->device_seconds), "mean_devices",
+			 swarm_json_number("%.4f", r->mean_devices), "peak_devices",
+			 (json_int_t)r->peak_devices, "wakes", swarm_json_u64(r->wakes), "drains",
+			 swarm_json_u64(r->drains), "scale_events",
+			 swarm_json_u64(r->wakes + r->drains), "decisions",
+			 swarm_json_u64(r->decisions), "batches", swarm_json_u64(r->batches),
+			 "moved", swarm_json_u64(r->moved));
 }
 
 static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
@@ -547,8 +583,8 @@ static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
 			cv = &runs[i];
 	}
 	json_t *doc = json_pack(
-		"{s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:s, s:{s:o, s:o, s:o, "
-		"s:o, s:o, s:o}, s:o}",
+		"{s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:{s:o, s:o, s:o, "
+		"s:o, s:o, s:o, s:o, s:o, s:b}, s:o}",
 		"trace", swarm_json_str(c->trace_spec), "seed", swarm_json_u64(o->seed),
 		"min_devices", (json_int_t)o->min_devices, "max_devices",
 		(json_int_t)o->max_devices, "base_us", swarm_json_number("%g", o->base_us),
@@ -557,13 +593,17 @@ static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
 		"tick_ms", swarm_json_number("%g", o->tick_ms), "objective_us",
 		swarm_json_number("%g", o->objective_us), "short_window_s",
 		swarm_json_number("%g", o->short_window_s), "measure",
-		o->measure == SWARM_SIM_MEASURE_SWARMD ? "swarmd" : "arrivals", "config",
-		"target_util", swarm_json_number("%g", o->as.target_util), "hysteresis",
+		o->measure == SWARM_SIM_MEASURE_SWARMD ? "swarmd" : "arrivals", "backlog",
+		o->backlog == SWARM_SIM_BACKLOG_STAY ? "stay" : "move", "config", "target_util",
+		swarm_json_number("%g", o->as.target_util), "hysteresis",
 		swarm_json_number("%g", o->as.hysteresis), "panic_ratio",
 		swarm_json_number("%g", o->as.panic_ratio), "panic_delay_frac",
 		swarm_json_number("%g", o->as.panic_delay_frac), "stable_window_s",
 		swarm_json_number("%g", o->as.stable_window_ns / 1e9), "cooldown_s",
-		swarm_json_number("%g", o->as.cooldown_ns / 1e9), "runs", jruns);
+		swarm_json_number("%g", o->as.cooldown_ns / 1e9), "peak_window_s",
+		swarm_json_number("%g", o->as.peak_window_ns / 1e9), "peak_util",
+		swarm_json_number("%g", o->as.peak_util), "drain_all", o->as.drain_all, "runs",
+		jruns);
 	if (n) { /* a run's document (--seeds writes its own, with json_doc(c, NULL, 0)) */
 		json_object_set_new(doc, "bound_device_seconds",
 				    swarm_json_number("%.3f", b->device_seconds));
@@ -601,26 +641,6 @@ static json_t *json_doc(const struct cli *c, const struct run *runs, size_t n)
 static int write_json(const struct cli *c, const struct run *runs, size_t n)
 {
 	return swarm_json_write_path(c->json, json_doc(c, runs, n));
-}
-
-static int write_ticks(const char *path, const struct swarm_sim_report *r)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "t_s,offered,rate_long,rate_short,service_rate,busy,active,warming,draining,"
-		   "target,queue,p99_us,missed\n");
-	for (size_t i = 0; i < r->n_ticks; i++) {
-		const struct swarm_sim_tick *t = &r->ticks[i];
-		fprintf(f, "%.3f,%.1f,%.1f,%.1f,%.2f,%.4f,%u,%u,%u,%u,%u,%.1f,%" PRIu64 "\n",
-			t->t_s, t->offered, t->rate_long, t->rate_short, t->service_rate, t->busy,
-			t->active, t->warming, t->draining, t->target, t->queue, t->p99_ns / 1e3,
-			t->missed);
-	}
-	int rc = ferror(f) ? -EIO : 0;
-	if (fclose(f))
-		rc = -errno;
-	return rc;
 }
 
 static int write_svg(const char *path, const struct cli *c, const struct run *run)
@@ -751,7 +771,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "swarm-sim: --json %s: %s\n", c.json, strerror(-rc));
 			status = 1;
 		}
-		if (c.ticks_csv && (rc = write_ticks(c.ticks_csv, &runs[0].r))) {
+		if (c.ticks_csv && (rc = swarm_sim_write_ticks_csv(c.ticks_csv, &runs[0].r))) {
 			fprintf(stderr, "swarm-sim: --ticks-csv %s: %s\n", c.ticks_csv,
 				strerror(-rc));
 			status = 1;

@@ -82,6 +82,8 @@ int swarm_sim_opts_check(const struct swarm_sim_opts *o, char *err, size_t err_l
 		bad = "max batch: 1 to 65536";
 	else if (!(o->objective_us > 0) || o->objective_us > 1e15)
 		bad = "objective: > 0 us";
+	else if (o->backlog != SWARM_SIM_BACKLOG_MOVE && o->backlog != SWARM_SIM_BACKLOG_STAY)
+		bad = "backlog: move or stay";
 	else if (o->schedule && (bad = check_schedule(o)))
 		;
 	else

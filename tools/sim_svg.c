@@ -3,6 +3,7 @@
  * axis, devices on the right; long runs are drawn in at most SVG_BINS bins (mean load, most
  * devices in each), so that the file stays small. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -232,4 +233,24 @@ int swarm_sim_write_svg(FILE *f, const struct swarm_sim_report *r, const char *t
 	fprintf(f, "</svg>\n");
 	free(b);
 	return ferror(f) ? -EIO : 0;
+}
+
+int swarm_sim_write_ticks_csv(const char *path, const struct swarm_sim_report *r)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "t_s,offered,rate_long,rate_short,service_rate,busy,active,warming,draining,"
+		   "target,queue,p99_us,missed\n");
+	for (size_t i = 0; i < r->n_ticks; i++) {
+		const struct swarm_sim_tick *t = &r->ticks[i];
+		fprintf(f, "%.3f,%.1f,%.1f,%.1f,%.2f,%.4f,%u,%u,%u,%u,%u,%.1f,%" PRIu64 "\n",
+			t->t_s, t->offered, t->rate_long, t->rate_short, t->service_rate, t->busy,
+			t->active, t->warming, t->draining, t->target, t->queue, t->p99_ns / 1e3,
+			t->missed);
+	}
+	int rc = ferror(f) ? -EIO : 0;
+	if (fclose(f))
+		rc = -errno;
+	return rc;
 }

@@ -30,6 +30,23 @@ static const char usage_traces[] =
 	"  --trace csv:FILE                one arrival time (s) per line, '#' comments;\n"
 	"                                  ends at the last arrival\n";
 
+/* The output options, the examples and the exit status. */
+static const char usage_output[] =
+	"output:\n"
+	"  --json FILE                     the figures as JSON ('-': stdout, instead of\n"
+	"                                  the text)\n"
+	"  --svg FILE                      load and devices over time (auto's with --compare)\n"
+	"  --ticks-csv FILE                what every tick measured and decided\n"
+	"  -h, --help                      this text\n"
+	"      --version                   print swarm-sim's version and exit\n"
+	"\n"
+	"example:\n"
+	"  swarm-sim --trace mmpp:2000,12000,1200,300,14400 --start 10 --warmup-ms 3000 \\\n"
+	"      --compare --svg run.svg\n"
+	"  swarm-sim --trace csv:arrivals.csv --policy static:4 --json -\n"
+	"\n"
+	"Exit status: 0, 1 when a run or an output fails, 2 on bad usage.\n";
+
 void swarm_sim_usage(FILE *f)
 {
 	struct swarm_sim_opts d;
@@ -69,6 +86,10 @@ void swarm_sim_usage(FILE *f)
 		"  --objective-us X                the latency objective (default %g)\n"
 		"  --max-outstanding N             arrivals beyond N waiting requests are refused and\n"
 		"                                  missed, a memory guard (default %" PRIu64 ")\n"
+		"  --backlog move|stay             move (default): a device starting a batch fills\n"
+		"                                  it with the oldest waiting requests of the one\n"
+		"                                  with the most (at most half the difference);\n"
+		"                                  stay: queued requests stay where they queued\n"
 		"\n"
 		"measurement and policy (swarm_as_config; defaults are swarm_as_config_default's):\n"
 		"  --tick-ms X                     measure and decide every X ms (default %g;\n"
@@ -85,26 +106,19 @@ void swarm_sim_usage(FILE *f)
 		"  --hysteresis F                  scale down only to target-util - F (default %g)\n"
 		"  --panic-ratio F                 short-window target / in service (default %g)\n"
 		"  --panic-delay-frac F            queueing delay / objective that panics (default %g)\n"
-		"\n"
-		"output:\n"
-		"  --json FILE                     the figures as JSON ('-': stdout, instead of\n"
-		"                                  the text)\n"
-		"  --svg FILE                      load and devices over time (auto's with --compare)\n"
-		"  --ticks-csv FILE                what every tick measured and decided\n"
-		"  -h, --help                      this text\n"
-		"      --version                   print swarm-sim's version and exit\n"
-		"\n"
-		"example:\n"
-		"  swarm-sim --trace mmpp:2000,12000,1200,300,14400 --start 10 --warmup-ms 3000 \\\n"
-		"      --compare --svg run.svg\n"
-		"  swarm-sim --trace csv:arrivals.csv --policy static:4 --json -\n"
-		"\n"
-		"Exit status: 0, 1 when a run or an output fails, 2 on bad usage.\n",
+		"  --peak-window-s S               the burst memory: capacity for the busiest second\n"
+		"                                  of the last S s is held (default %g; 0 off, <= 600)\n"
+		"  --peak-util F                   the utilisation it is held at (default %g)\n"
+		"  --drain all|one                 a scale-down takes all beyond the need at once,\n"
+		"                                  or one device a cool-down (default %s)\n"
+		"\n",
 		usage_traces, d.seed, d.min_devices, d.max_devices, SWARM_SIM_MAX_DEVICES,
 		d.base_us, d.per_row_us, d.max_batch, d.warmup_ms, d.objective_us,
 		d.max_outstanding, d.tick_ms, d.short_window_s, d.as.stable_window_ns / 1e9,
 		d.as.cooldown_ns / 1e9, d.as.target_util, d.as.hysteresis, d.as.panic_ratio,
-		d.as.panic_delay_frac);
+		d.as.panic_delay_frac, d.as.peak_window_ns / 1e9, d.as.peak_util,
+		d.as.drain_all ? "all" : "one");
+	fputs(usage_output, f);
 	swarm_sim_multi_usage(f);
 	swarm_sim_replay_usage(f);
 }

@@ -283,6 +283,7 @@ Test(tools_sim, policy_scales_up_on_a_step_and_back_down)
 	f.o.short_window_s = 2;
 	f.o.as.stable_window_ns = 10000000000ull;
 	f.o.as.cooldown_ns = 1000000000ull;
+	f.o.as.peak_window_ns = 20000000000ull; /* the burst memory shorter than the run */
 	f.o.duration_s = 150;
 	f.o.keep_ticks = 1;
 	run(&f);
@@ -319,6 +320,7 @@ Test(tools_sim, swarmd_measure_scales_up_and_down_without_p99)
 	f.o.short_window_s = 2;
 	f.o.as.stable_window_ns = 10000000000ull;
 	f.o.as.cooldown_ns = 1000000000ull;
+	f.o.as.peak_window_ns = 20000000000ull;
 	f.o.duration_s = 150;
 	f.o.keep_ticks = 1;
 	f.o.measure = SWARM_SIM_MEASURE_SWARMD;
@@ -335,6 +337,40 @@ Test(tools_sim, swarmd_measure_scales_up_and_down_without_p99)
 	cr_assert_leq(after->active + after->warming, 2, "at %.0f s: %u active, %u warming",
 		      after->t_s, after->active, after->warming);
 	teardown(&f);
+}
+
+Test(tools_sim, a_backlog_moves_to_the_devices_woken_after_it)
+{
+	/* 4 devices of 800 req/s at full batches; 1 active when 2400 req/s start: for the
+	 * 2 s warm-up the queue grows by 1600 a second on the first device. Woken later, the
+	 * others take the oldest of it (--backlog move), or leave it where it is (stay). */
+	struct swarm_sim_report r[2];
+	for (int i = 0; i < 2; i++) {
+		struct fixture f;
+		setup(&f, "steps:2400@0");
+		f.o.static_devices = 0;
+		f.o.max_devices = 4;
+		f.o.base_us = 2000;
+		f.o.per_row_us = 1000;
+		f.o.max_batch = 8;
+		f.o.warmup_ms = 2000;
+		f.o.duration_s = 20;
+		f.o.seed = 3;
+		f.o.backlog = i ? SWARM_SIM_BACKLOG_STAY : SWARM_SIM_BACKLOG_MOVE;
+		run(&f);
+		r[i] = f.r;
+		cr_assert_eq(f.r.refused + f.r.unfinished, 0);
+		teardown(&f);
+	}
+	cr_assert_gt(r[0].moved, 1000, "moved %llu", (unsigned long long)r[0].moved);
+	cr_assert_eq(r[1].moved, 0, "stay moved %llu", (unsigned long long)r[1].moved);
+	cr_assert_eq(r[0].requests, r[1].requests, "the same trace");
+	/* Shared, the backlog is over sooner: its last request waits less. (Attainment may go
+	 * either way: the oldest, already late, move ahead of newer requests on the devices
+	 * they move to, as a session's queue does when it moves with its ring.) */
+	cr_assert_lt(r[0].max_us, r[1].max_us, "max %.0f us moving, %.0f staying", r[0].max_us,
+		     r[1].max_us);
+	cr_assert_eq(r[0].met + (r[0].requests - r[0].met), r[1].requests);
 }
 
 Test(tools_sim, schedule_switches_the_devices_it_names)
