@@ -92,11 +92,13 @@ static uint64_t peak_hold(const struct swarm_as_config *cfg, const struct swarm_
 
 /* The queue trigger: 0 while the queueing delay, queue_depth / (active * service), is within
  * panic_delay_frac of the objective; past it, the devices that would serve the queue within
- * that delay (always more than are active), all at once: requests that wait while devices
- * warm are lost to the objective, so every second the queue takes to clear after the warm-up
- * loses a second of arrivals more, and a burst that outgrew what is in service is the case
- * the burst memory could not see coming. What it wakes beyond the need leaves at once when
- * the panic is over (drain_all). Devices warming count towards it. */
+ * that delay (always more than are active), at once, up to panic_ratio times what the
+ * arrivals need (rate_short or rate_peak at target_util) or the active devices, whichever is
+ * more: requests that wait while devices warm are lost to the objective, so every second the
+ * queue takes to clear after the warm-up loses a second of arrivals more, and a burst that
+ * outgrew what is in service is the case the burst memory could not see coming. What it
+ * wakes beyond the need leaves at once when the panic is over (drain_all). Devices warming
+ * count towards it. */
 static uint64_t queue_devices(const struct swarm_as_config *cfg, const struct swarm_as_model *m,
 			      double service)
 {
@@ -108,7 +110,14 @@ static uint64_t queue_devices(const struct swarm_as_config *cfg, const struct sw
 		return 0;
 	/* budget_s * service may underflow to 0: then as many as may be. */
 	const double per_device = budget_s * service;
-	return per_device > 0.0 ? devices(m->queue_depth / per_device) : UINT32_MAX;
+	uint64_t q = per_device > 0.0 ? devices(m->queue_depth / per_device) : UINT32_MAX;
+	/* The cap: a backlog the arrivals do not renew (one held while a model's first device
+	 * loaded) is cleared by a few devices, and must not take a pool shared by models. */
+	const double now =
+		fmax(fmax(sane(m->rate_short), sane(m->rate_peak)) / service / cfg->target_util,
+		     (double)m->active);
+	const uint64_t cap = devices(cfg->panic_ratio * now);
+	return q < cap ? q : cap;
 }
 
 /* What the policy makes of one model: its target, and what the scale-down checks need. */

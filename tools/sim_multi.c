@@ -322,6 +322,9 @@ static void measure(struct sim *s, uint32_t m, uint64_t k)
 				   ((double)busy_long / 1e9);
 	am->service_rate = md->service_rate;
 	uint64_t busy_tick = sim_window_sum(&md->w_busy, k, 1);
+	swarm_as_peak_add(&md->peak, s->now, sim_window_sum(&md->w_arr, k, 1),
+			  sim_window_sum(&md->w_served, k, 1), busy_tick);
+	swarm_as_peak_get(&md->peak, s->o->as.peak_window_ns, &am->rate_peak, &am->service_peak);
 	am->busy = md->tick_host_ns ? (double)busy_tick / (double)md->tick_host_ns : 0;
 	if (am->busy > 1)
 		am->busy = 1;

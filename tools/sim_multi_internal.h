@@ -80,6 +80,7 @@ struct model {
 	uint64_t host_ns;          /* integral of n_loaded */
 	uint64_t tick_host_ns;     /* of which in the tick being measured */
 	struct swarm_as_model m;   /* the last measurement */
+	struct swarm_as_peak peak; /* the policy's burst memory (as swarmd keeps it) */
 	struct sim_lat lat;
 };
 

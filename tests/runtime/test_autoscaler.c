@@ -1246,20 +1246,32 @@ Test(runtime_autoscaler, a_scale_down_takes_every_device_beyond_the_need_at_once
 
 Test(runtime_autoscaler, a_queue_panic_wakes_what_clears_the_queue_at_once)
 {
-	/* 10000 requests wait on 2 devices of 100 req/s, a 100 ms objective: each device
-	 * clears 5 within the 50 ms budget, so 2000 are needed, and the maximum, 16, is the
-	 * target: all 14 wake at once, not a step of panic_ratio. */
+	/* 10000 requests wait on 2 devices of 100 req/s, a 100 ms objective, and a second of
+	 * 1000 req/s has just been seen: each device clears 5 within the 50 ms budget, so 2000
+	 * would be needed; the cap, twice what the arrivals need (2 * 1000 / 100 / 0.6 = 33.3,
+	 * so 34), is above the maximum, 16: all 14 wake at once, not a doubling per warm-up. */
 	struct swarm_as_config cfg;
 	swarm_as_config_default(&cfg);
+	cfg.peak_window_ns = 0; /* the queue alone */
 	struct swarm_as_memory mem = { 0 };
 	struct swarm_as_model m = model(2, 110.0);
 	m.queue_depth = 10000;
+	m.rate_peak = 1000.0;
 	struct one r = decide1(T0, &cfg, &m, &mem, 20);
 	expect_action(&r, SWARM_AS_WAKE, 14, SWARM_AS_R_PANIC, "the queue's devices");
 	/* Devices warming count: with the 14 coming, nothing more. */
 	apply(&m, &r);
 	r = decide1(T0 + SEC, &cfg, &m, &mem, 20);
 	expect_none(&r, "the devices for the queue are warming");
+
+	/* The same queue at 110 req/s (one held while the first device warmed, say): twice
+	 * the larger of the active devices and what the arrivals need (110 / 100 / 0.6 = 1.8):
+	 * 4, so 2 wake, and the pool is not taken for a backlog the arrivals do not renew. */
+	struct swarm_as_memory mem2 = { 0 };
+	m = model(2, 110.0);
+	m.queue_depth = 10000;
+	r = decide1(T0, &cfg, &m, &mem2, 20);
+	expect_action(&r, SWARM_AS_WAKE, 2, SWARM_AS_R_PANIC, "twice the need");
 }
 
 /* ---- the burst memory's measurements ------------------------------------------------------ */
