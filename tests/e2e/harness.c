@@ -3,6 +3,7 @@
 #include "e2e/harness.h"
 #include "registry/registry.h"
 #include "registry/safetensors.h"
+#include "tools/sim.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -955,8 +956,21 @@ int h_load_client(void *argp)
 		swarm_request *r;
 		uint32_t seed;
 	} fl[H_LOAD_PIPELINE] = { 0 };
-	uint64_t end = h_now_ns() + (uint64_t)a->duration_ns;
+	uint64_t start = h_now_ns(), end = start + (uint64_t)a->duration_ns;
 	uint32_t next = a->seed * 1000003u, submitted = 0, completed = 0, aborted = 0;
+	/* With a trace: the next arrival, from start (SIM_NEVER once there is none). */
+	struct swarm_sim_trace tr;
+	struct swarm_sim_gen gen;
+	uint64_t arrival = 0;
+	if (a->trace) {
+		char err[256];
+		if (swarm_sim_trace_parse(a->trace, &tr, err, sizeof err)) {
+			fprintf(stderr, "load client %u: trace: %s\n", a->seed, err);
+			return 11;
+		}
+		swarm_sim_gen_init(&gen, &tr, a->seed, (double)a->duration_ns / 1e9);
+		arrival = swarm_sim_gen_next(&gen);
+	}
 	int code = 0;
 	for (;;) {
 		int busy = 0;
@@ -965,8 +979,13 @@ int h_load_client(void *argp)
 				busy++;
 				continue;
 			}
-			if (h_now_ns() >= end)
+			if (a->trace) {
+				if (arrival == UINT64_MAX || h_now_ns() - start < arrival)
+					continue;
+				arrival = swarm_sim_gen_next(&gen);
+			} else if (h_now_ns() >= end) {
 				continue;
+			}
 			if (swarm_request_alloc(s, 1, &fl[k].r)) {
 				fl[k].r = NULL;
 				continue;
@@ -983,6 +1002,13 @@ int h_load_client(void *argp)
 			}
 			submitted++;
 			busy++;
+		}
+		if (!busy && a->trace && arrival != UINT64_MAX) {
+			/* Nothing in flight: sleep to the next arrival (spin the last 100 us). */
+			uint64_t at = start + arrival, now = h_now_ns();
+			if (at > now + 100000)
+				h_sleep_ms((int)((at - now - 100000) / 1000000));
+			continue;
 		}
 		if (!busy)
 			break;
@@ -1036,6 +1062,8 @@ int h_load_client(void *argp)
 	}
 	fprintf(stderr, "load client %u: %u submitted, %u completed (%u opted out and aborted)\n",
 		a->seed, submitted, completed, aborted);
+	if (a->trace)
+		swarm_sim_trace_free(&tr);
 	if (completed != submitted)
 		code = 10;
 	swarm_session_close(s);
@@ -1044,13 +1072,14 @@ int h_load_client(void *argp)
 }
 
 /* Starts n load clients and waits until each has a working session. */
-void h_start_load(pid_t *pids, struct h_load_args *args, int n, int64_t duration_ns,
-		       int no_retry_every)
+static void start_load(pid_t *pids, struct h_load_args *args, int n, int64_t duration_ns,
+		       int no_retry_every, const char *trace)
 {
 	int fds[2];
 	cr_assert_eq(pipe(fds), 0);
 	for (int i = 0; i < n; i++) {
-		args[i] = (struct h_load_args){ duration_ns, (uint32_t)(i + 1), fds[1], no_retry_every };
+		args[i] = (struct h_load_args){ duration_ns, (uint32_t)(i + 1), fds[1],
+						no_retry_every, trace };
 		pids[i] = h_fork(h_load_client, &args[i]);
 	}
 	for (int i = 0; i < n; i++) {
@@ -1059,6 +1088,18 @@ void h_start_load(pid_t *pids, struct h_load_args *args, int n, int64_t duration
 	}
 	close(fds[0]);
 	close(fds[1]);
+}
+
+void h_start_load(pid_t *pids, struct h_load_args *args, int n, int64_t duration_ns,
+		  int no_retry_every)
+{
+	start_load(pids, args, n, duration_ns, no_retry_every, NULL);
+}
+
+void h_start_load_trace(pid_t *pids, struct h_load_args *args, int n, int64_t duration_ns,
+			const char *trace)
+{
+	start_load(pids, args, n, duration_ns, 0, trace);
 }
 
 void h_wait_load_or_fail(pid_t *pids, int n, const char *when)

@@ -247,17 +247,29 @@ struct h_load_args {
 	uint32_t seed;
 	int ready_fd;
 	int no_retry_every; /* every n-th request opts out of re-running (0: none) */
+	/* NULL: as fast as H_LOAD_PIPELINE requests in flight allow. Else a swarm-sim trace spec
+	 * (docs/simulator.md "Traces"): each request is submitted at its arrival time, from the
+	 * client's first request, with the client's seed, up to duration_ns (still at most
+	 * H_LOAD_PIPELINE in flight: a request whose time came while they were in flight goes
+	 * as soon as one completes). */
+	const char *trace;
 };
 
 /* For h_fork: one affine session with H_LOAD_PIPELINE requests always in flight for
- * duration_ns, each checked against its own input and collected once; returns 0 when every
- * request completed exactly once with the right output, else a small code (why on stderr). */
+ * duration_ns (or at the arrivals of args->trace), each checked against its own input and
+ * collected once; returns 0 when every request completed exactly once with the right output,
+ * else a small code (why on stderr). */
 int h_load_client(void *args);
 
 /* Forks n load clients (seeds 1..n) for duration_ns and waits until each has a working
  * session. Fails the test when one dies first. */
 void h_start_load(pid_t *pids, struct h_load_args *args, int n, int64_t duration_ns,
 		  int no_retry_every);
+
+/* The same, each client submitting at the arrivals of trace (seeded by its number) instead of
+ * as fast as it can. */
+void h_start_load_trace(pid_t *pids, struct h_load_args *args, int n, int64_t duration_ns,
+			const char *trace);
 
 /* Waits up to 60 s for each load client; fails the test (with swarmd's log) unless all
  * exited 0. */
