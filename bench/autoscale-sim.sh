@@ -59,7 +59,7 @@ echo "== the same with a 5 s cool-down (every other setting at its default)"
 echo
 run "cooldown5-seed1" --seed 1 --cooldown-s 5
 echo
-echo "== the defaults, measured as swarmd measures today (rates of requests served, no p99,"
+echo "== the defaults, measured as swarmd measures today (arrival rates from the rings, no p99,"
 echo "   busy as a 5 s EWMA) at its 100 ms tick"
 echo
 run "swarmd-seed1" --seed 1 --measure swarmd --tick-ms 100

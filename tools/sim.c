@@ -530,8 +530,7 @@ static int tick(struct sim *s)
 	uint64_t queue_active = 0;
 	measure_busy(s, swarmd, &busy_sum, &queue_active);
 	uint64_t k = ++s->tick_no;
-	/* swarmd counts the requests its workers served, not those that arrived. */
-	sim_window_set(&s->w_arr, k, swarmd ? s->served : s->arrivals);
+	sim_window_set(&s->w_arr, k, s->arrivals);
 	sim_window_set(&s->w_in, k, s->arrivals);
 	sim_window_set(&s->w_served, k, s->served);
 	sim_window_set(&s->w_busy, k, s->busy_ns);

@@ -142,8 +142,9 @@ enum swarm_sim_measure {
 	/* Arrival rates, p99 over the short window, busy over the last tick, every waiting
 	 * request; an arrival that finds nothing in service calls the policy at once. */
 	SWARM_SIM_MEASURE_ARRIVALS = 0,
-	/* As runtime/swarmd/autoscale.c measures today: rates of requests served, no p99, busy as its
-	 * 5 s EWMA, the queues of active devices only; held requests wait for the next tick. */
+	/* As runtime/swarmd/autoscale.c measures today: arrival rates (from the rings), no p99,
+	 * busy as its 5 s EWMA, the queues of active devices only; held requests wait for the next
+	 * tick. */
 	SWARM_SIM_MEASURE_SWARMD = 1,
 };
 

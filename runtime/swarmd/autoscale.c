@@ -32,7 +32,9 @@ struct as_model {
 	char name[SWARM_NAME_MAX];
 	uint32_t version;
 	uint64_t hosts; /* devices it is placed on */
-	uint64_t req[AS_HISTORY], busy_ns[AS_HISTORY];
+	uint64_t req[AS_HISTORY], busy_ns[AS_HISTORY]; /* requests served, compute time */
+	uint64_t arr[AS_HISTORY];  /* requests submitted to its sessions' rings */
+	uint64_t arr_tick;         /* this tick's, while measuring */
 	struct swarm_as_peak peak; /* the burst memory: one-second slots of the peak window */
 	uint64_t seen_req[MAX_DEVICES], seen_busy[MAX_DEVICES]; /* the pages at the last tick */
 	pid_t seen_pid[MAX_DEVICES];                            /* whose pages those were */
@@ -204,10 +206,47 @@ void as_fill_status(struct swarm_msg_status_reply *r)
 
 /* ---- demand ------------------------------------------------------------------------------ */
 
-/* Each followed model's requests and compute time since the last tick, from every worker's
- * stats page, into its history. */
+/* What session s's client submitted since the last tick: how far its ring's sq_tail moved.
+ * The client writes that index, so a hostile one could say anything: no more counts than
+ * the worker took plus a full ring (an honest client never has more in the ring). */
+static uint64_t session_arrivals(struct session *s)
+{
+	const struct swarm_seg_header *h = session_hdr(s);
+	const uint32_t tail = __atomic_load_n(&h->sq_tail.v, __ATOMIC_ACQUIRE);
+	const uint32_t head = __atomic_load_n(&h->sq_head.v, __ATOMIC_ACQUIRE);
+	uint64_t n = 0;
+	if (s->as_seen) {
+		const uint64_t most = (uint64_t)(uint32_t)(head - s->as_head) + s->geo.queue_depth;
+		n = (uint32_t)(tail - s->as_tail);
+		if (n > most)
+			n = most;
+	}
+	s->as_tail = tail;
+	s->as_head = head;
+	s->as_seen = 1;
+	return n;
+}
+
+/* Each followed model's arrivals, from its sessions' rings, into arr_tick. */
+static void measure_arrivals(void)
+{
+	for (int k = 0; k < AS_MODELS; k++)
+		as.m[k].arr_tick = 0;
+	for (struct session *s = d.sessions; s; s = s->next) {
+		if (!s->base || !in_use(s))
+			continue;
+		struct as_model *e = find(s->model_name, s->version);
+		const uint64_t n = session_arrivals(s);
+		if (e)
+			e->arr_tick += n;
+	}
+}
+
+/* Each followed model's arrivals, requests served and compute time since the last tick (the
+ * workers' stats pages), into its history. */
 static void measure(uint64_t now)
 {
+	measure_arrivals();
 	for (int k = 0; k < AS_MODELS; k++) {
 		struct as_model *e = &as.m[k];
 		uint64_t req = 0, busy = 0;
@@ -229,28 +268,28 @@ static void measure(uint64_t now)
 		}
 		e->req[as.pos] = req;
 		e->busy_ns[as.pos] = busy;
-		/* swarmd sees requests served, not arrivals: a burst's peak is what was
-		 * served of it (docs/autoscaler.md "Burst memory"). */
+		e->arr[as.pos] = e->arr_tick;
 		if (e->used)
-			swarm_as_peak_add(&e->peak, now, req, req, busy);
+			swarm_as_peak_add(&e->peak, now, e->arr_tick, req, busy);
 	}
 	as.pos = (as.pos + 1) % AS_HISTORY;
 	if (as.n < AS_HISTORY)
 		as.n++;
 }
 
-/* Sums of e's last ticks (up to the window) of demand. */
-static void window(const struct as_model *e, uint64_t window_ns, uint64_t *req, uint64_t *busy,
-		   double *seconds)
+/* Sums of e's last ticks (up to the window) of demand: arrivals, requests served, busy. */
+static void window(const struct as_model *e, uint64_t window_ns, uint64_t *arr, uint64_t *req,
+		   uint64_t *busy, double *seconds)
 {
 	uint32_t ticks = (uint32_t)(window_ns / (TICK_MS * 1000000ull));
 	if (ticks == 0)
 		ticks = 1;
 	if (ticks > as.n)
 		ticks = as.n;
-	*req = *busy = 0;
+	*arr = *req = *busy = 0;
 	for (uint32_t i = 0; i < ticks; i++) {
 		uint32_t k = (as.pos + AS_HISTORY - 1 - i) % AS_HISTORY;
+		*arr += e->arr[k];
 		*req += e->req[k];
 		*busy += e->busy_ns[k];
 	}
@@ -306,13 +345,14 @@ static void sessions_input(void)
 static void model_input(struct as_model *e)
 {
 	struct swarm_as_model *m = &e->in;
-	uint64_t lr, lb, sr, sb, br, bb;
+	uint64_t la, lr, lb, sa, sr, sb, ba, br, bb;
 	double ls, ss, bs;
-	window(e, cfg.as.cfg.stable_window_ns, &lr, &lb, &ls);
-	window(e, AS_SHORT_NS, &sr, &sb, &ss);
-	window(e, AS_BUSY_TICKS * TICK_MS * 1000000ull, &br, &bb, &bs);
-	m->rate_long = (double)lr / ls;
-	m->rate_short = (double)sr / ss;
+	window(e, cfg.as.cfg.stable_window_ns, &la, &lr, &lb, &ls);
+	window(e, AS_SHORT_NS, &sa, &sr, &sb, &ss);
+	window(e, AS_BUSY_TICKS * TICK_MS * 1000000ull, &ba, &br, &bb, &bs);
+	/* Arrival rates from the rings; the service rate from what the workers served. */
+	m->rate_long = (double)la / ls;
+	m->rate_short = (double)sa / ss;
 	m->service_rate = lb ? (double)lr / ((double)lb / 1e9) : 0.0;
 	swarm_as_peak_get(&e->peak, cfg.as.cfg.peak_window_ns, &m->rate_peak, &m->service_peak);
 	uint32_t usable = 0;

@@ -210,6 +210,10 @@ struct session {
 	int follow;        /* opened by name: follows the model's active version */
 	int from_registry; /* weights from the registry, not the built-in's own */
 	uint32_t open_seq;
+	/* The submission ring's indices at the autoscaler's last tick (as_seen 0: not read
+	 * yet): its arrivals are what sq_tail moved since (autoscale.c). */
+	uint32_t as_tail, as_head;
+	int as_seen;
 	struct session *next;
 };
 

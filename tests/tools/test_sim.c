@@ -306,7 +306,7 @@ Test(tools_sim, policy_scales_up_on_a_step_and_back_down)
 
 Test(tools_sim, swarmd_measure_scales_up_and_down_without_p99)
 {
-	/* The step of the test above, measured as swarmd does (served rates, a busy EWMA, no
+	/* The step of the test above, measured as swarmd does (arrivals, a busy EWMA, no
 	 * p99) at its 100 ms tick. */
 	struct fixture f;
 	setup(&f, "steps:50@0,3000@20,50@60");
