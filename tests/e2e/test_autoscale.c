@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "ipc/client.h"
 
 static void teardown(void) { h_teardown(); }
 
@@ -162,6 +163,68 @@ Test(e2e_autoscale, a_generated_burst_is_followed_and_every_request_is_checked)
 		     h_log_count("event=device_parked device=cpu:") - 2);
 	h_stop();
 	replay_or_fail(trace);
+}
+
+/* The largest rate_short, rate_long and rate_peak in a decision trace's model records. */
+static double trace_max_rate(const char *trace)
+{
+	FILE *f = fopen(trace, "r");
+	cr_assert_not_null(f, "%s", trace);
+	char line[1024];
+	double most = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "model ", 6))
+			continue;
+		/* model ID NAME VERSION MIN MAX LATENCY RATE_LONG RATE_SHORT ... RATE_PEAK SP */
+		char *tok[24];
+		int n = 0;
+		for (char *t = strtok(line, " \n"); t && n < 24; t = strtok(NULL, " \n"))
+			tok[n++] = t;
+		cr_assert_eq(n, 21, "a model record of %d fields", n);
+		const double r[3] = { strtod(tok[7], NULL), strtod(tok[8], NULL),
+				      strtod(tok[19], NULL) };
+		for (int i = 0; i < 3; i++)
+			if (r[i] > most)
+				most = r[i];
+	}
+	fclose(f);
+	return most;
+}
+
+/* A client writes nonsense into its ring's submission index (2^31 submissions at once):
+ * swarmd counts no more arrivals than the worker took plus a full ring, so nothing is woken
+ * for it, and the others are served. */
+Test(e2e_autoscale, a_client_that_claims_2_31_submissions_wakes_nothing)
+{
+	char trace[128];
+	snprintf(trace, sizeof trace, "/tmp/swarm-e2e-astrace-bad-%d.txt", (int)getpid());
+	unlink(trace);
+	start_with("cpu:3", "--autoscale-trace", trace);
+	swarm_client *c = h_connect_or_fail();
+	swarm_session *s = NULL;
+	int rc = h_open_working(c, "affine", NULL, &s, 10 * H_SEC);
+	cr_assert_eq(rc, 0, "open: %s", swarm_strerror(rc));
+	h_sleep_ms(300); /* the autoscaler has read the ring once */
+	const double depth = s->geo.queue_depth;
+	uint32_t tail = __atomic_load_n(&s->h->sq_tail.v, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->h->sq_tail.v, tail + 0x80000000u, __ATOMIC_RELEASE);
+	h_sleep_ms(2000);
+	cr_assert_eq(h_log_count("event=autoscale action=wake"), 0,
+		     "a claimed burst woke a device");
+	/* Another client is served. */
+	swarm_client *c2 = h_connect_or_fail();
+	swarm_session *s2 = NULL;
+	rc = h_open_working(c2, "affine", NULL, &s2, 10 * H_SEC);
+	cr_assert_eq(rc, 0, "open beside it: %s", swarm_strerror(rc));
+	swarm_session_close(s2);
+	swarm_disconnect(c2);
+	swarm_disconnect(c);
+	h_stop();
+	/* At most a ring (queue_depth entries) a 100 ms tick (10 a second) beyond what was
+	 * served, which is little here: no more than 1e5 a second. Unbounded, 2^31. */
+	const double most = trace_max_rate(trace);
+	cr_assert_lt(most, 10.0 * depth + 1e5, "a rate of %g", most);
+	unlink(trace);
 }
 
 Test(e2e_autoscale, from_zero_a_first_open_waits_for_a_device_to_warm)
