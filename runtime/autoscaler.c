@@ -19,7 +19,7 @@ void swarm_as_config_default(struct swarm_as_config *cfg)
 		.panic_delay_frac = 0.5,
 		.stable_window_ns = 60ull * 1000000000ull,
 		.cooldown_ns = 30ull * 1000000000ull,
-		.peak_window_ns = 300ull * 1000000000ull,
+		.peak_window_ns = 1800ull * 1000000000ull,
 		.peak_util = 0.8,
 		.drain_all = 1,
 	};

@@ -36,7 +36,7 @@ struct swarm_as_config {
 	uint64_t cooldown_ns;       /* after any scale event of the model; default 30 s */
 	/* Burst memory: capacity for the highest one-second rate of the last peak_window_ns is
 	 * kept in service, sized at peak_util of the best service rate measured in that
-	 * window; 0 turns it off. Default 300 s and 0.8. */
+	 * window; 0 turns it off. Default 1800 s and 0.8. */
 	uint64_t peak_window_ns;
 	double peak_util;
 	int drain_all; /* a scale-down takes every device above the target at once (default 1);
@@ -110,7 +110,7 @@ int swarm_as_decide(uint64_t now_ns, const struct swarm_as_config *cfg,
 
 /* The peak window's measurements of one model, kept by its caller: one-second slots of
  * arrivals, requests served and busy time. Zero it before the first call. */
-#define SWARM_AS_PEAK_SLOTS 600u /* the longest peak window: 600 s */
+#define SWARM_AS_PEAK_SLOTS 1800u /* the longest peak window: 1800 s */
 #define SWARM_AS_SLOT_NS 1000000000ull
 
 struct swarm_as_peak {

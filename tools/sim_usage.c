@@ -108,7 +108,7 @@ void swarm_sim_usage(FILE *f)
 		"  --panic-ratio F                 short-window target / in service (default %g)\n"
 		"  --panic-delay-frac F            queueing delay / objective that panics (default %g)\n"
 		"  --peak-window-s S               the burst memory: capacity for the busiest second\n"
-		"                                  of the last S s is held (default %g; 0 off, <= 600)\n"
+		"                                  of the last S s is held (default %g; 0 off, <= 1800)\n"
 		"  --peak-util F                   the utilisation it is held at (default %g)\n"
 		"  --drain all|one                 a scale-down takes all beyond the need at once,\n"
 		"                                  or one device a cool-down (default %s)\n"

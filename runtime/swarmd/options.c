@@ -93,8 +93,8 @@ static void usage_scaling(FILE *f)
 		"  --autoscale-util F   busy fraction aimed at per device (default 0.6; above\n"
 		"                       0.1, the scale-down hysteresis, at most 1)\n"
 		"  --autoscale-peak-window-s S  the burst memory: capacity for the busiest second\n"
-		"                       of the last S seconds stays in service (default 300;\n"
-		"                       0 off, at most 600)\n"
+		"                       of the last S seconds stays in service (default 1800;\n"
+		"                       0 off, at most 1800)\n"
 		"  --autoscale-standby N  parked devices kept warm (worker started and ready,\n"
 		"                       out of service) so that a scale-up is immediate\n"
 		"                       (default 0)\n"
@@ -276,7 +276,7 @@ static int parse_autoscale(int o, const char *name, const char *arg)
 		fprintf(stderr, "swarmd: --%s takes %s, not \"%s\"\n", name,
 			devices  ? "a device count" :
 			o == 'U' ? "a fraction above the scale-down hysteresis (0.1), at most 1" :
-			o == OPT_AS_PEAK ? "seconds, 0 (off) to 600" :
+			o == OPT_AS_PEAK ? "seconds, 0 (off) to 1800" :
 					   "seconds",
 			arg);
 		return 2;

@@ -124,7 +124,7 @@ Test(runtime_autoscaler, config_defaults)
 {
 	struct swarm_as_config c;
 	swarm_as_config_default(&c);
-	cr_assert(c.peak_window_ns == 300 * SEC && c.peak_util == 0.8 && c.drain_all == 1,
+	cr_assert(c.peak_window_ns == 1800 * SEC && c.peak_util == 0.8 && c.drain_all == 1,
 		  "burst defaults: peak window %llu ns, peak util %g, drain_all %d",
 		  (unsigned long long)c.peak_window_ns, c.peak_util, c.drain_all);
 	cr_assert(c.target_util == 0.6 && c.hysteresis == 0.1 && c.panic_ratio == 2.0 &&
