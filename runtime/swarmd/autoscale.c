@@ -1,6 +1,8 @@
 /* autoscale.c: the autoscaler (--autoscale, docs/autoscaler.md) carried out, per model. Every
- * tick the workers' stats pages give each model version's requests served and compute time;
- * they are kept for AS_HISTORY ticks as that model's demand. The pure policy
+ * tick the sessions' rings give each model version's arrivals (how far their clients' sq_tail
+ * moved) and the workers' stats pages its requests served and compute time; they are kept
+ * for AS_HISTORY ticks as that model's demand, and in one-second slots for the policy's burst
+ * memory (struct swarm_as_peak). The pure policy
  * (runtime/autoscaler.c) decides per model how many devices it should be on; the pure
  * placement (runtime/fleet.c) decides which: a device in service with room, one where an idle
  * version can be evicted, or a parked device woken for it; and which devices in service host
