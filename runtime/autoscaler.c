@@ -128,7 +128,6 @@ struct model_plan {
 	int from_zero; /* nothing in service and something waits or arrives */
 	double work;   /* device-equivalents of load, the larger of the two windows */
 	int idle;      /* no arrivals in either window, no busy time, nothing waiting */
-	uint64_t hold; /* the devices the recent peak needs */
 };
 
 static struct model_plan plan_model(const struct swarm_as_config *cfg,
@@ -173,9 +172,9 @@ static struct model_plan plan_model(const struct swarm_as_config *cfg,
 	if (m->latency_p99_ns && m->active && m->p99_ns > m->latency_p99_ns)
 		p.panic = 1;
 
-	p.hold = peak_hold(cfg, m, service);
-	if (p.hold > stable)
-		stable = p.hold;
+	const uint64_t hold = peak_hold(cfg, m, service);
+	if (hold > stable)
+		stable = hold;
 
 	p.target = stable;
 	if (p.panic) {

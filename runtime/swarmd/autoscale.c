@@ -36,7 +36,6 @@ struct as_model {
 	uint64_t hosts; /* devices it is placed on */
 	uint64_t req[AS_HISTORY], busy_ns[AS_HISTORY]; /* requests served, compute time */
 	uint64_t arr[AS_HISTORY];  /* requests submitted to its sessions' rings */
-	uint64_t arr_tick;         /* this tick's, while measuring */
 	struct swarm_as_peak peak; /* the burst memory: one-second slots of the peak window */
 	uint64_t seen_req[MAX_DEVICES], seen_busy[MAX_DEVICES]; /* the pages at the last tick */
 	pid_t seen_pid[MAX_DEVICES];                            /* whose pages those were */
@@ -229,18 +228,18 @@ static uint64_t session_arrivals(struct session *s)
 	return n;
 }
 
-/* Each followed model's arrivals, from its sessions' rings, into arr_tick. */
+/* Each followed model's arrivals, from its sessions' rings, into this tick's arr. */
 static void measure_arrivals(void)
 {
 	for (int k = 0; k < AS_MODELS; k++)
-		as.m[k].arr_tick = 0;
+		as.m[k].arr[as.pos] = 0;
 	for (struct session *s = d.sessions; s; s = s->next) {
 		if (!s->base || !in_use(s))
 			continue;
 		struct as_model *e = find(s->model_name, s->version);
 		const uint64_t n = session_arrivals(s);
 		if (e)
-			e->arr_tick += n;
+			e->arr[as.pos] += n;
 	}
 }
 
@@ -270,9 +269,8 @@ static void measure(uint64_t now)
 		}
 		e->req[as.pos] = req;
 		e->busy_ns[as.pos] = busy;
-		e->arr[as.pos] = e->arr_tick;
 		if (e->used)
-			swarm_as_peak_add(&e->peak, now, e->arr_tick, req, busy);
+			swarm_as_peak_add(&e->peak, now, e->arr[as.pos], req, busy);
 	}
 	as.pos = (as.pos + 1) % AS_HISTORY;
 	if (as.n < AS_HISTORY)

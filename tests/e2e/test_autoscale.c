@@ -74,6 +74,24 @@ static void replay_or_fail(const char *trace)
 	unlink(trace);
 }
 
+/* Waits up to 20 s for every device woken so far to park again (cpu:1 and cpu:2 parked at
+ * the start: two parks more than the wakes) and for a log line holding both what and model;
+ * fails the test with swarmd's log, saying when, if they do not. */
+static void parked_back_or_fail(const char *what, const char *model, const char *when)
+{
+	const int wakes = h_log_count("event=autoscale action=wake");
+	int back = -ETIMEDOUT;
+	for (uint64_t end = h_now_ns() + 20 * H_SEC; back && h_now_ns() < end; h_sleep_ms(100))
+		if (h_log_count("event=device_parked device=cpu:") - 2 >= wakes &&
+		    h_log_count2(what, model) >= 1)
+			back = 0;
+	if (back)
+		h_print_log(when);
+	cr_assert_eq(back, 0, "%s: %d wakes, %d parks, %d \"%s\"", when, wakes,
+		     h_log_count("event=device_parked device=cpu:") - 2, h_log_count2(what, model),
+		     what);
+}
+
 Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
 {
 	char trace[128];
@@ -98,20 +116,7 @@ Test(e2e_autoscale, a_burst_wakes_parked_devices_and_they_drain_back_after_it)
 
 	/* The burst is over: back to one device in service (the idle floor), the others
 	 * parked through a drain, within the window, the cool-down and some slack. */
-	int wakes = h_log_count("event=autoscale action=wake");
-	int back = -ETIMEDOUT;
-	for (uint64_t end = h_now_ns() + 20 * H_SEC; h_now_ns() < end; h_sleep_ms(100)) {
-		if (h_log_count("event=device_parked device=cpu:") - 2 >= wakes &&
-		    h_log_count("event=autoscale action=drain") >= 1) {
-			back = 0;
-			break;
-		}
-	}
-	if (back)
-		h_print_log("devices did not drain back");
-	cr_assert_eq(back, 0, "%d wakes, %d drains, %d parks after the burst", wakes,
-		     h_log_count("event=autoscale action=drain"),
-		     h_log_count("event=device_parked device=cpu:") - 2);
+	parked_back_or_fail("event=autoscale action=drain", "", "devices did not drain back");
 	cr_assert(h_log_contains("drain_ms="), "no drain duration logged");
 	cr_assert(h_log_contains("warm_ms="), "no warm-up duration logged");
 
@@ -151,16 +156,8 @@ Test(e2e_autoscale, a_generated_burst_is_followed_and_every_request_is_checked)
 		  "the wake's reason is not logged");
 
 	/* After it: back to the idle floor, the woken devices parked. */
-	int wakes = h_log_count("event=autoscale action=wake");
-	int back = -ETIMEDOUT;
-	for (uint64_t end = h_now_ns() + 20 * H_SEC; back && h_now_ns() < end; h_sleep_ms(100))
-		if (h_log_count("event=device_parked device=cpu:") - 2 >= wakes &&
-		    h_log_count("event=autoscale action=drain") >= 1)
-			back = 0;
-	if (back)
-		h_print_log("devices did not drain back after the generated burst");
-	cr_assert_eq(back, 0, "%d wakes, %d parks after the generated burst", wakes,
-		     h_log_count("event=device_parked device=cpu:") - 2);
+	parked_back_or_fail("event=autoscale action=drain", "",
+			    "devices did not drain back after the generated burst");
 	h_stop();
 	replay_or_fail(trace);
 }
@@ -307,15 +304,8 @@ Test(e2e_autoscale, a_busy_model_gets_devices_and_an_idle_one_stays_on_one)
 	cr_assert_eq(info.device_index, 0, "identity's session left cpu:0");
 
 	/* The burst is over: affine lets its extra devices go, and they park. */
-	int parked = -ETIMEDOUT;
-	int wakes = h_log_count("event=autoscale action=wake");
-	for (uint64_t end = h_now_ns() + 20 * H_SEC; parked && h_now_ns() < end; h_sleep_ms(100))
-		if (h_log_count("event=device_parked device=cpu:") - 2 >= wakes &&
-		    h_log_count2("event=autoscale_release", "model=affine") >= 1)
-			parked = 0;
-	if (parked)
-		h_print_log("affine's devices did not park after the burst");
-	cr_assert_eq(parked, 0, "affine's devices did not park after the burst");
+	parked_back_or_fail("event=autoscale_release", "model=affine",
+			    "affine's devices did not park after the burst");
 	swarm_session_close(idle);
 	swarm_disconnect(c);
 	h_stop();
